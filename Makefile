@@ -1,0 +1,82 @@
+# pgtide build. `make` builds build/release/pgtide; `make test` runs unit and
+# integration tests; `make check` runs them again under ASan+UBSan.
+
+PKGS      := libpq yaml-0.1
+CC        ?= cc
+SANITIZE  ?=
+BUILD     ?= $(if $(SANITIZE),build/sanitize,build/release)
+PYTHON    ?= /usr/bin/python3
+PYTEST_ARGS ?=
+
+WARN := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+	-Wmissing-prototypes -Wformat=2 -Wvla -Wimplicit-fallthrough \
+	-Wcast-qual -Wundef
+CPPFLAGS += -D_GNU_SOURCE -Isrc $(shell pkg-config --cflags $(PKGS))
+CFLAGS   ?= -O2 -g
+CFLAGS   += $(WARN) -pthread -MMD -MP
+LDLIBS   += $(shell pkg-config --libs $(PKGS)) -pthread
+ifneq ($(SANITIZE),)
+CFLAGS  += -O1 -fno-omit-frame-pointer -fsanitize=$(SANITIZE) -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+
+SRCS      := $(wildcard src/*.c)
+OBJS      := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
+LIB_OBJS  := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
+BIN       := $(BUILD)/pgtide
+
+.PHONY: all deps unit integration test check format format-check lint demo bench clean
+
+all: $(BIN)
+
+$(BIN): $(OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/obj/%.o: src/%.c | $(BUILD)/obj
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/unit/%: tests/unit/%.c $(LIB_OBJS) | $(BUILD)/unit
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Wno-missing-prototypes -o $@ $< $(LIB_OBJS) \
+		$(LDFLAGS) $(LDLIBS) -lcmocka
+
+$(BUILD)/obj $(BUILD)/unit:
+	mkdir -p $@
+
+deps:
+	@scripts/install-deps.sh
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+integration: $(BIN)
+	PGTIDE_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q -x tests/integration $(PYTEST_ARGS)
+
+test: deps
+	$(MAKE) unit
+	$(MAKE) integration
+
+check:
+	$(MAKE) SANITIZE=address,undefined test
+
+format:
+	clang-format -i src/*.c src/*.h tests/unit/*.c
+
+format-check:
+	clang-format --dry-run -Werror src/*.c src/*.h tests/unit/*.c
+
+lint:
+	@! grep -nE '\b(strcpy|strcat|sprintf|strtok|atoi|gets)\s*\(' src/*.c src/*.h \
+		|| (echo "lint: banned function (use the bounded variant)"; exit 1)
+
+demo: deps $(BIN)
+	PGTIDE_BIN=$(abspath $(BIN)) scripts/demo.sh
+
+bench: $(BIN)
+	PGTIDE_BIN=$(abspath $(BIN)) bench/full_load.sh
+
+clean:
+	rm -rf build
+
+-include $(OBJS:.o=.d)

@@ -1,0 +1,54 @@
+/*
+ * log: leveled, thread-tagged lines on stderr. stdout is command output only.
+ *
+ * Each line carries time, level, the thread's role and the message. Callers
+ * never log per row: they count and use log_every(). Row values never appear
+ * in logs. The level test happens before the arguments are evaluated.
+ */
+#ifndef PGTIDE_LOG_H
+#define PGTIDE_LOG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef enum LogLevel
+{
+	LOG_LEVEL_DEBUG = 0,
+	LOG_LEVEL_INFO,
+	LOG_LEVEL_WARN,
+	LOG_LEVEL_ERROR,
+} LogLevel;
+
+extern LogLevel log_min_level;
+
+/* Sets the minimum level printed and whether lines are JSON objects. */
+void log_configure(LogLevel min_level, bool json);
+
+/* Names the calling thread in its log lines ("main", "copy-2"). Copied. */
+void log_set_role(const char *role);
+
+void log_write(LogLevel level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#define LOG_AT(level, ...)                                                     \
+	do                                                                         \
+	{                                                                          \
+		if ((level) >= log_min_level)                                          \
+			log_write((level), __VA_ARGS__);                                   \
+	} while (0)
+#define log_debug(...) LOG_AT(LOG_LEVEL_DEBUG, __VA_ARGS__)
+#define log_info(...)  LOG_AT(LOG_LEVEL_INFO, __VA_ARGS__)
+#define log_warn(...)  LOG_AT(LOG_LEVEL_WARN, __VA_ARGS__)
+#define log_error(...) LOG_AT(LOG_LEVEL_ERROR, __VA_ARGS__)
+
+/*
+ * Rate limit for repeated events: returns true at most once per interval_ms
+ * for the given *last_ms slot (an atomic the caller owns), so the caller logs
+ * one line with a count instead of one line per event.
+ */
+bool log_every(_Atomic int64_t *last_ms, int64_t interval_ms);
+
+/* Milliseconds on a monotonic clock. */
+int64_t log_now_ms(void);
+
+#endif
