@@ -40,7 +40,9 @@ err_prefix(Error *err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vfill(prefix, sizeof(prefix), fmt, ap);
 	va_end(ap);
-	snprintf(joined, sizeof(joined), "%s%s", prefix, err->message);
+	/* Too long a message keeps its start, which names what failed. */
+	if (snprintf(joined, sizeof(joined), "%s%s", prefix, err->message) < 0)
+		return false;
 	memcpy(err->message, joined, sizeof(err->message));
 	return false;
 }

@@ -1,0 +1,536 @@
+#!/usr/bin/env bash
+# Full-load benchmark: pgtide copy against pg_dump/pg_restore, pgcopydb clone,
+# native logical replication's initial sync and a raw COPY|COPY ceiling, on the
+# same two throwaway PostgreSQL servers, one tool after the other.
+# See bench/README.md for the knobs and how to read the result.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# ---------------------------------------------------------------- settings --
+JOBS=${JOBS:-2}
+BENCH_SCALE=${BENCH_SCALE:-}
+if [ -z "${BENCH_SIZE:-}" ]; then
+	case "$BENCH_SCALE" in
+	small) BENCH_SIZE=100MB ;;
+	"" | full) BENCH_SIZE=1500MB ;;
+	*) echo "bench: BENCH_SCALE must be 'small' or 'full'" >&2; exit 2 ;;
+	esac
+fi
+BENCH_TOOLS=${BENCH_TOOLS:-pgtide pg_dump pgcopydb native raw}
+BENCH_TIMEOUT=${BENCH_TIMEOUT:-7200}
+BENCH_KEEP=${BENCH_KEEP:-0}
+PGTIDE_BIN=${PGTIDE_BIN:-$ROOT/build/release/pgtide}
+case "$PGTIDE_BIN" in /*) ;; *) PGTIDE_BIN=$PWD/$PGTIDE_BIN ;; esac
+if [ -z "${PG_BINDIR:-}" ]; then
+	# shellcheck disable=SC2012
+	PG_BINDIR=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)
+fi
+[ -x "${PG_BINDIR:-}/postgres" ] || { echo "bench: no PostgreSQL binaries (set PG_BINDIR)" >&2; exit 2; }
+[[ "$JOBS" =~ ^[1-9][0-9]*$ ]] || { echo "bench: JOBS must be a positive integer" >&2; exit 2; }
+TOOLS_SUPPORTED="pgtide pg_dump pgcopydb native raw"
+for t in $BENCH_TOOLS; do
+	case " $TOOLS_SUPPORTED " in *" $t "*) ;; *) echo "bench: unknown tool '$t' in BENCH_TOOLS ($TOOLS_SUPPORTED)" >&2; exit 2 ;; esac
+done
+
+# BENCH_SIZE: a number with an optional unit (KB, MB, GB; default MB), in MiB.
+size_mb=$(awk -v s="$BENCH_SIZE" 'BEGIN {
+	u = toupper(s); gsub(/[[:space:]]|I?B$/, "", u)
+	m = 1; if (u ~ /K$/) m = 1 / 1024; else if (u ~ /G$/) m = 1024; else if (u ~ /T$/) m = 1048576
+	sub(/[KMGT]$/, "", u)
+	if (u !~ /^[0-9]+(\.[0-9]+)?$/) exit 1
+	printf "%d", u * m }') || { echo "bench: cannot read BENCH_SIZE='$BENCH_SIZE'" >&2; exit 2; }
+[ "$size_mb" -ge 20 ] || { echo "bench: BENCH_SIZE must be at least 20MB" >&2; exit 2; }
+
+export PATH="$PG_BINDIR:$PATH" # pgcopydb and pgtide pick pg_dump from here
+export PGUSER=postgres PGDATABASE=bench PGCONNECT_TIMEOUT=10
+unset PGHOST PGPORT PGSERVICE PGPASSWORD PGOPTIONS
+export LC_ALL=C
+
+log() { printf '%s bench: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+
+# ------------------------------------------------------------ dependencies --
+as_root=()
+[ "$(id -u)" -eq 0 ] || { command -v sudo >/dev/null && as_root=(sudo -n); }
+apt_updated=0
+apt_install() { # apt_install PACKAGE: returns non-zero when it cannot
+	if [ "$(id -u)" -ne 0 ] && [ ${#as_root[@]} -eq 0 ]; then return 1; fi
+	if [ $apt_updated -eq 0 ]; then
+		"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null || return 1
+		apt_updated=1
+	fi
+	log "installing Debian package $1"
+	"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends "$1" >/dev/null
+}
+[ -x /usr/bin/time ] || apt_install time || die "/usr/bin/time is missing and package 'time' cannot be installed"
+want() { case " $BENCH_TOOLS " in *" $1 "*) return 0 ;; esac; return 1; }
+if want pgcopydb && ! command -v pgcopydb >/dev/null; then
+	apt_install pgcopydb || log "pgcopydb cannot be installed; its row will read 'failed'"
+fi
+
+# The servers run as an unprivileged user: root hands them to 'postgres'.
+if [ "$(id -u)" -eq 0 ]; then
+	id postgres >/dev/null 2>&1 || die "running as root needs the system user 'postgres'"
+	as_pg() { runuser -u postgres -- "$@"; }
+else
+	as_pg() { "$@"; }
+fi
+
+# -------------------------------------------------------------- work space --
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/pgtide-bench.XXXXXX")
+chmod 755 "$WORK"
+mkdir -p "$WORK/pg" "$WORK/logs" "$WORK/res"
+[ "$(id -u)" -eq 0 ] && chown postgres: "$WORK/pg"
+STAMP=$(date +%Y%m%d-%H%M%S)
+OUT_DIR=$ROOT/bench/out
+OUT=$OUT_DIR/full_load-$STAMP.txt
+mkdir -p "$OUT_DIR"
+
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	set +e
+	for s in src tgt; do
+		if [ -f "$WORK/pg/$s/postmaster.pid" ]; then
+			as_pg "$PG_BINDIR/pg_ctl" -D "$WORK/pg/$s" -m immediate -w stop >/dev/null 2>&1
+		fi
+	done
+	if [ -d "$OUT_DIR" ] && [ -n "$(ls -A "$WORK/logs" 2>/dev/null)" ]; then
+		mkdir -p "$OUT_DIR/full_load-$STAMP.logs" && cp -r "$WORK/logs/." "$OUT_DIR/full_load-$STAMP.logs/"
+	fi
+	if [ "$BENCH_KEEP" = 1 ]; then
+		log "kept $WORK (servers stopped)"
+	else
+		rm -rf "$WORK"
+	fi
+	exit $rc
+}
+trap cleanup EXIT
+trap 'log "interrupted, stopping the servers"; exit 130' INT
+trap 'log "terminated, stopping the servers"; exit 143' TERM
+
+# ----------------------------------------------------------------- servers --
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+pick_port() { # below the ephemeral range, so no client socket holds it
+	local p
+	for _ in $(seq 200); do
+		p=$((15000 + RANDOM % 17000))
+		[ "$p" != "${SRC_PORT:-}" ] && port_free "$p" && { echo "$p"; return; }
+	done
+	die "no free port found"
+}
+
+start_server() { # start_server NAME: sets the port in PORT_NAME
+	local d=$WORK/pg/$1 port try
+	as_pg "$PG_BINDIR/initdb" -D "$d" -U postgres --auth=trust -E UTF8 --no-locale >"$WORK/logs/initdb-$1.log" 2>&1 ||
+		{ cat "$WORK/logs/initdb-$1.log" >&2; die "initdb $1 failed"; }
+	cat >>"$d/postgresql.conf" <<EOF
+# pgtide bench
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$d'
+wal_level = logical
+max_replication_slots = 16
+max_wal_senders = 16
+max_worker_processes = $((JOBS + 8))
+max_logical_replication_workers = $((JOBS + 4))
+max_sync_workers_per_subscription = $JOBS
+shared_buffers = 256MB
+max_wal_size = 4GB
+checkpoint_timeout = 30min
+fsync = on
+EOF
+	for try in 1 2 3 4 5; do # another process may take the port between the check and the bind
+		port=$(pick_port)
+		rm -f "$WORK/pg/$1.log"
+		echo "port = $port" >>"$d/postgresql.conf"
+		if as_pg "$PG_BINDIR/pg_ctl" -D "$d" -l "$WORK/pg/$1.log" -w -t 60 start >/dev/null; then
+			printf -v "PORT_$1" %s "$port"
+			return 0
+		fi
+		grep -q 'could not create any TCP/IP sockets' "$WORK/pg/$1.log" || break
+		log "port $port of server $1 was taken (try $try), picking another"
+	done
+	cat "$WORK/pg/$1.log" >&2
+	die "server $1 did not start"
+}
+
+PORT_src="" PORT_tgt=""
+start_server src
+SRC_PORT=$PORT_src
+start_server tgt
+TGT_PORT=$PORT_tgt
+SRC="postgresql://postgres@127.0.0.1:$SRC_PORT/bench"
+TGT="postgresql://postgres@127.0.0.1:$TGT_PORT/bench"
+SRC_ADMIN="postgresql://postgres@127.0.0.1:$SRC_PORT/postgres"
+TGT_ADMIN="postgresql://postgres@127.0.0.1:$TGT_PORT/postgres"
+export SRC TGT
+PG_VERSION=$(psql "$SRC_ADMIN" -XAtqc "SHOW server_version")
+log "PostgreSQL $PG_VERSION: source on port $SRC_PORT, target on port $TGT_PORT, work dir $WORK"
+
+q() { psql "$1" -X -v ON_ERROR_STOP=1 -Atq -c "$2"; }
+
+# ----------------------------------------------------------------- dataset --
+# Shares of BENCH_SIZE: pgbench 50%, jsonb documents 30%, partitioned 20%.
+# The per-unit sizes are measured on PostgreSQL 15 (table + toast + indexes).
+PGB_SCALE=$(awk -v m="$size_mb" 'BEGIN { s = int(m * 0.50 / 15.2 + 0.5); print (s < 1 ? 1 : s) }')
+DOC_ROWS=$(awk -v m="$size_mb" 'BEGIN { printf "%d", m * 0.30 * 1048576 / 3500 }')
+EVT_ROWS=$(awk -v m="$size_mb" 'BEGIN { printf "%d", m * 0.20 * 1048576 / 187 }')
+
+q "$SRC_ADMIN" "CREATE DATABASE bench"
+q "$TGT_ADMIN" "CREATE DATABASE bench"
+log "building a ~${size_mb} MB dataset: pgbench scale $PGB_SCALE, $DOC_ROWS documents, $EVT_ROWS events"
+t0=$(now)
+pgbench -i -q -s "$PGB_SCALE" --foreign-keys -h 127.0.0.1 -p "$SRC_PORT" -U postgres bench \
+	>"$WORK/logs/pgbench-init.log" 2>&1 || { tail -n 20 "$WORK/logs/pgbench-init.log" >&2; die "pgbench -i failed"; }
+
+psql "$SRC" -X -q -v ON_ERROR_STOP=1 -v doc_rows="$DOC_ROWS" -v evt_rows="$EVT_ROWS" >"$WORK/logs/dataset.log" 2>&1 <<'SQL' || { tail -n 20 "$WORK/logs/dataset.log" >&2; die "dataset build failed"; }
+-- Documents: 2-4 KB of jsonb each, half random hex (pglz cannot shrink it),
+-- half structured items whose keys and values vary from row to row.
+CREATE TABLE docs (
+	id bigserial PRIMARY KEY,
+	account_id int NOT NULL,
+	created_at timestamptz NOT NULL,
+	doc jsonb NOT NULL
+);
+INSERT INTO docs (account_id, created_at, doc)
+SELECT g % 5000,
+       timestamptz '2024-01-01' + g * interval '17 seconds',
+       jsonb_build_object(
+	'kind', (ARRAY['order', 'invoice', 'ticket', 'profile', 'event'])[1 + g % 5],
+	'customer', jsonb_build_object(
+		'name', initcap(substr(md5(g::text), 1, 7)) || ' ' || initcap(substr(md5((g * 7)::text), 1, 9)),
+		'email', substr(md5((g * 3)::text), 1, 12) || '@example.' || (ARRAY['com', 'org', 'net'])[1 + g % 3],
+		'tier', (ARRAY['free', 'pro', 'enterprise'])[1 + g % 3],
+		'score', round((random() * 1000)::numeric, 3)),
+	'tags', (SELECT jsonb_agg(substr(md5(g::text || t::text), 1, 3 + t % 6))
+	         FROM generate_series(1, 2 + g % 6) t),
+	'items', (SELECT jsonb_agg(jsonb_build_object(
+			'sku', 'SKU-' || (random() * 1e6)::int,
+			'qty', 1 + (random() * 9)::int,
+			'price', round((random() * 500)::numeric, 2),
+			'ok', random() < 0.8,
+			'note', md5(random()::text)))
+	          FROM generate_series(1, 6 + (g * 7) % 11) i),
+	'blob', (SELECT string_agg(md5(random()::text || b::text), '')
+	         FROM generate_series(1, 32 + (g * 13) % 32) b))
+FROM generate_series(1, :doc_rows) g;
+CREATE INDEX docs_account_created ON docs (account_id, created_at);
+
+-- Events: hash-partitioned in 8, with a primary key and three more indexes.
+CREATE TABLE events (
+	id bigint NOT NULL,
+	account_id int NOT NULL,
+	kind text NOT NULL,
+	created_at timestamptz NOT NULL,
+	amount numeric(12, 2),
+	note text,
+	PRIMARY KEY (id)
+) PARTITION BY HASH (id);
+SELECT format('CREATE TABLE events_p%s PARTITION OF events FOR VALUES WITH (MODULUS 8, REMAINDER %s)', r, r)
+FROM generate_series(0, 7) r \gexec
+INSERT INTO events
+SELECT g, (g * 7919) % 20000,
+       (ARRAY['view', 'click', 'buy', 'refund', 'signup'])[1 + (g * 31) % 5],
+       timestamptz '2024-01-01' + (g * 7) % 31536000 * interval '1 second',
+       CASE WHEN g % 4 = 0 THEN NULL ELSE round((random() * 1000)::numeric, 2) END,
+       CASE WHEN g % 3 = 0 THEN substr(md5(g::text), 1, 8 + g % 24) END
+FROM generate_series(1, :evt_rows) g;
+CREATE INDEX events_account_created ON events (account_id, created_at);
+CREATE INDEX events_created ON events (created_at);
+CREATE INDEX events_kind_buy ON events (kind, amount) WHERE kind <> 'view';
+VACUUM ANALYZE;
+CHECKPOINT;
+SQL
+log "dataset built in $(elapsed "$t0" "$(now)") s"
+log "docs.doc as text: $(q "$SRC" "SELECT min(octet_length(doc::text)) || '-' || max(octet_length(doc::text))
+	|| ' bytes, avg ' || avg(octet_length(doc::text))::int || ', stored avg ' || avg(pg_column_size(doc))::int
+	|| ' (compressed ' || count(*) FILTER (WHERE pg_column_compression(doc) IS NOT NULL) * 100 / count(*) || '% of rows)'
+	FROM docs")"
+
+# Every table that holds rows (leaf partitions individually), largest first.
+TABLES_SQL="SELECT format('%I.%I', n.nspname, c.relname)
+	FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+	WHERE c.relkind = 'r' AND n.nspname = 'public'
+	ORDER BY pg_total_relation_size(c.oid) DESC, 1"
+mapfile -t TABLES < <(q "$SRC" "$TABLES_SQL")
+COUNT_SQL=""
+for t in "${TABLES[@]}"; do
+	COUNT_SQL+="${COUNT_SQL:+ UNION ALL }SELECT '$t', count(*) FROM $t"
+done
+COUNT_SQL="SELECT * FROM ($COUNT_SQL) s ORDER BY 1"
+q "$SRC" "$COUNT_SQL" >"$WORK/res/source.counts" # also warms the page cache
+# Indexes and constraints in the dataset's schema, to tell a tool that skipped them.
+OBJ_SQL="SELECT (SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+		JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public') || ' indexes, ' ||
+	(SELECT count(*) FROM pg_constraint k JOIN pg_namespace n ON n.oid = k.connamespace
+		WHERE n.nspname = 'public' AND k.contype IN ('p', 'f', 'u', 'x')) || ' constraints'"
+SRC_OBJS=$(q "$SRC" "$OBJ_SQL")
+DATA_BYTES=$(q "$SRC" "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c
+	JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND n.nspname = 'public'")
+
+DATASET_REPORT=$(psql "$SRC" -X -q -v ON_ERROR_STOP=1 -P footer=off <<SQL
+WITH counts(t, n) AS (VALUES $(awk -F'|' '{ printf "%s(%s::regclass, %s)", (NR > 1 ? ", " : ""), "'"'"'" $1 "'"'"'", $2 }' "$WORK/res/source.counts")),
+s AS (SELECT c.t::text AS "table", c.n AS "rows",
+	pg_relation_size(c.t) AS heap,
+	pg_total_relation_size(c.t) - pg_relation_size(c.t) - pg_indexes_size(c.t) AS toast,
+	pg_indexes_size(c.t) AS indexes, pg_total_relation_size(c.t) AS total
+	FROM counts c)
+SELECT x."table", x."rows", pg_size_pretty(x.heap) AS heap, pg_size_pretty(x.toast) AS toast,
+	pg_size_pretty(x.indexes) AS indexes, pg_size_pretty(x.total) AS total
+FROM (SELECT * FROM s UNION ALL
+	SELECT 'TOTAL', sum("rows"), sum(heap), sum(toast), sum(indexes), sum(total) FROM s) x
+ORDER BY x."table" = 'TOTAL', x.total DESC, x."table";
+SQL
+)
+echo "Dataset ($SRC_OBJS):"
+echo "$DATASET_REPORT"
+echo
+
+# ------------------------------------------------------------------ helpers --
+reset_all() { # an empty target database, nothing of a previous tool left on the source
+	psql "$TGT_ADMIN" -X -q -v ON_ERROR_STOP=1 >/dev/null 2>&1 <<'SQL' || true
+SELECT format('ALTER SUBSCRIPTION %I DISABLE', subname) FROM pg_subscription \gexec
+SELECT format('ALTER SUBSCRIPTION %I SET (slot_name = NONE)', subname) FROM pg_subscription \gexec
+SELECT format('DROP SUBSCRIPTION %I', subname) FROM pg_subscription \gexec
+SQL
+	q "$TGT_ADMIN" "DROP DATABASE IF EXISTS bench WITH (FORCE)"
+	q "$TGT_ADMIN" "CREATE DATABASE bench"
+	psql "$SRC" -X -q -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
+SELECT format('DROP PUBLICATION %I', pubname) FROM pg_publication \gexec
+SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE active_pid IS NOT NULL;
+SELECT pg_sleep(0.5);
+SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE NOT active;
+SELECT format('DROP SCHEMA %I CASCADE', nspname) FROM pg_namespace WHERE nspname IN ('pgcopydb', 'pgtide') \gexec
+SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+	WHERE datname IS NOT NULL AND pid <> pg_backend_pid() AND backend_type = 'client backend';
+CHECKPOINT;
+SQL
+	q "$TGT_ADMIN" "CHECKPOINT"
+}
+
+verify() { # verify TOOL WITH_INDEXES: row counts (and indexes) on the target equal the source's
+	local got
+	if ! q "$TGT" "$COUNT_SQL" >"$WORK/res/$1.counts" 2>"$WORK/logs/$1-verify.log"; then
+		echo "target tables missing: $(head -n1 "$WORK/logs/$1-verify.log")"
+		return 1
+	fi
+	if ! diff "$WORK/res/source.counts" "$WORK/res/$1.counts" >"$WORK/logs/$1-verify.log"; then
+		echo "row counts differ: $(grep -c '^>' "$WORK/logs/$1-verify.log") of ${#TABLES[@]} tables"
+		return 1
+	fi
+	if [ "$2" = 1 ]; then
+		got=$(q "$TGT" "$OBJ_SQL")
+		[ "$got" = "$SRC_OBJS" ] || { echo "target has $got, source $SRC_OBJS"; return 1; }
+	fi
+	return 0
+}
+
+# run_tool TOOL FUNCTION: runs FUNCTION in a subshell with errexit (it writes
+# res/TOOL.secs), then checks the target. Never aborts the benchmark.
+run_tool() {
+	local tool=$1 fn=$2 rc why
+	log "---- $tool"
+	reset_all
+	set +e
+	(set -e; "$fn")
+	rc=$?
+	set -e
+	if [ $rc -ne 0 ]; then
+		why=$(cat "$WORK/res/$tool.why" 2>/dev/null || echo "exit status $rc")
+		echo "failed: $why" >"$WORK/res/$tool.status"
+		log "$tool failed ($why); last lines of its log:"
+		tail -n 15 "$WORK/logs/$tool.log" 2>/dev/null | sed 's/^/    /' >&2 || true
+		rm -f "$WORK/res/$tool.secs"
+		return 0
+	fi
+	local with_indexes=1
+	[ "$tool" = raw ] && with_indexes=0
+	if why=$(verify "$tool" "$with_indexes"); then
+		echo ok >"$WORK/res/$tool.status"
+		log "$tool: $(cat "$WORK/res/$tool.secs") s, verified"
+	else
+		echo "wrong: $why" >"$WORK/res/$tool.status"
+		log "$tool: result is wrong: $why"
+	fi
+}
+
+fail_because() { echo "$2" >"$WORK/res/$1.why"; return 1; }
+
+# -------------------------------------------------------------------- tools --
+bench_pgtide() {
+	[ -x "$PGTIDE_BIN" ] || fail_because pgtide "no executable at $PGTIDE_BIN"
+	local t0 t1 rc=0
+	t0=$(now)
+	timeout "$BENCH_TIMEOUT" /usr/bin/time -f %M -o "$WORK/res/pgtide.rss" \
+		"$PGTIDE_BIN" copy --source "$SRC" --target "$TGT" --task bench \
+		--jobs "$JOBS" --index-jobs "$JOBS" >"$WORK/logs/pgtide.log" 2>&1 || rc=$?
+	t1=$(now)
+	[ $rc -eq 0 ] || fail_because pgtide "exit status $rc$([ $rc -eq 124 ] && echo ", timed out after ${BENCH_TIMEOUT}s")"
+	elapsed "$t0" "$t1" >"$WORK/res/pgtide.secs"
+	tail -n1 "$WORK/res/pgtide.rss" | awk '{ printf "%.0f", $1 / 1024 }' >"$WORK/res/pgtide.rssmb"
+	copy_phase_secs "$WORK/logs/pgtide.log" >"$WORK/res/pgtide.phase" || rm -f "$WORK/res/pgtide.phase"
+}
+
+# Seconds of the copy phase from the last log line naming it, if it gives any.
+copy_phase_secs() {
+	local line rest n='([0-9]+([.][0-9]+)?)'
+	line=$(grep -iE 'copy phase|load done' "$1" | tail -n1) || return 1
+	rest=$(printf '%s' "$line" | sed -E 's/.*([Cc][Oo][Pp][Yy] [Pp][Hh][Aa][Ss][Ee]|[Ll][Oo][Aa][Dd] [Dd][Oo][Nn][Ee])//')
+	if [[ $rest =~ ([0-9]+):([0-9]{2}):([0-9]{2}([.][0-9]+)?) ]]; then
+		awk -v h="${BASH_REMATCH[1]}" -v m="${BASH_REMATCH[2]}" -v s="${BASH_REMATCH[3]}" 'BEGIN { printf "%.2f", h * 3600 + m * 60 + s }'
+	elif [[ $rest =~ ([0-9]+)m[[:space:]]*${n}[[:space:]]*s ]]; then
+		awk -v m="${BASH_REMATCH[1]}" -v s="${BASH_REMATCH[2]}" 'BEGIN { printf "%.2f", m * 60 + s }'
+	elif [[ $rest =~ ${n}[[:space:]]*ms([^a-z]|$) ]]; then
+		awk -v v="${BASH_REMATCH[1]}" 'BEGIN { printf "%.2f", v / 1000 }'
+	elif [[ $rest =~ ${n}[[:space:]]*(s|sec|secs|seconds)([^a-z]|$) ]]; then
+		awk -v v="${BASH_REMATCH[1]}" 'BEGIN { printf "%.2f", v }'
+	elif [[ $rest =~ (elapsed|seconds|secs|duration)[^0-9]{0,3}$n ]]; then
+		awk -v v="${BASH_REMATCH[2]}" 'BEGIN { printf "%.2f", v }'
+	else
+		return 1
+	fi
+}
+
+bench_pg_dump() {
+	local t0 t1 t2 rc=0
+	rm -rf "$WORK/dump"
+	t0=$(now)
+	timeout "$BENCH_TIMEOUT" /usr/bin/time -f %M -o "$WORK/res/pg_dump.rss1" \
+		pg_dump -Fd -j "$JOBS" -f "$WORK/dump" -d "$SRC" >"$WORK/logs/pg_dump.log" 2>&1 || rc=$?
+	t1=$(now)
+	[ $rc -eq 0 ] || fail_because pg_dump "pg_dump exit status $rc"
+	timeout "$BENCH_TIMEOUT" /usr/bin/time -f %M -o "$WORK/res/pg_dump.rss2" \
+		pg_restore -j "$JOBS" -d "$TGT" "$WORK/dump" >>"$WORK/logs/pg_dump.log" 2>&1 || rc=$?
+	t2=$(now)
+	[ $rc -eq 0 ] || fail_because pg_dump "pg_restore exit status $rc"
+	elapsed "$t0" "$t2" >"$WORK/res/pg_dump.secs"
+	echo "pg_dump $(elapsed "$t0" "$t1") s + pg_restore $(elapsed "$t1" "$t2") s" >"$WORK/res/pg_dump.note"
+	tail -qn1 "$WORK/res/pg_dump.rss1" "$WORK/res/pg_dump.rss2" |
+		awk '$1 > m { m = $1 } END { printf "%.0f", m / 1024 }' >"$WORK/res/pg_dump.rssmb"
+	rm -rf "$WORK/dump"
+}
+
+bench_pgcopydb() {
+	command -v pgcopydb >/dev/null || fail_because pgcopydb "pgcopydb is not installed"
+	local t0 t1 rc=0
+	rm -rf "$WORK/pgcopydb"
+	mkdir -p "$WORK/pgcopydb"
+	t0=$(now)
+	timeout "$BENCH_TIMEOUT" /usr/bin/time -f %M -o "$WORK/res/pgcopydb.rss" \
+		pgcopydb clone --source "$SRC" --target "$TGT" --table-jobs "$JOBS" --index-jobs "$JOBS" \
+		--dir "$WORK/pgcopydb/work" --no-owner --no-acl >"$WORK/logs/pgcopydb.log" 2>&1 || rc=$?
+	t1=$(now)
+	[ $rc -eq 0 ] || fail_because pgcopydb "exit status $rc"
+	elapsed "$t0" "$t1" >"$WORK/res/pgcopydb.secs"
+	tail -n1 "$WORK/res/pgcopydb.rss" | awk '{ printf "%.0f", $1 / 1024 }' >"$WORK/res/pgcopydb.rssmb"
+	rm -rf "$WORK/pgcopydb"
+}
+
+bench_native() {
+	local t0 t1 deadline left
+	q "$TGT_ADMIN" "ALTER SYSTEM SET max_sync_workers_per_subscription = $JOBS"
+	q "$TGT_ADMIN" "SELECT pg_reload_conf()" >/dev/null
+	t0=$(now)
+	{ pg_dump --schema-only -d "$SRC" | psql "$TGT" -X -q -v ON_ERROR_STOP=1; } >"$WORK/logs/native.log" 2>&1 ||
+		fail_because native "schema copy failed"
+	q "$SRC" "CREATE PUBLICATION bench_pub FOR ALL TABLES"
+	q "$TGT" "CREATE SUBSCRIPTION bench_sub
+		CONNECTION 'host=127.0.0.1 port=$SRC_PORT dbname=bench user=postgres'
+		PUBLICATION bench_pub WITH (copy_data = true)" >>"$WORK/logs/native.log" 2>&1 ||
+		fail_because native "CREATE SUBSCRIPTION failed"
+	deadline=$(($(date +%s) + BENCH_TIMEOUT))
+	while :; do
+		left=$(q "$TGT" "SELECT count(*) FILTER (WHERE srsubstate NOT IN ('r', 's')) || '/' || count(*)
+			FROM pg_subscription_rel")
+		[ "${left%/*}" = 0 ] && [ "${left#*/}" = "${#TABLES[@]}" ] && break
+		[ "$(date +%s)" -lt "$deadline" ] || fail_because native "not synchronised after ${BENCH_TIMEOUT}s ($left tables left)"
+		sleep 0.2
+	done
+	t1=$(now)
+	elapsed "$t0" "$t1" >"$WORK/res/native.secs"
+	q "$TGT" "DROP SUBSCRIPTION bench_sub" >>"$WORK/logs/native.log" 2>&1
+	q "$SRC" "DROP PUBLICATION bench_pub"
+	q "$TGT_ADMIN" "ALTER SYSTEM RESET max_sync_workers_per_subscription"
+	q "$TGT_ADMIN" "SELECT pg_reload_conf()" >/dev/null
+}
+
+bench_raw() {
+	local t0 t1 rc=0
+	{ pg_dump --section=pre-data -d "$SRC" | psql "$TGT" -X -q -v ON_ERROR_STOP=1; } >"$WORK/logs/raw.log" 2>&1 ||
+		fail_because raw "pre-data schema failed"
+	t0=$(now)
+	# shellcheck disable=SC2016 # $1, $SRC and $TGT are expanded by the inner bash
+	printf '%s\n' "${TABLES[@]}" |
+		timeout "$BENCH_TIMEOUT" xargs -d '\n' -n1 -P "$JOBS" bash -c 'set -o pipefail
+			psql "$SRC" -X -q -v ON_ERROR_STOP=1 -c "COPY $1 TO STDOUT" |
+			psql "$TGT" -X -q -v ON_ERROR_STOP=1 -c "COPY $1 FROM STDIN"' _ >>"$WORK/logs/raw.log" 2>&1 || rc=$?
+	t1=$(now)
+	[ $rc -eq 0 ] || fail_because raw "a COPY pipe failed (xargs status $rc)"
+	elapsed "$t0" "$t1" >"$WORK/res/raw.secs"
+}
+
+declare -A LABEL=([pgtide]="pgtide copy" [pg_dump]="pg_dump + pg_restore" [pgcopydb]="pgcopydb clone"
+	[native]="logical replication sync" [raw]="raw COPY|COPY (data only)")
+PGTIDE_VERSION=$({ [ -x "$PGTIDE_BIN" ] && timeout 10 "$PGTIDE_BIN" --version 2>/dev/null | head -n1; } || echo "not available")
+PGCOPYDB_VERSION=$({ command -v pgcopydb >/dev/null && pgcopydb --version 2>/dev/null | head -n1; } || echo "not installed")
+
+for tool in $BENCH_TOOLS; do
+	run_tool "$tool" "bench_$tool"
+done
+reset_all
+
+# ------------------------------------------------------------------- report --
+res() { cat "$WORK/res/$1.$2" 2>/dev/null || true; }
+PGTIDE_SECS=""
+[ "$(res pgtide status)" = ok ] && PGTIDE_SECS=$(res pgtide secs)
+show_phase=0
+for tool in $BENCH_TOOLS; do [ -s "$WORK/res/$tool.phase" ] && show_phase=1; done
+
+{
+	echo "pgtide full-load benchmark, $(date '+%Y-%m-%d %H:%M:%S')"
+	echo "host: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); PostgreSQL $PG_VERSION ($PG_BINDIR)"
+	echo "pgtide: $PGTIDE_BIN ($PGTIDE_VERSION); pgcopydb: $PGCOPYDB_VERSION"
+	echo "JOBS=$JOBS; dataset $(awk -v b="$DATA_BYTES" 'BEGIN { printf "%.1f", b / 1048576 }') MB in ${#TABLES[@]} tables ($SRC_OBJS), BENCH_SIZE=$BENCH_SIZE"
+	echo
+	echo "$DATASET_REPORT"
+	echo
+	hdr=$(printf '%-28s %9s %8s %10s %12s' tool seconds MB/s vs_pgtide peak_RSS_MB)
+	[ $show_phase = 1 ] && hdr+=$(printf ' %13s' copy_phase_s)
+	echo "$hdr  result"
+	for tool in $BENCH_TOOLS; do
+		status=$(res "$tool" status)
+		secs=$(res "$tool" secs)
+		if [ "$status" = ok ]; then
+			mbps=$(awk -v b="$DATA_BYTES" -v s="$secs" 'BEGIN { printf "%.1f", (s > 0 ? b / 1048576 / s : 0) }')
+			ratio=-
+			[ -n "$PGTIDE_SECS" ] && ratio=$(awk -v a="$secs" -v p="$PGTIDE_SECS" 'BEGIN { printf "%.2f", (p > 0 ? a / p : 0) }')
+		else # a failed or wrong run has no speed to report
+			secs=${status%%:*} mbps=- ratio=-
+			secs=${secs:--}
+		fi
+		rss=$(res "$tool" rssmb)
+		line=$(printf '%-28s %9s %8s %10s %12s' "${LABEL[$tool]}" "$secs" "$mbps" "$ratio" "${rss:--}")
+		if [ $show_phase = 1 ]; then
+			phase=$(res "$tool" phase)
+			line+=$(printf ' %13s' "${phase:--}")
+		fi
+		echo "$line  ${status:-not run}"
+	done
+	echo
+	for tool in $BENCH_TOOLS; do
+		[ -s "$WORK/res/$tool.note" ] && echo "note: ${LABEL[$tool]}: $(res "$tool" note)"
+	done
+	echo "note: MB = 2^20 bytes; MB/s = dataset bytes (tables + toast + indexes on the source) / seconds."
+	echo "note: the raw row times only the data COPY into tables without indexes or constraints."
+} >"$WORK/report.txt"
+
+mkdir -p "$OUT_DIR"
+cp "$WORK/report.txt" "$OUT"
+echo
+sed -n '/^tool /,$p' "$WORK/report.txt"
+echo
+echo "written to $OUT (tool logs in $OUT_DIR/full_load-$STAMP.logs/)"

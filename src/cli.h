@@ -1,0 +1,24 @@
+/*
+ * cli: subcommands, options, --help and --version, and the mapping from an
+ * error's kind to the documented exit code. The one place that prints an
+ * error for a person.
+ */
+#ifndef PGTIDE_CLI_H
+#define PGTIDE_CLI_H
+
+#include <signal.h>
+
+#define PGTIDE_VERSION "0.1.0"
+
+/* Exit codes (docs/cli.md). */
+#define CLI_EXIT_OK			 0
+#define CLI_EXIT_INTERNAL	 1
+#define CLI_EXIT_USAGE		 2
+#define CLI_EXIT_SOURCE		 3
+#define CLI_EXIT_TARGET		 4
+#define CLI_EXIT_INTERRUPTED 5
+
+/* Runs the command in argv; returns the process exit code. */
+int cli_main(int argc, char **argv, volatile sig_atomic_t *stop);
+
+#endif

@@ -1,0 +1,40 @@
+/*
+ * main: argv -> cli_main(). The only exit() of pgtide, and the signal
+ * handlers: SIGINT and SIGTERM ask the running command to stop at its next
+ * safe point (state is saved, the same command resumes); a second one ends
+ * the process at once.
+ */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "fault.h"
+
+static volatile sig_atomic_t stop_requested = 0;
+
+static void
+on_stop(int signo)
+{
+	if (stop_requested)
+	{
+		signal(signo, SIG_DFL);
+		raise(signo);
+	}
+	stop_requested = 1;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	fault_init();
+	exit(cli_main(argc, argv, &stop_requested));
+}

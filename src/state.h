@@ -1,0 +1,92 @@
+/*
+ * state: pgtide's durable task state in the target database, in its own
+ * schema (`pgtide` by default). It is the only memory a resumed run has.
+ *
+ *   task   one row per task: slot, publication, the slot's consistent point,
+ *          phase, whether the pre-data schema is in place, run counter
+ *   tables one row per source table: its state (pending -> copying -> done),
+ *          the consistent point of the snapshot it was loaded from, how many
+ *          times its load started, chunk counts, rows and bytes
+ *   chunks one row per finished chunk, written in the same target transaction
+ *          as the chunk's rows: a chunk is either there with its row, or not
+ *   ddl    the post-data statements, each marked done in the transaction that
+ *          ran it
+ *
+ * It never touches the source and never decides what to do next: task does.
+ */
+#ifndef PGTIDE_STATE_H
+#define PGTIDE_STATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "lsn.h"
+#include "pg.h"
+
+typedef struct StateTask
+{
+	bool exists;
+	char slot_name[64];
+	char publication[64];
+	Lsn consistent_lsn; /* LSN_INVALID until the slot exists */
+	char phase[16];		/* new, load, postdata, loaded */
+	bool schema_done;
+	int run; /* this run's number (1 for the first) */
+} StateTask;
+
+/* Creates the schema and its tables if missing. */
+bool state_init(PgConn *tgt, const char *schema, Error *err);
+
+/*
+ * Loads the task row into *out (out->exists false when there is none), or
+ * creates it when create is true, and starts a new run (run = runs + 1).
+ */
+bool state_task_begin(PgConn *tgt, const char *schema, const char *task,
+					  StateTask *out, Error *err);
+
+/* Records the slot's consistent point (LSN_INVALID: slot being created). */
+bool state_task_set_slot(PgConn *tgt, const char *schema, const char *task,
+						 Lsn lsn, Error *err);
+
+bool state_task_set_phase(PgConn *tgt, const char *schema, const char *task,
+						  const char *phase, Error *err);
+
+bool state_task_set_schema_done(PgConn *tgt, const char *schema,
+								const char *task, Error *err);
+
+/* Adds a pending row for a source table unless it is already known. */
+bool state_table_register(PgConn *tgt, const char *schema, const char *task,
+						  const char *src_schema, const char *src_name,
+						  Error *err);
+
+/* Whether the table's load is finished. */
+bool state_table_done(PgConn *tgt, const char *schema, const char *task,
+					  const char *src_schema, const char *src_name, bool *done,
+					  Error *err);
+
+/*
+ * Starts (or restarts) a table's load from a snapshot taken at snapshot_lsn,
+ * cut into nchunks: forgets its finished chunks and counts one more load.
+ * Runs inside the caller's transaction, which also empties the target table.
+ */
+bool state_table_start(PgConn *tgt, const char *schema, const char *task,
+					   const char *src_schema, const char *src_name,
+					   Lsn snapshot_lsn, int nchunks, const char *format,
+					   Error *err);
+
+/* Chunks of the table already done, as a bitmap of nchunks bools (caller-owned). */
+bool state_chunks_done(PgConn *tgt, const char *schema, const char *task,
+					   const char *src_schema, const char *src_name,
+					   bool *done, int nchunks, Error *err);
+
+/*
+ * Records a chunk as done, in the caller's open target transaction (the one
+ * holding the chunk's rows). Marks the table done when it was the last one.
+ */
+bool state_chunk_done(PgConn *tgt, const char *schema, const char *task,
+					  const char *src_schema, const char *src_name, int chunk,
+					  int64_t start_block, int64_t end_block, int64_t rows,
+					  int64_t bytes, int run, Error *err);
+
+#endif

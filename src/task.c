@@ -1,0 +1,848 @@
+/*
+ * task: the full load's steps, in order, each one safe to repeat.
+ *
+ * Which snapshot a table is loaded from:
+ *
+ *   first run      the task slot's exported snapshot; consistent point L0
+ *   resumed run    a TEMPORARY slot's exported snapshot, point P > L0; only
+ *                  for tables not finished; the change stream later skips a
+ *                  table's changes committed before its own point
+ *   snapshot lost  (the exporting connection dropped mid-run) same as a
+ *                  resumed run, without leaving the process
+ *
+ * A table's load always starts by emptying its target (in the transaction
+ * that records the new point), so no row of an earlier, abandoned snapshot
+ * can survive next to rows of the new one.
+ */
+#include "task.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "catalog.h"
+#include "copy.h"
+#include "fault.h"
+#include "log.h"
+#include "pg.h"
+#include "plan.h"
+#include "progress.h"
+#include "schema.h"
+#include "state.h"
+#include "stream.h"
+
+#define TASK_SNAPSHOT_ROUNDS 3
+#define TASK_CHUNK_RETRIES	 5
+
+typedef struct LoadTable
+{
+	int cat;		 /* index in Catalog.tables */
+	char *tgt_qname; /* owned */
+	char tgt_kind;	 /* 'r' or 'p' */
+	char *columns;	 /* owned */
+	bool done;
+	int nchunks;
+} LoadTable;
+
+typedef struct Load
+{
+	const TaskConfig *cfg;
+	volatile sig_atomic_t *stop;
+	PgConn *src;
+	PgConn *tgt;
+	Catalog *cat;
+	StateTask st;
+	LoadTable *tables; /* the selected tables */
+	int ntables;
+	CopyTable *copy; /* parallel to tables */
+	int64_t start_ms;
+} Load;
+
+static bool
+interrupted(const Load *l, Error *err)
+{
+	if (l->stop != NULL && *l->stop)
+		return !err_set(err, ERR_INTERRUPTED, "interrupted");
+	return false;
+}
+
+static bool
+preflight(Load *l, Error *err)
+{
+	char buf[64];
+	int v = pg_server_version(l->src);
+
+	if (v < 90600)
+		return err_set(err, ERR_SOURCE,
+					   "source server version %d is not supported", v) ||
+			   err_hint(err, "pgtide supports sources from PostgreSQL 9.6 on");
+	if (!pg_query_value(l->src, "SHOW wal_level", 0, NULL, buf, sizeof(buf),
+						err))
+		return false;
+	if (strcmp(buf, "logical") != 0)
+	{
+		err_set(err, ERR_SOURCE,
+				"wal_level is \"%s\" on the source %s; logical decoding needs "
+				"\"logical\"",
+				buf, pg_where(l->src));
+		return err_hint(err, "set wal_level = logical in the source's "
+							 "postgresql.conf and restart it");
+	}
+	if (!pg_query_value(l->src,
+						"SELECT rolsuper OR rolreplication FROM pg_roles"
+						" WHERE rolname = current_user",
+						0, NULL, buf, sizeof(buf), err))
+		return false;
+	if (buf[0] != 't')
+	{
+		err_set(err, ERR_SOURCE,
+				"the source role has neither REPLICATION nor SUPERUSER");
+		return err_hint(err, "ALTER ROLE ... REPLICATION on the source, or "
+							 "connect as a role that has it");
+	}
+	return true;
+}
+
+/* A LoadTable for every selected table, with its target name and columns. */
+static bool
+build_tables(Load *l, Error *err)
+{
+	int n = 0;
+
+	for (int i = 0; i < l->cat->ntables; i++)
+		n += l->cat->tables[i].selected;
+	l->tables = calloc((size_t) n + 1, sizeof(LoadTable));
+	l->copy = calloc((size_t) n + 1, sizeof(CopyTable));
+	if (l->tables == NULL || l->copy == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	for (int i = 0; i < l->cat->ntables; i++)
+	{
+		const CatTable *t = &l->cat->tables[i];
+		LoadTable *lt;
+		size_t cap = 3, len = 0;
+
+		if (!t->selected)
+			continue;
+		lt = &l->tables[l->ntables++];
+		lt->cat = i;
+		lt->tgt_kind = 'r';
+		for (int c = 0; c < t->ncols; c++)
+			cap += strlen(t->cols[c].name) * 2 + 4;
+		lt->columns = malloc(cap);
+		lt->tgt_qname = strdup(t->qname);
+		if (lt->columns == NULL || lt->tgt_qname == NULL)
+			return err_set(err, ERR_INTERNAL, "out of memory");
+		lt->columns[len++] = '(';
+		for (int c = 0; c < t->ncols; c++)
+		{
+			char *q = pg_quote_ident(t->cols[c].name);
+
+			if (q == NULL)
+				return err_set(err, ERR_INTERNAL, "out of memory");
+			len += (size_t) snprintf(lt->columns + len, cap - len, "%s%s",
+									 c ? ", " : "", q);
+			free(q);
+		}
+		snprintf(lt->columns + len, cap - len, ")");
+	}
+	return true;
+}
+
+/*
+ * Existing-schema mode: each source table loads into the target table of the
+ * same name or, when the target is partitioned differently, into the nearest
+ * ancestor the target has (its root routes the rows).
+ */
+static bool
+resolve_existing_targets(Load *l, Error *err)
+{
+	for (int i = 0; i < l->ntables; i++)
+	{
+		LoadTable *lt = &l->tables[i];
+		int idx = lt->cat;
+		bool found = false;
+
+		for (int depth = 0; idx >= 0 && depth < 64 && !found; depth++)
+		{
+			const CatTable *t = &l->cat->tables[idx];
+			const char *params[1] = {t->qname};
+			PGresult *res;
+
+			if (!pg_query(l->tgt,
+						  "SELECT relkind FROM pg_class"
+						  " WHERE oid = to_regclass($1)",
+						  1, params, &res, err))
+				return false;
+			if (PQntuples(res) == 1)
+			{
+				found = true;
+				lt->tgt_kind = PQgetvalue(res, 0, 0)[0];
+				free(lt->tgt_qname);
+				lt->tgt_qname = strdup(t->qname);
+			}
+			PQclear(res);
+			if (!found)
+				idx = t->parent;
+		}
+		if (!found)
+		{
+			err_set(err, ERR_TARGET, "table %s does not exist on the target",
+					l->cat->tables[lt->cat].qname);
+			return err_hint(err, "create it on the target, leave it out with "
+								 "--exclude-table, or let pgtide create the "
+								 "schema with --schema create");
+		}
+		if (lt->tgt_qname == NULL)
+			return err_set(err, ERR_INTERNAL, "out of memory");
+	}
+	return true;
+}
+
+/* Refuses, before anything is created, target tables in the way. */
+static bool
+check_target_tables(Load *l, Error *err)
+{
+	const TaskConfig *cfg = l->cfg;
+
+	if (cfg->on_existing != ON_EXISTING_REFUSE || l->st.schema_done)
+		return true;
+	for (int i = 0; i < l->ntables; i++)
+	{
+		LoadTable *lt = &l->tables[i];
+		const char *params[1] = {lt->tgt_qname};
+		PGresult *res;
+		bool exists;
+
+		if (!pg_query(l->tgt, "SELECT to_regclass($1) IS NOT NULL", 1, params,
+					  &res, err))
+			return false;
+		exists = PQgetvalue(res, 0, 0)[0] == 't';
+		PQclear(res);
+		if (cfg->schema_mode == SCHEMA_MODE_CREATE && exists)
+		{
+			err_set(err, ERR_TARGET, "table %s already exists on the target",
+					lt->tgt_qname);
+			return err_hint(err, "drop it, pass --on-existing drop to drop "
+								 "and recreate it, or --schema existing to "
+								 "load into it");
+		}
+		if (cfg->schema_mode == SCHEMA_MODE_EXISTING)
+		{
+			char *sql = NULL;
+			bool has_rows;
+
+			if (asprintf(&sql, "SELECT EXISTS (SELECT 1 FROM %s)",
+						 lt->tgt_qname) < 0)
+				return err_set(err, ERR_INTERNAL, "out of memory");
+			if (!pg_query(l->tgt, sql, 0, NULL, &res, err))
+			{
+				free(sql);
+				return false;
+			}
+			free(sql);
+			has_rows = PQgetvalue(res, 0, 0)[0] == 't';
+			PQclear(res);
+			if (has_rows)
+			{
+				err_set(err, ERR_TARGET,
+						"target table %s already holds data", lt->tgt_qname);
+				return err_hint(err, "empty it, or pass --on-existing "
+									 "truncate to let pgtide empty it");
+			}
+		}
+	}
+	return true;
+}
+
+static bool
+create_publication(Load *l, Error *err)
+{
+	char **names = calloc((size_t) l->ntables + 1, sizeof(char *));
+	int n = 0;
+	bool ok;
+
+	if (names == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	for (int i = 0; i < l->ntables; i++)
+	{
+		CatTable *t = &l->cat->tables[l->tables[i].cat];
+
+		if (t->persistence != 'p')
+			log_warn("table %s is unlogged: it is copied, but its later "
+					 "changes cannot be streamed",
+					 t->qname);
+		else if (!t->has_identity)
+			log_warn("table %s has no primary key or replica identity: it is "
+					 "copied, but left out of the publication so that the "
+					 "application's UPDATE and DELETE on it keep working",
+					 t->qname);
+		else
+			names[n++] = t->qname;
+	}
+	ok = stream_create_publication(l->src, l->st.publication, names, n, err);
+	free(names);
+	return ok;
+}
+
+/*
+ * Makes sure the task's slot exists with a recorded consistent point. On a
+ * first run the slot's own exported snapshot is returned in *snap.
+ */
+static bool
+ensure_slot(Load *l, SlotSnapshot *snap, Error *err)
+{
+	bool exists;
+	int free_slots;
+
+	if (!stream_slot_exists(l->src, l->st.slot_name, &exists, err))
+		return false;
+	if (l->st.consistent_lsn != LSN_INVALID)
+	{
+		if (exists)
+			return true;
+		err_set(err, ERR_SOURCE,
+				"replication slot \"%s\" of task \"%s\" no longer exists on "
+				"the source",
+				l->st.slot_name, l->cfg->task);
+		return err_hint(err, "without it, changes since the load started are "
+							 "lost; drop the target's copy and the state schema "
+							 "and start again");
+	}
+	if (exists)
+	{
+		/* No consistent point recorded: a first run stopped while creating
+		 * it. A slot with this name from another owner would have made the
+		 * first run's row new, so only then is it someone else's. */
+		if (l->st.run == 1)
+		{
+			err_set(err, ERR_SOURCE,
+					"replication slot \"%s\" already exists on the source",
+					l->st.slot_name);
+			return err_hint(err, "another task with this name? choose "
+								 "another --task, or drop the slot");
+		}
+		if (!stream_drop_slot(l->src, l->st.slot_name, err))
+			return false;
+	}
+	if (!stream_free_slots(l->src, &free_slots, err))
+		return false;
+	if (free_slots < 1)
+	{
+		err_set(err, ERR_SOURCE,
+				"no free replication slot on the source %s: all "
+				"max_replication_slots are in use",
+				pg_where(l->src));
+		return err_hint(err, "raise max_replication_slots on the source "
+							 "(needs a restart), or drop an unused slot "
+							 "listed in pg_replication_slots");
+	}
+	if (!create_publication(l, err))
+		return false;
+	fault_point("task.before_slot");
+	if (!stream_create_slot(l->cfg->source_uri, l->st.slot_name, false, snap,
+							err))
+		return false;
+	if (!state_task_set_slot(l->tgt, l->cfg->state_schema, l->cfg->task,
+							 snap->consistent_lsn, err) ||
+		!state_task_set_phase(l->tgt, l->cfg->state_schema, l->cfg->task,
+							  "load", err))
+		return false;
+	l->st.consistent_lsn = snap->consistent_lsn;
+	log_info("created replication slot \"%s\" at consistent point " LSN_FMT,
+			 l->st.slot_name, LSN_ARGS(snap->consistent_lsn));
+	return true;
+}
+
+/* A fresh snapshot for reloading tables; its slot is temporary. */
+static bool
+fresh_snapshot(Load *l, SlotSnapshot *snap, Error *err)
+{
+	char name[64];
+
+	snprintf(name, sizeof(name), "pgtide_%s_reload_%d", l->cfg->task,
+			 (int) getpid());
+	if (!stream_create_slot(l->cfg->source_uri, name, true, snap, err))
+		return false;
+	log_info("reloading unfinished tables from a fresh snapshot at " LSN_FMT,
+			 LSN_ARGS(snap->consistent_lsn));
+	return true;
+}
+
+/* Source tables not selected (nor an ancestor of one): left out of pg_dump. */
+static char **
+dump_exclusions(const Catalog *cat, int *n)
+{
+	bool *keep = calloc((size_t) cat->ntables + 1, sizeof(bool));
+	char **out = calloc((size_t) cat->ntables + 1, sizeof(char *));
+
+	*n = 0;
+	if (keep == NULL || out == NULL)
+	{
+		free(keep);
+		free(out);
+		return NULL;
+	}
+	for (int i = 0; i < cat->ntables; i++)
+		if (cat->tables[i].selected)
+			for (int p = i, d = 0; p >= 0 && d < 64; p = cat->tables[p].parent, d++)
+				keep[p] = true;
+	for (int i = 0; i < cat->ntables; i++)
+		if (!keep[i])
+			out[(*n)++] = cat->tables[i].qname;
+	free(keep);
+	return out;
+}
+
+static bool
+create_schema(Load *l, const SlotSnapshot *snap, Error *err)
+{
+	const TaskConfig *cfg = l->cfg;
+	char pg_dump[1024];
+	char *pre = NULL, *post = NULL;
+	SchemaDumpArgs args;
+	bool ok = false;
+	int nexcl;
+	char **excl = dump_exclusions(l->cat, &nexcl);
+
+	if (excl == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	if (!schema_find_pg_dump(cfg->pg_dump, pg_server_version(l->src), pg_dump,
+							 sizeof(pg_dump), err))
+		goto out;
+	memset(&args, 0, sizeof(args));
+	args.pg_dump = pg_dump;
+	args.source_uri = cfg->source_uri;
+	args.snapshot = snap->snapshot;
+	args.state_schema = cfg->state_schema;
+	args.exclude = excl;
+	args.nexclude = nexcl;
+	args.clean = cfg->on_existing == ON_EXISTING_DROP;
+	if (!schema_dump(&args, "pre-data", &pre, err))
+		goto out;
+	args.clean = false;
+	if (!schema_dump(&args, "post-data", &post, err))
+		goto out;
+	/* pre-data, the post-data steps and "schema done" commit together */
+	if (!pg_exec(l->tgt, "BEGIN", err))
+		goto out;
+	if (!schema_apply_predata(l->tgt, pre, err) ||
+		!schema_save_postdata(l->tgt, l->src, l->cat, cfg->state_schema,
+							  cfg->task, post, err) ||
+		!state_task_set_schema_done(l->tgt, cfg->state_schema, cfg->task, err))
+	{
+		Error ignored = ERR_INIT;
+
+		pg_exec(l->tgt, "ROLLBACK", &ignored);
+		goto out;
+	}
+	/* pre-data sets search_path to ''; state queries qualify every name */
+	if (!pg_exec(l->tgt, "COMMIT", err) ||
+		!pg_exec(l->tgt, "RESET ALL; SET standard_conforming_strings = on",
+				 err))
+		goto out;
+	l->st.schema_done = true;
+	log_info("created the schema on the target (pre-data); indexes and "
+			 "constraints follow the load");
+	ok = true;
+out:
+	free(excl);
+	free(pre);
+	free(post);
+	return ok;
+}
+
+/* Marks as unfinished every table sharing a target with an unfinished one. */
+static void
+spread_unfinished(Load *l)
+{
+	for (int i = 0; i < l->ntables; i++)
+		for (int j = 0; j < l->ntables; j++)
+			if (!l->tables[i].done && l->tables[j].done &&
+				strcmp(l->tables[i].tgt_qname, l->tables[j].tgt_qname) == 0)
+				l->tables[j].done = false;
+}
+
+static bool
+read_done(Load *l, Error *err)
+{
+	for (int i = 0; i < l->ntables; i++)
+	{
+		const CatTable *t = &l->cat->tables[l->tables[i].cat];
+
+		if (!state_table_register(l->tgt, l->cfg->state_schema, l->cfg->task,
+								  t->schema, t->name, err) ||
+			!state_table_done(l->tgt, l->cfg->state_schema, l->cfg->task,
+							  t->schema, t->name, &l->tables[i].done, err))
+			return false;
+	}
+	spread_unfinished(l);
+	return true;
+}
+
+static bool
+use_binary(const Load *l, const CatTable *t)
+{
+	switch (l->cfg->copy_format)
+	{
+		case COPY_FORMAT_TEXT:
+			return false;
+		case COPY_FORMAT_BINARY:
+			return true;
+		case COPY_FORMAT_AUTO:
+			/* A target table of the user's may have other column types. */
+			return l->cfg->schema_mode == SCHEMA_MODE_CREATE &&
+				   catalog_binary_safe(t);
+	}
+	return false;
+}
+
+/*
+ * Starts the load of every unfinished table at the snapshot's point: empties
+ * its target and resets its state, in one target transaction.
+ */
+static bool
+start_tables(Load *l, Lsn point, Error *err)
+{
+	const TaskConfig *cfg = l->cfg;
+	int v = pg_server_version(l->src);
+
+	if (!pg_exec(l->tgt, "BEGIN", err))
+		return false;
+	for (int i = 0; i < l->ntables; i++)
+	{
+		LoadTable *lt = &l->tables[i];
+		const CatTable *t = &l->cat->tables[lt->cat];
+		CopyTable *ct = &l->copy[i];
+		PlanTable pt = {t->bytes, t->blocks, v >= 140000};
+		bool first_of_target = true;
+
+		ct->src_qname = t->qname;
+		ct->tgt_qname = lt->tgt_qname;
+		ct->columns = lt->columns;
+		ct->binary = use_binary(l, t);
+		if (lt->done)
+		{
+			atomic_store(&ct->chunks_left, 0);
+			continue;
+		}
+		lt->nchunks = plan_table_chunks(&pt, cfg->split_bytes);
+		ct->freeze = cfg->schema_mode == SCHEMA_MODE_CREATE &&
+					 lt->nchunks == 1 && strcmp(lt->tgt_qname, t->qname) == 0;
+		atomic_store(&ct->chunks_left, lt->nchunks);
+		atomic_store(&ct->rows_done, 0);
+		atomic_store(&ct->bytes_done, 0);
+		for (int j = 0; j < i; j++)
+			if (!l->tables[j].done &&
+				strcmp(l->tables[j].tgt_qname, lt->tgt_qname) == 0)
+				first_of_target = false;
+		if (!ct->freeze && first_of_target &&
+			!pg_execf(l->tgt, err, "TRUNCATE %s%s",
+					  lt->tgt_kind == 'p' ? "" : "ONLY ", lt->tgt_qname))
+			goto fail;
+		if (!state_table_start(l->tgt, cfg->state_schema, cfg->task, t->schema,
+							   t->name, point, lt->nchunks,
+							   ct->binary ? "binary" : "text", err))
+			goto fail;
+	}
+	return pg_exec(l->tgt, "COMMIT", err);
+fail:
+	{
+		Error ignored = ERR_INIT;
+
+		pg_exec(l->tgt, "ROLLBACK", &ignored);
+	}
+	return false;
+}
+
+static bool
+hook_chunk_done(PgConn *tgt, const PlanChunk *c, int64_t rows, int64_t bytes,
+				void *ctx, Error *err)
+{
+	Load *l = ctx;
+	const CatTable *t = &l->cat->tables[l->tables[c->table].cat];
+
+	return state_chunk_done(tgt, l->cfg->state_schema, l->cfg->task, t->schema,
+							t->name, c->chunk, c->start_block, c->end_block,
+							rows, bytes, l->st.run, err);
+}
+
+static bool
+hook_chunk_check(PgConn *tgt, const PlanChunk *c, bool *done, void *ctx,
+				 Error *err)
+{
+	Load *l = ctx;
+	const CatTable *t = &l->cat->tables[l->tables[c->table].cat];
+	bool *bits = calloc((size_t) c->nchunks, sizeof(bool));
+	bool ok;
+
+	if (bits == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	ok = state_chunks_done(tgt, l->cfg->state_schema, l->cfg->task, t->schema,
+						   t->name, bits, c->nchunks, err);
+	*done = ok && bits[c->chunk];
+	free(bits);
+	return ok;
+}
+
+/* Copies the unfinished tables under snap; *lost when the snapshot died. */
+static bool
+load_tables(Load *l, const SlotSnapshot *snap, bool *lost, Error *err)
+{
+	PlanTable *pts = calloc((size_t) l->ntables + 1, sizeof(PlanTable));
+	int *map = calloc((size_t) l->ntables + 1, sizeof(int));
+	PlanChunk *chunks = NULL;
+	int nplan = 0, nchunks = 0;
+	CopyRun run;
+	bool ok = false;
+
+	*lost = false;
+	if (pts == NULL || map == NULL)
+	{
+		err_set(err, ERR_INTERNAL, "out of memory");
+		goto out;
+	}
+	if (!start_tables(l, snap->consistent_lsn, err))
+		goto out;
+	for (int i = 0; i < l->ntables; i++)
+	{
+		const CatTable *t = &l->cat->tables[l->tables[i].cat];
+
+		if (l->tables[i].done)
+			continue;
+		pts[nplan].bytes = t->bytes;
+		pts[nplan].blocks = t->blocks;
+		pts[nplan].splittable = l->tables[i].nchunks > 1;
+		map[nplan++] = i;
+	}
+	if (!plan_chunks(pts, nplan, l->cfg->split_bytes, &chunks, &nchunks))
+	{
+		err_set(err, ERR_INTERNAL, "out of memory");
+		goto out;
+	}
+	for (int c = 0; c < nchunks; c++)
+		chunks[c].table = map[chunks[c].table];
+	memset(&run, 0, sizeof(run));
+	run.source_uri = l->cfg->source_uri;
+	run.target_uri = l->cfg->target_uri;
+	run.snapshot = snap->snapshot;
+	run.tables = l->copy;
+	run.chunks = chunks;
+	run.nchunks = nchunks;
+	run.workers = l->cfg->copy_jobs;
+	run.max_retries = TASK_CHUNK_RETRIES;
+	run.chunk_done = hook_chunk_done;
+	run.chunk_check = hook_chunk_check;
+	run.ctx = l;
+	run.stop = l->stop;
+	log_info("copying %d tables in %d chunks with %d workers", nplan, nchunks,
+			 run.workers);
+	ok = copy_run(&run, lost, err);
+out:
+	free(chunks);
+	free(pts);
+	free(map);
+	return ok;
+}
+
+static bool
+copy_sequences(Load *l, Error *err)
+{
+	int copied = 0;
+
+	for (int i = 0; i < l->cat->nseqs; i++)
+	{
+		const CatSequence *s = &l->cat->seqs[i];
+		const char *params[1] = {s->qname};
+		PGresult *res;
+		char *sql = NULL;
+		bool on_target;
+
+		if (!pg_query(l->tgt, "SELECT to_regclass($1) IS NOT NULL", 1, params,
+					  &res, err))
+			return false;
+		on_target = PQgetvalue(res, 0, 0)[0] == 't';
+		PQclear(res);
+		if (!on_target)
+			continue;
+		if (asprintf(&sql, "SELECT last_value, is_called FROM %s", s->qname) < 0)
+			return err_set(err, ERR_INTERNAL, "out of memory");
+		if (!pg_query(l->src, sql, 0, NULL, &res, err))
+		{
+			free(sql);
+			return err_prefix(err, "sequence %s: ", s->qname);
+		}
+		free(sql);
+		if (!pg_execf(l->tgt, err, "SELECT pg_catalog.setval('%s', %s, %s)",
+					  s->qname, PQgetvalue(res, 0, 0),
+					  PQgetvalue(res, 0, 1)[0] == 't' ? "true" : "false"))
+		{
+			PQclear(res);
+			return err_prefix(err, "sequence %s: ", s->qname);
+		}
+		PQclear(res);
+		copied++;
+	}
+	log_info("copied the values of %d sequences", copied);
+	return true;
+}
+
+static void
+print_summary(const Load *l)
+{
+	int64_t rows = 0, bytes = 0;
+	char b[32];
+	double secs = (double) (log_now_ms() - l->start_ms) / 1000.0;
+
+	for (int i = 0; i < l->ntables; i++)
+	{
+		rows += atomic_load(&l->copy[i].rows_done);
+		bytes += atomic_load(&l->copy[i].bytes_done);
+	}
+	progress_format_bytes(bytes, b, sizeof(b));
+	printf("pgtide copy: task \"%s\" loaded: %d tables; this run copied %lld "
+		   "rows (%s) in %.1f s; consistent point " LSN_FMT " (slot %s)\n",
+		   l->cfg->task, l->ntables, (long long) rows, b, secs,
+		   LSN_ARGS(l->st.consistent_lsn), l->st.slot_name);
+	fflush(stdout);
+}
+
+static void
+load_free(Load *l)
+{
+	for (int i = 0; i < l->ntables; i++)
+	{
+		free(l->tables[i].tgt_qname);
+		free(l->tables[i].columns);
+	}
+	free(l->tables);
+	free(l->copy);
+	catalog_free(l->cat);
+	pg_close(l->src);
+	pg_close(l->tgt);
+}
+
+/* Loads the unfinished tables, taking a fresh snapshot when one is lost. */
+static bool
+run_load_rounds(Load *l, SlotSnapshot *snap, Error *err)
+{
+	for (int round = 0;; round++)
+	{
+		bool lost = false, pending = false, ok;
+
+		for (int i = 0; i < l->ntables; i++)
+			pending |= !l->tables[i].done;
+		if (!pending)
+			return true;
+		if (snap->conn == NULL && !fresh_snapshot(l, snap, err))
+			return false;
+		ok = load_tables(l, snap, &lost, err);
+		stream_release(snap);
+		if (ok)
+			return true;
+		if (!lost || round + 1 >= TASK_SNAPSHOT_ROUNDS)
+			return false;
+		log_warn("the exported snapshot was lost (%s); finished tables stay, "
+				 "unfinished ones are reloaded",
+				 err->message);
+		err_clear(err);
+		if (!read_done(l, err))
+			return false;
+	}
+}
+
+bool
+task_copy(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err)
+{
+	Load l;
+	SlotSnapshot snap;
+	bool ok = false;
+
+	memset(&l, 0, sizeof(l));
+	memset(&snap, 0, sizeof(snap));
+	l.cfg = cfg;
+	l.stop = stop;
+	l.start_ms = log_now_ms();
+	if (!pg_connect(cfg->source_uri, ERR_SOURCE, PG_CONN_SQL, "pgtide", 5000,
+					&l.src, err) ||
+		!pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide", 5000,
+					&l.tgt, err) ||
+		!preflight(&l, err) ||
+		!state_init(l.tgt, cfg->state_schema, err) ||
+		!state_task_begin(l.tgt, cfg->state_schema, cfg->task, &l.st, err))
+		goto out;
+	if (strcmp(l.st.phase, "loaded") == 0)
+	{
+		printf("pgtide copy: task \"%s\" has already finished its full load; "
+			   "nothing to do\n",
+			   cfg->task);
+		ok = true;
+		goto out;
+	}
+	if (!catalog_read(l.src, cfg->state_schema, &l.cat, err) ||
+		!catalog_select(l.cat, cfg->include.items, cfg->include.count,
+						cfg->exclude.items, cfg->exclude.count, err) ||
+		!build_tables(&l, err))
+		goto out;
+	if (cfg->schema_mode == SCHEMA_MODE_EXISTING &&
+		!resolve_existing_targets(&l, err))
+		goto out;
+	if (l.st.consistent_lsn == LSN_INVALID && !check_target_tables(&l, err))
+		goto out;
+	if (interrupted(&l, err) || !ensure_slot(&l, &snap, err))
+		goto out;
+	if (!l.st.schema_done && cfg->schema_mode == SCHEMA_MODE_CREATE)
+	{
+		if (snap.conn == NULL && !fresh_snapshot(&l, &snap, err))
+			goto out;
+		if (!create_schema(&l, &snap, err))
+			goto out;
+	}
+	if (interrupted(&l, err) || !read_done(&l, err))
+		goto out;
+	{
+		int64_t *est = calloc((size_t) l.ntables + 1, sizeof(int64_t));
+		Progress *prog;
+		bool loaded;
+
+		if (est == NULL)
+		{
+			err_set(err, ERR_INTERNAL, "out of memory");
+			goto out;
+		}
+		for (int i = 0; i < l.ntables; i++)
+			est[i] = l.cat->tables[l.tables[i].cat].bytes;
+		prog = progress_start(l.copy, est, l.ntables, cfg->progress_interval_s,
+							  isatty(STDERR_FILENO));
+		free(est);
+		loaded = run_load_rounds(&l, &snap, err);
+		progress_stop(prog);
+		if (!loaded)
+			goto out;
+	}
+	log_info("copy phase done in %.1f s",
+			 (double) (log_now_ms() - l.start_ms) / 1000.0);
+	if (cfg->schema_mode == SCHEMA_MODE_CREATE)
+	{
+		int64_t t0 = log_now_ms();
+
+		if (!state_task_set_phase(l.tgt, cfg->state_schema, cfg->task,
+								  "postdata", err) ||
+			!schema_build_postdata(cfg->target_uri, cfg->state_schema,
+								   cfg->task, cfg->index_jobs, l.st.run, stop,
+								   err))
+			goto out;
+		log_info("indexes and constraints done in %.1f s",
+				 (double) (log_now_ms() - t0) / 1000.0);
+	}
+	if (interrupted(&l, err) || !copy_sequences(&l, err) ||
+		!state_task_set_phase(l.tgt, cfg->state_schema, cfg->task, "loaded",
+							  err))
+		goto out;
+	print_summary(&l);
+	ok = true;
+out:
+	stream_release(&snap);
+	load_free(&l);
+	return ok;
+}

@@ -1,0 +1,31 @@
+/*
+ * task: the lifecycle of one migration task, step by step, resumable.
+ *
+ * For the full load (`pgtide copy`):
+ *
+ *   preflight ──► state ──► publication + slot ──► pre-data ──► load ──► post-data ──► sequences ──► loaded
+ *   (source       (target   (exported snapshot,    (pg_dump     (chunks,   (parallel,    (setval)
+ *    settings)     schema)   consistent point)      at snapshot) parallel)  FKs last)
+ *
+ * A run that finds the task's state resumes: finished tables and post-data
+ * steps stay; unfinished tables are emptied and reloaded from a fresh
+ * snapshot whose own consistent point is recorded for them. task starts and
+ * stops the worker threads and turns a stop request into a clean return.
+ */
+#ifndef PGTIDE_TASK_H
+#define PGTIDE_TASK_H
+
+#include <signal.h>
+#include <stdbool.h>
+
+#include "config.h"
+#include "err.h"
+
+/*
+ * Runs the full load for cfg. Returns false with ERR_INTERRUPTED when *stop
+ * was set (state is saved; the same command resumes), or with the error that
+ * stopped it. Prints its summary on stdout.
+ */
+bool task_copy(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err);
+
+#endif
