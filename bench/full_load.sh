@@ -342,8 +342,11 @@ run_tool() {
 	if [ $rc -ne 0 ]; then
 		why=$(cat "$WORK/res/$tool.why" 2>/dev/null || echo "exit status $rc")
 		echo "failed: $why" >"$WORK/res/$tool.status"
-		log "$tool failed ($why); last lines of its log:"
-		tail -n 15 "$WORK/logs/$tool.log" 2>/dev/null | sed 's/^/    /' >&2 || true
+		log "$tool failed ($why)"
+		if [ -s "$WORK/logs/$tool.log" ]; then
+			log "last lines of $tool's log:"
+			tail -n 15 "$WORK/logs/$tool.log" | sed 's/^/    /' >&2
+		fi
 		rm -f "$WORK/res/$tool.secs"
 		return 0
 	fi

@@ -10,9 +10,6 @@
 
 #include "mapping.h"
 
-/* Types below this OID are built in and keep their OID on every server. */
-#define FIRST_NORMAL_OID 16384
-
 static char *
 xstrdup(const char *s, bool *oom)
 {
@@ -128,8 +125,9 @@ read_columns(PgConn *conn, Catalog *cat, const char *skip_schema, Error *err)
 
 	/*
 	 * Generated columns (12+) are computed on the target, never copied. A
-	 * domain is judged by the type at the bottom of its chain, so a domain
-	 * over a built-in type still travels in binary.
+	 * column travels in binary when the type at the bottom of its domain
+	 * chain is built in (same OID and wire form on every server) and has
+	 * send/receive functions.
 	 */
 	snprintf(sql, sizeof(sql),
 			 "WITH RECURSIVE base(oid, cur) AS ("
@@ -139,8 +137,11 @@ read_columns(PgConn *conn, Catalog *cat, const char *skip_schema, Error *err)
 			 "  WHERE t.typtype = 'd')"
 			 " SELECT a.attrelid, a.attname, a.atttypid,"
 			 " format_type(a.atttypid, a.atttypmod),"
-			 " coalesce((SELECT b.cur FROM base b JOIN pg_type t ON t.oid = b.cur"
-			 "   WHERE b.oid = a.atttypid AND t.typtype <> 'd'), a.atttypid)"
+			 " (SELECT bt.oid < 16384 AND bt.typsend <> 0"
+			 "    AND bt.typreceive <> 0"
+			 "  FROM pg_type bt WHERE bt.oid = coalesce("
+			 "   (SELECT b.cur FROM base b JOIN pg_type t ON t.oid = b.cur"
+			 "    WHERE b.oid = a.atttypid AND t.typtype <> 'd'), a.atttypid))"
 			 " FROM pg_attribute a"
 			 " JOIN pg_class c ON c.oid = a.attrelid"
 			 " JOIN pg_namespace n ON n.oid = c.relnamespace"
@@ -157,8 +158,6 @@ read_columns(PgConn *conn, Catalog *cat, const char *skip_schema, Error *err)
 	{
 		uint32_t relid = (uint32_t) strtoul(PQgetvalue(res, i, 0), NULL, 10);
 		CatColumn *c;
-		uint32_t base_oid;
-
 		if (t == NULL || t->relid != relid)
 			t = table_by_oid(cat, relid);
 		if (t == NULL)
@@ -182,8 +181,7 @@ read_columns(PgConn *conn, Catalog *cat, const char *skip_schema, Error *err)
 		c->name = xstrdup(PQgetvalue(res, i, 1), &oom);
 		c->type_oid = (uint32_t) strtoul(PQgetvalue(res, i, 2), NULL, 10);
 		c->type_name = xstrdup(PQgetvalue(res, i, 3), &oom);
-		base_oid = (uint32_t) strtoul(PQgetvalue(res, i, 4), NULL, 10);
-		c->binary_safe = base_oid != 0 && base_oid < FIRST_NORMAL_OID;
+		c->binary_safe = PQgetvalue(res, i, 4)[0] == 't';
 	}
 	PQclear(res);
 	if (oom)

@@ -6,9 +6,10 @@
  * Two passes over the input, which is never modified:
  *
  *   scan()   walks the text once in PostgreSQL's lexical states and records
- *            three sorted lists of byte spans: statements (first token to its
- *            ';'), entry headers, and meta-command lines. Every error about
- *            malformed text is raised here.
+ *            three sorted lists of byte spans: statements (first token to the
+ *            ';' that psql would end it at, see Nesting), entry headers, and
+ *            meta-command lines. Every error about malformed text is raised
+ *            here.
  *   build()  cuts the text into the preamble and the entries using those
  *            spans, copies each piece without its meta-command lines, parses
  *            each header's fields, and reads the first statement of typed
@@ -416,6 +417,50 @@ note_std_strings(const char *text, const Span *st, bool *std_strings)
 }
 
 /*
+ * What keeps a ';' from ending a statement, tracked as psql's lexer
+ * (psqlscan.l) does, since psql is what pg_dump's output is written for:
+ * open parentheses (a multi-action CREATE RULE ... DO (a; b)), and the
+ * BEGIN ... END of a SQL-standard function body (BEGIN ATOMIC), recognised
+ * only outside parentheses in a statement whose first unquoted identifiers
+ * are CREATE [OR REPLACE] FUNCTION|PROCEDURE; inside such a body CASE also
+ * opens a level that END closes.
+ */
+typedef struct Nesting
+{
+	int parens;
+	int begins;
+	int idents;    /* unquoted identifiers seen so far, capped at 4 */
+	char first[4]; /* initial of each of the first four when one of
+					  create/or/replace/function/procedure, else 0 */
+} Nesting;
+
+static void
+nesting_ident(Nesting *n, const char *word, size_t len)
+{
+	bool routine;
+
+	if (n->idents < 4 &&
+	    (ascii_ieq(word, len, "create") || ascii_ieq(word, len, "or") ||
+	     ascii_ieq(word, len, "replace") || ascii_ieq(word, len, "function") ||
+	     ascii_ieq(word, len, "procedure")))
+		n->first[n->idents] = (char) ascii_lower((unsigned char) word[0]);
+	if (n->idents < 4)
+		n->idents++;
+	routine =
+	    n->first[0] == 'c' && (n->first[1] == 'f' || n->first[1] == 'p' ||
+	                           (n->first[1] == 'o' && n->first[2] == 'r' &&
+	                            (n->first[3] == 'f' || n->first[3] == 'p')));
+	if (!routine || n->parens > 0)
+		return;
+	if (ascii_ieq(word, len, "begin"))
+		n->begins++;
+	else if (ascii_ieq(word, len, "case") && n->begins > 0)
+		n->begins++;
+	else if (ascii_ieq(word, len, "end") && n->begins > 0)
+		n->begins--;
+}
+
+/*
  * One pass over sc->text in the lexer's top-level state; quoted constructs
  * and comments are skipped whole. Fills sc->stmts, sc->headers and sc->metas
  * in text order. On malformed text fills err with "ORIGIN:LINE: ..." and
@@ -431,6 +476,7 @@ scan(Scan *sc, Error *err)
 	bool std_strings = true;
 	bool in_stmt = false;
 	Span stmt = {0};
+	Nesting nest = {0};
 
 	while (pos < len)
 	{
@@ -494,8 +540,11 @@ scan(Scan *sc, Error *err)
 			stmt.line = line;
 			stmt.std_strings = std_strings;
 		}
-		if (c == ';')
+		if (c == ';' && nest.parens == 0 && nest.begins == 0)
 		{
+			Nesting none = {0};
+
+			nest = none;
 			stmt.end = pos + 1;
 			if (!vec_push(&sc->stmts, &stmt, err))
 				return false;
@@ -541,9 +590,17 @@ scan(Scan *sc, Error *err)
 					               "%s:%d: unterminated quoted string",
 					               sc->origin, line);
 			}
+			else
+				nesting_ident(&nest, text + pos, end - pos);
 		}
 		else
+		{
+			if (c == '(')
+				nest.parens++;
+			else if (c == ')' && nest.parens > 0)
+				nest.parens--;
 			end = pos + 1;
+		}
 		line += count_lines(text, pos, end);
 		pos = end;
 	}

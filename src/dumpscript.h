@@ -11,9 +11,12 @@
  *
  * The scan follows PostgreSQL's lexer: '' and E'' strings (backslash escapes
  * in E'' strings, and in all strings after "SET standard_conforming_strings =
- * off;"), "" identifiers, $tag$ bodies, -- comments and nested block comments. A
- * header, a meta-command or a statement end is only recognised outside those,
- * so header-like text inside a function body or a string literal is data.
+ * off;"), "" identifiers, $tag$ bodies, -- comments and nested block
+ * comments. A header, a meta-command or a statement end is only recognised
+ * outside those, so header-like text inside a function body or a string
+ * literal is data. As in psql, a ';' inside parentheses (CREATE RULE ... DO
+ * (a; b)) or inside the BEGIN ATOMIC ... END body of CREATE
+ * FUNCTION/PROCEDURE ends no statement.
  *
  * Malformed input is an error of kind ERR_SOURCE naming "ORIGIN:LINE", LINE
  * being where the bad construct starts:

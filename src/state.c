@@ -27,6 +27,7 @@ static const char *const state_ddl =
 	" state text NOT NULL DEFAULT 'pending'"
 	"   CHECK (state IN ('pending', 'copying', 'done')),"
 	" snapshot_lsn pg_lsn,"
+	" snapshot_txids text,"
 	" loads int NOT NULL DEFAULT 0,"
 	" format text,"
 	" chunks int NOT NULL DEFAULT 0,"
@@ -248,12 +249,18 @@ state_table_done(PgConn *tgt, const char *schema, const char *task,
 bool
 state_table_start(PgConn *tgt, const char *schema, const char *task,
 				  const char *src_schema, const char *src_name,
-				  Lsn snapshot_lsn, int nchunks, const char *format, Error *err)
+				  Lsn snapshot_lsn, const char *snapshot_txids, int nchunks,
+				  const char *format, Error *err)
 {
 	char lsn_text[LSN_TEXT_MAX];
 	char n[16];
-	const char *params[6] = {task, src_schema, src_name,
-							 lsn_format(snapshot_lsn, lsn_text), n, format};
+	const char *params[7] = {task,
+							 src_schema,
+							 src_name,
+							 lsn_format(snapshot_lsn, lsn_text),
+							 n,
+							 format,
+							 snapshot_txids};
 
 	snprintf(n, sizeof(n), "%d", nchunks);
 	if (!state_run(tgt, schema,
@@ -263,11 +270,12 @@ state_table_start(PgConn *tgt, const char *schema, const char *task,
 		return false;
 	return state_run(tgt, schema,
 					 "UPDATE @S.tables SET state = 'copying',"
-					 " snapshot_lsn = $4::pg_lsn, loads = loads + 1,"
+					 " snapshot_lsn = $4::pg_lsn, snapshot_txids = $7,"
+					 " loads = loads + 1,"
 					 " chunks = $5::int, chunks_done = 0, rows = 0, bytes = 0,"
 					 " format = $6, started_at = now(), done_at = NULL"
 					 " WHERE task = $1 AND src_schema = $2 AND src_name = $3",
-					 6, params, NULL, err);
+					 7, params, NULL, err);
 }
 
 bool

@@ -66,14 +66,15 @@ bool state_table_done(PgConn *tgt, const char *schema, const char *task,
 					  Error *err);
 
 /*
- * Starts (or restarts) a table's load from a snapshot taken at snapshot_lsn,
- * cut into nchunks: forgets its finished chunks and counts one more load.
+ * Starts (or restarts) a table's load from a snapshot taken at snapshot_lsn
+ * (snapshot_txids: its txid_current_snapshot(), which says exactly which
+ * source transactions the load contains), cut into nchunks: forgets its finished chunks and counts one more load.
  * Runs inside the caller's transaction, which also empties the target table.
  */
 bool state_table_start(PgConn *tgt, const char *schema, const char *task,
 					   const char *src_schema, const char *src_name,
-					   Lsn snapshot_lsn, int nchunks, const char *format,
-					   Error *err);
+					   Lsn snapshot_lsn, const char *snapshot_txids,
+					   int nchunks, const char *format, Error *err);
 
 /* Chunks of the table already done, as a bitmap of nchunks bools (caller-owned). */
 bool state_chunks_done(PgConn *tgt, const char *schema, const char *task,

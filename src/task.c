@@ -339,10 +339,10 @@ ensure_slot(Load *l, SlotSnapshot *snap, Error *err)
 	}
 	if (!create_publication(l, err))
 		return false;
-	fault_point("task.before_slot");
 	if (!stream_create_slot(l->cfg->source_uri, l->st.slot_name, false, snap,
 							err))
 		return false;
+	fault_point("task.after_slot");
 	if (!state_task_set_slot(l->tgt, l->cfg->state_schema, l->cfg->task,
 							 snap->consistent_lsn, err) ||
 		!state_task_set_phase(l->tgt, l->cfg->state_schema, l->cfg->task,
@@ -502,11 +502,25 @@ use_binary(const Load *l, const CatTable *t)
  * its target and resets its state, in one target transaction.
  */
 static bool
-start_tables(Load *l, Lsn point, Error *err)
+start_tables(Load *l, const SlotSnapshot *snap, Error *err)
 {
 	const TaskConfig *cfg = l->cfg;
 	int v = pg_server_version(l->src);
+	char txids[1024];
+	char *lit = pg_quote_literal(snap->snapshot);
+	bool ok;
 
+	if (lit == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	ok = pg_exec(l->src, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+				 err) &&
+		 pg_execf(l->src, err, "SET TRANSACTION SNAPSHOT %s", lit) &&
+		 pg_query_value(l->src, "SELECT txid_current_snapshot()", 0, NULL,
+						txids, sizeof(txids), err) &&
+		 pg_exec(l->src, "COMMIT", err);
+	free(lit);
+	if (!ok)
+		return false;
 	if (!pg_exec(l->tgt, "BEGIN", err))
 		return false;
 	for (int i = 0; i < l->ntables; i++)
@@ -541,7 +555,7 @@ start_tables(Load *l, Lsn point, Error *err)
 					  lt->tgt_kind == 'p' ? "" : "ONLY ", lt->tgt_qname))
 			goto fail;
 		if (!state_table_start(l->tgt, cfg->state_schema, cfg->task, t->schema,
-							   t->name, point, lt->nchunks,
+							   t->name, snap->consistent_lsn, txids, lt->nchunks,
 							   ct->binary ? "binary" : "text", err))
 			goto fail;
 	}
@@ -602,7 +616,7 @@ load_tables(Load *l, const SlotSnapshot *snap, bool *lost, Error *err)
 		err_set(err, ERR_INTERNAL, "out of memory");
 		goto out;
 	}
-	if (!start_tables(l, snap->consistent_lsn, err))
+	if (!start_tables(l, snap, err))
 		goto out;
 	for (int i = 0; i < l->ntables; i++)
 	{

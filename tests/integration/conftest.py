@@ -256,9 +256,24 @@ class PgServer:
         return cmd
 
     def _run(self, prog: str, *args, timeout: float = 120, check: bool = True):
-        r = subprocess.run(self._cmd(prog, *args), cwd=self.dir, env=_clean_env(),
-                           stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                           timeout=timeout)
+        """Run a PostgreSQL program as the cluster's OS user, in its own process
+        group: if we are interrupted (Ctrl-C, timeout) the whole group is killed,
+        so no orphaned initdb/bootstrap backend keeps writing into our temp dir.
+        (The postmaster started by pg_ctl puts itself in its own session.)"""
+        cmd = self._cmd(prog, *args)
+        p = subprocess.Popen(cmd, cwd=self.dir, env=_clean_env(), stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
+        try:
+            out, err = p.communicate(timeout=timeout)
+        except BaseException:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            p.communicate()
+            raise
+        r = subprocess.CompletedProcess(cmd, p.returncode, out, err)
         if check and r.returncode != 0:
             raise RuntimeError(
                 f"{prog} {' '.join(map(str, args))} failed ({r.returncode}) for {self!r}\n"
@@ -295,8 +310,10 @@ class PgServer:
         if self.running:
             return self
         for attempt in range(5):
-            self._starting = True   # destroy() must expect a postmaster even if we
-            r = self._run(          # are interrupted before pg_ctl returns"pg_ctl", "start", "-w", "-t", int(timeout), "-D", self.datadir,
+            # if interrupted before pg_ctl returns, destroy() must still expect
+            # a postmaster
+            self._starting = True
+            r = self._run("pg_ctl", "start", "-w", "-t", int(timeout), "-D", self.datadir,
                           "-l", self.logfile, timeout=timeout + 30, check=False)
             self._starting = False
             if r.returncode == 0:
@@ -373,28 +390,33 @@ class PgServer:
         return self
 
     def destroy(self):
-        """Stop the server (immediately) and remove its temp dir. Idempotent."""
+        """Stop the server (immediately) and remove its temp dir. Idempotent; if
+        interrupted, the atexit handler tries again."""
         if self._destroyed:
             return
-        try:
+        datadir = getattr(self, "datadir", None)
+        if datadir:
+            pidfile = os.path.join(datadir, "postmaster.pid")
             if self._starting:   # interrupted inside pg_ctl start: wait for the pid file
-                pidfile = os.path.join(self.datadir, "postmaster.pid")
                 for _ in range(30):
                     if os.path.exists(pidfile):
                         break
                     time.sleep(0.1)
-            if os.path.exists(os.path.join(getattr(self, "datadir", ""), "postmaster.pid")):
+            if os.path.exists(pidfile):
                 try:
-                    self._run("pg_ctl", "stop", "-w", "-t", "30", "-D", self.datadir,
+                    self._run("pg_ctl", "stop", "-w", "-t", "30", "-D", datadir,
                               "-m", "immediate", timeout=60, check=False)
                 finally:
                     self._kill_postmaster_if_alive()
-        finally:
-            self.running = False
-            self._destroyed = True
+        self.running = False
+        for _ in range(20):
             shutil.rmtree(self.dir, ignore_errors=True)
-            with _REGISTRY_LOCK:
-                _LIVE_SERVERS.discard(self)
+            if not os.path.exists(self.dir):
+                break
+            time.sleep(0.1)
+        self._destroyed = True
+        with _REGISTRY_LOCK:
+            _LIVE_SERVERS.discard(self)
 
     def _kill_postmaster_if_alive(self):
         pidfile = os.path.join(self.datadir, "postmaster.pid")

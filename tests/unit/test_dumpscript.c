@@ -15,6 +15,11 @@
  *   - public.bookings with PK and an EXCLUDE constraint;
  *   - "My Schema"."Order Items" with PK on "Item ""Id""" and an index;
  *   - COMMENT ON INDEX orders_open_idx IS 'open orders; -- Name: not a header'.
+ * atomic-full.sql is pg_dump 15.18 --schema-only (both sections, owners kept)
+ * of a database holding public.accounts (PK, an index on public.grade()),
+ * public.audit, grade(), a LANGUAGE sql function with a BEGIN ATOMIC body
+ * holding CASE ... END, credit(), a procedure with a two-statement BEGIN
+ * ATOMIC body, and accounts_log, a rule with two actions in DO ALSO (...).
  * pg_dump 15.18 writes \restrict KEY near the top and \unrestrict KEY at the
  * end. Run from the repository root (make unit does).
  */
@@ -422,6 +427,94 @@ test_post_data_fixture(void **state)
 	free(text);
 }
 
+/*
+ * psql does not end a statement at a ';' inside parentheses or inside a
+ * BEGIN ATOMIC body, and neither does dumpscript: a prefix cut after such a
+ * ';' is an unterminated statement starting at the CREATE.
+ */
+static void
+test_atomic_full_fixture(void **state)
+{
+	static const Want want[] = {
+	    {"TABLE", "accounts", "public", NULL, NULL, DUMPSCRIPT_CON_NONE, NULL},
+	    {"TABLE", "audit", "public", NULL, NULL, DUMPSCRIPT_CON_NONE, NULL},
+	    {"PROCEDURE", "credit(integer, numeric)", "public", NULL, NULL,
+	     DUMPSCRIPT_CON_NONE, NULL},
+	    {"FUNCTION", "grade(numeric)", "public", NULL, NULL,
+	     DUMPSCRIPT_CON_NONE, NULL},
+	    {"CONSTRAINT", "accounts accounts_pkey", "public", "public.accounts",
+	     "accounts_pkey", DUMPSCRIPT_CON_PRIMARY_KEY, NULL},
+	    {"INDEX", "accounts_grade_idx", "public", "public.accounts",
+	     "accounts_grade_idx", DUMPSCRIPT_CON_NONE, NULL},
+	    {"RULE", "accounts accounts_log", "public", NULL, NULL,
+	     DUMPSCRIPT_CON_NONE, NULL},
+	};
+	static const struct
+	{
+		const char *cut_after;
+		const char *message;
+	} cuts[] = {
+	    {"WHERE (accounts.id = credit.a);",
+	     "atomic:53: statement not terminated by \";\" at the end of the "
+	     "input"},
+	    {"END AS \"case\";",
+	     "atomic:69: statement not terminated by \";\" at the end of the "
+	     "input"},
+	    {"VALUES (new.id, 'update'::text);",
+	     "atomic:101: statement not terminated by \";\" at the end of the "
+	     "input"},
+	};
+	static const char rule_end[] = "  VALUES (new.id, 'bal\\ance'::text);\n);";
+	size_t len;
+	char *text = read_fixture("atomic-full.sql", &len);
+	DumpScript *ds = NULL;
+	Error err = ERR_INIT;
+	const DumpEntry *e;
+	size_t i;
+
+	(void) state;
+	assert_true(dumpscript_parse(text, len, "atomic", &ds, &err));
+	assert_int_equal(dumpscript_count(ds), 7);
+	for (i = 0; i < sizeof(want) / sizeof(*want); i++)
+	{
+		e = dumpscript_entry(ds, (int) i);
+		assert_string_equal(e->type, want[i].type);
+		assert_string_equal(e->name, want[i].name);
+		assert_string_equal(e->schema, want[i].schema);
+		assert_string_equal(e->owner, "postgres");
+		assert_str_or_null(e->table, want[i].table);
+		assert_str_or_null(e->index_name, want[i].index_name);
+		assert_int_equal(e->constraint, want[i].constraint);
+		assert_string_equal(e->setup, "");
+		assert_at_line(text, len, e->line, e->sql);
+	}
+	assert_int_equal(dumpscript_meta_count(ds), 2);
+	assert_string_equal(dumpscript_preamble(ds) + strlen(fixture_preamble),
+	                    "\n\nSET default_tablespace = '';\n"
+	                    "\nSET default_table_access_method = heap;");
+	e = dumpscript_entry(ds, 2);
+	assert_int_equal(e->line, 53);
+	assert_int_equal(strncmp(e->sql, "CREATE PROCEDURE public.credit(", 31), 0);
+	assert_non_null(strstr(e->sql, "\nEND;\n\n\nALTER PROCEDURE "));
+	e = dumpscript_entry(ds, 6);
+	assert_true(strlen(e->sql) > strlen(rule_end));
+	assert_string_equal(e->sql + strlen(e->sql) - strlen(rule_end), rule_end);
+	dumpscript_free(ds);
+
+	for (i = 0; i < sizeof(cuts) / sizeof(*cuts); i++)
+	{
+		const char *at = strstr(text, cuts[i].cut_after);
+
+		assert_non_null(at);
+		err_clear(&err);
+		assert_false(dumpscript_parse(
+		    text, (size_t) (at - text) + strlen(cuts[i].cut_after), "atomic",
+		    &ds, &err));
+		assert_string_equal(err.message, cuts[i].message);
+	}
+	free(text);
+}
+
 /* Every prefix parses or fails with "t:LINE: ..."; never crashes or reads
  * past it (run under ASan). */
 static void
@@ -467,6 +560,7 @@ test_truncated_prefixes(void **state)
 	(void) state;
 	check_prefixes("pre-data.sql");
 	check_prefixes("post-data.sql");
+	check_prefixes("atomic-full.sql");
 }
 
 static const char header_index[] =
@@ -581,6 +675,28 @@ test_quoting(void **state)
 	                    "--\n"
 	                    "\\connect db\n"
 	                    "$fn$;");
+	dumpscript_free(ds);
+
+	/* As in psql: parentheses and BEGIN ... END of a CREATE FUNCTION or
+	 * PROCEDURE body hold ';'; BEGIN elsewhere does not. */
+	ds = parse_ok("CREATE OR REPLACE PROCEDURE p() BEGIN ATOMIC\n"
+	              "  SELECT CASE WHEN true THEN 1 END; SELECT (1;);\n"
+	              "END;\n"
+	              "BEGIN;\n"
+	              "SET x = 1;\n");
+	assert_string_equal(dumpscript_preamble(ds),
+	                    "CREATE OR REPLACE PROCEDURE p() BEGIN ATOMIC\n"
+	                    "  SELECT CASE WHEN true THEN 1 END; SELECT (1;);\n"
+	                    "END;\n"
+	                    "BEGIN;\n"
+	                    "SET x = 1;");
+	dumpscript_free(ds);
+	assert_parse_error("CREATE FUNCTION f() BEGIN ATOMIC SELECT 1;\n",
+	                   "t:1: statement not terminated by \";\" at the end "
+	                   "of the input");
+	assert_parse_error("SELECT (1;\n", "t:1: statement not terminated by "
+	                                   "\";\" at the end of the input");
+	ds = parse_ok("CREATE TABLE begin (a int);\nSELECT 1);\nSELECT 2;\n");
 	dumpscript_free(ds);
 
 	/* A header inside a string literal is data. */
@@ -862,6 +978,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_pre_data_fixture),
 	    cmocka_unit_test(test_post_data_fixture),
+	    cmocka_unit_test(test_atomic_full_fixture),
 	    cmocka_unit_test(test_truncated_prefixes),
 	    cmocka_unit_test(test_unterminated),
 	    cmocka_unit_test(test_nul_and_empty),

@@ -175,7 +175,7 @@ INSERT INTO public.all_types VALUES (
     '[-infinity,2024-01-01 00:00:00+00)', '[-Infinity,Infinity]',
     B'11111111', B'1010101010101010101010101010101010101010101010101010101010101010',
     '92233720368547758.07', 'a:1A fat:2B,4C cat:5D ''quoted word'':3', 'fat:ab & cat',
-    '<?xml version="1.0" encoding="UTF-8"?><doc lang="fr">été 😀 &lt;&gt;</doc>', '(-1e+300,1e-300)', 1
+    '<doc lang="fr">été 😀 &lt;&gt;</doc>', '(-1e+300,1e-300)', 1
 );
 
 -- row 5: numbers at the edges of float and numeric precision, unicode

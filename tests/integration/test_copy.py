@@ -1,0 +1,146 @@
+"""pgtide copy: a full load of awkward data is identical on both sides, with
+indexes, constraints and sequences; a load under concurrent writes holds
+exactly its snapshot; no-key tables stay writable on the source."""
+import subprocess
+import time
+
+from conftest import assert_same_content
+from helpers import make_load_dataset, schema_objects, sequences
+
+
+def copy_args(source_db, target_db, *extra):
+    return ["copy", "--source", source_db.uri, "--target", target_db.uri, *extra]
+
+
+def test_help_and_version(pgtide):
+    r = pgtide.run("--version")
+    assert r.returncode == 0 and r.stdout.startswith("pgtide ")
+    r = pgtide.run("copy", "--help")
+    assert r.returncode == 0
+    assert "--split-tables-larger-than" in r.stdout
+    r = pgtide.run("nosuchcommand")
+    assert r.returncode == 2
+    assert 'unknown command "nosuchcommand"' in r.stderr
+
+
+def test_awkward_source_is_copied_exactly(pgtide, source_db, target_db,
+                                          awkward_sql):
+    source_db.load_sql_file(awkward_sql)
+    # a small split size so that several tables are copied in chunks
+    r = pgtide.run(*copy_args(source_db, target_db, "--jobs", "3",
+                              "--split-tables-larger-than", "64kB"))
+    assert r.returncode == 0, r.stderr
+    assert "loaded" in r.stdout
+
+    assert_same_content(source_db, target_db)
+    assert schema_objects(source_db) == schema_objects(target_db)
+    src_seq, tgt_seq = sequences(source_db), sequences(target_db)
+    assert src_seq.keys() == tgt_seq.keys()
+    for name, (value, called) in src_seq.items():
+        assert tgt_seq[name][0] >= value, name
+
+    # the slot and publication exist on the source, at the recorded point
+    slot = source_db.query_one(
+        "SELECT confirmed_flush_lsn::text FROM pg_replication_slots"
+        " WHERE slot_name = 'pgtide_default'")
+    point = target_db.query_one(
+        "SELECT consistent_lsn::text FROM pgtide.task WHERE task = 'default'")
+    assert slot is not None and slot == point
+    assert source_db.query_one(
+        "SELECT count(*) FROM pg_publication WHERE pubname = 'pgtide_default'"
+    ) == 1
+    # some table really was split, and every table is done
+    chunks = dict(target_db.query(
+        "SELECT src_name, chunks FROM pgtide.tables WHERE state = 'done'"))
+    assert max(chunks.values()) > 1
+    assert target_db.query_one(
+        "SELECT count(*) FROM pgtide.tables WHERE state <> 'done'") == 0
+
+    # running again is a no-op
+    r = pgtide.run(*copy_args(source_db, target_db))
+    assert r.returncode == 0 and "nothing to do" in r.stdout
+
+
+def test_text_format_and_table_selection(pgtide, source_db, target_db):
+    make_load_dataset(source_db, big_rows=2000)
+    r = pgtide.run(*copy_args(source_db, target_db, "--format", "text",
+                              "-t", "public.small_*", "-T", "public.small_5"))
+    assert r.returncode == 0, r.stderr
+    tables = {t for (t,) in target_db.query(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+    assert tables == {f"small_{i}" for i in range(5)}
+    assert_same_content(source_db, target_db,
+                        tables=[f"public.small_{i}" for i in range(5)])
+    assert {f for (f,) in target_db.query(
+        "SELECT DISTINCT format FROM pgtide.tables")} == {"text"}
+
+
+def test_no_key_table_stays_writable_on_source(pgtide, source_db, target_db):
+    """A table without a key must not be published for UPDATE/DELETE: the
+    application's writes on it would start failing."""
+    source_db.execute("""
+        CREATE TABLE nokey (a int, b text);
+        INSERT INTO nokey VALUES (1, 'x'), (1, 'x'), (2, 'y');
+        CREATE TABLE keyed (id int PRIMARY KEY);
+    """)
+    r = pgtide.run(*copy_args(source_db, target_db))
+    assert r.returncode == 0, r.stderr
+    assert "nokey" in r.stderr and "left out of the publication" in r.stderr
+    source_db.execute("UPDATE nokey SET b = 'z' WHERE a = 1")
+    source_db.execute("DELETE FROM nokey WHERE a = 2")
+    published = {t for (t,) in source_db.query(
+        "SELECT tablename FROM pg_publication_tables"
+        " WHERE pubname = 'pgtide_default'")}
+    assert published == {"keyed"}
+    assert sorted(target_db.query("SELECT a, b FROM nokey")) == [
+        (1, "x"), (1, "x"), (2, "y")]
+
+
+def test_load_under_writes_holds_exactly_the_snapshot(pgtide, source_db,
+                                                       target_db):
+    server = source_db.server
+    bindir = server.bindir
+    env = {"PGHOST": "127.0.0.1", "PGPORT": str(server.port),
+           "PGUSER": "postgres"}
+    subprocess.run([f"{bindir}/pgbench", "-i", "-s", "2", "-q", source_db.name],
+                   env=env, check=True, capture_output=True)
+    # each history row carries the transaction that wrote it
+    source_db.execute("ALTER TABLE pgbench_history ADD COLUMN xid bigint"
+                      " DEFAULT txid_current()")
+    bench = subprocess.Popen(
+        [f"{bindir}/pgbench", "-c", "2", "-T", "12", "-n", source_db.name],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        # let writes start, then load while they go on
+        time.sleep(2)
+        r = pgtide.run(*copy_args(source_db, target_db, "--jobs", "2",
+                                  "--split-tables-larger-than", "1MB"))
+        assert r.returncode == 0, r.stderr
+    finally:
+        out, err = bench.communicate(timeout=60)
+    assert bench.returncode == 0, err
+
+    snaps = {s for (s,) in target_db.query(
+        "SELECT DISTINCT snapshot_txids FROM pgtide.tables")}
+    assert len(snaps) == 1, "every table must be loaded from one snapshot"
+    snap = snaps.pop()
+    expected = source_db.query(
+        "SELECT tid, bid, aid, delta, mtime, xid FROM pgbench_history"
+        " WHERE txid_visible_in_snapshot(xid, %s::txid_snapshot)"
+        " ORDER BY xid, aid", (snap,))
+    got = target_db.query(
+        "SELECT tid, bid, aid, delta, mtime, xid FROM pgbench_history"
+        " ORDER BY xid, aid")
+    assert got == expected
+    total = source_db.query_one("SELECT count(*) FROM pgbench_history")
+    assert 0 < len(got) < total, "writes must have run before and after"
+    # balances are exactly the sum of the snapshot's history rows
+    for table, key in (("pgbench_accounts", "aid"), ("pgbench_tellers", "tid"),
+                       ("pgbench_branches", "bid")):
+        bal = {"pgbench_accounts": "abalance", "pgbench_tellers": "tbalance",
+               "pgbench_branches": "bbalance"}[table]
+        wrong = target_db.query_one(
+            f"SELECT count(*) FROM {table} t LEFT JOIN"
+            f" (SELECT {key}, sum(delta) s FROM pgbench_history GROUP BY {key}) h"
+            f" USING ({key}) WHERE t.{bal} <> coalesce(h.s, 0)")
+        assert wrong == 0, table
