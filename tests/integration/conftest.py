@@ -788,6 +788,7 @@ def wait_for(predicate, timeout: float = 30, interval: float = 0.1,
     """Call predicate() until it returns something truthy (returned); raise
     WaitTimeout(message) at the deadline. Exceptions of types in `ignore` count
     as falsy (the last one is shown on timeout); others propagate."""
+    __tracebackhide__ = True
     deadline = time.monotonic() + timeout
     last_exc = None
     while True:
@@ -921,6 +922,7 @@ def assert_same_content(src_db, tgt_db, tables=None, exclude_schemas=("pgtide",)
     """Assert that both databases hold the same rows in the same user tables
     (tables=None: every user table on either side, and the same set of them).
     Compares columns by name; fails with a readable diff."""
+    __tracebackhide__ = True
     problems = []
     if tables is None:
         st = user_tables(src_db, exclude_schemas)
