@@ -675,8 +675,13 @@ builder_main(void *arg)
 			atomic_store(&b->abort, true);
 			break;
 		}
-		log_info("built %s in %.1f s", s->object,
-				 (double) (log_now_ms() - t0) / 1000.0);
+		/* a person wants to see the long builds, not the thousand quick ones */
+		if (log_now_ms() - t0 >= 1000)
+			log_info("built %s in %.1f s", s->object,
+					 (double) (log_now_ms() - t0) / 1000.0);
+		else
+			log_debug("built %s in %.3f s", s->object,
+					  (double) (log_now_ms() - t0) / 1000.0);
 	}
 	pg_close(conn);
 	return NULL;

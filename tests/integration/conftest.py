@@ -9,7 +9,8 @@ What this module provides (see each docstring for details):
   fixtures: pg_source_server, pg_target_server (session), source_db, target_db,
             make_server, pgtide, awkward_sql
   helpers:  wait_for, table_rows, user_tables, assert_same_content, load_sql_file,
-            find_bindir, AWKWARD_SQL
+            table_columns, diff_rows, qualified, find_bindir, AWKWARD_SQL,
+            PW_USER, PW_PASSWORD
 
 Servers run as the current user, or as the system user `postgres` when the tests
 run as root (PostgreSQL refuses to run as root). The database superuser is always
@@ -229,7 +230,8 @@ class PgServer:
         self.running = False
         self._destroyed = False
         self._starting = False
-        self.dir = tempfile.mkdtemp(prefix=f"pgtide-{name}-", dir=_base_tmpdir())
+        safe = re.sub(r"[^A-Za-z0-9_]+", "_", name)[:20]
+        self.dir = tempfile.mkdtemp(prefix=f"pgtide-{safe}-", dir=_base_tmpdir())
         with _REGISTRY_LOCK:
             _LIVE_SERVERS.add(self)
         try:
