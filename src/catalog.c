@@ -31,24 +31,24 @@ read_tables(PgConn *conn, Catalog *cat, const char *skip_schema, Error *err)
 
 	/* relispartition exists from 10, partitioned tables ('p') from 10. */
 	snprintf(sql, sizeof(sql),
-			 "SELECT c.oid, n.nspname, c.relname, c.relkind, c.relpersistence,"
-			 " c.relreplident,"
-			 " EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid"
-			 "         AND i.indisprimary),"
-			 " EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid"
-			 "         AND i.indisreplident),"
-			 " %s,"
-			 " pg_table_size(c.oid), pg_relation_size(c.oid), c.reltuples"
-			 " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-			 " WHERE c.relkind IN ('r', 'p')"
-			 " AND n.nspname NOT IN ('pg_catalog', 'information_schema', $1)"
-			 " AND n.nspname NOT LIKE 'pg\\_toast%%'"
-			 " AND n.nspname NOT LIKE 'pg\\_temp\\_%%'"
-			 " AND c.relpersistence <> 't'"
-			 " ORDER BY n.nspname, c.relname",
-			 v >= 100000 ? "(SELECT i.inhparent FROM pg_inherits i"
-						   " WHERE i.inhrelid = c.oid AND c.relispartition)"
-						 : "NULL::oid");
+	         "SELECT c.oid, n.nspname, c.relname, c.relkind, c.relpersistence,"
+	         " c.relreplident,"
+	         " EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid"
+	         "         AND i.indisprimary),"
+	         " EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid"
+	         "         AND i.indisreplident),"
+	         " %s,"
+	         " pg_table_size(c.oid), pg_relation_size(c.oid), c.reltuples"
+	         " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+	         " WHERE c.relkind IN ('r', 'p')"
+	         " AND n.nspname NOT IN ('pg_catalog', 'information_schema', $1)"
+	         " AND n.nspname NOT LIKE 'pg\\_toast%%'"
+	         " AND n.nspname NOT LIKE 'pg\\_temp\\_%%'"
+	         " AND c.relpersistence <> 't'"
+	         " ORDER BY n.nspname, c.relname",
+	         v >= 100000 ? "(SELECT i.inhparent FROM pg_inherits i"
+	                       " WHERE i.inhrelid = c.oid AND c.relispartition)"
+	                     : "NULL::oid");
 	if (!pg_query(conn, sql, 1, params, &res, err))
 		return err_prefix(err, "could not list the source's tables: ");
 	cat->ntables = PQntuples(res);
@@ -72,12 +72,12 @@ read_tables(PgConn *conn, Catalog *cat, const char *skip_schema, Error *err)
 		t->replident = PQgetvalue(res, i, 5)[0];
 		t->has_pk = PQgetvalue(res, i, 6)[0] == 't';
 		t->has_identity =
-			t->replident == 'f' || (t->replident == 'd' && t->has_pk) ||
-			(t->replident == 'i' && PQgetvalue(res, i, 7)[0] == 't');
+		    t->replident == 'f' || (t->replident == 'd' && t->has_pk) ||
+		    (t->replident == 'i' && PQgetvalue(res, i, 7)[0] == 't');
 		/* parent oid resolved to an index below */
 		t->parent = PQgetisnull(res, i, 8)
-						? -1
-						: -2 - (int) strtol(PQgetvalue(res, i, 8), NULL, 10);
+		                ? -1
+		                : -2 - (int) strtol(PQgetvalue(res, i, 8), NULL, 10);
 		t->bytes = strtoll(PQgetvalue(res, i, 9), NULL, 10);
 		t->blocks = strtoll(PQgetvalue(res, i, 10), NULL, 10);
 		t->reltuples = strtod(PQgetvalue(res, i, 11), NULL);
@@ -129,28 +129,29 @@ read_columns(PgConn *conn, Catalog *cat, const char *skip_schema, Error *err)
 	 * chain is built in (same OID and wire form on every server) and has
 	 * send/receive functions.
 	 */
-	snprintf(sql, sizeof(sql),
-			 "WITH RECURSIVE base(oid, cur) AS ("
-			 "  SELECT t.oid, t.typbasetype FROM pg_type t WHERE t.typtype = 'd'"
-			 "  UNION ALL SELECT b.oid, t.typbasetype"
-			 "  FROM base b JOIN pg_type t ON t.oid = b.cur"
-			 "  WHERE t.typtype = 'd')"
-			 " SELECT a.attrelid, a.attname, a.atttypid,"
-			 " format_type(a.atttypid, a.atttypmod),"
-			 " (SELECT bt.oid < 16384 AND bt.typsend <> 0"
-			 "    AND bt.typreceive <> 0"
-			 "  FROM pg_type bt WHERE bt.oid = coalesce("
-			 "   (SELECT b.cur FROM base b JOIN pg_type t ON t.oid = b.cur"
-			 "    WHERE b.oid = a.atttypid AND t.typtype <> 'd'), a.atttypid))"
-			 " FROM pg_attribute a"
-			 " JOIN pg_class c ON c.oid = a.attrelid"
-			 " JOIN pg_namespace n ON n.oid = c.relnamespace"
-			 " WHERE c.relkind IN ('r', 'p') AND a.attnum > 0"
-			 " AND NOT a.attisdropped %s"
-			 " AND n.nspname NOT IN ('pg_catalog', 'information_schema', $1)"
-			 " AND n.nspname NOT LIKE 'pg\\_%%'"
-			 " ORDER BY a.attrelid, a.attnum",
-			 v >= 120000 ? "AND a.attgenerated = ''" : "");
+	snprintf(
+	    sql, sizeof(sql),
+	    "WITH RECURSIVE base(oid, cur) AS ("
+	    "  SELECT t.oid, t.typbasetype FROM pg_type t WHERE t.typtype = 'd'"
+	    "  UNION ALL SELECT b.oid, t.typbasetype"
+	    "  FROM base b JOIN pg_type t ON t.oid = b.cur"
+	    "  WHERE t.typtype = 'd')"
+	    " SELECT a.attrelid, a.attname, a.atttypid,"
+	    " format_type(a.atttypid, a.atttypmod),"
+	    " (SELECT bt.oid < 16384 AND bt.typsend <> 0"
+	    "    AND bt.typreceive <> 0"
+	    "  FROM pg_type bt WHERE bt.oid = coalesce("
+	    "   (SELECT b.cur FROM base b JOIN pg_type t ON t.oid = b.cur"
+	    "    WHERE b.oid = a.atttypid AND t.typtype <> 'd'), a.atttypid))"
+	    " FROM pg_attribute a"
+	    " JOIN pg_class c ON c.oid = a.attrelid"
+	    " JOIN pg_namespace n ON n.oid = c.relnamespace"
+	    " WHERE c.relkind IN ('r', 'p') AND a.attnum > 0"
+	    " AND NOT a.attisdropped %s"
+	    " AND n.nspname NOT IN ('pg_catalog', 'information_schema', $1)"
+	    " AND n.nspname NOT LIKE 'pg\\_%%'"
+	    " ORDER BY a.attrelid, a.attnum",
+	    v >= 120000 ? "AND a.attgenerated = ''" : "");
 	if (!pg_query(conn, sql, 1, params, &res, err))
 		return err_prefix(err, "could not read the source's columns: ");
 	n = PQntuples(res);
@@ -168,7 +169,7 @@ read_columns(PgConn *conn, Catalog *cat, const char *skip_schema, Error *err)
 			int k = i;
 
 			while (k < n &&
-				   (uint32_t) strtoul(PQgetvalue(res, k, 0), NULL, 10) == relid)
+			       (uint32_t) strtoul(PQgetvalue(res, k, 0), NULL, 10) == relid)
 				k++;
 			t->cols = calloc((size_t) (k - i), sizeof(CatColumn));
 			if (t->cols == NULL)
@@ -196,14 +197,15 @@ read_sequences(PgConn *conn, Catalog *cat, const char *skip_schema, Error *err)
 	PGresult *res;
 	bool oom = false;
 
-	if (!pg_query(conn,
-				  "SELECT n.nspname, c.relname FROM pg_class c"
-				  " JOIN pg_namespace n ON n.oid = c.relnamespace"
-				  " WHERE c.relkind = 'S'"
-				  " AND n.nspname NOT IN ('pg_catalog', 'information_schema', $1)"
-				  " AND n.nspname NOT LIKE 'pg\\_%'"
-				  " ORDER BY 1, 2",
-				  1, params, &res, err))
+	if (!pg_query(
+	        conn,
+	        "SELECT n.nspname, c.relname FROM pg_class c"
+	        " JOIN pg_namespace n ON n.oid = c.relnamespace"
+	        " WHERE c.relkind = 'S'"
+	        " AND n.nspname NOT IN ('pg_catalog', 'information_schema', $1)"
+	        " AND n.nspname NOT LIKE 'pg\\_%'"
+	        " ORDER BY 1, 2",
+	        1, params, &res, err))
 		return err_prefix(err, "could not list the source's sequences: ");
 	cat->nseqs = PQntuples(res);
 	cat->seqs = calloc((size_t) cat->nseqs + 1, sizeof(CatSequence));
@@ -238,10 +240,10 @@ catalog_read(PgConn *conn, const char *skip_schema, Catalog **out, Error *err)
 		return err_set(err, ERR_INTERNAL, "out of memory");
 	cat->server_version = pg_server_version(conn);
 	if (!pg_query_value(conn, "SELECT current_setting('block_size')", 0, NULL,
-						buf, sizeof(buf), err) ||
-		!read_tables(conn, cat, skip_schema, err) ||
-		!read_columns(conn, cat, skip_schema, err) ||
-		!read_sequences(conn, cat, skip_schema, err))
+	                    buf, sizeof(buf), err) ||
+	    !read_tables(conn, cat, skip_schema, err) ||
+	    !read_columns(conn, cat, skip_schema, err) ||
+	    !read_sequences(conn, cat, skip_schema, err))
 	{
 		catalog_free(cat);
 		return false;
@@ -293,7 +295,7 @@ catalog_find(const Catalog *cat, const char *schema, const char *name)
 {
 	for (int i = 0; i < cat->ntables; i++)
 		if (strcmp(cat->tables[i].schema, schema) == 0 &&
-			strcmp(cat->tables[i].name, name) == 0)
+		    strcmp(cat->tables[i].name, name) == 0)
 			return i;
 	return -1;
 }
@@ -301,7 +303,7 @@ catalog_find(const Catalog *cat, const char *schema, const char *name)
 /* True when t or one of its ancestors matches one of the patterns. */
 static bool
 lineage_matches(const Catalog *cat, int idx, const TablePattern *pats, int n,
-				bool *used)
+                bool *used)
 {
 	bool hit = false;
 
@@ -323,7 +325,7 @@ lineage_matches(const Catalog *cat, int idx, const TablePattern *pats, int n,
 
 bool
 catalog_select(Catalog *cat, char *const *include, int ninclude,
-			   char *const *exclude, int nexclude, Error *err)
+               char *const *exclude, int nexclude, Error *err)
 {
 	TablePattern *inc = calloc((size_t) ninclude + 1, sizeof(TablePattern));
 	TablePattern *exc = calloc((size_t) nexclude + 1, sizeof(TablePattern));
@@ -348,16 +350,16 @@ catalog_select(Catalog *cat, char *const *include, int ninclude,
 		bool in = ninclude == 0 || lineage_matches(cat, i, inc, ninclude, used);
 
 		t->selected = t->relkind == 'r' && in &&
-					  !lineage_matches(cat, i, exc, nexclude, NULL);
+		              !lineage_matches(cat, i, exc, nexclude, NULL);
 	}
 	for (int p = 0; p < ninclude; p++)
 		if (!used[p])
 		{
 			err_set(err, ERR_SOURCE,
-					"table pattern \"%s\" matches no table on the source",
-					include[p]);
+			        "table pattern \"%s\" matches no table on the source",
+			        include[p]);
 			err_hint(err, "patterns are schema.table with * and ? "
-						  "wildcards; names are case-sensitive");
+			              "wildcards; names are case-sensitive");
 			goto out;
 		}
 	ok = true;

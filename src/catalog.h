@@ -18,25 +18,26 @@
 
 typedef struct CatColumn
 {
-	char *name;		 /* owned */
+	char *name;      /* owned */
 	char *type_name; /* format_type(), for messages; owned */
 	uint32_t type_oid;
-	bool binary_safe; /* built-in type (after domains): same binary form everywhere */
+	bool
+	    binary_safe; /* built-in type (after domains): same binary form everywhere */
 } CatColumn;
 
 typedef struct CatTable
 {
 	uint32_t relid;
-	char *schema; /* owned */
-	char *name;	  /* owned */
-	char *qname;  /* "schema"."name"; owned */
-	char relkind; /* 'r' table, 'p' partitioned */
-	char persistence;	/* 'p' permanent, 'u' unlogged */
-	char replident;		/* 'd', 'n', 'f', 'i' */
+	char *schema;     /* owned */
+	char *name;       /* owned */
+	char *qname;      /* "schema"."name"; owned */
+	char relkind;     /* 'r' table, 'p' partitioned */
+	char persistence; /* 'p' permanent, 'u' unlogged */
+	char replident;   /* 'd', 'n', 'f', 'i' */
 	bool has_pk;
 	bool has_identity; /* UPDATE/DELETE can be replicated */
-	int parent;	/* index in Catalog.tables of the partition parent, or -1 */
-	int64_t bytes;	/* pg_table_size: heap + TOAST */
+	int parent;     /* index in Catalog.tables of the partition parent, or -1 */
+	int64_t bytes;  /* pg_table_size: heap + TOAST */
 	int64_t blocks; /* heap blocks, for ctid ranges */
 	double reltuples;
 	CatColumn *cols; /* copyable columns: not dropped, not generated */
@@ -67,7 +68,7 @@ typedef struct Catalog
  * frees with catalog_free().
  */
 bool catalog_read(PgConn *conn, const char *skip_schema, Catalog **out,
-				  Error *err);
+                  Error *err);
 
 void catalog_free(Catalog *cat);
 
@@ -76,7 +77,7 @@ void catalog_free(Catalog *cat);
  * naming the pattern, when an include pattern matches no table.
  */
 bool catalog_select(Catalog *cat, char *const *include, int ninclude,
-					char *const *exclude, int nexclude, Error *err);
+                    char *const *exclude, int nexclude, Error *err);
 
 /* Index of schema.name in cat->tables, or -1. */
 int catalog_find(const Catalog *cat, const char *schema, const char *name);

@@ -16,81 +16,82 @@
 static void
 usage_main(FILE *out)
 {
-	fprintf(out,
-			"pgtide migrates a live PostgreSQL database to another server.\n"
-			"\n"
-			"Usage:\n"
-			"  pgtide COMMAND [OPTIONS]\n"
-			"\n"
-			"Commands:\n"
-			"  copy      full load: schema, consistent parallel copy, indexes,\n"
-			"            sequences; resumable\n"
-			"\n"
-			"Options:\n"
-			"  -V, --version  print the version and exit\n"
-			"  -h, --help     show this help and exit\n"
-			"\n"
-			"Run \"pgtide COMMAND --help\" for a command's options.\n");
+	fprintf(
+	    out,
+	    "pgtide migrates a live PostgreSQL database to another server.\n"
+	    "\n"
+	    "Usage:\n"
+	    "  pgtide COMMAND [OPTIONS]\n"
+	    "\n"
+	    "Commands:\n"
+	    "  copy      full load: schema, consistent parallel copy, indexes,\n"
+	    "            sequences; resumable\n"
+	    "\n"
+	    "Options:\n"
+	    "  -V, --version  print the version and exit\n"
+	    "  -h, --help     show this help and exit\n"
+	    "\n"
+	    "Run \"pgtide COMMAND --help\" for a command's options.\n");
 }
 
 static void
 usage_copy(FILE *out)
 {
 	fprintf(out,
-			"pgtide copy loads the schema and every row of the source database "
-			"into the\n"
-			"target, consistent as of one instant, then builds indexes and "
-			"constraints.\n"
-			"Run it again with the same task name to resume.\n"
-			"\n"
-			"Usage:\n"
-			"  pgtide copy --source URI --target URI [OPTIONS]\n"
-			"\n"
-			"Connections and task:\n"
-			"  -s, --source=URI          source database (libpq URI or "
-			"conninfo)\n"
-			"  -d, --target=URI          target database\n"
-			"  -n, --task=NAME           task name, [a-z0-9_] (default: "
-			"default)\n"
-			"  -c, --config=FILE         task file (YAML or JSON); options "
-			"override it\n"
-			"\n"
-			"What moves:\n"
-			"  -t, --table=PATTERN       include tables matching schema.table "
-			"(* and ?);\n"
-			"                            repeatable (default: every table)\n"
-			"  -T, --exclude-table=PATTERN  exclude matching tables; "
-			"repeatable\n"
-			"      --schema=MODE         create (from pg_dump, default) or "
-			"existing\n"
-			"      --on-existing=WHAT    refuse (default), truncate (existing "
-			"mode),\n"
-			"                            or drop (create mode)\n"
-			"\n"
-			"How fast:\n"
-			"  -j, --jobs=N              parallel copy workers (default: 4)\n"
-			"  -J, --index-jobs=N        parallel index builders (default: 2)\n"
-			"      --split-tables-larger-than=SIZE  cut larger tables into "
-			"chunks\n"
-			"                            (default: 512MB; 0 never splits)\n"
-			"      --format=FORMAT       auto (default), text or binary\n"
-			"\n"
-			"Other:\n"
-			"      --pg-dump=PATH        pg_dump to use (default: newest "
-			"installed)\n"
-			"      --state-schema=NAME   state schema on the target (default: "
-			"pgtide)\n"
-			"      --progress-interval=SECONDS  progress log period off a "
-			"terminal\n"
-			"                            (default: 10)\n"
-			"      --log-format=FORMAT   text (default) or json\n"
-			"  -v, --verbose             more log lines\n"
-			"  -q, --quiet               warnings and errors only\n"
-			"  -h, --help                show this help and exit\n"
-			"\n"
-			"Exit codes: 0 done, 1 internal error, 2 usage or task file, 3 "
-			"source,\n"
-			"4 target, 5 interrupted (run again to resume).\n");
+	        "pgtide copy loads the schema and every row of the source database "
+	        "into the\n"
+	        "target, consistent as of one instant, then builds indexes and "
+	        "constraints.\n"
+	        "Run it again with the same task name to resume.\n"
+	        "\n"
+	        "Usage:\n"
+	        "  pgtide copy --source URI --target URI [OPTIONS]\n"
+	        "\n"
+	        "Connections and task:\n"
+	        "  -s, --source=URI          source database (libpq URI or "
+	        "conninfo)\n"
+	        "  -d, --target=URI          target database\n"
+	        "  -n, --task=NAME           task name, [a-z0-9_] (default: "
+	        "default)\n"
+	        "  -c, --config=FILE         task file (YAML or JSON); options "
+	        "override it\n"
+	        "\n"
+	        "What moves:\n"
+	        "  -t, --table=PATTERN       include tables matching schema.table "
+	        "(* and ?);\n"
+	        "                            repeatable (default: every table)\n"
+	        "  -T, --exclude-table=PATTERN  exclude matching tables; "
+	        "repeatable\n"
+	        "      --schema=MODE         create (from pg_dump, default) or "
+	        "existing\n"
+	        "      --on-existing=WHAT    refuse (default), truncate (existing "
+	        "mode),\n"
+	        "                            or drop (create mode)\n"
+	        "\n"
+	        "How fast:\n"
+	        "  -j, --jobs=N              parallel copy workers (default: 4)\n"
+	        "  -J, --index-jobs=N        parallel index builders (default: 2)\n"
+	        "      --split-tables-larger-than=SIZE  cut larger tables into "
+	        "chunks\n"
+	        "                            (default: 512MB; 0 never splits)\n"
+	        "      --format=FORMAT       auto (default), text or binary\n"
+	        "\n"
+	        "Other:\n"
+	        "      --pg-dump=PATH        pg_dump to use (default: newest "
+	        "installed)\n"
+	        "      --state-schema=NAME   state schema on the target (default: "
+	        "pgtide)\n"
+	        "      --progress-interval=SECONDS  progress log period off a "
+	        "terminal\n"
+	        "                            (default: 10)\n"
+	        "      --log-format=FORMAT   text (default) or json\n"
+	        "  -v, --verbose             more log lines\n"
+	        "  -q, --quiet               warnings and errors only\n"
+	        "  -h, --help                show this help and exit\n"
+	        "\n"
+	        "Exit codes: 0 done, 1 internal error, 2 usage or task file, 3 "
+	        "source,\n"
+	        "4 target, 5 interrupted (run again to resume).\n");
 }
 
 static int
@@ -120,8 +121,8 @@ report(const Error *err)
 {
 	if (err->kind == ERR_INTERRUPTED)
 		fprintf(stderr,
-				"pgtide: interrupted; progress is saved, run the same command "
-				"again to resume\n");
+		        "pgtide: interrupted; progress is saved, run the same command "
+		        "again to resume\n");
 	else
 	{
 		fprintf(stderr, "pgtide: error: %s\n", err->message);
@@ -146,26 +147,26 @@ enum
 };
 
 static const struct option copy_options[] = {
-	{"source", required_argument, NULL, 's'},
-	{"target", required_argument, NULL, 'd'},
-	{"task", required_argument, NULL, 'n'},
-	{"config", required_argument, NULL, 'c'},
-	{"table", required_argument, NULL, 't'},
-	{"exclude-table", required_argument, NULL, 'T'},
-	{"jobs", required_argument, NULL, 'j'},
-	{"index-jobs", required_argument, NULL, 'J'},
-	{"schema", required_argument, NULL, OPT_SCHEMA},
-	{"on-existing", required_argument, NULL, OPT_ON_EXISTING},
-	{"split-tables-larger-than", required_argument, NULL, OPT_SPLIT},
-	{"format", required_argument, NULL, OPT_FORMAT},
-	{"pg-dump", required_argument, NULL, OPT_PG_DUMP},
-	{"state-schema", required_argument, NULL, OPT_STATE_SCHEMA},
-	{"progress-interval", required_argument, NULL, OPT_PROGRESS},
-	{"log-format", required_argument, NULL, OPT_LOG_FORMAT},
-	{"verbose", no_argument, NULL, 'v'},
-	{"quiet", no_argument, NULL, 'q'},
-	{"help", no_argument, NULL, 'h'},
-	{NULL, 0, NULL, 0},
+    {"source", required_argument, NULL, 's'},
+    {"target", required_argument, NULL, 'd'},
+    {"task", required_argument, NULL, 'n'},
+    {"config", required_argument, NULL, 'c'},
+    {"table", required_argument, NULL, 't'},
+    {"exclude-table", required_argument, NULL, 'T'},
+    {"jobs", required_argument, NULL, 'j'},
+    {"index-jobs", required_argument, NULL, 'J'},
+    {"schema", required_argument, NULL, OPT_SCHEMA},
+    {"on-existing", required_argument, NULL, OPT_ON_EXISTING},
+    {"split-tables-larger-than", required_argument, NULL, OPT_SPLIT},
+    {"format", required_argument, NULL, OPT_FORMAT},
+    {"pg-dump", required_argument, NULL, OPT_PG_DUMP},
+    {"state-schema", required_argument, NULL, OPT_STATE_SCHEMA},
+    {"progress-interval", required_argument, NULL, OPT_PROGRESS},
+    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+    {"verbose", no_argument, NULL, 'v'},
+    {"quiet", no_argument, NULL, 'q'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
 };
 
 static const char copy_short[] = "s:d:n:c:t:T:j:J:vqh";
@@ -232,7 +233,8 @@ parse_copy(int argc, char **argv, TaskConfig *cfg, bool *help, Error *err)
 
 	opterr = 0;
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, copy_short, copy_options, NULL)) != -1)
+	while ((opt = getopt_long(argc, argv, copy_short, copy_options, NULL)) !=
+	       -1)
 	{
 		if (opt == 'c')
 			config_path = optarg;
@@ -242,10 +244,10 @@ parse_copy(int argc, char **argv, TaskConfig *cfg, bool *help, Error *err)
 		{
 			if (optopt != 0)
 				err_set(err, ERR_USAGE, "invalid or incomplete option -%c",
-						optopt);
+				        optopt);
 			else
 				err_set(err, ERR_USAGE, "invalid option \"%s\"",
-						argv[optind - 1]);
+				        argv[optind - 1]);
 			return err_hint(err, "run \"pgtide copy --help\" for the options");
 		}
 	}
@@ -259,7 +261,8 @@ parse_copy(int argc, char **argv, TaskConfig *cfg, bool *help, Error *err)
 	if (config_path != NULL && !config_load_file(cfg, config_path, err))
 		return false;
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, copy_short, copy_options, NULL)) != -1)
+	while ((opt = getopt_long(argc, argv, copy_short, copy_options, NULL)) !=
+	       -1)
 	{
 		const char *key = option_key(opt);
 		char origin[64];
@@ -279,9 +282,9 @@ parse_copy(int argc, char **argv, TaskConfig *cfg, bool *help, Error *err)
 			if (strcmp(optarg, "json") != 0 && strcmp(optarg, "text") != 0)
 			{
 				err_set(err, ERR_USAGE,
-						"option --log-format: invalid value \"%s\"; valid "
-						"values are text, json",
-						optarg);
+				        "option --log-format: invalid value \"%s\"; valid "
+				        "values are text, json",
+				        optarg);
 				return false;
 			}
 			json = strcmp(optarg, "json") == 0;
@@ -326,7 +329,7 @@ cli_main(int argc, char **argv, volatile sig_atomic_t *stop)
 		return CLI_EXIT_USAGE;
 	}
 	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 ||
-		strcmp(cmd, "help") == 0)
+	    strcmp(cmd, "help") == 0)
 	{
 		usage_main(stdout);
 		return CLI_EXIT_OK;

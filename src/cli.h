@@ -11,11 +11,11 @@
 #define PGTIDE_VERSION "0.1.0"
 
 /* Exit codes (docs/cli.md). */
-#define CLI_EXIT_OK			 0
-#define CLI_EXIT_INTERNAL	 1
-#define CLI_EXIT_USAGE		 2
-#define CLI_EXIT_SOURCE		 3
-#define CLI_EXIT_TARGET		 4
+#define CLI_EXIT_OK          0
+#define CLI_EXIT_INTERNAL    1
+#define CLI_EXIT_USAGE       2
+#define CLI_EXIT_SOURCE      3
+#define CLI_EXIT_TARGET      4
 #define CLI_EXIT_INTERRUPTED 5
 
 /* Runs the command in argv; returns the process exit code. */

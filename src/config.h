@@ -18,14 +18,14 @@
 typedef enum SchemaMode
 {
 	SCHEMA_MODE_CREATE = 0, /* pre-data from pg_dump, post-data after load */
-	SCHEMA_MODE_EXISTING,	/* the user's own tables on the target */
+	SCHEMA_MODE_EXISTING,   /* the user's own tables on the target */
 } SchemaMode;
 
 typedef enum OnExisting
 {
 	ON_EXISTING_REFUSE = 0, /* stop if a target table exists or has rows */
-	ON_EXISTING_TRUNCATE,	/* empty existing target tables (existing mode) */
-	ON_EXISTING_DROP,		/* drop and recreate them (create mode) */
+	ON_EXISTING_TRUNCATE,   /* empty existing target tables (existing mode) */
+	ON_EXISTING_DROP,       /* drop and recreate them (create mode) */
 } OnExisting;
 
 typedef enum CopyFormat
@@ -43,21 +43,21 @@ typedef struct StrList
 
 typedef struct TaskConfig
 {
-	char *path;		   /* task file read, or NULL; owned */
-	char *task;		   /* task name, [a-z0-9_]{1,40}; owned */
-	char *source_uri;  /* libpq URI or key=value string; owned */
-	char *target_uri;  /* owned */
-	StrList include;   /* schema.table patterns; empty = every table */
-	StrList exclude;   /* schema.table patterns */
-	int copy_jobs;	   /* parallel copy workers */
-	int index_jobs;	   /* parallel index/constraint builders */
+	char *path;          /* task file read, or NULL; owned */
+	char *task;          /* task name, [a-z0-9_]{1,40}; owned */
+	char *source_uri;    /* libpq URI or key=value string; owned */
+	char *target_uri;    /* owned */
+	StrList include;     /* schema.table patterns; empty = every table */
+	StrList exclude;     /* schema.table patterns */
+	int copy_jobs;       /* parallel copy workers */
+	int index_jobs;      /* parallel index/constraint builders */
 	int64_t split_bytes; /* tables larger than this are cut into chunks */
 	CopyFormat copy_format;
 	SchemaMode schema_mode;
 	OnExisting on_existing;
 	int progress_interval_s; /* log line period when not on a terminal */
-	char *pg_dump;			 /* pg_dump binary; NULL = newest installed */
-	char *state_schema;		 /* schema for pgtide's state on the target */
+	char *pg_dump;           /* pg_dump binary; NULL = newest installed */
+	char *state_schema;      /* schema for pgtide's state on the target */
 } TaskConfig;
 
 /* Fills cfg with every default (see docs/task-file.md). Never fails. */
@@ -75,7 +75,7 @@ bool config_load_file(TaskConfig *cfg, const char *path, Error *err);
 
 /* Same as config_load_file, from a string; `name` stands for the file name. */
 bool config_load_string(TaskConfig *cfg, const char *name, const char *yaml,
-						Error *err);
+                        Error *err);
 
 /*
  * Sets one key by its dotted name ("copy.jobs", "tables.include") from text,
@@ -84,7 +84,7 @@ bool config_load_string(TaskConfig *cfg, const char *name, const char *yaml,
  * appended.
  */
 bool config_set(TaskConfig *cfg, const char *key, const char *value,
-				const char *origin, Error *err);
+                const char *origin, Error *err);
 
 /* Checks cross-key rules (source and target present, mode/on_existing pairs). */
 bool config_validate(const TaskConfig *cfg, Error *err);

@@ -28,8 +28,8 @@
 typedef struct CopyShared
 {
 	CopyRun *run;
-	atomic_int next;   /* next chunk to hand out */
-	atomic_bool abort; /* a worker failed: others stop after their chunk */
+	atomic_int next;      /* next chunk to hand out */
+	atomic_bool abort;    /* a worker failed: others stop after their chunk */
 	pthread_mutex_t lock; /* guards err and snapshot_lost */
 	Error err;
 	bool snapshot_lost;
@@ -75,10 +75,10 @@ open_source(Worker *w, bool *lost, Error *err)
 	bool ok;
 
 	if (!pg_connect(run->source_uri, ERR_SOURCE, PG_CONN_SQL, "pgtide copy",
-					10000, &w->src, err))
+	                10000, &w->src, err))
 		return false;
-	if (!pg_exec(w->src,
-				 "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err))
+	if (!pg_exec(w->src, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+	             err))
 		return false;
 	lit = pg_quote_literal(run->snapshot);
 	if (lit == NULL)
@@ -100,7 +100,7 @@ open_target(Worker *w, Error *err)
 	const CopyRun *run = w->shared->run;
 
 	if (!pg_connect(run->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide copy",
-					10000, &w->tgt, err))
+	                10000, &w->tgt, err))
 		return false;
 	/*
 	 * replica: user triggers and FK checks stay silent during the load. The
@@ -108,13 +108,13 @@ open_target(Worker *w, Error *err)
 	 * together: synchronous_commit can be off.
 	 */
 	if (!pg_exec(w->tgt,
-				 "SET session_replication_role = replica;"
-				 " SET synchronous_commit = off",
-				 err))
+	             "SET session_replication_role = replica;"
+	             " SET synchronous_commit = off",
+	             err))
 	{
 		if (pg_err_is(err, "42501"))
 			err_hint(err, "the target role must be a superuser, or be granted "
-						  "SET on session_replication_role (PostgreSQL 15+)");
+			              "SET on session_replication_role (PostgreSQL 15+)");
 		return false;
 	}
 	return true;
@@ -164,7 +164,7 @@ source_copy_sql(const CopyTable *t, const PlanChunk *c)
 
 	if (c->start_block < 0 && c->end_block < 0)
 		n = asprintf(&sql, "COPY %s %s TO STDOUT (FORMAT %s)", t->src_qname,
-					 t->columns, fmt);
+		             t->columns, fmt);
 	else
 	{
 		char lo[64] = "", hi[64] = "";
@@ -172,16 +172,16 @@ source_copy_sql(const CopyTable *t, const PlanChunk *c)
 		/* TID range scans (14+) read only these blocks. */
 		if (c->start_block >= 0)
 			snprintf(lo, sizeof(lo), " AND ctid >= '(%lld,0)'::tid",
-					 (long long) c->start_block);
+			         (long long) c->start_block);
 		if (c->end_block >= 0)
 			snprintf(hi, sizeof(hi), " AND ctid < '(%lld,0)'::tid",
-					 (long long) c->end_block);
+			         (long long) c->end_block);
 		/* columns is "(a, b)": strip the parentheses for the select list */
 		n = asprintf(&sql,
-					 "COPY (SELECT %.*s FROM ONLY %s WHERE true%s%s)"
-					 " TO STDOUT (FORMAT %s)",
-					 (int) strlen(t->columns) - 2, t->columns + 1,
-					 t->src_qname, lo, hi, fmt);
+		             "COPY (SELECT %.*s FROM ONLY %s WHERE true%s%s)"
+		             " TO STDOUT (FORMAT %s)",
+		             (int) strlen(t->columns) - 2, t->columns + 1, t->src_qname,
+		             lo, hi, fmt);
 	}
 	return n < 0 ? NULL : sql;
 }
@@ -189,7 +189,7 @@ source_copy_sql(const CopyTable *t, const PlanChunk *c)
 /* Streams one chunk. Leaves tgt inside its transaction on success. */
 static bool
 stream_chunk(Worker *w, CopyTable *t, const PlanChunk *c, int64_t *rows,
-			 int64_t *bytes, Error *err)
+             int64_t *bytes, Error *err)
 {
 	CopyShared *sh = w->shared;
 	PGconn *in = pg_raw(w->src);
@@ -224,8 +224,8 @@ stream_chunk(Worker *w, CopyTable *t, const PlanChunk *c, int64_t *rows,
 		ok = false;
 	}
 	if (asprintf(&tgt_sql, "COPY %s %s FROM STDIN (FORMAT %s%s)", t->tgt_qname,
-				 t->columns, t->binary ? "binary" : "text",
-				 t->freeze ? ", FREEZE" : "") < 0)
+	             t->columns, t->binary ? "binary" : "text",
+	             t->freeze ? ", FREEZE" : "") < 0)
 	{
 		tgt_sql = NULL;
 		err_set(err, ERR_INTERNAL, "out of memory");
@@ -318,7 +318,7 @@ copy_chunk(Worker *w, const PlanChunk *c, Error *err)
 	atomic_fetch_sub(&t->chunks_left, 1);
 	fault_point("copy.chunk.after_commit");
 	log_debug("%s chunk %d/%d: %lld rows, %lld bytes", t->src_qname,
-			  c->chunk + 1, c->nchunks, (long long) rows, (long long) bytes);
+	          c->chunk + 1, c->nchunks, (long long) rows, (long long) bytes);
 	return true;
 }
 
@@ -362,10 +362,10 @@ worker_main(void *arg)
 			bool done = false;
 
 			if ((w->src != NULL || open_source(w, &lost, &err)) &&
-				(w->tgt != NULL || open_target(w, &err)) &&
-				(attempt == 0 ||
-				 run->chunk_check(w->tgt, c, &done, run->ctx, &err)) &&
-				(done || copy_chunk(w, c, &err)))
+			    (w->tgt != NULL || open_target(w, &err)) &&
+			    (attempt == 0 ||
+			     run->chunk_check(w->tgt, c, &done, run->ctx, &err)) &&
+			    (done || copy_chunk(w, c, &err)))
 				break;
 			close_conns(w);
 			if (stopping(sh) && !err_is_set(&err))
@@ -376,19 +376,19 @@ worker_main(void *arg)
 				err_set(&err, ERR_INTERRUPTED, "interrupted");
 			}
 			if (!err.retryable || attempt >= run->max_retries ||
-				err.kind == ERR_INTERRUPTED)
+			    err.kind == ERR_INTERRUPTED)
 			{
 				err_prefix(&err, "table %s, chunk %d of %d: ",
-						   run->tables[c->table].src_qname, c->chunk + 1,
-						   c->nchunks);
+				           run->tables[c->table].src_qname, c->chunk + 1,
+				           c->nchunks);
 				fail(w, &err, lost);
 				break;
 			}
 			attempt++;
 			log_warn("table %s, chunk %d of %d: %s; retrying in %d ms "
-					 "(attempt %d of %d)",
-					 run->tables[c->table].src_qname, c->chunk + 1, c->nchunks,
-					 err.message, backoff_ms, attempt, run->max_retries);
+			         "(attempt %d of %d)",
+			         run->tables[c->table].src_qname, c->chunk + 1, c->nchunks,
+			         err.message, backoff_ms, attempt, run->max_retries);
 			sleep_ms(backoff_ms);
 			backoff_ms = backoff_ms * 2 > 8000 ? 8000 : backoff_ms * 2;
 		}
@@ -422,7 +422,7 @@ copy_run(CopyRun *run, bool *snapshot_lost, Error *err)
 		workers[i].shared = &sh;
 		workers[i].id = i + 1;
 		if (pthread_create(&workers[i].thread, NULL, worker_main,
-						   &workers[i]) != 0)
+		                   &workers[i]) != 0)
 		{
 			Error e = ERR_INIT;
 

@@ -30,19 +30,19 @@ typedef struct CopyTable
 	const char *columns; /* "("a", "b")": copied columns, same on both sides */
 	bool binary;
 	bool freeze; /* one chunk into a table pgtide created: TRUNCATE + FREEZE */
-	_Atomic int64_t rows_done;	/* committed and in flight, for progress */
+	_Atomic int64_t rows_done; /* committed and in flight, for progress */
 	_Atomic int64_t bytes_done;
 	_Atomic int chunks_left;
 } CopyTable;
 
 /* Records a chunk as done in tgt's open transaction. */
 typedef bool (*CopyChunkDoneFn)(PgConn *tgt, const PlanChunk *chunk,
-								int64_t rows, int64_t bytes, void *ctx,
-								Error *err);
+                                int64_t rows, int64_t bytes, void *ctx,
+                                Error *err);
 
 /* Whether a chunk is already recorded as done (asked after a lost commit). */
 typedef bool (*CopyChunkCheckFn)(PgConn *tgt, const PlanChunk *chunk,
-								 bool *done, void *ctx, Error *err);
+                                 bool *done, void *ctx, Error *err);
 
 typedef struct CopyRun
 {

@@ -15,11 +15,11 @@
 typedef enum ErrKind
 {
 	ERR_NONE = 0,
-	ERR_INTERNAL,	 /* a bug or resource exhaustion in pgtide */
-	ERR_USAGE,		 /* bad command line */
-	ERR_CONFIG,		 /* bad task file or option value */
-	ERR_SOURCE,		 /* the source server refused or failed */
-	ERR_TARGET,		 /* a target server refused or failed */
+	ERR_INTERNAL,    /* a bug or resource exhaustion in pgtide */
+	ERR_USAGE,       /* bad command line */
+	ERR_CONFIG,      /* bad task file or option value */
+	ERR_SOURCE,      /* the source server refused or failed */
+	ERR_TARGET,      /* a target server refused or failed */
 	ERR_INTERRUPTED, /* stopped by a signal before the work was done */
 } ErrKind;
 
@@ -28,29 +28,32 @@ typedef enum ErrKind
 typedef struct Error
 {
 	ErrKind kind;
-	bool retryable;				 /* a new connection may succeed */
-	char sqlstate[6];			 /* "" when not from a server */
-	char message[ERR_MSG_MAX];	 /* primary message, lower-case, no period */
-	char detail[ERR_MSG_MAX];	 /* optional */
-	char hint[ERR_MSG_MAX];		 /* optional */
+	bool retryable;            /* a new connection may succeed */
+	char sqlstate[6];          /* "" when not from a server */
+	char message[ERR_MSG_MAX]; /* primary message, lower-case, no period */
+	char detail[ERR_MSG_MAX];  /* optional */
+	char hint[ERR_MSG_MAX];    /* optional */
 } Error;
 
 /* An empty Error; use as `Error err = ERR_INIT;`. */
-#define ERR_INIT {0}
+#define ERR_INIT \
+	{            \
+		0        \
+	}
 
 /* Fills err unless it already holds an error. Always returns false. */
 bool err_set(Error *err, ErrKind kind, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* Prepends context ("table x, chunk 3: ") to the message. Returns false. */
 bool err_prefix(Error *err, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 /* Sets the detail or hint line of an already filled Error. Returns false. */
 bool err_detail(Error *err, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 bool err_hint(Error *err, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 /* Clears err so it can be reused. */
 void err_clear(Error *err);

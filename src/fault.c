@@ -17,8 +17,8 @@
 typedef struct FaultArm
 {
 	char name[64];
-	long fire_at;	/* fire on this hit */
-	long sleep_ms;	/* 0: kill */
+	long fire_at;  /* fire on this hit */
+	long sleep_ms; /* 0: kill */
 	atomic_long hits;
 } FaultArm;
 
@@ -36,7 +36,7 @@ fault_init(void)
 		return;
 	snprintf(copy, sizeof(copy), "%s", spec);
 	for (char *tok = strtok_r(copy, ",", &save); tok && narms < FAULT_MAX;
-		 tok = strtok_r(NULL, ",", &save))
+	     tok = strtok_r(NULL, ",", &save))
 	{
 		FaultArm *a = &arms[narms];
 		char *action = strchr(tok, ':');
@@ -71,10 +71,10 @@ fault_point(const char *name)
 		if (a->sleep_ms > 0)
 		{
 			struct timespec ts = {a->sleep_ms / 1000,
-								  (a->sleep_ms % 1000) * 1000000L};
+			                      (a->sleep_ms % 1000) * 1000000L};
 
 			fprintf(stderr, "pgtide: fault point %s: sleeping %ld ms\n", name,
-					a->sleep_ms);
+			        a->sleep_ms);
 			nanosleep(&ts, NULL);
 		}
 		else

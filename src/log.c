@@ -77,15 +77,15 @@ log_write(LogLevel level, const char *fmt, ...)
 		char esc[sizeof(msg) * 2];
 
 		json_escape(esc, sizeof(esc), msg);
-		n = snprintf(line, sizeof(line),
-					 "{\"time\":\"%s.%03ldZ\",\"level\":\"%s\",\"thread\":\"%s\","
-					 "\"message\":\"%s\"}\n",
-					 stamp, ts.tv_nsec / 1000000, level_names[level], log_role,
-					 esc);
+		n = snprintf(
+		    line, sizeof(line),
+		    "{\"time\":\"%s.%03ldZ\",\"level\":\"%s\",\"thread\":\"%s\","
+		    "\"message\":\"%s\"}\n",
+		    stamp, ts.tv_nsec / 1000000, level_names[level], log_role, esc);
 	}
 	else
 		n = snprintf(line, sizeof(line), "%s.%03ld %-7s [%s] %s\n", stamp,
-					 ts.tv_nsec / 1000000, level_names[level], log_role, msg);
+		             ts.tv_nsec / 1000000, level_names[level], log_role, msg);
 	if (n < 0)
 		return;
 	if ((size_t) n >= sizeof(line))

@@ -39,7 +39,7 @@ lsn_parse(const char *text, Lsn *out)
 	uint32_t hi, lo;
 
 	if (text == NULL || !parse_hex32(&p, &hi) || *p++ != '/' ||
-		!parse_hex32(&p, &lo) || *p != '\0')
+	    !parse_hex32(&p, &lo) || *p != '\0')
 		return false;
 	*out = ((Lsn) hi << 32) | lo;
 	return true;

@@ -11,7 +11,7 @@
 typedef uint64_t Lsn;
 
 #define LSN_INVALID ((Lsn) 0)
-#define LSN_FMT		"%X/%X"
+#define LSN_FMT     "%X/%X"
 #define LSN_ARGS(l) (unsigned) ((l) >> 32), (unsigned) (l)
 /* Room for "XXXXXXXX/XXXXXXXX" and the terminator. */
 #define LSN_TEXT_MAX 18

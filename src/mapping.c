@@ -98,7 +98,7 @@ mapping_parse_pattern(const char *text, TablePattern *p, Error *err)
 		free(second);
 		err_set(err, ERR_CONFIG, "invalid table pattern \"%s\"", text);
 		return err_hint(err, "write schema.table, with * and ? as wildcards "
-							 "and double quotes around names with dots");
+		                     "and double quotes around names with dots");
 	}
 	if (second == NULL)
 	{
@@ -132,7 +132,7 @@ mapping_pattern_free(TablePattern *p)
 
 bool
 mapping_pattern_match(const TablePattern *p, const char *schema,
-					  const char *name)
+                      const char *name)
 {
 	return mapping_glob(p->schema, schema) && mapping_glob(p->table, name);
 }

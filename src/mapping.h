@@ -19,7 +19,7 @@ typedef struct TablePattern
 {
 	char *schema; /* glob on the schema name; owned */
 	char *table;  /* glob on the table name; owned */
-	char *text;	  /* the pattern as the user wrote it; owned */
+	char *text;   /* the pattern as the user wrote it; owned */
 } TablePattern;
 
 /* Parses text into p; fails on an empty part or unbalanced quotes. */
@@ -30,7 +30,7 @@ void mapping_pattern_free(TablePattern *p);
 
 /* True when schema.name matches p. */
 bool mapping_pattern_match(const TablePattern *p, const char *schema,
-						   const char *name);
+                           const char *name);
 
 /* True when text matches the glob (`*`, `?`). */
 bool mapping_glob(const char *glob, const char *text);

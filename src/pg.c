@@ -45,17 +45,17 @@ static bool
 connect_failure_retryable(const char *msg)
 {
 	static const char *const final[] = {
-		"password authentication failed",
-		"no password supplied",
-		"does not exist",
-		"no pg_hba.conf entry",
-		"invalid connection option",
-		"invalid URI",
-		"missing \"=\"",
-		"permission denied",
-		"could not translate host name",
-		"must be superuser or replication role",
-		"authentication failed",
+	    "password authentication failed",
+	    "no password supplied",
+	    "does not exist",
+	    "no pg_hba.conf entry",
+	    "invalid connection option",
+	    "invalid URI",
+	    "missing \"=\"",
+	    "permission denied",
+	    "could not translate host name",
+	    "must be superuser or replication role",
+	    "authentication failed",
 	};
 
 	for (size_t i = 0; i < sizeof(final) / sizeof(final[0]); i++)
@@ -74,14 +74,14 @@ trim_newline(char *s)
 }
 
 bool
-pg_connect(const char *uri, ErrKind side, PgConnKind kind,
-		   const char *app_name, int retry_ms, PgConn **out, Error *err)
+pg_connect(const char *uri, ErrKind side, PgConnKind kind, const char *app_name,
+           int retry_ms, PgConn **out, Error *err)
 {
 	const char *keys[] = {"dbname", "application_name", "replication",
-						  "connect_timeout", NULL};
+	                      "connect_timeout", NULL};
 	const char *vals[] = {uri, app_name,
-						  kind == PG_CONN_REPLICATION ? "database" : NULL, "10",
-						  NULL};
+	                      kind == PG_CONN_REPLICATION ? "database" : NULL, "10",
+	                      NULL};
 	int waited_ms = 0;
 	int backoff_ms = 200;
 	PgConn *pc;
@@ -112,9 +112,9 @@ pg_connect(const char *uri, ErrKind side, PgConnKind kind,
 			pc->side = side;
 			pc->version = PQserverVersion(conn);
 			snprintf(pc->where, sizeof(pc->where), "%s:%s/%s",
-					 PQhost(conn) ? PQhost(conn) : "?",
-					 PQport(conn) ? PQport(conn) : "?",
-					 PQdb(conn) ? PQdb(conn) : "?");
+			         PQhost(conn) ? PQhost(conn) : "?",
+			         PQport(conn) ? PQport(conn) : "?",
+			         PQdb(conn) ? PQdb(conn) : "?");
 			*out = pc;
 			if (kind == PG_CONN_SQL)
 			{
@@ -129,25 +129,26 @@ pg_connect(const char *uri, ErrKind side, PgConnKind kind,
 			return true;
 		}
 		snprintf(msg, sizeof(msg), "%s",
-				 conn ? PQerrorMessage(conn) : "out of memory");
+		         conn ? PQerrorMessage(conn) : "out of memory");
 		trim_newline(msg);
 		PQfinish(conn);
 		if (!connect_failure_retryable(msg) || waited_ms >= retry_ms)
 		{
 			err_set(err, side, "could not connect to the %s database: %s",
-					side == ERR_SOURCE ? "source" : "target", msg);
+			        side == ERR_SOURCE ? "source" : "target", msg);
 			err->retryable = connect_failure_retryable(msg);
 			if (strstr(msg, "password") != NULL)
-				err_hint(err, "check the user name and password in the %s "
-							  "connection string",
-						 side == ERR_SOURCE ? "--source" : "--target");
+				err_hint(err,
+				         "check the user name and password in the %s "
+				         "connection string",
+				         side == ERR_SOURCE ? "--source" : "--target");
 			else if (err->retryable)
 				err_hint(err, "check that the server is running and accepts "
-							  "TCP connections at that address");
+				              "TCP connections at that address");
 			return false;
 		}
 		log_warn("could not connect to the %s database, retrying in %d ms: %s",
-				 side == ERR_SOURCE ? "source" : "target", backoff_ms, msg);
+		         side == ERR_SOURCE ? "source" : "target", backoff_ms, msg);
 		sleep_ms(backoff_ms);
 		waited_ms += backoff_ms;
 		backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
@@ -232,17 +233,17 @@ pg_error(PgConn *conn, const PGresult *res, Error *err)
 	 * A broken connection, an administrator's termination (57P01..57P03) or
 	 * a serialization failure may succeed on a new connection.
 	 */
-	err->retryable = PQstatus(conn->conn) != CONNECTION_OK ||
-					 (state != NULL && (strncmp(state, "08", 2) == 0 ||
-										strncmp(state, "57P0", 4) == 0 ||
-										strcmp(state, "40001") == 0 ||
-										strcmp(state, "40P01") == 0));
+	err->retryable =
+	    PQstatus(conn->conn) != CONNECTION_OK ||
+	    (state != NULL &&
+	     (strncmp(state, "08", 2) == 0 || strncmp(state, "57P0", 4) == 0 ||
+	      strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0));
 	return false;
 }
 
 bool
-pg_query(PgConn *conn, const char *sql, int nparams,
-		 const char *const *params, PGresult **out, Error *err)
+pg_query(PgConn *conn, const char *sql, int nparams, const char *const *params,
+         PGresult **out, Error *err)
 {
 	PGresult *res;
 	ExecStatusType st;
@@ -251,8 +252,8 @@ pg_query(PgConn *conn, const char *sql, int nparams,
 	if (nparams == 0)
 		res = PQexec(conn->conn, sql);
 	else
-		res = PQexecParams(conn->conn, sql, nparams, NULL, params, NULL, NULL,
-						   0);
+		res =
+		    PQexecParams(conn->conn, sql, nparams, NULL, params, NULL, NULL, 0);
 	st = PQresultStatus(res);
 	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)
 	{
@@ -295,7 +296,7 @@ pg_execf(PgConn *conn, Error *err, const char *fmt, ...)
 
 bool
 pg_query_value(PgConn *conn, const char *sql, int nparams,
-			   const char *const *params, char *buf, size_t cap, Error *err)
+               const char *const *params, char *buf, size_t cap, Error *err)
 {
 	PGresult *res;
 

@@ -31,7 +31,7 @@ typedef enum PgConnKind
  * On success *out is a new connection the caller frees with pg_close().
  */
 bool pg_connect(const char *uri, ErrKind side, PgConnKind kind,
-				const char *app_name, int retry_ms, PgConn **out, Error *err);
+                const char *app_name, int retry_ms, PgConn **out, Error *err);
 
 /* Closes and frees; NULL is a no-op. */
 void pg_close(PgConn *conn);
@@ -56,7 +56,7 @@ bool pg_exec(PgConn *conn, const char *sql, Error *err);
 
 /* printf-style pg_exec; the formatted text must be fully quoted already. */
 bool pg_execf(PgConn *conn, Error *err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /*
  * Runs sql with text parameters $1..$n (NULL values allowed). On success *out
@@ -64,15 +64,15 @@ bool pg_execf(PgConn *conn, Error *err, const char *fmt, ...)
  * *out is NULL.
  */
 bool pg_query(PgConn *conn, const char *sql, int nparams,
-			  const char *const *params, PGresult **out, Error *err);
+              const char *const *params, PGresult **out, Error *err);
 
 /*
  * Runs a query expected to return exactly one row; copies column 0 of it into
  * buf (NULL becomes ""). Fails when there is no row.
  */
 bool pg_query_value(PgConn *conn, const char *sql, int nparams,
-					const char *const *params, char *buf, size_t cap,
-					Error *err);
+                    const char *const *params, char *buf, size_t cap,
+                    Error *err);
 
 /*
  * Fills err from a failed result (or from the connection when res is NULL),

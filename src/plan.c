@@ -38,7 +38,7 @@ by_size_desc(const void *a, const void *b)
 
 bool
 plan_chunks(const PlanTable *tables, int ntables, int64_t split_bytes,
-			PlanChunk **out, int *nout)
+            PlanChunk **out, int *nout)
 {
 	Order *order = calloc((size_t) ntables + 1, sizeof(Order));
 	int total = 0, k = 0;

@@ -15,18 +15,18 @@
 
 typedef struct PlanTable
 {
-	int64_t bytes;	/* heap + TOAST, decides splitting and order */
-	int64_t blocks; /* heap blocks, decides ranges */
+	int64_t bytes;   /* heap + TOAST, decides splitting and order */
+	int64_t blocks;  /* heap blocks, decides ranges */
 	bool splittable; /* ctid ranges are efficient for this table */
 } PlanTable;
 
 typedef struct PlanChunk
 {
-	int table;	 /* index into the PlanTable array */
-	int chunk;	 /* 0-based within the table */
-	int nchunks; /* chunks of this table */
+	int table;           /* index into the PlanTable array */
+	int chunk;           /* 0-based within the table */
+	int nchunks;         /* chunks of this table */
 	int64_t start_block; /* -1: no lower bound */
-	int64_t end_block;	 /* -1: no upper bound; exclusive */
+	int64_t end_block;   /* -1: no upper bound; exclusive */
 } PlanChunk;
 
 /* The number of chunks a table is cut into. */
@@ -38,6 +38,6 @@ int plan_table_chunks(const PlanTable *t, int64_t split_bytes);
  * false only when memory runs out.
  */
 bool plan_chunks(const PlanTable *tables, int ntables, int64_t split_bytes,
-				 PlanChunk **out, int *nout);
+                 PlanChunk **out, int *nout);
 
 #endif

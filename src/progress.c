@@ -96,7 +96,7 @@ render(Progress *p, bool final)
 	if (now > p->last_ms)
 	{
 		double inst = (double) (bytes - p->last_bytes) * 1000.0 /
-					  (double) (now - p->last_ms);
+		              (double) (now - p->last_ms);
 
 		p->rate = p->rate == 0 ? inst : 0.7 * p->rate + 0.3 * inst;
 	}
@@ -111,12 +111,12 @@ render(Progress *p, bool final)
 		double elapsed_s = (double) (now - p->start_ms) / 1000.0;
 
 		format_eta(frac > 0.001 ? elapsed_s * (1 - frac) / frac : -1, eta,
-				   sizeof(eta));
+		           sizeof(eta));
 	}
 	snprintf(line, sizeof(line),
-			 "load: %d/%d tables, %lld rows, %s of ~%s, %s/s, ETA %s",
-			 tables_done, p->n, (long long) rows, b1, b3, b2,
-			 final ? "done" : eta);
+	         "load: %d/%d tables, %lld rows, %s of ~%s, %s/s, ETA %s",
+	         tables_done, p->n, (long long) rows, b1, b3, b2,
+	         final ? "done" : eta);
 	if (!p->terminal)
 	{
 		log_info("%s", line);
@@ -128,8 +128,8 @@ render(Progress *p, bool final)
 				continue;
 			progress_format_bytes(tb, b1, sizeof(b1));
 			log_info("  %s: %lld rows, %s, %.0f%%", p->tables[i].src_qname,
-					 (long long) atomic_load(&p->tables[i].rows_done), b1,
-					 100 * table_fraction(p, i));
+			         (long long) atomic_load(&p->tables[i].rows_done), b1,
+			         100 * table_fraction(p, i));
 		}
 		return;
 	}
@@ -137,7 +137,7 @@ render(Progress *p, bool final)
 	for (int i = 0; i < p->drawn_lines; i++)
 		len += (size_t) snprintf(block + len, sizeof(block) - len, "\033[A");
 	len += (size_t) snprintf(block + len, sizeof(block) - len, "\r\033[J%s\n",
-							 line);
+	                         line);
 	lines++;
 	for (int i = 0; i < p->n && !final && lines <= PROGRESS_LIVE_TABLES; i++)
 	{
@@ -147,10 +147,10 @@ render(Progress *p, bool final)
 			continue;
 		progress_format_bytes(tb, b1, sizeof(b1));
 		len += (size_t) snprintf(
-			block + len, sizeof(block) - len, "  %-40.40s %12lld rows %10s %3.0f%%\n",
-			p->tables[i].src_qname,
-			(long long) atomic_load(&p->tables[i].rows_done), b1,
-			100 * table_fraction(p, i));
+		    block + len, sizeof(block) - len,
+		    "  %-40.40s %12lld rows %10s %3.0f%%\n", p->tables[i].src_qname,
+		    (long long) atomic_load(&p->tables[i].rows_done), b1,
+		    100 * table_fraction(p, i));
 		lines++;
 		if (len >= sizeof(block) - 200)
 			break;
@@ -175,7 +175,7 @@ progress_main(void *arg)
 		clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_sec += period_s;
 		while (!p->stop &&
-			   pthread_cond_timedwait(&p->wake, &p->lock, &until) == 0)
+		       pthread_cond_timedwait(&p->wake, &p->lock, &until) == 0)
 			;
 		if (p->stop)
 			break;
@@ -189,7 +189,7 @@ progress_main(void *arg)
 
 Progress *
 progress_start(const CopyTable *tables, const int64_t *est_bytes, int n,
-			   int interval_s, bool terminal)
+               int interval_s, bool terminal)
 {
 	Progress *p = calloc(1, sizeof(*p));
 

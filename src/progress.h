@@ -22,7 +22,7 @@ typedef struct Progress Progress;
  * start: progress is never worth failing the load for.
  */
 Progress *progress_start(const CopyTable *tables, const int64_t *est_bytes,
-						 int n, int interval_s, bool terminal);
+                         int n, int interval_s, bool terminal);
 
 /* Stops the thread, clears the live block, and frees p. NULL is a no-op. */
 void progress_stop(Progress *p);

@@ -39,9 +39,9 @@
 
 extern char **environ;
 
-#define SCHEMA_PHASES	   5
+#define SCHEMA_PHASES       5
 #define SCHEMA_STEP_RETRIES 3
-#define SCHEMA_OUTPUT_MAX  ((size_t) 1 << 30)
+#define SCHEMA_OUTPUT_MAX   ((size_t) 1 << 30)
 
 /* Output of a finished subprocess. */
 typedef struct Output
@@ -78,7 +78,7 @@ output_add(Output *o, const char *buf, size_t n)
 /* Runs argv, collecting stdout and stderr; *status is the exit status. */
 static bool
 run_capture(char *const *argv, Output *out, Output *errout, int *status,
-			Error *err)
+            Error *err)
 {
 	int outp[2], errp[2];
 	posix_spawn_file_actions_t fa;
@@ -90,7 +90,7 @@ run_capture(char *const *argv, Output *out, Output *errout, int *status,
 
 	if (pipe(outp) != 0 || pipe(errp) != 0)
 		return err_set(err, ERR_INTERNAL, "could not create a pipe: %s",
-					   strerror(errno));
+		               strerror(errno));
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, outp[1], STDOUT_FILENO);
 	posix_spawn_file_actions_adddup2(&fa, errp[1], STDERR_FILENO);
@@ -105,7 +105,7 @@ run_capture(char *const *argv, Output *out, Output *errout, int *status,
 		close(outp[0]);
 		close(errp[0]);
 		return err_set(err, ERR_INTERNAL, "could not run \"%s\": %s", argv[0],
-					   strerror(rc));
+		               strerror(rc));
 	}
 	fds[0].fd = outp[0];
 	fds[1].fd = errp[0];
@@ -140,7 +140,7 @@ run_capture(char *const *argv, Output *out, Output *errout, int *status,
 		;
 	if (!ok)
 		return err_set(err, ERR_INTERNAL, "out of memory reading \"%s\"",
-					   argv[0]);
+		               argv[0]);
 	return true;
 }
 
@@ -157,7 +157,8 @@ parse_dump_version(const char *text)
 	major = strtol(p + 2, &end, 10);
 	if (*end == '.')
 		minor = strtol(end + 1, NULL, 10);
-	return major >= 10 ? (int) major * 10000 : (int) (major * 10000 + minor * 100);
+	return major >= 10 ? (int) major * 10000
+	                   : (int) (major * 10000 + minor * 100);
 }
 
 static int
@@ -188,14 +189,13 @@ newest_installed(char *out, size_t cap)
 
 bool
 schema_find_pg_dump(const char *configured, int source_version, char *out,
-					size_t cap, Error *err)
+                    size_t cap, Error *err)
 {
 	Output o = {0}, e = {0};
 	char *argv[3];
 	int status = 0, v;
-	int source_major = source_version >= 100000
-						   ? source_version / 10000 * 10000
-						   : source_version / 100 * 100;
+	int source_major = source_version >= 100000 ? source_version / 10000 * 10000
+	                                            : source_version / 100 * 100;
 
 	if (configured != NULL)
 		snprintf(out, cap, "%s", configured);
@@ -209,34 +209,34 @@ schema_find_pg_dump(const char *configured, int source_version, char *out,
 		free(o.data);
 		free(e.data);
 		return err_hint(err, "install the PostgreSQL client of the source's "
-							 "version or newer, or pass --pg-dump PATH");
+		                     "version or newer, or pass --pg-dump PATH");
 	}
 	v = (WIFEXITED(status) && WEXITSTATUS(status) == 0 && o.data)
-			? parse_dump_version(o.data)
-			: 0;
+	        ? parse_dump_version(o.data)
+	        : 0;
 	free(o.data);
 	free(e.data);
 	if (v == 0)
 	{
 		err_set(err, ERR_CONFIG, "could not run \"%s --version\"", out);
 		return err_hint(err, "install the PostgreSQL client of the source's "
-							 "version or newer, or pass --pg-dump PATH");
+		                     "version or newer, or pass --pg-dump PATH");
 	}
 	if (v < source_major)
 	{
 		err_set(err, ERR_CONFIG,
-				"pg_dump \"%s\" (version %d) is older than the source server "
-				"(version %d)",
-				out, v / 10000, source_major / 10000);
+		        "pg_dump \"%s\" (version %d) is older than the source server "
+		        "(version %d)",
+		        out, v / 10000, source_major / 10000);
 		return err_hint(err, "install a pg_dump at least as new as the source "
-							 "and pass it with --pg-dump PATH");
+		                     "and pass it with --pg-dump PATH");
 	}
 	return true;
 }
 
 bool
 schema_dump(const SchemaDumpArgs *args, const char *section, char **out,
-			Error *err)
+            Error *err)
 {
 	int n = 0, status = 0;
 	int cap = 16 + 2 * args->nexclude;
@@ -299,7 +299,7 @@ schema_dump(const SchemaDumpArgs *args, const char *section, char **out,
 		while (len > 0 && (e.data[len - 1] == '\n'))
 			e.data[--len] = '\0';
 		err_set(err, ERR_SOURCE, "pg_dump --section=%s failed: %s", section,
-				e.data ? e.data : "no message");
+		        e.data ? e.data : "no message");
 		goto out;
 	}
 	*out = o.data ? o.data : strdup("");
@@ -322,7 +322,7 @@ static void
 describe_entry(const DumpEntry *en, char *buf, size_t cap)
 {
 	snprintf(buf, cap, "%s %s%s%s", en->type, en->schema ? en->schema : "",
-			 en->schema ? "." : "", en->name);
+	         en->schema ? "." : "", en->name);
 }
 
 bool
@@ -341,12 +341,13 @@ schema_apply_predata(PgConn *tgt, const char *script, Error *err)
 		char what[512];
 
 		if ((en->setup[0] && !pg_exec(tgt, en->setup, err)) ||
-			(en->sql[0] && !pg_exec(tgt, en->sql, err)))
+		    (en->sql[0] && !pg_exec(tgt, en->sql, err)))
 		{
 			describe_entry(en, what, sizeof(what));
-			err_prefix(err, "could not create %s on the target (pre-data line "
-							"%d): ",
-					   what, en->line);
+			err_prefix(err,
+			           "could not create %s on the target (pre-data line "
+			           "%d): ",
+			           what, en->line);
 			goto out;
 		}
 	}
@@ -358,8 +359,8 @@ out:
 
 static bool
 save_step(PgConn *tgt, const char *state_schema, const char *task, int *entry,
-		  int phase, const char *kind, const char *object, int64_t weight,
-		  const char *sql, Error *err)
+          int phase, const char *kind, const char *object, int64_t weight,
+          const char *sql, Error *err)
 {
 	char *q = pg_quote_ident(state_schema);
 	char *stmt = NULL;
@@ -372,11 +373,11 @@ save_step(PgConn *tgt, const char *state_schema, const char *task, int *entry,
 	snprintf(p, sizeof(p), "%d", phase);
 	snprintf(w, sizeof(w), "%lld", (long long) weight);
 	if (q == NULL ||
-		asprintf(&stmt,
-				 "INSERT INTO %s.ddl (task, entry, phase, kind, object, weight,"
-				 " statement) VALUES ($1, $2::int, $3::int, $4, $5,"
-				 " $6::bigint, $7)",
-				 q) < 0)
+	    asprintf(&stmt,
+	             "INSERT INTO %s.ddl (task, entry, phase, kind, object, weight,"
+	             " statement) VALUES ($1, $2::int, $3::int, $4, $5,"
+	             " $6::bigint, $7)",
+	             q) < 0)
 	{
 		free(q);
 		return err_set(err, ERR_INTERNAL, "out of memory");
@@ -424,7 +425,7 @@ append_semicolon(char **sql)
  */
 static bool
 split_constraint(PgConn *src, const DumpEntry *en, char **build, char **attach,
-				 bool *rewritten, Error *err)
+                 bool *rewritten, Error *err)
 {
 	const char *params[2] = {en->schema, en->index_name};
 	PGresult *res;
@@ -435,17 +436,17 @@ split_constraint(PgConn *src, const DumpEntry *en, char **build, char **attach,
 	*rewritten = false;
 	*build = *attach = NULL;
 	if (strstr(en->sql, "DEFERRABLE") != NULL || en->schema == NULL ||
-		en->index_name == NULL || en->table == NULL)
+	    en->index_name == NULL || en->table == NULL)
 		return true;
 	if (!pg_query(src,
-				  "SELECT pg_get_indexdef(i.indexrelid), c.relkind,"
-				  " i.indisreplident, i.indisclustered"
-				  " FROM pg_index i"
-				  " JOIN pg_class ic ON ic.oid = i.indexrelid"
-				  " JOIN pg_namespace n ON n.oid = ic.relnamespace"
-				  " JOIN pg_class c ON c.oid = i.indrelid"
-				  " WHERE n.nspname = $1 AND ic.relname = $2",
-				  2, params, &res, err))
+	              "SELECT pg_get_indexdef(i.indexrelid), c.relkind,"
+	              " i.indisreplident, i.indisclustered"
+	              " FROM pg_index i"
+	              " JOIN pg_class ic ON ic.oid = i.indexrelid"
+	              " JOIN pg_namespace n ON n.oid = ic.relnamespace"
+	              " JOIN pg_class c ON c.oid = i.indrelid"
+	              " WHERE n.nspname = $1 AND ic.relname = $2",
+	              2, params, &res, err))
 		return err_prefix(err, "could not read index \"%s\": ", en->index_name);
 	if (PQntuples(res) != 1 || PQgetvalue(res, 0, 1)[0] != 'r')
 	{
@@ -458,21 +459,22 @@ split_constraint(PgConn *src, const DumpEntry *en, char **build, char **attach,
 	qname = pg_quote_ident(en->index_name);
 	/* pg_dump writes these two into the constraint's entry; keep them */
 	if (qname == NULL || strncmp(def, "CREATE UNIQUE INDEX ", 20) != 0 ||
-		asprintf(build, "CREATE UNIQUE INDEX IF NOT EXISTS %s;", def + 20) < 0 ||
-		asprintf(attach,
-				 "ALTER TABLE ONLY %s ADD CONSTRAINT %s %s USING INDEX %s;"
-				 "%s%s%s%s%s%s%s%s%s",
-				 en->table, qname,
-				 en->constraint == DUMPSCRIPT_CON_PRIMARY_KEY ? "PRIMARY KEY"
-															   : "UNIQUE",
-				 qname, replident ? " ALTER TABLE ONLY " : "",
-				 replident ? en->table : "",
-				 replident ? " REPLICA IDENTITY USING INDEX " : "",
-				 replident ? qname : "", replident ? ";" : "",
-				 clustered ? " ALTER TABLE ONLY " : "",
-				 clustered ? en->table : "", clustered ? " CLUSTER ON " : "",
-				 clustered ? qname : "") < 0 ||
-		(clustered && !append_semicolon(attach)))
+	    asprintf(build, "CREATE UNIQUE INDEX IF NOT EXISTS %s;", def + 20) <
+	        0 ||
+	    asprintf(attach,
+	             "ALTER TABLE ONLY %s ADD CONSTRAINT %s %s USING INDEX %s;"
+	             "%s%s%s%s%s%s%s%s%s",
+	             en->table, qname,
+	             en->constraint == DUMPSCRIPT_CON_PRIMARY_KEY ? "PRIMARY KEY"
+	                                                          : "UNIQUE",
+	             qname, replident ? " ALTER TABLE ONLY " : "",
+	             replident ? en->table : "",
+	             replident ? " REPLICA IDENTITY USING INDEX " : "",
+	             replident ? qname : "", replident ? ";" : "",
+	             clustered ? " ALTER TABLE ONLY " : "",
+	             clustered ? en->table : "", clustered ? " CLUSTER ON " : "",
+	             clustered ? qname : "") < 0 ||
+	    (clustered && !append_semicolon(attach)))
 	{
 		PQclear(res);
 		free(qname);
@@ -492,8 +494,8 @@ step_phase(const DumpEntry *en)
 	if (strcmp(en->type, "INDEX") == 0)
 		return 1;
 	if (strcmp(en->type, "CONSTRAINT") == 0 &&
-		en->constraint != DUMPSCRIPT_CON_OTHER &&
-		en->constraint != DUMPSCRIPT_CON_NONE)
+	    en->constraint != DUMPSCRIPT_CON_OTHER &&
+	    en->constraint != DUMPSCRIPT_CON_NONE)
 		return 1;
 	if (strcmp(en->type, "INDEX ATTACH") == 0)
 		return 3;
@@ -504,8 +506,8 @@ step_phase(const DumpEntry *en)
 
 bool
 schema_save_postdata(PgConn *tgt, PgConn *src, const Catalog *cat,
-					 const char *state_schema, const char *task,
-					 const char *script, Error *err)
+                     const char *state_schema, const char *task,
+                     const char *script, Error *err)
 {
 	DumpScript *ds = NULL;
 	int entry = 0;
@@ -514,7 +516,7 @@ schema_save_postdata(PgConn *tgt, PgConn *src, const Catalog *cat,
 	if (!dumpscript_parse(script, strlen(script), "post-data", &ds, err))
 		return false;
 	if (!save_step(tgt, state_schema, task, &entry, 0, "PREAMBLE", NULL, 0,
-				   dumpscript_preamble(ds), err))
+	               dumpscript_preamble(ds), err))
 		goto out;
 	for (int i = 0; i < dumpscript_count(ds); i++)
 	{
@@ -529,15 +531,15 @@ schema_save_postdata(PgConn *tgt, PgConn *src, const Catalog *cat,
 			continue;
 		describe_entry(en, what, sizeof(what));
 		if (phase == 1 && strcmp(en->type, "CONSTRAINT") == 0 &&
-			en->constraint != DUMPSCRIPT_CON_EXCLUDE &&
-			!split_constraint(src, en, &build, &attach, &rewritten, err))
+		    en->constraint != DUMPSCRIPT_CON_EXCLUDE &&
+		    !split_constraint(src, en, &build, &attach, &rewritten, err))
 			goto out;
 		if (rewritten)
 		{
 			ok = save_step(tgt, state_schema, task, &entry, 1, "INDEX", what,
-						   weight, build, err) &&
-				 save_step(tgt, state_schema, task, &entry, 2, en->type, what,
-						   weight, attach, err);
+			               weight, build, err) &&
+			     save_step(tgt, state_schema, task, &entry, 2, en->type, what,
+			               weight, attach, err);
 			free(build);
 			free(attach);
 			if (!ok)
@@ -545,7 +547,7 @@ schema_save_postdata(PgConn *tgt, PgConn *src, const Catalog *cat,
 			ok = false;
 		}
 		else if (!save_step(tgt, state_schema, task, &entry, phase, en->type,
-							what, weight, en->sql, err))
+		                    what, weight, en->sql, err))
 			goto out;
 	}
 	ok = true;
@@ -588,11 +590,11 @@ static bool
 builder_connect(Builder *b, PgConn **conn, Error *err)
 {
 	if (!pg_connect(b->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide build",
-					10000, conn, err))
+	                10000, conn, err))
 		return false;
 	/* one build per worker: give each the memory to sort in RAM */
 	return pg_exec(*conn, b->preamble, err) &&
-		   pg_exec(*conn, "SET maintenance_work_mem = '256MB'", err);
+	       pg_exec(*conn, "SET maintenance_work_mem = '256MB'", err);
 }
 
 static bool
@@ -608,17 +610,17 @@ run_step(Builder *b, PgConn *conn, const Step *s, Error *err)
 	snprintf(e, sizeof(e), "%d", s->entry);
 	snprintf(r, sizeof(r), "%d", b->run);
 	if (q == NULL || asprintf(&mark,
-							  "UPDATE %s.ddl SET done_run = $3::int,"
-							  " done_at = now() WHERE task = $1"
-							  " AND entry = $2::int",
-							  q) < 0)
+	                          "UPDATE %s.ddl SET done_run = $3::int,"
+	                          " done_at = now() WHERE task = $1"
+	                          " AND entry = $2::int",
+	                          q) < 0)
 	{
 		free(q);
 		return err_set(err, ERR_INTERNAL, "out of memory");
 	}
 	free(q);
 	ok = pg_exec(conn, "BEGIN", err) && pg_exec(conn, s->sql, err) &&
-		 pg_query(conn, mark, 3, params, &res, err);
+	     pg_query(conn, mark, 3, params, &res, err);
 	free(mark);
 	if (!ok)
 	{
@@ -655,11 +657,11 @@ builder_main(void *arg)
 		{
 			err_clear(&err);
 			if ((conn != NULL || builder_connect(b, &conn, &err)) &&
-				run_step(b, conn, s, &err))
+			    run_step(b, conn, s, &err))
 				break;
 			/* a lost connection, or a deadlock between two builds on one table */
 			if (!err.retryable || attempt++ >= SCHEMA_STEP_RETRIES ||
-				builder_stopping(b))
+			    builder_stopping(b))
 				break;
 			log_warn("%s: %s; retrying", s->object, err.message);
 			pg_close(conn);
@@ -678,10 +680,10 @@ builder_main(void *arg)
 		/* a person wants to see the long builds, not the thousand quick ones */
 		if (log_now_ms() - t0 >= 1000)
 			log_info("built %s in %.1f s", s->object,
-					 (double) (log_now_ms() - t0) / 1000.0);
+			         (double) (log_now_ms() - t0) / 1000.0);
 		else
 			log_debug("built %s in %.3f s", s->object,
-					  (double) (log_now_ms() - t0) / 1000.0);
+			          (double) (log_now_ms() - t0) / 1000.0);
 	}
 	pg_close(conn);
 	return NULL;
@@ -712,11 +714,11 @@ load_steps(PgConn *tgt, Builder *b, int phase, Error *err)
 
 	snprintf(p, sizeof(p), "%d", phase);
 	if (q == NULL ||
-		asprintf(&sql,
-				 "SELECT entry, kind, coalesce(object, kind), statement"
-				 " FROM %s.ddl WHERE task = $1 AND phase = $2::int"
-				 " AND done_at IS NULL ORDER BY weight DESC, entry",
-				 q) < 0)
+	    asprintf(&sql,
+	             "SELECT entry, kind, coalesce(object, kind), statement"
+	             " FROM %s.ddl WHERE task = $1 AND phase = $2::int"
+	             " AND done_at IS NULL ORDER BY weight DESC, entry",
+	             q) < 0)
 	{
 		free(q);
 		return err_set(err, ERR_INTERNAL, "out of memory");
@@ -751,8 +753,8 @@ load_steps(PgConn *tgt, Builder *b, int phase, Error *err)
 
 bool
 schema_build_postdata(const char *target_uri, const char *state_schema,
-					  const char *task, int jobs, int run,
-					  volatile sig_atomic_t *stop, Error *err)
+                      const char *task, int jobs, int run,
+                      volatile sig_atomic_t *stop, Error *err)
 {
 	PgConn *tgt = NULL;
 	Builder b;
@@ -766,7 +768,7 @@ schema_build_postdata(const char *target_uri, const char *state_schema,
 	b.run = run;
 	b.stop = stop;
 	if (!pg_connect(target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide", 10000, &tgt,
-					err))
+	                err))
 		return false;
 	/* the preamble is phase 0's only step */
 	if (!load_steps(tgt, &b, 0, err))

@@ -27,15 +27,15 @@
  * Writes the path into out.
  */
 bool schema_find_pg_dump(const char *configured, int source_version, char *out,
-						 size_t cap, Error *err);
+                         size_t cap, Error *err);
 
 typedef struct SchemaDumpArgs
 {
 	const char *pg_dump;
 	const char *source_uri;
-	const char *snapshot;	 /* exported snapshot, or NULL */
+	const char *snapshot;     /* exported snapshot, or NULL */
 	const char *state_schema; /* never dumped */
-	char *const *exclude;	 /* "schema"."table" of tables left out */
+	char *const *exclude;     /* "schema"."table" of tables left out */
 	int nexclude;
 	bool clean; /* DROP ... IF EXISTS before each CREATE */
 } SchemaDumpArgs;
@@ -45,7 +45,7 @@ typedef struct SchemaDumpArgs
  * SQL text in *out (malloc'd, caller frees).
  */
 bool schema_dump(const SchemaDumpArgs *args, const char *section, char **out,
-				 Error *err);
+                 Error *err);
 
 /*
  * Applies a pre-data script on tgt inside the caller's open transaction,
@@ -62,15 +62,15 @@ bool schema_apply_predata(PgConn *tgt, const char *script, Error *err);
  * src supplies those index definitions.
  */
 bool schema_save_postdata(PgConn *tgt, PgConn *src, const Catalog *cat,
-						  const char *state_schema, const char *task,
-						  const char *script, Error *err);
+                          const char *state_schema, const char *task,
+                          const char *script, Error *err);
 
 /*
  * Runs the saved post-data steps not yet done, `jobs` at a time, phase by
  * phase. Returns false with ERR_INTERRUPTED when *stop is set.
  */
 bool schema_build_postdata(const char *target_uri, const char *state_schema,
-						   const char *task, int jobs, int run,
-						   volatile sig_atomic_t *stop, Error *err);
+                           const char *task, int jobs, int run,
+                           volatile sig_atomic_t *stop, Error *err);
 
 #endif

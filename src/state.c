@@ -10,58 +10,58 @@
 #include <string.h>
 
 static const char *const state_ddl =
-	"CREATE TABLE IF NOT EXISTS @S.task ("
-	" task text PRIMARY KEY,"
-	" slot_name text NOT NULL,"
-	" publication text NOT NULL,"
-	" consistent_lsn pg_lsn,"
-	" phase text NOT NULL DEFAULT 'new',"
-	" schema_done boolean NOT NULL DEFAULT false,"
-	" runs int NOT NULL DEFAULT 0,"
-	" created_at timestamptz NOT NULL DEFAULT now(),"
-	" updated_at timestamptz NOT NULL DEFAULT now());"
-	"CREATE TABLE IF NOT EXISTS @S.tables ("
-	" task text NOT NULL REFERENCES @S.task ON DELETE CASCADE,"
-	" src_schema text NOT NULL,"
-	" src_name text NOT NULL,"
-	" state text NOT NULL DEFAULT 'pending'"
-	"   CHECK (state IN ('pending', 'copying', 'done')),"
-	" snapshot_lsn pg_lsn,"
-	" snapshot_txids text,"
-	" loads int NOT NULL DEFAULT 0,"
-	" format text,"
-	" chunks int NOT NULL DEFAULT 0,"
-	" chunks_done int NOT NULL DEFAULT 0,"
-	" rows bigint NOT NULL DEFAULT 0,"
-	" bytes bigint NOT NULL DEFAULT 0,"
-	" started_at timestamptz,"
-	" done_at timestamptz,"
-	" PRIMARY KEY (task, src_schema, src_name));"
-	"CREATE TABLE IF NOT EXISTS @S.chunks ("
-	" task text NOT NULL,"
-	" src_schema text NOT NULL,"
-	" src_name text NOT NULL,"
-	" chunk int NOT NULL,"
-	" start_block bigint,"
-	" end_block bigint,"
-	" rows bigint NOT NULL,"
-	" bytes bigint NOT NULL,"
-	" run int NOT NULL,"
-	" done_at timestamptz NOT NULL DEFAULT now(),"
-	" PRIMARY KEY (task, src_schema, src_name, chunk),"
-	" FOREIGN KEY (task, src_schema, src_name)"
-	"   REFERENCES @S.tables ON DELETE CASCADE);"
-	"CREATE TABLE IF NOT EXISTS @S.ddl ("
-	" task text NOT NULL REFERENCES @S.task ON DELETE CASCADE,"
-	" entry int NOT NULL,"
-	" phase int NOT NULL,"
-	" kind text NOT NULL,"
-	" object text,"
-	" weight bigint NOT NULL DEFAULT 0,"
-	" statement text NOT NULL,"
-	" done_run int,"
-	" done_at timestamptz,"
-	" PRIMARY KEY (task, entry));";
+    "CREATE TABLE IF NOT EXISTS @S.task ("
+    " task text PRIMARY KEY,"
+    " slot_name text NOT NULL,"
+    " publication text NOT NULL,"
+    " consistent_lsn pg_lsn,"
+    " phase text NOT NULL DEFAULT 'new',"
+    " schema_done boolean NOT NULL DEFAULT false,"
+    " runs int NOT NULL DEFAULT 0,"
+    " created_at timestamptz NOT NULL DEFAULT now(),"
+    " updated_at timestamptz NOT NULL DEFAULT now());"
+    "CREATE TABLE IF NOT EXISTS @S.tables ("
+    " task text NOT NULL REFERENCES @S.task ON DELETE CASCADE,"
+    " src_schema text NOT NULL,"
+    " src_name text NOT NULL,"
+    " state text NOT NULL DEFAULT 'pending'"
+    "   CHECK (state IN ('pending', 'copying', 'done')),"
+    " snapshot_lsn pg_lsn,"
+    " snapshot_txids text,"
+    " loads int NOT NULL DEFAULT 0,"
+    " format text,"
+    " chunks int NOT NULL DEFAULT 0,"
+    " chunks_done int NOT NULL DEFAULT 0,"
+    " rows bigint NOT NULL DEFAULT 0,"
+    " bytes bigint NOT NULL DEFAULT 0,"
+    " started_at timestamptz,"
+    " done_at timestamptz,"
+    " PRIMARY KEY (task, src_schema, src_name));"
+    "CREATE TABLE IF NOT EXISTS @S.chunks ("
+    " task text NOT NULL,"
+    " src_schema text NOT NULL,"
+    " src_name text NOT NULL,"
+    " chunk int NOT NULL,"
+    " start_block bigint,"
+    " end_block bigint,"
+    " rows bigint NOT NULL,"
+    " bytes bigint NOT NULL,"
+    " run int NOT NULL,"
+    " done_at timestamptz NOT NULL DEFAULT now(),"
+    " PRIMARY KEY (task, src_schema, src_name, chunk),"
+    " FOREIGN KEY (task, src_schema, src_name)"
+    "   REFERENCES @S.tables ON DELETE CASCADE);"
+    "CREATE TABLE IF NOT EXISTS @S.ddl ("
+    " task text NOT NULL REFERENCES @S.task ON DELETE CASCADE,"
+    " entry int NOT NULL,"
+    " phase int NOT NULL,"
+    " kind text NOT NULL,"
+    " object text,"
+    " weight bigint NOT NULL DEFAULT 0,"
+    " statement text NOT NULL,"
+    " done_run int,"
+    " done_at timestamptz,"
+    " PRIMARY KEY (task, entry));";
 
 /*
  * Statements name the state schema as @S; it is substituted quoted, so the
@@ -117,16 +117,17 @@ state_init(PgConn *tgt, const char *schema, Error *err)
 		ok = pg_exec(tgt, sql, err);
 	free(sql);
 	if (!ok)
-		err_prefix(err, "could not create the state schema \"%s\" on the "
-						"target: ",
-				   schema);
+		err_prefix(err,
+		           "could not create the state schema \"%s\" on the "
+		           "target: ",
+		           schema);
 	return ok;
 }
 
 /* Runs a statement with params against the state schema (@S in fmt). */
 static bool
 state_run(PgConn *tgt, const char *schema, const char *fmt, int nparams,
-		  const char *const *params, PGresult **out, Error *err)
+          const char *const *params, PGresult **out, Error *err)
 {
 	char *sql = with_schema(fmt, schema);
 	PGresult *res = NULL;
@@ -147,7 +148,7 @@ state_run(PgConn *tgt, const char *schema, const char *fmt, int nparams,
 
 bool
 state_task_begin(PgConn *tgt, const char *schema, const char *task,
-				 StateTask *out, Error *err)
+                 StateTask *out, Error *err)
 {
 	char slot[64];
 	const char *params[2] = {task, slot};
@@ -155,21 +156,22 @@ state_task_begin(PgConn *tgt, const char *schema, const char *task,
 
 	memset(out, 0, sizeof(*out));
 	snprintf(slot, sizeof(slot), "pgtide_%s", task);
-	if (!state_run(tgt, schema,
-				   "INSERT INTO @S.task AS t (task, slot_name, publication, runs)"
-				   " VALUES ($1, $2, $2, 1)"
-				   " ON CONFLICT (task) DO UPDATE SET runs = t.runs + 1,"
-				   " updated_at = now()"
-				   " RETURNING slot_name, publication,"
-				   " coalesce(consistent_lsn::text, ''), phase, schema_done,"
-				   " runs",
-				   2, params, &res, err))
+	if (!state_run(
+	        tgt, schema,
+	        "INSERT INTO @S.task AS t (task, slot_name, publication, runs)"
+	        " VALUES ($1, $2, $2, 1)"
+	        " ON CONFLICT (task) DO UPDATE SET runs = t.runs + 1,"
+	        " updated_at = now()"
+	        " RETURNING slot_name, publication,"
+	        " coalesce(consistent_lsn::text, ''), phase, schema_done,"
+	        " runs",
+	        2, params, &res, err))
 		return false;
 	out->exists = true;
 	snprintf(out->slot_name, sizeof(out->slot_name), "%s",
-			 PQgetvalue(res, 0, 0));
+	         PQgetvalue(res, 0, 0));
 	snprintf(out->publication, sizeof(out->publication), "%s",
-			 PQgetvalue(res, 0, 1));
+	         PQgetvalue(res, 0, 1));
 	if (!lsn_parse(PQgetvalue(res, 0, 2), &out->consistent_lsn))
 		out->consistent_lsn = LSN_INVALID;
 	snprintf(out->phase, sizeof(out->phase), "%s", PQgetvalue(res, 0, 3));
@@ -180,66 +182,67 @@ state_task_begin(PgConn *tgt, const char *schema, const char *task,
 }
 
 bool
-state_task_set_slot(PgConn *tgt, const char *schema, const char *task,
-					Lsn lsn, Error *err)
+state_task_set_slot(PgConn *tgt, const char *schema, const char *task, Lsn lsn,
+                    Error *err)
 {
 	char text[LSN_TEXT_MAX];
-	const char *params[2] = {task, lsn == LSN_INVALID ? NULL : lsn_format(lsn, text)};
+	const char *params[2] = {task,
+	                         lsn == LSN_INVALID ? NULL : lsn_format(lsn, text)};
 
 	return state_run(tgt, schema,
-					 "UPDATE @S.task SET consistent_lsn = $2::pg_lsn,"
-					 " updated_at = now() WHERE task = $1",
-					 2, params, NULL, err);
+	                 "UPDATE @S.task SET consistent_lsn = $2::pg_lsn,"
+	                 " updated_at = now() WHERE task = $1",
+	                 2, params, NULL, err);
 }
 
 bool
 state_task_set_phase(PgConn *tgt, const char *schema, const char *task,
-					 const char *phase, Error *err)
+                     const char *phase, Error *err)
 {
 	const char *params[2] = {task, phase};
 
 	return state_run(tgt, schema,
-					 "UPDATE @S.task SET phase = $2, updated_at = now()"
-					 " WHERE task = $1",
-					 2, params, NULL, err);
+	                 "UPDATE @S.task SET phase = $2, updated_at = now()"
+	                 " WHERE task = $1",
+	                 2, params, NULL, err);
 }
 
 bool
 state_task_set_schema_done(PgConn *tgt, const char *schema, const char *task,
-						   Error *err)
+                           Error *err)
 {
 	const char *params[1] = {task};
 
 	return state_run(tgt, schema,
-					 "UPDATE @S.task SET schema_done = true, updated_at = now()"
-					 " WHERE task = $1",
-					 1, params, NULL, err);
+	                 "UPDATE @S.task SET schema_done = true, updated_at = now()"
+	                 " WHERE task = $1",
+	                 1, params, NULL, err);
 }
 
 bool
 state_table_register(PgConn *tgt, const char *schema, const char *task,
-					 const char *src_schema, const char *src_name, Error *err)
+                     const char *src_schema, const char *src_name, Error *err)
 {
 	const char *params[3] = {task, src_schema, src_name};
 
 	return state_run(tgt, schema,
-					 "INSERT INTO @S.tables (task, src_schema, src_name)"
-					 " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-					 3, params, NULL, err);
+	                 "INSERT INTO @S.tables (task, src_schema, src_name)"
+	                 " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+	                 3, params, NULL, err);
 }
 
 bool
 state_table_done(PgConn *tgt, const char *schema, const char *task,
-				 const char *src_schema, const char *src_name, bool *done,
-				 Error *err)
+                 const char *src_schema, const char *src_name, bool *done,
+                 Error *err)
 {
 	const char *params[3] = {task, src_schema, src_name};
 	PGresult *res;
 
 	if (!state_run(tgt, schema,
-				   "SELECT state = 'done' FROM @S.tables"
-				   " WHERE task = $1 AND src_schema = $2 AND src_name = $3",
-				   3, params, &res, err))
+	               "SELECT state = 'done' FROM @S.tables"
+	               " WHERE task = $1 AND src_schema = $2 AND src_name = $3",
+	               3, params, &res, err))
 		return false;
 	*done = PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
 	PQclear(res);
@@ -248,49 +251,45 @@ state_table_done(PgConn *tgt, const char *schema, const char *task,
 
 bool
 state_table_start(PgConn *tgt, const char *schema, const char *task,
-				  const char *src_schema, const char *src_name,
-				  Lsn snapshot_lsn, const char *snapshot_txids, int nchunks,
-				  const char *format, Error *err)
+                  const char *src_schema, const char *src_name,
+                  Lsn snapshot_lsn, const char *snapshot_txids, int nchunks,
+                  const char *format, Error *err)
 {
 	char lsn_text[LSN_TEXT_MAX];
 	char n[16];
-	const char *params[7] = {task,
-							 src_schema,
-							 src_name,
-							 lsn_format(snapshot_lsn, lsn_text),
-							 n,
-							 format,
-							 snapshot_txids};
+	const char *params[7] = {
+	    task, src_schema, src_name,      lsn_format(snapshot_lsn, lsn_text),
+	    n,    format,     snapshot_txids};
 
 	snprintf(n, sizeof(n), "%d", nchunks);
 	if (!state_run(tgt, schema,
-				   "DELETE FROM @S.chunks WHERE task = $1 AND src_schema = $2"
-				   " AND src_name = $3",
-				   3, params, NULL, err))
+	               "DELETE FROM @S.chunks WHERE task = $1 AND src_schema = $2"
+	               " AND src_name = $3",
+	               3, params, NULL, err))
 		return false;
 	return state_run(tgt, schema,
-					 "UPDATE @S.tables SET state = 'copying',"
-					 " snapshot_lsn = $4::pg_lsn, snapshot_txids = $7,"
-					 " loads = loads + 1,"
-					 " chunks = $5::int, chunks_done = 0, rows = 0, bytes = 0,"
-					 " format = $6, started_at = now(), done_at = NULL"
-					 " WHERE task = $1 AND src_schema = $2 AND src_name = $3",
-					 7, params, NULL, err);
+	                 "UPDATE @S.tables SET state = 'copying',"
+	                 " snapshot_lsn = $4::pg_lsn, snapshot_txids = $7,"
+	                 " loads = loads + 1,"
+	                 " chunks = $5::int, chunks_done = 0, rows = 0, bytes = 0,"
+	                 " format = $6, started_at = now(), done_at = NULL"
+	                 " WHERE task = $1 AND src_schema = $2 AND src_name = $3",
+	                 7, params, NULL, err);
 }
 
 bool
 state_chunks_done(PgConn *tgt, const char *schema, const char *task,
-				  const char *src_schema, const char *src_name, bool *done,
-				  int nchunks, Error *err)
+                  const char *src_schema, const char *src_name, bool *done,
+                  int nchunks, Error *err)
 {
 	const char *params[3] = {task, src_schema, src_name};
 	PGresult *res;
 
 	memset(done, 0, sizeof(bool) * (size_t) nchunks);
 	if (!state_run(tgt, schema,
-				   "SELECT chunk FROM @S.chunks WHERE task = $1"
-				   " AND src_schema = $2 AND src_name = $3",
-				   3, params, &res, err))
+	               "SELECT chunk FROM @S.chunks WHERE task = $1"
+	               " AND src_schema = $2 AND src_name = $3",
+	               3, params, &res, err))
 		return false;
 	for (int i = 0; i < PQntuples(res); i++)
 	{
@@ -305,13 +304,13 @@ state_chunks_done(PgConn *tgt, const char *schema, const char *task,
 
 bool
 state_chunk_done(PgConn *tgt, const char *schema, const char *task,
-				 const char *src_schema, const char *src_name, int chunk,
-				 int64_t start_block, int64_t end_block, int64_t rows,
-				 int64_t bytes, int run, Error *err)
+                 const char *src_schema, const char *src_name, int chunk,
+                 int64_t start_block, int64_t end_block, int64_t rows,
+                 int64_t bytes, int run, Error *err)
 {
 	char c[16], sb[24], eb[24], r[24], b[24], rn[16];
-	const char *params[9] = {task, src_schema, src_name, c,	 sb,
-							 end_block < 0 ? NULL : eb,	   r, b, rn};
+	const char *params[9] = {
+	    task, src_schema, src_name, c, sb, end_block < 0 ? NULL : eb, r, b, rn};
 
 	snprintf(c, sizeof(c), "%d", chunk);
 	snprintf(sb, sizeof(sb), "%lld", (long long) start_block);
@@ -321,16 +320,16 @@ state_chunk_done(PgConn *tgt, const char *schema, const char *task,
 	snprintf(rn, sizeof(rn), "%d", run);
 	/* One statement: the chunk row and the table's counters move together. */
 	return state_run(
-		tgt, schema,
-		"WITH c AS (INSERT INTO @S.chunks (task, src_schema, src_name, chunk,"
-		"  start_block, end_block, rows, bytes, run)"
-		"  VALUES ($1, $2, $3, $4::int, $5::bigint, $6::bigint, $7::bigint,"
-		"  $8::bigint, $9::int))"
-		" UPDATE @S.tables SET chunks_done = chunks_done + 1,"
-		" rows = rows + $7::bigint, bytes = bytes + $8::bigint,"
-		" state = CASE WHEN chunks_done + 1 >= chunks THEN 'done'"
-		"  ELSE 'copying' END,"
-		" done_at = CASE WHEN chunks_done + 1 >= chunks THEN now() END"
-		" WHERE task = $1 AND src_schema = $2 AND src_name = $3",
-		9, params, NULL, err);
+	    tgt, schema,
+	    "WITH c AS (INSERT INTO @S.chunks (task, src_schema, src_name, chunk,"
+	    "  start_block, end_block, rows, bytes, run)"
+	    "  VALUES ($1, $2, $3, $4::int, $5::bigint, $6::bigint, $7::bigint,"
+	    "  $8::bigint, $9::int))"
+	    " UPDATE @S.tables SET chunks_done = chunks_done + 1,"
+	    " rows = rows + $7::bigint, bytes = bytes + $8::bigint,"
+	    " state = CASE WHEN chunks_done + 1 >= chunks THEN 'done'"
+	    "  ELSE 'copying' END,"
+	    " done_at = CASE WHEN chunks_done + 1 >= chunks THEN now() END"
+	    " WHERE task = $1 AND src_schema = $2 AND src_name = $3",
+	    9, params, NULL, err);
 }

@@ -30,7 +30,7 @@ typedef struct StateTask
 	char slot_name[64];
 	char publication[64];
 	Lsn consistent_lsn; /* LSN_INVALID until the slot exists */
-	char phase[16];		/* new, load, postdata, loaded */
+	char phase[16];     /* new, load, postdata, loaded */
 	bool schema_done;
 	int run; /* this run's number (1 for the first) */
 } StateTask;
@@ -43,27 +43,27 @@ bool state_init(PgConn *tgt, const char *schema, Error *err);
  * creates it when create is true, and starts a new run (run = runs + 1).
  */
 bool state_task_begin(PgConn *tgt, const char *schema, const char *task,
-					  StateTask *out, Error *err);
+                      StateTask *out, Error *err);
 
 /* Records the slot's consistent point (LSN_INVALID: slot being created). */
 bool state_task_set_slot(PgConn *tgt, const char *schema, const char *task,
-						 Lsn lsn, Error *err);
+                         Lsn lsn, Error *err);
 
 bool state_task_set_phase(PgConn *tgt, const char *schema, const char *task,
-						  const char *phase, Error *err);
+                          const char *phase, Error *err);
 
 bool state_task_set_schema_done(PgConn *tgt, const char *schema,
-								const char *task, Error *err);
+                                const char *task, Error *err);
 
 /* Adds a pending row for a source table unless it is already known. */
 bool state_table_register(PgConn *tgt, const char *schema, const char *task,
-						  const char *src_schema, const char *src_name,
-						  Error *err);
+                          const char *src_schema, const char *src_name,
+                          Error *err);
 
 /* Whether the table's load is finished. */
 bool state_table_done(PgConn *tgt, const char *schema, const char *task,
-					  const char *src_schema, const char *src_name, bool *done,
-					  Error *err);
+                      const char *src_schema, const char *src_name, bool *done,
+                      Error *err);
 
 /*
  * Starts (or restarts) a table's load from a snapshot taken at snapshot_lsn
@@ -72,22 +72,22 @@ bool state_table_done(PgConn *tgt, const char *schema, const char *task,
  * Runs inside the caller's transaction, which also empties the target table.
  */
 bool state_table_start(PgConn *tgt, const char *schema, const char *task,
-					   const char *src_schema, const char *src_name,
-					   Lsn snapshot_lsn, const char *snapshot_txids,
-					   int nchunks, const char *format, Error *err);
+                       const char *src_schema, const char *src_name,
+                       Lsn snapshot_lsn, const char *snapshot_txids,
+                       int nchunks, const char *format, Error *err);
 
 /* Chunks of the table already done, as a bitmap of nchunks bools (caller-owned). */
 bool state_chunks_done(PgConn *tgt, const char *schema, const char *task,
-					   const char *src_schema, const char *src_name,
-					   bool *done, int nchunks, Error *err);
+                       const char *src_schema, const char *src_name, bool *done,
+                       int nchunks, Error *err);
 
 /*
  * Records a chunk as done, in the caller's open target transaction (the one
  * holding the chunk's rows). Marks the table done when it was the last one.
  */
 bool state_chunk_done(PgConn *tgt, const char *schema, const char *task,
-					  const char *src_schema, const char *src_name, int chunk,
-					  int64_t start_block, int64_t end_block, int64_t rows,
-					  int64_t bytes, int run, Error *err);
+                      const char *src_schema, const char *src_name, int chunk,
+                      int64_t start_block, int64_t end_block, int64_t rows,
+                      int64_t bytes, int run, Error *err);
 
 #endif

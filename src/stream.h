@@ -17,9 +17,9 @@
 
 typedef struct SlotSnapshot
 {
-	PgConn *conn;		/* the exporting replication connection */
+	PgConn *conn; /* the exporting replication connection */
 	char slot[64];
-	char snapshot[64];	/* name for SET TRANSACTION SNAPSHOT */
+	char snapshot[64];  /* name for SET TRANSACTION SNAPSHOT */
 	Lsn consistent_lsn; /* changes committed before it are in the snapshot */
 	bool temporary;
 } SlotSnapshot;
@@ -30,14 +30,14 @@ typedef struct SlotSnapshot
  * success out owns the connection; release it with stream_release().
  */
 bool stream_create_slot(const char *source_uri, const char *slot,
-						bool temporary, SlotSnapshot *out, Error *err);
+                        bool temporary, SlotSnapshot *out, Error *err);
 
 /* Closes the exporting connection; the snapshot is gone afterwards. */
 void stream_release(SlotSnapshot *snap);
 
 /* Whether a slot of that name exists on the source. */
 bool stream_slot_exists(PgConn *src, const char *slot, bool *exists,
-						Error *err);
+                        Error *err);
 
 /* Drops the slot if it exists (and is not in use). */
 bool stream_drop_slot(PgConn *src, const char *slot, Error *err);
@@ -49,7 +49,7 @@ bool stream_drop_slot(PgConn *src, const char *slot, Error *err);
  * table in a publication makes the application's writes fail.
  */
 bool stream_create_publication(PgConn *src, const char *name,
-							   char *const *qtables, int ntables, Error *err);
+                               char *const *qtables, int ntables, Error *err);
 
 /* Free replication slots on the source (max_replication_slots - used). */
 bool stream_free_slots(PgConn *src, int *free_slots, Error *err);

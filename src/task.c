@@ -33,14 +33,14 @@
 #include "stream.h"
 
 #define TASK_SNAPSHOT_ROUNDS 3
-#define TASK_CHUNK_RETRIES	 5
+#define TASK_CHUNK_RETRIES   5
 
 typedef struct LoadTable
 {
-	int cat;		 /* index in Catalog.tables */
+	int cat;         /* index in Catalog.tables */
 	char *tgt_qname; /* owned */
-	char tgt_kind;	 /* 'r' or 'p' */
-	char *columns;	 /* owned */
+	char tgt_kind;   /* 'r' or 'p' */
+	char *columns;   /* owned */
 	bool done;
 	int nchunks;
 } LoadTable;
@@ -73,33 +73,37 @@ preflight(Load *l, Error *err)
 	char buf[64];
 	int v = pg_server_version(l->src);
 
-	if (v < 90600)
-		return err_set(err, ERR_SOURCE,
-					   "source server version %d is not supported", v) ||
-			   err_hint(err, "pgtide supports sources from PostgreSQL 9.6 on");
+	/* pgoutput, the decoder the change stream needs, ships with 10. */
+	if (v < 100000)
+	{
+		err_set(err, ERR_SOURCE, "source server version %d is not supported",
+		        v);
+		return err_hint(err, "pgtide needs PostgreSQL 10 or later on the "
+		                     "source (logical decoding with pgoutput)");
+	}
 	if (!pg_query_value(l->src, "SHOW wal_level", 0, NULL, buf, sizeof(buf),
-						err))
+	                    err))
 		return false;
 	if (strcmp(buf, "logical") != 0)
 	{
 		err_set(err, ERR_SOURCE,
-				"wal_level is \"%s\" on the source %s; logical decoding needs "
-				"\"logical\"",
-				buf, pg_where(l->src));
+		        "wal_level is \"%s\" on the source %s; logical decoding needs "
+		        "\"logical\"",
+		        buf, pg_where(l->src));
 		return err_hint(err, "set wal_level = logical in the source's "
-							 "postgresql.conf and restart it");
+		                     "postgresql.conf and restart it");
 	}
 	if (!pg_query_value(l->src,
-						"SELECT rolsuper OR rolreplication FROM pg_roles"
-						" WHERE rolname = current_user",
-						0, NULL, buf, sizeof(buf), err))
+	                    "SELECT rolsuper OR rolreplication FROM pg_roles"
+	                    " WHERE rolname = current_user",
+	                    0, NULL, buf, sizeof(buf), err))
 		return false;
 	if (buf[0] != 't')
 	{
 		err_set(err, ERR_SOURCE,
-				"the source role has neither REPLICATION nor SUPERUSER");
+		        "the source role has neither REPLICATION nor SUPERUSER");
 		return err_hint(err, "ALTER ROLE ... REPLICATION on the source, or "
-							 "connect as a role that has it");
+		                     "connect as a role that has it");
 	}
 	return true;
 }
@@ -141,7 +145,7 @@ build_tables(Load *l, Error *err)
 			if (q == NULL)
 				return err_set(err, ERR_INTERNAL, "out of memory");
 			len += (size_t) snprintf(lt->columns + len, cap - len, "%s%s",
-									 c ? ", " : "", q);
+			                         c ? ", " : "", q);
 			free(q);
 		}
 		snprintf(lt->columns + len, cap - len, ")");
@@ -170,9 +174,9 @@ resolve_existing_targets(Load *l, Error *err)
 			PGresult *res;
 
 			if (!pg_query(l->tgt,
-						  "SELECT relkind FROM pg_class"
-						  " WHERE oid = to_regclass($1)",
-						  1, params, &res, err))
+			              "SELECT relkind FROM pg_class"
+			              " WHERE oid = to_regclass($1)",
+			              1, params, &res, err))
 				return false;
 			if (PQntuples(res) == 1)
 			{
@@ -188,10 +192,10 @@ resolve_existing_targets(Load *l, Error *err)
 		if (!found)
 		{
 			err_set(err, ERR_TARGET, "table %s does not exist on the target",
-					l->cat->tables[lt->cat].qname);
+			        l->cat->tables[lt->cat].qname);
 			return err_hint(err, "create it on the target, leave it out with "
-								 "--exclude-table, or let pgtide create the "
-								 "schema with --schema create");
+			                     "--exclude-table, or let pgtide create the "
+			                     "schema with --schema create");
 		}
 		if (lt->tgt_qname == NULL)
 			return err_set(err, ERR_INTERNAL, "out of memory");
@@ -215,17 +219,17 @@ check_target_tables(Load *l, Error *err)
 		bool exists;
 
 		if (!pg_query(l->tgt, "SELECT to_regclass($1) IS NOT NULL", 1, params,
-					  &res, err))
+		              &res, err))
 			return false;
 		exists = PQgetvalue(res, 0, 0)[0] == 't';
 		PQclear(res);
 		if (cfg->schema_mode == SCHEMA_MODE_CREATE && exists)
 		{
 			err_set(err, ERR_TARGET, "table %s already exists on the target",
-					lt->tgt_qname);
+			        lt->tgt_qname);
 			return err_hint(err, "drop it, pass --on-existing drop to drop "
-								 "and recreate it, or --schema existing to "
-								 "load into it");
+			                     "and recreate it, or --schema existing to "
+			                     "load into it");
 		}
 		if (cfg->schema_mode == SCHEMA_MODE_EXISTING)
 		{
@@ -233,7 +237,7 @@ check_target_tables(Load *l, Error *err)
 			bool has_rows;
 
 			if (asprintf(&sql, "SELECT EXISTS (SELECT 1 FROM %s)",
-						 lt->tgt_qname) < 0)
+			             lt->tgt_qname) < 0)
 				return err_set(err, ERR_INTERNAL, "out of memory");
 			if (!pg_query(l->tgt, sql, 0, NULL, &res, err))
 			{
@@ -245,10 +249,10 @@ check_target_tables(Load *l, Error *err)
 			PQclear(res);
 			if (has_rows)
 			{
-				err_set(err, ERR_TARGET,
-						"target table %s already holds data", lt->tgt_qname);
+				err_set(err, ERR_TARGET, "target table %s already holds data",
+				        lt->tgt_qname);
 				return err_hint(err, "empty it, or pass --on-existing "
-									 "truncate to let pgtide empty it");
+				                     "truncate to let pgtide empty it");
 			}
 		}
 	}
@@ -270,13 +274,13 @@ create_publication(Load *l, Error *err)
 
 		if (t->persistence != 'p')
 			log_warn("table %s is unlogged: it is copied, but its later "
-					 "changes cannot be streamed",
-					 t->qname);
+			         "changes cannot be streamed",
+			         t->qname);
 		else if (!t->has_identity)
 			log_warn("table %s has no primary key or replica identity: it is "
-					 "copied, but left out of the publication so that the "
-					 "application's UPDATE and DELETE on it keep working",
-					 t->qname);
+			         "copied, but left out of the publication so that the "
+			         "application's UPDATE and DELETE on it keep working",
+			         t->qname);
 		else
 			names[n++] = t->qname;
 	}
@@ -302,12 +306,13 @@ ensure_slot(Load *l, SlotSnapshot *snap, Error *err)
 		if (exists)
 			return true;
 		err_set(err, ERR_SOURCE,
-				"replication slot \"%s\" of task \"%s\" no longer exists on "
-				"the source",
-				l->st.slot_name, l->cfg->task);
-		return err_hint(err, "without it, changes since the load started are "
-							 "lost; drop the target's copy and the state schema "
-							 "and start again");
+		        "replication slot \"%s\" of task \"%s\" no longer exists on "
+		        "the source",
+		        l->st.slot_name, l->cfg->task);
+		return err_hint(err,
+		                "without it, changes since the load started are "
+		                "lost; drop the target's copy and the state schema "
+		                "and start again");
 	}
 	if (exists)
 	{
@@ -317,10 +322,10 @@ ensure_slot(Load *l, SlotSnapshot *snap, Error *err)
 		if (l->st.run == 1)
 		{
 			err_set(err, ERR_SOURCE,
-					"replication slot \"%s\" already exists on the source",
-					l->st.slot_name);
+			        "replication slot \"%s\" already exists on the source",
+			        l->st.slot_name);
 			return err_hint(err, "another task with this name? choose "
-								 "another --task, or drop the slot");
+			                     "another --task, or drop the slot");
 		}
 		if (!stream_drop_slot(l->src, l->st.slot_name, err))
 			return false;
@@ -330,27 +335,27 @@ ensure_slot(Load *l, SlotSnapshot *snap, Error *err)
 	if (free_slots < 1)
 	{
 		err_set(err, ERR_SOURCE,
-				"no free replication slot on the source %s: all "
-				"max_replication_slots are in use",
-				pg_where(l->src));
+		        "no free replication slot on the source %s: all "
+		        "max_replication_slots are in use",
+		        pg_where(l->src));
 		return err_hint(err, "raise max_replication_slots on the source "
-							 "(needs a restart), or drop an unused slot "
-							 "listed in pg_replication_slots");
+		                     "(needs a restart), or drop an unused slot "
+		                     "listed in pg_replication_slots");
 	}
 	if (!create_publication(l, err))
 		return false;
 	if (!stream_create_slot(l->cfg->source_uri, l->st.slot_name, false, snap,
-							err))
+	                        err))
 		return false;
 	fault_point("task.after_slot");
 	if (!state_task_set_slot(l->tgt, l->cfg->state_schema, l->cfg->task,
-							 snap->consistent_lsn, err) ||
-		!state_task_set_phase(l->tgt, l->cfg->state_schema, l->cfg->task,
-							  "load", err))
+	                         snap->consistent_lsn, err) ||
+	    !state_task_set_phase(l->tgt, l->cfg->state_schema, l->cfg->task,
+	                          "load", err))
 		return false;
 	l->st.consistent_lsn = snap->consistent_lsn;
 	log_info("created replication slot \"%s\" at consistent point " LSN_FMT,
-			 l->st.slot_name, LSN_ARGS(snap->consistent_lsn));
+	         l->st.slot_name, LSN_ARGS(snap->consistent_lsn));
 	return true;
 }
 
@@ -361,11 +366,11 @@ fresh_snapshot(Load *l, SlotSnapshot *snap, Error *err)
 	char name[64];
 
 	snprintf(name, sizeof(name), "pgtide_%s_reload_%d", l->cfg->task,
-			 (int) getpid());
+	         (int) getpid());
 	if (!stream_create_slot(l->cfg->source_uri, name, true, snap, err))
 		return false;
 	log_info("reloading unfinished tables from a fresh snapshot at " LSN_FMT,
-			 LSN_ARGS(snap->consistent_lsn));
+	         LSN_ARGS(snap->consistent_lsn));
 	return true;
 }
 
@@ -385,7 +390,8 @@ dump_exclusions(const Catalog *cat, int *n)
 	}
 	for (int i = 0; i < cat->ntables; i++)
 		if (cat->tables[i].selected)
-			for (int p = i, d = 0; p >= 0 && d < 64; p = cat->tables[p].parent, d++)
+			for (int p = i, d = 0; p >= 0 && d < 64;
+			     p = cat->tables[p].parent, d++)
 				keep[p] = true;
 	for (int i = 0; i < cat->ntables; i++)
 		if (!keep[i])
@@ -408,7 +414,7 @@ create_schema(Load *l, const SlotSnapshot *snap, Error *err)
 	if (excl == NULL)
 		return err_set(err, ERR_INTERNAL, "out of memory");
 	if (!schema_find_pg_dump(cfg->pg_dump, pg_server_version(l->src), pg_dump,
-							 sizeof(pg_dump), err))
+	                         sizeof(pg_dump), err))
 		goto out;
 	memset(&args, 0, sizeof(args));
 	args.pg_dump = pg_dump;
@@ -427,9 +433,9 @@ create_schema(Load *l, const SlotSnapshot *snap, Error *err)
 	if (!pg_exec(l->tgt, "BEGIN", err))
 		goto out;
 	if (!schema_apply_predata(l->tgt, pre, err) ||
-		!schema_save_postdata(l->tgt, l->src, l->cat, cfg->state_schema,
-							  cfg->task, post, err) ||
-		!state_task_set_schema_done(l->tgt, cfg->state_schema, cfg->task, err))
+	    !schema_save_postdata(l->tgt, l->src, l->cat, cfg->state_schema,
+	                          cfg->task, post, err) ||
+	    !state_task_set_schema_done(l->tgt, cfg->state_schema, cfg->task, err))
 	{
 		Error ignored = ERR_INIT;
 
@@ -438,12 +444,12 @@ create_schema(Load *l, const SlotSnapshot *snap, Error *err)
 	}
 	/* pre-data sets search_path to ''; state queries qualify every name */
 	if (!pg_exec(l->tgt, "COMMIT", err) ||
-		!pg_exec(l->tgt, "RESET ALL; SET standard_conforming_strings = on",
-				 err))
+	    !pg_exec(l->tgt, "RESET ALL; SET standard_conforming_strings = on",
+	             err))
 		goto out;
 	l->st.schema_done = true;
 	log_info("created the schema on the target (pre-data); indexes and "
-			 "constraints follow the load");
+	         "constraints follow the load");
 	ok = true;
 out:
 	free(excl);
@@ -459,7 +465,7 @@ spread_unfinished(Load *l)
 	for (int i = 0; i < l->ntables; i++)
 		for (int j = 0; j < l->ntables; j++)
 			if (!l->tables[i].done && l->tables[j].done &&
-				strcmp(l->tables[i].tgt_qname, l->tables[j].tgt_qname) == 0)
+			    strcmp(l->tables[i].tgt_qname, l->tables[j].tgt_qname) == 0)
 				l->tables[j].done = false;
 }
 
@@ -471,9 +477,9 @@ read_done(Load *l, Error *err)
 		const CatTable *t = &l->cat->tables[l->tables[i].cat];
 
 		if (!state_table_register(l->tgt, l->cfg->state_schema, l->cfg->task,
-								  t->schema, t->name, err) ||
-			!state_table_done(l->tgt, l->cfg->state_schema, l->cfg->task,
-							  t->schema, t->name, &l->tables[i].done, err))
+		                          t->schema, t->name, err) ||
+		    !state_table_done(l->tgt, l->cfg->state_schema, l->cfg->task,
+		                      t->schema, t->name, &l->tables[i].done, err))
 			return false;
 	}
 	spread_unfinished(l);
@@ -492,7 +498,7 @@ use_binary(const Load *l, const CatTable *t)
 		case COPY_FORMAT_AUTO:
 			/* A target table of the user's may have other column types. */
 			return l->cfg->schema_mode == SCHEMA_MODE_CREATE &&
-				   catalog_binary_safe(t);
+			       catalog_binary_safe(t);
 	}
 	return false;
 }
@@ -513,11 +519,11 @@ start_tables(Load *l, const SlotSnapshot *snap, Error *err)
 	if (lit == NULL)
 		return err_set(err, ERR_INTERNAL, "out of memory");
 	ok = pg_exec(l->src, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-				 err) &&
-		 pg_execf(l->src, err, "SET TRANSACTION SNAPSHOT %s", lit) &&
-		 pg_query_value(l->src, "SELECT txid_current_snapshot()", 0, NULL,
-						txids, sizeof(txids), err) &&
-		 pg_exec(l->src, "COMMIT", err);
+	             err) &&
+	     pg_execf(l->src, err, "SET TRANSACTION SNAPSHOT %s", lit) &&
+	     pg_query_value(l->src, "SELECT txid_current_snapshot()", 0, NULL,
+	                    txids, sizeof(txids), err) &&
+	     pg_exec(l->src, "COMMIT", err);
 	free(lit);
 	if (!ok)
 		return false;
@@ -542,48 +548,49 @@ start_tables(Load *l, const SlotSnapshot *snap, Error *err)
 		}
 		lt->nchunks = plan_table_chunks(&pt, cfg->split_bytes);
 		ct->freeze = cfg->schema_mode == SCHEMA_MODE_CREATE &&
-					 lt->nchunks == 1 && strcmp(lt->tgt_qname, t->qname) == 0;
+		             lt->nchunks == 1 && strcmp(lt->tgt_qname, t->qname) == 0;
 		atomic_store(&ct->chunks_left, lt->nchunks);
 		atomic_store(&ct->rows_done, 0);
 		atomic_store(&ct->bytes_done, 0);
 		for (int j = 0; j < i; j++)
 			if (!l->tables[j].done &&
-				strcmp(l->tables[j].tgt_qname, lt->tgt_qname) == 0)
+			    strcmp(l->tables[j].tgt_qname, lt->tgt_qname) == 0)
 				first_of_target = false;
 		if (!ct->freeze && first_of_target &&
-			!pg_execf(l->tgt, err, "TRUNCATE %s%s",
-					  lt->tgt_kind == 'p' ? "" : "ONLY ", lt->tgt_qname))
+		    !pg_execf(l->tgt, err, "TRUNCATE %s%s",
+		              lt->tgt_kind == 'p' ? "" : "ONLY ", lt->tgt_qname))
 			goto fail;
 		if (!state_table_start(l->tgt, cfg->state_schema, cfg->task, t->schema,
-							   t->name, snap->consistent_lsn, txids, lt->nchunks,
-							   ct->binary ? "binary" : "text", err))
+		                       t->name, snap->consistent_lsn, txids,
+		                       lt->nchunks, ct->binary ? "binary" : "text",
+		                       err))
 			goto fail;
 	}
 	return pg_exec(l->tgt, "COMMIT", err);
 fail:
-	{
-		Error ignored = ERR_INIT;
+{
+	Error ignored = ERR_INIT;
 
-		pg_exec(l->tgt, "ROLLBACK", &ignored);
-	}
+	pg_exec(l->tgt, "ROLLBACK", &ignored);
+}
 	return false;
 }
 
 static bool
 hook_chunk_done(PgConn *tgt, const PlanChunk *c, int64_t rows, int64_t bytes,
-				void *ctx, Error *err)
+                void *ctx, Error *err)
 {
 	Load *l = ctx;
 	const CatTable *t = &l->cat->tables[l->tables[c->table].cat];
 
 	return state_chunk_done(tgt, l->cfg->state_schema, l->cfg->task, t->schema,
-							t->name, c->chunk, c->start_block, c->end_block,
-							rows, bytes, l->st.run, err);
+	                        t->name, c->chunk, c->start_block, c->end_block,
+	                        rows, bytes, l->st.run, err);
 }
 
 static bool
 hook_chunk_check(PgConn *tgt, const PlanChunk *c, bool *done, void *ctx,
-				 Error *err)
+                 Error *err)
 {
 	Load *l = ctx;
 	const CatTable *t = &l->cat->tables[l->tables[c->table].cat];
@@ -593,7 +600,7 @@ hook_chunk_check(PgConn *tgt, const PlanChunk *c, bool *done, void *ctx,
 	if (bits == NULL)
 		return err_set(err, ERR_INTERNAL, "out of memory");
 	ok = state_chunks_done(tgt, l->cfg->state_schema, l->cfg->task, t->schema,
-						   t->name, bits, c->nchunks, err);
+	                       t->name, bits, c->nchunks, err);
 	*done = ok && bits[c->chunk];
 	free(bits);
 	return ok;
@@ -650,7 +657,7 @@ load_tables(Load *l, const SlotSnapshot *snap, bool *lost, Error *err)
 	run.ctx = l;
 	run.stop = l->stop;
 	log_info("copying %d tables in %d chunks with %d workers", nplan, nchunks,
-			 run.workers);
+	         run.workers);
 	ok = copy_run(&run, lost, err);
 out:
 	free(chunks);
@@ -673,13 +680,14 @@ copy_sequences(Load *l, Error *err)
 		bool on_target;
 
 		if (!pg_query(l->tgt, "SELECT to_regclass($1) IS NOT NULL", 1, params,
-					  &res, err))
+		              &res, err))
 			return false;
 		on_target = PQgetvalue(res, 0, 0)[0] == 't';
 		PQclear(res);
 		if (!on_target)
 			continue;
-		if (asprintf(&sql, "SELECT last_value, is_called FROM %s", s->qname) < 0)
+		if (asprintf(&sql, "SELECT last_value, is_called FROM %s", s->qname) <
+		    0)
 			return err_set(err, ERR_INTERNAL, "out of memory");
 		if (!pg_query(l->src, sql, 0, NULL, &res, err))
 		{
@@ -688,8 +696,8 @@ copy_sequences(Load *l, Error *err)
 		}
 		free(sql);
 		if (!pg_execf(l->tgt, err, "SELECT pg_catalog.setval('%s', %s, %s)",
-					  s->qname, PQgetvalue(res, 0, 0),
-					  PQgetvalue(res, 0, 1)[0] == 't' ? "true" : "false"))
+		              s->qname, PQgetvalue(res, 0, 0),
+		              PQgetvalue(res, 0, 1)[0] == 't' ? "true" : "false"))
 		{
 			PQclear(res);
 			return err_prefix(err, "sequence %s: ", s->qname);
@@ -715,9 +723,9 @@ print_summary(const Load *l)
 	}
 	progress_format_bytes(bytes, b, sizeof(b));
 	printf("pgtide copy: task \"%s\" loaded: %d tables; this run copied %lld "
-		   "rows (%s) in %.1f s; consistent point " LSN_FMT " (slot %s)\n",
-		   l->cfg->task, l->ntables, (long long) rows, b, secs,
-		   LSN_ARGS(l->st.consistent_lsn), l->st.slot_name);
+	       "rows (%s) in %.1f s; consistent point " LSN_FMT " (slot %s)\n",
+	       l->cfg->task, l->ntables, (long long) rows, b, secs,
+	       LSN_ARGS(l->st.consistent_lsn), l->st.slot_name);
 	fflush(stdout);
 }
 
@@ -757,8 +765,8 @@ run_load_rounds(Load *l, SlotSnapshot *snap, Error *err)
 		if (!lost || round + 1 >= TASK_SNAPSHOT_ROUNDS)
 			return false;
 		log_warn("the exported snapshot was lost (%s); finished tables stay, "
-				 "unfinished ones are reloaded",
-				 err->message);
+		         "unfinished ones are reloaded",
+		         err->message);
 		err_clear(err);
 		if (!read_done(l, err))
 			return false;
@@ -778,28 +786,27 @@ task_copy(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err)
 	l.stop = stop;
 	l.start_ms = log_now_ms();
 	if (!pg_connect(cfg->source_uri, ERR_SOURCE, PG_CONN_SQL, "pgtide", 5000,
-					&l.src, err) ||
-		!pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide", 5000,
-					&l.tgt, err) ||
-		!preflight(&l, err) ||
-		!state_init(l.tgt, cfg->state_schema, err) ||
-		!state_task_begin(l.tgt, cfg->state_schema, cfg->task, &l.st, err))
+	                &l.src, err) ||
+	    !pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide", 5000,
+	                &l.tgt, err) ||
+	    !preflight(&l, err) || !state_init(l.tgt, cfg->state_schema, err) ||
+	    !state_task_begin(l.tgt, cfg->state_schema, cfg->task, &l.st, err))
 		goto out;
 	if (strcmp(l.st.phase, "loaded") == 0)
 	{
 		printf("pgtide copy: task \"%s\" has already finished its full load; "
-			   "nothing to do\n",
-			   cfg->task);
+		       "nothing to do\n",
+		       cfg->task);
 		ok = true;
 		goto out;
 	}
 	if (!catalog_read(l.src, cfg->state_schema, &l.cat, err) ||
-		!catalog_select(l.cat, cfg->include.items, cfg->include.count,
-						cfg->exclude.items, cfg->exclude.count, err) ||
-		!build_tables(&l, err))
+	    !catalog_select(l.cat, cfg->include.items, cfg->include.count,
+	                    cfg->exclude.items, cfg->exclude.count, err) ||
+	    !build_tables(&l, err))
 		goto out;
 	if (cfg->schema_mode == SCHEMA_MODE_EXISTING &&
-		!resolve_existing_targets(&l, err))
+	    !resolve_existing_targets(&l, err))
 		goto out;
 	if (l.st.consistent_lsn == LSN_INVALID && !check_target_tables(&l, err))
 		goto out;
@@ -827,7 +834,7 @@ task_copy(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err)
 		for (int i = 0; i < l.ntables; i++)
 			est[i] = l.cat->tables[l.tables[i].cat].bytes;
 		prog = progress_start(l.copy, est, l.ntables, cfg->progress_interval_s,
-							  isatty(STDERR_FILENO));
+		                      isatty(STDERR_FILENO));
 		free(est);
 		loaded = run_load_rounds(&l, &snap, err);
 		progress_stop(prog);
@@ -835,23 +842,23 @@ task_copy(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err)
 			goto out;
 	}
 	log_info("copy phase done in %.1f s",
-			 (double) (log_now_ms() - l.start_ms) / 1000.0);
+	         (double) (log_now_ms() - l.start_ms) / 1000.0);
 	if (cfg->schema_mode == SCHEMA_MODE_CREATE)
 	{
 		int64_t t0 = log_now_ms();
 
 		if (!state_task_set_phase(l.tgt, cfg->state_schema, cfg->task,
-								  "postdata", err) ||
-			!schema_build_postdata(cfg->target_uri, cfg->state_schema,
-								   cfg->task, cfg->index_jobs, l.st.run, stop,
-								   err))
+		                          "postdata", err) ||
+		    !schema_build_postdata(cfg->target_uri, cfg->state_schema,
+		                           cfg->task, cfg->index_jobs, l.st.run, stop,
+		                           err))
 			goto out;
 		log_info("indexes and constraints done in %.1f s",
-				 (double) (log_now_ms() - t0) / 1000.0);
+		         (double) (log_now_ms() - t0) / 1000.0);
 	}
 	if (interrupted(&l, err) || !copy_sequences(&l, err) ||
-		!state_task_set_phase(l.tgt, cfg->state_schema, cfg->task, "loaded",
-							  err))
+	    !state_task_set_phase(l.tgt, cfg->state_schema, cfg->task, "loaded",
+	                          err))
 		goto out;
 	print_summary(&l);
 	ok = true;

@@ -1,11 +1,11 @@
 /*
  * Unit tests of mapping: globs and table patterns.
  */
+#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
 
 #include "mapping.h"
 
@@ -47,7 +47,8 @@ test_pattern_quoted(void **state)
 	Error err = ERR_INIT;
 
 	(void) state;
-	assert_true(mapping_parse_pattern("\"My Schema\".\"Order.Items\"", &p, &err));
+	assert_true(
+	    mapping_parse_pattern("\"My Schema\".\"Order.Items\"", &p, &err));
 	assert_string_equal(p.schema, "My Schema");
 	assert_string_equal(p.table, "Order.Items");
 	mapping_pattern_free(&p);
@@ -79,10 +80,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_glob),
-		cmocka_unit_test(test_pattern_default_schema),
-		cmocka_unit_test(test_pattern_quoted),
-		cmocka_unit_test(test_pattern_errors),
+	    cmocka_unit_test(test_glob),
+	    cmocka_unit_test(test_pattern_default_schema),
+	    cmocka_unit_test(test_pattern_quoted),
+	    cmocka_unit_test(test_pattern_errors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,12 +2,12 @@
  * Unit tests of plan: chunk counts, block ranges that cover every block
  * exactly once, and largest-first order.
  */
+#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <cmocka.h>
 
 #include "plan.h"
 
@@ -39,9 +39,9 @@ static void
 test_ranges_cover_once_and_order(void **state)
 {
 	PlanTable tables[3] = {
-		{.bytes = 10, .blocks = 1, .splittable = true},
-		{.bytes = 10000, .blocks = 103, .splittable = true},
-		{.bytes = 500, .blocks = 5, .splittable = true},
+	    {.bytes = 10, .blocks = 1, .splittable = true},
+	    {.bytes = 10000, .blocks = 103, .splittable = true},
+	    {.bytes = 500, .blocks = 5, .splittable = true},
 	};
 	PlanChunk *chunks;
 	int n;
@@ -72,9 +72,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_small_tables_are_one_chunk),
-		cmocka_unit_test(test_never_more_chunks_than_blocks),
-		cmocka_unit_test(test_ranges_cover_once_and_order),
+	    cmocka_unit_test(test_small_tables_are_one_chunk),
+	    cmocka_unit_test(test_never_more_chunks_than_blocks),
+	    cmocka_unit_test(test_ranges_cover_once_and_order),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
