@@ -141,3 +141,17 @@ def test_lost_snapshot_reloads_only_unfinished_tables(pgtide, source_db,
     loads = {t: s[1] for t, s in state_tables(target_db).items()}
     assert loads["public.big"] == 1, "a finished table stays"
     assert loads["public.mid"] == 2, "the table in flight is reloaded"
+
+
+def test_sigint_saves_progress_and_exits_5(pgtide, source_db, target_db):
+    make_load_dataset(source_db)
+    p = pgtide.start(*copy_args(source_db, target_db), "--jobs", "1",
+                     env={"PGTIDE_FAULT": "copy.row@70000:sleep=2000"})
+    p.wait_for_output(r"fault point copy.row: sleeping")
+    assert p.stop(signal.SIGINT) == 5
+    assert "interrupted; progress is saved" in p.read_stderr()
+    assert state_tables(target_db)["public.big"][0] == "done"
+    r = pgtide.run(*copy_args(source_db, target_db))
+    assert r.returncode == 0, r.stderr
+    assert_complete(source_db, target_db)
+    assert state_tables(target_db)["public.big"][1] == 1
