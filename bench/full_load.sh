@@ -233,7 +233,7 @@ CREATE TABLE events (
 SELECT format('CREATE TABLE events_p%s PARTITION OF events FOR VALUES WITH (MODULUS 8, REMAINDER %s)', r, r)
 FROM generate_series(0, 7) r \gexec
 INSERT INTO events
-SELECT g, (g * 7919) % 20000,
+SELECT g, (g::bigint * 7919) % 20000,
        (ARRAY['view', 'click', 'buy', 'refund', 'signup'])[1 + (g * 31) % 5],
        timestamptz '2024-01-01' + (g * 7) % 31536000 * interval '1 second',
        CASE WHEN g % 4 = 0 THEN NULL ELSE round((random() * 1000)::numeric, 2) END,

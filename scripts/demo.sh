@@ -2,10 +2,14 @@
 # pgtide demo: two throwaway PostgreSQL servers on 127.0.0.1, a source with
 # sample data (pgbench tables, partitions, jsonb, enums), `pgtide copy` while
 # pgbench keeps writing, a check that the target holds the source's snapshot,
-# then everything is removed. Run it with `make demo`.
+# then everything is removed. Installs what is missing and builds pgtide first.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+"$ROOT/scripts/install-deps.sh"
+if [ -z "${PGTIDE_BIN:-}" ]; then
+	make -C "$ROOT" -s all
+fi
 PGTIDE=${PGTIDE_BIN:-$ROOT/build/release/pgtide}
 BINDIR=${PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
 [ -x "$PGTIDE" ] || { echo "demo: build pgtide first (make)" >&2; exit 1; }

@@ -29,7 +29,10 @@ struct Progress
 	int64_t start_ms;
 	int64_t last_ms;
 	int64_t last_bytes;
-	double rate; /* bytes/s, smoothed */
+	double rate;         /* bytes/s, smoothed */
+	int64_t *table_last; /* per table: bytes at the last sample */
+	double *table_rate;  /* per table: bytes/s, smoothed */
+	int64_t *started_ms; /* per table: first sample that saw it move */
 };
 
 void
@@ -73,6 +76,71 @@ table_fraction(const Progress *p, int i)
 	return f > 0.99 ? 0.99 : f;
 }
 
+/*
+ * COPY bytes and on-disk sizes differ, so time left is extrapolated from the
+ * fraction done and the time it took, not from a byte rate.
+ */
+static double
+eta_seconds(double fraction, int64_t since_ms, int64_t now_ms)
+{
+	if (fraction <= 0.001 || since_ms <= 0)
+		return -1;
+	return (double) (now_ms - since_ms) / 1000.0 * (1 - fraction) / fraction;
+}
+
+static void
+smooth(double *rate, int64_t delta, int64_t ms)
+{
+	double inst = ms > 0 ? (double) delta * 1000.0 / (double) ms : 0;
+
+	*rate = *rate == 0 ? inst : 0.7 * *rate + 0.3 * inst;
+}
+
+/* Samples the counters: rates, and when each table started moving. */
+static void
+sample(Progress *p, int64_t now)
+{
+	int64_t ms = now - p->last_ms;
+	int64_t total = 0;
+
+	for (int i = 0; i < p->n; i++)
+	{
+		int64_t b = atomic_load(&p->tables[i].bytes_done);
+
+		if (b > 0 && p->started_ms[i] == 0)
+			p->started_ms[i] = now;
+		smooth(&p->table_rate[i], b - p->table_last[i], ms);
+		p->table_last[i] = b;
+		total += b;
+	}
+	smooth(&p->rate, total - p->last_bytes, ms);
+	p->last_bytes = total;
+	p->last_ms = now;
+}
+
+/* One table's line: rows, bytes, rate, percent, ETA. */
+static void
+table_line(const Progress *p, int i, int64_t now, char *buf, size_t cap)
+{
+	char b[32], r[32], eta[32];
+	double f = table_fraction(p, i);
+
+	progress_format_bytes(atomic_load(&p->tables[i].bytes_done), b, sizeof(b));
+	progress_format_bytes((int64_t) p->table_rate[i], r, sizeof(r));
+	format_eta(eta_seconds(f, p->started_ms[i], now), eta, sizeof(eta));
+	snprintf(buf, cap, "%-40.40s %11lld rows %9s %9s/s %3.0f%% ETA %s",
+	         p->tables[i].src_qname,
+	         (long long) atomic_load(&p->tables[i].rows_done), b, r, 100 * f,
+	         eta);
+}
+
+static bool
+in_flight(const Progress *p, int i)
+{
+	return atomic_load(&p->tables[i].bytes_done) > 0 &&
+	       atomic_load(&p->tables[i].chunks_left) > 0;
+}
+
 static void
 render(Progress *p, bool final)
 {
@@ -85,6 +153,7 @@ render(Progress *p, bool final)
 	size_t len = 0;
 	int lines = 0;
 
+	sample(p, now);
 	for (int i = 0; i < p->n; i++)
 	{
 		bytes += atomic_load(&p->tables[i].bytes_done);
@@ -93,44 +162,25 @@ render(Progress *p, bool final)
 		done_est += table_fraction(p, i) * (double) p->est[i];
 		tables_done += atomic_load(&p->tables[i].chunks_left) == 0;
 	}
-	if (now > p->last_ms)
-	{
-		double inst = (double) (bytes - p->last_bytes) * 1000.0 /
-		              (double) (now - p->last_ms);
-
-		p->rate = p->rate == 0 ? inst : 0.7 * p->rate + 0.3 * inst;
-	}
-	p->last_ms = now;
-	p->last_bytes = bytes;
 	progress_format_bytes(bytes, b1, sizeof(b1));
 	progress_format_bytes((int64_t) p->rate, b2, sizeof(b2));
 	progress_format_bytes(est, b3, sizeof(b3));
-	/* COPY bytes and on-disk sizes differ: extrapolate the fraction done */
-	{
-		double frac = est > 0 ? done_est / (double) est : 0;
-		double elapsed_s = (double) (now - p->start_ms) / 1000.0;
-
-		format_eta(frac > 0.001 ? elapsed_s * (1 - frac) / frac : -1, eta,
-		           sizeof(eta));
-	}
+	format_eta(
+	    eta_seconds(est > 0 ? done_est / (double) est : 0, p->start_ms, now),
+	    eta, sizeof(eta));
 	snprintf(line, sizeof(line),
-	         "load: %d/%d tables, %lld rows, %s of ~%s, %s/s, ETA %s",
+	         "load: %d/%d tables, %lld rows, %s of ~%s on disk, %s/s, ETA %s",
 	         tables_done, p->n, (long long) rows, b1, b3, b2,
 	         final ? "done" : eta);
 	if (!p->terminal)
 	{
 		log_info("%s", line);
-		for (int i = 0; i < p->n; i++)
-		{
-			int64_t tb = atomic_load(&p->tables[i].bytes_done);
-
-			if (tb == 0 || atomic_load(&p->tables[i].chunks_left) == 0)
-				continue;
-			progress_format_bytes(tb, b1, sizeof(b1));
-			log_info("  %s: %lld rows, %s, %.0f%%", p->tables[i].src_qname,
-			         (long long) atomic_load(&p->tables[i].rows_done), b1,
-			         100 * table_fraction(p, i));
-		}
+		for (int i = 0; i < p->n && !final; i++)
+			if (in_flight(p, i))
+			{
+				table_line(p, i, now, line, sizeof(line));
+				log_info("  %s", line);
+			}
 		return;
 	}
 	/* move up over the previous block, then redraw it */
@@ -141,19 +191,12 @@ render(Progress *p, bool final)
 	lines++;
 	for (int i = 0; i < p->n && !final && lines <= PROGRESS_LIVE_TABLES; i++)
 	{
-		int64_t tb = atomic_load(&p->tables[i].bytes_done);
-
-		if (tb == 0 || atomic_load(&p->tables[i].chunks_left) == 0)
+		if (!in_flight(p, i) || len >= sizeof(block) - 300)
 			continue;
-		progress_format_bytes(tb, b1, sizeof(b1));
-		len += (size_t) snprintf(
-		    block + len, sizeof(block) - len,
-		    "  %-40.40s %12lld rows %10s %3.0f%%\n", p->tables[i].src_qname,
-		    (long long) atomic_load(&p->tables[i].rows_done), b1,
-		    100 * table_fraction(p, i));
+		table_line(p, i, now, line, sizeof(line));
+		len +=
+		    (size_t) snprintf(block + len, sizeof(block) - len, "  %s\n", line);
 		lines++;
-		if (len >= sizeof(block) - 200)
-			break;
 	}
 	if (write(STDERR_FILENO, block, len) < 0)
 		return;
@@ -187,6 +230,16 @@ progress_main(void *arg)
 	return NULL;
 }
 
+static void
+progress_free(Progress *p)
+{
+	free(p->est);
+	free(p->table_last);
+	free(p->table_rate);
+	free(p->started_ms);
+	free(p);
+}
+
 Progress *
 progress_start(const CopyTable *tables, const int64_t *est_bytes, int n,
                int interval_s, bool terminal)
@@ -196,9 +249,13 @@ progress_start(const CopyTable *tables, const int64_t *est_bytes, int n,
 	if (p == NULL)
 		return NULL;
 	p->est = calloc((size_t) n + 1, sizeof(int64_t));
-	if (p->est == NULL)
+	p->table_last = calloc((size_t) n + 1, sizeof(int64_t));
+	p->table_rate = calloc((size_t) n + 1, sizeof(double));
+	p->started_ms = calloc((size_t) n + 1, sizeof(int64_t));
+	if (p->est == NULL || p->table_last == NULL || p->table_rate == NULL ||
+	    p->started_ms == NULL)
 	{
-		free(p);
+		progress_free(p);
 		return NULL;
 	}
 	memcpy(p->est, est_bytes, sizeof(int64_t) * (size_t) n);
@@ -213,8 +270,7 @@ progress_start(const CopyTable *tables, const int64_t *est_bytes, int n,
 	{
 		pthread_mutex_destroy(&p->lock);
 		pthread_cond_destroy(&p->wake);
-		free(p->est);
-		free(p);
+		progress_free(p);
 		return NULL;
 	}
 	return p;
@@ -233,6 +289,5 @@ progress_stop(Progress *p)
 	render(p, true);
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->wake);
-	free(p->est);
-	free(p);
+	progress_free(p);
 }

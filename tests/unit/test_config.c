@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+
 #include "config.h"
 
 /* ---- helpers ---- */

@@ -31,8 +31,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* cmocka needs the headers above first */
 #include <cmocka.h>
+
+/* cmocka needs the headers above first */
 
 #include "dumpscript.h"
 

@@ -1,11 +1,12 @@
 /*
  * Unit tests of mapping: globs and table patterns.
  */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cmocka.h>
 
 #include "mapping.h"
 

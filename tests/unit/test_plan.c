@@ -2,12 +2,13 @@
  * Unit tests of plan: chunk counts, block ranges that cover every block
  * exactly once, and largest-first order.
  */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+
+#include <cmocka.h>
 
 #include "plan.h"
 
