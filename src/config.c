@@ -41,7 +41,7 @@
 #define QUOTE_MAX  64
 #define QUOTED_CAP (QUOTE_MAX * 4 + sizeof("..."))
 
-/* Holds every key name joined by ", " (about 250 bytes today). */
+/* Holds every key name joined by ", " (about 350 bytes today). */
 #define KEY_LIST_CAP 512
 
 /* The choice names, indexed by the enum value they stand for. */
@@ -49,6 +49,7 @@ static const char *const copy_format_names[] = {"auto", "text", "binary", NULL};
 static const char *const schema_mode_names[] = {"create", "existing", NULL};
 static const char *const on_existing_names[] = {"refuse", "truncate", "drop",
                                                 NULL};
+static const char *const on_conflict_names[] = {"stop", "skip", "upsert", NULL};
 
 _Static_assert(COPY_FORMAT_AUTO == 0 && COPY_FORMAT_TEXT == 1 &&
                    COPY_FORMAT_BINARY == 2,
@@ -58,6 +59,9 @@ _Static_assert(SCHEMA_MODE_CREATE == 0 && SCHEMA_MODE_EXISTING == 1,
 _Static_assert(ON_EXISTING_REFUSE == 0 && ON_EXISTING_TRUNCATE == 1 &&
                    ON_EXISTING_DROP == 2,
                "on_existing_names follows OnExisting");
+_Static_assert(ON_CONFLICT_STOP == 0 && ON_CONFLICT_SKIP == 1 &&
+                   ON_CONFLICT_UPSERT == 2,
+               "on_conflict_names follows OnConflict");
 
 typedef enum KeyId
 {
@@ -75,6 +79,11 @@ typedef enum KeyId
 	KEY_PG_DUMP,
 	KEY_STATE_SCHEMA,
 	KEY_PROGRESS_INTERVAL,
+	KEY_CDC_MEMORY,
+	KEY_CDC_SPILL_DIR,
+	KEY_ON_CONFLICT,
+	KEY_CDC_SLOT,
+	KEY_CDC_START_LSN,
 } KeyId;
 
 typedef enum KeyType
@@ -138,6 +147,14 @@ static const KeyDef config_keys[] = {
      .type = KEY_TYPE_INT,
      .min = 1,
      .max = 3600},
+    {.name = "cdc.memory_limit", .id = KEY_CDC_MEMORY, .type = KEY_TYPE_SIZE},
+    {.name = "cdc.spill_dir", .id = KEY_CDC_SPILL_DIR, .type = KEY_TYPE_STRING},
+    {.name = "cdc.on_conflict",
+     .id = KEY_ON_CONFLICT,
+     .type = KEY_TYPE_CHOICE,
+     .choices = on_conflict_names},
+    {.name = "cdc.slot", .id = KEY_CDC_SLOT, .type = KEY_TYPE_STRING},
+    {.name = "cdc.start_lsn", .id = KEY_CDC_START_LSN, .type = KEY_TYPE_STRING},
 };
 
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -425,7 +442,8 @@ describe_expected(const KeyDef *key, char *buf, size_t cap)
 		case KEY_TYPE_SIZE:
 			snprintf(buf, cap,
 			         "a size in bytes or with a unit kB, MB, GB or TB "
-			         "(such as 512MB)");
+			         "(such as 512MB)%s",
+			         key->id == KEY_SPLIT_BYTES ? ", or auto" : "");
 			return;
 		case KEY_TYPE_CHOICE:
 			join_choices(key->choices, choices, sizeof(choices));
@@ -620,6 +638,18 @@ key_store(TaskConfig *cfg, const KeyDef *key, const char *text, size_t len,
 		case KEY_ON_EXISTING:
 			cfg->on_existing = (OnExisting) num;
 			return true;
+		case KEY_CDC_MEMORY:
+			cfg->cdc_memory_bytes = num;
+			return true;
+		case KEY_CDC_SPILL_DIR:
+			return replace_string(&cfg->cdc_spill_dir, text, len, err);
+		case KEY_ON_CONFLICT:
+			cfg->on_conflict = (OnConflict) num;
+			return true;
+		case KEY_CDC_SLOT:
+			return replace_string(&cfg->cdc_slot, text, len, err);
+		case KEY_CDC_START_LSN:
+			return replace_string(&cfg->cdc_start_lsn, text, len, err);
 	}
 	return err_set(err, ERR_INTERNAL, "key %s has no field", key->name);
 }
@@ -659,6 +689,12 @@ key_apply(TaskConfig *cfg, const KeyDef *key, const char *text, size_t len,
 			num = n;
 			break;
 		case KEY_TYPE_SIZE:
+			/* The split size may be "auto" (CONFIG_SPLIT_AUTO). */
+			if (key->id == KEY_SPLIT_BYTES && text_is(text, len, "auto"))
+			{
+				num = CONFIG_SPLIT_AUTO;
+				break;
+			}
 			/* config_parse_size reads to the NUL; refuse one inside. */
 			if (memchr(text, '\0', len) != NULL ||
 			    !config_parse_size(text, &num))
@@ -1090,12 +1126,14 @@ config_init(TaskConfig *cfg)
 	cfg->task = dup_default("default");
 	cfg->copy_jobs = 4;
 	cfg->index_jobs = 2;
-	cfg->split_bytes = INT64_C(512) * 1024 * 1024;
+	cfg->split_bytes = CONFIG_SPLIT_AUTO;
 	cfg->copy_format = COPY_FORMAT_AUTO;
 	cfg->schema_mode = SCHEMA_MODE_CREATE;
 	cfg->on_existing = ON_EXISTING_REFUSE;
 	cfg->progress_interval_s = 10;
 	cfg->state_schema = dup_default("pgtide");
+	cfg->cdc_memory_bytes = INT64_C(256) * 1024 * 1024;
+	cfg->on_conflict = ON_CONFLICT_STOP;
 }
 
 void
@@ -1111,6 +1149,9 @@ config_free(TaskConfig *cfg)
 	strlist_free(&cfg->exclude);
 	free(cfg->pg_dump);
 	free(cfg->state_schema);
+	free(cfg->cdc_spill_dir);
+	free(cfg->cdc_slot);
+	free(cfg->cdc_start_lsn);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -1273,4 +1314,10 @@ const char *
 config_copy_format_name(CopyFormat f)
 {
 	return choice_name(copy_format_names, (int) f);
+}
+
+const char *
+config_on_conflict_name(OnConflict c)
+{
+	return choice_name(on_conflict_names, (int) c);
 }

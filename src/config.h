@@ -35,6 +35,21 @@ typedef enum CopyFormat
 	COPY_FORMAT_BINARY,
 } CopyFormat;
 
+typedef enum OnConflict
+{
+	ON_CONFLICT_STOP = 0, /* stop the task, naming table, key, LSN, xid */
+	ON_CONFLICT_SKIP,     /* skip a missing row; keep the existing one */
+	ON_CONFLICT_UPSERT,   /* insert a missing row; overwrite a duplicate */
+} OnConflict;
+
+/*
+ * copy.split_tables_larger_than = auto: split only a table larger than a
+ * fair share of the load (all selected tables / copy.jobs), into about that
+ * share each. Several tables already keep the workers busy; splitting them
+ * too only adds COPY-from-SELECT and heap-extension contention.
+ */
+#define CONFIG_SPLIT_AUTO INT64_C(-1)
+
 typedef struct StrList
 {
 	char **items; /* owned; each item owned */
@@ -51,13 +66,20 @@ typedef struct TaskConfig
 	StrList exclude;     /* schema.table patterns */
 	int copy_jobs;       /* parallel copy workers */
 	int index_jobs;      /* parallel index/constraint builders */
-	int64_t split_bytes; /* tables larger than this are cut into chunks */
+	int64_t split_bytes; /* tables larger than this are cut into chunks;
+	                        CONFIG_SPLIT_AUTO, or 0 for never */
 	CopyFormat copy_format;
 	SchemaMode schema_mode;
 	OnExisting on_existing;
 	int progress_interval_s; /* log line period when not on a terminal */
 	char *pg_dump;           /* pg_dump binary; NULL = newest installed */
 	char *state_schema;      /* schema for pgtide's state on the target */
+	int64_t
+	    cdc_memory_bytes; /* transactions buffered in memory, then spilled */
+	char *cdc_spill_dir;  /* NULL = $TMPDIR or /tmp */
+	OnConflict on_conflict;
+	char *cdc_slot;      /* follow: the slot to stream; NULL = the task's */
+	char *cdc_start_lsn; /* follow: where to start; NULL = the slot's */
 } TaskConfig;
 
 /* Fills cfg with every default (see docs/task-file.md). Never fails. */
@@ -95,5 +117,6 @@ bool config_parse_size(const char *text, int64_t *bytes);
 const char *config_schema_mode_name(SchemaMode m);
 const char *config_on_existing_name(OnExisting o);
 const char *config_copy_format_name(CopyFormat f);
+const char *config_on_conflict_name(OnConflict c);
 
 #endif

@@ -1,8 +1,8 @@
 /*
  * plan: the full-load plan, from table sizes to an ordered list of chunks.
  *
- * Pure: sizes in, chunks out; no libpq, no clock. Tables go largest first so
- * the longest work starts first; a table larger than the split size is cut
+ * Pure: sizes in, chunks out; no libpq, no clock. Chunks go largest first
+ * (longest processing time first) so the longest work starts first; a table larger than the split size is cut
  * into heap block ranges (ctid ranges) that several workers copy at once. The
  * first range has no lower bound and the last no upper bound, so rows in
  * blocks the size estimate missed are still copied exactly once.
@@ -34,7 +34,7 @@ int plan_table_chunks(const PlanTable *t, int64_t split_bytes);
 
 /*
  * Plans ntables tables: fills *out with a malloc'd array of chunks (caller
- * frees) ordered largest table first, and *nout with its length. Returns
+ * frees) ordered largest chunk first, and *nout with its length. Returns
  * false only when memory runs out.
  */
 bool plan_chunks(const PlanTable *tables, int ntables, int64_t split_bytes,

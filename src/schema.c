@@ -39,7 +39,6 @@
 
 extern char **environ;
 
-#define SCHEMA_PHASES       5
 #define SCHEMA_STEP_RETRIES 3
 #define SCHEMA_OUTPUT_MAX   ((size_t) 1 << 30)
 
@@ -357,15 +356,51 @@ out:
 	return ok;
 }
 
+/* The step's table as schema and name (both NULL when it has none). */
+typedef struct StepTable
+{
+	TablePattern parsed; /* schema and table hold the unquoted names */
+	bool has;
+} StepTable;
+
+static void
+step_table(const char *table, StepTable *out)
+{
+	Error ignored = ERR_INIT;
+
+	memset(out, 0, sizeof(*out));
+	out->has =
+	    table != NULL && mapping_parse_pattern(table, &out->parsed, &ignored);
+}
+
+static int64_t
+table_weight(const Catalog *cat, const StepTable *t)
+{
+	int idx;
+
+	if (!t->has)
+		return 0;
+	idx = catalog_find(cat, t->parsed.schema, t->parsed.table);
+	return idx < 0 ? 0 : cat->tables[idx].bytes;
+}
+
 static bool
 save_step(PgConn *tgt, const char *state_schema, const char *task, int *entry,
-          int phase, const char *kind, const char *object, int64_t weight,
-          const char *sql, Error *err)
+          int phase, const char *kind, const char *object,
+          const StepTable *table, int64_t weight, const char *sql, Error *err)
 {
 	char *q = pg_quote_ident(state_schema);
 	char *stmt = NULL;
 	char e[16], p[16], w[24];
-	const char *params[7] = {task, e, p, kind, object, w, sql};
+	const char *params[9] = {task,
+	                         e,
+	                         p,
+	                         kind,
+	                         object,
+	                         w,
+	                         sql,
+	                         table->has ? table->parsed.schema : NULL,
+	                         table->has ? table->parsed.table : NULL};
 	PGresult *res;
 	bool ok;
 
@@ -375,33 +410,19 @@ save_step(PgConn *tgt, const char *state_schema, const char *task, int *entry,
 	if (q == NULL ||
 	    asprintf(&stmt,
 	             "INSERT INTO %s.ddl (task, entry, phase, kind, object, weight,"
-	             " statement) VALUES ($1, $2::int, $3::int, $4, $5,"
-	             " $6::bigint, $7)",
+	             " statement, tbl_schema, tbl_name) VALUES ($1, $2::int,"
+	             " $3::int, $4, $5, $6::bigint, $7, $8, $9)",
 	             q) < 0)
 	{
 		free(q);
 		return err_set(err, ERR_INTERNAL, "out of memory");
 	}
-	ok = pg_query(tgt, stmt, 7, params, &res, err);
+	ok = pg_query(tgt, stmt, 9, params, &res, err);
 	if (ok)
 		PQclear(res);
 	free(stmt);
 	free(q);
 	return ok;
-}
-
-static int64_t
-table_weight(const Catalog *cat, const char *table)
-{
-	TablePattern p;
-	Error ignored = ERR_INIT;
-	int idx;
-
-	if (table == NULL || !mapping_parse_pattern(table, &p, &ignored))
-		return 0;
-	idx = catalog_find(cat, p.schema, p.table);
-	mapping_pattern_free(&p);
-	return idx < 0 ? 0 : cat->tables[idx].bytes;
 }
 
 static bool
@@ -509,20 +530,20 @@ schema_save_postdata(PgConn *tgt, PgConn *src, const Catalog *cat,
                      const char *state_schema, const char *task,
                      const char *script, Error *err)
 {
+	static const StepTable no_table;
 	DumpScript *ds = NULL;
 	int entry = 0;
-	bool ok = false;
+	bool ok = true;
 
 	if (!dumpscript_parse(script, strlen(script), "post-data", &ds, err))
 		return false;
-	if (!save_step(tgt, state_schema, task, &entry, 0, "PREAMBLE", NULL, 0,
-	               dumpscript_preamble(ds), err))
-		goto out;
-	for (int i = 0; i < dumpscript_count(ds); i++)
+	ok = save_step(tgt, state_schema, task, &entry, 0, "PREAMBLE", NULL,
+	               &no_table, 0, dumpscript_preamble(ds), err);
+	for (int i = 0; ok && i < dumpscript_count(ds); i++)
 	{
 		const DumpEntry *en = dumpscript_entry(ds, i);
 		int phase = step_phase(en);
-		int64_t weight = table_weight(cat, en->table);
+		StepTable table;
 		char what[512];
 		char *build = NULL, *attach = NULL;
 		bool rewritten = false;
@@ -530,28 +551,24 @@ schema_save_postdata(PgConn *tgt, PgConn *src, const Catalog *cat,
 		if (en->sql[0] == '\0')
 			continue;
 		describe_entry(en, what, sizeof(what));
+		step_table(en->table, &table);
 		if (phase == 1 && strcmp(en->type, "CONSTRAINT") == 0 &&
-		    en->constraint != DUMPSCRIPT_CON_EXCLUDE &&
-		    !split_constraint(src, en, &build, &attach, &rewritten, err))
-			goto out;
-		if (rewritten)
-		{
+		    en->constraint != DUMPSCRIPT_CON_EXCLUDE)
+			ok = split_constraint(src, en, &build, &attach, &rewritten, err);
+		if (ok && rewritten)
 			ok = save_step(tgt, state_schema, task, &entry, 1, "INDEX", what,
-			               weight, build, err) &&
+			               &table, table_weight(cat, &table), build, err) &&
 			     save_step(tgt, state_schema, task, &entry, 2, en->type, what,
-			               weight, attach, err);
-			free(build);
-			free(attach);
-			if (!ok)
-				goto out;
-			ok = false;
-		}
-		else if (!save_step(tgt, state_schema, task, &entry, phase, en->type,
-		                    what, weight, en->sql, err))
-			goto out;
+			               &table, table_weight(cat, &table), attach, err);
+		else if (ok)
+			ok = save_step(tgt, state_schema, task, &entry, phase, en->type,
+			               what, &table, table_weight(cat, &table), en->sql,
+			               err);
+		free(build);
+		free(attach);
+		if (table.has)
+			mapping_pattern_free(&table.parsed);
 	}
-	ok = true;
-out:
 	dumpscript_free(ds);
 	return ok;
 }
@@ -562,35 +579,34 @@ typedef struct Step
 	char *kind;
 	char *object;
 	char *sql;
+	char *tbl_schema; /* NULL: the step waits for no table */
+	char *tbl_name;
+	bool claimed; /* guarded by Builder.lock */
 } Step;
 
 typedef struct Builder
 {
-	const char *target_uri;
-	const char *state_schema;
-	const char *task;
+	const SchemaBuild *args;
 	const char *preamble;
-	int run;
 	Step *steps;
 	int nsteps;
-	atomic_int next;
+	int claimed; /* steps handed out; guarded by lock */
 	atomic_bool abort;
-	volatile sig_atomic_t *stop;
-	pthread_mutex_t lock;
+	pthread_mutex_t lock; /* guards steps[].claimed, claimed and err */
 	Error err;
 } Builder;
 
 static bool
 builder_stopping(Builder *b)
 {
-	return atomic_load(&b->abort) || (b->stop != NULL && *b->stop);
+	return atomic_load(&b->abort) || (b->args->stop != NULL && *b->args->stop);
 }
 
 static bool
 builder_connect(Builder *b, PgConn **conn, Error *err)
 {
-	if (!pg_connect(b->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide build",
-	                10000, conn, err))
+	if (!pg_connect(b->args->target_uri, ERR_TARGET, PG_CONN_SQL,
+	                "pgtide build", 10000, conn, err))
 		return false;
 	/* one build per worker: give each the memory to sort in RAM */
 	return pg_exec(*conn, b->preamble, err) &&
@@ -600,15 +616,15 @@ builder_connect(Builder *b, PgConn **conn, Error *err)
 static bool
 run_step(Builder *b, PgConn *conn, const Step *s, Error *err)
 {
-	char *q = pg_quote_ident(b->state_schema);
+	char *q = pg_quote_ident(b->args->state_schema);
 	char *mark = NULL;
 	char e[16], r[16];
-	const char *params[3] = {b->task, e, r};
+	const char *params[3] = {b->args->task, e, r};
 	PGresult *res;
 	bool ok;
 
 	snprintf(e, sizeof(e), "%d", s->entry);
-	snprintf(r, sizeof(r), "%d", b->run);
+	snprintf(r, sizeof(r), "%d", b->args->run);
 	if (q == NULL || asprintf(&mark,
 	                          "UPDATE %s.ddl SET done_run = $3::int,"
 	                          " done_at = now() WHERE task = $1"
@@ -635,6 +651,57 @@ run_step(Builder *b, PgConn *conn, const Step *s, Error *err)
 	return pg_exec(conn, "COMMIT", err);
 }
 
+static bool
+step_ready(const Builder *b, const Step *s)
+{
+	const SchemaBuild *a = b->args;
+
+	if (a->ready == NULL || s->tbl_schema == NULL ||
+	    (a->load_done != NULL && atomic_load(a->load_done)))
+		return true;
+	return a->ready(s->tbl_schema, s->tbl_name, a->ready_ctx);
+}
+
+/*
+ * Hands out the first unclaimed step whose table is loaded (steps are in
+ * build order, largest table first). NULL when every step is claimed; *wait
+ * is set when steps remain whose tables are still loading.
+ */
+static Step *
+claim_step(Builder *b, bool *wait)
+{
+	Step *found = NULL;
+
+	*wait = false;
+	pthread_mutex_lock(&b->lock);
+	for (int i = 0; i < b->nsteps && b->claimed < b->nsteps; i++)
+	{
+		Step *s = &b->steps[i];
+
+		if (s->claimed)
+			continue;
+		if (!step_ready(b, s))
+		{
+			*wait = true;
+			continue;
+		}
+		s->claimed = true;
+		b->claimed++;
+		found = s;
+		break;
+	}
+	pthread_mutex_unlock(&b->lock);
+	return found;
+}
+
+static void
+sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long) (ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
 static void *
 builder_main(void *arg)
 {
@@ -644,15 +711,19 @@ builder_main(void *arg)
 	log_set_role("build");
 	while (!builder_stopping(b))
 	{
-		int idx = atomic_fetch_add(&b->next, 1);
-		const Step *s;
+		bool wait;
+		Step *s = claim_step(b, &wait);
 		Error err = ERR_INIT;
 		int attempt = 0;
 		int64_t t0 = log_now_ms();
 
-		if (idx >= b->nsteps)
-			break;
-		s = &b->steps[idx];
+		if (s == NULL)
+		{
+			if (!wait)
+				break;
+			sleep_ms(100);
+			continue;
+		}
 		for (;;)
 		{
 			err_clear(&err);
@@ -697,25 +768,42 @@ free_steps(Step *steps, int n)
 		free(steps[i].kind);
 		free(steps[i].object);
 		free(steps[i].sql);
+		free(steps[i].tbl_schema);
+		free(steps[i].tbl_name);
 	}
 	free(steps);
+}
+
+static char *
+dup_or_null(const PGresult *res, int row, int col, bool *oom)
+{
+	char *d;
+
+	if (PQgetisnull(res, row, col))
+		return NULL;
+	d = strdup(PQgetvalue(res, row, col));
+	*oom |= d == NULL;
+	return d;
 }
 
 /* Loads the phase's steps not yet done, largest table first. */
 static bool
 load_steps(PgConn *tgt, Builder *b, int phase, Error *err)
 {
-	char *q = pg_quote_ident(b->state_schema);
+	char *q = pg_quote_ident(b->args->state_schema);
 	char *sql = NULL;
 	char p[16];
-	const char *params[2] = {b->task, p};
+	const char *params[2] = {b->args->task, p};
 	PGresult *res;
 	bool oom = false;
 
+	b->steps = NULL;
+	b->nsteps = b->claimed = 0;
 	snprintf(p, sizeof(p), "%d", phase);
 	if (q == NULL ||
 	    asprintf(&sql,
-	             "SELECT entry, kind, coalesce(object, kind), statement"
+	             "SELECT entry, kind, coalesce(object, kind), statement,"
+	             " tbl_schema, tbl_name"
 	             " FROM %s.ddl WHERE task = $1 AND phase = $2::int"
 	             " AND done_at IS NULL ORDER BY weight DESC, entry",
 	             q) < 0)
@@ -730,31 +818,64 @@ load_steps(PgConn *tgt, Builder *b, int phase, Error *err)
 		return false;
 	}
 	free(sql);
-	b->nsteps = PQntuples(res);
-	b->steps = calloc((size_t) b->nsteps + 1, sizeof(Step));
+	b->steps = calloc((size_t) PQntuples(res) + 1, sizeof(Step));
 	if (b->steps == NULL)
 	{
 		PQclear(res);
 		return err_set(err, ERR_INTERNAL, "out of memory");
 	}
+	b->nsteps = PQntuples(res);
 	for (int i = 0; i < b->nsteps; i++)
 	{
 		Step *s = &b->steps[i];
 
 		s->entry = (int) strtol(PQgetvalue(res, i, 0), NULL, 10);
-		s->kind = strdup(PQgetvalue(res, i, 1));
-		s->object = strdup(PQgetvalue(res, i, 2));
-		s->sql = strdup(PQgetvalue(res, i, 3));
-		oom |= !s->kind || !s->object || !s->sql;
+		s->kind = dup_or_null(res, i, 1, &oom);
+		s->object = dup_or_null(res, i, 2, &oom);
+		s->sql = dup_or_null(res, i, 3, &oom);
+		s->tbl_schema = dup_or_null(res, i, 4, &oom);
+		s->tbl_name = dup_or_null(res, i, 5, &oom);
 	}
 	PQclear(res);
 	return !oom || err_set(err, ERR_INTERNAL, "out of memory");
 }
 
+/* Runs one phase's pending steps with n workers. */
+static bool
+run_phase(PgConn *tgt, Builder *b, int phase, int n, Error *err)
+{
+	pthread_t threads[64];
+
+	if (!load_steps(tgt, b, phase, err))
+		return false;
+	if (n > b->nsteps)
+		n = b->nsteps;
+	atomic_init(&b->abort, false);
+	err_clear(&b->err);
+	for (int i = 0; i < n; i++)
+		if (pthread_create(&threads[i], NULL, builder_main, b) != 0)
+		{
+			err_set(&b->err, ERR_INTERNAL, "could not start a build worker");
+			atomic_store(&b->abort, true);
+			n = i;
+			break;
+		}
+	for (int i = 0; i < n; i++)
+		pthread_join(threads[i], NULL);
+	free_steps(b->steps, b->nsteps);
+	b->steps = NULL;
+	if (err_is_set(&b->err))
+	{
+		*err = b->err;
+		return false;
+	}
+	if (b->args->stop != NULL && *b->args->stop)
+		return err_set(err, ERR_INTERRUPTED, "interrupted");
+	return true;
+}
+
 bool
-schema_build_postdata(const char *target_uri, const char *state_schema,
-                      const char *task, int jobs, int run,
-                      volatile sig_atomic_t *stop, Error *err)
+schema_build_postdata(const SchemaBuild *args, Error *err)
 {
 	PgConn *tgt = NULL;
 	Builder b;
@@ -762,65 +883,33 @@ schema_build_postdata(const char *target_uri, const char *state_schema,
 	bool ok = false;
 
 	memset(&b, 0, sizeof(b));
-	b.target_uri = target_uri;
-	b.state_schema = state_schema;
-	b.task = task;
-	b.run = run;
-	b.stop = stop;
-	if (!pg_connect(target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide", 10000, &tgt,
-	                err))
-		return false;
+	b.args = args;
+	pthread_mutex_init(&b.lock, NULL);
+	if (!pg_connect(args->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide", 10000,
+	                &tgt, err))
+		goto out;
 	/* the preamble is phase 0's only step */
 	if (!load_steps(tgt, &b, 0, err))
 		goto out;
-	preamble = b.nsteps > 0 ? strdup(b.steps[0].sql) : strdup("");
+	preamble = strdup(b.nsteps > 0 && b.steps[0].sql ? b.steps[0].sql : "");
 	free_steps(b.steps, b.nsteps);
 	if (preamble == NULL)
 	{
 		err_set(err, ERR_INTERNAL, "out of memory");
 		goto out;
 	}
-	for (int phase = 1; phase <= SCHEMA_PHASES; phase++)
+	b.preamble = preamble;
+	ok = true;
+	for (int phase = args->first_phase; ok && phase <= args->last_phase;
+	     phase++)
 	{
 		bool parallel = phase == 1 || phase == 4;
-		int n;
-		pthread_t threads[64];
+		int jobs = args->jobs < 1 ? 1 : args->jobs > 64 ? 64 : args->jobs;
 
-		b.preamble = preamble;
-		err_clear(&b.err);
-		if (!load_steps(tgt, &b, phase, err))
-			goto out;
-		n = parallel ? (jobs < 1 ? 1 : jobs > 64 ? 64 : jobs) : 1;
-		if (n > b.nsteps)
-			n = b.nsteps;
-		atomic_init(&b.next, 0);
-		atomic_init(&b.abort, false);
-		pthread_mutex_init(&b.lock, NULL);
-		for (int i = 0; i < n; i++)
-			if (pthread_create(&threads[i], NULL, builder_main, &b) != 0)
-			{
-				err_set(&b.err, ERR_INTERNAL, "could not start a build worker");
-				atomic_store(&b.abort, true);
-				n = i;
-				break;
-			}
-		for (int i = 0; i < n; i++)
-			pthread_join(threads[i], NULL);
-		pthread_mutex_destroy(&b.lock);
-		free_steps(b.steps, b.nsteps);
-		if (err_is_set(&b.err))
-		{
-			*err = b.err;
-			goto out;
-		}
-		if (stop != NULL && *stop)
-		{
-			err_set(err, ERR_INTERRUPTED, "interrupted");
-			goto out;
-		}
+		ok = run_phase(tgt, &b, phase, parallel ? jobs : 1, err);
 	}
-	ok = true;
 out:
+	pthread_mutex_destroy(&b.lock);
 	free(preamble);
 	pg_close(tgt);
 	return ok;

@@ -15,6 +15,7 @@
 #define PGTIDE_SCHEMA_H
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "catalog.h"
@@ -65,12 +66,34 @@ bool schema_save_postdata(PgConn *tgt, PgConn *src, const Catalog *cat,
                           const char *state_schema, const char *task,
                           const char *script, Error *err);
 
+/* Whether a source table's data is fully loaded (its steps may run). */
+typedef bool (*SchemaReadyFn)(const char *schema, const char *name, void *ctx);
+
+typedef struct SchemaBuild
+{
+	const char *target_uri;
+	const char *state_schema;
+	const char *task;
+	int jobs;        /* workers for the parallel phases (1 and 4) */
+	int run;         /* recorded with each step done */
+	int first_phase; /* 1..5, see schema.c */
+	int last_phase;
+	/*
+	 * Optional: a step on a table runs only once ready() says the table is
+	 * loaded, or once *load_done is true. Lets index builds start while
+	 * other tables are still being copied.
+	 */
+	SchemaReadyFn ready;
+	void *ready_ctx;
+	atomic_bool *load_done;
+	volatile sig_atomic_t *stop;
+} SchemaBuild;
+
 /*
- * Runs the saved post-data steps not yet done, `jobs` at a time, phase by
- * phase. Returns false with ERR_INTERRUPTED when *stop is set.
+ * Runs the saved post-data steps of phases first..last not yet done, phase
+ * by phase. Returns false with ERR_INTERRUPTED when *stop is set, or with the
+ * first step's error.
  */
-bool schema_build_postdata(const char *target_uri, const char *state_schema,
-                           const char *task, int jobs, int run,
-                           volatile sig_atomic_t *stop, Error *err);
+bool schema_build_postdata(const SchemaBuild *args, Error *err);
 
 #endif

@@ -24,6 +24,7 @@ static const char *const state_ddl =
     " task text NOT NULL REFERENCES @S.task ON DELETE CASCADE,"
     " src_schema text NOT NULL,"
     " src_name text NOT NULL,"
+    " tgt_qname text NOT NULL,"
     " state text NOT NULL DEFAULT 'pending'"
     "   CHECK (state IN ('pending', 'copying', 'done')),"
     " snapshot_lsn pg_lsn,"
@@ -58,6 +59,8 @@ static const char *const state_ddl =
     " kind text NOT NULL,"
     " object text,"
     " weight bigint NOT NULL DEFAULT 0,"
+    " tbl_schema text,"
+    " tbl_name text,"
     " statement text NOT NULL,"
     " done_run int,"
     " done_at timestamptz,"
@@ -221,14 +224,75 @@ state_task_set_schema_done(PgConn *tgt, const char *schema, const char *task,
 
 bool
 state_table_register(PgConn *tgt, const char *schema, const char *task,
-                     const char *src_schema, const char *src_name, Error *err)
+                     const char *src_schema, const char *src_name,
+                     const char *tgt_qname, Error *err)
 {
-	const char *params[3] = {task, src_schema, src_name};
+	const char *params[4] = {task, src_schema, src_name, tgt_qname};
 
 	return state_run(tgt, schema,
-	                 "INSERT INTO @S.tables (task, src_schema, src_name)"
-	                 " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-	                 3, params, NULL, err);
+	                 "INSERT INTO @S.tables (task, src_schema, src_name,"
+	                 " tgt_qname) VALUES ($1, $2, $3, $4)"
+	                 " ON CONFLICT (task, src_schema, src_name) DO UPDATE"
+	                 " SET tgt_qname = EXCLUDED.tgt_qname",
+	                 4, params, NULL, err);
+}
+
+bool
+state_tables_load(PgConn *tgt, const char *schema, const char *task,
+                  StateTable **out, int *n, Error *err)
+{
+	const char *params[1] = {task};
+	PGresult *res;
+	StateTable *t;
+	bool oom = false;
+
+	*out = NULL;
+	*n = 0;
+	if (!state_run(tgt, schema,
+	               "SELECT src_schema, src_name, tgt_qname,"
+	               " coalesce(snapshot_lsn::text, '0/0'), state = 'done'"
+	               " FROM @S.tables WHERE task = $1 ORDER BY 1, 2",
+	               1, params, &res, err))
+		return false;
+	t = calloc((size_t) PQntuples(res) + 1, sizeof(StateTable));
+	if (t == NULL)
+	{
+		PQclear(res);
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	}
+	for (int i = 0; i < PQntuples(res); i++)
+	{
+		t[i].src_schema = strdup(PQgetvalue(res, i, 0));
+		t[i].src_name = strdup(PQgetvalue(res, i, 1));
+		t[i].tgt_qname = strdup(PQgetvalue(res, i, 2));
+		oom |= !t[i].src_schema || !t[i].src_name || !t[i].tgt_qname;
+		if (!lsn_parse(PQgetvalue(res, i, 3), &t[i].snapshot_lsn))
+			t[i].snapshot_lsn = LSN_INVALID;
+		t[i].done = PQgetvalue(res, i, 4)[0] == 't';
+	}
+	*n = PQntuples(res);
+	PQclear(res);
+	if (oom)
+	{
+		state_tables_free(t, *n);
+		*out = NULL;
+		*n = 0;
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	}
+	*out = t;
+	return true;
+}
+
+void
+state_tables_free(StateTable *t, int n)
+{
+	for (int i = 0; t != NULL && i < n; i++)
+	{
+		free(t[i].src_schema);
+		free(t[i].src_name);
+		free(t[i].tgt_qname);
+	}
+	free(t);
 }
 
 bool

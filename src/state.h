@@ -55,10 +55,29 @@ bool state_task_set_phase(PgConn *tgt, const char *schema, const char *task,
 bool state_task_set_schema_done(PgConn *tgt, const char *schema,
                                 const char *task, Error *err);
 
-/* Adds a pending row for a source table unless it is already known. */
+/*
+ * Adds a pending row for a source table unless it is already known, and
+ * records the target table it loads into.
+ */
 bool state_table_register(PgConn *tgt, const char *schema, const char *task,
                           const char *src_schema, const char *src_name,
-                          Error *err);
+                          const char *tgt_qname, Error *err);
+
+/* A table of the task as the change stream needs it. */
+typedef struct StateTable
+{
+	char *src_schema; /* owned */
+	char *src_name;   /* owned */
+	char *tgt_qname;  /* owned */
+	Lsn snapshot_lsn; /* the consistent point it was loaded at */
+	bool done;
+} StateTable;
+
+/* Every table of the task; *out is freed with state_tables_free(). */
+bool state_tables_load(PgConn *tgt, const char *schema, const char *task,
+                       StateTable **out, int *n, Error *err);
+
+void state_tables_free(StateTable *t, int n);
 
 /* Whether the table's load is finished. */
 bool state_table_done(PgConn *tgt, const char *schema, const char *task,

@@ -54,4 +54,55 @@ bool stream_create_publication(PgConn *src, const char *name,
 /* Free replication slots on the source (max_replication_slots - used). */
 bool stream_free_slots(PgConn *src, int *free_slots, Error *err);
 
+/*
+ * The change stream: a replication connection in COPY BOTH mode after
+ * START_REPLICATION. Framing only (XLogData, keepalive, standby status);
+ * the payload of XLogData is one pgoutput message that pgoutput decodes.
+ */
+typedef struct StreamConn StreamConn;
+
+typedef enum StreamEventKind
+{
+	STREAM_EVENT_NONE = 0,  /* nothing arrived before the timeout */
+	STREAM_EVENT_DATA,      /* one pgoutput message */
+	STREAM_EVENT_KEEPALIVE, /* the server's keepalive */
+} StreamEventKind;
+
+typedef struct StreamEvent
+{
+	StreamEventKind kind;
+	Lsn wal_start;        /* DATA: WAL position of the message */
+	Lsn wal_end;          /* the server's current end of WAL */
+	bool reply_requested; /* KEEPALIVE: answer at once */
+	const uint8_t *data;  /* DATA: view, valid until the next stream_read */
+	size_t len;
+} StreamEvent;
+
+/*
+ * Connects and starts streaming slot from start_lsn with pgoutput. The
+ * protocol version is the highest the server supports up to 2 (2 streams
+ * large in-progress transactions); *proto_version receives it. On success
+ * *out is the stream, closed with stream_close().
+ */
+bool stream_start(const char *source_uri, const char *slot,
+                  const char *publication, Lsn start_lsn, int *proto_version,
+                  StreamConn **out, Error *err);
+
+/*
+ * Waits up to timeout_ms for one message. A closed stream or a protocol
+ * violation is an error (retryable when the connection broke).
+ */
+bool stream_read(StreamConn *s, int timeout_ms, StreamEvent *ev, Error *err);
+
+/*
+ * Sends a standby status update: written is what pgtide has received,
+ * flushed what every target has durably committed (the slot's confirmed
+ * position follows it), reply asks the server to answer at once.
+ */
+bool stream_send_status(StreamConn *s, Lsn written, Lsn flushed, bool reply,
+                        Error *err);
+
+/* Ends streaming and closes the connection; NULL is a no-op. */
+void stream_close(StreamConn *s);
+
 #endif

@@ -16,12 +16,14 @@
  */
 #include "task.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "catalog.h"
+#include "cdc.h"
 #include "copy.h"
 #include "fault.h"
 #include "log.h"
@@ -128,7 +130,10 @@ build_tables(Load *l, Error *err)
 
 		if (!t->selected)
 			continue;
-		lt = &l->tables[l->ntables++];
+		lt = &l->tables[l->ntables];
+		/* not started: index builds wait until start_tables says otherwise */
+		atomic_init(&l->copy[l->ntables].chunks_left, -1);
+		l->ntables++;
 		lt->cat = i;
 		lt->tgt_kind = 'r';
 		for (int c = 0; c < t->ncols; c++)
@@ -477,13 +482,34 @@ read_done(Load *l, Error *err)
 		const CatTable *t = &l->cat->tables[l->tables[i].cat];
 
 		if (!state_table_register(l->tgt, l->cfg->state_schema, l->cfg->task,
-		                          t->schema, t->name, err) ||
+		                          t->schema, t->name, l->tables[i].tgt_qname,
+		                          err) ||
 		    !state_table_done(l->tgt, l->cfg->state_schema, l->cfg->task,
 		                      t->schema, t->name, &l->tables[i].done, err))
 			return false;
 	}
 	spread_unfinished(l);
 	return true;
+}
+
+/*
+ * The split size in effect. auto: a table larger than its fair share of the
+ * load (every selected table's bytes / jobs) would keep one worker busy after
+ * the others finish, so it is cut into chunks of about that share; smaller
+ * tables keep the workers busy side by side without splitting.
+ */
+static int64_t
+split_bytes(const Load *l)
+{
+	const int64_t floor_bytes = INT64_C(64) * 1024 * 1024;
+	int64_t total = 0, share;
+
+	if (l->cfg->split_bytes != CONFIG_SPLIT_AUTO)
+		return l->cfg->split_bytes;
+	for (int i = 0; i < l->ntables; i++)
+		total += l->cat->tables[l->tables[i].cat].bytes;
+	share = total / (l->cfg->copy_jobs > 0 ? l->cfg->copy_jobs : 1);
+	return share > floor_bytes ? share : floor_bytes;
 }
 
 static bool
@@ -546,7 +572,7 @@ start_tables(Load *l, const SlotSnapshot *snap, Error *err)
 			atomic_store(&ct->chunks_left, 0);
 			continue;
 		}
-		lt->nchunks = plan_table_chunks(&pt, cfg->split_bytes);
+		lt->nchunks = plan_table_chunks(&pt, split_bytes(l));
 		ct->freeze = cfg->schema_mode == SCHEMA_MODE_CREATE &&
 		             lt->nchunks == 1 && strcmp(lt->tgt_qname, t->qname) == 0;
 		atomic_store(&ct->chunks_left, lt->nchunks);
@@ -636,7 +662,7 @@ load_tables(Load *l, const SlotSnapshot *snap, bool *lost, Error *err)
 		pts[nplan].splittable = l->tables[i].nchunks > 1;
 		map[nplan++] = i;
 	}
-	if (!plan_chunks(pts, nplan, l->cfg->split_bytes, &chunks, &nchunks))
+	if (!plan_chunks(pts, nplan, split_bytes(l), &chunks, &nchunks))
 	{
 		err_set(err, ERR_INTERNAL, "out of memory");
 		goto out;
@@ -744,6 +770,79 @@ load_free(Load *l)
 	pg_close(l->tgt);
 }
 
+/* SchemaReadyFn: a table's index builds may start once its data is in. */
+static bool
+table_loaded(const char *schema, const char *name, void *ctx)
+{
+	const Load *l = ctx;
+
+	for (int i = 0; i < l->ntables; i++)
+	{
+		const CatTable *t = &l->cat->tables[l->tables[i].cat];
+
+		if (strcmp(t->schema, schema) == 0 && strcmp(t->name, name) == 0)
+			return atomic_load(&l->copy[i].chunks_left) == 0;
+	}
+	return true; /* not loaded by pgtide: a partitioned parent, say */
+}
+
+/*
+ * Index builds that run while the copy goes on: each table's indexes start
+ * as soon as its last chunk lands, on index_jobs connections of their own.
+ */
+typedef struct EarlyBuild
+{
+	SchemaBuild args;
+	atomic_bool load_done;
+	pthread_t thread;
+	bool started;
+	Error err;
+} EarlyBuild;
+
+static void *
+early_build_main(void *arg)
+{
+	EarlyBuild *eb = arg;
+
+	schema_build_postdata(&eb->args, &eb->err);
+	return NULL;
+}
+
+static void
+early_build_start(Load *l, EarlyBuild *eb)
+{
+	memset(eb, 0, sizeof(*eb));
+	atomic_init(&eb->load_done, false);
+	eb->args.target_uri = l->cfg->target_uri;
+	eb->args.state_schema = l->cfg->state_schema;
+	eb->args.task = l->cfg->task;
+	eb->args.jobs = l->cfg->index_jobs;
+	eb->args.run = l->st.run;
+	eb->args.first_phase = eb->args.last_phase = 1;
+	eb->args.ready = table_loaded;
+	eb->args.ready_ctx = l;
+	eb->args.load_done = &eb->load_done;
+	eb->args.stop = l->stop;
+	eb->started = pthread_create(&eb->thread, NULL, early_build_main, eb) == 0;
+}
+
+/* Lets the early builds finish what is left, then returns their error. */
+static bool
+early_build_finish(EarlyBuild *eb, Error *err)
+{
+	if (!eb->started)
+		return true;
+	atomic_store(&eb->load_done, true);
+	pthread_join(eb->thread, NULL);
+	eb->started = false;
+	if (err_is_set(&eb->err))
+	{
+		*err = eb->err;
+		return false;
+	}
+	return true;
+}
+
 /* Loads the unfinished tables, taking a fresh snapshot when one is lost. */
 static bool
 run_load_rounds(Load *l, SlotSnapshot *snap, Error *err)
@@ -824,6 +923,7 @@ task_copy(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err)
 	{
 		int64_t *est = calloc((size_t) l.ntables + 1, sizeof(int64_t));
 		Progress *prog;
+		EarlyBuild early;
 		bool loaded;
 
 		if (est == NULL)
@@ -836,9 +936,20 @@ task_copy(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err)
 		prog = progress_start(l.copy, est, l.ntables, cfg->progress_interval_s,
 		                      isatty(STDERR_FILENO));
 		free(est);
+		memset(&early, 0, sizeof(early));
+		if (cfg->schema_mode == SCHEMA_MODE_CREATE)
+			early_build_start(&l, &early);
 		loaded = run_load_rounds(&l, &snap, err);
 		progress_stop(prog);
+		/* the load's error first; a build error only when the load went fine */
 		if (!loaded)
+		{
+			Error ignored = ERR_INIT;
+
+			early_build_finish(&early, &ignored);
+			goto out;
+		}
+		if (!early_build_finish(&early, err))
 			goto out;
 	}
 	log_info("copy phase done in %.1f s",
@@ -847,11 +958,20 @@ task_copy(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err)
 	{
 		int64_t t0 = log_now_ms();
 
+		SchemaBuild rest;
+
+		memset(&rest, 0, sizeof(rest));
+		rest.target_uri = cfg->target_uri;
+		rest.state_schema = cfg->state_schema;
+		rest.task = cfg->task;
+		rest.jobs = cfg->index_jobs;
+		rest.run = l.st.run;
+		rest.first_phase = 1;
+		rest.last_phase = 5;
+		rest.stop = stop;
 		if (!state_task_set_phase(l.tgt, cfg->state_schema, cfg->task,
 		                          "postdata", err) ||
-		    !schema_build_postdata(cfg->target_uri, cfg->state_schema,
-		                           cfg->task, cfg->index_jobs, l.st.run, stop,
-		                           err))
+		    !schema_build_postdata(&rest, err))
 			goto out;
 		log_info("indexes and constraints done in %.1f s",
 		         (double) (log_now_ms() - t0) / 1000.0);
@@ -866,4 +986,147 @@ out:
 	stream_release(&snap);
 	load_free(&l);
 	return ok;
+}
+
+/*
+ * Selected tables whose UPDATE and DELETE cannot be replicated: no primary
+ * key and no usable replica identity, or unlogged. Refused before anything
+ * is created, naming each.
+ */
+static bool
+check_replicable(const TaskConfig *cfg, Error *err)
+{
+	PgConn *src = NULL;
+	Catalog *cat = NULL;
+	char list[ERR_MSG_MAX] = "";
+	size_t len = 0;
+	int bad = 0;
+	bool ok = false;
+
+	if (!pg_connect(cfg->source_uri, ERR_SOURCE, PG_CONN_SQL, "pgtide", 5000,
+	                &src, err) ||
+	    !catalog_read(src, cfg->state_schema, &cat, err) ||
+	    !catalog_select(cat, cfg->include.items, cfg->include.count,
+	                    cfg->exclude.items, cfg->exclude.count, err))
+		goto out;
+	for (int i = 0; i < cat->ntables; i++)
+	{
+		const CatTable *t = &cat->tables[i];
+
+		if (!t->selected || (t->has_identity && t->persistence == 'p'))
+			continue;
+		if (bad++ < 10 && len < sizeof(list) - 200)
+			len += (size_t) snprintf(list + len, sizeof(list) - len, "%s%s",
+			                         len ? ", " : "", t->qname);
+	}
+	if (bad > 0)
+	{
+		err_set(err, ERR_SOURCE,
+		        "%d selected table%s cannot be replicated: %s%s", bad,
+		        bad > 1 ? "s" : "", list, bad > 10 ? ", ..." : "");
+		err_detail(err, "without a primary key or replica identity (or "
+		                "being unlogged), their UPDATE and DELETE cannot be "
+		                "found on the target");
+		err_hint(err, "add a primary key, or ALTER TABLE ... REPLICA "
+		              "IDENTITY FULL; or leave them out with "
+		              "--exclude-table and move them with pgtide copy");
+		goto out;
+	}
+	ok = true;
+out:
+	catalog_free(cat);
+	pg_close(src);
+	return ok;
+}
+
+bool
+task_follow(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err)
+{
+	PgConn *tgt = NULL;
+	StateTask st;
+	StateTable *st_tables = NULL;
+	ApplyTable *tables = NULL;
+	int ntables = 0;
+	CdcOptions o;
+	char origin[80];
+	bool ok = false;
+
+	memset(&o, 0, sizeof(o));
+	if (!pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide", 5000,
+	                &tgt, err) ||
+	    !state_init(tgt, cfg->state_schema, err) ||
+	    !state_task_begin(tgt, cfg->state_schema, cfg->task, &st, err) ||
+	    !state_tables_load(tgt, cfg->state_schema, cfg->task, &st_tables,
+	                       &ntables, err))
+		goto out;
+	o.start_lsn = st.consistent_lsn;
+	if (cfg->cdc_start_lsn != NULL &&
+	    !lsn_parse(cfg->cdc_start_lsn, &o.start_lsn))
+	{
+		err_set(err, ERR_CONFIG, "invalid start LSN \"%s\"",
+		        cfg->cdc_start_lsn);
+		err_hint(err, "write it as PostgreSQL does, such as 0/16B3748");
+		goto out;
+	}
+	if (o.start_lsn == LSN_INVALID && cfg->cdc_slot == NULL)
+	{
+		err_set(err, ERR_CONFIG, "task \"%s\" has no full load to follow",
+		        cfg->task);
+		err_hint(err, "run pgtide migrate (load, then follow), or name a "
+		              "slot with --slot");
+		goto out;
+	}
+	for (int i = 0; i < ntables; i++)
+		if (!st_tables[i].done)
+		{
+			err_set(err, ERR_CONFIG,
+			        "table %s.%s of task \"%s\" is not fully loaded",
+			        st_tables[i].src_schema, st_tables[i].src_name, cfg->task);
+			err_hint(err, "run pgtide migrate or pgtide copy to finish the "
+			              "load first");
+			goto out;
+		}
+	tables = calloc((size_t) ntables + 1, sizeof(ApplyTable));
+	if (tables == NULL)
+	{
+		err_set(err, ERR_INTERNAL, "out of memory");
+		goto out;
+	}
+	for (int i = 0; i < ntables; i++)
+	{
+		tables[i].src_schema = st_tables[i].src_schema;
+		tables[i].src_name = st_tables[i].src_name;
+		tables[i].tgt_qname = st_tables[i].tgt_qname;
+		tables[i].load_point = st_tables[i].snapshot_lsn;
+	}
+	if (!state_task_set_phase(tgt, cfg->state_schema, cfg->task, "cdc", err))
+		goto out;
+	snprintf(origin, sizeof(origin), "pgtide_%s", cfg->task);
+	o.source_uri = cfg->source_uri;
+	o.target_uri = cfg->target_uri;
+	o.slot = cfg->cdc_slot ? cfg->cdc_slot : st.slot_name;
+	o.publication = st.publication;
+	o.origin = origin;
+	o.tables = tables;
+	o.ntables = ntables;
+	o.policy = cfg->on_conflict;
+	o.memory_bytes = cfg->cdc_memory_bytes;
+	o.spill_dir = cfg->cdc_spill_dir;
+	o.progress_interval_s = cfg->progress_interval_s;
+	o.stop = stop;
+	pg_close(tgt);
+	tgt = NULL;
+	ok = cdc_run(&o, err);
+out:
+	free(tables);
+	state_tables_free(st_tables, ntables);
+	pg_close(tgt);
+	return ok;
+}
+
+bool
+task_migrate(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err)
+{
+	return check_replicable(cfg, err) && task_copy(cfg, stop, err) &&
+	       task_follow(cfg, stop, err);
 }

@@ -28,4 +28,20 @@
  */
 bool task_copy(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err);
 
+/*
+ * Follows the task's slot and applies its changes to the target until *stop
+ * is set (ERR_INTERRUPTED, position saved) or a failure no retry cures. Uses
+ * the task's state (tables and their load points) when there is one, else
+ * the slot and start position the configuration names.
+ */
+bool task_follow(const TaskConfig *cfg, volatile sig_atomic_t *stop,
+                 Error *err);
+
+/*
+ * The whole migration up to cutover: refuses tables whose changes cannot be
+ * replicated, loads (or resumes the load), then follows.
+ */
+bool task_migrate(const TaskConfig *cfg, volatile sig_atomic_t *stop,
+                  Error *err);
+
 #endif

@@ -104,9 +104,43 @@ test_defaults(void **state)
 	assert_null(cfg.pg_dump);
 	assert_string_equal(cfg.state_schema, "pgtide");
 	assert_int_equal(cfg.progress_interval_s, 10);
+	assert_true(cfg.cdc_memory_bytes == INT64_C(256) * 1024 * 1024);
+	assert_null(cfg.cdc_spill_dir);
+	assert_int_equal(cfg.on_conflict, ON_CONFLICT_STOP);
+	assert_null(cfg.cdc_slot);
+	assert_null(cfg.cdc_start_lsn);
 	config_free(&cfg);
 	config_free(&cfg); /* freed twice: the first left it empty */
 	config_free(NULL);
+}
+
+static void
+test_cdc_keys(void **state)
+{
+	TaskConfig cfg;
+	Error err = ERR_INIT;
+
+	(void) state;
+	config_init(&cfg);
+	assert_true(config_load_string(&cfg, "t.yaml",
+	                               "cdc:\n  memory_limit: 64MB\n"
+	                               "  on_conflict: upsert\n"
+	                               "  spill_dir: /var/spill\n"
+	                               "  slot: other_slot\n"
+	                               "  start_lsn: 0/16B3748\n",
+	                               &err));
+	assert_true(cfg.cdc_memory_bytes == INT64_C(64) * 1024 * 1024);
+	assert_int_equal(cfg.on_conflict, ON_CONFLICT_UPSERT);
+	assert_string_equal(cfg.cdc_spill_dir, "/var/spill");
+	assert_string_equal(cfg.cdc_slot, "other_slot");
+	assert_string_equal(cfg.cdc_start_lsn, "0/16B3748");
+	assert_string_equal(config_on_conflict_name(cfg.on_conflict), "upsert");
+	assert_false(config_set(&cfg, "cdc.on_conflict", "ignore",
+	                        "option --on-conflict", &err));
+	assert_string_equal(err.message,
+	                    "option --on-conflict: invalid value \"ignore\"; "
+	                    "valid values are stop, skip, upsert");
+	config_free(&cfg);
 }
 
 static const char full_yaml[] =
@@ -494,7 +528,7 @@ test_unknown_key(void **state)
 	assert_string_equal(err.message, "t.yaml:2: unknown key \"sorce\"");
 	assert_string_equal(err.hint, "valid top-level keys: task, source, "
 	                              "target, tables, copy, schema, state, "
-	                              "progress");
+	                              "progress, cdc");
 	config_free(&cfg);
 
 	/* A key in the wrong mapping, or written dotted, says where it goes. */
@@ -504,7 +538,7 @@ test_unknown_key(void **state)
 	assert_string_equal(err.message, "t.yaml:1: unknown key \"jobs\"");
 	assert_string_equal(err.hint, "did you mean copy.jobs? valid top-level "
 	                              "keys: task, source, target, tables, copy, "
-	                              "schema, state, progress");
+	                              "schema, state, progress, cdc");
 	config_free(&cfg);
 
 	err_clear(&err);
@@ -763,7 +797,8 @@ test_set_errors(void **state)
 	              "tables.exclude, copy.jobs, copy.index_jobs, "
 	              "copy.split_tables_larger_than, copy.format, schema.mode, "
 	              "schema.on_existing, schema.pg_dump, state.schema, "
-	              "progress.interval");
+	              "progress.interval, cdc.memory_limit, cdc.spill_dir, "
+	              "cdc.on_conflict, cdc.slot, cdc.start_lsn");
 	/* A section is not a key. */
 	err_clear(&err);
 	assert_false(config_set(&cfg, "copy", "4", "option --set", &err));
@@ -913,6 +948,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_cdc_keys),
 	    cmocka_unit_test(test_full_string),
 	    cmocka_unit_test(test_full_file),
 	    cmocka_unit_test(test_json),

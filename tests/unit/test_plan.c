@@ -69,6 +69,29 @@ test_ranges_cover_once_and_order(void **state)
 	free(chunks);
 }
 
+static void
+test_unsplit_table_before_smaller_chunks(void **state)
+{
+	/* A is split in two chunks of 500; B stays whole at 700 and goes first */
+	PlanTable tables[2] = {
+	    {.bytes = 1000, .blocks = 100, .splittable = true},
+	    {.bytes = 700, .blocks = 70, .splittable = true},
+	};
+	PlanChunk *chunks;
+	int n;
+
+	(void) state;
+	assert_true(plan_chunks(tables, 2, 800, &chunks, &n));
+	assert_int_equal(n, 3);
+	assert_int_equal(chunks[0].table, 1);
+	assert_int_equal(chunks[1].table, 0);
+	assert_int_equal(chunks[1].chunk, 0);
+	assert_int_equal(chunks[2].table, 0);
+	assert_int_equal(chunks[2].chunk, 1);
+	assert_int_equal(chunks[2].start_block, 50);
+	free(chunks);
+}
+
 int
 main(void)
 {
@@ -76,6 +99,7 @@ main(void)
 	    cmocka_unit_test(test_small_tables_are_one_chunk),
 	    cmocka_unit_test(test_never_more_chunks_than_blocks),
 	    cmocka_unit_test(test_ranges_cover_once_and_order),
+	    cmocka_unit_test(test_unsplit_table_before_smaller_chunks),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

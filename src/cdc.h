@@ -1,0 +1,55 @@
+/*
+ * cdc: the change stream of a task, from the slot to the target.
+ *
+ *   receiver (calling thread)            applier (own thread)
+ *   stream_read -> pgoutput_decode       queue of committed transactions
+ *   -> txnbuf_append / seal -> queue --> txnbuf reader -> pgoutput_decode
+ *   keepalives answered at once,         -> apply (batches, pipelined,
+ *   status every second:                    origin advanced in the same
+ *   flushed = origin progress on the        target transaction)
+ *   target, never more                   -> origin progress (flushed)
+ *
+ * The receiver never waits for the applier: transactions pile up in txnbuf
+ * (spilled to disk past the memory bound), so keepalives are answered within
+ * a second whatever the target does. The position confirmed to the slot is
+ * only ever what the target has durably committed. After a disconnect or a
+ * restart, streaming resumes from the origin's position: nothing is lost,
+ * nothing applied twice.
+ */
+#ifndef PGTIDE_CDC_H
+#define PGTIDE_CDC_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "apply.h"
+#include "config.h"
+#include "err.h"
+#include "lsn.h"
+
+typedef struct CdcOptions
+{
+	const char *source_uri;
+	const char *target_uri;
+	const char *slot;
+	const char *publication;
+	const char *origin; /* replication origin on the target */
+	Lsn start_lsn;      /* where to start when the origin has no progress yet */
+	const ApplyTable *tables;
+	int ntables;
+	OnConflict policy;
+	int64_t memory_bytes;
+	const char *spill_dir;
+	int progress_interval_s;
+	volatile sig_atomic_t *stop;
+} CdcOptions;
+
+/*
+ * Follows the slot until *stop is set (returns false with ERR_INTERRUPTED,
+ * after the applied position was reported) or a failure no retry cures.
+ * Source and target disconnects are retried with backoff.
+ */
+bool cdc_run(const CdcOptions *o, Error *err);
+
+#endif
