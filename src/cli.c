@@ -73,7 +73,7 @@ usage_copy(FILE *out)
 	        "  -J, --index-jobs=N        parallel index builders (default: 2)\n"
 	        "      --split-tables-larger-than=SIZE  cut larger tables into "
 	        "chunks\n"
-	        "                            (default: 512MB; 0 never splits)\n"
+	        "                            (default: auto, a fair share; 0 never splits)\n"
 	        "      --format=FORMAT       auto (default), text or binary\n"
 	        "\n"
 	        "Other:\n"

@@ -97,7 +97,7 @@ test_defaults(void **state)
 	assert_int_equal(cfg.exclude.count, 0);
 	assert_int_equal(cfg.copy_jobs, 4);
 	assert_int_equal(cfg.index_jobs, 2);
-	assert_true(cfg.split_bytes == INT64_C(512) * 1024 * 1024);
+	assert_true(cfg.split_bytes == CONFIG_SPLIT_AUTO);
 	assert_int_equal(cfg.copy_format, COPY_FORMAT_AUTO);
 	assert_int_equal(cfg.schema_mode, SCHEMA_MODE_CREATE);
 	assert_int_equal(cfg.on_existing, ON_EXISTING_REFUSE);
@@ -379,15 +379,15 @@ test_size_errors(void **state)
 	expect_load_error("copy:\n  split_tables_larger_than: 1.5GB\n",
 	                  "t.yaml:2: key copy.split_tables_larger_than: expected "
 	                  "a size in bytes or with a unit kB, MB, GB or TB (such "
-	                  "as 512MB), got \"1.5GB\"");
+	                  "as 512MB), or auto, got \"1.5GB\"");
 	expect_load_error("copy:\n  split_tables_larger_than: 10PB\n",
 	                  "t.yaml:2: key copy.split_tables_larger_than: expected "
 	                  "a size in bytes or with a unit kB, MB, GB or TB (such "
-	                  "as 512MB), got \"10PB\"");
+	                  "as 512MB), or auto, got \"10PB\"");
 	expect_load_error("copy:\n  split_tables_larger_than: \"1\\0MB\"\n",
 	                  "t.yaml:2: key copy.split_tables_larger_than: expected "
 	                  "a size in bytes or with a unit kB, MB, GB or TB (such "
-	                  "as 512MB), got \"1\\x00MB\"");
+	                  "as 512MB), or auto, got \"1\\x00MB\"");
 }
 
 static void
@@ -695,6 +695,9 @@ test_set_every_key(void **state)
 	assert_true(config_set(&cfg, "copy.jobs", "64", "option --jobs", &err));
 	assert_true(
 	    config_set(&cfg, "copy.index_jobs", "1", "option --index-jobs", &err));
+	assert_true(config_set(&cfg, "copy.split_tables_larger_than", "auto",
+	                       "option --split-tables-larger-than", &err));
+	assert_true(cfg.split_bytes == CONFIG_SPLIT_AUTO);
 	assert_true(config_set(&cfg, "copy.split_tables_larger_than", "64mb",
 	                       "option --split-tables-larger-than", &err));
 	assert_true(
@@ -764,7 +767,7 @@ test_set_errors(void **state)
 	                 "option --split-tables-larger-than",
 	                 "option --split-tables-larger-than: expected a size in "
 	                 "bytes or with a unit kB, MB, GB or TB (such as 512MB), "
-	                 "got \"-1\"");
+	                 "or auto, got \"-1\"");
 	expect_set_error("copy.format", "fast", "option --format",
 	                 "option --format: invalid value \"fast\"; valid values "
 	                 "are auto, text, binary");
