@@ -1,5 +1,9 @@
 /*
  * cli: argv -> TaskConfig -> task, and Error -> message + exit code.
+ *
+ * Every command reads the same options (a command ignores the ones it has no
+ * use for); the task file is read first, wherever --config stands, and each
+ * other option overrides it in order.
  */
 #include "cli.h"
 
@@ -13,85 +17,121 @@
 #include "log.h"
 #include "task.h"
 
+typedef bool (*CommandFn)(const TaskConfig *cfg, volatile sig_atomic_t *stop,
+                          Error *err);
+
+typedef struct Command
+{
+	const char *name;
+	const char *summary; /* one line for pgtide --help */
+	const char *usage;   /* first lines of pgtide NAME --help */
+	CommandFn run;
+} Command;
+
+static const Command commands[] = {
+    {"copy", "full load: schema, consistent parallel copy, indexes, sequences",
+     "pgtide copy loads the schema and every row of the source database into "
+     "the\n"
+     "target, consistent as of one instant, then builds indexes and "
+     "constraints.\n"
+     "Run it again with the same task name to resume.\n",
+     task_copy},
+    {"migrate", "full load, then follow the source's changes until stopped",
+     "pgtide migrate refuses tables whose changes cannot be replicated, runs "
+     "the\n"
+     "full load (or resumes it), then applies the source's changes to the "
+     "target\n"
+     "until SIGINT or SIGTERM. Run it again to resume where it stopped.\n",
+     task_migrate},
+    {"follow", "apply the source's changes from the task's slot until stopped",
+     "pgtide follow applies the source's changes from the task's slot (or "
+     "from\n"
+     "--slot and --start-lsn) to the target, until SIGINT or SIGTERM.\n",
+     task_follow},
+};
+
+#define NCOMMANDS ((int) (sizeof(commands) / sizeof(commands[0])))
+
 static void
 usage_main(FILE *out)
 {
-	fprintf(
-	    out,
-	    "pgtide migrates a live PostgreSQL database to another server.\n"
-	    "\n"
-	    "Usage:\n"
-	    "  pgtide COMMAND [OPTIONS]\n"
-	    "\n"
-	    "Commands:\n"
-	    "  copy      full load: schema, consistent parallel copy, indexes,\n"
-	    "            sequences; resumable\n"
-	    "\n"
-	    "Options:\n"
-	    "  -V, --version  print the version and exit\n"
-	    "  -h, --help     show this help and exit\n"
-	    "\n"
-	    "Run \"pgtide COMMAND --help\" for a command's options.\n");
+	fprintf(out, "pgtide migrates a live PostgreSQL database to another "
+	             "server.\n\nUsage:\n  pgtide COMMAND [OPTIONS]\n\n"
+	             "Commands:\n");
+	for (int i = 0; i < NCOMMANDS; i++)
+		fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
+	fprintf(out, "\nOptions:\n"
+	             "  -V, --version  print the version and exit\n"
+	             "  -h, --help     show this help and exit\n\n"
+	             "Run \"pgtide COMMAND --help\" for a command's options.\n");
 }
 
 static void
-usage_copy(FILE *out)
+usage_command(const Command *c, FILE *out)
 {
 	fprintf(out,
-	        "pgtide copy loads the schema and every row of the source database "
-	        "into the\n"
-	        "target, consistent as of one instant, then builds indexes and "
-	        "constraints.\n"
-	        "Run it again with the same task name to resume.\n"
-	        "\n"
-	        "Usage:\n"
-	        "  pgtide copy --source URI --target URI [OPTIONS]\n"
-	        "\n"
-	        "Connections and task:\n"
-	        "  -s, --source=URI          source database (libpq URI or "
-	        "conninfo)\n"
-	        "  -d, --target=URI          target database\n"
-	        "  -n, --task=NAME           task name, [a-z0-9_] (default: "
-	        "default)\n"
-	        "  -c, --config=FILE         task file (YAML or JSON); options "
-	        "override it\n"
-	        "\n"
-	        "What moves:\n"
-	        "  -t, --table=PATTERN       include tables matching schema.table "
-	        "(* and ?);\n"
-	        "                            repeatable (default: every table)\n"
-	        "  -T, --exclude-table=PATTERN  exclude matching tables; "
-	        "repeatable\n"
-	        "      --schema=MODE         create (from pg_dump, default) or "
-	        "existing\n"
-	        "      --on-existing=WHAT    refuse (default), truncate (existing "
-	        "mode),\n"
-	        "                            or drop (create mode)\n"
-	        "\n"
-	        "How fast:\n"
-	        "  -j, --jobs=N              parallel copy workers (default: 4)\n"
-	        "  -J, --index-jobs=N        parallel index builders (default: 2)\n"
-	        "      --split-tables-larger-than=SIZE  cut larger tables into "
-	        "chunks\n"
-	        "                            (default: auto, a fair share; 0 never splits)\n"
-	        "      --format=FORMAT       auto (default), text or binary\n"
-	        "\n"
-	        "Other:\n"
-	        "      --pg-dump=PATH        pg_dump to use (default: newest "
-	        "installed)\n"
-	        "      --state-schema=NAME   state schema on the target (default: "
-	        "pgtide)\n"
-	        "      --progress-interval=SECONDS  progress log period off a "
-	        "terminal\n"
-	        "                            (default: 10)\n"
-	        "      --log-format=FORMAT   text (default) or json\n"
-	        "  -v, --verbose             more log lines\n"
-	        "  -q, --quiet               warnings and errors only\n"
-	        "  -h, --help                show this help and exit\n"
-	        "\n"
-	        "Exit codes: 0 done, 1 internal error, 2 usage or task file, 3 "
-	        "source,\n"
-	        "4 target, 5 interrupted (run again to resume).\n");
+	        "%s\nUsage:\n  pgtide %s --source URI --target URI "
+	        "[OPTIONS]\n\n",
+	        c->usage, c->name);
+	fprintf(
+	    out,
+	    "Connections and task:\n"
+	    "  -s, --source=URI          source database (libpq URI or conninfo)\n"
+	    "  -d, --target=URI          target database\n"
+	    "  -n, --task=NAME           task name, [a-z0-9_] (default: default)\n"
+	    "  -c, --config=FILE         task file (YAML or JSON); options "
+	    "override it\n"
+	    "\n"
+	    "What moves:\n"
+	    "  -t, --table=PATTERN       include tables matching schema.table (* "
+	    "and ?);\n"
+	    "                            repeatable (default: every table)\n"
+	    "  -T, --exclude-table=PATTERN  exclude matching tables; repeatable\n"
+	    "      --schema=MODE         create (from pg_dump, default) or "
+	    "existing\n"
+	    "      --on-existing=WHAT    refuse (default), truncate (existing "
+	    "mode),\n"
+	    "                            or drop (create mode)\n"
+	    "\n"
+	    "Full load:\n"
+	    "  -j, --jobs=N              parallel copy workers (default: 4)\n"
+	    "  -J, --index-jobs=N        parallel index builders (default: 2)\n"
+	    "      --split-tables-larger-than=SIZE  cut larger tables into "
+	    "chunks\n"
+	    "                            (default: auto, a fair share; 0 never "
+	    "splits)\n"
+	    "      --format=FORMAT       auto (default), text or binary\n"
+	    "      --pg-dump=PATH        pg_dump to use (default: newest "
+	    "installed)\n"
+	    "\n"
+	    "Change stream (migrate, follow):\n"
+	    "      --memory-limit=SIZE   transactions buffered in memory before "
+	    "they\n"
+	    "                            spill to disk (default: 256MB)\n"
+	    "      --spill-dir=DIR       where they spill (default: $TMPDIR or "
+	    "/tmp)\n"
+	    "      --on-conflict=WHAT    stop (default), skip or upsert when a "
+	    "row is\n"
+	    "                            missing or already there on the target\n"
+	    "      --slot=NAME           follow: stream this slot (default: the "
+	    "task's)\n"
+	    "      --start-lsn=LSN       follow: start here when the target has "
+	    "no\n"
+	    "                            position yet\n"
+	    "\n"
+	    "Other:\n"
+	    "      --state-schema=NAME   state schema on the target (default: "
+	    "pgtide)\n"
+	    "      --progress-interval=SECONDS  progress log period (default: "
+	    "10)\n"
+	    "      --log-format=FORMAT   text (default) or json\n"
+	    "  -v, --verbose             more log lines\n"
+	    "  -q, --quiet               warnings and errors only\n"
+	    "  -h, --help                show this help and exit\n"
+	    "\n"
+	    "Exit codes: 0 done, 1 internal error, 2 usage or task file, 3 "
+	    "source,\n"
+	    "4 target, 5 interrupted (run again to resume).\n");
 }
 
 static int
@@ -144,87 +184,73 @@ enum
 	OPT_STATE_SCHEMA,
 	OPT_PROGRESS,
 	OPT_LOG_FORMAT,
+	OPT_MEMORY,
+	OPT_SPILL_DIR,
+	OPT_ON_CONFLICT,
+	OPT_SLOT,
+	OPT_START_LSN,
 };
 
-static const struct option copy_options[] = {
-    {"source", required_argument, NULL, 's'},
-    {"target", required_argument, NULL, 'd'},
-    {"task", required_argument, NULL, 'n'},
-    {"config", required_argument, NULL, 'c'},
-    {"table", required_argument, NULL, 't'},
-    {"exclude-table", required_argument, NULL, 'T'},
-    {"jobs", required_argument, NULL, 'j'},
-    {"index-jobs", required_argument, NULL, 'J'},
-    {"schema", required_argument, NULL, OPT_SCHEMA},
-    {"on-existing", required_argument, NULL, OPT_ON_EXISTING},
-    {"split-tables-larger-than", required_argument, NULL, OPT_SPLIT},
-    {"format", required_argument, NULL, OPT_FORMAT},
-    {"pg-dump", required_argument, NULL, OPT_PG_DUMP},
-    {"state-schema", required_argument, NULL, OPT_STATE_SCHEMA},
-    {"progress-interval", required_argument, NULL, OPT_PROGRESS},
-    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
-    {"verbose", no_argument, NULL, 'v'},
-    {"quiet", no_argument, NULL, 'q'},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
+/* Each option and the task-file key it sets (NULL: it sets none). */
+typedef struct OptionKey
+{
+	struct option opt;
+	const char *key;
+} OptionKey;
+
+static const OptionKey options[] = {
+    {{"source", required_argument, NULL, 's'}, "source"},
+    {{"target", required_argument, NULL, 'd'}, "target"},
+    {{"task", required_argument, NULL, 'n'}, "task"},
+    {{"config", required_argument, NULL, 'c'}, NULL},
+    {{"table", required_argument, NULL, 't'}, "tables.include"},
+    {{"exclude-table", required_argument, NULL, 'T'}, "tables.exclude"},
+    {{"jobs", required_argument, NULL, 'j'}, "copy.jobs"},
+    {{"index-jobs", required_argument, NULL, 'J'}, "copy.index_jobs"},
+    {{"schema", required_argument, NULL, OPT_SCHEMA}, "schema.mode"},
+    {{"on-existing", required_argument, NULL, OPT_ON_EXISTING},
+     "schema.on_existing"},
+    {{"split-tables-larger-than", required_argument, NULL, OPT_SPLIT},
+     "copy.split_tables_larger_than"},
+    {{"format", required_argument, NULL, OPT_FORMAT}, "copy.format"},
+    {{"pg-dump", required_argument, NULL, OPT_PG_DUMP}, "schema.pg_dump"},
+    {{"state-schema", required_argument, NULL, OPT_STATE_SCHEMA},
+     "state.schema"},
+    {{"progress-interval", required_argument, NULL, OPT_PROGRESS},
+     "progress.interval"},
+    {{"memory-limit", required_argument, NULL, OPT_MEMORY}, "cdc.memory_limit"},
+    {{"spill-dir", required_argument, NULL, OPT_SPILL_DIR}, "cdc.spill_dir"},
+    {{"on-conflict", required_argument, NULL, OPT_ON_CONFLICT},
+     "cdc.on_conflict"},
+    {{"slot", required_argument, NULL, OPT_SLOT}, "cdc.slot"},
+    {{"start-lsn", required_argument, NULL, OPT_START_LSN}, "cdc.start_lsn"},
+    {{"log-format", required_argument, NULL, OPT_LOG_FORMAT}, NULL},
+    {{"verbose", no_argument, NULL, 'v'}, NULL},
+    {{"quiet", no_argument, NULL, 'q'}, NULL},
+    {{"help", no_argument, NULL, 'h'}, NULL},
 };
 
-static const char copy_short[] = "s:d:n:c:t:T:j:J:vqh";
+#define NOPTIONS ((int) (sizeof(options) / sizeof(options[0])))
 
-/* The task-file key an option sets, or NULL for options that set none. */
-static const char *
-option_key(int opt)
-{
-	switch (opt)
-	{
-		case 's':
-			return "source";
-		case 'd':
-			return "target";
-		case 'n':
-			return "task";
-		case 't':
-			return "tables.include";
-		case 'T':
-			return "tables.exclude";
-		case 'j':
-			return "copy.jobs";
-		case 'J':
-			return "copy.index_jobs";
-		case OPT_SCHEMA:
-			return "schema.mode";
-		case OPT_ON_EXISTING:
-			return "schema.on_existing";
-		case OPT_SPLIT:
-			return "copy.split_tables_larger_than";
-		case OPT_FORMAT:
-			return "copy.format";
-		case OPT_PG_DUMP:
-			return "schema.pg_dump";
-		case OPT_STATE_SCHEMA:
-			return "state.schema";
-		case OPT_PROGRESS:
-			return "progress.interval";
-		default:
-			return NULL;
-	}
-}
+static const char short_options[] = "s:d:n:c:t:T:j:J:vqh";
 
-static const char *
-option_name(int opt)
+static const OptionKey *
+option_of(int val)
 {
-	for (const struct option *o = copy_options; o->name; o++)
-		if (o->val == opt)
-			return o->name;
-	return "?";
+	for (int i = 0; i < NOPTIONS; i++)
+		if (options[i].opt.val == val)
+			return &options[i];
+	return NULL;
 }
 
 /*
- * Reads the copy command's options into cfg: the task file first, wherever
- * --config appears, then every other option over it, in order.
+ * Reads a command's options into cfg: the task file first, wherever --config
+ * appears, then every other option over it, in order.
  */
 static bool
-parse_copy(int argc, char **argv, TaskConfig *cfg, bool *help, Error *err)
+parse_options(int argc, char **argv, const char *cmd,
+              const struct option *longopts, TaskConfig *cfg, bool *help,
+              Error *err)
 {
 	const char *config_path = NULL;
 	LogLevel level = LOG_LEVEL_INFO;
@@ -233,8 +259,7 @@ parse_copy(int argc, char **argv, TaskConfig *cfg, bool *help, Error *err)
 
 	opterr = 0;
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, copy_short, copy_options, NULL)) !=
-	       -1)
+	while ((opt = getopt_long(argc, argv, short_options, longopts, NULL)) != -1)
 	{
 		if (opt == 'c')
 			config_path = optarg;
@@ -248,7 +273,8 @@ parse_copy(int argc, char **argv, TaskConfig *cfg, bool *help, Error *err)
 			else
 				err_set(err, ERR_USAGE, "invalid option \"%s\"",
 				        argv[optind - 1]);
-			return err_hint(err, "run \"pgtide copy --help\" for the options");
+			return err_hint(err, "run \"pgtide %s --help\" for the options",
+			                cmd);
 		}
 	}
 	if (*help)
@@ -256,21 +282,20 @@ parse_copy(int argc, char **argv, TaskConfig *cfg, bool *help, Error *err)
 	if (optind < argc)
 	{
 		err_set(err, ERR_USAGE, "unexpected argument \"%s\"", argv[optind]);
-		return err_hint(err, "run \"pgtide copy --help\" for the options");
+		return err_hint(err, "run \"pgtide %s --help\" for the options", cmd);
 	}
 	if (config_path != NULL && !config_load_file(cfg, config_path, err))
 		return false;
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, copy_short, copy_options, NULL)) !=
-	       -1)
+	while ((opt = getopt_long(argc, argv, short_options, longopts, NULL)) != -1)
 	{
-		const char *key = option_key(opt);
+		const OptionKey *o = option_of(opt);
 		char origin[64];
 
-		if (key != NULL)
+		if (o != NULL && o->key != NULL)
 		{
-			snprintf(origin, sizeof(origin), "option --%s", option_name(opt));
-			if (!config_set(cfg, key, optarg, origin, err))
+			snprintf(origin, sizeof(origin), "option --%s", o->opt.name);
+			if (!config_set(cfg, o->key, optarg, origin, err))
 				return false;
 		}
 		else if (opt == 'v')
@@ -280,13 +305,10 @@ parse_copy(int argc, char **argv, TaskConfig *cfg, bool *help, Error *err)
 		else if (opt == OPT_LOG_FORMAT)
 		{
 			if (strcmp(optarg, "json") != 0 && strcmp(optarg, "text") != 0)
-			{
-				err_set(err, ERR_USAGE,
-				        "option --log-format: invalid value \"%s\"; valid "
-				        "values are text, json",
-				        optarg);
-				return false;
-			}
+				return err_set(err, ERR_USAGE,
+				               "option --log-format: invalid value \"%s\"; "
+				               "valid values are text, json",
+				               optarg);
 			json = strcmp(optarg, "json") == 0;
 		}
 	}
@@ -295,22 +317,27 @@ parse_copy(int argc, char **argv, TaskConfig *cfg, bool *help, Error *err)
 }
 
 static int
-cmd_copy(int argc, char **argv, volatile sig_atomic_t *stop)
+run_command(const Command *c, int argc, char **argv,
+            volatile sig_atomic_t *stop)
 {
+	struct option longopts[NOPTIONS + 1];
 	TaskConfig cfg;
 	Error err = ERR_INIT;
 	bool help = false;
 	int code;
 
+	for (int i = 0; i < NOPTIONS; i++)
+		longopts[i] = options[i].opt;
+	memset(&longopts[NOPTIONS], 0, sizeof(longopts[NOPTIONS]));
 	config_init(&cfg);
-	if (!parse_copy(argc, argv, &cfg, &help, &err))
+	if (!parse_options(argc, argv, c->name, longopts, &cfg, &help, &err))
 		code = report(&err);
 	else if (help)
 	{
-		usage_copy(stdout);
+		usage_command(c, stdout);
 		code = CLI_EXIT_OK;
 	}
-	else if (!task_copy(&cfg, stop, &err))
+	else if (!c->run(&cfg, stop, &err))
 		code = report(&err);
 	else
 		code = CLI_EXIT_OK;
@@ -339,8 +366,9 @@ cli_main(int argc, char **argv, volatile sig_atomic_t *stop)
 		printf("pgtide %s\n", PGTIDE_VERSION);
 		return CLI_EXIT_OK;
 	}
-	if (strcmp(cmd, "copy") == 0)
-		return cmd_copy(argc - 1, argv + 1, stop);
+	for (int i = 0; i < NCOMMANDS; i++)
+		if (strcmp(cmd, commands[i].name) == 0)
+			return run_command(&commands[i], argc - 1, argv + 1, stop);
 	fprintf(stderr, "pgtide: error: unknown command \"%s\"\n", cmd);
 	fprintf(stderr, "HINT: run \"pgtide --help\" for the commands\n");
 	return CLI_EXIT_USAGE;

@@ -1117,6 +1117,14 @@ task_follow(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err)
 	pg_close(tgt);
 	tgt = NULL;
 	ok = cdc_run(&o, err);
+	/* following has no end: a stop request is the normal way out */
+	if (!ok && err->kind == ERR_INTERRUPTED)
+	{
+		err_clear(err);
+		log_info("stopped; the target's position is saved and the next run "
+		         "resumes from it");
+		ok = true;
+	}
 out:
 	free(tables);
 	state_tables_free(st_tables, ntables);
