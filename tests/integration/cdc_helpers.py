@@ -1,0 +1,45 @@
+"""Helpers for change-stream tests: run pgtide migrate in the background and
+wait until the target has caught up with the source."""
+import time
+
+from conftest import wait_for
+
+
+def start_migrate(pgtide, source_db, target_db, *extra, env=None):
+    p = pgtide.start("migrate", "--source", source_db.uri, "--target",
+                     target_db.uri, "--progress-interval", "1", *extra, env=env)
+    p.wait_for_output(r"streaming from slot", timeout=120)
+    return p
+
+
+def wait_caught_up(source_db, target_db, slot="pgtide_default",
+                   origin="pgtide_default", timeout=120):
+    """Waits until everything the source wrote by now is applied and flushed
+    on the target: the slot's confirmed position reaches the source's WAL
+    position taken now."""
+    target_lsn = source_db.query_one("SELECT pg_current_wal_lsn()::text")
+
+    def done():
+        # a no-op transaction makes the walsender send a keepalive position
+        confirmed = source_db.query_one(
+            "SELECT confirmed_flush_lsn >= %s::pg_lsn FROM pg_replication_slots"
+            " WHERE slot_name = %s", (target_lsn, slot))
+        return confirmed is True
+    wait_for(done, timeout, 0.2, f"the target never caught up with {target_lsn}")
+
+
+def slot_confirmed(source_db, slot="pgtide_default"):
+    return source_db.query_one(
+        "SELECT confirmed_flush_lsn::text FROM pg_replication_slots"
+        " WHERE slot_name = %s", (slot,))
+
+
+def origin_flushed(target_db, origin="pgtide_default"):
+    return target_db.query_one(
+        "SELECT coalesce(pg_replication_origin_progress(%s, true)::text, '0/0')",
+        (origin,))
+
+
+def lsn(text):
+    hi, lo = text.split("/")
+    return (int(hi, 16) << 32) | int(lo, 16)

@@ -1,0 +1,165 @@
+"""pgtide migrate: the full load, then the change stream. Every change made
+on the source during and after the load reaches the target exactly once."""
+import signal
+import subprocess
+import time
+
+import pytest
+
+from cdc_helpers import start_migrate, wait_caught_up
+from conftest import assert_same_content
+
+
+WORKLOAD_SCHEMA = """
+    CREATE TABLE items (id int PRIMARY KEY, qty int NOT NULL, note text,
+                        doc text);
+    CREATE TABLE parted (id int, region text, v int,
+                         PRIMARY KEY (id, region)) PARTITION BY LIST (region);
+    CREATE TABLE parted_eu PARTITION OF parted FOR VALUES IN ('eu');
+    CREATE TABLE parted_us PARTITION OF parted FOR VALUES IN ('us');
+    CREATE TABLE full_ident (a int, b text);
+    ALTER TABLE full_ident REPLICA IDENTITY FULL;
+    CREATE TABLE by_index (id int NOT NULL, v text);
+    CREATE UNIQUE INDEX by_index_id ON by_index (id);
+    ALTER TABLE by_index REPLICA IDENTITY USING INDEX by_index_id;
+    CREATE TABLE truncated (id int PRIMARY KEY);
+    INSERT INTO items SELECT g, g, 'n' || g, NULL FROM generate_series(1, 2000) g;
+    INSERT INTO parted SELECT g, CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us' END, g
+      FROM generate_series(1, 500) g;
+    INSERT INTO full_ident VALUES (1, 'dup'), (1, 'dup'), (2, 'x');
+    INSERT INTO by_index SELECT g, 'v' FROM generate_series(1, 100) g;
+    INSERT INTO truncated SELECT generate_series(1, 50);
+"""
+
+
+def custom_workload(db):
+    """Every kind of change the issue lists, on a live source."""
+    db.execute("""
+        INSERT INTO items SELECT g, 1, 'new', NULL FROM generate_series(5001, 5100) g;
+        UPDATE items SET qty = qty + 1 WHERE id % 7 = 0;
+        UPDATE items SET id = id + 100000 WHERE id BETWEEN 10 AND 19;  -- key change
+        DELETE FROM items WHERE id BETWEEN 20 AND 40;
+        UPDATE parted SET region = 'eu' WHERE id BETWEEN 1 AND 21 AND region = 'us';
+        UPDATE full_ident SET b = 'one' WHERE a = 1 AND ctid = (SELECT min(ctid) FROM full_ident WHERE a = 1);
+        DELETE FROM full_ident WHERE a = 2;
+        UPDATE by_index SET v = 'w' WHERE id < 10;
+        DELETE FROM by_index WHERE id > 90;
+        TRUNCATE truncated RESTART IDENTITY;
+        INSERT INTO truncated VALUES (1), (2);
+    """)
+    with db.connect() as c:
+        c.autocommit = False
+        c.execute("INSERT INTO items VALUES (6001, 1, 'kept', NULL)")
+        c.execute("SAVEPOINT s1")
+        c.execute("INSERT INTO items VALUES (6002, 1, 'rolled back', NULL)")
+        c.execute("UPDATE items SET note = 'lost' WHERE id = 1")
+        c.execute("ROLLBACK TO SAVEPOINT s1")
+        c.execute("UPDATE items SET note = 'after savepoint' WHERE id = 2")
+        c.commit()
+        c.execute("INSERT INTO items VALUES (7001, 1, 'aborted', NULL)")
+        c.rollback()
+    # a 1 MB TOASTed value, then updates that leave it untouched
+    db.execute("UPDATE items SET doc = repeat(md5(id::text), 32768) WHERE id = 3")
+    db.execute("UPDATE items SET qty = 42 WHERE id = 3")
+    db.execute("UPDATE items SET note = 'still toasted' WHERE id = 3")
+
+
+def test_migrate_follows_every_kind_of_change(pgtide, source_db, target_db):
+    source_db.execute(WORKLOAD_SCHEMA)
+    p = start_migrate(pgtide, source_db, target_db)
+    custom_workload(source_db)
+    # a column added on both sides mid-stream
+    source_db.execute("ALTER TABLE items ADD COLUMN extra int DEFAULT 7")
+    target_db.execute("ALTER TABLE items ADD COLUMN extra int DEFAULT 7")
+    source_db.execute("INSERT INTO items (id, qty, extra) VALUES (8001, 1, 99)")
+    source_db.execute("UPDATE items SET extra = 5 WHERE id = 4")
+    wait_caught_up(source_db, target_db)
+    assert_same_content(source_db, target_db)
+    assert target_db.query_one(
+        "SELECT length(doc) FROM items WHERE id = 3") == 32 * 32768
+    assert p.stop(signal.SIGTERM) == 0, p.read_stderr()
+
+
+def test_large_transaction_streamed_and_spilled(pgtide, source_db, target_db):
+    """One transaction of 1,000,000 row changes, streamed before its commit
+    (protocol 2) and spilled to disk past a small memory bound."""
+    source_db.execute("ALTER SYSTEM SET logical_decoding_work_mem = '64kB'")
+    source_db.execute("SELECT pg_reload_conf()")
+    source_db.execute("CREATE TABLE big (id int PRIMARY KEY, v int)")
+    p = start_migrate(pgtide, source_db, target_db, "--memory-limit", "4MB")
+    source_db.execute("INSERT INTO big SELECT g, 0 FROM generate_series(1, 500000) g;"
+                      " UPDATE big SET v = 1;")
+    wait_caught_up(source_db, target_db, timeout=300)
+    assert target_db.query("SELECT count(*), sum(v) FROM big") == [(500000, 500000)]
+    assert p.stop() == 0
+    assert "spilled" in p.read_stderr()
+    source_db.execute("ALTER SYSTEM RESET logical_decoding_work_mem")
+    source_db.execute("SELECT pg_reload_conf()")
+
+
+def test_pgbench_during_migrate(pgtide, source_db, target_db):
+    server = source_db.server
+    env = {"PGHOST": "127.0.0.1", "PGPORT": str(server.port), "PGUSER": "postgres"}
+    bindir = server.bindir
+    subprocess.run([f"{bindir}/pgbench", "-i", "-s", "2", "-q", source_db.name],
+                   env=env, check=True, capture_output=True)
+    # pgbench_history has no key: give it one so it can be replicated
+    source_db.execute("ALTER TABLE pgbench_history ADD COLUMN id serial PRIMARY KEY")
+    bench = subprocess.Popen([f"{bindir}/pgbench", "-n", "-c", "4", "-j", "2",
+                              "-T", "15", source_db.name],
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(2)
+    p = start_migrate(pgtide, source_db, target_db, "--jobs", "2")
+    out, err = bench.communicate(timeout=120)
+    assert bench.returncode == 0, err
+    wait_caught_up(source_db, target_db)
+    assert_same_content(source_db, target_db)
+    assert p.stop() == 0
+
+
+def test_tables_that_cannot_be_replicated_are_refused(pgtide, source_db, target_db):
+    source_db.execute("CREATE TABLE ok (id int PRIMARY KEY);"
+                      " CREATE TABLE nokey (a int);"
+                      " CREATE UNLOGGED TABLE scratch (id int PRIMARY KEY)")
+    r = pgtide.run("migrate", "--source", source_db.uri, "--target", target_db.uri)
+    assert r.returncode == 3
+    assert '2 selected tables cannot be replicated: "public"."nokey", ' \
+           '"public"."scratch"' in r.stderr
+    assert "REPLICA IDENTITY FULL" in r.stderr
+    assert source_db.query_one("SELECT count(*) FROM pg_replication_slots") == 0
+    r = pgtide.start("migrate", "--source", source_db.uri, "--target",
+                     target_db.uri, "-T", "nokey", "-T", "scratch")
+    r.wait_for_output("streaming from slot")
+    assert r.stop() == 0
+
+
+@pytest.mark.parametrize("policy", ["stop", "skip", "upsert"])
+def test_conflict_policies(pgtide, source_db, target_db, policy):
+    source_db.execute("CREATE TABLE t (id int PRIMARY KEY, v text);"
+                      " INSERT INTO t SELECT g, 'a' FROM generate_series(1, 10) g")
+    extra = [] if policy == "stop" else ["--on-conflict", policy]
+    p = start_migrate(pgtide, source_db, target_db, *extra)
+    wait_caught_up(source_db, target_db)
+    # the target drifts: a row vanishes, another appears
+    target_db.execute("DELETE FROM t WHERE id = 5; INSERT INTO t VALUES (11, 'target')")
+    source_db.execute("UPDATE t SET v = 'b' WHERE id = 5")
+    source_db.execute("INSERT INTO t VALUES (11, 'source')")
+    source_db.execute("UPDATE t SET v = 'c' WHERE id = 1")
+    if policy == "stop":
+        assert p.wait(60) == 4
+        err = p.read_stderr()
+        assert 'conflict on table "public"."t": no row to update (row ("id")=(5))' in err
+        assert "cdc.on_conflict" in err
+        # nothing after the conflict was applied, and nothing is lost: the
+        # slot still holds the change
+        assert target_db.query_one("SELECT v FROM t WHERE id = 1") == "a"
+        return
+    wait_caught_up(source_db, target_db)
+    rows = dict(target_db.query("SELECT id, v FROM t"))
+    assert rows[1] == "c"
+    if policy == "skip":
+        assert 5 not in rows and rows[11] == "target"
+    else:
+        assert rows[11] == "source"
+    assert p.stop() == 0
+    assert "conflicts so far" in p.read_stderr()
