@@ -470,6 +470,7 @@ on_data(Receiver *rv, const uint8_t *data, size_t len, Error *err)
 			return open_stream_note(rv, m.xid, err);
 		case PGO_STREAM_STOP:
 			rv->in_stream = false;
+			fault_point("receive.stream_stop");
 			return true;
 		case PGO_STREAM_COMMIT:
 			open_stream_forget(rv, m.xid);
