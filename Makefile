@@ -27,7 +27,7 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
 BIN       := $(BUILD)/pgtide
 
-.PHONY: all deps unit integration test check format format-check lint demo bench clean
+.PHONY: all deps unit integration test check format format-check lint demo bench bench-cdc clean
 
 all: $(BIN)
 
@@ -58,7 +58,7 @@ test: deps
 	$(MAKE) integration
 
 check:
-	$(MAKE) SANITIZE=address,undefined test
+	PGTIDE_SANITIZED=1 $(MAKE) SANITIZE=address,undefined test
 
 format:
 	clang-format -i src/*.c src/*.h tests/unit/*.c
@@ -75,6 +75,9 @@ demo:
 
 bench: $(BIN)
 	PGTIDE_BIN=$(abspath $(BIN)) bench/full_load.sh
+
+bench-cdc: $(BIN)
+	PGTIDE_BIN=$(abspath $(BIN)) bench/cdc.sh
 
 clean:
 	rm -rf build

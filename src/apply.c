@@ -68,6 +68,7 @@ typedef enum PendKind
 	PEND_INSERT,
 	PEND_UPDATE,
 	PEND_DELETE,
+	PEND_UPSERT, /* an UPDATE written as an upsert: inserting is the conflict */
 } PendKind;
 
 typedef struct Pending
@@ -427,6 +428,16 @@ read_one(Applier *a, Error *err)
 			           p->rel->src_qname, p->xid, LSN_ARGS(p->final_lsn));
 		ok = false;
 	}
+	else if (st == PGRES_TUPLES_OK && PQntuples(res) == 1)
+	{
+		/* upsert RETURNING (xmax = 0): true when the row was inserted */
+		bool inserted = PQgetvalue(res, 0, 0)[0] == 't';
+
+		if (p->kind == PEND_INSERT && !inserted)
+			note_conflict(a, p, "the row already exists");
+		else if (p->kind == PEND_UPSERT && inserted)
+			note_conflict(a, p, "no row to update");
+	}
 	else if (st == PGRES_COMMAND_OK && p->kind != PEND_PLAIN &&
 	         strcmp(PQcmdTuples(res), "0") == 0)
 		note_conflict(a, p,
@@ -691,7 +702,7 @@ colset_free(ColSet *cs)
 }
 
 static bool
-apply_insert(Applier *a, Rel *r, const PgoTuple *t, Error *err)
+apply_insert(Applier *a, Rel *r, const PgoTuple *t, PendKind kind, Error *err)
 {
 	ColSet cs;
 	bool ok;
@@ -737,6 +748,8 @@ apply_insert(Applier *a, Rel *r, const PgoTuple *t, Error *err)
 				     sql_add(a, r->cols[cs.cols[i]].qname);
 				first = false;
 			}
+			/* tells an insert from an update, to count conflicts */
+			ok = ok && sql_add(a, " RETURNING (xmax = 0)");
 		}
 		else
 			ok = sql_add(a, " ON CONFLICT DO NOTHING");
@@ -745,7 +758,19 @@ apply_insert(Applier *a, Rel *r, const PgoTuple *t, Error *err)
 	colset_free(&cs);
 	if (!ok)
 		return err_set(err, ERR_INTERNAL, "out of memory");
-	return send_prepared(a, PEND_INSERT, r, cs.n, NULL, err);
+	return send_prepared(a, kind, r, cs.n, NULL, err);
+}
+
+static bool apply_delete(Applier *a, Rel *r, const PgoChange *ch,
+                         Error *err);
+
+static bool
+sends_every_column(const PgoTuple *t)
+{
+	for (int i = 0; i < t->ncols; i++)
+		if (t->values[i].kind == 'u')
+			return false;
+	return true;
 }
 
 static bool
@@ -761,6 +786,15 @@ apply_update(Applier *a, Rel *r, const PgoChange *ch, Error *err)
 
 	if (!check_identity(r, "an UPDATE", err))
 		return false;
+	/*
+	 * upsert: the new row version is written whether or not the old one is
+	 * there (an old key that changed is deleted first). Needs a key and the
+	 * whole row: with an unchanged TOASTed value the UPDATE stays an UPDATE.
+	 */
+	if (a->policy == ON_CONFLICT_UPSERT && r->replident != 'f' &&
+	    rel_has_key(r) && sends_every_column(nt))
+		return (ch->old_kind == 0 || apply_delete(a, r, ch, err)) &&
+		       apply_insert(a, r, nt, PEND_UPSERT, err);
 	if (!colset_init(&cs, nt->ncols + ot->ncols) ||
 	    !colset_init(&where, ot->ncols))
 	{
@@ -893,7 +927,8 @@ apply_message(Applier *a, const PgoMessage *m, Error *err)
 				return true;
 			}
 			if (m->kind == PGO_INSERT)
-				return apply_insert(a, r, &m->u.change.new_tuple, err);
+				return apply_insert(a, r, &m->u.change.new_tuple, PEND_INSERT,
+				                    err);
 			if (m->kind == PGO_UPDATE)
 				return apply_update(a, r, &m->u.change, err);
 			return apply_delete(a, r, &m->u.change, err);

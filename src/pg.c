@@ -211,7 +211,7 @@ pg_error(PgConn *conn, const PGresult *res, Error *err)
 		snprintf(msg, sizeof(msg), "%s", PQerrorMessage(conn->conn));
 		trim_newline(msg);
 		if (msg[0] == '\0')
-			snprintf(msg, sizeof(msg), "unknown error");
+			snprintf(msg, sizeof(msg), "the connection was lost");
 		primary = msg;
 	}
 	if (err_is_set(err))

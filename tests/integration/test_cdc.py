@@ -160,6 +160,6 @@ def test_conflict_policies(pgtide, source_db, target_db, policy):
     if policy == "skip":
         assert 5 not in rows and rows[11] == "target"
     else:
-        assert rows[11] == "source"
+        assert rows[5] == "b" and rows[11] == "source"
     assert p.stop() == 0
     assert "conflicts so far" in p.read_stderr()
