@@ -761,8 +761,7 @@ apply_insert(Applier *a, Rel *r, const PgoTuple *t, PendKind kind, Error *err)
 	return send_prepared(a, kind, r, cs.n, NULL, err);
 }
 
-static bool apply_delete(Applier *a, Rel *r, const PgoChange *ch,
-                         Error *err);
+static bool apply_delete(Applier *a, Rel *r, const PgoChange *ch, Error *err);
 
 static bool
 sends_every_column(const PgoTuple *t)
@@ -1135,6 +1134,9 @@ apply_new(const char *target_uri, const char *origin, const ApplyTable *tables,
 	              "SELECT pg_catalog.pg_replication_origin_session_setup($1)",
 	              1, params, &res, err))
 	{
+		/* a killed pgtide's session may hold the origin for a moment */
+		if (pg_err_is(err, "55000"))
+			err->retryable = true;
 		err_prefix(err, "could not set up replication origin \"%s\": ", origin);
 		apply_free(a);
 		return false;

@@ -368,6 +368,8 @@ typedef struct Receiver
 	int nopen;
 	int64_t last_status_ms;
 	int64_t last_progress_ms;
+	int64_t last_txns; /* counters at the last progress line */
+	int64_t last_changes;
 } Receiver;
 
 static void
@@ -510,35 +512,45 @@ static void
 log_progress(Receiver *rv)
 {
 	Cdc *c = rv->c;
-	static int64_t last_txns, last_changes;
-	int64_t txns = atomic_load(&c->applied_txns);
-	int64_t changes = atomic_load(&c->applied_changes);
-	int64_t secs = rv->c->o->progress_interval_s;
-	Lsn wal_end = atomic_load(&c->wal_end),
-	    applied = atomic_load(&c->applied_end);
-	int64_t commit_us = atomic_load(&c->applied_time_us);
-	double lag_s = 0;
+	CdcProgress p;
 	TxnBufStats st;
-	char mem[32], lag_b[32];
+	int64_t commit_us = atomic_load(&c->applied_time_us);
+	double secs = (double) (log_now_ms() - rv->last_progress_ms) / 1000.0;
+	char mem[32], lag[32];
 
+	if (secs <= 0)
+		secs = 1;
+	memset(&p, 0, sizeof(p));
 	txnbuf_stats(c->buf, &st);
-	progress_format_bytes((int64_t) st.mem_bytes, mem, sizeof(mem));
-	progress_format_bytes(
-	    wal_end > applied && applied ? (int64_t) (wal_end - applied) : 0, lag_b,
-	    sizeof(lag_b));
-	/* idle and caught up: no lag, whatever the last commit's age */
+	p.txns = atomic_load(&c->applied_txns);
+	p.changes = atomic_load(&c->applied_changes);
+	p.txns_per_s = (double) (p.txns - rv->last_txns) / secs;
+	p.changes_per_s = (double) (p.changes - rv->last_changes) / secs;
+	p.applied_lsn = atomic_load(&c->applied_end);
+	p.flushed_lsn = atomic_load(&c->flushed);
+	p.source_lsn = atomic_load(&c->wal_end);
+	/* caught up when idle with everything received flushed */
+	p.lag_bytes =
+	    p.source_lsn > p.flushed_lsn && !(atomic_load(&c->applier_idle) &&
+	                                      !rv->in_txn && rv->nopen == 0)
+	        ? (int64_t) (p.source_lsn - p.flushed_lsn)
+	        : 0;
 	if (commit_us > 0 && !atomic_load(&c->applier_idle))
-		lag_s = (double) (now_us() - commit_us) / 1e6;
+		p.lag_seconds = (double) (now_us() - commit_us) / 1e6;
+	p.buffered_bytes = (int64_t) st.mem_bytes;
+	p.spilled_txns = (int64_t) st.spilled_txns;
+	rv->last_txns = p.txns;
+	rv->last_changes = p.changes;
+	progress_format_bytes(p.buffered_bytes, mem, sizeof(mem));
+	progress_format_bytes(p.lag_bytes, lag, sizeof(lag));
 	log_info("cdc: %lld txns (%.0f/s), %lld changes (%.0f/s) applied; lag %s, "
-	         "%.1f s; applied " LSN_FMT ", flushed " LSN_FMT "; buffered %s "
-	         "(%lld txns spilled)",
-	         (long long) txns, (double) (txns - last_txns) / (double) secs,
-	         (long long) changes,
-	         (double) (changes - last_changes) / (double) secs, lag_b, lag_s,
-	         LSN_ARGS(applied), LSN_ARGS(atomic_load(&c->flushed)), mem,
-	         (long long) st.spilled_txns);
-	last_txns = txns;
-	last_changes = changes;
+	         "%.1f s; applied " LSN_FMT ", flushed " LSN_FMT
+	         "; buffered %s (%lld txns spilled)",
+	         (long long) p.txns, p.txns_per_s, (long long) p.changes,
+	         p.changes_per_s, lag, p.lag_seconds, LSN_ARGS(p.applied_lsn),
+	         LSN_ARGS(p.flushed_lsn), mem, (long long) p.spilled_txns);
+	if (c->o->on_progress != NULL)
+		c->o->on_progress(&p, c->o->progress_ctx);
 }
 
 /* Streams until stop, a fatal error, or a disconnect (returned retryable). */
@@ -597,8 +609,15 @@ cdc_run(const CdcOptions *o, Error *err)
 	if (!txnbuf_new(spill, (size_t) o->memory_bytes, &c.buf, err))
 		goto out;
 	/* where to start: the origin's durable position, else the slot's */
-	if (!connect_applier(&at, err))
-		goto out;
+	for (int waited_ms = 0; !connect_applier(&at, err); waited_ms += backoff_ms)
+	{
+		if (!err->retryable || waited_ms >= 30000 || stopping(&c))
+			goto out;
+		if (waited_ms == 0)
+			log_warn("target: %s; retrying", err->message);
+		err_clear(err);
+		sleep_ms(backoff_ms);
+	}
 	if (atomic_load(&c.flushed) == LSN_INVALID)
 		atomic_store(&c.flushed, o->start_lsn);
 	for (;;)

@@ -28,6 +28,25 @@
 #include "err.h"
 #include "lsn.h"
 
+/* What the change stream has done, for status reporting. */
+typedef struct CdcProgress
+{
+	int64_t txns;    /* source transactions applied since start */
+	int64_t changes; /* row changes applied since start */
+	double txns_per_s;
+	double changes_per_s;
+	Lsn applied_lsn; /* end of the last applied transaction */
+	Lsn flushed_lsn; /* what the target has durably (origin progress) */
+	Lsn source_lsn;  /* the source's WAL end, last heard */
+	int64_t lag_bytes;
+	double lag_seconds; /* now - commit time of the last applied; 0 idle */
+	int64_t buffered_bytes;
+	int64_t spilled_txns;
+} CdcProgress;
+
+/* Called from the receiver thread every progress interval. */
+typedef void (*CdcProgressFn)(const CdcProgress *p, void *ctx);
+
 typedef struct CdcOptions
 {
 	const char *source_uri;
@@ -42,6 +61,8 @@ typedef struct CdcOptions
 	int64_t memory_bytes;
 	const char *spill_dir;
 	int progress_interval_s;
+	CdcProgressFn on_progress; /* optional */
+	void *progress_ctx;
 	volatile sig_atomic_t *stop;
 } CdcOptions;
 

@@ -26,6 +26,8 @@ typedef struct Command
 	const char *summary; /* one line for pgtide --help */
 	const char *usage;   /* first lines of pgtide NAME --help */
 	CommandFn run;
+	bool needs_source;  /* status can do without the source */
+	bool records_error; /* a failure is noted in the task's state */
 } Command;
 
 static const Command commands[] = {
@@ -35,19 +37,26 @@ static const Command commands[] = {
      "target, consistent as of one instant, then builds indexes and "
      "constraints.\n"
      "Run it again with the same task name to resume.\n",
-     task_copy},
+     task_copy, true, true},
     {"migrate", "full load, then follow the source's changes until stopped",
      "pgtide migrate refuses tables whose changes cannot be replicated, runs "
      "the\n"
      "full load (or resumes it), then applies the source's changes to the "
      "target\n"
      "until SIGINT or SIGTERM. Run it again to resume where it stopped.\n",
-     task_migrate},
+     task_migrate, true, true},
     {"follow", "apply the source's changes from the task's slot until stopped",
      "pgtide follow applies the source's changes from the task's slot (or "
      "from\n"
      "--slot and --start-lsn) to the target, until SIGINT or SIGTERM.\n",
-     task_follow},
+     task_follow, true, true},
+    {"status", "show a task's progress, lag and last error",
+     "pgtide status reads the task's state in the target (and, with "
+     "--source,\n"
+     "its slot on the source) and prints phase, tables, lag and rates, and "
+     "the\n"
+     "last error; --json for machines. It changes nothing.\n",
+     task_status, false, false},
 };
 
 #define NCOMMANDS ((int) (sizeof(commands) / sizeof(commands[0])))
@@ -125,6 +134,7 @@ usage_command(const Command *c, FILE *out)
 	    "      --progress-interval=SECONDS  progress log period (default: "
 	    "10)\n"
 	    "      --log-format=FORMAT   text (default) or json\n"
+	    "      --json                status: print JSON\n"
 	    "  -v, --verbose             more log lines\n"
 	    "  -q, --quiet               warnings and errors only\n"
 	    "  -h, --help                show this help and exit\n"
@@ -189,6 +199,7 @@ enum
 	OPT_ON_CONFLICT,
 	OPT_SLOT,
 	OPT_START_LSN,
+	OPT_JSON,
 };
 
 /* Each option and the task-file key it sets (NULL: it sets none). */
@@ -225,6 +236,7 @@ static const OptionKey options[] = {
     {{"slot", required_argument, NULL, OPT_SLOT}, "cdc.slot"},
     {{"start-lsn", required_argument, NULL, OPT_START_LSN}, "cdc.start_lsn"},
     {{"log-format", required_argument, NULL, OPT_LOG_FORMAT}, NULL},
+    {{"json", no_argument, NULL, OPT_JSON}, NULL},
     {{"verbose", no_argument, NULL, 'v'}, NULL},
     {{"quiet", no_argument, NULL, 'q'}, NULL},
     {{"help", no_argument, NULL, 'h'}, NULL},
@@ -302,6 +314,8 @@ parse_options(int argc, char **argv, const char *cmd,
 			level = LOG_LEVEL_DEBUG;
 		else if (opt == 'q')
 			level = LOG_LEVEL_WARN;
+		else if (opt == OPT_JSON)
+			cfg->output_json = true;
 		else if (opt == OPT_LOG_FORMAT)
 		{
 			if (strcmp(optarg, "json") != 0 && strcmp(optarg, "text") != 0)
@@ -313,7 +327,7 @@ parse_options(int argc, char **argv, const char *cmd,
 		}
 	}
 	log_configure(level, json);
-	return config_validate(cfg, err);
+	return true;
 }
 
 static int
@@ -337,8 +351,20 @@ run_command(const Command *c, int argc, char **argv,
 		usage_command(c, stdout);
 		code = CLI_EXIT_OK;
 	}
-	else if (!c->run(&cfg, stop, &err))
+	else if (c->needs_source
+	             ? !config_validate(&cfg, &err)
+	             : cfg.target_uri == NULL &&
+	                   (err_set(&err, ERR_CONFIG, "no target given"),
+	                    err_hint(&err, "pass --target URI or set "
+	                                   "target in the task file"),
+	                    true))
 		code = report(&err);
+	else if (!c->run(&cfg, stop, &err))
+	{
+		if (c->records_error)
+			task_note_error(&cfg, &err);
+		code = report(&err);
+	}
 	else
 		code = CLI_EXIT_OK;
 	config_free(&cfg);

@@ -80,6 +80,7 @@ typedef struct TaskConfig
 	OnConflict on_conflict;
 	char *cdc_slot;      /* follow: the slot to stream; NULL = the task's */
 	char *cdc_start_lsn; /* follow: where to start; NULL = the slot's */
+	bool output_json;    /* command line only (--json): machine output */
 } TaskConfig;
 
 /* Fills cfg with every default (see docs/task-file.md). Never fails. */

@@ -64,7 +64,20 @@ static const char *const state_ddl =
     " statement text NOT NULL,"
     " done_run int,"
     " done_at timestamptz,"
-    " PRIMARY KEY (task, entry));";
+    " PRIMARY KEY (task, entry));"
+    /* added columns: ADD COLUMN IF NOT EXISTS keeps older state schemas */
+    "ALTER TABLE @S.task ADD COLUMN IF NOT EXISTS cdc_applied_lsn pg_lsn,"
+    " ADD COLUMN IF NOT EXISTS cdc_flushed_lsn pg_lsn,"
+    " ADD COLUMN IF NOT EXISTS cdc_source_lsn pg_lsn,"
+    " ADD COLUMN IF NOT EXISTS cdc_lag_bytes bigint,"
+    " ADD COLUMN IF NOT EXISTS cdc_lag_seconds float8,"
+    " ADD COLUMN IF NOT EXISTS cdc_txns bigint,"
+    " ADD COLUMN IF NOT EXISTS cdc_changes bigint,"
+    " ADD COLUMN IF NOT EXISTS cdc_txns_per_s float8,"
+    " ADD COLUMN IF NOT EXISTS cdc_changes_per_s float8,"
+    " ADD COLUMN IF NOT EXISTS cdc_updated_at timestamptz,"
+    " ADD COLUMN IF NOT EXISTS last_error text,"
+    " ADD COLUMN IF NOT EXISTS last_error_at timestamptz;";
 
 /*
  * Statements name the state schema as @S; it is substituted quoted, so the
@@ -396,4 +409,52 @@ state_chunk_done(PgConn *tgt, const char *schema, const char *task,
 	    " done_at = CASE WHEN chunks_done + 1 >= chunks THEN now() END"
 	    " WHERE task = $1 AND src_schema = $2 AND src_name = $3",
 	    9, params, NULL, err);
+}
+
+bool
+state_task_set_cdc(PgConn *tgt, const char *schema, const char *task,
+                   const StateCdc *c, Error *err)
+{
+	char a[LSN_TEXT_MAX], f[LSN_TEXT_MAX], src[LSN_TEXT_MAX];
+	char lb[24], ls[32], tx[24], ch[24], tps[32], cps[32];
+	const char *params[10] = {task,
+	                          lsn_format(c->applied_lsn, a),
+	                          lsn_format(c->flushed_lsn, f),
+	                          lsn_format(c->source_lsn, src),
+	                          lb,
+	                          ls,
+	                          tx,
+	                          ch,
+	                          tps,
+	                          cps};
+
+	snprintf(lb, sizeof(lb), "%lld", (long long) c->lag_bytes);
+	snprintf(ls, sizeof(ls), "%.3f", c->lag_seconds);
+	snprintf(tx, sizeof(tx), "%lld", (long long) c->txns);
+	snprintf(ch, sizeof(ch), "%lld", (long long) c->changes);
+	snprintf(tps, sizeof(tps), "%.1f", c->txns_per_s);
+	snprintf(cps, sizeof(cps), "%.1f", c->changes_per_s);
+	return state_run(
+	    tgt, schema,
+	    "UPDATE @S.task SET cdc_applied_lsn = $2::pg_lsn,"
+	    " cdc_flushed_lsn = $3::pg_lsn, cdc_source_lsn = $4::pg_lsn,"
+	    " cdc_lag_bytes = $5::bigint, cdc_lag_seconds = $6::float8,"
+	    " cdc_txns = $7::bigint, cdc_changes = $8::bigint,"
+	    " cdc_txns_per_s = $9::float8,"
+	    " cdc_changes_per_s = $10::float8, cdc_updated_at = now()"
+	    " WHERE task = $1",
+	    10, params, NULL, err);
+}
+
+bool
+state_task_set_error(PgConn *tgt, const char *schema, const char *task,
+                     const char *message, Error *err)
+{
+	const char *params[2] = {task, message};
+
+	return state_run(tgt, schema,
+	                 "UPDATE @S.task SET last_error = $2,"
+	                 " last_error_at = CASE WHEN $2::text IS NULL THEN NULL"
+	                 " ELSE now() END WHERE task = $1",
+	                 2, params, NULL, err);
 }

@@ -109,4 +109,26 @@ bool state_chunk_done(PgConn *tgt, const char *schema, const char *task,
                       int64_t start_block, int64_t end_block, int64_t rows,
                       int64_t bytes, int run, Error *err);
 
+/* The change stream's last reported progress. */
+typedef struct StateCdc
+{
+	Lsn applied_lsn;
+	Lsn flushed_lsn;
+	Lsn source_lsn;
+	int64_t lag_bytes;
+	double lag_seconds;
+	int64_t txns;
+	int64_t changes;
+	double txns_per_s;
+	double changes_per_s;
+} StateCdc;
+
+/* Records the change stream's progress on the task row (for pgtide status). */
+bool state_task_set_cdc(PgConn *tgt, const char *schema, const char *task,
+                        const StateCdc *c, Error *err);
+
+/* Records the error that stopped the task (NULL clears it). */
+bool state_task_set_error(PgConn *tgt, const char *schema, const char *task,
+                          const char *message, Error *err);
+
 #endif

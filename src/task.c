@@ -891,7 +891,8 @@ task_copy(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err)
 	    !preflight(&l, err) || !state_init(l.tgt, cfg->state_schema, err) ||
 	    !state_task_begin(l.tgt, cfg->state_schema, cfg->task, &l.st, err))
 		goto out;
-	if (strcmp(l.st.phase, "loaded") == 0)
+	/* "cdc": the load is done and the change stream has started since */
+	if (strcmp(l.st.phase, "loaded") == 0 || strcmp(l.st.phase, "cdc") == 0)
 	{
 		printf("pgtide copy: task \"%s\" has already finished its full load; "
 		       "nothing to do\n",
@@ -1039,9 +1040,45 @@ out:
 	return ok;
 }
 
+/* Writes the change stream's progress to the state row for pgtide status. */
+typedef struct ProgressSink
+{
+	const TaskConfig *cfg;
+	PgConn *conn; /* opened on first use; status is never worth failing for */
+} ProgressSink;
+
+static void
+record_progress(const CdcProgress *p, void *ctx)
+{
+	ProgressSink *ps = ctx;
+	StateCdc c;
+	Error err = ERR_INIT;
+
+	c.applied_lsn = p->applied_lsn;
+	c.flushed_lsn = p->flushed_lsn;
+	c.source_lsn = p->source_lsn;
+	c.lag_bytes = p->lag_bytes;
+	c.lag_seconds = p->lag_seconds;
+	c.txns = p->txns;
+	c.changes = p->changes;
+	c.txns_per_s = p->txns_per_s;
+	c.changes_per_s = p->changes_per_s;
+	if ((ps->conn == NULL &&
+	     !pg_connect(ps->cfg->target_uri, ERR_TARGET, PG_CONN_SQL,
+	                 "pgtide status", 0, &ps->conn, &err)) ||
+	    !state_task_set_cdc(ps->conn, ps->cfg->state_schema, ps->cfg->task, &c,
+	                        &err))
+	{
+		log_debug("could not record progress: %s", err.message);
+		pg_close(ps->conn);
+		ps->conn = NULL;
+	}
+}
+
 bool
 task_follow(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err)
 {
+	ProgressSink sink = {cfg, NULL};
 	PgConn *tgt = NULL;
 	StateTask st;
 	StateTable *st_tables = NULL;
@@ -1113,6 +1150,8 @@ task_follow(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err)
 	o.memory_bytes = cfg->cdc_memory_bytes;
 	o.spill_dir = cfg->cdc_spill_dir;
 	o.progress_interval_s = cfg->progress_interval_s;
+	o.on_progress = record_progress;
+	o.progress_ctx = &sink;
 	o.stop = stop;
 	pg_close(tgt);
 	tgt = NULL;
@@ -1128,6 +1167,7 @@ task_follow(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err)
 out:
 	free(tables);
 	state_tables_free(st_tables, ntables);
+	pg_close(sink.conn);
 	pg_close(tgt);
 	return ok;
 }
@@ -1137,4 +1177,274 @@ task_migrate(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err)
 {
 	return check_replicable(cfg, err) && task_copy(cfg, stop, err) &&
 	       task_follow(cfg, stop, err);
+}
+
+void
+task_note_error(const TaskConfig *cfg, const Error *failure)
+{
+	PgConn *tgt = NULL;
+	Error err = ERR_INIT;
+
+	if (cfg->target_uri == NULL || failure->kind == ERR_INTERRUPTED ||
+	    failure->kind == ERR_USAGE || failure->kind == ERR_CONFIG)
+		return;
+	/* best effort, no retry: the target may be what failed */
+	if (pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide", 0, &tgt,
+	               &err))
+	{
+		const char *params[1] = {cfg->state_schema};
+		PGresult *res;
+
+		if (pg_query(tgt,
+		             "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1",
+		             1, params, &res, &err))
+		{
+			if (PQntuples(res) == 1)
+				state_task_set_error(tgt, cfg->state_schema, cfg->task,
+				                     failure->message, &err);
+			PQclear(res);
+		}
+	}
+	if (err_is_set(&err))
+		log_debug("could not record the error in the task's state: %s",
+		          err.message);
+	pg_close(tgt);
+}
+
+/* ---- pgtide status ---- */
+
+static void
+json_string(FILE *out, const char *s)
+{
+	fputc('"', out);
+	for (; s != NULL && *s; s++)
+	{
+		unsigned char ch = (unsigned char) *s;
+
+		if (ch == '"' || ch == '\\')
+			fprintf(out, "\\%c", ch);
+		else if (ch < 0x20)
+			fprintf(out, "\\u%04x", ch);
+		else
+			fputc(ch, out);
+	}
+	fputc('"', out);
+}
+
+/* A field of a result row as JSON: a string, or null. */
+static void
+json_field(FILE *out, const char *key, const PGresult *res, int row, int col,
+           bool number, bool last)
+{
+	json_string(out, key);
+	fputc(':', out);
+	if (PQgetisnull(res, row, col))
+		fputs("null", out);
+	else if (number)
+		fputs(PQgetvalue(res, row, col), out);
+	else
+		json_string(out, PQgetvalue(res, row, col));
+	if (!last)
+		fputc(',', out);
+}
+
+static const char *
+val(const PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? "-" : PQgetvalue(res, row, col);
+}
+
+bool
+task_status(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err)
+{
+	static const char *const task_cols[] = {"phase",
+	                                        "slot_name",
+	                                        "consistent_lsn",
+	                                        "runs",
+	                                        "updated_at",
+	                                        "cdc_applied_lsn",
+	                                        "cdc_flushed_lsn",
+	                                        "cdc_lag_bytes",
+	                                        "cdc_lag_seconds",
+	                                        "cdc_txns_per_s",
+	                                        "cdc_changes_per_s",
+	                                        "cdc_txns",
+	                                        "cdc_changes",
+	                                        "cdc_updated_at",
+	                                        "last_error",
+	                                        "last_error_at"};
+	static const bool task_num[] = {false, false, false, true, false, false,
+	                                false, true,  true,  true, true,  true,
+	                                true,  false, false, false};
+	PgConn *tgt = NULL, *src = NULL;
+	PGresult *task = NULL, *tables = NULL, *ddl = NULL, *slot = NULL;
+	char *q = pg_quote_ident(cfg->state_schema);
+	char *sql = NULL;
+	const char *params[1] = {cfg->task};
+	FILE *out = stdout;
+	bool ok = false;
+	int ncols = (int) (sizeof(task_cols) / sizeof(task_cols[0]));
+
+	(void) stop;
+	if (q == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	/* state_init only adds what an older pgtide's state lacks; it touches
+	 * nothing but pgtide's own schema */
+	if (!pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide status",
+	                2000, &tgt, err) ||
+	    !state_init(tgt, cfg->state_schema, err))
+		goto out;
+	if (asprintf(&sql,
+	             "SELECT phase, slot_name, consistent_lsn::text, runs,"
+	             " updated_at::text, cdc_applied_lsn::text,"
+	             " cdc_flushed_lsn::text, cdc_lag_bytes, cdc_lag_seconds,"
+	             " cdc_txns_per_s, cdc_changes_per_s, cdc_txns, cdc_changes,"
+	             " cdc_updated_at::text, last_error, last_error_at::text"
+	             " FROM %s.task WHERE task = $1",
+	             q) < 0)
+	{
+		err_set(err, ERR_INTERNAL, "out of memory");
+		goto out;
+	}
+	if (!pg_query(tgt, sql, 1, params, &task, err))
+	{
+		if (pg_err_is(err, "42P01"))
+		{
+			err_clear(err);
+			err_set(err, ERR_CONFIG,
+			        "the target has no pgtide state schema "
+			        "\"%s\"",
+			        cfg->state_schema);
+		}
+		goto out;
+	}
+	if (PQntuples(task) != 1)
+	{
+		err_set(err, ERR_CONFIG, "no task \"%s\" in the target's state",
+		        cfg->task);
+		err_hint(err, "name it with --task");
+		goto out;
+	}
+	free(sql);
+	sql = NULL;
+	if (asprintf(&sql,
+	             "SELECT src_schema || '.' || src_name, state, loads, chunks,"
+	             " chunks_done, rows, bytes, snapshot_lsn::text"
+	             " FROM %s.tables WHERE task = $1"
+	             " ORDER BY state = 'done', bytes DESC, 1",
+	             q) < 0 ||
+	    !pg_query(tgt, sql, 1, params, &tables, err))
+		goto out;
+	free(sql);
+	sql = NULL;
+	if (asprintf(&sql,
+	             "SELECT count(*) FILTER (WHERE phase > 0),"
+	             " count(*) FILTER (WHERE phase > 0 AND done_at IS NOT NULL)"
+	             " FROM %s.ddl WHERE task = $1",
+	             q) < 0 ||
+	    !pg_query(tgt, sql, 1, params, &ddl, err))
+		goto out;
+	if (cfg->source_uri != NULL)
+	{
+		Error serr = ERR_INIT;
+		const char *sp[1] = {PQgetvalue(task, 0, 1)};
+
+		/* the source is optional: say what we know without it */
+		if (pg_connect(cfg->source_uri, ERR_SOURCE, PG_CONN_SQL,
+		               "pgtide status", 2000, &src, &serr))
+			pg_query(src,
+			         "SELECT active::text, pg_current_wal_lsn() - restart_lsn,"
+			         " pg_current_wal_lsn() - confirmed_flush_lsn"
+			         " FROM pg_replication_slots WHERE slot_name = $1",
+			         1, sp, &slot, &serr);
+		if (err_is_set(&serr))
+			log_warn("source: %s", serr.message);
+	}
+	if (cfg->output_json)
+	{
+		fputs("{\"task\":", out);
+		json_string(out, cfg->task);
+		fputc(',', out);
+		for (int c = 0; c < ncols; c++)
+			json_field(out, task_cols[c], task, 0, c, task_num[c], false);
+		fprintf(out, "\"postdata_steps\":%s,\"postdata_done\":%s,",
+		        PQgetvalue(ddl, 0, 0), PQgetvalue(ddl, 0, 1));
+		fputs("\"slot\":", out);
+		if (slot != NULL && PQntuples(slot) == 1)
+		{
+			fputc('{', out);
+			json_field(out, "active", slot, 0, 0, true, false);
+			json_field(out, "retained_wal_bytes", slot, 0, 1, true, false);
+			json_field(out, "unconfirmed_bytes", slot, 0, 2, true, true);
+			fputc('}', out);
+		}
+		else
+			fputs("null", out);
+		fputs(",\"tables\":[", out);
+		for (int i = 0; i < PQntuples(tables); i++)
+		{
+			fputs(i ? ",{" : "{", out);
+			json_field(out, "table", tables, i, 0, false, false);
+			json_field(out, "state", tables, i, 1, false, false);
+			json_field(out, "loads", tables, i, 2, true, false);
+			json_field(out, "chunks", tables, i, 3, true, false);
+			json_field(out, "chunks_done", tables, i, 4, true, false);
+			json_field(out, "rows", tables, i, 5, true, false);
+			json_field(out, "bytes", tables, i, 6, true, false);
+			json_field(out, "snapshot_lsn", tables, i, 7, false, true);
+			fputc('}', out);
+		}
+		fputs("]}\n", out);
+	}
+	else
+	{
+		int done = 0, n = PQntuples(tables);
+
+		for (int i = 0; i < n; i++)
+			done += strcmp(PQgetvalue(tables, i, 1), "done") == 0;
+		fprintf(out,
+		        "task %s: phase %s (run %s), slot %s, consistent point %s\n",
+		        cfg->task, val(task, 0, 0), val(task, 0, 3), val(task, 0, 1),
+		        val(task, 0, 2));
+		fprintf(out,
+		        "load: %d of %d tables done; indexes and constraints: "
+		        "%s of %s steps\n",
+		        done, n, PQgetvalue(ddl, 0, 1), PQgetvalue(ddl, 0, 0));
+		for (int i = 0, shown = 0; i < n && shown < 10; i++)
+			if (strcmp(PQgetvalue(tables, i, 1), "done") != 0)
+			{
+				fprintf(out, "  %-40s %-8s chunk %s of %s, %s rows\n",
+				        val(tables, i, 0), val(tables, i, 1), val(tables, i, 4),
+				        val(tables, i, 3), val(tables, i, 5));
+				shown++;
+			}
+		if (!PQgetisnull(task, 0, 13))
+			fprintf(out,
+			        "cdc: lag %s bytes, %s s; %s txns/s, %s changes/s; applied "
+			        "%s, flushed %s (%s txns, %s changes; as of %s)\n",
+			        val(task, 0, 7), val(task, 0, 8), val(task, 0, 9),
+			        val(task, 0, 10), val(task, 0, 5), val(task, 0, 6),
+			        val(task, 0, 11), val(task, 0, 12), val(task, 0, 13));
+		if (slot != NULL && PQntuples(slot) == 1)
+			fprintf(out,
+			        "slot: %s, retains %s bytes of WAL, %s bytes not yet "
+			        "confirmed\n",
+			        strcmp(val(slot, 0, 0), "true") == 0 ? "active"
+			                                             : "inactive",
+			        val(slot, 0, 1), val(slot, 0, 2));
+		if (!PQgetisnull(task, 0, 14))
+			fprintf(out, "last error (%s): %s\n", val(task, 0, 15),
+			        val(task, 0, 14));
+	}
+	ok = true;
+out:
+	PQclear(task);
+	PQclear(tables);
+	PQclear(ddl);
+	PQclear(slot);
+	free(sql);
+	free(q);
+	pg_close(src);
+	pg_close(tgt);
+	return ok;
 }

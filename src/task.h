@@ -44,4 +44,18 @@ bool task_follow(const TaskConfig *cfg, volatile sig_atomic_t *stop,
 bool task_migrate(const TaskConfig *cfg, volatile sig_atomic_t *stop,
                   Error *err);
 
+/*
+ * Prints the task's state (phase, tables, post-data steps, change-stream lag
+ * and rates, the slot's retained WAL when the source is given, the last
+ * error), as text or JSON (cfg->output_json). Changes nothing.
+ */
+bool task_status(const TaskConfig *cfg, volatile sig_atomic_t *stop,
+                 Error *err);
+
+/*
+ * Records a failure in the task's state so that pgtide status shows it.
+ * Best effort: does nothing when the target cannot be reached.
+ */
+void task_note_error(const TaskConfig *cfg, const Error *failure);
+
 #endif

@@ -163,3 +163,35 @@ def test_conflict_policies(pgtide, source_db, target_db, policy):
         assert rows[5] == "b" and rows[11] == "source"
     assert p.stop() == 0
     assert "conflicts so far" in p.read_stderr()
+
+
+def test_status_shows_lag_rates_slot_and_last_error(pgtide, source_db,
+                                                     target_db):
+    import json
+    source_db.execute("CREATE TABLE t (id int PRIMARY KEY, v text);"
+                      " INSERT INTO t SELECT g, 'a' FROM generate_series(1, 10) g")
+    p = start_migrate(pgtide, source_db, target_db)
+    source_db.execute("UPDATE t SET v = 'b'")
+    wait_caught_up(source_db, target_db)
+
+    def reported():
+        r = pgtide.run("status", "--target", target_db.uri, "--source",
+                       source_db.uri, "--json")
+        assert r.returncode == 0, r.stderr
+        s = json.loads(r.stdout)
+        return s if s["cdc_txns"] else None
+    from conftest import wait_for
+    s = wait_for(reported, 30, 0.5, "status never showed the change stream")
+    assert s["phase"] == "cdc" and s["cdc_lag_bytes"] is not None
+    assert s["slot"]["active"] is True and s["slot"]["retained_wal_bytes"] >= 0
+    assert [t["state"] for t in s["tables"]] == ["done"]
+    r = pgtide.run("status", "--target", target_db.uri)
+    assert r.returncode == 0 and "phase cdc" in r.stdout and "cdc: lag" in r.stdout
+    # a conflict stops the task; status says why
+    target_db.execute("DELETE FROM t WHERE id = 1")
+    source_db.execute("UPDATE t SET v = 'c' WHERE id = 1")
+    assert p.wait(60) == 4
+    r = pgtide.run("status", "--target", target_db.uri)
+    assert "last error" in r.stdout and "conflict on table" in r.stdout
+    r = pgtide.run("status", "--target", target_db.uri, "--task", "nope")
+    assert r.returncode == 2 and 'no task "nope"' in r.stderr
