@@ -8,9 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 #include <time.h>
 
+#include "clock.h"
 #include "fault.h"
 #include "log.h"
 #include "pgoutput.h"
@@ -55,23 +55,6 @@ typedef struct Cdc
 	_Atomic int64_t applied_time_us; /* commit time of the last applied */
 	_Atomic uint64_t applied_end;
 } Cdc;
-
-static int64_t
-now_us(void)
-{
-	struct timeval tv;
-
-	gettimeofday(&tv, NULL);
-	return (int64_t) tv.tv_sec * 1000000 + tv.tv_usec;
-}
-
-static void
-sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long) (ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
 
 static bool
 stopping(Cdc *c)
@@ -315,11 +298,11 @@ applier_main(void *arg)
 			atomic_store(&c->applied_end, k.applied_end);
 			atomic_store(&c->applied_time_us, k.applied_commit_time_us);
 		}
-		if (log_now_ms() - last_flush_ms >= CDC_FLUSH_POLL_MS)
+		if (clock_ms() - last_flush_ms >= CDC_FLUSH_POLL_MS)
 		{
 			if (!refresh_flushed(at, &err))
 				goto failed;
-			last_flush_ms = log_now_ms();
+			last_flush_ms = clock_ms();
 		}
 		backoff_ms = 500;
 		reported = false;
@@ -336,7 +319,7 @@ applier_main(void *arg)
 		reported = true;
 		apply_free(at->ap);
 		at->ap = NULL;
-		sleep_ms(backoff_ms);
+		clock_sleep_ms(backoff_ms);
 		backoff_ms = backoff_ms * 2 > CDC_RETRY_MAX_MS ? CDC_RETRY_MAX_MS
 		                                               : backoff_ms * 2;
 	}
@@ -432,7 +415,7 @@ send_status(Receiver *rv, bool reply, Error *err)
 {
 	Lsn confirm = confirmable(rv);
 
-	rv->last_status_ms = log_now_ms();
+	rv->last_status_ms = clock_ms();
 	fault_point("stream.status");
 	return stream_send_status(rv->s, atomic_load(&rv->c->wal_end), confirm,
 	                          reply, err);
@@ -515,7 +498,7 @@ log_progress(Receiver *rv)
 	CdcProgress p;
 	TxnBufStats st;
 	int64_t commit_us = atomic_load(&c->applied_time_us);
-	double secs = (double) (log_now_ms() - rv->last_progress_ms) / 1000.0;
+	double secs = (double) (clock_ms() - rv->last_progress_ms) / 1000.0;
 	char mem[32], lag[32];
 
 	if (secs <= 0)
@@ -536,7 +519,7 @@ log_progress(Receiver *rv)
 	        ? (int64_t) (p.source_lsn - p.flushed_lsn)
 	        : 0;
 	if (commit_us > 0 && !atomic_load(&c->applier_idle))
-		p.lag_seconds = (double) (now_us() - commit_us) / 1e6;
+		p.lag_seconds = (double) (clock_wall_us() - commit_us) / 1e6;
 	p.buffered_bytes = (int64_t) st.mem_bytes;
 	p.spilled_txns = (int64_t) st.spilled_txns;
 	rv->last_txns = p.txns;
@@ -570,16 +553,16 @@ receive(Receiver *rv, Error *err)
 		if (ev.kind == STREAM_EVENT_DATA && !on_data(rv, ev.data, ev.len, err))
 			return false;
 		if ((ev.kind == STREAM_EVENT_KEEPALIVE && ev.reply_requested) ||
-		    log_now_ms() - rv->last_status_ms >= CDC_STATUS_INTERVAL_MS)
+		    clock_ms() - rv->last_status_ms >= CDC_STATUS_INTERVAL_MS)
 		{
 			if (!send_status(rv, false, err))
 				return false;
 		}
-		if (log_now_ms() - rv->last_progress_ms >=
+		if (clock_ms() - rv->last_progress_ms >=
 		    (int64_t) c->o->progress_interval_s * 1000)
 		{
 			log_progress(rv);
-			rv->last_progress_ms = log_now_ms();
+			rv->last_progress_ms = clock_ms();
 		}
 	}
 	return true;
@@ -616,7 +599,7 @@ cdc_run(const CdcOptions *o, Error *err)
 		if (waited_ms == 0)
 			log_warn("target: %s; retrying", err->message);
 		err_clear(err);
-		sleep_ms(backoff_ms);
+		clock_sleep_ms(backoff_ms);
 	}
 	if (atomic_load(&c.flushed) == LSN_INVALID)
 		atomic_store(&c.flushed, o->start_lsn);
@@ -670,7 +653,7 @@ cdc_run(const CdcOptions *o, Error *err)
 			log_warn("source: %s; reconnecting", err->message);
 		reported = true;
 		err_clear(err);
-		sleep_ms(backoff_ms);
+		clock_sleep_ms(backoff_ms);
 		backoff_ms = backoff_ms * 2 > CDC_RETRY_MAX_MS ? CDC_RETRY_MAX_MS
 		                                               : backoff_ms * 2;
 	}

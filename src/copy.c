@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "fault.h"
 #include "log.h"
 
@@ -43,14 +44,6 @@ typedef struct Worker
 	PgConn *src;
 	PgConn *tgt;
 } Worker;
-
-static void
-sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long) (ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
 
 static bool
 stopping(const CopyShared *sh)
@@ -389,7 +382,7 @@ worker_main(void *arg)
 			         "(attempt %d of %d)",
 			         run->tables[c->table].src_qname, c->chunk + 1, c->nchunks,
 			         err.message, backoff_ms, attempt, run->max_retries);
-			sleep_ms(backoff_ms);
+			clock_sleep_ms(backoff_ms);
 			backoff_ms = backoff_ms * 2 > 8000 ? 8000 : backoff_ms * 2;
 		}
 	}

@@ -9,8 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "clock.h"
 
 #define FAULT_MAX 8
 
@@ -70,12 +71,9 @@ fault_point(const char *name)
 			continue;
 		if (a->sleep_ms > 0)
 		{
-			struct timespec ts = {a->sleep_ms / 1000,
-			                      (a->sleep_ms % 1000) * 1000000L};
-
 			fprintf(stderr, "pgtide: fault point %s: sleeping %ld ms\n", name,
 			        a->sleep_ms);
-			nanosleep(&ts, NULL);
+			clock_sleep_ms((int) a->sleep_ms);
 		}
 		else
 		{

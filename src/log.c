@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
+
 LogLevel log_min_level = LOG_LEVEL_INFO;
 static bool log_json = false;
 static _Thread_local char log_role[24] = "main";
@@ -94,19 +96,10 @@ log_write(LogLevel level, const char *fmt, ...)
 		return;
 }
 
-int64_t
-log_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 bool
 log_every(_Atomic int64_t *last_ms, int64_t interval_ms)
 {
-	int64_t now = log_now_ms();
+	int64_t now = clock_ms();
 	int64_t last = atomic_load(last_ms);
 
 	if (last != 0 && now - last < interval_ms)

@@ -48,7 +48,4 @@ void log_write(LogLevel level, const char *fmt, ...)
  */
 bool log_every(_Atomic int64_t *last_ms, int64_t interval_ms);
 
-/* Milliseconds on a monotonic clock. */
-int64_t log_now_ms(void);
-
 #endif

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 
 struct PgConn
@@ -30,14 +31,6 @@ notice_to_log(void *arg, const char *message)
 	if (n > 0 && message[n - 1] == '\n')
 		n--;
 	log_debug("server notice: %.*s", (int) n, message);
-}
-
-static void
-sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long) (ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
 }
 
 /* Authentication and configuration failures will not be cured by waiting. */
@@ -149,7 +142,7 @@ pg_connect(const char *uri, ErrKind side, PgConnKind kind, const char *app_name,
 		}
 		log_warn("could not connect to the %s database, retrying in %d ms: %s",
 		         side == ERR_SOURCE ? "source" : "target", backoff_ms, msg);
-		sleep_ms(backoff_ms);
+		clock_sleep_ms(backoff_ms);
 		waited_ms += backoff_ms;
 		backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
 	}
@@ -366,4 +359,18 @@ bool
 pg_err_is(const Error *err, const char *sqlstate)
 {
 	return strcmp(err->sqlstate, sqlstate) == 0;
+}
+
+bool
+pg_relation_exists(PgConn *conn, const char *qname, bool *exists, Error *err)
+{
+	const char *params[1] = {qname};
+	PGresult *res;
+
+	if (!pg_query(conn, "SELECT pg_catalog.to_regclass($1) IS NOT NULL", 1,
+	              params, &res, err))
+		return false;
+	*exists = PQgetvalue(res, 0, 0)[0] == 't';
+	PQclear(res);
+	return true;
 }

@@ -92,6 +92,10 @@ char *pg_quote_literal(const char *text);
 /* "schema"."name", malloc'd; caller frees. */
 char *pg_qualify(const char *schema, const char *name);
 
+/* Whether a relation named qname ("schema"."name") exists. */
+bool pg_relation_exists(PgConn *conn, const char *qname, bool *exists,
+                        Error *err);
+
 /* SQLSTATE of the error in err equals code ("57P01"). */
 bool pg_err_is(const Error *err, const char *sqlstate);
 

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 
 #define PROGRESS_LIVE_TABLES 6
@@ -144,7 +145,7 @@ in_flight(const Progress *p, int i)
 static void
 render(Progress *p, bool final)
 {
-	int64_t now = log_now_ms();
+	int64_t now = clock_ms();
 	int64_t bytes = 0, rows = 0, est = 0;
 	double done_est = 0;
 	int tables_done = 0;
@@ -263,7 +264,7 @@ progress_start(const CopyTable *tables, const int64_t *est_bytes, int n,
 	p->n = n;
 	p->interval_s = interval_s > 0 ? interval_s : 10;
 	p->terminal = terminal;
-	p->start_ms = p->last_ms = log_now_ms();
+	p->start_ms = p->last_ms = clock_ms();
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->wake, NULL);
 	if (pthread_create(&p->thread, NULL, progress_main, p) != 0)

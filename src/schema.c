@@ -32,6 +32,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "dumpscript.h"
 #include "fault.h"
 #include "log.h"
@@ -694,14 +695,6 @@ claim_step(Builder *b, bool *wait)
 	return found;
 }
 
-static void
-sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long) (ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
 static void *
 builder_main(void *arg)
 {
@@ -715,13 +708,13 @@ builder_main(void *arg)
 		Step *s = claim_step(b, &wait);
 		Error err = ERR_INIT;
 		int attempt = 0;
-		int64_t t0 = log_now_ms();
+		int64_t t0 = clock_ms();
 
 		if (s == NULL)
 		{
 			if (!wait)
 				break;
-			sleep_ms(100);
+			clock_sleep_ms(100);
 			continue;
 		}
 		for (;;)
@@ -749,12 +742,12 @@ builder_main(void *arg)
 			break;
 		}
 		/* a person wants to see the long builds, not the thousand quick ones */
-		if (log_now_ms() - t0 >= 1000)
+		if (clock_ms() - t0 >= 1000)
 			log_info("built %s in %.1f s", s->object,
-			         (double) (log_now_ms() - t0) / 1000.0);
+			         (double) (clock_ms() - t0) / 1000.0);
 		else
 			log_debug("built %s in %.3f s", s->object,
-			          (double) (log_now_ms() - t0) / 1000.0);
+			          (double) (clock_ms() - t0) / 1000.0);
 	}
 	pg_close(conn);
 	return NULL;

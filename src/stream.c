@@ -7,7 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
+
+#include "clock.h"
 
 /* Microseconds between the Unix epoch and PostgreSQL's (2000-01-01). */
 #define PG_EPOCH_OFFSET_US INT64_C(946684800000000)
@@ -234,15 +235,6 @@ put_u64(uint8_t *p, uint64_t v)
 	}
 }
 
-static int64_t
-pg_now_us(void)
-{
-	struct timeval tv;
-
-	gettimeofday(&tv, NULL);
-	return (int64_t) tv.tv_sec * 1000000 + tv.tv_usec - PG_EPOCH_OFFSET_US;
-}
-
 /*
  * Message layouts (all integers big-endian):
  *
@@ -343,7 +335,7 @@ stream_send_status(StreamConn *s, Lsn written, Lsn flushed, bool reply,
 	put_u64(msg + 1, written);
 	put_u64(msg + 9, flushed);
 	put_u64(msg + 17, flushed);
-	put_u64(msg + 25, (uint64_t) pg_now_us());
+	put_u64(msg + 25, (uint64_t) (clock_wall_us() - PG_EPOCH_OFFSET_US));
 	msg[33] = reply ? 1 : 0;
 	if (PQputCopyData(c, (const char *) msg, sizeof(msg)) != 1 ||
 	    PQflush(c) != 0)

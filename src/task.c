@@ -24,6 +24,7 @@
 
 #include "catalog.h"
 #include "cdc.h"
+#include "clock.h"
 #include "copy.h"
 #include "fault.h"
 #include "log.h"
@@ -219,15 +220,11 @@ check_target_tables(Load *l, Error *err)
 	for (int i = 0; i < l->ntables; i++)
 	{
 		LoadTable *lt = &l->tables[i];
-		const char *params[1] = {lt->tgt_qname};
 		PGresult *res;
 		bool exists;
 
-		if (!pg_query(l->tgt, "SELECT to_regclass($1) IS NOT NULL", 1, params,
-		              &res, err))
+		if (!pg_relation_exists(l->tgt, lt->tgt_qname, &exists, err))
 			return false;
-		exists = PQgetvalue(res, 0, 0)[0] == 't';
-		PQclear(res);
 		if (cfg->schema_mode == SCHEMA_MODE_CREATE && exists)
 		{
 			err_set(err, ERR_TARGET, "table %s already exists on the target",
@@ -700,16 +697,12 @@ copy_sequences(Load *l, Error *err)
 	for (int i = 0; i < l->cat->nseqs; i++)
 	{
 		const CatSequence *s = &l->cat->seqs[i];
-		const char *params[1] = {s->qname};
 		PGresult *res;
 		char *sql = NULL;
 		bool on_target;
 
-		if (!pg_query(l->tgt, "SELECT to_regclass($1) IS NOT NULL", 1, params,
-		              &res, err))
+		if (!pg_relation_exists(l->tgt, s->qname, &on_target, err))
 			return false;
-		on_target = PQgetvalue(res, 0, 0)[0] == 't';
-		PQclear(res);
 		if (!on_target)
 			continue;
 		if (asprintf(&sql, "SELECT last_value, is_called FROM %s", s->qname) <
@@ -740,7 +733,7 @@ print_summary(const Load *l)
 {
 	int64_t rows = 0, bytes = 0;
 	char b[32];
-	double secs = (double) (log_now_ms() - l->start_ms) / 1000.0;
+	double secs = (double) (clock_ms() - l->start_ms) / 1000.0;
 
 	for (int i = 0; i < l->ntables; i++)
 	{
@@ -883,7 +876,7 @@ task_copy(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err)
 	memset(&snap, 0, sizeof(snap));
 	l.cfg = cfg;
 	l.stop = stop;
-	l.start_ms = log_now_ms();
+	l.start_ms = clock_ms();
 	if (!pg_connect(cfg->source_uri, ERR_SOURCE, PG_CONN_SQL, "pgtide", 5000,
 	                &l.src, err) ||
 	    !pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide", 5000,
@@ -954,10 +947,10 @@ task_copy(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err)
 			goto out;
 	}
 	log_info("copy phase done in %.1f s",
-	         (double) (log_now_ms() - l.start_ms) / 1000.0);
+	         (double) (clock_ms() - l.start_ms) / 1000.0);
 	if (cfg->schema_mode == SCHEMA_MODE_CREATE)
 	{
-		int64_t t0 = log_now_ms();
+		int64_t t0 = clock_ms();
 
 		SchemaBuild rest;
 
@@ -975,7 +968,7 @@ task_copy(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err)
 		    !schema_build_postdata(&rest, err))
 			goto out;
 		log_info("indexes and constraints done in %.1f s",
-		         (double) (log_now_ms() - t0) / 1000.0);
+		         (double) (clock_ms() - t0) / 1000.0);
 	}
 	if (interrupted(&l, err) || !copy_sequences(&l, err) ||
 	    !state_task_set_phase(l.tgt, cfg->state_schema, cfg->task, "loaded",

@@ -1,6 +1,5 @@
 """Helpers for change-stream tests: run pgtide migrate in the background and
 wait until the target has caught up with the source."""
-import time
 
 from conftest import wait_for
 
@@ -43,3 +42,23 @@ def origin_flushed(target_db, origin="pgtide_default"):
 def lsn(text):
     hi, lo = text.split("/")
     return (int(hi, 16) << 32) | int(lo, 16)
+
+
+class ServerDb:
+    """The `postgres` database of a server of its own (make_server), with the
+    methods of conftest.Database that these tests use."""
+
+    def __init__(self, server):
+        self.server, self.name, self.uri = server, "postgres", server.uri()
+
+    def query_one(self, sql, params=None):
+        return self.server.query_one("postgres", sql, params)
+
+    def query(self, sql, params=None):
+        return self.server.query("postgres", sql, params)
+
+    def connect(self):
+        return self.server.connect("postgres")
+
+    def execute(self, sql, params=None):
+        self.server.execute("postgres", sql, params)

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from cdc_helpers import (lsn, origin_flushed, slot_confirmed, start_migrate,
-                         wait_caught_up)
-from conftest import assert_same_content, wait_for
+from cdc_helpers import (ServerDb, lsn, origin_flushed, slot_confirmed,
+                         start_migrate, wait_caught_up)
+from conftest import assert_same_content
 
 SCHEMA = """
     CREATE TABLE acct (id int PRIMARY KEY, balance bigint NOT NULL);
@@ -160,23 +160,7 @@ def test_slow_target_does_not_drop_the_replication_connection(
         pgtide, make_server, target_db):
     source = make_server("walsender", wal_sender_timeout="5s")
     source.execute("postgres", SCHEMA)
-
-    class Db:  # the bits of Database the helpers use, on the special server
-        def __init__(self, server):
-            self.server, self.name, self.uri = server, "postgres", server.uri()
-
-        def query_one(self, sql, params=None):
-            return self.server.query_one("postgres", sql, params)
-
-        def query(self, sql, params=None):
-            return self.server.query("postgres", sql, params)
-
-        def connect(self):
-            return self.server.connect("postgres")
-
-        def execute(self, sql, params=None):
-            self.server.execute("postgres", sql, params)
-    src = Db(source)
+    src = ServerDb(source)
     p = start_migrate(pgtide, src, target_db)
     with target_db.connect() as lock_conn:
         lock_conn.autocommit = False
@@ -197,23 +181,7 @@ def test_disconnects_are_survived(pgtide, make_server, what):
     source = make_server("src")
     target = make_server("tgt")
     source.execute("postgres", SCHEMA)
-
-    class Db:
-        def __init__(self, server):
-            self.server, self.name, self.uri = server, "postgres", server.uri()
-
-        def query_one(self, sql, params=None):
-            return self.server.query_one("postgres", sql, params)
-
-        def query(self, sql, params=None):
-            return self.server.query("postgres", sql, params)
-
-        def connect(self):
-            return self.server.connect("postgres")
-
-        def execute(self, sql, params=None):
-            self.server.execute("postgres", sql, params)
-    src, tgt = Db(source), Db(target)
+    src, tgt = ServerDb(source), ServerDb(target)
     p = start_migrate(pgtide, src, tgt)
     w = Workload(src, count=3000).start()
     time.sleep(1)
