@@ -49,6 +49,7 @@ typedef struct Rel
 	uint32_t relid;
 	char *src_qname;         /* for messages */
 	const ApplyTable *table; /* NULL: the task does not move this table */
+	ApplyTable same_name;    /* the table when every table maps to itself */
 	char replident;
 	int ncols;
 	RelCol *cols;
@@ -88,7 +89,8 @@ struct Applier
 	ApplyTable *tables; /* owned copies */
 	int ntables;
 
-	Rel *rels; /* relation cache, small: a linear scan */
+	Rel **rels; /* relation cache, small: a linear scan; each Rel is
+	               allocated alone so pending statements may point to it */
 	int nrels;
 	int rels_cap;
 
@@ -233,8 +235,8 @@ static Rel *
 rel_find(Applier *a, uint32_t relid)
 {
 	for (int i = 0; i < a->nrels; i++)
-		if (a->rels[i].relid == relid)
-			return &a->rels[i];
+		if (a->rels[i]->relid == relid)
+			return a->rels[i];
 	return NULL;
 }
 
@@ -269,15 +271,17 @@ rel_update(Applier *a, const PgoRelation *m, Error *err)
 		if (a->nrels == a->rels_cap)
 		{
 			int cap = a->rels_cap ? a->rels_cap * 2 : 64;
-			Rel *grown = realloc(a->rels, sizeof(Rel) * (size_t) cap);
+			Rel **grown = realloc(a->rels, sizeof(Rel *) * (size_t) cap);
 
 			if (grown == NULL)
 				return err_set(err, ERR_INTERNAL, "out of memory");
 			a->rels = grown;
 			a->rels_cap = cap;
 		}
-		r = &a->rels[a->nrels++];
-		memset(r, 0, sizeof(*r));
+		r = calloc(1, sizeof(Rel));
+		if (r == NULL)
+			return err_set(err, ERR_INTERNAL, "out of memory");
+		a->rels[a->nrels++] = r;
 		r->relid = m->relid;
 	}
 	/* A Relation message always replaces what was known: columns may have
@@ -303,6 +307,14 @@ rel_update(Applier *a, const PgoRelation *m, Error *err)
 		if (strcmp(a->tables[i].src_schema, m->nspname) == 0 &&
 		    strcmp(a->tables[i].src_name, m->relname) == 0)
 			r->table = &a->tables[i];
+	/* no task tables (follow from a slot the user names): every table goes
+	 * to the target table of the same name, every change applies */
+	if (a->ntables == 0)
+	{
+		r->same_name.tgt_qname = r->src_qname;
+		r->same_name.load_point = LSN_INVALID;
+		r->table = &r->same_name;
+	}
 	return true;
 }
 
@@ -1159,7 +1171,10 @@ apply_free(Applier *a)
 		return;
 	pg_close(a->conn);
 	for (int i = 0; i < a->nrels; i++)
-		rel_clear(&a->rels[i]);
+	{
+		rel_clear(a->rels[i]);
+		free(a->rels[i]);
+	}
 	free(a->rels);
 	stmt_free_all(a);
 	for (int i = 0; a->pend != NULL && i < APPLY_INFLIGHT_MAX; i++)

@@ -51,7 +51,8 @@ typedef struct ApplyCounters
 /*
  * Connects to the target, creates the replication origin `origin` if
  * missing, and sets it up for the session. tables (copied) tell where each
- * source table goes. On success *out is the applier, freed with apply_free().
+ * source table goes; with none, every table goes to the target table of the
+ * same name. On success *out is the applier, freed with apply_free().
  */
 bool apply_new(const char *target_uri, const char *origin,
                const ApplyTable *tables, int ntables, OnConflict policy,

@@ -127,6 +127,9 @@ usage_command(const Command *c, FILE *out)
 	    "      --start-lsn=LSN       follow: start here when the target has "
 	    "no\n"
 	    "                            position yet\n"
+	    "      --publication=NAME    follow: the publication to stream "
+	    "(default:\n"
+	    "                            the task's)\n"
 	    "\n"
 	    "Other:\n"
 	    "      --state-schema=NAME   state schema on the target (default: "
@@ -200,6 +203,7 @@ enum
 	OPT_SLOT,
 	OPT_START_LSN,
 	OPT_JSON,
+	OPT_PUBLICATION,
 };
 
 /* Each option and the task-file key it sets (NULL: it sets none). */
@@ -235,6 +239,8 @@ static const OptionKey options[] = {
      "cdc.on_conflict"},
     {{"slot", required_argument, NULL, OPT_SLOT}, "cdc.slot"},
     {{"start-lsn", required_argument, NULL, OPT_START_LSN}, "cdc.start_lsn"},
+    {{"publication", required_argument, NULL, OPT_PUBLICATION},
+     "cdc.publication"},
     {{"log-format", required_argument, NULL, OPT_LOG_FORMAT}, NULL},
     {{"json", no_argument, NULL, OPT_JSON}, NULL},
     {{"verbose", no_argument, NULL, 'v'}, NULL},

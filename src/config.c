@@ -84,6 +84,7 @@ typedef enum KeyId
 	KEY_ON_CONFLICT,
 	KEY_CDC_SLOT,
 	KEY_CDC_START_LSN,
+	KEY_CDC_PUBLICATION,
 } KeyId;
 
 typedef enum KeyType
@@ -155,6 +156,9 @@ static const KeyDef config_keys[] = {
      .choices = on_conflict_names},
     {.name = "cdc.slot", .id = KEY_CDC_SLOT, .type = KEY_TYPE_STRING},
     {.name = "cdc.start_lsn", .id = KEY_CDC_START_LSN, .type = KEY_TYPE_STRING},
+    {.name = "cdc.publication",
+     .id = KEY_CDC_PUBLICATION,
+     .type = KEY_TYPE_STRING},
 };
 
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -650,6 +654,8 @@ key_store(TaskConfig *cfg, const KeyDef *key, const char *text, size_t len,
 			return replace_string(&cfg->cdc_slot, text, len, err);
 		case KEY_CDC_START_LSN:
 			return replace_string(&cfg->cdc_start_lsn, text, len, err);
+		case KEY_CDC_PUBLICATION:
+			return replace_string(&cfg->cdc_publication, text, len, err);
 	}
 	return err_set(err, ERR_INTERNAL, "key %s has no field", key->name);
 }
@@ -1152,6 +1158,7 @@ config_free(TaskConfig *cfg)
 	free(cfg->cdc_spill_dir);
 	free(cfg->cdc_slot);
 	free(cfg->cdc_start_lsn);
+	free(cfg->cdc_publication);
 	memset(cfg, 0, sizeof(*cfg));
 }
 

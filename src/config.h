@@ -78,9 +78,10 @@ typedef struct TaskConfig
 	    cdc_memory_bytes; /* transactions buffered in memory, then spilled */
 	char *cdc_spill_dir;  /* NULL = $TMPDIR or /tmp */
 	OnConflict on_conflict;
-	char *cdc_slot;      /* follow: the slot to stream; NULL = the task's */
-	char *cdc_start_lsn; /* follow: where to start; NULL = the slot's */
-	bool output_json;    /* command line only (--json): machine output */
+	char *cdc_slot;        /* follow: the slot to stream; NULL = the task's */
+	char *cdc_start_lsn;   /* follow: where to start; NULL = the slot's */
+	char *cdc_publication; /* follow: NULL = the task's (pgtide_TASK) */
+	bool output_json;      /* command line only (--json): machine output */
 } TaskConfig;
 
 /* Fills cfg with every default (see docs/task-file.md). Never fails. */

@@ -1135,7 +1135,8 @@ task_follow(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err)
 	o.source_uri = cfg->source_uri;
 	o.target_uri = cfg->target_uri;
 	o.slot = cfg->cdc_slot ? cfg->cdc_slot : st.slot_name;
-	o.publication = st.publication;
+	o.publication =
+	    cfg->cdc_publication ? cfg->cdc_publication : st.publication;
 	o.origin = origin;
 	o.tables = tables;
 	o.ntables = ntables;

@@ -801,7 +801,7 @@ test_set_errors(void **state)
 	              "copy.split_tables_larger_than, copy.format, schema.mode, "
 	              "schema.on_existing, schema.pg_dump, state.schema, "
 	              "progress.interval, cdc.memory_limit, cdc.spill_dir, "
-	              "cdc.on_conflict, cdc.slot, cdc.start_lsn");
+	              "cdc.on_conflict, cdc.slot, cdc.start_lsn, cdc.publication");
 	/* A section is not a key. */
 	err_clear(&err);
 	assert_false(config_set(&cfg, "copy", "4", "option --set", &err));
