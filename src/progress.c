@@ -166,9 +166,22 @@ render(Progress *p, bool final)
 	progress_format_bytes(bytes, b1, sizeof(b1));
 	progress_format_bytes((int64_t) p->rate, b2, sizeof(b2));
 	progress_format_bytes(est, b3, sizeof(b3));
-	format_eta(
-	    eta_seconds(est > 0 ? done_est / (double) est : 0, p->start_ms, now),
-	    eta, sizeof(eta));
+	{
+		/* the load ends no sooner than its slowest table in flight */
+		double left = eta_seconds(est > 0 ? done_est / (double) est : 0,
+		                          p->start_ms, now);
+
+		for (int i = 0; i < p->n; i++)
+			if (in_flight(p, i))
+			{
+				double t = eta_seconds(table_fraction(p, i), p->started_ms[i],
+				                       now);
+
+				if (t > left)
+					left = t;
+			}
+		format_eta(left, eta, sizeof(eta));
+	}
 	snprintf(line, sizeof(line),
 	         "load: %d/%d tables, %lld rows, %s of ~%s on disk, %s/s, ETA %s",
 	         tables_done, p->n, (long long) rows, b1, b3, b2,
