@@ -15,6 +15,7 @@ BENCH_MAXRATE_SECS=${BENCH_MAXRATE_SECS:-20}
 BENCH_PGBENCH_SCALE=${BENCH_PGBENCH_SCALE:-10}
 BENCH_WORKLOADS=${BENCH_WORKLOADS:-tpcb insert}
 BENCH_TOOLS=${BENCH_TOOLS:-native pgtide}
+BENCH_HEARTBEAT=${BENCH_HEARTBEAT:-0.5}
 BENCH_TIMEOUT=${BENCH_TIMEOUT:-600}
 BENCH_KEEP=${BENCH_KEEP:-0}
 PGTIDE_BIN=${PGTIDE_BIN:-$ROOT/build/release/pgtide}
@@ -22,6 +23,11 @@ case "$PGTIDE_BIN" in /*) ;; *) PGTIDE_BIN=$PWD/$PGTIDE_BIN ;; esac
 JOBS=2                 # the servers' worker settings (bench/lib.sh), as full_load.sh's default
 CLIENTS=4 THREADS=2    # pgbench -c and -j, for every run
 SKIP_SECS=5            # the start of a half-rate run left out of its lag figures
+# The samplers' period: psql's \watch keeps a fixed period, so samplers at
+# exactly the heartbeat's 0.5 s would meet it at the same point of its cycle for
+# a whole run and report that fixed offset instead of a lag; 0.47 s drifts
+# through the cycle.
+SAMPLE_EVERY=0.47
 TASK=bench             # pgtide's task: its slot is pgtide_bench
 NATIVE_SUB=bench_sub   # the subscription, and its slot on the source
 
@@ -30,6 +36,10 @@ posint BENCH_SECS "$BENCH_SECS"
 posint BENCH_MAXRATE_SECS "$BENCH_MAXRATE_SECS"
 posint BENCH_PGBENCH_SCALE "$BENCH_PGBENCH_SCALE"
 posint BENCH_TIMEOUT "$BENCH_TIMEOUT"
+if ! [[ "$BENCH_HEARTBEAT" =~ ^[0-9]*[.]?[0-9]+$ ]] || ! awk -v h="$BENCH_HEARTBEAT" 'BEGIN { exit !(h >= 0.05) }'; then
+	echo "bench: BENCH_HEARTBEAT must be a number of seconds, at least 0.05" >&2
+	exit 2
+fi
 [ "$BENCH_SECS" -gt $((SKIP_SECS + 2)) ] || { echo "bench: BENCH_SECS must be above $((SKIP_SECS + 2))" >&2; exit 2; }
 for w in $BENCH_WORKLOADS; do
 	case "$w" in tpcb | insert) ;; *) echo "bench: unknown workload '$w' in BENCH_WORKLOADS (tpcb insert)" >&2; exit 2 ;; esac
@@ -51,11 +61,14 @@ OUT=$OUT_DIR/cdc-$STAMP.txt
 track() { echo "$1" >>"$WORK/pids"; }
 untrack() { sed -i "/^$1\$/d" "$WORK/pids"; }
 bench_on_exit() {
-	local p
+	local p s
 	while read -r p; do
 		kill -TERM "$p" 2>/dev/null
 	done <"$WORK/pids"
 	sleep 0.5
+	for s in src tgt; do
+		[ -f "$WORK/pg/$s.log" ] && cp "$WORK/pg/$s.log" "$WORK/logs/server-$s.log"
+	done
 }
 
 start_servers
@@ -226,9 +239,9 @@ kill_pgtide() { # on the way out of a failed run: stop pgtide, whatever it says
 }
 
 # ------------------------------------------------- heartbeat and sampling --
-start_heartbeat() { # a row with the source's clock every 0.5 s, for the lag in seconds
+start_heartbeat() { # a row with the source's clock every BENCH_HEARTBEAT s, for the lag in seconds
 	psql "$SRC" -X -q -v ON_ERROR_STOP=1 >/dev/null 2>>"$WORK/logs/$KEY-heartbeat.log" \
-		<<<"INSERT INTO heartbeat (ts) VALUES (clock_timestamp()) \\watch 0.5" &
+		<<<"INSERT INTO heartbeat (ts) VALUES (clock_timestamp()) \\watch $BENCH_HEARTBEAT" &
 	HB_PID=$!
 	track "$HB_PID"
 }
@@ -243,26 +256,29 @@ stop_bg() { # stop_bg PID...: stop background processes of ours and reap them
 	done
 }
 
-# Every 0.5 s: lag in bytes (source WAL position - the slot's confirmed flush
+# Every SAMPLE_EVERY s: lag in bytes (source WAL position - the slot's confirmed flush
 # position) and in seconds (now - newest heartbeat on the target), each line
 # "epoch value".
 start_samplers() { # start_samplers TAG
 	psql "$SRC" -X -A -t -q -F ' ' >"$WORK/res/$KEY-$1.bytes" 2>>"$WORK/logs/$KEY-samplers.log" \
-		<<<"SELECT extract(epoch FROM clock_timestamp()), pg_current_wal_lsn() - confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '$SLOT' \\watch 0.5" &
+		<<<"SELECT extract(epoch FROM clock_timestamp()), pg_current_wal_lsn() - confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '$SLOT' \\watch $SAMPLE_EVERY" &
 	SAMPLERS=($!)
 	track "$!"
 	psql "$TGT" -X -A -t -q -F ' ' >"$WORK/res/$KEY-$1.secs" 2>>"$WORK/logs/$KEY-samplers.log" \
-		<<<"SELECT extract(epoch FROM clock_timestamp()), extract(epoch FROM clock_timestamp() - max(ts)) FROM heartbeat \\watch 0.5" &
+		<<<"SELECT extract(epoch FROM clock_timestamp()), extract(epoch FROM clock_timestamp() - max(ts)) FROM heartbeat \\watch $SAMPLE_EVERY" &
 	SAMPLERS+=($!)
 	track "$!"
 }
 
 # wait_drain LSN HEARTBEAT_ID: until the slot has confirmed LSN and the target
-# has that heartbeat row. Fails after BENCH_TIMEOUT or when pgtide dies.
+# has that heartbeat row (HB_SEEN: when it was first seen there). Fails after
+# BENCH_TIMEOUT or when pgtide dies.
 wait_drain() {
 	local deadline=$(($(date +%s) + BENCH_TIMEOUT)) ok
+	HB_SEEN=""
 	while :; do
-		if [ "$(q "$TGT" "SELECT coalesce(max(id), 0) >= $2 FROM heartbeat")" = t ]; then
+		if [ -n "$HB_SEEN" ] || [ "$(q "$TGT" "SELECT coalesce(max(id), 0) >= $2 FROM heartbeat")" = t ]; then
+			[ -n "$HB_SEEN" ] || HB_SEEN=$(now)
 			ok=$(q "$SRC" "SELECT confirmed_flush_lsn >= '$1' FROM pg_replication_slots WHERE slot_name = '$SLOT'")
 			[ "$ok" = t ] && return 0
 		fi
@@ -276,6 +292,30 @@ caught_up() { # wait until the target has everything written so far
 	wait_drain "$(q "$SRC" "SELECT pg_current_wal_lsn()")" "$(q "$SRC" "SELECT coalesce(max(id), 0) FROM heartbeat")"
 }
 
+# CPU time of the tool's processes, to tell what a run cost besides its speed:
+# the slot's WAL sender on the source, the tool's sessions on the target (native:
+# the apply worker; pgtide: its sessions), and pgtide's own process.
+cpu_pids() { # prints "GROUP PID" lines
+	local p
+	for p in $(q "$SRC" "SELECT active_pid FROM pg_replication_slots WHERE slot_name = '$SLOT' AND active_pid IS NOT NULL"); do
+		echo "walsender $p"
+	done
+	if [ "$TOOL" = native ]; then
+		p=$(q "$TGT" "SELECT pid FROM pg_stat_subscription WHERE subname = '$NATIVE_SUB' AND pid IS NOT NULL")
+	else
+		p=$(q "$TGT" "SELECT pid FROM pg_stat_activity WHERE datname = 'bench' AND application_name LIKE 'pgtide%'")
+		[ -z "${PGTIDE_PID:-}" ] || echo "process $PGTIDE_PID"
+	fi
+	for p in $p; do echo "target $p"; done
+}
+cpu_ticks() { # cpu_ticks PIDFILE: "GROUP PID TICKS" for each process still there
+	local g p
+	while read -r g p; do
+		awk -v g="$g" -v p="$p" '{ sub(/^.*\) /, ""); split($0, f, " "); print g, p, f[12] + f[13] }' "/proc/$p/stat" 2>/dev/null || true
+	done <"$1"
+}
+host_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $6 + $7 + $8, $5 }' /proc/stat; } # busy idle
+
 # run_load TAG SECONDS [PGBENCH ARGS...]: the workload at full speed (or as the
 # arguments say) with the samplers on, then the wait until the target caught up.
 # Writes res/KEY-TAG.{t0,t1,t2,tps,txns}: pgbench's start and end, caught up.
@@ -283,6 +323,9 @@ run_load() {
 	local tag=$1 secs=$2 t0 t1 t2 end_lsn hb rc=0
 	shift 2
 	start_samplers "$tag"
+	cpu_pids >"$WORK/res/$KEY-$tag.cpupids"
+	cpu_ticks "$WORK/res/$KEY-$tag.cpupids" >"$WORK/res/$KEY-$tag.cpu0"
+	host_ticks >"$WORK/res/$KEY-$tag.host0"
 	t0=$(now)
 	# shellcheck disable=SC2046 # wl_args prints one argument a line, none with spaces
 	timeout $((secs + BENCH_TIMEOUT)) pgbench -h 127.0.0.1 -p "$SRC_PORT" -U postgres -n \
@@ -298,11 +341,14 @@ run_load() {
 	fi
 	wait_drain "$end_lsn" "$hb" || { stop_bg "${SAMPLERS[@]}"; return 1; }
 	t2=$(now)
+	cpu_ticks "$WORK/res/$KEY-$tag.cpupids" >"$WORK/res/$KEY-$tag.cpu1"
+	host_ticks >"$WORK/res/$KEY-$tag.host1"
 	stop_bg "${SAMPLERS[@]}"
 	SAMPLERS=()
 	echo "$t0" >"$WORK/res/$KEY-$tag.t0"
 	echo "$t1" >"$WORK/res/$KEY-$tag.t1"
 	echo "$t2" >"$WORK/res/$KEY-$tag.t2"
+	echo "$HB_SEEN" >"$WORK/res/$KEY-$tag.hb"
 	sed -nE 's/^tps = ([0-9.]+).*/\1/p' "$WORK/logs/$KEY-$tag.pgbench.log" | head -n1 >"$WORK/res/$KEY-$tag.tps"
 	sed -nE 's/^number of transactions actually processed: ([0-9]+).*/\1/p' "$WORK/logs/$KEY-$tag.pgbench.log" |
 		head -n1 >"$WORK/res/$KEY-$tag.txns"
@@ -332,7 +378,7 @@ verify() {
 # -------------------------------------------------------------------- run --
 # bench_one: one workload ($WL) with one tool ($TOOL), in a subshell with errexit.
 bench_one() {
-	local half
+	local half s
 	SAMPLERS=() HB_PID="" TOOL_PID="" PGTIDE_PID="" SLOT=""
 	trap 'stop_bg "${SAMPLERS[@]}" "$HB_PID"; kill_pgtide' EXIT
 	reset_all
@@ -342,11 +388,19 @@ bench_one() {
 	sleep 1
 	caught_up
 	log "$TOOL: streaming and caught up"
+	for s in src tgt; do stat -c %s "$WORK/pg/$s.log" >"$WORK/res/$KEY.$s-log-from"; done
 	echo ok >"$WORK/res/$KEY.status"
 
-	if [ ! -s "$WORK/res/$WL.maxtps" ]; then # once per workload, with the first tool running
+	# The same full-speed pass with every tool, so that each full-speed run
+	# starts from the same state (page cache, full-page writes since the
+	# checkpoint); the first one gives the workload's maximum rate.
+	if [ ! -s "$WORK/res/$WL.maxtps" ]; then
 		log "$TOOL: measuring the source's maximum rate (${BENCH_MAXRATE_SECS} s)"
-		run_load maxrate "$BENCH_MAXRATE_SECS"
+	else
+		log "$TOOL: warm-up at full speed (${BENCH_MAXRATE_SECS} s, as the maximum-rate run)"
+	fi
+	run_load maxrate "$BENCH_MAXRATE_SECS"
+	if [ ! -s "$WORK/res/$WL.maxtps" ]; then
 		cp "$WORK/res/$KEY-maxrate.tps" "$WORK/res/$WL.maxtps"
 		echo "$TOOL" >"$WORK/res/$WL.maxtool"
 	fi
@@ -361,11 +415,12 @@ bench_one() {
 
 	stop_bg "$HB_PID"
 	HB_PID=""
+	for s in src tgt; do stat -c %s "$WORK/pg/$s.log" >"$WORK/res/$KEY.$s-log-to"; done
 	"stop_$TOOL"
 }
 
 run_one() {
-	local rc why
+	local rc why s from to
 	KEY=$WL-$TOOL
 	TOOL_LOG=$WORK/logs/$KEY.log
 	log "---- $WL workload, $TOOL"
@@ -378,8 +433,19 @@ run_one() {
 		echo "failed: $why" >"$WORK/res/$KEY.status"
 		log "$TOOL failed on $WL ($why)"
 	fi
+	# error lines: pgtide's log, and what the servers logged while the tool streamed
+	: >"$WORK/res/$KEY.problems"
 	if [ -s "$TOOL_LOG" ]; then
-		grep -E ' (warning|error) |^pgtide: error|^(DETAIL|HINT):|ERROR:' "$TOOL_LOG" >"$WORK/res/$KEY.problems" || true
+		grep -E ' (warning|error) |^pgtide: error|^(DETAIL|HINT):|ERROR:' "$TOOL_LOG" >>"$WORK/res/$KEY.problems" || true
+	fi
+	for s in src tgt; do
+		from=$(res "$KEY.$s-log-from") to=$(res "$KEY.$s-log-to")
+		[ -n "$from" ] || continue
+		[ -n "$to" ] || to=$(stat -c %s "$WORK/pg/$s.log")
+		tail -c +$((from + 1)) "$WORK/pg/$s.log" | head -c $((to - from)) |
+			grep -E '(ERROR|FATAL|PANIC|WARNING):' | sed "s/^/$s server: /" >>"$WORK/res/$KEY.problems" || true
+	done
+	if [ -s "$TOOL_LOG" ]; then
 		if [ $rc -ne 0 ]; then
 			log "last lines of $TOOL's log:"
 			tail -n 15 "$TOOL_LOG" | sed 's/^/    /' >&2
@@ -427,9 +493,28 @@ measure() {
 	M[drain]=$(elapsed "$t1" "$t2")
 	M[hp95]=$(fmt "$hp95" 2)
 	M[hmax]=$(fmt "$hmax" 2)
-	echo "$1 $2: full run $txns transactions x ${WL_CHANGES[$1]} row changes in $(elapsed "$t0" "$t1") s," \
-		"caught up at $(elapsed "$t0" "$t2") s; half-rate run $(res "$key-half.tps") tps," \
-		"caught up $(elapsed "$h1" "$(res "$key-half.t2")") s after it, $hn lag samples after the first $SKIP_SECS s" >>"$WORK/res/details"
+	{
+		echo "$1 $2: full-speed pass before the runs: $(fmt "$(res "$key-maxrate.tps")" 1) tps"
+		echo "$1 $2: full run: $txns transactions x ${WL_CHANGES[$1]} row changes in $(elapsed "$t0" "$t1") s;" \
+			"after pgbench's end, the last heartbeat was on the target at +$(elapsed "$t1" "$(res "$key-full.hb")") s," \
+			"the slot confirmed the end position at +$(elapsed "$t1" "$t2") s"
+		echo "$1 $2: full run: CPU seconds until caught up: $(cpu_report "$key-full")"
+		echo "$1 $2: half-rate run: $(fmt "$(res "$key-half.tps")" 1) tps, $hn lag samples after the first $SKIP_SECS s;" \
+			"caught up $(elapsed "$h1" "$(res "$key-half.t2")") s after pgbench's end"
+	} >>"$WORK/res/details"
+}
+
+cpu_report() { # cpu_report KEY-TAG: CPU seconds per process group over a run, and the host's load
+	local hz
+	hz=$(getconf CLK_TCK)
+	awk -v hz="$hz" 'FNR == NR { a[$1 " " $2] = $3; next }
+		($1 " " $2) in a { d[$1] += ($3 - a[$1 " " $2]) / hz }
+		END { n = split("walsender target process", g, " ")
+			names["walsender"] = "source WAL sender"; names["target"] = "target sessions"; names["process"] = "pgtide process"
+			for (i = 1; i <= n; i++) if (g[i] in d) { printf "%s%s %.1f", sep, names[g[i]], d[g[i]]; sep = ", " } }' \
+		"$WORK/res/$1.cpu0" "$WORK/res/$1.cpu1" 2>/dev/null
+	paste -d ' ' "$WORK/res/$1.host0" "$WORK/res/$1.host1" 2>/dev/null |
+		awk -v c="$(nproc)" '{ b = $3 - $1; i = $4 - $2; if (b + i > 0) printf "; host CPU busy %.0f%% of %d cores", 100 * b / (b + i), c }'
 }
 
 ROWFMT='%-20s %10s %10s %10s %9s %8s %10s %10s %8s %8s %7s  %s\n'
@@ -438,7 +523,8 @@ ROWFMT='%-20s %10s %10s %10s %9s %8s %10s %10s %8s %8s %7s  %s\n'
 	echo "host: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); PostgreSQL $PG_VERSION ($PG_BINDIR)"
 	echo "pgtide: $PGTIDE_BIN ($PGTIDE_VERSION)"
 	echo "pgbench -c $CLIENTS -j $THREADS, scale $BENCH_PGBENCH_SCALE; runs of BENCH_SECS=$BENCH_SECS s;" \
-		"maximum rate over $BENCH_MAXRATE_SECS s; lag sampled every 0.5 s; heartbeat every 0.5 s"
+		"maximum rate over $BENCH_MAXRATE_SECS s;" \
+		"heartbeat every $BENCH_HEARTBEAT s; lag sampled every $SAMPLE_EVERY s"
 	: >"$WORK/res/details"
 	for WL in $BENCH_WORKLOADS; do
 		echo
@@ -471,7 +557,8 @@ ROWFMT='%-20s %10s %10s %10s %9s %8s %10s %10s %8s %8s %7s  %s\n'
 	echo
 	echo "source_TPS: pgbench's tps in the full-speed run. changes/s: the row changes of that run / (its duration +"
 	echo "drain_s). max_lag_MB, max_lag_s: the largest lag during that run and its drain, in bytes (the source's WAL"
-	echo "position - the slot's confirmed_flush_lsn; MB = 2^20) and in seconds (now - the newest heartbeat on the target)."
+	echo "position - the slot's confirmed_flush_lsn; MB = 2^20) and in seconds (now - the newest heartbeat on the target,"
+	echo "so it includes up to one heartbeat interval, $BENCH_HEARTBEAT s, even when the target is caught up)."
 	echo "drain_s: from pgbench's end until the slot confirmed the source's WAL position at that end and the target had"
 	echo "the last heartbeat written before it. half_p95_s, half_max_s: p95 and max of the lag in seconds during the"
 	echo "half-rate run, its first $SKIP_SECS s left out. apply_x: pgtide changes/s / native changes/s (above 1: pgtide"

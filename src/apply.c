@@ -84,6 +84,7 @@ typedef struct Pending
 struct Applier
 {
 	PgConn *conn;
+	char *target_uri;
 	char *origin;
 	OnConflict policy;
 	ApplyTable *tables; /* owned copies */
@@ -1080,22 +1081,73 @@ apply_flushed(Applier *a, Lsn *flushed, Error *err)
 	return ok;
 }
 
+/*
+ * Opens the target session: replication role, settings, the origin. The
+ * relation cache is the stream's and survives; statements are the
+ * session's and start anew.
+ */
+static bool
+session_open(Applier *a, Error *err)
+{
+	const char *params[1] = {a->origin};
+	PGresult *res;
+
+	/*
+	 * replica: the target's triggers and FK checks stay silent, as for
+	 * PostgreSQL's own apply worker. The origin advance commits with each
+	 * batch, so synchronous_commit can be off: what the slot is told comes
+	 * from pg_replication_origin_progress(origin, true), which reports only
+	 * what the target flushed. The date and number settings are the ones the
+	 * source's walsender renders values with (stream.c sets them there).
+	 */
+	if (!pg_connect(a->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide apply",
+	                10000, &a->conn, err) ||
+	    !pg_exec(a->conn,
+	             "SET session_replication_role = replica;"
+	             " SET synchronous_commit = off;"
+	             " SET DateStyle = ISO; SET IntervalStyle = postgres;"
+	             " SET extra_float_digits = 3; SET TimeZone = 'UTC'",
+	             err) ||
+	    !pg_query(a->conn,
+	              "SELECT pg_catalog.pg_replication_origin_create($1)"
+	              " WHERE NOT EXISTS (SELECT 1 FROM"
+	              " pg_catalog.pg_replication_origin WHERE roname = $1)",
+	              1, params, &res, err))
+		return err_prefix(err, "could not prepare the target for the change "
+		                       "stream: ");
+	PQclear(res);
+	if (!pg_query(a->conn,
+	              "SELECT pg_catalog.pg_replication_origin_session_setup($1)",
+	              1, params, &res, err))
+	{
+		/* a killed pgtide's session may hold the origin for a moment */
+		if (pg_err_is(err, "55000"))
+			err->retryable = true;
+		return err_prefix(
+		    err, "could not set up replication origin \"%s\": ", a->origin);
+	}
+	PQclear(res);
+	if (PQenterPipelineMode(pg_raw(a->conn)) != 1)
+		return pg_error(a->conn, NULL, err);
+	return true;
+}
+
 bool
 apply_new(const char *target_uri, const char *origin, const ApplyTable *tables,
           int ntables, OnConflict policy, Applier **out, Error *err)
 {
 	Applier *a = calloc(1, sizeof(*a));
-	const char *params[1] = {origin};
-	PGresult *res;
 
 	*out = NULL;
 	if (a == NULL)
 		return err_set(err, ERR_INTERNAL, "out of memory");
 	a->policy = policy;
 	a->origin = strdup(origin);
+	a->target_uri = strdup(target_uri);
 	a->pend = calloc(APPLY_INFLIGHT_MAX, sizeof(Pending));
 	a->tables = calloc((size_t) ntables + 1, sizeof(ApplyTable));
-	if (a->origin == NULL || a->pend == NULL || a->tables == NULL)
+	if (a->origin == NULL || a->target_uri == NULL || a->pend == NULL ||
+	    a->tables == NULL)
 	{
 		apply_free(a);
 		return err_set(err, ERR_INTERNAL, "out of memory");
@@ -1115,53 +1167,29 @@ apply_new(const char *target_uri, const char *origin, const ApplyTable *tables,
 			return err_set(err, ERR_INTERNAL, "out of memory");
 		}
 	}
-	/*
-	 * replica: the target's triggers and FK checks stay silent, as for
-	 * PostgreSQL's own apply worker. The origin advance commits with each
-	 * batch, so synchronous_commit can be off: what the slot is told comes
-	 * from pg_replication_origin_progress(origin, true), which reports only
-	 * what the target flushed. The date and number settings match the ones
-	 * the source's walsender renders values with.
-	 */
-	if (!pg_connect(target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide apply", 10000,
-	                &a->conn, err) ||
-	    !pg_exec(a->conn,
-	             "SET session_replication_role = replica;"
-	             " SET synchronous_commit = off;"
-	             " SET DateStyle = ISO; SET IntervalStyle = postgres;"
-	             " SET extra_float_digits = 3; SET TimeZone = 'UTC'",
-	             err) ||
-	    !pg_query(a->conn,
-	              "SELECT pg_catalog.pg_replication_origin_create($1)"
-	              " WHERE NOT EXISTS (SELECT 1 FROM"
-	              " pg_catalog.pg_replication_origin WHERE roname = $1)",
-	              1, params, &res, err))
+	if (!session_open(a, err))
 	{
-		err_prefix(err, "could not prepare the target for the change stream: ");
-		apply_free(a);
-		return false;
-	}
-	PQclear(res);
-	if (!pg_query(a->conn,
-	              "SELECT pg_catalog.pg_replication_origin_session_setup($1)",
-	              1, params, &res, err))
-	{
-		/* a killed pgtide's session may hold the origin for a moment */
-		if (pg_err_is(err, "55000"))
-			err->retryable = true;
-		err_prefix(err, "could not set up replication origin \"%s\": ", origin);
-		apply_free(a);
-		return false;
-	}
-	PQclear(res);
-	if (PQenterPipelineMode(pg_raw(a->conn)) != 1)
-	{
-		pg_error(a->conn, NULL, err);
 		apply_free(a);
 		return false;
 	}
 	*out = a;
 	return true;
+}
+
+bool
+apply_reconnect(Applier *a, Error *err)
+{
+	pg_close(a->conn);
+	a->conn = NULL;
+	stmt_free_all(a);
+	for (int i = 0; i < APPLY_INFLIGHT_MAX; i++)
+	{
+		free(a->pend[i].key);
+		a->pend[i].key = NULL;
+	}
+	a->pend_head = a->pend_count = 0;
+	a->in_batch = false;
+	return session_open(a, err);
 }
 
 void
@@ -1188,6 +1216,7 @@ apply_free(Applier *a)
 	}
 	free(a->tables);
 	free(a->origin);
+	free(a->target_uri);
 	free(a->sqlbuf);
 	free(a->valbuf);
 	free(a->params);

@@ -60,6 +60,13 @@ bool apply_new(const char *target_uri, const char *origin,
 
 void apply_free(Applier *a);
 
+/*
+ * Replaces a broken target connection. What pgoutput said of each relation is
+ * kept (the source does not say it again), statements are prepared anew. Any
+ * open batch is gone with the old connection.
+ */
+bool apply_reconnect(Applier *a, Error *err);
+
 /* The origin's durably flushed position on the target (0/0 when none). */
 bool apply_flushed(Applier *a, Lsn *flushed, Error *err);
 

@@ -230,16 +230,17 @@ refresh_flushed(ApplierThread *at, Error *err)
 	return true;
 }
 
+/* First connection, or a new one after a failure (keeping the relations). */
 static bool
 connect_applier(ApplierThread *at, Error *err)
 {
 	const CdcOptions *o = at->c->o;
 
-	apply_free(at->ap);
-	at->ap = NULL;
-	return apply_new(o->target_uri, o->origin, o->tables, o->ntables, o->policy,
-	                 &at->ap, err) &&
-	       refresh_flushed(at, err);
+	if (at->ap == NULL)
+		return apply_new(o->target_uri, o->origin, o->tables, o->ntables,
+		                 o->policy, &at->ap, err) &&
+		       refresh_flushed(at, err);
+	return apply_reconnect(at->ap, err) && refresh_flushed(at, err);
 }
 
 static void *
@@ -251,6 +252,7 @@ applier_main(void *arg)
 	int64_t last_flush_ms = 0;
 	int backoff_ms = 500;
 	bool reported = false;
+	bool broken = false; /* the target connection must be replaced */
 
 	log_set_role("apply");
 	if (batch == NULL)
@@ -267,8 +269,9 @@ applier_main(void *arg)
 		int n = queue_peek(c, batch, CDC_BATCH_MAX_TXNS, CDC_FLUSH_POLL_MS);
 		int skip = 0;
 
-		if (at->ap == NULL && !connect_applier(at, &err))
+		if (broken && !connect_applier(at, &err))
 			goto failed;
+		broken = false;
 		/* a batch whose commit was lost may already be on the target */
 		while (skip < n && batch[skip].end_lsn <= atomic_load(&c->flushed))
 			txnbuf_release(c->buf, batch[skip++].xid);
@@ -317,14 +320,13 @@ applier_main(void *arg)
 		if (!reported)
 			log_warn("target: %s; reconnecting", err.message);
 		reported = true;
-		apply_free(at->ap);
-		at->ap = NULL;
+		broken = true;
 		clock_sleep_ms(backoff_ms);
 		backoff_ms = backoff_ms * 2 > CDC_RETRY_MAX_MS ? CDC_RETRY_MAX_MS
 		                                               : backoff_ms * 2;
 	}
 	/* report what is durable before leaving */
-	if (at->ap != NULL)
+	if (!broken)
 	{
 		Error ignored = ERR_INIT;
 

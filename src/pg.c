@@ -70,10 +70,19 @@ bool
 pg_connect(const char *uri, ErrKind side, PgConnKind kind, const char *app_name,
            int retry_ms, PgConn **out, Error *err)
 {
-	const char *keys[] = {"dbname", "application_name", "replication",
-	                      "connect_timeout", NULL};
-	const char *vals[] = {uri, app_name,
-	                      kind == PG_CONN_REPLICATION ? "database" : NULL, "10",
+	/*
+	 * A walsender renders pgoutput's text values with these settings; the
+	 * apply session reads them with the same ones (ISO dates whatever the
+	 * server's DateStyle, all float digits, UTC).
+	 */
+	const char *keys[] = {"dbname",      "application_name", "connect_timeout",
+	                      "replication", "options",          NULL};
+	const char *vals[] = {uri,
+	                      app_name,
+	                      "10",
+	                      "database",
+	                      "-c datestyle=ISO -c intervalstyle=postgres"
+	                      " -c extra_float_digits=3 -c timezone=UTC",
 	                      NULL};
 	int waited_ms = 0;
 	int backoff_ms = 200;
@@ -81,12 +90,7 @@ pg_connect(const char *uri, ErrKind side, PgConnKind kind, const char *app_name,
 
 	*out = NULL;
 	if (kind != PG_CONN_REPLICATION)
-	{
-		keys[2] = "connect_timeout";
-		vals[2] = "10";
 		keys[3] = NULL;
-		vals[3] = NULL;
-	}
 	for (;;)
 	{
 		PGconn *conn = PQconnectdbParams(keys, vals, 1);

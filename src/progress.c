@@ -174,8 +174,8 @@ render(Progress *p, bool final)
 		for (int i = 0; i < p->n; i++)
 			if (in_flight(p, i))
 			{
-				double t = eta_seconds(table_fraction(p, i), p->started_ms[i],
-				                       now);
+				double t =
+				    eta_seconds(table_fraction(p, i), p->started_ms[i], now);
 
 				if (t > left)
 					left = t;
