@@ -78,8 +78,32 @@ typedef struct Pending
 	Rel *rel;
 	uint32_t xid;
 	Lsn final_lsn;
+	int nrows; /* rows a multi-row INSERT carries; 1 otherwise */
 	char *key; /* "(id)=(42)" for UPDATE/DELETE; owned */
 } Pending;
+
+/*
+ * Consecutive INSERTs into one table (across source transactions of the
+ * batch) wait here and go as multi-row INSERTs: one statement for up to
+ * APPLY_RUN_ROWS rows instead of one each. COPY would be cheaper still, but
+ * cannot run in pipeline mode. Values are copied: the decoder's views last
+ * only until the next message.
+ */
+typedef struct InsertRun
+{
+	Rel *rel; /* NULL: no run */
+	int ncols;
+	int nrows;
+	char *data; /* NUL-terminated values, back to back */
+	size_t len, cap;
+	int64_t *offs; /* nrows * ncols offsets into data; -1: NULL */
+	int offs_cap;
+	uint32_t xid; /* the first row's transaction, for messages */
+	Lsn final_lsn;
+} InsertRun;
+
+#define APPLY_RUN_ROWS  100
+#define APPLY_RUN_BYTES ((size_t) 4 * 1024 * 1024)
 
 struct Applier
 {
@@ -102,6 +126,8 @@ struct Applier
 	Pending *pend; /* ring of statements waiting for results */
 	int pend_head;
 	int pend_count;
+
+	InsertRun run;
 
 	bool in_batch;
 	bool batch_has_ud; /* an UPDATE or DELETE is in the batch */
@@ -371,7 +397,7 @@ stmt_free_all(Applier *a)
 /* ---- the pipeline ---- */
 
 static bool
-pend_push(Applier *a, PendKind kind, Rel *rel, char *key)
+pend_push(Applier *a, PendKind kind, Rel *rel, char *key, int nrows)
 {
 	Pending *p;
 
@@ -381,17 +407,18 @@ pend_push(Applier *a, PendKind kind, Rel *rel, char *key)
 	p->xid = a->xid;
 	p->final_lsn = a->final_lsn;
 	p->key = key;
+	p->nrows = nrows;
 	a->pend_count++;
 	return true;
 }
 
 static void
-note_conflict(Applier *a, Pending *p, const char *what)
+note_conflict(Applier *a, Pending *p, const char *what, int64_t count)
 {
 	char lsn[LSN_TEXT_MAX];
 
-	atomic_fetch_add(&a->conflicts, 1);
-	p->rel->conflicts++;
+	atomic_fetch_add(&a->conflicts, count);
+	p->rel->conflicts += count;
 	if (a->policy == ON_CONFLICT_STOP)
 	{
 		err_set(&a->conflict, ERR_TARGET,
@@ -441,22 +468,31 @@ read_one(Applier *a, Error *err)
 			           p->rel->src_qname, p->xid, LSN_ARGS(p->final_lsn));
 		ok = false;
 	}
-	else if (st == PGRES_TUPLES_OK && PQntuples(res) == 1)
+	else if (st == PGRES_TUPLES_OK && p->kind != PEND_PLAIN)
 	{
-		/* upsert RETURNING (xmax = 0): true when the row was inserted */
-		bool inserted = PQgetvalue(res, 0, 0)[0] == 't';
+		/* upsert RETURNING (xmax = 0): true where the row was inserted */
+		int64_t inserted = 0;
 
-		if (p->kind == PEND_INSERT && !inserted)
-			note_conflict(a, p, "the row already exists");
-		else if (p->kind == PEND_UPSERT && inserted)
-			note_conflict(a, p, "no row to update");
+		for (int i = 0; i < PQntuples(res); i++)
+			inserted += PQgetvalue(res, i, 0)[0] == 't';
+		if (p->kind == PEND_INSERT && inserted < PQntuples(res))
+			note_conflict(a, p, "the row already exists",
+			              PQntuples(res) - inserted);
+		else if (p->kind == PEND_UPSERT && inserted > 0)
+			note_conflict(a, p, "no row to update", inserted);
 	}
-	else if (st == PGRES_COMMAND_OK && p->kind != PEND_PLAIN &&
-	         strcmp(PQcmdTuples(res), "0") == 0)
-		note_conflict(a, p,
-		              p->kind == PEND_INSERT   ? "the row already exists"
-		              : p->kind == PEND_UPDATE ? "no row to update"
-		                                       : "no row to delete");
+	else if (st == PGRES_COMMAND_OK && p->kind != PEND_PLAIN)
+	{
+		int64_t done = strtoll(PQcmdTuples(res), NULL, 10);
+		int64_t want = p->kind == PEND_INSERT ? p->nrows : 1;
+
+		if (done < want)
+			note_conflict(a, p,
+			              p->kind == PEND_INSERT   ? "the row already exists"
+			              : p->kind == PEND_UPDATE ? "no row to update"
+			                                       : "no row to delete",
+			              want - done);
+	}
 	PQclear(res);
 	/* each statement's results end with a NULL */
 	while ((res = PQgetResult(c)) != NULL)
@@ -530,13 +566,13 @@ send_plain(Applier *a, const char *sql, int n, const char *const *vals,
 		err->retryable = true;
 		return false;
 	}
-	return pend_push(a, PEND_PLAIN, NULL, NULL);
+	return pend_push(a, PEND_PLAIN, NULL, NULL, 0);
 }
 
 /* Sends the statement in sqlbuf with params, preparing it the first time. */
 static bool
 send_prepared(Applier *a, PendKind kind, Rel *rel, int nparams, char *key,
-              Error *err)
+              int nrows, Error *err)
 {
 	StmtEntry *e;
 	PGconn *c = pg_raw(a->conn);
@@ -569,7 +605,7 @@ send_prepared(Applier *a, PendKind kind, Rel *rel, int nparams, char *key,
 			err->retryable = true;
 			return false;
 		}
-		pend_push(a, PEND_PLAIN, rel, NULL);
+		pend_push(a, PEND_PLAIN, rel, NULL, 0);
 	}
 	if (PQsendQueryPrepared(c, e->name, nparams, a->params, NULL, NULL, 0) != 1)
 	{
@@ -578,8 +614,8 @@ send_prepared(Applier *a, PendKind kind, Rel *rel, int nparams, char *key,
 		err->retryable = true;
 		return false;
 	}
-	atomic_fetch_add(&a->changes, 1);
-	return pend_push(a, kind, rel, key);
+	atomic_fetch_add(&a->changes, nrows);
+	return pend_push(a, kind, rel, key, nrows);
 }
 
 /* ---- statements ---- */
@@ -714,26 +750,28 @@ colset_free(ColSet *cs)
 	free(cs->cols);
 }
 
+/*
+ * "INSERT INTO t (c1..ck) VALUES ($1..$k), ... nrows times" and the conflict
+ * clause of the policy, into sqlbuf.
+ */
 static bool
-apply_insert(Applier *a, Rel *r, const PgoTuple *t, PendKind kind, Error *err)
+build_insert(Applier *a, Rel *r, int ncols, int nrows)
 {
-	ColSet cs;
-	bool ok;
+	bool ok = sql_reset(a) && sql_add(a, "INSERT INTO ") &&
+	          sql_add(a, r->table->tgt_qname) && sql_add(a, " (");
+	int n = ncols < r->ncols ? ncols : r->ncols;
 
-	if (!colset_init(&cs, t->ncols))
-		return err_set(err, ERR_INTERNAL, "out of memory");
-	ok = sql_reset(a) && sql_add(a, "INSERT INTO ") &&
-	     sql_add(a, r->table->tgt_qname) && sql_add(a, " (");
-	for (int i = 0; ok && i < r->ncols && i < t->ncols; i++)
+	for (int i = 0; ok && i < n; i++)
+		ok = sql_add(a, i ? ", " : "") && sql_add(a, r->cols[i].qname);
+	ok = ok && sql_add(a, ") VALUES ");
+	for (int row = 0; ok && row < nrows; row++)
 	{
-		ok = sql_add(a, cs.n ? ", " : "") && sql_add(a, r->cols[i].qname);
-		cs.cols[cs.n] = i;
-		cs.vals[cs.n++] = &t->values[i];
+		ok = sql_add(a, row ? ", (" : "(");
+		for (int i = 0; ok && i < n; i++)
+			ok =
+			    sql_add(a, i ? ", " : "") && sql_addf_param(a, row * n + i + 1);
+		ok = ok && sql_add(a, ")");
 	}
-	ok = ok && sql_add(a, ") VALUES (");
-	for (int i = 0; ok && i < cs.n; i++)
-		ok = sql_add(a, i ? ", " : "") && sql_addf_param(a, i + 1);
-	ok = ok && sql_add(a, ")");
 	if (ok && a->policy != ON_CONFLICT_STOP)
 	{
 		bool key = r->replident != 'f' && rel_has_key(r);
@@ -744,34 +782,175 @@ apply_insert(Applier *a, Rel *r, const PgoTuple *t, PendKind kind, Error *err)
 			bool first = true;
 
 			ok = sql_add(a, " ON CONFLICT (");
-			for (int i = 0; ok && i < cs.n; i++)
-				if (r->cols[cs.cols[i]].key)
+			for (int i = 0; ok && i < n; i++)
+				if (r->cols[i].key)
 				{
 					ok = sql_add(a, first ? "" : ", ") &&
-					     sql_add(a, r->cols[cs.cols[i]].qname);
+					     sql_add(a, r->cols[i].qname);
 					first = false;
 				}
 			ok = ok && sql_add(a, ") DO UPDATE SET ");
-			first = true;
-			for (int i = 0; ok && i < cs.n; i++)
-			{
-				ok = sql_add(a, first ? "" : ", ") &&
-				     sql_add(a, r->cols[cs.cols[i]].qname) &&
-				     sql_add(a, " = EXCLUDED.") &&
-				     sql_add(a, r->cols[cs.cols[i]].qname);
-				first = false;
-			}
+			for (int i = 0; ok && i < n; i++)
+				ok = sql_add(a, i ? ", " : "") &&
+				     sql_add(a, r->cols[i].qname) &&
+				     sql_add(a, " = EXCLUDED.") && sql_add(a, r->cols[i].qname);
 			/* tells an insert from an update, to count conflicts */
 			ok = ok && sql_add(a, " RETURNING (xmax = 0)");
 		}
 		else
-			ok = sql_add(a, " ON CONFLICT DO NOTHING");
+			ok = ok && sql_add(a, " ON CONFLICT DO NOTHING");
 	}
-	ok = ok && params_set(a, cs.vals, cs.n);
-	colset_free(&cs);
+	return ok;
+}
+
+/* One row, now: an UPDATE written as an upsert. */
+static bool
+apply_insert_now(Applier *a, Rel *r, const PgoTuple *t, PendKind kind,
+                 Error *err)
+{
+	const PgoValue **vals;
+	int n = t->ncols < r->ncols ? t->ncols : r->ncols;
+	bool ok;
+
+	vals = calloc((size_t) n + 1, sizeof(PgoValue *));
+	if (vals == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	for (int i = 0; i < n; i++)
+		vals[i] = &t->values[i];
+	ok = build_insert(a, r, n, 1) && params_set(a, vals, n);
+	free(vals);
 	if (!ok)
 		return err_set(err, ERR_INTERNAL, "out of memory");
-	return send_prepared(a, kind, r, cs.n, NULL, err);
+	return send_prepared(a, kind, r, n, NULL, 1, err);
+}
+
+/* Sends nrows rows of the run from row `first` as one statement. */
+static bool
+run_send(Applier *a, int first, int nrows, Error *err)
+{
+	InsertRun *run = &a->run;
+	int nparams = nrows * run->ncols;
+
+	if (nparams > a->params_cap)
+	{
+		const char **grown =
+		    realloc(a->params, sizeof(char *) * (size_t) nparams);
+
+		if (grown == NULL)
+			return err_set(err, ERR_INTERNAL, "out of memory");
+		a->params = grown;
+		a->params_cap = nparams;
+	}
+	for (int i = 0; i < nparams; i++)
+	{
+		int64_t off = run->offs[first * run->ncols + i];
+
+		a->params[i] = off < 0 ? NULL : run->data + off;
+	}
+	if (!build_insert(a, run->rel, run->ncols, nrows))
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	return send_prepared(a, PEND_INSERT, run->rel, nparams, NULL, nrows, err);
+}
+
+/*
+ * Sends the waiting rows: statements of APPLY_RUN_ROWS, 10 and 1 rows, so
+ * that a table needs at most three prepared shapes.
+ */
+static bool
+run_flush(Applier *a, Error *err)
+{
+	InsertRun *run = &a->run;
+	uint32_t xid = a->xid;
+	Lsn final_lsn = a->final_lsn;
+	bool ok = true;
+
+	if (run->rel == NULL)
+		return true;
+	/* messages name the transaction of the run's first row */
+	a->xid = run->xid;
+	a->final_lsn = run->final_lsn;
+	for (int done = 0; ok && done < run->nrows;)
+	{
+		int left = run->nrows - done;
+		int n = left >= APPLY_RUN_ROWS ? APPLY_RUN_ROWS : left >= 10 ? 10 : 1;
+
+		ok = run_send(a, done, n, err);
+		done += n;
+	}
+	a->xid = xid;
+	a->final_lsn = final_lsn;
+	run->rel = NULL;
+	run->nrows = 0;
+	run->len = 0;
+	return ok;
+}
+
+static bool
+run_add(Applier *a, Rel *r, const PgoTuple *t, Error *err)
+{
+	InsertRun *run = &a->run;
+	int n = t->ncols < r->ncols ? t->ncols : r->ncols;
+	size_t need = 0;
+	int cap;
+
+	if (run->rel != NULL &&
+	    (run->rel != r || run->ncols != n || run->nrows >= APPLY_RUN_ROWS ||
+	     run->len >= APPLY_RUN_BYTES || (run->nrows + 1) * n > 65535) &&
+	    !run_flush(a, err))
+		return false;
+	if (run->rel == NULL)
+	{
+		run->rel = r;
+		run->ncols = n;
+		run->xid = a->xid;
+		run->final_lsn = a->final_lsn;
+	}
+	for (int i = 0; i < n; i++)
+		need += t->values[i].kind == 'n' ? 0 : t->values[i].len + 1;
+	if (run->len + need > run->cap)
+	{
+		size_t c = run->cap ? run->cap : 65536;
+		char *grown;
+
+		while (c < run->len + need)
+			c *= 2;
+		grown = realloc(run->data, c);
+		if (grown == NULL)
+			return err_set(err, ERR_INTERNAL, "out of memory");
+		run->data = grown;
+		run->cap = c;
+	}
+	cap = (run->nrows + 1) * n;
+	if (cap > run->offs_cap)
+	{
+		int c = run->offs_cap ? run->offs_cap * 2 : 1024;
+		int64_t *grown;
+
+		while (c < cap)
+			c *= 2;
+		grown = realloc(run->offs, sizeof(int64_t) * (size_t) c);
+		if (grown == NULL)
+			return err_set(err, ERR_INTERNAL, "out of memory");
+		run->offs = grown;
+		run->offs_cap = c;
+	}
+	for (int i = 0; i < n; i++)
+	{
+		const PgoValue *v = &t->values[i];
+		int64_t *off = &run->offs[run->nrows * n + i];
+
+		if (v->kind == 'n')
+		{
+			*off = -1;
+			continue;
+		}
+		*off = (int64_t) run->len;
+		memcpy(run->data + run->len, v->data, v->len);
+		run->data[run->len + v->len] = '\0';
+		run->len += v->len + 1;
+	}
+	run->nrows++;
+	return true;
 }
 
 static bool apply_delete(Applier *a, Rel *r, const PgoChange *ch, Error *err);
@@ -806,7 +985,7 @@ apply_update(Applier *a, Rel *r, const PgoChange *ch, Error *err)
 	if (a->policy == ON_CONFLICT_UPSERT && r->replident != 'f' &&
 	    rel_has_key(r) && sends_every_column(nt))
 		return (ch->old_kind == 0 || apply_delete(a, r, ch, err)) &&
-		       apply_insert(a, r, nt, PEND_UPSERT, err);
+		       apply_insert_now(a, r, nt, PEND_UPSERT, err);
 	if (!colset_init(&cs, nt->ncols + ot->ncols) ||
 	    !colset_init(&where, ot->ncols))
 	{
@@ -845,7 +1024,7 @@ apply_update(Applier *a, Rel *r, const PgoChange *ch, Error *err)
 		               "could not build an UPDATE for table %s", r->src_qname);
 	}
 	a->batch_has_ud = true;
-	return send_prepared(a, PEND_UPDATE, r, next - 1, key, err);
+	return send_prepared(a, PEND_UPDATE, r, next - 1, key, 1, err);
 }
 
 static bool
@@ -879,7 +1058,7 @@ apply_delete(Applier *a, Rel *r, const PgoChange *ch, Error *err)
 		               r->src_qname);
 	}
 	a->batch_has_ud = true;
-	return send_prepared(a, PEND_DELETE, r, next - 1, key, err);
+	return send_prepared(a, PEND_DELETE, r, next - 1, key, 1, err);
 }
 
 static bool
@@ -920,6 +1099,10 @@ apply_message(Applier *a, const PgoMessage *m, Error *err)
 {
 	Rel *r;
 
+	/* whatever follows a run of inserts sees them applied first */
+	if (m->kind != PGO_INSERT && m->kind != PGO_TYPE && m->kind != PGO_ORIGIN &&
+	    m->kind != PGO_MESSAGE && !run_flush(a, err))
+		return false;
 	switch (m->kind)
 	{
 		case PGO_RELATION:
@@ -939,8 +1122,7 @@ apply_message(Applier *a, const PgoMessage *m, Error *err)
 				return true;
 			}
 			if (m->kind == PGO_INSERT)
-				return apply_insert(a, r, &m->u.change.new_tuple, PEND_INSERT,
-				                    err);
+				return run_add(a, r, &m->u.change.new_tuple, err);
 			if (m->kind == PGO_UPDATE)
 				return apply_update(a, r, &m->u.change, err);
 			return apply_delete(a, r, &m->u.change, err);
@@ -986,6 +1168,9 @@ apply_batch_abort(Applier *a)
 {
 	Error ignored = ERR_INIT;
 
+	a->run.rel = NULL;
+	a->run.nrows = 0;
+	a->run.len = 0;
 	if (!a->in_batch)
 		return;
 	a->in_batch = false;
@@ -1003,6 +1188,8 @@ apply_batch_commit(Applier *a, Lsn end_lsn, int64_t commit_time_us, Error *err)
 	char lsn[LSN_TEXT_MAX], ts[32];
 	const char *params[2] = {lsn_format(end_lsn, lsn), ts};
 
+	if (!run_flush(a, err))
+		goto fail;
 	/* Under the stop policy a missing row must stop the batch before COMMIT:
 	 * read every result first. Other policies count conflicts afterwards. */
 	if (a->policy == ON_CONFLICT_STOP && a->batch_has_ud &&
@@ -1189,6 +1376,9 @@ apply_reconnect(Applier *a, Error *err)
 	}
 	a->pend_head = a->pend_count = 0;
 	a->in_batch = false;
+	a->run.rel = NULL;
+	a->run.nrows = 0;
+	a->run.len = 0;
 	return session_open(a, err);
 }
 
@@ -1217,6 +1407,8 @@ apply_free(Applier *a)
 	free(a->tables);
 	free(a->origin);
 	free(a->target_uri);
+	free(a->run.data);
+	free(a->run.offs);
 	free(a->sqlbuf);
 	free(a->valbuf);
 	free(a->params);
