@@ -21,7 +21,10 @@
 #define CDC_STATUS_INTERVAL_MS 1000
 #define CDC_BATCH_MAX_TXNS     500
 #define CDC_RETRY_MAX_MS       10000
-#define CDC_FLUSH_POLL_MS      200
+#define CDC_FLUSH_POLL_MS      100
+/* a position that moved is confirmed this soon, so the slot's WAL and the
+ * measured drain time do not wait for the next periodic status */
+#define CDC_CONFIRM_SOON_MS 100
 
 /* A committed source transaction waiting in txnbuf for the applier. */
 typedef struct CdcTxn
@@ -352,6 +355,7 @@ typedef struct Receiver
 	uint32_t open_streams[CDC_OPEN_STREAMS_MAX]; /* streamed, not yet ended */
 	int nopen;
 	int64_t last_status_ms;
+	Lsn last_confirmed; /* what the last status confirmed */
 	int64_t last_progress_ms;
 	int64_t last_txns; /* counters at the last progress line */
 	int64_t last_changes;
@@ -418,6 +422,7 @@ send_status(Receiver *rv, bool reply, Error *err)
 	Lsn confirm = confirmable(rv);
 
 	rv->last_status_ms = clock_ms();
+	rv->last_confirmed = confirm;
 	fault_point("stream.status");
 	return stream_send_status(rv->s, atomic_load(&rv->c->wal_end), confirm,
 	                          reply, err);
@@ -555,7 +560,9 @@ receive(Receiver *rv, Error *err)
 		if (ev.kind == STREAM_EVENT_DATA && !on_data(rv, ev.data, ev.len, err))
 			return false;
 		if ((ev.kind == STREAM_EVENT_KEEPALIVE && ev.reply_requested) ||
-		    clock_ms() - rv->last_status_ms >= CDC_STATUS_INTERVAL_MS)
+		    clock_ms() - rv->last_status_ms >= CDC_STATUS_INTERVAL_MS ||
+		    (confirmable(rv) > rv->last_confirmed &&
+		     clock_ms() - rv->last_status_ms >= CDC_CONFIRM_SOON_MS))
 		{
 			if (!send_status(rv, false, err))
 				return false;
