@@ -60,6 +60,9 @@ test: deps
 check:
 	PGTIDE_SANITIZED=1 $(MAKE) SANITIZE=address,undefined test
 
+tsan:
+	PGTIDE_SANITIZED=1 $(MAKE) SANITIZE=thread test
+
 format:
 	clang-format -i src/*.c src/*.h tests/unit/*.c
 

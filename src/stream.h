@@ -5,6 +5,9 @@
  *
  * An exported snapshot lives as long as the replication connection that
  * created it stays open and idle; SlotSnapshot owns that connection.
+ *
+ * It never decodes a change (pgoutput does) and never confirms a position it
+ * was not given: the caller decides what the slot may forget.
  */
 #ifndef PGTIDE_STREAM_H
 #define PGTIDE_STREAM_H
