@@ -27,7 +27,7 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
 BIN       := $(BUILD)/pgtide
 
-.PHONY: all deps unit integration test check format format-check lint demo bench bench-cdc clean
+.PHONY: all deps unit integration test check tsan format format-check lint demo bench bench-cdc clean
 
 all: $(BIN)
 
