@@ -435,6 +435,29 @@ on_data(Receiver *rv, const uint8_t *data, size_t len, Error *err)
 	PgoMessage m;
 	CdcTxn t;
 
+	/*
+	 * Row changes are most of the stream and only need buffering: the
+	 * applier decodes (and checks) them. Their layout starts with the type
+	 * byte, then, inside a stream block, the subtransaction's xid.
+	 */
+	if (len >= 1 && (data[0] == 'I' || data[0] == 'U' || data[0] == 'D'))
+	{
+		if (rv->in_stream)
+		{
+			uint32_t subxid;
+
+			if (len < 5)
+				return err_set(err, ERR_SOURCE,
+				               "pgoutput: truncated %c message", data[0]);
+			subxid = (uint32_t) data[1] << 24 | (uint32_t) data[2] << 16 |
+			         (uint32_t) data[3] << 8 | data[4];
+			return txnbuf_append(c->buf, rv->stream_xid, subxid, data, len,
+			                     err);
+		}
+		if (rv->in_txn)
+			return txnbuf_append(c->buf, rv->cur.xid, rv->cur.xid, data, len,
+			                     err);
+	}
 	if (!pgoutput_decode(rv->dec, data, len, &m, err))
 		return false;
 	switch (m.kind)
