@@ -870,6 +870,7 @@ task_copy(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err)
 {
 	Load l;
 	SlotSnapshot snap;
+	int64_t copy_start_ms = 0;
 	bool ok = false;
 
 	memset(&l, 0, sizeof(l));
@@ -931,6 +932,8 @@ task_copy(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err)
 		                      isatty(STDERR_FILENO));
 		free(est);
 		memset(&early, 0, sizeof(early));
+		/* the data copy starts here: connections, slot and schema are done */
+		copy_start_ms = clock_ms();
 		if (cfg->schema_mode == SCHEMA_MODE_CREATE)
 			early_build_start(&l, &early);
 		loaded = run_load_rounds(&l, &snap, err);
@@ -946,7 +949,8 @@ task_copy(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err)
 		if (!early_build_finish(&early, err))
 			goto out;
 	}
-	log_info("copy phase done in %.1f s",
+	log_info("copy phase done in %.1f s (%.1f s since start)",
+	         (double) (clock_ms() - copy_start_ms) / 1000.0,
 	         (double) (clock_ms() - l.start_ms) / 1000.0);
 	if (cfg->schema_mode == SCHEMA_MODE_CREATE)
 	{
