@@ -1077,6 +1077,19 @@ apply_truncate(Applier *a, const PgoTruncate *t, Error *err)
 			               t->relids[i]);
 		if (r->table == NULL || a->final_lsn < r->table->load_point)
 			continue;
+		/* loaded through a target table it shares with others: emptying
+		 * that would take their rows too */
+		if (strcmp(r->table->tgt_qname, r->src_qname) != 0)
+		{
+			err_set(err, ERR_TARGET,
+			        "cannot apply TRUNCATE of %s: it is loaded into %s together "
+			        "with other source tables",
+			        r->src_qname, r->table->tgt_qname);
+			return err_hint(err, "delete that table's rows from %s by hand, "
+			                     "then resume with pgtide follow --start-lsn "
+			                     "past the TRUNCATE",
+			                r->table->tgt_qname);
+		}
 		ok = sql_add(a, n++ ? ", " : "") && sql_add(a, r->table->tgt_qname);
 	}
 	if (!ok)
