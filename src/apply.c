@@ -1085,9 +1085,9 @@ apply_truncate(Applier *a, const PgoTruncate *t, Error *err)
 			        "cannot apply TRUNCATE of %s: it is loaded into %s together "
 			        "with other source tables",
 			        r->src_qname, r->table->tgt_qname);
-			return err_hint(err, "delete that table's rows from %s by hand, "
-			                     "then resume with pgtide follow --start-lsn "
-			                     "past the TRUNCATE",
+			return err_hint(err, "the change stream stops here rather than "
+			                     "empty %s; a table that is truncated while "
+			                     "it migrates needs a target of its own",
 			                r->table->tgt_qname);
 		}
 		ok = sql_add(a, n++ ? ", " : "") && sql_add(a, r->table->tgt_qname);
