@@ -1081,13 +1081,15 @@ apply_truncate(Applier *a, const PgoTruncate *t, Error *err)
 		 * that would take their rows too */
 		if (strcmp(r->table->tgt_qname, r->src_qname) != 0)
 		{
-			err_set(err, ERR_TARGET,
-			        "cannot apply TRUNCATE of %s: it is loaded into %s together "
-			        "with other source tables",
-			        r->src_qname, r->table->tgt_qname);
-			return err_hint(err, "the change stream stops here rather than "
-			                     "empty %s; a table that is truncated while "
-			                     "it migrates needs a target of its own",
+			err_set(
+			    err, ERR_TARGET,
+			    "cannot apply TRUNCATE of %s: it is loaded into %s together "
+			    "with other source tables",
+			    r->src_qname, r->table->tgt_qname);
+			return err_hint(err,
+			                "the change stream stops here rather than "
+			                "empty %s; a table that is truncated while "
+			                "it migrates needs a target of its own",
 			                r->table->tgt_qname);
 		}
 		ok = sql_add(a, n++ ? ", " : "") && sql_add(a, r->table->tgt_qname);
