@@ -57,6 +57,15 @@ static const Command commands[] = {
      "the\n"
      "last error; --json for machines. It changes nothing.\n",
      task_status, false, false},
+    {"clean", "drop the task's slot, publication, origin and state",
+     "pgtide clean drops what pgtide made for the task: the replication slot "
+     "and\n"
+     "publication on the source, the replication origin and the task's state "
+     "on\n"
+     "the target. It refuses while the task runs (unless --force) and is safe "
+     "to\n"
+     "run twice.\n",
+     task_clean, true, false},
 };
 
 #define NCOMMANDS ((int) (sizeof(commands) / sizeof(commands[0])))
@@ -138,6 +147,8 @@ usage_command(const Command *c, FILE *out)
 	    "10)\n"
 	    "      --log-format=FORMAT   text (default) or json\n"
 	    "      --json                status: print JSON\n"
+	    "      --force               clean: end the running task's session "
+	    "first\n"
 	    "  -v, --verbose             more log lines\n"
 	    "  -q, --quiet               warnings and errors only\n"
 	    "  -h, --help                show this help and exit\n"
@@ -204,6 +215,7 @@ enum
 	OPT_START_LSN,
 	OPT_JSON,
 	OPT_PUBLICATION,
+	OPT_FORCE,
 };
 
 /* Each option and the task-file key it sets (NULL: it sets none). */
@@ -243,6 +255,7 @@ static const OptionKey options[] = {
      "cdc.publication"},
     {{"log-format", required_argument, NULL, OPT_LOG_FORMAT}, NULL},
     {{"json", no_argument, NULL, OPT_JSON}, NULL},
+    {{"force", no_argument, NULL, OPT_FORCE}, NULL},
     {{"verbose", no_argument, NULL, 'v'}, NULL},
     {{"quiet", no_argument, NULL, 'q'}, NULL},
     {{"help", no_argument, NULL, 'h'}, NULL},
@@ -322,6 +335,8 @@ parse_options(int argc, char **argv, const char *cmd,
 			level = LOG_LEVEL_WARN;
 		else if (opt == OPT_JSON)
 			cfg->output_json = true;
+		else if (opt == OPT_FORCE)
+			cfg->force = true;
 		else if (opt == OPT_LOG_FORMAT)
 		{
 			if (strcmp(optarg, "json") != 0 && strcmp(optarg, "text") != 0)

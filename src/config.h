@@ -82,6 +82,7 @@ typedef struct TaskConfig
 	char *cdc_start_lsn;   /* follow: where to start; NULL = the slot's */
 	char *cdc_publication; /* follow: NULL = the task's (pgtide_TASK) */
 	bool output_json;      /* command line only (--json): machine output */
+	bool force; /* command line only (--force): clean a running task */
 } TaskConfig;
 
 /* Fills cfg with every default (see docs/task-file.md). Never fails. */

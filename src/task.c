@@ -1446,3 +1446,150 @@ out:
 	pg_close(tgt);
 	return ok;
 }
+
+/* ---- pgtide clean ---- */
+
+/*
+ * Drops what pgtide made for the task: the slot and publication on the
+ * source, the replication origin and the task's state on the target (the
+ * state schema too once no task is left). Refuses while the slot is in use
+ * (the task is running) unless forced. Each step is "if it exists", so a
+ * second run finds nothing to do.
+ */
+bool
+task_clean(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err)
+{
+	PgConn *src = NULL, *tgt = NULL;
+	char slot[128], publication[128], origin[80];
+	const char *sp[1];
+	PGresult *res = NULL;
+	bool have_state = false, ok = false;
+	char *q = pg_quote_ident(cfg->state_schema);
+	char *sql = NULL;
+
+	(void) stop;
+	if (q == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	snprintf(slot, sizeof(slot), "pgtide_%s", cfg->task);
+	snprintf(publication, sizeof(publication), "pgtide_%s", cfg->task);
+	snprintf(origin, sizeof(origin), "pgtide_%s", cfg->task);
+	if (!pg_connect(cfg->source_uri, ERR_SOURCE, PG_CONN_SQL, "pgtide clean",
+	                5000, &src, err) ||
+	    !pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide clean",
+	                5000, &tgt, err))
+		goto out;
+	/* the names pgtide recorded win over the defaults */
+	sp[0] = cfg->state_schema;
+	if (!pg_query(tgt,
+	              "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1", 1,
+	              sp, &res, err))
+		goto out;
+	have_state = PQntuples(res) == 1;
+	PQclear(res);
+	res = NULL;
+	if (have_state)
+	{
+		sp[0] = cfg->task;
+		if (asprintf(&sql,
+		             "SELECT slot_name, publication FROM %s.task"
+		             " WHERE task = $1",
+		             q) < 0)
+		{
+			err_set(err, ERR_INTERNAL, "out of memory");
+			goto out;
+		}
+		if (!pg_query(tgt, sql, 1, sp, &res, err))
+			goto out;
+		if (PQntuples(res) == 1)
+		{
+			snprintf(slot, sizeof(slot), "%s", PQgetvalue(res, 0, 0));
+			snprintf(publication, sizeof(publication), "%s",
+			         PQgetvalue(res, 0, 1));
+		}
+		PQclear(res);
+		res = NULL;
+	}
+	sp[0] = slot;
+	if (!pg_query(src,
+	              "SELECT active_pid FROM pg_replication_slots"
+	              " WHERE slot_name = $1 AND active",
+	              1, sp, &res, err))
+		goto out;
+	if (PQntuples(res) > 0)
+	{
+		if (!cfg->force)
+		{
+			err_set(err, ERR_SOURCE,
+			        "task \"%s\" is running: its slot \"%s\" is in use by "
+			        "process %s on the source",
+			        cfg->task, slot, PQgetvalue(res, 0, 0));
+			err_hint(err, "stop pgtide first (SIGINT or SIGTERM), or pass "
+			              "--force to end that session");
+			goto out;
+		}
+		PQclear(res);
+		res = NULL;
+		if (!pg_query(src,
+		              "SELECT pg_terminate_backend(active_pid) FROM"
+		              " pg_replication_slots WHERE slot_name = $1 AND active",
+		              1, sp, &res, err))
+			goto out;
+		clock_sleep_ms(500); /* the walsender releases the slot as it ends */
+	}
+	PQclear(res);
+	res = NULL;
+	if (!stream_drop_slot(src, slot, err))
+		goto out;
+	{
+		char *qp = pg_quote_ident(publication);
+		bool dropped = qp != NULL &&
+		               pg_execf(src, err, "DROP PUBLICATION IF EXISTS %s", qp);
+
+		free(qp);
+		if (!dropped)
+		{
+			err_set(err, ERR_INTERNAL, "out of memory");
+			goto out;
+		}
+	}
+	sp[0] = origin;
+	if (!pg_query(tgt,
+	              "SELECT pg_catalog.pg_replication_origin_drop(roname)"
+	              " FROM pg_catalog.pg_replication_origin WHERE roname = $1",
+	              1, sp, &res, err))
+		goto out;
+	PQclear(res);
+	res = NULL;
+	if (have_state)
+	{
+		sp[0] = cfg->task;
+		free(sql);
+		sql = NULL;
+		if (asprintf(&sql, "DELETE FROM %s.task WHERE task = $1", q) < 0 ||
+		    !pg_query(tgt, sql, 1, sp, &res, err))
+			goto out;
+		PQclear(res);
+		res = NULL;
+		free(sql);
+		sql = NULL;
+		/* the schema is pgtide's alone: it goes with the last task */
+		if (asprintf(&sql,
+		             "DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM %s.task) THEN"
+		             " DROP SCHEMA %s CASCADE; END IF; END$$",
+		             q, q) < 0 ||
+		    !pg_exec(tgt, sql, err))
+			goto out;
+	}
+	printf("pgtide clean: task \"%s\": slot \"%s\" and publication \"%s\" "
+	       "dropped on the source (if they existed); origin \"%s\" and the "
+	       "task's state dropped on the target\n",
+	       cfg->task, slot, publication, origin);
+	ok = true;
+out:
+	PQclear(res);
+	free(sql);
+	free(q);
+	pg_close(src);
+	pg_close(tgt);
+	return ok;
+}

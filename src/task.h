@@ -53,6 +53,13 @@ bool task_status(const TaskConfig *cfg, volatile sig_atomic_t *stop,
                  Error *err);
 
 /*
+ * Drops the task's slot and publication on the source, its replication
+ * origin and state on the target (the state schema with the last task).
+ * Refuses while the task is running unless cfg->force. Safe to run twice.
+ */
+bool task_clean(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err);
+
+/*
  * Records a failure in the task's state so that pgtide status shows it.
  * Best effort: does nothing when the target cannot be reached.
  */

@@ -220,3 +220,28 @@ def test_follow_from_a_slot_and_position_the_user_names(pgtide, source_db,
     r = pgtide.run("follow", "--source", source_db.uri, "--target",
                    target_db.uri, "--task", "nothing")
     assert r.returncode == 2 and "has no full load to follow" in r.stderr
+
+
+def test_clean_leaves_nothing_behind_and_is_safe_twice(pgtide, source_db,
+                                                       target_db):
+    source_db.execute("CREATE TABLE t (id int PRIMARY KEY)")
+    p = start_migrate(pgtide, source_db, target_db)
+    args = ["clean", "--source", source_db.uri, "--target", target_db.uri]
+    r = pgtide.run(*args)
+    assert r.returncode == 3 and "is running" in r.stderr and "--force" in r.stderr
+    assert source_db.query_one(
+        "SELECT count(*) FROM pg_replication_slots") == 1
+    r = pgtide.run(*args, "--force")
+    assert r.returncode == 0, r.stderr
+    p.wait(30)
+    for _ in range(2):  # and a second time finds nothing to do
+        assert source_db.query_one("SELECT count(*) FROM pg_replication_slots") == 0
+        assert source_db.query_one("SELECT count(*) FROM pg_publication") == 0
+        assert target_db.query_one(
+            "SELECT count(*) FROM pg_replication_origin") == 0
+        assert target_db.query_one(
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 'pgtide'") == 0
+        r = pgtide.run(*args)
+        assert r.returncode == 0, r.stderr
+    # the user's data stays
+    assert target_db.query_one("SELECT to_regclass('public.t') IS NOT NULL")
