@@ -1553,11 +1553,20 @@ task_clean(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err)
 		}
 	}
 	sp[0] = origin;
-	if (!pg_query(tgt,
-	              "SELECT pg_catalog.pg_replication_origin_drop(roname)"
-	              " FROM pg_catalog.pg_replication_origin WHERE roname = $1",
-	              1, sp, &res, err))
-		goto out;
+	/* a forced stop: the session applying for the task leaves once it finds
+	 * its slot gone; give it a moment to release the origin */
+	for (int waited_ms = 0;; waited_ms += 250)
+	{
+		if (pg_query(tgt,
+		             "SELECT pg_catalog.pg_replication_origin_drop(roname)"
+		             " FROM pg_catalog.pg_replication_origin WHERE roname = $1",
+		             1, sp, &res, err))
+			break;
+		if (!cfg->force || !pg_err_is(err, "55006") || waited_ms >= 30000)
+			goto out;
+		err_clear(err);
+		clock_sleep_ms(250);
+	}
 	PQclear(res);
 	res = NULL;
 	if (have_state)
