@@ -460,12 +460,19 @@ read_one(Applier *a, Error *err)
 	}
 	if (st == PGRES_FATAL_ERROR)
 	{
-		pg_error(a->conn, res, err);
-		if (p->rel != NULL)
-			err_prefix(err,
-			           "could not apply a change to table %s (source "
-			           "transaction %u committed at " LSN_FMT "): ",
-			           p->rel->src_qname, p->xid, LSN_ARGS(p->final_lsn));
+		/* the first failure in source order is the one to report: an
+		 * earlier error, else a conflict met earlier, else this one */
+		if (!err_is_set(err) && err_is_set(&a->conflict))
+			*err = a->conflict;
+		else if (!err_is_set(err))
+		{
+			pg_error(a->conn, res, err);
+			if (p->rel != NULL)
+				err_prefix(err,
+				           "could not apply a change to table %s (source "
+				           "transaction %u committed at " LSN_FMT "): ",
+				           p->rel->src_qname, p->xid, LSN_ARGS(p->final_lsn));
+		}
 		ok = false;
 	}
 	else if (st == PGRES_TUPLES_OK && p->kind != PEND_PLAIN)
