@@ -415,8 +415,6 @@ pend_push(Applier *a, PendKind kind, Rel *rel, char *key, int nrows)
 static void
 note_conflict(Applier *a, Pending *p, const char *what, int64_t count)
 {
-	char lsn[LSN_TEXT_MAX];
-
 	atomic_fetch_add(&a->conflicts, count);
 	p->rel->conflicts += count;
 	if (a->policy == ON_CONFLICT_STOP)
@@ -429,7 +427,6 @@ note_conflict(Applier *a, Pending *p, const char *what, int64_t count)
 		err_hint(&a->conflict,
 		         "the target's row differs from the source's; fix the row, or "
 		         "set cdc.on_conflict to skip or upsert in the task file");
-		(void) lsn;
 		return;
 	}
 	if (log_every(&p->rel->last_log_ms, APPLY_LOG_EVERY_MS))

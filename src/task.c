@@ -801,21 +801,30 @@ early_build_main(void *arg)
 	return NULL;
 }
 
+/* The post-data build of phases first..last for this load. */
+static void
+build_args(const Load *l, int first, int last, SchemaBuild *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->target_uri = l->cfg->target_uri;
+	out->state_schema = l->cfg->state_schema;
+	out->task = l->cfg->task;
+	out->jobs = l->cfg->index_jobs;
+	out->run = l->st.run;
+	out->first_phase = first;
+	out->last_phase = last;
+	out->stop = l->stop;
+}
+
 static void
 early_build_start(Load *l, EarlyBuild *eb)
 {
 	memset(eb, 0, sizeof(*eb));
 	atomic_init(&eb->load_done, false);
-	eb->args.target_uri = l->cfg->target_uri;
-	eb->args.state_schema = l->cfg->state_schema;
-	eb->args.task = l->cfg->task;
-	eb->args.jobs = l->cfg->index_jobs;
-	eb->args.run = l->st.run;
-	eb->args.first_phase = eb->args.last_phase = 1;
+	build_args(l, 1, 1, &eb->args);
 	eb->args.ready = table_loaded;
 	eb->args.ready_ctx = l;
 	eb->args.load_done = &eb->load_done;
-	eb->args.stop = l->stop;
 	eb->started = pthread_create(&eb->thread, NULL, early_build_main, eb) == 0;
 }
 
@@ -955,18 +964,9 @@ task_copy(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err)
 	if (cfg->schema_mode == SCHEMA_MODE_CREATE)
 	{
 		int64_t t0 = clock_ms();
-
 		SchemaBuild rest;
 
-		memset(&rest, 0, sizeof(rest));
-		rest.target_uri = cfg->target_uri;
-		rest.state_schema = cfg->state_schema;
-		rest.task = cfg->task;
-		rest.jobs = cfg->index_jobs;
-		rest.run = l.st.run;
-		rest.first_phase = 1;
-		rest.last_phase = 5;
-		rest.stop = stop;
+		build_args(&l, 1, 5, &rest);
 		if (!state_task_set_phase(l.tgt, cfg->state_schema, cfg->task,
 		                          "postdata", err) ||
 		    !schema_build_postdata(&rest, err))
