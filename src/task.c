@@ -35,6 +35,16 @@
 #include "state.h"
 #include "stream.h"
 
+/*
+ * The snapshot's txids, as recorded for each table. An imported logical-slot
+ * snapshot can report xmin above xmax, which txid_snapshot's input refuses;
+ * "xmax:xmax:" says the same (every txid below xmax, none from it on).
+ */
+#define TXID_SNAPSHOT_SQL                                                \
+	"SELECT CASE WHEN txid_snapshot_xmin(s) > txid_snapshot_xmax(s)"     \
+	" THEN txid_snapshot_xmax(s) || ':' || txid_snapshot_xmax(s) || ':'" \
+	" ELSE s::text END FROM (SELECT txid_current_snapshot() AS s) x"
+
 #define TASK_SNAPSHOT_ROUNDS 3
 #define TASK_CHUNK_RETRIES   5
 
@@ -544,8 +554,8 @@ start_tables(Load *l, const SlotSnapshot *snap, Error *err)
 	ok = pg_exec(l->src, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
 	             err) &&
 	     pg_execf(l->src, err, "SET TRANSACTION SNAPSHOT %s", lit) &&
-	     pg_query_value(l->src, "SELECT txid_current_snapshot()", 0, NULL,
-	                    txids, sizeof(txids), err) &&
+	     pg_query_value(l->src, TXID_SNAPSHOT_SQL, 0, NULL, txids,
+	                    sizeof(txids), err) &&
 	     pg_exec(l->src, "COMMIT", err);
 	free(lit);
 	if (!ok)
