@@ -1537,19 +1537,30 @@ task_clean(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err)
 			              "--force to end that session");
 			goto out;
 		}
-		PQclear(res);
-		res = NULL;
-		if (!pg_query(src,
+	}
+	PQclear(res);
+	res = NULL;
+	/*
+	 * Forced: end the session holding the slot, then drop it. The running
+	 * pgtide reconnects on its own, so repeat until the drop wins (bounded).
+	 */
+	for (int waited_ms = 0;; waited_ms += 250)
+	{
+		if (cfg->force &&
+		    !pg_query(src,
 		              "SELECT pg_terminate_backend(active_pid) FROM"
 		              " pg_replication_slots WHERE slot_name = $1 AND active",
 		              1, sp, &res, err))
 			goto out;
-		clock_sleep_ms(500); /* the walsender releases the slot as it ends */
+		PQclear(res);
+		res = NULL;
+		if (stream_drop_slot(src, slot, err))
+			break;
+		if (!cfg->force || !pg_err_is(err, "55006") || waited_ms >= 30000)
+			goto out;
+		err_clear(err);
+		clock_sleep_ms(250);
 	}
-	PQclear(res);
-	res = NULL;
-	if (!stream_drop_slot(src, slot, err))
-		goto out;
 	{
 		char *qp = pg_quote_ident(publication);
 		bool dropped = qp != NULL &&
