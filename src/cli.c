@@ -12,10 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "config.h"
+#include "cutover.h"
 #include "err.h"
 #include "log.h"
 #include "task.h"
+#include "validate.h"
 
 typedef bool (*CommandFn)(const TaskConfig *cfg, volatile sig_atomic_t *stop,
                           Error *err);
@@ -31,6 +34,15 @@ typedef struct Command
 } Command;
 
 static const Command commands[] = {
+    {"check", "say what would not migrate, and why, before anything changes",
+     "pgtide check reads the source and the target and reports every "
+     "finding, one\n"
+     "per line with its severity (blocker, warning, info), why it matters "
+     "and how\n"
+     "to fix it; --json for machines. It changes nothing. Exit 6 when there "
+     "is a\n"
+     "blocker. pgtide migrate runs it first.\n",
+     check_command, true, false},
     {"copy", "full load: schema, consistent parallel copy, indexes, sequences",
      "pgtide copy loads the schema and every row of the source database into "
      "the\n"
@@ -57,6 +69,26 @@ static const Command commands[] = {
      "the\n"
      "last error; --json for machines. It changes nothing.\n",
      task_status, false, false},
+    {"validate", "compare source and target rows by ranged hashes",
+     "pgtide validate compares the task's tables on source and target: "
+     "counts and\n"
+     "order-independent hashes per key range, computed in each database, "
+     "ranges\n"
+     "that differ split until the differing rows are named. Exit 7 when "
+     "rows\n"
+     "differ. Safe while the task follows the source.\n",
+     validate_command, true, false},
+    {"cutover", "fence the source's writes, drain, sync sequences, hand over",
+     "pgtide cutover talks to the running pgtide migrate of the task: waits "
+     "for\n"
+     "low lag, fences writes on the source, waits until every write before "
+     "the\n"
+     "fence is applied, sets the target's sequences, validates, stops the "
+     "stream\n"
+     "and prints the write-downtime window. A failure before the stream "
+     "stops\n"
+     "undoes the fence and leaves the task replicating.\n",
+     cutover_command, true, false},
     {"clean", "drop the task's slot, publication, origin and state",
      "pgtide clean drops what pgtide made for the task: the replication slot "
      "and\n"
@@ -140,13 +172,39 @@ usage_command(const Command *c, FILE *out)
 	    "(default:\n"
 	    "                            the task's)\n"
 	    "\n"
+	    "Check, validate, cutover:\n"
+	    "      --skip-check=ID       check: the finding ID does not stop "
+	    "migrate;\n"
+	    "                            repeatable\n"
+	    "      --wal-free-space=SIZE check: disk free for WAL on the source\n"
+	    "      --tables=PATTERNS     validate: only these tables "
+	    "(comma-separated)\n"
+	    "      --sample=FRACTION     validate: check this fraction of each "
+	    "table's\n"
+	    "                            ranges (0.1 or 10%%)\n"
+	    "      --fence=METHOD        cutover: revoke (default), read_only or "
+	    "command\n"
+	    "      --fence-role=ROLE     cutover: a role whose writes are fenced; "
+	    "repeatable\n"
+	    "      --fence-command=CMD   cutover: shell command that fences "
+	    "writes\n"
+	    "      --unfence-command=CMD cutover: shell command that undoes it\n"
+	    "      --max-lag=SIZE        cutover: wait for lag below this "
+	    "(default: 16MB)\n"
+	    "      --timeout=SECONDS     cutover: bound on each wait (default: "
+	    "300)\n"
+	    "      --sequence-margin=N   cutover: added to each sequence "
+	    "(default: 1000)\n"
+	    "      --final-validation=WHAT  cutover: none, counts (default) or "
+	    "full\n"
+	    "\n"
 	    "Other:\n"
 	    "      --state-schema=NAME   state schema on the target (default: "
 	    "pgtide)\n"
 	    "      --progress-interval=SECONDS  progress log period (default: "
 	    "10)\n"
 	    "      --log-format=FORMAT   text (default) or json\n"
-	    "      --json                status: print JSON\n"
+	    "      --json                status, check, validate: print JSON\n"
 	    "      --force               clean: end the running task's session "
 	    "first\n"
 	    "  -v, --verbose             more log lines\n"
@@ -155,7 +213,9 @@ usage_command(const Command *c, FILE *out)
 	    "\n"
 	    "Exit codes: 0 done, 1 internal error, 2 usage or task file, 3 "
 	    "source,\n"
-	    "4 target, 5 interrupted (run again to resume).\n");
+	    "4 target, 5 interrupted (run again to resume), 6 check found a "
+	    "blocker,\n"
+	    "7 validate found differences.\n");
 }
 
 static int
@@ -176,6 +236,10 @@ exit_code(ErrKind kind)
 			return CLI_EXIT_INTERRUPTED;
 		case ERR_INTERNAL:
 			return CLI_EXIT_INTERNAL;
+		case ERR_BLOCKED:
+			return CLI_EXIT_BLOCKED;
+		case ERR_DIFFERENT:
+			return CLI_EXIT_DIFFERENT;
 	}
 	return CLI_EXIT_INTERNAL;
 }
@@ -216,6 +280,18 @@ enum
 	OPT_JSON,
 	OPT_PUBLICATION,
 	OPT_FORCE,
+	OPT_SKIP_CHECK,
+	OPT_WAL_FREE,
+	OPT_TABLES,
+	OPT_SAMPLE,
+	OPT_FENCE,
+	OPT_FENCE_ROLE,
+	OPT_FENCE_CMD,
+	OPT_UNFENCE_CMD,
+	OPT_MAX_LAG,
+	OPT_TIMEOUT,
+	OPT_MARGIN,
+	OPT_FINAL_VALIDATION,
 };
 
 /* Each option and the task-file key it sets (NULL: it sets none). */
@@ -253,6 +329,23 @@ static const OptionKey options[] = {
     {{"start-lsn", required_argument, NULL, OPT_START_LSN}, "cdc.start_lsn"},
     {{"publication", required_argument, NULL, OPT_PUBLICATION},
      "cdc.publication"},
+    {{"skip-check", required_argument, NULL, OPT_SKIP_CHECK}, "check.skip"},
+    {{"wal-free-space", required_argument, NULL, OPT_WAL_FREE},
+     "check.wal_free_space"},
+    {{"tables", required_argument, NULL, OPT_TABLES}, "validate.tables"},
+    {{"sample", required_argument, NULL, OPT_SAMPLE}, "validate.sample"},
+    {{"fence", required_argument, NULL, OPT_FENCE}, "cutover.fence"},
+    {{"fence-role", required_argument, NULL, OPT_FENCE_ROLE}, "cutover.roles"},
+    {{"fence-command", required_argument, NULL, OPT_FENCE_CMD},
+     "cutover.fence_command"},
+    {{"unfence-command", required_argument, NULL, OPT_UNFENCE_CMD},
+     "cutover.unfence_command"},
+    {{"max-lag", required_argument, NULL, OPT_MAX_LAG}, "cutover.max_lag"},
+    {{"timeout", required_argument, NULL, OPT_TIMEOUT}, "cutover.timeout"},
+    {{"sequence-margin", required_argument, NULL, OPT_MARGIN},
+     "cutover.sequence_margin"},
+    {{"final-validation", required_argument, NULL, OPT_FINAL_VALIDATION},
+     "cutover.validate"},
     {{"log-format", required_argument, NULL, OPT_LOG_FORMAT}, NULL},
     {{"json", no_argument, NULL, OPT_JSON}, NULL},
     {{"force", no_argument, NULL, OPT_FORCE}, NULL},
@@ -272,6 +365,28 @@ option_of(int val)
 		if (options[i].opt.val == val)
 			return &options[i];
 	return NULL;
+}
+
+/* Sets a list key once per comma-separated item of value. */
+static bool
+set_each(TaskConfig *cfg, const char *key, const char *value,
+         const char *origin, Error *err)
+{
+	char item[1024];
+
+	while (*value != '\0')
+	{
+		size_t len = strcspn(value, ",");
+
+		if (len >= sizeof(item))
+			return err_set(err, ERR_USAGE, "%s: item too long", origin);
+		memcpy(item, value, len);
+		item[len] = '\0';
+		if (len > 0 && !config_set(cfg, key, item, origin, err))
+			return false;
+		value += len + (value[len] == ',');
+	}
+	return true;
 }
 
 /*
@@ -326,7 +441,9 @@ parse_options(int argc, char **argv, const char *cmd,
 		if (o != NULL && o->key != NULL)
 		{
 			snprintf(origin, sizeof(origin), "option --%s", o->opt.name);
-			if (!config_set(cfg, o->key, optarg, origin, err))
+			if (!(opt == OPT_TABLES
+			          ? set_each(cfg, o->key, optarg, origin, err)
+			          : config_set(cfg, o->key, optarg, origin, err)))
 				return false;
 		}
 		else if (opt == 'v')

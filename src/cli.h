@@ -17,6 +17,8 @@
 #define CLI_EXIT_SOURCE      3
 #define CLI_EXIT_TARGET      4
 #define CLI_EXIT_INTERRUPTED 5
+#define CLI_EXIT_BLOCKED     6
+#define CLI_EXIT_DIFFERENT   7
 
 /* Runs the command in argv; returns the process exit code. */
 int cli_main(int argc, char **argv, volatile sig_atomic_t *stop);

@@ -50,6 +50,10 @@ static const char *const schema_mode_names[] = {"create", "existing", NULL};
 static const char *const on_existing_names[] = {"refuse", "truncate", "drop",
                                                 NULL};
 static const char *const on_conflict_names[] = {"stop", "skip", "upsert", NULL};
+static const char *const fence_names[] = {"revoke", "read_only", "command",
+                                          NULL};
+static const char *const final_validation_names[] = {"none", "counts", "full",
+                                                     NULL};
 
 _Static_assert(COPY_FORMAT_AUTO == 0 && COPY_FORMAT_TEXT == 1 &&
                    COPY_FORMAT_BINARY == 2,
@@ -62,6 +66,11 @@ _Static_assert(ON_EXISTING_REFUSE == 0 && ON_EXISTING_TRUNCATE == 1 &&
 _Static_assert(ON_CONFLICT_STOP == 0 && ON_CONFLICT_SKIP == 1 &&
                    ON_CONFLICT_UPSERT == 2,
                "on_conflict_names follows OnConflict");
+_Static_assert(FENCE_REVOKE == 0 && FENCE_READ_ONLY == 1 && FENCE_COMMAND == 2,
+               "fence_names follows FenceMethod");
+_Static_assert(FINAL_VALIDATION_NONE == 0 && FINAL_VALIDATION_COUNTS == 1 &&
+                   FINAL_VALIDATION_FULL == 2,
+               "final_validation_names follows FinalValidation");
 
 typedef enum KeyId
 {
@@ -85,17 +94,30 @@ typedef enum KeyId
 	KEY_CDC_SLOT,
 	KEY_CDC_START_LSN,
 	KEY_CDC_PUBLICATION,
+	KEY_CHECK_SKIP,
+	KEY_CHECK_WAL_FREE,
+	KEY_VALIDATE_TABLES,
+	KEY_VALIDATE_SAMPLE,
+	KEY_CUTOVER_FENCE,
+	KEY_CUTOVER_ROLES,
+	KEY_CUTOVER_FENCE_CMD,
+	KEY_CUTOVER_UNFENCE_CMD,
+	KEY_CUTOVER_MAX_LAG,
+	KEY_CUTOVER_TIMEOUT,
+	KEY_CUTOVER_MARGIN,
+	KEY_CUTOVER_VALIDATE,
 } KeyId;
 
 typedef enum KeyType
 {
-	KEY_TYPE_STRING, /* any non-empty string without NUL bytes */
-	KEY_TYPE_NAME,   /* task name: [a-z0-9_]{1,40} */
-	KEY_TYPE_IDENT,  /* SQL identifier: [a-z_][a-z0-9_]{0,62} */
-	KEY_TYPE_LIST,   /* strings; a scalar in YAML is a one-item list */
-	KEY_TYPE_INT,    /* decimal integer in [min, max] */
-	KEY_TYPE_SIZE,   /* config_parse_size() */
-	KEY_TYPE_CHOICE, /* one of choices[] */
+	KEY_TYPE_STRING,   /* any non-empty string without NUL bytes */
+	KEY_TYPE_NAME,     /* task name: [a-z0-9_]{1,40} */
+	KEY_TYPE_IDENT,    /* SQL identifier: [a-z_][a-z0-9_]{0,62} */
+	KEY_TYPE_LIST,     /* strings; a scalar in YAML is a one-item list */
+	KEY_TYPE_INT,      /* decimal integer in [min, max] */
+	KEY_TYPE_SIZE,     /* config_parse_size() */
+	KEY_TYPE_CHOICE,   /* one of choices[] */
+	KEY_TYPE_FRACTION, /* "0.1" or "10%": in (0, 1] */
 } KeyType;
 
 typedef struct KeyDef
@@ -159,6 +181,44 @@ static const KeyDef config_keys[] = {
     {.name = "cdc.publication",
      .id = KEY_CDC_PUBLICATION,
      .type = KEY_TYPE_STRING},
+    {.name = "check.skip", .id = KEY_CHECK_SKIP, .type = KEY_TYPE_LIST},
+    {.name = "check.wal_free_space",
+     .id = KEY_CHECK_WAL_FREE,
+     .type = KEY_TYPE_SIZE},
+    {.name = "validate.tables",
+     .id = KEY_VALIDATE_TABLES,
+     .type = KEY_TYPE_LIST},
+    {.name = "validate.sample",
+     .id = KEY_VALIDATE_SAMPLE,
+     .type = KEY_TYPE_FRACTION},
+    {.name = "cutover.fence",
+     .id = KEY_CUTOVER_FENCE,
+     .type = KEY_TYPE_CHOICE,
+     .choices = fence_names},
+    {.name = "cutover.roles", .id = KEY_CUTOVER_ROLES, .type = KEY_TYPE_LIST},
+    {.name = "cutover.fence_command",
+     .id = KEY_CUTOVER_FENCE_CMD,
+     .type = KEY_TYPE_STRING},
+    {.name = "cutover.unfence_command",
+     .id = KEY_CUTOVER_UNFENCE_CMD,
+     .type = KEY_TYPE_STRING},
+    {.name = "cutover.max_lag",
+     .id = KEY_CUTOVER_MAX_LAG,
+     .type = KEY_TYPE_SIZE},
+    {.name = "cutover.timeout",
+     .id = KEY_CUTOVER_TIMEOUT,
+     .type = KEY_TYPE_INT,
+     .min = 1,
+     .max = 86400},
+    {.name = "cutover.sequence_margin",
+     .id = KEY_CUTOVER_MARGIN,
+     .type = KEY_TYPE_INT,
+     .min = 0,
+     .max = 1000000000},
+    {.name = "cutover.validate",
+     .id = KEY_CUTOVER_VALIDATE,
+     .type = KEY_TYPE_CHOICE,
+     .choices = final_validation_names},
 };
 
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -453,6 +513,11 @@ describe_expected(const KeyDef *key, char *buf, size_t cap)
 			join_choices(key->choices, choices, sizeof(choices));
 			snprintf(buf, cap, "one of %s", choices);
 			return;
+		case KEY_TYPE_FRACTION:
+			snprintf(buf, cap,
+			         "a fraction above 0 and at most 1 (such as "
+			         "0.1 or 10%%)");
+			return;
 	}
 	snprintf(buf, cap, "a value");
 }
@@ -572,6 +637,45 @@ parse_int(const char *text, size_t len, int min, int max, int *out)
 	return true;
 }
 
+/*
+ * A fraction in (0, 1] as "0.25" or "25%", in parts per million. Parsed by
+ * hand: strtod would follow the locale and accept "inf", "1e3" and hex.
+ */
+static bool
+parse_fraction(const char *text, size_t len, int64_t *ppm)
+{
+	int64_t whole = 0, frac = 0, scale = 1;
+	bool percent = len > 0 && text[len - 1] == '%';
+	bool dot = false, digits = false;
+
+	if (percent)
+		len--;
+	for (size_t i = 0; i < len; i++)
+	{
+		if (text[i] == '.' && !dot)
+			dot = true;
+		else if (text[i] >= '0' && text[i] <= '9' && whole <= 1000)
+		{
+			digits = true;
+			if (!dot)
+				whole = whole * 10 + (text[i] - '0');
+			else if (scale < 1000000)
+			{
+				frac = frac * 10 + (text[i] - '0');
+				scale *= 10;
+			}
+		}
+		else
+			return false;
+	}
+	if (!digits)
+		return false;
+	*ppm = whole * 1000000 + frac * (1000000 / scale);
+	if (percent)
+		*ppm /= 100;
+	return *ppm > 0 && *ppm <= 1000000;
+}
+
 static StrList *
 list_field(TaskConfig *cfg, KeyId id)
 {
@@ -581,6 +685,12 @@ list_field(TaskConfig *cfg, KeyId id)
 			return &cfg->include;
 		case KEY_EXCLUDE:
 			return &cfg->exclude;
+		case KEY_CHECK_SKIP:
+			return &cfg->check_skip;
+		case KEY_VALIDATE_TABLES:
+			return &cfg->validate_tables;
+		case KEY_CUTOVER_ROLES:
+			return &cfg->cutover_roles;
 		default:
 			return NULL;
 	}
@@ -620,6 +730,9 @@ key_store(TaskConfig *cfg, const KeyDef *key, const char *text, size_t len,
 			return replace_string(&cfg->state_schema, text, len, err);
 		case KEY_INCLUDE:
 		case KEY_EXCLUDE:
+		case KEY_CHECK_SKIP:
+		case KEY_VALIDATE_TABLES:
+		case KEY_CUTOVER_ROLES:
 			return strlist_append(list_field(cfg, key->id), text, len, err);
 		case KEY_COPY_JOBS:
 			cfg->copy_jobs = (int) num;
@@ -656,6 +769,33 @@ key_store(TaskConfig *cfg, const KeyDef *key, const char *text, size_t len,
 			return replace_string(&cfg->cdc_start_lsn, text, len, err);
 		case KEY_CDC_PUBLICATION:
 			return replace_string(&cfg->cdc_publication, text, len, err);
+		case KEY_CHECK_WAL_FREE:
+			cfg->check_wal_free_bytes = num;
+			return true;
+		case KEY_VALIDATE_SAMPLE:
+			/* stored as parts per million to keep key_store integral */
+			cfg->validate_sample = (double) num / 1e6;
+			return true;
+		case KEY_CUTOVER_FENCE:
+			cfg->cutover_fence = (FenceMethod) num;
+			return true;
+		case KEY_CUTOVER_FENCE_CMD:
+			return replace_string(&cfg->cutover_fence_command, text, len, err);
+		case KEY_CUTOVER_UNFENCE_CMD:
+			return replace_string(&cfg->cutover_unfence_command, text, len,
+			                      err);
+		case KEY_CUTOVER_MAX_LAG:
+			cfg->cutover_max_lag_bytes = num;
+			return true;
+		case KEY_CUTOVER_TIMEOUT:
+			cfg->cutover_timeout_s = (int) num;
+			return true;
+		case KEY_CUTOVER_MARGIN:
+			cfg->cutover_sequence_margin = (int) num;
+			return true;
+		case KEY_CUTOVER_VALIDATE:
+			cfg->cutover_validate = (FinalValidation) num;
+			return true;
 	}
 	return err_set(err, ERR_INTERNAL, "key %s has no field", key->name);
 }
@@ -718,6 +858,10 @@ key_apply(TaskConfig *cfg, const KeyDef *key, const char *text, size_t len,
 				               quote(shown, text, len), choices);
 			}
 			num = n;
+			break;
+		case KEY_TYPE_FRACTION:
+			if (!parse_fraction(text, len, &num))
+				return fail_value(err, key, text, len);
 			break;
 	}
 	return key_store(cfg, key, text, len, num, err);
@@ -1140,6 +1284,12 @@ config_init(TaskConfig *cfg)
 	cfg->state_schema = dup_default("pgtide");
 	cfg->cdc_memory_bytes = INT64_C(256) * 1024 * 1024;
 	cfg->on_conflict = ON_CONFLICT_STOP;
+	cfg->validate_sample = 1.0;
+	cfg->cutover_fence = FENCE_REVOKE;
+	cfg->cutover_max_lag_bytes = INT64_C(16) * 1024 * 1024;
+	cfg->cutover_timeout_s = 300;
+	cfg->cutover_sequence_margin = 1000;
+	cfg->cutover_validate = FINAL_VALIDATION_COUNTS;
 }
 
 void
@@ -1159,6 +1309,11 @@ config_free(TaskConfig *cfg)
 	free(cfg->cdc_slot);
 	free(cfg->cdc_start_lsn);
 	free(cfg->cdc_publication);
+	strlist_free(&cfg->check_skip);
+	strlist_free(&cfg->validate_tables);
+	strlist_free(&cfg->cutover_roles);
+	free(cfg->cutover_fence_command);
+	free(cfg->cutover_unfence_command);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -1229,6 +1384,16 @@ config_validate(const TaskConfig *cfg, Error *err)
 		err_set(err, ERR_CONFIG, "no target given");
 		return err_hint(err,
 		                "pass --target URI or set target in the task file");
+	}
+	if (cfg->cutover_fence == FENCE_COMMAND &&
+	    (cfg->cutover_fence_command == NULL ||
+	     cfg->cutover_unfence_command == NULL))
+	{
+		err_set(err, ERR_CONFIG,
+		        "cutover.fence command needs cutover.fence_command and "
+		        "cutover.unfence_command");
+		return err_hint(err, "the undo command is what pgtide runs when a "
+		                     "cutover step fails after the fence");
 	}
 	if (cfg->schema_mode == SCHEMA_MODE_CREATE &&
 	    cfg->on_existing == ON_EXISTING_TRUNCATE)
@@ -1327,4 +1492,16 @@ const char *
 config_on_conflict_name(OnConflict c)
 {
 	return choice_name(on_conflict_names, (int) c);
+}
+
+const char *
+config_fence_name(FenceMethod f)
+{
+	return choice_name(fence_names, (int) f);
+}
+
+const char *
+config_final_validation_name(FinalValidation v)
+{
+	return choice_name(final_validation_names, (int) v);
 }

@@ -42,6 +42,21 @@ typedef enum OnConflict
 	ON_CONFLICT_UPSERT,   /* insert a missing row; overwrite a duplicate */
 } OnConflict;
 
+typedef enum FenceMethod
+{
+	FENCE_REVOKE = 0, /* revoke INSERT/UPDATE/DELETE/TRUNCATE from roles */
+	FENCE_READ_ONLY,  /* database read-only for new sessions; end the roles'
+	                     sessions */
+	FENCE_COMMAND,    /* the user's own command (and its undo) */
+} FenceMethod;
+
+typedef enum FinalValidation
+{
+	FINAL_VALIDATION_NONE = 0,
+	FINAL_VALIDATION_COUNTS, /* row counts per table */
+	FINAL_VALIDATION_FULL,   /* ranged hashes of every row */
+} FinalValidation;
+
 /*
  * copy.split_tables_larger_than = auto: split only a table larger than a
  * fair share of the load (all selected tables / copy.jobs), into about that
@@ -81,8 +96,20 @@ typedef struct TaskConfig
 	char *cdc_slot;        /* follow: the slot to stream; NULL = the task's */
 	char *cdc_start_lsn;   /* follow: where to start; NULL = the slot's */
 	char *cdc_publication; /* follow: NULL = the task's (pgtide_TASK) */
-	bool output_json;      /* command line only (--json): machine output */
-	bool force; /* command line only (--force): clean a running task */
+	StrList check_skip;    /* finding ids that do not block migrate */
+	int64_t check_wal_free_bytes; /* source disk free for WAL; 0 unknown */
+	StrList validate_tables;      /* patterns; empty = the task's tables */
+	double validate_sample;       /* fraction of ranges checked, (0, 1] */
+	FenceMethod cutover_fence;
+	StrList cutover_roles;         /* roles fenced (revoke, read_only) */
+	char *cutover_fence_command;   /* FENCE_COMMAND: run by /bin/sh */
+	char *cutover_unfence_command; /* undoes it when cutover fails */
+	int64_t cutover_max_lag_bytes; /* lag to wait for before fencing */
+	int cutover_timeout_s;         /* for each wait of the cutover */
+	int cutover_sequence_margin;   /* added to each sequence's value */
+	FinalValidation cutover_validate;
+	bool output_json; /* command line only (--json): machine output */
+	bool force;       /* command line only (--force): clean a running task */
 } TaskConfig;
 
 /* Fills cfg with every default (see docs/task-file.md). Never fails. */
@@ -121,5 +148,7 @@ const char *config_schema_mode_name(SchemaMode m);
 const char *config_on_existing_name(OnExisting o);
 const char *config_copy_format_name(CopyFormat f);
 const char *config_on_conflict_name(OnConflict c);
+const char *config_fence_name(FenceMethod f);
+const char *config_final_validation_name(FinalValidation v);
 
 #endif

@@ -104,6 +104,10 @@ err_kind_name(ErrKind kind)
 			return "target";
 		case ERR_INTERRUPTED:
 			return "interrupted";
+		case ERR_BLOCKED:
+			return "blocked";
+		case ERR_DIFFERENT:
+			return "different";
 	}
 	return "unknown";
 }

@@ -21,6 +21,8 @@ typedef enum ErrKind
 	ERR_SOURCE,      /* the source server refused or failed */
 	ERR_TARGET,      /* a target server refused or failed */
 	ERR_INTERRUPTED, /* stopped by a signal before the work was done */
+	ERR_BLOCKED,     /* check found a blocker (the findings say which) */
+	ERR_DIFFERENT,   /* validate found rows that differ */
 } ErrKind;
 
 #define ERR_MSG_MAX 1024

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "json.h"
 
 LogLevel log_min_level = LOG_LEVEL_INFO;
 static bool log_json = false;
@@ -30,29 +31,6 @@ void
 log_set_role(const char *role)
 {
 	snprintf(log_role, sizeof(log_role), "%s", role);
-}
-
-static size_t
-json_escape(char *dst, size_t cap, const char *src)
-{
-	size_t n = 0;
-
-	for (; *src != '\0' && n + 7 < cap; src++)
-	{
-		unsigned char c = (unsigned char) *src;
-
-		if (c == '"' || c == '\\')
-		{
-			dst[n++] = '\\';
-			dst[n++] = (char) c;
-		}
-		else if (c < 0x20)
-			n += (size_t) snprintf(dst + n, cap - n, "\\u%04x", c);
-		else
-			dst[n++] = (char) c;
-	}
-	dst[n] = '\0';
-	return n;
 }
 
 void

@@ -27,6 +27,7 @@
 #include "clock.h"
 #include "copy.h"
 #include "fault.h"
+#include "json.h"
 #include "log.h"
 #include "pg.h"
 #include "plan.h"
@@ -1221,37 +1222,19 @@ task_note_error(const TaskConfig *cfg, const Error *failure)
 
 /* ---- pgtide status ---- */
 
-static void
-json_string(FILE *out, const char *s)
-{
-	fputc('"', out);
-	for (; s != NULL && *s; s++)
-	{
-		unsigned char ch = (unsigned char) *s;
-
-		if (ch == '"' || ch == '\\')
-			fprintf(out, "\\%c", ch);
-		else if (ch < 0x20)
-			fprintf(out, "\\u%04x", ch);
-		else
-			fputc(ch, out);
-	}
-	fputc('"', out);
-}
-
 /* A field of a result row as JSON: a string, or null. */
 static void
 json_field(FILE *out, const char *key, const PGresult *res, int row, int col,
            bool number, bool last)
 {
-	json_string(out, key);
+	json_write_string(out, key);
 	fputc(':', out);
 	if (PQgetisnull(res, row, col))
 		fputs("null", out);
 	else if (number)
 		fputs(PQgetvalue(res, row, col), out);
 	else
-		json_string(out, PQgetvalue(res, row, col));
+		json_write_string(out, PQgetvalue(res, row, col));
 	if (!last)
 		fputc(',', out);
 }
@@ -1371,7 +1354,7 @@ task_status(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err)
 	if (cfg->output_json)
 	{
 		fputs("{\"task\":", out);
-		json_string(out, cfg->task);
+		json_write_string(out, cfg->task);
 		fputc(',', out);
 		for (int c = 0; c < ncols; c++)
 			json_field(out, task_cols[c], task, 0, c, task_num[c], false);
