@@ -435,6 +435,34 @@ note_conflict(Applier *a, Pending *p, const char *what, int64_t count)
 		         config_on_conflict_name(a->policy));
 }
 
+static const char *
+pend_kind_verb(PendKind kind)
+{
+	switch (kind)
+	{
+		case PEND_INSERT:
+		case PEND_UPSERT:
+			return "INSERT";
+		case PEND_UPDATE:
+			return "UPDATE";
+		case PEND_DELETE:
+			return "DELETE";
+		case PEND_PLAIN:
+			break;
+	}
+	return "";
+}
+
+/* True when a command tag ("UPDATE 1") is what the pending statement sent. */
+static bool
+result_matches(const Pending *p, const char *tag)
+{
+	const char *verb = pend_kind_verb(p->kind);
+	size_t n = strlen(verb);
+
+	return strncmp(tag, verb, n) == 0 && (tag[n] == ' ' || tag[n] == '\0');
+}
+
 /*
  * Reads the result of the oldest pending statement. A server error becomes
  * the batch's error (the pipeline is aborted after it); later statements
@@ -484,6 +512,23 @@ read_one(Applier *a, Error *err)
 			              PQntuples(res) - inserted);
 		else if (p->kind == PEND_UPSERT && inserted > 0)
 			note_conflict(a, p, "no row to update", inserted);
+	}
+	else if (st == PGRES_COMMAND_OK && p->kind != PEND_PLAIN &&
+	         !result_matches(p, PQcmdStatus(res)))
+	{
+		/* Never read one statement's result as another's: a Prepare's
+		 * empty tag would pass for "no row to update". The batch is
+		 * rolled back and redone on a new connection. */
+		if (!err_is_set(err))
+		{
+			err_set(err, ERR_INTERNAL,
+			        "pipeline results out of step: expected the result of "
+			        "%s on table %s, got \"%s\"",
+			        pend_kind_verb(p->kind), p->rel->src_qname,
+			        PQcmdStatus(res));
+			err->retryable = true;
+		}
+		ok = false;
 	}
 	else if (st == PGRES_COMMAND_OK && p->kind != PEND_PLAIN)
 	{
@@ -1161,6 +1206,15 @@ apply_message(Applier *a, const PgoMessage *m, Error *err)
 bool
 apply_batch_begin(Applier *a, Error *err)
 {
+	if (a->pend_count != 0)
+	{
+		/* a result left over from the last batch would shift every result
+		 * of this one onto the wrong statement */
+		err_set(err, ERR_INTERNAL,
+		        "%d results of the last batch were never read", a->pend_count);
+		err->retryable = true;
+		return false;
+	}
 	a->in_batch = true;
 	a->batch_has_ud = false;
 	a->batch_txns = 0;

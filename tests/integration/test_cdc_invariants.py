@@ -202,11 +202,6 @@ def test_disconnects_are_survived(pgtide, make_server, what):
     assert p.stop() == 0
 
 
-@pytest.mark.skipif(
-    bool(__import__("os").environ.get("PGTIDE_SANITIZED")),
-    reason="open bug: failed once under ASan in CI (a table finished in the "
-           "first run lacked a row the stream updated); runs in the release "
-           "build until it is understood")
 def test_reloaded_table_gets_exactly_the_changes_after_its_point(
         pgtide, source_db, target_db):
     """Killed during the load, while the application writes: the table in
