@@ -1276,9 +1276,13 @@ apply_batch_commit(Applier *a, Lsn end_lsn, int64_t commit_time_us, Error *err)
 	/* microseconds since 2000-01-01 as a timestamptz literal */
 	snprintf(ts, sizeof(ts), "%.6f",
 	         (double) (commit_time_us + PGO_EPOCH_UNIX_US) / 1e6);
+	/* txid_current: a batch that wrote nothing (only skipped changes, or
+	 * cutover's marker) still needs a commit record to carry the origin
+	 * forward; a batch that wrote already has its xid */
 	if (!send_plain(a,
 	                "SELECT pg_catalog.pg_replication_origin_xact_setup($1,"
-	                " pg_catalog.to_timestamp($2::float8))",
+	                " pg_catalog.to_timestamp($2::float8)),"
+	                " pg_catalog.txid_current()",
 	                2, params, err) ||
 	    !send_plain(a, "COMMIT", 0, NULL, err))
 		goto fail;

@@ -57,12 +57,16 @@ typedef struct Cdc
 	_Atomic int64_t applied_changes;
 	_Atomic int64_t applied_time_us; /* commit time of the last applied */
 	_Atomic uint64_t applied_end;
+	_Atomic uint64_t stop_lsn;   /* cutover's marker; 0 until it is set */
+	atomic_bool stop_reached;    /* the target flushed up to stop_lsn */
+	_Atomic int64_t beyond_stop; /* transactions left unapplied after it */
 } Cdc;
 
 static bool
 stopping(Cdc *c)
 {
-	return atomic_load(&c->fatal) || (c->o->stop != NULL && *c->o->stop);
+	return atomic_load(&c->fatal) || atomic_load(&c->stop_reached) ||
+	       (c->o->stop != NULL && *c->o->stop);
 }
 
 static void
@@ -246,13 +250,72 @@ connect_applier(ApplierThread *at, Error *err)
 	return apply_reconnect(at->ap, err) && refresh_flushed(at, err);
 }
 
+/* Asks, at most once a second, where the stream must stop. */
+static void
+poll_stop_at(ApplierThread *at, int64_t *last_ms)
+{
+	const CdcOptions *o = at->c->o;
+	Error err = ERR_INIT;
+	Lsn lsn = LSN_INVALID;
+
+	if (o->stop_at == NULL || atomic_load(&at->c->stop_lsn) != LSN_INVALID ||
+	    clock_ms() - *last_ms < CDC_STATUS_INTERVAL_MS)
+		return;
+	*last_ms = clock_ms();
+	if (!o->stop_at(&lsn, o->stop_ctx, &err))
+		log_debug("could not read the cutover position: %s", err.message);
+	else if (lsn != LSN_INVALID)
+	{
+		log_info("cutover: stopping once the target holds " LSN_FMT,
+		         LSN_ARGS(lsn));
+		atomic_store(&at->c->stop_lsn, lsn);
+	}
+}
+
+/*
+ * With a stop position, only transactions committed up to it are applied;
+ * the rest of the queue stays unapplied (and is counted).
+ */
+static int
+cap_at_stop(Cdc *c, const CdcTxn *batch, int n)
+{
+	Lsn stop = atomic_load(&c->stop_lsn);
+	int keep = 0;
+
+	if (stop == LSN_INVALID)
+		return n;
+	while (keep < n && batch[keep].final_lsn <= stop)
+		keep++;
+	if (keep < n)
+	{
+		pthread_mutex_lock(&c->lock);
+		atomic_store(&c->beyond_stop, c->q_count - keep);
+		pthread_mutex_unlock(&c->lock);
+	}
+	return keep;
+}
+
+/* Once everything up to the stop position is durable, the stream ends. */
+static void
+note_stop_reached(Cdc *c)
+{
+	Lsn stop = atomic_load(&c->stop_lsn);
+
+	if (stop != LSN_INVALID && atomic_load(&c->flushed) >= stop &&
+	    !atomic_load(&c->stop_reached))
+	{
+		atomic_store(&c->stop_reached, true);
+		pthread_cond_broadcast(&c->nonempty);
+	}
+}
+
 static void *
 applier_main(void *arg)
 {
 	ApplierThread *at = arg;
 	Cdc *c = at->c;
 	CdcTxn *batch = malloc(sizeof(CdcTxn) * CDC_BATCH_MAX_TXNS);
-	int64_t last_flush_ms = 0;
+	int64_t last_flush_ms = 0, last_poll_ms = 0;
 	int backoff_ms = 500;
 	bool reported = false;
 	bool broken = false; /* the target connection must be replaced */
@@ -270,11 +333,14 @@ applier_main(void *arg)
 	{
 		Error err = ERR_INIT;
 		int n = queue_peek(c, batch, CDC_BATCH_MAX_TXNS, CDC_FLUSH_POLL_MS);
-		int skip = 0;
+		int skip = 0, peeked;
 
 		if (broken && !connect_applier(at, &err))
 			goto failed;
 		broken = false;
+		poll_stop_at(at, &last_poll_ms);
+		peeked = n;
+		n = cap_at_stop(c, batch, n);
 		/* a batch whose commit was lost may already be on the target */
 		while (skip < n && batch[skip].end_lsn <= atomic_load(&c->flushed))
 			txnbuf_release(c->buf, batch[skip++].xid);
@@ -288,6 +354,9 @@ applier_main(void *arg)
 			atomic_store(&c->applier_idle, true);
 			if (!refresh_flushed(at, &err))
 				goto failed;
+			note_stop_reached(c);
+			if (peeked > 0) /* all of it past the stop: nothing to wait for */
+				clock_sleep_ms(CDC_FLUSH_POLL_MS);
 			continue;
 		}
 		if (!apply_batch(at, batch, n, &err))
@@ -310,6 +379,7 @@ applier_main(void *arg)
 				goto failed;
 			last_flush_ms = clock_ms();
 		}
+		note_stop_reached(c);
 		backoff_ms = 500;
 		reported = false;
 		continue;
@@ -714,7 +784,18 @@ out:
 		}
 		pthread_mutex_unlock(&c.lock);
 	}
-	if (ok && o->stop != NULL && *o->stop)
+	if (ok && atomic_load(&c.stop_reached))
+	{
+		int64_t beyond = atomic_load(&c.beyond_stop);
+
+		if (beyond > 0)
+			log_warn("cutover: %lld source transactions committed after the "
+			         "cutover marker were received and not applied",
+			         (long long) beyond);
+		if (o->stopped_at != NULL)
+			*o->stopped_at = atomic_load(&c.stop_lsn);
+	}
+	else if (ok && o->stop != NULL && *o->stop)
 		ok = err_set(err, ERR_INTERRUPTED, "interrupted");
 	stream_close(rv.s);
 	drop_partial(&rv);

@@ -47,6 +47,12 @@ typedef struct CdcProgress
 /* Called from the receiver thread every progress interval. */
 typedef void (*CdcProgressFn)(const CdcProgress *p, void *ctx);
 
+/*
+ * Asked about once a second, from the applier thread (it may block): where
+ * the stream must stop (cutover's marker), LSN_INVALID for nowhere yet.
+ */
+typedef bool (*CdcStopAtFn)(Lsn *stop_lsn, void *ctx, Error *err);
+
 typedef struct CdcOptions
 {
 	const char *source_uri;
@@ -64,11 +70,16 @@ typedef struct CdcOptions
 	CdcProgressFn on_progress; /* optional */
 	void *progress_ctx;
 	volatile sig_atomic_t *stop;
+	CdcStopAtFn stop_at; /* optional */
+	void *stop_ctx;
+	Lsn *stopped_at; /* optional out: the stop position, once reached */
 } CdcOptions;
 
 /*
  * Follows the slot until *stop is set (returns false with ERR_INTERRUPTED,
- * after the applied position was reported) or a failure no retry cures.
+ * after the applied position was reported), until the target has flushed
+ * the position stop_at names (returns true, *stopped_at set; no transaction
+ * committed after it is applied), or a failure no retry cures.
  * Source and target disconnects are retried with backoff.
  */
 bool cdc_run(const CdcOptions *o, Error *err);

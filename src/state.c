@@ -77,7 +77,23 @@ static const char *const state_ddl =
     " ADD COLUMN IF NOT EXISTS cdc_changes_per_s float8,"
     " ADD COLUMN IF NOT EXISTS cdc_updated_at timestamptz,"
     " ADD COLUMN IF NOT EXISTS last_error text,"
-    " ADD COLUMN IF NOT EXISTS last_error_at timestamptz;";
+    " ADD COLUMN IF NOT EXISTS last_error_at timestamptz,"
+    " ADD COLUMN IF NOT EXISTS cutover_stop_lsn pg_lsn,"
+    " ADD COLUMN IF NOT EXISTS cutover_undo text;"
+    "CREATE TABLE IF NOT EXISTS @S.cutovers ("
+    " task text NOT NULL REFERENCES @S.task ON DELETE CASCADE,"
+    " started_at timestamptz NOT NULL,"
+    " fence_method text NOT NULL,"
+    " fenced_at timestamptz,"
+    " marker_lsn pg_lsn,"
+    " done_at timestamptz,"
+    " window_ms bigint,"
+    " late_txns bigint,"
+    " sequences int,"
+    " validation text,"
+    " result text NOT NULL,"
+    " steps text NOT NULL,"
+    " error text);";
 
 /*
  * Statements name the state schema as @S; it is substituted quoted, so the
@@ -457,4 +473,105 @@ state_task_set_error(PgConn *tgt, const char *schema, const char *task,
 	                 " last_error_at = CASE WHEN $2::text IS NULL THEN NULL"
 	                 " ELSE now() END WHERE task = $1",
 	                 2, params, NULL, err);
+}
+
+bool
+state_task_set_cutover_stop(PgConn *tgt, const char *schema, const char *task,
+                            Lsn lsn, Error *err)
+{
+	char text[LSN_TEXT_MAX];
+	const char *params[2] = {task,
+	                         lsn == LSN_INVALID ? NULL : lsn_format(lsn, text)};
+
+	return state_run(tgt, schema,
+	                 "UPDATE @S.task SET cutover_stop_lsn = $2::pg_lsn"
+	                 " WHERE task = $1",
+	                 2, params, NULL, err);
+}
+
+bool
+state_task_cutover_stop(PgConn *tgt, const char *schema, const char *task,
+                        Lsn *lsn, Error *err)
+{
+	const char *params[1] = {task};
+	PGresult *res;
+	bool ok = true;
+
+	*lsn = LSN_INVALID;
+	if (!state_run(tgt, schema,
+	               "SELECT cutover_stop_lsn::text FROM @S.task WHERE task = $1",
+	               1, params, &res, err))
+		return false;
+	if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
+		ok = lsn_parse(PQgetvalue(res, 0, 0), lsn) ||
+		     err_set(err, ERR_TARGET, "state: bad cutover position \"%s\"",
+		             PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return ok;
+}
+
+bool
+state_cutover_record(PgConn *tgt, const char *schema, const char *task,
+                     const StateCutover *c, Error *err)
+{
+	char marker[LSN_TEXT_MAX], win[24], late[24], seqs[16];
+	const char *params[13] = {
+	    task,
+	    c->started_at,
+	    c->fence_method,
+	    c->fenced_at[0] ? c->fenced_at : NULL,
+	    c->marker_lsn == LSN_INVALID ? NULL : lsn_format(c->marker_lsn, marker),
+	    c->done_at[0] ? c->done_at : NULL,
+	    c->window_ms >= 0 ? win : NULL,
+	    late,
+	    seqs,
+	    c->validation,
+	    c->result,
+	    c->steps,
+	    c->error[0] ? c->error : NULL};
+
+	snprintf(win, sizeof(win), "%lld", (long long) c->window_ms);
+	snprintf(late, sizeof(late), "%lld", (long long) c->late_txns);
+	snprintf(seqs, sizeof(seqs), "%d", c->sequences);
+	return state_run(
+	    tgt, schema,
+	    "INSERT INTO @S.cutovers (task, started_at, fence_method, fenced_at,"
+	    " marker_lsn, done_at, window_ms, late_txns, sequences, validation,"
+	    " result, steps, error) VALUES ($1, $2::timestamptz, $3,"
+	    " $4::timestamptz, $5::pg_lsn, $6::timestamptz, $7::bigint,"
+	    " $8::bigint, $9::int, $10, $11, $12, $13)",
+	    13, params, NULL, err);
+}
+
+bool
+state_task_set_cutover_undo(PgConn *tgt, const char *schema, const char *task,
+                            const char *undo, Error *err)
+{
+	const char *params[2] = {task, undo};
+
+	return state_run(tgt, schema,
+	                 "UPDATE @S.task SET cutover_undo = $2 WHERE task = $1", 2,
+	                 params, NULL, err);
+}
+
+bool
+state_task_cutover_undo(PgConn *tgt, const char *schema, const char *task,
+                        char **undo, Error *err)
+{
+	const char *params[1] = {task};
+	PGresult *res;
+
+	*undo = NULL;
+	if (!state_run(tgt, schema,
+	               "SELECT cutover_undo FROM @S.task WHERE task = $1", 1,
+	               params, &res, err))
+		return false;
+	if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0) &&
+	    (*undo = strdup(PQgetvalue(res, 0, 0))) == NULL)
+	{
+		PQclear(res);
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	}
+	PQclear(res);
+	return true;
 }

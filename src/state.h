@@ -131,4 +131,44 @@ bool state_task_set_cdc(PgConn *tgt, const char *schema, const char *task,
 bool state_task_set_error(PgConn *tgt, const char *schema, const char *task,
                           const char *message, Error *err);
 
+/*
+ * The position at which a running change stream must stop, set by cutover
+ * at its point of no return (LSN_INVALID clears it).
+ */
+bool state_task_set_cutover_stop(PgConn *tgt, const char *schema,
+                                 const char *task, Lsn lsn, Error *err);
+bool state_task_cutover_stop(PgConn *tgt, const char *schema, const char *task,
+                             Lsn *lsn, Error *err);
+
+/*
+ * How to undo a cutover's fence on the source, saved before the fence goes
+ * up (NULL clears it): a cutover killed while fenced leaves it for the next
+ * run, which undoes the fence first. *undo is malloc'd (NULL when none).
+ */
+bool state_task_set_cutover_undo(PgConn *tgt, const char *schema,
+                                 const char *task, const char *undo,
+                                 Error *err);
+bool state_task_cutover_undo(PgConn *tgt, const char *schema, const char *task,
+                             char **undo, Error *err);
+
+/* One cutover attempt, as reported to the user. Times are timestamptz text. */
+typedef struct StateCutover
+{
+	char started_at[64];
+	const char *fence_method;
+	char fenced_at[64]; /* "" when the fence was never in place */
+	Lsn marker_lsn;
+	char done_at[64];  /* "" when it did not finish */
+	int64_t window_ms; /* -1 when it did not finish */
+	int64_t late_txns;
+	int sequences;
+	const char *validation;
+	const char *result; /* done, failed (fence undone), failed (fenced) */
+	const char *steps;  /* each step and its duration, one line each */
+	char error[1024];
+} StateCutover;
+
+bool state_cutover_record(PgConn *tgt, const char *schema, const char *task,
+                          const StateCutover *c, Error *err);
+
 #endif

@@ -33,6 +33,7 @@
 #include "plan.h"
 #include "progress.h"
 #include "schema.h"
+#include "sequences.h"
 #include "state.h"
 #include "stream.h"
 
@@ -703,39 +704,11 @@ out:
 static bool
 copy_sequences(Load *l, Error *err)
 {
-	int copied = 0;
+	SeqSyncResult r;
 
-	for (int i = 0; i < l->cat->nseqs; i++)
-	{
-		const CatSequence *s = &l->cat->seqs[i];
-		PGresult *res;
-		char *sql = NULL;
-		bool on_target;
-
-		if (!pg_relation_exists(l->tgt, s->qname, &on_target, err))
-			return false;
-		if (!on_target)
-			continue;
-		if (asprintf(&sql, "SELECT last_value, is_called FROM %s", s->qname) <
-		    0)
-			return err_set(err, ERR_INTERNAL, "out of memory");
-		if (!pg_query(l->src, sql, 0, NULL, &res, err))
-		{
-			free(sql);
-			return err_prefix(err, "sequence %s: ", s->qname);
-		}
-		free(sql);
-		if (!pg_execf(l->tgt, err, "SELECT pg_catalog.setval('%s', %s, %s)",
-		              s->qname, PQgetvalue(res, 0, 0),
-		              PQgetvalue(res, 0, 1)[0] == 't' ? "true" : "false"))
-		{
-			PQclear(res);
-			return err_prefix(err, "sequence %s: ", s->qname);
-		}
-		PQclear(res);
-		copied++;
-	}
-	log_info("copied the values of %d sequences", copied);
+	if (!sequences_sync(l->src, l->tgt, l->cat, 0, &r, err))
+		return false;
+	log_info("copied the values of %d sequences", r.set);
 	return true;
 }
 
@@ -905,8 +878,9 @@ task_copy(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err)
 	    !preflight(&l, err) || !state_init(l.tgt, cfg->state_schema, err) ||
 	    !state_task_begin(l.tgt, cfg->state_schema, cfg->task, &l.st, err))
 		goto out;
-	/* "cdc": the load is done and the change stream has started since */
-	if (strcmp(l.st.phase, "loaded") == 0 || strcmp(l.st.phase, "cdc") == 0)
+	/* "cdc", "cutover": the load is done and the stream started since */
+	if (strcmp(l.st.phase, "loaded") == 0 || strcmp(l.st.phase, "cdc") == 0 ||
+	    strcmp(l.st.phase, "cutover") == 0)
 	{
 		printf("pgtide copy: task \"%s\" has already finished its full load; "
 		       "nothing to do\n",
@@ -1053,6 +1027,7 @@ typedef struct ProgressSink
 {
 	const TaskConfig *cfg;
 	PgConn *conn; /* opened on first use; status is never worth failing for */
+	PgConn *stop_conn; /* the applier thread's, for the cutover position */
 } ProgressSink;
 
 static void
@@ -1083,10 +1058,30 @@ record_progress(const CdcProgress *p, void *ctx)
 	}
 }
 
+/* Reads where cutover wants the stream to stop, on a session of its own. */
+static bool
+read_cutover_stop(Lsn *lsn, void *ctx, Error *err)
+{
+	ProgressSink *ps = ctx;
+
+	if ((ps->stop_conn == NULL &&
+	     !pg_connect(ps->cfg->target_uri, ERR_TARGET, PG_CONN_SQL,
+	                 "pgtide follow", 0, &ps->stop_conn, err)) ||
+	    !state_task_cutover_stop(ps->stop_conn, ps->cfg->state_schema,
+	                             ps->cfg->task, lsn, err))
+	{
+		pg_close(ps->stop_conn);
+		ps->stop_conn = NULL;
+		return false;
+	}
+	return true;
+}
+
 bool
 task_follow(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err)
 {
-	ProgressSink sink = {cfg, NULL};
+	ProgressSink sink = {cfg, NULL, NULL};
+	Lsn stopped_at = LSN_INVALID;
 	PgConn *tgt = NULL;
 	StateTask st;
 	StateTable *st_tables = NULL;
@@ -1104,6 +1099,16 @@ task_follow(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err)
 	    !state_tables_load(tgt, cfg->state_schema, cfg->task, &st_tables,
 	                       &ntables, err))
 		goto out;
+	if (strcmp(st.phase, "cutover") == 0)
+	{
+		err_set(err, ERR_CONFIG,
+		        "task \"%s\" was cut over; its stream is "
+		        "finished",
+		        cfg->task);
+		err_hint(err, "run pgtide clean to drop its slot, publication and "
+		              "state");
+		goto out;
+	}
 	o.start_lsn = st.consistent_lsn;
 	if (cfg->cdc_start_lsn != NULL &&
 	    !lsn_parse(cfg->cdc_start_lsn, &o.start_lsn))
@@ -1162,9 +1167,22 @@ task_follow(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err)
 	o.on_progress = record_progress;
 	o.progress_ctx = &sink;
 	o.stop = stop;
+	o.stop_at = read_cutover_stop;
+	o.stop_ctx = &sink;
+	o.stopped_at = &stopped_at;
 	pg_close(tgt);
 	tgt = NULL;
 	ok = cdc_run(&o, err);
+	if (ok && stopped_at != LSN_INVALID)
+	{
+		log_info("cutover: the target holds every change up to the marker "
+		         "at " LSN_FMT "; the stream is finished",
+		         LSN_ARGS(stopped_at));
+		ok = pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide",
+		                5000, &tgt, err) &&
+		     state_task_set_phase(tgt, cfg->state_schema, cfg->task, "cutover",
+		                          err);
+	}
 	/* following has no end: a stop request is the normal way out */
 	if (!ok && err->kind == ERR_INTERRUPTED)
 	{
@@ -1177,6 +1195,7 @@ out:
 	free(tables);
 	state_tables_free(st_tables, ntables);
 	pg_close(sink.conn);
+	pg_close(sink.stop_conn);
 	pg_close(tgt);
 	return ok;
 }
