@@ -51,8 +51,7 @@ static const Command commands[] = {
      "Run it again with the same task name to resume.\n",
      task_copy, true, true},
     {"migrate", "full load, then follow the source's changes until stopped",
-     "pgtide migrate refuses tables whose changes cannot be replicated, runs "
-     "the\n"
+     "pgtide migrate runs pgtide check (a blocker stops it), runs the\n"
      "full load (or resumes it), then applies the source's changes to the "
      "target\n"
      "until SIGINT or SIGTERM. Run it again to resume where it stopped.\n",

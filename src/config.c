@@ -41,8 +41,8 @@
 #define QUOTE_MAX  64
 #define QUOTED_CAP (QUOTE_MAX * 4 + sizeof("..."))
 
-/* Holds every key name joined by ", " (about 350 bytes today). */
-#define KEY_LIST_CAP 512
+/* Holds every key name joined by ", " (about 600 bytes today). */
+#define KEY_LIST_CAP 1000
 
 /* The choice names, indexed by the enum value they stand for. */
 static const char *const copy_format_names[] = {"auto", "text", "binary", NULL};

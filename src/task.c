@@ -24,6 +24,7 @@
 
 #include "catalog.h"
 #include "cdc.h"
+#include "check.h"
 #include "clock.h"
 #include "copy.h"
 #include "fault.h"
@@ -971,57 +972,6 @@ out:
 	return ok;
 }
 
-/*
- * Selected tables whose UPDATE and DELETE cannot be replicated: no primary
- * key and no usable replica identity, or unlogged. Refused before anything
- * is created, naming each.
- */
-static bool
-check_replicable(const TaskConfig *cfg, Error *err)
-{
-	PgConn *src = NULL;
-	Catalog *cat = NULL;
-	char list[ERR_MSG_MAX] = "";
-	size_t len = 0;
-	int bad = 0;
-	bool ok = false;
-
-	if (!pg_connect(cfg->source_uri, ERR_SOURCE, PG_CONN_SQL, "pgtide", 5000,
-	                &src, err) ||
-	    !catalog_read(src, cfg->state_schema, &cat, err) ||
-	    !catalog_select(cat, cfg->include.items, cfg->include.count,
-	                    cfg->exclude.items, cfg->exclude.count, err))
-		goto out;
-	for (int i = 0; i < cat->ntables; i++)
-	{
-		const CatTable *t = &cat->tables[i];
-
-		if (!t->selected || (t->has_identity && t->persistence == 'p'))
-			continue;
-		if (bad++ < 10 && len < sizeof(list) - 200)
-			len += (size_t) snprintf(list + len, sizeof(list) - len, "%s%s",
-			                         len ? ", " : "", t->qname);
-	}
-	if (bad > 0)
-	{
-		err_set(err, ERR_SOURCE,
-		        "%d selected table%s cannot be replicated: %s%s", bad,
-		        bad > 1 ? "s" : "", list, bad > 10 ? ", ..." : "");
-		err_detail(err, "without a primary key or replica identity (or "
-		                "being unlogged), their UPDATE and DELETE cannot be "
-		                "found on the target");
-		err_hint(err, "add a primary key, or ALTER TABLE ... REPLICA "
-		              "IDENTITY FULL; or leave them out with "
-		              "--exclude-table and move them with pgtide copy");
-		goto out;
-	}
-	ok = true;
-out:
-	catalog_free(cat);
-	pg_close(src);
-	return ok;
-}
-
 /* Writes the change stream's progress to the state row for pgtide status. */
 typedef struct ProgressSink
 {
@@ -1203,7 +1153,7 @@ out:
 bool
 task_migrate(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err)
 {
-	return check_replicable(cfg, err) && task_copy(cfg, stop, err) &&
+	return check_before_migrate(cfg, err) && task_copy(cfg, stop, err) &&
 	       task_follow(cfg, stop, err);
 }
 

@@ -38,8 +38,8 @@ bool task_follow(const TaskConfig *cfg, volatile sig_atomic_t *stop,
                  Error *err);
 
 /*
- * The whole migration up to cutover: refuses tables whose changes cannot be
- * replicated, loads (or resumes the load), then follows.
+ * The whole migration up to cutover: runs check (a blocker stops it before
+ * anything is created), loads (or resumes the load), then follows.
  */
 bool task_migrate(const TaskConfig *cfg, volatile sig_atomic_t *stop,
                   Error *err);

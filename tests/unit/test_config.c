@@ -528,7 +528,7 @@ test_unknown_key(void **state)
 	assert_string_equal(err.message, "t.yaml:2: unknown key \"sorce\"");
 	assert_string_equal(err.hint, "valid top-level keys: task, source, "
 	                              "target, tables, copy, schema, state, "
-	                              "progress, cdc");
+	                              "progress, cdc, check, validate, cutover");
 	config_free(&cfg);
 
 	/* A key in the wrong mapping, or written dotted, says where it goes. */
@@ -538,7 +538,8 @@ test_unknown_key(void **state)
 	assert_string_equal(err.message, "t.yaml:1: unknown key \"jobs\"");
 	assert_string_equal(err.hint, "did you mean copy.jobs? valid top-level "
 	                              "keys: task, source, target, tables, copy, "
-	                              "schema, state, progress, cdc");
+	                              "schema, state, progress, cdc, check, "
+	                              "validate, cutover");
 	config_free(&cfg);
 
 	err_clear(&err);
@@ -712,7 +713,31 @@ test_set_every_key(void **state)
 	    config_set(&cfg, "state.schema", "st", "option --state-schema", &err));
 	assert_true(config_set(&cfg, "progress.interval", "1",
 	                       "option --progress-interval", &err));
+	assert_true(config_set(&cfg, "check.skip", "wal_retention",
+	                       "option --skip-check", &err));
+	assert_true(config_set(&cfg, "check.wal_free_space", "2GB",
+	                       "option --wal-free-space", &err));
+	assert_true(
+	    config_set(&cfg, "validate.sample", "10%", "option --sample", &err));
+	assert_true(abs((int) (cfg.validate_sample * 1e6) - 100000) <= 1);
+	assert_true(
+	    config_set(&cfg, "validate.sample", "0.25", "option --sample", &err));
+	assert_true(abs((int) (cfg.validate_sample * 1e6) - 250000) <= 1);
+	assert_true(
+	    config_set(&cfg, "cutover.fence", "read_only", "option --fence", &err));
+	assert_true(
+	    config_set(&cfg, "cutover.roles", "app", "option --fence-role", &err));
+	assert_true(config_set(&cfg, "cutover.sequence_margin", "0",
+	                       "option --sequence-margin", &err));
+	assert_true(config_set(&cfg, "cutover.validate", "full",
+	                       "option --final-validation", &err));
 	assert_false(err_is_set(&err));
+	assert_string_equal(cfg.check_skip.items[0], "wal_retention");
+	assert_true(cfg.check_wal_free_bytes == INT64_C(2) * 1024 * 1024 * 1024);
+	assert_int_equal(cfg.cutover_fence, FENCE_READ_ONLY);
+	assert_string_equal(cfg.cutover_roles.items[0], "app");
+	assert_int_equal(cfg.cutover_sequence_margin, 0);
+	assert_int_equal(cfg.cutover_validate, FINAL_VALIDATION_FULL);
 
 	assert_string_equal(cfg.task, "t_1");
 	assert_string_equal(cfg.source_uri, "postgres://s");
@@ -787,6 +812,15 @@ test_set_errors(void **state)
 	expect_set_error("source", "", "option --source",
 	                 "option --source: expected a non-empty string, got an "
 	                 "empty string");
+	expect_set_error("validate.sample", "0", "option --sample",
+	                 "option --sample: expected a fraction above 0 and at "
+	                 "most 1 (such as 0.1 or 10%), got \"0\"");
+	expect_set_error("validate.sample", "1.5", "option --sample",
+	                 "option --sample: expected a fraction above 0 and at "
+	                 "most 1 (such as 0.1 or 10%), got \"1.5\"");
+	expect_set_error("validate.sample", "1e-3", "option --sample",
+	                 "option --sample: expected a fraction above 0 and at "
+	                 "most 1 (such as 0.1 or 10%), got \"1e-3\"");
 	expect_set_error("tables.include", "", "option -t",
 	                 "option -t: expected a string or a list of strings, got "
 	                 "an empty string");
@@ -801,7 +835,12 @@ test_set_errors(void **state)
 	              "copy.split_tables_larger_than, copy.format, schema.mode, "
 	              "schema.on_existing, schema.pg_dump, state.schema, "
 	              "progress.interval, cdc.memory_limit, cdc.spill_dir, "
-	              "cdc.on_conflict, cdc.slot, cdc.start_lsn, cdc.publication");
+	              "cdc.on_conflict, cdc.slot, cdc.start_lsn, cdc.publication, "
+	              "check.skip, check.wal_free_space, validate.tables, "
+	              "validate.sample, cutover.fence, cutover.roles, "
+	              "cutover.fence_command, cutover.unfence_command, "
+	              "cutover.max_lag, cutover.timeout, cutover.sequence_margin, "
+	              "cutover.validate");
 	/* A section is not a key. */
 	err_clear(&err);
 	assert_false(config_set(&cfg, "copy", "4", "option --set", &err));

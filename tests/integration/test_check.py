@@ -1,0 +1,439 @@
+"""pgtide check: every finding is reported on a source (and target) that has
+the problem, a clean pair reports no blocker and no warning, a blocker exits 6
+unless skipped (where skipping is allowed), and check changes nothing on
+either server."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import threading
+
+import pytest
+
+from conftest import IS_ROOT, SUPERUSER, find_bindir
+
+CLEAN_SCHEMA = """
+    CREATE TABLE orders (id bigserial PRIMARY KEY, note text);
+    CREATE TABLE parted (id int, region text, PRIMARY KEY (id, region))
+      PARTITION BY LIST (region);
+    CREATE TABLE parted_eu PARTITION OF parted FOR VALUES IN ('eu');
+    CREATE TABLE full_ident (a int, b text);
+    ALTER TABLE full_ident REPLICA IDENTITY FULL;
+    CREATE TABLE by_index (id int NOT NULL, v text);
+    CREATE UNIQUE INDEX by_index_id ON by_index (id);
+    ALTER TABLE by_index REPLICA IDENTITY USING INDEX by_index_id;
+    INSERT INTO orders (note) SELECT md5(g::text) FROM generate_series(1, 500) g;
+    INSERT INTO parted SELECT g, 'eu' FROM generate_series(1, 100) g;
+"""
+
+
+def run_check(pgtide, source_uri, target_uri, *extra, json_out=True):
+    args = ["check", "--source", source_uri, "--target", target_uri, *extra]
+    if json_out:
+        args.append("--json")
+    r = pgtide.run(*args, timeout=120)
+    report = None
+    if json_out:
+        assert r.stdout.strip(), f"no report (exit {r.returncode}):\n{r.stderr}"
+        report = json.loads(r.stdout)
+    return r, report
+
+
+def findings(report, id_, severity=None):
+    return [f for f in report["findings"] if f["id"] == id_ and
+            (severity is None or f["severity"] == severity)]
+
+
+def objects(report, id_, severity=None):
+    return {f["object"] for f in findings(report, id_, severity)}
+
+
+def ids(report, severity):
+    return {f["id"] for f in report["findings"] if f["severity"] == severity}
+
+
+def server_state(db):
+    """What check must never change: slots, publications, origins, schemas,
+    relations."""
+    return {
+        "slots": db.query("SELECT slot_name FROM pg_replication_slots ORDER BY 1"),
+        "publications": db.query("SELECT pubname FROM pg_publication ORDER BY 1"),
+        "origins": db.query("SELECT roname FROM pg_replication_origin ORDER BY 1"),
+        "schemas": db.query("SELECT nspname FROM pg_namespace"
+                            " WHERE nspname NOT LIKE 'pg\\_temp\\_%%'"
+                            " AND nspname NOT LIKE 'pg\\_toast\\_temp\\_%%'"
+                            " ORDER BY 1"),
+        "relations": db.query_one("SELECT count(*) FROM pg_class"
+                                  " WHERE relpersistence <> 't'"),
+    }
+
+
+class ServerDb:
+    """The postgres database of a server of its own, as source_db offers it."""
+
+    def __init__(self, server):
+        self.server, self.name, self.uri = server, "postgres", server.uri()
+
+    def execute(self, sql, params=None):
+        self.server.execute("postgres", sql, params)
+
+    def query(self, sql, params=None):
+        return self.server.query("postgres", sql, params)
+
+    def query_one(self, sql, params=None):
+        return self.server.query_one("postgres", sql, params)
+
+
+def test_clean_pair_reports_no_blocker_or_warning(pgtide, source_db, target_db):
+    source_db.execute(CLEAN_SCHEMA)
+    before = server_state(source_db), server_state(target_db)
+    r, report = run_check(pgtide, source_db.uri, target_db.uri)
+    assert r.returncode == 0, r.stderr
+    assert ids(report, "blocker") == set(), report
+    assert ids(report, "warning") == set(), report
+    assert report["blocked"] is False and report["resume"] is False
+    assert report["counts"]["blocker"] == report["counts"]["warning"] == 0
+    assert {"estimated_size", "wal_retention", "sequences"} <= ids(report, "info")
+    [size] = findings(report, "estimated_size")
+    assert "4 tables" in size["message"]
+    for f in report["findings"]:
+        assert set(f) == {"id", "severity", "object", "message", "why", "fix",
+                          "skippable", "skipped"}
+    r, _ = run_check(pgtide, source_db.uri, target_db.uri, json_out=False)
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"^pgtide check: source .*: 0 blockers, 0 warnings, \d+ infos$",
+                     r.stdout, re.M), r.stdout
+    assert (server_state(source_db), server_state(target_db)) == before
+
+
+def test_each_table_problem_is_reported(pgtide, source_db, target_db):
+    # a system collation (from ICU or the C library) the target will lack
+    coll = source_db.query_one(
+        "SELECT collname FROM pg_collation WHERE collnamespace ="
+        " 'pg_catalog'::regnamespace AND collname NOT IN"
+        " ('default', 'C', 'POSIX', 'ucs_basic')"
+        " AND collencoding IN (-1, pg_char_to_encoding('UTF8'))"
+        " ORDER BY collname <> 'de-x-icu', collname LIMIT 1")
+    qcoll = source_db.query_one("SELECT quote_ident(%s)", (coll,))
+    source_db.execute(f"""
+        CREATE TABLE fine (id int PRIMARY KEY, name text COLLATE {qcoll});
+        CREATE TABLE events (a int, b text);
+        CREATE TABLE nothing_ident (id int PRIMARY KEY);
+        ALTER TABLE nothing_ident REPLICA IDENTITY NOTHING;
+        CREATE UNLOGGED TABLE cache (id int PRIMARY KEY);
+        CREATE TABLE always_ident (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY);
+        CREATE TABLE default_ident (id int GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY);
+        SELECT lo_create(0);
+        CREATE FOREIGN DATA WRAPPER chk_fdw;
+        CREATE SERVER chk_server FOREIGN DATA WRAPPER chk_fdw;
+        CREATE FOREIGN TABLE remote (a int) SERVER chk_server;
+    """)
+    # the target already has one of the tables, and lacks a system collation
+    target_db.execute("CREATE TABLE fine (id int); INSERT INTO fine VALUES (1);"
+                      f" DROP COLLATION pg_catalog.{qcoll}")
+    holder = source_db.connect()
+    holder.execute("CREATE TEMP TABLE scratch (a int)")
+    before = server_state(source_db), server_state(target_db)
+
+    r, report = run_check(pgtide, source_db.uri, target_db.uri)
+    assert r.returncode == 6, r.stderr
+    assert "check found" in r.stderr and "no_replica_identity" in r.stderr
+    assert objects(report, "no_replica_identity", "blocker") == {
+        "public.events", "public.nothing_ident"}
+    assert objects(report, "unlogged_table", "blocker") == {"public.cache"}
+    # the change stream inserts with OVERRIDING SYSTEM VALUE: no blocker
+    assert not findings(report, "identity_columns", "blocker")
+    assert objects(report, "identity_columns", "info") == {
+        "public.always_ident.id", "public.default_ident.id"}
+    assert findings(report, "large_objects", "blocker")
+    assert objects(report, "foreign_table", "warning") == {"public.remote"}
+    [tmp] = findings(report, "temporary_table", "warning")
+    assert tmp["object"].endswith(".scratch")
+    [seq] = findings(report, "sequences", "info")
+    assert seq["object"] == "2 sequences"
+    [data] = findings(report, "target_has_data", "blocker")
+    assert data["object"] == "public.fine" and "holds rows" in data["message"]
+    assert objects(report, "missing_collation", "blocker") == {
+        f"pg_catalog.{qcoll}"}
+    [nri] = findings(report, "no_replica_identity")[:1]
+    assert nri["skippable"] is False and "REPLICA IDENTITY FULL" in nri["fix"]
+    assert "-T public.events" in findings(report, "no_replica_identity")[0]["fix"] \
+        or "-T public.nothing_ident" in nri["fix"]
+    assert report["counts"]["blocker"] == len(
+        [f for f in report["findings"] if f["severity"] == "blocker"])
+
+    # text: one line per finding (blockers first), then the summary
+    r, _ = run_check(pgtide, source_db.uri, target_db.uri, json_out=False)
+    assert r.returncode == 6
+    lines = r.stdout.splitlines()
+    assert re.match(r"^pgtide check: .*: 6 blockers, 2 warnings, \d+ infos$",
+                    lines[-1]), lines[-1]
+    body = lines[:-1]
+    assert len(body) == len(report["findings"])
+    for line in body:
+        assert re.match(r"^(blocker|warning|info) +[a-z_]+ +\S.*: ", line), line
+    severities = [line.split()[0] for line in body]
+    assert severities == sorted(severities, key=["blocker", "warning", "info"].index)
+    assert any(line.startswith("blocker  no_replica_identity") and
+               "public.events:" in line and "Fix: add a primary key" in line
+               for line in body), body
+
+    holder.close()
+    assert (server_state(source_db), server_state(target_db)) == before
+
+
+def test_table_selection_and_skipping(pgtide, source_db, target_db):
+    source_db.execute("""
+        CREATE TABLE ok (id int PRIMARY KEY);
+        CREATE TABLE events (a int);
+        SELECT lo_create(0);
+    """)
+    uris = source_db.uri, target_db.uri
+    r, report = run_check(pgtide, *uris, "--skip-check", "large_objects")
+    assert r.returncode == 6
+    [lo] = findings(report, "large_objects")
+    assert lo["skipped"] is True and lo["skippable"] is True
+    assert report["counts"]["skipped"] == 1
+    assert "no_replica_identity" in r.stderr and "large_objects" not in r.stderr
+
+    # the same selection as the migration: -T leaves the table out
+    r, report = run_check(pgtide, *uris, "-T", "public.events",
+                          "--skip-check", "large_objects")
+    assert r.returncode == 0, r.stderr
+    assert not findings(report, "no_replica_identity")
+    assert report["blocked"] is False
+    r, _ = run_check(pgtide, *uris, "-T", "public.events",
+                     "--skip-check=large_objects", json_out=False)
+    assert r.returncode == 0
+    assert re.search(r"^blocker +large_objects .*\[skipped\]$", r.stdout, re.M)
+    assert "1 blocker (1 skipped), 0 warnings" in r.stdout
+
+    # no_replica_identity cannot be skipped: a source write would fail
+    r, report = run_check(pgtide, *uris, "--skip-check", "large_objects",
+                          "--skip-check", "no_replica_identity")
+    assert r.returncode == 6
+    [nri] = findings(report, "no_replica_identity")
+    assert nri["skipped"] is False and nri["skippable"] is False
+    assert "cannot be skipped" in r.stderr
+
+    r, _ = run_check(pgtide, *uris, "--skip-check", "no_such_check",
+                     json_out=False)
+    assert r.returncode == 2
+    assert 'unknown finding id "no_such_check"' in r.stderr
+
+
+def test_many_objects_are_capped(pgtide, source_db, target_db):
+    source_db.execute("".join(f"CREATE TABLE keyless_{i:02d} (a int);"
+                              for i in range(23)))
+    r, report = run_check(pgtide, source_db.uri, target_db.uri)
+    assert r.returncode == 6
+    assert len(findings(report, "no_replica_identity")) == 20
+    assert report["omitted"] == [
+        {"id": "no_replica_identity", "severity": "blocker", "count": 3}]
+    assert report["counts"]["blocker"] == 23
+    r, _ = run_check(pgtide, source_db.uri, target_db.uri, json_out=False)
+    assert re.search(r"^blocker +no_replica_identity +and 3 more like the above$",
+                     r.stdout, re.M), r.stdout
+
+
+def _writer(db, started, stop):
+    """Commits small writes as fast as it can: WAL and transactions per
+    second that make the source busy."""
+    with db.server.connect(db.name) as conn:
+        while not stop.is_set():
+            conn.execute("INSERT INTO churn (v) VALUES (repeat('x', 2000))")
+            started.set()
+
+
+def test_source_settings_and_wal(pgtide, make_server, target_db):
+    server = make_server("settings", wal_level="replica",
+                         max_replication_slots=0, max_wal_senders=0,
+                         wal_sender_timeout=0, track_commit_timestamp=True,
+                         max_slot_wal_keep_size="1MB")
+    src = ServerDb(server)
+    location = os.path.join(server.dir, "ts")
+    os.mkdir(location)
+    if IS_ROOT:
+        shutil.chown(location, user=SUPERUSER)
+    src.execute(f"CREATE TABLESPACE chk_space LOCATION '{location}'")
+    src.execute("CREATE TABLE placed (id int PRIMARY KEY) TABLESPACE chk_space;"
+                " CREATE TABLE churn (id bigserial PRIMARY KEY, v text)")
+    started, stop = threading.Event(), threading.Event()
+    writer = threading.Thread(target=_writer, args=(src, started, stop),
+                              daemon=True)
+    writer.start()
+    try:
+        assert started.wait(30), "the writer never committed"
+        r, report = run_check(pgtide, src.uri, target_db.uri,
+                              "--wal-free-space", "1MB",
+                              "--skip-check", "wal_level")
+    finally:
+        stop.set()
+        writer.join(30)
+    assert r.returncode == 6
+    assert "cannot be skipped" in r.stderr
+    blockers, warnings = ids(report, "blocker"), ids(report, "warning")
+    assert {"wal_level", "replication_slots", "wal_senders",
+            "max_slot_wal_keep_size", "wal_retention"} <= blockers, report
+    assert {"wal_sender_timeout", "track_commit_timestamp",
+            "missing_tablespace"} <= warnings, report
+    [lvl] = findings(report, "wal_level")
+    assert lvl["skipped"] is False and '"replica"' in lvl["message"]
+    [ts] = findings(report, "missing_tablespace")
+    assert ts["object"] == "tablespace chk_space"
+    [ret] = findings(report, "wal_retention")
+    assert "1.0 MB declared free" in ret["message"]
+    [keep] = findings(report, "max_slot_wal_keep_size")
+    assert "max_slot_wal_keep_size = 1.0 MB" in keep["message"]
+
+
+def test_privileges(pgtide, source_db, target_db):
+    n = os.getpid()
+    src_role, tgt_role = f"chk_src_{n}", f"chk_tgt_{n}"
+    source_db.execute(f"""
+        CREATE TABLE mine (id int PRIMARY KEY);
+        CREATE TABLE secret (id serial PRIMARY KEY);
+        CREATE ROLE {src_role} LOGIN;
+        GRANT SELECT ON mine TO {src_role};
+    """)
+    target_db.execute(f"CREATE ROLE {tgt_role} LOGIN")
+    try:
+        r, report = run_check(pgtide, source_db.uri_as(src_role),
+                              target_db.uri_as(tgt_role))
+    finally:
+        source_db.execute(f"DROP OWNED BY {src_role}; DROP ROLE {src_role}")
+        target_db.execute(f"DROP ROLE {tgt_role}")
+    assert r.returncode == 6, r.stderr
+    assert objects(report, "replication_privilege", "blocker") == {"source"}
+    assert objects(report, "table_read_privilege", "blocker") == {
+        "public.secret", "public.secret_id_seq"}
+    assert objects(report, "publication_ownership", "blocker") == {
+        f"database {source_db.name}", "public.mine", "public.secret"}
+    assert objects(report, "target_create_privilege", "blocker") == {
+        f"database {target_db.name}", "schema public",
+        "session_replication_role", "replication origin"}
+
+
+EXT = "pgtide_check_ext"
+
+
+@pytest.fixture
+def vanishing_extension():
+    """Files of an extension the test installs, then removes so that the
+    target cannot create it (as when the target lacks a package)."""
+    if not IS_ROOT:
+        pytest.skip("needs root to add an extension to the PostgreSQL install")
+    sharedir = subprocess.run([os.path.join(find_bindir(), "pg_config"),
+                               "--sharedir"], capture_output=True,
+                              text=True).stdout.strip()
+    paths = {
+        os.path.join(sharedir, "extension", f"{EXT}.control"):
+            "default_version = '1.0'\nrelocatable = true\n",
+        os.path.join(sharedir, "extension", f"{EXT}--1.0.sql"):
+            f"CREATE DOMAIN {EXT}_code AS text CHECK (VALUE <> '');\n",
+    }
+
+    def remove():
+        for path in paths:
+            if os.path.exists(path):
+                os.unlink(path)
+
+    for path, body in paths.items():
+        with open(path, "w") as f:
+            f.write(body)
+    try:
+        yield remove
+    finally:
+        remove()
+
+
+def test_extension_and_type_missing_on_target(pgtide, source_db, target_db,
+                                              vanishing_extension):
+    source_db.execute(f"CREATE EXTENSION {EXT};"
+                      f" CREATE TABLE codes (id int PRIMARY KEY, c {EXT}_code)")
+    vanishing_extension()
+    r, report = run_check(pgtide, source_db.uri, target_db.uri)
+    assert r.returncode == 6
+    assert objects(report, "missing_extension", "blocker") == {f"extension {EXT}"}
+    [typ] = findings(report, "missing_type", "blocker")
+    assert typ["object"] == f"public.{EXT}_code"
+    assert "public.codes.c" in typ["message"] and EXT in typ["message"]
+
+
+def test_existing_schema_mode(pgtide, source_db, target_db):
+    source_db.execute("""
+        CREATE TYPE mood AS ENUM ('ok', 'sad');
+        CREATE TABLE orders (id int PRIMARY KEY, m mood);
+        CREATE TABLE items (id int PRIMARY KEY);
+        CREATE TABLE lines (id int PRIMARY KEY);
+    """)
+    target_db.execute("""
+        CREATE TABLE orders (id int PRIMARY KEY, m text);
+        INSERT INTO orders VALUES (1, 'ok');
+        CREATE TABLE items (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY);
+    """)
+    uris = source_db.uri, target_db.uri
+    r, report = run_check(pgtide, *uris, "--schema", "existing")
+    assert r.returncode == 6
+    assert objects(report, "target_has_data", "blocker") == {"public.orders"}
+    assert objects(report, "missing_target_table", "blocker") == {"public.lines"}
+    assert objects(report, "missing_type", "warning") == {"public.mood"}
+    assert objects(report, "identity_columns", "info") == {"public.items.id"}
+    r, report = run_check(pgtide, *uris, "--schema", "existing",
+                          "--on-existing", "truncate")
+    assert objects(report, "target_has_data", "warning") == {"public.orders"}
+    assert not findings(report, "target_has_data", "blocker")
+
+
+def test_resumed_task(pgtide, make_server, target_db):
+    """A resumed run: the task's own slot counts as available, its tables on
+    the target are its own, its publication exists."""
+    server = make_server("oneslot", max_replication_slots=1)
+    src = ServerDb(server)
+    src.execute("CREATE TABLE a (id int PRIMARY KEY); INSERT INTO a VALUES (1);"
+                " CREATE TABLE b (id int PRIMARY KEY)")
+    r = pgtide.run("copy", "--source", src.uri, "--target", target_db.uri)
+    assert r.returncode == 0, r.stderr
+    before = server_state(src), server_state(target_db)
+    r, report = run_check(pgtide, src.uri, target_db.uri)
+    assert r.returncode == 0, r.stderr
+    assert (server_state(src), server_state(target_db)) == before
+    assert report["resume"] is True
+    assert ids(report, "blocker") == set() and ids(report, "warning") == set()
+
+    # a table added since: the publication, used as it is, does not list it
+    src.execute("CREATE TABLE later (id int PRIMARY KEY)")
+    r, report = run_check(pgtide, src.uri, target_db.uri)
+    assert r.returncode == 6
+    assert objects(report, "task_publication", "blocker") == {"public.later"}
+
+    # another task finds no free slot and the first task's tables in the way
+    r, report = run_check(pgtide, src.uri, target_db.uri, "--task", "other",
+                          "-T", "public.later")
+    assert r.returncode == 6
+    assert report["resume"] is False
+    assert objects(report, "replication_slots", "blocker") == {"source"}
+    assert objects(report, "target_has_data", "blocker") == {"public.a", "public.b"}
+
+
+def test_migrate_stops_before_creating_anything(pgtide, source_db, target_db):
+    source_db.execute("""
+        CREATE TABLE ok (id int PRIMARY KEY);
+        CREATE TABLE events (a int);
+        SELECT lo_create(0);
+    """)
+    before = server_state(source_db), server_state(target_db)
+    r = pgtide.run("migrate", "--source", source_db.uri, "--target",
+                   target_db.uri, timeout=120)
+    assert r.returncode == 6, r.stderr
+    assert "pgtide migrate did not start" in r.stderr
+    assert re.search(r"check: blocker no_replica_identity public\.events",
+                     r.stderr), r.stderr
+    assert (server_state(source_db), server_state(target_db)) == before
+    # with the keyless table left out and the large objects accepted, it runs
+    p = pgtide.start("migrate", "--source", source_db.uri, "--target",
+                     target_db.uri, "-T", "public.events",
+                     "--skip-check", "large_objects")
+    p.wait_for_output(r"streaming from slot", timeout=120)
+    assert p.stop() == 0, p.read_stderr()
