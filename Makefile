@@ -27,7 +27,7 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
 BIN       := $(BUILD)/pgtide
 
-.PHONY: all deps unit integration test check tsan format format-check lint demo bench bench-cdc clean
+.PHONY: all deps unit integration test check tsan format format-check lint demo bench bench-cdc bench-cutover bench-validate clean
 
 all: $(BIN)
 
@@ -81,6 +81,12 @@ bench: $(BIN)
 
 bench-cdc: $(BIN)
 	PGTIDE_BIN=$(abspath $(BIN)) bench/cdc.sh
+
+bench-cutover: $(BIN)
+	PGTIDE_BIN=$(abspath $(BIN)) bench/cutover.sh
+
+bench-validate: $(BIN)
+	PGTIDE_BIN=$(abspath $(BIN)) bench/validate.sh
 
 clean:
 	rm -rf build

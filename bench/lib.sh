@@ -1,6 +1,7 @@
 # Shared by the benchmarks (sourced, not run): environment, logging, package
-# installs, a work directory removed at exit, and two throwaway PostgreSQL
-# servers (source and target) on free 127.0.0.1 ports.
+# installs, a work directory removed at exit, two throwaway PostgreSQL
+# servers (source and target) on free 127.0.0.1 ports, and the full-load
+# dataset (build_dataset).
 #
 # The caller sets, before sourcing: ROOT, BENCH_NAME (names the logs directory
 # bench/out/BENCH_NAME-STAMP.logs), BENCH_KEEP, JOBS (sizes the servers' worker
@@ -147,3 +148,80 @@ start_servers() {
 }
 
 q() { psql "$1" -X -v ON_ERROR_STOP=1 -Atq -c "$2"; }
+
+# ----------------------------------------------------------------- dataset --
+# build_dataset SIZE_MB: the full-load benchmark's dataset, about SIZE_MB on
+# disk, in the database of $SRC (public schema), vacuumed and analyzed.
+# Shares: pgbench 50%, jsonb documents 30%, partitioned 20%. The per-unit
+# sizes are measured on PostgreSQL 15 (table + toast + indexes).
+build_dataset() {
+	local size_mb=$1 t0
+	PGB_SCALE=$(awk -v m="$size_mb" 'BEGIN { s = int(m * 0.50 / 15.2 + 0.5); print (s < 1 ? 1 : s) }')
+	DOC_ROWS=$(awk -v m="$size_mb" 'BEGIN { printf "%d", m * 0.30 * 1048576 / 3500 }')
+	EVT_ROWS=$(awk -v m="$size_mb" 'BEGIN { printf "%d", m * 0.20 * 1048576 / 187 }')
+
+	log "building a ~${size_mb} MB dataset: pgbench scale $PGB_SCALE, $DOC_ROWS documents, $EVT_ROWS events"
+	t0=$(now)
+	pgbench -i -q -s "$PGB_SCALE" --foreign-keys -h 127.0.0.1 -p "$SRC_PORT" -U postgres bench \
+		>"$WORK/logs/pgbench-init.log" 2>&1 || { tail -n 20 "$WORK/logs/pgbench-init.log" >&2; die "pgbench -i failed"; }
+
+	psql "$SRC" -X -q -v ON_ERROR_STOP=1 -v doc_rows="$DOC_ROWS" -v evt_rows="$EVT_ROWS" >"$WORK/logs/dataset.log" 2>&1 <<'SQL' || { tail -n 20 "$WORK/logs/dataset.log" >&2; die "dataset build failed"; }
+-- Documents: 2-4 KB of jsonb each, half random hex (pglz cannot shrink it),
+-- half structured items whose keys and values vary from row to row.
+CREATE TABLE docs (
+	id bigserial PRIMARY KEY,
+	account_id int NOT NULL,
+	created_at timestamptz NOT NULL,
+	doc jsonb NOT NULL
+);
+INSERT INTO docs (account_id, created_at, doc)
+SELECT g % 5000,
+       timestamptz '2024-01-01' + g * interval '17 seconds',
+       jsonb_build_object(
+	'kind', (ARRAY['order', 'invoice', 'ticket', 'profile', 'event'])[1 + g % 5],
+	'customer', jsonb_build_object(
+		'name', initcap(substr(md5(g::text), 1, 7)) || ' ' || initcap(substr(md5((g * 7)::text), 1, 9)),
+		'email', substr(md5((g * 3)::text), 1, 12) || '@example.' || (ARRAY['com', 'org', 'net'])[1 + g % 3],
+		'tier', (ARRAY['free', 'pro', 'enterprise'])[1 + g % 3],
+		'score', round((random() * 1000)::numeric, 3)),
+	'tags', (SELECT jsonb_agg(substr(md5(g::text || t::text), 1, 3 + t % 6))
+	         FROM generate_series(1, 2 + g % 6) t),
+	'items', (SELECT jsonb_agg(jsonb_build_object(
+			'sku', 'SKU-' || (random() * 1e6)::int,
+			'qty', 1 + (random() * 9)::int,
+			'price', round((random() * 500)::numeric, 2),
+			'ok', random() < 0.8,
+			'note', md5(random()::text)))
+	          FROM generate_series(1, 6 + (g * 7) % 11) i),
+	'blob', (SELECT string_agg(md5(random()::text || b::text), '')
+	         FROM generate_series(1, 32 + (g * 13) % 32) b))
+FROM generate_series(1, :doc_rows) g;
+CREATE INDEX docs_account_created ON docs (account_id, created_at);
+
+-- Events: hash-partitioned in 8, with a primary key and three more indexes.
+CREATE TABLE events (
+	id bigint NOT NULL,
+	account_id int NOT NULL,
+	kind text NOT NULL,
+	created_at timestamptz NOT NULL,
+	amount numeric(12, 2),
+	note text,
+	PRIMARY KEY (id)
+) PARTITION BY HASH (id);
+SELECT format('CREATE TABLE events_p%s PARTITION OF events FOR VALUES WITH (MODULUS 8, REMAINDER %s)', r, r)
+FROM generate_series(0, 7) r \gexec
+INSERT INTO events
+SELECT g, (g::bigint * 7919) % 20000,
+       (ARRAY['view', 'click', 'buy', 'refund', 'signup'])[1 + (g * 31) % 5],
+       timestamptz '2024-01-01' + (g * 7) % 31536000 * interval '1 second',
+       CASE WHEN g % 4 = 0 THEN NULL ELSE round((random() * 1000)::numeric, 2) END,
+       CASE WHEN g % 3 = 0 THEN substr(md5(g::text), 1, 8 + g % 24) END
+FROM generate_series(1, :evt_rows) g;
+CREATE INDEX events_account_created ON events (account_id, created_at);
+CREATE INDEX events_created ON events (created_at);
+CREATE INDEX events_kind_buy ON events (kind, amount) WHERE kind <> 'view';
+VACUUM ANALYZE;
+CHECKPOINT;
+SQL
+	log "dataset built in $(elapsed "$t0" "$(now)") s"
+}
