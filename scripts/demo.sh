@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # pgtide demo: two throwaway PostgreSQL servers on 127.0.0.1, a source with
-# sample data (pgbench tables, partitions, jsonb, enums), `pgtide copy` while
-# pgbench keeps writing, a check that the target holds the source's snapshot,
-# then everything is removed. Installs what is missing and builds pgtide first.
+# sample data (pgbench tables, partitions, jsonb, enums), and a whole migration
+# while pgbench keeps writing as the application's role: check, migrate,
+# status, validate, cutover (fencing that role), checks, clean. Then everything
+# is removed. Installs what is missing and builds pgtide first.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -75,18 +76,54 @@ ANALYZE;
 SQL
 psql -X -At "$SRC" -c "SELECT 'source size: ' || pg_size_pretty(pg_database_size(current_database()))"
 
-say "pgtide copy, while pgbench keeps writing to the source"
-"$BINDIR/pgbench" -n -c 2 -T 20 "$SRC" >"$DIR/pgbench.log" 2>&1 &
-BENCH=$!
-sleep 1
-"$PGTIDE" copy --source "$SRC" --target "$TGT" --task demo --jobs 2 --index-jobs 2 \
-	--split-tables-larger-than 16MB --progress-interval 2
-wait "$BENCH"
+# the application writes as its own role: that is what the cutover fences
+psql -X -q -v ON_ERROR_STOP=1 "$SRC" <<'SQL'
+DO $$BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'shop_app') THEN
+    CREATE ROLE shop_app LOGIN;
+  END IF;
+END$$;
+GRANT USAGE ON SCHEMA public TO shop_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO shop_app;
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO shop_app;
+SQL
+APP="postgresql://shop_app@127.0.0.1:$SP/shop"
 
-say "checking: the target holds exactly the source as of the load's snapshot"
-SNAP=$(psql -X -At "$TGT" -c "SELECT DISTINCT snapshot_txids FROM pgtide.tables")
-NOW=$(psql -X -At "$SRC" -c "SELECT count(*) FROM pgbench_history")
-for t in pgbench_accounts pgbench_branches pgbench_tellers orders; do
+say "pgtide check: what would not migrate, before anything is touched"
+if "$PGTIDE" check --source "$SRC" --target "$TGT" --task demo; then
+	echo "demo: check was expected to find pgbench_history (no key)" >&2
+	exit 1
+fi
+echo
+echo "fixing what check asked for: a key on pgbench_history"
+psql -X -q "$SRC" -c "ALTER TABLE pgbench_history ADD COLUMN hid bigserial PRIMARY KEY"
+"$PGTIDE" check --source "$SRC" --target "$TGT" --task demo
+
+say "pgtide migrate (load, then follow), while the application keeps writing"
+"$BINDIR/pgbench" -n -c 2 -T 600 "$APP" >"$DIR/pgbench.log" 2>&1 &
+BENCH=$!
+"$PGTIDE" migrate --source "$SRC" --target "$TGT" --task demo --jobs 2 --index-jobs 2 \
+	--split-tables-larger-than 16MB --progress-interval 2 2>"$DIR/migrate.log" &
+MIGRATE=$!
+until grep -q "streaming from slot" "$DIR/migrate.log"; do
+	kill -0 "$MIGRATE" 2>/dev/null || { cat "$DIR/migrate.log" >&2; exit 1; }
+	sleep 0.5
+done
+grep -v " cdc: " "$DIR/migrate.log" | tail -n 12
+sleep 5
+"$PGTIDE" status --source "$SRC" --target "$TGT" --task demo
+
+say "pgtide validate, while the changes keep flowing"
+"$PGTIDE" validate --source "$SRC" --target "$TGT" --task demo
+
+say "pgtide cutover: fence shop_app's writes, drain, sequences, hand over"
+"$PGTIDE" cutover --source "$SRC" --target "$TGT" --task demo --fence-role shop_app
+wait "$MIGRATE"
+kill "$BENCH" 2>/dev/null || true
+wait "$BENCH" 2>/dev/null || true
+
+say "checking: the target holds everything the source acknowledged"
+for t in pgbench_accounts pgbench_branches pgbench_tellers pgbench_history orders; do
 	s=$(psql -X -At "$SRC" -c "SELECT count(*) FROM $t")
 	d=$(psql -X -At "$TGT" -c "SELECT count(*) FROM $t")
 	printf '  %-18s source %8s rows, target %8s rows\n' "$t" "$s" "$d"
@@ -94,15 +131,14 @@ done
 WRONG=$(psql -X -At "$TGT" -c "SELECT count(*) FROM pgbench_accounts a LEFT JOIN
 	(SELECT aid, sum(delta) s FROM pgbench_history GROUP BY aid) h USING (aid)
 	WHERE a.abalance <> coalesce(h.s, 0)")
-printf '  snapshot %s: %s history rows written on the source by now, %s on the target\n' \
-	"$SNAP" "$NOW" "$(psql -X -At "$TGT" -c "SELECT count(*) FROM pgbench_history")"
-printf '  accounts whose balance disagrees with the copied history: %s\n' "$WRONG"
+printf '  accounts whose balance disagrees with the history: %s\n' "$WRONG"
 [ "$WRONG" = 0 ] || { echo "demo: the target is not consistent" >&2; exit 1; }
-ORD_S=$(psql -X -At "$SRC" -c "SELECT md5(string_agg(o::text, ',' ORDER BY id)) FROM orders o")
-ORD_T=$(psql -X -At "$TGT" -c "SELECT md5(string_agg(o::text, ',' ORDER BY id)) FROM orders o")
-[ "$ORD_S" = "$ORD_T" ] || { echo "demo: orders differ" >&2; exit 1; }
-echo "  orders: identical content (md5 $ORD_T)"
-psql -X "$TGT" -c "SELECT src_name AS table, state, chunks, rows, pg_size_pretty(bytes) AS copied,
-	snapshot_lsn FROM pgtide.tables ORDER BY bytes DESC LIMIT 8"
+"$PGTIDE" validate --source "$SRC" --target "$TGT" --task demo
+NEW=$(psql -X -At "$TGT" -c "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime)
+	VALUES (1, 1, 1, 0, now()) RETURNING hid")
+echo "  a row inserted on the target after the cutover got id $NEW (the sequence moved ahead)"
+
+say "pgtide clean: no slot, publication, origin or state left behind"
+"$PGTIDE" clean --source "$SRC" --target "$TGT" --task demo
 
 say "done: the servers and their data are removed"

@@ -1,0 +1,242 @@
+"""pgtide cutover against a running pgtide migrate: fence, marker, sequences,
+validation, stream stop; and the undo of the fence when a step fails or the
+cutover itself is killed while the source is fenced."""
+
+import os
+import re
+import subprocess
+import threading
+import time
+
+import psycopg
+
+from cdc_helpers import start_migrate, wait_caught_up
+from conftest import assert_same_content, find_bindir, wait_for
+
+EVENTS = """
+    CREATE TABLE events (id bigserial PRIMARY KEY, v int NOT NULL,
+                         at timestamptz NOT NULL DEFAULT now());
+"""
+
+
+def make_role(db, role):
+    """A login role of the application, with the write privileges it needs."""
+    db.execute(f"""
+        DO $$BEGIN
+          IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN
+            CREATE ROLE {role} LOGIN;
+          END IF;
+        END$$;
+        GRANT USAGE ON SCHEMA public TO {role};
+        GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public
+          TO {role};
+        GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role};
+    """)
+
+
+class Writer(threading.Thread):
+    """Inserts into events as the application's role, one autocommit
+    statement at a time, and records every attempt: (wall time, id or None)."""
+
+    def __init__(self, db, role):
+        super().__init__(daemon=True)
+        self.db, self.role = db, role
+        self.attempts = []
+        self.done = threading.Event()
+
+    def run(self):
+        i = 0
+        conn = None
+        while not self.done.is_set():
+            i += 1
+            t = time.time()
+            try:
+                if conn is None or conn.closed:
+                    conn = psycopg.connect(self.db.uri_as(self.role),
+                                           autocommit=True)
+                row = conn.execute(
+                    "INSERT INTO events (v) VALUES (%s) RETURNING id",
+                    (i,)).fetchone()
+                self.attempts.append((t, row[0]))
+            except psycopg.Error:
+                self.attempts.append((t, None))
+                if conn is not None:
+                    conn.close()
+                time.sleep(0.01)
+        if conn is not None:
+            conn.close()
+
+    def stop(self):
+        self.done.set()
+        self.join(30)
+
+    @property
+    def acknowledged(self):
+        return [i for _, i in self.attempts if i is not None]
+
+    @property
+    def failures(self):
+        return [t for t, i in self.attempts if i is None]
+
+
+def pgbench(db, role, *args):
+    bindir = find_bindir()
+    server = db.server
+    return subprocess.Popen(
+        [os.path.join(bindir, "pgbench"), "-h", "127.0.0.1", "-p",
+         str(server.port), "-U", role, *args, db.name],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def cutover_row(target_db):
+    return target_db.query(
+        "SELECT result, error, window_ms, fenced_at, done_at"
+        " FROM pgtide.cutovers ORDER BY started_at DESC LIMIT 1")[0]
+
+
+def can_write(db, role):
+    try:
+        with psycopg.connect(db.uri_as(role), autocommit=True) as c:
+            c.execute("INSERT INTO events (v) VALUES (-1)")
+        return True
+    except psycopg.Error:
+        return False
+
+
+def test_full_lifecycle_under_load_with_revoke_fence(pgtide, source_db,
+                                                     target_db):
+    """pgbench and a writer run throughout; cutover revokes the
+    application's write privileges: every acknowledged write is on the
+    target, writes fail only inside the window, sequences are ahead."""
+    role = "app_cutover"
+    bindir = find_bindir()
+    subprocess.run([os.path.join(bindir, "pgbench"), "-i", "-q", "-s", "1",
+                    "-h", "127.0.0.1", "-p", str(source_db.server.port),
+                    "-U", "postgres", source_db.name],
+                   check=True, capture_output=True)
+    source_db.execute(EVENTS + "ALTER TABLE pgbench_history REPLICA "
+                      "IDENTITY FULL;")
+    make_role(source_db, role)
+    migrate = start_migrate(pgtide, source_db, target_db)
+    wait_caught_up(source_db, target_db)
+
+    bench = pgbench(source_db, role, "-n", "-c", "2", "-T", "60")
+    writer = Writer(source_db, role)
+    writer.start()
+    wait_for(lambda: len(writer.acknowledged) > 50, 30)
+    time.sleep(1)
+    r = pgtide.run("cutover", "--source", source_db.uri, "--target",
+                   target_db.uri, "--fence", "revoke", "--fence-role", role,
+                   "--sequence-margin", "1000")
+    done_wall = time.time()
+    assert r.returncode == 0, r.stderr
+    # the application moves to the target
+    writer.stop()
+    bench.wait(90)
+
+    m = re.search(r"write-unavailability window: ([0-9.]+) s", r.stdout)
+    assert m, r.stdout
+    print(f"write-unavailability window: {m.group(1)} s")
+    assert migrate.wait(60) == 0, migrate.read_stderr()
+
+    # every write the source acknowledged is on the target, nothing else
+    assert_same_content(source_db, target_db)
+    acked = writer.acknowledged
+    on_target = {i for (i,) in target_db.query("SELECT id FROM events")}
+    assert set(acked) <= on_target
+    assert target_db.query_one("SELECT count(*) FROM pgbench_history") > 0
+
+    # writes failed only inside the window: after the fence went up
+    result, error, window_ms, fenced_at, done_at = cutover_row(target_db)
+    assert result == "done" and error is None
+    assert window_ms is not None and window_ms >= 0
+    if writer.failures:
+        assert min(writer.failures) >= fenced_at.timestamp() - 0.05
+    assert max(t for t, i in writer.attempts if i is not None) <= done_wall
+    assert not can_write(source_db, role)
+
+    # sequences on the target are ahead of the source's
+    src_last = source_db.query_one("SELECT last_value FROM events_id_seq")
+    tgt_last = target_db.query_one("SELECT last_value FROM events_id_seq")
+    assert tgt_last >= src_last + 1000
+    new_id = target_db.query_one(
+        "INSERT INTO events (v) VALUES (0) RETURNING id")
+    assert new_id > max(acked)
+
+    # the task is finished: a second cutover and a new migrate refuse
+    again = pgtide.run("cutover", "--source", source_db.uri, "--target",
+                       target_db.uri, "--fence-role", role)
+    assert again.returncode == 2 and "already cut over" in again.stderr
+    assert pgtide.run("clean", "--source", source_db.uri, "--target",
+                      target_db.uri).returncode == 0
+
+
+def test_failed_step_undoes_the_fence_and_replication_goes_on(
+        pgtide, source_db, target_db):
+    """A cutover killed while the source is fenced leaves its undo behind;
+    the next cutover lifts that fence first. That one fails at the
+    sequences (the target refuses setval): its own read-only fence is
+    undone, the task keeps replicating; once fixed, cutover succeeds."""
+    role = "app_undo"
+    source_db.execute(EVENTS + "INSERT INTO events (v) SELECT g FROM "
+                      "generate_series(1, 200) g;")
+    make_role(source_db, role)
+    migrate = start_migrate(pgtide, source_db, target_db)
+    wait_caught_up(source_db, target_db)
+    args = ["cutover", "--source", source_db.uri, "--target", target_db.uri,
+            "--fence", "read_only", "--fence-role", role]
+
+    killed = pgtide.run(*args, env={"PGTIDE_FAULT": "cutover.fenced"})
+    assert killed.returncode == -9, killed.stderr
+    assert not can_write(source_db, role)  # fenced, and nobody to undo it
+
+    # the target refuses the sequence's new value
+    target_db.execute("ALTER SEQUENCE events_id_seq MAXVALUE 300")
+    failed = pgtide.run(*args)
+    assert failed.returncode == 4, failed.stderr
+    assert "lifting that fence first" in failed.stderr
+    assert "events_id_seq" in failed.stderr
+    assert "fence is undone" in failed.stderr
+    result, error, _, _, _ = cutover_row(target_db)
+    assert result == "failed, fence undone" and "events_id_seq" in error
+    assert source_db.query_one(
+        "SELECT count(*) FROM pg_db_role_setting s JOIN pg_database d"
+        " ON d.oid = s.setdatabase WHERE d.datname = current_database()") == 0
+
+    # the source takes writes again and they still reach the target
+    assert can_write(source_db, role)
+    assert migrate.poll() is None
+    wait_caught_up(source_db, target_db)
+    assert_same_content(source_db, target_db, tables=["public.events"])
+
+    target_db.execute("ALTER SEQUENCE events_id_seq NO MAXVALUE")
+    ok = pgtide.run(*args)
+    assert ok.returncode == 0, ok.stderr
+    assert migrate.wait(60) == 0
+    assert not can_write(source_db, role)
+    assert_same_content(source_db, target_db, tables=["public.events"])
+
+
+def test_cutover_refuses_without_a_following_migrate(pgtide, source_db,
+                                                     target_db):
+    """No task, no roles, no running stream: one clear error each, and the
+    source is never fenced."""
+    role = "app_refused"
+    source_db.execute(EVENTS)
+    make_role(source_db, role)
+    base = ["cutover", "--source", source_db.uri, "--target", target_db.uri]
+
+    r = pgtide.run(*base, "--fence-role", role)
+    assert r.returncode == 2 and 'no task "default"' in r.stderr, r.stderr
+
+    migrate = start_migrate(pgtide, source_db, target_db)
+    wait_caught_up(source_db, target_db)
+    r = pgtide.run(*base)
+    assert r.returncode == 2 and "--fence-role" in r.stderr, r.stderr
+    r = pgtide.run(*base, "--fence-role", "no_such_role")
+    assert r.returncode == 2 and "no_such_role" in r.stderr, r.stderr
+    assert migrate.stop() == 0
+
+    r = pgtide.run(*base, "--fence-role", role)
+    assert r.returncode == 2 and "no pgtide migrate is following" in r.stderr
+    assert can_write(source_db, role)
