@@ -25,6 +25,9 @@
 /* a position that moved is confirmed this soon, so the slot's WAL and the
  * measured drain time do not wait for the next periodic status */
 #define CDC_CONFIRM_SOON_MS 100
+/* how often the applier asks whether cutover wants the stream to stop: the
+ * write-unavailability window waits for it */
+#define CDC_STOP_POLL_MS 200
 
 /* A committed source transaction waiting in txnbuf for the applier. */
 typedef struct CdcTxn
@@ -250,7 +253,7 @@ connect_applier(ApplierThread *at, Error *err)
 	return apply_reconnect(at->ap, err) && refresh_flushed(at, err);
 }
 
-/* Asks, at most once a second, where the stream must stop. */
+/* Asks, every CDC_STOP_POLL_MS at most, where the stream must stop. */
 static void
 poll_stop_at(ApplierThread *at, int64_t *last_ms)
 {
@@ -259,7 +262,7 @@ poll_stop_at(ApplierThread *at, int64_t *last_ms)
 	Lsn lsn = LSN_INVALID;
 
 	if (o->stop_at == NULL || atomic_load(&at->c->stop_lsn) != LSN_INVALID ||
-	    clock_ms() - *last_ms < CDC_STATUS_INTERVAL_MS)
+	    clock_ms() - *last_ms < CDC_STOP_POLL_MS)
 		return;
 	*last_ms = clock_ms();
 	if (!o->stop_at(&lsn, o->stop_ctx, &err))

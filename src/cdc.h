@@ -48,7 +48,7 @@ typedef struct CdcProgress
 typedef void (*CdcProgressFn)(const CdcProgress *p, void *ctx);
 
 /*
- * Asked about once a second, from the applier thread (it may block): where
+ * Asked a few times a second, from the applier thread (it may block): where
  * the stream must stop (cutover's marker), LSN_INVALID for nowhere yet.
  */
 typedef bool (*CdcStopAtFn)(Lsn *stop_lsn, void *ctx, Error *err);
