@@ -244,9 +244,9 @@ exit_code(ErrKind kind)
 }
 
 static int
-report(const Error *err)
+report(const Command *c, const Error *err)
 {
-	if (err->kind == ERR_INTERRUPTED)
+	if (err->kind == ERR_INTERRUPTED && c != NULL && c->records_error)
 		fprintf(stderr,
 		        "pgtide: interrupted; progress is saved, run the same command "
 		        "again to resume\n");
@@ -482,7 +482,7 @@ run_command(const Command *c, int argc, char **argv,
 	memset(&longopts[NOPTIONS], 0, sizeof(longopts[NOPTIONS]));
 	config_init(&cfg);
 	if (!parse_options(argc, argv, c->name, longopts, &cfg, &help, &err))
-		code = report(&err);
+		code = report(c, &err);
 	else if (help)
 	{
 		usage_command(c, stdout);
@@ -495,12 +495,12 @@ run_command(const Command *c, int argc, char **argv,
 	                    err_hint(&err, "pass --target URI or set "
 	                                   "target in the task file"),
 	                    true))
-		code = report(&err);
+		code = report(c, &err);
 	else if (!c->run(&cfg, stop, &err))
 	{
 		if (c->records_error)
 			task_note_error(&cfg, &err);
-		code = report(&err);
+		code = report(c, &err);
 	}
 	else
 		code = CLI_EXIT_OK;

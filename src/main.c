@@ -4,6 +4,7 @@
  * safe point (state is saved, the same command resumes); a second one ends
  * the process at once.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,12 +17,15 @@ static volatile sig_atomic_t stop_requested = 0;
 static void
 on_stop(int signo)
 {
+	int saved = errno; /* the interrupted code may be about to read it */
+
 	if (stop_requested)
 	{
 		signal(signo, SIG_DFL);
 		raise(signo);
 	}
 	stop_requested = 1;
+	errno = saved;
 }
 
 int
