@@ -34,6 +34,7 @@
 #include "lsn.h"
 #include "mapping.h"
 #include "pg.h"
+#include "progress.h"
 #include "schema.h"
 
 /* Beyond this many findings of one id, the rest are counted, not listed. */
@@ -357,20 +358,6 @@ validate_skips(const TaskConfig *cfg, Error *err)
 }
 
 /* ---- formatting, arrays of names, lookups ---- */
-
-static void
-format_bytes(double bytes, char *buf, size_t cap)
-{
-	static const char *const units[] = {"B", "kB", "MB", "GB", "TB", "PB"};
-	int u = 0;
-
-	while (bytes >= 1024.0 && u < 5)
-	{
-		bytes /= 1024.0;
-		u++;
-	}
-	snprintf(buf, cap, u == 0 ? "%.0f %s" : "%.1f %s", bytes, units[u]);
-}
 
 static void
 format_seconds(double s, char *buf, size_t cap)
@@ -2102,8 +2089,8 @@ check_wal(Check *c, Error *err)
 	PQclear(res);
 	if (!c->load_done)
 		seconds = left / (double) CHECK_LOAD_BYTES_PER_S + CHECK_LOAD_MARGIN_S;
-	format_bytes(data, b1, sizeof(b1));
-	format_bytes(indexes, b2, sizeof(b2));
+	progress_format_bytes((int64_t) data, b1, sizeof(b1));
+	progress_format_bytes((int64_t) indexes, b2, sizeof(b2));
 	format_seconds(seconds, s1, sizeof(s1));
 	snprintf(object, sizeof(object), "database %s", c->src_db);
 	if (c->load_done)
@@ -2113,7 +2100,7 @@ check_wal(Check *c, Error *err)
 		    ntables, b1, b2);
 	else
 	{
-		format_bytes(left, b3, sizeof(b3));
+		progress_format_bytes((int64_t) left, b3, sizeof(b3));
 		snprintf(msg, sizeof(msg),
 		         "assuming %lld MB/s for copy and index builds, plus %d s "
 		         "for the schema and the change stream's start",
@@ -2128,8 +2115,8 @@ check_wal(Check *c, Error *err)
 		return true;
 	/* what the slot holds already, plus what the source writes meanwhile */
 	retained = c->wal_bytes_per_s * seconds + c->slot_retained_bytes;
-	format_bytes(retained, b1, sizeof(b1));
-	format_bytes(c->wal_bytes_per_s, b2, sizeof(b2));
+	progress_format_bytes((int64_t) retained, b1, sizeof(b1));
+	progress_format_bytes((int64_t) c->wal_bytes_per_s, b2, sizeof(b2));
 	if (c->load_done)
 		snprintf(msg, sizeof(msg),
 		         "the task's slot retains about %s of WAL; the source writes "
@@ -2146,7 +2133,7 @@ check_wal(Check *c, Error *err)
 	{
 		double free_bytes = (double) cfg->check_wal_free_bytes;
 
-		format_bytes(free_bytes, b3, sizeof(b3));
+		progress_format_bytes((int64_t) free_bytes, b3, sizeof(b3));
 		if (retained > free_bytes)
 			add(c, CHECK_ID_WAL_RETENTION, CHECK_BLOCKER, "source",
 			    "the source's disk would fill before the change stream "
@@ -2182,7 +2169,8 @@ check_wal(Check *c, Error *err)
 		                    0, NULL, buf, sizeof(buf), err))
 			return false;
 		keep_mb = strtoll(buf, NULL, 10);
-		format_bytes((double) keep_mb * 1024 * 1024, b4, sizeof(b4));
+		progress_format_bytes((int64_t) ((double) keep_mb * 1024 * 1024), b4,
+		                      sizeof(b4));
 		if (keep_mb < 0)
 			add(c, CHECK_ID_MAX_SLOT_WAL_KEEP_SIZE, CHECK_INFO, "source",
 			    "the slot keeps every WAL segment the target has not "

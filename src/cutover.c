@@ -37,7 +37,7 @@
 
 #define CUTOVER_POLL_MS    100
 #define CUTOVER_LOG_EVERY  5000
-#define CUTOVER_XID_WINDOW 1000000 /* xids scanned for late writes, at most */
+#define CUTOVER_XID_WINDOW 100000 /* xids scanned for late writes, at most */
 #define UNDO_COMMAND       "-- run cutover.unfence_command"
 
 typedef struct Cutover
@@ -65,6 +65,7 @@ typedef struct Cutover
 
 	int64_t step_ms; /* start of the current step */
 	int64_t fence_ms;
+	int64_t done_ms; /* the stream stopped: writes go to the target now */
 	char steps[4096];
 	size_t steps_len;
 	StateCutover rec;
@@ -712,10 +713,8 @@ wait_in_flight(Cutover *c, Error *err)
 			        " 'a prepared transaction')"
 			        " FROM pg_catalog.pg_stat_activity"
 			        " WHERE backend_xid IS NOT NULL"
-			        " AND pg_catalog.txid_snapshot_xmax($1::"
-			        "txid_snapshot) > pg_catalog.txid_current() - "
-			        "pg_catalog.age(backend_xid)",
-			        1, params, who, sizeof(who), err))
+			        " AND pid <> pg_catalog.pg_backend_pid()",
+			        0, NULL, who, sizeof(who), err))
 				snprintf(who, sizeof(who), "unknown sessions");
 			err_clear(err);
 			err_set(err, ERR_SOURCE,
@@ -939,6 +938,8 @@ stop_stream(Cutover *c, Error *err)
 			break;
 		if (strcmp(phase, "cutover") == 0)
 		{
+			c->done_ms = clock_ms();
+			wall_text(c->rec.done_at, sizeof(c->rec.done_at));
 			step_done(c, "change stream stopped at the marker");
 			return true;
 		}
@@ -961,6 +962,8 @@ stop_stream(Cutover *c, Error *err)
 		    strcmp(phase, "cutover") == 0)
 		{
 			err_clear(err);
+			c->done_ms = clock_ms();
+			wall_text(c->rec.done_at, sizeof(c->rec.done_at));
 			step_done(c, "change stream stopped at the marker");
 			return true;
 		}
@@ -1005,8 +1008,7 @@ report(Cutover *c, bool done, const Error *failure)
 	c->rec.window_ms = -1;
 	if (done)
 	{
-		wall_text(c->rec.done_at, sizeof(c->rec.done_at));
-		c->rec.window_ms = clock_ms() - c->fence_ms;
+		c->rec.window_ms = c->done_ms - c->fence_ms;
 		c->rec.result = "done";
 	}
 	else
@@ -1083,11 +1085,11 @@ cutover_command(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err)
 	}
 	step_done(&c, "task \"%s\" is following the source", cfg->task);
 	ok = wait_lag(&c, err) && fence(&c, err) && wait_in_flight(&c, err) &&
-	     write_marker(&c, err);
+	     write_marker(&c, err) && sync_sequences(&c, err) &&
+	     final_validation(&c, err) && stop_stream(&c, err);
+	/* only a report: counted once the window has closed */
 	if (ok)
 		count_late_writes(&c);
-	ok = ok && sync_sequences(&c, err) && final_validation(&c, err) &&
-	     stop_stream(&c, err);
 	if (!ok)
 	{
 		Error undo = ERR_INIT;

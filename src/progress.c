@@ -51,8 +51,8 @@ progress_format_bytes(int64_t bytes, char *buf, size_t cap)
 	snprintf(buf, cap, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
 }
 
-static void
-format_eta(double seconds, char *buf, size_t cap)
+void
+progress_format_eta(double seconds, char *buf, size_t cap)
 {
 	long s = (long) seconds;
 
@@ -128,7 +128,8 @@ table_line(const Progress *p, int i, int64_t now, char *buf, size_t cap)
 
 	progress_format_bytes(atomic_load(&p->tables[i].bytes_done), b, sizeof(b));
 	progress_format_bytes((int64_t) p->table_rate[i], r, sizeof(r));
-	format_eta(eta_seconds(f, p->started_ms[i], now), eta, sizeof(eta));
+	progress_format_eta(eta_seconds(f, p->started_ms[i], now), eta,
+	                    sizeof(eta));
 	snprintf(buf, cap, "%-40.40s %11lld rows %9s %9s/s %3.0f%% ETA %s",
 	         p->tables[i].src_qname,
 	         (long long) atomic_load(&p->tables[i].rows_done), b, r, 100 * f,
@@ -180,7 +181,7 @@ render(Progress *p, bool final)
 				if (t > left)
 					left = t;
 			}
-		format_eta(left, eta, sizeof(eta));
+		progress_format_eta(left, eta, sizeof(eta));
 	}
 	snprintf(line, sizeof(line),
 	         "load: %d/%d tables, %lld rows, %s of ~%s on disk, %s/s, ETA %s",

@@ -30,4 +30,7 @@ void progress_stop(Progress *p);
 /* "1.5 GB", "12 MB", "512 B" into buf. */
 void progress_format_bytes(int64_t bytes, char *buf, size_t cap);
 
+/* "12m05s", "3h20m", or "--:--" when unknown (negative) or absurd. */
+void progress_format_eta(double seconds, char *buf, size_t cap);
+
 #endif

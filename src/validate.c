@@ -76,6 +76,7 @@
 #include "lsn.h"
 #include "mapping.h"
 #include "pg.h"
+#include "progress.h"
 #include "state.h"
 
 #define VALIDATE_RANGE_ROWS        50000 /* rows per first-level range, at most */
@@ -2100,19 +2101,6 @@ worker_main(void *arg)
 	return NULL;
 }
 
-static void
-format_eta(double seconds, char *buf, size_t cap)
-{
-	long s = (long) seconds;
-
-	if (seconds < 0 || seconds > 360000)
-		snprintf(buf, cap, "--:--");
-	else if (s >= 3600)
-		snprintf(buf, cap, "%ldh%02ldm", s / 3600, (s % 3600) / 60);
-	else
-		snprintf(buf, cap, "%ldm%02lds", s / 60, s % 60);
-}
-
 /* Runs the workers until every table is compared; logs progress. */
 static bool
 run_workers(VRun *r, Error *err)
@@ -2152,9 +2140,9 @@ run_workers(VRun *r, Error *err)
 			double rate = secs > 0 ? rows / secs : 0;
 			char eta[32];
 
-			format_eta(rate > 0 && est_total > rows ? (est_total - rows) / rate
-			                                        : -1,
-			           eta, sizeof(eta));
+			progress_format_eta(
+			    rate > 0 && est_total > rows ? (est_total - rows) / rate : -1,
+			    eta, sizeof(eta));
 			log_info("validate: %d of %d tables done, %" PRId64 " of %" PRId64
 			         " ranges planned so far, %.0f rows/s, ETA %s",
 			         r->tables_done, r->ntables, atomic_load(&r->ranges_done),
