@@ -96,7 +96,8 @@ if "$PGTIDE" check --source "$SRC" --target "$TGT" --task demo; then
 fi
 echo
 echo "fixing what check asked for: a key on pgbench_history"
-psql -X -q "$SRC" -c "ALTER TABLE pgbench_history ADD COLUMN hid bigserial PRIMARY KEY"
+psql -X -q "$SRC" -c "ALTER TABLE pgbench_history ADD COLUMN hid bigserial PRIMARY KEY" \
+	-c "GRANT USAGE ON SEQUENCE pgbench_history_hid_seq TO shop_app"
 "$PGTIDE" check --source "$SRC" --target "$TGT" --task demo
 
 say "pgtide migrate (load, then follow), while the application keeps writing"
@@ -132,9 +133,11 @@ WRONG=$(psql -X -At "$TGT" -c "SELECT count(*) FROM pgbench_accounts a LEFT JOIN
 	(SELECT aid, sum(delta) s FROM pgbench_history GROUP BY aid) h USING (aid)
 	WHERE a.abalance <> coalesce(h.s, 0)")
 printf '  accounts whose balance disagrees with the history: %s\n' "$WRONG"
+HIST=$(psql -X -At "$TGT" -c "SELECT count(*) FROM pgbench_history")
+[ "$HIST" -gt 0 ] || { echo "demo: pgbench wrote nothing; see its log:" >&2; cat "$DIR/pgbench.log" >&2; exit 1; }
 [ "$WRONG" = 0 ] || { echo "demo: the target is not consistent" >&2; exit 1; }
 "$PGTIDE" validate --source "$SRC" --target "$TGT" --task demo
-NEW=$(psql -X -At "$TGT" -c "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime)
+NEW=$(psql -X -Atq "$TGT" -c "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime)
 	VALUES (1, 1, 1, 0, now()) RETURNING hid")
 echo "  a row inserted on the target after the cutover got id $NEW (the sequence moved ahead)"
 

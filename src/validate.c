@@ -3271,6 +3271,7 @@ detect_cdc(VRun *r, PgConn *src, PgConn *tgt, Error *err)
 {
 	const char *params[1];
 	PGresult *res;
+	bool cut_over = false;
 
 	snprintf(r->slot, sizeof(r->slot), "pgtide_%s", r->cfg->task);
 	if (r->cfg->cdc_slot != NULL)
@@ -3283,7 +3284,7 @@ detect_cdc(VRun *r, PgConn *src, PgConn *tgt, Error *err)
 
 		if (q == NULL ||
 		    asprintf(&sql,
-		             "SELECT slot_name FROM %s.task WHERE task = $2"
+		             "SELECT slot_name, phase FROM %s.task WHERE task = $2"
 		             " AND to_regclass(quote_ident($1) || '.task')"
 		             " IS NOT NULL",
 		             q) < 0)
@@ -3294,7 +3295,10 @@ detect_cdc(VRun *r, PgConn *src, PgConn *tgt, Error *err)
 		if (pg_query(tgt, sql, 2, tp, &res, err))
 		{
 			if (PQntuples(res) == 1)
+			{
 				snprintf(r->slot, sizeof(r->slot), "%s", PQgetvalue(res, 0, 0));
+				cut_over = strcmp(PQgetvalue(res, 0, 1), "cutover") == 0;
+			}
 			PQclear(res);
 		}
 		else if (pg_err_is(err, "42P01") || pg_err_is(err, "3F000"))
@@ -3319,7 +3323,7 @@ detect_cdc(VRun *r, PgConn *src, PgConn *tgt, Error *err)
 			         "again once the target has applied what the source "
 			         "held when it was read",
 			         r->slot);
-		else
+		else if (!cut_over) /* after cutover the source is fenced, done */
 			log_warn("slot \"%s\" exists but is not active: what the source "
 			         "changed after its confirmed position %s (%s bytes of "
 			         "WAL ago) is not on the target and shows as differences",
