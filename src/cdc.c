@@ -28,6 +28,14 @@
 /* how often the applier asks whether cutover wants the stream to stop: the
  * write-unavailability window waits for it */
 #define CDC_STOP_POLL_MS 200
+/*
+ * A batch that would hold only a few transactions waits this long for more:
+ * under a steady stream of small source transactions each would otherwise
+ * be a target transaction of its own (a commit and a round trip each), and
+ * on a shared host the target's commit work is CPU the source loses.
+ */
+#define CDC_LINGER_MS   5
+#define CDC_LINGER_TXNS 16
 
 /* A committed source transaction waiting in txnbuf for the applier. */
 typedef struct CdcTxn
@@ -337,6 +345,12 @@ applier_main(void *arg)
 		Error err = ERR_INIT;
 		int n = queue_peek(c, batch, CDC_BATCH_MAX_TXNS, CDC_FLUSH_POLL_MS);
 		int skip = 0, peeked;
+
+		if (n > 0 && n < CDC_LINGER_TXNS && !stopping(c))
+		{
+			clock_sleep_ms(CDC_LINGER_MS);
+			n = queue_peek(c, batch, CDC_BATCH_MAX_TXNS, 0);
+		}
 
 		if (broken && !connect_applier(at, &err))
 			goto failed;
