@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "fault.h"
+#include "hash.h"
 #include "log.h"
 #include "pg.h"
 
@@ -359,20 +360,10 @@ rel_update(Applier *a, const PgoRelation *m, Error *err)
 
 /* ---- prepared statement cache ---- */
 
-static uint64_t
-hash_text(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char) *s) * 1099511628211ULL;
-	return h;
-}
-
 static StmtEntry *
 stmt_slot(StmtEntry *tab, int cap, const char *sql)
 {
-	size_t i = (size_t) (hash_text(sql) & (uint64_t) (cap - 1));
+	size_t i = (size_t) (hash_string(sql) & (uint64_t) (cap - 1));
 
 	while (tab[i].sql != NULL && strcmp(tab[i].sql, sql) != 0)
 		i = (i + 1) & (size_t) (cap - 1);

@@ -71,6 +71,7 @@
 
 #include "catalog.h"
 #include "clock.h"
+#include "hash.h"
 #include "json.h"
 #include "log.h"
 #include "lsn.h"
@@ -865,14 +866,29 @@ key_encode_strv(char *const *v, int n)
 	return sb_take(&sb);
 }
 
-static uint64_t
-key_hash(const char *s)
+/*
+ * Copies the first nk columns of every row of res into *out (row-major,
+ * *n rows, freed with strv_free). On failure *out is NULL and *n 0.
+ */
+static bool
+rows_copy(const PGresult *res, int nk, char ***out, int *n, Error *err)
 {
-	uint64_t h = 1469598103934665603ULL;
+	int rows = PQntuples(res);
 
-	for (; *s; s++)
-		h = (h ^ (unsigned char) *s) * 1099511628211ULL;
-	return h;
+	*n = 0;
+	*out = calloc((size_t) rows * (size_t) nk + 1, sizeof(char *));
+	if (*out == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	for (int i = 0; i < rows; i++)
+		for (int k = 0; k < nk; k++)
+			if (((*out)[i * nk + k] = strdup(PQgetvalue(res, i, k))) == NULL)
+			{
+				strv_free(*out, rows * nk);
+				*out = NULL;
+				return err_set(err, ERR_INTERNAL, "out of memory");
+			}
+	*n = rows;
+	return true;
 }
 
 static bool
@@ -901,7 +917,7 @@ keymap_free(KeyMap *m)
 static void
 keymap_put(KeyMap *m, char *key, int val)
 {
-	size_t i = (size_t) key_hash(key) & (m->cap - 1);
+	size_t i = (size_t) hash_string(key) & (m->cap - 1);
 
 	while (m->keys[i] != NULL)
 	{
@@ -921,7 +937,7 @@ keymap_put(KeyMap *m, char *key, int val)
 static int
 keymap_get(const KeyMap *m, const char *key)
 {
-	size_t i = (size_t) key_hash(key) & (m->cap - 1);
+	size_t i = (size_t) hash_string(key) & (m->cap - 1);
 
 	while (m->keys[i] != NULL)
 	{
@@ -1303,29 +1319,8 @@ split_range(VWorker *w, const VTable *t, char *const *lo, char *const *hi,
 	if (!q_send(w->src, sql, np, params, false, err) ||
 	    !q_result(w->run, w->src, &res, err))
 		goto out;
-	*out = calloc((size_t) PQntuples(res) * (size_t) nk + 1, sizeof(char *));
-	if (*out == NULL)
-	{
-		err_set(err, ERR_INTERNAL, "out of memory");
-		goto out;
-	}
-	for (int i = 0; i < PQntuples(res); i++)
-		for (int k = 0; k < nk; k++)
-			if (((*out)[i * nk + k] = strdup(PQgetvalue(res, i, k))) == NULL)
-			{
-				*n = PQntuples(res);
-				err_set(err, ERR_INTERNAL, "out of memory");
-				goto out;
-			}
-	*n = PQntuples(res);
-	ok = true;
+	ok = rows_copy(res, nk, out, n, err);
 out:
-	if (!ok && *out != NULL)
-	{
-		strv_free(*out, *n * nk);
-		*out = NULL;
-		*n = 0;
-	}
 	PQclear(res);
 	free(sql);
 	sb_reset(&pred);
@@ -1777,28 +1772,8 @@ sample_bounds(VWorker *w, VTable *t, int nranges, double est, double pages,
 	if (!q_send(w->src, sql, 0, NULL, false, err) ||
 	    !q_result(w->run, w->src, &res, err))
 		goto out;
-	*out = calloc((size_t) PQntuples(res) * (size_t) nk + 1, sizeof(char *));
-	if (*out == NULL)
-	{
-		err_set(err, ERR_INTERNAL, "out of memory");
-		goto out;
-	}
-	*n = PQntuples(res);
-	for (int i = 0; i < *n; i++)
-		for (int k = 0; k < nk; k++)
-			if (((*out)[i * nk + k] = strdup(PQgetvalue(res, i, k))) == NULL)
-			{
-				err_set(err, ERR_INTERNAL, "out of memory");
-				goto out;
-			}
-	ok = true;
+	ok = rows_copy(res, nk, out, n, err);
 out:
-	if (!ok && *out != NULL)
-	{
-		strv_free(*out, *n * nk);
-		*out = NULL;
-		*n = 0;
-	}
 	PQclear(res);
 	free(sql);
 	free(in);
