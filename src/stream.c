@@ -19,19 +19,48 @@ struct StreamConn
 	char *copybuf; /* the last message from PQgetCopyData, PQfreemem'd */
 };
 
+/*
+ * The guard: an open REPEATABLE READ transaction whose snapshot, taken before
+ * the slot is created, keeps every row version the exported snapshot needs.
+ * It has no transaction id, so the slot's creation does not wait for it.
+ */
+static bool
+open_guard(const char *source_uri, PgConn **out, Error *err)
+{
+	if (!pg_connect(source_uri, ERR_SOURCE, PG_CONN_SQL,
+	                "pgtide snapshot guard", 5000, out, err))
+		return false;
+	if (!pg_exec(*out,
+	             "SET idle_in_transaction_session_timeout = 0;"
+	             " BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
+	             " SELECT 1",
+	             err))
+	{
+		pg_close(*out);
+		*out = NULL;
+		return false;
+	}
+	return true;
+}
+
 bool
 stream_create_slot(const char *source_uri, const char *slot, bool temporary,
                    SlotSnapshot *out, Error *err)
 {
-	PgConn *conn;
+	PgConn *conn, *guard;
 	PGresult *res;
 	char sql[256];
 	int v;
 
 	memset(out, 0, sizeof(*out));
+	if (!open_guard(source_uri, &guard, err))
+		return false;
 	if (!pg_connect(source_uri, ERR_SOURCE, PG_CONN_REPLICATION,
 	                "pgtide snapshot", 5000, &conn, err))
+	{
+		pg_close(guard);
 		return false;
+	}
 	v = pg_server_version(conn);
 	/* 15 replaced EXPORT_SNAPSHOT with an option list. */
 	snprintf(sql, sizeof(sql),
@@ -45,6 +74,7 @@ stream_create_slot(const char *source_uri, const char *slot, bool temporary,
 			              "unused slots (see pg_replication_slots)");
 		err_prefix(err, "could not create replication slot \"%s\": ", slot);
 		pg_close(conn);
+		pg_close(guard);
 		return false;
 	}
 	if (PQntuples(res) != 1 || PQnfields(res) < 3 ||
@@ -52,6 +82,7 @@ stream_create_slot(const char *source_uri, const char *slot, bool temporary,
 	{
 		PQclear(res);
 		pg_close(conn);
+		pg_close(guard);
 		return err_set(err, ERR_SOURCE,
 		               "unexpected reply to CREATE_REPLICATION_SLOT");
 	}
@@ -59,6 +90,7 @@ stream_create_slot(const char *source_uri, const char *slot, bool temporary,
 	snprintf(out->snapshot, sizeof(out->snapshot), "%s", PQgetvalue(res, 0, 2));
 	out->temporary = temporary;
 	out->conn = conn;
+	out->guard = guard;
 	PQclear(res);
 	return true;
 }
@@ -67,7 +99,9 @@ void
 stream_release(SlotSnapshot *snap)
 {
 	pg_close(snap->conn);
+	pg_close(snap->guard);
 	snap->conn = NULL;
+	snap->guard = NULL;
 }
 
 bool

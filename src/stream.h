@@ -20,7 +20,8 @@
 
 typedef struct SlotSnapshot
 {
-	PgConn *conn; /* the exporting replication connection */
+	PgConn *conn;  /* the exporting replication connection */
+	PgConn *guard; /* holds the xmin horizon below the snapshot's */
 	char slot[64];
 	char snapshot[64];  /* name for SET TRANSACTION SNAPSHOT */
 	Lsn consistent_lsn; /* changes committed before it are in the snapshot */
@@ -30,7 +31,15 @@ typedef struct SlotSnapshot
 /*
  * Creates a pgoutput slot that exports a snapshot. A temporary slot (used to
  * take a fresh snapshot for a reload) disappears with its connection. On
- * success out owns the connection; release it with stream_release().
+ * success out owns its connections; release them with stream_release().
+ *
+ * The server does not protect the snapshot alone: while the walsender ends
+ * CREATE_REPLICATION_SLOT, there is a moment when neither the new slot's
+ * xmin nor the walsender's own counts in the horizon, and an update committed
+ * just after the consistent point can have its row's older version pruned
+ * away; the snapshot then sees no version of that row at all. A guard
+ * session takes an ordinary snapshot before the slot exists (its xmin is at
+ * or below the exported one's) and keeps it until the snapshot is released.
  */
 bool stream_create_slot(const char *source_uri, const char *slot,
                         bool temporary, SlotSnapshot *out, Error *err);

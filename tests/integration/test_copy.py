@@ -144,3 +144,41 @@ def test_load_under_writes_holds_exactly_the_snapshot(pgtide, source_db,
             f" (SELECT {key}, sum(delta) s FROM pgbench_history GROUP BY {key}) h"
             f" USING ({key}) WHERE t.{bal} <> coalesce(h.s, 0)")
         assert wrong == 0, table
+
+
+def test_exported_snapshot_is_guarded_while_the_load_runs(pgtide, source_db,
+                                                          target_db):
+    """The server does not count the slot's exported snapshot in its xmin
+    horizon for a moment while CREATE_REPLICATION_SLOT ends: an update
+    committed just after the consistent point could have its row's older
+    version pruned, and the load would miss that row. A guard session opened
+    before the slot holds the horizon at or below the snapshot's xmin for as
+    long as the snapshot lives."""
+    source_db.execute("""
+        CREATE TABLE t (id int PRIMARY KEY, v text);
+        INSERT INTO t SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, 300000) g;
+    """)
+    p = pgtide.start(*copy_args(source_db, target_db, "--jobs", "1"))
+    seen = None
+    deadline = time.time() + 60
+    while p.poll() is None and time.time() < deadline and seen is None:
+        rows = source_db.query(
+            "SELECT application_name, backend_xmin::text::bigint"
+            " FROM pg_stat_activity WHERE datname = current_database()"
+            " AND application_name IN ('pgtide snapshot guard', 'pgtide copy')"
+            " AND backend_xmin IS NOT NULL")
+        guard = [x for name, x in rows if name == "pgtide snapshot guard"]
+        copy = [x for name, x in rows if name == "pgtide copy"]
+        if guard and copy:
+            seen = (guard[0], min(copy))
+        time.sleep(0.01)
+    assert p.wait(120) == 0, p.read_stderr()
+    assert seen is not None, "no guard seen beside the copy worker"
+    assert seen[0] <= seen[1], seen
+    # the guard ends with the snapshot (its backend exits a moment later)
+    deadline = time.time() + 10
+    while source_db.query_one(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE application_name = 'pgtide snapshot guard'") > 0:
+        assert time.time() < deadline, "the guard outlived the load"
+        time.sleep(0.05)
