@@ -883,10 +883,11 @@ final_validation(Cutover *c, Error *err)
 		snprintf(c->validation, sizeof(c->validation), "skipped");
 		return true;
 	}
+	/* fenced and drained: nothing moves on either side */
 	if (!validate_run(c->cfg,
 	                  how == FINAL_VALIDATION_FULL ? VALIDATE_FULL
 	                                               : VALIDATE_COUNTS,
-	                  c->stop, &sum, err))
+	                  true, c->stop, &sum, err))
 		return err_prefix(err, "final validation: ");
 	snprintf(c->validation, sizeof(c->validation),
 	         "%s: %d tables, %d differ, %lld rows on the source, %lld on the "

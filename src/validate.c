@@ -343,6 +343,7 @@ typedef struct VRun
 	int tgt_version;
 	bool hash_ext; /* typed extended hashes (11+ on both sides), else md5 */
 	bool cdc;      /* the task's slot is active: recheck what differs */
+	bool still;    /* the caller holds both sides still: read tables whole */
 	char slot[128];
 	int64_t run_id; /* validation_runs.id, or -1 */
 	int64_t started_ms;
@@ -1846,11 +1847,12 @@ plan_table(VWorker *w, VTable *t, int index, char ***bounds, int *nbounds,
 	 * validation benchmark: pgbench_accounts (5 M rows) 0.60 s whole against
 	 * 1.11 s in 50,000-row ranges read through the key's index; the whole
 	 * 1.5 GB dataset 2.6 s against 3.0 s. Under a running stream a whole
-	 * table would differ for what is in flight and be read twice. Past
+	 * table would differ for what is in flight and be read twice, unless
+	 * the caller holds both sides still (cutover's final validation). Past
 	 * VALIDATE_WHOLE_BYTES a table keeps its ranges, so that progress moves
 	 * and an interruption loses little.
 	 */
-	if (!r->cdc && r->cfg->validate_sample >= 1.0 &&
+	if ((!r->cdc || r->still) && r->cfg->validate_sample >= 1.0 &&
 	    t->est_bytes <= VALIDATE_WHOLE_BYTES)
 		return true;
 	if (!estimate_rows(w, t, &est, &pages, err))
@@ -3418,7 +3420,7 @@ run_init(VRun *r, const TaskConfig *cfg, ValidateMode mode,
 }
 
 bool
-validate_run(const TaskConfig *cfg, ValidateMode mode,
+validate_run(const TaskConfig *cfg, ValidateMode mode, bool still,
              volatile sig_atomic_t *stop, ValidateSummary *out, Error *err)
 {
 	VRun r;
@@ -3426,6 +3428,7 @@ validate_run(const TaskConfig *cfg, ValidateMode mode,
 	bool ok;
 
 	run_init(&r, cfg, mode, stop);
+	r.still = still;
 	ok = run_validation(&r, err);
 	if (ok)
 	{

@@ -40,9 +40,11 @@ typedef struct ValidateSummary
  * Records the run in the state schema and logs one line per differing table
  * (names and counts, never row values). Returns false only when it could not
  * compare (a server failed, bad validate.tables, ERR_INTERRUPTED on *stop);
- * differences are reported in *out, not as an error.
+ * differences are reported in *out, not as an error. `still`: the caller
+ * holds both sides still (cutover, fenced and drained), so tables are read
+ * whole first even though the task's stream is running.
  */
-bool validate_run(const TaskConfig *cfg, ValidateMode mode,
+bool validate_run(const TaskConfig *cfg, ValidateMode mode, bool still,
                   volatile sig_atomic_t *stop, ValidateSummary *out,
                   Error *err);
 

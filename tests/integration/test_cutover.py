@@ -127,9 +127,22 @@ def test_full_lifecycle_under_load_with_revoke_fence(pgtide, source_db,
     time.sleep(1)
     r = pgtide.run("cutover", "--source", source_db.uri, "--target",
                    target_db.uri, "--fence", "revoke", "--fence-role", role,
-                   "--sequence-margin", "1000")
+                   "--sequence-margin", "1000", "--final-validation", "full")
     done_wall = time.time()
     assert r.returncode == 0, r.stderr
+    # the final validation hashed every row; fenced and drained, each table
+    # was read whole although the stream was running
+    run_id, mode, status, cdc = target_db.query(
+        "SELECT id, mode, status, cdc FROM pgtide.validation_runs"
+        " ORDER BY id DESC LIMIT 1")[0]
+    assert (mode, status, cdc) == ("full", "equal", True)
+    assert target_db.query_one(
+        "SELECT max(ranges) FROM pgtide.validation_tables WHERE run_id = %s",
+        (run_id,)) == 1
+    assert target_db.query_one(
+        "SELECT rows_source FROM pgtide.validation_tables"
+        " WHERE run_id = %s AND src_table = 'public.pgbench_accounts'",
+        (run_id,)) == 100000
     # the application moves to the target
     writer.stop()
     bench.wait(90)
