@@ -20,6 +20,48 @@ xstrdup(const char *s, bool *oom)
 	return d;
 }
 
+typedef struct OidIndex
+{
+	uint32_t oid;
+	int index;
+} OidIndex;
+
+static int
+cmp_oid_index(const void *a, const void *b)
+{
+	uint32_t x = ((const OidIndex *) a)->oid, y = ((const OidIndex *) b)->oid;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Turns each table's parent oid (0: none) into the parent's index. Oids are
+ * unsigned 32-bit values: a long-lived cluster hands out oids above 2^31.
+ */
+static bool
+resolve_parents(Catalog *cat, const uint32_t *parent_oid, Error *err)
+{
+	OidIndex *by_oid = calloc((size_t) cat->ntables + 1, sizeof(OidIndex));
+
+	if (by_oid == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	for (int i = 0; i < cat->ntables; i++)
+		by_oid[i] = (OidIndex){cat->tables[i].relid, i};
+	qsort(by_oid, (size_t) cat->ntables, sizeof(OidIndex), cmp_oid_index);
+	for (int i = 0; i < cat->ntables; i++)
+	{
+		OidIndex key = {parent_oid[i], 0};
+		const OidIndex *hit = parent_oid[i] == 0
+		                          ? NULL
+		                          : bsearch(&key, by_oid, (size_t) cat->ntables,
+		                                    sizeof(OidIndex), cmp_oid_index);
+
+		cat->tables[i].parent = hit != NULL ? hit->index : -1;
+	}
+	free(by_oid);
+	return true;
+}
+
 static bool
 read_tables(PgConn *conn, Catalog *cat, const char *skip_schema, Error *err)
 {
@@ -27,7 +69,8 @@ read_tables(PgConn *conn, Catalog *cat, const char *skip_schema, Error *err)
 	char sql[2048];
 	const char *params[1] = {skip_schema};
 	PGresult *res;
-	bool oom = false;
+	uint32_t *parent_oid;
+	bool oom = false, ok;
 
 	/* relispartition exists from 10, partitioned tables ('p') from 10. */
 	snprintf(sql, sizeof(sql),
@@ -53,8 +96,10 @@ read_tables(PgConn *conn, Catalog *cat, const char *skip_schema, Error *err)
 		return err_prefix(err, "could not list the source's tables: ");
 	cat->ntables = PQntuples(res);
 	cat->tables = calloc((size_t) cat->ntables + 1, sizeof(CatTable));
-	if (cat->tables == NULL)
+	parent_oid = calloc((size_t) cat->ntables + 1, sizeof(uint32_t));
+	if (cat->tables == NULL || parent_oid == NULL)
 	{
+		free(parent_oid);
 		PQclear(res);
 		return err_set(err, ERR_INTERNAL, "out of memory");
 	}
@@ -74,31 +119,17 @@ read_tables(PgConn *conn, Catalog *cat, const char *skip_schema, Error *err)
 		t->has_identity =
 		    t->replident == 'f' || (t->replident == 'd' && t->has_pk) ||
 		    (t->replident == 'i' && PQgetvalue(res, i, 7)[0] == 't');
-		/* parent oid resolved to an index below */
-		t->parent = PQgetisnull(res, i, 8)
-		                ? -1
-		                : -2 - (int) strtol(PQgetvalue(res, i, 8), NULL, 10);
+		if (!PQgetisnull(res, i, 8))
+			parent_oid[i] = (uint32_t) strtoul(PQgetvalue(res, i, 8), NULL, 10);
 		t->bytes = strtoll(PQgetvalue(res, i, 9), NULL, 10);
 		t->blocks = strtoll(PQgetvalue(res, i, 10), NULL, 10);
 		t->reltuples = strtod(PQgetvalue(res, i, 11), NULL);
 	}
 	PQclear(res);
-	if (oom)
-		return err_set(err, ERR_INTERNAL, "out of memory");
-	for (int i = 0; i < cat->ntables; i++)
-	{
-		CatTable *t = &cat->tables[i];
-		uint32_t parent_oid;
-
-		if (t->parent == -1)
-			continue;
-		parent_oid = (uint32_t) (-(t->parent + 2));
-		t->parent = -1;
-		for (int j = 0; j < cat->ntables; j++)
-			if (cat->tables[j].relid == parent_oid)
-				t->parent = j;
-	}
-	return true;
+	ok = !oom ? resolve_parents(cat, parent_oid, err)
+	          : err_set(err, ERR_INTERNAL, "out of memory");
+	free(parent_oid);
+	return ok;
 }
 
 static CatTable *

@@ -182,3 +182,34 @@ def test_exported_snapshot_is_guarded_while_the_load_runs(pgtide, source_db,
             " WHERE application_name = 'pgtide snapshot guard'") > 0:
         assert time.time() < deadline, "the guard outlived the load"
         time.sleep(0.05)
+
+
+def test_partitions_with_oids_above_two_to_the_31(pgtide, make_server,
+                                                   target_db):
+    """Oids are unsigned: a long-lived cluster hands out oids past 2^31, and
+    each partition must still be found under its parent (here 2^31 - 1,
+    where a signed int overflows)."""
+    from conftest import Database
+    src = make_server("bigoid", start=False, wal_level="logical")
+    src._run("pg_resetwal", "-o", "2147483645", src.datadir)
+    src.start()
+    db = Database(src, src.create_database("app"))
+    db.execute("""
+        CREATE TABLE ev (id int, at date, PRIMARY KEY (id, at))
+          PARTITION BY RANGE (at);
+        CREATE TABLE ev_2024 PARTITION OF ev
+          FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+        CREATE TABLE ev_2025 PARTITION OF ev
+          FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+        CREATE TABLE other (id int PRIMARY KEY);
+        INSERT INTO ev SELECT g, date '2024-06-01' + g % 400
+          FROM generate_series(1, 1000) g;
+        INSERT INTO other VALUES (1);
+    """)
+    assert db.query_one("SELECT oid::int8 FROM pg_class"
+                        " WHERE relname = 'ev'") == 2 ** 31 - 1
+    r = pgtide.run(*copy_args(db, target_db, "--table", "public.ev"))
+    assert r.returncode == 0, r.stderr
+    assert target_db.query_one("SELECT count(*) FROM ev") == 1000
+    assert target_db.query_one("SELECT count(*) FROM ev_2025") > 0
+    assert target_db.query_one("SELECT to_regclass('public.other')") is None
