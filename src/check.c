@@ -62,6 +62,8 @@
 
 /* A wal_sender_timeout below this cuts off a pgtide that is briefly slow. */
 #define CHECK_MIN_SENDER_TIMEOUT_MS 10000
+/* a REPLICA IDENTITY FULL table this small is scanned in no time */
+#define CHECK_FULL_IDENTITY_ROWS "10000"
 
 typedef enum CheckSeverity
 {
@@ -83,6 +85,7 @@ typedef enum CheckId
 	CHECK_ID_TASK_SLOT,
 	CHECK_ID_TASK_PUBLICATION,
 	CHECK_ID_NO_REPLICA_IDENTITY,
+	CHECK_ID_FULL_IDENTITY_NO_INDEX,
 	CHECK_ID_UNLOGGED_TABLE,
 	CHECK_ID_TEMPORARY_TABLE,
 	CHECK_ID_LARGE_OBJECTS,
@@ -127,6 +130,7 @@ static const struct
     [CHECK_ID_TASK_SLOT] = {"task_slot", true},
     [CHECK_ID_TASK_PUBLICATION] = {"task_publication", true},
     [CHECK_ID_NO_REPLICA_IDENTITY] = {"no_replica_identity", false},
+    [CHECK_ID_FULL_IDENTITY_NO_INDEX] = {"full_identity_no_index", true},
     [CHECK_ID_UNLOGGED_TABLE] = {"unlogged_table", true},
     [CHECK_ID_TEMPORARY_TABLE] = {"temporary_table", true},
     [CHECK_ID_LARGE_OBJECTS] = {"large_objects", true},
@@ -1157,6 +1161,74 @@ check_table_kinds(Check *c)
 		    "cannot be skipped",
 		    fix, "%s", what);
 	}
+}
+
+/*
+ * REPLICA IDENTITY FULL tables whose changes the target cannot find by an
+ * index: the applier matches an UPDATE or DELETE on every column, so each
+ * one reads the whole table. Small tables are left alone. The target's
+ * indexes are the source's in create mode, the user's table's in existing
+ * mode.
+ */
+static bool
+check_full_identity(Check *c, Error *err)
+{
+	const char *params[1] = {c->selected_oids};
+	bool existing = c->cfg->schema_mode == SCHEMA_MODE_EXISTING;
+	PGresult *res;
+
+	if (!pg_query(c->src,
+	              "SELECT c.oid, c.reltuples::int8,"
+	              " EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid)"
+	              " FROM pg_class c WHERE c.oid = ANY($1::oid[])"
+	              " AND c.relkind = 'r' AND c.relreplident = 'f'"
+	              " AND c.reltuples >= " CHECK_FULL_IDENTITY_ROWS " ORDER BY 1",
+	              1, params, &res, err))
+		return false;
+	for (int i = 0; i < PQntuples(res); i++)
+	{
+		const CatTable *t = table_by_oid(c->cat, PQgetvalue(res, i, 0));
+		bool indexed = PQgetvalue(res, i, 2)[0] == 't';
+		char fix[768];
+		int idx;
+
+		if (t == NULL)
+			continue;
+		idx = (int) (t - c->cat->tables);
+		if (existing)
+		{
+			const char *tp[1];
+			char buf[8];
+
+			if (c->into[idx] < 0)
+				continue;
+			tp[0] = c->cat->tables[c->into[idx]].qname;
+			if (!pg_query_value(c->tgt,
+			                    "SELECT EXISTS (SELECT 1 FROM pg_index"
+			                    " WHERE indrelid = to_regclass($1))",
+			                    1, tp, buf, sizeof(buf), err))
+			{
+				PQclear(res);
+				return false;
+			}
+			indexed = buf[0] == 't';
+		}
+		if (indexed)
+			continue;
+		snprintf(fix, sizeof(fix),
+		         "add a primary key (and set REPLICA IDENTITY DEFAULT), or an "
+		         "index on columns that tell rows apart%s; or leave it out "
+		         "with -T %s and move it with pgtide copy",
+		         existing ? " on the target table" : "", shown_t(c, t));
+		add(c, CHECK_ID_FULL_IDENTITY_NO_INDEX, CHECK_WARNING, shown_t(c, t),
+		    "its changes are matched on every column and no index can find "
+		    "them: each UPDATE and DELETE the stream applies reads the whole "
+		    "table on the target, and a busy table leaves the stream behind",
+		    fix, "REPLICA IDENTITY FULL and no index, about %s rows",
+		    PQgetvalue(res, i, 1));
+	}
+	PQclear(res);
+	return true;
 }
 
 static bool
@@ -2290,7 +2362,8 @@ run_checks(Check *c, Error *err)
 	    !check_publication(c, err) || !check_read_privileges(c, err))
 		return false;
 	check_table_kinds(c);
-	if (!resolve_targets(c, err) || !check_identity_columns(c, err))
+	if (!resolve_targets(c, err) || !check_identity_columns(c, err) ||
+	    !check_full_identity(c, err))
 		return false;
 	check_sequences(c);
 	if (!check_temporary_tables(c, err) || !check_foreign_tables(c, err) ||

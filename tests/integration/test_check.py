@@ -437,3 +437,42 @@ def test_migrate_stops_before_creating_anything(pgtide, source_db, target_db):
                      "--skip-check", "large_objects")
     p.wait_for_output(r"streaming from slot", timeout=120)
     assert p.stop() == 0, p.read_stderr()
+
+
+def test_full_identity_without_index_is_a_warning(pgtide, source_db,
+                                                  target_db):
+    """A REPLICA IDENTITY FULL table the target cannot search by an index:
+    each UPDATE and DELETE the stream applies would read the whole table."""
+    source_db.execute("""
+        CREATE TABLE log_scan (a int, b text);
+        CREATE TABLE log_indexed (a int, b text);
+        CREATE INDEX ON log_indexed (a);
+        CREATE TABLE log_small (a int, b text);
+        ALTER TABLE log_scan REPLICA IDENTITY FULL;
+        ALTER TABLE log_indexed REPLICA IDENTITY FULL;
+        ALTER TABLE log_small REPLICA IDENTITY FULL;
+        INSERT INTO log_scan SELECT g, 'x' FROM generate_series(1, 20000) g;
+        INSERT INTO log_indexed SELECT g, 'x' FROM generate_series(1, 20000) g;
+        INSERT INTO log_small SELECT g, 'x' FROM generate_series(1, 100) g;
+        ANALYZE;
+    """)
+    r, report = run_check(pgtide, source_db.uri, target_db.uri)
+    assert r.returncode == 0, r.stderr
+    [f] = findings(report, "full_identity_no_index")
+    assert f["severity"] == "warning" and f["object"] == "public.log_scan"
+    assert "about 20000 rows" in f["message"], f
+    assert "-T public.log_scan" in f["fix"]
+
+    # existing schema: the user's target table decides
+    target_db.execute("""
+        CREATE TABLE log_scan (a int, b text);
+        CREATE INDEX ON log_scan (a);
+        CREATE TABLE log_indexed (a int, b text);
+        CREATE TABLE log_small (a int, b text);
+    """)
+    r, report = run_check(pgtide, source_db.uri, target_db.uri,
+                          "--schema", "existing")
+    assert objects(report, "full_identity_no_index", "warning") == {
+        "public.log_indexed"}
+    assert "on the target table" in \
+        findings(report, "full_identity_no_index")[0]["fix"]
