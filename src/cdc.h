@@ -19,7 +19,7 @@
 #ifndef PGTIDE_CDC_H
 #define PGTIDE_CDC_H
 
-#include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -69,7 +69,7 @@ typedef struct CdcOptions
 	int progress_interval_s;
 	CdcProgressFn on_progress; /* optional */
 	void *progress_ctx;
-	volatile sig_atomic_t *stop;
+	atomic_int *stop;
 	CdcStopAtFn stop_at; /* optional */
 	void *stop_ctx;
 	Lsn *stopped_at; /* optional out: the stop position, once reached */

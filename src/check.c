@@ -194,7 +194,7 @@ typedef struct CheckExtension
 typedef struct Check
 {
 	const TaskConfig *cfg;
-	volatile sig_atomic_t *stop;
+	atomic_int *stop;
 	PgConn *src;
 	PgConn *tgt;
 	int src_version;
@@ -2608,7 +2608,7 @@ print_json(const Check *c, const CheckCounts *k, FILE *out)
 }
 
 bool
-check_command(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err)
+check_command(const TaskConfig *cfg, atomic_int *stop, Error *err)
 {
 	Check c;
 	CheckCounts k;

@@ -14,7 +14,7 @@
 #ifndef PGTIDE_CHECK_H
 #define PGTIDE_CHECK_H
 
-#include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "config.h"
@@ -28,8 +28,7 @@
  * names an unknown id; with ERR_INTERRUPTED when *stop is set (stop may be
  * NULL); with the server's error when a query fails.
  */
-bool check_command(const TaskConfig *cfg, volatile sig_atomic_t *stop,
-                   Error *err);
+bool check_command(const TaskConfig *cfg, atomic_int *stop, Error *err);
 
 /*
  * The same checks before pgtide migrate creates anything: each blocker is

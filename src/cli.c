@@ -20,8 +20,7 @@
 #include "task.h"
 #include "validate.h"
 
-typedef bool (*CommandFn)(const TaskConfig *cfg, volatile sig_atomic_t *stop,
-                          Error *err);
+typedef bool (*CommandFn)(const TaskConfig *cfg, atomic_int *stop, Error *err);
 
 typedef struct Command
 {
@@ -468,8 +467,7 @@ parse_options(int argc, char **argv, const char *cmd,
 }
 
 static int
-run_command(const Command *c, int argc, char **argv,
-            volatile sig_atomic_t *stop)
+run_command(const Command *c, int argc, char **argv, atomic_int *stop)
 {
 	struct option longopts[NOPTIONS + 1];
 	TaskConfig cfg;
@@ -509,7 +507,7 @@ run_command(const Command *c, int argc, char **argv,
 }
 
 int
-cli_main(int argc, char **argv, volatile sig_atomic_t *stop)
+cli_main(int argc, char **argv, atomic_int *stop)
 {
 	const char *cmd = argc > 1 ? argv[1] : NULL;
 

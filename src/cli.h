@@ -6,7 +6,7 @@
 #ifndef PGTIDE_CLI_H
 #define PGTIDE_CLI_H
 
-#include <signal.h>
+#include <stdatomic.h>
 
 #define PGTIDE_VERSION "0.1.0"
 
@@ -21,6 +21,6 @@
 #define CLI_EXIT_DIFFERENT   7
 
 /* Runs the command in argv; returns the process exit code. */
-int cli_main(int argc, char **argv, volatile sig_atomic_t *stop);
+int cli_main(int argc, char **argv, atomic_int *stop);
 
 #endif

@@ -14,7 +14,6 @@
 #ifndef PGTIDE_COPY_H
 #define PGTIDE_COPY_H
 
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -57,7 +56,7 @@ typedef struct CopyRun
 	CopyChunkDoneFn chunk_done;
 	CopyChunkCheckFn chunk_check;
 	void *ctx;
-	volatile sig_atomic_t *stop; /* set by a signal: abandon chunks, return */
+	atomic_int *stop; /* set by a signal: abandon chunks, return */
 } CopyRun;
 
 /*

@@ -43,7 +43,7 @@
 typedef struct Cutover
 {
 	const TaskConfig *cfg;
-	volatile sig_atomic_t *stop;
+	atomic_int *stop;
 	PgConn *src, *tgt;
 	char *state_schema; /* quoted */
 	char slot[64];
@@ -1053,7 +1053,7 @@ cutover_free(Cutover *c)
 }
 
 bool
-cutover_command(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err)
+cutover_command(const TaskConfig *cfg, atomic_int *stop, Error *err)
 {
 	Cutover c;
 	bool ok = false;

@@ -7,13 +7,12 @@
 #ifndef PGTIDE_CUTOVER_H
 #define PGTIDE_CUTOVER_H
 
-#include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "config.h"
 #include "err.h"
 
-bool cutover_command(const TaskConfig *cfg, volatile sig_atomic_t *stop,
-                     Error *err);
+bool cutover_command(const TaskConfig *cfg, atomic_int *stop, Error *err);
 
 #endif

@@ -6,13 +6,19 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 #include "fault.h"
 
-static volatile sig_atomic_t stop_requested = 0;
+/*
+ * Set by the handler, read by every thread: a lock-free atomic is safe for
+ * both, where a volatile sig_atomic_t is safe only for the handler.
+ */
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "the stop flag must be lock-free");
+static atomic_int stop_requested = 0;
 
 static void
 on_stop(int signo)

@@ -14,7 +14,6 @@
 #ifndef PGTIDE_SCHEMA_H
 #define PGTIDE_SCHEMA_H
 
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
@@ -86,7 +85,7 @@ typedef struct SchemaBuild
 	SchemaReadyFn ready;
 	void *ready_ctx;
 	atomic_bool *load_done;
-	volatile sig_atomic_t *stop;
+	atomic_int *stop;
 } SchemaBuild;
 
 /*

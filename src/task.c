@@ -64,7 +64,7 @@ typedef struct LoadTable
 typedef struct Load
 {
 	const TaskConfig *cfg;
-	volatile sig_atomic_t *stop;
+	atomic_int *stop;
 	PgConn *src;
 	PgConn *tgt;
 	Catalog *cat;
@@ -860,7 +860,7 @@ run_load_rounds(Load *l, SlotSnapshot *snap, Error *err)
 }
 
 bool
-task_copy(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err)
+task_copy(const TaskConfig *cfg, atomic_int *stop, Error *err)
 {
 	Load l;
 	SlotSnapshot snap;
@@ -1028,7 +1028,7 @@ read_cutover_stop(Lsn *lsn, void *ctx, Error *err)
 }
 
 bool
-task_follow(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err)
+task_follow(const TaskConfig *cfg, atomic_int *stop, Error *err)
 {
 	ProgressSink sink = {cfg, NULL, NULL};
 	Lsn stopped_at = LSN_INVALID;
@@ -1151,7 +1151,7 @@ out:
 }
 
 bool
-task_migrate(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err)
+task_migrate(const TaskConfig *cfg, atomic_int *stop, Error *err)
 {
 	return check_before_migrate(cfg, err) && task_copy(cfg, stop, err) &&
 	       task_follow(cfg, stop, err);
@@ -1215,7 +1215,7 @@ val(const PGresult *res, int row, int col)
 }
 
 bool
-task_status(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err)
+task_status(const TaskConfig *cfg, atomic_int *stop, Error *err)
 {
 	static const char *const task_cols[] = {"phase",
 	                                        "slot_name",
@@ -1419,7 +1419,7 @@ out:
  * second run finds nothing to do.
  */
 bool
-task_clean(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err)
+task_clean(const TaskConfig *cfg, atomic_int *stop, Error *err)
 {
 	PgConn *src = NULL, *tgt = NULL;
 	char slot[128], publication[128], origin[80];

@@ -15,7 +15,7 @@
 #ifndef PGTIDE_TASK_H
 #define PGTIDE_TASK_H
 
-#include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "config.h"
@@ -26,7 +26,7 @@
  * was set (state is saved; the same command resumes), or with the error that
  * stopped it. Prints its summary on stdout.
  */
-bool task_copy(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err);
+bool task_copy(const TaskConfig *cfg, atomic_int *stop, Error *err);
 
 /*
  * Follows the task's slot and applies its changes to the target until *stop
@@ -34,30 +34,27 @@ bool task_copy(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err);
  * the task's state (tables and their load points) when there is one, else
  * the slot and start position the configuration names.
  */
-bool task_follow(const TaskConfig *cfg, volatile sig_atomic_t *stop,
-                 Error *err);
+bool task_follow(const TaskConfig *cfg, atomic_int *stop, Error *err);
 
 /*
  * The whole migration up to cutover: runs check (a blocker stops it before
  * anything is created), loads (or resumes the load), then follows.
  */
-bool task_migrate(const TaskConfig *cfg, volatile sig_atomic_t *stop,
-                  Error *err);
+bool task_migrate(const TaskConfig *cfg, atomic_int *stop, Error *err);
 
 /*
  * Prints the task's state (phase, tables, post-data steps, change-stream lag
  * and rates, the slot's retained WAL when the source is given, the last
  * error), as text or JSON (cfg->output_json). Changes nothing.
  */
-bool task_status(const TaskConfig *cfg, volatile sig_atomic_t *stop,
-                 Error *err);
+bool task_status(const TaskConfig *cfg, atomic_int *stop, Error *err);
 
 /*
  * Drops the task's slot and publication on the source, its replication
  * origin and state on the target (the state schema with the last task).
  * Refuses while the task is running unless cfg->force. Safe to run twice.
  */
-bool task_clean(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err);
+bool task_clean(const TaskConfig *cfg, atomic_int *stop, Error *err);
 
 /*
  * Records a failure in the task's state so that pgtide status shows it.

@@ -336,7 +336,7 @@ typedef struct VRun
 {
 	const TaskConfig *cfg;
 	ValidateMode mode;
-	volatile sig_atomic_t *stop;
+	atomic_int *stop;
 	VTable *tables;
 	int ntables;
 	int src_version;
@@ -3407,8 +3407,7 @@ out:
 }
 
 static bool
-run_init(VRun *r, const TaskConfig *cfg, ValidateMode mode,
-         volatile sig_atomic_t *stop)
+run_init(VRun *r, const TaskConfig *cfg, ValidateMode mode, atomic_int *stop)
 {
 	memset(r, 0, sizeof(*r));
 	r->cfg = cfg;
@@ -3421,7 +3420,7 @@ run_init(VRun *r, const TaskConfig *cfg, ValidateMode mode,
 
 bool
 validate_run(const TaskConfig *cfg, ValidateMode mode, bool still,
-             volatile sig_atomic_t *stop, ValidateSummary *out, Error *err)
+             atomic_int *stop, ValidateSummary *out, Error *err)
 {
 	VRun r;
 	int64_t ranges, checked;
@@ -3608,7 +3607,7 @@ print_text(const VRun *r, FILE *out)
 }
 
 bool
-validate_command(const TaskConfig *cfg, volatile sig_atomic_t *stop, Error *err)
+validate_command(const TaskConfig *cfg, atomic_int *stop, Error *err)
 {
 	VRun r;
 	ValidateSummary s;

@@ -10,7 +10,7 @@
 #ifndef PGTIDE_VALIDATE_H
 #define PGTIDE_VALIDATE_H
 
-#include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -45,15 +45,13 @@ typedef struct ValidateSummary
  * whole first even though the task's stream is running.
  */
 bool validate_run(const TaskConfig *cfg, ValidateMode mode, bool still,
-                  volatile sig_atomic_t *stop, ValidateSummary *out,
-                  Error *err);
+                  atomic_int *stop, ValidateSummary *out, Error *err);
 
 /*
  * pgtide validate: a full run that prints the result on stdout (text, or
  * JSON with cfg->output_json) and fails with ERR_DIFFERENT when anything
  * differs.
  */
-bool validate_command(const TaskConfig *cfg, volatile sig_atomic_t *stop,
-                      Error *err);
+bool validate_command(const TaskConfig *cfg, atomic_int *stop, Error *err);
 
 #endif
