@@ -80,6 +80,42 @@ static const char *const state_ddl =
     " ADD COLUMN IF NOT EXISTS last_error_at timestamptz,"
     " ADD COLUMN IF NOT EXISTS cutover_stop_lsn pg_lsn,"
     " ADD COLUMN IF NOT EXISTS cutover_undo text;"
+    /* pgtide validate's results */
+    "CREATE TABLE IF NOT EXISTS @S.validation_runs ("
+    " id bigserial PRIMARY KEY,"
+    " task text NOT NULL,"
+    " mode text NOT NULL,"
+    " sample float8 NOT NULL,"
+    " cdc boolean NOT NULL DEFAULT false,"
+    " started_at timestamptz NOT NULL DEFAULT now(),"
+    " finished_at timestamptz,"
+    " status text NOT NULL DEFAULT 'running' CHECK (status IN ('running',"
+    "  'equal', 'different', 'failed', 'interrupted')),"
+    " tables int, tables_differing int, ranges bigint, ranges_checked bigint,"
+    " rows_source bigint, rows_target bigint, differences bigint,"
+    " error text);"
+    "CREATE TABLE IF NOT EXISTS @S.validation_tables ("
+    " run_id bigint NOT NULL REFERENCES @S.validation_runs ON DELETE CASCADE,"
+    " src_table text NOT NULL,"
+    " tgt_table text NOT NULL,"
+    " status text NOT NULL,"
+    " key_columns text,"
+    " ranges int, ranges_checked int,"
+    " rows_source bigint, rows_target bigint, differences bigint,"
+    " detail text,"
+    " PRIMARY KEY (run_id, src_table));"
+    "CREATE TABLE IF NOT EXISTS @S.validation_differences ("
+    " run_id bigint NOT NULL,"
+    " src_table text NOT NULL,"
+    " seq int NOT NULL,"
+    " kind text NOT NULL CHECK (kind IN ('missing', 'extra', 'different')),"
+    " key text,"
+    " row_text text,"
+    " source_copies bigint,"
+    " target_copies bigint,"
+    " PRIMARY KEY (run_id, src_table, seq),"
+    " FOREIGN KEY (run_id, src_table) REFERENCES @S.validation_tables"
+    "  ON DELETE CASCADE);"
     "CREATE TABLE IF NOT EXISTS @S.cutovers ("
     " task text NOT NULL REFERENCES @S.task ON DELETE CASCADE,"
     " started_at timestamptz NOT NULL,"
@@ -156,10 +192,9 @@ state_init(PgConn *tgt, const char *schema, Error *err)
 	return ok;
 }
 
-/* Runs a statement with params against the state schema (@S in fmt). */
-static bool
-state_run(PgConn *tgt, const char *schema, const char *fmt, int nparams,
-          const char *const *params, PGresult **out, Error *err)
+bool
+state_query(PgConn *tgt, const char *schema, const char *fmt, int nparams,
+            const char *const *params, PGresult **out, Error *err)
 {
 	char *sql = with_schema(fmt, schema);
 	PGresult *res = NULL;
@@ -170,11 +205,20 @@ state_run(PgConn *tgt, const char *schema, const char *fmt, int nparams,
 	ok = pg_query(tgt, sql, nparams, params, &res, err);
 	free(sql);
 	if (!ok)
-		return err_prefix(err, "state: ");
+		return false;
 	if (out != NULL)
 		*out = res;
 	else
 		PQclear(res);
+	return true;
+}
+
+static bool
+state_run(PgConn *tgt, const char *schema, const char *fmt, int nparams,
+          const char *const *params, PGresult **out, Error *err)
+{
+	if (!state_query(tgt, schema, fmt, nparams, params, out, err))
+		return err_prefix(err, "state: ");
 	return true;
 }
 

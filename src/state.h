@@ -39,6 +39,13 @@ typedef struct StateTask
 bool state_init(PgConn *tgt, const char *schema, Error *err);
 
 /*
+ * Runs one statement over the state schema, @S in fmt standing for it
+ * (quoted), with params; *out gets the result when out is not NULL.
+ */
+bool state_query(PgConn *tgt, const char *schema, const char *fmt, int nparams,
+                 const char *const *params, PGresult **out, Error *err);
+
+/*
  * Loads the task row into *out (out->exists false when there is none), or
  * creates it when create is true, and starts a new run (run = runs + 1).
  */

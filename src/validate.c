@@ -2923,89 +2923,14 @@ by_size_desc(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
-/* ---- the state schema ---- */
-
-static const char *const validate_ddl =
-    "CREATE TABLE IF NOT EXISTS @S.validation_runs ("
-    " id bigserial PRIMARY KEY,"
-    " task text NOT NULL,"
-    " mode text NOT NULL,"
-    " sample float8 NOT NULL,"
-    " cdc boolean NOT NULL DEFAULT false,"
-    " started_at timestamptz NOT NULL DEFAULT now(),"
-    " finished_at timestamptz,"
-    " status text NOT NULL DEFAULT 'running' CHECK (status IN ('running',"
-    "  'equal', 'different', 'failed', 'interrupted')),"
-    " tables int, tables_differing int, ranges bigint, ranges_checked bigint,"
-    " rows_source bigint, rows_target bigint, differences bigint,"
-    " error text);"
-    "CREATE TABLE IF NOT EXISTS @S.validation_tables ("
-    " run_id bigint NOT NULL REFERENCES @S.validation_runs ON DELETE CASCADE,"
-    " src_table text NOT NULL,"
-    " tgt_table text NOT NULL,"
-    " status text NOT NULL,"
-    " key_columns text,"
-    " ranges int, ranges_checked int,"
-    " rows_source bigint, rows_target bigint, differences bigint,"
-    " detail text,"
-    " PRIMARY KEY (run_id, src_table));"
-    "CREATE TABLE IF NOT EXISTS @S.validation_differences ("
-    " run_id bigint NOT NULL,"
-    " src_table text NOT NULL,"
-    " seq int NOT NULL,"
-    " kind text NOT NULL CHECK (kind IN ('missing', 'extra', 'different')),"
-    " key text,"
-    " row_text text,"
-    " source_copies bigint,"
-    " target_copies bigint,"
-    " PRIMARY KEY (run_id, src_table, seq),"
-    " FOREIGN KEY (run_id, src_table) REFERENCES @S.validation_tables"
-    "  ON DELETE CASCADE);";
-
-/* sql with @S replaced by the quoted state schema; malloc'd or NULL. */
-static char *
-state_sql(const char *schema, const char *fmt)
-{
-	char *q = pg_quote_ident(schema);
-	Sb sb = {0};
-
-	if (q == NULL)
-		return NULL;
-	for (const char *p = fmt; *p;)
-	{
-		const char *at = strstr(p, "@S");
-
-		if (at == NULL)
-		{
-			sb_add(&sb, "%s", p);
-			break;
-		}
-		sb_addn(&sb, p, (size_t) (at - p));
-		sb_add(&sb, "%s", q);
-		p = at + 2;
-	}
-	free(q);
-	return sb_take(&sb);
-}
+/* ---- the state schema (its tables are state.c's) ---- */
 
 static bool
 state_exec(PgConn *tgt, const char *schema, const char *fmt, int n,
            const char *const *params, PGresult **out, Error *err)
 {
-	char *sql = state_sql(schema, fmt);
-	PGresult *res = NULL;
-	bool ok;
-
-	if (sql == NULL)
-		return err_set(err, ERR_INTERNAL, "out of memory");
-	ok = pg_query(tgt, sql, n, params, &res, err);
-	free(sql);
-	if (!ok)
+	if (!state_query(tgt, schema, fmt, n, params, out, err))
 		return err_prefix(err, "could not record the validation: ");
-	if (out != NULL)
-		*out = res;
-	else
-		PQclear(res);
 	return true;
 }
 
@@ -3022,7 +2947,6 @@ record_start(VRun *r, PgConn *tgt, Error *err)
 
 	snprintf(sample, sizeof(sample), "%.6f", r->cfg->validate_sample);
 	if (!state_init(tgt, schema, err) ||
-	    !state_exec(tgt, schema, validate_ddl, 0, NULL, NULL, err) ||
 	    !state_exec(tgt, schema,
 	                "INSERT INTO @S.validation_runs (task, mode, sample, cdc)"
 	                " VALUES ($1, $2, $3::float8, $4::boolean) RETURNING id",
