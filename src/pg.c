@@ -66,6 +66,39 @@ trim_newline(char *s)
 		s[--n] = '\0';
 }
 
+/*
+ * Timeouts a role or database may set for applications, off for pgtide's
+ * sessions: a chunk's COPY or a large batch runs as long as it takes, the
+ * exported snapshot's session sits idle in its open transaction for the whole
+ * load, and the load's own sessions idle while workers copy. lock_timeout
+ * stays the user's: it keeps pgtide from queueing the application behind a
+ * lock pgtide waits for.
+ */
+#define PG_NO_TIMEOUTS \
+	"-c statement_timeout=0 -c idle_in_transaction_session_timeout=0"
+#define PG_NO_TIMEOUTS_SQL \
+	"SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0"
+
+/* An ordinary session's settings; pg_quote_literal relies on the first. */
+static bool
+session_setup(PgConn *pc, Error *err)
+{
+	if (pc->version >= 140000)
+		return pg_exec(
+		    pc,
+		    "SET standard_conforming_strings = on; " PG_NO_TIMEOUTS_SQL
+		    "; SET idle_session_timeout = 0",
+		    err);
+	return pg_exec(
+	    pc, "SET standard_conforming_strings = on; " PG_NO_TIMEOUTS_SQL, err);
+}
+
+bool
+pg_reset(PgConn *conn, Error *err)
+{
+	return pg_exec(conn, "RESET ALL", err) && session_setup(conn, err);
+}
+
 bool
 pg_connect(const char *uri, ErrKind side, PgConnKind kind, const char *app_name,
            int retry_ms, PgConn **out, Error *err)
@@ -73,17 +106,19 @@ pg_connect(const char *uri, ErrKind side, PgConnKind kind, const char *app_name,
 	/*
 	 * A walsender renders pgoutput's text values with these settings; the
 	 * apply session reads them with the same ones (ISO dates whatever the
-	 * server's DateStyle, all float digits, UTC).
+	 * server's DateStyle, all float digits, UTC). These options replace any
+	 * the URI gives, so an ordinary session sets its own after connecting.
 	 */
 	const char *keys[] = {"dbname",      "application_name", "connect_timeout",
 	                      "replication", "options",          NULL};
-	const char *vals[] = {uri,
-	                      app_name,
-	                      "10",
-	                      "database",
-	                      "-c datestyle=ISO -c intervalstyle=postgres"
-	                      " -c extra_float_digits=3 -c timezone=UTC",
-	                      NULL};
+	const char *vals[] = {
+	    uri,
+	    app_name,
+	    "10",
+	    "database",
+	    "-c datestyle=ISO -c intervalstyle=postgres"
+	    " -c extra_float_digits=3 -c timezone=UTC " PG_NO_TIMEOUTS,
+	    NULL};
 	int waited_ms = 0;
 	int backoff_ms = 200;
 	PgConn *pc;
@@ -115,8 +150,7 @@ pg_connect(const char *uri, ErrKind side, PgConnKind kind, const char *app_name,
 			*out = pc;
 			if (kind == PG_CONN_SQL)
 			{
-				/* Quoting in pg_quote_literal relies on this. */
-				if (!pg_exec(pc, "SET standard_conforming_strings = on", err))
+				if (!session_setup(pc, err))
 				{
 					pg_close(pc);
 					*out = NULL;

@@ -33,6 +33,9 @@ typedef enum PgConnKind
 bool pg_connect(const char *uri, ErrKind side, PgConnKind kind,
                 const char *app_name, int retry_ms, PgConn **out, Error *err);
 
+/* RESET ALL, then the settings pg_connect gives an ordinary session. */
+bool pg_reset(PgConn *conn, Error *err);
+
 /* Closes and frees; NULL is a no-op. */
 void pg_close(PgConn *conn);
 

@@ -31,9 +31,7 @@ open_guard(const char *source_uri, PgConn **out, Error *err)
 	                "pgtide snapshot guard", 5000, out, err))
 		return false;
 	if (!pg_exec(*out,
-	             "SET idle_in_transaction_session_timeout = 0;"
-	             " BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
-	             " SELECT 1",
+	             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT 1",
 	             err))
 	{
 		pg_close(*out);

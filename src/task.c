@@ -458,9 +458,7 @@ create_schema(Load *l, const SlotSnapshot *snap, Error *err)
 		goto out;
 	}
 	/* pre-data sets search_path to ''; state queries qualify every name */
-	if (!pg_exec(l->tgt, "COMMIT", err) ||
-	    !pg_exec(l->tgt, "RESET ALL; SET standard_conforming_strings = on",
-	             err))
+	if (!pg_exec(l->tgt, "COMMIT", err) || !pg_reset(l->tgt, err))
 		goto out;
 	l->st.schema_done = true;
 	log_info("created the schema on the target (pre-data); indexes and "

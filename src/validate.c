@@ -460,8 +460,7 @@ open_conn(const VRun *r, ErrKind side, bool read_only, PgConn **out, Error *err)
 	              "SET search_path = pg_catalog; SET DateStyle = 'ISO, YMD';"
 	              " SET IntervalStyle = postgres; SET TimeZone = 'UTC';"
 	              " SET extra_float_digits = 3; SET bytea_output = hex;"
-	              " SET lc_monetary = 'C'; SET statement_timeout = 0;"
-	              " SET idle_in_transaction_session_timeout = 0%s%s",
+	              " SET lc_monetary = 'C'%s%s",
 	              pg_server_version(*out) >= 110000 ? "; SET jit = off" : "",
 	              read_only ? "; SET default_transaction_read_only = on" : ""))
 	{

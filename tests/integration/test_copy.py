@@ -213,3 +213,31 @@ def test_partitions_with_oids_above_two_to_the_31(pgtide, make_server,
     assert target_db.query_one("SELECT count(*) FROM ev") == 1000
     assert target_db.query_one("SELECT count(*) FROM ev_2025") > 0
     assert target_db.query_one("SELECT to_regclass('public.other')") is None
+
+
+def test_timeouts_set_for_applications_do_not_cut_the_load(pgtide, source_db,
+                                                           target_db):
+    """Managed servers often set statement and idle timeouts per role or
+    database: a chunk's COPY outlasts the first, the exported snapshot's
+    session idles in its transaction for the whole load, the load's own
+    sessions idle while workers copy. None of them may cut pgtide off."""
+    source_db.execute("""
+        CREATE TABLE t (id int PRIMARY KEY, v text);
+        INSERT INTO t SELECT g, repeat(md5(g::text), 4)
+          FROM generate_series(1, 400000) g;
+    """)
+    timeouts = ("statement_timeout", "idle_in_transaction_session_timeout",
+                "idle_session_timeout")
+    for db in (source_db, target_db):
+        for name in timeouts:
+            db.execute(f'ALTER DATABASE "{db.name}" SET {name} = \'200ms\'')
+    try:
+        r = pgtide.run(*copy_args(source_db, target_db, "--jobs", "1"))
+    finally:
+        for db in (source_db, target_db):
+            db.execute(f'ALTER DATABASE "{db.name}" RESET ALL')
+    assert r.returncode == 0, r.stderr
+    assert "lost" not in r.stderr and "retrying" not in r.stderr, r.stderr
+    assert target_db.query_one(
+        "SELECT loads FROM pgtide.tables WHERE src_name = 't'") == 1
+    assert_same_content(source_db, target_db)
