@@ -555,6 +555,26 @@ state_task_cutover_stop(PgConn *tgt, const char *schema, const char *task,
 }
 
 bool
+state_task_finish_cutover(PgConn *tgt, const char *schema, const char *task,
+                          Lsn lsn, bool *done, Error *err)
+{
+	char text[LSN_TEXT_MAX];
+	const char *params[2] = {task, lsn_format(lsn, text)};
+	PGresult *res;
+
+	*done = false;
+	if (!state_run(tgt, schema,
+	               "UPDATE @S.task SET phase = 'cutover', updated_at = now()"
+	               " WHERE task = $1 AND cutover_stop_lsn = $2::pg_lsn"
+	               " RETURNING 1",
+	               2, params, &res, err))
+		return false;
+	*done = PQntuples(res) == 1;
+	PQclear(res);
+	return true;
+}
+
+bool
 state_cutover_record(PgConn *tgt, const char *schema, const char *task,
                      const StateCutover *c, Error *err)
 {

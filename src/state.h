@@ -148,6 +148,17 @@ bool state_task_cutover_stop(PgConn *tgt, const char *schema, const char *task,
                              Lsn *lsn, Error *err);
 
 /*
+ * The stream stopped at lsn: records phase 'cutover' only if cutover still
+ * asks to stop there (*done). Cutover may have taken its request back after
+ * the stream read it (its wait timed out, the fence is being undone): the
+ * two updates of the same row are serialized, so exactly one of them wins,
+ * and a stream that loses goes on following.
+ */
+bool state_task_finish_cutover(PgConn *tgt, const char *schema,
+                               const char *task, Lsn lsn, bool *done,
+                               Error *err);
+
+/*
  * How to undo a cutover's fence on the source, saved before the fence goes
  * up (NULL clears it): a cutover killed while fenced leaves it for the next
  * run, which undoes the fence first. *undo is malloc'd (NULL when none).

@@ -1120,16 +1120,37 @@ task_follow(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	o.stopped_at = &stopped_at;
 	pg_close(tgt);
 	tgt = NULL;
-	ok = cdc_run(&o, err);
-	if (ok && stopped_at != LSN_INVALID)
+	for (;;)
 	{
-		log_info("cutover: the target holds every change up to the marker "
-		         "at " LSN_FMT "; the stream is finished",
+		bool finished = false;
+
+		stopped_at = LSN_INVALID;
+		ok = cdc_run(&o, err);
+		if (!ok || stopped_at == LSN_INVALID)
+			break;
+		fault_point("follow.stopped_at_marker");
+		if (tgt == NULL && !pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL,
+		                               "pgtide", 5000, &tgt, err))
+		{
+			ok = false;
+			break;
+		}
+		if (!state_task_finish_cutover(tgt, cfg->state_schema, cfg->task,
+		                               stopped_at, &finished, err))
+		{
+			ok = false;
+			break;
+		}
+		if (finished)
+		{
+			log_info("cutover: the target holds every change up to the "
+			         "marker at " LSN_FMT "; the stream is finished",
+			         LSN_ARGS(stopped_at));
+			break;
+		}
+		log_warn("cutover took back its request to stop at " LSN_FMT
+		         " (it gave up and lifted its fence); following on",
 		         LSN_ARGS(stopped_at));
-		ok = pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide",
-		                5000, &tgt, err) &&
-		     state_task_set_phase(tgt, cfg->state_schema, cfg->task, "cutover",
-		                          err);
 	}
 	/* following has no end: a stop request is the normal way out */
 	if (!ok && err->kind == ERR_INTERRUPTED)

@@ -253,3 +253,36 @@ def test_cutover_refuses_without_a_following_migrate(pgtide, source_db,
     r = pgtide.run(*base, "--fence-role", role)
     assert r.returncode == 2 and "no pgtide migrate is following" in r.stderr
     assert can_write(source_db, role)
+
+
+def test_cutover_that_gives_up_leaves_the_stream_following(pgtide, source_db,
+                                                           target_db):
+    """The stream has stopped at the marker, but before it records the end
+    of the task, cutover's wait for it times out: cutover takes its request
+    back and lifts the fence. The stream must not end the task after that
+    (the source takes writes again): it finds the request gone and follows
+    on, so writes made after the failed cutover still reach the target."""
+    role = "app_giveup"
+    source_db.execute(EVENTS)
+    make_role(source_db, role)
+    migrate = start_migrate(
+        pgtide, source_db, target_db,
+        env={"PGTIDE_FAULT": "follow.stopped_at_marker:sleep=6000"})
+    source_db.execute("INSERT INTO events (v) SELECT g FROM generate_series(1, 100) g")
+    wait_caught_up(source_db, target_db)
+
+    r = pgtide.run("cutover", "--source", source_db.uri, "--target",
+                   target_db.uri, "--fence-role", role, "--timeout", "2")
+    assert r.returncode != 0, r.stdout
+    assert "did not stop at the marker" in r.stderr, r.stderr
+    assert can_write(source_db, role)
+
+    migrate.wait_for_output("took back its request", timeout=60)
+    source_db.execute("INSERT INTO events (v) VALUES (4242)")
+    wait_caught_up(source_db, target_db)
+    assert target_db.query_one(
+        "SELECT count(*) FROM events WHERE v = 4242") == 1
+    assert_same_content(source_db, target_db)
+    assert target_db.query_one("SELECT phase FROM pgtide.task") == "cdc"
+    assert migrate.poll() is None
+    assert migrate.stop() == 0
