@@ -286,3 +286,31 @@ def test_cutover_that_gives_up_leaves_the_stream_following(pgtide, source_db,
     assert target_db.query_one("SELECT phase FROM pgtide.task") == "cdc"
     assert migrate.poll() is None
     assert migrate.stop() == 0
+
+
+def test_migrate_killed_at_the_marker_finishes_the_cutover_on_restart(
+        pgtide, source_db, target_db):
+    """The stream stops at the marker and pgtide migrate is killed before it
+    records the end of the task. Restarted while cutover still waits, it
+    finds the target already past the marker, stops at once and records it;
+    cutover then finishes."""
+    role = "app_restart"
+    source_db.execute(EVENTS)
+    make_role(source_db, role)
+    migrate = start_migrate(
+        pgtide, source_db, target_db,
+        env={"PGTIDE_FAULT": "follow.stopped_at_marker"})
+    source_db.execute("INSERT INTO events (v) SELECT g FROM generate_series(1, 100) g")
+    wait_caught_up(source_db, target_db)
+
+    cut = pgtide.start("cutover", "--source", source_db.uri, "--target",
+                       target_db.uri, "--fence-role", role, "--timeout", "60")
+    assert migrate.wait(60) == -9, migrate.read_stderr()
+    assert target_db.query_one("SELECT phase FROM pgtide.task") == "cdc"
+    again = pgtide.start("migrate", "--source", source_db.uri, "--target",
+                         target_db.uri, "--progress-interval", "1")
+    assert cut.wait(90) == 0, cut.read_stderr()
+    assert again.wait(60) == 0, again.read_stderr()
+    assert target_db.query_one("SELECT phase FROM pgtide.task") == "cutover"
+    assert_same_content(source_db, target_db)
+    assert not can_write(source_db, role)
