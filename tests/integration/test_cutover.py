@@ -267,12 +267,12 @@ def test_cutover_that_gives_up_leaves_the_stream_following(pgtide, source_db,
     make_role(source_db, role)
     migrate = start_migrate(
         pgtide, source_db, target_db,
-        env={"PGTIDE_FAULT": "follow.stopped_at_marker:sleep=6000"})
+        env={"PGTIDE_FAULT": "follow.stopped_at_marker:sleep=10000"})
     source_db.execute("INSERT INTO events (v) SELECT g FROM generate_series(1, 100) g")
     wait_caught_up(source_db, target_db)
 
     r = pgtide.run("cutover", "--source", source_db.uri, "--target",
-                   target_db.uri, "--fence-role", role, "--timeout", "2")
+                   target_db.uri, "--fence-role", role, "--timeout", "3")
     assert r.returncode != 0, r.stdout
     assert "did not stop at the marker" in r.stderr, r.stderr
     assert can_write(source_db, role)
