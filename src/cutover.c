@@ -811,9 +811,11 @@ write_marker(Cutover *c, Error *err)
 }
 
 /*
- * Transactions that committed after the fence and before the marker: they
- * are on the target (the marker came after them), and the user should know
- * the fence let them through. Maintenance (autovacuum's ANALYZE) counts too.
+ * Transactions that committed on the source server after the fence and
+ * before the marker: the user should know what the fence let through.
+ * Transaction ids are the server's, so this counts every database and
+ * maintenance that takes an id (autovacuum's ANALYZE) as well; what they
+ * changed in the task's tables is on the target (the marker came after).
  */
 static void
 count_late_writes(Cutover *c)
@@ -841,9 +843,9 @@ count_late_writes(Cutover *c)
 	}
 	c->late_txns = strtoll(count, NULL, 10);
 	if (c->late_txns > 0)
-		log_warn("cutover: %lld transactions committed on the source after "
-		         "the fence; they are on the target (the marker follows "
-		         "them)",
+		log_warn("cutover: %lld transactions committed on the source server "
+		         "after the fence (any database, maintenance included); "
+		         "what they changed in the task's tables is on the target",
 		         (long long) c->late_txns);
 }
 
@@ -1030,8 +1032,9 @@ report(Cutover *c, bool done, const Error *failure)
 	       (double) c->rec.window_ms / 1e3, c->rec.fenced_at, c->rec.done_at);
 	printf("  moved: %s\n", moved);
 	if (c->late_txns >= 0)
-		printf("  transactions committed on the source after the fence: "
-		       "%lld (all on the target)\n",
+		printf("  transactions committed on the source server after the "
+		       "fence: %lld (any database, maintenance included; their "
+		       "changes to the task's tables are on the target)\n",
 		       (long long) c->late_txns);
 	printf("  validation: %s\n", c->validation);
 	printf("\nThe source stays fenced. Point the application at the target; "
