@@ -129,6 +129,35 @@ if [ "$BENCH_PER_TABLE" = 1 ]; then
 	done
 fi
 
+# What the TOASTed jsonb table costs any exact comparison: the same query on
+# both sides at once, one session each, best of two. count(*) never reads
+# TOAST; decompressing each document is the floor of any comparison of its
+# contents; jsonb_hash_extended is faster than the text but blind to
+# structure (docs/validate.md); pgtide hashes the text.
+# time_both SQL: seconds of SQL run on source and target at once.
+time_both() {
+	local t0 t1 a b
+	t0=$(now)
+	psql "$SRC" -X -v ON_ERROR_STOP=1 -Atq -c "$1" >/dev/null &
+	a=$!
+	psql "$TGT" -X -v ON_ERROR_STOP=1 -Atq -c "$1" >/dev/null &
+	b=$!
+	wait "$a" && wait "$b" || die "query failed: $1"
+	t1=$(now)
+	elapsed "$t0" "$t1"
+}
+DOCS_FLOOR=""
+if [ "$BENCH_PER_TABLE" = 1 ] && printf '%s\n' "${TABLES[@]}" | grep -qx public.docs; then
+	for probe in "count(*)|count(*)" \
+		"decompress only|sum(pg_column_size(doc || '{}'))" \
+		"jsonb_hash_extended|sum(jsonb_hash_extended(doc, 0))" \
+		"text hash (pgtide)|sum(hashtextextended(doc::text, 0))"; do
+		sql="SET max_parallel_workers_per_gather = 0; SELECT ${probe#*|} FROM public.docs"
+		t=$(best "$(time_both "$sql")" "$(time_both "$sql")")
+		DOCS_FLOOR+=$(printf '%-24s %10s' "${probe%%|*}" "$t")$'\n'
+	done
+fi
+
 {
 	echo "pgtide validate benchmark, $(date '+%Y-%m-%d %H:%M:%S')"
 	echo "host: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); PostgreSQL $PG_VERSION"
@@ -149,6 +178,11 @@ fi
 		echo
 		printf '%-24s %10s %12s %7s\n' table count_s validate_s ratio
 		printf '%s' "$PER_TABLE"
+	fi
+	if [ -n "$DOCS_FLOOR" ]; then
+		echo
+		printf '%-24s %10s\n' "public.docs, both sides" seconds
+		printf '%s' "$DOCS_FLOOR"
 	fi
 } | tee "$OUT"
 log "result in $OUT"
