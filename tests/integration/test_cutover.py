@@ -255,6 +255,18 @@ def test_cutover_refuses_without_a_following_migrate(pgtide, source_db,
     assert can_write(source_db, role)
 
 
+def following_with_fault(pgtide, source_db, target_db, role, fault):
+    """events and an application role on the source, a pgtide migrate
+    following it with PGTIDE_FAULT=fault, and the target caught up."""
+    source_db.execute(EVENTS)
+    make_role(source_db, role)
+    migrate = start_migrate(pgtide, source_db, target_db,
+                            env={"PGTIDE_FAULT": fault})
+    source_db.execute(
+        "INSERT INTO events (v) SELECT g FROM generate_series(1, 100) g")
+    wait_caught_up(source_db, target_db)
+    return migrate
+
 def test_cutover_that_gives_up_leaves_the_stream_following(pgtide, source_db,
                                                            target_db):
     """The stream has stopped at the marker, but before it records the end
@@ -263,13 +275,8 @@ def test_cutover_that_gives_up_leaves_the_stream_following(pgtide, source_db,
     (the source takes writes again): it finds the request gone and follows
     on, so writes made after the failed cutover still reach the target."""
     role = "app_giveup"
-    source_db.execute(EVENTS)
-    make_role(source_db, role)
-    migrate = start_migrate(
-        pgtide, source_db, target_db,
-        env={"PGTIDE_FAULT": "follow.stopped_at_marker:sleep=10000"})
-    source_db.execute("INSERT INTO events (v) SELECT g FROM generate_series(1, 100) g")
-    wait_caught_up(source_db, target_db)
+    migrate = following_with_fault(pgtide, source_db, target_db, role,
+                                   "follow.stopped_at_marker:sleep=10000")
 
     r = pgtide.run("cutover", "--source", source_db.uri, "--target",
                    target_db.uri, "--fence-role", role, "--timeout", "3")
@@ -295,13 +302,8 @@ def test_migrate_killed_at_the_marker_finishes_the_cutover_on_restart(
     finds the target already past the marker, stops at once and records it;
     cutover then finishes."""
     role = "app_restart"
-    source_db.execute(EVENTS)
-    make_role(source_db, role)
-    migrate = start_migrate(
-        pgtide, source_db, target_db,
-        env={"PGTIDE_FAULT": "follow.stopped_at_marker"})
-    source_db.execute("INSERT INTO events (v) SELECT g FROM generate_series(1, 100) g")
-    wait_caught_up(source_db, target_db)
+    migrate = following_with_fault(pgtide, source_db, target_db, role,
+                                   "follow.stopped_at_marker")
 
     cut = pgtide.start("cutover", "--source", source_db.uri, "--target",
                        target_db.uri, "--fence-role", role, "--timeout", "60")
