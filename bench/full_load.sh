@@ -9,14 +9,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # ---------------------------------------------------------------- settings --
 JOBS=${JOBS:-2}
-BENCH_SCALE=${BENCH_SCALE:-}
-if [ -z "${BENCH_SIZE:-}" ]; then
-	case "$BENCH_SCALE" in
-	small) BENCH_SIZE=100MB ;;
-	"" | full) BENCH_SIZE=1500MB ;;
-	*) echo "bench: BENCH_SCALE must be 'small' or 'full'" >&2; exit 2 ;;
-	esac
-fi
+# shellcheck source=bench/dataset_size.sh
+. "$ROOT/bench/dataset_size.sh" # BENCH_SCALE, BENCH_SIZE -> size_mb
 BENCH_TOOLS=${BENCH_TOOLS:-pgtide pg_dump pgcopydb native raw}
 BENCH_TIMEOUT=${BENCH_TIMEOUT:-7200}
 BENCH_KEEP=${BENCH_KEEP:-0}
@@ -27,15 +21,6 @@ TOOLS_SUPPORTED="pgtide pg_dump pgcopydb native raw"
 for t in $BENCH_TOOLS; do
 	case " $TOOLS_SUPPORTED " in *" $t "*) ;; *) echo "bench: unknown tool '$t' in BENCH_TOOLS ($TOOLS_SUPPORTED)" >&2; exit 2 ;; esac
 done
-
-# BENCH_SIZE: a number with an optional unit (KB, MB, GB; default MB), in MiB.
-size_mb=$(awk -v s="$BENCH_SIZE" 'BEGIN {
-	u = toupper(s); gsub(/[[:space:]]|I?B$/, "", u)
-	m = 1; if (u ~ /K$/) m = 1 / 1024; else if (u ~ /G$/) m = 1024; else if (u ~ /T$/) m = 1048576
-	sub(/[KMGT]$/, "", u)
-	if (u !~ /^[0-9]+(\.[0-9]+)?$/) exit 1
-	printf "%d", u * m }') || { echo "bench: cannot read BENCH_SIZE='$BENCH_SIZE'" >&2; exit 2; }
-[ "$size_mb" -ge 20 ] || { echo "bench: BENCH_SIZE must be at least 20MB" >&2; exit 2; }
 
 BENCH_NAME=full_load
 # shellcheck source=bench/lib.sh

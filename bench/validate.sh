@@ -9,14 +9,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # ---------------------------------------------------------------- settings --
 JOBS=${JOBS:-2}
-BENCH_SCALE=${BENCH_SCALE:-}
-if [ -z "${BENCH_SIZE:-}" ]; then
-	case "$BENCH_SCALE" in
-	small) BENCH_SIZE=100MB ;;
-	"" | full) BENCH_SIZE=1500MB ;;
-	*) echo "bench: BENCH_SCALE must be 'small' or 'full'" >&2; exit 2 ;;
-	esac
-fi
+# shellcheck source=bench/dataset_size.sh
+. "$ROOT/bench/dataset_size.sh" # BENCH_SCALE, BENCH_SIZE -> size_mb
 BENCH_RUNS=${BENCH_RUNS:-3}
 BENCH_PER_TABLE=${BENCH_PER_TABLE:-1}
 BENCH_KEEP=${BENCH_KEEP:-0}
@@ -25,14 +19,6 @@ case "$PGTIDE_BIN" in /*) ;; *) PGTIDE_BIN=$PWD/$PGTIDE_BIN ;; esac
 [[ "$JOBS" =~ ^[1-9][0-9]*$ ]] || { echo "bench: JOBS must be a positive integer" >&2; exit 2; }
 [[ "$BENCH_RUNS" =~ ^[1-9][0-9]*$ ]] || { echo "bench: BENCH_RUNS must be a positive integer" >&2; exit 2; }
 [ -x "$PGTIDE_BIN" ] || { echo "bench: no pgtide at $PGTIDE_BIN (make, or set PGTIDE_BIN)" >&2; exit 2; }
-
-size_mb=$(awk -v s="$BENCH_SIZE" 'BEGIN {
-	u = toupper(s); gsub(/[[:space:]]|I?B$/, "", u)
-	m = 1; if (u ~ /K$/) m = 1 / 1024; else if (u ~ /G$/) m = 1024; else if (u ~ /T$/) m = 1048576
-	sub(/[KMGT]$/, "", u)
-	if (u !~ /^[0-9]+(\.[0-9]+)?$/) exit 1
-	printf "%d", u * m }') || { echo "bench: cannot read BENCH_SIZE='$BENCH_SIZE'" >&2; exit 2; }
-[ "$size_mb" -ge 20 ] || { echo "bench: BENCH_SIZE must be at least 20MB" >&2; exit 2; }
 
 BENCH_NAME=validate
 # shellcheck source=bench/lib.sh
@@ -71,18 +57,25 @@ count_side() {
 		psql "$uri" -X -v ON_ERROR_STOP=1 -Atq -c "SELECT count(*) FROM {}" >/dev/null
 }
 
-# time_counts TABLE...: seconds for the counts of both sides, run at once.
-time_counts() {
+# time_both FN ARG...: seconds of `FN URI ARG...` for the source and the
+# target, run at once.
+time_both() {
 	local t0 t1 a b
 	t0=$(now)
-	count_side "$SRC" "$@" &
+	"$1" "$SRC" "${@:2}" &
 	a=$!
-	count_side "$TGT" "$@" &
+	"$1" "$TGT" "${@:2}" &
 	b=$!
-	wait "$a" && wait "$b" || die "a count(*) failed"
+	wait "$a" && wait "$b" || die "$1 failed on the source or the target"
 	t1=$(now)
 	elapsed "$t0" "$t1"
 }
+
+# time_counts TABLE...: seconds for the counts of both sides, run at once.
+time_counts() { time_both count_side "$@"; }
+
+# run_sql URI SQL: one session.
+run_sql() { psql "$1" -X -v ON_ERROR_STOP=1 -Atq -c "$2" >/dev/null; }
 
 # time_validate LOG [OPTION...]: seconds of one pgtide validate, which must
 # find no difference; its peak RSS in LOG.rss.
@@ -134,18 +127,6 @@ fi
 # TOAST; decompressing each document is the floor of any comparison of its
 # contents; jsonb_hash_extended is faster than the text but blind to
 # structure (docs/validate.md); pgtide hashes the text.
-# time_both SQL: seconds of SQL run on source and target at once.
-time_both() {
-	local t0 t1 a b
-	t0=$(now)
-	psql "$SRC" -X -v ON_ERROR_STOP=1 -Atq -c "$1" >/dev/null &
-	a=$!
-	psql "$TGT" -X -v ON_ERROR_STOP=1 -Atq -c "$1" >/dev/null &
-	b=$!
-	wait "$a" && wait "$b" || die "query failed: $1"
-	t1=$(now)
-	elapsed "$t0" "$t1"
-}
 DOCS_FLOOR=""
 if [ "$BENCH_PER_TABLE" = 1 ] && printf '%s\n' "${TABLES[@]}" | grep -qx public.docs; then
 	for probe in "count(*)|count(*)" \
@@ -153,7 +134,7 @@ if [ "$BENCH_PER_TABLE" = 1 ] && printf '%s\n' "${TABLES[@]}" | grep -qx public.
 		"jsonb_hash_extended|sum(jsonb_hash_extended(doc, 0))" \
 		"text hash (pgtide)|sum(hashtextextended(doc::text, 0))"; do
 		sql="SET max_parallel_workers_per_gather = 0; SELECT ${probe#*|} FROM public.docs"
-		t=$(best "$(time_both "$sql")" "$(time_both "$sql")")
+		t=$(best "$(time_both run_sql "$sql")" "$(time_both run_sql "$sql")")
 		DOCS_FLOOR+=$(printf '%-24s %10s' "${probe%%|*}" "$t")$'\n'
 	done
 fi
