@@ -45,50 +45,46 @@ bool
 stream_create_slot(const char *source_uri, const char *slot, bool temporary,
                    SlotSnapshot *out, Error *err)
 {
-	PgConn *conn, *guard;
 	PGresult *res;
 	char sql[256];
 	int v;
 
+	/* out owns each connection as soon as it exists: stream_release undoes
+	 * a half-made snapshot */
 	memset(out, 0, sizeof(*out));
-	if (!open_guard(source_uri, &guard, err))
-		return false;
-	if (!pg_connect(source_uri, ERR_SOURCE, PG_CONN_REPLICATION,
-	                "pgtide snapshot", 5000, &conn, err))
+	if (!open_guard(source_uri, &out->guard, err) ||
+	    !pg_connect(source_uri, ERR_SOURCE, PG_CONN_REPLICATION,
+	                "pgtide snapshot", 5000, &out->conn, err))
 	{
-		pg_close(guard);
+		stream_release(out);
 		return false;
 	}
-	v = pg_server_version(conn);
+	v = pg_server_version(out->conn);
 	/* 15 replaced EXPORT_SNAPSHOT with an option list. */
 	snprintf(sql, sizeof(sql),
 	         "CREATE_REPLICATION_SLOT %s %s LOGICAL pgoutput %s", slot,
 	         temporary ? "TEMPORARY" : "",
 	         v >= 150000 ? "(SNAPSHOT 'export')" : "EXPORT_SNAPSHOT");
-	if (!pg_query(conn, sql, 0, NULL, &res, err))
+	if (!pg_query(out->conn, sql, 0, NULL, &res, err))
 	{
 		if (pg_err_is(err, "53400"))
 			err_hint(err, "raise max_replication_slots on the source, or drop "
 			              "unused slots (see pg_replication_slots)");
 		err_prefix(err, "could not create replication slot \"%s\": ", slot);
-		pg_close(conn);
-		pg_close(guard);
+		stream_release(out);
 		return false;
 	}
 	if (PQntuples(res) != 1 || PQnfields(res) < 3 ||
 	    !lsn_parse(PQgetvalue(res, 0, 1), &out->consistent_lsn))
 	{
 		PQclear(res);
-		pg_close(conn);
-		pg_close(guard);
+		stream_release(out);
 		return err_set(err, ERR_SOURCE,
 		               "unexpected reply to CREATE_REPLICATION_SLOT");
 	}
 	snprintf(out->slot, sizeof(out->slot), "%s", slot);
 	snprintf(out->snapshot, sizeof(out->snapshot), "%s", PQgetvalue(res, 0, 2));
 	out->temporary = temporary;
-	out->conn = conn;
-	out->guard = guard;
 	PQclear(res);
 	return true;
 }

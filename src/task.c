@@ -1129,13 +1129,10 @@ task_follow(const TaskConfig *cfg, atomic_int *stop, Error *err)
 		if (!ok || stopped_at == LSN_INVALID)
 			break;
 		fault_point("follow.stopped_at_marker");
-		if (tgt == NULL && !pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL,
-		                               "pgtide", 5000, &tgt, err))
-		{
-			ok = false;
-			break;
-		}
-		if (!state_task_finish_cutover(tgt, cfg->state_schema, cfg->task,
+		if ((tgt == NULL &&
+		     !pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide",
+		                 5000, &tgt, err)) ||
+		    !state_task_finish_cutover(tgt, cfg->state_schema, cfg->task,
 		                               stopped_at, &finished, err))
 		{
 			ok = false;
