@@ -20,10 +20,13 @@ CFLAGS  += -O1 -fno-omit-frame-pointer -fsanitize=$(SANITIZE) -fno-sanitize-reco
 LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
-SRCS      := $(wildcard src/*.c)
+# One folder per stage of the data flow (docs/architecture.md); a header is
+# included by its folder-qualified name, so every #include shows the layer.
+SRCS      := $(wildcard src/*/*.c)
+HDRS      := $(wildcard src/*/*.h)
 OBJS      := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
-LIB_OBJS  := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
-UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+LIB_OBJS  := $(filter-out $(BUILD)/obj/cmd/main.o,$(OBJS))
+UNIT_SRCS := $(wildcard tests/unit/*/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
 BIN       := $(BUILD)/pgtide
 
@@ -34,15 +37,14 @@ all: $(BIN)
 $(BIN): $(OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/obj/%.o: src/%.c | $(BUILD)/obj
+$(BUILD)/obj/%.o: src/%.c
+	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/unit/%: tests/unit/%.c $(LIB_OBJS) | $(BUILD)/unit
+$(BUILD)/unit/%: tests/unit/%.c $(LIB_OBJS)
+	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -Wno-missing-prototypes -o $@ $< $(LIB_OBJS) \
 		$(LDFLAGS) $(LDLIBS) -lcmocka
-
-$(BUILD)/obj $(BUILD)/unit:
-	mkdir -p $@
 
 deps:
 	@scripts/install-deps.sh
@@ -64,13 +66,13 @@ tsan:
 	PGTIDE_SANITIZED=1 $(MAKE) SANITIZE=thread test
 
 format:
-	clang-format -i src/*.c src/*.h tests/unit/*.c
+	clang-format -i $(SRCS) $(HDRS) $(UNIT_SRCS)
 
 format-check:
-	clang-format --dry-run -Werror src/*.c src/*.h tests/unit/*.c
+	clang-format --dry-run -Werror $(SRCS) $(HDRS) $(UNIT_SRCS)
 
 lint:
-	@! grep -nE '\b(strcpy|strcat|sprintf|strtok|atoi|gets)\s*\(' src/*.c src/*.h \
+	@! grep -nE '\b(strcpy|strcat|sprintf|strtok|atoi|gets)\s*\(' $(SRCS) $(HDRS) \
 		|| (echo "lint: banned function (use the bounded variant)"; exit 1)
 
 demo:

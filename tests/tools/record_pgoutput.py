@@ -43,7 +43,7 @@ from pathlib import Path
 import psycopg
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
-DEFAULT_OUT = REPO_ROOT / "tests" / "unit" / "fixtures" / "pgoutput"
+DEFAULT_OUT = REPO_ROOT / "tests" / "unit" / "cdc" / "fixtures" / "pgoutput"
 DEFAULT_BINDIR = "/usr/lib/postgresql/15/bin"
 IS_ROOT = os.geteuid() == 0
 

@@ -1,0 +1,154 @@
+/*
+ * config: the task file (YAML; JSON is accepted as YAML) and every option's
+ * default, in one TaskConfig.
+ *
+ * Pure: parses bytes and strings into a struct; no libpq, no sockets, no
+ * clocks. Every error names where the bad value came from: "FILE:LINE: key
+ * copy.jobs: ..." for the task file, "option --jobs: ..." for the command line,
+ * and lists the valid choices. Unknown keys are errors.
+ */
+#ifndef PGTIDE_CONFIG_H
+#define PGTIDE_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/err.h"
+
+typedef enum SchemaMode
+{
+	SCHEMA_MODE_CREATE = 0, /* pre-data from pg_dump, post-data after load */
+	SCHEMA_MODE_EXISTING,   /* the user's own tables on the target */
+} SchemaMode;
+
+typedef enum OnExisting
+{
+	ON_EXISTING_REFUSE = 0, /* stop if a target table exists or has rows */
+	ON_EXISTING_TRUNCATE,   /* empty existing target tables (existing mode) */
+	ON_EXISTING_DROP,       /* drop and recreate them (create mode) */
+} OnExisting;
+
+typedef enum CopyFormat
+{
+	COPY_FORMAT_AUTO = 0, /* binary when every column type allows it */
+	COPY_FORMAT_TEXT,
+	COPY_FORMAT_BINARY,
+} CopyFormat;
+
+typedef enum OnConflict
+{
+	ON_CONFLICT_STOP = 0, /* stop the task, naming table, key, LSN, xid */
+	ON_CONFLICT_SKIP,     /* skip a missing row; keep the existing one */
+	ON_CONFLICT_UPSERT,   /* insert a missing row; overwrite a duplicate */
+} OnConflict;
+
+typedef enum FenceMethod
+{
+	FENCE_REVOKE = 0, /* revoke INSERT/UPDATE/DELETE/TRUNCATE from roles */
+	FENCE_READ_ONLY,  /* database read-only for new sessions; end the roles'
+	                     sessions */
+	FENCE_COMMAND,    /* the user's own command (and its undo) */
+} FenceMethod;
+
+typedef enum FinalValidation
+{
+	FINAL_VALIDATION_NONE = 0,
+	FINAL_VALIDATION_COUNTS, /* row counts per table */
+	FINAL_VALIDATION_FULL,   /* ranged hashes of every row */
+} FinalValidation;
+
+/*
+ * copy.split_tables_larger_than = auto: split only a table larger than a
+ * fair share of the load (all selected tables / copy.jobs), into about that
+ * share each. Several tables already keep the workers busy; splitting them
+ * too only adds COPY-from-SELECT and heap-extension contention.
+ */
+#define CONFIG_SPLIT_AUTO INT64_C(-1)
+
+typedef struct StrList
+{
+	char **items; /* owned; each item owned */
+	int count;
+} StrList;
+
+typedef struct TaskConfig
+{
+	char *path;          /* task file read, or NULL; owned */
+	char *task;          /* task name, [a-z0-9_]{1,40}; owned */
+	char *source_uri;    /* libpq URI or key=value string; owned */
+	char *target_uri;    /* owned */
+	StrList include;     /* schema.table patterns; empty = every table */
+	StrList exclude;     /* schema.table patterns */
+	int copy_jobs;       /* parallel copy workers */
+	int index_jobs;      /* parallel index/constraint builders */
+	int64_t split_bytes; /* tables larger than this are cut into chunks;
+	                        CONFIG_SPLIT_AUTO, or 0 for never */
+	CopyFormat copy_format;
+	SchemaMode schema_mode;
+	OnExisting on_existing;
+	int progress_interval_s; /* log line period when not on a terminal */
+	char *pg_dump;           /* pg_dump binary; NULL = newest installed */
+	char *state_schema;      /* schema for pgtide's state on the target */
+	int64_t
+	    cdc_memory_bytes; /* transactions buffered in memory, then spilled */
+	char *cdc_spill_dir;  /* NULL = $TMPDIR or /tmp */
+	OnConflict on_conflict;
+	char *cdc_slot;        /* follow: the slot to stream; NULL = the task's */
+	char *cdc_start_lsn;   /* follow: where to start; NULL = the slot's */
+	char *cdc_publication; /* follow: NULL = the task's (pgtide_TASK) */
+	StrList check_skip;    /* finding ids that do not block migrate */
+	int64_t check_wal_free_bytes; /* source disk free for WAL; 0 unknown */
+	StrList validate_tables;      /* patterns; empty = the task's tables */
+	double validate_sample;       /* fraction of ranges checked, (0, 1] */
+	FenceMethod cutover_fence;
+	StrList cutover_roles;         /* roles fenced (revoke, read_only) */
+	char *cutover_fence_command;   /* FENCE_COMMAND: run by /bin/sh */
+	char *cutover_unfence_command; /* undoes it when cutover fails */
+	int64_t cutover_max_lag_bytes; /* lag to wait for before fencing */
+	int cutover_timeout_s;         /* for each wait of the cutover */
+	int cutover_sequence_margin;   /* added to each sequence's value */
+	FinalValidation cutover_validate;
+	bool output_json; /* command line only (--json): machine output */
+	bool force;       /* command line only (--force): clean a running task */
+} TaskConfig;
+
+/* Fills cfg with every default (see docs/task-file.md). Never fails. */
+void config_init(TaskConfig *cfg);
+
+/* Frees what cfg owns; cfg may be reused after config_init. NULL is a no-op. */
+void config_free(TaskConfig *cfg);
+
+/*
+ * Reads the YAML file at path over cfg's current values. On failure err names
+ * "path:line: key K: what", lists valid choices where there are some, and cfg
+ * may hold some of the file's values (the caller discards it).
+ */
+bool config_load_file(TaskConfig *cfg, const char *path, Error *err);
+
+/* Same as config_load_file, from a string; `name` stands for the file name. */
+bool config_load_string(TaskConfig *cfg, const char *name, const char *yaml,
+                        Error *err);
+
+/*
+ * Sets one key by its dotted name ("copy.jobs", "tables.include") from text,
+ * as the command line does. `origin` names where the value came from
+ * ("option --jobs") and starts the error message. For list keys the value is
+ * appended.
+ */
+bool config_set(TaskConfig *cfg, const char *key, const char *value,
+                const char *origin, Error *err);
+
+/* Checks cross-key rules (source and target present, mode/on_existing pairs). */
+bool config_validate(const TaskConfig *cfg, Error *err);
+
+/* Parses "512MB", "1GB", "65536", "8kB" (1024-based units). */
+bool config_parse_size(const char *text, int64_t *bytes);
+
+const char *config_schema_mode_name(SchemaMode m);
+const char *config_on_existing_name(OnExisting o);
+const char *config_copy_format_name(CopyFormat f);
+const char *config_on_conflict_name(OnConflict c);
+const char *config_fence_name(FenceMethod f);
+const char *config_final_validation_name(FinalValidation v);
+
+#endif

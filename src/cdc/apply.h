@@ -1,0 +1,103 @@
+/*
+ * apply: applying decoded source changes to one target, one batch of source
+ * transactions per target transaction.
+ *
+ * Owns the target connection of the change stream (with
+ * session_replication_role = replica and a replication origin set up for the
+ * session), the relation descriptions pgoutput sends, the prepared statements
+ * built from them, and the conflict policy. A batch is pipelined: every
+ * statement is sent without waiting, the results are read once before COMMIT
+ * (so a conflict can still stop the batch), and the origin is advanced to the
+ * last source transaction of the batch in the same target transaction: the
+ * target never shows part of a source transaction, and a crash loses the
+ * batch and its origin advance together.
+ *
+ * It never talks to the source and never decides what to apply: the caller
+ * hands it decoded messages in source commit order.
+ */
+#ifndef PGTIDE_APPLY_H
+#define PGTIDE_APPLY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/config.h"
+#include "base/err.h"
+#include "base/lsn.h"
+#include "cdc/pgoutput.h"
+
+typedef struct Applier Applier;
+
+/* Where a source table goes and which of its changes to skip. */
+typedef struct ApplyTable
+{
+	const char *src_schema;
+	const char *src_name;
+	const char *tgt_qname; /* "schema"."name" on the target */
+	Lsn load_point; /* skip changes of transactions committed before it */
+} ApplyTable;
+
+typedef struct ApplyCounters
+{
+	int64_t txns;      /* source transactions applied */
+	int64_t changes;   /* row changes applied */
+	int64_t conflicts; /* missing or duplicate rows met (skip/upsert) */
+	int64_t skipped;   /* changes skipped: before the table's load point or
+						  of a table the task does not move */
+	Lsn applied_end;   /* end LSN of the last committed source transaction */
+	int64_t applied_commit_time_us; /* its commit time (Unix microseconds) */
+} ApplyCounters;
+
+/*
+ * Connects to the target, creates the replication origin `origin` if
+ * missing, and sets it up for the session. tables (copied) tell where each
+ * source table goes; with none, every table goes to the target table of the
+ * same name. On success *out is the applier, freed with apply_free().
+ */
+bool apply_new(const char *target_uri, const char *origin,
+               const ApplyTable *tables, int ntables, OnConflict policy,
+               Applier **out, Error *err);
+
+void apply_free(Applier *a);
+
+/*
+ * Replaces a broken target connection. What pgoutput said of each relation is
+ * kept (the source does not say it again), statements are prepared anew. Any
+ * open batch is gone with the old connection.
+ */
+bool apply_reconnect(Applier *a, Error *err);
+
+/* The origin's durably flushed position on the target (0/0 when none). */
+bool apply_flushed(Applier *a, Lsn *flushed, Error *err);
+
+/* Starts a target transaction for a batch of source transactions. */
+bool apply_batch_begin(Applier *a, Error *err);
+
+/*
+ * Starts the next source transaction of the batch: final_lsn decides which
+ * tables skip its changes, xid names it in messages.
+ */
+void apply_txn_begin(Applier *a, uint32_t xid, Lsn final_lsn);
+
+/* Applies one decoded message of the current source transaction. */
+bool apply_message(Applier *a, const PgoMessage *m, Error *err);
+
+/*
+ * Reads every result, stops on a conflict under the stop policy, advances
+ * the origin to end_lsn (the last source transaction's end) and commits.
+ * On failure the target transaction is rolled back and nothing of the batch
+ * is applied.
+ */
+bool apply_batch_commit(Applier *a, Lsn end_lsn, int64_t commit_time_us,
+                        Error *err);
+
+/* Rolls back an open batch (after a failure elsewhere). */
+void apply_batch_abort(Applier *a);
+
+/* Statements queued in the open batch. */
+int apply_batch_size(const Applier *a);
+
+/* Counters so far (the caller's copy). */
+void apply_counters(const Applier *a, ApplyCounters *out);
+
+#endif

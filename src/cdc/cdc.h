@@ -1,0 +1,87 @@
+/*
+ * cdc: the change stream of a task, from the slot to the target.
+ *
+ *   receiver (calling thread)            applier (own thread)
+ *   stream_read -> pgoutput_decode       queue of committed transactions
+ *   -> txnbuf_append / seal -> queue --> txnbuf reader -> pgoutput_decode
+ *   keepalives answered at once,         -> apply (batches, pipelined,
+ *   status every second:                    origin advanced in the same
+ *   flushed = origin progress on the        target transaction)
+ *   target, never more                   -> origin progress (flushed)
+ *
+ * The receiver never waits for the applier: transactions pile up in txnbuf
+ * (spilled to disk past the memory bound), so keepalives are answered within
+ * a second whatever the target does. The position confirmed to the slot is
+ * only ever what the target has durably committed. After a disconnect or a
+ * restart, streaming resumes from the origin's position: nothing is lost,
+ * nothing applied twice.
+ */
+#ifndef PGTIDE_CDC_H
+#define PGTIDE_CDC_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/config.h"
+#include "base/err.h"
+#include "base/lsn.h"
+#include "cdc/apply.h"
+
+/* What the change stream has done, for status reporting. */
+typedef struct CdcProgress
+{
+	int64_t txns;    /* source transactions applied since start */
+	int64_t changes; /* row changes applied since start */
+	double txns_per_s;
+	double changes_per_s;
+	Lsn applied_lsn; /* end of the last applied transaction */
+	Lsn flushed_lsn; /* what the target has durably (origin progress) */
+	Lsn source_lsn;  /* the source's WAL end, last heard */
+	int64_t lag_bytes;
+	double lag_seconds; /* now - commit time of the last applied; 0 idle */
+	int64_t buffered_bytes;
+	int64_t spilled_txns;
+} CdcProgress;
+
+/* Called from the receiver thread every progress interval. */
+typedef void (*CdcProgressFn)(const CdcProgress *p, void *ctx);
+
+/*
+ * Asked a few times a second, from the applier thread (it may block): where
+ * the stream must stop (cutover's marker), LSN_INVALID for nowhere yet.
+ */
+typedef bool (*CdcStopAtFn)(Lsn *stop_lsn, void *ctx, Error *err);
+
+typedef struct CdcOptions
+{
+	const char *source_uri;
+	const char *target_uri;
+	const char *slot;
+	const char *publication;
+	const char *origin; /* replication origin on the target */
+	Lsn start_lsn;      /* where to start when the origin has no progress yet */
+	const ApplyTable *tables;
+	int ntables;
+	OnConflict policy;
+	int64_t memory_bytes;
+	const char *spill_dir;
+	int progress_interval_s;
+	CdcProgressFn on_progress; /* optional */
+	void *progress_ctx;
+	atomic_int *stop;
+	CdcStopAtFn stop_at; /* optional */
+	void *stop_ctx;
+	Lsn *stopped_at; /* optional out: the stop position, once reached */
+} CdcOptions;
+
+/*
+ * Follows the slot until *stop is set (returns false with ERR_INTERRUPTED,
+ * after the applied position was reported), until the target has flushed
+ * the position stop_at names (returns true, *stopped_at set; no transaction
+ * committed after it is applied), or a failure no retry cures.
+ * Source and target disconnects are retried with backoff.
+ */
+bool cdc_run(const CdcOptions *o, Error *err);
+
+#endif

@@ -1,0 +1,536 @@
+/*
+ * cli: argv -> TaskConfig -> task, and Error -> message + exit code.
+ *
+ * Every command reads the same options (a command ignores the ones it has no
+ * use for); the task file is read first, wherever --config stands, and each
+ * other option overrides it in order.
+ */
+#include "cmd/cli.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/config.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "cmd/task.h"
+#include "cutover/cutover.h"
+#include "verify/check.h"
+#include "verify/validate.h"
+
+typedef bool (*CommandFn)(const TaskConfig *cfg, atomic_int *stop, Error *err);
+
+typedef struct Command
+{
+	const char *name;
+	const char *summary; /* one line for pgtide --help */
+	const char *usage;   /* first lines of pgtide NAME --help */
+	CommandFn run;
+	bool needs_source;  /* status can do without the source */
+	bool records_error; /* a failure is noted in the task's state */
+} Command;
+
+static const Command commands[] = {
+    {"check", "say what would not migrate, and why, before anything changes",
+     "pgtide check reads the source and the target and reports every "
+     "finding, one\n"
+     "per line with its severity (blocker, warning, info), why it matters "
+     "and how\n"
+     "to fix it; --json for machines. It changes nothing. Exit 6 when there "
+     "is a\n"
+     "blocker. pgtide migrate runs it first.\n",
+     check_command, true, false},
+    {"copy", "full load: schema, consistent parallel copy, indexes, sequences",
+     "pgtide copy loads the schema and every row of the source database into "
+     "the\n"
+     "target, consistent as of one instant, then builds indexes and "
+     "constraints.\n"
+     "Run it again with the same task name to resume.\n",
+     task_copy, true, true},
+    {"migrate", "full load, then follow the source's changes until stopped",
+     "pgtide migrate runs pgtide check (a blocker stops it), runs the\n"
+     "full load (or resumes it), then applies the source's changes to the "
+     "target\n"
+     "until SIGINT or SIGTERM. Run it again to resume where it stopped.\n",
+     task_migrate, true, true},
+    {"follow", "apply the source's changes from the task's slot until stopped",
+     "pgtide follow applies the source's changes from the task's slot (or "
+     "from\n"
+     "--slot and --start-lsn) to the target, until SIGINT or SIGTERM.\n",
+     task_follow, true, true},
+    {"status", "show a task's progress, lag and last error",
+     "pgtide status reads the task's state in the target (and, with "
+     "--source,\n"
+     "its slot on the source) and prints phase, tables, lag and rates, and "
+     "the\n"
+     "last error; --json for machines. It changes nothing.\n",
+     task_status, false, false},
+    {"validate", "compare source and target rows by ranged hashes",
+     "pgtide validate compares the task's tables on source and target: "
+     "counts and\n"
+     "order-independent hashes per key range, computed in each database, "
+     "ranges\n"
+     "that differ split until the differing rows are named. Exit 7 when "
+     "rows\n"
+     "differ. Safe while the task follows the source.\n",
+     validate_command, true, false},
+    {"cutover", "fence the source's writes, drain, sync sequences, hand over",
+     "pgtide cutover talks to the running pgtide migrate of the task: waits "
+     "for\n"
+     "low lag, fences writes on the source, waits until every write before "
+     "the\n"
+     "fence is applied, sets the target's sequences, validates, stops the "
+     "stream\n"
+     "and prints the write-downtime window. A failure before the stream "
+     "stops\n"
+     "undoes the fence and leaves the task replicating.\n",
+     cutover_command, true, false},
+    {"clean", "drop the task's slot, publication, origin and state",
+     "pgtide clean drops what pgtide made for the task: the replication slot "
+     "and\n"
+     "publication on the source, the replication origin and the task's state "
+     "on\n"
+     "the target. It refuses while the task runs (unless --force) and is safe "
+     "to\n"
+     "run twice.\n",
+     task_clean, true, false},
+};
+
+#define NCOMMANDS ((int) (sizeof(commands) / sizeof(commands[0])))
+
+static void
+usage_main(FILE *out)
+{
+	fprintf(out, "pgtide migrates a live PostgreSQL database to another "
+	             "server.\n\nUsage:\n  pgtide COMMAND [OPTIONS]\n\n"
+	             "Commands:\n");
+	for (int i = 0; i < NCOMMANDS; i++)
+		fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
+	fprintf(out, "\nOptions:\n"
+	             "  -V, --version  print the version and exit\n"
+	             "  -h, --help     show this help and exit\n\n"
+	             "Run \"pgtide COMMAND --help\" for a command's options.\n");
+}
+
+static void
+usage_command(const Command *c, FILE *out)
+{
+	fprintf(out,
+	        "%s\nUsage:\n  pgtide %s --source URI --target URI "
+	        "[OPTIONS]\n\n",
+	        c->usage, c->name);
+	fprintf(
+	    out,
+	    "Connections and task:\n"
+	    "  -s, --source=URI          source database (libpq URI or conninfo)\n"
+	    "  -d, --target=URI          target database\n"
+	    "  -n, --task=NAME           task name, [a-z0-9_] (default: default)\n"
+	    "  -c, --config=FILE         task file (YAML or JSON); options "
+	    "override it\n"
+	    "\n"
+	    "What moves:\n"
+	    "  -t, --table=PATTERN       include tables matching schema.table (* "
+	    "and ?);\n"
+	    "                            repeatable (default: every table)\n"
+	    "  -T, --exclude-table=PATTERN  exclude matching tables; repeatable\n"
+	    "      --schema=MODE         create (from pg_dump, default) or "
+	    "existing\n"
+	    "      --on-existing=WHAT    refuse (default), truncate (existing "
+	    "mode),\n"
+	    "                            or drop (create mode)\n"
+	    "\n"
+	    "Full load:\n"
+	    "  -j, --jobs=N              parallel copy workers (default: 4)\n"
+	    "  -J, --index-jobs=N        parallel index builders (default: 2)\n"
+	    "      --split-tables-larger-than=SIZE  cut larger tables into "
+	    "chunks\n"
+	    "                            (default: auto, a fair share; 0 never "
+	    "splits)\n"
+	    "      --format=FORMAT       auto (default), text or binary\n"
+	    "      --pg-dump=PATH        pg_dump to use (default: newest "
+	    "installed)\n"
+	    "\n"
+	    "Change stream (migrate, follow):\n"
+	    "      --memory-limit=SIZE   transactions buffered in memory before "
+	    "they\n"
+	    "                            spill to disk (default: 256MB)\n"
+	    "      --spill-dir=DIR       where they spill (default: $TMPDIR or "
+	    "/tmp)\n"
+	    "      --on-conflict=WHAT    stop (default), skip or upsert when a "
+	    "row is\n"
+	    "                            missing or already there on the target\n"
+	    "      --slot=NAME           follow: stream this slot (default: the "
+	    "task's)\n"
+	    "      --start-lsn=LSN       follow: start here when the target has "
+	    "no\n"
+	    "                            position yet\n"
+	    "      --publication=NAME    follow: the publication to stream "
+	    "(default:\n"
+	    "                            the task's)\n"
+	    "\n"
+	    "Check, validate, cutover:\n"
+	    "      --skip-check=ID       check: the finding ID does not stop "
+	    "migrate;\n"
+	    "                            repeatable\n"
+	    "      --wal-free-space=SIZE check: disk free for WAL on the source\n"
+	    "      --tables=PATTERNS     validate: only these tables "
+	    "(comma-separated)\n"
+	    "      --sample=FRACTION     validate: check this fraction of each "
+	    "table's\n"
+	    "                            ranges (0.1 or 10%%)\n"
+	    "      --fence=METHOD        cutover: revoke (default), read_only or "
+	    "command\n"
+	    "      --fence-role=ROLE     cutover: a role whose writes are fenced; "
+	    "repeatable\n"
+	    "      --fence-command=CMD   cutover: shell command that fences "
+	    "writes\n"
+	    "      --unfence-command=CMD cutover: shell command that undoes it\n"
+	    "      --max-lag=SIZE        cutover: wait for lag below this "
+	    "(default: 16MB)\n"
+	    "      --timeout=SECONDS     cutover: bound on each wait (default: "
+	    "300)\n"
+	    "      --sequence-margin=N   cutover: added to each sequence "
+	    "(default: 1000)\n"
+	    "      --final-validation=WHAT  cutover: none, counts (default) or "
+	    "full\n"
+	    "\n"
+	    "Other:\n"
+	    "      --state-schema=NAME   state schema on the target (default: "
+	    "pgtide)\n"
+	    "      --progress-interval=SECONDS  progress log period (default: "
+	    "10)\n"
+	    "      --log-format=FORMAT   text (default) or json\n"
+	    "      --json                status, check, validate: print JSON\n"
+	    "      --force               clean: end the running task's session "
+	    "first\n"
+	    "  -v, --verbose             more log lines\n"
+	    "  -q, --quiet               warnings and errors only\n"
+	    "  -h, --help                show this help and exit\n"
+	    "\n"
+	    "Exit codes: 0 done, 1 internal error, 2 usage or task file, 3 "
+	    "source,\n"
+	    "4 target, 5 interrupted (run again to resume), 6 check found a "
+	    "blocker,\n"
+	    "7 validate found differences.\n");
+}
+
+static int
+exit_code(ErrKind kind)
+{
+	switch (kind)
+	{
+		case ERR_NONE:
+			return CLI_EXIT_OK;
+		case ERR_USAGE:
+		case ERR_CONFIG:
+			return CLI_EXIT_USAGE;
+		case ERR_SOURCE:
+			return CLI_EXIT_SOURCE;
+		case ERR_TARGET:
+			return CLI_EXIT_TARGET;
+		case ERR_INTERRUPTED:
+			return CLI_EXIT_INTERRUPTED;
+		case ERR_INTERNAL:
+			return CLI_EXIT_INTERNAL;
+		case ERR_BLOCKED:
+			return CLI_EXIT_BLOCKED;
+		case ERR_DIFFERENT:
+			return CLI_EXIT_DIFFERENT;
+	}
+	return CLI_EXIT_INTERNAL;
+}
+
+static int
+report(const Command *c, const Error *err)
+{
+	if (err->kind == ERR_INTERRUPTED && c != NULL && c->records_error)
+		fprintf(stderr,
+		        "pgtide: interrupted; progress is saved, run the same command "
+		        "again to resume\n");
+	else
+	{
+		fprintf(stderr, "pgtide: error: %s\n", err->message);
+		if (err->detail[0])
+			fprintf(stderr, "DETAIL: %s\n", err->detail);
+		if (err->hint[0])
+			fprintf(stderr, "HINT: %s\n", err->hint);
+	}
+	return exit_code(err->kind);
+}
+
+enum
+{
+	OPT_SCHEMA = 256,
+	OPT_ON_EXISTING,
+	OPT_SPLIT,
+	OPT_FORMAT,
+	OPT_PG_DUMP,
+	OPT_STATE_SCHEMA,
+	OPT_PROGRESS,
+	OPT_LOG_FORMAT,
+	OPT_MEMORY,
+	OPT_SPILL_DIR,
+	OPT_ON_CONFLICT,
+	OPT_SLOT,
+	OPT_START_LSN,
+	OPT_JSON,
+	OPT_PUBLICATION,
+	OPT_FORCE,
+	OPT_SKIP_CHECK,
+	OPT_WAL_FREE,
+	OPT_TABLES,
+	OPT_SAMPLE,
+	OPT_FENCE,
+	OPT_FENCE_ROLE,
+	OPT_FENCE_CMD,
+	OPT_UNFENCE_CMD,
+	OPT_MAX_LAG,
+	OPT_TIMEOUT,
+	OPT_MARGIN,
+	OPT_FINAL_VALIDATION,
+};
+
+/* Each option and the task-file key it sets (NULL: it sets none). */
+typedef struct OptionKey
+{
+	struct option opt;
+	const char *key;
+} OptionKey;
+
+static const OptionKey options[] = {
+    {{"source", required_argument, NULL, 's'}, "source"},
+    {{"target", required_argument, NULL, 'd'}, "target"},
+    {{"task", required_argument, NULL, 'n'}, "task"},
+    {{"config", required_argument, NULL, 'c'}, NULL},
+    {{"table", required_argument, NULL, 't'}, "tables.include"},
+    {{"exclude-table", required_argument, NULL, 'T'}, "tables.exclude"},
+    {{"jobs", required_argument, NULL, 'j'}, "copy.jobs"},
+    {{"index-jobs", required_argument, NULL, 'J'}, "copy.index_jobs"},
+    {{"schema", required_argument, NULL, OPT_SCHEMA}, "schema.mode"},
+    {{"on-existing", required_argument, NULL, OPT_ON_EXISTING},
+     "schema.on_existing"},
+    {{"split-tables-larger-than", required_argument, NULL, OPT_SPLIT},
+     "copy.split_tables_larger_than"},
+    {{"format", required_argument, NULL, OPT_FORMAT}, "copy.format"},
+    {{"pg-dump", required_argument, NULL, OPT_PG_DUMP}, "schema.pg_dump"},
+    {{"state-schema", required_argument, NULL, OPT_STATE_SCHEMA},
+     "state.schema"},
+    {{"progress-interval", required_argument, NULL, OPT_PROGRESS},
+     "progress.interval"},
+    {{"memory-limit", required_argument, NULL, OPT_MEMORY}, "cdc.memory_limit"},
+    {{"spill-dir", required_argument, NULL, OPT_SPILL_DIR}, "cdc.spill_dir"},
+    {{"on-conflict", required_argument, NULL, OPT_ON_CONFLICT},
+     "cdc.on_conflict"},
+    {{"slot", required_argument, NULL, OPT_SLOT}, "cdc.slot"},
+    {{"start-lsn", required_argument, NULL, OPT_START_LSN}, "cdc.start_lsn"},
+    {{"publication", required_argument, NULL, OPT_PUBLICATION},
+     "cdc.publication"},
+    {{"skip-check", required_argument, NULL, OPT_SKIP_CHECK}, "check.skip"},
+    {{"wal-free-space", required_argument, NULL, OPT_WAL_FREE},
+     "check.wal_free_space"},
+    {{"tables", required_argument, NULL, OPT_TABLES}, "validate.tables"},
+    {{"sample", required_argument, NULL, OPT_SAMPLE}, "validate.sample"},
+    {{"fence", required_argument, NULL, OPT_FENCE}, "cutover.fence"},
+    {{"fence-role", required_argument, NULL, OPT_FENCE_ROLE}, "cutover.roles"},
+    {{"fence-command", required_argument, NULL, OPT_FENCE_CMD},
+     "cutover.fence_command"},
+    {{"unfence-command", required_argument, NULL, OPT_UNFENCE_CMD},
+     "cutover.unfence_command"},
+    {{"max-lag", required_argument, NULL, OPT_MAX_LAG}, "cutover.max_lag"},
+    {{"timeout", required_argument, NULL, OPT_TIMEOUT}, "cutover.timeout"},
+    {{"sequence-margin", required_argument, NULL, OPT_MARGIN},
+     "cutover.sequence_margin"},
+    {{"final-validation", required_argument, NULL, OPT_FINAL_VALIDATION},
+     "cutover.validate"},
+    {{"log-format", required_argument, NULL, OPT_LOG_FORMAT}, NULL},
+    {{"json", no_argument, NULL, OPT_JSON}, NULL},
+    {{"force", no_argument, NULL, OPT_FORCE}, NULL},
+    {{"verbose", no_argument, NULL, 'v'}, NULL},
+    {{"quiet", no_argument, NULL, 'q'}, NULL},
+    {{"help", no_argument, NULL, 'h'}, NULL},
+};
+
+#define NOPTIONS ((int) (sizeof(options) / sizeof(options[0])))
+
+static const char short_options[] = "s:d:n:c:t:T:j:J:vqh";
+
+static const OptionKey *
+option_of(int val)
+{
+	for (int i = 0; i < NOPTIONS; i++)
+		if (options[i].opt.val == val)
+			return &options[i];
+	return NULL;
+}
+
+/* Sets a list key once per comma-separated item of value. */
+static bool
+set_each(TaskConfig *cfg, const char *key, const char *value,
+         const char *origin, Error *err)
+{
+	char item[1024];
+
+	while (*value != '\0')
+	{
+		size_t len = strcspn(value, ",");
+
+		if (len >= sizeof(item))
+			return err_set(err, ERR_USAGE, "%s: item too long", origin);
+		memcpy(item, value, len);
+		item[len] = '\0';
+		if (len > 0 && !config_set(cfg, key, item, origin, err))
+			return false;
+		value += len + (value[len] == ',');
+	}
+	return true;
+}
+
+/*
+ * Reads a command's options into cfg: the task file first, wherever --config
+ * appears, then every other option over it, in order.
+ */
+static bool
+parse_options(int argc, char **argv, const char *cmd,
+              const struct option *longopts, TaskConfig *cfg, bool *help,
+              Error *err)
+{
+	const char *config_path = NULL;
+	LogLevel level = LOG_LEVEL_INFO;
+	bool json = false;
+	int opt;
+
+	opterr = 0;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, short_options, longopts, NULL)) != -1)
+	{
+		if (opt == 'c')
+			config_path = optarg;
+		else if (opt == 'h')
+			*help = true;
+		else if (opt == '?' || opt == ':')
+		{
+			if (optopt != 0)
+				err_set(err, ERR_USAGE, "invalid or incomplete option -%c",
+				        optopt);
+			else
+				err_set(err, ERR_USAGE, "invalid option \"%s\"",
+				        argv[optind - 1]);
+			return err_hint(err, "run \"pgtide %s --help\" for the options",
+			                cmd);
+		}
+	}
+	if (*help)
+		return true;
+	if (optind < argc)
+	{
+		err_set(err, ERR_USAGE, "unexpected argument \"%s\"", argv[optind]);
+		return err_hint(err, "run \"pgtide %s --help\" for the options", cmd);
+	}
+	if (config_path != NULL && !config_load_file(cfg, config_path, err))
+		return false;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, short_options, longopts, NULL)) != -1)
+	{
+		const OptionKey *o = option_of(opt);
+		char origin[64];
+
+		if (o != NULL && o->key != NULL)
+		{
+			snprintf(origin, sizeof(origin), "option --%s", o->opt.name);
+			if (!(opt == OPT_TABLES
+			          ? set_each(cfg, o->key, optarg, origin, err)
+			          : config_set(cfg, o->key, optarg, origin, err)))
+				return false;
+		}
+		else if (opt == 'v')
+			level = LOG_LEVEL_DEBUG;
+		else if (opt == 'q')
+			level = LOG_LEVEL_WARN;
+		else if (opt == OPT_JSON)
+			cfg->output_json = true;
+		else if (opt == OPT_FORCE)
+			cfg->force = true;
+		else if (opt == OPT_LOG_FORMAT)
+		{
+			if (strcmp(optarg, "json") != 0 && strcmp(optarg, "text") != 0)
+				return err_set(err, ERR_USAGE,
+				               "option --log-format: invalid value \"%s\"; "
+				               "valid values are text, json",
+				               optarg);
+			json = strcmp(optarg, "json") == 0;
+		}
+	}
+	log_configure(level, json);
+	return true;
+}
+
+static int
+run_command(const Command *c, int argc, char **argv, atomic_int *stop)
+{
+	struct option longopts[NOPTIONS + 1];
+	TaskConfig cfg;
+	Error err = ERR_INIT;
+	bool help = false;
+	int code;
+
+	for (int i = 0; i < NOPTIONS; i++)
+		longopts[i] = options[i].opt;
+	memset(&longopts[NOPTIONS], 0, sizeof(longopts[NOPTIONS]));
+	config_init(&cfg);
+	if (!parse_options(argc, argv, c->name, longopts, &cfg, &help, &err))
+		code = report(c, &err);
+	else if (help)
+	{
+		usage_command(c, stdout);
+		code = CLI_EXIT_OK;
+	}
+	else if (c->needs_source
+	             ? !config_validate(&cfg, &err)
+	             : cfg.target_uri == NULL &&
+	                   (err_set(&err, ERR_CONFIG, "no target given"),
+	                    err_hint(&err, "pass --target URI or set "
+	                                   "target in the task file"),
+	                    true))
+		code = report(c, &err);
+	else if (!c->run(&cfg, stop, &err))
+	{
+		if (c->records_error)
+			task_note_error(&cfg, &err);
+		code = report(c, &err);
+	}
+	else
+		code = CLI_EXIT_OK;
+	config_free(&cfg);
+	return code;
+}
+
+int
+cli_main(int argc, char **argv, atomic_int *stop)
+{
+	const char *cmd = argc > 1 ? argv[1] : NULL;
+
+	if (cmd == NULL)
+	{
+		usage_main(stderr);
+		return CLI_EXIT_USAGE;
+	}
+	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 ||
+	    strcmp(cmd, "help") == 0)
+	{
+		usage_main(stdout);
+		return CLI_EXIT_OK;
+	}
+	if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0)
+	{
+		printf("pgtide %s\n", PGTIDE_VERSION);
+		return CLI_EXIT_OK;
+	}
+	for (int i = 0; i < NCOMMANDS; i++)
+		if (strcmp(cmd, commands[i].name) == 0)
+			return run_command(&commands[i], argc - 1, argv + 1, stop);
+	fprintf(stderr, "pgtide: error: unknown command \"%s\"\n", cmd);
+	fprintf(stderr, "HINT: run \"pgtide --help\" for the commands\n");
+	return CLI_EXIT_USAGE;
+}

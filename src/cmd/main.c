@@ -1,0 +1,50 @@
+/*
+ * main: argv -> cli_main(). The only exit() of pgtide, and the signal
+ * handlers: SIGINT and SIGTERM ask the running command to stop at its next
+ * safe point (state is saved, the same command resumes); a second one ends
+ * the process at once.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/fault.h"
+#include "cmd/cli.h"
+
+/*
+ * Set by the handler, read by every thread: a lock-free atomic is safe for
+ * both, where a volatile sig_atomic_t is safe only for the handler.
+ */
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "the stop flag must be lock-free");
+static atomic_int stop_requested = 0;
+
+static void
+on_stop(int signo)
+{
+	int saved = errno; /* the interrupted code may be about to read it */
+
+	if (stop_requested)
+	{
+		signal(signo, SIG_DFL);
+		raise(signo);
+	}
+	stop_requested = 1;
+	errno = saved;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	fault_init();
+	exit(cli_main(argc, argv, &stop_requested));
+}

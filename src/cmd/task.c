@@ -1,0 +1,1593 @@
+/*
+ * task: the full load's steps, in order, each one safe to repeat.
+ *
+ * Which snapshot a table is loaded from:
+ *
+ *   first run      the task slot's exported snapshot; consistent point L0
+ *   resumed run    a TEMPORARY slot's exported snapshot, point P > L0; only
+ *                  for tables not finished; the change stream later skips a
+ *                  table's changes committed before its own point
+ *   snapshot lost  (the exporting connection dropped mid-run) same as a
+ *                  resumed run, without leaving the process
+ *
+ * A table's load always starts by emptying its target (in the transaction
+ * that records the new point), so no row of an earlier, abandoned snapshot
+ * can survive next to rows of the new one.
+ */
+#include "cmd/task.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/fault.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "cdc/cdc.h"
+#include "load/copy.h"
+#include "load/plan.h"
+#include "load/progress.h"
+#include "load/schema.h"
+#include "load/sequences.h"
+#include "pg/catalog.h"
+#include "pg/pg.h"
+#include "pg/stream.h"
+#include "state/state.h"
+#include "verify/check.h"
+
+/*
+ * The snapshot's txids, as recorded for each table. An imported logical-slot
+ * snapshot can report xmin above xmax, which txid_snapshot's input refuses;
+ * "xmax:xmax:" says the same (every txid below xmax, none from it on).
+ */
+#define TXID_SNAPSHOT_SQL                                                \
+	"SELECT CASE WHEN txid_snapshot_xmin(s) > txid_snapshot_xmax(s)"     \
+	" THEN txid_snapshot_xmax(s) || ':' || txid_snapshot_xmax(s) || ':'" \
+	" ELSE s::text END FROM (SELECT txid_current_snapshot() AS s) x"
+
+#define TASK_SNAPSHOT_ROUNDS 3
+#define TASK_CHUNK_RETRIES   5
+
+typedef struct LoadTable
+{
+	int cat;         /* index in Catalog.tables */
+	char *tgt_qname; /* owned */
+	char tgt_kind;   /* 'r' or 'p' */
+	char *columns;   /* owned */
+	bool done;
+	int nchunks;
+} LoadTable;
+
+typedef struct Load
+{
+	const TaskConfig *cfg;
+	atomic_int *stop;
+	PgConn *src;
+	PgConn *tgt;
+	Catalog *cat;
+	StateTask st;
+	LoadTable *tables; /* the selected tables */
+	int ntables;
+	CopyTable *copy; /* parallel to tables */
+	int64_t start_ms;
+} Load;
+
+static bool
+interrupted(const Load *l, Error *err)
+{
+	if (l->stop != NULL && *l->stop)
+		return !err_set(err, ERR_INTERRUPTED, "interrupted");
+	return false;
+}
+
+static bool
+preflight(Load *l, Error *err)
+{
+	char buf[64];
+	int v = pg_server_version(l->src);
+
+	/* pgoutput, the decoder the change stream needs, ships with 10. */
+	if (v < 100000)
+	{
+		err_set(err, ERR_SOURCE, "source server version %d is not supported",
+		        v);
+		return err_hint(err, "pgtide needs PostgreSQL 10 or later on the "
+		                     "source (logical decoding with pgoutput)");
+	}
+	if (!pg_query_value(l->src, "SHOW wal_level", 0, NULL, buf, sizeof(buf),
+	                    err))
+		return false;
+	if (strcmp(buf, "logical") != 0)
+	{
+		err_set(err, ERR_SOURCE,
+		        "wal_level is \"%s\" on the source %s; logical decoding needs "
+		        "\"logical\"",
+		        buf, pg_where(l->src));
+		return err_hint(err, "set wal_level = logical in the source's "
+		                     "postgresql.conf and restart it");
+	}
+	if (!pg_query_value(l->src,
+	                    "SELECT rolsuper OR rolreplication FROM pg_roles"
+	                    " WHERE rolname = current_user",
+	                    0, NULL, buf, sizeof(buf), err))
+		return false;
+	if (buf[0] != 't')
+	{
+		err_set(err, ERR_SOURCE,
+		        "the source role has neither REPLICATION nor SUPERUSER");
+		return err_hint(err, "ALTER ROLE ... REPLICATION on the source, or "
+		                     "connect as a role that has it");
+	}
+	return true;
+}
+
+/* A LoadTable for every selected table, with its target name and columns. */
+static bool
+build_tables(Load *l, Error *err)
+{
+	int n = 0;
+
+	for (int i = 0; i < l->cat->ntables; i++)
+		n += l->cat->tables[i].selected;
+	l->tables = calloc((size_t) n + 1, sizeof(LoadTable));
+	l->copy = calloc((size_t) n + 1, sizeof(CopyTable));
+	if (l->tables == NULL || l->copy == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	for (int i = 0; i < l->cat->ntables; i++)
+	{
+		const CatTable *t = &l->cat->tables[i];
+		LoadTable *lt;
+		size_t cap = 3, len = 0;
+
+		if (!t->selected)
+			continue;
+		lt = &l->tables[l->ntables];
+		/* not started: index builds wait until start_tables says otherwise */
+		atomic_init(&l->copy[l->ntables].chunks_left, -1);
+		l->ntables++;
+		lt->cat = i;
+		lt->tgt_kind = 'r';
+		for (int c = 0; c < t->ncols; c++)
+			cap += strlen(t->cols[c].name) * 2 + 4;
+		lt->columns = malloc(cap);
+		lt->tgt_qname = strdup(t->qname);
+		if (lt->columns == NULL || lt->tgt_qname == NULL)
+			return err_set(err, ERR_INTERNAL, "out of memory");
+		lt->columns[len++] = '(';
+		for (int c = 0; c < t->ncols; c++)
+		{
+			char *q = pg_quote_ident(t->cols[c].name);
+
+			if (q == NULL)
+				return err_set(err, ERR_INTERNAL, "out of memory");
+			len += (size_t) snprintf(lt->columns + len, cap - len, "%s%s",
+			                         c ? ", " : "", q);
+			free(q);
+		}
+		snprintf(lt->columns + len, cap - len, ")");
+	}
+	return true;
+}
+
+/*
+ * Existing-schema mode: each source table loads into the target table of the
+ * same name or, when the target is partitioned differently, into the nearest
+ * ancestor the target has (its root routes the rows).
+ */
+static bool
+resolve_existing_targets(Load *l, Error *err)
+{
+	for (int i = 0; i < l->ntables; i++)
+	{
+		LoadTable *lt = &l->tables[i];
+		int idx = lt->cat;
+		bool found = false;
+
+		for (int depth = 0; idx >= 0 && depth < 64 && !found; depth++)
+		{
+			const CatTable *t = &l->cat->tables[idx];
+			const char *params[1] = {t->qname};
+			PGresult *res;
+
+			if (!pg_query(l->tgt,
+			              "SELECT relkind FROM pg_class"
+			              " WHERE oid = to_regclass($1)",
+			              1, params, &res, err))
+				return false;
+			if (PQntuples(res) == 1)
+			{
+				found = true;
+				lt->tgt_kind = PQgetvalue(res, 0, 0)[0];
+				free(lt->tgt_qname);
+				lt->tgt_qname = strdup(t->qname);
+			}
+			PQclear(res);
+			if (!found)
+				idx = t->parent;
+		}
+		if (!found)
+		{
+			err_set(err, ERR_TARGET, "table %s does not exist on the target",
+			        l->cat->tables[lt->cat].qname);
+			return err_hint(err, "create it on the target, leave it out with "
+			                     "--exclude-table, or let pgtide create the "
+			                     "schema with --schema create");
+		}
+		if (lt->tgt_qname == NULL)
+			return err_set(err, ERR_INTERNAL, "out of memory");
+	}
+	return true;
+}
+
+/* Refuses, before anything is created, target tables in the way. */
+static bool
+check_target_tables(Load *l, Error *err)
+{
+	const TaskConfig *cfg = l->cfg;
+
+	if (cfg->on_existing != ON_EXISTING_REFUSE || l->st.schema_done)
+		return true;
+	for (int i = 0; i < l->ntables; i++)
+	{
+		LoadTable *lt = &l->tables[i];
+		PGresult *res;
+		bool exists;
+
+		if (!pg_relation_exists(l->tgt, lt->tgt_qname, &exists, err))
+			return false;
+		if (cfg->schema_mode == SCHEMA_MODE_CREATE && exists)
+		{
+			err_set(err, ERR_TARGET, "table %s already exists on the target",
+			        lt->tgt_qname);
+			return err_hint(err, "drop it, pass --on-existing drop to drop "
+			                     "and recreate it, or --schema existing to "
+			                     "load into it");
+		}
+		if (cfg->schema_mode == SCHEMA_MODE_EXISTING)
+		{
+			char *sql = NULL;
+			bool has_rows;
+
+			if (asprintf(&sql, "SELECT EXISTS (SELECT 1 FROM %s)",
+			             lt->tgt_qname) < 0)
+				return err_set(err, ERR_INTERNAL, "out of memory");
+			if (!pg_query(l->tgt, sql, 0, NULL, &res, err))
+			{
+				free(sql);
+				return false;
+			}
+			free(sql);
+			has_rows = PQgetvalue(res, 0, 0)[0] == 't';
+			PQclear(res);
+			if (has_rows)
+			{
+				err_set(err, ERR_TARGET, "target table %s already holds data",
+				        lt->tgt_qname);
+				return err_hint(err, "empty it, or pass --on-existing "
+				                     "truncate to let pgtide empty it");
+			}
+		}
+	}
+	return true;
+}
+
+static bool
+create_publication(Load *l, Error *err)
+{
+	char **names = calloc((size_t) l->ntables + 1, sizeof(char *));
+	int n = 0;
+	bool ok;
+
+	if (names == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	for (int i = 0; i < l->ntables; i++)
+	{
+		CatTable *t = &l->cat->tables[l->tables[i].cat];
+
+		if (t->persistence != 'p')
+			log_warn("table %s is unlogged: it is copied, but its later "
+			         "changes cannot be streamed",
+			         t->qname);
+		else if (!t->has_identity)
+			log_warn("table %s has no primary key or replica identity: it is "
+			         "copied, but left out of the publication so that the "
+			         "application's UPDATE and DELETE on it keep working",
+			         t->qname);
+		else
+			names[n++] = t->qname;
+	}
+	ok = stream_create_publication(l->src, l->st.publication, names, n, err);
+	free(names);
+	return ok;
+}
+
+/*
+ * Makes sure the task's slot exists with a recorded consistent point. On a
+ * first run the slot's own exported snapshot is returned in *snap.
+ */
+static bool
+ensure_slot(Load *l, SlotSnapshot *snap, Error *err)
+{
+	bool exists;
+	int free_slots;
+
+	if (!stream_slot_exists(l->src, l->st.slot_name, &exists, err))
+		return false;
+	if (l->st.consistent_lsn != LSN_INVALID)
+	{
+		if (exists)
+			return true;
+		err_set(err, ERR_SOURCE,
+		        "replication slot \"%s\" of task \"%s\" no longer exists on "
+		        "the source",
+		        l->st.slot_name, l->cfg->task);
+		return err_hint(err,
+		                "without it, changes since the load started are "
+		                "lost; drop the target's copy and the state schema "
+		                "and start again");
+	}
+	if (exists)
+	{
+		/* No consistent point recorded: a first run stopped while creating
+		 * it. A slot with this name from another owner would have made the
+		 * first run's row new, so only then is it someone else's. */
+		if (l->st.run == 1)
+		{
+			err_set(err, ERR_SOURCE,
+			        "replication slot \"%s\" already exists on the source",
+			        l->st.slot_name);
+			return err_hint(err, "another task with this name? choose "
+			                     "another --task, or drop the slot");
+		}
+		if (!stream_drop_slot(l->src, l->st.slot_name, err))
+			return false;
+	}
+	if (!stream_free_slots(l->src, &free_slots, err))
+		return false;
+	if (free_slots < 1)
+	{
+		err_set(err, ERR_SOURCE,
+		        "no free replication slot on the source %s: all "
+		        "max_replication_slots are in use",
+		        pg_where(l->src));
+		return err_hint(err, "raise max_replication_slots on the source "
+		                     "(needs a restart), or drop an unused slot "
+		                     "listed in pg_replication_slots");
+	}
+	if (!create_publication(l, err))
+		return false;
+	if (!stream_create_slot(l->cfg->source_uri, l->st.slot_name, false, snap,
+	                        err))
+		return false;
+	fault_point("task.after_slot");
+	if (!state_task_set_slot(l->tgt, l->cfg->state_schema, l->cfg->task,
+	                         snap->consistent_lsn, err) ||
+	    !state_task_set_phase(l->tgt, l->cfg->state_schema, l->cfg->task,
+	                          "load", err))
+		return false;
+	l->st.consistent_lsn = snap->consistent_lsn;
+	log_info("created replication slot \"%s\" at consistent point " LSN_FMT,
+	         l->st.slot_name, LSN_ARGS(snap->consistent_lsn));
+	return true;
+}
+
+/* A fresh snapshot for reloading tables; its slot is temporary. */
+static bool
+fresh_snapshot(Load *l, SlotSnapshot *snap, Error *err)
+{
+	char name[64];
+
+	snprintf(name, sizeof(name), "pgtide_%s_reload_%d", l->cfg->task,
+	         (int) getpid());
+	if (!stream_create_slot(l->cfg->source_uri, name, true, snap, err))
+		return false;
+	log_info("reloading unfinished tables from a fresh snapshot at " LSN_FMT,
+	         LSN_ARGS(snap->consistent_lsn));
+	return true;
+}
+
+/* Source tables not selected (nor an ancestor of one): left out of pg_dump. */
+static char **
+dump_exclusions(const Catalog *cat, int *n)
+{
+	bool *keep = calloc((size_t) cat->ntables + 1, sizeof(bool));
+	char **out = calloc((size_t) cat->ntables + 1, sizeof(char *));
+
+	*n = 0;
+	if (keep == NULL || out == NULL)
+	{
+		free(keep);
+		free(out);
+		return NULL;
+	}
+	for (int i = 0; i < cat->ntables; i++)
+		if (cat->tables[i].selected)
+			for (int p = i, d = 0; p >= 0 && d < 64;
+			     p = cat->tables[p].parent, d++)
+				keep[p] = true;
+	for (int i = 0; i < cat->ntables; i++)
+		if (!keep[i])
+			out[(*n)++] = cat->tables[i].qname;
+	free(keep);
+	return out;
+}
+
+static bool
+create_schema(Load *l, const SlotSnapshot *snap, Error *err)
+{
+	const TaskConfig *cfg = l->cfg;
+	char pg_dump[1024];
+	char *pre = NULL, *post = NULL;
+	SchemaDumpArgs args;
+	bool ok = false;
+	int nexcl;
+	char **excl = dump_exclusions(l->cat, &nexcl);
+
+	if (excl == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	if (!schema_find_pg_dump(cfg->pg_dump, pg_server_version(l->src), pg_dump,
+	                         sizeof(pg_dump), err))
+		goto out;
+	memset(&args, 0, sizeof(args));
+	args.pg_dump = pg_dump;
+	args.source_uri = cfg->source_uri;
+	args.snapshot = snap->snapshot;
+	args.state_schema = cfg->state_schema;
+	args.exclude = excl;
+	args.nexclude = nexcl;
+	args.clean = cfg->on_existing == ON_EXISTING_DROP;
+	if (!schema_dump(&args, "pre-data", &pre, err))
+		goto out;
+	args.clean = false;
+	if (!schema_dump(&args, "post-data", &post, err))
+		goto out;
+	/* pre-data, the post-data steps and "schema done" commit together */
+	if (!pg_exec(l->tgt, "BEGIN", err))
+		goto out;
+	if (!schema_apply_predata(l->tgt, pre, err) ||
+	    !schema_save_postdata(l->tgt, l->src, l->cat, cfg->state_schema,
+	                          cfg->task, post, err) ||
+	    !state_task_set_schema_done(l->tgt, cfg->state_schema, cfg->task, err))
+	{
+		Error ignored = ERR_INIT;
+
+		pg_exec(l->tgt, "ROLLBACK", &ignored);
+		goto out;
+	}
+	/* pre-data sets search_path to ''; state queries qualify every name */
+	if (!pg_exec(l->tgt, "COMMIT", err) || !pg_reset(l->tgt, err))
+		goto out;
+	l->st.schema_done = true;
+	log_info("created the schema on the target (pre-data); indexes and "
+	         "constraints follow the load");
+	ok = true;
+out:
+	free(excl);
+	free(pre);
+	free(post);
+	return ok;
+}
+
+/* Marks as unfinished every table sharing a target with an unfinished one. */
+static void
+spread_unfinished(Load *l)
+{
+	for (int i = 0; i < l->ntables; i++)
+		for (int j = 0; j < l->ntables; j++)
+			if (!l->tables[i].done && l->tables[j].done &&
+			    strcmp(l->tables[i].tgt_qname, l->tables[j].tgt_qname) == 0)
+				l->tables[j].done = false;
+}
+
+static bool
+read_done(Load *l, Error *err)
+{
+	for (int i = 0; i < l->ntables; i++)
+	{
+		const CatTable *t = &l->cat->tables[l->tables[i].cat];
+
+		if (!state_table_register(l->tgt, l->cfg->state_schema, l->cfg->task,
+		                          t->schema, t->name, l->tables[i].tgt_qname,
+		                          err) ||
+		    !state_table_done(l->tgt, l->cfg->state_schema, l->cfg->task,
+		                      t->schema, t->name, &l->tables[i].done, err))
+			return false;
+	}
+	spread_unfinished(l);
+	return true;
+}
+
+/*
+ * The split size in effect. auto: a table larger than its fair share of the
+ * load (every selected table's bytes / jobs) would keep one worker busy after
+ * the others finish, so it is cut into chunks of about that share; smaller
+ * tables keep the workers busy side by side without splitting.
+ */
+static int64_t
+split_bytes(const Load *l)
+{
+	const int64_t floor_bytes = INT64_C(64) * 1024 * 1024;
+	int64_t total = 0, share;
+
+	if (l->cfg->split_bytes != CONFIG_SPLIT_AUTO)
+		return l->cfg->split_bytes;
+	for (int i = 0; i < l->ntables; i++)
+		total += l->cat->tables[l->tables[i].cat].bytes;
+	share = total / (l->cfg->copy_jobs > 0 ? l->cfg->copy_jobs : 1);
+	return share > floor_bytes ? share : floor_bytes;
+}
+
+static bool
+use_binary(const Load *l, const CatTable *t)
+{
+	switch (l->cfg->copy_format)
+	{
+		case COPY_FORMAT_TEXT:
+			return false;
+		case COPY_FORMAT_BINARY:
+			return true;
+		case COPY_FORMAT_AUTO:
+			/* A target table of the user's may have other column types. */
+			return l->cfg->schema_mode == SCHEMA_MODE_CREATE &&
+			       catalog_binary_safe(t);
+	}
+	return false;
+}
+
+/*
+ * Starts the load of every unfinished table at the snapshot's point: empties
+ * its target and resets its state, in one target transaction.
+ */
+static bool
+start_tables(Load *l, const SlotSnapshot *snap, Error *err)
+{
+	const TaskConfig *cfg = l->cfg;
+	int v = pg_server_version(l->src);
+	char txids[1024];
+	char *lit = pg_quote_literal(snap->snapshot);
+	bool ok;
+
+	if (lit == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	ok = pg_exec(l->src, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+	             err) &&
+	     pg_execf(l->src, err, "SET TRANSACTION SNAPSHOT %s", lit) &&
+	     pg_query_value(l->src, TXID_SNAPSHOT_SQL, 0, NULL, txids,
+	                    sizeof(txids), err) &&
+	     pg_exec(l->src, "COMMIT", err);
+	free(lit);
+	if (!ok)
+		return false;
+	if (!pg_exec(l->tgt, "BEGIN", err))
+		return false;
+	for (int i = 0; i < l->ntables; i++)
+	{
+		LoadTable *lt = &l->tables[i];
+		const CatTable *t = &l->cat->tables[lt->cat];
+		CopyTable *ct = &l->copy[i];
+		PlanTable pt = {t->bytes, t->blocks, v >= 140000};
+		bool first_of_target = true;
+
+		ct->src_qname = t->qname;
+		ct->tgt_qname = lt->tgt_qname;
+		ct->columns = lt->columns;
+		ct->binary = use_binary(l, t);
+		if (lt->done)
+		{
+			atomic_store(&ct->chunks_left, 0);
+			continue;
+		}
+		lt->nchunks = plan_table_chunks(&pt, split_bytes(l));
+		ct->freeze = cfg->schema_mode == SCHEMA_MODE_CREATE &&
+		             lt->nchunks == 1 && strcmp(lt->tgt_qname, t->qname) == 0;
+		atomic_store(&ct->chunks_left, lt->nchunks);
+		atomic_store(&ct->rows_done, 0);
+		atomic_store(&ct->bytes_done, 0);
+		for (int j = 0; j < i; j++)
+			if (!l->tables[j].done &&
+			    strcmp(l->tables[j].tgt_qname, lt->tgt_qname) == 0)
+				first_of_target = false;
+		if (!ct->freeze && first_of_target &&
+		    !pg_execf(l->tgt, err, "TRUNCATE %s%s",
+		              lt->tgt_kind == 'p' ? "" : "ONLY ", lt->tgt_qname))
+			goto fail;
+		if (!state_table_start(l->tgt, cfg->state_schema, cfg->task, t->schema,
+		                       t->name, snap->consistent_lsn, txids,
+		                       lt->nchunks, ct->binary ? "binary" : "text",
+		                       err))
+			goto fail;
+	}
+	return pg_exec(l->tgt, "COMMIT", err);
+fail:
+{
+	Error ignored = ERR_INIT;
+
+	pg_exec(l->tgt, "ROLLBACK", &ignored);
+}
+	return false;
+}
+
+static bool
+hook_chunk_done(PgConn *tgt, const PlanChunk *c, int64_t rows, int64_t bytes,
+                void *ctx, Error *err)
+{
+	Load *l = ctx;
+	const CatTable *t = &l->cat->tables[l->tables[c->table].cat];
+
+	return state_chunk_done(tgt, l->cfg->state_schema, l->cfg->task, t->schema,
+	                        t->name, c->chunk, c->start_block, c->end_block,
+	                        rows, bytes, l->st.run, err);
+}
+
+static bool
+hook_chunk_check(PgConn *tgt, const PlanChunk *c, bool *done, void *ctx,
+                 Error *err)
+{
+	Load *l = ctx;
+	const CatTable *t = &l->cat->tables[l->tables[c->table].cat];
+	bool *bits = calloc((size_t) c->nchunks, sizeof(bool));
+	bool ok;
+
+	if (bits == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	ok = state_chunks_done(tgt, l->cfg->state_schema, l->cfg->task, t->schema,
+	                       t->name, bits, c->nchunks, err);
+	*done = ok && bits[c->chunk];
+	free(bits);
+	return ok;
+}
+
+/* Copies the unfinished tables under snap; *lost when the snapshot died. */
+static bool
+load_tables(Load *l, const SlotSnapshot *snap, bool *lost, Error *err)
+{
+	PlanTable *pts = calloc((size_t) l->ntables + 1, sizeof(PlanTable));
+	int *map = calloc((size_t) l->ntables + 1, sizeof(int));
+	PlanChunk *chunks = NULL;
+	int nplan = 0, nchunks = 0;
+	CopyRun run;
+	bool ok = false;
+
+	*lost = false;
+	if (pts == NULL || map == NULL)
+	{
+		err_set(err, ERR_INTERNAL, "out of memory");
+		goto out;
+	}
+	if (!start_tables(l, snap, err))
+		goto out;
+	for (int i = 0; i < l->ntables; i++)
+	{
+		const CatTable *t = &l->cat->tables[l->tables[i].cat];
+
+		if (l->tables[i].done)
+			continue;
+		pts[nplan].bytes = t->bytes;
+		pts[nplan].blocks = t->blocks;
+		pts[nplan].splittable = l->tables[i].nchunks > 1;
+		map[nplan++] = i;
+	}
+	if (!plan_chunks(pts, nplan, split_bytes(l), &chunks, &nchunks))
+	{
+		err_set(err, ERR_INTERNAL, "out of memory");
+		goto out;
+	}
+	for (int c = 0; c < nchunks; c++)
+		chunks[c].table = map[chunks[c].table];
+	memset(&run, 0, sizeof(run));
+	run.source_uri = l->cfg->source_uri;
+	run.target_uri = l->cfg->target_uri;
+	run.snapshot = snap->snapshot;
+	run.tables = l->copy;
+	run.chunks = chunks;
+	run.nchunks = nchunks;
+	run.workers = l->cfg->copy_jobs;
+	run.max_retries = TASK_CHUNK_RETRIES;
+	run.chunk_done = hook_chunk_done;
+	run.chunk_check = hook_chunk_check;
+	run.ctx = l;
+	run.stop = l->stop;
+	log_info("copying %d tables in %d chunks with %d workers", nplan, nchunks,
+	         run.workers);
+	ok = copy_run(&run, lost, err);
+out:
+	free(chunks);
+	free(pts);
+	free(map);
+	return ok;
+}
+
+static bool
+copy_sequences(Load *l, Error *err)
+{
+	SeqSyncResult r;
+
+	if (!sequences_sync(l->src, l->tgt, l->cat, 0, &r, err))
+		return false;
+	log_info("copied the values of %d sequences", r.set);
+	return true;
+}
+
+static void
+print_summary(const Load *l)
+{
+	int64_t rows = 0, bytes = 0;
+	char b[32];
+	double secs = (double) (clock_ms() - l->start_ms) / 1000.0;
+
+	for (int i = 0; i < l->ntables; i++)
+	{
+		rows += atomic_load(&l->copy[i].rows_done);
+		bytes += atomic_load(&l->copy[i].bytes_done);
+	}
+	progress_format_bytes(bytes, b, sizeof(b));
+	printf("pgtide copy: task \"%s\" loaded: %d tables; this run copied %lld "
+	       "rows (%s) in %.1f s; consistent point " LSN_FMT " (slot %s)\n",
+	       l->cfg->task, l->ntables, (long long) rows, b, secs,
+	       LSN_ARGS(l->st.consistent_lsn), l->st.slot_name);
+	fflush(stdout);
+}
+
+static void
+load_free(Load *l)
+{
+	for (int i = 0; i < l->ntables; i++)
+	{
+		free(l->tables[i].tgt_qname);
+		free(l->tables[i].columns);
+	}
+	free(l->tables);
+	free(l->copy);
+	catalog_free(l->cat);
+	pg_close(l->src);
+	pg_close(l->tgt);
+}
+
+/* SchemaReadyFn: a table's index builds may start once its data is in. */
+static bool
+table_loaded(const char *schema, const char *name, void *ctx)
+{
+	const Load *l = ctx;
+
+	for (int i = 0; i < l->ntables; i++)
+	{
+		const CatTable *t = &l->cat->tables[l->tables[i].cat];
+
+		if (strcmp(t->schema, schema) == 0 && strcmp(t->name, name) == 0)
+			return atomic_load(&l->copy[i].chunks_left) == 0;
+	}
+	return true; /* not loaded by pgtide: a partitioned parent, say */
+}
+
+/*
+ * Index builds that run while the copy goes on: each table's indexes start
+ * as soon as its last chunk lands, on index_jobs connections of their own.
+ */
+typedef struct EarlyBuild
+{
+	SchemaBuild args;
+	atomic_bool load_done;
+	pthread_t thread;
+	bool started;
+	Error err;
+} EarlyBuild;
+
+static void *
+early_build_main(void *arg)
+{
+	EarlyBuild *eb = arg;
+
+	schema_build_postdata(&eb->args, &eb->err);
+	return NULL;
+}
+
+/* The post-data build of phases first..last for this load. */
+static void
+build_args(const Load *l, int first, int last, SchemaBuild *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->target_uri = l->cfg->target_uri;
+	out->state_schema = l->cfg->state_schema;
+	out->task = l->cfg->task;
+	out->jobs = l->cfg->index_jobs;
+	out->run = l->st.run;
+	out->first_phase = first;
+	out->last_phase = last;
+	out->stop = l->stop;
+}
+
+static void
+early_build_start(Load *l, EarlyBuild *eb)
+{
+	memset(eb, 0, sizeof(*eb));
+	atomic_init(&eb->load_done, false);
+	build_args(l, 1, 1, &eb->args);
+	eb->args.ready = table_loaded;
+	eb->args.ready_ctx = l;
+	eb->args.load_done = &eb->load_done;
+	eb->started = pthread_create(&eb->thread, NULL, early_build_main, eb) == 0;
+}
+
+/* Lets the early builds finish what is left, then returns their error. */
+static bool
+early_build_finish(EarlyBuild *eb, Error *err)
+{
+	if (!eb->started)
+		return true;
+	atomic_store(&eb->load_done, true);
+	pthread_join(eb->thread, NULL);
+	eb->started = false;
+	if (err_is_set(&eb->err))
+	{
+		*err = eb->err;
+		return false;
+	}
+	return true;
+}
+
+/* Loads the unfinished tables, taking a fresh snapshot when one is lost. */
+static bool
+run_load_rounds(Load *l, SlotSnapshot *snap, Error *err)
+{
+	for (int round = 0;; round++)
+	{
+		bool lost = false, pending = false, ok;
+
+		for (int i = 0; i < l->ntables; i++)
+			pending |= !l->tables[i].done;
+		if (!pending)
+			return true;
+		if (snap->conn == NULL && !fresh_snapshot(l, snap, err))
+			return false;
+		ok = load_tables(l, snap, &lost, err);
+		stream_release(snap);
+		if (ok)
+			return true;
+		if (!lost || round + 1 >= TASK_SNAPSHOT_ROUNDS)
+			return false;
+		log_warn("the exported snapshot was lost (%s); finished tables stay, "
+		         "unfinished ones are reloaded",
+		         err->message);
+		err_clear(err);
+		if (!read_done(l, err))
+			return false;
+	}
+}
+
+bool
+task_copy(const TaskConfig *cfg, atomic_int *stop, Error *err)
+{
+	Load l;
+	SlotSnapshot snap;
+	int64_t copy_start_ms = 0;
+	bool ok = false;
+
+	memset(&l, 0, sizeof(l));
+	memset(&snap, 0, sizeof(snap));
+	l.cfg = cfg;
+	l.stop = stop;
+	l.start_ms = clock_ms();
+	if (!pg_connect(cfg->source_uri, ERR_SOURCE, PG_CONN_SQL, "pgtide", 5000,
+	                &l.src, err) ||
+	    !pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide", 5000,
+	                &l.tgt, err) ||
+	    !preflight(&l, err) || !state_init(l.tgt, cfg->state_schema, err) ||
+	    !state_task_begin(l.tgt, cfg->state_schema, cfg->task, &l.st, err))
+		goto out;
+	/* "cdc", "cutover": the load is done and the stream started since */
+	if (strcmp(l.st.phase, "loaded") == 0 || strcmp(l.st.phase, "cdc") == 0 ||
+	    strcmp(l.st.phase, "cutover") == 0)
+	{
+		printf("pgtide copy: task \"%s\" has already finished its full load; "
+		       "nothing to do\n",
+		       cfg->task);
+		ok = true;
+		goto out;
+	}
+	if (!catalog_read(l.src, cfg->state_schema, &l.cat, err) ||
+	    !catalog_select(l.cat, cfg->include.items, cfg->include.count,
+	                    cfg->exclude.items, cfg->exclude.count, err) ||
+	    !build_tables(&l, err))
+		goto out;
+	if (cfg->schema_mode == SCHEMA_MODE_EXISTING &&
+	    !resolve_existing_targets(&l, err))
+		goto out;
+	if (l.st.consistent_lsn == LSN_INVALID && !check_target_tables(&l, err))
+		goto out;
+	if (interrupted(&l, err) || !ensure_slot(&l, &snap, err))
+		goto out;
+	if (!l.st.schema_done && cfg->schema_mode == SCHEMA_MODE_CREATE)
+	{
+		if (snap.conn == NULL && !fresh_snapshot(&l, &snap, err))
+			goto out;
+		if (!create_schema(&l, &snap, err))
+			goto out;
+	}
+	if (interrupted(&l, err) || !read_done(&l, err))
+		goto out;
+	{
+		int64_t *est = calloc((size_t) l.ntables + 1, sizeof(int64_t));
+		Progress *prog;
+		EarlyBuild early;
+		bool loaded;
+
+		if (est == NULL)
+		{
+			err_set(err, ERR_INTERNAL, "out of memory");
+			goto out;
+		}
+		for (int i = 0; i < l.ntables; i++)
+			est[i] = l.cat->tables[l.tables[i].cat].bytes;
+		prog = progress_start(l.copy, est, l.ntables, cfg->progress_interval_s,
+		                      isatty(STDERR_FILENO));
+		free(est);
+		memset(&early, 0, sizeof(early));
+		/* the data copy starts here: connections, slot and schema are done */
+		copy_start_ms = clock_ms();
+		if (cfg->schema_mode == SCHEMA_MODE_CREATE)
+			early_build_start(&l, &early);
+		loaded = run_load_rounds(&l, &snap, err);
+		progress_stop(prog);
+		/* the load's error first; a build error only when the load went fine */
+		if (!loaded)
+		{
+			Error ignored = ERR_INIT;
+
+			early_build_finish(&early, &ignored);
+			goto out;
+		}
+		if (!early_build_finish(&early, err))
+			goto out;
+	}
+	log_info("copy phase done in %.1f s (%.1f s since start)",
+	         (double) (clock_ms() - copy_start_ms) / 1000.0,
+	         (double) (clock_ms() - l.start_ms) / 1000.0);
+	if (cfg->schema_mode == SCHEMA_MODE_CREATE)
+	{
+		int64_t t0 = clock_ms();
+		SchemaBuild rest;
+
+		build_args(&l, 1, 5, &rest);
+		if (!state_task_set_phase(l.tgt, cfg->state_schema, cfg->task,
+		                          "postdata", err) ||
+		    !schema_build_postdata(&rest, err))
+			goto out;
+		log_info("indexes and constraints done in %.1f s",
+		         (double) (clock_ms() - t0) / 1000.0);
+	}
+	if (interrupted(&l, err) || !copy_sequences(&l, err) ||
+	    !state_task_set_phase(l.tgt, cfg->state_schema, cfg->task, "loaded",
+	                          err))
+		goto out;
+	print_summary(&l);
+	ok = true;
+out:
+	stream_release(&snap);
+	load_free(&l);
+	return ok;
+}
+
+/* Writes the change stream's progress to the state row for pgtide status. */
+typedef struct ProgressSink
+{
+	const TaskConfig *cfg;
+	PgConn *conn; /* opened on first use; status is never worth failing for */
+	PgConn *stop_conn; /* the applier thread's, for the cutover position */
+} ProgressSink;
+
+static void
+record_progress(const CdcProgress *p, void *ctx)
+{
+	ProgressSink *ps = ctx;
+	StateCdc c;
+	Error err = ERR_INIT;
+
+	c.applied_lsn = p->applied_lsn;
+	c.flushed_lsn = p->flushed_lsn;
+	c.source_lsn = p->source_lsn;
+	c.lag_bytes = p->lag_bytes;
+	c.lag_seconds = p->lag_seconds;
+	c.txns = p->txns;
+	c.changes = p->changes;
+	c.txns_per_s = p->txns_per_s;
+	c.changes_per_s = p->changes_per_s;
+	if ((ps->conn == NULL &&
+	     !pg_connect(ps->cfg->target_uri, ERR_TARGET, PG_CONN_SQL,
+	                 "pgtide status", 0, &ps->conn, &err)) ||
+	    !state_task_set_cdc(ps->conn, ps->cfg->state_schema, ps->cfg->task, &c,
+	                        &err))
+	{
+		log_debug("could not record progress: %s", err.message);
+		pg_close(ps->conn);
+		ps->conn = NULL;
+	}
+}
+
+/* Reads where cutover wants the stream to stop, on a session of its own. */
+static bool
+read_cutover_stop(Lsn *lsn, void *ctx, Error *err)
+{
+	ProgressSink *ps = ctx;
+
+	if ((ps->stop_conn == NULL &&
+	     !pg_connect(ps->cfg->target_uri, ERR_TARGET, PG_CONN_SQL,
+	                 "pgtide follow", 0, &ps->stop_conn, err)) ||
+	    !state_task_cutover_stop(ps->stop_conn, ps->cfg->state_schema,
+	                             ps->cfg->task, lsn, err))
+	{
+		pg_close(ps->stop_conn);
+		ps->stop_conn = NULL;
+		return false;
+	}
+	return true;
+}
+
+bool
+task_follow(const TaskConfig *cfg, atomic_int *stop, Error *err)
+{
+	ProgressSink sink = {cfg, NULL, NULL};
+	Lsn stopped_at = LSN_INVALID;
+	PgConn *tgt = NULL;
+	StateTask st;
+	StateTable *st_tables = NULL;
+	ApplyTable *tables = NULL;
+	int ntables = 0;
+	CdcOptions o;
+	char origin[80];
+	bool ok = false;
+
+	memset(&o, 0, sizeof(o));
+	if (!pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide", 5000,
+	                &tgt, err) ||
+	    !state_init(tgt, cfg->state_schema, err) ||
+	    !state_task_begin(tgt, cfg->state_schema, cfg->task, &st, err) ||
+	    !state_tables_load(tgt, cfg->state_schema, cfg->task, &st_tables,
+	                       &ntables, err))
+		goto out;
+	if (strcmp(st.phase, "cutover") == 0)
+	{
+		err_set(err, ERR_CONFIG,
+		        "task \"%s\" was cut over; its stream is "
+		        "finished",
+		        cfg->task);
+		err_hint(err, "run pgtide clean to drop its slot, publication and "
+		              "state");
+		goto out;
+	}
+	o.start_lsn = st.consistent_lsn;
+	if (cfg->cdc_start_lsn != NULL &&
+	    !lsn_parse(cfg->cdc_start_lsn, &o.start_lsn))
+	{
+		err_set(err, ERR_CONFIG, "invalid start LSN \"%s\"",
+		        cfg->cdc_start_lsn);
+		err_hint(err, "write it as PostgreSQL does, such as 0/16B3748");
+		goto out;
+	}
+	if (o.start_lsn == LSN_INVALID && cfg->cdc_slot == NULL)
+	{
+		err_set(err, ERR_CONFIG, "task \"%s\" has no full load to follow",
+		        cfg->task);
+		err_hint(err, "run pgtide migrate (load, then follow), or name a "
+		              "slot with --slot");
+		goto out;
+	}
+	for (int i = 0; i < ntables; i++)
+		if (!st_tables[i].done)
+		{
+			err_set(err, ERR_CONFIG,
+			        "table %s.%s of task \"%s\" is not fully loaded",
+			        st_tables[i].src_schema, st_tables[i].src_name, cfg->task);
+			err_hint(err, "run pgtide migrate or pgtide copy to finish the "
+			              "load first");
+			goto out;
+		}
+	tables = calloc((size_t) ntables + 1, sizeof(ApplyTable));
+	if (tables == NULL)
+	{
+		err_set(err, ERR_INTERNAL, "out of memory");
+		goto out;
+	}
+	for (int i = 0; i < ntables; i++)
+	{
+		tables[i].src_schema = st_tables[i].src_schema;
+		tables[i].src_name = st_tables[i].src_name;
+		tables[i].tgt_qname = st_tables[i].tgt_qname;
+		tables[i].load_point = st_tables[i].snapshot_lsn;
+	}
+	if (!state_task_set_phase(tgt, cfg->state_schema, cfg->task, "cdc", err))
+		goto out;
+	snprintf(origin, sizeof(origin), "pgtide_%s", cfg->task);
+	o.source_uri = cfg->source_uri;
+	o.target_uri = cfg->target_uri;
+	o.slot = cfg->cdc_slot ? cfg->cdc_slot : st.slot_name;
+	o.publication =
+	    cfg->cdc_publication ? cfg->cdc_publication : st.publication;
+	o.origin = origin;
+	o.tables = tables;
+	o.ntables = ntables;
+	o.policy = cfg->on_conflict;
+	o.memory_bytes = cfg->cdc_memory_bytes;
+	o.spill_dir = cfg->cdc_spill_dir;
+	o.progress_interval_s = cfg->progress_interval_s;
+	o.on_progress = record_progress;
+	o.progress_ctx = &sink;
+	o.stop = stop;
+	o.stop_at = read_cutover_stop;
+	o.stop_ctx = &sink;
+	o.stopped_at = &stopped_at;
+	pg_close(tgt);
+	tgt = NULL;
+	for (;;)
+	{
+		bool finished = false;
+
+		stopped_at = LSN_INVALID;
+		ok = cdc_run(&o, err);
+		if (!ok || stopped_at == LSN_INVALID)
+			break;
+		fault_point("follow.stopped_at_marker");
+		if ((tgt == NULL &&
+		     !pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide",
+		                 5000, &tgt, err)) ||
+		    !state_task_finish_cutover(tgt, cfg->state_schema, cfg->task,
+		                               stopped_at, &finished, err))
+		{
+			ok = false;
+			break;
+		}
+		if (finished)
+		{
+			log_info("cutover: the target holds every change up to the "
+			         "marker at " LSN_FMT "; the stream is finished",
+			         LSN_ARGS(stopped_at));
+			break;
+		}
+		log_warn("cutover took back its request to stop at " LSN_FMT
+		         " (it gave up and lifted its fence); following on",
+		         LSN_ARGS(stopped_at));
+	}
+	/* following has no end: a stop request is the normal way out */
+	if (!ok && err->kind == ERR_INTERRUPTED)
+	{
+		err_clear(err);
+		log_info("stopped; the target's position is saved and the next run "
+		         "resumes from it");
+		ok = true;
+	}
+out:
+	free(tables);
+	state_tables_free(st_tables, ntables);
+	pg_close(sink.conn);
+	pg_close(sink.stop_conn);
+	pg_close(tgt);
+	return ok;
+}
+
+bool
+task_migrate(const TaskConfig *cfg, atomic_int *stop, Error *err)
+{
+	return check_before_migrate(cfg, err) && task_copy(cfg, stop, err) &&
+	       task_follow(cfg, stop, err);
+}
+
+void
+task_note_error(const TaskConfig *cfg, const Error *failure)
+{
+	PgConn *tgt = NULL;
+	Error err = ERR_INIT;
+
+	if (cfg->target_uri == NULL || failure->kind == ERR_INTERRUPTED ||
+	    failure->kind == ERR_USAGE || failure->kind == ERR_CONFIG)
+		return;
+	/* best effort, no retry: the target may be what failed */
+	if (pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide", 0, &tgt,
+	               &err))
+	{
+		const char *params[1] = {cfg->state_schema};
+		PGresult *res;
+
+		if (pg_query(tgt,
+		             "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1",
+		             1, params, &res, &err))
+		{
+			if (PQntuples(res) == 1)
+				state_task_set_error(tgt, cfg->state_schema, cfg->task,
+				                     failure->message, &err);
+			PQclear(res);
+		}
+	}
+	if (err_is_set(&err))
+		log_debug("could not record the error in the task's state: %s",
+		          err.message);
+	pg_close(tgt);
+}
+
+/* ---- pgtide status ---- */
+
+/* A field of a result row as JSON: a string, or null. */
+static void
+json_field(FILE *out, const char *key, const PGresult *res, int row, int col,
+           bool number, bool last)
+{
+	json_write_string(out, key);
+	fputc(':', out);
+	if (PQgetisnull(res, row, col))
+		fputs("null", out);
+	else if (number)
+		fputs(PQgetvalue(res, row, col), out);
+	else
+		json_write_string(out, PQgetvalue(res, row, col));
+	if (!last)
+		fputc(',', out);
+}
+
+static const char *
+val(const PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? "-" : PQgetvalue(res, row, col);
+}
+
+bool
+task_status(const TaskConfig *cfg, atomic_int *stop, Error *err)
+{
+	static const char *const task_cols[] = {"phase",
+	                                        "slot_name",
+	                                        "consistent_lsn",
+	                                        "runs",
+	                                        "updated_at",
+	                                        "cdc_applied_lsn",
+	                                        "cdc_flushed_lsn",
+	                                        "cdc_lag_bytes",
+	                                        "cdc_lag_seconds",
+	                                        "cdc_txns_per_s",
+	                                        "cdc_changes_per_s",
+	                                        "cdc_txns",
+	                                        "cdc_changes",
+	                                        "cdc_updated_at",
+	                                        "last_error",
+	                                        "last_error_at"};
+	static const bool task_num[] = {false, false, false, true, false, false,
+	                                false, true,  true,  true, true,  true,
+	                                true,  false, false, false};
+	PgConn *tgt = NULL, *src = NULL;
+	PGresult *task = NULL, *tables = NULL, *ddl = NULL, *slot = NULL;
+	char *q = pg_quote_ident(cfg->state_schema);
+	char *sql = NULL;
+	const char *params[1] = {cfg->task};
+	FILE *out = stdout;
+	bool ok = false;
+	int ncols = (int) (sizeof(task_cols) / sizeof(task_cols[0]));
+
+	(void) stop;
+	if (q == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	/* state_init only adds what an older pgtide's state lacks; it touches
+	 * nothing but pgtide's own schema */
+	if (!pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide status",
+	                2000, &tgt, err) ||
+	    !state_init(tgt, cfg->state_schema, err))
+		goto out;
+	if (asprintf(&sql,
+	             "SELECT phase, slot_name, consistent_lsn::text, runs,"
+	             " updated_at::text, cdc_applied_lsn::text,"
+	             " cdc_flushed_lsn::text, cdc_lag_bytes, cdc_lag_seconds,"
+	             " cdc_txns_per_s, cdc_changes_per_s, cdc_txns, cdc_changes,"
+	             " cdc_updated_at::text, last_error, last_error_at::text"
+	             " FROM %s.task WHERE task = $1",
+	             q) < 0)
+	{
+		err_set(err, ERR_INTERNAL, "out of memory");
+		goto out;
+	}
+	if (!pg_query(tgt, sql, 1, params, &task, err))
+	{
+		if (pg_err_is(err, "42P01"))
+		{
+			err_clear(err);
+			err_set(err, ERR_CONFIG,
+			        "the target has no pgtide state schema "
+			        "\"%s\"",
+			        cfg->state_schema);
+		}
+		goto out;
+	}
+	if (PQntuples(task) != 1)
+	{
+		err_set(err, ERR_CONFIG, "no task \"%s\" in the target's state",
+		        cfg->task);
+		err_hint(err, "name it with --task");
+		goto out;
+	}
+	free(sql);
+	sql = NULL;
+	if (asprintf(&sql,
+	             "SELECT src_schema || '.' || src_name, state, loads, chunks,"
+	             " chunks_done, rows, bytes, snapshot_lsn::text"
+	             " FROM %s.tables WHERE task = $1"
+	             " ORDER BY state = 'done', bytes DESC, 1",
+	             q) < 0 ||
+	    !pg_query(tgt, sql, 1, params, &tables, err))
+		goto out;
+	free(sql);
+	sql = NULL;
+	if (asprintf(&sql,
+	             "SELECT count(*) FILTER (WHERE phase > 0),"
+	             " count(*) FILTER (WHERE phase > 0 AND done_at IS NOT NULL)"
+	             " FROM %s.ddl WHERE task = $1",
+	             q) < 0 ||
+	    !pg_query(tgt, sql, 1, params, &ddl, err))
+		goto out;
+	if (cfg->source_uri != NULL)
+	{
+		Error serr = ERR_INIT;
+		const char *sp[1] = {PQgetvalue(task, 0, 1)};
+
+		/* the source is optional: say what we know without it */
+		if (pg_connect(cfg->source_uri, ERR_SOURCE, PG_CONN_SQL,
+		               "pgtide status", 2000, &src, &serr))
+			pg_query(src,
+			         "SELECT active::text, pg_current_wal_lsn() - restart_lsn,"
+			         " pg_current_wal_lsn() - confirmed_flush_lsn"
+			         " FROM pg_replication_slots WHERE slot_name = $1",
+			         1, sp, &slot, &serr);
+		if (err_is_set(&serr))
+			log_warn("source: %s", serr.message);
+	}
+	if (cfg->output_json)
+	{
+		fputs("{\"task\":", out);
+		json_write_string(out, cfg->task);
+		fputc(',', out);
+		for (int c = 0; c < ncols; c++)
+			json_field(out, task_cols[c], task, 0, c, task_num[c], false);
+		fprintf(out, "\"postdata_steps\":%s,\"postdata_done\":%s,",
+		        PQgetvalue(ddl, 0, 0), PQgetvalue(ddl, 0, 1));
+		fputs("\"slot\":", out);
+		if (slot != NULL && PQntuples(slot) == 1)
+		{
+			fputc('{', out);
+			json_field(out, "active", slot, 0, 0, true, false);
+			json_field(out, "retained_wal_bytes", slot, 0, 1, true, false);
+			json_field(out, "unconfirmed_bytes", slot, 0, 2, true, true);
+			fputc('}', out);
+		}
+		else
+			fputs("null", out);
+		fputs(",\"tables\":[", out);
+		for (int i = 0; i < PQntuples(tables); i++)
+		{
+			fputs(i ? ",{" : "{", out);
+			json_field(out, "table", tables, i, 0, false, false);
+			json_field(out, "state", tables, i, 1, false, false);
+			json_field(out, "loads", tables, i, 2, true, false);
+			json_field(out, "chunks", tables, i, 3, true, false);
+			json_field(out, "chunks_done", tables, i, 4, true, false);
+			json_field(out, "rows", tables, i, 5, true, false);
+			json_field(out, "bytes", tables, i, 6, true, false);
+			json_field(out, "snapshot_lsn", tables, i, 7, false, true);
+			fputc('}', out);
+		}
+		fputs("]}\n", out);
+	}
+	else
+	{
+		int done = 0, n = PQntuples(tables);
+
+		for (int i = 0; i < n; i++)
+			done += strcmp(PQgetvalue(tables, i, 1), "done") == 0;
+		fprintf(out,
+		        "task %s: phase %s (run %s), slot %s, consistent point %s\n",
+		        cfg->task, val(task, 0, 0), val(task, 0, 3), val(task, 0, 1),
+		        val(task, 0, 2));
+		fprintf(out,
+		        "load: %d of %d tables done; indexes and constraints: "
+		        "%s of %s steps\n",
+		        done, n, PQgetvalue(ddl, 0, 1), PQgetvalue(ddl, 0, 0));
+		for (int i = 0, shown = 0; i < n && shown < 10; i++)
+			if (strcmp(PQgetvalue(tables, i, 1), "done") != 0)
+			{
+				fprintf(out, "  %-40s %-8s chunk %s of %s, %s rows\n",
+				        val(tables, i, 0), val(tables, i, 1), val(tables, i, 4),
+				        val(tables, i, 3), val(tables, i, 5));
+				shown++;
+			}
+		if (!PQgetisnull(task, 0, 13))
+			fprintf(out,
+			        "cdc: lag %s bytes, %s s; %s txns/s, %s changes/s; applied "
+			        "%s, flushed %s (%s txns, %s changes; as of %s)\n",
+			        val(task, 0, 7), val(task, 0, 8), val(task, 0, 9),
+			        val(task, 0, 10), val(task, 0, 5), val(task, 0, 6),
+			        val(task, 0, 11), val(task, 0, 12), val(task, 0, 13));
+		if (slot != NULL && PQntuples(slot) == 1)
+			fprintf(out,
+			        "slot: %s, retains %s bytes of WAL, %s bytes not yet "
+			        "confirmed\n",
+			        strcmp(val(slot, 0, 0), "true") == 0 ? "active"
+			                                             : "inactive",
+			        val(slot, 0, 1), val(slot, 0, 2));
+		if (!PQgetisnull(task, 0, 14))
+			fprintf(out, "last error (%s): %s\n", val(task, 0, 15),
+			        val(task, 0, 14));
+	}
+	ok = true;
+out:
+	PQclear(task);
+	PQclear(tables);
+	PQclear(ddl);
+	PQclear(slot);
+	free(sql);
+	free(q);
+	pg_close(src);
+	pg_close(tgt);
+	return ok;
+}
+
+/* ---- pgtide clean ---- */
+
+/*
+ * Drops what pgtide made for the task: the slot and publication on the
+ * source, the replication origin and the task's state on the target (the
+ * state schema too once no task is left). Refuses while the slot is in use
+ * (the task is running) unless forced. Each step is "if it exists", so a
+ * second run finds nothing to do.
+ */
+bool
+task_clean(const TaskConfig *cfg, atomic_int *stop, Error *err)
+{
+	PgConn *src = NULL, *tgt = NULL;
+	char slot[128], publication[128], origin[80];
+	const char *sp[1];
+	PGresult *res = NULL;
+	bool have_state = false, ok = false;
+	char *q = pg_quote_ident(cfg->state_schema);
+	char *sql = NULL;
+
+	(void) stop;
+	if (q == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	snprintf(slot, sizeof(slot), "pgtide_%s", cfg->task);
+	snprintf(publication, sizeof(publication), "pgtide_%s", cfg->task);
+	snprintf(origin, sizeof(origin), "pgtide_%s", cfg->task);
+	if (!pg_connect(cfg->source_uri, ERR_SOURCE, PG_CONN_SQL, "pgtide clean",
+	                5000, &src, err) ||
+	    !pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide clean",
+	                5000, &tgt, err))
+		goto out;
+	/* the names pgtide recorded win over the defaults */
+	sp[0] = cfg->state_schema;
+	if (!pg_query(tgt,
+	              "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1", 1,
+	              sp, &res, err))
+		goto out;
+	have_state = PQntuples(res) == 1;
+	PQclear(res);
+	res = NULL;
+	if (have_state)
+	{
+		sp[0] = cfg->task;
+		if (asprintf(&sql,
+		             "SELECT slot_name, publication FROM %s.task"
+		             " WHERE task = $1",
+		             q) < 0)
+		{
+			err_set(err, ERR_INTERNAL, "out of memory");
+			goto out;
+		}
+		if (!pg_query(tgt, sql, 1, sp, &res, err))
+			goto out;
+		if (PQntuples(res) == 1)
+		{
+			snprintf(slot, sizeof(slot), "%s", PQgetvalue(res, 0, 0));
+			snprintf(publication, sizeof(publication), "%s",
+			         PQgetvalue(res, 0, 1));
+		}
+		PQclear(res);
+		res = NULL;
+	}
+	sp[0] = slot;
+	if (!pg_query(src,
+	              "SELECT active_pid FROM pg_replication_slots"
+	              " WHERE slot_name = $1 AND active",
+	              1, sp, &res, err))
+		goto out;
+	if (PQntuples(res) > 0)
+	{
+		if (!cfg->force)
+		{
+			err_set(err, ERR_SOURCE,
+			        "task \"%s\" is running: its slot \"%s\" is in use by "
+			        "process %s on the source",
+			        cfg->task, slot, PQgetvalue(res, 0, 0));
+			err_hint(err, "stop pgtide first (SIGINT or SIGTERM), or pass "
+			              "--force to end that session");
+			goto out;
+		}
+	}
+	PQclear(res);
+	res = NULL;
+	/*
+	 * Forced: end the session holding the slot, then drop it. The running
+	 * pgtide reconnects on its own, so repeat until the drop wins (bounded).
+	 */
+	for (int waited_ms = 0;; waited_ms += 250)
+	{
+		if (cfg->force &&
+		    !pg_query(src,
+		              "SELECT pg_terminate_backend(active_pid) FROM"
+		              " pg_replication_slots WHERE slot_name = $1 AND active",
+		              1, sp, &res, err))
+			goto out;
+		PQclear(res);
+		res = NULL;
+		if (stream_drop_slot(src, slot, err))
+			break;
+		if (!cfg->force || !pg_err_is(err, "55006") || waited_ms >= 30000)
+			goto out;
+		err_clear(err);
+		clock_sleep_ms(250);
+	}
+	{
+		char *qp = pg_quote_ident(publication);
+		bool dropped = qp != NULL &&
+		               pg_execf(src, err, "DROP PUBLICATION IF EXISTS %s", qp);
+
+		free(qp);
+		if (!dropped)
+		{
+			err_set(err, ERR_INTERNAL, "out of memory");
+			goto out;
+		}
+	}
+	sp[0] = origin;
+	/* a forced stop: the session applying for the task leaves once it finds
+	 * its slot gone; give it a moment to release the origin */
+	for (int waited_ms = 0;; waited_ms += 250)
+	{
+		if (pg_query(tgt,
+		             "SELECT pg_catalog.pg_replication_origin_drop(roname)"
+		             " FROM pg_catalog.pg_replication_origin WHERE roname = $1",
+		             1, sp, &res, err))
+			break;
+		if (!cfg->force || !pg_err_is(err, "55006") || waited_ms >= 30000)
+			goto out;
+		err_clear(err);
+		clock_sleep_ms(250);
+	}
+	PQclear(res);
+	res = NULL;
+	if (have_state)
+	{
+		sp[0] = cfg->task;
+		free(sql);
+		sql = NULL;
+		if (asprintf(&sql, "DELETE FROM %s.task WHERE task = $1", q) < 0 ||
+		    !pg_query(tgt, sql, 1, sp, &res, err))
+			goto out;
+		PQclear(res);
+		res = NULL;
+		free(sql);
+		sql = NULL;
+		/* the schema is pgtide's alone: it goes with the last task */
+		if (asprintf(&sql,
+		             "DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM %s.task) THEN"
+		             " DROP SCHEMA %s CASCADE; END IF; END$$",
+		             q, q) < 0 ||
+		    !pg_exec(tgt, sql, err))
+			goto out;
+	}
+	printf("pgtide clean: task \"%s\": slot \"%s\" and publication \"%s\" "
+	       "dropped on the source (if they existed); origin \"%s\" and the "
+	       "task's state dropped on the target\n",
+	       cfg->task, slot, publication, origin);
+	ok = true;
+out:
+	PQclear(res);
+	free(sql);
+	free(q);
+	pg_close(src);
+	pg_close(tgt);
+	return ok;
+}

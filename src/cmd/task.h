@@ -1,0 +1,65 @@
+/*
+ * task: the lifecycle of one migration task, step by step, resumable.
+ *
+ * For the full load (`pgtide copy`):
+ *
+ *   preflight ──► state ──► publication + slot ──► pre-data ──► load ──► post-data ──► sequences ──► loaded
+ *   (source       (target   (exported snapshot,    (pg_dump     (chunks,   (parallel,    (setval)
+ *    settings)     schema)   consistent point)      at snapshot) parallel)  FKs last)
+ *
+ * A run that finds the task's state resumes: finished tables and post-data
+ * steps stay; unfinished tables are emptied and reloaded from a fresh
+ * snapshot whose own consistent point is recorded for them. task starts and
+ * stops the worker threads and turns a stop request into a clean return.
+ */
+#ifndef PGTIDE_TASK_H
+#define PGTIDE_TASK_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "base/config.h"
+#include "base/err.h"
+
+/*
+ * Runs the full load for cfg. Returns false with ERR_INTERRUPTED when *stop
+ * was set (state is saved; the same command resumes), or with the error that
+ * stopped it. Prints its summary on stdout.
+ */
+bool task_copy(const TaskConfig *cfg, atomic_int *stop, Error *err);
+
+/*
+ * Follows the task's slot and applies its changes to the target until *stop
+ * is set (ERR_INTERRUPTED, position saved) or a failure no retry cures. Uses
+ * the task's state (tables and their load points) when there is one, else
+ * the slot and start position the configuration names.
+ */
+bool task_follow(const TaskConfig *cfg, atomic_int *stop, Error *err);
+
+/*
+ * The whole migration up to cutover: runs check (a blocker stops it before
+ * anything is created), loads (or resumes the load), then follows.
+ */
+bool task_migrate(const TaskConfig *cfg, atomic_int *stop, Error *err);
+
+/*
+ * Prints the task's state (phase, tables, post-data steps, change-stream lag
+ * and rates, the slot's retained WAL when the source is given, the last
+ * error), as text or JSON (cfg->output_json). Changes nothing.
+ */
+bool task_status(const TaskConfig *cfg, atomic_int *stop, Error *err);
+
+/*
+ * Drops the task's slot and publication on the source, its replication
+ * origin and state on the target (the state schema with the last task).
+ * Refuses while the task is running unless cfg->force. Safe to run twice.
+ */
+bool task_clean(const TaskConfig *cfg, atomic_int *stop, Error *err);
+
+/*
+ * Records a failure in the task's state so that pgtide status shows it.
+ * Best effort: does nothing when the target cannot be reached.
+ */
+void task_note_error(const TaskConfig *cfg, const Error *failure);
+
+#endif

@@ -1,0 +1,1133 @@
+/*
+ * cutover: the hand-over, step by step, beside a running `pgtide migrate`.
+ *
+ *   task in cdc ──► lag low ──► fence ──► in-flight done ──► marker applied
+ *   (slot active)   (wait)      (revoke,   (every xid       (origin on the
+ *                               read-only,  before the        target passes
+ *                               command)    fence ended)      the marker)
+ *        ──► sequences ──► final validation ──► stream stop ──► report
+ *            (+ margin)     (counts or full)    (point of no return)
+ *
+ * The running migrate is told to stop through the task's state
+ * (cutover_stop_lsn), and only after every other step has succeeded: until
+ * then a failure undoes the fence and the task keeps replicating, so the
+ * user is never left with a fenced source and a target that is not ready.
+ * The fence stays in place after success: the application moves to the
+ * target. Nothing here writes to the target's tables; the source gets only
+ * the fence and the marker.
+ */
+#include "cutover/cutover.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/clock.h"
+#include "base/fault.h"
+#include "base/log.h"
+#include "base/lsn.h"
+#include "load/progress.h"
+#include "load/sequences.h"
+#include "pg/catalog.h"
+#include "pg/pg.h"
+#include "state/state.h"
+#include "verify/validate.h"
+
+#define CUTOVER_POLL_MS    100
+#define CUTOVER_LOG_EVERY  5000
+#define CUTOVER_XID_WINDOW 100000 /* xids scanned for late writes, at most */
+#define UNDO_COMMAND       "-- run cutover.unfence_command"
+
+typedef struct Cutover
+{
+	const TaskConfig *cfg;
+	atomic_int *stop;
+	PgConn *src, *tgt;
+	char *state_schema; /* quoted */
+	char slot[64];
+	char origin[80];
+	char **tables; /* source tables of the task, "schema"."name" */
+	int ntables;
+
+	bool fenced;
+	char *undo; /* SQL that lifts the fence, or UNDO_COMMAND; saved in the
+	               task's state before the fence goes up */
+	size_t undo_len;
+
+	char fence_snapshot[256]; /* txid snapshot just after the fence */
+	Lsn marker;
+	char marker_xid[24];
+	int64_t late_txns; /* committed after the fence, before the marker */
+	int sequences;
+	char validation[256];
+
+	int64_t step_ms; /* start of the current step */
+	int64_t fence_ms;
+	int64_t done_ms; /* the stream stopped: writes go to the target now */
+	char steps[4096];
+	size_t steps_len;
+	StateCutover rec;
+} Cutover;
+
+static void
+wall_text(char *buf, size_t cap)
+{
+	int64_t us = clock_wall_us();
+	time_t secs = (time_t) (us / 1000000);
+	struct tm tm;
+
+	gmtime_r(&secs, &tm);
+	snprintf(buf, cap, "%04d-%02d-%02d %02d:%02d:%02d.%03d+00",
+	         tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+	         tm.tm_min, tm.tm_sec, (int) (us / 1000 % 1000));
+}
+
+/* Ends the current step: one line of the report, and the next step's start. */
+static void step_done(Cutover *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+step_done(Cutover *c, const char *fmt, ...)
+{
+	char what[256];
+	va_list ap;
+	int64_t now = clock_ms();
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	log_info("cutover: %s (%.2f s)", what, (double) (now - c->step_ms) / 1e3);
+	if (c->steps_len < sizeof(c->steps))
+		c->steps_len += (size_t) snprintf(
+		    c->steps + c->steps_len, sizeof(c->steps) - c->steps_len,
+		    "  %-44s %6.2f s\n", what, (double) (now - c->step_ms) / 1e3);
+	c->step_ms = now;
+}
+
+static bool
+interrupted(Cutover *c, Error *err)
+{
+	if (c->stop != NULL && *c->stop)
+		return err_set(err, ERR_INTERRUPTED, "interrupted");
+	return false;
+}
+
+/* ---- 1. the task, and a migrate following it ---- */
+
+static bool
+load_task(Cutover *c, Error *err)
+{
+	const char *params[1] = {c->cfg->task};
+	PGresult *res = NULL;
+	char *sql = NULL;
+	bool ok = false;
+
+	bool exists;
+
+	if (asprintf(&sql, "%s.task", c->state_schema) < 0)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	if (!pg_relation_exists(c->tgt, sql, &exists, err))
+		goto out;
+	free(sql);
+	if (asprintf(&sql, "SELECT slot_name, phase FROM %s.task WHERE task = $1",
+	             c->state_schema) < 0)
+	{
+		sql = NULL;
+		err_set(err, ERR_INTERNAL, "out of memory");
+		goto out;
+	}
+	if (exists && !pg_query(c->tgt, sql, 1, params, &res, err))
+		goto out;
+	if (!exists || PQntuples(res) != 1)
+	{
+		err_set(err, ERR_CONFIG, "no task \"%s\" on the target", c->cfg->task);
+		err_hint(err, "run pgtide migrate for it first, or name the task "
+		              "with --task");
+		goto out;
+	}
+	snprintf(c->slot, sizeof(c->slot), "%s", PQgetvalue(res, 0, 0));
+	if (strcmp(PQgetvalue(res, 0, 1), "cutover") == 0)
+	{
+		err_set(err, ERR_CONFIG, "task \"%s\" was already cut over",
+		        c->cfg->task);
+		err_hint(err, "pgtide status shows its report; pgtide clean drops "
+		              "what the task left behind");
+		goto out;
+	}
+	if (strcmp(PQgetvalue(res, 0, 1), "cdc") != 0)
+	{
+		err_set(err, ERR_CONFIG,
+		        "task \"%s\" is in phase \"%s\"; cutover needs its change "
+		        "stream running",
+		        c->cfg->task, PQgetvalue(res, 0, 1));
+		err_hint(err, "run pgtide migrate and wait for the full load to "
+		              "finish");
+		goto out;
+	}
+	PQclear(res);
+	res = NULL;
+	free(sql);
+	if (asprintf(&sql,
+	             "SELECT pg_catalog.quote_ident(src_schema) || '.' ||"
+	             " pg_catalog.quote_ident(src_name) FROM %s.tables"
+	             " WHERE task = $1 ORDER BY 1",
+	             c->state_schema) < 0)
+	{
+		sql = NULL;
+		err_set(err, ERR_INTERNAL, "out of memory");
+		goto out;
+	}
+	if (!pg_query(c->tgt, sql, 1, params, &res, err))
+		goto out;
+	c->ntables = PQntuples(res);
+	c->tables = calloc((size_t) c->ntables + 1, sizeof(char *));
+	if (c->tables == NULL)
+	{
+		err_set(err, ERR_INTERNAL, "out of memory");
+		goto out;
+	}
+	for (int i = 0; i < c->ntables; i++)
+		if ((c->tables[i] = strdup(PQgetvalue(res, i, 0))) == NULL)
+		{
+			err_set(err, ERR_INTERNAL, "out of memory");
+			goto out;
+		}
+	ok = true;
+out:
+	PQclear(res);
+	free(sql);
+	return ok;
+}
+
+/* The slot's lag behind the source's WAL, and whether migrate streams it. */
+static bool
+slot_lag(Cutover *c, bool *active, int64_t *lag, Error *err)
+{
+	const char *params[1] = {c->slot};
+	PGresult *res;
+
+	if (!pg_query(c->src,
+	              "SELECT active, coalesce(pg_catalog.pg_wal_lsn_diff("
+	              "pg_catalog.pg_current_wal_lsn(), confirmed_flush_lsn), 0)"
+	              "::bigint FROM pg_catalog.pg_replication_slots"
+	              " WHERE slot_name = $1",
+	              1, params, &res, err))
+		return false;
+	if (PQntuples(res) != 1)
+	{
+		PQclear(res);
+		err_set(err, ERR_SOURCE, "the task's slot \"%s\" is gone", c->slot);
+		return err_hint(err, "the migration cannot be cut over; run pgtide "
+		                     "clean and start again");
+	}
+	*active = PQgetvalue(res, 0, 0)[0] == 't';
+	*lag = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	PQclear(res);
+	return true;
+}
+
+static bool
+require_following(Cutover *c, Error *err)
+{
+	bool active;
+	int64_t lag;
+
+	if (!slot_lag(c, &active, &lag, err))
+		return false;
+	if (!active)
+	{
+		err_set(err, ERR_CONFIG,
+		        "no pgtide migrate is following task \"%s\" (its slot \"%s\" "
+		        "is not in use)",
+		        c->cfg->task, c->slot);
+		return err_hint(err, "start pgtide migrate for the task (it resumes "
+		                     "where it stopped), then run cutover again");
+	}
+	return true;
+}
+
+/* ---- 2. lag ---- */
+
+static bool
+wait_lag(Cutover *c, Error *err)
+{
+	int64_t start = clock_ms(), last_log = start;
+
+	for (;;)
+	{
+		bool active;
+		int64_t lag;
+
+		if (interrupted(c, err) || !slot_lag(c, &active, &lag, err))
+			return false;
+		if (lag <= c->cfg->cutover_max_lag_bytes)
+		{
+			char now[32], bound[32];
+
+			progress_format_bytes(lag, now, sizeof(now));
+			progress_format_bytes(c->cfg->cutover_max_lag_bytes, bound,
+			                      sizeof(bound));
+			step_done(c, "lag %s, under %s", now, bound);
+			return true;
+		}
+		if (clock_ms() - start > (int64_t) c->cfg->cutover_timeout_s * 1000)
+		{
+			err_set(err, ERR_SOURCE,
+			        "lag stayed above %lld bytes for %d s (now %lld)",
+			        (long long) c->cfg->cutover_max_lag_bytes,
+			        c->cfg->cutover_timeout_s, (long long) lag);
+			return err_hint(err, "nothing was fenced; wait for pgtide status "
+			                     "to show less lag, or raise --max-lag or "
+			                     "--timeout");
+		}
+		if (clock_ms() - last_log >= CUTOVER_LOG_EVERY)
+		{
+			log_info("cutover: waiting for lag %lld bytes to fall under %lld",
+			         (long long) lag,
+			         (long long) c->cfg->cutover_max_lag_bytes);
+			last_log = clock_ms();
+		}
+		clock_sleep_ms(CUTOVER_POLL_MS);
+	}
+}
+
+/* ---- 3. fence ---- */
+
+/* {"a","b"} for a text[] parameter. */
+static char *
+array_literal(const StrList *l)
+{
+	size_t cap = 3;
+	char *out, *p;
+
+	for (int i = 0; i < l->count; i++)
+		cap += strlen(l->items[i]) * 2 + 3;
+	out = malloc(cap);
+	if (out == NULL)
+		return NULL;
+	p = out;
+	*p++ = '{';
+	for (int i = 0; i < l->count; i++)
+	{
+		if (i > 0)
+			*p++ = ',';
+		*p++ = '"';
+		for (const char *s = l->items[i]; *s; s++)
+		{
+			if (*s == '"' || *s == '\\')
+				*p++ = '\\';
+			*p++ = *s;
+		}
+		*p++ = '"';
+	}
+	*p++ = '}';
+	*p = '\0';
+	return out;
+}
+
+static bool
+check_roles(Cutover *c, Error *err)
+{
+	const StrList *roles = &c->cfg->cutover_roles;
+
+	if (c->cfg->cutover_fence == FENCE_COMMAND)
+		return true;
+	if (roles->count == 0)
+	{
+		err_set(err, ERR_CONFIG,
+		        "cutover.fence %s needs the roles whose "
+		        "writes it stops",
+		        config_fence_name(c->cfg->cutover_fence));
+		return err_hint(err, "name them with --fence-role ROLE (repeatable) "
+		                     "or cutover.roles in the task file");
+	}
+	for (int i = 0; i < roles->count; i++)
+	{
+		const char *params[1] = {roles->items[i]};
+		char super[8];
+
+		if (!pg_query_value(c->src,
+		                    "SELECT coalesce((SELECT rolsuper::text FROM "
+		                    "pg_catalog.pg_roles WHERE rolname = $1), 'none')",
+		                    1, params, super, sizeof(super), err))
+			return false;
+		if (strcmp(super, "none") == 0)
+		{
+			err_set(err, ERR_CONFIG,
+			        "fence role \"%s\" does not exist on the "
+			        "source",
+			        roles->items[i]);
+			return err_hint(err, "name the roles the application connects "
+			                     "as");
+		}
+		if (strcmp(super, "true") == 0 && c->cfg->cutover_fence == FENCE_REVOKE)
+		{
+			err_set(err, ERR_CONFIG,
+			        "fence role \"%s\" is a superuser: revoking privileges "
+			        "cannot stop its writes",
+			        roles->items[i]);
+			return err_hint(err, "use --fence read_only, or a fence command "
+			                     "of your own");
+		}
+	}
+	return true;
+}
+
+/* Appends a statement to the undo text. */
+static bool
+undo_add(Cutover *c, const char *sql, Error *err)
+{
+	size_t n = strlen(sql);
+	char *grown = realloc(c->undo, c->undo_len + n + 3);
+
+	if (grown == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	c->undo = grown;
+	memcpy(c->undo + c->undo_len, sql, n);
+	c->undo_len += n;
+	memcpy(c->undo + c->undo_len, ";\n", 3);
+	c->undo_len += 2;
+	return true;
+}
+
+/*
+ * The undo of a revoke: a GRANT for each write privilege the roles hold
+ * directly on the task's tables now (the owner's implicit ones included),
+ * so undo gives back exactly those.
+ */
+static bool
+record_grants(Cutover *c, const char *roles, Error *err)
+{
+	for (int i = 0; i < c->ntables; i++)
+	{
+		const char *params[2] = {c->tables[i], roles};
+		PGresult *res;
+		bool ok = true;
+
+		if (!pg_query(c->src,
+		              "SELECT format('GRANT %s ON TABLE %s TO %I%s',"
+		              " a.privilege_type, k.oid::regclass, r.rolname,"
+		              " CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION'"
+		              " ELSE '' END)"
+		              " FROM pg_catalog.pg_class k,"
+		              " pg_catalog.aclexplode(coalesce(k.relacl,"
+		              "  pg_catalog.acldefault('r', k.relowner))) a"
+		              " JOIN pg_catalog.pg_roles r ON r.oid = a.grantee"
+		              " WHERE k.oid = $1::regclass"
+		              " AND r.rolname = ANY ($2::text[])"
+		              " AND a.privilege_type IN"
+		              "  ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')",
+		              2, params, &res, err))
+			return err_prefix(err, "table %s: ", c->tables[i]);
+		for (int r = 0; ok && r < PQntuples(res); r++)
+			ok = undo_add(c, PQgetvalue(res, r, 0), err);
+		PQclear(res);
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+/* Saves the undo where a later run finds it, before the fence goes up. */
+static bool
+save_undo(Cutover *c, Error *err)
+{
+	if (c->undo == NULL && !undo_add(c, "SELECT 1", err))
+		return false;
+	if (!state_task_set_cutover_undo(c->tgt, c->cfg->state_schema, c->cfg->task,
+	                                 c->undo, err))
+		return err_prefix(err, "saving how to undo the fence: ");
+	c->fenced = true;
+	return true;
+}
+
+static bool
+fence_revoke(Cutover *c, Error *err)
+{
+	const StrList *roles = &c->cfg->cutover_roles;
+	char *role_array = array_literal(roles);
+	char *who = NULL;
+	size_t who_len = 0;
+	bool ok = false;
+
+	if (role_array == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	if (!record_grants(c, role_array, err))
+		goto out;
+	for (int i = 0; i < roles->count; i++)
+	{
+		char *q = pg_quote_ident(roles->items[i]);
+		char *grown = q ? realloc(who, who_len + strlen(q) + 3) : NULL;
+
+		if (grown == NULL)
+		{
+			free(q);
+			err_set(err, ERR_INTERNAL, "out of memory");
+			goto out;
+		}
+		who = grown;
+		who_len += (size_t) snprintf(who + who_len, strlen(q) + 3, "%s%s",
+		                             who_len ? ", " : "", q);
+		free(q);
+	}
+	/* one transaction: every table is fenced, or none */
+	if (!save_undo(c, err) || !pg_exec(c->src, "BEGIN", err))
+		goto out;
+	for (int i = 0; i < c->ntables; i++)
+		if (!pg_execf(c->src, err,
+		              "REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON TABLE %s "
+		              "FROM %s",
+		              c->tables[i], who))
+		{
+			Error ignored = ERR_INIT;
+
+			pg_exec(c->src, "ROLLBACK", &ignored);
+			err_prefix(err, "fencing table %s: ", c->tables[i]);
+			goto out;
+		}
+	if (!pg_exec(c->src, "COMMIT", err))
+		goto out;
+	/* privileges held through another role or PUBLIC survive a revoke */
+	for (int i = 0; i < c->ntables; i++)
+		for (int r = 0; r < roles->count; r++)
+		{
+			const char *params[2] = {roles->items[r], c->tables[i]};
+			char can[8];
+
+			if (!pg_query_value(c->src,
+			                    "SELECT pg_catalog.has_table_privilege($1,"
+			                    " $2::regclass,"
+			                    " 'INSERT, UPDATE, DELETE, TRUNCATE')::text",
+			                    2, params, can, sizeof(can), err))
+				goto out;
+			if (strcmp(can, "true") == 0)
+			{
+				err_set(err, ERR_SOURCE,
+				        "the fence does not hold: role \"%s\" can still write "
+				        "to %s",
+				        roles->items[r], c->tables[i]);
+				err_detail(err, "it holds the privilege through membership "
+				                "in another role, or PUBLIC does");
+				err_hint(err, "fence that role too (--fence-role), or use "
+				              "--fence read_only");
+				goto out;
+			}
+		}
+	ok = true;
+out:
+	free(role_array);
+	free(who);
+	return ok;
+}
+
+static bool
+fence_read_only(Cutover *c, Error *err)
+{
+	char *role_array = array_literal(&c->cfg->cutover_roles);
+	const char *params[1] = {role_array};
+	char undo[512], ended[24];
+	bool ok = false;
+
+	if (role_array == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	/* a database-level setting of the user's own is what undo puts back */
+	if (!pg_query_value(
+	        c->src,
+	        "SELECT CASE WHEN x IS NULL THEN format('ALTER DATABASE %I RESET"
+	        " default_transaction_read_only', pg_catalog.current_database())"
+	        " ELSE format('ALTER DATABASE %I SET default_transaction_read_only"
+	        " = %L', pg_catalog.current_database(), split_part(x, '=', 2))"
+	        " END FROM (SELECT (SELECT x FROM pg_catalog.pg_db_role_setting s"
+	        " JOIN pg_catalog.pg_database d ON d.oid = s.setdatabase,"
+	        " unnest(s.setconfig) x WHERE s.setrole = 0"
+	        " AND d.datname = pg_catalog.current_database()"
+	        " AND x LIKE 'default_transaction_read_only=%') AS x) v",
+	        0, NULL, undo, sizeof(undo), err) ||
+	    !undo_add(c, undo, err) || !save_undo(c, err) ||
+	    !pg_exec(c->src,
+	             "DO $$BEGIN EXECUTE format('ALTER DATABASE %I SET "
+	             "default_transaction_read_only = on', "
+	             "pg_catalog.current_database()); END$$",
+	             err))
+		goto out;
+	/* sessions opened before the setting keep writing until they end */
+	if (!pg_query_value(c->src,
+	                    "SELECT count(pg_catalog.pg_terminate_backend(pid))"
+	                    " FROM pg_catalog.pg_stat_activity"
+	                    " WHERE datname = pg_catalog.current_database()"
+	                    " AND usename = ANY ($1::text[])"
+	                    " AND backend_type = 'client backend'"
+	                    " AND pid <> pg_catalog.pg_backend_pid()",
+	                    1, params, ended, sizeof(ended), err))
+		goto out;
+	log_info("cutover: database read-only for new sessions; %s session(s) "
+	         "of the fenced roles ended",
+	         ended);
+	ok = true;
+out:
+	free(role_array);
+	return ok;
+}
+
+static bool
+run_command(const char *what, const char *cmd, Error *err)
+{
+	int rc;
+
+	fflush(NULL);
+	rc = system(cmd);
+	if (rc != 0)
+	{
+		err_set(err, ERR_SOURCE, "the %s command failed (status %d)", what, rc);
+		return err_detail(err, "command: %s", cmd);
+	}
+	return true;
+}
+
+static bool
+fence(Cutover *c, Error *err)
+{
+	bool ok;
+
+	c->fence_ms = clock_ms();
+	wall_text(c->rec.fenced_at, sizeof(c->rec.fenced_at));
+	switch (c->cfg->cutover_fence)
+	{
+		case FENCE_REVOKE:
+			ok = fence_revoke(c, err);
+			break;
+		case FENCE_READ_ONLY:
+			ok = fence_read_only(c, err);
+			break;
+		case FENCE_COMMAND:
+		default:
+			/* a command that failed half way is undone too */
+			ok = undo_add(c, UNDO_COMMAND, err) && save_undo(c, err) &&
+			     run_command("fence", c->cfg->cutover_fence_command, err);
+			break;
+	}
+	if (!ok)
+		return err_prefix(err, "fence: ");
+	fault_point("cutover.fenced");
+	step_done(c, "fence (%s)", config_fence_name(c->cfg->cutover_fence));
+	return true;
+}
+
+/* Puts the source back as it was before the fence, and forgets the undo. */
+static bool
+unfence(Cutover *c, Error *err)
+{
+	bool ok;
+
+	if (!c->fenced)
+		return true;
+	if (strncmp(c->undo, UNDO_COMMAND, strlen(UNDO_COMMAND)) == 0)
+	{
+		if (c->cfg->cutover_unfence_command == NULL)
+		{
+			err_set(err, ERR_CONFIG,
+			        "the fence was put up by a command and "
+			        "no cutover.unfence_command is set");
+			return err_hint(err, "set it (or lift the fence by hand), then "
+			                     "run cutover again");
+		}
+		ok = run_command("unfence", c->cfg->cutover_unfence_command, err);
+	}
+	else
+		ok = pg_exec(c->src, c->undo, err);
+	if (!ok || !state_task_set_cutover_undo(c->tgt, c->cfg->state_schema,
+	                                        c->cfg->task, NULL, err))
+		return false;
+	c->fenced = false;
+	free(c->undo);
+	c->undo = NULL;
+	c->undo_len = 0;
+	return true;
+}
+
+/*
+ * A cutover killed while the source was fenced left its undo in the state:
+ * lift that fence before anything else, so this run starts from a source
+ * that takes writes (and records the roles' privileges as they really are).
+ */
+static bool
+undo_leftover_fence(Cutover *c, Error *err)
+{
+	if (!state_task_cutover_undo(c->tgt, c->cfg->state_schema, c->cfg->task,
+	                             &c->undo, err))
+		return false;
+	if (c->undo == NULL)
+		return true;
+	log_warn("cutover: an earlier cutover of task \"%s\" stopped while the "
+	         "source was fenced; lifting that fence first",
+	         c->cfg->task);
+	c->undo_len = strlen(c->undo);
+	c->fenced = true;
+	if (!unfence(c, err))
+		return err_prefix(err, "lifting the earlier cutover's fence: ");
+	return true;
+}
+
+/* ---- 4. transactions begun before the fence ---- */
+
+/*
+ * A transaction that began before the fence may still commit after it
+ * (privileges are checked per statement). The marker must come after every
+ * such commit, or its changes would land after the stream stops.
+ */
+static bool
+wait_in_flight(Cutover *c, Error *err)
+{
+	int64_t start = clock_ms();
+	const char *params[1];
+
+	if (!pg_query_value(
+	        c->src, "SELECT pg_catalog.txid_current_snapshot()::text", 0, NULL,
+	        c->fence_snapshot, sizeof(c->fence_snapshot), err))
+		return false;
+	params[0] = c->fence_snapshot;
+	for (;;)
+	{
+		char done[8];
+
+		if (interrupted(c, err) ||
+		    !pg_query_value(c->src,
+		                    "SELECT (pg_catalog.txid_snapshot_xmin("
+		                    "pg_catalog.txid_current_snapshot()) >="
+		                    " pg_catalog.txid_snapshot_xmax($1::txid_snapshot))"
+		                    "::text",
+		                    1, params, done, sizeof(done), err))
+			return false;
+		if (strcmp(done, "true") == 0)
+			break;
+		if (clock_ms() - start > (int64_t) c->cfg->cutover_timeout_s * 1000)
+		{
+			char who[512];
+
+			if (!pg_query_value(
+			        c->src,
+			        "SELECT coalesce(string_agg(format('pid %s (%s, "
+			        "open since %s)', pid, usename, xact_start), '; '),"
+			        " 'a prepared transaction')"
+			        " FROM pg_catalog.pg_stat_activity"
+			        " WHERE backend_xid IS NOT NULL"
+			        " AND pid <> pg_catalog.pg_backend_pid()",
+			        0, NULL, who, sizeof(who), err))
+				snprintf(who, sizeof(who), "unknown sessions");
+			err_clear(err);
+			err_set(err, ERR_SOURCE,
+			        "transactions begun before the fence were still open "
+			        "after %d s",
+			        c->cfg->cutover_timeout_s);
+			err_detail(err, "%s", who);
+			return err_hint(err, "end them (or wait for them) and run "
+			                     "cutover again");
+		}
+		clock_sleep_ms(CUTOVER_POLL_MS);
+	}
+	step_done(c, "transactions begun before the fence ended");
+	return true;
+}
+
+/* ---- 5. the marker ---- */
+
+static bool
+origin_flushed(Cutover *c, Lsn *lsn, Error *err)
+{
+	const char *params[1] = {c->origin};
+	char text[LSN_TEXT_MAX];
+
+	if (!pg_query_value(c->tgt,
+	                    "SELECT coalesce(pg_catalog.pg_replication_origin_"
+	                    "progress($1, true)::text, '0/0')",
+	                    1, params, text, sizeof(text), err))
+		return false;
+	if (!lsn_parse(text, lsn))
+		return err_set(err, ERR_TARGET, "bad origin progress \"%s\"", text);
+	return true;
+}
+
+static bool
+write_marker(Cutover *c, Error *err)
+{
+	const char *params[1] = {c->cfg->task};
+	PGresult *res;
+	int64_t start = clock_ms();
+
+	/* transactional: it reaches the applier as a transaction of its own,
+	 * which advances the origin past it */
+	if (!pg_query(c->src,
+	              "SELECT pg_catalog.pg_logical_emit_message(true,"
+	              " 'pgtide.cutover', $1)::text,"
+	              " pg_catalog.txid_current()::text",
+	              1, params, &res, err))
+		return err_prefix(err, "writing the fence marker: ");
+	if (!lsn_parse(PQgetvalue(res, 0, 0), &c->marker))
+	{
+		PQclear(res);
+		return err_set(err, ERR_SOURCE, "bad marker position");
+	}
+	snprintf(c->marker_xid, sizeof(c->marker_xid), "%s", PQgetvalue(res, 0, 1));
+	PQclear(res);
+	c->rec.marker_lsn = c->marker;
+	fault_point("cutover.marker");
+	for (;;)
+	{
+		Lsn flushed;
+		bool active;
+		int64_t lag;
+
+		if (interrupted(c, err) || !origin_flushed(c, &flushed, err))
+			return false;
+		if (flushed >= c->marker)
+			break;
+		if (!slot_lag(c, &active, &lag, err))
+			return false;
+		if (!active)
+		{
+			err_set(err, ERR_SOURCE,
+			        "the change stream stopped before it reached the marker");
+			return err_hint(err, "pgtide migrate is no longer running for "
+			                     "the task; restart it, then run cutover "
+			                     "again");
+		}
+		if (clock_ms() - start > (int64_t) c->cfg->cutover_timeout_s * 1000)
+		{
+			err_set(err, ERR_TARGET,
+			        "the target had not applied up to the marker at " LSN_FMT
+			        " after %d s (it holds " LSN_FMT ")",
+			        LSN_ARGS(c->marker), c->cfg->cutover_timeout_s,
+			        LSN_ARGS(flushed));
+			return err_hint(err, "check pgtide status for the task's lag and "
+			                     "last error");
+		}
+		clock_sleep_ms(CUTOVER_POLL_MS);
+	}
+	step_done(c, "marker " LSN_FMT " applied on the target",
+	          LSN_ARGS(c->marker));
+	return true;
+}
+
+/*
+ * Transactions that committed on the source server after the fence and
+ * before the marker: the user should know what the fence let through.
+ * Transaction ids are the server's, so this counts every database and
+ * maintenance that takes an id (autovacuum's ANALYZE) as well; what they
+ * changed in the task's tables is on the target (the marker came after).
+ */
+static void
+count_late_writes(Cutover *c)
+{
+	const char *params[3] = {c->fence_snapshot, c->marker_xid, NULL};
+	char window[24], count[24];
+	Error err = ERR_INIT;
+
+	snprintf(window, sizeof(window), "%d", CUTOVER_XID_WINDOW);
+	params[2] = window;
+	c->late_txns = -1;
+	if (!pg_query_value(
+	        c->src,
+	        "SELECT count(*) FROM generate_series("
+	        " greatest(pg_catalog.txid_snapshot_xmin($1::txid_snapshot),"
+	        "  $2::bigint - $3::bigint), $2::bigint - 1) x"
+	        " WHERE NOT pg_catalog.txid_visible_in_snapshot(x,"
+	        "  $1::txid_snapshot)"
+	        " AND pg_catalog.txid_status(x) = 'committed'",
+	        3, params, count, sizeof(count), &err))
+	{
+		log_warn("cutover: could not count writes after the fence: %s",
+		         err.message);
+		return;
+	}
+	c->late_txns = strtoll(count, NULL, 10);
+	if (c->late_txns > 0)
+		log_warn("cutover: %lld transactions committed on the source server "
+		         "after the fence (any database, maintenance included); "
+		         "what they changed in the task's tables is on the target",
+		         (long long) c->late_txns);
+}
+
+/* ---- 6. sequences, 7. validation ---- */
+
+static bool
+sync_sequences(Cutover *c, Error *err)
+{
+	Catalog *cat = NULL;
+	SeqSyncResult r;
+	bool ok;
+
+	ok = catalog_read(c->src, c->cfg->state_schema, &cat, err) &&
+	     sequences_sync(c->src, c->tgt, cat, c->cfg->cutover_sequence_margin,
+	                    &r, err);
+	catalog_free(cat);
+	if (!ok)
+		return err_prefix(err, "sequences: ");
+	c->sequences = r.set;
+	if (r.missing > 0)
+		log_warn("cutover: %d sequences are not on the target (the first: "
+		         "%s); they were left alone",
+		         r.missing, r.first_missing);
+	step_done(c, "%d sequences set (source + %d)", r.set,
+	          c->cfg->cutover_sequence_margin);
+	return true;
+}
+
+static bool
+final_validation(Cutover *c, Error *err)
+{
+	ValidateSummary sum;
+	FinalValidation how = c->cfg->cutover_validate;
+
+	if (how == FINAL_VALIDATION_NONE)
+	{
+		snprintf(c->validation, sizeof(c->validation), "skipped");
+		return true;
+	}
+	/* fenced and drained: nothing moves on either side */
+	if (!validate_run(c->cfg,
+	                  how == FINAL_VALIDATION_FULL ? VALIDATE_FULL
+	                                               : VALIDATE_COUNTS,
+	                  true, c->stop, &sum, err))
+		return err_prefix(err, "final validation: ");
+	snprintf(c->validation, sizeof(c->validation),
+	         "%s: %d tables, %d differ, %lld rows on the source, %lld on the "
+	         "target",
+	         config_final_validation_name(how), sum.tables,
+	         sum.tables_differing, (long long) sum.rows_source,
+	         (long long) sum.rows_target);
+	if (sum.tables_differing > 0 || sum.differences > 0)
+	{
+		err_set(err, ERR_DIFFERENT, "final validation found differences (%s)",
+		        c->validation);
+		return err_hint(err, "run pgtide validate for the rows; fix the "
+		                     "cause, then run cutover again");
+	}
+	step_done(c, "final validation (%s)", config_final_validation_name(how));
+	return true;
+}
+
+/* ---- 8. the stream stops: the point of no return ---- */
+
+static bool
+task_phase(Cutover *c, char *phase, size_t cap, Error *err)
+{
+	const char *params[1] = {c->cfg->task};
+	char *sql = NULL;
+	bool ok;
+
+	if (asprintf(&sql, "SELECT phase FROM %s.task WHERE task = $1",
+	             c->state_schema) < 0)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	ok = pg_query_value(c->tgt, sql, 1, params, phase, cap, err);
+	free(sql);
+	return ok;
+}
+
+static bool
+stop_stream(Cutover *c, Error *err)
+{
+	int64_t start = clock_ms();
+	char phase[32];
+
+	if (!state_task_set_cutover_stop(c->tgt, c->cfg->state_schema, c->cfg->task,
+	                                 c->marker, err))
+		return false;
+	fault_point("cutover.stop_set");
+	for (;;)
+	{
+		if (!task_phase(c, phase, sizeof(phase), err))
+			break;
+		if (strcmp(phase, "cutover") == 0)
+		{
+			c->done_ms = clock_ms();
+			wall_text(c->rec.done_at, sizeof(c->rec.done_at));
+			step_done(c, "change stream stopped at the marker");
+			return true;
+		}
+		if (clock_ms() - start > (int64_t) c->cfg->cutover_timeout_s * 1000)
+		{
+			err_set(err, ERR_TARGET,
+			        "pgtide migrate did not stop at the marker within %d s",
+			        c->cfg->cutover_timeout_s);
+			break;
+		}
+		clock_sleep_ms(CUTOVER_POLL_MS);
+	}
+	/* not stopped: take the request back (unless it landed meanwhile) */
+	{
+		Error e2 = ERR_INIT;
+
+		if (state_task_set_cutover_stop(c->tgt, c->cfg->state_schema,
+		                                c->cfg->task, LSN_INVALID, &e2) &&
+		    task_phase(c, phase, sizeof(phase), &e2) &&
+		    strcmp(phase, "cutover") == 0)
+		{
+			err_clear(err);
+			c->done_ms = clock_ms();
+			wall_text(c->rec.done_at, sizeof(c->rec.done_at));
+			step_done(c, "change stream stopped at the marker");
+			return true;
+		}
+	}
+	return false;
+}
+
+/* ---- the report ---- */
+
+static void
+cdc_counts(Cutover *c, char *buf, size_t cap)
+{
+	const char *params[1] = {c->cfg->task};
+	char *sql = NULL;
+	Error err = ERR_INIT;
+
+	snprintf(buf, cap, "unknown");
+	if (asprintf(&sql,
+	             "SELECT format('%%s rows loaded; %%s transactions, %%s row "
+	             "changes applied by the stream of the last run',"
+	             " (SELECT sum(rows) FROM %s.tables WHERE task = $1),"
+	             " coalesce(cdc_txns, 0), coalesce(cdc_changes, 0))"
+	             " FROM %s.task WHERE task = $1",
+	             c->state_schema, c->state_schema) < 0)
+		return;
+	if (!pg_query_value(c->tgt, sql, 1, params, buf, cap, &err))
+		snprintf(buf, cap, "unknown (%.200s)", err.message);
+	free(sql);
+}
+
+static void
+report(Cutover *c, bool done, const Error *failure)
+{
+	Error err = ERR_INIT;
+	char moved[256];
+
+	c->rec.fence_method = config_fence_name(c->cfg->cutover_fence);
+	c->rec.late_txns = c->late_txns;
+	c->rec.sequences = c->sequences;
+	c->rec.validation = c->validation;
+	c->rec.steps = c->steps;
+	c->rec.window_ms = -1;
+	if (done)
+	{
+		c->rec.window_ms = c->done_ms - c->fence_ms;
+		c->rec.result = "done";
+	}
+	else
+		c->rec.result =
+		    c->fenced ? "failed, source still fenced" : "failed, fence undone";
+	if (failure != NULL)
+		snprintf(c->rec.error, sizeof(c->rec.error), "%s", failure->message);
+	if (c->tgt != NULL && !state_cutover_record(c->tgt, c->cfg->state_schema,
+	                                            c->cfg->task, &c->rec, &err))
+		log_warn("cutover: the report could not be stored: %s", err.message);
+	if (!done)
+		return;
+	cdc_counts(c, moved, sizeof(moved));
+	printf("pgtide cutover: task \"%s\" handed over to the target\n\n",
+	       c->cfg->task);
+	printf("%s\n", c->steps);
+	printf("  write-unavailability window: %.2f s (fenced at %s, done at %s)\n",
+	       (double) c->rec.window_ms / 1e3, c->rec.fenced_at, c->rec.done_at);
+	printf("  moved: %s\n", moved);
+	if (c->late_txns >= 0)
+		printf("  transactions committed on the source server after the "
+		       "fence: %lld (any database, maintenance included; their "
+		       "changes to the task's tables are on the target)\n",
+		       (long long) c->late_txns);
+	printf("  validation: %s\n", c->validation);
+	printf("\nThe source stays fenced. Point the application at the target; "
+	       "then run\npgtide clean to drop the slot, publication, origin and "
+	       "state.\n");
+	fflush(stdout);
+}
+
+static void
+cutover_free(Cutover *c)
+{
+	free(c->undo);
+	for (int i = 0; i < c->ntables; i++)
+		free(c->tables[i]);
+	free(c->tables);
+	free(c->state_schema);
+	pg_close(c->src);
+	pg_close(c->tgt);
+}
+
+bool
+cutover_command(const TaskConfig *cfg, atomic_int *stop, Error *err)
+{
+	Cutover c;
+	bool ok = false;
+
+	memset(&c, 0, sizeof(c));
+	c.cfg = cfg;
+	c.stop = stop;
+	c.late_txns = -1;
+	c.step_ms = clock_ms();
+	snprintf(c.validation, sizeof(c.validation), "not run");
+	snprintf(c.origin, sizeof(c.origin), "pgtide_%s", cfg->task);
+	wall_text(c.rec.started_at, sizeof(c.rec.started_at));
+	c.state_schema = pg_quote_ident(cfg->state_schema);
+	if (c.state_schema == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	if (!pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide cutover",
+	                5000, &c.tgt, err) ||
+	    !load_task(&c, err) ||
+	    !pg_connect(cfg->source_uri, ERR_SOURCE, PG_CONN_SQL, "pgtide cutover",
+	                5000, &c.src, err) ||
+	    /* a read-only fence must not stop pgtide's own session */
+	    !pg_exec(c.src, "SET default_transaction_read_only = off", err) ||
+	    !check_roles(&c, err) || !require_following(&c, err) ||
+	    !undo_leftover_fence(&c, err) ||
+	    !state_task_set_cutover_stop(c.tgt, cfg->state_schema, cfg->task,
+	                                 LSN_INVALID, err))
+	{
+		cutover_free(&c);
+		return false;
+	}
+	step_done(&c, "task \"%s\" is following the source", cfg->task);
+	ok = wait_lag(&c, err) && fence(&c, err) && wait_in_flight(&c, err) &&
+	     write_marker(&c, err) && sync_sequences(&c, err) &&
+	     final_validation(&c, err) && stop_stream(&c, err);
+	/* only a report: counted once the window has closed */
+	if (ok)
+		count_late_writes(&c);
+	if (!ok)
+	{
+		Error undo = ERR_INIT;
+
+		if (c.fenced && !unfence(&c, &undo))
+		{
+			report(&c, false, err);
+			err_prefix(err, "cutover failed: ");
+			err_detail(err, "undoing the fence failed too: %s", undo.message);
+			err_hint(err, "the source is still fenced: restore the roles' "
+			              "privileges (or the database's read-only setting) "
+			              "by hand; the task keeps replicating");
+			cutover_free(&c);
+			return false;
+		}
+		report(&c, false, err);
+		err_prefix(err, "cutover failed: ");
+		if (err->hint[0] == '\0')
+			err_hint(err, "the fence is undone and the task keeps "
+			              "replicating; fix the cause and run cutover again");
+		else
+			err_detail(err, "the fence is undone and the task keeps "
+			                "replicating");
+		cutover_free(&c);
+		return false;
+	}
+	/* the fence stays: the application moves to the target */
+	if (!state_task_set_cutover_undo(c.tgt, cfg->state_schema, cfg->task, NULL,
+	                                 err))
+		log_warn("cutover: could not forget the fence's undo: %s",
+		         err->message);
+	err_clear(err);
+	c.fenced = false;
+	report(&c, true, NULL);
+	cutover_free(&c);
+	return true;
+}

@@ -1,0 +1,441 @@
+/*
+ * copy: worker threads streaming COPY from source to target.
+ *
+ * Chunk transaction on the target (one per chunk):
+ *
+ *   BEGIN
+ *   [TRUNCATE ONLY t]                 only with FREEZE: makes FREEZE legal
+ *   COPY t (cols) FROM STDIN (FORMAT f [, FREEZE])
+ *      <- rows from COPY (SELECT cols FROM ONLY s WHERE ctid range) TO STDOUT
+ *   chunk_done hook                   the chunk's record, same transaction
+ *   COMMIT
+ *
+ * Any failure before COMMIT rolls everything back; the worker reconnects,
+ * re-imports the snapshot and redoes that one chunk. A failure during COMMIT
+ * leaves the outcome unknown, so the retry first asks chunk_check.
+ */
+#include "load/copy.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/clock.h"
+#include "base/fault.h"
+#include "base/log.h"
+
+typedef struct CopyShared
+{
+	CopyRun *run;
+	atomic_int next;      /* next chunk to hand out */
+	atomic_bool abort;    /* a worker failed: others stop after their chunk */
+	pthread_mutex_t lock; /* guards err and snapshot_lost */
+	Error err;
+	bool snapshot_lost;
+} CopyShared;
+
+typedef struct Worker
+{
+	CopyShared *shared;
+	int id;
+	pthread_t thread;
+	PgConn *src;
+	PgConn *tgt;
+} Worker;
+
+static bool
+stopping(const CopyShared *sh)
+{
+	return (sh->run->stop != NULL && *sh->run->stop) || atomic_load(&sh->abort);
+}
+
+static void
+close_conns(Worker *w)
+{
+	pg_close(w->src);
+	pg_close(w->tgt);
+	w->src = NULL;
+	w->tgt = NULL;
+}
+
+static bool
+open_source(Worker *w, bool *lost, Error *err)
+{
+	const CopyRun *run = w->shared->run;
+	char *lit = NULL;
+	bool ok;
+
+	if (!pg_connect(run->source_uri, ERR_SOURCE, PG_CONN_SQL, "pgtide copy",
+	                10000, &w->src, err))
+		return false;
+	if (!pg_exec(w->src, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+	             err))
+		return false;
+	lit = pg_quote_literal(run->snapshot);
+	if (lit == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	ok = pg_execf(w->src, err, "SET TRANSACTION SNAPSHOT %s", lit);
+	free(lit);
+	if (!ok && (pg_err_is(err, "22023") || pg_err_is(err, "0A000")))
+	{
+		/* The exporting connection is gone: no retry can bring it back. */
+		*lost = true;
+		err->retryable = false;
+	}
+	return ok;
+}
+
+static bool
+open_target(Worker *w, Error *err)
+{
+	const CopyRun *run = w->shared->run;
+
+	if (!pg_connect(run->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide copy",
+	                10000, &w->tgt, err))
+		return false;
+	/*
+	 * replica: user triggers and FK checks stay silent during the load. The
+	 * chunk record commits with the rows, so a target crash loses both
+	 * together: synchronous_commit can be off.
+	 */
+	if (!pg_exec(w->tgt,
+	             "SET session_replication_role = replica;"
+	             " SET synchronous_commit = off",
+	             err))
+	{
+		if (pg_err_is(err, "42501"))
+			err_hint(err, "the target role must be a superuser, or be granted "
+			              "SET on session_replication_role (PostgreSQL 15+)");
+		return false;
+	}
+	return true;
+}
+
+/* Reads the source's final COPY result; *rows gets its row count. */
+static bool
+finish_source(PgConn *src, int64_t *rows, Error *err)
+{
+	PGresult *res = PQgetResult(pg_raw(src));
+	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+
+	if (!ok)
+		pg_error(src, res, err);
+	else
+		*rows = strtoll(PQcmdTuples(res), NULL, 10);
+	PQclear(res);
+	while ((res = PQgetResult(pg_raw(src))) != NULL)
+		PQclear(res);
+	return ok;
+}
+
+static bool
+finish_target(PgConn *tgt, const char *abort_msg, Error *err)
+{
+	PGresult *res;
+	bool ok;
+
+	if (PQputCopyEnd(pg_raw(tgt), abort_msg) != 1)
+		return pg_error(tgt, NULL, err);
+	res = PQgetResult(pg_raw(tgt));
+	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+	if (!ok && abort_msg == NULL)
+		pg_error(tgt, res, err);
+	PQclear(res);
+	while ((res = PQgetResult(pg_raw(tgt))) != NULL)
+		PQclear(res);
+	return ok;
+}
+
+static char *
+source_copy_sql(const CopyTable *t, const PlanChunk *c)
+{
+	const char *fmt = t->binary ? "binary" : "text";
+	char *sql = NULL;
+	int n;
+
+	if (c->start_block < 0 && c->end_block < 0)
+		n = asprintf(&sql, "COPY %s %s TO STDOUT (FORMAT %s)", t->src_qname,
+		             t->columns, fmt);
+	else
+	{
+		char lo[64] = "", hi[64] = "";
+
+		/* TID range scans (14+) read only these blocks. */
+		if (c->start_block >= 0)
+			snprintf(lo, sizeof(lo), " AND ctid >= '(%lld,0)'::tid",
+			         (long long) c->start_block);
+		if (c->end_block >= 0)
+			snprintf(hi, sizeof(hi), " AND ctid < '(%lld,0)'::tid",
+			         (long long) c->end_block);
+		/* columns is "(a, b)": strip the parentheses for the select list */
+		n = asprintf(&sql,
+		             "COPY (SELECT %.*s FROM ONLY %s WHERE true%s%s)"
+		             " TO STDOUT (FORMAT %s)",
+		             (int) strlen(t->columns) - 2, t->columns + 1, t->src_qname,
+		             lo, hi, fmt);
+	}
+	return n < 0 ? NULL : sql;
+}
+
+/* Streams one chunk. Leaves tgt inside its transaction on success. */
+static bool
+stream_chunk(Worker *w, CopyTable *t, const PlanChunk *c, int64_t *rows,
+             int64_t *bytes, Error *err)
+{
+	CopyShared *sh = w->shared;
+	PGconn *in = pg_raw(w->src);
+	PGconn *out = pg_raw(w->tgt);
+	char *src_sql = source_copy_sql(t, c);
+	char *tgt_sql = NULL;
+	PGresult *res;
+	int64_t msgs = 0;
+	bool ok = false;
+
+	*rows = *bytes = 0;
+	if (src_sql == NULL)
+	{
+		err_set(err, ERR_INTERNAL, "out of memory");
+		goto out;
+	}
+	if (!pg_exec(w->tgt, "BEGIN", err))
+		goto out;
+	if (t->freeze)
+	{
+		char *trunc = NULL;
+
+		if (asprintf(&trunc, "TRUNCATE ONLY %s", t->tgt_qname) < 0)
+		{
+			err_set(err, ERR_INTERNAL, "out of memory");
+			goto out;
+		}
+		ok = pg_exec(w->tgt, trunc, err);
+		free(trunc);
+		if (!ok)
+			goto out;
+		ok = false;
+	}
+	if (asprintf(&tgt_sql, "COPY %s %s FROM STDIN (FORMAT %s%s)", t->tgt_qname,
+	             t->columns, t->binary ? "binary" : "text",
+	             t->freeze ? ", FREEZE" : "") < 0)
+	{
+		tgt_sql = NULL;
+		err_set(err, ERR_INTERNAL, "out of memory");
+		goto out;
+	}
+	res = PQexec(out, tgt_sql);
+	if (PQresultStatus(res) != PGRES_COPY_IN)
+	{
+		pg_error(w->tgt, res, err);
+		PQclear(res);
+		goto out;
+	}
+	PQclear(res);
+	res = PQexec(in, src_sql);
+	if (PQresultStatus(res) != PGRES_COPY_OUT)
+	{
+		pg_error(w->src, res, err);
+		PQclear(res);
+		finish_target(w->tgt, "source failed", err);
+		goto out;
+	}
+	PQclear(res);
+	for (;;)
+	{
+		char *buf = NULL;
+		int len = PQgetCopyData(in, &buf, 0);
+
+		if (len == -1)
+			break;
+		if (len < 0)
+		{
+			pg_error(w->src, NULL, err);
+			finish_target(w->tgt, "source failed", err);
+			goto out;
+		}
+		if (PQputCopyData(out, buf, len) != 1)
+		{
+			PQfreemem(buf);
+			pg_error(w->tgt, NULL, err);
+			goto out;
+		}
+		PQfreemem(buf);
+		*bytes += len;
+		atomic_fetch_add(&t->bytes_done, len);
+		atomic_fetch_add(&t->rows_done, 1);
+		msgs++;
+		fault_point("copy.row");
+		if ((msgs & 255) == 0 && stopping(sh))
+		{
+			finish_target(w->tgt, "pgtide is stopping", err);
+			err_set(err, ERR_INTERRUPTED, "interrupted");
+			goto out;
+		}
+	}
+	if (!finish_source(w->src, rows, err))
+	{
+		finish_target(w->tgt, "source failed", err);
+		goto out;
+	}
+	/* messages counted as rows include the binary trailer; settle to exact */
+	atomic_fetch_add(&t->rows_done, *rows - msgs);
+	if (!finish_target(w->tgt, NULL, err))
+		goto out;
+	ok = true;
+out:
+	if (!ok)
+	{
+		atomic_fetch_sub(&t->bytes_done, *bytes);
+		atomic_fetch_sub(&t->rows_done, msgs);
+	}
+	free(src_sql);
+	free(tgt_sql);
+	return ok;
+}
+
+static bool
+copy_chunk(Worker *w, const PlanChunk *c, Error *err)
+{
+	CopyRun *run = w->shared->run;
+	CopyTable *t = &run->tables[c->table];
+	int64_t rows, bytes;
+
+	if (!stream_chunk(w, t, c, &rows, &bytes, err))
+		return false;
+	if (!run->chunk_done(w->tgt, c, rows, bytes, run->ctx, err))
+		return false;
+	fault_point("copy.chunk.before_commit");
+	if (!pg_exec(w->tgt, "COMMIT", err))
+		return false;
+	atomic_fetch_sub(&t->chunks_left, 1);
+	fault_point("copy.chunk.after_commit");
+	log_debug("%s chunk %d/%d: %lld rows, %lld bytes", t->src_qname,
+	          c->chunk + 1, c->nchunks, (long long) rows, (long long) bytes);
+	return true;
+}
+
+static void
+fail(Worker *w, Error *err, bool lost)
+{
+	CopyShared *sh = w->shared;
+
+	pthread_mutex_lock(&sh->lock);
+	if (!err_is_set(&sh->err))
+		sh->err = *err;
+	sh->snapshot_lost |= lost;
+	pthread_mutex_unlock(&sh->lock);
+	atomic_store(&sh->abort, true);
+}
+
+static void *
+worker_main(void *arg)
+{
+	Worker *w = arg;
+	CopyShared *sh = w->shared;
+	CopyRun *run = sh->run;
+	char role[16];
+
+	snprintf(role, sizeof(role), "copy-%d", w->id);
+	log_set_role(role);
+	while (!stopping(sh))
+	{
+		int idx = atomic_fetch_add(&sh->next, 1);
+		const PlanChunk *c;
+		int attempt = 0;
+		int backoff_ms = 500;
+
+		if (idx >= run->nchunks)
+			break;
+		c = &run->chunks[idx];
+		for (;;)
+		{
+			Error err = ERR_INIT;
+			bool lost = false;
+			bool done = false;
+
+			if ((w->src != NULL || open_source(w, &lost, &err)) &&
+			    (w->tgt != NULL || open_target(w, &err)) &&
+			    (attempt == 0 ||
+			     run->chunk_check(w->tgt, c, &done, run->ctx, &err)) &&
+			    (done || copy_chunk(w, c, &err)))
+				break;
+			close_conns(w);
+			if (stopping(sh) && !err_is_set(&err))
+				break;
+			if (run->stop != NULL && *run->stop)
+			{
+				err_clear(&err);
+				err_set(&err, ERR_INTERRUPTED, "interrupted");
+			}
+			if (!err.retryable || attempt >= run->max_retries ||
+			    err.kind == ERR_INTERRUPTED)
+			{
+				err_prefix(&err, "table %s, chunk %d of %d: ",
+				           run->tables[c->table].src_qname, c->chunk + 1,
+				           c->nchunks);
+				fail(w, &err, lost);
+				break;
+			}
+			attempt++;
+			log_warn("table %s, chunk %d of %d: %s; retrying in %d ms "
+			         "(attempt %d of %d)",
+			         run->tables[c->table].src_qname, c->chunk + 1, c->nchunks,
+			         err.message, backoff_ms, attempt, run->max_retries);
+			clock_sleep_ms(backoff_ms);
+			backoff_ms = backoff_ms * 2 > 8000 ? 8000 : backoff_ms * 2;
+		}
+	}
+	close_conns(w);
+	return NULL;
+}
+
+bool
+copy_run(CopyRun *run, bool *snapshot_lost, Error *err)
+{
+	CopyShared sh;
+	Worker *workers;
+	int n = run->workers < 1 ? 1 : run->workers;
+
+	*snapshot_lost = false;
+	if (run->nchunks == 0)
+		return true;
+	if (n > run->nchunks)
+		n = run->nchunks;
+	memset(&sh, 0, sizeof(sh));
+	sh.run = run;
+	atomic_init(&sh.next, 0);
+	atomic_init(&sh.abort, false);
+	pthread_mutex_init(&sh.lock, NULL);
+	workers = calloc((size_t) n, sizeof(Worker));
+	if (workers == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	for (int i = 0; i < n; i++)
+	{
+		workers[i].shared = &sh;
+		workers[i].id = i + 1;
+		if (pthread_create(&workers[i].thread, NULL, worker_main,
+		                   &workers[i]) != 0)
+		{
+			Error e = ERR_INIT;
+
+			err_set(&e, ERR_INTERNAL, "could not start copy worker %d", i + 1);
+			fail(&workers[i], &e, false);
+			n = i;
+			break;
+		}
+	}
+	for (int i = 0; i < n; i++)
+		pthread_join(workers[i].thread, NULL);
+	free(workers);
+	pthread_mutex_destroy(&sh.lock);
+	*snapshot_lost = sh.snapshot_lost;
+	if (err_is_set(&sh.err))
+	{
+		*err = sh.err;
+		return false;
+	}
+	if (run->stop != NULL && *run->stop)
+		return err_set(err, ERR_INTERRUPTED, "interrupted");
+	return true;
+}

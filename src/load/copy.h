@@ -1,0 +1,71 @@
+/*
+ * copy: the copy workers of the full load.
+ *
+ * Each worker thread owns one source and one target connection. The source
+ * connection imports the task's exported snapshot, so every chunk of every
+ * table is read as of one instant. A chunk streams COPY TO STDOUT from the
+ * source into COPY FROM STDIN on the target, and its "done" record is written
+ * by the caller's hook in the same target transaction, so a chunk is either
+ * committed with its record or not at all: a retried chunk never duplicates.
+ *
+ * copy never decides what is left to do (the caller gives it the chunks) and
+ * never writes to the source.
+ */
+#ifndef PGTIDE_COPY_H
+#define PGTIDE_COPY_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "load/plan.h"
+#include "pg/pg.h"
+
+typedef struct CopyTable
+{
+	const char *src_qname; /* "schema"."name" */
+	const char *tgt_qname;
+	const char *columns; /* "("a", "b")": copied columns, same on both sides */
+	bool binary;
+	bool freeze; /* one chunk into a table pgtide created: TRUNCATE + FREEZE */
+	_Atomic int64_t rows_done; /* committed and in flight, for progress */
+	_Atomic int64_t bytes_done;
+	_Atomic int chunks_left;
+} CopyTable;
+
+/* Records a chunk as done in tgt's open transaction. */
+typedef bool (*CopyChunkDoneFn)(PgConn *tgt, const PlanChunk *chunk,
+                                int64_t rows, int64_t bytes, void *ctx,
+                                Error *err);
+
+/* Whether a chunk is already recorded as done (asked after a lost commit). */
+typedef bool (*CopyChunkCheckFn)(PgConn *tgt, const PlanChunk *chunk,
+                                 bool *done, void *ctx, Error *err);
+
+typedef struct CopyRun
+{
+	const char *source_uri;
+	const char *target_uri;
+	const char *snapshot; /* exported snapshot to import */
+	CopyTable *tables;
+	const PlanChunk *chunks; /* the chunks to copy, in order */
+	int nchunks;
+	int workers;
+	int max_retries; /* per chunk, for failures a new connection may cure */
+	CopyChunkDoneFn chunk_done;
+	CopyChunkCheckFn chunk_check;
+	void *ctx;
+	atomic_int *stop; /* set by a signal: abandon chunks, return */
+} CopyRun;
+
+/*
+ * Copies every chunk with run->workers threads. Returns true when all are
+ * done. On failure err holds the first error; *snapshot_lost is set when the
+ * exported snapshot could no longer be imported (its connection is gone), in
+ * which case the finished chunks stand and the caller reloads the rest from a
+ * fresh snapshot.
+ */
+bool copy_run(CopyRun *run, bool *snapshot_lost, Error *err);
+
+#endif

@@ -1,0 +1,909 @@
+/*
+ * schema: pg_dump as a subprocess, pre-data applied entry by entry, post-data
+ * saved as steps and built by worker threads.
+ *
+ * Post-data phases, each finished before the next starts:
+ *
+ *   1 index builds          parallel, largest table first: CREATE INDEX, and
+ *                           the index of each PRIMARY KEY / UNIQUE constraint
+ *                           on a plain table (so a table's indexes build side
+ *                           by side instead of queueing behind the ACCESS
+ *                           EXCLUSIVE lock of ADD CONSTRAINT)
+ *   2 constraints on them   serial: ADD CONSTRAINT ... USING INDEX (instant)
+ *   3 index attachments     serial: ALTER INDEX ... ATTACH PARTITION
+ *   4 foreign keys          parallel, largest table first
+ *   5 everything else       serial, in pg_dump's order (triggers, rules, ...)
+ *
+ * Phase 0 holds pg_dump's preamble (SET statements) that every session runs
+ * first.
+ */
+#include "load/schema.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <spawn.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/fault.h"
+#include "base/log.h"
+#include "load/dumpscript.h"
+#include "route/mapping.h"
+
+extern char **environ;
+
+#define SCHEMA_STEP_RETRIES 3
+#define SCHEMA_OUTPUT_MAX   ((size_t) 1 << 30)
+
+/* Output of a finished subprocess. */
+typedef struct Output
+{
+	char *data;
+	size_t len;
+	size_t cap;
+} Output;
+
+static bool
+output_add(Output *o, const char *buf, size_t n)
+{
+	if (o->len + n + 1 > o->cap)
+	{
+		size_t cap = o->cap ? o->cap * 2 : 65536;
+		char *d;
+
+		while (cap < o->len + n + 1)
+			cap *= 2;
+		if (cap > SCHEMA_OUTPUT_MAX)
+			return false;
+		d = realloc(o->data, cap);
+		if (d == NULL)
+			return false;
+		o->data = d;
+		o->cap = cap;
+	}
+	memcpy(o->data + o->len, buf, n);
+	o->len += n;
+	o->data[o->len] = '\0';
+	return true;
+}
+
+/* Runs argv, collecting stdout and stderr; *status is the exit status. */
+static bool
+run_capture(char *const *argv, Output *out, Output *errout, int *status,
+            Error *err)
+{
+	int outp[2], errp[2];
+	posix_spawn_file_actions_t fa;
+	pid_t pid;
+	struct pollfd fds[2];
+	int open_fds = 2;
+	bool ok = true;
+	int rc;
+
+	if (pipe(outp) != 0 || pipe(errp) != 0)
+		return err_set(err, ERR_INTERNAL, "could not create a pipe: %s",
+		               strerror(errno));
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, outp[1], STDOUT_FILENO);
+	posix_spawn_file_actions_adddup2(&fa, errp[1], STDERR_FILENO);
+	posix_spawn_file_actions_addclose(&fa, outp[0]);
+	posix_spawn_file_actions_addclose(&fa, errp[0]);
+	rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	close(outp[1]);
+	close(errp[1]);
+	if (rc != 0)
+	{
+		close(outp[0]);
+		close(errp[0]);
+		return err_set(err, ERR_INTERNAL, "could not run \"%s\": %s", argv[0],
+		               strerror(rc));
+	}
+	fds[0].fd = outp[0];
+	fds[1].fd = errp[0];
+	fds[0].events = fds[1].events = POLLIN;
+	while (open_fds > 0)
+	{
+		if (poll(fds, 2, -1) < 0)
+		{
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		for (int i = 0; i < 2; i++)
+		{
+			char buf[65536];
+			ssize_t n;
+
+			if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP)))
+				continue;
+			n = read(fds[i].fd, buf, sizeof(buf));
+			if (n <= 0)
+			{
+				close(fds[i].fd);
+				fds[i].fd = -1;
+				open_fds--;
+			}
+			else if (!output_add(i == 0 ? out : errout, buf, (size_t) n))
+				ok = false;
+		}
+	}
+	while (waitpid(pid, status, 0) < 0 && errno == EINTR)
+		;
+	if (!ok)
+		return err_set(err, ERR_INTERNAL, "out of memory reading \"%s\"",
+		               argv[0]);
+	return true;
+}
+
+/* Major version from "pg_dump (PostgreSQL) 15.18 (Debian ...)" as 150000. */
+static int
+parse_dump_version(const char *text)
+{
+	const char *p = strstr(text, ") ");
+	long major, minor = 0;
+	char *end;
+
+	if (p == NULL)
+		return 0;
+	major = strtol(p + 2, &end, 10);
+	if (*end == '.')
+		minor = strtol(end + 1, NULL, 10);
+	return major >= 10 ? (int) major * 10000
+	                   : (int) (major * 10000 + minor * 100);
+}
+
+static int
+newest_installed(char *out, size_t cap)
+{
+	const char *root = "/usr/lib/postgresql";
+	DIR *d = opendir(root);
+	struct dirent *e;
+	long best = 0;
+
+	if (d == NULL)
+		return 0;
+	while ((e = readdir(d)) != NULL)
+	{
+		char path[512];
+		long v = strtol(e->d_name, NULL, 10);
+
+		snprintf(path, sizeof(path), "%s/%s/bin/pg_dump", root, e->d_name);
+		if (v > best && access(path, X_OK) == 0)
+		{
+			best = v;
+			snprintf(out, cap, "%s", path);
+		}
+	}
+	closedir(d);
+	return (int) best;
+}
+
+bool
+schema_find_pg_dump(const char *configured, int source_version, char *out,
+                    size_t cap, Error *err)
+{
+	Output o = {0}, e = {0};
+	char *argv[3];
+	int status = 0, v;
+	int source_major = source_version >= 100000 ? source_version / 10000 * 10000
+	                                            : source_version / 100 * 100;
+
+	if (configured != NULL)
+		snprintf(out, cap, "%s", configured);
+	else if (newest_installed(out, cap) == 0)
+		snprintf(out, cap, "pg_dump");
+	argv[0] = out;
+	argv[1] = "--version";
+	argv[2] = NULL;
+	if (!run_capture(argv, &o, &e, &status, err))
+	{
+		free(o.data);
+		free(e.data);
+		return err_hint(err, "install the PostgreSQL client of the source's "
+		                     "version or newer, or pass --pg-dump PATH");
+	}
+	v = (WIFEXITED(status) && WEXITSTATUS(status) == 0 && o.data)
+	        ? parse_dump_version(o.data)
+	        : 0;
+	free(o.data);
+	free(e.data);
+	if (v == 0)
+	{
+		err_set(err, ERR_CONFIG, "could not run \"%s --version\"", out);
+		return err_hint(err, "install the PostgreSQL client of the source's "
+		                     "version or newer, or pass --pg-dump PATH");
+	}
+	if (v < source_major)
+	{
+		err_set(err, ERR_CONFIG,
+		        "pg_dump \"%s\" (version %d) is older than the source server "
+		        "(version %d)",
+		        out, v / 10000, source_major / 10000);
+		return err_hint(err, "install a pg_dump at least as new as the source "
+		                     "and pass it with --pg-dump PATH");
+	}
+	return true;
+}
+
+bool
+schema_dump(const SchemaDumpArgs *args, const char *section, char **out,
+            Error *err)
+{
+	int n = 0, status = 0;
+	int cap = 16 + 2 * args->nexclude;
+	char **argv = calloc((size_t) cap, sizeof(char *));
+	char **owned = calloc((size_t) cap, sizeof(char *));
+	int nowned = 0;
+	Output o = {0}, e = {0};
+	bool ok = false;
+
+	*out = NULL;
+	if (argv == NULL || owned == NULL)
+	{
+		err_set(err, ERR_INTERNAL, "out of memory");
+		goto out;
+	}
+	argv[n++] = (char *) (uintptr_t) args->pg_dump;
+	argv[n++] = "--schema-only";
+	argv[n++] = "--no-owner";
+	argv[n++] = "--no-privileges";
+	argv[n++] = "--no-publications";
+	argv[n++] = "--no-subscriptions";
+	argv[n++] = "--no-tablespaces";
+	argv[n++] = "--no-security-labels";
+	if (args->clean)
+	{
+		argv[n++] = "--clean";
+		argv[n++] = "--if-exists";
+	}
+	if (asprintf(&owned[nowned], "--section=%s", section) < 0)
+		goto oom;
+	argv[n++] = owned[nowned++];
+	if (args->snapshot != NULL)
+	{
+		if (asprintf(&owned[nowned], "--snapshot=%s", args->snapshot) < 0)
+			goto oom;
+		argv[n++] = owned[nowned++];
+	}
+	if (args->state_schema != NULL)
+	{
+		if ((owned[nowned] = pg_quote_ident(args->state_schema)) == NULL)
+			goto oom;
+		argv[n++] = "--exclude-schema";
+		argv[n++] = owned[nowned++];
+	}
+	if (asprintf(&owned[nowned], "--dbname=%s", args->source_uri) < 0)
+		goto oom;
+	argv[n++] = owned[nowned++];
+	for (int i = 0; i < args->nexclude; i++)
+	{
+		argv[n++] = "--exclude-table";
+		argv[n++] = args->exclude[i];
+	}
+	argv[n] = NULL;
+	if (!run_capture(argv, &o, &e, &status, err))
+		goto out;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+	{
+		size_t len = e.len;
+
+		while (len > 0 && (e.data[len - 1] == '\n'))
+			e.data[--len] = '\0';
+		err_set(err, ERR_SOURCE, "pg_dump --section=%s failed: %s", section,
+		        e.data ? e.data : "no message");
+		goto out;
+	}
+	*out = o.data ? o.data : strdup("");
+	o.data = NULL;
+	ok = *out != NULL || err_set(err, ERR_INTERNAL, "out of memory");
+	goto out;
+oom:
+	err_set(err, ERR_INTERNAL, "out of memory");
+out:
+	for (int i = 0; i < nowned; i++)
+		free(owned[i]);
+	free(owned);
+	free(argv);
+	free(o.data);
+	free(e.data);
+	return ok;
+}
+
+static void
+describe_entry(const DumpEntry *en, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "%s %s%s%s", en->type, en->schema ? en->schema : "",
+	         en->schema ? "." : "", en->name);
+}
+
+bool
+schema_apply_predata(PgConn *tgt, const char *script, Error *err)
+{
+	DumpScript *ds = NULL;
+	bool ok = false;
+
+	if (!dumpscript_parse(script, strlen(script), "pre-data", &ds, err))
+		return false;
+	if (!pg_exec(tgt, dumpscript_preamble(ds), err))
+		goto out;
+	for (int i = 0; i < dumpscript_count(ds); i++)
+	{
+		const DumpEntry *en = dumpscript_entry(ds, i);
+		char what[512];
+
+		if ((en->setup[0] && !pg_exec(tgt, en->setup, err)) ||
+		    (en->sql[0] && !pg_exec(tgt, en->sql, err)))
+		{
+			describe_entry(en, what, sizeof(what));
+			err_prefix(err,
+			           "could not create %s on the target (pre-data line "
+			           "%d): ",
+			           what, en->line);
+			goto out;
+		}
+	}
+	ok = true;
+out:
+	dumpscript_free(ds);
+	return ok;
+}
+
+/* The step's table as schema and name (both NULL when it has none). */
+typedef struct StepTable
+{
+	TablePattern parsed; /* schema and table hold the unquoted names */
+	bool has;
+} StepTable;
+
+static void
+step_table(const char *table, StepTable *out)
+{
+	Error ignored = ERR_INIT;
+
+	memset(out, 0, sizeof(*out));
+	out->has =
+	    table != NULL && mapping_parse_pattern(table, &out->parsed, &ignored);
+}
+
+static int64_t
+table_weight(const Catalog *cat, const StepTable *t)
+{
+	int idx;
+
+	if (!t->has)
+		return 0;
+	idx = catalog_find(cat, t->parsed.schema, t->parsed.table);
+	return idx < 0 ? 0 : cat->tables[idx].bytes;
+}
+
+static bool
+save_step(PgConn *tgt, const char *state_schema, const char *task, int *entry,
+          int phase, const char *kind, const char *object,
+          const StepTable *table, int64_t weight, const char *sql, Error *err)
+{
+	char *q = pg_quote_ident(state_schema);
+	char *stmt = NULL;
+	char e[16], p[16], w[24];
+	const char *params[9] = {task,
+	                         e,
+	                         p,
+	                         kind,
+	                         object,
+	                         w,
+	                         sql,
+	                         table->has ? table->parsed.schema : NULL,
+	                         table->has ? table->parsed.table : NULL};
+	PGresult *res;
+	bool ok;
+
+	snprintf(e, sizeof(e), "%d", (*entry)++);
+	snprintf(p, sizeof(p), "%d", phase);
+	snprintf(w, sizeof(w), "%lld", (long long) weight);
+	if (q == NULL ||
+	    asprintf(&stmt,
+	             "INSERT INTO %s.ddl (task, entry, phase, kind, object, weight,"
+	             " statement, tbl_schema, tbl_name) VALUES ($1, $2::int,"
+	             " $3::int, $4, $5, $6::bigint, $7, $8, $9)",
+	             q) < 0)
+	{
+		free(q);
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	}
+	ok = pg_query(tgt, stmt, 9, params, &res, err);
+	if (ok)
+		PQclear(res);
+	free(stmt);
+	free(q);
+	return ok;
+}
+
+static bool
+append_semicolon(char **sql)
+{
+	size_t n = strlen(*sql);
+	char *grown = realloc(*sql, n + 2);
+
+	if (grown == NULL)
+		return false;
+	grown[n] = ';';
+	grown[n + 1] = '\0';
+	*sql = grown;
+	return true;
+}
+
+/*
+ * For a PRIMARY KEY or UNIQUE constraint on a plain table: the index build
+ * (phase 1) and the constraint over it (phase 2). *rewritten false when the
+ * constraint must be added as pg_dump wrote it.
+ */
+static bool
+split_constraint(PgConn *src, const DumpEntry *en, char **build, char **attach,
+                 bool *rewritten, Error *err)
+{
+	const char *params[2] = {en->schema, en->index_name};
+	PGresult *res;
+	const char *def;
+	char *qname = NULL;
+	bool replident, clustered;
+
+	*rewritten = false;
+	*build = *attach = NULL;
+	if (strstr(en->sql, "DEFERRABLE") != NULL || en->schema == NULL ||
+	    en->index_name == NULL || en->table == NULL)
+		return true;
+	if (!pg_query(src,
+	              "SELECT pg_get_indexdef(i.indexrelid), c.relkind,"
+	              " i.indisreplident, i.indisclustered"
+	              " FROM pg_index i"
+	              " JOIN pg_class ic ON ic.oid = i.indexrelid"
+	              " JOIN pg_namespace n ON n.oid = ic.relnamespace"
+	              " JOIN pg_class c ON c.oid = i.indrelid"
+	              " WHERE n.nspname = $1 AND ic.relname = $2",
+	              2, params, &res, err))
+		return err_prefix(err, "could not read index \"%s\": ", en->index_name);
+	if (PQntuples(res) != 1 || PQgetvalue(res, 0, 1)[0] != 'r')
+	{
+		PQclear(res);
+		return true;
+	}
+	def = PQgetvalue(res, 0, 0);
+	replident = PQgetvalue(res, 0, 2)[0] == 't';
+	clustered = PQgetvalue(res, 0, 3)[0] == 't';
+	qname = pg_quote_ident(en->index_name);
+	/* pg_dump writes these two into the constraint's entry; keep them */
+	if (qname == NULL || strncmp(def, "CREATE UNIQUE INDEX ", 20) != 0 ||
+	    asprintf(build, "CREATE UNIQUE INDEX IF NOT EXISTS %s;", def + 20) <
+	        0 ||
+	    asprintf(attach,
+	             "ALTER TABLE ONLY %s ADD CONSTRAINT %s %s USING INDEX %s;"
+	             "%s%s%s%s%s%s%s%s%s",
+	             en->table, qname,
+	             en->constraint == DUMPSCRIPT_CON_PRIMARY_KEY ? "PRIMARY KEY"
+	                                                          : "UNIQUE",
+	             qname, replident ? " ALTER TABLE ONLY " : "",
+	             replident ? en->table : "",
+	             replident ? " REPLICA IDENTITY USING INDEX " : "",
+	             replident ? qname : "", replident ? ";" : "",
+	             clustered ? " ALTER TABLE ONLY " : "",
+	             clustered ? en->table : "", clustered ? " CLUSTER ON " : "",
+	             clustered ? qname : "") < 0 ||
+	    (clustered && !append_semicolon(attach)))
+	{
+		PQclear(res);
+		free(qname);
+		free(*build);
+		*build = NULL;
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	}
+	PQclear(res);
+	free(qname);
+	*rewritten = true;
+	return true;
+}
+
+static int
+step_phase(const DumpEntry *en)
+{
+	if (strcmp(en->type, "INDEX") == 0)
+		return 1;
+	if (strcmp(en->type, "CONSTRAINT") == 0 &&
+	    en->constraint != DUMPSCRIPT_CON_OTHER &&
+	    en->constraint != DUMPSCRIPT_CON_NONE)
+		return 1;
+	if (strcmp(en->type, "INDEX ATTACH") == 0)
+		return 3;
+	if (strcmp(en->type, "FK CONSTRAINT") == 0)
+		return 4;
+	return 5;
+}
+
+bool
+schema_save_postdata(PgConn *tgt, PgConn *src, const Catalog *cat,
+                     const char *state_schema, const char *task,
+                     const char *script, Error *err)
+{
+	static const StepTable no_table;
+	DumpScript *ds = NULL;
+	int entry = 0;
+	bool ok = true;
+
+	if (!dumpscript_parse(script, strlen(script), "post-data", &ds, err))
+		return false;
+	ok = save_step(tgt, state_schema, task, &entry, 0, "PREAMBLE", NULL,
+	               &no_table, 0, dumpscript_preamble(ds), err);
+	for (int i = 0; ok && i < dumpscript_count(ds); i++)
+	{
+		const DumpEntry *en = dumpscript_entry(ds, i);
+		int phase = step_phase(en);
+		StepTable table;
+		char what[512];
+		char *build = NULL, *attach = NULL;
+		bool rewritten = false;
+
+		if (en->sql[0] == '\0')
+			continue;
+		describe_entry(en, what, sizeof(what));
+		step_table(en->table, &table);
+		if (phase == 1 && strcmp(en->type, "CONSTRAINT") == 0 &&
+		    en->constraint != DUMPSCRIPT_CON_EXCLUDE)
+			ok = split_constraint(src, en, &build, &attach, &rewritten, err);
+		if (ok && rewritten)
+			ok = save_step(tgt, state_schema, task, &entry, 1, "INDEX", what,
+			               &table, table_weight(cat, &table), build, err) &&
+			     save_step(tgt, state_schema, task, &entry, 2, en->type, what,
+			               &table, table_weight(cat, &table), attach, err);
+		else if (ok)
+			ok = save_step(tgt, state_schema, task, &entry, phase, en->type,
+			               what, &table, table_weight(cat, &table), en->sql,
+			               err);
+		free(build);
+		free(attach);
+		if (table.has)
+			mapping_pattern_free(&table.parsed);
+	}
+	dumpscript_free(ds);
+	return ok;
+}
+
+typedef struct Step
+{
+	int entry;
+	char *kind;
+	char *object;
+	char *sql;
+	char *tbl_schema; /* NULL: the step waits for no table */
+	char *tbl_name;
+	bool claimed; /* guarded by Builder.lock */
+} Step;
+
+typedef struct Builder
+{
+	const SchemaBuild *args;
+	const char *preamble;
+	Step *steps;
+	int nsteps;
+	int claimed; /* steps handed out; guarded by lock */
+	atomic_bool abort;
+	pthread_mutex_t lock; /* guards steps[].claimed, claimed and err */
+	Error err;
+} Builder;
+
+static bool
+builder_stopping(Builder *b)
+{
+	return atomic_load(&b->abort) || (b->args->stop != NULL && *b->args->stop);
+}
+
+static bool
+builder_connect(Builder *b, PgConn **conn, Error *err)
+{
+	if (!pg_connect(b->args->target_uri, ERR_TARGET, PG_CONN_SQL,
+	                "pgtide build", 10000, conn, err))
+		return false;
+	/* one build per worker: give each the memory to sort in RAM */
+	return pg_exec(*conn, b->preamble, err) &&
+	       pg_exec(*conn, "SET maintenance_work_mem = '256MB'", err);
+}
+
+static bool
+run_step(Builder *b, PgConn *conn, const Step *s, Error *err)
+{
+	char *q = pg_quote_ident(b->args->state_schema);
+	char *mark = NULL;
+	char e[16], r[16];
+	const char *params[3] = {b->args->task, e, r};
+	PGresult *res;
+	bool ok;
+
+	snprintf(e, sizeof(e), "%d", s->entry);
+	snprintf(r, sizeof(r), "%d", b->args->run);
+	if (q == NULL || asprintf(&mark,
+	                          "UPDATE %s.ddl SET done_run = $3::int,"
+	                          " done_at = now() WHERE task = $1"
+	                          " AND entry = $2::int",
+	                          q) < 0)
+	{
+		free(q);
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	}
+	free(q);
+	ok = pg_exec(conn, "BEGIN", err) && pg_exec(conn, s->sql, err) &&
+	     pg_query(conn, mark, 3, params, &res, err);
+	free(mark);
+	if (!ok)
+	{
+		Error ignored = ERR_INIT;
+
+		if (pg_ok(conn))
+			pg_exec(conn, "ROLLBACK", &ignored);
+		return false;
+	}
+	PQclear(res);
+	fault_point("postdata.step.before_commit");
+	return pg_exec(conn, "COMMIT", err);
+}
+
+static bool
+step_ready(const Builder *b, const Step *s)
+{
+	const SchemaBuild *a = b->args;
+
+	if (a->ready == NULL || s->tbl_schema == NULL ||
+	    (a->load_done != NULL && atomic_load(a->load_done)))
+		return true;
+	return a->ready(s->tbl_schema, s->tbl_name, a->ready_ctx);
+}
+
+/*
+ * Hands out the first unclaimed step whose table is loaded (steps are in
+ * build order, largest table first). NULL when every step is claimed; *wait
+ * is set when steps remain whose tables are still loading.
+ */
+static Step *
+claim_step(Builder *b, bool *wait)
+{
+	Step *found = NULL;
+
+	*wait = false;
+	pthread_mutex_lock(&b->lock);
+	for (int i = 0; i < b->nsteps && b->claimed < b->nsteps; i++)
+	{
+		Step *s = &b->steps[i];
+
+		if (s->claimed)
+			continue;
+		if (!step_ready(b, s))
+		{
+			*wait = true;
+			continue;
+		}
+		s->claimed = true;
+		b->claimed++;
+		found = s;
+		break;
+	}
+	pthread_mutex_unlock(&b->lock);
+	return found;
+}
+
+static void *
+builder_main(void *arg)
+{
+	Builder *b = arg;
+	PgConn *conn = NULL;
+
+	log_set_role("build");
+	while (!builder_stopping(b))
+	{
+		bool wait;
+		Step *s = claim_step(b, &wait);
+		Error err = ERR_INIT;
+		int attempt = 0;
+		int64_t t0 = clock_ms();
+
+		if (s == NULL)
+		{
+			if (!wait)
+				break;
+			clock_sleep_ms(100);
+			continue;
+		}
+		for (;;)
+		{
+			err_clear(&err);
+			if ((conn != NULL || builder_connect(b, &conn, &err)) &&
+			    run_step(b, conn, s, &err))
+				break;
+			/* a lost connection, or a deadlock between two builds on one table */
+			if (!err.retryable || attempt++ >= SCHEMA_STEP_RETRIES ||
+			    builder_stopping(b))
+				break;
+			log_warn("%s: %s; retrying", s->object, err.message);
+			pg_close(conn);
+			conn = NULL;
+		}
+		if (err_is_set(&err))
+		{
+			err_prefix(&err, "could not build %s on the target: ", s->object);
+			pthread_mutex_lock(&b->lock);
+			if (!err_is_set(&b->err))
+				b->err = err;
+			pthread_mutex_unlock(&b->lock);
+			atomic_store(&b->abort, true);
+			break;
+		}
+		/* a person wants to see the long builds, not the thousand quick ones */
+		if (clock_ms() - t0 >= 1000)
+			log_info("built %s in %.1f s", s->object,
+			         (double) (clock_ms() - t0) / 1000.0);
+		else
+			log_debug("built %s in %.3f s", s->object,
+			          (double) (clock_ms() - t0) / 1000.0);
+	}
+	pg_close(conn);
+	return NULL;
+}
+
+static void
+free_steps(Step *steps, int n)
+{
+	for (int i = 0; i < n; i++)
+	{
+		free(steps[i].kind);
+		free(steps[i].object);
+		free(steps[i].sql);
+		free(steps[i].tbl_schema);
+		free(steps[i].tbl_name);
+	}
+	free(steps);
+}
+
+static char *
+dup_or_null(const PGresult *res, int row, int col, bool *oom)
+{
+	char *d;
+
+	if (PQgetisnull(res, row, col))
+		return NULL;
+	d = strdup(PQgetvalue(res, row, col));
+	*oom |= d == NULL;
+	return d;
+}
+
+/* Loads the phase's steps not yet done, largest table first. */
+static bool
+load_steps(PgConn *tgt, Builder *b, int phase, Error *err)
+{
+	char *q = pg_quote_ident(b->args->state_schema);
+	char *sql = NULL;
+	char p[16];
+	const char *params[2] = {b->args->task, p};
+	PGresult *res;
+	bool oom = false;
+
+	b->steps = NULL;
+	b->nsteps = b->claimed = 0;
+	snprintf(p, sizeof(p), "%d", phase);
+	if (q == NULL ||
+	    asprintf(&sql,
+	             "SELECT entry, kind, coalesce(object, kind), statement,"
+	             " tbl_schema, tbl_name"
+	             " FROM %s.ddl WHERE task = $1 AND phase = $2::int"
+	             " AND done_at IS NULL ORDER BY weight DESC, entry",
+	             q) < 0)
+	{
+		free(q);
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	}
+	free(q);
+	if (!pg_query(tgt, sql, 2, params, &res, err))
+	{
+		free(sql);
+		return false;
+	}
+	free(sql);
+	b->steps = calloc((size_t) PQntuples(res) + 1, sizeof(Step));
+	if (b->steps == NULL)
+	{
+		PQclear(res);
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	}
+	b->nsteps = PQntuples(res);
+	for (int i = 0; i < b->nsteps; i++)
+	{
+		Step *s = &b->steps[i];
+
+		s->entry = (int) strtol(PQgetvalue(res, i, 0), NULL, 10);
+		s->kind = dup_or_null(res, i, 1, &oom);
+		s->object = dup_or_null(res, i, 2, &oom);
+		s->sql = dup_or_null(res, i, 3, &oom);
+		s->tbl_schema = dup_or_null(res, i, 4, &oom);
+		s->tbl_name = dup_or_null(res, i, 5, &oom);
+	}
+	PQclear(res);
+	return !oom || err_set(err, ERR_INTERNAL, "out of memory");
+}
+
+/* Runs one phase's pending steps with n workers. */
+static bool
+run_phase(PgConn *tgt, Builder *b, int phase, int n, Error *err)
+{
+	pthread_t threads[64];
+
+	if (!load_steps(tgt, b, phase, err))
+		return false;
+	if (n > b->nsteps)
+		n = b->nsteps;
+	atomic_init(&b->abort, false);
+	err_clear(&b->err);
+	for (int i = 0; i < n; i++)
+		if (pthread_create(&threads[i], NULL, builder_main, b) != 0)
+		{
+			err_set(&b->err, ERR_INTERNAL, "could not start a build worker");
+			atomic_store(&b->abort, true);
+			n = i;
+			break;
+		}
+	for (int i = 0; i < n; i++)
+		pthread_join(threads[i], NULL);
+	free_steps(b->steps, b->nsteps);
+	b->steps = NULL;
+	if (err_is_set(&b->err))
+	{
+		*err = b->err;
+		return false;
+	}
+	if (b->args->stop != NULL && *b->args->stop)
+		return err_set(err, ERR_INTERRUPTED, "interrupted");
+	return true;
+}
+
+bool
+schema_build_postdata(const SchemaBuild *args, Error *err)
+{
+	PgConn *tgt = NULL;
+	Builder b;
+	char *preamble = NULL;
+	bool ok = false;
+
+	memset(&b, 0, sizeof(b));
+	b.args = args;
+	pthread_mutex_init(&b.lock, NULL);
+	if (!pg_connect(args->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide", 10000,
+	                &tgt, err))
+		goto out;
+	/* the preamble is phase 0's only step */
+	if (!load_steps(tgt, &b, 0, err))
+		goto out;
+	preamble = strdup(b.nsteps > 0 && b.steps[0].sql ? b.steps[0].sql : "");
+	free_steps(b.steps, b.nsteps);
+	if (preamble == NULL)
+	{
+		err_set(err, ERR_INTERNAL, "out of memory");
+		goto out;
+	}
+	b.preamble = preamble;
+	ok = true;
+	for (int phase = args->first_phase; ok && phase <= args->last_phase;
+	     phase++)
+	{
+		bool parallel = phase == 1 || phase == 4;
+		int jobs = args->jobs < 1 ? 1 : args->jobs > 64 ? 64 : args->jobs;
+
+		ok = run_phase(tgt, &b, phase, parallel ? jobs : 1, err);
+	}
+out:
+	pthread_mutex_destroy(&b.lock);
+	free(preamble);
+	pg_close(tgt);
+	return ok;
+}

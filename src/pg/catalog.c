@@ -1,0 +1,415 @@
+/*
+ * catalog: source introspection. One query per kind of object; results are
+ * copied into owned structs so no PGresult outlives a function.
+ */
+#include "pg/catalog.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "route/mapping.h"
+
+static char *
+xstrdup(const char *s, bool *oom)
+{
+	char *d = strdup(s);
+
+	if (d == NULL)
+		*oom = true;
+	return d;
+}
+
+typedef struct OidIndex
+{
+	uint32_t oid;
+	int index;
+} OidIndex;
+
+static int
+cmp_oid_index(const void *a, const void *b)
+{
+	uint32_t x = ((const OidIndex *) a)->oid, y = ((const OidIndex *) b)->oid;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Turns each table's parent oid (0: none) into the parent's index. Oids are
+ * unsigned 32-bit values: a long-lived cluster hands out oids above 2^31.
+ */
+static bool
+resolve_parents(Catalog *cat, const uint32_t *parent_oid, Error *err)
+{
+	OidIndex *by_oid = calloc((size_t) cat->ntables + 1, sizeof(OidIndex));
+
+	if (by_oid == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	for (int i = 0; i < cat->ntables; i++)
+		by_oid[i] = (OidIndex){cat->tables[i].relid, i};
+	qsort(by_oid, (size_t) cat->ntables, sizeof(OidIndex), cmp_oid_index);
+	for (int i = 0; i < cat->ntables; i++)
+	{
+		OidIndex key = {parent_oid[i], 0};
+		const OidIndex *hit = parent_oid[i] == 0
+		                          ? NULL
+		                          : bsearch(&key, by_oid, (size_t) cat->ntables,
+		                                    sizeof(OidIndex), cmp_oid_index);
+
+		cat->tables[i].parent = hit != NULL ? hit->index : -1;
+	}
+	free(by_oid);
+	return true;
+}
+
+static bool
+read_tables(PgConn *conn, Catalog *cat, const char *skip_schema, Error *err)
+{
+	int v = pg_server_version(conn);
+	char sql[2048];
+	const char *params[1] = {skip_schema};
+	PGresult *res;
+	uint32_t *parent_oid;
+	bool oom = false, ok;
+
+	/* relispartition exists from 10, partitioned tables ('p') from 10. */
+	snprintf(sql, sizeof(sql),
+	         "SELECT c.oid, n.nspname, c.relname, c.relkind, c.relpersistence,"
+	         " c.relreplident,"
+	         " EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid"
+	         "         AND i.indisprimary),"
+	         " EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid"
+	         "         AND i.indisreplident),"
+	         " %s,"
+	         " pg_table_size(c.oid), pg_relation_size(c.oid), c.reltuples"
+	         " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+	         " WHERE c.relkind IN ('r', 'p')"
+	         " AND n.nspname NOT IN ('pg_catalog', 'information_schema', $1)"
+	         " AND n.nspname NOT LIKE 'pg\\_toast%%'"
+	         " AND n.nspname NOT LIKE 'pg\\_temp\\_%%'"
+	         " AND c.relpersistence <> 't'"
+	         " ORDER BY n.nspname, c.relname",
+	         v >= 100000 ? "(SELECT i.inhparent FROM pg_inherits i"
+	                       " WHERE i.inhrelid = c.oid AND c.relispartition)"
+	                     : "NULL::oid");
+	if (!pg_query(conn, sql, 1, params, &res, err))
+		return err_prefix(err, "could not list the source's tables: ");
+	cat->ntables = PQntuples(res);
+	cat->tables = calloc((size_t) cat->ntables + 1, sizeof(CatTable));
+	parent_oid = calloc((size_t) cat->ntables + 1, sizeof(uint32_t));
+	if (cat->tables == NULL || parent_oid == NULL)
+	{
+		free(parent_oid);
+		PQclear(res);
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	}
+	for (int i = 0; i < cat->ntables; i++)
+	{
+		CatTable *t = &cat->tables[i];
+
+		t->relid = (uint32_t) strtoul(PQgetvalue(res, i, 0), NULL, 10);
+		t->schema = xstrdup(PQgetvalue(res, i, 1), &oom);
+		t->name = xstrdup(PQgetvalue(res, i, 2), &oom);
+		t->qname = pg_qualify(PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
+		oom |= t->qname == NULL;
+		t->relkind = PQgetvalue(res, i, 3)[0];
+		t->persistence = PQgetvalue(res, i, 4)[0];
+		t->replident = PQgetvalue(res, i, 5)[0];
+		t->has_pk = PQgetvalue(res, i, 6)[0] == 't';
+		t->has_identity =
+		    t->replident == 'f' || (t->replident == 'd' && t->has_pk) ||
+		    (t->replident == 'i' && PQgetvalue(res, i, 7)[0] == 't');
+		if (!PQgetisnull(res, i, 8))
+			parent_oid[i] = (uint32_t) strtoul(PQgetvalue(res, i, 8), NULL, 10);
+		t->bytes = strtoll(PQgetvalue(res, i, 9), NULL, 10);
+		t->blocks = strtoll(PQgetvalue(res, i, 10), NULL, 10);
+		t->reltuples = strtod(PQgetvalue(res, i, 11), NULL);
+	}
+	PQclear(res);
+	ok = !oom ? resolve_parents(cat, parent_oid, err)
+	          : err_set(err, ERR_INTERNAL, "out of memory");
+	free(parent_oid);
+	return ok;
+}
+
+static CatTable *
+table_by_oid(Catalog *cat, uint32_t relid)
+{
+	/* Linear, but called once per table: read_columns remembers the last hit
+	 * and its rows come ordered by relid. */
+	for (int i = 0; i < cat->ntables; i++)
+		if (cat->tables[i].relid == relid)
+			return &cat->tables[i];
+	return NULL;
+}
+
+static bool
+read_columns(PgConn *conn, Catalog *cat, const char *skip_schema, Error *err)
+{
+	int v = pg_server_version(conn);
+	char sql[2048];
+	const char *params[1] = {skip_schema};
+	PGresult *res;
+	CatTable *t = NULL;
+	bool oom = false;
+	int n;
+
+	/*
+	 * Generated columns (12+) are computed on the target, never copied. A
+	 * column travels in binary when the type at the bottom of its domain
+	 * chain is built in (same OID and wire form on every server) and has
+	 * send/receive functions.
+	 */
+	snprintf(
+	    sql, sizeof(sql),
+	    "WITH RECURSIVE base(oid, cur) AS ("
+	    "  SELECT t.oid, t.typbasetype FROM pg_type t WHERE t.typtype = 'd'"
+	    "  UNION ALL SELECT b.oid, t.typbasetype"
+	    "  FROM base b JOIN pg_type t ON t.oid = b.cur"
+	    "  WHERE t.typtype = 'd')"
+	    " SELECT a.attrelid, a.attname, a.atttypid,"
+	    " format_type(a.atttypid, a.atttypmod),"
+	    " (SELECT bt.oid < 16384 AND bt.typsend <> 0"
+	    "    AND bt.typreceive <> 0"
+	    "  FROM pg_type bt WHERE bt.oid = coalesce("
+	    "   (SELECT b.cur FROM base b JOIN pg_type t ON t.oid = b.cur"
+	    "    WHERE b.oid = a.atttypid AND t.typtype <> 'd'), a.atttypid))"
+	    " FROM pg_attribute a"
+	    " JOIN pg_class c ON c.oid = a.attrelid"
+	    " JOIN pg_namespace n ON n.oid = c.relnamespace"
+	    " WHERE c.relkind IN ('r', 'p') AND a.attnum > 0"
+	    " AND NOT a.attisdropped %s"
+	    " AND n.nspname NOT IN ('pg_catalog', 'information_schema', $1)"
+	    " AND n.nspname NOT LIKE 'pg\\_%%'"
+	    " ORDER BY a.attrelid, a.attnum",
+	    v >= 120000 ? "AND a.attgenerated = ''" : "");
+	if (!pg_query(conn, sql, 1, params, &res, err))
+		return err_prefix(err, "could not read the source's columns: ");
+	n = PQntuples(res);
+	for (int i = 0; i < n; i++)
+	{
+		uint32_t relid = (uint32_t) strtoul(PQgetvalue(res, i, 0), NULL, 10);
+		CatColumn *c;
+		if (t == NULL || t->relid != relid)
+			t = table_by_oid(cat, relid);
+		if (t == NULL)
+			continue;
+		if (t->cols == NULL)
+		{
+			/* count this table's rows to size the array once */
+			int k = i;
+
+			while (k < n &&
+			       (uint32_t) strtoul(PQgetvalue(res, k, 0), NULL, 10) == relid)
+				k++;
+			t->cols = calloc((size_t) (k - i), sizeof(CatColumn));
+			if (t->cols == NULL)
+			{
+				oom = true;
+				break;
+			}
+		}
+		c = &t->cols[t->ncols++];
+		c->name = xstrdup(PQgetvalue(res, i, 1), &oom);
+		c->type_oid = (uint32_t) strtoul(PQgetvalue(res, i, 2), NULL, 10);
+		c->type_name = xstrdup(PQgetvalue(res, i, 3), &oom);
+		c->binary_safe = PQgetvalue(res, i, 4)[0] == 't';
+	}
+	PQclear(res);
+	if (oom)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	return true;
+}
+
+static bool
+read_sequences(PgConn *conn, Catalog *cat, const char *skip_schema, Error *err)
+{
+	const char *params[1] = {skip_schema};
+	PGresult *res;
+	bool oom = false;
+
+	if (!pg_query(
+	        conn,
+	        "SELECT n.nspname, c.relname FROM pg_class c"
+	        " JOIN pg_namespace n ON n.oid = c.relnamespace"
+	        " WHERE c.relkind = 'S'"
+	        " AND n.nspname NOT IN ('pg_catalog', 'information_schema', $1)"
+	        " AND n.nspname NOT LIKE 'pg\\_%'"
+	        " ORDER BY 1, 2",
+	        1, params, &res, err))
+		return err_prefix(err, "could not list the source's sequences: ");
+	cat->nseqs = PQntuples(res);
+	cat->seqs = calloc((size_t) cat->nseqs + 1, sizeof(CatSequence));
+	if (cat->seqs == NULL)
+	{
+		PQclear(res);
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	}
+	for (int i = 0; i < cat->nseqs; i++)
+	{
+		CatSequence *s = &cat->seqs[i];
+
+		s->schema = xstrdup(PQgetvalue(res, i, 0), &oom);
+		s->name = xstrdup(PQgetvalue(res, i, 1), &oom);
+		s->qname = pg_qualify(PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
+		oom |= s->qname == NULL;
+	}
+	PQclear(res);
+	if (oom)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	return true;
+}
+
+bool
+catalog_read(PgConn *conn, const char *skip_schema, Catalog **out, Error *err)
+{
+	Catalog *cat = calloc(1, sizeof(*cat));
+	char buf[32];
+
+	*out = NULL;
+	if (cat == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	cat->server_version = pg_server_version(conn);
+	if (!pg_query_value(conn, "SELECT current_setting('block_size')", 0, NULL,
+	                    buf, sizeof(buf), err) ||
+	    !read_tables(conn, cat, skip_schema, err) ||
+	    !read_columns(conn, cat, skip_schema, err) ||
+	    !read_sequences(conn, cat, skip_schema, err))
+	{
+		catalog_free(cat);
+		return false;
+	}
+	cat->block_size = (int) strtol(buf, NULL, 10);
+	for (int i = 0; i < cat->ntables; i++)
+	{
+		CatTable *t = &cat->tables[i];
+
+		if (cat->block_size > 0)
+			t->blocks /= cat->block_size;
+	}
+	*out = cat;
+	return true;
+}
+
+void
+catalog_free(Catalog *cat)
+{
+	if (cat == NULL)
+		return;
+	for (int i = 0; i < cat->ntables; i++)
+	{
+		CatTable *t = &cat->tables[i];
+
+		for (int c = 0; c < t->ncols; c++)
+		{
+			free(t->cols[c].name);
+			free(t->cols[c].type_name);
+		}
+		free(t->cols);
+		free(t->schema);
+		free(t->name);
+		free(t->qname);
+	}
+	for (int i = 0; i < cat->nseqs; i++)
+	{
+		free(cat->seqs[i].schema);
+		free(cat->seqs[i].name);
+		free(cat->seqs[i].qname);
+	}
+	free(cat->tables);
+	free(cat->seqs);
+	free(cat);
+}
+
+int
+catalog_find(const Catalog *cat, const char *schema, const char *name)
+{
+	for (int i = 0; i < cat->ntables; i++)
+		if (strcmp(cat->tables[i].schema, schema) == 0 &&
+		    strcmp(cat->tables[i].name, name) == 0)
+			return i;
+	return -1;
+}
+
+/* True when t or one of its ancestors matches one of the patterns. */
+static bool
+lineage_matches(const Catalog *cat, int idx, const TablePattern *pats, int n,
+                bool *used)
+{
+	bool hit = false;
+
+	for (int depth = 0; idx >= 0 && depth < 64; depth++)
+	{
+		const CatTable *t = &cat->tables[idx];
+
+		for (int p = 0; p < n; p++)
+			if (mapping_pattern_match(&pats[p], t->schema, t->name))
+			{
+				hit = true;
+				if (used)
+					used[p] = true;
+			}
+		idx = t->parent;
+	}
+	return hit;
+}
+
+bool
+catalog_select(Catalog *cat, char *const *include, int ninclude,
+               char *const *exclude, int nexclude, Error *err)
+{
+	TablePattern *inc = calloc((size_t) ninclude + 1, sizeof(TablePattern));
+	TablePattern *exc = calloc((size_t) nexclude + 1, sizeof(TablePattern));
+	bool *used = calloc((size_t) ninclude + 1, sizeof(bool));
+	bool ok = false;
+	int pi = 0, pe = 0;
+
+	if (inc == NULL || exc == NULL || used == NULL)
+	{
+		err_set(err, ERR_INTERNAL, "out of memory");
+		goto out;
+	}
+	for (; pi < ninclude; pi++)
+		if (!mapping_parse_pattern(include[pi], &inc[pi], err))
+			goto out;
+	for (; pe < nexclude; pe++)
+		if (!mapping_parse_pattern(exclude[pe], &exc[pe], err))
+			goto out;
+	for (int i = 0; i < cat->ntables; i++)
+	{
+		CatTable *t = &cat->tables[i];
+		bool in = ninclude == 0 || lineage_matches(cat, i, inc, ninclude, used);
+
+		t->selected = t->relkind == 'r' && in &&
+		              !lineage_matches(cat, i, exc, nexclude, NULL);
+	}
+	for (int p = 0; p < ninclude; p++)
+		if (!used[p])
+		{
+			err_set(err, ERR_SOURCE,
+			        "table pattern \"%s\" matches no table on the source",
+			        include[p]);
+			err_hint(err, "patterns are schema.table with * and ? "
+			              "wildcards; names are case-sensitive");
+			goto out;
+		}
+	ok = true;
+out:
+	for (int i = 0; i < pi; i++)
+		mapping_pattern_free(&inc[i]);
+	for (int i = 0; i < pe; i++)
+		mapping_pattern_free(&exc[i]);
+	free(inc);
+	free(exc);
+	free(used);
+	return ok;
+}
+
+bool
+catalog_binary_safe(const CatTable *t)
+{
+	for (int c = 0; c < t->ncols; c++)
+		if (!t->cols[c].binary_safe)
+			return false;
+	return true;
+}

@@ -1,0 +1,88 @@
+/*
+ * catalog: what the source database holds that a full load needs to know:
+ * tables and partitions (with their ancestors), keys and replica identity,
+ * columns and whether their types travel safely in binary COPY, sizes, and
+ * sequences.
+ *
+ * Reads only; it never writes to any server. Queries are chosen by
+ * server_version_num so that sources from 9.6 on are read correctly.
+ */
+#ifndef PGTIDE_CATALOG_H
+#define PGTIDE_CATALOG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "pg/pg.h"
+
+typedef struct CatColumn
+{
+	char *name;      /* owned */
+	char *type_name; /* format_type(), for messages; owned */
+	uint32_t type_oid;
+	bool
+	    binary_safe; /* built-in type (after domains): same binary form everywhere */
+} CatColumn;
+
+typedef struct CatTable
+{
+	uint32_t relid;
+	char *schema;     /* owned */
+	char *name;       /* owned */
+	char *qname;      /* "schema"."name"; owned */
+	char relkind;     /* 'r' table, 'p' partitioned */
+	char persistence; /* 'p' permanent, 'u' unlogged */
+	char replident;   /* 'd', 'n', 'f', 'i' */
+	bool has_pk;
+	bool has_identity; /* UPDATE/DELETE can be replicated */
+	int parent;     /* index in Catalog.tables of the partition parent, or -1 */
+	int64_t bytes;  /* pg_table_size: heap + TOAST */
+	int64_t blocks; /* heap blocks, for ctid ranges */
+	double reltuples;
+	CatColumn *cols; /* copyable columns: not dropped, not generated */
+	int ncols;
+	bool selected; /* chosen by the task's patterns (leaves only) */
+} CatTable;
+
+typedef struct CatSequence
+{
+	char *schema;
+	char *name;
+	char *qname;
+} CatSequence;
+
+typedef struct Catalog
+{
+	CatTable *tables; /* every ordinary and partitioned table */
+	int ntables;
+	CatSequence *seqs;
+	int nseqs;
+	int server_version;
+	int block_size;
+} Catalog;
+
+/*
+ * Reads the catalog of conn's database (user schemas only; `skip_schema`, the
+ * state schema, is left out). On success *out is a new Catalog the caller
+ * frees with catalog_free().
+ */
+bool catalog_read(PgConn *conn, const char *skip_schema, Catalog **out,
+                  Error *err);
+
+void catalog_free(Catalog *cat);
+
+/*
+ * Marks the leaf tables selected by the include and exclude patterns. Fails,
+ * naming the pattern, when an include pattern matches no table.
+ */
+bool catalog_select(Catalog *cat, char *const *include, int ninclude,
+                    char *const *exclude, int nexclude, Error *err);
+
+/* Index of schema.name in cat->tables, or -1. */
+int catalog_find(const Catalog *cat, const char *schema, const char *name);
+
+/* True when every column of t can be copied in binary. */
+bool catalog_binary_safe(const CatTable *t);
+
+#endif

@@ -1,0 +1,414 @@
+/*
+ * pg: libpq connections with retry, SQL execution with captured errors, and
+ * quoting. Never logs an error it returns; may log one line per retry.
+ */
+#include "pg/pg.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+
+struct PgConn
+{
+	PGconn *conn;
+	ErrKind side;
+	int version;
+	char where[256];
+};
+
+/* Server notices ("relation already exists, skipping") are for debugging. */
+static void
+notice_to_log(void *arg, const char *message)
+{
+	size_t n = strlen(message);
+
+	(void) arg;
+	if (n > 0 && message[n - 1] == '\n')
+		n--;
+	log_debug("server notice: %.*s", (int) n, message);
+}
+
+/* Authentication and configuration failures will not be cured by waiting. */
+static bool
+connect_failure_retryable(const char *msg)
+{
+	static const char *const final[] = {
+	    "password authentication failed",
+	    "no password supplied",
+	    "does not exist",
+	    "no pg_hba.conf entry",
+	    "invalid connection option",
+	    "invalid URI",
+	    "missing \"=\"",
+	    "permission denied",
+	    "could not translate host name",
+	    "must be superuser or replication role",
+	    "authentication failed",
+	};
+
+	for (size_t i = 0; i < sizeof(final) / sizeof(final[0]); i++)
+		if (strstr(msg, final[i]) != NULL)
+			return false;
+	return true;
+}
+
+static void
+trim_newline(char *s)
+{
+	size_t n = strlen(s);
+
+	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' '))
+		s[--n] = '\0';
+}
+
+/*
+ * Timeouts a role or database may set for applications, off for pgtide's
+ * sessions: a chunk's COPY or a large batch runs as long as it takes, the
+ * exported snapshot's session sits idle in its open transaction for the whole
+ * load, and the load's own sessions idle while workers copy. lock_timeout
+ * stays the user's: it keeps pgtide from queueing the application behind a
+ * lock pgtide waits for.
+ */
+#define PG_NO_TIMEOUTS \
+	"-c statement_timeout=0 -c idle_in_transaction_session_timeout=0"
+#define PG_NO_TIMEOUTS_SQL \
+	"SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0"
+
+/* An ordinary session's settings; pg_quote_literal relies on the first. */
+static bool
+session_setup(PgConn *pc, Error *err)
+{
+	if (pc->version >= 140000)
+		return pg_exec(
+		    pc,
+		    "SET standard_conforming_strings = on; " PG_NO_TIMEOUTS_SQL
+		    "; SET idle_session_timeout = 0",
+		    err);
+	return pg_exec(
+	    pc, "SET standard_conforming_strings = on; " PG_NO_TIMEOUTS_SQL, err);
+}
+
+bool
+pg_reset(PgConn *conn, Error *err)
+{
+	return pg_exec(conn, "RESET ALL", err) && session_setup(conn, err);
+}
+
+bool
+pg_connect(const char *uri, ErrKind side, PgConnKind kind, const char *app_name,
+           int retry_ms, PgConn **out, Error *err)
+{
+	/*
+	 * A walsender renders pgoutput's text values with these settings; the
+	 * apply session reads them with the same ones (ISO dates whatever the
+	 * server's DateStyle, all float digits, UTC). These options replace any
+	 * the URI gives, so an ordinary session sets its own after connecting.
+	 */
+	const char *keys[] = {"dbname",      "application_name", "connect_timeout",
+	                      "replication", "options",          NULL};
+	const char *vals[] = {
+	    uri,
+	    app_name,
+	    "10",
+	    "database",
+	    "-c datestyle=ISO -c intervalstyle=postgres"
+	    " -c extra_float_digits=3 -c timezone=UTC " PG_NO_TIMEOUTS,
+	    NULL};
+	int waited_ms = 0;
+	int backoff_ms = 200;
+	PgConn *pc;
+
+	*out = NULL;
+	if (kind != PG_CONN_REPLICATION)
+		keys[3] = NULL;
+	for (;;)
+	{
+		PGconn *conn = PQconnectdbParams(keys, vals, 1);
+		char msg[ERR_MSG_MAX];
+
+		if (conn != NULL && PQstatus(conn) == CONNECTION_OK)
+		{
+			pc = calloc(1, sizeof(*pc));
+			if (pc == NULL)
+			{
+				PQfinish(conn);
+				return err_set(err, ERR_INTERNAL, "out of memory");
+			}
+			PQsetNoticeProcessor(conn, notice_to_log, NULL);
+			pc->conn = conn;
+			pc->side = side;
+			pc->version = PQserverVersion(conn);
+			snprintf(pc->where, sizeof(pc->where), "%s:%s/%s",
+			         PQhost(conn) ? PQhost(conn) : "?",
+			         PQport(conn) ? PQport(conn) : "?",
+			         PQdb(conn) ? PQdb(conn) : "?");
+			*out = pc;
+			if (kind == PG_CONN_SQL)
+			{
+				if (!session_setup(pc, err))
+				{
+					pg_close(pc);
+					*out = NULL;
+					return false;
+				}
+			}
+			return true;
+		}
+		snprintf(msg, sizeof(msg), "%s",
+		         conn ? PQerrorMessage(conn) : "out of memory");
+		trim_newline(msg);
+		PQfinish(conn);
+		if (!connect_failure_retryable(msg) || waited_ms >= retry_ms)
+		{
+			err_set(err, side, "could not connect to the %s database: %s",
+			        side == ERR_SOURCE ? "source" : "target", msg);
+			err->retryable = connect_failure_retryable(msg);
+			if (strstr(msg, "password") != NULL)
+				err_hint(err,
+				         "check the user name and password in the %s "
+				         "connection string",
+				         side == ERR_SOURCE ? "--source" : "--target");
+			else if (err->retryable)
+				err_hint(err, "check that the server is running and accepts "
+				              "TCP connections at that address");
+			return false;
+		}
+		log_warn("could not connect to the %s database, retrying in %d ms: %s",
+		         side == ERR_SOURCE ? "source" : "target", backoff_ms, msg);
+		clock_sleep_ms(backoff_ms);
+		waited_ms += backoff_ms;
+		backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
+	}
+}
+
+void
+pg_close(PgConn *conn)
+{
+	if (conn == NULL)
+		return;
+	PQfinish(conn->conn);
+	free(conn);
+}
+
+PGconn *
+pg_raw(PgConn *conn)
+{
+	return conn->conn;
+}
+
+int
+pg_server_version(const PgConn *conn)
+{
+	return conn->version;
+}
+
+ErrKind
+pg_side(const PgConn *conn)
+{
+	return conn->side;
+}
+
+const char *
+pg_where(const PgConn *conn)
+{
+	return conn->where;
+}
+
+bool
+pg_ok(const PgConn *conn)
+{
+	return conn != NULL && PQstatus(conn->conn) == CONNECTION_OK;
+}
+
+bool
+pg_error(PgConn *conn, const PGresult *res, Error *err)
+{
+	const char *primary = NULL;
+	const char *state = NULL;
+	char msg[ERR_MSG_MAX];
+
+	if (res != NULL)
+	{
+		primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+		state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	}
+	if (primary == NULL)
+	{
+		snprintf(msg, sizeof(msg), "%s", PQerrorMessage(conn->conn));
+		trim_newline(msg);
+		if (msg[0] == '\0')
+			snprintf(msg, sizeof(msg), "the connection was lost");
+		primary = msg;
+	}
+	if (err_is_set(err))
+		return false;
+	err_set(err, conn->side, "%s", primary);
+	if (state != NULL)
+		snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", state);
+	if (res != NULL)
+	{
+		const char *d = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+		const char *h = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
+
+		if (d != NULL)
+			err_detail(err, "%s", d);
+		if (h != NULL)
+			err_hint(err, "%s", h);
+	}
+	/*
+	 * A broken connection, an administrator's termination (57P01..57P03) or
+	 * a serialization failure may succeed on a new connection.
+	 */
+	err->retryable =
+	    PQstatus(conn->conn) != CONNECTION_OK ||
+	    (state != NULL &&
+	     (strncmp(state, "08", 2) == 0 || strncmp(state, "57P0", 4) == 0 ||
+	      strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0));
+	return false;
+}
+
+bool
+pg_query(PgConn *conn, const char *sql, int nparams, const char *const *params,
+         PGresult **out, Error *err)
+{
+	PGresult *res;
+	ExecStatusType st;
+
+	*out = NULL;
+	if (nparams == 0)
+		res = PQexec(conn->conn, sql);
+	else
+		res =
+		    PQexecParams(conn->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	st = PQresultStatus(res);
+	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)
+	{
+		pg_error(conn, res, err);
+		PQclear(res);
+		return false;
+	}
+	*out = res;
+	return true;
+}
+
+bool
+pg_exec(PgConn *conn, const char *sql, Error *err)
+{
+	PGresult *res;
+
+	if (!pg_query(conn, sql, 0, NULL, &res, err))
+		return false;
+	PQclear(res);
+	return true;
+}
+
+bool
+pg_execf(PgConn *conn, Error *err, const char *fmt, ...)
+{
+	va_list ap;
+	char *sql = NULL;
+	bool ok;
+
+	va_start(ap, fmt);
+	if (vasprintf(&sql, fmt, ap) < 0)
+		sql = NULL;
+	va_end(ap);
+	if (sql == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	ok = pg_exec(conn, sql, err);
+	free(sql);
+	return ok;
+}
+
+bool
+pg_query_value(PgConn *conn, const char *sql, int nparams,
+               const char *const *params, char *buf, size_t cap, Error *err)
+{
+	PGresult *res;
+
+	if (!pg_query(conn, sql, nparams, params, &res, err))
+		return false;
+	if (PQntuples(res) < 1 || PQnfields(res) < 1)
+	{
+		PQclear(res);
+		return err_set(err, conn->side, "query returned no row: %.80s", sql);
+	}
+	snprintf(buf, cap, "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return true;
+}
+
+static char *
+quote_with(const char *text, char q)
+{
+	size_t n = 2;
+	char *out, *p;
+
+	for (const char *s = text; *s; s++)
+		n += (*s == q) ? 2 : 1;
+	out = malloc(n + 1);
+	if (out == NULL)
+		return NULL;
+	p = out;
+	*p++ = q;
+	for (const char *s = text; *s; s++)
+	{
+		if (*s == q)
+			*p++ = q;
+		*p++ = *s;
+	}
+	*p++ = q;
+	*p = '\0';
+	return out;
+}
+
+char *
+pg_quote_ident(const char *ident)
+{
+	return quote_with(ident, '"');
+}
+
+char *
+pg_quote_literal(const char *text)
+{
+	return quote_with(text, '\'');
+}
+
+char *
+pg_qualify(const char *schema, const char *name)
+{
+	char *s = pg_quote_ident(schema);
+	char *n = pg_quote_ident(name);
+	char *out = NULL;
+
+	if (s != NULL && n != NULL && asprintf(&out, "%s.%s", s, n) < 0)
+		out = NULL;
+	free(s);
+	free(n);
+	return out;
+}
+
+bool
+pg_err_is(const Error *err, const char *sqlstate)
+{
+	return strcmp(err->sqlstate, sqlstate) == 0;
+}
+
+bool
+pg_relation_exists(PgConn *conn, const char *qname, bool *exists, Error *err)
+{
+	const char *params[1] = {qname};
+	PGresult *res;
+
+	if (!pg_query(conn, "SELECT pg_catalog.to_regclass($1) IS NOT NULL", 1,
+	              params, &res, err))
+		return false;
+	*exists = PQgetvalue(res, 0, 0)[0] == 't';
+	PQclear(res);
+	return true;
+}

@@ -1,0 +1,387 @@
+/*
+ * stream: publication, slot and exported snapshot on the source.
+ */
+#include "pg/stream.h"
+
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+
+/* Microseconds between the Unix epoch and PostgreSQL's (2000-01-01). */
+#define PG_EPOCH_OFFSET_US INT64_C(946684800000000)
+
+struct StreamConn
+{
+	PgConn *conn;
+	char *copybuf; /* the last message from PQgetCopyData, PQfreemem'd */
+};
+
+/*
+ * The guard: an open REPEATABLE READ transaction whose snapshot, taken before
+ * the slot is created, keeps every row version the exported snapshot needs.
+ * It has no transaction id, so the slot's creation does not wait for it.
+ */
+static bool
+open_guard(const char *source_uri, PgConn **out, Error *err)
+{
+	if (!pg_connect(source_uri, ERR_SOURCE, PG_CONN_SQL,
+	                "pgtide snapshot guard", 5000, out, err))
+		return false;
+	if (!pg_exec(*out,
+	             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT 1",
+	             err))
+	{
+		pg_close(*out);
+		*out = NULL;
+		return false;
+	}
+	return true;
+}
+
+bool
+stream_create_slot(const char *source_uri, const char *slot, bool temporary,
+                   SlotSnapshot *out, Error *err)
+{
+	PGresult *res;
+	char sql[256];
+	int v;
+
+	/* out owns each connection as soon as it exists: stream_release undoes
+	 * a half-made snapshot */
+	memset(out, 0, sizeof(*out));
+	if (!open_guard(source_uri, &out->guard, err) ||
+	    !pg_connect(source_uri, ERR_SOURCE, PG_CONN_REPLICATION,
+	                "pgtide snapshot", 5000, &out->conn, err))
+	{
+		stream_release(out);
+		return false;
+	}
+	v = pg_server_version(out->conn);
+	/* 15 replaced EXPORT_SNAPSHOT with an option list. */
+	snprintf(sql, sizeof(sql),
+	         "CREATE_REPLICATION_SLOT %s %s LOGICAL pgoutput %s", slot,
+	         temporary ? "TEMPORARY" : "",
+	         v >= 150000 ? "(SNAPSHOT 'export')" : "EXPORT_SNAPSHOT");
+	if (!pg_query(out->conn, sql, 0, NULL, &res, err))
+	{
+		if (pg_err_is(err, "53400"))
+			err_hint(err, "raise max_replication_slots on the source, or drop "
+			              "unused slots (see pg_replication_slots)");
+		err_prefix(err, "could not create replication slot \"%s\": ", slot);
+		stream_release(out);
+		return false;
+	}
+	if (PQntuples(res) != 1 || PQnfields(res) < 3 ||
+	    !lsn_parse(PQgetvalue(res, 0, 1), &out->consistent_lsn))
+	{
+		PQclear(res);
+		stream_release(out);
+		return err_set(err, ERR_SOURCE,
+		               "unexpected reply to CREATE_REPLICATION_SLOT");
+	}
+	snprintf(out->slot, sizeof(out->slot), "%s", slot);
+	snprintf(out->snapshot, sizeof(out->snapshot), "%s", PQgetvalue(res, 0, 2));
+	out->temporary = temporary;
+	PQclear(res);
+	return true;
+}
+
+void
+stream_release(SlotSnapshot *snap)
+{
+	pg_close(snap->conn);
+	pg_close(snap->guard);
+	snap->conn = NULL;
+	snap->guard = NULL;
+}
+
+bool
+stream_slot_exists(PgConn *src, const char *slot, bool *exists, Error *err)
+{
+	const char *params[1] = {slot};
+	PGresult *res;
+
+	if (!pg_query(src,
+	              "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", 1,
+	              params, &res, err))
+		return false;
+	*exists = PQntuples(res) > 0;
+	PQclear(res);
+	return true;
+}
+
+bool
+stream_drop_slot(PgConn *src, const char *slot, Error *err)
+{
+	const char *params[1] = {slot};
+	PGresult *res;
+
+	if (!pg_query(src,
+	              "SELECT pg_drop_replication_slot(slot_name)"
+	              " FROM pg_replication_slots WHERE slot_name = $1",
+	              1, params, &res, err))
+		return err_prefix(err,
+		                  "could not drop replication slot \"%s\": ", slot);
+	PQclear(res);
+	return true;
+}
+
+bool
+stream_create_publication(PgConn *src, const char *name, char *const *qtables,
+                          int ntables, Error *err)
+{
+	const char *params[1] = {name};
+	PGresult *res;
+	char *qname, *sql;
+	size_t cap, len;
+	bool exists, ok;
+
+	if (!pg_query(src, "SELECT 1 FROM pg_publication WHERE pubname = $1", 1,
+	              params, &res, err))
+		return false;
+	exists = PQntuples(res) > 0;
+	PQclear(res);
+	if (exists)
+		return true;
+	qname = pg_quote_ident(name);
+	if (qname == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	cap = strlen(qname) + 64;
+	for (int i = 0; i < ntables; i++)
+		cap += strlen(qtables[i]) + 2;
+	sql = malloc(cap);
+	if (sql == NULL)
+	{
+		free(qname);
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	}
+	len = (size_t) snprintf(sql, cap, "CREATE PUBLICATION %s%s", qname,
+	                        ntables > 0 ? " FOR TABLE " : "");
+	for (int i = 0; i < ntables; i++)
+		len += (size_t) snprintf(sql + len, cap - len, "%s%s", i ? ", " : "",
+		                         qtables[i]);
+	ok = pg_exec(src, sql, err);
+	free(sql);
+	free(qname);
+	if (!ok)
+		return err_prefix(err, "could not create publication \"%s\": ", name);
+	return true;
+}
+
+bool
+stream_free_slots(PgConn *src, int *free_slots, Error *err)
+{
+	char buf[32];
+
+	if (!pg_query_value(src,
+	                    "SELECT current_setting('max_replication_slots')::int"
+	                    " - (SELECT count(*) FROM pg_replication_slots)",
+	                    0, NULL, buf, sizeof(buf), err))
+		return false;
+	*free_slots = (int) strtol(buf, NULL, 10);
+	return true;
+}
+
+bool
+stream_start(const char *source_uri, const char *slot, const char *publication,
+             Lsn start_lsn, int *proto_version, StreamConn **out, Error *err)
+{
+	StreamConn *s;
+	PGresult *res;
+	char *pub = pg_quote_ident(publication);
+	char *sql = NULL;
+	int v, proto;
+
+	*out = NULL;
+	if (pub == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+	{
+		free(pub);
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	}
+	if (!pg_connect(source_uri, ERR_SOURCE, PG_CONN_REPLICATION,
+	                "pgtide stream", 5000, &s->conn, err))
+	{
+		free(pub);
+		free(s);
+		return false;
+	}
+	v = pg_server_version(s->conn);
+	/* 14 added streaming of in-progress transactions (protocol 2) and the
+	 * messages option (pg_logical_emit_message, used by cutover). */
+	proto = v >= 140000 ? 2 : 1;
+	if (asprintf(&sql,
+	             "START_REPLICATION SLOT %s LOGICAL " LSN_FMT
+	             " (proto_version '%d', publication_names '%s'%s)",
+	             slot, LSN_ARGS(start_lsn), proto, pub,
+	             v >= 140000 ? ", streaming 'on', messages 'true'" : "") < 0)
+		sql = NULL;
+	free(pub);
+	if (sql == NULL)
+	{
+		stream_close(s);
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	}
+	res = PQexec(pg_raw(s->conn), sql);
+	free(sql);
+	if (PQresultStatus(res) != PGRES_COPY_BOTH)
+	{
+		pg_error(s->conn, res, err);
+		PQclear(res);
+		stream_close(s);
+		return err_prefix(err,
+		                  "could not start streaming from slot \"%s\": ", slot);
+	}
+	PQclear(res);
+	*proto_version = proto;
+	*out = s;
+	return true;
+}
+
+static uint64_t
+get_u64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static void
+put_u64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--)
+	{
+		p[i] = (uint8_t) (v & 0xff);
+		v >>= 8;
+	}
+}
+
+/*
+ * Message layouts (all integers big-endian):
+ *
+ *   'w' | data start (8) | WAL end (8) | send time (8) | pgoutput message
+ *   'k' | WAL end (8) | send time (8) | reply requested (1)
+ *   'r' | written (8) | flushed (8) | applied (8) | send time (8) | reply (1)
+ */
+static bool
+parse_copy_message(const uint8_t *m, size_t len, StreamEvent *ev, Error *err)
+{
+	if (len >= 1 && m[0] == 'w')
+	{
+		if (len < 25)
+			return err_set(err, ERR_SOURCE,
+			               "replication stream: XLogData message of %zu bytes",
+			               len);
+		ev->kind = STREAM_EVENT_DATA;
+		ev->wal_start = get_u64(m + 1);
+		ev->wal_end = get_u64(m + 9);
+		ev->data = m + 25;
+		ev->len = len - 25;
+		return true;
+	}
+	if (len >= 1 && m[0] == 'k')
+	{
+		if (len != 18)
+			return err_set(err, ERR_SOURCE,
+			               "replication stream: keepalive message of %zu bytes",
+			               len);
+		ev->kind = STREAM_EVENT_KEEPALIVE;
+		ev->wal_end = get_u64(m + 1);
+		ev->reply_requested = m[17] != 0;
+		return true;
+	}
+	return err_set(err, ERR_SOURCE,
+	               "replication stream: unknown message type 0x%02x",
+	               len ? m[0] : 0);
+}
+
+bool
+stream_read(StreamConn *s, int timeout_ms, StreamEvent *ev, Error *err)
+{
+	PGconn *c = pg_raw(s->conn);
+
+	memset(ev, 0, sizeof(*ev));
+	if (s->copybuf != NULL)
+	{
+		PQfreemem(s->copybuf);
+		s->copybuf = NULL;
+	}
+	for (int round = 0; round < 2; round++)
+	{
+		int len = PQgetCopyData(c, &s->copybuf, 1);
+
+		if (len > 0)
+			return parse_copy_message((const uint8_t *) s->copybuf,
+			                          (size_t) len, ev, err);
+		if (len == -1)
+		{
+			PGresult *res = PQgetResult(c);
+
+			pg_error(s->conn, res, err);
+			PQclear(res);
+			err->retryable = true;
+			return err_prefix(err, "the source ended the replication stream: ");
+		}
+		if (len == -2)
+		{
+			pg_error(s->conn, NULL, err);
+			err->retryable = true;
+			return err_prefix(err, "replication stream: ");
+		}
+		if (round == 0)
+		{
+			struct pollfd pfd = {PQsocket(c), POLLIN, 0};
+
+			if (poll(&pfd, 1, timeout_ms) < 0)
+				return true; /* EINTR: let the caller look at its flags */
+			if (PQconsumeInput(c) == 0)
+			{
+				pg_error(s->conn, NULL, err);
+				err->retryable = true;
+				return err_prefix(err, "replication stream: ");
+			}
+		}
+	}
+	return true;
+}
+
+bool
+stream_send_status(StreamConn *s, Lsn written, Lsn flushed, bool reply,
+                   Error *err)
+{
+	uint8_t msg[34];
+	PGconn *c = pg_raw(s->conn);
+
+	msg[0] = 'r';
+	put_u64(msg + 1, written);
+	put_u64(msg + 9, flushed);
+	put_u64(msg + 17, flushed);
+	put_u64(msg + 25, (uint64_t) (clock_wall_us() - PG_EPOCH_OFFSET_US));
+	msg[33] = reply ? 1 : 0;
+	if (PQputCopyData(c, (const char *) msg, sizeof(msg)) != 1 ||
+	    PQflush(c) != 0)
+	{
+		pg_error(s->conn, NULL, err);
+		err->retryable = true;
+		return err_prefix(err, "could not send replication status: ");
+	}
+	return true;
+}
+
+void
+stream_close(StreamConn *s)
+{
+	if (s == NULL)
+		return;
+	if (s->copybuf != NULL)
+		PQfreemem(s->copybuf);
+	pg_close(s->conn);
+	free(s);
+}

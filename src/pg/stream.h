@@ -1,0 +1,120 @@
+/*
+ * stream: the replication side of the source: the task's publication, its
+ * logical slot, and the exported snapshots that make the full load and the
+ * change stream meet exactly at the slot's consistent point.
+ *
+ * An exported snapshot lives as long as the replication connection that
+ * created it stays open and idle; SlotSnapshot owns that connection.
+ *
+ * It never decodes a change (pgoutput does) and never confirms a position it
+ * was not given: the caller decides what the slot may forget.
+ */
+#ifndef PGTIDE_STREAM_H
+#define PGTIDE_STREAM_H
+
+#include <stdbool.h>
+
+#include "base/err.h"
+#include "base/lsn.h"
+#include "pg/pg.h"
+
+typedef struct SlotSnapshot
+{
+	PgConn *conn;  /* the exporting replication connection */
+	PgConn *guard; /* holds the xmin horizon below the snapshot's */
+	char slot[64];
+	char snapshot[64];  /* name for SET TRANSACTION SNAPSHOT */
+	Lsn consistent_lsn; /* changes committed before it are in the snapshot */
+	bool temporary;
+} SlotSnapshot;
+
+/*
+ * Creates a pgoutput slot that exports a snapshot. A temporary slot (used to
+ * take a fresh snapshot for a reload) disappears with its connection. On
+ * success out owns its connections; release them with stream_release().
+ *
+ * The server does not protect the snapshot alone: while the walsender ends
+ * CREATE_REPLICATION_SLOT, there is a moment when neither the new slot's
+ * xmin nor the walsender's own counts in the horizon, and an update committed
+ * just after the consistent point can have its row's older version pruned
+ * away; the snapshot then sees no version of that row at all. A guard
+ * session takes an ordinary snapshot before the slot exists (its xmin is at
+ * or below the exported one's) and keeps it until the snapshot is released.
+ */
+bool stream_create_slot(const char *source_uri, const char *slot,
+                        bool temporary, SlotSnapshot *out, Error *err);
+
+/* Closes the exporting connection; the snapshot is gone afterwards. */
+void stream_release(SlotSnapshot *snap);
+
+/* Whether a slot of that name exists on the source. */
+bool stream_slot_exists(PgConn *src, const char *slot, bool *exists,
+                        Error *err);
+
+/* Drops the slot if it exists (and is not in use). */
+bool stream_drop_slot(PgConn *src, const char *slot, Error *err);
+
+/*
+ * Creates the publication over the given tables ("schema"."name" each) unless
+ * one of that name exists. Tables are added as they are: the caller leaves
+ * out any table whose UPDATE/DELETE could not be replicated, because such a
+ * table in a publication makes the application's writes fail.
+ */
+bool stream_create_publication(PgConn *src, const char *name,
+                               char *const *qtables, int ntables, Error *err);
+
+/* Free replication slots on the source (max_replication_slots - used). */
+bool stream_free_slots(PgConn *src, int *free_slots, Error *err);
+
+/*
+ * The change stream: a replication connection in COPY BOTH mode after
+ * START_REPLICATION. Framing only (XLogData, keepalive, standby status);
+ * the payload of XLogData is one pgoutput message that pgoutput decodes.
+ */
+typedef struct StreamConn StreamConn;
+
+typedef enum StreamEventKind
+{
+	STREAM_EVENT_NONE = 0,  /* nothing arrived before the timeout */
+	STREAM_EVENT_DATA,      /* one pgoutput message */
+	STREAM_EVENT_KEEPALIVE, /* the server's keepalive */
+} StreamEventKind;
+
+typedef struct StreamEvent
+{
+	StreamEventKind kind;
+	Lsn wal_start;        /* DATA: WAL position of the message */
+	Lsn wal_end;          /* the server's current end of WAL */
+	bool reply_requested; /* KEEPALIVE: answer at once */
+	const uint8_t *data;  /* DATA: view, valid until the next stream_read */
+	size_t len;
+} StreamEvent;
+
+/*
+ * Connects and starts streaming slot from start_lsn with pgoutput. The
+ * protocol version is the highest the server supports up to 2 (2 streams
+ * large in-progress transactions); *proto_version receives it. On success
+ * *out is the stream, closed with stream_close().
+ */
+bool stream_start(const char *source_uri, const char *slot,
+                  const char *publication, Lsn start_lsn, int *proto_version,
+                  StreamConn **out, Error *err);
+
+/*
+ * Waits up to timeout_ms for one message. A closed stream or a protocol
+ * violation is an error (retryable when the connection broke).
+ */
+bool stream_read(StreamConn *s, int timeout_ms, StreamEvent *ev, Error *err);
+
+/*
+ * Sends a standby status update: written is what pgtide has received,
+ * flushed what every target has durably committed (the slot's confirmed
+ * position follows it), reply asks the server to answer at once.
+ */
+bool stream_send_status(StreamConn *s, Lsn written, Lsn flushed, bool reply,
+                        Error *err);
+
+/* Ends streaming and closes the connection; NULL is a no-op. */
+void stream_close(StreamConn *s);
+
+#endif

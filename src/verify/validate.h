@@ -1,0 +1,57 @@
+/*
+ * validate: source and target compared without moving rows: per key range,
+ * a count and an order-independent hash computed in each database; ranges
+ * that differ are split until the differing rows are named.
+ *
+ * It never writes to the source (its source sessions are read-only); on the
+ * target it writes only to the state schema (created when missing): its own
+ * result tables validation_runs, validation_tables, validation_differences.
+ */
+#ifndef PGTIDE_VALIDATE_H
+#define PGTIDE_VALIDATE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/config.h"
+#include "base/err.h"
+
+typedef enum ValidateMode
+{
+	VALIDATE_COUNTS = 0, /* count(*) per table on both sides, no drill-down */
+	VALIDATE_FULL,       /* ranged hashes of every row, differing rows named */
+} ValidateMode;
+
+typedef struct ValidateSummary
+{
+	int tables;           /* tables compared (after validate.tables) */
+	int tables_differing; /* tables with a difference, or missing */
+	int64_t rows_source;  /* rows read on the source (checked ranges) */
+	int64_t rows_target;
+	int64_t differences; /* rows named (full), or |count difference| summed
+	                        over tables (counts), plus one per table missing
+	                        on the target */
+} ValidateSummary;
+
+/*
+ * Compares the task's tables (cfg->validate_tables and cfg->validate_sample
+ * apply), with cfg->copy_jobs workers: counts only, or full ranged hashes.
+ * Records the run in the state schema and logs one line per differing table
+ * (names and counts, never row values). Returns false only when it could not
+ * compare (a server failed, bad validate.tables, ERR_INTERRUPTED on *stop);
+ * differences are reported in *out, not as an error. `still`: the caller
+ * holds both sides still (cutover, fenced and drained), so tables are read
+ * whole first even though the task's stream is running.
+ */
+bool validate_run(const TaskConfig *cfg, ValidateMode mode, bool still,
+                  atomic_int *stop, ValidateSummary *out, Error *err);
+
+/*
+ * pgtide validate: a full run that prints the result on stdout (text, or
+ * JSON with cfg->output_json) and fails with ERR_DIFFERENT when anything
+ * differs.
+ */
+bool validate_command(const TaskConfig *cfg, atomic_int *stop, Error *err);
+
+#endif
