@@ -122,37 +122,65 @@ queue_push(Cdc *c, const CdcTxn *t, Error *err)
 	return true;
 }
 
-/* Copies up to max queued transactions (oldest first) without removing them. */
+/*
+ * Copies up to max queued transactions, oldest first from the offset-th,
+ * without removing them; waits up to wait_ms for one to be there.
+ */
 static int
-queue_peek(Cdc *c, CdcTxn *out, int max, int wait_ms)
+queue_peek(Cdc *c, int offset, CdcTxn *out, int max, int wait_ms)
 {
 	int n;
 
 	pthread_mutex_lock(&c->lock);
-	if (c->q_count == 0 && !atomic_load(&c->fatal))
+	if (c->q_count <= offset && !atomic_load(&c->fatal))
 	{
 		struct timespec until;
 
-		clock_gettime(CLOCK_REALTIME, &until);
+		clock_gettime(CLOCK_MONOTONIC, &until);
 		until.tv_nsec += (long) wait_ms * 1000000L;
 		until.tv_sec += until.tv_nsec / 1000000000L;
 		until.tv_nsec %= 1000000000L;
 		pthread_cond_timedwait(&c->nonempty, &c->lock, &until);
 	}
-	n = c->q_count < max ? c->q_count : max;
+	n = c->q_count - offset < max ? c->q_count - offset : max;
+	if (n < 0)
+		n = 0;
 	for (int i = 0; i < n; i++)
-		out[i] = c->queue[(c->q_head + i) % c->q_cap];
+		out[i] = c->queue[(c->q_head + offset + i) % c->q_cap];
 	pthread_mutex_unlock(&c->lock);
 	return n;
 }
 
-static void
-queue_drop(Cdc *c, int n)
+/*
+ * Lets go of the queue's oldest transactions while the target has flushed
+ * them (their buffered records too); returns how many. Only here does a
+ * transaction leave pgtide's hands.
+ */
+static int
+queue_release_flushed(Cdc *c)
 {
-	pthread_mutex_lock(&c->lock);
-	c->q_head = (c->q_head + n) % (c->q_cap ? c->q_cap : 1);
-	c->q_count -= n;
-	pthread_mutex_unlock(&c->lock);
+	Lsn flushed = atomic_load(&c->flushed);
+	int n = 0;
+
+	for (;;)
+	{
+		CdcTxn t;
+		bool durable;
+
+		pthread_mutex_lock(&c->lock);
+		durable = c->q_count > 0 && c->queue[c->q_head].end_lsn <= flushed;
+		if (durable)
+		{
+			t = c->queue[c->q_head];
+			c->q_head = (c->q_head + 1) % c->q_cap;
+			c->q_count--;
+		}
+		pthread_mutex_unlock(&c->lock);
+		if (!durable)
+			return n;
+		txnbuf_release(c->buf, t.xid);
+		n++;
+	}
 }
 
 /* ---- applier ---- */
@@ -285,10 +313,11 @@ poll_stop_at(ApplierThread *at, int64_t *last_ms)
 
 /*
  * With a stop position, only transactions committed up to it are applied;
- * the rest of the queue stays unapplied (and is counted).
+ * the rest of the queue (past the unflushed ones ahead of the batch) stays
+ * unapplied, and is counted.
  */
 static int
-cap_at_stop(Cdc *c, const CdcTxn *batch, int n)
+cap_at_stop(Cdc *c, const CdcTxn *batch, int n, int unflushed)
 {
 	Lsn stop = atomic_load(&c->stop_lsn);
 	int keep = 0;
@@ -300,7 +329,7 @@ cap_at_stop(Cdc *c, const CdcTxn *batch, int n)
 	if (keep < n)
 	{
 		pthread_mutex_lock(&c->lock);
-		atomic_store(&c->beyond_stop, c->q_count - keep);
+		atomic_store(&c->beyond_stop, c->q_count - unflushed - keep);
 		pthread_mutex_unlock(&c->lock);
 	}
 	return keep;
@@ -320,6 +349,18 @@ note_stop_reached(Cdc *c)
 	}
 }
 
+/*
+ * The applier's loop. A committed batch stays at the head of the queue,
+ * counted in `unflushed`, until the target's durable origin progress passes
+ * it: apply sessions commit with synchronous_commit = off, so a target crash
+ * can lose the last commits and the origin's advance with them. After any
+ * loss of the session the batch is peeked again from the head, and whatever
+ * the reconnected target does not hold is applied again, never skipped.
+ *
+ *   queue:  [ committed, not yet flushed | not yet applied ... ]
+ *             released by                  peeked from offset
+ *             queue_release_flushed        `unflushed`
+ */
 static void *
 applier_main(void *arg)
 {
@@ -328,6 +369,7 @@ applier_main(void *arg)
 	CdcTxn *batch = malloc(sizeof(CdcTxn) * CDC_BATCH_MAX_TXNS);
 	int64_t last_flush_ms = 0, last_poll_ms = 0;
 	int backoff_ms = 500;
+	int unflushed = 0;
 	bool reported = false;
 	bool broken = false; /* the target connection must be replaced */
 
@@ -343,29 +385,29 @@ applier_main(void *arg)
 	while (!stopping(c))
 	{
 		Error err = ERR_INIT;
-		int n = queue_peek(c, batch, CDC_BATCH_MAX_TXNS, CDC_FLUSH_POLL_MS);
-		int skip = 0, peeked;
+		int n = queue_peek(c, unflushed, batch, CDC_BATCH_MAX_TXNS,
+		                   CDC_FLUSH_POLL_MS);
+		int released, peeked;
 
 		if (n > 0 && n < CDC_LINGER_TXNS && !stopping(c))
 		{
 			clock_sleep_ms(CDC_LINGER_MS);
-			n = queue_peek(c, batch, CDC_BATCH_MAX_TXNS, 0);
+			n = queue_peek(c, unflushed, batch, CDC_BATCH_MAX_TXNS, 0);
 		}
 
 		if (broken && !connect_applier(at, &err))
 			goto failed;
 		broken = false;
 		poll_stop_at(at, &last_poll_ms);
-		peeked = n;
-		n = cap_at_stop(c, batch, n);
-		/* a batch whose commit was lost may already be on the target */
-		while (skip < n && batch[skip].end_lsn <= atomic_load(&c->flushed))
-			txnbuf_release(c->buf, batch[skip++].xid);
-		if (skip > 0)
+		/* after a reconnect, some of the batch may already be on the target */
+		released = queue_release_flushed(c);
+		if (released > 0)
 		{
-			queue_drop(c, skip);
+			unflushed = released < unflushed ? unflushed - released : 0;
 			continue;
 		}
+		peeked = n;
+		n = cap_at_stop(c, batch, n, unflushed);
 		if (n == 0)
 		{
 			atomic_store(&c->applier_idle, true);
@@ -378,9 +420,7 @@ applier_main(void *arg)
 		}
 		if (!apply_batch(at, batch, n, &err))
 			goto failed;
-		for (int i = 0; i < n; i++)
-			txnbuf_release(c->buf, batch[i].xid);
-		queue_drop(c, n);
+		unflushed += n;
 		{
 			ApplyCounters k;
 
@@ -408,9 +448,12 @@ applier_main(void *arg)
 		}
 		/* logged once per outage, then retried quietly with backoff */
 		if (!reported)
-			log_warn("target: %s; reconnecting", err.message);
+			log_warn("target: %s; reconnecting, then applying again what "
+			         "the target has not flushed",
+			         err.message);
 		reported = true;
 		broken = true;
+		unflushed = 0;
 		clock_sleep_ms(backoff_ms);
 		backoff_ms = backoff_ms * 2 > CDC_RETRY_MAX_MS ? CDC_RETRY_MAX_MS
 		                                               : backoff_ms * 2;
@@ -704,7 +747,15 @@ cdc_run(const CdcOptions *o, Error *err)
 	memset(&rv, 0, sizeof(rv));
 	c.o = o;
 	pthread_mutex_init(&c.lock, NULL);
-	pthread_cond_init(&c.nonempty, NULL);
+	{
+		/* waits measure intervals: a wall-clock jump must not stall them */
+		pthread_condattr_t attr;
+
+		pthread_condattr_init(&attr);
+		pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+		pthread_cond_init(&c.nonempty, &attr);
+		pthread_condattr_destroy(&attr);
+	}
 	atomic_store(&c.applier_idle, true);
 	rv.c = &c;
 	at.c = &c;
