@@ -68,6 +68,7 @@ typedef struct Load
 	PgConn *src;
 	PgConn *tgt;
 	Catalog *cat;
+	State state; /* on tgt */
 	StateTask st;
 	LoadTable *tables; /* the selected tables */
 	int ntables;
@@ -363,10 +364,8 @@ ensure_slot(Load *l, SlotSnapshot *snap, Error *err)
 	                        err))
 		return false;
 	fault_point("task.after_slot");
-	if (!state_task_set_slot(l->tgt, l->cfg->state_schema, l->cfg->task,
-	                         snap->consistent_lsn, err) ||
-	    !state_task_set_phase(l->tgt, l->cfg->state_schema, l->cfg->task,
-	                          "load", err))
+	if (!state_task_set_slot(&l->state, snap->consistent_lsn, err) ||
+	    !state_task_set_phase(&l->state, STATE_PHASE_LOAD, err))
 		return false;
 	l->st.consistent_lsn = snap->consistent_lsn;
 	log_info("created replication slot \"%s\" at consistent point " LSN_FMT,
@@ -448,9 +447,8 @@ create_schema(Load *l, const SlotSnapshot *snap, Error *err)
 	if (!pg_exec(l->tgt, "BEGIN", err))
 		goto out;
 	if (!schema_apply_predata(l->tgt, pre, err) ||
-	    !schema_save_postdata(l->tgt, l->src, l->cat, cfg->state_schema,
-	                          cfg->task, post, err) ||
-	    !state_task_set_schema_done(l->tgt, cfg->state_schema, cfg->task, err))
+	    !schema_save_postdata(&l->state, l->src, l->cat, post, err) ||
+	    !state_task_set_schema_done(&l->state, err))
 	{
 		Error ignored = ERR_INIT;
 
@@ -489,11 +487,10 @@ read_done(Load *l, Error *err)
 	{
 		const CatTable *t = &l->cat->tables[l->tables[i].cat];
 
-		if (!state_table_register(l->tgt, l->cfg->state_schema, l->cfg->task,
-		                          t->schema, t->name, l->tables[i].tgt_qname,
-		                          err) ||
-		    !state_table_done(l->tgt, l->cfg->state_schema, l->cfg->task,
-		                      t->schema, t->name, &l->tables[i].done, err))
+		if (!state_table_register(&l->state, t->schema, t->name,
+		                          l->tables[i].tgt_qname, err) ||
+		    !state_table_done(&l->state, t->schema, t->name, &l->tables[i].done,
+		                      err))
 			return false;
 	}
 	spread_unfinished(l);
@@ -594,10 +591,9 @@ start_tables(Load *l, const SlotSnapshot *snap, Error *err)
 		    !pg_execf(l->tgt, err, "TRUNCATE %s%s",
 		              lt->tgt_kind == 'p' ? "" : "ONLY ", lt->tgt_qname))
 			goto fail;
-		if (!state_table_start(l->tgt, cfg->state_schema, cfg->task, t->schema,
-		                       t->name, snap->consistent_lsn, txids,
-		                       lt->nchunks, ct->binary ? "binary" : "text",
-		                       err))
+		if (!state_table_start(&l->state, t->schema, t->name,
+		                       snap->consistent_lsn, txids, lt->nchunks,
+		                       ct->binary ? "binary" : "text", err))
 			goto fail;
 	}
 	return pg_exec(l->tgt, "COMMIT", err);
@@ -616,10 +612,11 @@ hook_chunk_done(PgConn *tgt, const PlanChunk *c, int64_t rows, int64_t bytes,
 {
 	Load *l = ctx;
 	const CatTable *t = &l->cat->tables[l->tables[c->table].cat];
+	State on_worker = state_on(&l->state, tgt);
 
-	return state_chunk_done(tgt, l->cfg->state_schema, l->cfg->task, t->schema,
-	                        t->name, c->chunk, c->start_block, c->end_block,
-	                        rows, bytes, l->st.run, err);
+	return state_chunk_done(&on_worker, t->schema, t->name, c->chunk,
+	                        c->start_block, c->end_block, rows, bytes,
+	                        l->st.run, err);
 }
 
 static bool
@@ -628,13 +625,14 @@ hook_chunk_check(PgConn *tgt, const PlanChunk *c, bool *done, void *ctx,
 {
 	Load *l = ctx;
 	const CatTable *t = &l->cat->tables[l->tables[c->table].cat];
+	State on_worker = state_on(&l->state, tgt);
 	bool *bits = calloc((size_t) c->nchunks, sizeof(bool));
 	bool ok;
 
 	if (bits == NULL)
 		return err_set(err, ERR_INTERNAL, "out of memory");
-	ok = state_chunks_done(tgt, l->cfg->state_schema, l->cfg->task, t->schema,
-	                       t->name, bits, c->nchunks, err);
+	ok = state_chunks_done(&on_worker, t->schema, t->name, bits, c->nchunks,
+	                       err);
 	*done = ok && bits[c->chunk];
 	free(bits);
 	return ok;
@@ -790,8 +788,7 @@ build_args(const Load *l, int first, int last, SchemaBuild *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->target_uri = l->cfg->target_uri;
-	out->state_schema = l->cfg->state_schema;
-	out->task = l->cfg->task;
+	out->state = &l->state;
 	out->jobs = l->cfg->index_jobs;
 	out->run = l->st.run;
 	out->first_phase = first;
@@ -874,12 +871,12 @@ task_copy(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	                &l.src, err) ||
 	    !pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide", 5000,
 	                &l.tgt, err) ||
-	    !preflight(&l, err) || !state_init(l.tgt, cfg->state_schema, err) ||
-	    !state_task_begin(l.tgt, cfg->state_schema, cfg->task, &l.st, err))
+	    !preflight(&l, err) ||
+	    !state_open(&l.state, l.tgt, cfg->state_schema, cfg->task, err) ||
+	    !state_task_begin(&l.state, &l.st, err))
 		goto out;
-	/* "cdc", "cutover": the load is done and the stream started since */
-	if (strcmp(l.st.phase, "loaded") == 0 || strcmp(l.st.phase, "cdc") == 0 ||
-	    strcmp(l.st.phase, "cutover") == 0)
+	/* cdc, cutover: the load is done and the stream started since */
+	if (l.st.phase >= STATE_PHASE_LOADED)
 	{
 		printf("pgtide copy: task \"%s\" has already finished its full load; "
 		       "nothing to do\n",
@@ -951,16 +948,14 @@ task_copy(const TaskConfig *cfg, atomic_int *stop, Error *err)
 		SchemaBuild rest;
 
 		build_args(&l, 1, 5, &rest);
-		if (!state_task_set_phase(l.tgt, cfg->state_schema, cfg->task,
-		                          "postdata", err) ||
+		if (!state_task_set_phase(&l.state, STATE_PHASE_POSTDATA, err) ||
 		    !schema_build_postdata(&rest, err))
 			goto out;
 		log_info("indexes and constraints done in %.1f s",
 		         (double) (clock_ms() - t0) / 1000.0);
 	}
 	if (interrupted(&l, err) || !copy_sequences(&l, err) ||
-	    !state_task_set_phase(l.tgt, cfg->state_schema, cfg->task, "loaded",
-	                          err))
+	    !state_task_set_phase(&l.state, STATE_PHASE_LOADED, err))
 		goto out;
 	print_summary(&l);
 	ok = true;
@@ -974,6 +969,7 @@ out:
 typedef struct ProgressSink
 {
 	const TaskConfig *cfg;
+	const State *state; /* the task's; reached on the sink's own sessions */
 	PgConn *conn; /* opened on first use; status is never worth failing for */
 	PgConn *stop_conn; /* the applier thread's, for the cutover position */
 } ProgressSink;
@@ -982,6 +978,7 @@ static void
 record_progress(const CdcProgress *p, void *ctx)
 {
 	ProgressSink *ps = ctx;
+	State on_sink;
 	StateCdc c;
 	Error err = ERR_INIT;
 
@@ -994,11 +991,15 @@ record_progress(const CdcProgress *p, void *ctx)
 	c.changes = p->changes;
 	c.txns_per_s = p->txns_per_s;
 	c.changes_per_s = p->changes_per_s;
-	if ((ps->conn == NULL &&
-	     !pg_connect(ps->cfg->target_uri, ERR_TARGET, PG_CONN_SQL,
-	                 "pgtide status", 0, &ps->conn, &err)) ||
-	    !state_task_set_cdc(ps->conn, ps->cfg->state_schema, ps->cfg->task, &c,
-	                        &err))
+	if (ps->conn == NULL &&
+	    !pg_connect(ps->cfg->target_uri, ERR_TARGET, PG_CONN_SQL,
+	                "pgtide status", 0, &ps->conn, &err))
+	{
+		log_debug("could not record progress: %s", err.message);
+		return;
+	}
+	on_sink = state_on(ps->state, ps->conn);
+	if (!state_task_set_cdc(&on_sink, &c, &err))
 	{
 		log_debug("could not record progress: %s", err.message);
 		pg_close(ps->conn);
@@ -1011,12 +1012,14 @@ static bool
 read_cutover_stop(Lsn *lsn, void *ctx, Error *err)
 {
 	ProgressSink *ps = ctx;
+	State on_sink;
 
-	if ((ps->stop_conn == NULL &&
-	     !pg_connect(ps->cfg->target_uri, ERR_TARGET, PG_CONN_SQL,
-	                 "pgtide follow", 0, &ps->stop_conn, err)) ||
-	    !state_task_cutover_stop(ps->stop_conn, ps->cfg->state_schema,
-	                             ps->cfg->task, lsn, err))
+	if (ps->stop_conn == NULL &&
+	    !pg_connect(ps->cfg->target_uri, ERR_TARGET, PG_CONN_SQL,
+	                "pgtide follow", 0, &ps->stop_conn, err))
+		return false;
+	on_sink = state_on(ps->state, ps->stop_conn);
+	if (!state_task_cutover_stop(&on_sink, lsn, err))
 	{
 		pg_close(ps->stop_conn);
 		ps->stop_conn = NULL;
@@ -1028,7 +1031,8 @@ read_cutover_stop(Lsn *lsn, void *ctx, Error *err)
 bool
 task_follow(const TaskConfig *cfg, atomic_int *stop, Error *err)
 {
-	ProgressSink sink = {cfg, NULL, NULL};
+	State state;
+	ProgressSink sink = {cfg, &state, NULL, NULL};
 	Lsn stopped_at = LSN_INVALID;
 	PgConn *tgt = NULL;
 	StateTask st;
@@ -1042,12 +1046,11 @@ task_follow(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	memset(&o, 0, sizeof(o));
 	if (!pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide", 5000,
 	                &tgt, err) ||
-	    !state_init(tgt, cfg->state_schema, err) ||
-	    !state_task_begin(tgt, cfg->state_schema, cfg->task, &st, err) ||
-	    !state_tables_load(tgt, cfg->state_schema, cfg->task, &st_tables,
-	                       &ntables, err))
+	    !state_open(&state, tgt, cfg->state_schema, cfg->task, err) ||
+	    !state_task_begin(&state, &st, err) ||
+	    !state_tables_load(&state, &st_tables, &ntables, err))
 		goto out;
-	if (strcmp(st.phase, "cutover") == 0)
+	if (st.phase == STATE_PHASE_CUTOVER)
 	{
 		err_set(err, ERR_CONFIG,
 		        "task \"%s\" was cut over; its stream is "
@@ -1097,7 +1100,7 @@ task_follow(const TaskConfig *cfg, atomic_int *stop, Error *err)
 		tables[i].tgt_qname = st_tables[i].tgt_qname;
 		tables[i].load_point = st_tables[i].snapshot_lsn;
 	}
-	if (!state_task_set_phase(tgt, cfg->state_schema, cfg->task, "cdc", err))
+	if (!state_task_set_phase(&state, STATE_PHASE_CDC, err))
 		goto out;
 	snprintf(origin, sizeof(origin), "pgtide_%s", cfg->task);
 	o.source_uri = cfg->source_uri;
@@ -1119,7 +1122,7 @@ task_follow(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	o.stop_ctx = &sink;
 	o.stopped_at = &stopped_at;
 	pg_close(tgt);
-	tgt = NULL;
+	tgt = state.conn = NULL;
 	for (;;)
 	{
 		bool finished = false;
@@ -1129,11 +1132,14 @@ task_follow(const TaskConfig *cfg, atomic_int *stop, Error *err)
 		if (!ok || stopped_at == LSN_INVALID)
 			break;
 		fault_point("follow.stopped_at_marker");
-		if ((tgt == NULL &&
-		     !pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide",
-		                 5000, &tgt, err)) ||
-		    !state_task_finish_cutover(tgt, cfg->state_schema, cfg->task,
-		                               stopped_at, &finished, err))
+		if (tgt == NULL && !pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL,
+		                               "pgtide", 5000, &tgt, err))
+		{
+			ok = false;
+			break;
+		}
+		state.conn = tgt;
+		if (!state_task_finish_cutover(&state, stopped_at, &finished, err))
 		{
 			ok = false;
 			break;
@@ -1177,28 +1183,20 @@ void
 task_note_error(const TaskConfig *cfg, const Error *failure)
 {
 	PgConn *tgt = NULL;
+	State state;
 	Error err = ERR_INIT;
+	bool exists = false;
 
 	if (cfg->target_uri == NULL || failure->kind == ERR_INTERRUPTED ||
 	    failure->kind == ERR_USAGE || failure->kind == ERR_CONFIG)
 		return;
 	/* best effort, no retry: the target may be what failed */
 	if (pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide", 0, &tgt,
-	               &err))
-	{
-		const char *params[1] = {cfg->state_schema};
-		PGresult *res;
-
-		if (pg_query(tgt,
-		             "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1",
-		             1, params, &res, &err))
-		{
-			if (PQntuples(res) == 1)
-				state_task_set_error(tgt, cfg->state_schema, cfg->task,
-				                     failure->message, &err);
-			PQclear(res);
-		}
-	}
+	               &err) &&
+	    state_attach(&state, tgt, cfg->state_schema, cfg->task, &exists,
+	                 &err) &&
+	    exists)
+		state_task_set_error(&state, failure->message, &err);
 	if (err_is_set(&err))
 		log_debug("could not record the error in the task's state: %s",
 		          err.message);
@@ -1207,219 +1205,202 @@ task_note_error(const TaskConfig *cfg, const Error *failure)
 
 /* ---- pgtide status ---- */
 
-/* A field of a result row as JSON: a string, or null. */
+/* A JSON member: a string, or null when empty. */
 static void
-json_field(FILE *out, const char *key, const PGresult *res, int row, int col,
-           bool number, bool last)
+json_text(FILE *out, const char *key, const char *value)
 {
 	json_write_string(out, key);
 	fputc(':', out);
-	if (PQgetisnull(res, row, col))
+	if (value == NULL || value[0] == '\0')
 		fputs("null", out);
-	else if (number)
-		fputs(PQgetvalue(res, row, col), out);
 	else
-		json_write_string(out, PQgetvalue(res, row, col));
-	if (!last)
-		fputc(',', out);
+		json_write_string(out, value);
+	fputc(',', out);
 }
 
-static const char *
-val(const PGresult *res, int row, int col)
+/* An LSN as a JSON string, null when invalid. */
+static void
+json_lsn(FILE *out, const char *key, Lsn lsn)
 {
-	return PQgetisnull(res, row, col) ? "-" : PQgetvalue(res, row, col);
+	char text[LSN_TEXT_MAX];
+
+	json_text(out, key, lsn == LSN_INVALID ? NULL : lsn_format(lsn, text));
+}
+
+/* A number member, or null when the stream has not reported yet. */
+static void
+json_number(FILE *out, const char *key, double value, bool known)
+{
+	json_write_string(out, key);
+	if (known)
+		fprintf(out, ":%.15g,", value);
+	else
+		fputs(":null,", out);
+}
+
+static void
+status_json(FILE *out, const TaskConfig *cfg, const StateStatus *st,
+            const PGresult *slot)
+{
+	const StateCdc *c = &st->cdc;
+	bool cdc = st->has_cdc;
+
+	fputs("{\"task\":", out);
+	json_write_string(out, cfg->task);
+	fputc(',', out);
+	json_text(out, "phase", state_phase_name(st->task.phase));
+	json_text(out, "slot_name", st->task.slot_name);
+	json_lsn(out, "consistent_lsn", st->task.consistent_lsn);
+	json_number(out, "runs", st->task.run, true);
+	json_text(out, "updated_at", st->updated_at);
+	json_lsn(out, "cdc_applied_lsn", cdc ? c->applied_lsn : LSN_INVALID);
+	json_lsn(out, "cdc_flushed_lsn", cdc ? c->flushed_lsn : LSN_INVALID);
+	json_number(out, "cdc_lag_bytes", (double) c->lag_bytes, cdc);
+	json_number(out, "cdc_lag_seconds", c->lag_seconds, cdc);
+	json_number(out, "cdc_txns_per_s", c->txns_per_s, cdc);
+	json_number(out, "cdc_changes_per_s", c->changes_per_s, cdc);
+	json_number(out, "cdc_txns", (double) c->txns, cdc);
+	json_number(out, "cdc_changes", (double) c->changes, cdc);
+	json_text(out, "cdc_updated_at", st->cdc_updated_at);
+	json_text(out, "last_error", st->last_error);
+	json_text(out, "last_error_at", st->last_error_at);
+	fprintf(out, "\"postdata_steps\":%d,\"postdata_done\":%d,",
+	        st->postdata_steps, st->postdata_done);
+	fputs("\"slot\":", out);
+	if (slot != NULL && PQntuples(slot) == 1)
+		fprintf(out,
+		        "{\"active\":%s,\"retained_wal_bytes\":%s,"
+		        "\"unconfirmed_bytes\":%s}",
+		        PQgetvalue(slot, 0, 0), PQgetvalue(slot, 0, 1),
+		        PQgetvalue(slot, 0, 2));
+	else
+		fputs("null", out);
+	fputs(",\"tables\":[", out);
+	for (int i = 0; i < st->ntables; i++)
+	{
+		const StateTableStatus *t = &st->tables[i];
+
+		fputs(i ? ",{" : "{", out);
+		json_text(out, "table", t->name);
+		json_text(out, "state", t->state);
+		json_lsn(out, "snapshot_lsn", t->snapshot_lsn);
+		fprintf(out,
+		        "\"loads\":%d,\"chunks\":%d,\"chunks_done\":%d,"
+		        "\"rows\":%lld,\"bytes\":%lld}",
+		        t->loads, t->chunks, t->chunks_done, (long long) t->rows,
+		        (long long) t->bytes);
+	}
+	fputs("]}\n", out);
+}
+
+static void
+status_text(FILE *out, const TaskConfig *cfg, const StateStatus *st,
+            const PGresult *slot)
+{
+	char lsn[LSN_TEXT_MAX], applied[LSN_TEXT_MAX], flushed[LSN_TEXT_MAX];
+	int done = 0;
+
+	for (int i = 0; i < st->ntables; i++)
+		done += strcmp(st->tables[i].state, "done") == 0;
+	fprintf(out, "task %s: phase %s (run %d), slot %s, consistent point %s\n",
+	        cfg->task, state_phase_name(st->task.phase), st->task.run,
+	        st->task.slot_name,
+	        st->task.consistent_lsn == LSN_INVALID
+	            ? "-"
+	            : lsn_format(st->task.consistent_lsn, lsn));
+	fprintf(out,
+	        "load: %d of %d tables done; indexes and constraints: "
+	        "%d of %d steps\n",
+	        done, st->ntables, st->postdata_done, st->postdata_steps);
+	for (int i = 0, shown = 0; i < st->ntables && shown < 10; i++)
+	{
+		const StateTableStatus *t = &st->tables[i];
+
+		if (strcmp(t->state, "done") == 0)
+			continue;
+		fprintf(out, "  %-40s %-8s chunk %d of %d, %lld rows\n", t->name,
+		        t->state, t->chunks_done, t->chunks, (long long) t->rows);
+		shown++;
+	}
+	if (st->has_cdc)
+		fprintf(out,
+		        "cdc: lag %lld bytes, %.3f s; %.1f txns/s, %.1f changes/s; "
+		        "applied %s, flushed %s (%lld txns, %lld changes; as of "
+		        "%s)\n",
+		        (long long) st->cdc.lag_bytes, st->cdc.lag_seconds,
+		        st->cdc.txns_per_s, st->cdc.changes_per_s,
+		        lsn_format(st->cdc.applied_lsn, applied),
+		        lsn_format(st->cdc.flushed_lsn, flushed),
+		        (long long) st->cdc.txns, (long long) st->cdc.changes,
+		        st->cdc_updated_at);
+	if (slot != NULL && PQntuples(slot) == 1)
+		fprintf(out,
+		        "slot: %s, retains %s bytes of WAL, %s bytes not yet "
+		        "confirmed\n",
+		        strcmp(PQgetvalue(slot, 0, 0), "true") == 0 ? "active"
+		                                                    : "inactive",
+		        PQgetvalue(slot, 0, 1), PQgetvalue(slot, 0, 2));
+	if (st->last_error != NULL)
+		fprintf(out, "last error (%s): %s\n", st->last_error_at,
+		        st->last_error);
+}
+
+/* The task slot's state on the source, or NULL when it cannot be read. */
+static PGresult *
+status_slot(const TaskConfig *cfg, const char *slot_name, PgConn **src)
+{
+	Error serr = ERR_INIT;
+	const char *params[1] = {slot_name};
+	PGresult *slot = NULL;
+
+	if (pg_connect(cfg->source_uri, ERR_SOURCE, PG_CONN_SQL, "pgtide status",
+	               2000, src, &serr))
+		pg_query(*src,
+		         "SELECT active::text, pg_current_wal_lsn() - restart_lsn,"
+		         " pg_current_wal_lsn() - confirmed_flush_lsn"
+		         " FROM pg_replication_slots WHERE slot_name = $1",
+		         1, params, &slot, &serr);
+	if (err_is_set(&serr))
+		log_warn("source: %s", serr.message);
+	return slot;
 }
 
 bool
 task_status(const TaskConfig *cfg, atomic_int *stop, Error *err)
 {
-	static const char *const task_cols[] = {"phase",
-	                                        "slot_name",
-	                                        "consistent_lsn",
-	                                        "runs",
-	                                        "updated_at",
-	                                        "cdc_applied_lsn",
-	                                        "cdc_flushed_lsn",
-	                                        "cdc_lag_bytes",
-	                                        "cdc_lag_seconds",
-	                                        "cdc_txns_per_s",
-	                                        "cdc_changes_per_s",
-	                                        "cdc_txns",
-	                                        "cdc_changes",
-	                                        "cdc_updated_at",
-	                                        "last_error",
-	                                        "last_error_at"};
-	static const bool task_num[] = {false, false, false, true, false, false,
-	                                false, true,  true,  true, true,  true,
-	                                true,  false, false, false};
 	PgConn *tgt = NULL, *src = NULL;
-	PGresult *task = NULL, *tables = NULL, *ddl = NULL, *slot = NULL;
-	char *q = pg_quote_ident(cfg->state_schema);
-	char *sql = NULL;
-	const char *params[1] = {cfg->task};
-	FILE *out = stdout;
-	bool ok = false;
-	int ncols = (int) (sizeof(task_cols) / sizeof(task_cols[0]));
+	PGresult *slot = NULL;
+	State state;
+	StateStatus st;
+	bool exists = false, ok = false;
 
 	(void) stop;
-	if (q == NULL)
-		return err_set(err, ERR_INTERNAL, "out of memory");
-	/* state_init only adds what an older pgtide's state lacks; it touches
-	 * nothing but pgtide's own schema */
+	memset(&st, 0, sizeof(st));
 	if (!pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide status",
 	                2000, &tgt, err) ||
-	    !state_init(tgt, cfg->state_schema, err))
+	    !state_attach(&state, tgt, cfg->state_schema, cfg->task, &exists, err))
 		goto out;
-	if (asprintf(&sql,
-	             "SELECT phase, slot_name, consistent_lsn::text, runs,"
-	             " updated_at::text, cdc_applied_lsn::text,"
-	             " cdc_flushed_lsn::text, cdc_lag_bytes, cdc_lag_seconds,"
-	             " cdc_txns_per_s, cdc_changes_per_s, cdc_txns, cdc_changes,"
-	             " cdc_updated_at::text, last_error, last_error_at::text"
-	             " FROM %s.task WHERE task = $1",
-	             q) < 0)
+	if (!exists)
 	{
-		err_set(err, ERR_INTERNAL, "out of memory");
+		err_set(err, ERR_CONFIG, "the target has no pgtide state schema \"%s\"",
+		        cfg->state_schema);
+		err_hint(err, "name the schema of a task with --state-schema, or "
+		              "start one with pgtide migrate");
 		goto out;
 	}
-	if (!pg_query(tgt, sql, 1, params, &task, err))
-	{
-		if (pg_err_is(err, "42P01"))
-		{
-			err_clear(err);
-			err_set(err, ERR_CONFIG,
-			        "the target has no pgtide state schema "
-			        "\"%s\"",
-			        cfg->state_schema);
-		}
+	if (!state_status_read(&state, &st, err))
 		goto out;
-	}
-	if (PQntuples(task) != 1)
-	{
-		err_set(err, ERR_CONFIG, "no task \"%s\" in the target's state",
-		        cfg->task);
-		err_hint(err, "name it with --task");
-		goto out;
-	}
-	free(sql);
-	sql = NULL;
-	if (asprintf(&sql,
-	             "SELECT src_schema || '.' || src_name, state, loads, chunks,"
-	             " chunks_done, rows, bytes, snapshot_lsn::text"
-	             " FROM %s.tables WHERE task = $1"
-	             " ORDER BY state = 'done', bytes DESC, 1",
-	             q) < 0 ||
-	    !pg_query(tgt, sql, 1, params, &tables, err))
-		goto out;
-	free(sql);
-	sql = NULL;
-	if (asprintf(&sql,
-	             "SELECT count(*) FILTER (WHERE phase > 0),"
-	             " count(*) FILTER (WHERE phase > 0 AND done_at IS NOT NULL)"
-	             " FROM %s.ddl WHERE task = $1",
-	             q) < 0 ||
-	    !pg_query(tgt, sql, 1, params, &ddl, err))
-		goto out;
+	/* the source is optional: say what we know without it */
 	if (cfg->source_uri != NULL)
-	{
-		Error serr = ERR_INIT;
-		const char *sp[1] = {PQgetvalue(task, 0, 1)};
-
-		/* the source is optional: say what we know without it */
-		if (pg_connect(cfg->source_uri, ERR_SOURCE, PG_CONN_SQL,
-		               "pgtide status", 2000, &src, &serr))
-			pg_query(src,
-			         "SELECT active::text, pg_current_wal_lsn() - restart_lsn,"
-			         " pg_current_wal_lsn() - confirmed_flush_lsn"
-			         " FROM pg_replication_slots WHERE slot_name = $1",
-			         1, sp, &slot, &serr);
-		if (err_is_set(&serr))
-			log_warn("source: %s", serr.message);
-	}
+		slot = status_slot(cfg, st.task.slot_name, &src);
 	if (cfg->output_json)
-	{
-		fputs("{\"task\":", out);
-		json_write_string(out, cfg->task);
-		fputc(',', out);
-		for (int c = 0; c < ncols; c++)
-			json_field(out, task_cols[c], task, 0, c, task_num[c], false);
-		fprintf(out, "\"postdata_steps\":%s,\"postdata_done\":%s,",
-		        PQgetvalue(ddl, 0, 0), PQgetvalue(ddl, 0, 1));
-		fputs("\"slot\":", out);
-		if (slot != NULL && PQntuples(slot) == 1)
-		{
-			fputc('{', out);
-			json_field(out, "active", slot, 0, 0, true, false);
-			json_field(out, "retained_wal_bytes", slot, 0, 1, true, false);
-			json_field(out, "unconfirmed_bytes", slot, 0, 2, true, true);
-			fputc('}', out);
-		}
-		else
-			fputs("null", out);
-		fputs(",\"tables\":[", out);
-		for (int i = 0; i < PQntuples(tables); i++)
-		{
-			fputs(i ? ",{" : "{", out);
-			json_field(out, "table", tables, i, 0, false, false);
-			json_field(out, "state", tables, i, 1, false, false);
-			json_field(out, "loads", tables, i, 2, true, false);
-			json_field(out, "chunks", tables, i, 3, true, false);
-			json_field(out, "chunks_done", tables, i, 4, true, false);
-			json_field(out, "rows", tables, i, 5, true, false);
-			json_field(out, "bytes", tables, i, 6, true, false);
-			json_field(out, "snapshot_lsn", tables, i, 7, false, true);
-			fputc('}', out);
-		}
-		fputs("]}\n", out);
-	}
+		status_json(stdout, cfg, &st, slot);
 	else
-	{
-		int done = 0, n = PQntuples(tables);
-
-		for (int i = 0; i < n; i++)
-			done += strcmp(PQgetvalue(tables, i, 1), "done") == 0;
-		fprintf(out,
-		        "task %s: phase %s (run %s), slot %s, consistent point %s\n",
-		        cfg->task, val(task, 0, 0), val(task, 0, 3), val(task, 0, 1),
-		        val(task, 0, 2));
-		fprintf(out,
-		        "load: %d of %d tables done; indexes and constraints: "
-		        "%s of %s steps\n",
-		        done, n, PQgetvalue(ddl, 0, 1), PQgetvalue(ddl, 0, 0));
-		for (int i = 0, shown = 0; i < n && shown < 10; i++)
-			if (strcmp(PQgetvalue(tables, i, 1), "done") != 0)
-			{
-				fprintf(out, "  %-40s %-8s chunk %s of %s, %s rows\n",
-				        val(tables, i, 0), val(tables, i, 1), val(tables, i, 4),
-				        val(tables, i, 3), val(tables, i, 5));
-				shown++;
-			}
-		if (!PQgetisnull(task, 0, 13))
-			fprintf(out,
-			        "cdc: lag %s bytes, %s s; %s txns/s, %s changes/s; applied "
-			        "%s, flushed %s (%s txns, %s changes; as of %s)\n",
-			        val(task, 0, 7), val(task, 0, 8), val(task, 0, 9),
-			        val(task, 0, 10), val(task, 0, 5), val(task, 0, 6),
-			        val(task, 0, 11), val(task, 0, 12), val(task, 0, 13));
-		if (slot != NULL && PQntuples(slot) == 1)
-			fprintf(out,
-			        "slot: %s, retains %s bytes of WAL, %s bytes not yet "
-			        "confirmed\n",
-			        strcmp(val(slot, 0, 0), "true") == 0 ? "active"
-			                                             : "inactive",
-			        val(slot, 0, 1), val(slot, 0, 2));
-		if (!PQgetisnull(task, 0, 14))
-			fprintf(out, "last error (%s): %s\n", val(task, 0, 15),
-			        val(task, 0, 14));
-	}
+		status_text(stdout, cfg, &st, slot);
 	ok = true;
 out:
-	PQclear(task);
-	PQclear(tables);
-	PQclear(ddl);
+	state_status_free(&st);
 	PQclear(slot);
-	free(sql);
-	free(q);
 	pg_close(src);
 	pg_close(tgt);
 	return ok;
@@ -1441,13 +1422,10 @@ task_clean(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	char slot[128], publication[128], origin[80];
 	const char *sp[1];
 	PGresult *res = NULL;
+	State state;
 	bool have_state = false, ok = false;
-	char *q = pg_quote_ident(cfg->state_schema);
-	char *sql = NULL;
 
 	(void) stop;
-	if (q == NULL)
-		return err_set(err, ERR_INTERNAL, "out of memory");
 	snprintf(slot, sizeof(slot), "pgtide_%s", cfg->task);
 	snprintf(publication, sizeof(publication), "pgtide_%s", cfg->task);
 	snprintf(origin, sizeof(origin), "pgtide_%s", cfg->task);
@@ -1457,35 +1435,20 @@ task_clean(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	                5000, &tgt, err))
 		goto out;
 	/* the names pgtide recorded win over the defaults */
-	sp[0] = cfg->state_schema;
-	if (!pg_query(tgt,
-	              "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1", 1,
-	              sp, &res, err))
+	if (!state_attach(&state, tgt, cfg->state_schema, cfg->task, &have_state,
+	                  err))
 		goto out;
-	have_state = PQntuples(res) == 1;
-	PQclear(res);
-	res = NULL;
 	if (have_state)
 	{
-		sp[0] = cfg->task;
-		if (asprintf(&sql,
-		             "SELECT slot_name, publication FROM %s.task"
-		             " WHERE task = $1",
-		             q) < 0)
-		{
-			err_set(err, ERR_INTERNAL, "out of memory");
+		StateTask task;
+
+		if (!state_task_read(&state, &task, err))
 			goto out;
-		}
-		if (!pg_query(tgt, sql, 1, sp, &res, err))
-			goto out;
-		if (PQntuples(res) == 1)
+		if (task.exists)
 		{
-			snprintf(slot, sizeof(slot), "%s", PQgetvalue(res, 0, 0));
-			snprintf(publication, sizeof(publication), "%s",
-			         PQgetvalue(res, 0, 1));
+			snprintf(slot, sizeof(slot), "%s", task.slot_name);
+			snprintf(publication, sizeof(publication), "%s", task.publication);
 		}
-		PQclear(res);
-		res = NULL;
 	}
 	sp[0] = slot;
 	if (!pg_query(src,
@@ -1558,26 +1521,8 @@ task_clean(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	}
 	PQclear(res);
 	res = NULL;
-	if (have_state)
-	{
-		sp[0] = cfg->task;
-		free(sql);
-		sql = NULL;
-		if (asprintf(&sql, "DELETE FROM %s.task WHERE task = $1", q) < 0 ||
-		    !pg_query(tgt, sql, 1, sp, &res, err))
-			goto out;
-		PQclear(res);
-		res = NULL;
-		free(sql);
-		sql = NULL;
-		/* the schema is pgtide's alone: it goes with the last task */
-		if (asprintf(&sql,
-		             "DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM %s.task) THEN"
-		             " DROP SCHEMA %s CASCADE; END IF; END$$",
-		             q, q) < 0 ||
-		    !pg_exec(tgt, sql, err))
-			goto out;
-	}
+	if (have_state && !state_task_drop(&state, err))
+		goto out;
 	printf("pgtide clean: task \"%s\": slot \"%s\" and publication \"%s\" "
 	       "dropped on the source (if they existed); origin \"%s\" and the "
 	       "task's state dropped on the target\n",
@@ -1585,8 +1530,6 @@ task_clean(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	ok = true;
 out:
 	PQclear(res);
-	free(sql);
-	free(q);
 	pg_close(src);
 	pg_close(tgt);
 	return ok;

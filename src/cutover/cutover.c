@@ -45,7 +45,7 @@ typedef struct Cutover
 	const TaskConfig *cfg;
 	atomic_int *stop;
 	PgConn *src, *tgt;
-	char *state_schema; /* quoted */
+	State state; /* on tgt */
 	char slot[64];
 	char origin[80];
 	char **tables; /* source tables of the task, "schema"."name" */
@@ -119,85 +119,60 @@ interrupted(Cutover *c, Error *err)
 static bool
 load_task(Cutover *c, Error *err)
 {
-	const char *params[1] = {c->cfg->task};
-	PGresult *res = NULL;
-	char *sql = NULL;
-	bool ok = false;
+	StateTask task;
+	StateTable *tables = NULL;
+	int n = 0;
+	bool exists, ok = false;
 
-	bool exists;
-
-	if (asprintf(&sql, "%s.task", c->state_schema) < 0)
-		return err_set(err, ERR_INTERNAL, "out of memory");
-	if (!pg_relation_exists(c->tgt, sql, &exists, err))
-		goto out;
-	free(sql);
-	if (asprintf(&sql, "SELECT slot_name, phase FROM %s.task WHERE task = $1",
-	             c->state_schema) < 0)
-	{
-		sql = NULL;
-		err_set(err, ERR_INTERNAL, "out of memory");
-		goto out;
-	}
-	if (exists && !pg_query(c->tgt, sql, 1, params, &res, err))
-		goto out;
-	if (!exists || PQntuples(res) != 1)
+	if (!state_attach(&c->state, c->tgt, c->cfg->state_schema, c->cfg->task,
+	                  &exists, err) ||
+	    (exists && !state_task_read(&c->state, &task, err)))
+		return false;
+	if (!exists || !task.exists)
 	{
 		err_set(err, ERR_CONFIG, "no task \"%s\" on the target", c->cfg->task);
-		err_hint(err, "run pgtide migrate for it first, or name the task "
-		              "with --task");
-		goto out;
+		return err_hint(err, "run pgtide migrate for it first, or name the "
+		                     "task with --task");
 	}
-	snprintf(c->slot, sizeof(c->slot), "%s", PQgetvalue(res, 0, 0));
-	if (strcmp(PQgetvalue(res, 0, 1), "cutover") == 0)
+	snprintf(c->slot, sizeof(c->slot), "%s", task.slot_name);
+	if (task.phase == STATE_PHASE_CUTOVER)
 	{
 		err_set(err, ERR_CONFIG, "task \"%s\" was already cut over",
 		        c->cfg->task);
-		err_hint(err, "pgtide status shows its report; pgtide clean drops "
-		              "what the task left behind");
-		goto out;
+		return err_hint(err, "pgtide status shows its report; pgtide clean "
+		                     "drops what the task left behind");
 	}
-	if (strcmp(PQgetvalue(res, 0, 1), "cdc") != 0)
+	if (task.phase != STATE_PHASE_CDC)
 	{
 		err_set(err, ERR_CONFIG,
 		        "task \"%s\" is in phase \"%s\"; cutover needs its change "
 		        "stream running",
-		        c->cfg->task, PQgetvalue(res, 0, 1));
-		err_hint(err, "run pgtide migrate and wait for the full load to "
-		              "finish");
-		goto out;
+		        c->cfg->task, state_phase_name(task.phase));
+		return err_hint(err, "run pgtide migrate and wait for the full load "
+		                     "to finish");
 	}
-	PQclear(res);
-	res = NULL;
-	free(sql);
-	if (asprintf(&sql,
-	             "SELECT pg_catalog.quote_ident(src_schema) || '.' ||"
-	             " pg_catalog.quote_ident(src_name) FROM %s.tables"
-	             " WHERE task = $1 ORDER BY 1",
-	             c->state_schema) < 0)
-	{
-		sql = NULL;
-		err_set(err, ERR_INTERNAL, "out of memory");
-		goto out;
-	}
-	if (!pg_query(c->tgt, sql, 1, params, &res, err))
-		goto out;
-	c->ntables = PQntuples(res);
-	c->tables = calloc((size_t) c->ntables + 1, sizeof(char *));
+	if (!state_tables_load(&c->state, &tables, &n, err))
+		return false;
+	c->tables = calloc((size_t) n + 1, sizeof(char *));
 	if (c->tables == NULL)
 	{
 		err_set(err, ERR_INTERNAL, "out of memory");
 		goto out;
 	}
-	for (int i = 0; i < c->ntables; i++)
-		if ((c->tables[i] = strdup(PQgetvalue(res, i, 0))) == NULL)
+	for (c->ntables = 0; c->ntables < n; c->ntables++)
+	{
+		const StateTable *t = &tables[c->ntables];
+
+		c->tables[c->ntables] = pg_qualify(t->src_schema, t->src_name);
+		if (c->tables[c->ntables] == NULL)
 		{
 			err_set(err, ERR_INTERNAL, "out of memory");
 			goto out;
 		}
+	}
 	ok = true;
 out:
-	PQclear(res);
-	free(sql);
+	state_tables_free(tables, n);
 	return ok;
 }
 
@@ -436,8 +411,7 @@ save_undo(Cutover *c, Error *err)
 {
 	if (c->undo == NULL && !undo_add(c, "SELECT 1", err))
 		return false;
-	if (!state_task_set_cutover_undo(c->tgt, c->cfg->state_schema, c->cfg->task,
-	                                 c->undo, err))
+	if (!state_task_set_cutover_undo(&c->state, c->undo, err))
 		return err_prefix(err, "saving how to undo the fence: ");
 	c->fenced = true;
 	return true;
@@ -637,8 +611,7 @@ unfence(Cutover *c, Error *err)
 	}
 	else
 		ok = pg_exec(c->src, c->undo, err);
-	if (!ok || !state_task_set_cutover_undo(c->tgt, c->cfg->state_schema,
-	                                        c->cfg->task, NULL, err))
+	if (!ok || !state_task_set_cutover_undo(&c->state, NULL, err))
 		return false;
 	c->fenced = false;
 	free(c->undo);
@@ -655,8 +628,7 @@ unfence(Cutover *c, Error *err)
 static bool
 undo_leftover_fence(Cutover *c, Error *err)
 {
-	if (!state_task_cutover_undo(c->tgt, c->cfg->state_schema, c->cfg->task,
-	                             &c->undo, err))
+	if (!state_task_cutover_undo(&c->state, &c->undo, err))
 		return false;
 	if (c->undo == NULL)
 		return true;
@@ -910,36 +882,31 @@ final_validation(Cutover *c, Error *err)
 
 /* ---- 8. the stream stops: the point of no return ---- */
 
+/* Whether the stream has recorded that it stopped at the marker. */
 static bool
-task_phase(Cutover *c, char *phase, size_t cap, Error *err)
+stream_stopped(Cutover *c, bool *stopped, Error *err)
 {
-	const char *params[1] = {c->cfg->task};
-	char *sql = NULL;
-	bool ok;
+	StateTask task;
 
-	if (asprintf(&sql, "SELECT phase FROM %s.task WHERE task = $1",
-	             c->state_schema) < 0)
-		return err_set(err, ERR_INTERNAL, "out of memory");
-	ok = pg_query_value(c->tgt, sql, 1, params, phase, cap, err);
-	free(sql);
-	return ok;
+	if (!state_task_read(&c->state, &task, err))
+		return false;
+	*stopped = task.phase == STATE_PHASE_CUTOVER;
+	return true;
 }
-
 static bool
 stop_stream(Cutover *c, Error *err)
 {
 	int64_t start = clock_ms();
-	char phase[32];
+	bool stopped;
 
-	if (!state_task_set_cutover_stop(c->tgt, c->cfg->state_schema, c->cfg->task,
-	                                 c->marker, err))
+	if (!state_task_set_cutover_stop(&c->state, c->marker, err))
 		return false;
 	fault_point("cutover.stop_set");
 	for (;;)
 	{
-		if (!task_phase(c, phase, sizeof(phase), err))
+		if (!stream_stopped(c, &stopped, err))
 			break;
-		if (strcmp(phase, "cutover") == 0)
+		if (stopped)
 		{
 			c->done_ms = clock_ms();
 			wall_text(c->rec.done_at, sizeof(c->rec.done_at));
@@ -959,10 +926,8 @@ stop_stream(Cutover *c, Error *err)
 	{
 		Error e2 = ERR_INIT;
 
-		if (state_task_set_cutover_stop(c->tgt, c->cfg->state_schema,
-		                                c->cfg->task, LSN_INVALID, &e2) &&
-		    task_phase(c, phase, sizeof(phase), &e2) &&
-		    strcmp(phase, "cutover") == 0)
+		if (state_task_set_cutover_stop(&c->state, LSN_INVALID, &e2) &&
+		    stream_stopped(c, &stopped, &e2) && stopped)
 		{
 			err_clear(err);
 			c->done_ms = clock_ms();
@@ -979,22 +944,23 @@ stop_stream(Cutover *c, Error *err)
 static void
 cdc_counts(Cutover *c, char *buf, size_t cap)
 {
-	const char *params[1] = {c->cfg->task};
-	char *sql = NULL;
+	StateStatus st;
 	Error err = ERR_INIT;
+	int64_t rows = 0;
 
-	snprintf(buf, cap, "unknown");
-	if (asprintf(&sql,
-	             "SELECT format('%%s rows loaded; %%s transactions, %%s row "
-	             "changes applied by the stream of the last run',"
-	             " (SELECT sum(rows) FROM %s.tables WHERE task = $1),"
-	             " coalesce(cdc_txns, 0), coalesce(cdc_changes, 0))"
-	             " FROM %s.task WHERE task = $1",
-	             c->state_schema, c->state_schema) < 0)
-		return;
-	if (!pg_query_value(c->tgt, sql, 1, params, buf, cap, &err))
+	if (!state_status_read(&c->state, &st, &err))
+	{
 		snprintf(buf, cap, "unknown (%.200s)", err.message);
-	free(sql);
+		return;
+	}
+	for (int i = 0; i < st.ntables; i++)
+		rows += st.tables[i].rows;
+	snprintf(buf, cap,
+	         "%lld rows loaded; %lld transactions, %lld row changes applied "
+	         "by the stream of the last run",
+	         (long long) rows, (long long) st.cdc.txns,
+	         (long long) st.cdc.changes);
+	state_status_free(&st);
 }
 
 static void
@@ -1019,8 +985,7 @@ report(Cutover *c, bool done, const Error *failure)
 		    c->fenced ? "failed, source still fenced" : "failed, fence undone";
 	if (failure != NULL)
 		snprintf(c->rec.error, sizeof(c->rec.error), "%s", failure->message);
-	if (c->tgt != NULL && !state_cutover_record(c->tgt, c->cfg->state_schema,
-	                                            c->cfg->task, &c->rec, &err))
+	if (c->tgt != NULL && !state_cutover_record(&c->state, &c->rec, &err))
 		log_warn("cutover: the report could not be stored: %s", err.message);
 	if (!done)
 		return;
@@ -1050,7 +1015,6 @@ cutover_free(Cutover *c)
 	for (int i = 0; i < c->ntables; i++)
 		free(c->tables[i]);
 	free(c->tables);
-	free(c->state_schema);
 	pg_close(c->src);
 	pg_close(c->tgt);
 }
@@ -1069,9 +1033,6 @@ cutover_command(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	snprintf(c.validation, sizeof(c.validation), "not run");
 	snprintf(c.origin, sizeof(c.origin), "pgtide_%s", cfg->task);
 	wall_text(c.rec.started_at, sizeof(c.rec.started_at));
-	c.state_schema = pg_quote_ident(cfg->state_schema);
-	if (c.state_schema == NULL)
-		return err_set(err, ERR_INTERNAL, "out of memory");
 	if (!pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide cutover",
 	                5000, &c.tgt, err) ||
 	    !load_task(&c, err) ||
@@ -1081,8 +1042,7 @@ cutover_command(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	    !pg_exec(c.src, "SET default_transaction_read_only = off", err) ||
 	    !check_roles(&c, err) || !require_following(&c, err) ||
 	    !undo_leftover_fence(&c, err) ||
-	    !state_task_set_cutover_stop(c.tgt, cfg->state_schema, cfg->task,
-	                                 LSN_INVALID, err))
+	    !state_task_set_cutover_stop(&c.state, LSN_INVALID, err))
 	{
 		cutover_free(&c);
 		return false;
@@ -1121,8 +1081,7 @@ cutover_command(const TaskConfig *cfg, atomic_int *stop, Error *err)
 		return false;
 	}
 	/* the fence stays: the application moves to the target */
-	if (!state_task_set_cutover_undo(c.tgt, cfg->state_schema, cfg->task, NULL,
-	                                 err))
+	if (!state_task_set_cutover_undo(&c.state, NULL, err))
 		log_warn("cutover: could not forget the fence's undo: %s",
 		         err->message);
 	err_clear(err);

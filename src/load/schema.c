@@ -386,44 +386,14 @@ table_weight(const Catalog *cat, const StepTable *t)
 }
 
 static bool
-save_step(PgConn *tgt, const char *state_schema, const char *task, int *entry,
-          int phase, const char *kind, const char *object,
-          const StepTable *table, int64_t weight, const char *sql, Error *err)
+save_step(const State *st, int *entry, int phase, const char *kind,
+          const char *object, const StepTable *table, int64_t weight,
+          const char *sql, Error *err)
 {
-	char *q = pg_quote_ident(state_schema);
-	char *stmt = NULL;
-	char e[16], p[16], w[24];
-	const char *params[9] = {task,
-	                         e,
-	                         p,
-	                         kind,
-	                         object,
-	                         w,
-	                         sql,
-	                         table->has ? table->parsed.schema : NULL,
-	                         table->has ? table->parsed.table : NULL};
-	PGresult *res;
-	bool ok;
-
-	snprintf(e, sizeof(e), "%d", (*entry)++);
-	snprintf(p, sizeof(p), "%d", phase);
-	snprintf(w, sizeof(w), "%lld", (long long) weight);
-	if (q == NULL ||
-	    asprintf(&stmt,
-	             "INSERT INTO %s.ddl (task, entry, phase, kind, object, weight,"
-	             " statement, tbl_schema, tbl_name) VALUES ($1, $2::int,"
-	             " $3::int, $4, $5, $6::bigint, $7, $8, $9)",
-	             q) < 0)
-	{
-		free(q);
-		return err_set(err, ERR_INTERNAL, "out of memory");
-	}
-	ok = pg_query(tgt, stmt, 9, params, &res, err);
-	if (ok)
-		PQclear(res);
-	free(stmt);
-	free(q);
-	return ok;
+	return state_step_save(st, (*entry)++, phase, kind, object,
+	                       table->has ? table->parsed.schema : NULL,
+	                       table->has ? table->parsed.table : NULL, weight, sql,
+	                       err);
 }
 
 static bool
@@ -527,8 +497,7 @@ step_phase(const DumpEntry *en)
 }
 
 bool
-schema_save_postdata(PgConn *tgt, PgConn *src, const Catalog *cat,
-                     const char *state_schema, const char *task,
+schema_save_postdata(const State *st, PgConn *src, const Catalog *cat,
                      const char *script, Error *err)
 {
 	static const StepTable no_table;
@@ -538,8 +507,8 @@ schema_save_postdata(PgConn *tgt, PgConn *src, const Catalog *cat,
 
 	if (!dumpscript_parse(script, strlen(script), "post-data", &ds, err))
 		return false;
-	ok = save_step(tgt, state_schema, task, &entry, 0, "PREAMBLE", NULL,
-	               &no_table, 0, dumpscript_preamble(ds), err);
+	ok = save_step(st, &entry, 0, "PREAMBLE", NULL, &no_table, 0,
+	               dumpscript_preamble(ds), err);
 	for (int i = 0; ok && i < dumpscript_count(ds); i++)
 	{
 		const DumpEntry *en = dumpscript_entry(ds, i);
@@ -557,14 +526,13 @@ schema_save_postdata(PgConn *tgt, PgConn *src, const Catalog *cat,
 		    en->constraint != DUMPSCRIPT_CON_EXCLUDE)
 			ok = split_constraint(src, en, &build, &attach, &rewritten, err);
 		if (ok && rewritten)
-			ok = save_step(tgt, state_schema, task, &entry, 1, "INDEX", what,
-			               &table, table_weight(cat, &table), build, err) &&
-			     save_step(tgt, state_schema, task, &entry, 2, en->type, what,
-			               &table, table_weight(cat, &table), attach, err);
+			ok = save_step(st, &entry, 1, "INDEX", what, &table,
+			               table_weight(cat, &table), build, err) &&
+			     save_step(st, &entry, 2, en->type, what, &table,
+			               table_weight(cat, &table), attach, err);
 		else if (ok)
-			ok = save_step(tgt, state_schema, task, &entry, phase, en->type,
-			               what, &table, table_weight(cat, &table), en->sql,
-			               err);
+			ok = save_step(st, &entry, phase, en->type, what, &table,
+			               table_weight(cat, &table), en->sql, err);
 		free(build);
 		free(attach);
 		if (table.has)
@@ -574,26 +542,16 @@ schema_save_postdata(PgConn *tgt, PgConn *src, const Catalog *cat,
 	return ok;
 }
 
-typedef struct Step
-{
-	int entry;
-	char *kind;
-	char *object;
-	char *sql;
-	char *tbl_schema; /* NULL: the step waits for no table */
-	char *tbl_name;
-	bool claimed; /* guarded by Builder.lock */
-} Step;
-
 typedef struct Builder
 {
 	const SchemaBuild *args;
 	const char *preamble;
-	Step *steps;
+	StateStep *steps; /* the phase's pending steps */
+	bool *taken;      /* steps[i] handed to a worker; guarded by lock */
 	int nsteps;
 	int claimed; /* steps handed out; guarded by lock */
 	atomic_bool abort;
-	pthread_mutex_t lock; /* guards steps[].claimed, claimed and err */
+	pthread_mutex_t lock; /* guards taken, claimed and err */
 	Error err;
 } Builder;
 
@@ -615,30 +573,13 @@ builder_connect(Builder *b, PgConn **conn, Error *err)
 }
 
 static bool
-run_step(Builder *b, PgConn *conn, const Step *s, Error *err)
+run_step(Builder *b, PgConn *conn, const StateStep *s, Error *err)
 {
-	char *q = pg_quote_ident(b->args->state_schema);
-	char *mark = NULL;
-	char e[16], r[16];
-	const char *params[3] = {b->args->task, e, r};
-	PGresult *res;
+	State on_worker = state_on(b->args->state, conn);
 	bool ok;
 
-	snprintf(e, sizeof(e), "%d", s->entry);
-	snprintf(r, sizeof(r), "%d", b->args->run);
-	if (q == NULL || asprintf(&mark,
-	                          "UPDATE %s.ddl SET done_run = $3::int,"
-	                          " done_at = now() WHERE task = $1"
-	                          " AND entry = $2::int",
-	                          q) < 0)
-	{
-		free(q);
-		return err_set(err, ERR_INTERNAL, "out of memory");
-	}
-	free(q);
 	ok = pg_exec(conn, "BEGIN", err) && pg_exec(conn, s->sql, err) &&
-	     pg_query(conn, mark, 3, params, &res, err);
-	free(mark);
+	     state_step_done(&on_worker, s->entry, b->args->run, err);
 	if (!ok)
 	{
 		Error ignored = ERR_INIT;
@@ -647,13 +588,12 @@ run_step(Builder *b, PgConn *conn, const Step *s, Error *err)
 			pg_exec(conn, "ROLLBACK", &ignored);
 		return false;
 	}
-	PQclear(res);
 	fault_point("postdata.step.before_commit");
 	return pg_exec(conn, "COMMIT", err);
 }
 
 static bool
-step_ready(const Builder *b, const Step *s)
+step_ready(const Builder *b, const StateStep *s)
 {
 	const SchemaBuild *a = b->args;
 
@@ -668,25 +608,25 @@ step_ready(const Builder *b, const Step *s)
  * build order, largest table first). NULL when every step is claimed; *wait
  * is set when steps remain whose tables are still loading.
  */
-static Step *
+static StateStep *
 claim_step(Builder *b, bool *wait)
 {
-	Step *found = NULL;
+	StateStep *found = NULL;
 
 	*wait = false;
 	pthread_mutex_lock(&b->lock);
 	for (int i = 0; i < b->nsteps && b->claimed < b->nsteps; i++)
 	{
-		Step *s = &b->steps[i];
+		StateStep *s = &b->steps[i];
 
-		if (s->claimed)
+		if (b->taken[i])
 			continue;
 		if (!step_ready(b, s))
 		{
 			*wait = true;
 			continue;
 		}
-		s->claimed = true;
+		b->taken[i] = true;
 		b->claimed++;
 		found = s;
 		break;
@@ -705,7 +645,7 @@ builder_main(void *arg)
 	while (!builder_stopping(b))
 	{
 		bool wait;
-		Step *s = claim_step(b, &wait);
+		StateStep *s = claim_step(b, &wait);
 		Error err = ERR_INIT;
 		int attempt = 0;
 		int64_t t0 = clock_ms();
@@ -754,83 +694,31 @@ builder_main(void *arg)
 }
 
 static void
-free_steps(Step *steps, int n)
+free_steps(Builder *b)
 {
-	for (int i = 0; i < n; i++)
-	{
-		free(steps[i].kind);
-		free(steps[i].object);
-		free(steps[i].sql);
-		free(steps[i].tbl_schema);
-		free(steps[i].tbl_name);
-	}
-	free(steps);
-}
-
-static char *
-dup_or_null(const PGresult *res, int row, int col, bool *oom)
-{
-	char *d;
-
-	if (PQgetisnull(res, row, col))
-		return NULL;
-	d = strdup(PQgetvalue(res, row, col));
-	*oom |= d == NULL;
-	return d;
+	state_steps_free(b->steps, b->nsteps);
+	free(b->taken);
+	b->steps = NULL;
+	b->taken = NULL;
+	b->nsteps = b->claimed = 0;
 }
 
 /* Loads the phase's steps not yet done, largest table first. */
 static bool
 load_steps(PgConn *tgt, Builder *b, int phase, Error *err)
 {
-	char *q = pg_quote_ident(b->args->state_schema);
-	char *sql = NULL;
-	char p[16];
-	const char *params[2] = {b->args->task, p};
-	PGresult *res;
-	bool oom = false;
+	State on_tgt = state_on(b->args->state, tgt);
 
-	b->steps = NULL;
-	b->nsteps = b->claimed = 0;
-	snprintf(p, sizeof(p), "%d", phase);
-	if (q == NULL ||
-	    asprintf(&sql,
-	             "SELECT entry, kind, coalesce(object, kind), statement,"
-	             " tbl_schema, tbl_name"
-	             " FROM %s.ddl WHERE task = $1 AND phase = $2::int"
-	             " AND done_at IS NULL ORDER BY weight DESC, entry",
-	             q) < 0)
-	{
-		free(q);
-		return err_set(err, ERR_INTERNAL, "out of memory");
-	}
-	free(q);
-	if (!pg_query(tgt, sql, 2, params, &res, err))
-	{
-		free(sql);
+	b->claimed = 0;
+	if (!state_steps_pending(&on_tgt, phase, &b->steps, &b->nsteps, err))
 		return false;
-	}
-	free(sql);
-	b->steps = calloc((size_t) PQntuples(res) + 1, sizeof(Step));
-	if (b->steps == NULL)
+	b->taken = calloc((size_t) b->nsteps + 1, sizeof(bool));
+	if (b->taken == NULL)
 	{
-		PQclear(res);
+		free_steps(b);
 		return err_set(err, ERR_INTERNAL, "out of memory");
 	}
-	b->nsteps = PQntuples(res);
-	for (int i = 0; i < b->nsteps; i++)
-	{
-		Step *s = &b->steps[i];
-
-		s->entry = (int) strtol(PQgetvalue(res, i, 0), NULL, 10);
-		s->kind = dup_or_null(res, i, 1, &oom);
-		s->object = dup_or_null(res, i, 2, &oom);
-		s->sql = dup_or_null(res, i, 3, &oom);
-		s->tbl_schema = dup_or_null(res, i, 4, &oom);
-		s->tbl_name = dup_or_null(res, i, 5, &oom);
-	}
-	PQclear(res);
-	return !oom || err_set(err, ERR_INTERNAL, "out of memory");
+	return true;
 }
 
 /* Runs one phase's pending steps with n workers. */
@@ -855,8 +743,7 @@ run_phase(PgConn *tgt, Builder *b, int phase, int n, Error *err)
 		}
 	for (int i = 0; i < n; i++)
 		pthread_join(threads[i], NULL);
-	free_steps(b->steps, b->nsteps);
-	b->steps = NULL;
+	free_steps(b);
 	if (err_is_set(&b->err))
 	{
 		*err = b->err;
@@ -885,7 +772,7 @@ schema_build_postdata(const SchemaBuild *args, Error *err)
 	if (!load_steps(tgt, &b, 0, err))
 		goto out;
 	preamble = strdup(b.nsteps > 0 && b.steps[0].sql ? b.steps[0].sql : "");
-	free_steps(b.steps, b.nsteps);
+	free_steps(&b);
 	if (preamble == NULL)
 	{
 		err_set(err, ERR_INTERNAL, "out of memory");

@@ -20,6 +20,7 @@
 #include "base/err.h"
 #include "pg/catalog.h"
 #include "pg/pg.h"
+#include "state/state.h"
 
 /*
  * Finds the pg_dump to use: `configured` when set, else the newest one
@@ -61,8 +62,7 @@ bool schema_apply_predata(PgConn *tgt, const char *script, Error *err);
  * the table's other index builds) and a cheap ADD CONSTRAINT ... USING INDEX;
  * src supplies those index definitions.
  */
-bool schema_save_postdata(PgConn *tgt, PgConn *src, const Catalog *cat,
-                          const char *state_schema, const char *task,
+bool schema_save_postdata(const State *st, PgConn *src, const Catalog *cat,
                           const char *script, Error *err);
 
 /* Whether a source table's data is fully loaded (its steps may run). */
@@ -71,11 +71,11 @@ typedef bool (*SchemaReadyFn)(const char *schema, const char *name, void *ctx);
 typedef struct SchemaBuild
 {
 	const char *target_uri;
-	const char *state_schema;
-	const char *task;
-	int jobs;        /* workers for the parallel phases (1 and 4) */
-	int run;         /* recorded with each step done */
-	int first_phase; /* 1..5, see schema.c */
+	const State *state; /* the task's; each worker reaches it on its own
+	                       connection */
+	int jobs;           /* workers for the parallel phases (1 and 4) */
+	int run;            /* recorded with each step done */
+	int first_phase;    /* 1..5, see schema.c */
 	int last_phase;
 	/*
 	 * Optional: a step on a table runs only once ready() says the table is

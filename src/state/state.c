@@ -1,13 +1,15 @@
 /*
- * state: SQL over the state schema. Every function runs statements on the
- * target connection it is given, inside whatever transaction the caller has
- * open; none commits on its own except state_init and state_task_begin.
+ * state: the state schema itself, the handle, the task row, what status
+ * reads and clean drops, and cutover's records. The load's tables, chunks
+ * and post-data steps are in steps.c.
  */
 #include "state/state.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "state/state_int.h"
 
 static const char *const state_ddl =
     "CREATE TABLE IF NOT EXISTS @S.task ("
@@ -136,73 +138,42 @@ static const char *const state_ddl =
  * schema name never needs a format string. Returns malloc'd SQL or NULL.
  */
 static char *
-with_schema(const char *fmt, const char *schema)
+with_schema(const char *fmt, const char *qschema)
 {
-	char *q = pg_quote_ident(schema);
-	size_t qlen, n = 0, cap;
+	size_t qlen = strlen(qschema), n = 0, cap = strlen(fmt) + 1;
 	char *out;
 
-	if (q == NULL)
-		return NULL;
-	qlen = strlen(q);
-	cap = strlen(fmt) + 1;
 	for (const char *p = fmt; (p = strstr(p, "@S")) != NULL; p += 2)
 		cap += qlen;
 	out = malloc(cap);
-	if (out != NULL)
+	if (out == NULL)
+		return NULL;
+	for (const char *p = fmt; *p;)
 	{
-		for (const char *p = fmt; *p;)
+		if (p[0] == '@' && p[1] == 'S')
 		{
-			if (p[0] == '@' && p[1] == 'S')
-			{
-				memcpy(out + n, q, qlen);
-				n += qlen;
-				p += 2;
-			}
-			else
-				out[n++] = *p++;
+			memcpy(out + n, qschema, qlen);
+			n += qlen;
+			p += 2;
 		}
-		out[n] = '\0';
+		else
+			out[n++] = *p++;
 	}
-	free(q);
+	out[n] = '\0';
 	return out;
 }
 
-bool
-state_init(PgConn *tgt, const char *schema, Error *err)
+static bool
+run_sql(const State *s, const char *fmt, int nparams, const char *const *params,
+        PGresult **out, Error *err)
 {
-	char *sql = with_schema("CREATE SCHEMA IF NOT EXISTS @S;", schema);
-	bool ok;
-
-	if (sql == NULL)
-		return err_set(err, ERR_INTERNAL, "out of memory");
-	ok = pg_exec(tgt, sql, err);
-	free(sql);
-	sql = ok ? with_schema(state_ddl, schema) : NULL;
-	if (ok && sql == NULL)
-		ok = err_set(err, ERR_INTERNAL, "out of memory");
-	if (ok)
-		ok = pg_exec(tgt, sql, err);
-	free(sql);
-	if (!ok)
-		err_prefix(err,
-		           "could not create the state schema \"%s\" on the "
-		           "target: ",
-		           schema);
-	return ok;
-}
-
-bool
-state_query(PgConn *tgt, const char *schema, const char *fmt, int nparams,
-            const char *const *params, PGresult **out, Error *err)
-{
-	char *sql = with_schema(fmt, schema);
+	char *sql = with_schema(fmt, s->qschema);
 	PGresult *res = NULL;
 	bool ok;
 
 	if (sql == NULL)
 		return err_set(err, ERR_INTERNAL, "out of memory");
-	ok = pg_query(tgt, sql, nparams, params, &res, err);
+	ok = pg_query(s->conn, sql, nparams, params, &res, err);
 	free(sql);
 	if (!ok)
 		return false;
@@ -213,271 +184,224 @@ state_query(PgConn *tgt, const char *schema, const char *fmt, int nparams,
 	return true;
 }
 
-static bool
-state_run(PgConn *tgt, const char *schema, const char *fmt, int nparams,
+bool
+state_run(const State *s, const char *fmt, int nparams,
           const char *const *params, PGresult **out, Error *err)
 {
-	if (!state_query(tgt, schema, fmt, nparams, params, out, err))
+	return run_sql(s, fmt, nparams, params, out, err) ||
+	       err_prefix(err, "state: ");
+}
+
+char *
+state_dup(const PGresult *res, int row, int col, bool *oom)
+{
+	char *d;
+
+	if (PQgetisnull(res, row, col))
+		return NULL;
+	d = strdup(PQgetvalue(res, row, col));
+	*oom |= d == NULL;
+	return d;
+}
+
+/* Fills the handle; the schema name must fit a quoted identifier. */
+static bool
+handle_init(State *s, PgConn *tgt, const char *schema, const char *task,
+            Error *err)
+{
+	char *q = pg_quote_ident(schema);
+	size_t n;
+
+	memset(s, 0, sizeof(*s));
+	if (q == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	n = strlen(q);
+	if (n >= sizeof(s->qschema))
+	{
+		free(q);
+		return err_set(err, ERR_CONFIG,
+		               "state schema name \"%.80s\" is too "
+		               "long",
+		               schema);
+	}
+	memcpy(s->qschema, q, n + 1);
+	free(q);
+	s->conn = tgt;
+	s->schema = schema;
+	s->task = task;
+	return true;
+}
+
+bool
+state_open(State *s, PgConn *tgt, const char *schema, const char *task,
+           Error *err)
+{
+	if (!handle_init(s, tgt, schema, task, err))
+		return false;
+	if (!run_sql(s, "CREATE SCHEMA IF NOT EXISTS @S;", 0, NULL, NULL, err) ||
+	    !run_sql(s, state_ddl, 0, NULL, NULL, err))
+		return err_prefix(err,
+		                  "could not create the state schema \"%s\" on the "
+		                  "target: ",
+		                  schema);
+	return true;
+}
+
+bool
+state_attach(State *s, PgConn *tgt, const char *schema, const char *task,
+             bool *exists, Error *err)
+{
+	char qname[STATE_QSCHEMA_MAX + 8];
+
+	*exists = false;
+	if (!handle_init(s, tgt, schema, task, err))
+		return false;
+	snprintf(qname, sizeof(qname), "%s.task", s->qschema);
+	if (!pg_relation_exists(tgt, qname, exists, err))
 		return err_prefix(err, "state: ");
 	return true;
 }
 
+State
+state_on(const State *s, PgConn *conn)
+{
+	State other = *s;
+
+	other.conn = conn;
+	return other;
+}
+
+/* ---- the task row ---- */
+
+static const char *const phase_names[] = {
+    [STATE_PHASE_NEW] = "new",           [STATE_PHASE_LOAD] = "load",
+    [STATE_PHASE_POSTDATA] = "postdata", [STATE_PHASE_LOADED] = "loaded",
+    [STATE_PHASE_CDC] = "cdc",           [STATE_PHASE_CUTOVER] = "cutover",
+};
+
+const char *
+state_phase_name(StatePhase phase)
+{
+	if ((unsigned) phase >= sizeof(phase_names) / sizeof(phase_names[0]))
+		return "unknown";
+	return phase_names[phase];
+}
+
+static bool
+phase_parse(const char *text, StatePhase *out, Error *err)
+{
+	for (size_t i = 0; i < sizeof(phase_names) / sizeof(phase_names[0]); i++)
+		if (strcmp(text, phase_names[i]) == 0)
+		{
+			*out = (StatePhase) i;
+			return true;
+		}
+	return err_set(err, ERR_TARGET, "state: unknown task phase \"%.40s\"",
+	               text);
+}
+
+/* The task row's columns in the order task_from_row reads them. */
+#define TASK_COLUMNS                                                     \
+	"slot_name, publication, coalesce(consistent_lsn::text, ''), phase," \
+	" schema_done, runs"
+
+static bool
+task_from_row(const PGresult *res, int col, StateTask *out, Error *err)
+{
+	out->exists = true;
+	snprintf(out->slot_name, sizeof(out->slot_name), "%s",
+	         PQgetvalue(res, 0, col));
+	snprintf(out->publication, sizeof(out->publication), "%s",
+	         PQgetvalue(res, 0, col + 1));
+	if (!lsn_parse(PQgetvalue(res, 0, col + 2), &out->consistent_lsn))
+		out->consistent_lsn = LSN_INVALID;
+	out->schema_done = PQgetvalue(res, 0, col + 4)[0] == 't';
+	out->run = (int) strtol(PQgetvalue(res, 0, col + 5), NULL, 10);
+	return phase_parse(PQgetvalue(res, 0, col + 3), &out->phase, err);
+}
+
 bool
-state_task_begin(PgConn *tgt, const char *schema, const char *task,
-                 StateTask *out, Error *err)
+state_task_begin(const State *s, StateTask *out, Error *err)
 {
 	char slot[64];
-	const char *params[2] = {task, slot};
+	const char *params[2] = {s->task, slot};
 	PGresult *res;
+	bool ok;
 
 	memset(out, 0, sizeof(*out));
-	snprintf(slot, sizeof(slot), "pgtide_%s", task);
+	snprintf(slot, sizeof(slot), "pgtide_%s", s->task);
 	if (!state_run(
-	        tgt, schema,
+	        s,
 	        "INSERT INTO @S.task AS t (task, slot_name, publication, runs)"
 	        " VALUES ($1, $2, $2, 1)"
 	        " ON CONFLICT (task) DO UPDATE SET runs = t.runs + 1,"
 	        " updated_at = now()"
-	        " RETURNING slot_name, publication,"
-	        " coalesce(consistent_lsn::text, ''), phase, schema_done,"
-	        " runs",
+	        " RETURNING " TASK_COLUMNS,
 	        2, params, &res, err))
 		return false;
-	out->exists = true;
-	snprintf(out->slot_name, sizeof(out->slot_name), "%s",
-	         PQgetvalue(res, 0, 0));
-	snprintf(out->publication, sizeof(out->publication), "%s",
-	         PQgetvalue(res, 0, 1));
-	if (!lsn_parse(PQgetvalue(res, 0, 2), &out->consistent_lsn))
-		out->consistent_lsn = LSN_INVALID;
-	snprintf(out->phase, sizeof(out->phase), "%s", PQgetvalue(res, 0, 3));
-	out->schema_done = PQgetvalue(res, 0, 4)[0] == 't';
-	out->run = (int) strtol(PQgetvalue(res, 0, 5), NULL, 10);
+	ok = task_from_row(res, 0, out, err);
 	PQclear(res);
-	return true;
+	return ok;
 }
 
 bool
-state_task_set_slot(PgConn *tgt, const char *schema, const char *task, Lsn lsn,
-                    Error *err)
+state_task_read(const State *s, StateTask *out, Error *err)
+{
+	const char *params[1] = {s->task};
+	PGresult *res;
+	bool ok = true;
+
+	memset(out, 0, sizeof(*out));
+	if (!state_run(s, "SELECT " TASK_COLUMNS " FROM @S.task WHERE task = $1", 1,
+	               params, &res, err))
+		return false;
+	if (PQntuples(res) == 1)
+		ok = task_from_row(res, 0, out, err);
+	PQclear(res);
+	return ok;
+}
+
+bool
+state_task_set_slot(const State *s, Lsn lsn, Error *err)
 {
 	char text[LSN_TEXT_MAX];
-	const char *params[2] = {task,
+	const char *params[2] = {s->task,
 	                         lsn == LSN_INVALID ? NULL : lsn_format(lsn, text)};
 
-	return state_run(tgt, schema,
+	return state_run(s,
 	                 "UPDATE @S.task SET consistent_lsn = $2::pg_lsn,"
 	                 " updated_at = now() WHERE task = $1",
 	                 2, params, NULL, err);
 }
 
 bool
-state_task_set_phase(PgConn *tgt, const char *schema, const char *task,
-                     const char *phase, Error *err)
+state_task_set_phase(const State *s, StatePhase phase, Error *err)
 {
-	const char *params[2] = {task, phase};
+	const char *params[2] = {s->task, state_phase_name(phase)};
 
-	return state_run(tgt, schema,
+	return state_run(s,
 	                 "UPDATE @S.task SET phase = $2, updated_at = now()"
 	                 " WHERE task = $1",
 	                 2, params, NULL, err);
 }
 
 bool
-state_task_set_schema_done(PgConn *tgt, const char *schema, const char *task,
-                           Error *err)
+state_task_set_schema_done(const State *s, Error *err)
 {
-	const char *params[1] = {task};
+	const char *params[1] = {s->task};
 
-	return state_run(tgt, schema,
+	return state_run(s,
 	                 "UPDATE @S.task SET schema_done = true, updated_at = now()"
 	                 " WHERE task = $1",
 	                 1, params, NULL, err);
 }
 
 bool
-state_table_register(PgConn *tgt, const char *schema, const char *task,
-                     const char *src_schema, const char *src_name,
-                     const char *tgt_qname, Error *err)
-{
-	const char *params[4] = {task, src_schema, src_name, tgt_qname};
-
-	return state_run(tgt, schema,
-	                 "INSERT INTO @S.tables (task, src_schema, src_name,"
-	                 " tgt_qname) VALUES ($1, $2, $3, $4)"
-	                 " ON CONFLICT (task, src_schema, src_name) DO UPDATE"
-	                 " SET tgt_qname = EXCLUDED.tgt_qname",
-	                 4, params, NULL, err);
-}
-
-bool
-state_tables_load(PgConn *tgt, const char *schema, const char *task,
-                  StateTable **out, int *n, Error *err)
-{
-	const char *params[1] = {task};
-	PGresult *res;
-	StateTable *t;
-	bool oom = false;
-
-	*out = NULL;
-	*n = 0;
-	if (!state_run(tgt, schema,
-	               "SELECT src_schema, src_name, tgt_qname,"
-	               " coalesce(snapshot_lsn::text, '0/0'), state = 'done'"
-	               " FROM @S.tables WHERE task = $1 ORDER BY 1, 2",
-	               1, params, &res, err))
-		return false;
-	t = calloc((size_t) PQntuples(res) + 1, sizeof(StateTable));
-	if (t == NULL)
-	{
-		PQclear(res);
-		return err_set(err, ERR_INTERNAL, "out of memory");
-	}
-	for (int i = 0; i < PQntuples(res); i++)
-	{
-		t[i].src_schema = strdup(PQgetvalue(res, i, 0));
-		t[i].src_name = strdup(PQgetvalue(res, i, 1));
-		t[i].tgt_qname = strdup(PQgetvalue(res, i, 2));
-		oom |= !t[i].src_schema || !t[i].src_name || !t[i].tgt_qname;
-		if (!lsn_parse(PQgetvalue(res, i, 3), &t[i].snapshot_lsn))
-			t[i].snapshot_lsn = LSN_INVALID;
-		t[i].done = PQgetvalue(res, i, 4)[0] == 't';
-	}
-	*n = PQntuples(res);
-	PQclear(res);
-	if (oom)
-	{
-		state_tables_free(t, *n);
-		*out = NULL;
-		*n = 0;
-		return err_set(err, ERR_INTERNAL, "out of memory");
-	}
-	*out = t;
-	return true;
-}
-
-void
-state_tables_free(StateTable *t, int n)
-{
-	for (int i = 0; t != NULL && i < n; i++)
-	{
-		free(t[i].src_schema);
-		free(t[i].src_name);
-		free(t[i].tgt_qname);
-	}
-	free(t);
-}
-
-bool
-state_table_done(PgConn *tgt, const char *schema, const char *task,
-                 const char *src_schema, const char *src_name, bool *done,
-                 Error *err)
-{
-	const char *params[3] = {task, src_schema, src_name};
-	PGresult *res;
-
-	if (!state_run(tgt, schema,
-	               "SELECT state = 'done' FROM @S.tables"
-	               " WHERE task = $1 AND src_schema = $2 AND src_name = $3",
-	               3, params, &res, err))
-		return false;
-	*done = PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
-	PQclear(res);
-	return true;
-}
-
-bool
-state_table_start(PgConn *tgt, const char *schema, const char *task,
-                  const char *src_schema, const char *src_name,
-                  Lsn snapshot_lsn, const char *snapshot_txids, int nchunks,
-                  const char *format, Error *err)
-{
-	char lsn_text[LSN_TEXT_MAX];
-	char n[16];
-	const char *params[7] = {
-	    task, src_schema, src_name,      lsn_format(snapshot_lsn, lsn_text),
-	    n,    format,     snapshot_txids};
-
-	snprintf(n, sizeof(n), "%d", nchunks);
-	if (!state_run(tgt, schema,
-	               "DELETE FROM @S.chunks WHERE task = $1 AND src_schema = $2"
-	               " AND src_name = $3",
-	               3, params, NULL, err))
-		return false;
-	return state_run(tgt, schema,
-	                 "UPDATE @S.tables SET state = 'copying',"
-	                 " snapshot_lsn = $4::pg_lsn, snapshot_txids = $7,"
-	                 " loads = loads + 1,"
-	                 " chunks = $5::int, chunks_done = 0, rows = 0, bytes = 0,"
-	                 " format = $6, started_at = now(), done_at = NULL"
-	                 " WHERE task = $1 AND src_schema = $2 AND src_name = $3",
-	                 7, params, NULL, err);
-}
-
-bool
-state_chunks_done(PgConn *tgt, const char *schema, const char *task,
-                  const char *src_schema, const char *src_name, bool *done,
-                  int nchunks, Error *err)
-{
-	const char *params[3] = {task, src_schema, src_name};
-	PGresult *res;
-
-	memset(done, 0, sizeof(bool) * (size_t) nchunks);
-	if (!state_run(tgt, schema,
-	               "SELECT chunk FROM @S.chunks WHERE task = $1"
-	               " AND src_schema = $2 AND src_name = $3",
-	               3, params, &res, err))
-		return false;
-	for (int i = 0; i < PQntuples(res); i++)
-	{
-		int c = (int) strtol(PQgetvalue(res, i, 0), NULL, 10);
-
-		if (c >= 0 && c < nchunks)
-			done[c] = true;
-	}
-	PQclear(res);
-	return true;
-}
-
-bool
-state_chunk_done(PgConn *tgt, const char *schema, const char *task,
-                 const char *src_schema, const char *src_name, int chunk,
-                 int64_t start_block, int64_t end_block, int64_t rows,
-                 int64_t bytes, int run, Error *err)
-{
-	char c[16], sb[24], eb[24], r[24], b[24], rn[16];
-	const char *params[9] = {
-	    task, src_schema, src_name, c, sb, end_block < 0 ? NULL : eb, r, b, rn};
-
-	snprintf(c, sizeof(c), "%d", chunk);
-	snprintf(sb, sizeof(sb), "%lld", (long long) start_block);
-	snprintf(eb, sizeof(eb), "%lld", (long long) end_block);
-	snprintf(r, sizeof(r), "%lld", (long long) rows);
-	snprintf(b, sizeof(b), "%lld", (long long) bytes);
-	snprintf(rn, sizeof(rn), "%d", run);
-	/* One statement: the chunk row and the table's counters move together. */
-	return state_run(
-	    tgt, schema,
-	    "WITH c AS (INSERT INTO @S.chunks (task, src_schema, src_name, chunk,"
-	    "  start_block, end_block, rows, bytes, run)"
-	    "  VALUES ($1, $2, $3, $4::int, $5::bigint, $6::bigint, $7::bigint,"
-	    "  $8::bigint, $9::int))"
-	    " UPDATE @S.tables SET chunks_done = chunks_done + 1,"
-	    " rows = rows + $7::bigint, bytes = bytes + $8::bigint,"
-	    " state = CASE WHEN chunks_done + 1 >= chunks THEN 'done'"
-	    "  ELSE 'copying' END,"
-	    " done_at = CASE WHEN chunks_done + 1 >= chunks THEN now() END"
-	    " WHERE task = $1 AND src_schema = $2 AND src_name = $3",
-	    9, params, NULL, err);
-}
-
-bool
-state_task_set_cdc(PgConn *tgt, const char *schema, const char *task,
-                   const StateCdc *c, Error *err)
+state_task_set_cdc(const State *s, const StateCdc *c, Error *err)
 {
 	char a[LSN_TEXT_MAX], f[LSN_TEXT_MAX], src[LSN_TEXT_MAX];
 	char lb[24], ls[32], tx[24], ch[24], tps[32], cps[32];
-	const char *params[10] = {task,
+	const char *params[10] = {s->task,
 	                          lsn_format(c->applied_lsn, a),
 	                          lsn_format(c->flushed_lsn, f),
 	                          lsn_format(c->source_lsn, src),
@@ -495,7 +419,7 @@ state_task_set_cdc(PgConn *tgt, const char *schema, const char *task,
 	snprintf(tps, sizeof(tps), "%.1f", c->txns_per_s);
 	snprintf(cps, sizeof(cps), "%.1f", c->changes_per_s);
 	return state_run(
-	    tgt, schema,
+	    s,
 	    "UPDATE @S.task SET cdc_applied_lsn = $2::pg_lsn,"
 	    " cdc_flushed_lsn = $3::pg_lsn, cdc_source_lsn = $4::pg_lsn,"
 	    " cdc_lag_bytes = $5::bigint, cdc_lag_seconds = $6::float8,"
@@ -507,12 +431,11 @@ state_task_set_cdc(PgConn *tgt, const char *schema, const char *task,
 }
 
 bool
-state_task_set_error(PgConn *tgt, const char *schema, const char *task,
-                     const char *message, Error *err)
+state_task_set_error(const State *s, const char *message, Error *err)
 {
-	const char *params[2] = {task, message};
+	const char *params[2] = {s->task, message};
 
-	return state_run(tgt, schema,
+	return state_run(s,
 	                 "UPDATE @S.task SET last_error = $2,"
 	                 " last_error_at = CASE WHEN $2::text IS NULL THEN NULL"
 	                 " ELSE now() END WHERE task = $1",
@@ -520,29 +443,207 @@ state_task_set_error(PgConn *tgt, const char *schema, const char *task,
 }
 
 bool
-state_task_set_cutover_stop(PgConn *tgt, const char *schema, const char *task,
-                            Lsn lsn, Error *err)
+state_task_drop(const State *s, Error *err)
+{
+	const char *params[1] = {s->task};
+
+	return state_run(s, "DELETE FROM @S.task WHERE task = $1", 1, params, NULL,
+	                 err) &&
+	       state_run(s,
+	                 "DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM @S.task) THEN"
+	                 " DROP SCHEMA @S CASCADE; END IF; END$$",
+	                 0, NULL, NULL, err);
+}
+
+/* ---- what pgtide status shows ---- */
+
+static void
+text_field(const PGresult *res, int row, int col, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "%s",
+	         PQgetisnull(res, row, col) ? "" : PQgetvalue(res, row, col));
+}
+
+static int64_t
+int_field(const PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col)
+	           ? 0
+	           : strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+static double
+float_field(const PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? 0
+	                                  : strtod(PQgetvalue(res, row, col), NULL);
+}
+
+static Lsn
+lsn_field(const PGresult *res, int row, int col)
+{
+	Lsn lsn = LSN_INVALID;
+
+	if (!PQgetisnull(res, row, col))
+		lsn_parse(PQgetvalue(res, row, col), &lsn);
+	return lsn;
+}
+
+static bool
+status_task(const State *s, StateStatus *out, bool *oom, Error *err)
+{
+	const char *params[1] = {s->task};
+	PGresult *res;
+	bool ok;
+
+	if (!state_run(s,
+	               "SELECT " TASK_COLUMNS ", updated_at::text,"
+	               " cdc_applied_lsn::text, cdc_flushed_lsn::text,"
+	               " cdc_source_lsn::text, cdc_lag_bytes, cdc_lag_seconds,"
+	               " cdc_txns, cdc_changes, cdc_txns_per_s, cdc_changes_per_s,"
+	               " cdc_updated_at::text, last_error, last_error_at::text"
+	               " FROM @S.task WHERE task = $1",
+	               1, params, &res, err))
+		return false;
+	if (PQntuples(res) != 1)
+	{
+		PQclear(res);
+		err_set(err, ERR_CONFIG, "no task \"%s\" in the target's state",
+		        s->task);
+		return err_hint(err, "name it with --task");
+	}
+	ok = task_from_row(res, 0, &out->task, err);
+	text_field(res, 0, 6, out->updated_at, sizeof(out->updated_at));
+	out->cdc.applied_lsn = lsn_field(res, 0, 7);
+	out->cdc.flushed_lsn = lsn_field(res, 0, 8);
+	out->cdc.source_lsn = lsn_field(res, 0, 9);
+	out->cdc.lag_bytes = int_field(res, 0, 10);
+	out->cdc.lag_seconds = float_field(res, 0, 11);
+	out->cdc.txns = int_field(res, 0, 12);
+	out->cdc.changes = int_field(res, 0, 13);
+	out->cdc.txns_per_s = float_field(res, 0, 14);
+	out->cdc.changes_per_s = float_field(res, 0, 15);
+	out->has_cdc = !PQgetisnull(res, 0, 16);
+	text_field(res, 0, 16, out->cdc_updated_at, sizeof(out->cdc_updated_at));
+	out->last_error = state_dup(res, 0, 17, oom);
+	text_field(res, 0, 18, out->last_error_at, sizeof(out->last_error_at));
+	PQclear(res);
+	return ok;
+}
+
+static bool
+status_tables(const State *s, StateStatus *out, bool *oom, Error *err)
+{
+	const char *params[1] = {s->task};
+	PGresult *res;
+	int n;
+
+	if (!state_run(s,
+	               "SELECT src_schema || '.' || src_name, state, loads, chunks,"
+	               " chunks_done, rows, bytes, snapshot_lsn::text"
+	               " FROM @S.tables WHERE task = $1"
+	               " ORDER BY state = 'done', bytes DESC, 1",
+	               1, params, &res, err))
+		return false;
+	n = PQntuples(res);
+	out->tables = calloc((size_t) n + 1, sizeof(StateTableStatus));
+	if (out->tables == NULL)
+	{
+		PQclear(res);
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	}
+	out->ntables = n;
+	for (int i = 0; i < n; i++)
+	{
+		StateTableStatus *t = &out->tables[i];
+
+		t->name = state_dup(res, i, 0, oom);
+		text_field(res, i, 1, t->state, sizeof(t->state));
+		t->loads = (int) int_field(res, i, 2);
+		t->chunks = (int) int_field(res, i, 3);
+		t->chunks_done = (int) int_field(res, i, 4);
+		t->rows = int_field(res, i, 5);
+		t->bytes = int_field(res, i, 6);
+		t->snapshot_lsn = lsn_field(res, i, 7);
+	}
+	PQclear(res);
+	return true;
+}
+
+static bool
+status_steps(const State *s, StateStatus *out, Error *err)
+{
+	const char *params[1] = {s->task};
+	PGresult *res;
+
+	if (!state_run(s,
+	               "SELECT count(*) FILTER (WHERE phase > 0),"
+	               " count(*) FILTER (WHERE phase > 0 AND done_at IS NOT NULL)"
+	               " FROM @S.ddl WHERE task = $1",
+	               1, params, &res, err))
+		return false;
+	out->postdata_steps = (int) int_field(res, 0, 0);
+	out->postdata_done = (int) int_field(res, 0, 1);
+	PQclear(res);
+	return true;
+}
+
+bool
+state_status_read(const State *s, StateStatus *out, Error *err)
+{
+	bool oom = false;
+
+	memset(out, 0, sizeof(*out));
+	if (!status_task(s, out, &oom, err) || !status_tables(s, out, &oom, err) ||
+	    !status_steps(s, out, err))
+	{
+		state_status_free(out);
+		return false;
+	}
+	if (oom)
+	{
+		state_status_free(out);
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	}
+	return true;
+}
+
+void
+state_status_free(StateStatus *st)
+{
+	if (st == NULL)
+		return;
+	for (int i = 0; i < st->ntables; i++)
+		free(st->tables[i].name);
+	free(st->tables);
+	free(st->last_error);
+	memset(st, 0, sizeof(*st));
+}
+
+/* ---- cutover ---- */
+
+bool
+state_task_set_cutover_stop(const State *s, Lsn lsn, Error *err)
 {
 	char text[LSN_TEXT_MAX];
-	const char *params[2] = {task,
+	const char *params[2] = {s->task,
 	                         lsn == LSN_INVALID ? NULL : lsn_format(lsn, text)};
 
-	return state_run(tgt, schema,
+	return state_run(s,
 	                 "UPDATE @S.task SET cutover_stop_lsn = $2::pg_lsn"
 	                 " WHERE task = $1",
 	                 2, params, NULL, err);
 }
 
 bool
-state_task_cutover_stop(PgConn *tgt, const char *schema, const char *task,
-                        Lsn *lsn, Error *err)
+state_task_cutover_stop(const State *s, Lsn *lsn, Error *err)
 {
-	const char *params[1] = {task};
+	const char *params[1] = {s->task};
 	PGresult *res;
 	bool ok = true;
 
 	*lsn = LSN_INVALID;
-	if (!state_run(tgt, schema,
+	if (!state_run(s,
 	               "SELECT cutover_stop_lsn::text FROM @S.task WHERE task = $1",
 	               1, params, &res, err))
 		return false;
@@ -555,15 +656,14 @@ state_task_cutover_stop(PgConn *tgt, const char *schema, const char *task,
 }
 
 bool
-state_task_finish_cutover(PgConn *tgt, const char *schema, const char *task,
-                          Lsn lsn, bool *done, Error *err)
+state_task_finish_cutover(const State *s, Lsn lsn, bool *done, Error *err)
 {
 	char text[LSN_TEXT_MAX];
-	const char *params[2] = {task, lsn_format(lsn, text)};
+	const char *params[2] = {s->task, lsn_format(lsn, text)};
 	PGresult *res;
 
 	*done = false;
-	if (!state_run(tgt, schema,
+	if (!state_run(s,
 	               "UPDATE @S.task SET phase = 'cutover', updated_at = now()"
 	               " WHERE task = $1 AND cutover_stop_lsn = $2::pg_lsn"
 	               " RETURNING 1",
@@ -575,12 +675,11 @@ state_task_finish_cutover(PgConn *tgt, const char *schema, const char *task,
 }
 
 bool
-state_cutover_record(PgConn *tgt, const char *schema, const char *task,
-                     const StateCutover *c, Error *err)
+state_cutover_record(const State *s, const StateCutover *c, Error *err)
 {
 	char marker[LSN_TEXT_MAX], win[24], late[24], seqs[16];
 	const char *params[13] = {
-	    task,
+	    s->task,
 	    c->started_at,
 	    c->fence_method,
 	    c->fenced_at[0] ? c->fenced_at : NULL,
@@ -598,7 +697,7 @@ state_cutover_record(PgConn *tgt, const char *schema, const char *task,
 	snprintf(late, sizeof(late), "%lld", (long long) c->late_txns);
 	snprintf(seqs, sizeof(seqs), "%d", c->sequences);
 	return state_run(
-	    tgt, schema,
+	    s,
 	    "INSERT INTO @S.cutovers (task, started_at, fence_method, fenced_at,"
 	    " marker_lsn, done_at, window_ms, late_txns, sequences, validation,"
 	    " result, steps, error) VALUES ($1, $2::timestamptz, $3,"
@@ -608,34 +707,27 @@ state_cutover_record(PgConn *tgt, const char *schema, const char *task,
 }
 
 bool
-state_task_set_cutover_undo(PgConn *tgt, const char *schema, const char *task,
-                            const char *undo, Error *err)
+state_task_set_cutover_undo(const State *s, const char *undo, Error *err)
 {
-	const char *params[2] = {task, undo};
+	const char *params[2] = {s->task, undo};
 
-	return state_run(tgt, schema,
-	                 "UPDATE @S.task SET cutover_undo = $2 WHERE task = $1", 2,
-	                 params, NULL, err);
+	return state_run(s, "UPDATE @S.task SET cutover_undo = $2 WHERE task = $1",
+	                 2, params, NULL, err);
 }
 
 bool
-state_task_cutover_undo(PgConn *tgt, const char *schema, const char *task,
-                        char **undo, Error *err)
+state_task_cutover_undo(const State *s, char **undo, Error *err)
 {
-	const char *params[1] = {task};
+	const char *params[1] = {s->task};
 	PGresult *res;
+	bool oom = false;
 
 	*undo = NULL;
-	if (!state_run(tgt, schema,
-	               "SELECT cutover_undo FROM @S.task WHERE task = $1", 1,
+	if (!state_run(s, "SELECT cutover_undo FROM @S.task WHERE task = $1", 1,
 	               params, &res, err))
 		return false;
-	if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0) &&
-	    (*undo = strdup(PQgetvalue(res, 0, 0))) == NULL)
-	{
-		PQclear(res);
-		return err_set(err, ERR_INTERNAL, "out of memory");
-	}
+	if (PQntuples(res) == 1)
+		*undo = state_dup(res, 0, 0, &oom);
 	PQclear(res);
-	return true;
+	return !oom || err_set(err, ERR_INTERNAL, "out of memory");
 }

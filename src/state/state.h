@@ -1,18 +1,31 @@
 /*
  * state: pgtide's durable task state in the target database, in its own
- * schema (`pgtide` by default). It is the only memory a resumed run has.
+ * schema (`pgtide` by default). It is the only memory a resumed run has, and
+ * the only bus between the stages and commands of a task: the load, the
+ * stream, status, validate, cutover and clean meet here and nowhere else.
  *
- *   task   one row per task: slot, publication, the slot's consistent point,
- *          phase, whether the pre-data schema is in place, run counter
- *   tables one row per source table: its state (pending -> copying -> done),
- *          the consistent point of the snapshot it was loaded from, how many
- *          times its load started, chunk counts, rows and bytes
- *   chunks one row per finished chunk, written in the same target transaction
- *          as the chunk's rows: a chunk is either there with its row, or not
- *   ddl    the post-data statements, each marked done in the transaction that
- *          ran it
+ *   task        one row per task: slot, publication, the slot's consistent
+ *               point, phase, whether the pre-data schema is in place, run
+ *               counter, the stream's last progress, the last error, and
+ *               cutover's stop request and fence undo
+ *   tables      one row per source table: pending -> copying -> done, the
+ *               consistent point of the snapshot it was loaded from, how many
+ *               times its load started, chunk counts, rows and bytes
+ *   chunks      one row per finished chunk, written in the same target
+ *               transaction as the chunk's rows
+ *   ddl         the post-data steps, each marked done in the transaction that
+ *               ran it
+ *   cutovers    one row per cutover attempt, as reported
+ *   validation_runs, validation_tables, validation_differences
+ *               pgtide validate's results
  *
- * It never touches the source and never decides what to do next: task does.
+ * Every statement over these tables is in this module (state.c: the schema,
+ * the task row and cutover; steps.c: tables, chunks and post-data steps;
+ * validation.c: validation results). It never touches the source and never
+ * decides what to do next: the commands do. Functions run on the handle's
+ * connection, inside whatever transaction the caller has open; none commits
+ * on its own except state_open and state_task_begin. On failure each fills
+ * err, prefixed "state: ", and returns false.
  */
 #ifndef PGTIDE_STATE_H
 #define PGTIDE_STATE_H
@@ -24,97 +37,85 @@
 #include "base/lsn.h"
 #include "pg/pg.h"
 
+/* Room for a quoted identifier of NAMEDATALEN - 1 bytes, every byte a quote. */
+#define STATE_QSCHEMA_MAX 132
+
+/*
+ * Where a task's state lives: a target session and the schema and task it
+ * names. Fields are the module's; the strings and the connection are
+ * borrowed and must outlive the handle. A handle is a small value: a thread
+ * with a connection of its own makes its own with state_on().
+ */
+typedef struct State
+{
+	PgConn *conn;
+	const char *schema;
+	const char *task;
+	char qschema[STATE_QSCHEMA_MAX]; /* schema, quoted for SQL */
+} State;
+
+/*
+ * Opens the task's state on tgt, creating the schema and its tables when
+ * missing (and adding what an older pgtide's schema lacks). Touches nothing
+ * outside pgtide's own schema. Fails (ERR_CONFIG) on a schema name too long
+ * for PostgreSQL.
+ */
+bool state_open(State *s, PgConn *tgt, const char *schema, const char *task,
+                Error *err);
+
+/*
+ * Opens the task's state for reading, never creating anything: *exists is
+ * false when the target has no state schema (status, check and clean must
+ * not change a target that has none).
+ */
+bool state_attach(State *s, PgConn *tgt, const char *schema, const char *task,
+                  bool *exists, Error *err);
+
+/* The same state reached through another session (a copy worker's). */
+State state_on(const State *s, PgConn *conn);
+
+/* ---- the task row ---- */
+
+/* Where a task is in its lifecycle; stored as its name. */
+typedef enum StatePhase
+{
+	STATE_PHASE_NEW,      /* row created, nothing on the source yet */
+	STATE_PHASE_LOAD,     /* slot created, tables loading */
+	STATE_PHASE_POSTDATA, /* indexes and constraints building */
+	STATE_PHASE_LOADED,   /* full load done, stream not yet started */
+	STATE_PHASE_CDC,      /* the change stream follows the source */
+	STATE_PHASE_CUTOVER,  /* cut over: the stream stopped at the marker */
+} StatePhase;
+
+/* "new", "load", ... as stored and shown. */
+const char *state_phase_name(StatePhase phase);
+
 typedef struct StateTask
 {
 	bool exists;
 	char slot_name[64];
 	char publication[64];
 	Lsn consistent_lsn; /* LSN_INVALID until the slot exists */
-	char phase[16];     /* new, load, postdata, loaded */
+	StatePhase phase;
 	bool schema_done;
-	int run; /* this run's number (1 for the first) */
+	int run; /* this run's number (1 for the first); runs so far when read */
 } StateTask;
 
-/* Creates the schema and its tables if missing. */
-bool state_init(PgConn *tgt, const char *schema, Error *err);
-
 /*
- * Runs one statement over the state schema, @S in fmt standing for it
- * (quoted), with params; *out gets the result when out is not NULL.
+ * Loads the task row into *out, creating it when missing, and starts a new
+ * run (run = runs + 1). Commits on its own.
  */
-bool state_query(PgConn *tgt, const char *schema, const char *fmt, int nparams,
-                 const char *const *params, PGresult **out, Error *err);
+bool state_task_begin(const State *s, StateTask *out, Error *err);
 
-/*
- * Loads the task row into *out (out->exists false when there is none), or
- * creates it when create is true, and starts a new run (run = runs + 1).
- */
-bool state_task_begin(PgConn *tgt, const char *schema, const char *task,
-                      StateTask *out, Error *err);
+/* Reads the task row; out->exists is false when there is none. */
+bool state_task_read(const State *s, StateTask *out, Error *err);
 
 /* Records the slot's consistent point (LSN_INVALID: slot being created). */
-bool state_task_set_slot(PgConn *tgt, const char *schema, const char *task,
-                         Lsn lsn, Error *err);
+bool state_task_set_slot(const State *s, Lsn lsn, Error *err);
 
-bool state_task_set_phase(PgConn *tgt, const char *schema, const char *task,
-                          const char *phase, Error *err);
+bool state_task_set_phase(const State *s, StatePhase phase, Error *err);
 
-bool state_task_set_schema_done(PgConn *tgt, const char *schema,
-                                const char *task, Error *err);
-
-/*
- * Adds a pending row for a source table unless it is already known, and
- * records the target table it loads into.
- */
-bool state_table_register(PgConn *tgt, const char *schema, const char *task,
-                          const char *src_schema, const char *src_name,
-                          const char *tgt_qname, Error *err);
-
-/* A table of the task as the change stream needs it. */
-typedef struct StateTable
-{
-	char *src_schema; /* owned */
-	char *src_name;   /* owned */
-	char *tgt_qname;  /* owned */
-	Lsn snapshot_lsn; /* the consistent point it was loaded at */
-	bool done;
-} StateTable;
-
-/* Every table of the task; *out is freed with state_tables_free(). */
-bool state_tables_load(PgConn *tgt, const char *schema, const char *task,
-                       StateTable **out, int *n, Error *err);
-
-void state_tables_free(StateTable *t, int n);
-
-/* Whether the table's load is finished. */
-bool state_table_done(PgConn *tgt, const char *schema, const char *task,
-                      const char *src_schema, const char *src_name, bool *done,
-                      Error *err);
-
-/*
- * Starts (or restarts) a table's load from a snapshot taken at snapshot_lsn
- * (snapshot_txids: its txid_current_snapshot(), which says exactly which
- * source transactions the load contains), cut into nchunks: forgets its finished chunks and counts one more load.
- * Runs inside the caller's transaction, which also empties the target table.
- */
-bool state_table_start(PgConn *tgt, const char *schema, const char *task,
-                       const char *src_schema, const char *src_name,
-                       Lsn snapshot_lsn, const char *snapshot_txids,
-                       int nchunks, const char *format, Error *err);
-
-/* Chunks of the table already done, as a bitmap of nchunks bools (caller-owned). */
-bool state_chunks_done(PgConn *tgt, const char *schema, const char *task,
-                       const char *src_schema, const char *src_name, bool *done,
-                       int nchunks, Error *err);
-
-/*
- * Records a chunk as done, in the caller's open target transaction (the one
- * holding the chunk's rows). Marks the table done when it was the last one.
- */
-bool state_chunk_done(PgConn *tgt, const char *schema, const char *task,
-                      const char *src_schema, const char *src_name, int chunk,
-                      int64_t start_block, int64_t end_block, int64_t rows,
-                      int64_t bytes, int run, Error *err);
+bool state_task_set_schema_done(const State *s, Error *err);
 
 /* The change stream's last reported progress. */
 typedef struct StateCdc
@@ -131,21 +132,157 @@ typedef struct StateCdc
 } StateCdc;
 
 /* Records the change stream's progress on the task row (for pgtide status). */
-bool state_task_set_cdc(PgConn *tgt, const char *schema, const char *task,
-                        const StateCdc *c, Error *err);
+bool state_task_set_cdc(const State *s, const StateCdc *c, Error *err);
 
 /* Records the error that stopped the task (NULL clears it). */
-bool state_task_set_error(PgConn *tgt, const char *schema, const char *task,
-                          const char *message, Error *err);
+bool state_task_set_error(const State *s, const char *message, Error *err);
+
+/*
+ * Deletes the task's state; the schema goes with the last task, since it is
+ * pgtide's alone.
+ */
+bool state_task_drop(const State *s, Error *err);
+
+/* ---- what pgtide status shows ---- */
+
+typedef struct StateTableStatus
+{
+	char *name; /* "schema.table", owned */
+	char state[16];
+	int loads;
+	int chunks;
+	int chunks_done;
+	int64_t rows;
+	int64_t bytes;
+	Lsn snapshot_lsn; /* LSN_INVALID before its load started */
+} StateTableStatus;
+
+/*
+ * A task as pgtide status reports it. Text fields are the server's text
+ * (timestamps in the session's time zone); "" when null.
+ */
+typedef struct StateStatus
+{
+	StateTask task;
+	char updated_at[64];
+	bool has_cdc; /* the stream has reported progress */
+	StateCdc cdc;
+	char cdc_updated_at[64];
+	char *last_error; /* owned; NULL when none */
+	char last_error_at[64];
+	StateTableStatus *tables; /* owned; unfinished first, largest first */
+	int ntables;
+	int postdata_steps;
+	int postdata_done;
+} StateStatus;
+
+/*
+ * Reads everything status shows. Fails with ERR_CONFIG when the task is
+ * unknown. Free with state_status_free().
+ */
+bool state_status_read(const State *s, StateStatus *out, Error *err);
+
+void state_status_free(StateStatus *st);
+
+/* ---- tables and chunks of the full load (steps.c) ---- */
+
+/*
+ * Adds a pending row for a source table unless it is already known, and
+ * records the target table it loads into.
+ */
+bool state_table_register(const State *s, const char *src_schema,
+                          const char *src_name, const char *tgt_qname,
+                          Error *err);
+
+/* A table of the task as the change stream needs it. */
+typedef struct StateTable
+{
+	char *src_schema; /* owned */
+	char *src_name;   /* owned */
+	char *tgt_qname;  /* owned */
+	Lsn snapshot_lsn; /* the consistent point it was loaded at */
+	bool done;
+} StateTable;
+
+/* Every table of the task; *out is freed with state_tables_free(). */
+bool state_tables_load(const State *s, StateTable **out, int *n, Error *err);
+
+void state_tables_free(StateTable *t, int n);
+
+/* Whether the table's load is finished. */
+bool state_table_done(const State *s, const char *src_schema,
+                      const char *src_name, bool *done, Error *err);
+
+/*
+ * Starts (or restarts) a table's load from a snapshot taken at snapshot_lsn
+ * (snapshot_txids: its txid_current_snapshot(), which says exactly which
+ * source transactions the load contains), cut into nchunks: forgets its
+ * finished chunks and counts one more load. Runs inside the caller's
+ * transaction, which also empties the target table.
+ */
+bool state_table_start(const State *s, const char *src_schema,
+                       const char *src_name, Lsn snapshot_lsn,
+                       const char *snapshot_txids, int nchunks,
+                       const char *format, Error *err);
+
+/* Chunks of the table already done, as nchunks bools (caller-owned). */
+bool state_chunks_done(const State *s, const char *src_schema,
+                       const char *src_name, bool *done, int nchunks,
+                       Error *err);
+
+/*
+ * Records a chunk as done, in the caller's open target transaction (the one
+ * holding the chunk's rows). Marks the table done when it was the last one.
+ */
+bool state_chunk_done(const State *s, const char *src_schema,
+                      const char *src_name, int chunk, int64_t start_block,
+                      int64_t end_block, int64_t rows, int64_t bytes, int run,
+                      Error *err);
+
+/* ---- post-data steps (steps.c) ---- */
+
+/* One saved post-data statement. */
+typedef struct StateStep
+{
+	int entry;  /* its order in the dump */
+	int phase;  /* 1: indexes and keys ... (schema.c decides) */
+	char *kind; /* owned: "INDEX", "FK CONSTRAINT", ... */
+	char *object;
+	char *sql;
+	char *tbl_schema; /* owned; NULL: the step waits for no table */
+	char *tbl_name;
+	int64_t weight; /* larger first */
+} StateStep;
+
+/*
+ * Saves one step (the fields of a StateStep), in the caller's transaction;
+ * tbl_schema NULL: the step waits for no table.
+ */
+bool state_step_save(const State *s, int entry, int phase, const char *kind,
+                     const char *object, const char *tbl_schema,
+                     const char *tbl_name, int64_t weight, const char *sql,
+                     Error *err);
+
+/*
+ * The phase's steps not yet done, largest weight first; *out is freed with
+ * state_steps_free().
+ */
+bool state_steps_pending(const State *s, int phase, StateStep **out, int *n,
+                         Error *err);
+
+void state_steps_free(StateStep *steps, int n);
+
+/* Marks a step done by run, in the caller's transaction (the one that ran it). */
+bool state_step_done(const State *s, int entry, int run, Error *err);
+
+/* ---- cutover ---- */
 
 /*
  * The position at which a running change stream must stop, set by cutover
  * at its point of no return (LSN_INVALID clears it).
  */
-bool state_task_set_cutover_stop(PgConn *tgt, const char *schema,
-                                 const char *task, Lsn lsn, Error *err);
-bool state_task_cutover_stop(PgConn *tgt, const char *schema, const char *task,
-                             Lsn *lsn, Error *err);
+bool state_task_set_cutover_stop(const State *s, Lsn lsn, Error *err);
+bool state_task_cutover_stop(const State *s, Lsn *lsn, Error *err);
 
 /*
  * The stream stopped at lsn: records phase 'cutover' only if cutover still
@@ -154,20 +291,15 @@ bool state_task_cutover_stop(PgConn *tgt, const char *schema, const char *task,
  * two updates of the same row are serialized, so exactly one of them wins,
  * and a stream that loses goes on following.
  */
-bool state_task_finish_cutover(PgConn *tgt, const char *schema,
-                               const char *task, Lsn lsn, bool *done,
-                               Error *err);
+bool state_task_finish_cutover(const State *s, Lsn lsn, bool *done, Error *err);
 
 /*
  * How to undo a cutover's fence on the source, saved before the fence goes
  * up (NULL clears it): a cutover killed while fenced leaves it for the next
  * run, which undoes the fence first. *undo is malloc'd (NULL when none).
  */
-bool state_task_set_cutover_undo(PgConn *tgt, const char *schema,
-                                 const char *task, const char *undo,
-                                 Error *err);
-bool state_task_cutover_undo(PgConn *tgt, const char *schema, const char *task,
-                             char **undo, Error *err);
+bool state_task_set_cutover_undo(const State *s, const char *undo, Error *err);
+bool state_task_cutover_undo(const State *s, char **undo, Error *err);
 
 /* One cutover attempt, as reported to the user. Times are timestamptz text. */
 typedef struct StateCutover
@@ -186,7 +318,6 @@ typedef struct StateCutover
 	char error[1024];
 } StateCutover;
 
-bool state_cutover_record(PgConn *tgt, const char *schema, const char *task,
-                          const StateCutover *c, Error *err);
+bool state_cutover_record(const State *s, const StateCutover *c, Error *err);
 
 #endif

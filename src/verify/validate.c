@@ -81,6 +81,7 @@
 #include "pg/pg.h"
 #include "route/mapping.h"
 #include "state/state.h"
+#include "state/state_int.h" /* XXX(#9): validation SQL moves to state */
 
 #define VALIDATE_RANGE_ROWS     50000 /* rows per first-level range, at most */
 #define VALIDATE_RANGE_BYTES    (16 * 1024 * 1024) /* and bytes, TOAST included */
@@ -2731,19 +2732,12 @@ pick_tables(VRun *r, PgConn *tgt, Catalog *cat, VPick **out, int *n,
 	*n = 0;
 	*from_state = false;
 	{
-		const char *params[1] = {cfg->state_schema};
-		PGresult *res;
+		State state;
 		bool have = false;
 
-		if (!pg_query(tgt,
-		              "SELECT to_regclass(quote_ident($1) || '.tables')"
-		              " IS NOT NULL",
-		              1, params, &res, err))
-			return false;
-		have = PQgetvalue(res, 0, 0)[0] == 't';
-		PQclear(res);
-		if (have && !state_tables_load(tgt, cfg->state_schema, cfg->task, &st,
-		                               &nst, err))
+		if (!state_attach(&state, tgt, cfg->state_schema, cfg->task, &have,
+		                  err) ||
+		    (have && !state_tables_load(&state, &st, &nst, err)))
 			return false;
 	}
 	if (nst > 0)
@@ -2929,7 +2923,11 @@ static bool
 state_exec(PgConn *tgt, const char *schema, const char *fmt, int n,
            const char *const *params, PGresult **out, Error *err)
 {
-	if (!state_query(tgt, schema, fmt, n, params, out, err))
+	State state;
+	bool exists;
+
+	if (!state_attach(&state, tgt, schema, NULL, &exists, err) ||
+	    !state_run(&state, fmt, n, params, out, err))
 		return err_prefix(err, "could not record the validation: ");
 	return true;
 }
@@ -2939,6 +2937,7 @@ static bool
 record_start(VRun *r, PgConn *tgt, Error *err)
 {
 	const char *schema = r->cfg->state_schema;
+	State state;
 	char sample[32];
 	const char *params[4] = {r->cfg->task,
 	                         r->mode == VALIDATE_FULL ? "full" : "counts",
@@ -2946,7 +2945,7 @@ record_start(VRun *r, PgConn *tgt, Error *err)
 	PGresult *res;
 
 	snprintf(sample, sizeof(sample), "%.6f", r->cfg->validate_sample);
-	if (!state_init(tgt, schema, err) ||
+	if (!state_open(&state, tgt, schema, r->cfg->task, err) ||
 	    !state_exec(tgt, schema,
 	                "INSERT INTO @S.validation_runs (task, mode, sample, cdc)"
 	                " VALUES ($1, $2, $3::float8, $4::boolean) RETURNING id",
@@ -3198,34 +3197,20 @@ detect_cdc(VRun *r, PgConn *src, PgConn *tgt, Error *err)
 		snprintf(r->slot, sizeof(r->slot), "%s", r->cfg->cdc_slot);
 	else
 	{
-		char *sql = NULL;
-		const char *tp[2] = {r->cfg->state_schema, r->cfg->task};
-		char *q = pg_quote_ident(r->cfg->state_schema);
+		State state;
+		StateTask task;
+		bool have = false;
 
-		if (q == NULL ||
-		    asprintf(&sql,
-		             "SELECT slot_name, phase FROM %s.task WHERE task = $2"
-		             " AND to_regclass(quote_ident($1) || '.task')"
-		             " IS NOT NULL",
-		             q) < 0)
-			sql = NULL;
-		free(q);
-		if (sql == NULL)
-			return err_set(err, ERR_INTERNAL, "out of memory");
-		if (pg_query(tgt, sql, 2, tp, &res, err))
-		{
-			if (PQntuples(res) == 1)
-			{
-				snprintf(r->slot, sizeof(r->slot), "%s", PQgetvalue(res, 0, 0));
-				cut_over = strcmp(PQgetvalue(res, 0, 1), "cutover") == 0;
-			}
-			PQclear(res);
-		}
-		else if (pg_err_is(err, "42P01") || pg_err_is(err, "3F000"))
-			err_clear(err); /* no state: the default name */
-		free(sql);
-		if (err_is_set(err))
+		/* no state: the default name */
+		if (!state_attach(&state, tgt, r->cfg->state_schema, r->cfg->task,
+		                  &have, err) ||
+		    (have && !state_task_read(&state, &task, err)))
 			return false;
+		if (have && task.exists)
+		{
+			snprintf(r->slot, sizeof(r->slot), "%s", task.slot_name);
+			cut_over = task.phase == STATE_PHASE_CUTOVER;
+		}
 	}
 	params[0] = r->slot;
 	if (!pg_query(src,
