@@ -1,16 +1,20 @@
 /*
- * task: the lifecycle of one migration task, step by step, resumable.
+ * task: the commands of one migration task, the front door of src/cmd/ for
+ * cli. Each is resumable: run it again after any interruption.
  *
- * For the full load (`pgtide copy`):
- *
- *   preflight ──► state ──► publication + slot ──► pre-data ──► load ──► post-data ──► sequences ──► loaded
- *   (source       (target   (exported snapshot,    (pg_dump     (chunks,   (parallel,    (setval)
- *    settings)     schema)   consistent point)      at snapshot) parallel)  FKs last)
+ *   copy.c    the full load:
+ *             preflight ──► state ──► publication + slot ──► pre-data ──► load ──► post-data ──► sequences ──► loaded
+ *             (source       (target   (exported snapshot,    (pg_dump     (chunks,   (parallel,    (setval)
+ *              settings)     schema)   consistent point)      at snapshot) parallel)  FKs last)
+ *   follow.c  the change stream after it (migrate = check + copy + follow)
+ *   status.c  where the task is, and the last error recorded for it
+ *   clean.c   what the task made, dropped on both sides
  *
  * A run that finds the task's state resumes: finished tables and post-data
  * steps stay; unfinished tables are emptied and reloaded from a fresh
- * snapshot whose own consistent point is recorded for them. task starts and
- * stops the worker threads and turns a stop request into a clean return.
+ * snapshot whose own consistent point is recorded for them. The commands
+ * start and stop the worker threads and turn a stop request into a clean
+ * return; none of them exits.
  */
 #ifndef PGTIDE_TASK_H
 #define PGTIDE_TASK_H

@@ -1,0 +1,142 @@
+/*
+ * clean: `pgtide clean`: drops what pgtide made for a task, on both sides.
+ * It never drops anything of the user's: only the task's slot, publication,
+ * replication origin and state.
+ */
+#include "cmd/task.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "pg/pg.h"
+#include "pg/stream.h"
+#include "state/state.h"
+
+/*
+ * Drops what pgtide made for the task: the slot and publication on the
+ * source, the replication origin and the task's state on the target (the
+ * state schema too once no task is left). Refuses while the slot is in use
+ * (the task is running) unless forced. Each step is "if it exists", so a
+ * second run finds nothing to do.
+ */
+bool
+task_clean(const TaskConfig *cfg, atomic_int *stop, Error *err)
+{
+	PgConn *src = NULL, *tgt = NULL;
+	char slot[128], publication[128], origin[80];
+	const char *sp[1];
+	PGresult *res = NULL;
+	State state;
+	bool have_state = false, ok = false;
+
+	(void) stop;
+	snprintf(slot, sizeof(slot), "pgtide_%s", cfg->task);
+	snprintf(publication, sizeof(publication), "pgtide_%s", cfg->task);
+	snprintf(origin, sizeof(origin), "pgtide_%s", cfg->task);
+	if (!pg_connect(cfg->source_uri, ERR_SOURCE, PG_CONN_SQL, "pgtide clean",
+	                5000, &src, err) ||
+	    !pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide clean",
+	                5000, &tgt, err))
+		goto out;
+	/* the names pgtide recorded win over the defaults */
+	if (!state_attach(&state, tgt, cfg->state_schema, cfg->task, &have_state,
+	                  err))
+		goto out;
+	if (have_state)
+	{
+		StateTask task;
+
+		if (!state_task_read(&state, &task, err))
+			goto out;
+		if (task.exists)
+		{
+			snprintf(slot, sizeof(slot), "%s", task.slot_name);
+			snprintf(publication, sizeof(publication), "%s", task.publication);
+		}
+	}
+	sp[0] = slot;
+	if (!pg_query(src,
+	              "SELECT active_pid FROM pg_replication_slots"
+	              " WHERE slot_name = $1 AND active",
+	              1, sp, &res, err))
+		goto out;
+	if (PQntuples(res) > 0)
+	{
+		if (!cfg->force)
+		{
+			err_set(err, ERR_SOURCE,
+			        "task \"%s\" is running: its slot \"%s\" is in use by "
+			        "process %s on the source",
+			        cfg->task, slot, PQgetvalue(res, 0, 0));
+			err_hint(err, "stop pgtide first (SIGINT or SIGTERM), or pass "
+			              "--force to end that session");
+			goto out;
+		}
+	}
+	PQclear(res);
+	res = NULL;
+	/*
+	 * Forced: end the session holding the slot, then drop it. The running
+	 * pgtide reconnects on its own, so repeat until the drop wins (bounded).
+	 */
+	for (int waited_ms = 0;; waited_ms += 250)
+	{
+		if (cfg->force &&
+		    !pg_query(src,
+		              "SELECT pg_terminate_backend(active_pid) FROM"
+		              " pg_replication_slots WHERE slot_name = $1 AND active",
+		              1, sp, &res, err))
+			goto out;
+		PQclear(res);
+		res = NULL;
+		if (stream_drop_slot(src, slot, err))
+			break;
+		if (!cfg->force || !pg_err_is(err, "55006") || waited_ms >= 30000)
+			goto out;
+		err_clear(err);
+		clock_sleep_ms(250);
+	}
+	{
+		char *qp = pg_quote_ident(publication);
+		bool dropped = qp != NULL &&
+		               pg_execf(src, err, "DROP PUBLICATION IF EXISTS %s", qp);
+
+		free(qp);
+		if (!dropped)
+		{
+			err_set(err, ERR_INTERNAL, "out of memory");
+			goto out;
+		}
+	}
+	sp[0] = origin;
+	/* a forced stop: the session applying for the task leaves once it finds
+	 * its slot gone; give it a moment to release the origin */
+	for (int waited_ms = 0;; waited_ms += 250)
+	{
+		if (pg_query(tgt,
+		             "SELECT pg_catalog.pg_replication_origin_drop(roname)"
+		             " FROM pg_catalog.pg_replication_origin WHERE roname = $1",
+		             1, sp, &res, err))
+			break;
+		if (!cfg->force || !pg_err_is(err, "55006") || waited_ms >= 30000)
+			goto out;
+		err_clear(err);
+		clock_sleep_ms(250);
+	}
+	PQclear(res);
+	res = NULL;
+	if (have_state && !state_task_drop(&state, err))
+		goto out;
+	printf("pgtide clean: task \"%s\": slot \"%s\" and publication \"%s\" "
+	       "dropped on the source (if they existed); origin \"%s\" and the "
+	       "task's state dropped on the target\n",
+	       cfg->task, slot, publication, origin);
+	ok = true;
+out:
+	PQclear(res);
+	pg_close(src);
+	pg_close(tgt);
+	return ok;
+}

@@ -1,0 +1,232 @@
+/*
+ * follow: `pgtide follow` and `pgtide migrate`: the change stream of a
+ * loaded task, run until a stop request or until cutover's marker is on the
+ * target, and its progress and stop request carried through the state.
+ * It never changes the source's data; the stream (cdc) owns the applying.
+ */
+#include "cmd/task.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/fault.h"
+#include "base/log.h"
+#include "cdc/cdc.h"
+#include "pg/pg.h"
+#include "state/state.h"
+#include "verify/check.h"
+
+/* Writes the change stream's progress to the state row for pgtide status. */
+typedef struct ProgressSink
+{
+	const TaskConfig *cfg;
+	const State *state; /* the task's; reached on the sink's own sessions */
+	PgConn *conn; /* opened on first use; status is never worth failing for */
+	PgConn *stop_conn; /* the applier thread's, for the cutover position */
+} ProgressSink;
+
+static void
+record_progress(const CdcProgress *p, void *ctx)
+{
+	ProgressSink *ps = ctx;
+	State on_sink;
+	StateCdc c;
+	Error err = ERR_INIT;
+
+	c.applied_lsn = p->applied_lsn;
+	c.flushed_lsn = p->flushed_lsn;
+	c.source_lsn = p->source_lsn;
+	c.lag_bytes = p->lag_bytes;
+	c.lag_seconds = p->lag_seconds;
+	c.txns = p->txns;
+	c.changes = p->changes;
+	c.txns_per_s = p->txns_per_s;
+	c.changes_per_s = p->changes_per_s;
+	if (ps->conn == NULL &&
+	    !pg_connect(ps->cfg->target_uri, ERR_TARGET, PG_CONN_SQL,
+	                "pgtide status", 0, &ps->conn, &err))
+	{
+		log_debug("could not record progress: %s", err.message);
+		return;
+	}
+	on_sink = state_on(ps->state, ps->conn);
+	if (!state_task_set_cdc(&on_sink, &c, &err))
+	{
+		log_debug("could not record progress: %s", err.message);
+		pg_close(ps->conn);
+		ps->conn = NULL;
+	}
+}
+
+/* Reads where cutover wants the stream to stop, on a session of its own. */
+static bool
+read_cutover_stop(Lsn *lsn, void *ctx, Error *err)
+{
+	ProgressSink *ps = ctx;
+	State on_sink;
+
+	if (ps->stop_conn == NULL &&
+	    !pg_connect(ps->cfg->target_uri, ERR_TARGET, PG_CONN_SQL,
+	                "pgtide follow", 0, &ps->stop_conn, err))
+		return false;
+	on_sink = state_on(ps->state, ps->stop_conn);
+	if (!state_task_cutover_stop(&on_sink, lsn, err))
+	{
+		pg_close(ps->stop_conn);
+		ps->stop_conn = NULL;
+		return false;
+	}
+	return true;
+}
+
+bool
+task_follow(const TaskConfig *cfg, atomic_int *stop, Error *err)
+{
+	State state;
+	ProgressSink sink = {cfg, &state, NULL, NULL};
+	Lsn stopped_at = LSN_INVALID;
+	PgConn *tgt = NULL;
+	StateTask st;
+	StateTable *st_tables = NULL;
+	ApplyTable *tables = NULL;
+	int ntables = 0;
+	CdcOptions o;
+	char origin[80];
+	bool ok = false;
+
+	memset(&o, 0, sizeof(o));
+	if (!pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide", 5000,
+	                &tgt, err) ||
+	    !state_open(&state, tgt, cfg->state_schema, cfg->task, err) ||
+	    !state_task_begin(&state, &st, err) ||
+	    !state_tables_load(&state, &st_tables, &ntables, err))
+		goto out;
+	if (st.phase == STATE_PHASE_CUTOVER)
+	{
+		err_set(err, ERR_CONFIG,
+		        "task \"%s\" was cut over; its stream is "
+		        "finished",
+		        cfg->task);
+		err_hint(err, "run pgtide clean to drop its slot, publication and "
+		              "state");
+		goto out;
+	}
+	o.start_lsn = st.consistent_lsn;
+	if (cfg->cdc_start_lsn != NULL &&
+	    !lsn_parse(cfg->cdc_start_lsn, &o.start_lsn))
+	{
+		err_set(err, ERR_CONFIG, "invalid start LSN \"%s\"",
+		        cfg->cdc_start_lsn);
+		err_hint(err, "write it as PostgreSQL does, such as 0/16B3748");
+		goto out;
+	}
+	if (o.start_lsn == LSN_INVALID && cfg->cdc_slot == NULL)
+	{
+		err_set(err, ERR_CONFIG, "task \"%s\" has no full load to follow",
+		        cfg->task);
+		err_hint(err, "run pgtide migrate (load, then follow), or name a "
+		              "slot with --slot");
+		goto out;
+	}
+	for (int i = 0; i < ntables; i++)
+		if (!st_tables[i].done)
+		{
+			err_set(err, ERR_CONFIG,
+			        "table %s.%s of task \"%s\" is not fully loaded",
+			        st_tables[i].src_schema, st_tables[i].src_name, cfg->task);
+			err_hint(err, "run pgtide migrate or pgtide copy to finish the "
+			              "load first");
+			goto out;
+		}
+	tables = calloc((size_t) ntables + 1, sizeof(ApplyTable));
+	if (tables == NULL)
+	{
+		err_set(err, ERR_INTERNAL, "out of memory");
+		goto out;
+	}
+	for (int i = 0; i < ntables; i++)
+	{
+		tables[i].src_schema = st_tables[i].src_schema;
+		tables[i].src_name = st_tables[i].src_name;
+		tables[i].tgt_qname = st_tables[i].tgt_qname;
+		tables[i].load_point = st_tables[i].snapshot_lsn;
+	}
+	if (!state_task_set_phase(&state, STATE_PHASE_CDC, err))
+		goto out;
+	snprintf(origin, sizeof(origin), "pgtide_%s", cfg->task);
+	o.source_uri = cfg->source_uri;
+	o.target_uri = cfg->target_uri;
+	o.slot = cfg->cdc_slot ? cfg->cdc_slot : st.slot_name;
+	o.publication =
+	    cfg->cdc_publication ? cfg->cdc_publication : st.publication;
+	o.origin = origin;
+	o.tables = tables;
+	o.ntables = ntables;
+	o.policy = cfg->on_conflict;
+	o.memory_bytes = cfg->cdc_memory_bytes;
+	o.spill_dir = cfg->cdc_spill_dir;
+	o.progress_interval_s = cfg->progress_interval_s;
+	o.on_progress = record_progress;
+	o.progress_ctx = &sink;
+	o.stop = stop;
+	o.stop_at = read_cutover_stop;
+	o.stop_ctx = &sink;
+	o.stopped_at = &stopped_at;
+	pg_close(tgt);
+	tgt = state.conn = NULL;
+	for (;;)
+	{
+		bool finished = false;
+
+		stopped_at = LSN_INVALID;
+		ok = cdc_run(&o, err);
+		if (!ok || stopped_at == LSN_INVALID)
+			break;
+		fault_point("follow.stopped_at_marker");
+		if (tgt == NULL && !pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL,
+		                               "pgtide", 5000, &tgt, err))
+		{
+			ok = false;
+			break;
+		}
+		state.conn = tgt;
+		if (!state_task_finish_cutover(&state, stopped_at, &finished, err))
+		{
+			ok = false;
+			break;
+		}
+		if (finished)
+		{
+			log_info("cutover: the target holds every change up to the "
+			         "marker at " LSN_FMT "; the stream is finished",
+			         LSN_ARGS(stopped_at));
+			break;
+		}
+		log_warn("cutover took back its request to stop at " LSN_FMT
+		         " (it gave up and lifted its fence); following on",
+		         LSN_ARGS(stopped_at));
+	}
+	/* following has no end: a stop request is the normal way out */
+	if (!ok && err->kind == ERR_INTERRUPTED)
+	{
+		err_clear(err);
+		log_info("stopped; the target's position is saved and the next run "
+		         "resumes from it");
+		ok = true;
+	}
+out:
+	free(tables);
+	state_tables_free(st_tables, ntables);
+	pg_close(sink.conn);
+	pg_close(sink.stop_conn);
+	pg_close(tgt);
+	return ok;
+}
+
+bool
+task_migrate(const TaskConfig *cfg, atomic_int *stop, Error *err)
+{
+	return check_before_migrate(cfg, err) && task_copy(cfg, stop, err) &&
+	       task_follow(cfg, stop, err);
+}

@@ -1,0 +1,240 @@
+/*
+ * status: `pgtide status`, and the last error a failed command leaves in
+ * the task's state for it. Status reads only: it never creates the state
+ * schema, and the source is optional.
+ */
+#include "cmd/task.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/json.h"
+#include "base/log.h"
+#include "pg/pg.h"
+#include "state/state.h"
+
+void
+task_note_error(const TaskConfig *cfg, const Error *failure)
+{
+	PgConn *tgt = NULL;
+	State state;
+	Error err = ERR_INIT;
+	bool exists = false;
+
+	if (cfg->target_uri == NULL || failure->kind == ERR_INTERRUPTED ||
+	    failure->kind == ERR_USAGE || failure->kind == ERR_CONFIG)
+		return;
+	/* best effort, no retry: the target may be what failed */
+	if (pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide", 0, &tgt,
+	               &err) &&
+	    state_attach(&state, tgt, cfg->state_schema, cfg->task, &exists,
+	                 &err) &&
+	    exists)
+		state_task_set_error(&state, failure->message, &err);
+	if (err_is_set(&err))
+		log_debug("could not record the error in the task's state: %s",
+		          err.message);
+	pg_close(tgt);
+}
+
+/* A JSON member: a string, or null when empty. */
+static void
+json_text(FILE *out, const char *key, const char *value)
+{
+	json_write_string(out, key);
+	fputc(':', out);
+	if (value == NULL || value[0] == '\0')
+		fputs("null", out);
+	else
+		json_write_string(out, value);
+	fputc(',', out);
+}
+
+/* An LSN as a JSON string, null when invalid. */
+static void
+json_lsn(FILE *out, const char *key, Lsn lsn)
+{
+	char text[LSN_TEXT_MAX];
+
+	json_text(out, key, lsn == LSN_INVALID ? NULL : lsn_format(lsn, text));
+}
+
+/* A number member, or null when the stream has not reported yet. */
+static void
+json_number(FILE *out, const char *key, double value, bool known)
+{
+	json_write_string(out, key);
+	if (known)
+		fprintf(out, ":%.15g,", value);
+	else
+		fputs(":null,", out);
+}
+
+static void
+status_json(FILE *out, const TaskConfig *cfg, const StateStatus *st,
+            const PGresult *slot)
+{
+	const StateCdc *c = &st->cdc;
+	bool cdc = st->has_cdc;
+
+	fputs("{\"task\":", out);
+	json_write_string(out, cfg->task);
+	fputc(',', out);
+	json_text(out, "phase", state_phase_name(st->task.phase));
+	json_text(out, "slot_name", st->task.slot_name);
+	json_lsn(out, "consistent_lsn", st->task.consistent_lsn);
+	json_number(out, "runs", st->task.run, true);
+	json_text(out, "updated_at", st->updated_at);
+	json_lsn(out, "cdc_applied_lsn", cdc ? c->applied_lsn : LSN_INVALID);
+	json_lsn(out, "cdc_flushed_lsn", cdc ? c->flushed_lsn : LSN_INVALID);
+	json_number(out, "cdc_lag_bytes", (double) c->lag_bytes, cdc);
+	json_number(out, "cdc_lag_seconds", c->lag_seconds, cdc);
+	json_number(out, "cdc_txns_per_s", c->txns_per_s, cdc);
+	json_number(out, "cdc_changes_per_s", c->changes_per_s, cdc);
+	json_number(out, "cdc_txns", (double) c->txns, cdc);
+	json_number(out, "cdc_changes", (double) c->changes, cdc);
+	json_text(out, "cdc_updated_at", st->cdc_updated_at);
+	json_text(out, "last_error", st->last_error);
+	json_text(out, "last_error_at", st->last_error_at);
+	fprintf(out, "\"postdata_steps\":%d,\"postdata_done\":%d,",
+	        st->postdata_steps, st->postdata_done);
+	fputs("\"slot\":", out);
+	if (slot != NULL && PQntuples(slot) == 1)
+		fprintf(out,
+		        "{\"active\":%s,\"retained_wal_bytes\":%s,"
+		        "\"unconfirmed_bytes\":%s}",
+		        PQgetvalue(slot, 0, 0), PQgetvalue(slot, 0, 1),
+		        PQgetvalue(slot, 0, 2));
+	else
+		fputs("null", out);
+	fputs(",\"tables\":[", out);
+	for (int i = 0; i < st->ntables; i++)
+	{
+		const StateTableStatus *t = &st->tables[i];
+
+		fputs(i ? ",{" : "{", out);
+		json_text(out, "table", t->name);
+		json_text(out, "state", t->state);
+		json_lsn(out, "snapshot_lsn", t->snapshot_lsn);
+		fprintf(out,
+		        "\"loads\":%d,\"chunks\":%d,\"chunks_done\":%d,"
+		        "\"rows\":%lld,\"bytes\":%lld}",
+		        t->loads, t->chunks, t->chunks_done, (long long) t->rows,
+		        (long long) t->bytes);
+	}
+	fputs("]}\n", out);
+}
+
+static void
+status_text(FILE *out, const TaskConfig *cfg, const StateStatus *st,
+            const PGresult *slot)
+{
+	char lsn[LSN_TEXT_MAX], applied[LSN_TEXT_MAX], flushed[LSN_TEXT_MAX];
+	int done = 0;
+
+	for (int i = 0; i < st->ntables; i++)
+		done += strcmp(st->tables[i].state, "done") == 0;
+	fprintf(out, "task %s: phase %s (run %d), slot %s, consistent point %s\n",
+	        cfg->task, state_phase_name(st->task.phase), st->task.run,
+	        st->task.slot_name,
+	        st->task.consistent_lsn == LSN_INVALID
+	            ? "-"
+	            : lsn_format(st->task.consistent_lsn, lsn));
+	fprintf(out,
+	        "load: %d of %d tables done; indexes and constraints: "
+	        "%d of %d steps\n",
+	        done, st->ntables, st->postdata_done, st->postdata_steps);
+	for (int i = 0, shown = 0; i < st->ntables && shown < 10; i++)
+	{
+		const StateTableStatus *t = &st->tables[i];
+
+		if (strcmp(t->state, "done") == 0)
+			continue;
+		fprintf(out, "  %-40s %-8s chunk %d of %d, %lld rows\n", t->name,
+		        t->state, t->chunks_done, t->chunks, (long long) t->rows);
+		shown++;
+	}
+	if (st->has_cdc)
+		fprintf(out,
+		        "cdc: lag %lld bytes, %.3f s; %.1f txns/s, %.1f changes/s; "
+		        "applied %s, flushed %s (%lld txns, %lld changes; as of "
+		        "%s)\n",
+		        (long long) st->cdc.lag_bytes, st->cdc.lag_seconds,
+		        st->cdc.txns_per_s, st->cdc.changes_per_s,
+		        lsn_format(st->cdc.applied_lsn, applied),
+		        lsn_format(st->cdc.flushed_lsn, flushed),
+		        (long long) st->cdc.txns, (long long) st->cdc.changes,
+		        st->cdc_updated_at);
+	if (slot != NULL && PQntuples(slot) == 1)
+		fprintf(out,
+		        "slot: %s, retains %s bytes of WAL, %s bytes not yet "
+		        "confirmed\n",
+		        strcmp(PQgetvalue(slot, 0, 0), "true") == 0 ? "active"
+		                                                    : "inactive",
+		        PQgetvalue(slot, 0, 1), PQgetvalue(slot, 0, 2));
+	if (st->last_error != NULL)
+		fprintf(out, "last error (%s): %s\n", st->last_error_at,
+		        st->last_error);
+}
+
+/* The task slot's state on the source, or NULL when it cannot be read. */
+static PGresult *
+status_slot(const TaskConfig *cfg, const char *slot_name, PgConn **src)
+{
+	Error serr = ERR_INIT;
+	const char *params[1] = {slot_name};
+	PGresult *slot = NULL;
+
+	if (pg_connect(cfg->source_uri, ERR_SOURCE, PG_CONN_SQL, "pgtide status",
+	               2000, src, &serr))
+		pg_query(*src,
+		         "SELECT active::text, pg_current_wal_lsn() - restart_lsn,"
+		         " pg_current_wal_lsn() - confirmed_flush_lsn"
+		         " FROM pg_replication_slots WHERE slot_name = $1",
+		         1, params, &slot, &serr);
+	if (err_is_set(&serr))
+		log_warn("source: %s", serr.message);
+	return slot;
+}
+
+bool
+task_status(const TaskConfig *cfg, atomic_int *stop, Error *err)
+{
+	PgConn *tgt = NULL, *src = NULL;
+	PGresult *slot = NULL;
+	State state;
+	StateStatus st;
+	bool exists = false, ok = false;
+
+	(void) stop;
+	memset(&st, 0, sizeof(st));
+	if (!pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide status",
+	                2000, &tgt, err) ||
+	    !state_attach(&state, tgt, cfg->state_schema, cfg->task, &exists, err))
+		goto out;
+	if (!exists)
+	{
+		err_set(err, ERR_CONFIG, "the target has no pgtide state schema \"%s\"",
+		        cfg->state_schema);
+		err_hint(err, "name the schema of a task with --state-schema, or "
+		              "start one with pgtide migrate");
+		goto out;
+	}
+	if (!state_status_read(&state, &st, err))
+		goto out;
+	/* the source is optional: say what we know without it */
+	if (cfg->source_uri != NULL)
+		slot = status_slot(cfg, st.task.slot_name, &src);
+	if (cfg->output_json)
+		status_json(stdout, cfg, &st, slot);
+	else
+		status_text(stdout, cfg, &st, slot);
+	ok = true;
+out:
+	state_status_free(&st);
+	PQclear(slot);
+	pg_close(src);
+	pg_close(tgt);
+	return ok;
+}
