@@ -48,6 +48,7 @@
 
 #define TASK_SNAPSHOT_ROUNDS 3
 #define TASK_CHUNK_RETRIES   5
+#define TASK_STEP_RETRIES    10
 
 typedef struct LoadTable
 {
@@ -636,6 +637,28 @@ hook_chunk_check(PgConn *tgt, const PlanChunk *c, bool *done, void *ctx,
 	return ok;
 }
 
+/*
+ * Runs a step that is one target transaction again while it fails on a lost
+ * connection: the kept sessions reconnect, and the step's transaction
+ * committed whole or not at all, so running it again is safe.
+ */
+static bool
+retry_step(Load *l, const SlotSnapshot *snap, const char *what,
+           bool (*step)(Load *, const SlotSnapshot *, Error *), Error *err)
+{
+	for (int attempt = 1;; attempt++)
+	{
+		if (step(l, snap, err))
+			return true;
+		if (!err->retryable || attempt >= TASK_STEP_RETRIES ||
+		    interrupted(l, err))
+			return false;
+		log_warn("%s: %s; trying again", what, err->message);
+		err_clear(err);
+		clock_sleep_ms(500 * attempt);
+	}
+}
+
 /* Copies the unfinished tables under snap; *lost when the snapshot died. */
 static bool
 load_tables(Load *l, const SlotSnapshot *snap, bool *lost, Error *err)
@@ -653,7 +676,7 @@ load_tables(Load *l, const SlotSnapshot *snap, bool *lost, Error *err)
 		err_set(err, ERR_INTERNAL, "out of memory");
 		goto out;
 	}
-	if (!start_tables(l, snap, err))
+	if (!retry_step(l, snap, "starting the tables' load", start_tables, err))
 		goto out;
 	for (int i = 0; i < l->ntables; i++)
 	{
@@ -869,6 +892,8 @@ task_copy(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	                &l.src, err) ||
 	    !pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide", 5000,
 	                &l.tgt, err) ||
+	    !pg_keep_session(l.src, NULL, PG_RECONNECT_MS, err) ||
+	    !pg_keep_session(l.tgt, NULL, PG_RECONNECT_MS, err) ||
 	    !preflight(&l, err) ||
 	    !state_open(&l.state, l.tgt, cfg->state_schema, cfg->task, err) ||
 	    !state_task_begin(&l.state, &l.st, err))
@@ -898,7 +923,7 @@ task_copy(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	{
 		if (snap.conn == NULL && !fresh_snapshot(&l, &snap, err))
 			goto out;
-		if (!create_schema(&l, &snap, err))
+		if (!retry_step(&l, &snap, "creating the schema", create_schema, err))
 			goto out;
 	}
 	if (interrupted(&l, err) || !read_done(&l, err))

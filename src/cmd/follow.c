@@ -98,6 +98,7 @@ task_follow(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	memset(&o, 0, sizeof(o));
 	if (!pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide", 5000,
 	                &tgt, err) ||
+	    !pg_keep_session(tgt, NULL, PG_RECONNECT_MS, err) ||
 	    !state_open(&state, tgt, cfg->state_schema, cfg->task, err) ||
 	    !state_task_begin(&state, &st, err) ||
 	    !state_tables_load(&state, &st_tables, &ntables, err))
@@ -184,8 +185,10 @@ task_follow(const TaskConfig *cfg, atomic_int *stop, Error *err)
 		if (!ok || stopped_at == LSN_INVALID)
 			break;
 		fault_point("follow.stopped_at_marker");
-		if (tgt == NULL && !pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL,
-		                               "pgtide", 5000, &tgt, err))
+		if (tgt == NULL &&
+		    (!pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide",
+		                 PG_RECONNECT_MS, &tgt, err) ||
+		     !pg_keep_session(tgt, NULL, PG_RECONNECT_MS, err)))
 		{
 			ok = false;
 			break;

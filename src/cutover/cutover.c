@@ -1035,11 +1035,16 @@ cutover_command(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	wall_text(c.rec.started_at, sizeof(c.rec.started_at));
 	if (!pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide cutover",
 	                5000, &c.tgt, err) ||
+	    /* while fenced, a lost session may not keep the source waiting
+	       longer than the cutover itself may take */
+	    !pg_keep_session(c.tgt, NULL, cfg->cutover_timeout_s * 1000, err) ||
 	    !load_task(&c, err) ||
 	    !pg_connect(cfg->source_uri, ERR_SOURCE, PG_CONN_SQL, "pgtide cutover",
 	                5000, &c.src, err) ||
-	    /* a read-only fence must not stop pgtide's own session */
-	    !pg_exec(c.src, "SET default_transaction_read_only = off", err) ||
+	    /* a read-only fence must not stop pgtide's own session, nor the
+	       session that replaces it after a lost connection */
+	    !pg_keep_session(c.src, "SET default_transaction_read_only = off",
+	                     cfg->cutover_timeout_s * 1000, err) ||
 	    !check_roles(&c, err) || !require_following(&c, err) ||
 	    !undo_leftover_fence(&c, err) ||
 	    !state_task_set_cutover_stop(&c.state, LSN_INVALID, err))

@@ -17,8 +17,14 @@ struct PgConn
 {
 	PGconn *conn;
 	ErrKind side;
+	PgConnKind kind;
 	int version;
 	char where[256];
+	char *uri;      /* owned: for reconnecting */
+	char *app_name; /* owned */
+	/* pg_keep_session: reconnect for up to this long (0: never) */
+	int reconnect_ms;
+	char *setup_sql; /* owned: run again on each new connection */
 };
 
 /* Server notices ("relation already exists, skipping") are for debugging. */
@@ -96,12 +102,17 @@ session_setup(PgConn *pc, Error *err)
 bool
 pg_reset(PgConn *conn, Error *err)
 {
-	return pg_exec(conn, "RESET ALL", err) && session_setup(conn, err);
+	return pg_exec(conn, "RESET ALL", err) && session_setup(conn, err) &&
+	       (conn->setup_sql == NULL || pg_exec(conn, conn->setup_sql, err));
 }
 
-bool
-pg_connect(const char *uri, ErrKind side, PgConnKind kind, const char *app_name,
-           int retry_ms, PgConn **out, Error *err)
+/*
+ * Opens pc->conn (replacing nothing: the caller closed the old one),
+ * retrying what a retry may cure for up to retry_ms, then gives an ordinary
+ * session its settings.
+ */
+static bool
+open_conn(PgConn *pc, int retry_ms, Error *err)
 {
 	/*
 	 * A walsender renders pgoutput's text values with these settings; the
@@ -112,19 +123,18 @@ pg_connect(const char *uri, ErrKind side, PgConnKind kind, const char *app_name,
 	const char *keys[] = {"dbname",      "application_name", "connect_timeout",
 	                      "replication", "options",          NULL};
 	const char *vals[] = {
-	    uri,
-	    app_name,
+	    pc->uri,
+	    pc->app_name,
 	    "10",
 	    "database",
 	    "-c datestyle=ISO -c intervalstyle=postgres"
 	    " -c extra_float_digits=3 -c timezone=UTC " PG_NO_TIMEOUTS,
 	    NULL};
+	ErrKind side = pc->side;
 	int waited_ms = 0;
 	int backoff_ms = 200;
-	PgConn *pc;
 
-	*out = NULL;
-	if (kind != PG_CONN_REPLICATION)
+	if (pc->kind != PG_CONN_REPLICATION)
 		keys[3] = NULL;
 	for (;;)
 	{
@@ -133,31 +143,14 @@ pg_connect(const char *uri, ErrKind side, PgConnKind kind, const char *app_name,
 
 		if (conn != NULL && PQstatus(conn) == CONNECTION_OK)
 		{
-			pc = calloc(1, sizeof(*pc));
-			if (pc == NULL)
-			{
-				PQfinish(conn);
-				return err_set(err, ERR_INTERNAL, "out of memory");
-			}
 			PQsetNoticeProcessor(conn, notice_to_log, NULL);
 			pc->conn = conn;
-			pc->side = side;
 			pc->version = PQserverVersion(conn);
 			snprintf(pc->where, sizeof(pc->where), "%s:%s/%s",
 			         PQhost(conn) ? PQhost(conn) : "?",
 			         PQport(conn) ? PQport(conn) : "?",
 			         PQdb(conn) ? PQdb(conn) : "?");
-			*out = pc;
-			if (kind == PG_CONN_SQL)
-			{
-				if (!session_setup(pc, err))
-				{
-					pg_close(pc);
-					*out = NULL;
-					return false;
-				}
-			}
-			return true;
+			return pc->kind != PG_CONN_SQL || session_setup(pc, err);
 		}
 		snprintf(msg, sizeof(msg), "%s",
 		         conn ? PQerrorMessage(conn) : "out of memory");
@@ -186,12 +179,73 @@ pg_connect(const char *uri, ErrKind side, PgConnKind kind, const char *app_name,
 	}
 }
 
+bool
+pg_connect(const char *uri, ErrKind side, PgConnKind kind, const char *app_name,
+           int retry_ms, PgConn **out, Error *err)
+{
+	PgConn *pc = calloc(1, sizeof(*pc));
+
+	*out = NULL;
+	if (pc == NULL || (pc->uri = strdup(uri)) == NULL ||
+	    (pc->app_name = strdup(app_name)) == NULL)
+	{
+		pg_close(pc);
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	}
+	pc->side = side;
+	pc->kind = kind;
+	if (!open_conn(pc, retry_ms, err))
+	{
+		pg_close(pc);
+		return false;
+	}
+	*out = pc;
+	return true;
+}
+
+bool
+pg_keep_session(PgConn *conn, const char *setup_sql, int reconnect_ms,
+                Error *err)
+{
+	free(conn->setup_sql);
+	conn->setup_sql = NULL;
+	if (setup_sql != NULL && (conn->setup_sql = strdup(setup_sql)) == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	conn->reconnect_ms = reconnect_ms;
+	return setup_sql == NULL || pg_exec(conn, setup_sql, err);
+}
+
+/*
+ * Replaces a lost connection of a kept session: a new one with the same
+ * settings, tried for up to reconnect_ms. `lost` says why, for the log.
+ */
+static bool
+reconnect(PgConn *pc, const char *lost, Error *err)
+{
+	const char *side = pc->side == ERR_SOURCE ? "source" : "target";
+	int64_t start = clock_ms();
+
+	log_warn("%s: %s; reconnecting (%s)", side, lost, pc->app_name);
+	PQfinish(pc->conn);
+	pc->conn = NULL;
+	if (!open_conn(pc, pc->reconnect_ms, err) ||
+	    (pc->setup_sql != NULL && !pg_exec(pc, pc->setup_sql, err)))
+		return err_prefix(err, "lost connection not replaced after %.0f s: ",
+		                  (double) (clock_ms() - start) / 1000.0);
+	log_info("%s: reconnected after %.1f s", side,
+	         (double) (clock_ms() - start) / 1000.0);
+	return true;
+}
+
 void
 pg_close(PgConn *conn)
 {
 	if (conn == NULL)
 		return;
 	PQfinish(conn->conn);
+	free(conn->uri);
+	free(conn->app_name);
+	free(conn->setup_sql);
 	free(conn);
 }
 
@@ -222,7 +276,8 @@ pg_where(const PgConn *conn)
 bool
 pg_ok(const PgConn *conn)
 {
-	return conn != NULL && PQstatus(conn->conn) == CONNECTION_OK;
+	return conn != NULL && conn->conn != NULL &&
+	       PQstatus(conn->conn) == CONNECTION_OK;
 }
 
 bool
@@ -272,14 +327,13 @@ pg_error(PgConn *conn, const PGresult *res, Error *err)
 	return false;
 }
 
-bool
-pg_query(PgConn *conn, const char *sql, int nparams, const char *const *params,
-         PGresult **out, Error *err)
+static bool
+query_once(PgConn *conn, const char *sql, int nparams,
+           const char *const *params, PGresult **out, Error *err)
 {
 	PGresult *res;
 	ExecStatusType st;
 
-	*out = NULL;
 	if (nparams == 0)
 		res = PQexec(conn->conn, sql);
 	else
@@ -294,6 +348,43 @@ pg_query(PgConn *conn, const char *sql, int nparams, const char *const *params,
 	}
 	*out = res;
 	return true;
+}
+
+/*
+ * A kept session runs a statement again on a new connection when the old one
+ * was lost and no transaction was open before it: the statement stood alone,
+ * and whatever it did either committed or vanished with the connection. A
+ * statement inside the caller's transaction is not retried: the transaction
+ * is gone, and the caller must start it again. A connection lost earlier
+ * (nothing open any more) is replaced before the statement runs.
+ */
+bool
+pg_query(PgConn *conn, const char *sql, int nparams, const char *const *params,
+         PGresult **out, Error *err)
+{
+	PGTransactionStatusType before = PQtransactionStatus(conn->conn);
+
+	*out = NULL;
+	if (conn->reconnect_ms > 0 && before == PQTRANS_UNKNOWN &&
+	    !reconnect(conn, "the connection was lost", err))
+		return false;
+	for (;;)
+	{
+		Error failed = ERR_INIT;
+
+		if (query_once(conn, sql, nparams, params, out, &failed))
+			return true;
+		if (conn->reconnect_ms == 0 || before == PQTRANS_INTRANS ||
+		    before == PQTRANS_INERROR || before == PQTRANS_ACTIVE ||
+		    PQstatus(conn->conn) == CONNECTION_OK)
+		{
+			*err = failed;
+			return false;
+		}
+		if (!reconnect(conn, failed.message, err))
+			return false;
+		before = PQTRANS_IDLE;
+	}
 }
 
 bool

@@ -33,6 +33,20 @@ typedef enum PgConnKind
 bool pg_connect(const char *uri, ErrKind side, PgConnKind kind,
                 const char *app_name, int retry_ms, PgConn **out, Error *err);
 
+/*
+ * Makes conn a kept session: setup_sql (session settings, or NULL) runs now
+ * and on every new connection, and a connection lost while no transaction
+ * is open is replaced, trying for up to reconnect_ms, each time it is found
+ * lost (see pg_query). For sessions whose standalone statements are each
+ * safe to run twice, as a lost reply can make them run twice: the state,
+ * catalog reads, sequences, the check.
+ */
+bool pg_keep_session(PgConn *conn, const char *setup_sql, int reconnect_ms,
+                     Error *err);
+
+/* How long kept sessions try to replace a lost connection. */
+#define PG_RECONNECT_MS (30 * 60 * 1000)
+
 /* RESET ALL, then the settings pg_connect gives an ordinary session. */
 bool pg_reset(PgConn *conn, Error *err);
 
@@ -64,7 +78,7 @@ bool pg_execf(PgConn *conn, Error *err, const char *fmt, ...)
 /*
  * Runs sql with text parameters $1..$n (NULL values allowed). On success *out
  * holds the result (tuples or command) which the caller PQclear()s; on failure
- * *out is NULL.
+ * *out is NULL. On a kept session a lost connection is replaced first.
  */
 bool pg_query(PgConn *conn, const char *sql, int nparams,
               const char *const *params, PGresult **out, Error *err);
