@@ -1,0 +1,729 @@
+/*
+ * check_source: what the source must offer for the task, and what in it
+ * would not migrate.
+ *
+ * It owns the checks of the source's settings (wal_level, slots, WAL
+ * senders, wal_sender_timeout), the role's privileges there, the task's slot
+ * and publication as a resumed run finds them, and the selected tables:
+ * their kind, replica identity, identity columns, sequences, and the
+ * temporary, foreign and large objects no table copy carries. It must never
+ * write to the source; the few target reads it makes (indexes and identity
+ * columns of the user's tables in existing mode) are reads too.
+ */
+#include "verify/check_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A wal_sender_timeout below this cuts off a pgtide that is briefly slow. */
+#define CHECK_MIN_SENDER_TIMEOUT_MS 10000
+/* a REPLICA IDENTITY FULL table this small is scanned in no time */
+#define CHECK_FULL_IDENTITY_ROWS "10000"
+
+/* True when schema.name, or the table at index parent and its ancestors,
+ * matches one of the patterns: the rule catalog_select applies. */
+static bool
+lineage_matches(const Check *c, const TablePattern *pats, int n,
+                const char *schema, const char *name, int parent)
+{
+	for (int p = 0; p < n; p++)
+		if (mapping_pattern_match(&pats[p], schema, name))
+			return true;
+	for (int depth = 0; parent >= 0 && depth < 64; depth++)
+	{
+		const CatTable *t = &c->cat->tables[parent];
+
+		for (int p = 0; p < n; p++)
+			if (mapping_pattern_match(&pats[p], t->schema, t->name))
+				return true;
+		parent = t->parent;
+	}
+	return false;
+}
+
+/* Whether a relation the catalog does not list (a foreign table) would be
+ * selected by the task's patterns. */
+static bool
+would_select(const Check *c, const char *schema, const char *name, int parent)
+{
+	return (c->ninc == 0 ||
+	        lineage_matches(c, c->inc, c->ninc, schema, name, parent)) &&
+	       !lineage_matches(c, c->exc, c->nexc, schema, name, parent);
+}
+
+/* ---- source: settings and privileges ---- */
+
+bool
+check_source_settings(Check *c, Error *err)
+{
+	const char *sql = "SELECT current_setting('wal_level'),"
+	                  " current_setting('max_replication_slots')::int,"
+	                  " (SELECT count(*) FROM pg_replication_slots),"
+	                  " current_setting('max_wal_senders')::int,"
+	                  " (SELECT count(*) FROM pg_stat_replication),"
+	                  " (SELECT setting::bigint FROM pg_settings"
+	                  "   WHERE name = 'wal_sender_timeout'),"
+	                  " r.rolreplication"
+	                  " FROM pg_roles r WHERE r.rolname = current_user";
+	PGresult *res;
+	char fix[512];
+	const char *wal_level;
+	int max_slots, used_slots, max_senders, used_senders, need_slots;
+	int64_t sender_timeout_ms;
+	bool replication;
+
+	if (!pg_query(c->src, sql, 0, NULL, &res, err))
+		return err_prefix(err, "could not read the source's settings: ");
+	wal_level = PQgetvalue(res, 0, 0);
+	max_slots = (int) strtol(PQgetvalue(res, 0, 1), NULL, 10);
+	used_slots = (int) strtol(PQgetvalue(res, 0, 2), NULL, 10);
+	max_senders = (int) strtol(PQgetvalue(res, 0, 3), NULL, 10);
+	used_senders = (int) strtol(PQgetvalue(res, 0, 4), NULL, 10);
+	sender_timeout_ms = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
+	replication = PQgetvalue(res, 0, 6)[0] == 't';
+	if (strcmp(wal_level, "logical") != 0)
+		add(c, CHECK_ID_WAL_LEVEL, CHECK_BLOCKER, "source",
+		    "logical decoding, which the change stream reads, needs "
+		    "\"logical\"; without it nothing can be streamed",
+		    "set wal_level = logical in the source's postgresql.conf (or "
+		    "ALTER SYSTEM) and restart the source",
+		    "wal_level is \"%s\"", wal_level);
+	/* the task's own slot, when it exists, is already counted as used */
+	need_slots = c->slot_exists ? 0 : 1;
+	if (max_slots - used_slots < need_slots)
+		add(c, CHECK_ID_REPLICATION_SLOTS, CHECK_BLOCKER, "source",
+		    "pgtide needs one logical replication slot for the task",
+		    "raise max_replication_slots (needs a restart), or drop an "
+		    "unused slot listed in pg_replication_slots",
+		    "no free replication slot: %d of max_replication_slots = %d "
+		    "in use",
+		    used_slots, max_slots);
+	else if (c->slot_exists && !c->load_done && max_slots - used_slots < 1)
+		add(c, CHECK_ID_REPLICATION_SLOTS, CHECK_WARNING, "source",
+		    "if the load's snapshot is lost, unfinished tables are reloaded "
+		    "from a temporary slot, which needs a free slot",
+		    "raise max_replication_slots (needs a restart), or drop an "
+		    "unused slot",
+		    "every replication slot is in use (%d of %d)", used_slots,
+		    max_slots);
+	if (max_senders - used_senders < 1)
+		add(c, CHECK_ID_WAL_SENDERS, CHECK_BLOCKER, "source",
+		    "the load's snapshot and the change stream each hold one "
+		    "replication connection",
+		    "raise max_wal_senders (needs a restart), or end an unused "
+		    "replication connection (pg_stat_replication)",
+		    "no free WAL sender: %d of max_wal_senders = %d in use",
+		    used_senders, max_senders);
+	if (!c->src_super && !replication)
+		add(c, CHECK_ID_REPLICATION_PRIVILEGE, CHECK_BLOCKER, "source",
+		    "creating a replication slot and streaming from it needs the "
+		    "REPLICATION attribute or a superuser",
+		    "ALTER ROLE ... REPLICATION on the source, or connect as a role "
+		    "that has it (on a managed service, the provider's replication "
+		    "role; then skip this finding)",
+		    "the source role has neither REPLICATION nor SUPERUSER");
+	if (sender_timeout_ms == 0)
+		add(c, CHECK_ID_WAL_SENDER_TIMEOUT, CHECK_WARNING, "source",
+		    "a replication connection that died without a word keeps the "
+		    "task's slot busy until TCP notices, and pgtide cannot "
+		    "reconnect to it meanwhile",
+		    "set wal_sender_timeout to 60s (the default); a reload is "
+		    "enough",
+		    "wal_sender_timeout is 0: dead replication connections are "
+		    "never timed out");
+	else if (sender_timeout_ms < CHECK_MIN_SENDER_TIMEOUT_MS)
+	{
+		snprintf(fix, sizeof(fix),
+		         "raise wal_sender_timeout to at least %d s (the default "
+		         "is 60 s); a reload is enough",
+		         CHECK_MIN_SENDER_TIMEOUT_MS / 1000);
+		add(c, CHECK_ID_WAL_SENDER_TIMEOUT, CHECK_WARNING, "source",
+		    "pgtide answers keepalives within a second, but a slow network "
+		    "or a paused host can miss so short a deadline, and the change "
+		    "stream then reconnects",
+		    fix, "wal_sender_timeout is %lld ms",
+		    (long long) sender_timeout_ms);
+	}
+	PQclear(res);
+	return true;
+}
+
+/* The task's slot and publication on the source, as a resumed run finds
+ * them (or as a leftover of an earlier task of the same name). */
+bool
+check_task_objects(Check *c, Error *err)
+{
+	const char *params[1] = {c->slot};
+	char sql[512], fix[512];
+	PGresult *res;
+	const char *wal_status;
+	bool active;
+
+	/* wal_status says whether max_slot_wal_keep_size cost the slot WAL */
+	snprintf(sql, sizeof(sql),
+	         "SELECT active, coalesce(active_pid::text, ''), %s, %s"
+	         " FROM pg_replication_slots WHERE slot_name = $1",
+	         c->src_version >= 130000 ? "coalesce(wal_status, '')" : "''",
+	         c->in_recovery
+	             ? "0"
+	             : "coalesce(pg_current_wal_lsn() - restart_lsn, 0)");
+	if (!pg_query(c->src, sql, 1, params, &res, err))
+		return false;
+	c->slot_exists = PQntuples(res) == 1;
+	active = c->slot_exists && PQgetvalue(res, 0, 0)[0] == 't';
+	wal_status = c->slot_exists ? PQgetvalue(res, 0, 2) : "";
+	if (c->slot_exists)
+		c->slot_retained_bytes = strtod(PQgetvalue(res, 0, 3), NULL);
+	if (c->slot_exists && !c->resume)
+	{
+		snprintf(fix, sizeof(fix),
+		         "another task with this name? choose another --task; if "
+		         "nothing uses the slot, drop it: SELECT "
+		         "pg_drop_replication_slot('%s')",
+		         c->slot);
+		add(c, CHECK_ID_TASK_SLOT, CHECK_BLOCKER, c->slot,
+		    "pgtide would not know where its changes start, so it refuses "
+		    "to use a slot it did not record",
+		    fix,
+		    "replication slot \"%s\" exists on the source, but the target "
+		    "holds no state for task \"%s\"",
+		    c->slot, c->cfg->task);
+	}
+	else if (!c->slot_exists && c->has_point)
+		add(c, CHECK_ID_TASK_SLOT, CHECK_BLOCKER, c->slot,
+		    "the changes made on the source since the load started are gone "
+		    "with it",
+		    "drop the task (pgtide clean) and the target's copy, and migrate "
+		    "again",
+		    "replication slot \"%s\" of task \"%s\" no longer exists", c->slot,
+		    c->cfg->task);
+	else if (active)
+		add(c, CHECK_ID_TASK_SLOT, CHECK_BLOCKER, c->slot,
+		    "a slot streams to one connection at a time",
+		    "is pgtide already running this task? stop it first, or wait "
+		    "for it to finish",
+		    "replication slot \"%s\" is in use by process %s", c->slot,
+		    PQgetvalue(res, 0, 1));
+	if (strcmp(wal_status, "lost") == 0)
+		add(c, CHECK_ID_TASK_SLOT, CHECK_BLOCKER, c->slot,
+		    "the source removed WAL the task still needed "
+		    "(max_slot_wal_keep_size): changes are missing",
+		    "drop the task (pgtide clean) and the target's copy, raise "
+		    "max_slot_wal_keep_size, and migrate again",
+		    "replication slot \"%s\" was invalidated", c->slot);
+	else if (strcmp(wal_status, "unreserved") == 0)
+		add(c, CHECK_ID_TASK_SLOT, CHECK_WARNING, c->slot,
+		    "the source is about to remove WAL the task still needs "
+		    "(max_slot_wal_keep_size)",
+		    "resume the task now so that it catches up, or raise "
+		    "max_slot_wal_keep_size (a reload is enough)",
+		    "replication slot \"%s\" retains more WAL than "
+		    "max_slot_wal_keep_size allows",
+		    c->slot);
+	PQclear(res);
+	return true;
+}
+
+/*
+ * The publication pgtide would create, or finds: an existing one is used as
+ * it is, so every table whose changes must stream has to be in it.
+ */
+bool
+check_publication(Check *c, Error *err)
+{
+	const char *params[2] = {c->publication, c->published_oids};
+	PGresult *res;
+	char fix[512];
+
+	if (!pg_query(c->src, "SELECT 1 FROM pg_publication WHERE pubname = $1", 1,
+	              params, &res, err))
+		return false;
+	c->publication_exists = PQntuples(res) == 1;
+	PQclear(res);
+	if (c->publication_exists)
+	{
+		/* pg_publication_tables lists leaves, and every table for ALL */
+		if (!pg_query(c->src,
+		              "SELECT c.oid FROM pg_class c"
+		              " JOIN pg_namespace n ON n.oid = c.relnamespace"
+		              " WHERE c.oid = ANY($2::oid[]) AND NOT EXISTS"
+		              " (SELECT 1 FROM pg_publication_tables p"
+		              "  WHERE p.pubname = $1 AND p.schemaname = n.nspname"
+		              "  AND p.tablename = c.relname)"
+		              " ORDER BY n.nspname, c.relname",
+		              2, params, &res, err))
+			return false;
+		for (int i = 0; i < PQntuples(res); i++)
+		{
+			const CatTable *t = table_by_oid(c->cat, PQgetvalue(res, i, 0));
+
+			if (t == NULL)
+				continue;
+			snprintf(fix, sizeof(fix),
+			         "ALTER PUBLICATION %s ADD TABLE %s; or drop the "
+			         "publication (before the load starts) and let pgtide "
+			         "create it",
+			         c->publication, shown_t(c, t));
+			add(c, CHECK_ID_TASK_PUBLICATION, CHECK_BLOCKER, shown_t(c, t),
+			    "pgtide uses an existing publication as it is: this "
+			    "table's changes would not be streamed",
+			    fix, "publication \"%s\" exists but does not list the table",
+			    c->publication);
+		}
+		PQclear(res);
+		return true;
+	}
+	if (c->src_super)
+		return true;
+	/* CREATE PUBLICATION ... FOR TABLE: CREATE on the database, and each
+	 * table owned by the role (or a role it inherits from) */
+	{
+		bool can_create;
+
+		if (!query_bool(c->src,
+		                "SELECT has_database_privilege(current_database(),"
+		                " 'CREATE')",
+		                0, NULL, &can_create, err))
+			return false;
+		if (!can_create)
+		{
+			char object[160];
+
+			snprintf(object, sizeof(object), "database %s", c->src_db);
+			add(c, CHECK_ID_PUBLICATION_OWNERSHIP, CHECK_BLOCKER, object,
+			    "creating the task's publication needs CREATE on the "
+			    "source database",
+			    "GRANT CREATE ON DATABASE ... TO the role pgtide connects "
+			    "as, or create the publication beforehand as its owner",
+			    "the source role cannot create publication \"%s\"",
+			    c->publication);
+		}
+	}
+	if (!pg_query(c->src,
+	              "SELECT c.oid, pg_get_userbyid(c.relowner) FROM pg_class c"
+	              " WHERE c.oid = ANY($1::oid[])"
+	              " AND NOT pg_has_role(c.relowner, 'USAGE') ORDER BY 1",
+	              1, params + 1, &res, err))
+		return false;
+	for (int i = 0; i < PQntuples(res); i++)
+	{
+		const CatTable *t = table_by_oid(c->cat, PQgetvalue(res, i, 0));
+
+		if (t == NULL)
+			continue;
+		snprintf(fix, sizeof(fix),
+		         "run pgtide as role %s (or a member of it) or a superuser; "
+		         "or let the owner create the publication first: CREATE "
+		         "PUBLICATION %s FOR TABLE ... listing every table to stream",
+		         PQgetvalue(res, i, 1), c->publication);
+		add(c, CHECK_ID_PUBLICATION_OWNERSHIP, CHECK_BLOCKER, shown_t(c, t),
+		    "CREATE PUBLICATION ... FOR TABLE accepts only tables the role "
+		    "owns",
+		    fix, "owned by %s, not by the source role", PQgetvalue(res, i, 1));
+	}
+	PQclear(res);
+	return true;
+}
+
+bool
+check_read_privileges(Check *c, Error *err)
+{
+	const char *p1[1] = {c->selected_oids};
+	const char *p2[1] = {c->cfg->state_schema};
+	PGresult *res;
+
+	if (c->src_super)
+		return true;
+	if (!pg_query(c->src,
+	              "SELECT c.oid FROM pg_class c WHERE c.oid = ANY($1::oid[])"
+	              " AND NOT (has_schema_privilege(c.relnamespace, 'USAGE')"
+	              " AND has_table_privilege(c.oid, 'SELECT')) ORDER BY 1",
+	              1, p1, &res, err))
+		return false;
+	for (int i = 0; i < PQntuples(res); i++)
+	{
+		const CatTable *t = table_by_oid(c->cat, PQgetvalue(res, i, 0));
+		char fix[512];
+
+		if (t == NULL)
+			continue;
+		snprintf(fix, sizeof(fix),
+		         "GRANT SELECT ON %s (and USAGE on schema %s) to the role "
+		         "pgtide connects as, or leave the table out with -T",
+		         shown_t(c, t), t->schema);
+		add(c, CHECK_ID_TABLE_READ_PRIVILEGE, CHECK_BLOCKER, shown_t(c, t),
+		    "its rows cannot be copied", fix,
+		    "the source role cannot read the table");
+	}
+	PQclear(res);
+	/* every sequence's value is copied at the end of the load */
+	if (!pg_query(
+	        c->src,
+	        "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)"
+	        " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+	        " WHERE c.relkind = 'S'"
+	        " AND n.nspname NOT IN ('pg_catalog', 'information_schema', $1)"
+	        " AND n.nspname NOT LIKE 'pg\\_%'"
+	        " AND NOT (has_schema_privilege(n.oid, 'USAGE')"
+	        " AND has_sequence_privilege(c.oid, 'SELECT')) ORDER BY 1",
+	        1, p2, &res, err))
+		return false;
+	for (int i = 0; i < PQntuples(res); i++)
+		add(c, CHECK_ID_TABLE_READ_PRIVILEGE, CHECK_BLOCKER,
+		    PQgetvalue(res, i, 0),
+		    "pgtide copies every sequence's value after the load and at "
+		    "cutover",
+		    "GRANT SELECT on the sequence (and USAGE on its schema) to the "
+		    "role pgtide connects as",
+		    "the source role cannot read the sequence");
+	PQclear(res);
+	return true;
+}
+
+/* ---- source: tables ---- */
+
+void
+check_table_kinds(Check *c)
+{
+	for (int i = 0; i < c->cat->ntables; i++)
+	{
+		const CatTable *t = &c->cat->tables[i];
+		char fix[768];
+		const char *what;
+
+		if (!t->selected)
+			continue;
+		if (t->persistence != 'p')
+		{
+			snprintf(fix, sizeof(fix),
+			         "ALTER TABLE %s SET LOGGED (rewrites the table); or "
+			         "leave it out with -T %s; or accept a one-time copy "
+			         "with --skip-check=unlogged_table",
+			         shown(c, i), shown(c, i));
+			add(c, CHECK_ID_UNLOGGED_TABLE, CHECK_BLOCKER, shown(c, i),
+			    "an unlogged table writes no WAL, so its changes cannot be "
+			    "streamed: the target would keep the rows of the load and "
+			    "miss every change after it",
+			    fix, "the table is UNLOGGED");
+			continue;
+		}
+		if (t->has_identity)
+			continue;
+		switch (t->replident)
+		{
+			case 'n':
+				what = "its replica identity is NOTHING";
+				break;
+			case 'i':
+				what = "its replica identity index no longer exists";
+				break;
+			default:
+				what = "it has no primary key and no replica identity";
+				break;
+		}
+		snprintf(fix, sizeof(fix),
+		         "add a primary key; or ALTER TABLE %s REPLICA IDENTITY FULL "
+		         "(or USING INDEX on a unique index of NOT NULL columns); or "
+		         "leave it out with -T %s and move it with pgtide copy",
+		         shown(c, i), shown(c, i));
+		add(c, CHECK_ID_NO_REPLICA_IDENTITY, CHECK_BLOCKER, shown(c, i),
+		    "its UPDATE and DELETE cannot be replicated: in the publication "
+		    "they would fail on the source, outside it the target would "
+		    "miss them; pgtide never makes a source write fail, so this "
+		    "cannot be skipped",
+		    fix, "%s", what);
+	}
+}
+
+/*
+ * REPLICA IDENTITY FULL tables whose changes the target cannot find by an
+ * index: the applier matches an UPDATE or DELETE on every column, so each
+ * one reads the whole table. Small tables are left alone. The target's
+ * indexes are the source's in create mode, the user's table's in existing
+ * mode.
+ */
+bool
+check_full_identity(Check *c, Error *err)
+{
+	const char *params[1] = {c->selected_oids};
+	bool existing = c->cfg->schema_mode == SCHEMA_MODE_EXISTING;
+	PGresult *res;
+
+	if (!pg_query(c->src,
+	              "SELECT c.oid, c.reltuples::int8,"
+	              " EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid)"
+	              " FROM pg_class c WHERE c.oid = ANY($1::oid[])"
+	              " AND c.relkind = 'r' AND c.relreplident = 'f'"
+	              " AND c.reltuples >= " CHECK_FULL_IDENTITY_ROWS " ORDER BY 1",
+	              1, params, &res, err))
+		return false;
+	for (int i = 0; i < PQntuples(res); i++)
+	{
+		const CatTable *t = table_by_oid(c->cat, PQgetvalue(res, i, 0));
+		bool indexed = PQgetvalue(res, i, 2)[0] == 't';
+		char fix[768];
+		int idx;
+
+		if (t == NULL)
+			continue;
+		idx = (int) (t - c->cat->tables);
+		if (existing)
+		{
+			const char *tp[1];
+			char buf[8];
+
+			if (c->into[idx] < 0)
+				continue;
+			tp[0] = c->cat->tables[c->into[idx]].qname;
+			if (!pg_query_value(c->tgt,
+			                    "SELECT EXISTS (SELECT 1 FROM pg_index"
+			                    " WHERE indrelid = to_regclass($1))",
+			                    1, tp, buf, sizeof(buf), err))
+			{
+				PQclear(res);
+				return false;
+			}
+			indexed = buf[0] == 't';
+		}
+		if (indexed)
+			continue;
+		snprintf(fix, sizeof(fix),
+		         "add a primary key (and set REPLICA IDENTITY DEFAULT), or an "
+		         "index on columns that tell rows apart%s; or leave it out "
+		         "with -T %s and move it with pgtide copy",
+		         existing ? " on the target table" : "", shown_t(c, t));
+		add(c, CHECK_ID_FULL_IDENTITY_NO_INDEX, CHECK_WARNING, shown_t(c, t),
+		    "its changes are matched on every column and no index can find "
+		    "them: each UPDATE and DELETE the stream applies reads the whole "
+		    "table on the target, and a busy table leaves the stream behind",
+		    fix, "REPLICA IDENTITY FULL and no index, about %s rows",
+		    PQgetvalue(res, i, 1));
+	}
+	PQclear(res);
+	return true;
+}
+
+bool
+check_identity_columns(Check *c, Error *err)
+{
+	const char *params[1] = {c->selected_oids};
+	PGresult *res;
+	char list[512] = "";
+	size_t len = 0;
+	int by_default = 0;
+
+	if (c->cfg->schema_mode == SCHEMA_MODE_EXISTING)
+	{
+		/* the user's target tables decide what an INSERT may carry */
+		for (int i = 0; i < c->cat->ntables; i++)
+		{
+			const char *tp[1];
+			const char *name;
+
+			if (!first_of_target(c, i))
+				continue;
+			tp[0] = c->cat->tables[c->into[i]].qname;
+			name = shown(c, c->into[i]);
+			if (!pg_query(c->tgt,
+			              "SELECT quote_ident(attname) FROM pg_attribute"
+			              " WHERE attrelid = to_regclass($1)"
+			              " AND attidentity = 'a' AND NOT attisdropped"
+			              " ORDER BY attnum",
+			              1, tp, &res, err))
+				return false;
+			for (int r = 0; r < PQntuples(res); r++)
+			{
+				char object[512], fix[768];
+
+				snprintf(object, sizeof(object), "%s.%s", name,
+				         PQgetvalue(res, r, 0));
+				snprintf(fix, sizeof(fix),
+				         "ALTER TABLE %s ALTER COLUMN %s SET GENERATED BY "
+				         "DEFAULT on the target",
+				         name, PQgetvalue(res, r, 0));
+				add(c, CHECK_ID_IDENTITY_COLUMNS, CHECK_INFO, object,
+				    "the change stream inserts the source's values with "
+				    "OVERRIDING SYSTEM VALUE and never sets the column in "
+				    "an UPDATE; an UPDATE on the source that changes it "
+				    "(SET ... = DEFAULT) stops the task",
+				    fix, "the target column is GENERATED ALWAYS AS IDENTITY");
+			}
+			PQclear(res);
+		}
+		return true;
+	}
+	if (!pg_query(c->src,
+	              "SELECT attrelid, quote_ident(attname), attidentity"
+	              " FROM pg_attribute WHERE attrelid = ANY($1::oid[])"
+	              " AND attidentity IN ('a', 'd') AND NOT attisdropped"
+	              " ORDER BY attrelid, attnum",
+	              1, params, &res, err))
+		return false;
+	for (int i = 0; i < PQntuples(res); i++)
+	{
+		const CatTable *t = table_by_oid(c->cat, PQgetvalue(res, i, 0));
+		const char *col = PQgetvalue(res, i, 1);
+		char object[512], fix[768];
+
+		if (t == NULL)
+			continue;
+		snprintf(object, sizeof(object), "%s.%s", shown_t(c, t), col);
+		if (PQgetvalue(res, i, 2)[0] == 'd')
+		{
+			if (by_default++ < 5 && len < sizeof(list) - 1)
+				len += (size_t) snprintf(list + len, sizeof(list) - len, "%s%s",
+				                         len ? ", " : "", object);
+			continue;
+		}
+		snprintf(fix, sizeof(fix),
+		         "ALTER TABLE %s ALTER COLUMN %s SET GENERATED BY DEFAULT on "
+		         "the source (the application's INSERTs still take the next "
+		         "value); or create the target table yourself and use "
+		         "--schema existing",
+		         shown_t(c, t), col);
+		add(c, CHECK_ID_IDENTITY_COLUMNS, CHECK_INFO, object,
+		    "the target gets the same definition; the change stream inserts "
+		    "the source's values with OVERRIDING SYSTEM VALUE and never sets "
+		    "the column in an UPDATE; an UPDATE on the source that changes "
+		    "it (SET ... = DEFAULT) stops the task",
+		    fix, "the column is GENERATED ALWAYS AS IDENTITY");
+	}
+	PQclear(res);
+	if (by_default > 0)
+	{
+		char object[640];
+
+		if (by_default > 5)
+			snprintf(object, sizeof(object), "%s and %d more", list,
+			         by_default - 5);
+		else
+			snprintf(object, sizeof(object), "%s", list);
+		add(c, CHECK_ID_IDENTITY_COLUMNS, CHECK_INFO, object,
+		    "their sequences are not streamed: pgtide sets them after the "
+		    "load and again at cutover, with a margin",
+		    "", "%d identity column%s GENERATED BY DEFAULT", by_default,
+		    by_default == 1 ? "" : "s");
+	}
+	return true;
+}
+
+void
+check_sequences(Check *c)
+{
+	char object[64];
+
+	if (c->cat->nseqs == 0)
+		return;
+	snprintf(object, sizeof(object), "%d sequence%s", c->cat->nseqs,
+	         c->cat->nseqs == 1 ? "" : "s");
+	add(c, CHECK_ID_SEQUENCES, CHECK_INFO, object, "", "",
+	    "sequence advances are not streamed: pgtide copies every sequence's "
+	    "value after the load and again at cutover, plus a margin "
+	    "(--sequence-margin)");
+}
+
+bool
+check_temporary_tables(Check *c, Error *err)
+{
+	PGresult *res;
+
+	if (!pg_query(
+	        c->src,
+	        "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname),"
+	        " c.relname FROM pg_class c"
+	        " JOIN pg_namespace n ON n.oid = c.relnamespace"
+	        " WHERE c.relpersistence = 't' AND c.relkind IN ('r', 'p')"
+	        " ORDER BY 1, 2",
+	        0, NULL, &res, err))
+		return false;
+	for (int i = 0; i < PQntuples(res); i++)
+	{
+		const char *name = PQgetvalue(res, i, 1);
+		bool in = c->ninc == 0, out = false;
+
+		/* a temporary table's schema is its session's: match the name */
+		for (int p = 0; p < c->ninc && !in; p++)
+			in = mapping_glob(c->inc[p].table, name);
+		for (int p = 0; p < c->nexc && !out; p++)
+			out = mapping_glob(c->exc[p].table, name);
+		if (in && !out)
+			add(c, CHECK_ID_TEMPORARY_TABLE, CHECK_WARNING,
+			    PQgetvalue(res, i, 0),
+			    "a temporary table lives only in the session that created "
+			    "it: it is neither copied nor streamed",
+			    "nothing, if it holds scratch data; otherwise keep the data "
+			    "in a regular table",
+			    "temporary table of another session");
+	}
+	PQclear(res);
+	return true;
+}
+
+bool
+check_foreign_tables(Check *c, Error *err)
+{
+	PGresult *res;
+
+	if (!pg_query(c->src,
+	              "SELECT n.nspname, c.relname, s.srvname,"
+	              " (SELECT pn.nspname FROM pg_inherits i"
+	              "   JOIN pg_class p ON p.oid = i.inhparent"
+	              "   JOIN pg_namespace pn ON pn.oid = p.relnamespace"
+	              "   WHERE i.inhrelid = c.oid LIMIT 1),"
+	              " (SELECT p.relname FROM pg_inherits i"
+	              "   JOIN pg_class p ON p.oid = i.inhparent"
+	              "   WHERE i.inhrelid = c.oid LIMIT 1), c.relispartition,"
+	              " quote_ident(n.nspname) || '.' || quote_ident(c.relname)"
+	              " FROM pg_class c"
+	              " JOIN pg_namespace n ON n.oid = c.relnamespace"
+	              " JOIN pg_foreign_table ft ON ft.ftrelid = c.oid"
+	              " JOIN pg_foreign_server s ON s.oid = ft.ftserver"
+	              " WHERE c.relkind = 'f' ORDER BY 1, 2",
+	              0, NULL, &res, err))
+		return false;
+	for (int i = 0; i < PQntuples(res); i++)
+	{
+		const char *schema = PQgetvalue(res, i, 0);
+		const char *name = PQgetvalue(res, i, 1);
+		int parent = PQgetvalue(res, i, 5)[0] != 't'
+		                 ? -1
+		                 : catalog_find(c->cat, PQgetvalue(res, i, 3),
+		                                PQgetvalue(res, i, 4));
+
+		if (strcmp(schema, c->cfg->state_schema) == 0 ||
+		    !would_select(c, schema, name, parent))
+			continue;
+		add(c, CHECK_ID_FOREIGN_TABLE, CHECK_WARNING, PQgetvalue(res, i, 6),
+		    "its rows live on the foreign server: pgtide creates the "
+		    "definition (create mode) but neither copies nor streams rows",
+		    "make the foreign server reachable from the target with its "
+		    "user mapping; if the rows must move, copy them yourself",
+		    "foreign table on server %s%s", PQgetvalue(res, i, 2),
+		    parent >= 0 ? ", a partition: its rows are not migrated" : "");
+	}
+	PQclear(res);
+	return true;
+}
+
+bool
+check_large_objects(Check *c, Error *err)
+{
+	char buf[32];
+	long long n;
+
+	if (!pg_query_value(c->src, "SELECT count(*) FROM pg_largeobject_metadata",
+	                    0, NULL, buf, sizeof(buf), err))
+		return false;
+	n = strtoll(buf, NULL, 10);
+	if (n > 0)
+		add(c, CHECK_ID_LARGE_OBJECTS, CHECK_BLOCKER, "source",
+		    "pgtide copies table rows only: large objects are neither "
+		    "copied nor carried by logical decoding, so OIDs stored in "
+		    "columns would point at nothing on the target",
+		    "move them yourself before cutover (pg_dump --blobs, or "
+		    "lo_export/lo_import), or keep the data in bytea columns; "
+		    "--skip-check=large_objects if they are not needed",
+		    "%lld large object%s in the source database", n, n == 1 ? "" : "s");
+	return true;
+}
