@@ -32,7 +32,7 @@
 /* ---- lookups the checks share ---- */
 
 bool
-interrupted(const Check *c, Error *err)
+check_interrupted(const Check *c, Error *err)
 {
 	if (c->stop != NULL && *c->stop)
 		return err_set(err, ERR_INTERRUPTED, "interrupted");
@@ -40,7 +40,7 @@ interrupted(const Check *c, Error *err)
 }
 
 bool
-oom(Error *err)
+check_oom(Error *err)
 {
 	return err_set(err, ERR_INTERNAL, "out of memory");
 }
@@ -79,7 +79,7 @@ oid_array(const Catalog *cat, CheckTables which)
 }
 
 const CatTable *
-table_by_oid(const Catalog *cat, const char *oid_text)
+check_table_by_oid(const Catalog *cat, const char *oid_text)
 {
 	uint32_t relid = (uint32_t) strtoul(oid_text, NULL, 10);
 
@@ -91,21 +91,21 @@ table_by_oid(const Catalog *cat, const char *oid_text)
 
 /* The name as a person types it: quoted only where SQL needs it. */
 const char *
-shown(const Check *c, int idx)
+check_shown(const Check *c, int idx)
 {
 	return c->shown[idx] != NULL ? c->shown[idx] : c->cat->tables[idx].qname;
 }
 
 const char *
-shown_t(const Check *c, const CatTable *t)
+check_shown_table(const Check *c, const CatTable *t)
 {
-	return shown(c, (int) (t - c->cat->tables));
+	return check_shown(c, (int) (t - c->cat->tables));
 }
 
 /* Whether the table at idx is the first selected one loading into its
  * target (several partitions can load through one target root). */
 bool
-first_of_target(const Check *c, int idx)
+check_first_of_target(const Check *c, int idx)
 {
 	if (!c->cat->tables[idx].selected || c->into[idx] < 0)
 		return false;
@@ -116,7 +116,7 @@ first_of_target(const Check *c, int idx)
 }
 
 const CheckRegistered *
-registered(const Check *c, const char *schema, const char *name)
+check_registered(const Check *c, const char *schema, const char *name)
 {
 	for (int i = 0; i < c->nreg; i++)
 		if (strcmp(c->reg[i].schema, schema) == 0 &&
@@ -125,10 +125,10 @@ registered(const Check *c, const char *schema, const char *name)
 	return NULL;
 }
 
-/* Runs sql returning one boolean in column col of its single row. */
+/* Runs sql returning one boolean in its single row's first column. */
 bool
-query_bool(PgConn *conn, const char *sql, int nparams,
-           const char *const *params, bool *out, Error *err)
+check_query_bool(PgConn *conn, const char *sql, int nparams,
+                 const char *const *params, bool *out, Error *err)
 {
 	char buf[8];
 
@@ -152,7 +152,7 @@ read_shown_names(Check *c, Error *err)
 	if (all == NULL || c->shown == NULL)
 	{
 		free(all);
-		return oom(err);
+		return check_oom(err);
 	}
 	ok = pg_query(c->src,
 	              "SELECT c.oid, quote_ident(n.nspname) || '.' ||"
@@ -165,7 +165,7 @@ read_shown_names(Check *c, Error *err)
 		return false;
 	for (int i = 0; i < PQntuples(res); i++)
 	{
-		const CatTable *t = table_by_oid(c->cat, PQgetvalue(res, i, 0));
+		const CatTable *t = check_table_by_oid(c->cat, PQgetvalue(res, i, 0));
 		int idx;
 
 		if (t == NULL)
@@ -175,7 +175,7 @@ read_shown_names(Check *c, Error *err)
 		if (c->shown[idx] == NULL)
 		{
 			PQclear(res);
-			return oom(err);
+			return check_oom(err);
 		}
 	}
 	PQclear(res);
@@ -212,8 +212,8 @@ read_state(Check *c, Error *err)
 	snprintf(c->slot, sizeof(c->slot), "pgtide_%s", cfg->task);
 	snprintf(c->publication, sizeof(c->publication), "pgtide_%s", cfg->task);
 	if (q == NULL)
-		return oom(err);
-	if (!query_bool(
+		return check_oom(err);
+	if (!check_query_bool(
 	        c->tgt,
 	        "SELECT to_regclass(quote_ident($1) || '.task') IS NOT NULL"
 	        " AND to_regclass(quote_ident($1) || '.tables') IS NOT NULL",
@@ -230,7 +230,7 @@ read_state(Check *c, Error *err)
 	             q) < 0)
 	{
 		sql = NULL;
-		oom(err);
+		check_oom(err);
 		goto out;
 	}
 	if (!pg_query(c->tgt, sql, 1, p2, &res, err))
@@ -264,7 +264,7 @@ read_state(Check *c, Error *err)
 	             q) < 0)
 	{
 		sql = NULL;
-		oom(err);
+		check_oom(err);
 		goto out;
 	}
 	if (!pg_query(c->tgt, sql, 1, p2, &res, err))
@@ -272,7 +272,7 @@ read_state(Check *c, Error *err)
 	c->reg = calloc((size_t) PQntuples(res) + 1, sizeof(CheckRegistered));
 	if (c->reg == NULL)
 	{
-		oom(err);
+		check_oom(err);
 		goto out;
 	}
 	for (int i = 0; i < PQntuples(res); i++)
@@ -280,12 +280,12 @@ read_state(Check *c, Error *err)
 		CheckRegistered *r = &c->reg[c->nreg++];
 		bool lost = false;
 
-		r->schema = dup_or_empty(PQgetvalue(res, i, 0), &lost);
-		r->name = dup_or_empty(PQgetvalue(res, i, 1), &lost);
+		r->schema = check_dup_or_empty(PQgetvalue(res, i, 0), &lost);
+		r->name = check_dup_or_empty(PQgetvalue(res, i, 1), &lost);
 		r->done = PQgetvalue(res, i, 2)[0] == 't';
 		if (lost)
 		{
-			oom(err);
+			check_oom(err);
 			goto out;
 		}
 	}
@@ -307,7 +307,7 @@ parse_patterns(Check *c, Error *err)
 	c->inc = calloc((size_t) cfg->include.count + 1, sizeof(TablePattern));
 	c->exc = calloc((size_t) cfg->exclude.count + 1, sizeof(TablePattern));
 	if (c->inc == NULL || c->exc == NULL)
-		return oom(err);
+		return check_oom(err);
 	for (; c->ninc < cfg->include.count; c->ninc++)
 		if (!mapping_parse_pattern(cfg->include.items[c->ninc],
 		                           &c->inc[c->ninc], err))
@@ -327,7 +327,7 @@ run_checks(Check *c, Error *err)
 	const TaskConfig *cfg = c->cfg;
 	PGresult *res;
 
-	if (!validate_skips(cfg, err) || !parse_patterns(c, err))
+	if (!check_validate_skips(cfg, err) || !parse_patterns(c, err))
 		return false;
 	if (!open_session(cfg->source_uri, ERR_SOURCE, &c->src, c->src_db,
 	                  sizeof(c->src_db), err) ||
@@ -339,7 +339,8 @@ run_checks(Check *c, Error *err)
 	/* the queries below assume 10 (pgoutput, partitions, attidentity) */
 	if (c->src_version < 100000)
 	{
-		add(c, CHECK_ID_SOURCE_VERSION, CHECK_BLOCKER, "source",
+		check_add(
+		    c, CHECK_ID_SOURCE_VERSION, CHECK_BLOCKER, "source",
 		    "the change stream needs pgoutput, which ships with "
 		    "PostgreSQL 10",
 		    "upgrade the source to 10 or later first (pg_upgrade), or move "
@@ -356,18 +357,19 @@ run_checks(Check *c, Error *err)
 	c->in_recovery = PQgetvalue(res, 0, 0)[0] == 't';
 	c->src_super = PQgetvalue(res, 0, 1)[0] == 't';
 	PQclear(res);
-	if (!query_bool(
+	if (!check_query_bool(
 	        c->tgt,
 	        "SELECT rolsuper FROM pg_roles WHERE rolname = current_user", 0,
 	        NULL, &c->tgt_super, err))
 		return false;
 	if (c->in_recovery)
-		add(c, CHECK_ID_SOURCE_IN_RECOVERY, CHECK_BLOCKER, "source",
+		check_add(
+		    c, CHECK_ID_SOURCE_IN_RECOVERY, CHECK_BLOCKER, "source",
 		    "a standby can create neither the task's publication nor a slot "
 		    "that exports a snapshot",
 		    "point --source at the primary",
 		    "the source is a standby (in recovery)");
-	if (!sample_begin(c, err) || !read_state(c, err) ||
+	if (!check_sample_begin(c, err) || !read_state(c, err) ||
 	    !catalog_read(c->src, cfg->state_schema, &c->cat, err) ||
 	    !catalog_select(c->cat, cfg->include.items, cfg->include.count,
 	                    cfg->exclude.items, cfg->exclude.count, err))
@@ -375,19 +377,19 @@ run_checks(Check *c, Error *err)
 	c->selected_oids = oid_array(c->cat, CHECK_TABLES_SELECTED);
 	c->published_oids = oid_array(c->cat, CHECK_TABLES_PUBLISHED);
 	if (c->selected_oids == NULL || c->published_oids == NULL)
-		return oom(err);
+		return check_oom(err);
 	if (!read_shown_names(c, err))
 		return false;
 	if (!check_task_objects(c, err) || !check_source_settings(c, err) ||
 	    !check_publication(c, err) || !check_read_privileges(c, err))
 		return false;
 	check_table_kinds(c);
-	if (!resolve_targets(c, err) || !check_identity_columns(c, err) ||
+	if (!check_resolve_targets(c, err) || !check_identity_columns(c, err) ||
 	    !check_full_identity(c, err))
 		return false;
 	check_sequences(c);
 	if (!check_temporary_tables(c, err) || !check_foreign_tables(c, err) ||
-	    !check_large_objects(c, err) || interrupted(c, err))
+	    !check_large_objects(c, err) || check_interrupted(c, err))
 		return false;
 	check_target_version(c);
 	if (!check_extensions(c, err) || !check_types(c, err) ||
@@ -395,11 +397,11 @@ run_checks(Check *c, Error *err)
 	    !check_target_tables(c, err) || !check_target_privileges(c, err))
 		return false;
 	check_pg_dump(c);
-	if (!sample_end(c, err) || !check_commit_timestamps(c, err) ||
+	if (!check_sample_end(c, err) || !check_commit_timestamps(c, err) ||
 	    !check_wal(c, err))
 		return false;
 	if (c->rep.oom)
-		return oom(err);
+		return check_oom(err);
 	return true;
 }
 
@@ -428,7 +430,7 @@ check_free(Check *c)
 	free(c->selected_oids);
 	free(c->published_oids);
 	catalog_free(c->cat);
-	report_free(&c->rep);
+	check_report_free(&c->rep);
 	pg_close(c->src);
 	pg_close(c->tgt);
 }
@@ -446,14 +448,14 @@ check_command(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	ok = run_checks(&c, err);
 	if (ok)
 	{
-		tally(&c, &k);
+		check_tally(&c, &k);
 		if (cfg->output_json)
-			print_json(&c, &k, stdout);
+			check_print_json(&c, &k, stdout);
 		else
-			print_text(&c, &k, stdout);
+			check_print_text(&c, &k, stdout);
 		fflush(stdout);
 		if (k.blocking > 0)
-			ok = blocked_error(&k, "", err);
+			ok = check_blocked_error(&k, "", err);
 	}
 	check_free(&c);
 	return ok;
@@ -471,10 +473,10 @@ check_before_migrate(const TaskConfig *cfg, Error *err)
 	ok = run_checks(&c, err);
 	if (ok)
 	{
-		tally(&c, &k);
-		log_findings(&c, &k);
+		check_tally(&c, &k);
+		check_log_findings(&c, &k);
 		if (k.blocking > 0)
-			ok = blocked_error(&k, "pgtide migrate did not start: ", err);
+			ok = check_blocked_error(&k, "pgtide migrate did not start: ", err);
 	}
 	check_free(&c);
 	return ok;

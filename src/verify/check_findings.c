@@ -3,7 +3,7 @@
  * them.
  *
  * It owns check_ids (every id, whether check.skip may name it; documented
- * one by one in docs/check.md), the list a run fills through add(), the
+ * one by one in docs/check.md), the list a run fills through check_add(), the
  * verdict (which blockers remain once check.skip is applied) and the three
  * forms a finding takes: a text line and a JSON object on stdout, a log line
  * before migrate. It must never talk to a server: what it prints comes from
@@ -71,12 +71,12 @@ static const char *const severity_names[] = {"info", "warning", "blocker"};
 /* ---- findings ---- */
 
 char *
-dup_or_empty(const char *s, bool *oom)
+check_dup_or_empty(const char *s, bool *lost)
 {
 	char *d = strdup(s != NULL ? s : "");
 
 	if (d == NULL)
-		*oom = true;
+		*lost = true;
 	return d;
 }
 
@@ -85,8 +85,8 @@ dup_or_empty(const char *s, bool *oom)
  * memory marks the report, which then fails the run.
  */
 void
-add(Check *c, CheckId id, CheckSeverity sev, const char *object,
-    const char *why, const char *fix, const char *fmt, ...)
+check_add(Check *c, CheckId id, CheckSeverity sev, const char *object,
+          const char *why, const char *fix, const char *fmt, ...)
 {
 	CheckReport *r = &c->rep;
 	CheckFinding *f;
@@ -126,13 +126,13 @@ add(Check *c, CheckId id, CheckSeverity sev, const char *object,
 		r->oom = true;
 	}
 	va_end(ap);
-	f->object = dup_or_empty(object, &r->oom);
-	f->why = dup_or_empty(why, &r->oom);
-	f->fix = dup_or_empty(fix, &r->oom);
+	f->object = check_dup_or_empty(object, &r->oom);
+	f->why = check_dup_or_empty(why, &r->oom);
+	f->fix = check_dup_or_empty(fix, &r->oom);
 }
 
 void
-report_free(CheckReport *r)
+check_report_free(CheckReport *r)
 {
 	for (int i = 0; i < r->n; i++)
 	{
@@ -156,7 +156,7 @@ skip_named(const TaskConfig *cfg, CheckId id)
 
 /* Whether a finding of this id and severity stops migrate. */
 bool
-blocks(const TaskConfig *cfg, CheckId id, CheckSeverity sev)
+check_blocks(const TaskConfig *cfg, CheckId id, CheckSeverity sev)
 {
 	return sev == CHECK_BLOCKER &&
 	       (!check_ids[id].skippable || !skip_named(cfg, id));
@@ -164,7 +164,7 @@ blocks(const TaskConfig *cfg, CheckId id, CheckSeverity sev)
 
 /* An unknown id in check.skip is a typo that would silently skip nothing. */
 bool
-validate_skips(const TaskConfig *cfg, Error *err)
+check_validate_skips(const TaskConfig *cfg, Error *err)
 {
 	for (int i = 0; i < cfg->check_skip.count; i++)
 	{
@@ -206,7 +206,7 @@ count_one(const TaskConfig *cfg, CheckId id, CheckSeverity sev, int n,
 	k->n[sev] += n;
 	if (sev != CHECK_BLOCKER)
 		return;
-	if (!blocks(cfg, id, sev))
+	if (!check_blocks(cfg, id, sev))
 	{
 		k->skipped += n;
 		return;
@@ -218,7 +218,7 @@ count_one(const TaskConfig *cfg, CheckId id, CheckSeverity sev, int n,
 }
 
 void
-tally(const Check *c, CheckCounts *k)
+check_tally(const Check *c, CheckCounts *k)
 {
 	memset(k, 0, sizeof(*k));
 	for (int i = 0; i < c->rep.n; i++)
@@ -230,7 +230,7 @@ tally(const Check *c, CheckCounts *k)
 }
 
 void
-summary_text(const CheckCounts *k, char *buf, size_t cap)
+check_summary_text(const CheckCounts *k, char *buf, size_t cap)
 {
 	int len = snprintf(buf, cap, "%d blocker%s", k->n[CHECK_BLOCKER],
 	                   k->n[CHECK_BLOCKER] == 1 ? "" : "s");
@@ -245,7 +245,7 @@ summary_text(const CheckCounts *k, char *buf, size_t cap)
 }
 
 bool
-blocked_error(const CheckCounts *k, const char *before, Error *err)
+check_blocked_error(const CheckCounts *k, const char *before, Error *err)
 {
 	err_set(err, ERR_BLOCKED, "%scheck found %d blocker%s: %s", before,
 	        k->blocking, k->blocking == 1 ? "" : "s", k->ids);
@@ -279,7 +279,7 @@ format_finding(const TaskConfig *cfg, const CheckFinding *f, char *buf,
 }
 
 void
-print_text(const Check *c, const CheckCounts *k, FILE *out)
+check_print_text(const Check *c, const CheckCounts *k, FILE *out)
 {
 	char summary[256];
 	char line[4096];
@@ -303,7 +303,7 @@ print_text(const Check *c, const CheckCounts *k, FILE *out)
 				        severity_names[sev], check_ids[id].name,
 				        c->rep.omitted[id]);
 	}
-	summary_text(k, summary, sizeof(summary));
+	check_summary_text(k, summary, sizeof(summary));
 	fprintf(out, "pgtide check: source %s, target %s: %s\n", pg_where(c->src),
 	        pg_where(c->tgt), summary);
 }
@@ -319,7 +319,7 @@ json_key(FILE *out, const char *key, const char *value, bool comma)
 }
 
 void
-print_json(const Check *c, const CheckCounts *k, FILE *out)
+check_print_json(const Check *c, const CheckCounts *k, FILE *out)
 {
 	bool first = true;
 
@@ -346,7 +346,7 @@ print_json(const Check *c, const CheckCounts *k, FILE *out)
 			fprintf(out, "\"skippable\":%s,\"skipped\":%s}",
 			        check_ids[f->id].skippable ? "true" : "false",
 			        f->severity == CHECK_BLOCKER &&
-			                !blocks(c->cfg, f->id, f->severity)
+			                !check_blocks(c->cfg, f->id, f->severity)
 			            ? "true"
 			            : "false");
 		}
@@ -371,7 +371,7 @@ print_json(const Check *c, const CheckCounts *k, FILE *out)
 
 /* The findings at their log levels, then the summary: what migrate shows. */
 void
-log_findings(const Check *c, const CheckCounts *k)
+check_log_findings(const Check *c, const CheckCounts *k)
 {
 	char summary[256];
 	char line[4096];
@@ -382,7 +382,7 @@ log_findings(const Check *c, const CheckCounts *k)
 		const char *name = check_ids[f->id].name;
 
 		format_finding(c->cfg, f, line, sizeof(line));
-		if (blocks(c->cfg, f->id, f->severity))
+		if (check_blocks(c->cfg, f->id, f->severity))
 			log_error("check: blocker %s %s", name, line);
 		else if (f->severity != CHECK_INFO)
 			log_warn("check: %s %s %s", severity_names[f->severity], name,
@@ -398,6 +398,6 @@ log_findings(const Check *c, const CheckCounts *k)
 			log_warn("check: %s %s: and %d more like the above",
 			         severity_names[c->rep.omitted_severity[id]],
 			         check_ids[id].name, c->rep.omitted[id]);
-	summary_text(k, summary, sizeof(summary));
+	check_summary_text(k, summary, sizeof(summary));
 	log_info("check: %s", summary);
 }

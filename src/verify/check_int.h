@@ -173,78 +173,78 @@ typedef struct CheckCounts
 /* ---- check.c: the run's lookups ---- */
 
 /* Fails with ERR_INTERRUPTED when the run's stop flag is set. */
-bool interrupted(const Check *c, Error *err);
+bool check_interrupted(const Check *c, Error *err);
 
 /* Fills err with ERR_INTERNAL "out of memory"; returns false. */
-bool oom(Error *err);
+bool check_oom(Error *err);
 
 /* The selected or unselected catalog table of that oid (decimal text), or
  * NULL. A view into c->cat. */
-const CatTable *table_by_oid(const Catalog *cat, const char *oid_text);
+const CatTable *check_table_by_oid(const Catalog *cat, const char *oid_text);
 
 /* The name of the table at idx as a person types it: quoted only where SQL
  * needs it. A view, valid until the run is freed. */
-const char *shown(const Check *c, int idx);
+const char *check_shown(const Check *c, int idx);
 
-/* shown() for a table of c->cat. */
-const char *shown_t(const Check *c, const CatTable *t);
+/* check_shown() for a table of c->cat. */
+const char *check_shown_table(const Check *c, const CatTable *t);
 
 /* Whether the table at idx is the first selected one loading into its
  * target (several partitions can load through one target root). */
-bool first_of_target(const Check *c, int idx);
+bool check_first_of_target(const Check *c, int idx);
 
 /* The table the task's state registers under that source name, or NULL. */
-const CheckRegistered *registered(const Check *c, const char *schema,
-                                  const char *name);
+const CheckRegistered *check_registered(const Check *c, const char *schema,
+                                        const char *name);
 
 /* Runs sql returning one boolean in its single row's first column. Fails
  * with the server's error. */
-bool query_bool(PgConn *conn, const char *sql, int nparams,
-                const char *const *params, bool *out, Error *err);
+bool check_query_bool(PgConn *conn, const char *sql, int nparams,
+                      const char *const *params, bool *out, Error *err);
 
 /* ---- check_findings.c: the list and the verdict ---- */
 
 /* A malloc'd copy of s, or of "" for NULL; the caller frees it. Out of
- * memory sets *oom and returns NULL. */
-char *dup_or_empty(const char *s, bool *oom);
+ * memory sets *lost and returns NULL. */
+char *check_dup_or_empty(const char *s, bool *lost);
 
 /*
  * Adds a finding; past CHECK_MAX_PER_ID of one id it is only counted. Out of
  * memory marks the report, which then fails the run.
  */
-void add(Check *c, CheckId id, CheckSeverity sev, const char *object,
-         const char *why, const char *fix, const char *fmt, ...)
+void check_add(Check *c, CheckId id, CheckSeverity sev, const char *object,
+               const char *why, const char *fix, const char *fmt, ...)
     __attribute__((format(printf, 7, 8)));
 
 /* Frees every finding and empties the report. */
-void report_free(CheckReport *r);
+void check_report_free(CheckReport *r);
 
 /* Whether a finding of this id and severity stops migrate. */
-bool blocks(const TaskConfig *cfg, CheckId id, CheckSeverity sev);
+bool check_blocks(const TaskConfig *cfg, CheckId id, CheckSeverity sev);
 
 /* Fails with ERR_CONFIG when check.skip names an unknown id. */
-bool validate_skips(const TaskConfig *cfg, Error *err);
+bool check_validate_skips(const TaskConfig *cfg, Error *err);
 
 /* Counts the run's findings into *k. */
-void tally(const Check *c, CheckCounts *k);
+void check_tally(const Check *c, CheckCounts *k);
 
 /* "N blockers (M skipped), N warnings, N infos" into buf. */
-void summary_text(const CheckCounts *k, char *buf, size_t cap);
+void check_summary_text(const CheckCounts *k, char *buf, size_t cap);
 
 /* Fills err with ERR_BLOCKED naming the blocking ids (before is prepended
  * to the message); returns false. */
-bool blocked_error(const CheckCounts *k, const char *before, Error *err);
+bool check_blocked_error(const CheckCounts *k, const char *before, Error *err);
 
 /* The findings, then the summary, as text lines on out. */
-void print_text(const Check *c, const CheckCounts *k, FILE *out);
+void check_print_text(const Check *c, const CheckCounts *k, FILE *out);
 
 /* The findings, omitted counts and summary as one JSON object on out. */
-void print_json(const Check *c, const CheckCounts *k, FILE *out);
+void check_print_json(const Check *c, const CheckCounts *k, FILE *out);
 
 /* The findings at their log levels, then the summary: what migrate shows. */
-void log_findings(const Check *c, const CheckCounts *k);
+void check_log_findings(const Check *c, const CheckCounts *k);
 
-/* ---- the checks: each adds findings to c; fails only when a query does ---- */
+/* ---- the checks: each adds findings to c; fails when a query does ---- */
 
 /* check_source.c */
 bool check_task_objects(Check *c, Error *err);
@@ -259,9 +259,9 @@ bool check_temporary_tables(Check *c, Error *err);
 bool check_foreign_tables(Check *c, Error *err);
 bool check_large_objects(Check *c, Error *err);
 
-/* check_target.c; resolve_targets fills c->into, which the checks of the
- * user's target tables (here and in check_source.c) read */
-bool resolve_targets(Check *c, Error *err);
+/* check_target.c; check_resolve_targets fills c->into, which the checks
+ * of the user's target tables (here and in check_source.c) read */
+bool check_resolve_targets(Check *c, Error *err);
 void check_target_version(Check *c);
 bool check_extensions(Check *c, Error *err);
 bool check_types(Check *c, Error *err);
@@ -271,11 +271,11 @@ bool check_target_tables(Check *c, Error *err);
 bool check_target_privileges(Check *c, Error *err);
 void check_pg_dump(Check *c);
 
-/* check_wal.c: sample_begin at t0, sample_end waits for t1 (at most
- * CHECK_SAMPLE_MS after t0) and samples again; the two checks after it read
- * the rate */
-bool sample_begin(Check *c, Error *err);
-bool sample_end(Check *c, Error *err);
+/* check_wal.c: check_sample_begin samples at t0; check_sample_end waits
+ * for t1 (CHECK_SAMPLE_MS after t0) and samples again; the two checks after
+ * it read the rate */
+bool check_sample_begin(Check *c, Error *err);
+bool check_sample_end(Check *c, Error *err);
 bool check_commit_timestamps(Check *c, Error *err);
 bool check_wal(Check *c, Error *err);
 

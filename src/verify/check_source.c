@@ -83,24 +83,25 @@ check_source_settings(Check *c, Error *err)
 	sender_timeout_ms = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
 	replication = PQgetvalue(res, 0, 6)[0] == 't';
 	if (strcmp(wal_level, "logical") != 0)
-		add(c, CHECK_ID_WAL_LEVEL, CHECK_BLOCKER, "source",
-		    "logical decoding, which the change stream reads, needs "
-		    "\"logical\"; without it nothing can be streamed",
-		    "set wal_level = logical in the source's postgresql.conf (or "
-		    "ALTER SYSTEM) and restart the source",
-		    "wal_level is \"%s\"", wal_level);
+		check_add(c, CHECK_ID_WAL_LEVEL, CHECK_BLOCKER, "source",
+		          "logical decoding, which the change stream reads, needs "
+		          "\"logical\"; without it nothing can be streamed",
+		          "set wal_level = logical in the source's postgresql.conf (or "
+		          "ALTER SYSTEM) and restart the source",
+		          "wal_level is \"%s\"", wal_level);
 	/* the task's own slot, when it exists, is already counted as used */
 	need_slots = c->slot_exists ? 0 : 1;
 	if (max_slots - used_slots < need_slots)
-		add(c, CHECK_ID_REPLICATION_SLOTS, CHECK_BLOCKER, "source",
-		    "pgtide needs one logical replication slot for the task",
-		    "raise max_replication_slots (needs a restart), or drop an "
-		    "unused slot listed in pg_replication_slots",
-		    "no free replication slot: %d of max_replication_slots = %d "
-		    "in use",
-		    used_slots, max_slots);
+		check_add(c, CHECK_ID_REPLICATION_SLOTS, CHECK_BLOCKER, "source",
+		          "pgtide needs one logical replication slot for the task",
+		          "raise max_replication_slots (needs a restart), or drop an "
+		          "unused slot listed in pg_replication_slots",
+		          "no free replication slot: %d of max_replication_slots = %d "
+		          "in use",
+		          used_slots, max_slots);
 	else if (c->slot_exists && !c->load_done && max_slots - used_slots < 1)
-		add(c, CHECK_ID_REPLICATION_SLOTS, CHECK_WARNING, "source",
+		check_add(
+		    c, CHECK_ID_REPLICATION_SLOTS, CHECK_WARNING, "source",
 		    "if the load's snapshot is lost, unfinished tables are reloaded "
 		    "from a temporary slot, which needs a free slot",
 		    "raise max_replication_slots (needs a restart), or drop an "
@@ -108,15 +109,16 @@ check_source_settings(Check *c, Error *err)
 		    "every replication slot is in use (%d of %d)", used_slots,
 		    max_slots);
 	if (max_senders - used_senders < 1)
-		add(c, CHECK_ID_WAL_SENDERS, CHECK_BLOCKER, "source",
-		    "the load's snapshot and the change stream each hold one "
-		    "replication connection",
-		    "raise max_wal_senders (needs a restart), or end an unused "
-		    "replication connection (pg_stat_replication)",
-		    "no free WAL sender: %d of max_wal_senders = %d in use",
-		    used_senders, max_senders);
+		check_add(c, CHECK_ID_WAL_SENDERS, CHECK_BLOCKER, "source",
+		          "the load's snapshot and the change stream each hold one "
+		          "replication connection",
+		          "raise max_wal_senders (needs a restart), or end an unused "
+		          "replication connection (pg_stat_replication)",
+		          "no free WAL sender: %d of max_wal_senders = %d in use",
+		          used_senders, max_senders);
 	if (!c->src_super && !replication)
-		add(c, CHECK_ID_REPLICATION_PRIVILEGE, CHECK_BLOCKER, "source",
+		check_add(
+		    c, CHECK_ID_REPLICATION_PRIVILEGE, CHECK_BLOCKER, "source",
 		    "creating a replication slot and streaming from it needs the "
 		    "REPLICATION attribute or a superuser",
 		    "ALTER ROLE ... REPLICATION on the source, or connect as a role "
@@ -124,21 +126,22 @@ check_source_settings(Check *c, Error *err)
 		    "role; then skip this finding)",
 		    "the source role has neither REPLICATION nor SUPERUSER");
 	if (sender_timeout_ms == 0)
-		add(c, CHECK_ID_WAL_SENDER_TIMEOUT, CHECK_WARNING, "source",
-		    "a replication connection that died without a word keeps the "
-		    "task's slot busy until TCP notices, and pgtide cannot "
-		    "reconnect to it meanwhile",
-		    "set wal_sender_timeout to 60s (the default); a reload is "
-		    "enough",
-		    "wal_sender_timeout is 0: dead replication connections are "
-		    "never timed out");
+		check_add(c, CHECK_ID_WAL_SENDER_TIMEOUT, CHECK_WARNING, "source",
+		          "a replication connection that died without a word keeps the "
+		          "task's slot busy until TCP notices, and pgtide cannot "
+		          "reconnect to it meanwhile",
+		          "set wal_sender_timeout to 60s (the default); a reload is "
+		          "enough",
+		          "wal_sender_timeout is 0: dead replication connections are "
+		          "never timed out");
 	else if (sender_timeout_ms < CHECK_MIN_SENDER_TIMEOUT_MS)
 	{
 		snprintf(fix, sizeof(fix),
 		         "raise wal_sender_timeout to at least %d s (the default "
 		         "is 60 s); a reload is enough",
 		         CHECK_MIN_SENDER_TIMEOUT_MS / 1000);
-		add(c, CHECK_ID_WAL_SENDER_TIMEOUT, CHECK_WARNING, "source",
+		check_add(
+		    c, CHECK_ID_WAL_SENDER_TIMEOUT, CHECK_WARNING, "source",
 		    "pgtide answers keepalives within a second, but a slow network "
 		    "or a paused host can miss so short a deadline, and the change "
 		    "stream then reconnects",
@@ -182,7 +185,8 @@ check_task_objects(Check *c, Error *err)
 		         "nothing uses the slot, drop it: SELECT "
 		         "pg_drop_replication_slot('%s')",
 		         c->slot);
-		add(c, CHECK_ID_TASK_SLOT, CHECK_BLOCKER, c->slot,
+		check_add(
+		    c, CHECK_ID_TASK_SLOT, CHECK_BLOCKER, c->slot,
 		    "pgtide would not know where its changes start, so it refuses "
 		    "to use a slot it did not record",
 		    fix,
@@ -191,7 +195,8 @@ check_task_objects(Check *c, Error *err)
 		    c->slot, c->cfg->task);
 	}
 	else if (!c->slot_exists && c->has_point)
-		add(c, CHECK_ID_TASK_SLOT, CHECK_BLOCKER, c->slot,
+		check_add(
+		    c, CHECK_ID_TASK_SLOT, CHECK_BLOCKER, c->slot,
 		    "the changes made on the source since the load started are gone "
 		    "with it",
 		    "drop the task (pgtide clean) and the target's copy, and migrate "
@@ -199,28 +204,28 @@ check_task_objects(Check *c, Error *err)
 		    "replication slot \"%s\" of task \"%s\" no longer exists", c->slot,
 		    c->cfg->task);
 	else if (active)
-		add(c, CHECK_ID_TASK_SLOT, CHECK_BLOCKER, c->slot,
-		    "a slot streams to one connection at a time",
-		    "is pgtide already running this task? stop it first, or wait "
-		    "for it to finish",
-		    "replication slot \"%s\" is in use by process %s", c->slot,
-		    PQgetvalue(res, 0, 1));
+		check_add(c, CHECK_ID_TASK_SLOT, CHECK_BLOCKER, c->slot,
+		          "a slot streams to one connection at a time",
+		          "is pgtide already running this task? stop it first, or wait "
+		          "for it to finish",
+		          "replication slot \"%s\" is in use by process %s", c->slot,
+		          PQgetvalue(res, 0, 1));
 	if (strcmp(wal_status, "lost") == 0)
-		add(c, CHECK_ID_TASK_SLOT, CHECK_BLOCKER, c->slot,
-		    "the source removed WAL the task still needed "
-		    "(max_slot_wal_keep_size): changes are missing",
-		    "drop the task (pgtide clean) and the target's copy, raise "
-		    "max_slot_wal_keep_size, and migrate again",
-		    "replication slot \"%s\" was invalidated", c->slot);
+		check_add(c, CHECK_ID_TASK_SLOT, CHECK_BLOCKER, c->slot,
+		          "the source removed WAL the task still needed "
+		          "(max_slot_wal_keep_size): changes are missing",
+		          "drop the task (pgtide clean) and the target's copy, raise "
+		          "max_slot_wal_keep_size, and migrate again",
+		          "replication slot \"%s\" was invalidated", c->slot);
 	else if (strcmp(wal_status, "unreserved") == 0)
-		add(c, CHECK_ID_TASK_SLOT, CHECK_WARNING, c->slot,
-		    "the source is about to remove WAL the task still needs "
-		    "(max_slot_wal_keep_size)",
-		    "resume the task now so that it catches up, or raise "
-		    "max_slot_wal_keep_size (a reload is enough)",
-		    "replication slot \"%s\" retains more WAL than "
-		    "max_slot_wal_keep_size allows",
-		    c->slot);
+		check_add(c, CHECK_ID_TASK_SLOT, CHECK_WARNING, c->slot,
+		          "the source is about to remove WAL the task still needs "
+		          "(max_slot_wal_keep_size)",
+		          "resume the task now so that it catches up, or raise "
+		          "max_slot_wal_keep_size (a reload is enough)",
+		          "replication slot \"%s\" retains more WAL than "
+		          "max_slot_wal_keep_size allows",
+		          c->slot);
 	PQclear(res);
 	return true;
 }
@@ -256,7 +261,8 @@ check_publication(Check *c, Error *err)
 			return false;
 		for (int i = 0; i < PQntuples(res); i++)
 		{
-			const CatTable *t = table_by_oid(c->cat, PQgetvalue(res, i, 0));
+			const CatTable *t =
+			    check_table_by_oid(c->cat, PQgetvalue(res, i, 0));
 
 			if (t == NULL)
 				continue;
@@ -264,12 +270,14 @@ check_publication(Check *c, Error *err)
 			         "ALTER PUBLICATION %s ADD TABLE %s; or drop the "
 			         "publication (before the load starts) and let pgtide "
 			         "create it",
-			         c->publication, shown_t(c, t));
-			add(c, CHECK_ID_TASK_PUBLICATION, CHECK_BLOCKER, shown_t(c, t),
-			    "pgtide uses an existing publication as it is: this "
-			    "table's changes would not be streamed",
-			    fix, "publication \"%s\" exists but does not list the table",
-			    c->publication);
+			         c->publication, check_shown_table(c, t));
+			check_add(c, CHECK_ID_TASK_PUBLICATION, CHECK_BLOCKER,
+			          check_shown_table(c, t),
+			          "pgtide uses an existing publication as it is: this "
+			          "table's changes would not be streamed",
+			          fix,
+			          "publication \"%s\" exists but does not list the table",
+			          c->publication);
 		}
 		PQclear(res);
 		return true;
@@ -281,17 +289,19 @@ check_publication(Check *c, Error *err)
 	{
 		bool can_create;
 
-		if (!query_bool(c->src,
-		                "SELECT has_database_privilege(current_database(),"
-		                " 'CREATE')",
-		                0, NULL, &can_create, err))
+		if (!check_query_bool(
+		        c->src,
+		        "SELECT has_database_privilege(current_database(),"
+		        " 'CREATE')",
+		        0, NULL, &can_create, err))
 			return false;
 		if (!can_create)
 		{
 			char object[160];
 
 			snprintf(object, sizeof(object), "database %s", c->src_db);
-			add(c, CHECK_ID_PUBLICATION_OWNERSHIP, CHECK_BLOCKER, object,
+			check_add(
+			    c, CHECK_ID_PUBLICATION_OWNERSHIP, CHECK_BLOCKER, object,
 			    "creating the task's publication needs CREATE on the "
 			    "source database",
 			    "GRANT CREATE ON DATABASE ... TO the role pgtide connects "
@@ -308,7 +318,7 @@ check_publication(Check *c, Error *err)
 		return false;
 	for (int i = 0; i < PQntuples(res); i++)
 	{
-		const CatTable *t = table_by_oid(c->cat, PQgetvalue(res, i, 0));
+		const CatTable *t = check_table_by_oid(c->cat, PQgetvalue(res, i, 0));
 
 		if (t == NULL)
 			continue;
@@ -317,7 +327,9 @@ check_publication(Check *c, Error *err)
 		         "or let the owner create the publication first: CREATE "
 		         "PUBLICATION %s FOR TABLE ... listing every table to stream",
 		         PQgetvalue(res, i, 1), c->publication);
-		add(c, CHECK_ID_PUBLICATION_OWNERSHIP, CHECK_BLOCKER, shown_t(c, t),
+		check_add(
+		    c, CHECK_ID_PUBLICATION_OWNERSHIP, CHECK_BLOCKER,
+		    check_shown_table(c, t),
 		    "CREATE PUBLICATION ... FOR TABLE accepts only tables the role "
 		    "owns",
 		    fix, "owned by %s, not by the source role", PQgetvalue(res, i, 1));
@@ -343,7 +355,7 @@ check_read_privileges(Check *c, Error *err)
 		return false;
 	for (int i = 0; i < PQntuples(res); i++)
 	{
-		const CatTable *t = table_by_oid(c->cat, PQgetvalue(res, i, 0));
+		const CatTable *t = check_table_by_oid(c->cat, PQgetvalue(res, i, 0));
 		char fix[512];
 
 		if (t == NULL)
@@ -351,10 +363,10 @@ check_read_privileges(Check *c, Error *err)
 		snprintf(fix, sizeof(fix),
 		         "GRANT SELECT ON %s (and USAGE on schema %s) to the role "
 		         "pgtide connects as, or leave the table out with -T",
-		         shown_t(c, t), t->schema);
-		add(c, CHECK_ID_TABLE_READ_PRIVILEGE, CHECK_BLOCKER, shown_t(c, t),
-		    "its rows cannot be copied", fix,
-		    "the source role cannot read the table");
+		         check_shown_table(c, t), t->schema);
+		check_add(c, CHECK_ID_TABLE_READ_PRIVILEGE, CHECK_BLOCKER,
+		          check_shown_table(c, t), "its rows cannot be copied", fix,
+		          "the source role cannot read the table");
 	}
 	PQclear(res);
 	/* every sequence's value is copied at the end of the load */
@@ -370,7 +382,8 @@ check_read_privileges(Check *c, Error *err)
 	        1, p2, &res, err))
 		return false;
 	for (int i = 0; i < PQntuples(res); i++)
-		add(c, CHECK_ID_TABLE_READ_PRIVILEGE, CHECK_BLOCKER,
+		check_add(
+		    c, CHECK_ID_TABLE_READ_PRIVILEGE, CHECK_BLOCKER,
 		    PQgetvalue(res, i, 0),
 		    "pgtide copies every sequence's value after the load and at "
 		    "cutover",
@@ -400,8 +413,9 @@ check_table_kinds(Check *c)
 			         "ALTER TABLE %s SET LOGGED (rewrites the table); or "
 			         "leave it out with -T %s; or accept a one-time copy "
 			         "with --skip-check=unlogged_table",
-			         shown(c, i), shown(c, i));
-			add(c, CHECK_ID_UNLOGGED_TABLE, CHECK_BLOCKER, shown(c, i),
+			         check_shown(c, i), check_shown(c, i));
+			check_add(
+			    c, CHECK_ID_UNLOGGED_TABLE, CHECK_BLOCKER, check_shown(c, i),
 			    "an unlogged table writes no WAL, so its changes cannot be "
 			    "streamed: the target would keep the rows of the load and "
 			    "miss every change after it",
@@ -426,8 +440,9 @@ check_table_kinds(Check *c)
 		         "add a primary key; or ALTER TABLE %s REPLICA IDENTITY FULL "
 		         "(or USING INDEX on a unique index of NOT NULL columns); or "
 		         "leave it out with -T %s and move it with pgtide copy",
-		         shown(c, i), shown(c, i));
-		add(c, CHECK_ID_NO_REPLICA_IDENTITY, CHECK_BLOCKER, shown(c, i),
+		         check_shown(c, i), check_shown(c, i));
+		check_add(
+		    c, CHECK_ID_NO_REPLICA_IDENTITY, CHECK_BLOCKER, check_shown(c, i),
 		    "its UPDATE and DELETE cannot be replicated: in the publication "
 		    "they would fail on the source, outside it the target would "
 		    "miss them; pgtide never makes a source write fail, so this "
@@ -460,7 +475,7 @@ check_full_identity(Check *c, Error *err)
 		return false;
 	for (int i = 0; i < PQntuples(res); i++)
 	{
-		const CatTable *t = table_by_oid(c->cat, PQgetvalue(res, i, 0));
+		const CatTable *t = check_table_by_oid(c->cat, PQgetvalue(res, i, 0));
 		bool indexed = PQgetvalue(res, i, 2)[0] == 't';
 		char fix[768];
 		int idx;
@@ -492,8 +507,11 @@ check_full_identity(Check *c, Error *err)
 		         "add a primary key (and set REPLICA IDENTITY DEFAULT), or an "
 		         "index on columns that tell rows apart%s; or leave it out "
 		         "with -T %s and move it with pgtide copy",
-		         existing ? " on the target table" : "", shown_t(c, t));
-		add(c, CHECK_ID_FULL_IDENTITY_NO_INDEX, CHECK_WARNING, shown_t(c, t),
+		         existing ? " on the target table" : "",
+		         check_shown_table(c, t));
+		check_add(
+		    c, CHECK_ID_FULL_IDENTITY_NO_INDEX, CHECK_WARNING,
+		    check_shown_table(c, t),
 		    "its changes are matched on every column and no index can find "
 		    "them: each UPDATE and DELETE the stream applies reads the whole "
 		    "table on the target, and a busy table leaves the stream behind",
@@ -521,10 +539,10 @@ check_identity_columns(Check *c, Error *err)
 			const char *tp[1];
 			const char *name;
 
-			if (!first_of_target(c, i))
+			if (!check_first_of_target(c, i))
 				continue;
 			tp[0] = c->cat->tables[c->into[i]].qname;
-			name = shown(c, c->into[i]);
+			name = check_shown(c, c->into[i]);
 			if (!pg_query(c->tgt,
 			              "SELECT quote_ident(attname) FROM pg_attribute"
 			              " WHERE attrelid = to_regclass($1)"
@@ -542,7 +560,8 @@ check_identity_columns(Check *c, Error *err)
 				         "ALTER TABLE %s ALTER COLUMN %s SET GENERATED BY "
 				         "DEFAULT on the target",
 				         name, PQgetvalue(res, r, 0));
-				add(c, CHECK_ID_IDENTITY_COLUMNS, CHECK_INFO, object,
+				check_add(
+				    c, CHECK_ID_IDENTITY_COLUMNS, CHECK_INFO, object,
 				    "the change stream inserts the source's values with "
 				    "OVERRIDING SYSTEM VALUE and never sets the column in "
 				    "an UPDATE; an UPDATE on the source that changes it "
@@ -562,13 +581,13 @@ check_identity_columns(Check *c, Error *err)
 		return false;
 	for (int i = 0; i < PQntuples(res); i++)
 	{
-		const CatTable *t = table_by_oid(c->cat, PQgetvalue(res, i, 0));
+		const CatTable *t = check_table_by_oid(c->cat, PQgetvalue(res, i, 0));
 		const char *col = PQgetvalue(res, i, 1);
 		char object[512], fix[768];
 
 		if (t == NULL)
 			continue;
-		snprintf(object, sizeof(object), "%s.%s", shown_t(c, t), col);
+		snprintf(object, sizeof(object), "%s.%s", check_shown_table(c, t), col);
 		if (PQgetvalue(res, i, 2)[0] == 'd')
 		{
 			if (by_default++ < 5 && len < sizeof(list) - 1)
@@ -581,8 +600,9 @@ check_identity_columns(Check *c, Error *err)
 		         "the source (the application's INSERTs still take the next "
 		         "value); or create the target table yourself and use "
 		         "--schema existing",
-		         shown_t(c, t), col);
-		add(c, CHECK_ID_IDENTITY_COLUMNS, CHECK_INFO, object,
+		         check_shown_table(c, t), col);
+		check_add(
+		    c, CHECK_ID_IDENTITY_COLUMNS, CHECK_INFO, object,
 		    "the target gets the same definition; the change stream inserts "
 		    "the source's values with OVERRIDING SYSTEM VALUE and never sets "
 		    "the column in an UPDATE; an UPDATE on the source that changes "
@@ -599,7 +619,8 @@ check_identity_columns(Check *c, Error *err)
 			         by_default - 5);
 		else
 			snprintf(object, sizeof(object), "%s", list);
-		add(c, CHECK_ID_IDENTITY_COLUMNS, CHECK_INFO, object,
+		check_add(
+		    c, CHECK_ID_IDENTITY_COLUMNS, CHECK_INFO, object,
 		    "their sequences are not streamed: pgtide sets them after the "
 		    "load and again at cutover, with a margin",
 		    "", "%d identity column%s GENERATED BY DEFAULT", by_default,
@@ -617,7 +638,8 @@ check_sequences(Check *c)
 		return;
 	snprintf(object, sizeof(object), "%d sequence%s", c->cat->nseqs,
 	         c->cat->nseqs == 1 ? "" : "s");
-	add(c, CHECK_ID_SEQUENCES, CHECK_INFO, object, "", "",
+	check_add(
+	    c, CHECK_ID_SEQUENCES, CHECK_INFO, object, "", "",
 	    "sequence advances are not streamed: pgtide copies every sequence's "
 	    "value after the load and again at cutover, plus a margin "
 	    "(--sequence-margin)");
@@ -648,7 +670,8 @@ check_temporary_tables(Check *c, Error *err)
 		for (int p = 0; p < c->nexc && !out; p++)
 			out = mapping_glob(c->exc[p].table, name);
 		if (in && !out)
-			add(c, CHECK_ID_TEMPORARY_TABLE, CHECK_WARNING,
+			check_add(
+			    c, CHECK_ID_TEMPORARY_TABLE, CHECK_WARNING,
 			    PQgetvalue(res, i, 0),
 			    "a temporary table lives only in the session that created "
 			    "it: it is neither copied nor streamed",
@@ -694,7 +717,8 @@ check_foreign_tables(Check *c, Error *err)
 		if (strcmp(schema, c->cfg->state_schema) == 0 ||
 		    !would_select(c, schema, name, parent))
 			continue;
-		add(c, CHECK_ID_FOREIGN_TABLE, CHECK_WARNING, PQgetvalue(res, i, 6),
+		check_add(
+		    c, CHECK_ID_FOREIGN_TABLE, CHECK_WARNING, PQgetvalue(res, i, 6),
 		    "its rows live on the foreign server: pgtide creates the "
 		    "definition (create mode) but neither copies nor streams rows",
 		    "make the foreign server reachable from the target with its "
@@ -717,13 +741,14 @@ check_large_objects(Check *c, Error *err)
 		return false;
 	n = strtoll(buf, NULL, 10);
 	if (n > 0)
-		add(c, CHECK_ID_LARGE_OBJECTS, CHECK_BLOCKER, "source",
-		    "pgtide copies table rows only: large objects are neither "
-		    "copied nor carried by logical decoding, so OIDs stored in "
-		    "columns would point at nothing on the target",
-		    "move them yourself before cutover (pg_dump --blobs, or "
-		    "lo_export/lo_import), or keep the data in bytea columns; "
-		    "--skip-check=large_objects if they are not needed",
-		    "%lld large object%s in the source database", n, n == 1 ? "" : "s");
+		check_add(c, CHECK_ID_LARGE_OBJECTS, CHECK_BLOCKER, "source",
+		          "pgtide copies table rows only: large objects are neither "
+		          "copied nor carried by logical decoding, so OIDs stored in "
+		          "columns would point at nothing on the target",
+		          "move them yourself before cutover (pg_dump --blobs, or "
+		          "lo_export/lo_import), or keep the data in bytea columns; "
+		          "--skip-check=large_objects if they are not needed",
+		          "%lld large object%s in the source database", n,
+		          n == 1 ? "" : "s");
 	return true;
 }

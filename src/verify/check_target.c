@@ -69,17 +69,18 @@ check_extensions(Check *c, Error *err)
 	if (c->exts == NULL)
 	{
 		PQclear(res);
-		return oom(err);
+		return check_oom(err);
 	}
 	for (int i = 0; i < PQntuples(res); i++)
 	{
 		bool lost = false;
 
-		c->exts[c->nexts].name = dup_or_empty(PQgetvalue(res, i, 0), &lost);
+		c->exts[c->nexts].name =
+		    check_dup_or_empty(PQgetvalue(res, i, 0), &lost);
 		if (lost)
 		{
 			PQclear(res);
-			return oom(err);
+			return check_oom(err);
 		}
 		c->nexts++;
 	}
@@ -105,7 +106,8 @@ check_extensions(Check *c, Error *err)
 		e->available = PQgetvalue(res, 0, 1)[0] == 't';
 		snprintf(object, sizeof(object), "extension %s", e->name);
 		if (!e->installed && !e->available)
-			add(c, CHECK_ID_MISSING_EXTENSION,
+			check_add(
+			    c, CHECK_ID_MISSING_EXTENSION,
 			    create ? CHECK_BLOCKER : CHECK_WARNING, object,
 			    create ? "the schema step creates every extension of the "
 			             "source, and the target cannot"
@@ -117,13 +119,15 @@ check_extensions(Check *c, Error *err)
 			    "create",
 			    e->name);
 		else if (!e->installed && !create)
-			add(c, CHECK_ID_MISSING_EXTENSION, CHECK_WARNING, object,
-			    "with --schema existing pgtide creates nothing: what the "
-			    "application uses from it will be missing",
-			    "CREATE EXTENSION on the target", "not created on the target");
+			check_add(c, CHECK_ID_MISSING_EXTENSION, CHECK_WARNING, object,
+			          "with --schema existing pgtide creates nothing: what the "
+			          "application uses from it will be missing",
+			          "CREATE EXTENSION on the target",
+			          "not created on the target");
 		else if (!e->installed && !c->tgt_super &&
 		         PQgetvalue(res, 0, 2)[0] != 't')
-			add(c, CHECK_ID_TARGET_CREATE_PRIVILEGE, CHECK_BLOCKER, object,
+			check_add(
+			    c, CHECK_ID_TARGET_CREATE_PRIVILEGE, CHECK_BLOCKER, object,
 			    "the schema step creates every extension of the source, and "
 			    "this one needs a superuser",
 			    "create the extension on the target as a superuser "
@@ -187,7 +191,7 @@ check_types(Check *c, Error *err)
 		const char *qtype = PQgetvalue(res, i, 0);
 		const char *ext = PQgetisnull(res, i, 1) ? NULL : PQgetvalue(res, i, 1);
 		const CheckExtension *e = ext ? extension(c, ext) : NULL;
-		const CatTable *t = table_by_oid(c->cat, PQgetvalue(res, i, 2));
+		const CatTable *t = check_table_by_oid(c->cat, PQgetvalue(res, i, 2));
 		const char *tp[1] = {qtype};
 		char column[512];
 		bool exists;
@@ -195,16 +199,17 @@ check_types(Check *c, Error *err)
 		/* create mode: pg_dump creates the type, or its extension does */
 		if (create && (ext == NULL || (e != NULL && e->available)))
 			continue;
-		if (!query_bool(c->tgt, "SELECT to_regtype($1) IS NOT NULL", 1, tp,
-		                &exists, err))
+		if (!check_query_bool(c->tgt, "SELECT to_regtype($1) IS NOT NULL", 1,
+		                      tp, &exists, err))
 		{
 			PQclear(res);
 			return false;
 		}
-		snprintf(column, sizeof(column), "%s.%s", t ? shown_t(c, t) : "?",
-		         PQgetvalue(res, i, 3));
+		snprintf(column, sizeof(column), "%s.%s",
+		         t ? check_shown_table(c, t) : "?", PQgetvalue(res, i, 3));
 		if (!exists && create)
-			add(c, CHECK_ID_MISSING_TYPE, CHECK_BLOCKER, qtype,
+			check_add(
+			    c, CHECK_ID_MISSING_TYPE, CHECK_BLOCKER, qtype,
 			    "the schema step cannot create the table that uses it",
 			    "install the extension's package on the target server, or "
 			    "leave the tables that use the type out with -T",
@@ -212,12 +217,12 @@ check_types(Check *c, Error *err)
 			    "target cannot create",
 			    column, ext);
 		else if (!exists)
-			add(c, CHECK_ID_MISSING_TYPE, CHECK_WARNING, qtype,
-			    "values travel as text into whatever type the target's "
-			    "column has; values that type refuses stop the load",
-			    "create the type on the target, or make sure the target "
-			    "column's type accepts every value",
-			    "type of column %s does not exist on the target", column);
+			check_add(c, CHECK_ID_MISSING_TYPE, CHECK_WARNING, qtype,
+			          "values travel as text into whatever type the target's "
+			          "column has; values that type refuses stop the load",
+			          "create the type on the target, or make sure the target "
+			          "column's type accepts every value",
+			          "type of column %s does not exist on the target", column);
 	}
 	PQclear(res);
 	return true;
@@ -250,14 +255,14 @@ check_collations(Check *c, Error *err)
 	for (int i = 0; i < PQntuples(res); i++)
 	{
 		const char *tp[2] = {PQgetvalue(res, i, 0), PQgetvalue(res, i, 1)};
-		const CatTable *t = table_by_oid(c->cat, PQgetvalue(res, i, 3));
+		const CatTable *t = check_table_by_oid(c->cat, PQgetvalue(res, i, 3));
 		const char *qcoll = PQgetvalue(res, i, 5);
 		char column[512];
 		bool exists;
 
 		if (create && PQgetvalue(res, i, 2)[0] == 't')
 			continue;
-		if (!query_bool(
+		if (!check_query_bool(
 		        c->tgt,
 		        "SELECT EXISTS (SELECT 1 FROM pg_collation co"
 		        " JOIN pg_namespace n ON n.oid = co.collnamespace"
@@ -271,10 +276,11 @@ check_collations(Check *c, Error *err)
 		}
 		if (exists)
 			continue;
-		snprintf(column, sizeof(column), "%s.%s", t ? shown_t(c, t) : "?",
-		         PQgetvalue(res, i, 4));
+		snprintf(column, sizeof(column), "%s.%s",
+		         t ? check_shown_table(c, t) : "?", PQgetvalue(res, i, 4));
 		if (create)
-			add(c, CHECK_ID_MISSING_COLLATION, CHECK_BLOCKER, qcoll,
+			check_add(
+			    c, CHECK_ID_MISSING_COLLATION, CHECK_BLOCKER, qcoll,
 			    "the schema step cannot create the table that uses it, and "
 			    "pg_dump does not create system collations",
 			    "install the locale on the target's machine (ICU or the "
@@ -282,7 +288,8 @@ check_collations(Check *c, Error *err)
 			    "or change the column's collation on the source",
 			    "collation of column %s does not exist on the target", column);
 		else
-			add(c, CHECK_ID_MISSING_COLLATION, CHECK_WARNING, qcoll,
+			check_add(
+			    c, CHECK_ID_MISSING_COLLATION, CHECK_WARNING, qcoll,
 			    "the target's column sorts and compares text another way: "
 			    "unique indexes and ranges may disagree with the source",
 			    "create the collation on the target, or check that the "
@@ -318,17 +325,18 @@ check_tablespaces(Check *c, Error *err)
 		char object[160];
 		bool exists;
 
-		if (!query_bool(c->tgt,
-		                "SELECT EXISTS (SELECT 1 FROM pg_tablespace"
-		                " WHERE spcname = $1)",
-		                1, tp, &exists, err))
+		if (!check_query_bool(c->tgt,
+		                      "SELECT EXISTS (SELECT 1 FROM pg_tablespace"
+		                      " WHERE spcname = $1)",
+		                      1, tp, &exists, err))
 		{
 			PQclear(res);
 			return false;
 		}
 		snprintf(object, sizeof(object), "tablespace %s", tp[0]);
 		if (!exists)
-			add(c, CHECK_ID_MISSING_TABLESPACE, CHECK_WARNING, object,
+			check_add(
+			    c, CHECK_ID_MISSING_TABLESPACE, CHECK_WARNING, object,
 			    "pgtide creates them in the target database's default "
 			    "tablespace instead: plan that disk's space",
 			    "nothing, if the default tablespace has room; else create "
@@ -338,13 +346,13 @@ check_tablespaces(Check *c, Error *err)
 			    "target lacks",
 			    PQgetvalue(res, i, 1));
 		else
-			add(c, CHECK_ID_MISSING_TABLESPACE, CHECK_INFO, object, "",
-			    "move them after the load if they belong there (ALTER "
-			    "TABLE ... SET TABLESPACE)",
-			    "%s selected tables or indexes are in this tablespace; "
-			    "pgtide creates them in the target database's default "
-			    "tablespace",
-			    PQgetvalue(res, i, 1));
+			check_add(c, CHECK_ID_MISSING_TABLESPACE, CHECK_INFO, object, "",
+			          "move them after the load if they belong there (ALTER "
+			          "TABLE ... SET TABLESPACE)",
+			          "%s selected tables or indexes are in this tablespace; "
+			          "pgtide creates them in the target database's default "
+			          "tablespace",
+			          PQgetvalue(res, i, 1));
 	}
 	PQclear(res);
 	return true;
@@ -356,11 +364,11 @@ check_tablespaces(Check *c, Error *err)
  * blocker. Create mode: the same name.
  */
 bool
-resolve_targets(Check *c, Error *err)
+check_resolve_targets(Check *c, Error *err)
 {
 	c->into = malloc(((size_t) c->cat->ntables + 1) * sizeof(int));
 	if (c->into == NULL)
-		return oom(err);
+		return check_oom(err);
 	for (int i = 0; i < c->cat->ntables; i++)
 	{
 		int idx = i;
@@ -378,8 +386,8 @@ resolve_targets(Check *c, Error *err)
 			const char *tp[1] = {c->cat->tables[idx].qname};
 			bool exists;
 
-			if (!query_bool(c->tgt, "SELECT to_regclass($1) IS NOT NULL", 1, tp,
-			                &exists, err))
+			if (!check_query_bool(c->tgt, "SELECT to_regclass($1) IS NOT NULL",
+			                      1, tp, &exists, err))
 				return false;
 			if (exists)
 				c->into[i] = idx;
@@ -392,8 +400,10 @@ resolve_targets(Check *c, Error *err)
 			snprintf(fix, sizeof(fix),
 			         "create it on the target, leave it out with -T %s, or "
 			         "let pgtide create the schema with --schema create",
-			         shown(c, i));
-			add(c, CHECK_ID_MISSING_TARGET_TABLE, CHECK_BLOCKER, shown(c, i),
+			         check_shown(c, i));
+			check_add(
+			    c, CHECK_ID_MISSING_TARGET_TABLE, CHECK_BLOCKER,
+			    check_shown(c, i),
 			    "with --schema existing pgtide loads into the user's tables "
 			    "and creates none",
 			    fix,
@@ -414,14 +424,14 @@ target_has_rows(Check *c, const char *qname, bool *rows, Error *err)
 	bool readable, ok;
 
 	*rows = false;
-	if (!query_bool(c->tgt, "SELECT has_table_privilege($1, 'SELECT')", 1, tp,
-	                &readable, err))
+	if (!check_query_bool(c->tgt, "SELECT has_table_privilege($1, 'SELECT')", 1,
+	                      tp, &readable, err))
 		return false;
 	if (!readable)
 		return true;
 	if (asprintf(&sql, "SELECT EXISTS (SELECT 1 FROM %s)", qname) < 0)
-		return oom(err);
-	ok = query_bool(c->tgt, sql, 0, NULL, rows, err);
+		return check_oom(err);
+	ok = check_query_bool(c->tgt, sql, 0, NULL, rows, err);
 	free(sql);
 	return ok;
 }
@@ -446,16 +456,17 @@ check_target_tables(Check *c, Error *err)
 		bool exists = true, rows;
 		char fix[768];
 
-		if (!first_of_target(c, i) || registered(c, t->schema, t->name))
+		if (!check_first_of_target(c, i) ||
+		    check_registered(c, t->schema, t->name))
 			continue;
 		q = c->cat->tables[c->into[i]].qname;
-		name = shown(c, c->into[i]);
+		name = check_shown(c, c->into[i]);
 		if (create)
 		{
 			const char *tp[1] = {q};
 
-			if (!query_bool(c->tgt, "SELECT to_regclass($1) IS NOT NULL", 1, tp,
-			                &exists, err))
+			if (!check_query_bool(c->tgt, "SELECT to_regclass($1) IS NOT NULL",
+			                      1, tp, &exists, err))
 				return false;
 			if (!exists)
 				continue;
@@ -463,7 +474,8 @@ check_target_tables(Check *c, Error *err)
 		if (!target_has_rows(c, q, &rows, err))
 			return false;
 		if (create && cfg->on_existing == ON_EXISTING_REFUSE)
-			add(c, CHECK_ID_TARGET_HAS_DATA, CHECK_BLOCKER, name,
+			check_add(
+			    c, CHECK_ID_TARGET_HAS_DATA, CHECK_BLOCKER, name,
 			    "pgtide creates every table it loads, and stops rather than "
 			    "touch one it did not make",
 			    "drop it; or pass --on-existing drop to drop and recreate "
@@ -471,27 +483,27 @@ check_target_tables(Check *c, Error *err)
 			    "the table already exists on the target%s",
 			    rows ? " and holds rows" : "");
 		else if (create)
-			add(c, CHECK_ID_TARGET_HAS_DATA, CHECK_WARNING, name,
-			    "--on-existing drop drops it and creates it again",
-			    "nothing, if its contents may go",
-			    "the table already exists on the target%s",
-			    rows ? " and holds rows" : "");
+			check_add(c, CHECK_ID_TARGET_HAS_DATA, CHECK_WARNING, name,
+			          "--on-existing drop drops it and creates it again",
+			          "nothing, if its contents may go",
+			          "the table already exists on the target%s",
+			          rows ? " and holds rows" : "");
 		else if (rows && cfg->on_existing == ON_EXISTING_REFUSE)
 		{
 			snprintf(fix, sizeof(fix),
 			         "empty it (TRUNCATE %s), or pass --on-existing truncate "
 			         "to let pgtide empty it",
 			         name);
-			add(c, CHECK_ID_TARGET_HAS_DATA, CHECK_BLOCKER, name,
-			    "loading next to existing rows would mix them with the "
-			    "source's",
-			    fix, "the target table already holds rows");
+			check_add(c, CHECK_ID_TARGET_HAS_DATA, CHECK_BLOCKER, name,
+			          "loading next to existing rows would mix them with the "
+			          "source's",
+			          fix, "the target table already holds rows");
 		}
 		else if (rows)
-			add(c, CHECK_ID_TARGET_HAS_DATA, CHECK_WARNING, name,
-			    "--on-existing truncate empties it before the load",
-			    "nothing, if its rows may go",
-			    "the target table already holds rows");
+			check_add(c, CHECK_ID_TARGET_HAS_DATA, CHECK_WARNING, name,
+			          "--on-existing truncate empties it before the load",
+			          "nothing, if its rows may go",
+			          "the target table already holds rows");
 	}
 	return true;
 }
@@ -501,8 +513,8 @@ static void
 lacks(Check *c, const char *object, const char *why, const char *fix,
       const char *what)
 {
-	add(c, CHECK_ID_TARGET_CREATE_PRIVILEGE, CHECK_BLOCKER, object, why, fix,
-	    "%s", what);
+	check_add(c, CHECK_ID_TARGET_CREATE_PRIVILEGE, CHECK_BLOCKER, object, why,
+	          fix, "%s", what);
 }
 
 bool
@@ -558,7 +570,7 @@ check_target_privileges(Check *c, Error *err)
 		const char *tp[1];
 
 		if (names == NULL)
-			return oom(err);
+			return check_oom(err);
 		for (int i = 0; i < c->cat->ntables; i++)
 		{
 			bool seen = false;
@@ -573,7 +585,7 @@ check_target_privileges(Check *c, Error *err)
 		arr = text_array(names, n);
 		free(names);
 		if (arr == NULL)
-			return oom(err);
+			return check_oom(err);
 		tp[0] = arr;
 		ok = pg_query(c->tgt,
 		              "SELECT quote_ident(x.s), n.oid IS NOT NULL"
@@ -615,10 +627,10 @@ check_target_privileges(Check *c, Error *err)
 			const char *name;
 			char missing[128] = "";
 
-			if (!first_of_target(c, i))
+			if (!check_first_of_target(c, i))
 				continue;
 			tp[0] = c->cat->tables[c->into[i]].qname;
-			name = shown(c, c->into[i]);
+			name = check_shown(c, c->into[i]);
 			if (!pg_query(c->tgt,
 			              "SELECT concat_ws(', ',"
 			              " CASE WHEN NOT has_table_privilege($1, 'INSERT')"
@@ -637,10 +649,10 @@ check_target_privileges(Check *c, Error *err)
 				continue;
 			snprintf(fix, sizeof(fix), "GRANT %s ON %s TO the role", missing,
 			         name);
-			add(c, CHECK_ID_TARGET_CREATE_PRIVILEGE, CHECK_BLOCKER, name,
-			    "the load empties and fills the table; the change stream "
-			    "inserts, updates and deletes in it",
-			    fix, "the target role lacks %s on the table", missing);
+			check_add(c, CHECK_ID_TARGET_CREATE_PRIVILEGE, CHECK_BLOCKER, name,
+			          "the load empties and fills the table; the change stream "
+			          "inserts, updates and deletes in it",
+			          fix, "the target role lacks %s on the table", missing);
 		}
 	}
 	/* the change stream's session: replica role and a replication origin */
@@ -699,9 +711,9 @@ check_pg_dump(Check *c)
 		return;
 	if (!schema_find_pg_dump(c->cfg->pg_dump, c->src_version, path,
 	                         sizeof(path), &e))
-		add(c, CHECK_ID_PG_DUMP, CHECK_BLOCKER, "pg_dump",
-		    "the schema step reads the source's tables with pg_dump", e.hint,
-		    "%s", e.message);
+		check_add(c, CHECK_ID_PG_DUMP, CHECK_BLOCKER, "pg_dump",
+		          "the schema step reads the source's tables with pg_dump",
+		          e.hint, "%s", e.message);
 }
 
 void
@@ -710,7 +722,8 @@ check_target_version(Check *c)
 	if (c->cfg->schema_mode != SCHEMA_MODE_CREATE ||
 	    c->tgt_version / 10000 >= c->src_version / 10000)
 		return;
-	add(c, CHECK_ID_TARGET_VERSION, CHECK_WARNING, "target",
+	check_add(
+	    c, CHECK_ID_TARGET_VERSION, CHECK_WARNING, "target",
 	    "pg_dump writes the schema for its own version, and an older server "
 	    "may refuse parts of it",
 	    "use a target of the source's major version or newer, or create the "

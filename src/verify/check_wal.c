@@ -52,7 +52,7 @@ format_seconds(double s, char *buf, size_t cap)
 /* ---- the source's WAL and transaction rate ---- */
 
 bool
-sample_begin(Check *c, Error *err)
+check_sample_begin(Check *c, Error *err)
 {
 	PGresult *res;
 
@@ -72,7 +72,7 @@ sample_begin(Check *c, Error *err)
 }
 
 bool
-sample_end(Check *c, Error *err)
+check_sample_end(Check *c, Error *err)
 {
 	const char *params[1] = {c->lsn0};
 	PGresult *res;
@@ -82,7 +82,7 @@ sample_end(Check *c, Error *err)
 		return true;
 	while (clock_ms() - c->t0_ms < CHECK_SAMPLE_MS)
 	{
-		if (interrupted(c, err))
+		if (check_interrupted(c, err))
 			return false;
 		clock_sleep_ms(50);
 	}
@@ -120,7 +120,7 @@ check_wal(Check *c, Error *err)
 		return false;
 	for (int i = 0; i < PQntuples(res); i++)
 	{
-		const CatTable *t = table_by_oid(c->cat, PQgetvalue(res, i, 0));
+		const CatTable *t = check_table_by_oid(c->cat, PQgetvalue(res, i, 0));
 		const CheckRegistered *r;
 		double ix = strtod(PQgetvalue(res, i, 1), NULL);
 
@@ -129,7 +129,7 @@ check_wal(Check *c, Error *err)
 		ntables++;
 		data += (double) t->bytes;
 		indexes += ix;
-		r = registered(c, t->schema, t->name);
+		r = check_registered(c, t->schema, t->name);
 		if (!c->load_done && (r == NULL || !r->done))
 		{
 			left += (double) t->bytes + ix;
@@ -144,10 +144,10 @@ check_wal(Check *c, Error *err)
 	format_seconds(seconds, s1, sizeof(s1));
 	snprintf(object, sizeof(object), "database %s", c->src_db);
 	if (c->load_done)
-		add(c, CHECK_ID_ESTIMATED_SIZE, CHECK_INFO, object, "", "",
-		    "%d tables, %s of data and %s of indexes; the task's load is "
-		    "done",
-		    ntables, b1, b2);
+		check_add(c, CHECK_ID_ESTIMATED_SIZE, CHECK_INFO, object, "", "",
+		          "%d tables, %s of data and %s of indexes; the task's load is "
+		          "done",
+		          ntables, b1, b2);
 	else
 	{
 		progress_format_bytes((int64_t) left, b3, sizeof(b3));
@@ -156,10 +156,10 @@ check_wal(Check *c, Error *err)
 		         "for the schema and the change stream's start",
 		         (long long) (CHECK_LOAD_BYTES_PER_S / (1024 * 1024)),
 		         CHECK_LOAD_MARGIN_S);
-		add(c, CHECK_ID_ESTIMATED_SIZE, CHECK_INFO, object, msg, "",
-		    "%d tables, %s of data and %s of indexes; %d tables (%s) to "
-		    "load, about %s",
-		    ntables, b1, b2, nleft, b3, s1);
+		check_add(c, CHECK_ID_ESTIMATED_SIZE, CHECK_INFO, object, msg, "",
+		          "%d tables, %s of data and %s of indexes; %d tables (%s) to "
+		          "load, about %s",
+		          ntables, b1, b2, nleft, b3, s1);
 	}
 	if (!c->sampled)
 		return true;
@@ -185,7 +185,8 @@ check_wal(Check *c, Error *err)
 
 		progress_format_bytes((int64_t) free_bytes, b3, sizeof(b3));
 		if (retained > free_bytes)
-			add(c, CHECK_ID_WAL_RETENTION, CHECK_BLOCKER, "source",
+			check_add(
+			    c, CHECK_ID_WAL_RETENTION, CHECK_BLOCKER, "source",
 			    "the source's disk would fill before the change stream "
 			    "catches up, and a full WAL disk stops the source",
 			    "free disk space for the source's WAL, migrate at a quieter "
@@ -193,21 +194,21 @@ check_wal(Check *c, Error *err)
 			    "%s, more than the %s declared free (check.wal_free_space)",
 			    msg, b3);
 		else if (retained > free_bytes / 2)
-			add(c, CHECK_ID_WAL_RETENTION, CHECK_WARNING, "source",
-			    "little headroom is left if the load runs slower than "
-			    "estimated",
-			    "free disk space for the source's WAL, or migrate at a "
-			    "quieter time",
-			    "%s, more than half of the %s declared free", msg, b3);
+			check_add(c, CHECK_ID_WAL_RETENTION, CHECK_WARNING, "source",
+			          "little headroom is left if the load runs slower than "
+			          "estimated",
+			          "free disk space for the source's WAL, or migrate at a "
+			          "quieter time",
+			          "%s, more than half of the %s declared free", msg, b3);
 		else
-			add(c, CHECK_ID_WAL_RETENTION, CHECK_INFO, "source", "", "",
-			    "%s, within the %s declared free", msg, b3);
+			check_add(c, CHECK_ID_WAL_RETENTION, CHECK_INFO, "source", "", "",
+			          "%s, within the %s declared free", msg, b3);
 	}
 	else
-		add(c, CHECK_ID_WAL_RETENTION, CHECK_INFO, "source", "",
-		    "declare the disk space free for WAL with --wal-free-space "
-		    "(check.wal_free_space) to have it compared",
-		    "%s", msg);
+		check_add(c, CHECK_ID_WAL_RETENTION, CHECK_INFO, "source", "",
+		          "declare the disk space free for WAL with --wal-free-space "
+		          "(check.wal_free_space) to have it compared",
+		          "%s", msg);
 	if (c->src_version >= 130000)
 	{
 		char buf[32];
@@ -222,27 +223,30 @@ check_wal(Check *c, Error *err)
 		progress_format_bytes((int64_t) ((double) keep_mb * 1024 * 1024), b4,
 		                      sizeof(b4));
 		if (keep_mb < 0)
-			add(c, CHECK_ID_MAX_SLOT_WAL_KEEP_SIZE, CHECK_INFO, "source",
-			    "the slot keeps every WAL segment the target has not "
-			    "confirmed: if pgtide stops for long, the source's disk "
-			    "fills; pgtide clean drops the slot",
-			    "", "max_slot_wal_keep_size is unlimited (-1)");
+			check_add(c, CHECK_ID_MAX_SLOT_WAL_KEEP_SIZE, CHECK_INFO, "source",
+			          "the slot keeps every WAL segment the target has not "
+			          "confirmed: if pgtide stops for long, the source's disk "
+			          "fills; pgtide clean drops the slot",
+			          "", "max_slot_wal_keep_size is unlimited (-1)");
 		else if (retained > (double) keep_mb * 1024 * 1024)
-			add(c, CHECK_ID_MAX_SLOT_WAL_KEEP_SIZE, CHECK_BLOCKER, "source",
-			    "the source would invalidate the slot mid-load, and the "
-			    "migration would have to start over",
-			    "raise max_slot_wal_keep_size (a reload is enough), or "
-			    "migrate at a quieter time",
-			    "%s, more than max_slot_wal_keep_size = %s", msg, b4);
+			check_add(c, CHECK_ID_MAX_SLOT_WAL_KEEP_SIZE, CHECK_BLOCKER,
+			          "source",
+			          "the source would invalidate the slot mid-load, and the "
+			          "migration would have to start over",
+			          "raise max_slot_wal_keep_size (a reload is enough), or "
+			          "migrate at a quieter time",
+			          "%s, more than max_slot_wal_keep_size = %s", msg, b4);
 		else if (retained > (double) keep_mb * 1024 * 1024 / 2)
-			add(c, CHECK_ID_MAX_SLOT_WAL_KEEP_SIZE, CHECK_WARNING, "source",
+			check_add(
+			    c, CHECK_ID_MAX_SLOT_WAL_KEEP_SIZE, CHECK_WARNING, "source",
 			    "a slower load than estimated would get the slot "
 			    "invalidated",
 			    "raise max_slot_wal_keep_size (a reload is enough)",
 			    "%s, more than half of max_slot_wal_keep_size = %s", msg, b4);
 		else
-			add(c, CHECK_ID_MAX_SLOT_WAL_KEEP_SIZE, CHECK_INFO, "source", "",
-			    "", "max_slot_wal_keep_size = %s leaves room for it", b4);
+			check_add(c, CHECK_ID_MAX_SLOT_WAL_KEEP_SIZE, CHECK_INFO, "source",
+			          "", "", "max_slot_wal_keep_size = %s leaves room for it",
+			          b4);
 	}
 	return true;
 }
@@ -259,7 +263,8 @@ check_commit_timestamps(Check *c, Error *err)
 	if (strcmp(buf, "on") != 0)
 		return true;
 	if (c->sampled && c->xacts_per_s >= CHECK_BUSY_XACTS_PER_S)
-		add(c, CHECK_ID_TRACK_COMMIT_TIMESTAMP, CHECK_WARNING, "source",
+		check_add(
+		    c, CHECK_ID_TRACK_COMMIT_TIMESTAMP, CHECK_WARNING, "source",
 		    "every commit also records its time, which costs the busy "
 		    "source I/O and WAL while the load and the change stream add "
 		    "their own; pgtide does not need it",
@@ -269,7 +274,8 @@ check_commit_timestamps(Check *c, Error *err)
 		    "%.0f writing transactions/s",
 		    c->xacts_per_s);
 	else
-		add(c, CHECK_ID_TRACK_COMMIT_TIMESTAMP, CHECK_INFO, "source",
+		check_add(
+		    c, CHECK_ID_TRACK_COMMIT_TIMESTAMP, CHECK_INFO, "source",
 		    "it costs a busy source I/O per commit; pgtide does not need it",
 		    "",
 		    "track_commit_timestamp is on (the source was quiet while "
