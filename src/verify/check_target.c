@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "load/schema.h"
+#include "load/target.h"
 
 /*
  * A text[] literal of the items, each double-quoted, for one query over many
@@ -414,96 +415,90 @@ check_resolve_targets(Check *c, Error *err)
 	return true;
 }
 
-/* Whether the target table holds a row; false when the role cannot read
- * it (the load does not need to). */
-static bool
-target_has_rows(Check *c, const char *qname, bool *rows, Error *err)
+/* The finding for a target table the load's rule does not simply write
+ * into: what the load would do with it, worded for check. */
+static void
+in_the_way(Check *c, const char *name, const TargetVerdict *v)
 {
-	const char *tp[1] = {qname};
-	char *sql = NULL;
-	bool readable, ok;
+	const char *rows = v->has_rows ? " and holds rows" : "";
+	char fix[768];
 
-	*rows = false;
-	if (!check_query_bool(c->tgt, "SELECT has_table_privilege($1, 'SELECT')", 1,
-	                      tp, &readable, err))
-		return false;
-	if (!readable)
-		return true;
-	if (asprintf(&sql, "SELECT EXISTS (SELECT 1 FROM %s)", qname) < 0)
-		return check_oom(err);
-	ok = check_query_bool(c->tgt, sql, 0, NULL, rows, err);
-	free(sql);
-	return ok;
+	switch (v->action)
+	{
+		case TARGET_WRITE:
+			return;
+		case TARGET_DROP:
+			check_add(c, CHECK_ID_TARGET_HAS_DATA, CHECK_WARNING, name,
+			          "--on-existing drop drops it and creates it again",
+			          "nothing, if its contents may go",
+			          "the table already exists on the target%s", rows);
+			return;
+		case TARGET_TRUNCATE:
+			check_add(c, CHECK_ID_TARGET_HAS_DATA, CHECK_WARNING, name,
+			          "--on-existing truncate empties it before the load",
+			          "nothing, if its rows may go", "%s",
+			          v->readable ? "the target table already holds rows"
+			                      : "the target role cannot read the table, "
+			                        "which may hold rows");
+			return;
+		case TARGET_REFUSE:
+			break;
+	}
+	if (c->cfg->schema_mode == SCHEMA_MODE_CREATE)
+		check_add(c, CHECK_ID_TARGET_HAS_DATA, CHECK_BLOCKER, name,
+		          "pgtide creates every table it loads, and stops rather than "
+		          "touch one it did not make",
+		          "drop it; or pass --on-existing drop to drop and recreate "
+		          "it; or --schema existing to load into it",
+		          "the table already exists on the target%s", rows);
+	else if (v->readable)
+	{
+		snprintf(fix, sizeof(fix),
+		         "empty it (TRUNCATE %s), or pass --on-existing truncate "
+		         "to let pgtide empty it",
+		         name);
+		check_add(c, CHECK_ID_TARGET_HAS_DATA, CHECK_BLOCKER, name,
+		          "loading next to existing rows would mix them with the "
+		          "source's",
+		          fix, "the target table already holds rows");
+	}
+	else
+	{
+		snprintf(fix, sizeof(fix),
+		         "GRANT SELECT ON %s TO the role, or pass --on-existing "
+		         "truncate to let pgtide empty it",
+		         name);
+		check_add(c, CHECK_ID_TARGET_HAS_DATA, CHECK_BLOCKER, name,
+		          "the load stops rather than empty a table whose rows it "
+		          "cannot see",
+		          fix,
+		          "the target role cannot read the table, which may hold "
+		          "rows");
+	}
 }
 
 /*
- * Target tables in the way: the rule the load applies before it creates
- * anything, with the same exceptions (a resumed task past that point, and
- * the tables the task registered).
+ * Target tables in the way: the load's own rule (load/target.h), applied to
+ * the table each selected one loads into, except the tables the task
+ * registered.
  */
 bool
 check_target_tables(Check *c, Error *err)
 {
-	const TaskConfig *cfg = c->cfg;
-	bool create = cfg->schema_mode == SCHEMA_MODE_CREATE;
+	bool started = c->has_point || c->schema_done;
 
-	if (c->has_point || c->schema_done)
-		return true;
 	for (int i = 0; i < c->cat->ntables; i++)
 	{
 		const CatTable *t = &c->cat->tables[i];
-		const char *q, *name;
-		bool exists = true, rows;
-		char fix[768];
+		TargetVerdict v;
 
 		if (!check_first_of_target(c, i) ||
 		    check_registered(c, t->schema, t->name))
 			continue;
-		q = c->cat->tables[c->into[i]].qname;
-		name = check_shown(c, c->into[i]);
-		if (create)
-		{
-			const char *tp[1] = {q};
-
-			if (!check_query_bool(c->tgt, "SELECT to_regclass($1) IS NOT NULL",
-			                      1, tp, &exists, err))
-				return false;
-			if (!exists)
-				continue;
-		}
-		if (!target_has_rows(c, q, &rows, err))
+		if (!target_examine(c->tgt, c->cfg, started,
+		                    c->cat->tables[c->into[i]].qname, true, &v, err))
 			return false;
-		if (create && cfg->on_existing == ON_EXISTING_REFUSE)
-			check_add(
-			    c, CHECK_ID_TARGET_HAS_DATA, CHECK_BLOCKER, name,
-			    "pgtide creates every table it loads, and stops rather than "
-			    "touch one it did not make",
-			    "drop it; or pass --on-existing drop to drop and recreate "
-			    "it; or --schema existing to load into it",
-			    "the table already exists on the target%s",
-			    rows ? " and holds rows" : "");
-		else if (create)
-			check_add(c, CHECK_ID_TARGET_HAS_DATA, CHECK_WARNING, name,
-			          "--on-existing drop drops it and creates it again",
-			          "nothing, if its contents may go",
-			          "the table already exists on the target%s",
-			          rows ? " and holds rows" : "");
-		else if (rows && cfg->on_existing == ON_EXISTING_REFUSE)
-		{
-			snprintf(fix, sizeof(fix),
-			         "empty it (TRUNCATE %s), or pass --on-existing truncate "
-			         "to let pgtide empty it",
-			         name);
-			check_add(c, CHECK_ID_TARGET_HAS_DATA, CHECK_BLOCKER, name,
-			          "loading next to existing rows would mix them with the "
-			          "source's",
-			          fix, "the target table already holds rows");
-		}
-		else if (rows)
-			check_add(c, CHECK_ID_TARGET_HAS_DATA, CHECK_WARNING, name,
-			          "--on-existing truncate empties it before the load",
-			          "nothing, if its rows may go",
-			          "the target table already holds rows");
+		in_the_way(c, check_shown(c, c->into[i]), &v);
 	}
 	return true;
 }

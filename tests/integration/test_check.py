@@ -386,6 +386,32 @@ def test_existing_schema_mode(pgtide, source_db, target_db):
     assert not findings(report, "target_has_data", "blocker")
 
 
+def test_unreadable_target_table_is_in_the_way(pgtide, source_db, target_db):
+    """Existing mode: the load empties every table it loads, so one the role
+    cannot read may hold rows it would lose; check says what the load does."""
+    role = f"chk_noread_{os.getpid()}"
+    source_db.execute("CREATE TABLE orders (id int PRIMARY KEY)")
+    target_db.execute(f"""
+        CREATE TABLE orders (id int PRIMARY KEY);
+        INSERT INTO orders VALUES (1);
+        CREATE ROLE {role} LOGIN;
+        GRANT INSERT, UPDATE, DELETE, TRUNCATE ON orders TO {role};
+    """)
+    try:
+        uris = source_db.uri, target_db.uri_as(role)
+        r, report = run_check(pgtide, *uris, "--schema", "existing")
+        r2, report2 = run_check(pgtide, *uris, "--schema", "existing",
+                                "--on-existing", "truncate")
+    finally:
+        target_db.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")
+    assert r.returncode == 6, r.stderr
+    [data] = findings(report, "target_has_data", "blocker")
+    assert data["object"] == "public.orders"
+    assert "cannot read" in data["message"] and "GRANT SELECT" in data["fix"]
+    assert objects(report2, "target_has_data", "warning") == {"public.orders"}
+    assert not findings(report2, "target_has_data", "blocker")
+
+
 def test_resumed_task(pgtide, make_server, target_db):
     """A resumed run: the task's own slot counts as available, its tables on
     the target are its own, its publication exists."""

@@ -1,0 +1,67 @@
+/*
+ * target: which target tables the load may write into.
+ *
+ * Before the load creates anything, it looks at each target table the
+ * selected tables load into. In create mode a table that already exists is
+ * in its way; in existing mode a table that holds rows is, and so is one the
+ * role cannot read (every table's load starts with TRUNCATE, so rows the
+ * load cannot see would go unasked). --on-existing says what the load does
+ * with a table in its way:
+ *
+ *   refuse     stop before the first change        TARGET_REFUSE
+ *   drop       drop it and create it again         TARGET_DROP (create)
+ *   truncate   empty it before loading             TARGET_TRUNCATE (existing)
+ *
+ * Once the task has recorded its consistent point or created its schema,
+ * the tables on the target are the task's own and the rule no longer
+ * applies. The load (cmd/task.c) and pgtide check (verify/) both ask this
+ * module, so that check reports what the load would do. It only reads: it
+ * never drops, empties or creates a table.
+ */
+#ifndef PGTIDE_TARGET_H
+#define PGTIDE_TARGET_H
+
+#include <stdbool.h>
+
+#include "base/config.h"
+#include "base/err.h"
+#include "pg/pg.h"
+
+typedef enum TargetAction
+{
+	TARGET_WRITE = 0, /* not in the way: the load writes into it as it is */
+	TARGET_REFUSE,    /* the load stops before its first change */
+	TARGET_DROP,      /* create mode: dropped and created again */
+	TARGET_TRUNCATE,  /* existing mode: emptied before the load */
+} TargetAction;
+
+typedef struct TargetVerdict
+{
+	TargetAction action;
+	bool exists;
+	bool readable; /* the role may SELECT from it */
+	bool has_rows; /* false when not readable, or not looked at */
+} TargetVerdict;
+
+/*
+ * Looks at the target table qname (quoted, as the load names it) and fills
+ * *out with what the load does with it. started: the task has recorded its
+ * consistent point or created its schema (then TARGET_WRITE, no query). In
+ * create mode the rows decide nothing and are counted only with want_rows.
+ * Only reads. Fails with the server's error, or ERR_INTERNAL when out of
+ * memory.
+ */
+bool target_examine(PgConn *tgt, const TaskConfig *cfg, bool started,
+                    const char *qname, bool want_rows, TargetVerdict *out,
+                    Error *err);
+
+/*
+ * The load's use of the rule: fails with ERR_TARGET, naming qname and what
+ * to do, when the load must not write into it (TARGET_REFUSE); fails as
+ * target_examine does. Queries nothing unless cfg->on_existing is refuse
+ * and the task has not started.
+ */
+bool target_may_load(PgConn *tgt, const TaskConfig *cfg, bool started,
+                     const char *qname, Error *err);
+
+#endif
