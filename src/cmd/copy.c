@@ -31,6 +31,7 @@
 #include "load/progress.h"
 #include "load/schema.h"
 #include "load/sequences.h"
+#include "load/target.h"
 #include "pg/catalog.h"
 #include "pg/pg.h"
 #include "pg/stream.h"
@@ -226,51 +227,12 @@ resolve_existing_targets(Load *l, Error *err)
 static bool
 check_target_tables(Load *l, Error *err)
 {
-	const TaskConfig *cfg = l->cfg;
+	bool started = l->st.consistent_lsn != LSN_INVALID || l->st.schema_done;
 
-	if (cfg->on_existing != ON_EXISTING_REFUSE || l->st.schema_done)
-		return true;
 	for (int i = 0; i < l->ntables; i++)
-	{
-		LoadTable *lt = &l->tables[i];
-		PGresult *res;
-		bool exists;
-
-		if (!pg_relation_exists(l->tgt, lt->tgt_qname, &exists, err))
+		if (!target_may_load(l->tgt, l->cfg, started, l->tables[i].tgt_qname,
+		                     err))
 			return false;
-		if (cfg->schema_mode == SCHEMA_MODE_CREATE && exists)
-		{
-			err_set(err, ERR_TARGET, "table %s already exists on the target",
-			        lt->tgt_qname);
-			return err_hint(err, "drop it, pass --on-existing drop to drop "
-			                     "and recreate it, or --schema existing to "
-			                     "load into it");
-		}
-		if (cfg->schema_mode == SCHEMA_MODE_EXISTING)
-		{
-			char *sql = NULL;
-			bool has_rows;
-
-			if (asprintf(&sql, "SELECT EXISTS (SELECT 1 FROM %s)",
-			             lt->tgt_qname) < 0)
-				return err_set(err, ERR_INTERNAL, "out of memory");
-			if (!pg_query(l->tgt, sql, 0, NULL, &res, err))
-			{
-				free(sql);
-				return false;
-			}
-			free(sql);
-			has_rows = PQgetvalue(res, 0, 0)[0] == 't';
-			PQclear(res);
-			if (has_rows)
-			{
-				err_set(err, ERR_TARGET, "target table %s already holds data",
-				        lt->tgt_qname);
-				return err_hint(err, "empty it, or pass --on-existing "
-				                     "truncate to let pgtide empty it");
-			}
-		}
-	}
 	return true;
 }
 

@@ -115,6 +115,31 @@ def test_target_table_holds_data_existing_mode(pgtide, source_db, target_db):
     assert_same_content(source_db, target_db)
 
 
+def test_target_table_unreadable_existing_mode(pgtide, source_db, target_db):
+    """The load empties every table it loads: one whose rows the role cannot
+    see stops it under --on-existing refuse, before anything is created."""
+    role = f"copy_noread_{os.getpid()}"
+    source_db.execute("CREATE TABLE orders (id int PRIMARY KEY)")
+    target_db.execute(f"""
+        CREATE TABLE orders (id int PRIMARY KEY);
+        INSERT INTO orders VALUES (1000);
+        CREATE ROLE {role} LOGIN;
+        GRANT CREATE ON DATABASE {target_db.name} TO {role};
+        GRANT INSERT, UPDATE, DELETE, TRUNCATE ON orders TO {role};
+    """)
+    try:
+        r = pgtide.run(*copy_args(source_db.uri, target_db.uri_as(role),
+                                  "--schema", "existing"))
+    finally:
+        target_db.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")
+    assert r.returncode == 4, r.stderr
+    [line] = error_lines(r.stderr)
+    assert 'target table "public"."orders" may hold data' in line
+    assert "--on-existing truncate" in r.stderr
+    assert pgtide_slots(source_db) == 0
+    assert target_db.query("SELECT id FROM orders") == [(1000,)]
+
+
 def test_target_table_missing_existing_mode(pgtide, source_db, target_db):
     source_db.execute("CREATE TABLE orders (id int PRIMARY KEY)")
     r = pgtide.run(*copy_args(source_db.uri, target_db.uri,
