@@ -23,11 +23,16 @@
  * costs at most CHECK_SAMPLE_MS in all.
  */
 #include "verify/check.h"
-#include "verify/check_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "state/state.h"
+#include "verify/check_int.h"
+
+/* check reads for seconds: a server gone for a minute fails it */
+#define CHECK_RECONNECT_MS 60000
 
 /* ---- lookups the checks share ---- */
 
@@ -188,11 +193,13 @@ open_session(const char *uri, ErrKind side, PgConn **out, char *db,
 {
 	if (!pg_connect(uri, side, PG_CONN_SQL, "pgtide check", 5000, out, err))
 		return false;
-	/* the guard: whatever this module runs, the server refuses to write */
-	if (!pg_exec(*out,
-	             "SET default_transaction_read_only = on;"
-	             " SET lock_timeout = '5s'; SET statement_timeout = '60s'",
-	             err))
+	/* the guard: whatever this module runs, the server refuses to write,
+	   on this connection and on any that replaces a lost one */
+	if (!pg_keep_session(*out,
+	                     "SET default_transaction_read_only = on;"
+	                     " SET lock_timeout = '5s'; SET statement_timeout = "
+	                     "'60s'",
+	                     CHECK_RECONNECT_MS, err))
 		return false;
 	return pg_query_value(*out, "SELECT current_database()", 0, NULL, db, dbcap,
 	                      err);
@@ -202,87 +209,46 @@ static bool
 read_state(Check *c, Error *err)
 {
 	const TaskConfig *cfg = c->cfg;
-	const char *p1[1] = {cfg->state_schema};
-	const char *p2[1] = {cfg->task};
-	char *q = pg_quote_ident(cfg->state_schema);
-	char *sql = NULL;
-	PGresult *res = NULL;
+	State state;
+	StateTask task;
+	StateTable *tables = NULL;
+	int n = 0;
 	bool have = false, ok = false;
 
 	snprintf(c->slot, sizeof(c->slot), "pgtide_%s", cfg->task);
 	snprintf(c->publication, sizeof(c->publication), "pgtide_%s", cfg->task);
-	if (q == NULL)
-		return check_oom(err);
-	if (!check_query_bool(
-	        c->tgt,
-	        "SELECT to_regclass(quote_ident($1) || '.task') IS NOT NULL"
-	        " AND to_regclass(quote_ident($1) || '.tables') IS NOT NULL",
-	        1, p1, &have, err))
+	/* attached, never opened: check does not create the state schema */
+	if (!state_attach(&state, c->tgt, cfg->state_schema, cfg->task, &have,
+	                  err) ||
+	    (have && !state_task_read(&state, &task, err)))
 		goto out;
-	if (!have)
+	if (!have || !task.exists)
 	{
 		ok = true;
 		goto out;
 	}
-	if (asprintf(&sql,
-	             "SELECT slot_name, publication, consistent_lsn IS NOT NULL,"
-	             " phase, schema_done FROM %s.task WHERE task = $1",
-	             q) < 0)
-	{
-		sql = NULL;
-		check_oom(err);
+	c->resume = true;
+	snprintf(c->slot, sizeof(c->slot), "%s", task.slot_name);
+	snprintf(c->publication, sizeof(c->publication), "%s", task.publication);
+	c->has_point = task.consistent_lsn != LSN_INVALID;
+	c->schema_done = task.schema_done;
+	c->load_done = task.phase >= STATE_PHASE_LOADED;
+	if (!state_tables_load(&state, &tables, &n, err))
 		goto out;
-	}
-	if (!pg_query(c->tgt, sql, 1, p2, &res, err))
-		goto out;
-	if (PQntuples(res) == 1)
-	{
-		const char *phase = PQgetvalue(res, 0, 3);
-
-		c->resume = true;
-		snprintf(c->slot, sizeof(c->slot), "%s", PQgetvalue(res, 0, 0));
-		snprintf(c->publication, sizeof(c->publication), "%s",
-		         PQgetvalue(res, 0, 1));
-		c->has_point = PQgetvalue(res, 0, 2)[0] == 't';
-		c->schema_done = PQgetvalue(res, 0, 4)[0] == 't';
-		c->load_done = strcmp(phase, "new") != 0 &&
-		               strcmp(phase, "load") != 0 &&
-		               strcmp(phase, "postdata") != 0;
-	}
-	PQclear(res);
-	res = NULL;
-	free(sql);
-	sql = NULL;
-	if (!c->resume)
-	{
-		ok = true;
-		goto out;
-	}
-	if (asprintf(&sql,
-	             "SELECT src_schema, src_name, state = 'done' FROM %s.tables"
-	             " WHERE task = $1",
-	             q) < 0)
-	{
-		sql = NULL;
-		check_oom(err);
-		goto out;
-	}
-	if (!pg_query(c->tgt, sql, 1, p2, &res, err))
-		goto out;
-	c->reg = calloc((size_t) PQntuples(res) + 1, sizeof(CheckRegistered));
+	c->reg = calloc((size_t) n + 1, sizeof(CheckRegistered));
 	if (c->reg == NULL)
 	{
 		check_oom(err);
 		goto out;
 	}
-	for (int i = 0; i < PQntuples(res); i++)
+	for (int i = 0; i < n; i++)
 	{
 		CheckRegistered *r = &c->reg[c->nreg++];
 		bool lost = false;
 
-		r->schema = check_dup_or_empty(PQgetvalue(res, i, 0), &lost);
-		r->name = check_dup_or_empty(PQgetvalue(res, i, 1), &lost);
-		r->done = PQgetvalue(res, i, 2)[0] == 't';
+		r->schema = check_dup_or_empty(tables[i].src_schema, &lost);
+		r->name = check_dup_or_empty(tables[i].src_name, &lost);
+		r->done = tables[i].done;
 		if (lost)
 		{
 			check_oom(err);
@@ -293,9 +259,7 @@ read_state(Check *c, Error *err)
 out:
 	if (!ok)
 		err_prefix(err, "could not read the task's state on the target: ");
-	PQclear(res);
-	free(sql);
-	free(q);
+	state_tables_free(tables, n);
 	return ok;
 }
 
