@@ -200,20 +200,16 @@ make_decoders(ApplierThread *at, Error *err)
 	PgoOptions opts = {at->c->proto_version,
 	                   at->c->proto_version >= 2 ? PGO_STREAMING_ON
 	                                             : PGO_STREAMING_OFF,
-	                   false};
+	                   false, false};
 
 	at->plain = pgoutput_decoder_new(&opts, err);
 	if (at->plain == NULL)
 		return false;
 	if (opts.streaming == PGO_STREAMING_ON)
 	{
-		/* a Stream Start puts this decoder inside a stream block for good */
-		static const uint8_t start[] = {'S', 0, 0, 0, 1, 1};
-		PgoMessage m;
-
+		opts.replay_streamed = true;
 		at->stream = pgoutput_decoder_new(&opts, err);
-		if (at->stream == NULL ||
-		    !pgoutput_decode(at->stream, start, sizeof(start), &m, err))
+		if (at->stream == NULL)
 			return false;
 	}
 	return true;
@@ -563,27 +559,21 @@ on_data(Receiver *rv, const uint8_t *data, size_t len, Error *err)
 {
 	Cdc *c = rv->c;
 	PgoMessage m;
+	PgoKind kind;
+	uint32_t subxid;
 	CdcTxn t;
 
 	/*
 	 * Row changes are most of the stream and only need buffering: the
-	 * applier decodes (and checks) them. Their layout starts with the type
-	 * byte, then, inside a stream block, the subtransaction's xid.
+	 * applier decodes (and checks) them.
 	 */
-	if (len >= 1 && (data[0] == 'I' || data[0] == 'U' || data[0] == 'D'))
+	if (!pgoutput_peek(data, len, rv->in_stream, &kind, &subxid, err))
+		return false;
+	if (kind == PGO_INSERT || kind == PGO_UPDATE || kind == PGO_DELETE)
 	{
 		if (rv->in_stream)
-		{
-			uint32_t subxid;
-
-			if (len < 5)
-				return err_set(err, ERR_SOURCE,
-				               "pgoutput: truncated %c message", data[0]);
-			subxid = (uint32_t) data[1] << 24 | (uint32_t) data[2] << 16 |
-			         (uint32_t) data[3] << 8 | data[4];
 			return txnbuf_append(c->buf, rv->stream_xid, subxid, data, len,
 			                     err);
-		}
 		if (rv->in_txn)
 			return txnbuf_append(c->buf, rv->cur.xid, rv->cur.xid, data, len,
 			                     err);
@@ -788,10 +778,10 @@ cdc_run(const CdcOptions *o, Error *err)
 		if (!reported)
 			log_info("streaming from slot \"%s\" at " LSN_FMT " (protocol %d)",
 			         o->slot, LSN_ARGS(start), c.proto_version);
+		memset(&opts, 0, sizeof(opts));
 		opts.proto_version = c.proto_version;
 		opts.streaming =
 		    c.proto_version >= 2 ? PGO_STREAMING_ON : PGO_STREAMING_OFF;
-		opts.two_phase = false;
 		pgoutput_decoder_free(rv.dec);
 		rv.dec = pgoutput_decoder_new(&opts, err);
 		if (rv.dec == NULL)

@@ -749,6 +749,12 @@ pgoutput_decoder_new(const PgoOptions *opts, Error *err)
 		        "pgoutput: two_phase needs protocol version 3, not %d", v);
 		return NULL;
 	}
+	if (opts->replay_streamed && opts->streaming == PGO_STREAMING_OFF)
+	{
+		err_set(err, ERR_INTERNAL,
+		        "pgoutput: replaying streamed transactions needs streaming on");
+		return NULL;
+	}
 	d = calloc(1, sizeof(*d));
 	if (d == NULL)
 	{
@@ -756,6 +762,8 @@ pgoutput_decoder_new(const PgoOptions *opts, Error *err)
 		return NULL;
 	}
 	d->opts = *opts;
+	/* replayed records are data messages of stream blocks, for good */
+	d->in_stream = opts->replay_streamed;
 	return d;
 }
 
@@ -817,6 +825,32 @@ pgoutput_decode(PgoDecoder *d, const uint8_t *buf, size_t len, PgoMessage *out,
 	}
 	*out = m;
 	return true;
+}
+
+bool
+pgoutput_peek(const uint8_t *buf, size_t len, bool in_stream, PgoKind *kind,
+              uint32_t *xid, Error *err)
+{
+	const MsgSpec *spec;
+	char text[BYTE_TEXT_MAX];
+	Cursor c;
+
+	*xid = 0;
+	if (len == 0)
+		return err_set(err, ERR_SOURCE, "pgoutput: empty message");
+	spec = find_spec(buf[0]);
+	if (spec == NULL)
+		return err_set(err, ERR_SOURCE, "pgoutput: unknown message type %s",
+		               byte_text(buf[0], text));
+	*kind = spec->kind;
+	if (!spec->stream_xid || !in_stream)
+		return true;
+	c.buf = buf;
+	c.len = len;
+	c.pos = 1;
+	c.what = pgoutput_kind_name(spec->kind);
+	c.err = err;
+	return cur_xid(&c, "xid", xid);
 }
 
 const char *

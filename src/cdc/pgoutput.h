@@ -67,6 +67,12 @@ typedef struct PgoOptions
 	int proto_version; /* 1 to 4, as sent in START_REPLICATION */
 	PgoStreaming streaming;
 	bool two_phase; /* "two_phase" on: needs proto_version >= 3 */
+	/*
+	 * The decoder reads a streamed transaction's data messages replayed
+	 * after its commit, out of their stream blocks: each still carries its
+	 * (sub)transaction's xid, as inside a block. Needs streaming on.
+	 */
+	bool replay_streamed;
 } PgoOptions;
 
 typedef enum PgoKind
@@ -274,5 +280,15 @@ bool pgoutput_decode(PgoDecoder *d, const uint8_t *buf, size_t len,
 
 /* The kind's name as PostgreSQL's documentation spells it ("Stream Start"). */
 const char *pgoutput_kind_name(PgoKind kind);
+
+/*
+ * A look at one message without decoding it, for a receiver that only
+ * routes most messages: its kind, and, for a data message inside a stream
+ * block (in_stream), the xid of the (sub)transaction that follows the type
+ * byte (0 otherwise). Fails (ERR_SOURCE) on an empty or unknown message, or
+ * one too short to hold that xid. Checks nothing else: pgoutput_decode does.
+ */
+bool pgoutput_peek(const uint8_t *buf, size_t len, bool in_stream,
+                   PgoKind *kind, uint32_t *xid, Error *err);
 
 #endif

@@ -624,6 +624,91 @@ test_fixtures_decode(void **state)
 			fail_msg("no fixture of kind %s", pgoutput_kind_name(k));
 }
 
+/*
+ * The receiver's peek agrees with the decoder on every fixture (kind, and
+ * the in-stream xid), and fails rather than read past a truncated prefix.
+ */
+static void
+test_fixtures_peek(void **state)
+{
+	(void) state;
+	for (int i = 0; i < nfixtures; i++)
+	{
+		const Fixture *fx = &fixtures[i];
+		PgoDecoder *d = fixture_decoder(fx);
+		Error err = ERR_INIT;
+		PgoMessage m;
+		PgoKind kind;
+		uint32_t xid;
+		bool in_stream = fx->stream_xid != 0;
+
+		if (!pgoutput_peek(fx->bin, fx->len, in_stream, &kind, &xid, &err))
+			fail_msg("%s: %s", fx->name, err.message);
+		if (!pgoutput_decode(d, fx->bin, fx->len, &m, &err))
+			fail_msg("%s: %s", fx->name, err.message);
+		assert_int_equal(kind, m.kind);
+		if (in_stream && (m.kind == PGO_INSERT || m.kind == PGO_UPDATE ||
+		                  m.kind == PGO_DELETE || m.kind == PGO_RELATION ||
+		                  m.kind == PGO_TYPE || m.kind == PGO_TRUNCATE ||
+		                  m.kind == PGO_MESSAGE))
+			assert_int_equal(xid, m.xid);
+		for (size_t n = 0; n < fx->len && n < 5; n++)
+		{
+			Error e2 = ERR_INIT;
+			bool ok = pgoutput_peek(fx->bin, n, in_stream, &kind, &xid, &e2);
+
+			/* a prefix is enough only when it holds all that peek reads */
+			if (ok && n == 0)
+				fail_msg("%s: peek accepted an empty message", fx->name);
+			if (!ok)
+				assert_int_equal(e2.kind, ERR_SOURCE);
+		}
+		pgoutput_decoder_free(d);
+	}
+}
+
+/*
+ * A decoder for replayed streamed records reads their data messages with
+ * the xid prefix without any Stream Start, and refuses what only a live
+ * stream sends.
+ */
+static void
+test_replay_streamed(void **state)
+{
+	PgoOptions opts = {.proto_version = 2,
+	                   .streaming = PGO_STREAMING_ON,
+	                   .replay_streamed = true};
+	PgoOptions off = {.proto_version = 1, .replay_streamed = true};
+	PgoDecoder *d = new_decoder(&opts);
+	Error err = ERR_INIT;
+	int tried = 0;
+
+	(void) state;
+	for (int i = 0; i < nfixtures; i++)
+	{
+		const Fixture *fx = &fixtures[i];
+		PgoMessage m;
+
+		if (fx->stream_xid == 0 || fx->bin[0] != 'I')
+			continue;
+		if (!pgoutput_decode(d, fx->bin, fx->len, &m, &err))
+			fail_msg("%s: %s", fx->name, err.message);
+		assert_int_equal(m.kind, PGO_INSERT);
+		assert_true(m.xid != 0);
+		tried++;
+	}
+	assert_true(tried > 0);
+	m_reset('B');
+	m_u64(0x1000);
+	m_u64(1);
+	m_u32(700);
+	decode_fails(d, "pgoutput: unexpected Begin message inside the stream "
+	                "block of transaction 0");
+	pgoutput_decoder_free(d);
+	assert_null(pgoutput_decoder_new(&off, &err));
+	assert_int_equal(err.kind, ERR_INTERNAL);
+}
+
 static void
 test_fixtures_truncated(void **state)
 {
@@ -1142,6 +1227,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_fixtures_decode),
+	    cmocka_unit_test(test_fixtures_peek),
+	    cmocka_unit_test(test_replay_streamed),
 	    cmocka_unit_test(test_fixtures_truncated),
 	    cmocka_unit_test(test_fixtures_trailing_bytes),
 	    cmocka_unit_test(test_unknown_and_empty),
