@@ -64,13 +64,13 @@
 #include <math.h>
 #include <poll.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "base/buf.h"
 #include "base/clock.h"
 #include "base/hash.h"
 #include "base/json.h"
@@ -109,111 +109,25 @@
 /* ---- small strings ---- */
 
 /*
- * A growable string capped at VALIDATE_SQL_MAX: an allocation failure, or
- * passing the cap, sets oom and stops growth; callers check oom once.
+ * Appends v as the next element of the text[] literal in b (which holds "{"
+ * and the elements so far): quoted, a backslash before " and \; NULL is
+ * the unquoted NULL.
  */
-typedef struct Sb
+static bool
+array_item(Buf *b, const char *v, Error *err)
 {
-	char *data;
-	size_t len;
-	size_t cap;
-	bool oom;
-} Sb;
-
-static void sb_add(Sb *sb, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
-sb_addn(Sb *sb, const char *s, size_t n)
-{
-	if (sb->oom)
-		return;
-	if (sb->len + n + 1 > VALIDATE_SQL_MAX)
-	{
-		sb->oom = true;
-		return;
-	}
-	if (sb->len + n + 1 > sb->cap)
-	{
-		size_t cap = sb->cap ? sb->cap : 256;
-		char *p;
-
-		while (cap < sb->len + n + 1)
-			cap *= 2;
-		p = realloc(sb->data, cap);
-		if (p == NULL)
-		{
-			sb->oom = true;
-			return;
-		}
-		sb->data = p;
-		sb->cap = cap;
-	}
-	memcpy(sb->data + sb->len, s, n);
-	sb->len += n;
-	sb->data[sb->len] = '\0';
-}
-
-static void
-sb_add(Sb *sb, const char *fmt, ...)
-{
-	va_list ap;
-	char *s = NULL;
-	int n;
-
-	va_start(ap, fmt);
-	n = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-	{
-		sb->oom = true;
-		return;
-	}
-	sb_addn(sb, s, (size_t) n);
-	free(s);
-}
-
-/* The string built so far (caller frees), or NULL after an allocation
- * failure; sb is empty afterwards. */
-static char *
-sb_take(Sb *sb)
-{
-	char *out = sb->oom ? NULL : sb->data;
-
-	if (sb->oom)
-		free(sb->data);
-	if (out == NULL && !sb->oom)
-		out = strdup("");
-	memset(sb, 0, sizeof(*sb));
-	return out;
-}
-
-static void
-sb_reset(Sb *sb)
-{
-	free(sb->data);
-	memset(sb, 0, sizeof(*sb));
-}
-
-/* Appends a text[] literal element: quoted, backslash before " and \. */
-static void
-sb_array_item(Sb *sb, const char *v)
-{
-	if (sb->len > 1)
-		sb_addn(sb, ",", 1);
+	if (buf_len(b) > 1)
+		buf_add(b, ",", 1, err);
 	if (v == NULL)
-	{
-		sb_addn(sb, "NULL", 4);
-		return;
-	}
-	sb_addn(sb, "\"", 1);
+		return buf_add(b, "NULL", 4, err);
+	buf_add(b, "\"", 1, err);
 	for (const char *p = v; *p; p++)
 	{
 		if (*p == '"' || *p == '\\')
-			sb_addn(sb, "\\", 1);
-		sb_addn(sb, p, 1);
+			buf_add(b, "\\", 1, err);
+		buf_add(b, p, 1, err);
 	}
-	sb_addn(sb, "\"", 1);
+	return buf_add(b, "\"", 1, err);
 }
 
 static void
@@ -682,21 +596,19 @@ wait_applied(VWorker *w, Lsn lsn, Error *err)
 /* ---- key ranges ---- */
 
 /*
- * Appends the predicate for [lo, hi) (NULL: unbounded) over the key and
- * puts its parameters, numbered from $first, into params. Returns their
- * number. Row comparison keeps a composite key's order and its index.
+ * Appends the predicate for [lo, hi) (NULL: unbounded) over the key to sql
+ * and puts its parameters, numbered from $first, into params; *nparams gets
+ * their number. Row comparison keeps a composite key's order and its index.
  */
-static int
-range_pred(const VTable *t, char *const *lo, char *const *hi, int first, Sb *sb,
-           const char **params)
+static bool
+range_pred(const VTable *t, char *const *lo, char *const *hi, int first,
+           Buf *sql, const char **params, int *nparams, Error *err)
 {
 	int n = 0;
 
+	*nparams = 0;
 	if (lo == NULL && hi == NULL)
-	{
-		sb_add(sb, "true");
-		return 0;
-	}
+		return buf_add_str(sql, "true", err);
 	for (int side = 0; side < 2; side++)
 	{
 		char *const *b = side == 0 ? lo : hi;
@@ -704,16 +616,18 @@ range_pred(const VTable *t, char *const *lo, char *const *hi, int first, Sb *sb,
 		if (b == NULL)
 			continue;
 		if (n > 0)
-			sb_add(sb, " AND ");
-		sb_add(sb, "(%s) %s (", t->key_list, side == 0 ? ">=" : "<");
+			buf_add_str(sql, " AND ", err);
+		buf_printf(sql, err, "(%s) %s (", t->key_list, side == 0 ? ">=" : "<");
 		for (int k = 0; k < t->nkeys; k++)
 		{
-			sb_add(sb, "%s$%d::%s", k ? ", " : "", first + n, t->key_types[k]);
+			buf_printf(sql, err, "%s$%d::%s", k ? ", " : "", first + n,
+			           t->key_types[k]);
 			params[n++] = b[k];
 		}
-		sb_add(sb, ")");
+		buf_add_str(sql, ")", err);
 	}
-	return n;
+	*nparams = n;
+	return buf_check(sql, err);
 }
 
 /* count(*) and sum(hash) of a range, read on both sides at once. */
@@ -802,23 +716,21 @@ static bool
 agg_settled(VWorker *w, const VTable *t, char *const *lo, char *const *hi,
             bool counts_only, VAgg *a, Error *err)
 {
-	Sb pred = {0};
+	Buf pred = BUF_INIT(VALIDATE_SQL_MAX);
 	const char *params[2 * VALIDATE_MAX_KEYS];
-	int n = range_pred(t, lo, hi, 1, &pred, params);
-	bool ok = true;
+	int n;
+	bool ok = range_pred(t, lo, hi, 1, &pred, params, &n, err);
 
-	if (pred.oom)
-		return err_set(err, ERR_INTERNAL, "out of memory");
 	for (int attempt = 0; ok; attempt++)
 	{
-		ok = read_agg(w, t, pred.data, n, params, counts_only, a, err);
+		ok = read_agg(w, t, buf_str(&pred), n, params, counts_only, a, err);
 		if (!ok || agg_equal(a) || !w->run->cdc ||
 		    attempt + 1 >= VALIDATE_RECHECKS)
 			break;
 		ok = wait_applied(w, a->lsn, err);
 		atomic_fetch_add(&w->run->rereads, 1);
 	}
-	sb_reset(&pred);
+	buf_free(&pred);
 	return ok;
 }
 
@@ -832,42 +744,47 @@ typedef struct KeyMap
 	size_t n;
 } KeyMap;
 
-/* Encodes key values as "len:value" pieces, so no two keys collide. */
+/*
+ * Encodes key values as "len:value" pieces, so no two keys collide.
+ * Malloc'd; NULL when out of memory.
+ */
 static char *
 key_encode(const PGresult *res, int row, int ncols)
 {
-	Sb sb = {0};
+	Buf b = BUF_INIT(VALIDATE_SQL_MAX);
+	Error err = ERR_INIT; /* a NULL return says it */
+	char *out;
 
 	for (int c = 0; c < ncols; c++)
 	{
 		if (PQgetisnull(res, row, c))
-			sb_add(&sb, "N");
+			buf_add_str(&b, "N", &err);
 		else
 		{
-			sb_add(&sb, "%d:", PQgetlength(res, row, c));
-			sb_addn(&sb, PQgetvalue(res, row, c),
-			        (size_t) PQgetlength(res, row, c));
+			buf_printf(&b, &err, "%d:", PQgetlength(res, row, c));
+			buf_add(&b, PQgetvalue(res, row, c),
+			        (size_t) PQgetlength(res, row, c), &err);
 		}
 	}
-	return sb_take(&sb);
+	return buf_take(&b, &out, &err) ? out : NULL;
 }
 
+/* key_encode of n values (NULL: SQL NULL). */
 static char *
 key_encode_strv(char *const *v, int n)
 {
-	Sb sb = {0};
+	Buf b = BUF_INIT(VALIDATE_SQL_MAX);
+	Error err = ERR_INIT; /* a NULL return says it */
+	char *out;
 
 	for (int c = 0; c < n; c++)
 	{
 		if (v[c] == NULL)
-			sb_add(&sb, "N");
+			buf_add_str(&b, "N", &err);
 		else
-		{
-			sb_add(&sb, "%zu:", strlen(v[c]));
-			sb_add(&sb, "%s", v[c]);
-		}
+			buf_printf(&b, &err, "%zu:%s", strlen(v[c]), v[c]);
 	}
-	return sb_take(&sb);
+	return buf_take(&b, &out, &err) ? out : NULL;
 }
 
 /*
@@ -1032,8 +949,8 @@ recheck_batch(VWorker *w, const VTable *t, char *const *lo, char *const *hi,
               const DiffSet *s, int from, int to, DiffSet *out, Lsn *lsn,
               Error *err)
 {
-	Sb arrays[VALIDATE_MAX_KEYS];
-	Sb sql = {0}, join = {0}, pred = {0};
+	Buf arr = BUF_INIT(VALIDATE_SQL_MAX), sql = BUF_INIT(VALIDATE_SQL_MAX);
+	Buf join = BUF_INIT(VALIDATE_SQL_MAX), pred = BUF_INIT(VALIDATE_SQL_MAX);
 	const char *params[3 * VALIDATE_MAX_KEYS];
 	char *arr_text[VALIDATE_MAX_KEYS];
 	char *sql_src = NULL, *sql_tgt = NULL;
@@ -1042,45 +959,38 @@ recheck_batch(VWorker *w, const VTable *t, char *const *lo, char *const *hi,
 	int nk = t->nkeys, npred;
 	bool ok = false;
 
-	memset(arrays, 0, sizeof(arrays));
 	memset(arr_text, 0, sizeof(arr_text));
 	for (int k = 0; k < nk; k++)
 	{
-		sb_add(&arrays[k], "{");
+		buf_add_str(&arr, "{", err);
 		for (int i = from; i < to; i++)
-			sb_array_item(&arrays[k], s->d[i].key[k]);
-		sb_add(&arrays[k], "}");
-		arr_text[k] = sb_take(&arrays[k]);
-		params[k] = arr_text[k];
-		if (arr_text[k] == NULL)
-		{
-			err_set(err, ERR_INTERNAL, "out of memory");
+			array_item(&arr, s->d[i].key[k], err);
+		buf_add_str(&arr, "}", err);
+		if (!buf_take(&arr, &arr_text[k], err))
 			goto out;
-		}
+		params[k] = arr_text[k];
 	}
-	sb_add(&join, " JOIN unnest(");
+	buf_add_str(&join, " JOIN unnest(", err);
 	for (int k = 0; k < nk; k++)
-		sb_add(&join, "%s$%d::text[]", k ? ", " : "", k + 1);
-	sb_add(&join, ") AS u(");
+		buf_printf(&join, err, "%s$%d::text[]", k ? ", " : "", k + 1);
+	buf_add_str(&join, ") AS u(", err);
 	for (int k = 0; k < nk; k++)
-		sb_add(&join, "%spgtide_v%d", k ? ", " : "", k + 1);
-	sb_add(&join, ") ON (%s) = (", t->key_list);
+		buf_printf(&join, err, "%spgtide_v%d", k ? ", " : "", k + 1);
+	buf_printf(&join, err, ") ON (%s) = (", t->key_list);
 	for (int k = 0; k < nk; k++)
-		sb_add(&join, "%su.pgtide_v%d::%s", k ? ", " : "", k + 1,
-		       t->key_types[k]);
-	sb_add(&join, ")");
-	npred = range_pred(t, lo, hi, nk + 1, &pred, params + nk);
-	sb_add(&sql, "SELECT %s, %s, %s FROM %s%s", t->key_text, t->hash_expr,
-	       pred.oom ? "" : pred.data, t->src_from, join.oom ? "" : join.data);
-	sql_src = sb_take(&sql);
-	sb_add(&sql, "SELECT %s, %s FROM %s%s", t->key_text, t->hash_expr,
-	       t->tgt_from, join.oom ? "" : join.data);
-	sql_tgt = sb_take(&sql);
-	if (pred.oom || join.oom)
-	{
-		err_set(err, ERR_INTERNAL, "out of memory");
+		buf_printf(&join, err, "%su.pgtide_v%d::%s", k ? ", " : "", k + 1,
+		           t->key_types[k]);
+	if (!buf_add_str(&join, ")", err) ||
+	    !range_pred(t, lo, hi, nk + 1, &pred, params + nk, &npred, err))
 		goto out;
-	}
+	buf_printf(&sql, err, "SELECT %s, %s, %s FROM %s%s", t->key_text,
+	           t->hash_expr, buf_str(&pred), t->src_from, buf_str(&join));
+	if (!buf_take(&sql, &sql_src, err))
+		goto out;
+	buf_printf(&sql, err, "SELECT %s, %s FROM %s%s", t->key_text, t->hash_expr,
+	           t->tgt_from, buf_str(&join));
+	if (!buf_take(&sql, &sql_tgt, err))
+		goto out;
 	if (!q_send(w->src, sql_src, nk + npred, params, false, err) ||
 	    !q_send(w->tgt, sql_tgt, nk, params, false, err) ||
 	    !q_result(w->run, w->src, &rs, err) ||
@@ -1132,13 +1042,11 @@ recheck_batch(VWorker *w, const VTable *t, char *const *lo, char *const *hi,
 	ok = true;
 out:
 	for (int k = 0; k < nk; k++)
-	{
-		sb_reset(&arrays[k]);
 		free(arr_text[k]);
-	}
-	sb_reset(&sql);
-	sb_reset(&join);
-	sb_reset(&pred);
+	buf_free(&arr);
+	buf_free(&sql);
+	buf_free(&join);
+	buf_free(&pred);
 	free(sql_src);
 	free(sql_tgt);
 	PQclear(rs);
@@ -1181,9 +1089,9 @@ static bool
 leaf_keyed(VWorker *w, const VTable *t, char *const *lo, char *const *hi,
            VResult *res, Error *err)
 {
-	Sb pred = {0};
+	Buf pred = BUF_INIT(VALIDATE_SQL_MAX);
 	const char *params[2 * VALIDATE_MAX_KEYS];
-	int np = range_pred(t, lo, hi, 1, &pred, params);
+	int np;
 	char *sql_src = NULL, *sql_tgt = NULL;
 	PGresult *rs = NULL;
 	VStream ts = {.r = w->run, .c = w->tgt};
@@ -1194,17 +1102,14 @@ leaf_keyed(VWorker *w, const VTable *t, char *const *lo, char *const *hi,
 	int nk = t->nkeys;
 	bool ok = false;
 
+	if (!range_pred(t, lo, hi, 1, &pred, params, &np, err))
+		goto out;
 	if (asprintf(&sql_src, "SELECT %s, %s FROM %s WHERE %s", t->key_text,
-	             t->hash_expr, t->src_from, pred.oom ? "" : pred.data) < 0)
+	             t->hash_expr, t->src_from, buf_str(&pred)) < 0)
 		sql_src = NULL;
 	if (asprintf(&sql_tgt, "SELECT %s, %s FROM %s WHERE %s", t->key_text,
-	             t->hash_expr, t->tgt_from, pred.oom ? "" : pred.data) < 0)
+	             t->hash_expr, t->tgt_from, buf_str(&pred)) < 0)
 		sql_tgt = NULL;
-	if (pred.oom)
-	{
-		free(sql_src);
-		sql_src = NULL;
-	}
 	if (!q_send(w->src, sql_src, np, params, false, err) ||
 	    !q_send(w->tgt, sql_tgt, np, params, true, err) ||
 	    !q_result(w->run, w->src, &rs, err))
@@ -1283,7 +1188,7 @@ out:
 	keymap_free(&m);
 	free(seen);
 	diffset_free(&ds, nk);
-	sb_reset(&pred);
+	buf_free(&pred);
 	free(sql_src);
 	free(sql_tgt);
 	return ok;
@@ -1298,9 +1203,9 @@ static bool
 split_range(VWorker *w, const VTable *t, char *const *lo, char *const *hi,
             int64_t src_rows, char ***out, int *n, Error *err)
 {
-	Sb pred = {0};
+	Buf pred = BUF_INIT(VALIDATE_SQL_MAX);
 	const char *params[2 * VALIDATE_MAX_KEYS];
-	int np = range_pred(t, lo, hi, 1, &pred, params);
+	int np;
 	int64_t step = (src_rows + VALIDATE_SPLIT_WAYS - 1) / VALIDATE_SPLIT_WAYS;
 	char *sql = NULL;
 	PGresult *res = NULL;
@@ -1311,14 +1216,15 @@ split_range(VWorker *w, const VTable *t, char *const *lo, char *const *hi,
 	*n = 0;
 	if (step < 1)
 		step = 1;
+	if (!range_pred(t, lo, hi, 1, &pred, params, &np, err))
+		goto out;
 	if (asprintf(&sql,
 	             "SELECT %s FROM (SELECT %s, row_number() OVER (ORDER BY %s)"
 	             " AS pgtide_rn FROM %s WHERE %s) s"
 	             " WHERE pgtide_rn > 1 AND (pgtide_rn - 1) %% %" PRId64 " = 0"
 	             " ORDER BY pgtide_rn",
 	             t->key_text, t->key_list, t->key_list, t->src_from,
-	             pred.oom ? "" : pred.data, step) < 0 ||
-	    pred.oom)
+	             buf_str(&pred), step) < 0)
 		sql = NULL;
 	if (!q_send(w->src, sql, np, params, false, err) ||
 	    !q_result(w->run, w->src, &res, err))
@@ -1327,7 +1233,7 @@ split_range(VWorker *w, const VTable *t, char *const *lo, char *const *hi,
 out:
 	PQclear(res);
 	free(sql);
-	sb_reset(&pred);
+	buf_free(&pred);
 	return ok;
 }
 
@@ -1374,16 +1280,16 @@ compare_range(VWorker *w, const VTable *t, char *const *lo, char *const *hi,
 static bool
 null_key_rows(VWorker *w, const VTable *t, VResult *res, Error *err)
 {
-	Sb sql = {0};
-	char *q;
+	Buf sql = BUF_INIT(VALIDATE_SQL_MAX);
+	char *q = NULL;
 	VStream ts = {.r = w->run, .c = w->tgt};
 	bool ok = false;
 
-	sb_add(&sql, "SELECT %s FROM %s WHERE ", t->key_text, t->tgt_from);
+	buf_printf(&sql, err, "SELECT %s FROM %s WHERE ", t->key_text, t->tgt_from);
 	for (int k = 0; k < t->nkeys; k++)
-		sb_add(&sql, "%s%s IS NULL", k ? " OR " : "", t->key_idents[k]);
-	q = sb_take(&sql);
-	if (!q_send(w->tgt, q, 0, NULL, true, err))
+		buf_printf(&sql, err, "%s%s IS NULL", k ? " OR " : "",
+		           t->key_idents[k]);
+	if (!buf_take(&sql, &q, err) || !q_send(w->tgt, q, 0, NULL, true, err))
 		goto out;
 	for (;;)
 	{
@@ -1510,16 +1416,17 @@ out:
 	return ok;
 }
 
-static char *
-bucket_array(const Bucket *b, int n)
+/* The ids of n buckets as a bigint[] literal into *out (caller frees). */
+static bool
+bucket_array(const Bucket *b, int n, char **out, Error *err)
 {
-	Sb sb = {0};
+	Buf ids = BUF_INIT(VALIDATE_SQL_MAX);
 
-	sb_add(&sb, "{");
+	buf_add_str(&ids, "{", err);
 	for (int i = 0; i < n; i++)
-		sb_add(&sb, "%s%" PRId64, i ? "," : "", b[i].id);
-	sb_add(&sb, "}");
-	return sb_take(&sb);
+		buf_printf(&ids, err, "%s%" PRId64, i ? "," : "", b[i].id);
+	buf_add_str(&ids, "}", err);
+	return buf_take(&ids, out, err);
 }
 
 /*
@@ -1607,11 +1514,9 @@ keyless_drill(VWorker *w, const VTable *t, VResult *res, Error *err)
 		for (int i = 0; i < n; i++)
 			rows +=
 			    d[i].src_rows > d[i].tgt_rows ? d[i].src_rows : d[i].tgt_rows;
-		parents = bucket_array(d, n);
-		if (parents == NULL)
-			ok = err_set(err, ERR_INTERNAL, "out of memory");
-		else if (rows <= VALIDATE_KEYLESS_LEAF_ROWS ||
-		         level >= VALIDATE_BUCKET_LEVELS || n > 256)
+		ok = bucket_array(d, n, &parents, err);
+		if (ok && (rows <= VALIDATE_KEYLESS_LEAF_ROWS ||
+		           level >= VALIDATE_BUCKET_LEVELS || n > 256))
 		{
 			ok = keyless_leaf(w, t, level, parents, res, err);
 			break;
@@ -1744,7 +1649,7 @@ sample_bounds(VWorker *w, VTable *t, int nranges, double est, double pages,
 	double blocks =
 	    nranges * VALIDATE_SAMPLE_ROWS / (per_block > 1 ? per_block : 1);
 	double pct;
-	Sb inner = {0};
+	Buf inner = BUF_INIT(VALIDATE_SQL_MAX);
 	char *sql = NULL, *in = NULL;
 	PGresult *res = NULL;
 	bool ok = false;
@@ -1758,10 +1663,10 @@ sample_bounds(VWorker *w, VTable *t, int nranges, double est, double pages,
 	if (pct > 100)
 		pct = 100;
 	for (int i = 0; i < t->nsrc; i++)
-		sb_add(&inner, "%sSELECT %s FROM ONLY %s TABLESAMPLE SYSTEM (%.6f)",
-		       i ? " UNION ALL " : "", t->key_list, t->srcs[i], pct);
-	in = sb_take(&inner);
-	if (in == NULL ||
+		buf_printf(&inner, err,
+		           "%sSELECT %s FROM ONLY %s TABLESAMPLE SYSTEM (%.6f)",
+		           i ? " UNION ALL " : "", t->key_list, t->srcs[i], pct);
+	if (!buf_take(&inner, &in, err) ||
 	    asprintf(&sql,
 	             "SELECT %s FROM (SELECT %s, row_number() OVER (ORDER BY %s)"
 	             " AS pgtide_rn, count(*) OVER () AS pgtide_n FROM (%s) x) s"
@@ -2359,8 +2264,9 @@ null_marker(int position)
  * (their hash functions ignore display scale, equate 1 day with 24 hours,
  * or hash {} like []). Enums hash their label (their hash is of the oid).
  */
-static void
-column_hash(const VColumn *s, const VColumn *tc, int position, Sb *sb)
+static bool
+column_hash(const VColumn *s, const VColumn *tc, int position, Buf *sql,
+            Error *err)
 {
 	static const struct
 	{
@@ -2389,21 +2295,20 @@ column_hash(const VColumn *s, const VColumn *tc, int position, Sb *sb)
 	char *id = pg_quote_ident(s->name);
 	bool same = tc != NULL && s->root == tc->root && s->elem == tc->elem;
 	const char *fn = "hashtextextended", *cast = "text COLLATE \"C\"";
+	bool ok;
 
 	if (id == NULL)
-	{
-		sb->oom = true;
-		return;
-	}
+		return err_set(err, ERR_INTERNAL, "out of memory");
 	for (size_t i = 0; same && i < sizeof(typed) / sizeof(typed[0]); i++)
 		if (typed[i].oid == s->root)
 		{
 			fn = typed[i].fn;
 			cast = typed[i].cast;
 		}
-	sb_add(sb, "coalesce(%s(%s::%s, %d), %" PRId64 ")", fn, id, cast, position,
-	       null_marker(position));
+	ok = buf_printf(sql, err, "coalesce(%s(%s::%s, %d), %" PRId64 ")", fn, id,
+	                cast, position, null_marker(position));
 	free(id);
+	return ok;
 }
 
 /*
@@ -2413,31 +2318,60 @@ column_hash(const VColumn *s, const VColumn *tc, int position, Sb *sb)
  * round-trip, 12 and later the shortest exact form; NaN first becomes the
  * one canonical NaN, whose bits are otherwise free.
  */
-static void
-column_text(const VColumn *s, const VColumn *tc, Sb *sb)
+static bool
+column_text(const VColumn *s, const VColumn *tc, Buf *sql, Error *err)
 {
 	char *id = pg_quote_ident(s->name);
 	bool same = tc != NULL && s->root == tc->root && s->elem == tc->elem;
+	bool ok;
 
 	if (id == NULL)
-	{
-		sb->oom = true;
-		return;
-	}
+		return err_set(err, ERR_INTERNAL, "out of memory");
 	if (same && (s->root == 700 || s->root == 701))
 	{
 		const char *ty = s->root == 700 ? "float4" : "float8";
 
-		sb_add(sb,
-		       "%ssend(CASE WHEN %s = 'NaN' THEN 'NaN'::%s ELSE %s::%s END)",
-		       ty, id, ty, id, ty);
+		ok = buf_printf(
+		    sql, err,
+		    "%ssend(CASE WHEN %s = 'NaN' THEN 'NaN'::%s ELSE %s::%s END)", ty,
+		    id, ty, id, ty);
 	}
 	else if (same && (s->elem == 700 || s->elem == 701))
-		sb_add(sb, "array_send(%s::%s[])", id,
-		       s->elem == 700 ? "float4" : "float8");
+		ok = buf_printf(sql, err, "array_send(%s::%s[])", id,
+		                s->elem == 700 ? "float4" : "float8");
 	else
-		sb_add(sb, "%s", id);
+		ok = buf_add_str(sql, id, err);
 	free(id);
+	return ok;
+}
+
+/*
+ * Appends the bigint hash of a row of source columns sc (nsc, each also
+ * among the target's tc) to sql: the XOR of column_hash over the columns
+ * with the extended hashes (hash_ext), else md5 of the row's text built
+ * by column_text.
+ */
+static bool
+row_hash(bool hash_ext, const VColumn *sc, int nsc, const VColumn *tc, int ntc,
+         Buf *sql, Error *err)
+{
+	bool ok = true;
+
+	if (hash_ext)
+	{
+		buf_add_str(sql, "(0::int8", err);
+		for (int i = 0; ok && i < nsc; i++)
+			ok = buf_add_str(sql, " # ", err) &&
+			     column_hash(&sc[i], &tc[column_index(tc, ntc, sc[i].name)],
+			                 i + 1, sql, err);
+		return ok && buf_add_str(sql, ")", err);
+	}
+	buf_add_str(sql, "('x' || left(md5(ROW(", err);
+	for (int i = 0; ok && i < nsc; i++)
+		ok = (i == 0 || buf_add_str(sql, ", ", err)) &&
+		     column_text(&sc[i], &tc[column_index(tc, ntc, sc[i].name)], sql,
+		                 err);
+	return ok && buf_add_str(sql, ")::text), 16))::bit(64)::bigint", err);
 }
 
 static bool
@@ -2464,7 +2398,9 @@ describe_table(const VRun *r, PgConn *src, PgConn *tgt, VTable *t, Error *err)
 	char **key = NULL;
 	int nkey = 0;
 	char relkind = 0;
-	Sb sb = {0}, cols = {0};
+	Buf missing = BUF_INIT(VALIDATE_SQL_MAX), expr = BUF_INIT(VALIDATE_SQL_MAX);
+	Buf cols = BUF_INIT(VALIDATE_SQL_MAX);
+	Buf list = BUF_INIT(VALIDATE_SQL_MAX), text = BUF_INIT(VALIDATE_SQL_MAX);
 	bool ok = false;
 
 	if (t->status != VS_EQUAL)
@@ -2490,15 +2426,18 @@ describe_table(const VRun *r, PgConn *src, PgConn *tgt, VTable *t, Error *err)
 		goto out;
 	for (int i = 0; i < nsc; i++)
 		if (column_index(tc, ntc, sc[i].name) < 0)
-			sb_add(
-			    &sb, "%s%s",
-			    sb.len ? ", " : "columns missing on the target: ", sc[i].name);
-	if (sb.len > 0)
+			buf_printf(&missing, err, "%s%s",
+			           buf_len(&missing) ? ", "
+			                             : "columns missing on the target: ",
+			           sc[i].name);
+	if (!buf_check(&missing, err))
+		goto out;
+	if (buf_len(&missing) > 0)
 	{
-		char *what = sb_take(&sb);
+		char *what = NULL;
 
-		ok = what != NULL ? set_problem(t, VS_COLUMNS, what, err)
-		                  : err_set(err, ERR_INTERNAL, "out of memory");
+		ok = buf_take(&missing, &what, err) &&
+		     set_problem(t, VS_COLUMNS, what, err);
 		free(what);
 		goto out;
 	}
@@ -2508,59 +2447,38 @@ describe_table(const VRun *r, PgConn *src, PgConn *tgt, VTable *t, Error *err)
 	{
 		char *id = pg_quote_ident(sc[i].name);
 
-		if (i)
-			sb_add(&cols, ", ");
-		sb_add(&cols, "%s", id ? id : "");
-		sb.oom |= id == NULL;
+		if (id == NULL)
+		{
+			err_set(err, ERR_INTERNAL, "out of memory");
+			goto out;
+		}
+		buf_printf(&cols, err, "%s%s", i ? ", " : "", id);
 		free(id);
 	}
-	if (r->hash_ext)
-	{
-		sb_add(&sb, "(0::int8");
-		for (int i = 0; i < nsc; i++)
-		{
-			sb_add(&sb, " # ");
-			column_hash(&sc[i], &tc[column_index(tc, ntc, sc[i].name)], i + 1,
-			            &sb);
-		}
-		sb_add(&sb, ")");
-	}
-	else
-	{
-		sb_add(&sb, "('x' || left(md5(ROW(");
-		for (int i = 0; i < nsc; i++)
-		{
-			if (i)
-				sb_add(&sb, ", ");
-			column_text(&sc[i], &tc[column_index(tc, ntc, sc[i].name)], &sb);
-		}
-		sb_add(&sb, ")::text), 16))::bit(64)::bigint");
-	}
-	if (cols.oom)
-		sb.oom = true;
-	t->hash_expr = sb_take(&sb);
-	sb_add(&sb, "left(ROW(%s)::text, %d)", cols.data ? cols.data : "",
-	       VALIDATE_ROW_TEXT);
-	t->row_expr = sb_take(&sb);
-	if (t->nsrc == 1)
-		sb_add(&sb, "ONLY %s AS r", t->srcs[0]);
-	else
-	{
-		sb_add(&sb, "(");
-		for (int i = 0; i < t->nsrc; i++)
-			sb_add(&sb, "%sSELECT %s FROM ONLY %s", i ? " UNION ALL " : "",
-			       cols.data ? cols.data : "", t->srcs[i]);
-		sb_add(&sb, ") AS r");
-	}
-	t->src_from = sb_take(&sb);
-	sb_add(&sb, "%s%s AS r", relkind == 'p' ? "" : "ONLY ", t->tgt_qname);
-	t->tgt_from = sb_take(&sb);
-	if (t->hash_expr == NULL || t->row_expr == NULL || t->src_from == NULL ||
-	    t->tgt_from == NULL)
-	{
-		err_set(err, ERR_INTERNAL, "out of memory");
+	if (!buf_check(&cols, err) ||
+	    !row_hash(r->hash_ext, sc, nsc, tc, ntc, &expr, err) ||
+	    !buf_take(&expr, &t->hash_expr, err))
 		goto out;
+	buf_printf(&expr, err, "left(ROW(%s)::text, %d)", buf_str(&cols),
+	           VALIDATE_ROW_TEXT);
+	if (!buf_take(&expr, &t->row_expr, err))
+		goto out;
+	if (t->nsrc == 1)
+		buf_printf(&expr, err, "ONLY %s AS r", t->srcs[0]);
+	else
+	{
+		buf_add_str(&expr, "(", err);
+		for (int i = 0; i < t->nsrc; i++)
+			buf_printf(&expr, err, "%sSELECT %s FROM ONLY %s",
+			           i ? " UNION ALL " : "", buf_str(&cols), t->srcs[i]);
+		buf_add_str(&expr, ") AS r", err);
 	}
+	if (!buf_take(&expr, &t->src_from, err))
+		goto out;
+	buf_printf(&expr, err, "%s%s AS r", relkind == 'p' ? "" : "ONLY ",
+	           t->tgt_qname);
+	if (!buf_take(&expr, &t->tgt_from, err))
+		goto out;
 	/* the key, unless it uses a column left out (a generated one) */
 	for (int k = 0; k < nkey; k++)
 		if (column_index(sc, nsc, key[k]) < 0)
@@ -2571,7 +2489,6 @@ describe_table(const VRun *r, PgConn *src, PgConn *tgt, VTable *t, Error *err)
 		}
 	if (nkey > 0)
 	{
-		Sb list = {0}, text = {0};
 		int first_attnum_ok = 0;
 
 		t->keyed = true;
@@ -2597,20 +2514,17 @@ describe_table(const VRun *r, PgConn *src, PgConn *tgt, VTable *t, Error *err)
 				err_set(err, ERR_INTERNAL, "out of memory");
 				goto out;
 			}
-			sb_add(&list, "%s%s", k ? ", " : "", t->key_idents[k]);
-			sb_add(&text, "%s%s::text", k ? ", " : "", t->key_idents[k]);
+			buf_printf(&list, err, "%s%s", k ? ", " : "", t->key_idents[k]);
+			buf_printf(&text, err, "%s%s::text", k ? ", " : "",
+			           t->key_idents[k]);
 			if (si < 0 || ti < 0 || !sc[si].c_collation || !tc[ti].c_collation)
 				t->key_sensitive = true;
 			if (ti >= 0 && !tc[ti].not_null)
 				t->tgt_key_nullable = true;
 		}
-		t->key_list = sb_take(&list);
-		t->key_text = sb_take(&text);
-		if (t->key_list == NULL || t->key_text == NULL)
-		{
-			err_set(err, ERR_INTERNAL, "out of memory");
+		if (!buf_take(&list, &t->key_list, err) ||
+		    !buf_take(&text, &t->key_text, err))
 			goto out;
-		}
 		{
 			const char *params[2] = {t->tgt_qname, t->key_names[0]};
 			PGresult *res;
@@ -2630,8 +2544,11 @@ describe_table(const VRun *r, PgConn *src, PgConn *tgt, VTable *t, Error *err)
 	}
 	ok = true;
 out:
-	sb_reset(&sb);
-	sb_reset(&cols);
+	buf_free(&missing);
+	buf_free(&expr);
+	buf_free(&cols);
+	buf_free(&list);
+	buf_free(&text);
 	columns_free(sc, nsc);
 	columns_free(tc, ntc);
 	strv_free(key, nkey);
@@ -2964,21 +2881,26 @@ table_ranges(const VTable *t)
 	return t->problem != NULL ? 0 : t->nbounds + 1;
 }
 
-/* "(a, b)=(1, x)", as PostgreSQL names a key; malloc'd. */
+/*
+ * "(a, b)=(1, x)", as PostgreSQL names a key; malloc'd, NULL when out of
+ * memory.
+ */
 static char *
 key_text(const VTable *t, const VDiff *d)
 {
-	Sb sb = {0};
+	Buf b = BUF_INIT(VALIDATE_SQL_MAX);
+	Error err = ERR_INIT; /* a NULL return says it */
+	char *out;
 
-	sb_add(&sb, "(");
+	buf_add_str(&b, "(", &err);
 	for (int k = 0; k < t->nkeys; k++)
-		sb_add(&sb, "%s%s", k ? ", " : "", t->key_names[k]);
-	sb_add(&sb, ")=(");
+		buf_printf(&b, &err, "%s%s", k ? ", " : "", t->key_names[k]);
+	buf_add_str(&b, ")=(", &err);
 	for (int k = 0; k < t->nkeys; k++)
-		sb_add(&sb, "%s%s", k ? ", " : "",
-		       d->key != NULL && d->key[k] != NULL ? d->key[k] : "NULL");
-	sb_add(&sb, ")");
-	return sb_take(&sb);
+		buf_printf(&b, &err, "%s%s", k ? ", " : "",
+		           d->key != NULL && d->key[k] != NULL ? d->key[k] : "NULL");
+	buf_add_str(&b, ")", &err);
+	return buf_take(&b, &out, &err) ? out : NULL;
 }
 
 static bool
@@ -2986,7 +2908,9 @@ record_table(const VRun *r, PgConn *tgt, const VTable *t, Error *err)
 {
 	const char *schema = r->cfg->state_schema;
 	char id[24], ranges[16], checked[16], rs[24], rt[24], diffs[24];
-	Sb keys = {0}, kinds = {0}, keyv = {0}, rows = {0}, sc = {0}, tc = {0};
+	Buf keys = BUF_INIT(VALIDATE_SQL_MAX), kinds = BUF_INIT(VALIDATE_SQL_MAX);
+	Buf keyv = BUF_INIT(VALIDATE_SQL_MAX), rows = BUF_INIT(VALIDATE_SQL_MAX);
+	Buf sc = BUF_INIT(VALIDATE_SQL_MAX), tc = BUF_INIT(VALIDATE_SQL_MAX);
 	char *kc = NULL, *a1 = NULL, *a2 = NULL, *a3 = NULL, *a4 = NULL, *a5 = NULL;
 	char *a6 = NULL;
 	bool ok = false;
@@ -2998,8 +2922,9 @@ record_table(const VRun *r, PgConn *tgt, const VTable *t, Error *err)
 	snprintf(rt, sizeof(rt), "%" PRId64, t->res.rows_tgt);
 	snprintf(diffs, sizeof(diffs), "%" PRId64, t->res.differences);
 	for (int k = 0; k < t->nkeys; k++)
-		sb_add(&keys, "%s%s", k ? ", " : "", t->key_names[k]);
-	kc = t->keyed ? sb_take(&keys) : NULL;
+		buf_printf(&keys, err, "%s%s", k ? ", " : "", t->key_names[k]);
+	if (t->keyed && !buf_take(&keys, &kc, err))
+		goto out;
 	{
 		const char *params[11] = {
 		    id, t->name, t->tgt_name, status_names[t->status],
@@ -3021,11 +2946,11 @@ record_table(const VRun *r, PgConn *tgt, const VTable *t, Error *err)
 		ok = true;
 		goto out;
 	}
-	sb_add(&kinds, "{");
-	sb_add(&keyv, "{");
-	sb_add(&rows, "{");
-	sb_add(&sc, "{");
-	sb_add(&tc, "{");
+	buf_add_str(&kinds, "{", err);
+	buf_add_str(&keyv, "{", err);
+	buf_add_str(&rows, "{", err);
+	buf_add_str(&sc, "{", err);
+	buf_add_str(&tc, "{", err);
 	for (int i = 0; i < t->res.nshown; i++)
 	{
 		const VDiff *d = &t->res.shown[i];
@@ -3034,25 +2959,21 @@ record_table(const VRun *r, PgConn *tgt, const VTable *t, Error *err)
 
 		snprintf(n1, sizeof(n1), "%" PRId64, d->src_copies);
 		snprintf(n2, sizeof(n2), "%" PRId64, d->tgt_copies);
-		sb_array_item(&kinds, kind_names[d->kind]);
-		sb_array_item(&keyv, k);
-		sb_array_item(&rows, d->row);
-		sb_array_item(&sc, t->keyed ? NULL : n1);
-		sb_array_item(&tc, t->keyed ? NULL : n2);
+		array_item(&kinds, kind_names[d->kind], err);
+		array_item(&keyv, k, err);
+		array_item(&rows, d->row, err);
+		array_item(&sc, t->keyed ? NULL : n1, err);
+		array_item(&tc, t->keyed ? NULL : n2, err);
 		free(k);
 	}
-	sb_add(&kinds, "}");
-	sb_add(&keyv, "}");
-	sb_add(&rows, "}");
-	sb_add(&sc, "}");
-	sb_add(&tc, "}");
-	a1 = sb_take(&kinds);
-	a2 = sb_take(&keyv);
-	a3 = sb_take(&rows);
-	a4 = sb_take(&sc);
-	a5 = sb_take(&tc);
-	a6 = strdup(t->name);
-	if (!a1 || !a2 || !a3 || !a4 || !a5 || !a6)
+	buf_add_str(&kinds, "}", err);
+	buf_add_str(&keyv, "}", err);
+	buf_add_str(&rows, "}", err);
+	buf_add_str(&sc, "}", err);
+	buf_add_str(&tc, "}", err);
+	if (!buf_take(&kinds, &a1, err) || !buf_take(&keyv, &a2, err) ||
+	    !buf_take(&rows, &a3, err) || !buf_take(&sc, &a4, err) ||
+	    !buf_take(&tc, &a5, err) || (a6 = strdup(t->name)) == NULL)
 	{
 		err_set(err, ERR_INTERNAL, "out of memory");
 		goto out;
@@ -3071,12 +2992,12 @@ record_table(const VRun *r, PgConn *tgt, const VTable *t, Error *err)
 		                7, params, NULL, err);
 	}
 out:
-	sb_reset(&keys);
-	sb_reset(&kinds);
-	sb_reset(&keyv);
-	sb_reset(&rows);
-	sb_reset(&sc);
-	sb_reset(&tc);
+	buf_free(&keys);
+	buf_free(&kinds);
+	buf_free(&keyv);
+	buf_free(&rows);
+	buf_free(&sc);
+	buf_free(&tc);
 	free(kc);
 	free(a1);
 	free(a2);
