@@ -8,7 +8,7 @@
  * The life of a keyed table (a primary key, replica identity index, or a
  * unique index on NOT NULL columns):
  *
- *   plan_table        one range for the whole table when no stream applies
+ *   plan_ranges       one range for the whole table when no stream applies
  *                     (up to VALIDATE_WHOLE_BYTES); else boundaries sampled
  *                     on the source (TABLESAMPLE SYSTEM), at most about
  *                     VALIDATE_RANGE_ROWS rows or VALIDATE_RANGE_BYTES per
@@ -16,7 +16,7 @@
  *                     (at least one)
  *      │
  *      ▼
- *   compare_range     count(*) and sum(row hash) of [lo, hi) on both sides at
+ *   keyed_compare     count(*) and sum(row hash) of [lo, hi) on both sides at
  *      │              once; equal -> done
  *      │ differs      while CDC runs: wait until the slot has confirmed the
  *      │              source position read with the range, read again, up to
@@ -24,7 +24,7 @@
  *      ▼
  *   source rows > VALIDATE_LEAF_ROWS ?
  *      │ yes ──► split_range: VALIDATE_SPLIT_WAYS sub-ranges cut at source
- *      │         keys; each goes back to compare_range
+ *      │         keys; each goes back to keyed_compare
  *      ▼ no
  *   leaf_keyed        the source's (key, hash) rows in memory (a leaf is
  *      │              small), the target's streamed row by row: missing,
@@ -36,19 +36,19 @@
  *                     differs is reported
  *
  * A table without such a key has no ranges that mean the same rows on both
- * sides (ctids differ), so compare_keyless hashes it whole, then groups rows
+ * sides (ctids differ), so keyless_compare hashes it whole, then groups rows
  * by the leading bits of their hash (256 buckets per level, only differing
  * buckets descended) and finally streams (hash, copies) of the differing
  * buckets from both sides in hash order and merges them: rows are a
  * multiset, duplicates count.
  *
- * Row hash (describe_table): with both servers at 11 or later, the XOR of
+ * Row hash (rowhash_expr): with both servers at 11 or later, the XOR of
  * one 64-bit hash per column, each seeded by the column's position: the
  * type's own extended hash (the functions hash partitioning relies on, so
  * the same on every version) for integers, floats, times, uuid and text,
  * the hash of the column's text for other types, a per-column constant for
  * NULL. Text is rendered under the same session settings on both sides
- * (open_conn). Hashing the row's text, ROW(c1, ..., cn)::text, was measured
+ * (query_open). Hashing the row's text, ROW(c1, ..., cn)::text, was measured
  * 3.4 times slower on pgbench_accounts and is kept only for older servers
  * (md5 of it, floats through their send functions). jsonb_hash_extended was
  * rejected: it hashes {}, [] and [[]] alike. A range's hash is the sum of
@@ -114,7 +114,7 @@
  * the unquoted NULL.
  */
 static bool
-array_item(Buf *b, const char *v, Error *err)
+query_array_item(Buf *b, const char *v, Error *err)
 {
 	if (buf_len(b) > 1)
 		buf_add(b, ",", 1, err);
@@ -170,7 +170,7 @@ typedef enum VKind
 	VK_DIFFERENT,   /* same key, other contents */
 } VKind;
 
-static const char *const kind_names[] = {"missing", "extra", "different"};
+static const char *const vkind_names[] = {"missing", "extra", "different"};
 
 typedef struct VDiff
 {
@@ -200,8 +200,8 @@ typedef enum VStatus
 	VS_COLUMNS,        /* source columns the target lacks */
 } VStatus;
 
-static const char *const status_names[] = {"equal", "different", "missing",
-                                           "missing_on_source", "columns"};
+static const char *const vstatus_names[] = {"equal", "different", "missing",
+                                            "missing_on_source", "columns"};
 
 typedef struct VTable
 {
@@ -292,7 +292,7 @@ typedef struct VWorker
 } VWorker;
 
 static bool
-stopping(const VRun *r)
+run_stopping(const VRun *r)
 {
 	return r->stop != NULL && *r->stop;
 }
@@ -300,7 +300,7 @@ stopping(const VRun *r)
 /* ---- results ---- */
 
 static void
-diff_free(VDiff *d, int nkeys)
+result_diff_free(VDiff *d, int nkeys)
 {
 	strv_free(d->key, nkeys);
 	free(d->row);
@@ -311,7 +311,7 @@ static void
 result_free(VResult *res, int nkeys)
 {
 	for (int i = 0; i < res->nshown; i++)
-		diff_free(&res->shown[i], nkeys);
+		result_diff_free(&res->shown[i], nkeys);
 	free(res->shown);
 	memset(res, 0, sizeof(*res));
 }
@@ -335,7 +335,7 @@ result_add(VResult *res, VDiff *d, int64_t copies, int nkeys)
 			return;
 		}
 	}
-	diff_free(d, nkeys);
+	result_diff_free(d, nkeys);
 }
 
 /* Moves what src holds into dst; src is empty afterwards. */
@@ -362,7 +362,8 @@ result_merge(VResult *dst, VResult *src, int nkeys)
  * short and compiling each one costs more than it saves.
  */
 static bool
-open_conn(const VRun *r, ErrKind side, bool read_only, PgConn **out, Error *err)
+query_open(const VRun *r, ErrKind side, bool read_only, PgConn **out,
+           Error *err)
 {
 	const char *uri =
 	    side == ERR_SOURCE ? r->cfg->source_uri : r->cfg->target_uri;
@@ -386,8 +387,8 @@ open_conn(const VRun *r, ErrKind side, bool read_only, PgConn **out, Error *err)
 }
 
 static bool
-q_send(PgConn *c, const char *sql, int nparams, const char *const *params,
-       bool single_row, Error *err)
+query_send(PgConn *c, const char *sql, int nparams, const char *const *params,
+           bool single_row, Error *err)
 {
 	if (sql == NULL)
 		return err_set(err, ERR_INTERNAL, "out of memory");
@@ -406,7 +407,7 @@ q_send(PgConn *c, const char *sql, int nparams, const char *const *params,
  * returned and the connection must be closed.
  */
 static bool
-q_next(const VRun *r, PgConn *c, PGresult **out, Error *err)
+query_next(const VRun *r, PgConn *c, PGresult **out, Error *err)
 {
 	PGconn *raw = pg_raw(c);
 	ExecStatusType st;
@@ -416,7 +417,7 @@ q_next(const VRun *r, PgConn *c, PGresult **out, Error *err)
 	{
 		struct pollfd p = {.fd = PQsocket(raw), .events = POLLIN};
 
-		if (stopping(r))
+		if (run_stopping(r))
 		{
 			PGcancel *cancel = PQgetCancel(raw);
 			char buf[256];
@@ -451,18 +452,18 @@ q_next(const VRun *r, PgConn *c, PGresult **out, Error *err)
 
 /* The one result of a query sent without single-row mode. */
 static bool
-q_result(const VRun *r, PgConn *c, PGresult **out, Error *err)
+query_result(const VRun *r, PgConn *c, PGresult **out, Error *err)
 {
 	PGresult *res = NULL, *next = NULL;
 
 	*out = NULL;
-	if (!q_next(r, c, &res, err))
+	if (!query_next(r, c, &res, err))
 		return false;
 	if (res == NULL)
 		return err_set(err, ERR_INTERNAL, "a query returned no result");
 	for (;;)
 	{
-		if (!q_next(r, c, &next, err))
+		if (!query_next(r, c, &next, err))
 		{
 			PQclear(res);
 			return false;
@@ -485,7 +486,7 @@ typedef struct VStream
 } VStream;
 
 static bool
-stream_next(VStream *s, Error *err)
+query_stream_next(VStream *s, Error *err)
 {
 	PQclear(s->row);
 	s->row = NULL;
@@ -493,7 +494,7 @@ stream_next(VStream *s, Error *err)
 	{
 		PGresult *res;
 
-		if (!q_next(s->r, s->c, &res, err))
+		if (!query_next(s->r, s->c, &res, err))
 			return false;
 		if (res == NULL)
 		{
@@ -511,7 +512,7 @@ stream_next(VStream *s, Error *err)
 }
 
 static void
-stream_close(VStream *s)
+query_stream_close(VStream *s)
 {
 	PQclear(s->row);
 	s->row = NULL;
@@ -519,7 +520,7 @@ stream_close(VStream *s)
 
 /* The source's WAL position now: a read finished before it. */
 static bool
-source_lsn(VWorker *w, Lsn *lsn, Error *err)
+slot_source_lsn(VWorker *w, Lsn *lsn, Error *err)
 {
 	char buf[32];
 
@@ -540,7 +541,7 @@ source_lsn(VWorker *w, Lsn *lsn, Error *err)
  * difference must be reported even when the applier stalls.
  */
 static bool
-wait_applied(VWorker *w, Lsn lsn, Error *err)
+slot_wait_applied(VWorker *w, Lsn lsn, Error *err)
 {
 	VRun *r = w->run;
 	const char *params[1] = {r->slot};
@@ -555,7 +556,7 @@ wait_applied(VWorker *w, Lsn lsn, Error *err)
 		Lsn confirmed = LSN_INVALID;
 		bool active;
 
-		if (stopping(r))
+		if (run_stopping(r))
 			return err_set(err, ERR_INTERRUPTED, "interrupted");
 		if (!pg_query(w->src,
 		              "SELECT coalesce(confirmed_flush_lsn::text, ''), active"
@@ -641,7 +642,7 @@ typedef struct VAgg
 } VAgg;
 
 static bool
-agg_equal(const VAgg *a)
+range_agg_equal(const VAgg *a)
 {
 	return a->src_rows == a->tgt_rows && strcmp(a->src_sum, a->tgt_sum) == 0;
 }
@@ -687,10 +688,10 @@ read_agg(VWorker *w, const VTable *t, const char *pred, int nparams,
 	                     " OFFSET 0) r",
 	             agg, t->tgt_from, pred) < 0)
 		sql_tgt = NULL;
-	if (!q_send(w->src, sql_src, nparams, params, false, err) ||
-	    !q_send(w->tgt, sql_tgt, nparams, params, false, err) ||
-	    !q_result(w->run, w->src, &rs, err) ||
-	    !q_result(w->run, w->tgt, &rt, err))
+	if (!query_send(w->src, sql_src, nparams, params, false, err) ||
+	    !query_send(w->tgt, sql_tgt, nparams, params, false, err) ||
+	    !query_result(w->run, w->src, &rs, err) ||
+	    !query_result(w->run, w->tgt, &rt, err))
 		goto out;
 	a->src_rows = strtoll(PQgetvalue(rs, 0, 0), NULL, 10);
 	a->tgt_rows = strtoll(PQgetvalue(rt, 0, 0), NULL, 10);
@@ -713,8 +714,8 @@ out:
  * exhausted; each new read waits for the applier to pass the previous one.
  */
 static bool
-agg_settled(VWorker *w, const VTable *t, char *const *lo, char *const *hi,
-            bool counts_only, VAgg *a, Error *err)
+range_agg(VWorker *w, const VTable *t, char *const *lo, char *const *hi,
+          bool counts_only, VAgg *a, Error *err)
 {
 	Buf pred = BUF_INIT(VALIDATE_SQL_MAX);
 	const char *params[2 * VALIDATE_MAX_KEYS];
@@ -724,10 +725,10 @@ agg_settled(VWorker *w, const VTable *t, char *const *lo, char *const *hi,
 	for (int attempt = 0; ok; attempt++)
 	{
 		ok = read_agg(w, t, buf_str(&pred), n, params, counts_only, a, err);
-		if (!ok || agg_equal(a) || !w->run->cdc ||
+		if (!ok || range_agg_equal(a) || !w->run->cdc ||
 		    attempt + 1 >= VALIDATE_RECHECKS)
 			break;
-		ok = wait_applied(w, a->lsn, err);
+		ok = slot_wait_applied(w, a->lsn, err);
 		atomic_fetch_add(&w->run->rereads, 1);
 	}
 	buf_free(&pred);
@@ -749,7 +750,7 @@ typedef struct KeyMap
  * Malloc'd; NULL when out of memory.
  */
 static char *
-key_encode(const PGresult *res, int row, int ncols)
+keymap_encode_row(const PGresult *res, int row, int ncols)
 {
 	Buf b = BUF_INIT(VALIDATE_SQL_MAX);
 	Error err = ERR_INIT; /* a NULL return says it */
@@ -769,9 +770,9 @@ key_encode(const PGresult *res, int row, int ncols)
 	return buf_take(&b, &out, &err) ? out : NULL;
 }
 
-/* key_encode of n values (NULL: SQL NULL). */
+/* keymap_encode_row of n values (NULL: SQL NULL). */
 static char *
-key_encode_strv(char *const *v, int n)
+keymap_encode_strv(char *const *v, int n)
 {
 	Buf b = BUF_INIT(VALIDATE_SQL_MAX);
 	Error err = ERR_INIT; /* a NULL return says it */
@@ -792,7 +793,7 @@ key_encode_strv(char *const *v, int n)
  * *n rows, freed with strv_free). On failure *out is NULL and *n 0.
  */
 static bool
-rows_copy(const PGresult *res, int nk, char ***out, int *n, Error *err)
+query_rows_copy(const PGresult *res, int nk, char ***out, int *n, Error *err)
 {
 	int rows = PQntuples(res);
 
@@ -921,7 +922,7 @@ static void
 diffset_free(DiffSet *s, int nkeys)
 {
 	for (int i = 0; i < s->n; i++)
-		diff_free(&s->d[i], nkeys);
+		result_diff_free(&s->d[i], nkeys);
 	free(s->d);
 	memset(s, 0, sizeof(*s));
 }
@@ -964,7 +965,7 @@ recheck_batch(VWorker *w, const VTable *t, char *const *lo, char *const *hi,
 	{
 		buf_add_str(&arr, "{", err);
 		for (int i = from; i < to; i++)
-			array_item(&arr, s->d[i].key[k], err);
+			query_array_item(&arr, s->d[i].key[k], err);
 		buf_add_str(&arr, "}", err);
 		if (!buf_take(&arr, &arr_text[k], err))
 			goto out;
@@ -991,10 +992,11 @@ recheck_batch(VWorker *w, const VTable *t, char *const *lo, char *const *hi,
 	           t->tgt_from, buf_str(&join));
 	if (!buf_take(&sql, &sql_tgt, err))
 		goto out;
-	if (!q_send(w->src, sql_src, nk + npred, params, false, err) ||
-	    !q_send(w->tgt, sql_tgt, nk, params, false, err) ||
-	    !q_result(w->run, w->src, &rs, err) ||
-	    !q_result(w->run, w->tgt, &rt, err) || !source_lsn(w, lsn, err))
+	if (!query_send(w->src, sql_src, nk + npred, params, false, err) ||
+	    !query_send(w->tgt, sql_tgt, nk, params, false, err) ||
+	    !query_result(w->run, w->src, &rs, err) ||
+	    !query_result(w->run, w->tgt, &rt, err) ||
+	    !slot_source_lsn(w, lsn, err))
 		goto out;
 	if (!keymap_init(&ms, (size_t) PQntuples(rs)) ||
 	    !keymap_init(&mt, (size_t) PQntuples(rt)))
@@ -1004,21 +1006,21 @@ recheck_batch(VWorker *w, const VTable *t, char *const *lo, char *const *hi,
 	}
 	for (int i = 0; i < PQntuples(rs); i++)
 	{
-		char *k = key_encode(rs, i, nk);
+		char *k = keymap_encode_row(rs, i, nk);
 
 		if (k != NULL)
 			keymap_put(&ms, k, i);
 	}
 	for (int i = 0; i < PQntuples(rt); i++)
 	{
-		char *k = key_encode(rt, i, nk);
+		char *k = keymap_encode_row(rt, i, nk);
 
 		if (k != NULL)
 			keymap_put(&mt, k, i);
 	}
 	for (int i = from; i < to; i++)
 	{
-		char *k = key_encode_strv(s->d[i].key, nk);
+		char *k = keymap_encode_strv(s->d[i].key, nk);
 		int si = k ? keymap_get(&ms, k) : -1;
 		int ti = k ? keymap_get(&mt, k) : -1;
 		VKind kind;
@@ -1110,9 +1112,9 @@ leaf_keyed(VWorker *w, const VTable *t, char *const *lo, char *const *hi,
 	if (asprintf(&sql_tgt, "SELECT %s, %s FROM %s WHERE %s", t->key_text,
 	             t->hash_expr, t->tgt_from, buf_str(&pred)) < 0)
 		sql_tgt = NULL;
-	if (!q_send(w->src, sql_src, np, params, false, err) ||
-	    !q_send(w->tgt, sql_tgt, np, params, true, err) ||
-	    !q_result(w->run, w->src, &rs, err))
+	if (!query_send(w->src, sql_src, np, params, false, err) ||
+	    !query_send(w->tgt, sql_tgt, np, params, true, err) ||
+	    !query_result(w->run, w->src, &rs, err))
 		goto out;
 	seen = calloc((size_t) PQntuples(rs) + 1, sizeof(bool));
 	if (seen == NULL || !keymap_init(&m, (size_t) PQntuples(rs)))
@@ -1122,7 +1124,7 @@ leaf_keyed(VWorker *w, const VTable *t, char *const *lo, char *const *hi,
 	}
 	for (int i = 0; i < PQntuples(rs); i++)
 	{
-		char *k = key_encode(rs, i, nk);
+		char *k = keymap_encode_row(rs, i, nk);
 
 		if (k == NULL)
 		{
@@ -1136,11 +1138,11 @@ leaf_keyed(VWorker *w, const VTable *t, char *const *lo, char *const *hi,
 		char *k;
 		int si;
 
-		if (!stream_next(&ts, err))
+		if (!query_stream_next(&ts, err))
 			goto out;
 		if (ts.row == NULL)
 			break;
-		k = key_encode(ts.row, 0, nk);
+		k = keymap_encode_row(ts.row, 0, nk);
 		if (k == NULL)
 		{
 			err_set(err, ERR_INTERNAL, "out of memory");
@@ -1166,7 +1168,7 @@ leaf_keyed(VWorker *w, const VTable *t, char *const *lo, char *const *hi,
 			goto out;
 	PQclear(rs);
 	rs = NULL;
-	if (!source_lsn(w, &lsn, err))
+	if (!slot_source_lsn(w, &lsn, err))
 		goto out;
 	if (ds.n > 0 && (w->run->cdc || t->key_sensitive))
 	{
@@ -1174,7 +1176,7 @@ leaf_keyed(VWorker *w, const VTable *t, char *const *lo, char *const *hi,
 
 		for (int i = 0; i < rounds && ds.n > 0; i++)
 		{
-			if ((w->run->cdc && !wait_applied(w, lsn, err)) ||
+			if ((w->run->cdc && !slot_wait_applied(w, lsn, err)) ||
 			    !recheck_keys(w, t, lo, hi, &ds, &lsn, err))
 				goto out;
 			atomic_fetch_add(&w->run->rereads, w->run->cdc);
@@ -1183,7 +1185,7 @@ leaf_keyed(VWorker *w, const VTable *t, char *const *lo, char *const *hi,
 	diffset_report(&ds, res, nk);
 	ok = true;
 out:
-	stream_close(&ts);
+	query_stream_close(&ts);
 	PQclear(rs);
 	keymap_free(&m);
 	free(seen);
@@ -1226,10 +1228,10 @@ split_range(VWorker *w, const VTable *t, char *const *lo, char *const *hi,
 	             t->key_text, t->key_list, t->key_list, t->src_from,
 	             buf_str(&pred), step) < 0)
 		sql = NULL;
-	if (!q_send(w->src, sql, np, params, false, err) ||
-	    !q_result(w->run, w->src, &res, err))
+	if (!query_send(w->src, sql, np, params, false, err) ||
+	    !query_result(w->run, w->src, &res, err))
 		goto out;
-	ok = rows_copy(res, nk, out, n, err);
+	ok = query_rows_copy(res, nk, out, n, err);
 out:
 	PQclear(res);
 	free(sql);
@@ -1242,7 +1244,7 @@ out:
  * row counts to res (sub-ranges only find rows).
  */
 static bool
-compare_range(VWorker *w, const VTable *t, char *const *lo, char *const *hi,
+keyed_compare(VWorker *w, const VTable *t, char *const *lo, char *const *hi,
               int depth, bool top, VResult *res, Error *err)
 {
 	VAgg a;
@@ -1250,7 +1252,7 @@ compare_range(VWorker *w, const VTable *t, char *const *lo, char *const *hi,
 	int ncuts = 0;
 	bool ok = true;
 
-	if (!agg_settled(w, t, lo, hi, false, &a, err))
+	if (!range_agg(w, t, lo, hi, false, &a, err))
 		return false;
 	if (top)
 	{
@@ -1258,7 +1260,7 @@ compare_range(VWorker *w, const VTable *t, char *const *lo, char *const *hi,
 		res->rows_tgt += a.tgt_rows;
 		atomic_fetch_add(&w->run->rows_done, a.src_rows);
 	}
-	if (agg_equal(&a))
+	if (range_agg_equal(&a))
 		return true;
 	if (a.src_rows > VALIDATE_LEAF_ROWS && depth < VALIDATE_MAX_DEPTH &&
 	    !split_range(w, t, lo, hi, a.src_rows, &cuts, &ncuts, err))
@@ -1266,7 +1268,7 @@ compare_range(VWorker *w, const VTable *t, char *const *lo, char *const *hi,
 	if (ncuts == 0)
 		return leaf_keyed(w, t, lo, hi, res, err);
 	for (int i = 0; ok && i <= ncuts; i++)
-		ok = compare_range(w, t, i == 0 ? lo : &cuts[(i - 1) * t->nkeys],
+		ok = keyed_compare(w, t, i == 0 ? lo : &cuts[(i - 1) * t->nkeys],
 		                   i == ncuts ? hi : &cuts[i * t->nkeys], depth + 1,
 		                   false, res, err);
 	strv_free(cuts, ncuts * t->nkeys);
@@ -1278,7 +1280,7 @@ compare_range(VWorker *w, const VTable *t, char *const *lo, char *const *hi,
  * reaches: each is a row the source cannot have.
  */
 static bool
-null_key_rows(VWorker *w, const VTable *t, VResult *res, Error *err)
+keyed_null_keys(VWorker *w, const VTable *t, VResult *res, Error *err)
 {
 	Buf sql = BUF_INIT(VALIDATE_SQL_MAX);
 	char *q = NULL;
@@ -1289,13 +1291,13 @@ null_key_rows(VWorker *w, const VTable *t, VResult *res, Error *err)
 	for (int k = 0; k < t->nkeys; k++)
 		buf_printf(&sql, err, "%s%s IS NULL", k ? " OR " : "",
 		           t->key_idents[k]);
-	if (!buf_take(&sql, &q, err) || !q_send(w->tgt, q, 0, NULL, true, err))
+	if (!buf_take(&sql, &q, err) || !query_send(w->tgt, q, 0, NULL, true, err))
 		goto out;
 	for (;;)
 	{
 		VDiff d = {.kind = VK_EXTRA};
 
-		if (!stream_next(&ts, err))
+		if (!query_stream_next(&ts, err))
 			goto out;
 		if (ts.row == NULL)
 			break;
@@ -1308,7 +1310,7 @@ null_key_rows(VWorker *w, const VTable *t, VResult *res, Error *err)
 	}
 	ok = true;
 out:
-	stream_close(&ts);
+	query_stream_close(&ts);
 	free(q);
 	return ok;
 }
@@ -1365,10 +1367,10 @@ differing_buckets(VWorker *w, const VTable *t, int level, const char *parents,
 	             " FROM %s OFFSET 0) x %s GROUP BY 1 ORDER BY 1",
 	             b, t->hash_expr, t->tgt_from, parents ? filter : "") < 0)
 		sql_tgt = NULL;
-	if (!q_send(w->src, sql_src, parents ? 1 : 0, params, false, err) ||
-	    !q_send(w->tgt, sql_tgt, parents ? 1 : 0, params, false, err) ||
-	    !q_result(w->run, w->src, &rs, err) ||
-	    !q_result(w->run, w->tgt, &rt, err))
+	if (!query_send(w->src, sql_src, parents ? 1 : 0, params, false, err) ||
+	    !query_send(w->tgt, sql_tgt, parents ? 1 : 0, params, false, err) ||
+	    !query_result(w->run, w->src, &rs, err) ||
+	    !query_result(w->run, w->tgt, &rt, err))
 		goto out;
 	cap = PQntuples(rs) + PQntuples(rt) + 1;
 	*out = calloc((size_t) cap, sizeof(Bucket));
@@ -1457,9 +1459,9 @@ keyless_leaf(VWorker *w, const VTable *t, int level, const char *buckets,
 	             " WHERE %s = ANY ($1::bigint[]) GROUP BY h ORDER BY h",
 	             t->hash_expr, t->row_expr, t->tgt_from, b) < 0)
 		sql_tgt = NULL;
-	if (!q_send(w->src, sql_src, 1, params, true, err) ||
-	    !q_send(w->tgt, sql_tgt, 1, params, true, err) ||
-	    !stream_next(&ss, err) || !stream_next(&ts, err))
+	if (!query_send(w->src, sql_src, 1, params, true, err) ||
+	    !query_send(w->tgt, sql_tgt, 1, params, true, err) ||
+	    !query_stream_next(&ss, err) || !query_stream_next(&ts, err))
 		goto out;
 	while (ss.row != NULL || ts.row != NULL)
 	{
@@ -1480,14 +1482,14 @@ keyless_leaf(VWorker *w, const VTable *t, int level, const char *buckets,
 			d.row = strdup(PQgetvalue(from, 0, 2));
 			result_add(res, &d, cs > ct ? cs - ct : ct - cs, 0);
 		}
-		if ((take_s && !stream_next(&ss, err)) ||
-		    (take_t && !stream_next(&ts, err)))
+		if ((take_s && !query_stream_next(&ss, err)) ||
+		    (take_t && !query_stream_next(&ts, err)))
 			goto out;
 	}
 	ok = true;
 out:
-	stream_close(&ss);
-	stream_close(&ts);
+	query_stream_close(&ss);
+	query_stream_close(&ts);
 	free(sql_src);
 	free(sql_tgt);
 	return ok;
@@ -1530,23 +1532,23 @@ keyless_drill(VWorker *w, const VTable *t, VResult *res, Error *err)
 }
 
 static bool
-compare_keyless(VWorker *w, const VTable *t, VResult *res, Error *err)
+keyless_compare(VWorker *w, const VTable *t, VResult *res, Error *err)
 {
 	VAgg a;
 
-	if (!agg_settled(w, t, NULL, NULL, false, &a, err))
+	if (!range_agg(w, t, NULL, NULL, false, &a, err))
 		return false;
 	res->rows_src += a.src_rows;
 	res->rows_tgt += a.tgt_rows;
 	atomic_fetch_add(&w->run->rows_done, a.src_rows);
-	if (agg_equal(&a))
+	if (range_agg_equal(&a))
 		return true;
 	for (int attempt = 0;; attempt++)
 	{
 		VResult found = {0};
 		Lsn lsn = LSN_INVALID;
 
-		if (!keyless_drill(w, t, &found, err) || !source_lsn(w, &lsn, err))
+		if (!keyless_drill(w, t, &found, err) || !slot_source_lsn(w, &lsn, err))
 		{
 			result_free(&found, 0);
 			return false;
@@ -1560,18 +1562,18 @@ compare_keyless(VWorker *w, const VTable *t, VResult *res, Error *err)
 			return true;
 		}
 		result_free(&found, 0);
-		if (!wait_applied(w, lsn, err))
+		if (!slot_wait_applied(w, lsn, err))
 			return false;
 		atomic_fetch_add(&w->run->rereads, 1);
 	}
 }
 
 static bool
-compare_counts(VWorker *w, const VTable *t, VResult *res, Error *err)
+range_compare_counts(VWorker *w, const VTable *t, VResult *res, Error *err)
 {
 	VAgg a;
 
-	if (!agg_settled(w, t, NULL, NULL, true, &a, err))
+	if (!range_agg(w, t, NULL, NULL, true, &a, err))
 		return false;
 	res->rows_src += a.src_rows;
 	res->rows_tgt += a.tgt_rows;
@@ -1678,10 +1680,10 @@ sample_bounds(VWorker *w, VTable *t, int nranges, double est, double pages,
 		err_set(err, ERR_INTERNAL, "out of memory");
 		goto out;
 	}
-	if (!q_send(w->src, sql, 0, NULL, false, err) ||
-	    !q_result(w->run, w->src, &res, err))
+	if (!query_send(w->src, sql, 0, NULL, false, err) ||
+	    !query_result(w->run, w->src, &res, err))
 		goto out;
-	ok = rows_copy(res, nk, out, n, err);
+	ok = query_rows_copy(res, nk, out, n, err);
 out:
 	PQclear(res);
 	free(sql);
@@ -1703,7 +1705,7 @@ next_random(uint64_t *s)
  * one), in order. Selection sampling: no list of candidates is built.
  */
 static int *
-choose_ranges(int n, double fraction, uint64_t seed, int *nchosen)
+plan_choose_ranges(int n, double fraction, uint64_t seed, int *nchosen)
 {
 	int want = fraction >= 1.0 ? n : (int) ceil(n * fraction);
 	int *out = calloc((size_t) n + 1, sizeof(int));
@@ -1724,8 +1726,8 @@ choose_ranges(int n, double fraction, uint64_t seed, int *nchosen)
 
 /* Decides t's ranges; runs as a job because sampling reads the source. */
 static bool
-plan_table(VWorker *w, VTable *t, int index, char ***bounds, int *nbounds,
-           VResult *res, Error *err)
+plan_ranges(VWorker *w, VTable *t, int index, char ***bounds, int *nbounds,
+            VResult *res, Error *err)
 {
 	VRun *r = w->run;
 	double est, pages;
@@ -1734,7 +1736,7 @@ plan_table(VWorker *w, VTable *t, int index, char ***bounds, int *nbounds,
 	*nbounds = 0;
 	if (t->status != VS_EQUAL || r->mode == VALIDATE_COUNTS || !t->keyed)
 		return true;
-	if (t->tgt_key_nullable && !null_key_rows(w, t, res, err))
+	if (t->tgt_key_nullable && !keyed_null_keys(w, t, res, err))
 		return false;
 	if (!t->tgt_indexed)
 	{
@@ -1809,7 +1811,7 @@ take_job(VRun *r, VJob *job)
 	pthread_mutex_lock(&r->lock);
 	for (;;)
 	{
-		if (r->failed || stopping(r))
+		if (r->failed || run_stopping(r))
 			break;
 		for (int i = r->first_open; i < r->next_plan && !got; i++)
 		{
@@ -1876,10 +1878,10 @@ run_job(VWorker *w, const VJob *job, VResult *res, Error *err)
 		int nbounds = 0, nchecked = 0;
 		int *checked;
 
-		if (!plan_table(w, t, job->table, &bounds, &nbounds, res, err))
+		if (!plan_ranges(w, t, job->table, &bounds, &nbounds, res, err))
 			return false;
 		checked = t->status == VS_EQUAL
-		              ? choose_ranges(
+		              ? plan_choose_ranges(
 		                    nbounds + 1, r->cfg->validate_sample,
 		                    (uint64_t) clock_wall_us() ^
 		                        ((uint64_t) job->table * 0x9e3779b97f4a7c15ULL),
@@ -1906,10 +1908,10 @@ run_job(VWorker *w, const VJob *job, VResult *res, Error *err)
 		char *const *hi = i == t->nbounds ? NULL : &t->bounds[i * nk];
 
 		if (r->mode == VALIDATE_COUNTS)
-			return compare_counts(w, t, res, err);
+			return range_compare_counts(w, t, res, err);
 		if (!t->keyed)
-			return compare_keyless(w, t, res, err);
-		return compare_range(w, t, lo, hi, 0, true, res, err);
+			return keyless_compare(w, t, res, err);
+		return keyed_compare(w, t, lo, hi, 0, true, res, err);
 	}
 }
 
@@ -1973,16 +1975,17 @@ worker_main(void *arg)
 		for (int attempt = 1;; attempt++)
 		{
 			ok = (w->src != NULL ||
-			      open_conn(r, ERR_SOURCE, true, &w->src, &err)) &&
+			      query_open(r, ERR_SOURCE, true, &w->src, &err)) &&
 			     (w->tgt != NULL ||
-			      open_conn(r, ERR_TARGET, true, &w->tgt, &err)) &&
+			      query_open(r, ERR_TARGET, true, &w->tgt, &err)) &&
 			     run_job(w, &job, &res, &err);
 			if (ok)
 				break;
 			/* a failed job leaves its connections mid-query */
 			close_conns(w);
 			result_free(&res, nkeys);
-			if (!err.retryable || attempt >= VALIDATE_JOB_TRIES || stopping(r))
+			if (!err.retryable || attempt >= VALIDATE_JOB_TRIES ||
+			    run_stopping(r))
 				break;
 			log_warn("table %s: %s; retrying with new connections",
 			         r->tables[job.table].name, err.message);
@@ -2004,7 +2007,7 @@ worker_main(void *arg)
 
 /* Runs the workers until every table is compared; logs progress. */
 static bool
-run_workers(VRun *r, Error *err)
+pool_run(VRun *r, Error *err)
 {
 	int n = r->cfg->copy_jobs > 0 ? r->cfg->copy_jobs : 1;
 	VWorker *ws = calloc((size_t) n, sizeof(VWorker));
@@ -2062,7 +2065,7 @@ run_workers(VRun *r, Error *err)
 		*err = r->err;
 		return false;
 	}
-	if (stopping(r))
+	if (run_stopping(r))
 		return err_set(err, ERR_INTERRUPTED, "interrupted");
 	return true;
 }
@@ -2092,7 +2095,7 @@ columns_free(VColumn *c, int n)
 
 /* Columns of rel (generated ones left out when skip_generated), in order. */
 static bool
-read_columns(PgConn *c, const char *rel, bool skip_generated, VColumn **out,
+columns_read(PgConn *c, const char *rel, bool skip_generated, VColumn **out,
              int *n, Error *err)
 {
 	int v = pg_server_version(c);
@@ -2166,7 +2169,7 @@ read_columns(PgConn *c, const char *rel, bool skip_generated, VColumn **out,
 }
 
 static int
-column_index(const VColumn *c, int n, const char *name)
+columns_find(const VColumn *c, int n, const char *name)
 {
 	for (int i = 0; i < n; i++)
 		if (strcmp(c[i].name, name) == 0)
@@ -2181,7 +2184,7 @@ column_index(const VColumn *c, int n, const char *name)
  * (none when the table has no such key).
  */
 static bool
-read_key(PgConn *c, const char *rel, char ***names, int *n, Error *err)
+columns_read_key(PgConn *c, const char *rel, char ***names, int *n, Error *err)
 {
 	const char *params[1] = {rel};
 	const char *nk =
@@ -2352,8 +2355,8 @@ column_text(const VColumn *s, const VColumn *tc, Buf *sql, Error *err)
  * by column_text.
  */
 static bool
-row_hash(bool hash_ext, const VColumn *sc, int nsc, const VColumn *tc, int ntc,
-         Buf *sql, Error *err)
+rowhash_expr(bool hash_ext, const VColumn *sc, int nsc, const VColumn *tc,
+             int ntc, Buf *sql, Error *err)
 {
 	bool ok = true;
 
@@ -2362,20 +2365,20 @@ row_hash(bool hash_ext, const VColumn *sc, int nsc, const VColumn *tc, int ntc,
 		buf_add_str(sql, "(0::int8", err);
 		for (int i = 0; ok && i < nsc; i++)
 			ok = buf_add_str(sql, " # ", err) &&
-			     column_hash(&sc[i], &tc[column_index(tc, ntc, sc[i].name)],
+			     column_hash(&sc[i], &tc[columns_find(tc, ntc, sc[i].name)],
 			                 i + 1, sql, err);
 		return ok && buf_add_str(sql, ")", err);
 	}
 	buf_add_str(sql, "('x' || left(md5(ROW(", err);
 	for (int i = 0; ok && i < nsc; i++)
 		ok = (i == 0 || buf_add_str(sql, ", ", err)) &&
-		     column_text(&sc[i], &tc[column_index(tc, ntc, sc[i].name)], sql,
+		     column_text(&sc[i], &tc[columns_find(tc, ntc, sc[i].name)], sql,
 		                 err);
 	return ok && buf_add_str(sql, ")::text), 16))::bit(64)::bigint", err);
 }
 
 static bool
-set_problem(VTable *t, VStatus status, const char *what, Error *err)
+result_set_problem(VTable *t, VStatus status, const char *what, Error *err)
 {
 	t->status = status;
 	t->problem = strdup(what);
@@ -2419,13 +2422,14 @@ describe_table(const VRun *r, PgConn *src, PgConn *tgt, VTable *t, Error *err)
 		PQclear(res);
 	}
 	if (relkind == 0)
-		return set_problem(t, VS_MISSING_TARGET, "not on the target", err);
-	if (!read_columns(src, t->srcs[0], true, &sc, &nsc, err) ||
-	    !read_columns(tgt, t->tgt_qname, false, &tc, &ntc, err) ||
-	    !read_key(src, t->srcs[0], &key, &nkey, err))
+		return result_set_problem(t, VS_MISSING_TARGET, "not on the target",
+		                          err);
+	if (!columns_read(src, t->srcs[0], true, &sc, &nsc, err) ||
+	    !columns_read(tgt, t->tgt_qname, false, &tc, &ntc, err) ||
+	    !columns_read_key(src, t->srcs[0], &key, &nkey, err))
 		goto out;
 	for (int i = 0; i < nsc; i++)
-		if (column_index(tc, ntc, sc[i].name) < 0)
+		if (columns_find(tc, ntc, sc[i].name) < 0)
 			buf_printf(&missing, err, "%s%s",
 			           buf_len(&missing) ? ", "
 			                             : "columns missing on the target: ",
@@ -2437,7 +2441,7 @@ describe_table(const VRun *r, PgConn *src, PgConn *tgt, VTable *t, Error *err)
 		char *what = NULL;
 
 		ok = buf_take(&missing, &what, err) &&
-		     set_problem(t, VS_COLUMNS, what, err);
+		     result_set_problem(t, VS_COLUMNS, what, err);
 		free(what);
 		goto out;
 	}
@@ -2456,7 +2460,7 @@ describe_table(const VRun *r, PgConn *src, PgConn *tgt, VTable *t, Error *err)
 		free(id);
 	}
 	if (!buf_check(&cols, err) ||
-	    !row_hash(r->hash_ext, sc, nsc, tc, ntc, &expr, err) ||
+	    !rowhash_expr(r->hash_ext, sc, nsc, tc, ntc, &expr, err) ||
 	    !buf_take(&expr, &t->hash_expr, err))
 		goto out;
 	buf_printf(&expr, err, "left(ROW(%s)::text, %d)", buf_str(&cols),
@@ -2481,7 +2485,7 @@ describe_table(const VRun *r, PgConn *src, PgConn *tgt, VTable *t, Error *err)
 		goto out;
 	/* the key, unless it uses a column left out (a generated one) */
 	for (int k = 0; k < nkey; k++)
-		if (column_index(sc, nsc, key[k]) < 0)
+		if (columns_find(sc, nsc, key[k]) < 0)
 		{
 			strv_free(key, nkey);
 			key = NULL;
@@ -2504,8 +2508,8 @@ describe_table(const VRun *r, PgConn *src, PgConn *tgt, VTable *t, Error *err)
 		}
 		for (int k = 0; k < nkey; k++)
 		{
-			int si = column_index(sc, nsc, t->key_names[k]);
-			int ti = column_index(tc, ntc, t->key_names[k]);
+			int si = columns_find(sc, nsc, t->key_names[k]);
+			int ti = columns_find(tc, ntc, t->key_names[k]);
 
 			t->key_idents[k] = pg_quote_ident(t->key_names[k]);
 			t->key_types[k] = strdup(si >= 0 ? sc[si].type : "text");
@@ -2578,6 +2582,15 @@ table_free(VTable *t)
 	result_free(&t->res, t->nkeys);
 }
 
+/* Frees n tables and the array itself; NULL is a no-op. */
+static void
+tables_free(VTable *tables, int n)
+{
+	for (int i = 0; tables != NULL && i < n; i++)
+		table_free(&tables[i]);
+	free(tables);
+}
+
 /* ---- which tables ---- */
 
 /* One source table of the selection and the target table it lives in. */
@@ -2613,7 +2626,7 @@ lineage_matches(const Catalog *cat, int idx, const char *schema,
 }
 
 static void
-picks_free(VPick *p, int n)
+tables_picks_free(VPick *p, int n)
 {
 	for (int i = 0; p != NULL && i < n; i++)
 	{
@@ -2631,7 +2644,7 @@ picks_free(VPick *p, int n)
  * validate.tables.
  */
 static bool
-pick_tables(VRun *r, PgConn *tgt, Catalog *cat, VPick **out, int *n,
+tables_pick(VRun *r, PgConn *tgt, Catalog *cat, VPick **out, int *n,
             bool *from_state, Error *err)
 {
 	const TaskConfig *cfg = r->cfg;
@@ -2757,7 +2770,7 @@ out:
 	state_tables_free(st, nst);
 	if (!ok)
 	{
-		picks_free(p, np);
+		tables_picks_free(p, np);
 		return false;
 	}
 	*out = p;
@@ -2767,7 +2780,7 @@ out:
 
 /* Groups the kept picks by target table into r->tables. */
 static bool
-build_tables(VRun *r, const Catalog *cat, VPick *p, int np, Error *err)
+tables_build(VRun *r, const Catalog *cat, VPick *p, int np, Error *err)
 {
 	r->tables = calloc((size_t) np + 1, sizeof(VTable));
 	if (r->tables == NULL)
@@ -2818,7 +2831,8 @@ build_tables(VRun *r, const Catalog *cat, VPick *p, int np, Error *err)
 			return err_set(err, ERR_INTERNAL, "out of memory");
 		if (p[i].cat < 0)
 		{
-			if (!set_problem(t, VS_MISSING_SOURCE, "not on the source", err))
+			if (!result_set_problem(t, VS_MISSING_SOURCE, "not on the source",
+			                        err))
 				return false;
 			continue;
 		}
@@ -2838,6 +2852,13 @@ by_size_desc(const void *a, const void *b)
 	if (x->est_bytes != y->est_bytes)
 		return x->est_bytes > y->est_bytes ? -1 : 1;
 	return strcmp(x->name, y->name);
+}
+
+/* Orders tables largest first (then by name): the longest start first. */
+static void
+tables_sort(VTable *tables, int n)
+{
+	qsort(tables, (size_t) n, sizeof(VTable), by_size_desc);
 }
 
 /* ---- the state schema (its tables are state.c's) ---- */
@@ -2876,7 +2897,7 @@ record_start(VRun *r, PgConn *tgt, Error *err)
 
 /* First-level ranges of t: none when it could not be compared. */
 static int
-table_ranges(const VTable *t)
+result_ranges(const VTable *t)
 {
 	return t->problem != NULL ? 0 : t->nbounds + 1;
 }
@@ -2886,7 +2907,7 @@ table_ranges(const VTable *t)
  * memory.
  */
 static char *
-key_text(const VTable *t, const VDiff *d)
+result_key_text(const VTable *t, const VDiff *d)
 {
 	Buf b = BUF_INIT(VALIDATE_SQL_MAX);
 	Error err = ERR_INIT; /* a NULL return says it */
@@ -2916,7 +2937,7 @@ record_table(const VRun *r, PgConn *tgt, const VTable *t, Error *err)
 	bool ok = false;
 
 	snprintf(id, sizeof(id), "%" PRId64, r->run_id);
-	snprintf(ranges, sizeof(ranges), "%d", table_ranges(t));
+	snprintf(ranges, sizeof(ranges), "%d", result_ranges(t));
 	snprintf(checked, sizeof(checked), "%d", t->checks_done);
 	snprintf(rs, sizeof(rs), "%" PRId64, t->res.rows_src);
 	snprintf(rt, sizeof(rt), "%" PRId64, t->res.rows_tgt);
@@ -2927,7 +2948,7 @@ record_table(const VRun *r, PgConn *tgt, const VTable *t, Error *err)
 		goto out;
 	{
 		const char *params[11] = {
-		    id, t->name, t->tgt_name, status_names[t->status],
+		    id, t->name, t->tgt_name, vstatus_names[t->status],
 		    kc, ranges,  checked,     rs,
 		    rt, diffs,   t->problem};
 
@@ -2954,16 +2975,16 @@ record_table(const VRun *r, PgConn *tgt, const VTable *t, Error *err)
 	for (int i = 0; i < t->res.nshown; i++)
 	{
 		const VDiff *d = &t->res.shown[i];
-		char *k = t->keyed ? key_text(t, d) : NULL;
+		char *k = t->keyed ? result_key_text(t, d) : NULL;
 		char n1[24], n2[24];
 
 		snprintf(n1, sizeof(n1), "%" PRId64, d->src_copies);
 		snprintf(n2, sizeof(n2), "%" PRId64, d->tgt_copies);
-		array_item(&kinds, kind_names[d->kind], err);
-		array_item(&keyv, k, err);
-		array_item(&rows, d->row, err);
-		array_item(&sc, t->keyed ? NULL : n1, err);
-		array_item(&tc, t->keyed ? NULL : n2, err);
+		query_array_item(&kinds, vkind_names[d->kind], err);
+		query_array_item(&keyv, k, err);
+		query_array_item(&rows, d->row, err);
+		query_array_item(&sc, t->keyed ? NULL : n1, err);
+		query_array_item(&tc, t->keyed ? NULL : n2, err);
 		free(k);
 	}
 	buf_add_str(&kinds, "}", err);
@@ -3010,7 +3031,8 @@ out:
 
 /* Totals over the tables. */
 static void
-summarize(const VRun *r, ValidateSummary *s, int64_t *ranges, int64_t *checked)
+result_summarize(const VRun *r, ValidateSummary *s, int64_t *ranges,
+                 int64_t *checked)
 {
 	memset(s, 0, sizeof(*s));
 	*ranges = 0;
@@ -3024,7 +3046,7 @@ summarize(const VRun *r, ValidateSummary *s, int64_t *ranges, int64_t *checked)
 		s->rows_source += t->res.rows_src;
 		s->rows_target += t->res.rows_tgt;
 		s->differences += t->res.differences;
-		*ranges += table_ranges(t);
+		*ranges += result_ranges(t);
 		*checked += t->checks_done;
 	}
 }
@@ -3042,7 +3064,7 @@ record_end(VRun *r, PgConn *tgt, const Error *failure, Error *err)
 
 	if (r->run_id < 0)
 		return true;
-	summarize(r, &s, &ranges, &checked);
+	result_summarize(r, &s, &ranges, &checked);
 	snprintf(id, sizeof(id), "%" PRId64, r->run_id);
 	snprintf(nt, sizeof(nt), "%d", s.tables);
 	snprintf(nd, sizeof(nd), "%d", s.tables_differing);
@@ -3098,9 +3120,7 @@ record_end(VRun *r, PgConn *tgt, const Error *failure, Error *err)
 static void
 run_free(VRun *r)
 {
-	for (int i = 0; r->tables != NULL && i < r->ntables; i++)
-		table_free(&r->tables[i]);
-	free(r->tables);
+	tables_free(r->tables, r->ntables);
 	r->tables = NULL;
 	pthread_mutex_destroy(&r->lock);
 	pthread_cond_destroy(&r->cond);
@@ -3108,7 +3128,7 @@ run_free(VRun *r)
 
 /* Whether the task's change stream is running (its slot active). */
 static bool
-detect_cdc(VRun *r, PgConn *src, PgConn *tgt, Error *err)
+slot_detect(VRun *r, PgConn *src, PgConn *tgt, Error *err)
 {
 	const char *params[1];
 	PGresult *res;
@@ -3191,8 +3211,8 @@ run_validation(VRun *r, Error *err)
 	r->started_ms = clock_ms();
 	r->run_id = -1;
 	atomic_init(&r->wait_ms, VALIDATE_WAIT_MS);
-	if (!open_conn(r, ERR_SOURCE, true, &src, err) ||
-	    !open_conn(r, ERR_TARGET, true, &tgt, err))
+	if (!query_open(r, ERR_SOURCE, true, &src, err) ||
+	    !query_open(r, ERR_TARGET, true, &tgt, err))
 		goto out;
 	r->src_version = pg_server_version(src);
 	r->tgt_version = pg_server_version(tgt);
@@ -3201,8 +3221,8 @@ run_validation(VRun *r, Error *err)
 	r->hash_ext = getenv("PGTIDE_VALIDATE_PORTABLE") == NULL &&
 	              r->src_version >= 110000 && r->tgt_version >= 110000;
 	if (!catalog_read(src, r->cfg->state_schema, &cat, err) ||
-	    !pick_tables(r, tgt, cat, &picks, &npicks, &from_state, err) ||
-	    !build_tables(r, cat, picks, npicks, err))
+	    !tables_pick(r, tgt, cat, &picks, &npicks, &from_state, err) ||
+	    !tables_build(r, cat, picks, npicks, err))
 		goto out;
 	for (int i = 0; i < r->ntables; i++)
 		if (!describe_table(r, src, tgt, &r->tables[i], err))
@@ -3210,8 +3230,8 @@ run_validation(VRun *r, Error *err)
 			err_prefix(err, "table %s: ", r->tables[i].name);
 			goto out;
 		}
-	qsort(r->tables, (size_t) r->ntables, sizeof(VTable), by_size_desc);
-	if (!detect_cdc(r, src, tgt, err))
+	tables_sort(r->tables, r->ntables);
+	if (!slot_detect(r, src, tgt, err))
 		goto out;
 	log_info("validating %d tables (%s) with %d workers%s", r->ntables,
 	         from_state ? "the task's" : "selected on the source",
@@ -3219,7 +3239,7 @@ run_validation(VRun *r, Error *err)
 	         r->cfg->validate_sample < 1.0 ? ", a sample of the ranges" : "");
 	/* the only session that writes: the state schema on the target. A
 	 * target where pgtide may not write still gets compared. */
-	if (!open_conn(r, ERR_TARGET, false, &state, err))
+	if (!query_open(r, ERR_TARGET, false, &state, err))
 		goto out;
 	{
 		Error rec = ERR_INIT;
@@ -3233,7 +3253,7 @@ run_validation(VRun *r, Error *err)
 	pg_close(src);
 	pg_close(tgt);
 	src = tgt = NULL;
-	if (!run_workers(r, err))
+	if (!pool_run(r, err))
 	{
 		Error ignored = ERR_INIT;
 
@@ -3243,7 +3263,7 @@ run_validation(VRun *r, Error *err)
 	}
 	ok = record_end(r, state, NULL, err);
 out:
-	picks_free(picks, npicks);
+	tables_picks_free(picks, npicks);
 	catalog_free(cat);
 	pg_close(src);
 	pg_close(tgt);
@@ -3276,7 +3296,7 @@ validate_run(const TaskConfig *cfg, ValidateMode mode, bool still,
 	ok = run_validation(&r, err);
 	if (ok)
 	{
-		summarize(&r, out, &ranges, &checked);
+		result_summarize(&r, out, &ranges, &checked);
 		log_info("validation (%s) run %" PRId64 ": %d tables, %d differ,"
 		         " %" PRId64 " rows on the source, %" PRId64
 		         " on the target, %" PRId64 " differences",
@@ -3296,7 +3316,7 @@ print_json(const VRun *r, FILE *out)
 	ValidateSummary s;
 	int64_t ranges, checked;
 
-	summarize(r, &s, &ranges, &checked);
+	result_summarize(r, &s, &ranges, &checked);
 	fprintf(out, "{\"run_id\":%" PRId64 ",\"task\":", r->run_id);
 	json_write_string(out, r->cfg->task);
 	fprintf(out,
@@ -3324,7 +3344,7 @@ print_json(const VRun *r, FILE *out)
 				fputc(',', out);
 			json_write_string(out, t->src_names[k]);
 		}
-		fprintf(out, "],\"status\":\"%s\",\"key\":", status_names[t->status]);
+		fprintf(out, "],\"status\":\"%s\",\"key\":", vstatus_names[t->status]);
 		if (t->keyed)
 		{
 			fputc('[', out);
@@ -3344,14 +3364,14 @@ print_json(const VRun *r, FILE *out)
 		        ",\"ranges\":%d,\"ranges_checked\":%d,\"rows_source\":%" PRId64
 		        ",\"rows_target\":%" PRId64 ",\"differences\":%" PRId64
 		        ",\"rows\":[",
-		        table_ranges(t), t->checks_done, t->res.rows_src,
+		        result_ranges(t), t->checks_done, t->res.rows_src,
 		        t->res.rows_tgt, t->res.differences);
 		for (int j = 0; j < t->res.nshown; j++)
 		{
 			const VDiff *d = &t->res.shown[j];
 
 			fprintf(out, "%s{\"kind\":\"%s\"", j ? "," : "",
-			        kind_names[d->kind]);
+			        vkind_names[d->kind]);
 			if (t->keyed)
 			{
 				fputs(",\"key\":{", out);
@@ -3389,7 +3409,7 @@ print_text(const VRun *r, FILE *out)
 	ValidateSummary s;
 	int64_t ranges, checked;
 
-	summarize(r, &s, &ranges, &checked);
+	result_summarize(r, &s, &ranges, &checked);
 	fprintf(out, "pgtide validate: task %s, %d tables, %" PRId64 " ranges",
 	        r->cfg->task, s.tables, ranges);
 	if (r->cfg->validate_sample < 1.0)
@@ -3422,7 +3442,7 @@ print_text(const VRun *r, FILE *out)
 
 			if (t->keyed)
 			{
-				char *k = key_text(t, d);
+				char *k = result_key_text(t, d);
 
 				fprintf(out, "      %-22s %s\n", kind_text[d->kind],
 				        k ? k : "?");
@@ -3468,7 +3488,7 @@ validate_command(const TaskConfig *cfg, atomic_int *stop, Error *err)
 		else
 			print_text(&r, stdout);
 		fflush(stdout);
-		summarize(&r, &s, &ranges, &checked);
+		result_summarize(&r, &s, &ranges, &checked);
 		if (s.tables_differing > 0 || s.differences > 0)
 		{
 			err_set(err, ERR_DIFFERENT,
