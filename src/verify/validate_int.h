@@ -428,11 +428,13 @@ bool query_stream_next(VStream *s, Error *err);
 void query_stream_close(VStream *s);
 
 /*
- * The first nk columns of res's rows, row-major, in *out (*n rows; the
- * caller frees with strv_free(*out, *n * nk)).
+ * Runs sql on c (NULL: fails as out of memory) and copies the first nk
+ * columns of its rows, row-major, into *out (*n rows; the caller frees
+ * with strv_free(*out, *n * nk)). On failure *out is NULL and *n 0.
  */
-bool query_rows_copy(const PGresult *res, int nk, char ***out, int *n,
-                     Error *err);
+bool query_rows(const VRun *r, PgConn *c, const char *sql, int nparams,
+                const char *const *params, int nk, char ***out, int *n,
+                Error *err);
 
 /* Appends v as the next element of the text[] literal b holds. */
 bool query_array_item(Buf *b, const char *v, Error *err);

@@ -364,9 +364,7 @@ split_range(VWorker *w, const VTable *t, char *const *lo, char *const *hi,
 	int np;
 	int64_t step = (src_rows + VALIDATE_SPLIT_WAYS - 1) / VALIDATE_SPLIT_WAYS;
 	char *sql = NULL;
-	PGresult *res = NULL;
 	bool ok = false;
-	int nk = t->nkeys;
 
 	*out = NULL;
 	*n = 0;
@@ -382,12 +380,8 @@ split_range(VWorker *w, const VTable *t, char *const *lo, char *const *hi,
 	             t->key_text, t->key_list, t->key_list, t->src_from,
 	             buf_str(&pred), step) < 0)
 		sql = NULL;
-	if (!query_send(w->src, sql, np, params, false, err) ||
-	    !query_result(w->run, w->src, &res, err))
-		goto out;
-	ok = query_rows_copy(res, nk, out, n, err);
+	ok = query_rows(w->run, w->src, sql, np, params, t->nkeys, out, n, err);
 out:
-	PQclear(res);
 	free(sql);
 	buf_free(&pred);
 	return ok;

@@ -48,7 +48,8 @@ differing_buckets(VWorker *w, const VTable *t, int level, const char *parents,
                   Bucket **out, int *n, Error *err)
 {
 	char b[64], pb[64];
-	char *sql_src = NULL, *sql_tgt = NULL, *filter = NULL;
+	char *sql[2] = {NULL, NULL}, *filter = NULL;
+	const char *rel[2] = {t->src_from, t->tgt_from};
 	const char *params[1] = {parents};
 	PGresult *rs = NULL, *rt = NULL;
 	int i = 0, j = 0, cap;
@@ -60,20 +61,15 @@ differing_buckets(VWorker *w, const VTable *t, int level, const char *parents,
 	bucket_expr(level - 1, pb, sizeof(pb));
 	if (asprintf(&filter, "WHERE %s = ANY ($1::bigint[])", pb) < 0)
 		filter = NULL;
-	if (filter == NULL ||
-	    asprintf(&sql_src,
-	             "SELECT %s, count(*), sum(h)::text FROM (SELECT %s AS h"
-	             " FROM %s OFFSET 0) x %s GROUP BY 1 ORDER BY 1",
-	             b, t->hash_expr, t->src_from, parents ? filter : "") < 0)
-		sql_src = NULL;
-	if (filter == NULL ||
-	    asprintf(&sql_tgt,
-	             "SELECT %s, count(*), sum(h)::text FROM (SELECT %s AS h"
-	             " FROM %s OFFSET 0) x %s GROUP BY 1 ORDER BY 1",
-	             b, t->hash_expr, t->tgt_from, parents ? filter : "") < 0)
-		sql_tgt = NULL;
-	if (!query_send(w->src, sql_src, parents ? 1 : 0, params, false, err) ||
-	    !query_send(w->tgt, sql_tgt, parents ? 1 : 0, params, false, err) ||
+	for (int side = 0; side < 2; side++)
+		if (filter == NULL ||
+		    asprintf(&sql[side],
+		             "SELECT %s, count(*), sum(h)::text FROM (SELECT %s AS h"
+		             " FROM %s OFFSET 0) x %s GROUP BY 1 ORDER BY 1",
+		             b, t->hash_expr, rel[side], parents ? filter : "") < 0)
+			sql[side] = NULL;
+	if (!query_send(w->src, sql[0], parents ? 1 : 0, params, false, err) ||
+	    !query_send(w->tgt, sql[1], parents ? 1 : 0, params, false, err) ||
 	    !query_result(w->run, w->src, &rs, err) ||
 	    !query_result(w->run, w->tgt, &rt, err))
 		goto out;
@@ -117,8 +113,8 @@ out:
 	}
 	PQclear(rs);
 	PQclear(rt);
-	free(sql_src);
-	free(sql_tgt);
+	free(sql[0]);
+	free(sql[1]);
 	free(filter);
 	return ok;
 }
@@ -146,26 +142,22 @@ keyless_leaf(VWorker *w, const VTable *t, int level, const char *buckets,
              VResult *res, Error *err)
 {
 	char b[64];
-	char *sql_src = NULL, *sql_tgt = NULL;
+	char *sql[2] = {NULL, NULL};
+	const char *rel[2] = {t->src_from, t->tgt_from};
 	const char *params[1] = {buckets};
 	VStream ss = {.r = w->run, .c = w->src}, ts = {.r = w->run, .c = w->tgt};
 	bool ok = false;
 
 	bucket_expr(level, b, sizeof(b));
-	if (asprintf(&sql_src,
-	             "SELECT h, count(*), min(r COLLATE \"C\") FROM"
-	             " (SELECT %s AS h, %s AS r FROM %s OFFSET 0) x"
-	             " WHERE %s = ANY ($1::bigint[]) GROUP BY h ORDER BY h",
-	             t->hash_expr, t->row_expr, t->src_from, b) < 0)
-		sql_src = NULL;
-	if (asprintf(&sql_tgt,
-	             "SELECT h, count(*), min(r COLLATE \"C\") FROM"
-	             " (SELECT %s AS h, %s AS r FROM %s OFFSET 0) x"
-	             " WHERE %s = ANY ($1::bigint[]) GROUP BY h ORDER BY h",
-	             t->hash_expr, t->row_expr, t->tgt_from, b) < 0)
-		sql_tgt = NULL;
-	if (!query_send(w->src, sql_src, 1, params, true, err) ||
-	    !query_send(w->tgt, sql_tgt, 1, params, true, err) ||
+	for (int side = 0; side < 2; side++)
+		if (asprintf(&sql[side],
+		             "SELECT h, count(*), min(r COLLATE \"C\") FROM"
+		             " (SELECT %s AS h, %s AS r FROM %s OFFSET 0) x"
+		             " WHERE %s = ANY ($1::bigint[]) GROUP BY h ORDER BY h",
+		             t->hash_expr, t->row_expr, rel[side], b) < 0)
+			sql[side] = NULL;
+	if (!query_send(w->src, sql[0], 1, params, true, err) ||
+	    !query_send(w->tgt, sql[1], 1, params, true, err) ||
 	    !query_stream_next(&ss, err) || !query_stream_next(&ts, err))
 		goto out;
 	while (ss.row != NULL || ts.row != NULL)
@@ -195,8 +187,8 @@ keyless_leaf(VWorker *w, const VTable *t, int level, const char *buckets,
 out:
 	query_stream_close(&ss);
 	query_stream_close(&ts);
-	free(sql_src);
-	free(sql_tgt);
+	free(sql[0]);
+	free(sql[1]);
 	return ok;
 }
 

@@ -93,9 +93,7 @@ sample_bounds(VWorker *w, VTable *t, int nranges, double est, double pages,
 	double pct;
 	Buf inner = BUF_INIT(VALIDATE_SQL_MAX);
 	char *sql = NULL, *in = NULL;
-	PGresult *res = NULL;
 	bool ok = false;
-	int nk = t->nkeys;
 
 	*out = NULL;
 	*n = 0;
@@ -120,12 +118,8 @@ sample_bounds(VWorker *w, VTable *t, int nranges, double est, double pages,
 		err_set(err, ERR_INTERNAL, "out of memory");
 		goto out;
 	}
-	if (!query_send(w->src, sql, 0, NULL, false, err) ||
-	    !query_result(w->run, w->src, &res, err))
-		goto out;
-	ok = query_rows_copy(res, nk, out, n, err);
+	ok = query_rows(w->run, w->src, sql, 0, NULL, t->nkeys, out, n, err);
 out:
-	PQclear(res);
 	free(sql);
 	free(in);
 	return ok;

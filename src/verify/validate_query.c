@@ -198,8 +198,8 @@ query_stream_close(VStream *s)
  * Copies the first nk columns of every row of res into *out (row-major,
  * *n rows, freed with strv_free). On failure *out is NULL and *n 0.
  */
-bool
-query_rows_copy(const PGresult *res, int nk, char ***out, int *n, Error *err)
+static bool
+rows_copy(const PGresult *res, int nk, char ***out, int *n, Error *err)
 {
 	int rows = PQntuples(res);
 
@@ -217,4 +217,21 @@ query_rows_copy(const PGresult *res, int nk, char ***out, int *n, Error *err)
 			}
 	*n = rows;
 	return true;
+}
+
+bool
+query_rows(const VRun *r, PgConn *c, const char *sql, int nparams,
+           const char *const *params, int nk, char ***out, int *n, Error *err)
+{
+	PGresult *res = NULL;
+	bool ok;
+
+	*out = NULL;
+	*n = 0;
+	if (!query_send(c, sql, nparams, params, false, err) ||
+	    !query_result(r, c, &res, err))
+		return false;
+	ok = rows_copy(res, nk, out, n, err);
+	PQclear(res);
+	return ok;
 }
