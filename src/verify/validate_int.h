@@ -130,7 +130,6 @@ typedef struct VRun
 	char slot[128];
 	int64_t run_id; /* validation_runs.id, or -1 */
 	int64_t started_ms;
-	char sampled_note[64];
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
