@@ -2,9 +2,9 @@
  * validate_keyed: the drill-down of a table with a key. A range that
  * differs is split at source keys until it is a leaf small enough to name
  * its rows (missing, extra, different); named keys are read again by
- * equality where the change stream or a collation may explain them. At
- * most one leaf's source rows and VALIDATE_RECHECK_MAX named keys are held
- * at a time, whatever the size of the table.
+ * equality where the change stream or a collation may explain them. It
+ * never holds more than one leaf's source rows and VALIDATE_RECHECK_MAX
+ * named keys of it, whatever the size of the table, and never writes.
  */
 #include "verify/validate_int.h"
 
