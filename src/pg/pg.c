@@ -491,6 +491,23 @@ pg_err_is(const Error *err, const char *sqlstate)
 }
 
 bool
+pg_array_item(Buf *b, const char *v, Error *err)
+{
+	if (buf_len(b) > 1)
+		buf_add(b, ",", 1, err);
+	if (v == NULL)
+		return buf_add(b, "NULL", 4, err);
+	buf_add(b, "\"", 1, err);
+	for (const char *p = v; *p; p++)
+	{
+		if (*p == '"' || *p == '\\')
+			buf_add(b, "\\", 1, err);
+		buf_add(b, p, 1, err);
+	}
+	return buf_add(b, "\"", 1, err);
+}
+
+bool
 pg_relation_exists(PgConn *conn, const char *qname, bool *exists, Error *err)
 {
 	const char *params[1] = {qname};

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "base/buf.h"
 #include "base/err.h"
 
 typedef struct PgConn PgConn;
@@ -108,6 +109,13 @@ char *pg_quote_literal(const char *text);
 
 /* "schema"."name", malloc'd; caller frees. */
 char *pg_qualify(const char *schema, const char *name);
+
+/*
+ * Appends v as the next element of the text[] literal in b (which holds "{"
+ * and the elements so far): quoted, a backslash before " and \; NULL is the
+ * unquoted NULL. Fails as buf_add.
+ */
+bool pg_array_item(Buf *b, const char *v, Error *err);
 
 /* Whether a relation named qname ("schema"."name") exists. */
 bool pg_relation_exists(PgConn *conn, const char *qname, bool *exists,

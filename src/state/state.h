@@ -275,6 +275,68 @@ void state_steps_free(StateStep *steps, int n);
 /* Marks a step done by run, in the caller's transaction (the one that ran it). */
 bool state_step_done(const State *s, int entry, int run, Error *err);
 
+/* ---- validation results (validation.c) ---- */
+
+/*
+ * Starts a validation run's row (status running); *run_id names it. mode is
+ * "full" or "counts".
+ */
+bool state_validation_begin(const State *s, const char *mode, double sample,
+                            bool cdc, int64_t *run_id, Error *err);
+
+/* One table's result in a run. */
+typedef struct StateValidationTable
+{
+	const char *src_table;
+	const char *tgt_table;
+	const char *status;      /* equal, different, missing, ... */
+	const char *key_columns; /* "a, b"; NULL for a table without a key */
+	const char *detail;      /* why it could not be compared, or NULL */
+	int ranges;
+	int ranges_checked;
+	int64_t rows_source;
+	int64_t rows_target;
+	int64_t differences;
+} StateValidationTable;
+
+/* One difference named in a table's result. */
+typedef struct StateValidationDiff
+{
+	const char *kind; /* missing, extra, different */
+	const char *key;  /* "(a)=(1)"; NULL without a key */
+	const char *row;  /* the row's text, or NULL */
+	bool counted;     /* a keyless table's: copies on each side */
+	int64_t source_copies;
+	int64_t target_copies;
+} StateValidationDiff;
+
+/* Records a table's result and its named differences, in the caller's
+ * transaction. */
+bool state_validation_table(const State *s, int64_t run_id,
+                            const StateValidationTable *t,
+                            const StateValidationDiff *diffs, int ndiffs,
+                            Error *err);
+
+/* A run's totals, recorded when it ends. */
+typedef struct StateValidationTotals
+{
+	const char *status; /* equal or different */
+	int tables;
+	int tables_differing;
+	int64_t ranges;
+	int64_t ranges_checked;
+	int64_t rows_source;
+	int64_t rows_target;
+	int64_t differences;
+} StateValidationTotals;
+
+bool state_validation_end(const State *s, int64_t run_id,
+                          const StateValidationTotals *t, Error *err);
+
+/* A run that failed or was interrupted, with the message that ended it. */
+bool state_validation_fail(const State *s, int64_t run_id, bool interrupted,
+                           const char *message, Error *err);
+
 /* ---- cutover ---- */
 
 /*

@@ -1,0 +1,188 @@
+/*
+ * validate_describe: what comparing one table takes, read on both servers
+ * before the workers start: that the target has the table and the source's
+ * columns, the row hash and row text expressions, where rows come from on
+ * each side, the key, and whether the target can search it. A table or
+ * column the target lacks becomes a table-level difference, not an error.
+ * Catalog reads only: never reads rows.
+ */
+#include "verify/validate_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/buf.h"
+#include "pg/pg.h"
+
+#define VALIDATE_ROW_TEXT 200 /* characters of a keyless row shown */
+
+/*
+ * Reads what comparing t takes on both sides (columns, key, target relation
+ * and index) and builds its SQL pieces. A table the target lacks, or whose
+ * columns it lacks, becomes a table-level difference.
+ */
+bool
+describe_table(const VRun *r, PgConn *src, PgConn *tgt, VTable *t, Error *err)
+{
+	VColumn *sc = NULL, *tc = NULL;
+	int nsc = 0, ntc = 0;
+	char **key = NULL;
+	int nkey = 0;
+	char relkind = 0;
+	Buf missing = BUF_INIT(VALIDATE_SQL_MAX), expr = BUF_INIT(VALIDATE_SQL_MAX);
+	Buf cols = BUF_INIT(VALIDATE_SQL_MAX);
+	Buf list = BUF_INIT(VALIDATE_SQL_MAX), text = BUF_INIT(VALIDATE_SQL_MAX);
+	bool ok = false;
+
+	if (t->status != VS_EQUAL)
+		return true;
+	{
+		const char *params[1] = {t->tgt_qname};
+		PGresult *res;
+
+		if (!pg_query(tgt,
+		              "SELECT relkind FROM pg_class"
+		              " WHERE oid = to_regclass($1)",
+		              1, params, &res, err))
+			return false;
+		if (PQntuples(res) == 1)
+			relkind = PQgetvalue(res, 0, 0)[0];
+		PQclear(res);
+	}
+	if (relkind == 0)
+		return result_set_problem(t, VS_MISSING_TARGET, "not on the target",
+		                          err);
+	if (!columns_read(src, t->srcs[0], true, &sc, &nsc, err) ||
+	    !columns_read(tgt, t->tgt_qname, false, &tc, &ntc, err) ||
+	    !columns_read_key(src, t->srcs[0], &key, &nkey, err))
+		goto out;
+	for (int i = 0; i < nsc; i++)
+		if (columns_find(tc, ntc, sc[i].name) < 0)
+			buf_printf(&missing, err, "%s%s",
+			           buf_len(&missing) ? ", "
+			                             : "columns missing on the target: ",
+			           sc[i].name);
+	if (!buf_check(&missing, err))
+		goto out;
+	if (buf_len(&missing) > 0)
+	{
+		char *what = NULL;
+
+		ok = buf_take(&missing, &what, err) &&
+		     result_set_problem(t, VS_COLUMNS, what, err);
+		free(what);
+		goto out;
+	}
+	/* the row hash, the row text shown for tables without a key, and where
+	 * rows come from on each side */
+	for (int i = 0; i < nsc; i++)
+	{
+		char *id = pg_quote_ident(sc[i].name);
+
+		if (id == NULL)
+		{
+			err_set(err, ERR_INTERNAL, "out of memory");
+			goto out;
+		}
+		buf_printf(&cols, err, "%s%s", i ? ", " : "", id);
+		free(id);
+	}
+	if (!buf_check(&cols, err) ||
+	    !rowhash_expr(r->hash_ext, sc, nsc, tc, ntc, &expr, err) ||
+	    !buf_take(&expr, &t->hash_expr, err))
+		goto out;
+	buf_printf(&expr, err, "left(ROW(%s)::text, %d)", buf_str(&cols),
+	           VALIDATE_ROW_TEXT);
+	if (!buf_take(&expr, &t->row_expr, err))
+		goto out;
+	if (t->nsrc == 1)
+		buf_printf(&expr, err, "ONLY %s AS r", t->srcs[0]);
+	else
+	{
+		buf_add_str(&expr, "(", err);
+		for (int i = 0; i < t->nsrc; i++)
+			buf_printf(&expr, err, "%sSELECT %s FROM ONLY %s",
+			           i ? " UNION ALL " : "", buf_str(&cols), t->srcs[i]);
+		buf_add_str(&expr, ") AS r", err);
+	}
+	if (!buf_take(&expr, &t->src_from, err))
+		goto out;
+	buf_printf(&expr, err, "%s%s AS r", relkind == 'p' ? "" : "ONLY ",
+	           t->tgt_qname);
+	if (!buf_take(&expr, &t->tgt_from, err))
+		goto out;
+	/* the key, unless it uses a column left out (a generated one) */
+	for (int k = 0; k < nkey; k++)
+		if (columns_find(sc, nsc, key[k]) < 0)
+		{
+			strv_free(key, nkey);
+			key = NULL;
+			nkey = 0;
+		}
+	if (nkey > 0)
+	{
+		int first_attnum_ok = 0;
+
+		t->keyed = true;
+		t->nkeys = nkey;
+		t->key_names = key;
+		key = NULL;
+		t->key_idents = calloc((size_t) nkey + 1, sizeof(char *));
+		t->key_types = calloc((size_t) nkey + 1, sizeof(char *));
+		if (t->key_idents == NULL || t->key_types == NULL)
+		{
+			err_set(err, ERR_INTERNAL, "out of memory");
+			goto out;
+		}
+		for (int k = 0; k < nkey; k++)
+		{
+			int si = columns_find(sc, nsc, t->key_names[k]);
+			int ti = columns_find(tc, ntc, t->key_names[k]);
+
+			t->key_idents[k] = pg_quote_ident(t->key_names[k]);
+			t->key_types[k] = strdup(si >= 0 ? sc[si].type : "text");
+			if (t->key_idents[k] == NULL || t->key_types[k] == NULL)
+			{
+				err_set(err, ERR_INTERNAL, "out of memory");
+				goto out;
+			}
+			buf_printf(&list, err, "%s%s", k ? ", " : "", t->key_idents[k]);
+			buf_printf(&text, err, "%s%s::text", k ? ", " : "",
+			           t->key_idents[k]);
+			if (si < 0 || ti < 0 || !sc[si].c_collation || !tc[ti].c_collation)
+				t->key_sensitive = true;
+			if (ti >= 0 && !tc[ti].not_null)
+				t->tgt_key_nullable = true;
+		}
+		if (!buf_take(&list, &t->key_list, err) ||
+		    !buf_take(&text, &t->key_text, err))
+			goto out;
+		{
+			const char *params[2] = {t->tgt_qname, t->key_names[0]};
+			PGresult *res;
+
+			if (!pg_query(tgt,
+			              "SELECT EXISTS (SELECT 1 FROM pg_index i"
+			              " JOIN pg_attribute a ON a.attrelid = i.indrelid"
+			              " AND a.attnum = i.indkey[0]"
+			              " WHERE i.indrelid = to_regclass($1)"
+			              " AND a.attname = $2)",
+			              2, params, &res, err))
+				goto out;
+			first_attnum_ok = PQgetvalue(res, 0, 0)[0] == 't';
+			PQclear(res);
+		}
+		t->tgt_indexed = first_attnum_ok;
+	}
+	ok = true;
+out:
+	buf_free(&missing);
+	buf_free(&expr);
+	buf_free(&cols);
+	buf_free(&list);
+	buf_free(&text);
+	columns_free(sc, nsc);
+	columns_free(tc, ntc);
+	strv_free(key, nkey);
+	return ok;
+}

@@ -1,0 +1,464 @@
+/*
+ * validate_keyed: the drill-down of a table with a key. A range that
+ * differs is split at source keys until it is a leaf small enough to name
+ * its rows (missing, extra, different); named keys are read again by
+ * equality where the change stream or a collation may explain them. It
+ * never holds more than one leaf's source rows and VALIDATE_RECHECK_MAX
+ * named keys of it, whatever the size of the table, and never writes.
+ */
+#include "verify/validate_int.h"
+
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/buf.h"
+#include "base/lsn.h"
+#include "pg/pg.h"
+
+#define VALIDATE_LEAF_ROWS     1000 /* source rows below which rows are named */
+#define VALIDATE_SPLIT_WAYS    16
+#define VALIDATE_MAX_DEPTH     12
+#define VALIDATE_RECHECK_MAX   5000 /* named keys kept per leaf for rechecks */
+#define VALIDATE_RECHECK_BATCH 1000
+
+/* Named differences of one leaf, kept for rechecks (bounded). */
+typedef struct DiffSet
+{
+	VDiff *d;
+	int n;
+	int cap;
+	int64_t overflow; /* differences beyond VALIDATE_RECHECK_MAX: counted */
+} DiffSet;
+
+/* Adds a keyed difference; key values are copied from a result row. */
+static bool
+diffset_add(DiffSet *s, VKind kind, const PGresult *res, int row, int nkeys,
+            Error *err)
+{
+	VDiff *d;
+
+	if (s->n >= VALIDATE_RECHECK_MAX)
+	{
+		s->overflow++;
+		return true;
+	}
+	if (s->n == s->cap)
+	{
+		int cap = s->cap ? s->cap * 2 : 16;
+		VDiff *p = realloc(s->d, (size_t) cap * sizeof(VDiff));
+
+		if (p == NULL)
+			return err_set(err, ERR_INTERNAL, "out of memory");
+		s->d = p;
+		s->cap = cap;
+	}
+	d = &s->d[s->n];
+	memset(d, 0, sizeof(*d));
+	d->kind = kind;
+	d->key = calloc((size_t) nkeys + 1, sizeof(char *));
+	if (d->key == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	for (int k = 0; k < nkeys; k++)
+		if (!PQgetisnull(res, row, k) &&
+		    (d->key[k] = strdup(PQgetvalue(res, row, k))) == NULL)
+		{
+			strv_free(d->key, nkeys);
+			return err_set(err, ERR_INTERNAL, "out of memory");
+		}
+	s->n++;
+	return true;
+}
+
+static void
+diffset_free(DiffSet *s, int nkeys)
+{
+	for (int i = 0; i < s->n; i++)
+		result_diff_free(&s->d[i], nkeys);
+	free(s->d);
+	memset(s, 0, sizeof(*s));
+}
+
+/* Moves the set's differences into res. */
+static void
+diffset_report(DiffSet *s, VResult *res, int nkeys)
+{
+	for (int i = 0; i < s->n; i++)
+		result_add(res, &s->d[i], 1, nkeys);
+	res->differences += s->overflow;
+	s->n = 0;
+	s->overflow = 0;
+}
+
+/*
+ * Reads the keys of s[from, to) again on both sides, by equality, and
+ * replaces them with what still differs. A key is judged by the range that
+ * holds it on the source (in_range): where the two servers order the key
+ * differently, the same row may be named by two leaves, and only one may
+ * count it.
+ */
+static bool
+recheck_batch(VWorker *w, const VTable *t, char *const *lo, char *const *hi,
+              const DiffSet *s, int from, int to, DiffSet *out, Lsn *lsn,
+              Error *err)
+{
+	Buf arr = BUF_INIT(VALIDATE_SQL_MAX), sql = BUF_INIT(VALIDATE_SQL_MAX);
+	Buf join = BUF_INIT(VALIDATE_SQL_MAX), pred = BUF_INIT(VALIDATE_SQL_MAX);
+	const char *params[3 * VALIDATE_MAX_KEYS];
+	char *arr_text[VALIDATE_MAX_KEYS];
+	char *sql_src = NULL, *sql_tgt = NULL;
+	PGresult *rs = NULL, *rt = NULL;
+	KeyMap ms = {0}, mt = {0};
+	int nk = t->nkeys, npred;
+	bool ok = false;
+
+	memset(arr_text, 0, sizeof(arr_text));
+	for (int k = 0; k < nk; k++)
+	{
+		buf_add_str(&arr, "{", err);
+		for (int i = from; i < to; i++)
+			pg_array_item(&arr, s->d[i].key[k], err);
+		buf_add_str(&arr, "}", err);
+		if (!buf_take(&arr, &arr_text[k], err))
+			goto out;
+		params[k] = arr_text[k];
+	}
+	buf_add_str(&join, " JOIN unnest(", err);
+	for (int k = 0; k < nk; k++)
+		buf_printf(&join, err, "%s$%d::text[]", k ? ", " : "", k + 1);
+	buf_add_str(&join, ") AS u(", err);
+	for (int k = 0; k < nk; k++)
+		buf_printf(&join, err, "%spgtide_v%d", k ? ", " : "", k + 1);
+	buf_printf(&join, err, ") ON (%s) = (", t->key_list);
+	for (int k = 0; k < nk; k++)
+		buf_printf(&join, err, "%su.pgtide_v%d::%s", k ? ", " : "", k + 1,
+		           t->key_types[k]);
+	if (!buf_add_str(&join, ")", err) ||
+	    !range_pred(t, lo, hi, nk + 1, &pred, params + nk, &npred, err))
+		goto out;
+	buf_printf(&sql, err, "SELECT %s, %s, %s FROM %s%s", t->key_text,
+	           t->hash_expr, buf_str(&pred), t->src_from, buf_str(&join));
+	if (!buf_take(&sql, &sql_src, err))
+		goto out;
+	buf_printf(&sql, err, "SELECT %s, %s FROM %s%s", t->key_text, t->hash_expr,
+	           t->tgt_from, buf_str(&join));
+	if (!buf_take(&sql, &sql_tgt, err))
+		goto out;
+	if (!query_send(w->src, sql_src, nk + npred, params, false, err) ||
+	    !query_send(w->tgt, sql_tgt, nk, params, false, err) ||
+	    !query_result(w->run, w->src, &rs, err) ||
+	    !query_result(w->run, w->tgt, &rt, err) ||
+	    !slot_source_lsn(w, lsn, err))
+		goto out;
+	if (!keymap_init(&ms, (size_t) PQntuples(rs)) ||
+	    !keymap_init(&mt, (size_t) PQntuples(rt)))
+	{
+		err_set(err, ERR_INTERNAL, "out of memory");
+		goto out;
+	}
+	for (int i = 0; i < PQntuples(rs); i++)
+	{
+		char *k = keymap_encode_row(rs, i, nk);
+
+		if (k != NULL)
+			keymap_put(&ms, k, i);
+	}
+	for (int i = 0; i < PQntuples(rt); i++)
+	{
+		char *k = keymap_encode_row(rt, i, nk);
+
+		if (k != NULL)
+			keymap_put(&mt, k, i);
+	}
+	for (int i = from; i < to; i++)
+	{
+		char *k = keymap_encode_strv(s->d[i].key, nk);
+		int si = k ? keymap_get(&ms, k) : -1;
+		int ti = k ? keymap_get(&mt, k) : -1;
+		VKind kind;
+
+		free(k);
+		if (si >= 0 && PQgetvalue(rs, si, nk + 1)[0] != 't')
+			continue; /* another range owns it */
+		if (si >= 0 && ti < 0)
+			kind = VK_MISSING;
+		else if (si < 0 && ti >= 0)
+			kind = VK_EXTRA;
+		else if (si >= 0 &&
+		         strcmp(PQgetvalue(rs, si, nk), PQgetvalue(rt, ti, nk)) != 0)
+			kind = VK_DIFFERENT;
+		else
+			continue; /* equal now, or gone from both */
+		if (!diffset_add(out, kind, si >= 0 ? rs : rt, si >= 0 ? si : ti, nk,
+		                 err))
+			goto out;
+	}
+	ok = true;
+out:
+	for (int k = 0; k < nk; k++)
+		free(arr_text[k]);
+	buf_free(&arr);
+	buf_free(&sql);
+	buf_free(&join);
+	buf_free(&pred);
+	free(sql_src);
+	free(sql_tgt);
+	PQclear(rs);
+	PQclear(rt);
+	keymap_free(&ms);
+	keymap_free(&mt);
+	return ok;
+}
+
+static bool
+recheck_keys(VWorker *w, const VTable *t, char *const *lo, char *const *hi,
+             DiffSet *s, Lsn *lsn, Error *err)
+{
+	DiffSet out = {0};
+
+	for (int i = 0; i < s->n; i += VALIDATE_RECHECK_BATCH)
+	{
+		int to = i + VALIDATE_RECHECK_BATCH < s->n ? i + VALIDATE_RECHECK_BATCH
+		                                           : s->n;
+
+		if (!recheck_batch(w, t, lo, hi, s, i, to, &out, lsn, err))
+		{
+			diffset_free(&out, t->nkeys);
+			return false;
+		}
+	}
+	out.overflow += s->overflow;
+	diffset_free(s, t->nkeys);
+	*s = out;
+	return true;
+}
+
+/*
+ * Names the rows of a small range: the source's (key, hash) rows are held
+ * in memory (about VALIDATE_LEAF_ROWS of them), the target's streamed
+ * against them, so a target with far more rows than the source still costs
+ * no memory.
+ */
+static bool
+leaf_keyed(VWorker *w, const VTable *t, char *const *lo, char *const *hi,
+           VResult *res, Error *err)
+{
+	Buf pred = BUF_INIT(VALIDATE_SQL_MAX);
+	const char *params[2 * VALIDATE_MAX_KEYS];
+	int np;
+	char *sql_src = NULL, *sql_tgt = NULL;
+	PGresult *rs = NULL;
+	VStream ts = {.r = w->run, .c = w->tgt};
+	KeyMap m = {0};
+	bool *seen = NULL;
+	DiffSet ds = {0};
+	Lsn lsn = LSN_INVALID;
+	int nk = t->nkeys;
+	bool ok = false;
+
+	if (!range_pred(t, lo, hi, 1, &pred, params, &np, err))
+		goto out;
+	if (asprintf(&sql_src, "SELECT %s, %s FROM %s WHERE %s", t->key_text,
+	             t->hash_expr, t->src_from, buf_str(&pred)) < 0)
+		sql_src = NULL;
+	if (asprintf(&sql_tgt, "SELECT %s, %s FROM %s WHERE %s", t->key_text,
+	             t->hash_expr, t->tgt_from, buf_str(&pred)) < 0)
+		sql_tgt = NULL;
+	if (!query_send(w->src, sql_src, np, params, false, err) ||
+	    !query_send(w->tgt, sql_tgt, np, params, true, err) ||
+	    !query_result(w->run, w->src, &rs, err))
+		goto out;
+	seen = calloc((size_t) PQntuples(rs) + 1, sizeof(bool));
+	if (seen == NULL || !keymap_init(&m, (size_t) PQntuples(rs)))
+	{
+		err_set(err, ERR_INTERNAL, "out of memory");
+		goto out;
+	}
+	for (int i = 0; i < PQntuples(rs); i++)
+	{
+		char *k = keymap_encode_row(rs, i, nk);
+
+		if (k == NULL)
+		{
+			err_set(err, ERR_INTERNAL, "out of memory");
+			goto out;
+		}
+		keymap_put(&m, k, i);
+	}
+	for (;;)
+	{
+		char *k;
+		int si;
+
+		if (!query_stream_next(&ts, err))
+			goto out;
+		if (ts.row == NULL)
+			break;
+		k = keymap_encode_row(ts.row, 0, nk);
+		if (k == NULL)
+		{
+			err_set(err, ERR_INTERNAL, "out of memory");
+			goto out;
+		}
+		si = keymap_get(&m, k);
+		free(k);
+		if (si < 0 || seen[si])
+			ok = diffset_add(&ds, VK_EXTRA, ts.row, 0, nk, err);
+		else
+		{
+			seen[si] = true;
+			ok = strcmp(PQgetvalue(rs, si, nk), PQgetvalue(ts.row, 0, nk)) ==
+			         0 ||
+			     diffset_add(&ds, VK_DIFFERENT, ts.row, 0, nk, err);
+		}
+		if (!ok)
+			goto out;
+	}
+	ok = false;
+	for (int i = 0; i < PQntuples(rs); i++)
+		if (!seen[i] && !diffset_add(&ds, VK_MISSING, rs, i, nk, err))
+			goto out;
+	PQclear(rs);
+	rs = NULL;
+	if (!slot_source_lsn(w, &lsn, err))
+		goto out;
+	if (ds.n > 0 && (w->run->cdc || t->key_sensitive))
+	{
+		int rounds = w->run->cdc ? VALIDATE_RECHECKS : 1;
+
+		for (int i = 0; i < rounds && ds.n > 0; i++)
+		{
+			if ((w->run->cdc && !slot_wait_applied(w, lsn, err)) ||
+			    !recheck_keys(w, t, lo, hi, &ds, &lsn, err))
+				goto out;
+			atomic_fetch_add(&w->run->rereads, w->run->cdc);
+		}
+	}
+	diffset_report(&ds, res, nk);
+	ok = true;
+out:
+	query_stream_close(&ts);
+	PQclear(rs);
+	keymap_free(&m);
+	free(seen);
+	diffset_free(&ds, nk);
+	buf_free(&pred);
+	free(sql_src);
+	free(sql_tgt);
+	return ok;
+}
+
+/*
+ * Source keys that cut [lo, hi) (src_rows rows) into VALIDATE_SPLIT_WAYS
+ * pieces: *out holds *n keys of t->nkeys values each (caller frees with
+ * strv_free(*out, *n * nkeys)).
+ */
+static bool
+split_range(VWorker *w, const VTable *t, char *const *lo, char *const *hi,
+            int64_t src_rows, char ***out, int *n, Error *err)
+{
+	Buf pred = BUF_INIT(VALIDATE_SQL_MAX);
+	const char *params[2 * VALIDATE_MAX_KEYS];
+	int np;
+	int64_t step = (src_rows + VALIDATE_SPLIT_WAYS - 1) / VALIDATE_SPLIT_WAYS;
+	char *sql = NULL;
+	bool ok = false;
+
+	*out = NULL;
+	*n = 0;
+	if (step < 1)
+		step = 1;
+	if (!range_pred(t, lo, hi, 1, &pred, params, &np, err))
+		goto out;
+	if (asprintf(&sql,
+	             "SELECT %s FROM (SELECT %s, row_number() OVER (ORDER BY %s)"
+	             " AS pgtide_rn FROM %s WHERE %s) s"
+	             " WHERE pgtide_rn > 1 AND (pgtide_rn - 1) %% %" PRId64 " = 0"
+	             " ORDER BY pgtide_rn",
+	             t->key_text, t->key_list, t->key_list, t->src_from,
+	             buf_str(&pred), step) < 0)
+		sql = NULL;
+	ok = query_rows(w->run, w->src, sql, np, params, t->nkeys, out, n, err);
+out:
+	free(sql);
+	buf_free(&pred);
+	return ok;
+}
+
+/*
+ * Compares [lo, hi) and names its differing rows. `top` ranges add their
+ * row counts to res (sub-ranges only find rows).
+ */
+bool
+keyed_compare(VWorker *w, const VTable *t, char *const *lo, char *const *hi,
+              int depth, bool top, VResult *res, Error *err)
+{
+	VAgg a;
+	char **cuts = NULL;
+	int ncuts = 0;
+	bool ok = true;
+
+	if (!range_agg(w, t, lo, hi, false, &a, err))
+		return false;
+	if (top)
+	{
+		res->rows_src += a.src_rows;
+		res->rows_tgt += a.tgt_rows;
+		atomic_fetch_add(&w->run->rows_done, a.src_rows);
+	}
+	if (range_agg_equal(&a))
+		return true;
+	if (a.src_rows > VALIDATE_LEAF_ROWS && depth < VALIDATE_MAX_DEPTH &&
+	    !split_range(w, t, lo, hi, a.src_rows, &cuts, &ncuts, err))
+		return false;
+	if (ncuts == 0)
+		return leaf_keyed(w, t, lo, hi, res, err);
+	for (int i = 0; ok && i <= ncuts; i++)
+		ok = keyed_compare(w, t, i == 0 ? lo : &cuts[(i - 1) * t->nkeys],
+		                   i == ncuts ? hi : &cuts[i * t->nkeys], depth + 1,
+		                   false, res, err);
+	strv_free(cuts, ncuts * t->nkeys);
+	return ok;
+}
+
+/*
+ * A target whose key columns allow NULL can hold rows that no key range
+ * reaches: each is a row the source cannot have.
+ */
+bool
+keyed_null_keys(VWorker *w, const VTable *t, VResult *res, Error *err)
+{
+	Buf sql = BUF_INIT(VALIDATE_SQL_MAX);
+	char *q = NULL;
+	VStream ts = {.r = w->run, .c = w->tgt};
+	bool ok = false;
+
+	buf_printf(&sql, err, "SELECT %s FROM %s WHERE ", t->key_text, t->tgt_from);
+	for (int k = 0; k < t->nkeys; k++)
+		buf_printf(&sql, err, "%s%s IS NULL", k ? " OR " : "",
+		           t->key_idents[k]);
+	if (!buf_take(&sql, &q, err) || !query_send(w->tgt, q, 0, NULL, true, err))
+		goto out;
+	for (;;)
+	{
+		VDiff d = {.kind = VK_EXTRA};
+
+		if (!query_stream_next(&ts, err))
+			goto out;
+		if (ts.row == NULL)
+			break;
+		d.key = calloc((size_t) t->nkeys + 1, sizeof(char *));
+		for (int k = 0; d.key != NULL && k < t->nkeys; k++)
+			if (!PQgetisnull(ts.row, 0, k))
+				d.key[k] = strdup(PQgetvalue(ts.row, 0, k));
+		res->rows_tgt++;
+		result_add(res, &d, 1, t->nkeys);
+	}
+	ok = true;
+out:
+	query_stream_close(&ts);
+	free(q);
+	return ok;
+}

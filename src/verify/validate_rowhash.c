@@ -1,0 +1,151 @@
+/*
+ * validate_rowhash: the SQL expression that hashes a row, built column by
+ * column for each type, so that equal values hash alike on both servers
+ * whatever their versions and settings: typed extended hashes (both
+ * servers 11 or later) or md5 of the row's text. Builds text only: no
+ * I/O.
+ */
+#include "verify/validate_int.h"
+
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "base/buf.h"
+#include "pg/pg.h"
+
+/* A per-column constant standing for NULL (splitmix64 of the position). */
+static int64_t
+null_marker(int position)
+{
+	uint64_t z = (uint64_t) position * 0x9e3779b97f4a7c15ULL;
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return (int64_t) (z ^ (z >> 31));
+}
+
+/*
+ * The hash of column s (target column tc) at `position`, when both servers
+ * have the extended hash functions (11 and later): the type's own hash of
+ * its binary value for types whose hash is exact and the same on every
+ * server (integers, floats, times, uuid, text bytes), else the hash of its
+ * text. Seeding with the position tells columns apart; a NULL becomes a
+ * per-column constant, so NULL and '' differ. A type's text costs its
+ * output function, and a row's text (ROW()::text) several times that, which
+ * is why the row is not hashed as one text here.
+ *
+ * Floats hash by value: -0 equals 0, and every NaN equals NaN, whatever
+ * either server prints. Numeric, interval and jsonb hash through their text
+ * (their hash functions ignore display scale, equate 1 day with 24 hours,
+ * or hash {} like []). Enums hash their label (their hash is of the oid).
+ */
+static bool
+column_hash(const VColumn *s, const VColumn *tc, int position, Buf *sql,
+            Error *err)
+{
+	static const struct
+	{
+		uint32_t oid;
+		const char *fn;
+		const char *cast; /* the column as the function's argument */
+	} typed[] = {
+	    {16, "hashint4extended", "int4"}, /* bool */
+	    {20, "hashint8extended", "int8"},
+	    {21, "hashint2extended", "int2"},
+	    {23, "hashint4extended", "int4"},
+	    {26, "hashoidextended", "oid"},
+	    {700, "hashfloat4extended", "float4"},
+	    {701, "hashfloat8extended", "float8"},
+	    /* under TimeZone UTC a timestamptz converts to the same instant; a
+	     * date is left to its text (past 294276 AD it is no timestamp) */
+	    {1114, "timestamp_hash_extended", "timestamp"},
+	    {1184, "timestamp_hash_extended", "timestamp"},
+	    {1083, "time_hash_extended", "time"},
+	    {1266, "timetz_hash_extended", "timetz"},
+	    {2950, "uuid_hash_extended", "uuid"},
+	    {25, "hashtextextended", "text COLLATE \"C\""},
+	    {1043, "hashtextextended", "text COLLATE \"C\""},
+	    {1042, "hashbpcharextended", "bpchar COLLATE \"C\""},
+	};
+	char *id = pg_quote_ident(s->name);
+	bool same = tc != NULL && s->root == tc->root && s->elem == tc->elem;
+	const char *fn = "hashtextextended", *cast = "text COLLATE \"C\"";
+	bool ok;
+
+	if (id == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	for (size_t i = 0; same && i < sizeof(typed) / sizeof(typed[0]); i++)
+		if (typed[i].oid == s->root)
+		{
+			fn = typed[i].fn;
+			cast = typed[i].cast;
+		}
+	ok = buf_printf(sql, err, "coalesce(%s(%s::%s, %d), %" PRId64 ")", fn, id,
+	                cast, position, null_marker(position));
+	free(id);
+	return ok;
+}
+
+/*
+ * How column s (target column tc) enters the row text hashed with md5, the
+ * form used when a server is older than 11. Floats go through their send
+ * functions: 11 and earlier print 17 significant digits even where fewer
+ * round-trip, 12 and later the shortest exact form; NaN first becomes the
+ * one canonical NaN, whose bits are otherwise free.
+ */
+static bool
+column_text(const VColumn *s, const VColumn *tc, Buf *sql, Error *err)
+{
+	char *id = pg_quote_ident(s->name);
+	bool same = tc != NULL && s->root == tc->root && s->elem == tc->elem;
+	bool ok;
+
+	if (id == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	if (same && (s->root == 700 || s->root == 701))
+	{
+		const char *ty = s->root == 700 ? "float4" : "float8";
+
+		ok = buf_printf(
+		    sql, err,
+		    "%ssend(CASE WHEN %s = 'NaN' THEN 'NaN'::%s ELSE %s::%s END)", ty,
+		    id, ty, id, ty);
+	}
+	else if (same && (s->elem == 700 || s->elem == 701))
+		ok = buf_printf(sql, err, "array_send(%s::%s[])", id,
+		                s->elem == 700 ? "float4" : "float8");
+	else
+		ok = buf_add_str(sql, id, err);
+	free(id);
+	return ok;
+}
+
+/*
+ * Appends the bigint hash of a row of source columns sc (nsc, each also
+ * among the target's tc) to sql: the XOR of column_hash over the columns
+ * with the extended hashes (hash_ext), else md5 of the row's text built
+ * by column_text.
+ */
+bool
+rowhash_expr(bool hash_ext, const VColumn *sc, int nsc, const VColumn *tc,
+             int ntc, Buf *sql, Error *err)
+{
+	bool ok = true;
+
+	if (hash_ext)
+	{
+		buf_add_str(sql, "(0::int8", err);
+		for (int i = 0; ok && i < nsc; i++)
+			ok = buf_add_str(sql, " # ", err) &&
+			     column_hash(&sc[i], &tc[columns_find(tc, ntc, sc[i].name)],
+			                 i + 1, sql, err);
+		return ok && buf_add_str(sql, ")", err);
+	}
+	buf_add_str(sql, "('x' || left(md5(ROW(", err);
+	for (int i = 0; ok && i < nsc; i++)
+		ok = (i == 0 || buf_add_str(sql, ", ", err)) &&
+		     column_text(&sc[i], &tc[columns_find(tc, ntc, sc[i].name)], sql,
+		                 err);
+	return ok && buf_add_str(sql, ")::text), 16))::bit(64)::bigint", err);
+}
