@@ -134,12 +134,8 @@ queue_peek(Cdc *c, int offset, CdcTxn *out, int max, int wait_ms)
 	pthread_mutex_lock(&c->lock);
 	if (c->q_count <= offset && !atomic_load(&c->fatal))
 	{
-		struct timespec until;
+		struct timespec until = clock_deadline(wait_ms);
 
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_nsec += (long) wait_ms * 1000000L;
-		until.tv_sec += until.tv_nsec / 1000000000L;
-		until.tv_nsec %= 1000000000L;
 		pthread_cond_timedwait(&c->nonempty, &c->lock, &until);
 	}
 	n = c->q_count - offset < max ? c->q_count - offset : max;
@@ -737,15 +733,7 @@ cdc_run(const CdcOptions *o, Error *err)
 	memset(&rv, 0, sizeof(rv));
 	c.o = o;
 	pthread_mutex_init(&c.lock, NULL);
-	{
-		/* waits measure intervals: a wall-clock jump must not stall them */
-		pthread_condattr_t attr;
-
-		pthread_condattr_init(&attr);
-		pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-		pthread_cond_init(&c.nonempty, &attr);
-		pthread_condattr_destroy(&attr);
-	}
+	clock_cond_init(&c.nonempty);
 	atomic_store(&c.applier_idle, true);
 	rv.c = &c;
 	at.c = &c;

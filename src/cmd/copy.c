@@ -47,9 +47,10 @@
 	" THEN txid_snapshot_xmax(s) || ':' || txid_snapshot_xmax(s) || ':'" \
 	" ELSE s::text END FROM (SELECT txid_current_snapshot() AS s) x"
 
-#define TASK_SNAPSHOT_ROUNDS 3
-#define TASK_CHUNK_RETRIES   5
-#define TASK_STEP_RETRIES    10
+/* rounds of the load, each from a fresh snapshot after a loss */
+#define TASK_LOAD_ROUNDS   5
+#define TASK_CHUNK_RETRIES 5
+#define TASK_STEP_RETRIES  10
 
 typedef struct LoadTable
 {
@@ -808,13 +809,37 @@ early_build_finish(EarlyBuild *eb, Error *err)
 	return true;
 }
 
-/* Loads the unfinished tables, taking a fresh snapshot when one is lost. */
+/*
+ * Whether every table's load is durably recorded: chunks commit with
+ * synchronous_commit off, so a target crash can take back the last ones
+ * (rows and record together) after their worker moved on. After a
+ * synchronous commit on the state session nothing earlier can be lost, and
+ * the state says what is really there. *lost_tables counts the tables a
+ * crash took chunks from.
+ */
+static bool
+load_durable(Load *l, int *lost_tables, Error *err)
+{
+	*lost_tables = 0;
+	if (!state_sync(&l->state, err) || !read_done(l, err))
+		return false;
+	for (int i = 0; i < l->ntables; i++)
+		*lost_tables += !l->tables[i].done;
+	return true;
+}
+
+/*
+ * Loads the unfinished tables, taking a fresh snapshot when one is lost,
+ * and again when the target lost committed chunks (each such table is
+ * emptied and loaded anew from the fresh snapshot, as after a restart).
+ */
 static bool
 run_load_rounds(Load *l, SlotSnapshot *snap, Error *err)
 {
 	for (int round = 0;; round++)
 	{
 		bool lost = false, pending = false, ok;
+		int lost_tables = 0;
 
 		for (int i = 0; i < l->ntables; i++)
 			pending |= !l->tables[i].done;
@@ -824,9 +849,23 @@ run_load_rounds(Load *l, SlotSnapshot *snap, Error *err)
 			return false;
 		ok = load_tables(l, snap, &lost, err);
 		stream_release(snap);
-		if (ok)
+		if (ok && !load_durable(l, &lost_tables, err))
+			return false;
+		if (ok && lost_tables == 0)
 			return true;
-		if (!lost || round + 1 >= TASK_SNAPSHOT_ROUNDS)
+		if (ok && round + 1 >= TASK_LOAD_ROUNDS)
+			return err_set(err, ERR_TARGET,
+			               "the target lost committed chunks of %d tables in "
+			               "each of %d rounds of the load",
+			               lost_tables, TASK_LOAD_ROUNDS);
+		if (ok)
+		{
+			log_warn("the target lost committed chunks of %d tables (did it "
+			         "restart?); finished tables stay, those are loaded again",
+			         lost_tables);
+			continue;
+		}
+		if (!lost || round + 1 >= TASK_LOAD_ROUNDS)
 			return false;
 		log_warn("the exported snapshot was lost (%s); finished tables stay, "
 		         "unfinished ones are reloaded",

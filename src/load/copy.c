@@ -16,7 +16,6 @@
  */
 #include "load/copy.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,22 +24,20 @@
 #include "base/clock.h"
 #include "base/fault.h"
 #include "base/log.h"
+#include "base/pool.h"
 
 typedef struct CopyShared
 {
 	CopyRun *run;
-	atomic_int next;      /* next chunk to hand out */
-	atomic_bool abort;    /* a worker failed: others stop after their chunk */
-	pthread_mutex_t lock; /* guards err and snapshot_lost */
-	Error err;
-	bool snapshot_lost;
+	atomic_int next; /* next chunk to hand out */
+	Pool pool;       /* a worker failed: others stop after their chunk */
+	atomic_bool snapshot_lost;
 } CopyShared;
 
 typedef struct Worker
 {
 	CopyShared *shared;
 	int id;
-	pthread_t thread;
 	PgConn *src;
 	PgConn *tgt;
 } Worker;
@@ -48,7 +45,7 @@ typedef struct Worker
 static bool
 stopping(const CopyShared *sh)
 {
-	return (sh->run->stop != NULL && *sh->run->stop) || atomic_load(&sh->abort);
+	return pool_stopping(&sh->pool);
 }
 
 static void
@@ -320,12 +317,9 @@ fail(Worker *w, Error *err, bool lost)
 {
 	CopyShared *sh = w->shared;
 
-	pthread_mutex_lock(&sh->lock);
-	if (!err_is_set(&sh->err))
-		sh->err = *err;
-	sh->snapshot_lost |= lost;
-	pthread_mutex_unlock(&sh->lock);
-	atomic_store(&sh->abort, true);
+	if (lost)
+		atomic_store(&sh->snapshot_lost, true);
+	pool_fail(&sh->pool, err);
 }
 
 static void *
@@ -396,6 +390,7 @@ copy_run(CopyRun *run, bool *snapshot_lost, Error *err)
 	CopyShared sh;
 	Worker *workers;
 	int n = run->workers < 1 ? 1 : run->workers;
+	bool ok;
 
 	*snapshot_lost = false;
 	if (run->nchunks == 0)
@@ -405,8 +400,7 @@ copy_run(CopyRun *run, bool *snapshot_lost, Error *err)
 	memset(&sh, 0, sizeof(sh));
 	sh.run = run;
 	atomic_init(&sh.next, 0);
-	atomic_init(&sh.abort, false);
-	pthread_mutex_init(&sh.lock, NULL);
+	atomic_init(&sh.snapshot_lost, false);
 	workers = calloc((size_t) n, sizeof(Worker));
 	if (workers == NULL)
 		return err_set(err, ERR_INTERNAL, "out of memory");
@@ -414,28 +408,11 @@ copy_run(CopyRun *run, bool *snapshot_lost, Error *err)
 	{
 		workers[i].shared = &sh;
 		workers[i].id = i + 1;
-		if (pthread_create(&workers[i].thread, NULL, worker_main,
-		                   &workers[i]) != 0)
-		{
-			Error e = ERR_INIT;
-
-			err_set(&e, ERR_INTERNAL, "could not start copy worker %d", i + 1);
-			fail(&workers[i], &e, false);
-			n = i;
-			break;
-		}
 	}
-	for (int i = 0; i < n; i++)
-		pthread_join(workers[i].thread, NULL);
+	ok = pool_start(&sh.pool, n, worker_main, workers, sizeof(Worker),
+	                run->stop, "copy worker", err) &&
+	     pool_join(&sh.pool, err);
 	free(workers);
-	pthread_mutex_destroy(&sh.lock);
-	*snapshot_lost = sh.snapshot_lost;
-	if (err_is_set(&sh.err))
-	{
-		*err = sh.err;
-		return false;
-	}
-	if (run->stop != NULL && *run->stop)
-		return err_set(err, ERR_INTERRUPTED, "interrupted");
-	return true;
+	*snapshot_lost = atomic_load(&sh.snapshot_lost);
+	return ok;
 }

@@ -228,10 +228,8 @@ progress_main(void *arg)
 	pthread_mutex_lock(&p->lock);
 	while (!p->stop)
 	{
-		struct timespec until;
+		struct timespec until = clock_deadline((int64_t) period_s * 1000);
 
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += period_s;
 		while (!p->stop &&
 		       pthread_cond_timedwait(&p->wake, &p->lock, &until) == 0)
 			;
@@ -280,7 +278,7 @@ progress_start(const CopyTable *tables, const int64_t *est_bytes, int n,
 	p->terminal = terminal;
 	p->start_ms = p->last_ms = clock_ms();
 	pthread_mutex_init(&p->lock, NULL);
-	pthread_cond_init(&p->wake, NULL);
+	clock_cond_init(&p->wake);
 	if (pthread_create(&p->thread, NULL, progress_main, p) != 0)
 	{
 		pthread_mutex_destroy(&p->lock);

@@ -35,11 +35,14 @@
 #include "base/clock.h"
 #include "base/fault.h"
 #include "base/log.h"
+#include "base/pool.h"
 #include "load/dumpscript.h"
 #include "route/mapping.h"
 
 extern char **environ;
 
+/* rounds of a phase, each after the target lost built steps */
+#define SCHEMA_PHASE_ROUNDS 5
 #define SCHEMA_STEP_RETRIES 3
 #define SCHEMA_OUTPUT_MAX   ((size_t) 1 << 30)
 
@@ -549,16 +552,15 @@ typedef struct Builder
 	StateStep *steps; /* the phase's pending steps */
 	bool *taken;      /* steps[i] handed to a worker; guarded by lock */
 	int nsteps;
-	int claimed; /* steps handed out; guarded by lock */
-	atomic_bool abort;
-	pthread_mutex_t lock; /* guards taken, claimed and err */
-	Error err;
+	int claimed;          /* steps handed out; guarded by lock */
+	pthread_mutex_t lock; /* guards taken and claimed */
+	Pool pool;            /* the phase's workers */
 } Builder;
 
 static bool
 builder_stopping(Builder *b)
 {
-	return atomic_load(&b->abort) || (b->args->stop != NULL && *b->args->stop);
+	return pool_stopping(&b->pool);
 }
 
 static bool
@@ -674,11 +676,7 @@ builder_main(void *arg)
 		if (err_is_set(&err))
 		{
 			err_prefix(&err, "could not build %s on the target: ", s->object);
-			pthread_mutex_lock(&b->lock);
-			if (!err_is_set(&b->err))
-				b->err = err;
-			pthread_mutex_unlock(&b->lock);
-			atomic_store(&b->abort, true);
+			pool_fail(&b->pool, &err);
 			break;
 		}
 		/* a person wants to see the long builds, not the thousand quick ones */
@@ -721,37 +719,51 @@ load_steps(PgConn *tgt, Builder *b, int phase, Error *err)
 	return true;
 }
 
-/* Runs one phase's pending steps with n workers. */
+/*
+ * Runs one phase's pending steps with n workers, then again any step the
+ * target lost: a step and its "done" mark commit together, but with the
+ * session's synchronous_commit, so a target crash may take both back after
+ * the worker moved on. After a synchronous commit on the state nothing
+ * earlier can be lost, and the steps still pending are really not built.
+ */
 static bool
 run_phase(PgConn *tgt, Builder *b, int phase, int n, Error *err)
 {
-	pthread_t threads[64];
+	State on_tgt = state_on(b->args->state, tgt);
 
-	if (!load_steps(tgt, b, phase, err))
-		return false;
-	if (n > b->nsteps)
-		n = b->nsteps;
-	atomic_init(&b->abort, false);
-	err_clear(&b->err);
-	for (int i = 0; i < n; i++)
-		if (pthread_create(&threads[i], NULL, builder_main, b) != 0)
-		{
-			err_set(&b->err, ERR_INTERNAL, "could not start a build worker");
-			atomic_store(&b->abort, true);
-			n = i;
-			break;
-		}
-	for (int i = 0; i < n; i++)
-		pthread_join(threads[i], NULL);
-	free_steps(b);
-	if (err_is_set(&b->err))
+	for (int round = 1;; round++)
 	{
-		*err = b->err;
-		return false;
+		int workers = n;
+		bool ok;
+
+		if (!load_steps(tgt, b, phase, err))
+			return false;
+		if (b->nsteps == 0)
+		{
+			free_steps(b);
+			return true;
+		}
+		if (round > 1)
+			log_warn("the target lost %d built steps of post-data phase %d "
+			         "(did it restart?); building them again",
+			         b->nsteps, phase);
+		if (round > SCHEMA_PHASE_ROUNDS)
+		{
+			free_steps(b);
+			return err_set(err, ERR_TARGET,
+			               "the target lost built post-data steps in each of "
+			               "%d rounds",
+			               SCHEMA_PHASE_ROUNDS);
+		}
+		if (workers > b->nsteps)
+			workers = b->nsteps;
+		ok = pool_start(&b->pool, workers, builder_main, b, 0, b->args->stop,
+		                "build worker", err) &&
+		     pool_join(&b->pool, err);
+		free_steps(b);
+		if (!ok || !state_sync(&on_tgt, err))
+			return false;
 	}
-	if (b->args->stop != NULL && *b->args->stop)
-		return err_set(err, ERR_INTERRUPTED, "interrupted");
-	return true;
 }
 
 bool

@@ -386,6 +386,26 @@ state_task_set_phase(const State *s, StatePhase phase, Error *err)
 }
 
 bool
+state_sync(const State *s, Error *err)
+{
+	const char *params[1] = {s->task};
+	Error ignored = ERR_INIT;
+
+	if (!pg_exec(s->conn, "BEGIN", err))
+		return err_prefix(err, "state: ");
+	/* SET LOCAL: the setting lasts for this transaction only */
+	if (!pg_exec(s->conn, "SET LOCAL synchronous_commit = on", err) ||
+	    !run_sql(s, "UPDATE @S.task SET updated_at = now() WHERE task = $1", 1,
+	             params, NULL, err) ||
+	    !pg_exec(s->conn, "COMMIT", err))
+	{
+		pg_exec(s->conn, "ROLLBACK", &ignored);
+		return err_prefix(err, "state: ");
+	}
+	return true;
+}
+
+bool
 state_task_set_schema_done(const State *s, Error *err)
 {
 	const char *params[1] = {s->task};

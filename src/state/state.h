@@ -131,6 +131,15 @@ typedef struct StateCdc
 	double changes_per_s;
 } StateCdc;
 
+/*
+ * Commits a write of the task row with synchronous_commit on, whatever the
+ * session's or the database's setting: once it returns, every transaction
+ * the target committed before it is on disk, those that copy and apply
+ * sessions committed with synchronous_commit off too. What the state says
+ * after it is what a crash of the target can no longer take back.
+ */
+bool state_sync(const State *s, Error *err);
+
 /* Records the change stream's progress on the task row (for pgtide status). */
 bool state_task_set_cdc(const State *s, const StateCdc *c, Error *err);
 

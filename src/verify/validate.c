@@ -185,7 +185,7 @@ run_init(VRun *r, const TaskConfig *cfg, ValidateMode mode, atomic_int *stop)
 	r->mode = mode;
 	r->stop = stop;
 	pthread_mutex_init(&r->lock, NULL);
-	pthread_cond_init(&r->cond, NULL);
+	clock_cond_init(&r->cond);
 	return true;
 }
 

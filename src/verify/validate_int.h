@@ -154,7 +154,6 @@ typedef struct VWorker
 {
 	VRun *run;
 	int id;
-	pthread_t thread;
 	PgConn *src;
 	PgConn *tgt;
 } VWorker;

@@ -19,6 +19,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/pool.h"
 #include "load/progress.h"
 #include "pg/pg.h"
 
@@ -251,28 +252,33 @@ pool_run(VRun *r, Error *err)
 	VWorker *ws = calloc((size_t) n, sizeof(VWorker));
 	double est_total = 0;
 	int64_t last_log = clock_ms();
-	int started = 0;
+	Pool pool;
+	Error ignored = ERR_INIT;
 
 	if (ws == NULL)
 		return err_set(err, ERR_INTERNAL, "out of memory");
 	for (int i = 0; i < r->ntables; i++)
 		est_total += r->tables[i].est_rows * r->cfg->validate_sample;
-	pthread_mutex_lock(&r->lock);
 	for (int i = 0; i < n; i++)
 	{
 		ws[i].run = r;
 		ws[i].id = i + 1;
-		if (pthread_create(&ws[i].thread, NULL, worker_main, &ws[i]) != 0)
-			break;
-		started++;
-		r->workers_running++;
 	}
+	/* workers count themselves out under the lock, so none can before
+	   the count is set */
+	pthread_mutex_lock(&r->lock);
+	if (!pool_start(&pool, n, worker_main, ws, sizeof(VWorker), r->stop,
+	                "validate worker", err))
+	{
+		pthread_mutex_unlock(&r->lock);
+		free(ws);
+		return false;
+	}
+	r->workers_running = pool.started;
 	while (r->workers_running > 0)
 	{
-		struct timespec ts;
+		struct timespec ts = clock_deadline(1000);
 
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += 1;
 		pthread_cond_timedwait(&r->cond, &r->lock, &ts);
 		if (clock_ms() - last_log >= r->cfg->progress_interval_s * 1000LL &&
 		    r->workers_running > 0)
@@ -293,11 +299,10 @@ pool_run(VRun *r, Error *err)
 		}
 	}
 	pthread_mutex_unlock(&r->lock);
-	for (int i = 0; i < started; i++)
-		pthread_join(ws[i].thread, NULL);
+	/* a worker that could not start leaves the others the work: its error
+	   is not the run's */
+	pool_join(&pool, &ignored);
 	free(ws);
-	if (started == 0)
-		return err_set(err, ERR_INTERNAL, "could not start a validate worker");
 	if (r->failed)
 	{
 		*err = r->err;
