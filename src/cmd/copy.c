@@ -519,7 +519,13 @@ start_tables(Load *l, const SlotSnapshot *snap, Error *err)
 	     pg_exec(l->src, "COMMIT", err);
 	free(lit);
 	if (!ok)
+	{
+		Error ignored = ERR_INIT;
+
+		/* leave the session out of the failed transaction for the next try */
+		pg_exec(l->src, "ROLLBACK", &ignored);
 		return false;
+	}
 	if (!pg_exec(l->tgt, "BEGIN", err))
 		return false;
 	for (int i = 0; i < l->ntables; i++)
@@ -640,7 +646,11 @@ load_tables(Load *l, const SlotSnapshot *snap, bool *lost, Error *err)
 		goto out;
 	}
 	if (!retry_step(l, snap, "starting the tables' load", start_tables, err))
+	{
+		/* the snapshot could not be imported: its session is gone */
+		*lost = pg_err_is(err, "22023") || pg_err_is(err, "0A000");
 		goto out;
+	}
 	for (int i = 0; i < l->ntables; i++)
 	{
 		const CatTable *t = &l->cat->tables[l->tables[i].cat];
@@ -922,10 +932,22 @@ task_copy(const TaskConfig *cfg, atomic_int *stop, Error *err)
 		goto out;
 	if (!l.st.schema_done && cfg->schema_mode == SCHEMA_MODE_CREATE)
 	{
-		if (snap.conn == NULL && !fresh_snapshot(&l, &snap, err))
-			goto out;
-		if (!retry_step(&l, &snap, "creating the schema", create_schema, err))
-			goto out;
+		for (int round = 1;; round++)
+		{
+			if (snap.conn == NULL && !fresh_snapshot(&l, &snap, err))
+				goto out;
+			if (retry_step(&l, &snap, "creating the schema", create_schema,
+			               err))
+				break;
+			/* 22023: pg_dump could not import it; its session is gone */
+			if (!pg_err_is(err, "22023") || round >= TASK_LOAD_ROUNDS)
+				goto out;
+			log_warn("the exported snapshot was lost (%s); the schema and "
+			         "the tables come from a fresh one",
+			         err->message);
+			err_clear(err);
+			stream_release(&snap);
+		}
 	}
 	if (interrupted(&l, err) || !read_done(&l, err))
 		goto out;

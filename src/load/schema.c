@@ -237,6 +237,36 @@ schema_find_pg_dump(const char *configured, int source_version, char *out,
 	return true;
 }
 
+/*
+ * What pg_dump's message says about a retry: a lost connection may be
+ * cured by running it again; a snapshot it could not import is gone with
+ * its exporting session (the SQLSTATE a session would have got, 22023, so
+ * that the caller takes a fresh snapshot).
+ */
+static void
+dump_failure_kind(const char *message, Error *err)
+{
+	static const char *const lost[] = {
+	    "server closed the connection",
+	    "terminating connection",
+	    "could not connect",
+	    "connection to server",
+	    "could not receive data",
+	    "could not send data",
+	};
+
+	if (message == NULL)
+		return;
+	if (strstr(message, "invalid snapshot identifier") != NULL)
+	{
+		snprintf(err->sqlstate, sizeof(err->sqlstate), "22023");
+		return;
+	}
+	for (size_t i = 0; i < sizeof(lost) / sizeof(lost[0]); i++)
+		if (strstr(message, lost[i]) != NULL)
+			err->retryable = true;
+}
+
 bool
 schema_dump(const SchemaDumpArgs *args, const char *section, char **out,
             Error *err)
@@ -303,6 +333,7 @@ schema_dump(const SchemaDumpArgs *args, const char *section, char **out,
 			e.data[--len] = '\0';
 		err_set(err, ERR_SOURCE, "pg_dump --section=%s failed: %s", section,
 		        e.data ? e.data : "no message");
+		dump_failure_kind(e.data, err);
 		goto out;
 	}
 	*out = o.data ? o.data : strdup("");

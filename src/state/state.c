@@ -11,6 +11,10 @@
 
 #include "state/state_int.h"
 
+/* tries of state_sync's transaction on a session that keeps losing its
+ * connection */
+#define STATE_SYNC_TRIES 10
+
 static const char *const state_ddl =
     "CREATE TABLE IF NOT EXISTS @S.task ("
     " task text PRIMARY KEY,"
@@ -385,14 +389,15 @@ state_task_set_phase(const State *s, StatePhase phase, Error *err)
 	                 2, params, NULL, err);
 }
 
-bool
-state_sync(const State *s, Error *err)
+/* One try of state_sync: a transaction of its own. */
+static bool
+sync_once(const State *s, Error *err)
 {
 	const char *params[1] = {s->task};
 	Error ignored = ERR_INIT;
 
 	if (!pg_exec(s->conn, "BEGIN", err))
-		return err_prefix(err, "state: ");
+		return false;
 	/* SET LOCAL: the setting lasts for this transaction only */
 	if (!pg_exec(s->conn, "SET LOCAL synchronous_commit = on", err) ||
 	    !run_sql(s, "UPDATE @S.task SET updated_at = now() WHERE task = $1", 1,
@@ -400,9 +405,24 @@ state_sync(const State *s, Error *err)
 	    !pg_exec(s->conn, "COMMIT", err))
 	{
 		pg_exec(s->conn, "ROLLBACK", &ignored);
-		return err_prefix(err, "state: ");
+		return false;
 	}
 	return true;
+}
+
+bool
+state_sync(const State *s, Error *err)
+{
+	/* the write is the same each time: a lost connection is tried again
+	   (a kept session replaces it) */
+	for (int attempt = 1;; attempt++)
+	{
+		if (sync_once(s, err))
+			return true;
+		if (!err->retryable || attempt >= STATE_SYNC_TRIES)
+			return err_prefix(err, "state: ");
+		err_clear(err);
+	}
 }
 
 bool
