@@ -20,7 +20,6 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -350,7 +349,7 @@ txnbuf_new(const char *spill_dir, size_t mem_limit, TxnBuf **out, Error *err)
 	TxnTable *tab = NULL;
 	size_t dir_len = strlen(spill_dir);
 
-	pthread_once(&txnbuf_crc_once, txnbuf_crc_init);
+	txnbuf_crc_setup();
 	if (dir_len + SPILL_NAME_MAX >= PATH_MAX)
 		return err_set(err, ERR_INTERNAL, "spill directory \"%s\" is too long",
 		               spill_dir);
@@ -451,7 +450,7 @@ txnbuf_append(TxnBuf *b, uint32_t xid, uint32_t subxid, const void *data,
 		return false;
 	if (subxid != xid && !note_subxact(t, subxid, err))
 		return false;
-	if (!reserve_frame(b, t, REC_HDR_BYTES + len, &dst, err))
+	if (!reserve_frame(b, t, TXNBUF_REC_HDR_BYTES + len, &dst, err))
 		return false;
 	if (dst == NULL)
 	{
@@ -463,7 +462,7 @@ txnbuf_append(TxnBuf *b, uint32_t xid, uint32_t subxid, const void *data,
 	txnbuf_put_u32(dst, (uint32_t) len);
 	txnbuf_put_u32(dst + 4, 0);
 	if (len > 0)
-		memcpy(dst + REC_HDR_BYTES, data, len);
+		memcpy(dst + TXNBUF_REC_HDR_BYTES, data, len);
 	return true;
 }
 

@@ -78,7 +78,7 @@
 #include "base/err.h"
 #include "cdc/txnbuf.h"
 
-#define REC_HDR_BYTES 8
+#define TXNBUF_REC_HDR_BYTES 8
 
 typedef struct Block
 {
@@ -152,10 +152,9 @@ Txn *txnbuf_table_find(const TxnTable *tab, uint32_t xid);
 
 /* ---- txnbuf_spill.c ---- */
 
-/* Makes the CRC table, once per process: pthread_once(&txnbuf_crc_once,
- * txnbuf_crc_init) before the first record is framed. */
-extern pthread_once_t txnbuf_crc_once;
-void txnbuf_crc_init(void);
+/* Makes the CRC table once per process; call it before the first record is
+ * framed (txnbuf_new does). Any thread; never fails. */
+void txnbuf_crc_setup(void);
 
 /* The CRC of a record: its 4 length bytes, then its payload. */
 uint32_t txnbuf_record_crc(const unsigned char *len_bytes,

@@ -156,37 +156,38 @@ static bool
 next_file_record(TxnReader *r, const void **data, size_t *len, Error *err)
 {
 	uint64_t left = r->txn->file_bytes - r->file_pos;
-	unsigned char hdr[REC_HDR_BYTES];
+	unsigned char hdr[TXNBUF_REC_HDR_BYTES];
 	const unsigned char *payload;
 	uint32_t rec_len;
 	size_t frame;
 
-	if (left < REC_HDR_BYTES)
+	if (left < TXNBUF_REC_HDR_BYTES)
 		return err_set(err, ERR_INTERNAL,
 		               "spill file \"%s\" is corrupt: %" PRIu64
 		               " bytes at offset %" PRIu64 " are no record",
 		               r->path, left, r->file_pos);
-	if (!fill_rbuf(r, REC_HDR_BYTES, err))
+	if (!fill_rbuf(r, TXNBUF_REC_HDR_BYTES, err))
 		return false;
-	memcpy(hdr, r->rbuf + r->rbuf_pos, REC_HDR_BYTES);
+	memcpy(hdr, r->rbuf + r->rbuf_pos, TXNBUF_REC_HDR_BYTES);
 	rec_len = txnbuf_get_u32(hdr);
-	if (rec_len > TXNBUF_RECORD_MAX || REC_HDR_BYTES + rec_len > left)
+	if (rec_len > TXNBUF_RECORD_MAX || TXNBUF_REC_HDR_BYTES + rec_len > left)
 		return err_set(err, ERR_INTERNAL,
 		               "spill file \"%s\" is corrupt: record at offset %" PRIu64
 		               " has length %" PRIu32 " but %" PRIu64 " bytes are left",
-		               r->path, r->file_pos, rec_len, left - REC_HDR_BYTES);
-	frame = REC_HDR_BYTES + (size_t) rec_len;
+		               r->path, r->file_pos, rec_len,
+		               left - TXNBUF_REC_HDR_BYTES);
+	frame = TXNBUF_REC_HDR_BYTES + (size_t) rec_len;
 	if (frame <= r->rbuf_cap)
 	{
 		if (!fill_rbuf(r, frame, err))
 			return false;
-		payload = r->rbuf + r->rbuf_pos + REC_HDR_BYTES;
+		payload = r->rbuf + r->rbuf_pos + TXNBUF_REC_HDR_BYTES;
 		r->rbuf_pos += frame;
 	}
 	else
 	{
 		/* Too large for the read buffer: a buffer for this record alone. */
-		size_t have = r->rbuf_len - r->rbuf_pos - REC_HDR_BYTES;
+		size_t have = r->rbuf_len - r->rbuf_pos - TXNBUF_REC_HDR_BYTES;
 		size_t filled = have;
 
 		r->big = malloc(rec_len);
@@ -195,7 +196,7 @@ next_file_record(TxnReader *r, const void **data, size_t *len, Error *err)
 			               "out of memory reading a record of %" PRIu32
 			               " bytes from spill file \"%s\"",
 			               rec_len, r->path);
-		memcpy(r->big, r->rbuf + r->rbuf_pos + REC_HDR_BYTES, have);
+		memcpy(r->big, r->rbuf + r->rbuf_pos + TXNBUF_REC_HDR_BYTES, have);
 		r->rbuf_pos = r->rbuf_len = 0;
 		while (filled < rec_len)
 		{
@@ -257,8 +258,8 @@ txnbuf_reader_next(TxnReader *r, const void **data, size_t *len, bool *done,
 		return true;
 	}
 	*len = txnbuf_get_u32(r->block->data + r->block_pos);
-	*data = r->block->data + r->block_pos + REC_HDR_BYTES;
-	r->block_pos += REC_HDR_BYTES + *len;
+	*data = r->block->data + r->block_pos + TXNBUF_REC_HDR_BYTES;
+	r->block_pos += TXNBUF_REC_HDR_BYTES + *len;
 	return true;
 }
 

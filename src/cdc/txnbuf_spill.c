@@ -26,10 +26,10 @@
 
 /* CRC-32C (Castagnoli), slicing by 8. */
 static uint32_t crc_table[8][256];
-pthread_once_t txnbuf_crc_once = PTHREAD_ONCE_INIT;
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
 
-void
-txnbuf_crc_init(void)
+static void
+crc_init(void)
 {
 	for (uint32_t n = 0; n < 256; n++)
 	{
@@ -43,6 +43,12 @@ txnbuf_crc_init(void)
 		for (int k = 1; k < 8; k++)
 			crc_table[k][n] = crc_table[0][crc_table[k - 1][n] & 0xFF] ^
 			                  (crc_table[k - 1][n] >> 8);
+}
+
+void
+txnbuf_crc_setup(void)
+{
+	pthread_once(&crc_once, crc_init);
 }
 
 static uint32_t
@@ -121,8 +127,8 @@ block_checksum(Block *blk)
 		uint32_t len = txnbuf_get_u32(rec);
 
 		txnbuf_put_u32(rec + 4,
-		               txnbuf_record_crc(rec, rec + REC_HDR_BYTES, len));
-		off += REC_HDR_BYTES + len;
+		               txnbuf_record_crc(rec, rec + TXNBUF_REC_HDR_BYTES, len));
+		off += TXNBUF_REC_HDR_BYTES + len;
 	}
 }
 
@@ -186,7 +192,7 @@ txnbuf_spill_txn(TxnBuf *b, Txn *t, const void *extra, size_t extra_len,
 	}
 	if (extra != NULL)
 	{
-		unsigned char hdr[REC_HDR_BYTES];
+		unsigned char hdr[TXNBUF_REC_HDR_BYTES];
 
 		txnbuf_put_u32(hdr, (uint32_t) extra_len);
 		txnbuf_put_u32(hdr + 4, txnbuf_record_crc(hdr, extra, extra_len));
