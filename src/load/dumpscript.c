@@ -176,7 +176,7 @@ keep_ident(DumpScript *ds, const Cursor *c, Tok tok, Error *err)
 
 	if (p == NULL)
 		return keep(ds, NULL, err);
-	if (tok.kind == TOK_QIDENT)
+	if (tok.kind == DUMPSCRIPT_TOK_QIDENT)
 	{
 		for (i = 1; i + 1 < n; i++)
 		{
@@ -337,7 +337,7 @@ read_constraint(DumpScript *ds, const Scan *sc, Cursor *c, DumpEntry *e,
 		return true;
 	name = dumpscript_cursor_next(c);
 	kind = dumpscript_cursor_next(c);
-	if (!dumpscript_tok_is_name(name) || kind.kind != TOK_IDENT)
+	if (!dumpscript_tok_is_name(name) || kind.kind != DUMPSCRIPT_TOK_IDENT)
 		return true;
 	*matched = true;
 	if (dumpscript_tok_is(c, kind, "PRIMARY"))
@@ -373,8 +373,9 @@ read_trigger(DumpScript *ds, const Scan *sc, Cursor *c, DumpEntry *e,
 		return true;
 	do
 		tok = dumpscript_cursor_next(c);
-	while (tok.kind != TOK_END && !dumpscript_tok_is(c, tok, "ON"));
-	if (tok.kind == TOK_END || !dumpscript_cursor_qualified(c, &first, &last))
+	while (tok.kind != DUMPSCRIPT_TOK_END && !dumpscript_tok_is(c, tok, "ON"));
+	if (tok.kind == DUMPSCRIPT_TOK_END ||
+	    !dumpscript_cursor_qualified(c, &first, &last))
 		return true;
 	*matched = true;
 	return keep_table(ds, sc, first, last, e, err);

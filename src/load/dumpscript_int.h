@@ -73,10 +73,10 @@ typedef struct Scan
 
 typedef enum TokKind
 {
-	TOK_END = 0,
-	TOK_IDENT,  /* unquoted identifier or keyword */
-	TOK_QIDENT, /* "quoted identifier" */
-	TOK_OTHER,  /* a string, a dollar-quoted body or one other byte */
+	DUMPSCRIPT_TOK_END = 0,
+	DUMPSCRIPT_TOK_IDENT,  /* unquoted identifier or keyword */
+	DUMPSCRIPT_TOK_QIDENT, /* "quoted identifier" */
+	DUMPSCRIPT_TOK_OTHER, /* a string, a dollar-quoted body or one other byte */
 } TokKind;
 
 typedef struct Tok
@@ -123,7 +123,8 @@ bool dumpscript_line_starts(const char *text, size_t start, size_t end,
  */
 bool dumpscript_scan(Scan *sc, Error *err);
 
-/* The next token of c's statement (TOK_END at its end); never fails. */
+/* The next token of c's statement, DUMPSCRIPT_TOK_END at its end; never
+ * fails. */
 Tok dumpscript_cursor_next(Cursor *c);
 
 /* True when tok is the unquoted keyword, in any case. */

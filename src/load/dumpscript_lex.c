@@ -487,7 +487,7 @@ Tok
 dumpscript_cursor_next(Cursor *c)
 {
 	const char *text = c->text;
-	Tok tok = {TOK_END, c->end, c->end};
+	Tok tok = {DUMPSCRIPT_TOK_END, c->end, c->end};
 	size_t end;
 
 	for (;;)
@@ -512,12 +512,12 @@ dumpscript_cursor_next(Cursor *c)
 	}
 
 	tok.start = c->pos;
-	tok.kind = TOK_OTHER;
+	tok.kind = DUMPSCRIPT_TOK_OTHER;
 	end = c->pos + 1;
 	if (text[c->pos] == '"')
 	{
 		end = quoted_end(text, c->end, c->pos, '"', false);
-		tok.kind = TOK_QIDENT;
+		tok.kind = DUMPSCRIPT_TOK_QIDENT;
 	}
 	else if (text[c->pos] == '\'')
 		end = quoted_end(text, c->end, c->pos, '\'', !c->std_strings);
@@ -532,9 +532,9 @@ dumpscript_cursor_next(Cursor *c)
 		if (estring)
 			end = quoted_end(text, c->end, end, '\'', true);
 		else
-			tok.kind = TOK_IDENT;
+			tok.kind = DUMPSCRIPT_TOK_IDENT;
 	}
-	/* dumpscript_scan() accepted the statement, so quotes close; stay bounded anyway */
+	/* the scan accepted the statement, so quotes close; stay bounded anyway */
 	if (end == 0 || end > c->end)
 		end = c->end;
 	tok.end = end;
@@ -545,21 +545,22 @@ dumpscript_cursor_next(Cursor *c)
 bool
 dumpscript_tok_is(const Cursor *c, Tok tok, const char *keyword)
 {
-	return tok.kind == TOK_IDENT &&
+	return tok.kind == DUMPSCRIPT_TOK_IDENT &&
 	       ascii_ieq(c->text + tok.start, tok.end - tok.start, keyword);
 }
 
 static bool
 tok_is_char(const Cursor *c, Tok tok, char ch)
 {
-	return tok.kind == TOK_OTHER && tok.end == tok.start + 1 &&
+	return tok.kind == DUMPSCRIPT_TOK_OTHER && tok.end == tok.start + 1 &&
 	       c->text[tok.start] == ch;
 }
 
 bool
 dumpscript_tok_is_name(Tok tok)
 {
-	return tok.kind == TOK_IDENT || tok.kind == TOK_QIDENT;
+	return tok.kind == DUMPSCRIPT_TOK_IDENT ||
+	       tok.kind == DUMPSCRIPT_TOK_QIDENT;
 }
 
 /* If the next token is keyword, consumes it and returns true. */
