@@ -60,9 +60,10 @@ config_text_is(const char *text, size_t len, const char *word)
 }
 
 /*
- * Writes text[0..len) into dst (QUOTED_CAP bytes) as it should appear between
- * double quotes in a message: quote, backslash and control bytes escaped, at
- * most QUOTE_MAX input bytes and then "...". Returns dst.
+ * Writes text[0..len) into dst (CONFIG_QUOTED_CAP bytes) as it should
+ * appear between double quotes in a message: quote, backslash and control
+ * bytes escaped, at most CONFIG_QUOTE_MAX input bytes and then "...". Returns
+ * dst.
  */
 const char *
 config_quote(char *dst, const char *text, size_t len)
@@ -70,9 +71,9 @@ config_quote(char *dst, const char *text, size_t len)
 	size_t shown = len;
 	size_t out = 0;
 
-	if (shown > QUOTE_MAX)
+	if (shown > CONFIG_QUOTE_MAX)
 	{
-		shown = QUOTE_MAX;
+		shown = CONFIG_QUOTE_MAX;
 		/* Do not cut a UTF-8 sequence: back up to its lead byte. */
 		while (shown > 0 && ((unsigned char) text[shown] & 0xC0) == 0x80)
 			shown--;
@@ -97,7 +98,8 @@ config_quote(char *dst, const char *text, size_t len)
 			dst[out++] = 't';
 		}
 		else if (c < 0x20 || c == 0x7F)
-			out += (size_t) snprintf(dst + out, QUOTED_CAP - out, "\\x%02X", c);
+			out += (size_t) snprintf(dst + out, CONFIG_QUOTED_CAP - out,
+			                         "\\x%02X", c);
 		else
 			dst[out++] = (char) c;
 	}

@@ -30,58 +30,58 @@
  * a long value cannot crowd the key and the expectation out of the Error's
  * fixed-size message. Each byte may become a 4-byte escape.
  */
-#define QUOTE_MAX  64
-#define QUOTED_CAP (QUOTE_MAX * 4 + sizeof("..."))
+#define CONFIG_QUOTE_MAX  64
+#define CONFIG_QUOTED_CAP (CONFIG_QUOTE_MAX * 4 + sizeof("..."))
 
 /* Holds every key name joined by ", " (about 600 bytes today). */
-#define KEY_LIST_CAP 1000
+#define CONFIG_KEY_LIST_CAP 1000
 
 typedef enum KeyId
 {
-	KEY_TASK,
-	KEY_SOURCE,
-	KEY_TARGET,
-	KEY_INCLUDE,
-	KEY_EXCLUDE,
-	KEY_COPY_JOBS,
-	KEY_INDEX_JOBS,
-	KEY_SPLIT_BYTES,
-	KEY_COPY_FORMAT,
-	KEY_SCHEMA_MODE,
-	KEY_ON_EXISTING,
-	KEY_PG_DUMP,
-	KEY_STATE_SCHEMA,
-	KEY_PROGRESS_INTERVAL,
-	KEY_CDC_MEMORY,
-	KEY_CDC_SPILL_DIR,
-	KEY_ON_CONFLICT,
-	KEY_CDC_SLOT,
-	KEY_CDC_START_LSN,
-	KEY_CDC_PUBLICATION,
-	KEY_CHECK_SKIP,
-	KEY_CHECK_WAL_FREE,
-	KEY_VALIDATE_TABLES,
-	KEY_VALIDATE_SAMPLE,
-	KEY_CUTOVER_FENCE,
-	KEY_CUTOVER_ROLES,
-	KEY_CUTOVER_FENCE_CMD,
-	KEY_CUTOVER_UNFENCE_CMD,
-	KEY_CUTOVER_MAX_LAG,
-	KEY_CUTOVER_TIMEOUT,
-	KEY_CUTOVER_MARGIN,
-	KEY_CUTOVER_VALIDATE,
+	CONFIG_KEY_TASK,
+	CONFIG_KEY_SOURCE,
+	CONFIG_KEY_TARGET,
+	CONFIG_KEY_INCLUDE,
+	CONFIG_KEY_EXCLUDE,
+	CONFIG_KEY_COPY_JOBS,
+	CONFIG_KEY_INDEX_JOBS,
+	CONFIG_KEY_SPLIT_BYTES,
+	CONFIG_KEY_COPY_FORMAT,
+	CONFIG_KEY_SCHEMA_MODE,
+	CONFIG_KEY_ON_EXISTING,
+	CONFIG_KEY_PG_DUMP,
+	CONFIG_KEY_STATE_SCHEMA,
+	CONFIG_KEY_PROGRESS_INTERVAL,
+	CONFIG_KEY_CDC_MEMORY,
+	CONFIG_KEY_CDC_SPILL_DIR,
+	CONFIG_KEY_ON_CONFLICT,
+	CONFIG_KEY_CDC_SLOT,
+	CONFIG_KEY_CDC_START_LSN,
+	CONFIG_KEY_CDC_PUBLICATION,
+	CONFIG_KEY_CHECK_SKIP,
+	CONFIG_KEY_CHECK_WAL_FREE,
+	CONFIG_KEY_VALIDATE_TABLES,
+	CONFIG_KEY_VALIDATE_SAMPLE,
+	CONFIG_KEY_CUTOVER_FENCE,
+	CONFIG_KEY_CUTOVER_ROLES,
+	CONFIG_KEY_CUTOVER_FENCE_CMD,
+	CONFIG_KEY_CUTOVER_UNFENCE_CMD,
+	CONFIG_KEY_CUTOVER_MAX_LAG,
+	CONFIG_KEY_CUTOVER_TIMEOUT,
+	CONFIG_KEY_CUTOVER_MARGIN,
+	CONFIG_KEY_CUTOVER_VALIDATE,
 } KeyId;
 
 typedef enum KeyType
 {
-	KEY_TYPE_STRING,   /* any non-empty string without NUL bytes */
-	KEY_TYPE_NAME,     /* task name: [a-z0-9_]{1,40} */
-	KEY_TYPE_IDENT,    /* SQL identifier: [a-z_][a-z0-9_]{0,62} */
-	KEY_TYPE_LIST,     /* strings; a scalar in YAML is a one-item list */
-	KEY_TYPE_INT,      /* decimal integer in [min, max] */
-	KEY_TYPE_SIZE,     /* config_parse_size() */
-	KEY_TYPE_CHOICE,   /* one of choices[] */
-	KEY_TYPE_FRACTION, /* "0.1" or "10%": in (0, 1] */
+	CONFIG_KEY_TYPE_STRING,   /* any non-empty string without NUL bytes */
+	CONFIG_KEY_TYPE_NAME,     /* task name: [a-z0-9_]{1,40} */
+	CONFIG_KEY_TYPE_IDENT,    /* SQL identifier: [a-z_][a-z0-9_]{0,62} */
+	CONFIG_KEY_TYPE_LIST,     /* strings; a scalar in YAML is a one-item list */
+	CONFIG_KEY_TYPE_INT,      /* decimal integer in [min, max] */
+	CONFIG_KEY_TYPE_SIZE,     /* config_parse_size() */
+	CONFIG_KEY_TYPE_CHOICE,   /* one of choices[] */
+	CONFIG_KEY_TYPE_FRACTION, /* "0.1" or "10%": in (0, 1] */
 } KeyType;
 
 typedef struct KeyDef
@@ -90,9 +90,9 @@ typedef struct KeyDef
 						 nested mapping in the task file */
 	KeyId id;
 	KeyType type;
-	int min; /* KEY_TYPE_INT */
+	int min; /* CONFIG_KEY_TYPE_INT */
 	int max;
-	const char *const *choices; /* KEY_TYPE_CHOICE; NULL-terminated */
+	const char *const *choices; /* CONFIG_KEY_TYPE_CHOICE; NULL-terminated */
 } KeyDef;
 
 /* ---- config.c ---- */
@@ -108,9 +108,10 @@ char *config_dup_text(const char *text, size_t len);
 bool config_text_is(const char *text, size_t len, const char *word);
 
 /*
- * Writes text[0..len) into dst (QUOTED_CAP bytes) as it should appear between
- * double quotes in a message: quote, backslash and control bytes escaped, at
- * most QUOTE_MAX input bytes and then "...". Returns dst.
+ * Writes text[0..len) into dst (CONFIG_QUOTED_CAP bytes) as it should
+ * appear between double quotes in a message: quote, backslash and control
+ * bytes escaped, at most CONFIG_QUOTE_MAX input bytes and then "...". Returns
+ * dst.
  */
 const char *config_quote(char *dst, const char *text, size_t len);
 
@@ -133,7 +134,7 @@ const KeyDef *config_find_key(const char *section, const char *leaf,
 bool config_is_section(const char *text, size_t len);
 
 /* Lists the keys valid inside `section` (NULL: the top level, where each
- * section is one key) into buf (cap bytes, KEY_LIST_CAP is enough). */
+ * section is one key) into buf (cap bytes, CONFIG_KEY_LIST_CAP is enough). */
 void config_list_keys(const char *section, char *buf, size_t cap);
 
 /* A key the user may have put in the wrong mapping: one whose leaf or dotted

@@ -15,7 +15,6 @@
 #include "base/config.h"
 #include "base/config_int.h"
 
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,91 +53,111 @@ _Static_assert(FINAL_VALIDATION_NONE == 0 && FINAL_VALIDATION_COUNTS == 1 &&
 
 /* In the order docs/task-file.md and the hints list them. */
 static const KeyDef config_keys[] = {
-    {.name = "task", .id = KEY_TASK, .type = KEY_TYPE_NAME},
-    {.name = "source", .id = KEY_SOURCE, .type = KEY_TYPE_STRING},
-    {.name = "target", .id = KEY_TARGET, .type = KEY_TYPE_STRING},
-    {.name = "tables.include", .id = KEY_INCLUDE, .type = KEY_TYPE_LIST},
-    {.name = "tables.exclude", .id = KEY_EXCLUDE, .type = KEY_TYPE_LIST},
+    {.name = "task", .id = CONFIG_KEY_TASK, .type = CONFIG_KEY_TYPE_NAME},
+    {.name = "source", .id = CONFIG_KEY_SOURCE, .type = CONFIG_KEY_TYPE_STRING},
+    {.name = "target", .id = CONFIG_KEY_TARGET, .type = CONFIG_KEY_TYPE_STRING},
+    {.name = "tables.include",
+     .id = CONFIG_KEY_INCLUDE,
+     .type = CONFIG_KEY_TYPE_LIST},
+    {.name = "tables.exclude",
+     .id = CONFIG_KEY_EXCLUDE,
+     .type = CONFIG_KEY_TYPE_LIST},
     {.name = "copy.jobs",
-     .id = KEY_COPY_JOBS,
-     .type = KEY_TYPE_INT,
+     .id = CONFIG_KEY_COPY_JOBS,
+     .type = CONFIG_KEY_TYPE_INT,
      .min = 1,
      .max = 64},
     {.name = "copy.index_jobs",
-     .id = KEY_INDEX_JOBS,
-     .type = KEY_TYPE_INT,
+     .id = CONFIG_KEY_INDEX_JOBS,
+     .type = CONFIG_KEY_TYPE_INT,
      .min = 1,
      .max = 64},
     {.name = "copy.split_tables_larger_than",
-     .id = KEY_SPLIT_BYTES,
-     .type = KEY_TYPE_SIZE},
+     .id = CONFIG_KEY_SPLIT_BYTES,
+     .type = CONFIG_KEY_TYPE_SIZE},
     {.name = "copy.format",
-     .id = KEY_COPY_FORMAT,
-     .type = KEY_TYPE_CHOICE,
+     .id = CONFIG_KEY_COPY_FORMAT,
+     .type = CONFIG_KEY_TYPE_CHOICE,
      .choices = copy_format_names},
     {.name = "schema.mode",
-     .id = KEY_SCHEMA_MODE,
-     .type = KEY_TYPE_CHOICE,
+     .id = CONFIG_KEY_SCHEMA_MODE,
+     .type = CONFIG_KEY_TYPE_CHOICE,
      .choices = schema_mode_names},
     {.name = "schema.on_existing",
-     .id = KEY_ON_EXISTING,
-     .type = KEY_TYPE_CHOICE,
+     .id = CONFIG_KEY_ON_EXISTING,
+     .type = CONFIG_KEY_TYPE_CHOICE,
      .choices = on_existing_names},
-    {.name = "schema.pg_dump", .id = KEY_PG_DUMP, .type = KEY_TYPE_STRING},
-    {.name = "state.schema", .id = KEY_STATE_SCHEMA, .type = KEY_TYPE_IDENT},
+    {.name = "schema.pg_dump",
+     .id = CONFIG_KEY_PG_DUMP,
+     .type = CONFIG_KEY_TYPE_STRING},
+    {.name = "state.schema",
+     .id = CONFIG_KEY_STATE_SCHEMA,
+     .type = CONFIG_KEY_TYPE_IDENT},
     {.name = "progress.interval",
-     .id = KEY_PROGRESS_INTERVAL,
-     .type = KEY_TYPE_INT,
+     .id = CONFIG_KEY_PROGRESS_INTERVAL,
+     .type = CONFIG_KEY_TYPE_INT,
      .min = 1,
      .max = 3600},
-    {.name = "cdc.memory_limit", .id = KEY_CDC_MEMORY, .type = KEY_TYPE_SIZE},
-    {.name = "cdc.spill_dir", .id = KEY_CDC_SPILL_DIR, .type = KEY_TYPE_STRING},
+    {.name = "cdc.memory_limit",
+     .id = CONFIG_KEY_CDC_MEMORY,
+     .type = CONFIG_KEY_TYPE_SIZE},
+    {.name = "cdc.spill_dir",
+     .id = CONFIG_KEY_CDC_SPILL_DIR,
+     .type = CONFIG_KEY_TYPE_STRING},
     {.name = "cdc.on_conflict",
-     .id = KEY_ON_CONFLICT,
-     .type = KEY_TYPE_CHOICE,
+     .id = CONFIG_KEY_ON_CONFLICT,
+     .type = CONFIG_KEY_TYPE_CHOICE,
      .choices = on_conflict_names},
-    {.name = "cdc.slot", .id = KEY_CDC_SLOT, .type = KEY_TYPE_STRING},
-    {.name = "cdc.start_lsn", .id = KEY_CDC_START_LSN, .type = KEY_TYPE_STRING},
+    {.name = "cdc.slot",
+     .id = CONFIG_KEY_CDC_SLOT,
+     .type = CONFIG_KEY_TYPE_STRING},
+    {.name = "cdc.start_lsn",
+     .id = CONFIG_KEY_CDC_START_LSN,
+     .type = CONFIG_KEY_TYPE_STRING},
     {.name = "cdc.publication",
-     .id = KEY_CDC_PUBLICATION,
-     .type = KEY_TYPE_STRING},
-    {.name = "check.skip", .id = KEY_CHECK_SKIP, .type = KEY_TYPE_LIST},
+     .id = CONFIG_KEY_CDC_PUBLICATION,
+     .type = CONFIG_KEY_TYPE_STRING},
+    {.name = "check.skip",
+     .id = CONFIG_KEY_CHECK_SKIP,
+     .type = CONFIG_KEY_TYPE_LIST},
     {.name = "check.wal_free_space",
-     .id = KEY_CHECK_WAL_FREE,
-     .type = KEY_TYPE_SIZE},
+     .id = CONFIG_KEY_CHECK_WAL_FREE,
+     .type = CONFIG_KEY_TYPE_SIZE},
     {.name = "validate.tables",
-     .id = KEY_VALIDATE_TABLES,
-     .type = KEY_TYPE_LIST},
+     .id = CONFIG_KEY_VALIDATE_TABLES,
+     .type = CONFIG_KEY_TYPE_LIST},
     {.name = "validate.sample",
-     .id = KEY_VALIDATE_SAMPLE,
-     .type = KEY_TYPE_FRACTION},
+     .id = CONFIG_KEY_VALIDATE_SAMPLE,
+     .type = CONFIG_KEY_TYPE_FRACTION},
     {.name = "cutover.fence",
-     .id = KEY_CUTOVER_FENCE,
-     .type = KEY_TYPE_CHOICE,
+     .id = CONFIG_KEY_CUTOVER_FENCE,
+     .type = CONFIG_KEY_TYPE_CHOICE,
      .choices = fence_names},
-    {.name = "cutover.roles", .id = KEY_CUTOVER_ROLES, .type = KEY_TYPE_LIST},
+    {.name = "cutover.roles",
+     .id = CONFIG_KEY_CUTOVER_ROLES,
+     .type = CONFIG_KEY_TYPE_LIST},
     {.name = "cutover.fence_command",
-     .id = KEY_CUTOVER_FENCE_CMD,
-     .type = KEY_TYPE_STRING},
+     .id = CONFIG_KEY_CUTOVER_FENCE_CMD,
+     .type = CONFIG_KEY_TYPE_STRING},
     {.name = "cutover.unfence_command",
-     .id = KEY_CUTOVER_UNFENCE_CMD,
-     .type = KEY_TYPE_STRING},
+     .id = CONFIG_KEY_CUTOVER_UNFENCE_CMD,
+     .type = CONFIG_KEY_TYPE_STRING},
     {.name = "cutover.max_lag",
-     .id = KEY_CUTOVER_MAX_LAG,
-     .type = KEY_TYPE_SIZE},
+     .id = CONFIG_KEY_CUTOVER_MAX_LAG,
+     .type = CONFIG_KEY_TYPE_SIZE},
     {.name = "cutover.timeout",
-     .id = KEY_CUTOVER_TIMEOUT,
-     .type = KEY_TYPE_INT,
+     .id = CONFIG_KEY_CUTOVER_TIMEOUT,
+     .type = CONFIG_KEY_TYPE_INT,
      .min = 1,
      .max = 86400},
     {.name = "cutover.sequence_margin",
-     .id = KEY_CUTOVER_MARGIN,
-     .type = KEY_TYPE_INT,
+     .id = CONFIG_KEY_CUTOVER_MARGIN,
+     .type = CONFIG_KEY_TYPE_INT,
      .min = 0,
      .max = 1000000000},
     {.name = "cutover.validate",
-     .id = KEY_CUTOVER_VALIDATE,
-     .type = KEY_TYPE_CHOICE,
+     .id = CONFIG_KEY_CUTOVER_VALIDATE,
+     .type = CONFIG_KEY_TYPE_CHOICE,
      .choices = final_validation_names},
 };
 
@@ -297,41 +316,41 @@ config_find_misplaced(const char *section, const char *text, size_t len)
 static void
 describe_expected(const KeyDef *key, char *buf, size_t cap)
 {
-	char choices[KEY_LIST_CAP];
+	char choices[CONFIG_KEY_LIST_CAP];
 
 	switch (key->type)
 	{
-		case KEY_TYPE_STRING:
+		case CONFIG_KEY_TYPE_STRING:
 			snprintf(buf, cap, "a non-empty string");
 			return;
-		case KEY_TYPE_NAME:
+		case CONFIG_KEY_TYPE_NAME:
 			snprintf(buf, cap,
 			         "a name of 1 to %d characters from a-z, 0-9 and _",
 			         TASK_NAME_MAX);
 			return;
-		case KEY_TYPE_IDENT:
+		case CONFIG_KEY_TYPE_IDENT:
 			snprintf(buf, cap,
 			         "an identifier of 1 to %d characters from a-z, 0-9 and _, "
 			         "not starting with a digit",
 			         IDENT_MAX);
 			return;
-		case KEY_TYPE_LIST:
+		case CONFIG_KEY_TYPE_LIST:
 			snprintf(buf, cap, "a string or a list of strings");
 			return;
-		case KEY_TYPE_INT:
+		case CONFIG_KEY_TYPE_INT:
 			snprintf(buf, cap, "an integer from %d to %d", key->min, key->max);
 			return;
-		case KEY_TYPE_SIZE:
+		case CONFIG_KEY_TYPE_SIZE:
 			snprintf(buf, cap,
 			         "a size in bytes or with a unit kB, MB, GB or TB "
 			         "(such as 512MB)%s",
-			         key->id == KEY_SPLIT_BYTES ? ", or auto" : "");
+			         key->id == CONFIG_KEY_SPLIT_BYTES ? ", or auto" : "");
 			return;
-		case KEY_TYPE_CHOICE:
+		case CONFIG_KEY_TYPE_CHOICE:
 			join_choices(key->choices, choices, sizeof(choices));
 			snprintf(buf, cap, "one of %s", choices);
 			return;
-		case KEY_TYPE_FRACTION:
+		case CONFIG_KEY_TYPE_FRACTION:
 			snprintf(buf, cap,
 			         "a fraction above 0 and at most 1 (such as "
 			         "0.1 or 10%%)");
@@ -354,8 +373,8 @@ config_fail_expected(Error *err, const KeyDef *key, const char *got)
 static bool
 fail_value(Error *err, const KeyDef *key, const char *text, size_t len)
 {
-	char shown[QUOTED_CAP];
-	char got[QUOTED_CAP + 2];
+	char shown[CONFIG_QUOTED_CAP];
+	char got[CONFIG_QUOTED_CAP + 2];
 
 	snprintf(got, sizeof(got), "\"%s\"", config_quote(shown, text, len));
 	return config_fail_expected(err, key, got);
@@ -458,15 +477,15 @@ config_list_field(TaskConfig *cfg, KeyId id)
 {
 	switch (id)
 	{
-		case KEY_INCLUDE:
+		case CONFIG_KEY_INCLUDE:
 			return &cfg->include;
-		case KEY_EXCLUDE:
+		case CONFIG_KEY_EXCLUDE:
 			return &cfg->exclude;
-		case KEY_CHECK_SKIP:
+		case CONFIG_KEY_CHECK_SKIP:
 			return &cfg->check_skip;
-		case KEY_VALIDATE_TABLES:
+		case CONFIG_KEY_VALIDATE_TABLES:
 			return &cfg->validate_tables;
-		case KEY_CUTOVER_ROLES:
+		case CONFIG_KEY_CUTOVER_ROLES:
 			return &cfg->cutover_roles;
 		default:
 			return NULL;
@@ -495,84 +514,84 @@ key_store(TaskConfig *cfg, const KeyDef *key, const char *text, size_t len,
 {
 	switch (key->id)
 	{
-		case KEY_TASK:
+		case CONFIG_KEY_TASK:
 			return config_replace_string(&cfg->task, text, len, err);
-		case KEY_SOURCE:
+		case CONFIG_KEY_SOURCE:
 			return config_replace_string(&cfg->source_uri, text, len, err);
-		case KEY_TARGET:
+		case CONFIG_KEY_TARGET:
 			return config_replace_string(&cfg->target_uri, text, len, err);
-		case KEY_PG_DUMP:
+		case CONFIG_KEY_PG_DUMP:
 			return config_replace_string(&cfg->pg_dump, text, len, err);
-		case KEY_STATE_SCHEMA:
+		case CONFIG_KEY_STATE_SCHEMA:
 			return config_replace_string(&cfg->state_schema, text, len, err);
-		case KEY_INCLUDE:
-		case KEY_EXCLUDE:
-		case KEY_CHECK_SKIP:
-		case KEY_VALIDATE_TABLES:
-		case KEY_CUTOVER_ROLES:
+		case CONFIG_KEY_INCLUDE:
+		case CONFIG_KEY_EXCLUDE:
+		case CONFIG_KEY_CHECK_SKIP:
+		case CONFIG_KEY_VALIDATE_TABLES:
+		case CONFIG_KEY_CUTOVER_ROLES:
 			return config_strlist_append(config_list_field(cfg, key->id), text,
 			                             len, err);
-		case KEY_COPY_JOBS:
+		case CONFIG_KEY_COPY_JOBS:
 			cfg->copy_jobs = (int) num;
 			return true;
-		case KEY_INDEX_JOBS:
+		case CONFIG_KEY_INDEX_JOBS:
 			cfg->index_jobs = (int) num;
 			return true;
-		case KEY_PROGRESS_INTERVAL:
+		case CONFIG_KEY_PROGRESS_INTERVAL:
 			cfg->progress_interval_s = (int) num;
 			return true;
-		case KEY_SPLIT_BYTES:
+		case CONFIG_KEY_SPLIT_BYTES:
 			cfg->split_bytes = num;
 			return true;
-		case KEY_COPY_FORMAT:
+		case CONFIG_KEY_COPY_FORMAT:
 			cfg->copy_format = (CopyFormat) num;
 			return true;
-		case KEY_SCHEMA_MODE:
+		case CONFIG_KEY_SCHEMA_MODE:
 			cfg->schema_mode = (SchemaMode) num;
 			return true;
-		case KEY_ON_EXISTING:
+		case CONFIG_KEY_ON_EXISTING:
 			cfg->on_existing = (OnExisting) num;
 			return true;
-		case KEY_CDC_MEMORY:
+		case CONFIG_KEY_CDC_MEMORY:
 			cfg->cdc_memory_bytes = num;
 			return true;
-		case KEY_CDC_SPILL_DIR:
+		case CONFIG_KEY_CDC_SPILL_DIR:
 			return config_replace_string(&cfg->cdc_spill_dir, text, len, err);
-		case KEY_ON_CONFLICT:
+		case CONFIG_KEY_ON_CONFLICT:
 			cfg->on_conflict = (OnConflict) num;
 			return true;
-		case KEY_CDC_SLOT:
+		case CONFIG_KEY_CDC_SLOT:
 			return config_replace_string(&cfg->cdc_slot, text, len, err);
-		case KEY_CDC_START_LSN:
+		case CONFIG_KEY_CDC_START_LSN:
 			return config_replace_string(&cfg->cdc_start_lsn, text, len, err);
-		case KEY_CDC_PUBLICATION:
+		case CONFIG_KEY_CDC_PUBLICATION:
 			return config_replace_string(&cfg->cdc_publication, text, len, err);
-		case KEY_CHECK_WAL_FREE:
+		case CONFIG_KEY_CHECK_WAL_FREE:
 			cfg->check_wal_free_bytes = num;
 			return true;
-		case KEY_VALIDATE_SAMPLE:
+		case CONFIG_KEY_VALIDATE_SAMPLE:
 			/* stored as parts per million to keep key_store integral */
 			cfg->validate_sample = (double) num / 1e6;
 			return true;
-		case KEY_CUTOVER_FENCE:
+		case CONFIG_KEY_CUTOVER_FENCE:
 			cfg->cutover_fence = (FenceMethod) num;
 			return true;
-		case KEY_CUTOVER_FENCE_CMD:
+		case CONFIG_KEY_CUTOVER_FENCE_CMD:
 			return config_replace_string(&cfg->cutover_fence_command, text, len,
 			                             err);
-		case KEY_CUTOVER_UNFENCE_CMD:
+		case CONFIG_KEY_CUTOVER_UNFENCE_CMD:
 			return config_replace_string(&cfg->cutover_unfence_command, text,
 			                             len, err);
-		case KEY_CUTOVER_MAX_LAG:
+		case CONFIG_KEY_CUTOVER_MAX_LAG:
 			cfg->cutover_max_lag_bytes = num;
 			return true;
-		case KEY_CUTOVER_TIMEOUT:
+		case CONFIG_KEY_CUTOVER_TIMEOUT:
 			cfg->cutover_timeout_s = (int) num;
 			return true;
-		case KEY_CUTOVER_MARGIN:
+		case CONFIG_KEY_CUTOVER_MARGIN:
 			cfg->cutover_sequence_margin = (int) num;
 			return true;
-		case KEY_CUTOVER_VALIDATE:
+		case CONFIG_KEY_CUTOVER_VALIDATE:
 			cfg->cutover_validate = (FinalValidation) num;
 			return true;
 	}
@@ -588,34 +607,35 @@ bool
 config_key_apply(TaskConfig *cfg, const KeyDef *key, const char *text,
                  size_t len, Error *err)
 {
-	char shown[QUOTED_CAP];
-	char choices[KEY_LIST_CAP];
+	char shown[CONFIG_QUOTED_CAP];
+	char choices[CONFIG_KEY_LIST_CAP];
 	int64_t num = 0;
 	int n;
 
 	switch (key->type)
 	{
-		case KEY_TYPE_STRING:
-		case KEY_TYPE_LIST:
+		case CONFIG_KEY_TYPE_STRING:
+		case CONFIG_KEY_TYPE_LIST:
 			if (!config_check_string(key, text, len, err))
 				return false;
 			break;
-		case KEY_TYPE_NAME:
+		case CONFIG_KEY_TYPE_NAME:
 			if (!check_name(text, len, TASK_NAME_MAX, false))
 				return fail_value(err, key, text, len);
 			break;
-		case KEY_TYPE_IDENT:
+		case CONFIG_KEY_TYPE_IDENT:
 			if (!check_name(text, len, IDENT_MAX, true))
 				return fail_value(err, key, text, len);
 			break;
-		case KEY_TYPE_INT:
+		case CONFIG_KEY_TYPE_INT:
 			if (!parse_int(text, len, key->min, key->max, &n))
 				return fail_value(err, key, text, len);
 			num = n;
 			break;
-		case KEY_TYPE_SIZE:
+		case CONFIG_KEY_TYPE_SIZE:
 			/* The split size may be "auto" (CONFIG_SPLIT_AUTO). */
-			if (key->id == KEY_SPLIT_BYTES && config_text_is(text, len, "auto"))
+			if (key->id == CONFIG_KEY_SPLIT_BYTES &&
+			    config_text_is(text, len, "auto"))
 			{
 				num = CONFIG_SPLIT_AUTO;
 				break;
@@ -625,7 +645,7 @@ config_key_apply(TaskConfig *cfg, const KeyDef *key, const char *text,
 			    !config_parse_size(text, &num))
 				return fail_value(err, key, text, len);
 			break;
-		case KEY_TYPE_CHOICE:
+		case CONFIG_KEY_TYPE_CHOICE:
 			for (n = 0; key->choices[n] != NULL; n++)
 				if (config_text_is(text, len, key->choices[n]))
 					break;
@@ -638,7 +658,7 @@ config_key_apply(TaskConfig *cfg, const KeyDef *key, const char *text,
 			}
 			num = n;
 			break;
-		case KEY_TYPE_FRACTION:
+		case CONFIG_KEY_TYPE_FRACTION:
 			if (!parse_fraction(text, len, &num))
 				return fail_value(err, key, text, len);
 			break;
@@ -651,8 +671,8 @@ config_set(TaskConfig *cfg, const char *key, const char *value,
            const char *origin, Error *err)
 {
 	const KeyDef *def;
-	char shown[QUOTED_CAP];
-	char valid[KEY_LIST_CAP];
+	char shown[CONFIG_QUOTED_CAP];
+	char valid[CONFIG_KEY_LIST_CAP];
 
 	if (key == NULL)
 		key = "";

@@ -67,7 +67,7 @@ node_is_null(const yaml_node_t *node)
 static const char *
 describe_node(const yaml_node_t *node, char *buf, size_t cap)
 {
-	char shown[QUOTED_CAP];
+	char shown[CONFIG_QUOTED_CAP];
 
 	switch (node->type)
 	{
@@ -101,7 +101,7 @@ static bool
 fail_kind(Error *err, const Loader *ld, const KeyDef *key,
           const yaml_node_t *node)
 {
-	char got[QUOTED_CAP + 2];
+	char got[CONFIG_QUOTED_CAP + 2];
 
 	config_fail_expected(err, key, describe_node(node, got, sizeof(got)));
 	return at_key(err, ld, node, key);
@@ -166,7 +166,7 @@ fail:
 static bool
 load_value(Loader *ld, const KeyDef *key, yaml_node_t *node, Error *err)
 {
-	if (key->type == KEY_TYPE_LIST)
+	if (key->type == CONFIG_KEY_TYPE_LIST)
 		return load_list(ld, key, node, err);
 	if (node->type != YAML_SCALAR_NODE || node_is_null(node))
 		return fail_kind(err, ld, key, node);
@@ -183,9 +183,9 @@ fail_unknown_key(Loader *ld, const char *section, const yaml_node_t *knode,
 	const char *text = (const char *) knode->data.scalar.value;
 	size_t len = knode->data.scalar.length;
 	const KeyDef *elsewhere = config_find_misplaced(section, text, len);
-	char shown[QUOTED_CAP];
-	char valid[KEY_LIST_CAP];
-	char did_you_mean[KEY_LIST_CAP] = "";
+	char shown[CONFIG_QUOTED_CAP];
+	char valid[CONFIG_KEY_LIST_CAP];
+	char did_you_mean[CONFIG_KEY_LIST_CAP] = "";
 
 	if (elsewhere != NULL)
 		snprintf(did_you_mean, sizeof(did_you_mean), "did you mean %s? ",
@@ -215,8 +215,8 @@ load_mapping(Loader *ld, const char *section, yaml_node_t *map, Error *err)
 	{
 		yaml_node_t *knode = yaml_document_get_node(ld->doc, pair->key);
 		yaml_node_t *vnode = yaml_document_get_node(ld->doc, pair->value);
-		char shown[QUOTED_CAP];
-		char got[QUOTED_CAP + 2];
+		char shown[CONFIG_QUOTED_CAP];
+		char got[CONFIG_QUOTED_CAP + 2];
 		const char *text;
 		size_t len;
 		const KeyDef *key;
@@ -359,7 +359,7 @@ load_bytes(TaskConfig *cfg, const char *name, const char *data, size_t len,
 		ok = true; /* an empty file changes nothing */
 	else if (root->type != YAML_MAPPING_NODE)
 	{
-		char got[QUOTED_CAP + 2];
+		char got[CONFIG_QUOTED_CAP + 2];
 
 		err_set(err, ERR_CONFIG,
 		        "%s:%zu: expected a mapping of keys at the top level, got %s",
