@@ -132,14 +132,14 @@ pend_kind_verb(PendKind kind)
 {
 	switch (kind)
 	{
-		case PEND_INSERT:
-		case PEND_UPSERT:
+		case APPLY_PEND_INSERT:
+		case APPLY_PEND_UPSERT:
 			return "INSERT";
-		case PEND_UPDATE:
+		case APPLY_PEND_UPDATE:
 			return "UPDATE";
-		case PEND_DELETE:
+		case APPLY_PEND_DELETE:
 			return "DELETE";
-		case PEND_PLAIN:
+		case APPLY_PEND_PLAIN:
 			break;
 	}
 	return "";
@@ -192,20 +192,20 @@ read_one(Applier *a, Error *err)
 		}
 		ok = false;
 	}
-	else if (st == PGRES_TUPLES_OK && p->kind != PEND_PLAIN)
+	else if (st == PGRES_TUPLES_OK && p->kind != APPLY_PEND_PLAIN)
 	{
 		/* upsert RETURNING (xmax = 0): true where the row was inserted */
 		int64_t inserted = 0;
 
 		for (int i = 0; i < PQntuples(res); i++)
 			inserted += PQgetvalue(res, i, 0)[0] == 't';
-		if (p->kind == PEND_INSERT && inserted < PQntuples(res))
+		if (p->kind == APPLY_PEND_INSERT && inserted < PQntuples(res))
 			note_conflict(a, p, "the row already exists",
 			              PQntuples(res) - inserted);
-		else if (p->kind == PEND_UPSERT && inserted > 0)
+		else if (p->kind == APPLY_PEND_UPSERT && inserted > 0)
 			note_conflict(a, p, "no row to update", inserted);
 	}
-	else if (st == PGRES_COMMAND_OK && p->kind != PEND_PLAIN &&
+	else if (st == PGRES_COMMAND_OK && p->kind != APPLY_PEND_PLAIN &&
 	         !result_matches(p, PQcmdStatus(res)))
 	{
 		/* Never read one statement's result as another's: a Prepare's
@@ -222,16 +222,17 @@ read_one(Applier *a, Error *err)
 		}
 		ok = false;
 	}
-	else if (st == PGRES_COMMAND_OK && p->kind != PEND_PLAIN)
+	else if (st == PGRES_COMMAND_OK && p->kind != APPLY_PEND_PLAIN)
 	{
 		int64_t done = strtoll(PQcmdTuples(res), NULL, 10);
-		int64_t want = p->kind == PEND_INSERT ? p->nrows : 1;
+		int64_t want = p->kind == APPLY_PEND_INSERT ? p->nrows : 1;
 
 		if (done < want)
 			note_conflict(a, p,
-			              p->kind == PEND_INSERT   ? "the row already exists"
-			              : p->kind == PEND_UPDATE ? "no row to update"
-			                                       : "no row to delete",
+			              p->kind == APPLY_PEND_INSERT
+			                  ? "the row already exists"
+			              : p->kind == APPLY_PEND_UPDATE ? "no row to update"
+			                                             : "no row to delete",
 			              want - done);
 	}
 	PQclear(res);
@@ -307,7 +308,7 @@ apply_send_plain(Applier *a, const char *sql, int n, const char *const *vals,
 		err->retryable = true;
 		return false;
 	}
-	return pend_push(a, PEND_PLAIN, NULL, NULL, 0);
+	return pend_push(a, APPLY_PEND_PLAIN, NULL, NULL, 0);
 }
 
 /* Sends the statement in sqlbuf with params, preparing it the first time. */
@@ -346,7 +347,7 @@ apply_send_prepared(Applier *a, PendKind kind, Rel *rel, int nparams, char *key,
 			err->retryable = true;
 			return false;
 		}
-		pend_push(a, PEND_PLAIN, rel, NULL, 0);
+		pend_push(a, APPLY_PEND_PLAIN, rel, NULL, 0);
 	}
 	if (PQsendQueryPrepared(c, e->name, nparams, a->params, NULL, NULL, 0) != 1)
 	{

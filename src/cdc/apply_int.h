@@ -63,11 +63,12 @@ typedef struct StmtEntry
 
 typedef enum PendKind
 {
-	PEND_PLAIN = 0, /* BEGIN, Parse, origin, COMMIT, TRUNCATE */
-	PEND_INSERT,
-	PEND_UPDATE,
-	PEND_DELETE,
-	PEND_UPSERT, /* an UPDATE written as an upsert: inserting is the conflict */
+	APPLY_PEND_PLAIN = 0, /* BEGIN, Parse, origin, COMMIT, TRUNCATE */
+	APPLY_PEND_INSERT,
+	APPLY_PEND_UPDATE,
+	APPLY_PEND_DELETE,
+	APPLY_PEND_UPSERT, /* an UPDATE written as an upsert: inserting is the
+						  conflict */
 } PendKind;
 
 typedef struct Pending

@@ -466,8 +466,8 @@ run_send(Applier *a, int first, int nrows, Error *err)
 	}
 	if (!build_insert(a, run->rel, run->ncols, nrows))
 		return err_set(err, ERR_INTERNAL, "out of memory");
-	return apply_send_prepared(a, PEND_INSERT, run->rel, nparams, NULL, nrows,
-	                           err);
+	return apply_send_prepared(a, APPLY_PEND_INSERT, run->rel, nparams, NULL,
+	                           nrows, err);
 }
 
 /*
@@ -601,7 +601,7 @@ apply_update(Applier *a, Rel *r, const PgoChange *ch, Error *err)
 	if (a->policy == ON_CONFLICT_UPSERT && r->replident != 'f' &&
 	    rel_has_key(r) && sends_every_column(nt))
 		return (ch->old_kind == 0 || apply_delete(a, r, ch, err)) &&
-		       apply_insert_now(a, r, nt, PEND_UPSERT, err);
+		       apply_insert_now(a, r, nt, APPLY_PEND_UPSERT, err);
 	if (!colset_init(&cs, nt->ncols + ot->ncols) ||
 	    !colset_init(&where, ot->ncols))
 	{
@@ -654,7 +654,7 @@ apply_update(Applier *a, Rel *r, const PgoChange *ch, Error *err)
 		               "could not build an UPDATE for table %s", r->src_qname);
 	}
 	a->batch_has_ud = true;
-	return apply_send_prepared(a, PEND_UPDATE, r, next - 1, key, 1, err);
+	return apply_send_prepared(a, APPLY_PEND_UPDATE, r, next - 1, key, 1, err);
 }
 
 bool
@@ -688,7 +688,7 @@ apply_delete(Applier *a, Rel *r, const PgoChange *ch, Error *err)
 		               r->src_qname);
 	}
 	a->batch_has_ud = true;
-	return apply_send_prepared(a, PEND_DELETE, r, next - 1, key, 1, err);
+	return apply_send_prepared(a, APPLY_PEND_DELETE, r, next - 1, key, 1, err);
 }
 
 bool
