@@ -13,6 +13,7 @@
  * cuts them, txnbuf_reader.c reads them; removing one is all it does), nor
  * do file I/O under table->lock.
  */
+#include "cdc/txnbuf.h"
 #include "cdc/txnbuf_int.h"
 
 #include <errno.h>

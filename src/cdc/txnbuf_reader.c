@@ -10,6 +10,7 @@
  * It must never change a transaction's records or write a spill file, nor do
  * file I/O under table->lock.
  */
+#include "cdc/txnbuf.h"
 #include "cdc/txnbuf_int.h"
 
 #include <errno.h>
