@@ -1,0 +1,210 @@
+/*
+ * apply_int: what the files of apply share; nothing outside src/cdc/
+ * includes it (callers use cdc/apply.h).
+ *
+ *   apply.c        the Applier and its target session: the replication role,
+ *                  the origin, the identity columns the target generates;
+ *                  reconnecting; each decoded message to its handler
+ *   apply_stmt.c   the statements per relation: the relation cache, the SQL
+ *                  of each change (INSERT runs, UPDATE, DELETE, TRUNCATE) and
+ *                  its parameter values
+ *   apply_batch.c  the pipeline and the batch: prepared statements, the ring
+ *                  of statements waiting for results, the conflicts those
+ *                  results reveal, the commit with the origin advance
+ *
+ * A change flows one way: apply.c hands it to apply_stmt.c, which builds its
+ * statement and sends it through apply_batch.c, which reads the result back
+ * and, at the end of the batch, commits.
+ */
+#ifndef PGTIDE_APPLY_INT_H
+#define PGTIDE_APPLY_INT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/config.h"
+#include "base/err.h"
+#include "base/lsn.h"
+#include "cdc/apply.h"
+#include "cdc/pgoutput.h"
+#include "pg/pg.h"
+
+#define APPLY_INFLIGHT_MAX 512
+
+typedef struct RelCol
+{
+	char *qname; /* quoted */
+	uint32_t type_oid;
+	bool key;
+	bool text_eq; /* compared as text: the type has no equality operator */
+	bool always;  /* GENERATED ALWAYS AS IDENTITY on the target */
+} RelCol;
+
+typedef struct Rel
+{
+	uint32_t relid;
+	char *src_qname;         /* for messages */
+	const ApplyTable *table; /* NULL: the task does not move this table */
+	ApplyTable same_name;    /* the table when every table maps to itself */
+	char replident;
+	int ncols;
+	RelCol *cols;
+	int64_t conflicts;
+	_Atomic int64_t last_log_ms;
+} Rel;
+
+typedef struct StmtEntry
+{
+	char *sql; /* owned; NULL: empty slot */
+	char name[24];
+} StmtEntry;
+
+typedef enum PendKind
+{
+	APPLY_PEND_PLAIN = 0, /* BEGIN, Parse, origin, COMMIT, TRUNCATE */
+	APPLY_PEND_INSERT,
+	APPLY_PEND_UPDATE,
+	APPLY_PEND_DELETE,
+	APPLY_PEND_UPSERT, /* an UPDATE written as an upsert: inserting is the
+						  conflict */
+} PendKind;
+
+typedef struct Pending
+{
+	PendKind kind;
+	Rel *rel;
+	uint32_t xid;
+	Lsn final_lsn;
+	int nrows; /* rows a multi-row INSERT carries; 1 otherwise */
+	char *key; /* "(id)=(42)" for UPDATE/DELETE; owned */
+} Pending;
+
+/*
+ * Consecutive INSERTs into one table (across source transactions of the
+ * batch) wait here and go as multi-row INSERTs: one statement for up to
+ * APPLY_RUN_ROWS rows instead of one each. COPY would be cheaper still, but
+ * cannot run in pipeline mode. Values are copied: the decoder's views last
+ * only until the next message.
+ */
+typedef struct InsertRun
+{
+	Rel *rel; /* NULL: no run */
+	int ncols;
+	int nrows;
+	char *data; /* NUL-terminated values, back to back */
+	size_t len, cap;
+	int64_t *offs; /* nrows * ncols offsets into data; -1: NULL */
+	int offs_cap;
+	uint32_t xid; /* the first row's transaction, for messages */
+	Lsn final_lsn;
+} InsertRun;
+
+#define APPLY_RUN_ROWS  100
+#define APPLY_RUN_BYTES ((size_t) 4 * 1024 * 1024)
+
+struct Applier
+{
+	PgConn *conn;
+	char *target_uri;
+	char *origin;
+	OnConflict policy;
+	ApplyTable *tables; /* owned copies */
+	int ntables;
+
+	/* the target's GENERATED ALWAYS identity columns: an INSERT must say
+	 * OVERRIDING SYSTEM VALUE, an UPDATE must leave them out */
+	char **always_tables; /* "schema"."name", as tgt_qname writes it */
+	char **always_cols;
+	int nalways;
+
+	Rel **rels; /* relation cache, small: a linear scan; each Rel is
+	               allocated alone so pending statements may point to it */
+	int nrels;
+	int rels_cap;
+
+	StmtEntry *stmts; /* open addressing on the SQL text */
+	int stmts_cap;
+	int nstmts;
+
+	Pending *pend; /* ring of statements waiting for results */
+	int pend_head;
+	int pend_count;
+
+	InsertRun run;
+
+	bool in_batch;
+	bool batch_has_ud; /* an UPDATE or DELETE is in the batch */
+	uint32_t xid;      /* current source transaction */
+	Lsn final_lsn;
+	int batch_txns; /* source transactions in the open batch */
+	Error conflict; /* first conflict under the stop policy */
+
+	char *sqlbuf; /* statement text being built */
+	size_t sql_len, sql_cap;
+	char *valbuf; /* NUL-terminated parameter values */
+	size_t val_cap;
+	const char **params;
+	int params_cap;
+
+	_Atomic int64_t txns, changes, conflicts, skipped;
+	_Atomic uint64_t applied_end;
+	_Atomic int64_t applied_time_us;
+};
+
+/* ---- apply_stmt.c ---- */
+
+/* Frees what r owns (its columns and name) and empties it; r stays. */
+void apply_rel_clear(Rel *r);
+
+/* The cached relation relid, or NULL when pgoutput has not described it. */
+Rel *apply_rel_find(Applier *a, uint32_t relid);
+
+/*
+ * Caches (or replaces) what a Relation message says of a relation: its
+ * columns, its replica identity, where its rows go. Fails (ERR_INTERNAL)
+ * only when out of memory.
+ */
+bool apply_rel_update(Applier *a, const PgoRelation *m, Error *err);
+
+/* Adds an inserted row to the run of inserts, sending the run first when
+ * the row cannot join it. Fails when out of memory or a send fails. */
+bool apply_run_add(Applier *a, Rel *r, const PgoTuple *t, Error *err);
+
+/* Sends the waiting rows of the run of inserts, if any; the run is then
+ * empty, sent or not. */
+bool apply_run_flush(Applier *a, Error *err);
+
+/*
+ * Build and send the statement of one change of relation r. A relation
+ * without a usable identity, or a change that cannot be applied to the
+ * target as it is, fails with ERR_TARGET and a hint; a failed send as
+ * apply_send_prepared and apply_send_plain say.
+ */
+bool apply_update(Applier *a, Rel *r, const PgoChange *ch, Error *err);
+bool apply_delete(Applier *a, Rel *r, const PgoChange *ch, Error *err);
+bool apply_truncate(Applier *a, const PgoTruncate *t, Error *err);
+
+/* ---- apply_batch.c ---- */
+
+/* Drops the prepared statement cache (the statements are the session's). */
+void apply_stmt_free_all(Applier *a);
+
+/*
+ * Sends sql with n text parameters, unprepared, and queues it for its
+ * result. Fails (retryable) when the connection does, or when reading older
+ * results to make room fails.
+ */
+bool apply_send_plain(Applier *a, const char *sql, int n,
+                      const char *const *vals, Error *err);
+
+/*
+ * Sends the statement in a->sqlbuf with a->params[0..nparams), preparing it
+ * the first time its text is seen, and queues it for its result as kind of
+ * rel. Takes key (freed on failure too). nrows is the rows it carries.
+ */
+bool apply_send_prepared(Applier *a, PendKind kind, Rel *rel, int nparams,
+                         char *key, int nrows, Error *err);
+
+#endif

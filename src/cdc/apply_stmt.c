@@ -1,0 +1,738 @@
+/*
+ * apply_stmt: the statements that apply each change, per relation.
+ *
+ * It owns the relation cache (what pgoutput's Relation messages said, and
+ * where each table goes), and the SQL of every change: multi-row INSERTs
+ * from runs of inserts, UPDATE and DELETE matched on the key or on the whole
+ * row, TRUNCATE, each shaped by the conflict policy (the ON CONFLICT clause,
+ * an UPDATE written as an upsert), with its text-format parameter values.
+ *
+ * It must never send a statement other than through apply_send_plain and
+ * apply_send_prepared, nor read a result: whether a change met a conflict
+ * is for its result to say, in apply_batch.c.
+ */
+#include "cdc/apply_int.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pg/pg.h"
+
+/* ---- small buffers ---- */
+
+static bool
+sql_reset(Applier *a)
+{
+	a->sql_len = 0;
+	if (a->sqlbuf == NULL)
+	{
+		a->sql_cap = 1024;
+		a->sqlbuf = malloc(a->sql_cap);
+	}
+	if (a->sqlbuf != NULL)
+		a->sqlbuf[0] = '\0';
+	return a->sqlbuf != NULL;
+}
+
+static bool
+sql_add(Applier *a, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (a->sql_len + n + 1 > a->sql_cap)
+	{
+		size_t cap = a->sql_cap * 2;
+		char *grown;
+
+		while (cap < a->sql_len + n + 1)
+			cap *= 2;
+		grown = realloc(a->sqlbuf, cap);
+		if (grown == NULL)
+			return false;
+		a->sqlbuf = grown;
+		a->sql_cap = cap;
+	}
+	memcpy(a->sqlbuf + a->sql_len, s, n + 1);
+	a->sql_len += n;
+	return true;
+}
+
+static bool
+sql_addf_param(Applier *a, int n)
+{
+	char b[16];
+
+	snprintf(b, sizeof(b), "$%d", n);
+	return sql_add(a, b);
+}
+
+/*
+ * Parameter values must be NUL-terminated for text format. values[i] of the
+ * tuple columns listed in idx[] are copied into valbuf in order.
+ */
+static bool
+params_set(Applier *a, const PgoValue *const *vals, int n)
+{
+	size_t need = 0, off = 0;
+
+	for (int i = 0; i < n; i++)
+		need += vals[i]->kind == 'n' ? 0 : vals[i]->len + 1;
+	if (need > a->val_cap)
+	{
+		size_t cap = a->val_cap ? a->val_cap : 4096;
+		char *grown;
+
+		while (cap < need)
+			cap *= 2;
+		grown = realloc(a->valbuf, cap);
+		if (grown == NULL)
+			return false;
+		a->valbuf = grown;
+		a->val_cap = cap;
+	}
+	if (n > a->params_cap)
+	{
+		const char **grown = realloc(a->params, sizeof(char *) * (size_t) n);
+
+		if (grown == NULL)
+			return false;
+		a->params = grown;
+		a->params_cap = n;
+	}
+	for (int i = 0; i < n; i++)
+	{
+		if (vals[i]->kind == 'n')
+		{
+			a->params[i] = NULL;
+			continue;
+		}
+		memcpy(a->valbuf + off, vals[i]->data, vals[i]->len);
+		a->valbuf[off + vals[i]->len] = '\0';
+		a->params[i] = a->valbuf + off;
+		off += vals[i]->len + 1;
+	}
+	return true;
+}
+
+/* ---- relation cache ---- */
+
+void
+apply_rel_clear(Rel *r)
+{
+	for (int i = 0; i < r->ncols; i++)
+		free(r->cols[i].qname);
+	free(r->cols);
+	free(r->src_qname);
+	r->cols = NULL;
+	r->ncols = 0;
+	r->src_qname = NULL;
+}
+
+Rel *
+apply_rel_find(Applier *a, uint32_t relid)
+{
+	for (int i = 0; i < a->nrels; i++)
+		if (a->rels[i]->relid == relid)
+			return a->rels[i];
+	return NULL;
+}
+
+/*
+ * Built-in types without a default btree equality (json, xml, point, lseg,
+ * path, box, polygon, line, circle, and their arrays): a REPLICA IDENTITY
+ * FULL match compares them as text. So are types defined in the database,
+ * whose OIDs differ between servers.
+ */
+static bool
+needs_text_eq(uint32_t oid)
+{
+	static const uint32_t no_eq[] = {114, 199,  142, 143,  600, 1017,
+	                                 601, 1018, 602, 1019, 603, 1020,
+	                                 604, 1027, 628, 629,  718, 719};
+
+	if (oid >= 16384)
+		return true;
+	for (size_t i = 0; i < sizeof(no_eq) / sizeof(no_eq[0]); i++)
+		if (no_eq[i] == oid)
+			return true;
+	return false;
+}
+
+bool
+apply_rel_update(Applier *a, const PgoRelation *m, Error *err)
+{
+	Rel *r = apply_rel_find(a, m->relid);
+
+	if (r == NULL)
+	{
+		if (a->nrels == a->rels_cap)
+		{
+			int cap = a->rels_cap ? a->rels_cap * 2 : 64;
+			Rel **grown = realloc(a->rels, sizeof(Rel *) * (size_t) cap);
+
+			if (grown == NULL)
+				return err_set(err, ERR_INTERNAL, "out of memory");
+			a->rels = grown;
+			a->rels_cap = cap;
+		}
+		r = calloc(1, sizeof(Rel));
+		if (r == NULL)
+			return err_set(err, ERR_INTERNAL, "out of memory");
+		a->rels[a->nrels++] = r;
+		r->relid = m->relid;
+	}
+	/* A Relation message always replaces what was known: columns may have
+	 * been added or dropped on the source since the last one. */
+	apply_rel_clear(r);
+	r->replident = m->replica_identity;
+	r->src_qname = pg_qualify(m->nspname, m->relname);
+	r->cols = calloc((size_t) m->ncols + 1, sizeof(RelCol));
+	if (r->src_qname == NULL || r->cols == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	r->ncols = m->ncols;
+	for (int i = 0; i < m->ncols; i++)
+	{
+		r->cols[i].qname = pg_quote_ident(m->columns[i].name);
+		if (r->cols[i].qname == NULL)
+			return err_set(err, ERR_INTERNAL, "out of memory");
+		r->cols[i].type_oid = m->columns[i].type_oid;
+		r->cols[i].key = m->columns[i].key;
+		r->cols[i].text_eq = needs_text_eq(m->columns[i].type_oid);
+	}
+	r->table = NULL;
+	for (int i = 0; i < a->ntables; i++)
+		if (strcmp(a->tables[i].src_schema, m->nspname) == 0 &&
+		    strcmp(a->tables[i].src_name, m->relname) == 0)
+			r->table = &a->tables[i];
+	/* no task tables (follow from a slot the user names): every table goes
+	 * to the target table of the same name, every change applies */
+	if (a->ntables == 0)
+	{
+		r->same_name.tgt_qname = r->src_qname;
+		r->same_name.load_point = LSN_INVALID;
+		r->table = &r->same_name;
+	}
+	for (int k = 0; r->table != NULL && k < a->nalways; k++)
+		if (strcmp(a->always_tables[k], r->table->tgt_qname) == 0)
+			for (int i = 0; i < m->ncols; i++)
+				if (strcmp(a->always_cols[k], m->columns[i].name) == 0)
+					r->cols[i].always = true;
+	return true;
+}
+
+/* ---- statements ---- */
+
+/* "(a, b)=(1, x)" from the matched columns, for a conflict message. */
+static char *
+key_text(const Rel *r, const int *cols, const PgoValue *const *vals, int n)
+{
+	size_t cap = 8;
+	char *out, *p;
+
+	for (int i = 0; i < n; i++)
+		cap += strlen(r->cols[cols[i]].qname) + 2 +
+		       (vals[i]->kind == 'n' ? 4 : vals[i]->len) + 2;
+	out = malloc(cap);
+	if (out == NULL)
+		return NULL;
+	p = out;
+	*p++ = '(';
+	for (int i = 0; i < n; i++)
+		p += snprintf(p, cap - (size_t) (p - out), "%s%s", i ? ", " : "",
+		              r->cols[cols[i]].qname);
+	p += snprintf(p, cap - (size_t) (p - out), ")=(");
+	for (int i = 0; i < n; i++)
+	{
+		if (i)
+			p += snprintf(p, cap - (size_t) (p - out), ", ");
+		if (vals[i]->kind == 'n')
+			p += snprintf(p, cap - (size_t) (p - out), "null");
+		else
+		{
+			memcpy(p, vals[i]->data, vals[i]->len);
+			p += vals[i]->len;
+		}
+	}
+	snprintf(p, cap - (size_t) (p - out), ")");
+	return out;
+}
+
+/*
+ * WHERE clause matching the old row, params from *next on. With a key
+ * (primary key or USING INDEX): key columns by equality. With REPLICA
+ * IDENTITY FULL: every sent column, NULL-safe, and one row only even when
+ * the table holds duplicates.
+ */
+static bool
+add_where(Applier *a, Rel *r, const PgoTuple *old, int *next,
+          const PgoValue **vals, int *cols, int *nmatch)
+{
+	bool full = r->replident == 'f';
+	bool first = true;
+
+	*nmatch = 0;
+	if (full && !(sql_add(a, " WHERE (tableoid, ctid) = (SELECT tableoid, "
+	                         "ctid FROM ") &&
+	              sql_add(a, r->table->tgt_qname) && sql_add(a, " WHERE")))
+		return false;
+	else if (!full && !sql_add(a, " WHERE"))
+		return false;
+	for (int i = 0; i < r->ncols && i < old->ncols; i++)
+	{
+		const PgoValue *v = &old->values[i];
+
+		if (v->kind == 'u' || (!full && !r->cols[i].key))
+			continue;
+		if (!sql_add(a, first ? " " : " AND "))
+			return false;
+		first = false;
+		if (full && r->cols[i].text_eq)
+		{
+			if (!sql_add(a, r->cols[i].qname) ||
+			    !sql_add(a, "::text IS NOT DISTINCT FROM ") ||
+			    !sql_addf_param(a, (*next)++) || !sql_add(a, "::text"))
+				return false;
+		}
+		else if (!sql_add(a, r->cols[i].qname) ||
+		         !sql_add(a, full ? " IS NOT DISTINCT FROM " : " = ") ||
+		         !sql_addf_param(a, (*next)++))
+			return false;
+		cols[*nmatch] = i;
+		vals[(*nmatch)++] = v;
+	}
+	if (first)
+		return false; /* nothing to match on */
+	return !full || sql_add(a, " LIMIT 1)");
+}
+
+static bool
+rel_has_key(const Rel *r)
+{
+	for (int i = 0; i < r->ncols; i++)
+		if (r->cols[i].key)
+			return true;
+	return false;
+}
+
+/* UPDATE and DELETE need a way to find the old row. */
+static bool
+check_identity(const Rel *r, const char *what, Error *err)
+{
+	if (r->replident == 'f' || (r->replident != 'n' && rel_has_key(r)))
+		return true;
+	err_set(err, ERR_TARGET,
+	        "cannot apply %s on table %s: it has no primary key or replica "
+	        "identity",
+	        what, r->src_qname);
+	return err_hint(err, "give the source table a primary key or REPLICA "
+	                     "IDENTITY FULL");
+}
+
+/* The values and indexes of a tuple's columns that are sent (not 'u'). */
+typedef struct ColSet
+{
+	const PgoValue **vals;
+	int *cols;
+	int n;
+} ColSet;
+
+static bool
+colset_init(ColSet *cs, int cap)
+{
+	cs->vals = calloc((size_t) cap + 1, sizeof(PgoValue *));
+	cs->cols = calloc((size_t) cap + 1, sizeof(int));
+	cs->n = 0;
+	return cs->vals != NULL && cs->cols != NULL;
+}
+
+static void
+colset_free(ColSet *cs)
+{
+	free(cs->vals);
+	free(cs->cols);
+}
+
+/*
+ * "INSERT INTO t (c1..ck) VALUES ($1..$k), ... nrows times" and the conflict
+ * clause of the policy, into sqlbuf.
+ */
+static bool
+build_insert(Applier *a, Rel *r, int ncols, int nrows)
+{
+	bool ok = sql_reset(a) && sql_add(a, "INSERT INTO ") &&
+	          sql_add(a, r->table->tgt_qname) && sql_add(a, " (");
+	int n = ncols < r->ncols ? ncols : r->ncols;
+
+	bool always = false;
+
+	for (int i = 0; ok && i < n; i++)
+	{
+		ok = sql_add(a, i ? ", " : "") && sql_add(a, r->cols[i].qname);
+		always = always || r->cols[i].always;
+	}
+	ok = ok &&
+	     sql_add(a, always ? ") OVERRIDING SYSTEM VALUE VALUES " : ") VALUES ");
+	for (int row = 0; ok && row < nrows; row++)
+	{
+		ok = sql_add(a, row ? ", (" : "(");
+		for (int i = 0; ok && i < n; i++)
+			ok =
+			    sql_add(a, i ? ", " : "") && sql_addf_param(a, row * n + i + 1);
+		ok = ok && sql_add(a, ")");
+	}
+	if (ok && a->policy != ON_CONFLICT_STOP)
+	{
+		bool key = r->replident != 'f' && rel_has_key(r);
+
+		/* upsert: the source's row wins; skip: the target's row stays */
+		if (a->policy == ON_CONFLICT_UPSERT && key)
+		{
+			bool first = true;
+
+			ok = sql_add(a, " ON CONFLICT (");
+			for (int i = 0; ok && i < n; i++)
+				if (r->cols[i].key)
+				{
+					ok = sql_add(a, first ? "" : ", ") &&
+					     sql_add(a, r->cols[i].qname);
+					first = false;
+				}
+			ok = ok && sql_add(a, ") DO UPDATE SET ");
+			first = true;
+			for (int i = 0; ok && i < n; i++)
+			{
+				if (r->cols[i].always)
+					continue;
+				ok = sql_add(a, first ? "" : ", ") &&
+				     sql_add(a, r->cols[i].qname) &&
+				     sql_add(a, " = EXCLUDED.") && sql_add(a, r->cols[i].qname);
+				first = false;
+			}
+			/* tells an insert from an update, to count conflicts */
+			ok = ok && sql_add(a, " RETURNING (xmax = 0)");
+		}
+		else
+			ok = ok && sql_add(a, " ON CONFLICT DO NOTHING");
+	}
+	return ok;
+}
+
+/* One row, now: an UPDATE written as an upsert. */
+static bool
+apply_insert_now(Applier *a, Rel *r, const PgoTuple *t, PendKind kind,
+                 Error *err)
+{
+	const PgoValue **vals;
+	int n = t->ncols < r->ncols ? t->ncols : r->ncols;
+	bool ok;
+
+	vals = calloc((size_t) n + 1, sizeof(PgoValue *));
+	if (vals == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	for (int i = 0; i < n; i++)
+		vals[i] = &t->values[i];
+	ok = build_insert(a, r, n, 1) && params_set(a, vals, n);
+	free(vals);
+	if (!ok)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	return apply_send_prepared(a, kind, r, n, NULL, 1, err);
+}
+
+/* Sends nrows rows of the run from row `first` as one statement. */
+static bool
+run_send(Applier *a, int first, int nrows, Error *err)
+{
+	InsertRun *run = &a->run;
+	int nparams = nrows * run->ncols;
+
+	if (nparams > a->params_cap)
+	{
+		const char **grown =
+		    realloc(a->params, sizeof(char *) * (size_t) nparams);
+
+		if (grown == NULL)
+			return err_set(err, ERR_INTERNAL, "out of memory");
+		a->params = grown;
+		a->params_cap = nparams;
+	}
+	for (int i = 0; i < nparams; i++)
+	{
+		int64_t off = run->offs[first * run->ncols + i];
+
+		a->params[i] = off < 0 ? NULL : run->data + off;
+	}
+	if (!build_insert(a, run->rel, run->ncols, nrows))
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	return apply_send_prepared(a, APPLY_PEND_INSERT, run->rel, nparams, NULL,
+	                           nrows, err);
+}
+
+/*
+ * Sends the waiting rows: statements of APPLY_RUN_ROWS, 10 and 1 rows, so
+ * that a table needs at most three prepared shapes.
+ */
+bool
+apply_run_flush(Applier *a, Error *err)
+{
+	InsertRun *run = &a->run;
+	uint32_t xid = a->xid;
+	Lsn final_lsn = a->final_lsn;
+	bool ok = true;
+
+	if (run->rel == NULL)
+		return true;
+	/* messages name the transaction of the run's first row */
+	a->xid = run->xid;
+	a->final_lsn = run->final_lsn;
+	for (int done = 0; ok && done < run->nrows;)
+	{
+		int left = run->nrows - done;
+		int n = left >= APPLY_RUN_ROWS ? APPLY_RUN_ROWS : left >= 10 ? 10 : 1;
+
+		ok = run_send(a, done, n, err);
+		done += n;
+	}
+	a->xid = xid;
+	a->final_lsn = final_lsn;
+	run->rel = NULL;
+	run->nrows = 0;
+	run->len = 0;
+	return ok;
+}
+
+bool
+apply_run_add(Applier *a, Rel *r, const PgoTuple *t, Error *err)
+{
+	InsertRun *run = &a->run;
+	int n = t->ncols < r->ncols ? t->ncols : r->ncols;
+	size_t need = 0;
+	int cap;
+
+	if (run->rel != NULL &&
+	    (run->rel != r || run->ncols != n || run->nrows >= APPLY_RUN_ROWS ||
+	     run->len >= APPLY_RUN_BYTES || (run->nrows + 1) * n > 65535) &&
+	    !apply_run_flush(a, err))
+		return false;
+	if (run->rel == NULL)
+	{
+		run->rel = r;
+		run->ncols = n;
+		run->xid = a->xid;
+		run->final_lsn = a->final_lsn;
+	}
+	for (int i = 0; i < n; i++)
+		need += t->values[i].kind == 'n' ? 0 : t->values[i].len + 1;
+	if (run->len + need > run->cap)
+	{
+		size_t c = run->cap ? run->cap : 65536;
+		char *grown;
+
+		while (c < run->len + need)
+			c *= 2;
+		grown = realloc(run->data, c);
+		if (grown == NULL)
+			return err_set(err, ERR_INTERNAL, "out of memory");
+		run->data = grown;
+		run->cap = c;
+	}
+	cap = (run->nrows + 1) * n;
+	if (cap > run->offs_cap)
+	{
+		int c = run->offs_cap ? run->offs_cap * 2 : 1024;
+		int64_t *grown;
+
+		while (c < cap)
+			c *= 2;
+		grown = realloc(run->offs, sizeof(int64_t) * (size_t) c);
+		if (grown == NULL)
+			return err_set(err, ERR_INTERNAL, "out of memory");
+		run->offs = grown;
+		run->offs_cap = c;
+	}
+	for (int i = 0; i < n; i++)
+	{
+		const PgoValue *v = &t->values[i];
+		int64_t *off = &run->offs[run->nrows * n + i];
+
+		if (v->kind == 'n')
+		{
+			*off = -1;
+			continue;
+		}
+		*off = (int64_t) run->len;
+		memcpy(run->data + run->len, v->data, v->len);
+		run->data[run->len + v->len] = '\0';
+		run->len += v->len + 1;
+	}
+	run->nrows++;
+	return true;
+}
+
+static bool
+sends_every_column(const PgoTuple *t)
+{
+	for (int i = 0; i < t->ncols; i++)
+		if (t->values[i].kind == 'u')
+			return false;
+	return true;
+}
+
+bool
+apply_update(Applier *a, Rel *r, const PgoChange *ch, Error *err)
+{
+	const PgoTuple *nt = &ch->new_tuple;
+	/* the old key when the key changed or identity is FULL, else the new */
+	const PgoTuple *ot = ch->old_kind ? &ch->old_tuple : nt;
+	ColSet cs, where;
+	int next = 1, nset = 0;
+	bool ok;
+	char *key = NULL;
+
+	if (!check_identity(r, "an UPDATE", err))
+		return false;
+	/*
+	 * upsert: the new row version is written whether or not the old one is
+	 * there (an old key that changed is deleted first). Needs a key and the
+	 * whole row: with an unchanged TOASTed value the UPDATE stays an UPDATE.
+	 */
+	if (a->policy == ON_CONFLICT_UPSERT && r->replident != 'f' &&
+	    rel_has_key(r) && sends_every_column(nt))
+		return (ch->old_kind == 0 || apply_delete(a, r, ch, err)) &&
+		       apply_insert_now(a, r, nt, APPLY_PEND_UPSERT, err);
+	if (!colset_init(&cs, nt->ncols + ot->ncols) ||
+	    !colset_init(&where, ot->ncols))
+	{
+		colset_free(&cs);
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	}
+	ok = sql_reset(a) && sql_add(a, "UPDATE ") &&
+	     sql_add(a, r->table->tgt_qname) && sql_add(a, " SET ");
+	/* an unchanged TOASTed value ('u') is not sent: leave it as it is; an
+	 * identity the target generates ALWAYS cannot be set, only matched */
+	for (int i = 0; ok && i < r->ncols && i < nt->ncols; i++)
+	{
+		if (r->cols[i].always && ch->old_kind == 'K' && r->cols[i].key)
+		{
+			colset_free(&where);
+			colset_free(&cs);
+			err_set(err, ERR_TARGET,
+			        "cannot apply an UPDATE of table %s that changes its "
+			        "key: column %s is GENERATED ALWAYS AS IDENTITY on the "
+			        "target",
+			        r->src_qname, r->cols[i].qname);
+			return err_hint(err, "on the target, ALTER TABLE ... ALTER "
+			                     "COLUMN ... SET GENERATED BY DEFAULT for the "
+			                     "migration, then run pgtide migrate again");
+		}
+		if (nt->values[i].kind == 'u' || r->cols[i].always)
+			continue;
+		ok = sql_add(a, nset ? ", " : "") && sql_add(a, r->cols[i].qname) &&
+		     sql_add(a, " = ") && sql_addf_param(a, next++);
+		cs.vals[cs.n++] = &nt->values[i];
+		nset++;
+	}
+	ok = ok && nset > 0 &&
+	     add_where(a, r, ot, &next, where.vals, where.cols, &where.n);
+	if (ok)
+	{
+		for (int i = 0; i < where.n; i++)
+			cs.vals[cs.n++] = where.vals[i];
+		key = key_text(r, where.cols, where.vals, where.n);
+		ok = params_set(a, cs.vals, cs.n);
+	}
+	colset_free(&where);
+	colset_free(&cs);
+	if (!ok)
+	{
+		free(key);
+		if (nset == 0)
+			return true; /* only unchanged TOAST values: nothing to do */
+		return err_set(err, ERR_INTERNAL,
+		               "could not build an UPDATE for table %s", r->src_qname);
+	}
+	a->batch_has_ud = true;
+	return apply_send_prepared(a, APPLY_PEND_UPDATE, r, next - 1, key, 1, err);
+}
+
+bool
+apply_delete(Applier *a, Rel *r, const PgoChange *ch, Error *err)
+{
+	ColSet where;
+	int next = 1;
+	char *key = NULL;
+	bool ok;
+
+	if (!check_identity(r, "a DELETE", err))
+		return false;
+	if (!colset_init(&where, ch->old_tuple.ncols))
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	ok = sql_reset(a) && sql_add(a, "DELETE FROM ") &&
+	     sql_add(a, r->table->tgt_qname) &&
+	     add_where(a, r, &ch->old_tuple, &next, where.vals, where.cols,
+	               &where.n);
+	if (ok)
+	{
+		key = key_text(r, where.cols, where.vals, where.n);
+		ok = params_set(a, where.vals, where.n);
+	}
+	colset_free(&where);
+	if (!ok)
+	{
+		free(key);
+		return err_set(err, ERR_INTERNAL,
+		               "could not build a DELETE for "
+		               "table %s",
+		               r->src_qname);
+	}
+	a->batch_has_ud = true;
+	return apply_send_prepared(a, APPLY_PEND_DELETE, r, next - 1, key, 1, err);
+}
+
+bool
+apply_truncate(Applier *a, const PgoTruncate *t, Error *err)
+{
+	int n = 0;
+	bool ok = sql_reset(a) && sql_add(a, "TRUNCATE ONLY ");
+
+	for (int i = 0; ok && i < t->nrelids; i++)
+	{
+		Rel *r = apply_rel_find(a, t->relids[i]);
+
+		if (r == NULL)
+			return err_set(err, ERR_SOURCE,
+			               "TRUNCATE of relation %u before its description",
+			               t->relids[i]);
+		if (r->table == NULL || a->final_lsn < r->table->load_point)
+			continue;
+		/* loaded through a target table it shares with others: emptying
+		 * that would take their rows too */
+		if (strcmp(r->table->tgt_qname, r->src_qname) != 0)
+		{
+			err_set(
+			    err, ERR_TARGET,
+			    "cannot apply TRUNCATE of %s: it is loaded into %s together "
+			    "with other source tables",
+			    r->src_qname, r->table->tgt_qname);
+			return err_hint(err,
+			                "the change stream stops here rather than "
+			                "empty %s; a table that is truncated while "
+			                "it migrates needs a target of its own",
+			                r->table->tgt_qname);
+		}
+		ok = sql_add(a, n++ ? ", " : "") && sql_add(a, r->table->tgt_qname);
+	}
+	if (!ok)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	if (n == 0)
+		return true;
+	if ((t->options & PGO_TRUNCATE_RESTART_IDENTITY) &&
+	    !sql_add(a, " RESTART IDENTITY"))
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	if ((t->options & PGO_TRUNCATE_CASCADE) && !sql_add(a, " CASCADE"))
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	atomic_fetch_add(&a->changes, 1);
+	return apply_send_plain(a, a->sqlbuf, 0, NULL, err);
+}
