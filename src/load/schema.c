@@ -622,7 +622,10 @@ run_step(Builder *b, PgConn *conn, const StateStep *s, Error *err)
 		return false;
 	}
 	fault_point("postdata.step.before_commit");
-	return pg_exec(conn, "COMMIT", err);
+	if (!pg_exec(conn, "COMMIT", err))
+		return false;
+	fault_point("postdata.step.after_commit");
+	return true;
 }
 
 static bool
@@ -808,8 +811,11 @@ schema_build_postdata(const SchemaBuild *args, Error *err)
 	memset(&b, 0, sizeof(b));
 	b.args = args;
 	pthread_mutex_init(&b.lock, NULL);
+	/* the phase's steps and their state are read here between phases: a
+	   connection lost while the workers build is replaced */
 	if (!pg_connect(args->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide", 10000,
-	                &tgt, err))
+	                &tgt, err) ||
+	    !pg_keep_session(tgt, NULL, PG_RECONNECT_MS, err))
 		goto out;
 	/* the preamble is phase 0's only step */
 	if (!load_steps(tgt, &b, 0, err))
