@@ -71,6 +71,9 @@ typedef struct Cdc
 	_Atomic uint64_t stop_lsn;   /* cutover's marker; 0 until it is set */
 	atomic_bool stop_reached;    /* the target flushed up to stop_lsn */
 	_Atomic int64_t beyond_stop; /* transactions left unapplied after it */
+	/* outages being retried, for status: 0 when the side answers */
+	_Atomic int64_t down_since_us[2]; /* [0] source, [1] target */
+	char down_why[2][256];            /* guarded by lock */
 } Cdc;
 
 static bool
@@ -89,6 +92,67 @@ set_fatal(Cdc *c, const Error *e)
 	pthread_mutex_unlock(&c->lock);
 	atomic_store(&c->fatal, true);
 	pthread_cond_broadcast(&c->nonempty);
+}
+
+/* ---- outages ---- */
+
+enum
+{
+	CDC_SOURCE = 0,
+	CDC_TARGET = 1
+};
+
+/* A side stopped answering (kept from its first failure until it answers). */
+static void
+outage_begin(Cdc *c, int side, const char *why)
+{
+	pthread_mutex_lock(&c->lock);
+	if (atomic_load(&c->down_since_us[side]) == 0)
+	{
+		snprintf(c->down_why[side], sizeof(c->down_why[side]), "%s", why);
+		atomic_store(&c->down_since_us[side], clock_wall_us());
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void
+outage_end(Cdc *c, int side)
+{
+	atomic_store(&c->down_since_us[side], 0);
+}
+
+/* "target unreachable for 12 s (since 10:04:05 UTC), retrying: why". */
+static void
+outage_text(Cdc *c, char *buf, size_t cap)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	pthread_mutex_lock(&c->lock);
+	for (int side = CDC_SOURCE; side <= CDC_TARGET; side++)
+	{
+		int64_t since = atomic_load(&c->down_since_us[side]);
+		time_t secs = (time_t) (since / 1000000);
+		struct tm tm;
+		char why[160];
+
+		if (since == 0 || n >= cap)
+			continue;
+		gmtime_r(&secs, &tm);
+		/* the server's message, on one line */
+		snprintf(why, sizeof(why), "%s", c->down_why[side]);
+		for (char *p = why; *p; p++)
+			if (*p == '\n' || *p == '\t')
+				*p = ' ';
+		n += (size_t) snprintf(
+		    buf + n, cap - n,
+		    "%s%s unreachable for %.0f s (since %02d:%02d:%02d UTC), "
+		    "retrying: %s",
+		    n ? "; " : "", side == CDC_SOURCE ? "source" : "target",
+		    (double) (clock_wall_us() - since) / 1e6, tm.tm_hour, tm.tm_min,
+		    tm.tm_sec, why);
+	}
+	pthread_mutex_unlock(&c->lock);
 }
 
 /* ---- queue ---- */
@@ -431,6 +495,7 @@ applier_main(void *arg)
 		note_stop_reached(c);
 		backoff_ms = 500;
 		reported = false;
+		outage_end(c, CDC_TARGET);
 		continue;
 	failed:
 		if (!err.retryable || stopping(c))
@@ -443,6 +508,7 @@ applier_main(void *arg)
 			log_warn("target: %s; reconnecting, then applying again what "
 			         "the target has not flushed",
 			         err.message);
+		outage_begin(c, CDC_TARGET, err.message);
 		reported = true;
 		broken = true;
 		unflushed = 0;
@@ -668,16 +734,18 @@ log_progress(Receiver *rv)
 		p.lag_seconds = (double) (clock_wall_us() - commit_us) / 1e6;
 	p.buffered_bytes = (int64_t) st.mem_bytes;
 	p.spilled_txns = (int64_t) st.spilled_txns;
+	outage_text(c, p.outage, sizeof(p.outage));
 	rv->last_txns = p.txns;
 	rv->last_changes = p.changes;
 	progress_format_bytes(p.buffered_bytes, mem, sizeof(mem));
 	progress_format_bytes(p.lag_bytes, lag, sizeof(lag));
 	log_info("cdc: %lld txns (%.0f/s), %lld changes (%.0f/s) applied; lag %s, "
 	         "%.1f s; applied " LSN_FMT ", flushed " LSN_FMT
-	         "; buffered %s (%lld txns spilled)",
+	         "; buffered %s (%lld txns spilled)%s%s",
 	         (long long) p.txns, p.txns_per_s, (long long) p.changes,
 	         p.changes_per_s, lag, p.lag_seconds, LSN_ARGS(p.applied_lsn),
-	         LSN_ARGS(p.flushed_lsn), mem, (long long) p.spilled_txns);
+	         LSN_ARGS(p.flushed_lsn), mem, (long long) p.spilled_txns,
+	         p.outage[0] ? "; " : "", p.outage);
 	if (c->o->on_progress != NULL)
 		c->o->on_progress(&p, c->o->progress_ctx);
 }
@@ -788,6 +856,7 @@ cdc_run(const CdcOptions *o, Error *err)
 		if (reported)
 			log_info("streaming again from " LSN_FMT, LSN_ARGS(start));
 		reported = false;
+		outage_end(&c, CDC_SOURCE);
 		backoff_ms = 500;
 		if (receive(&rv, err))
 			break;
@@ -800,6 +869,14 @@ cdc_run(const CdcOptions *o, Error *err)
 		if (!reported)
 			log_warn("source: %s; reconnecting", err->message);
 		reported = true;
+		outage_begin(&c, CDC_SOURCE, err->message);
+		/* status goes on saying where the stream is, and why it waits */
+		if (clock_ms() - rv.last_progress_ms >=
+		    (int64_t) o->progress_interval_s * 1000)
+		{
+			log_progress(&rv);
+			rv.last_progress_ms = clock_ms();
+		}
 		err_clear(err);
 		clock_sleep_ms(backoff_ms);
 		backoff_ms = backoff_ms * 2 > CDC_RETRY_MAX_MS ? CDC_RETRY_MAX_MS

@@ -28,6 +28,8 @@
 #include "base/lsn.h"
 #include "cdc/apply.h"
 
+#define CDC_OUTAGE_MAX 512
+
 /* What the change stream has done, for status reporting. */
 typedef struct CdcProgress
 {
@@ -42,6 +44,9 @@ typedef struct CdcProgress
 	double lag_seconds; /* now - commit time of the last applied; 0 idle */
 	int64_t buffered_bytes;
 	int64_t spilled_txns;
+	/* "" while both sides answer; else which side is down, since when and
+	   why, while the stream retries */
+	char outage[CDC_OUTAGE_MAX];
 } CdcProgress;
 
 /* Called from the receiver thread every progress interval. */

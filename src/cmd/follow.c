@@ -43,6 +43,7 @@ record_progress(const CdcProgress *p, void *ctx)
 	c.changes = p->changes;
 	c.txns_per_s = p->txns_per_s;
 	c.changes_per_s = p->changes_per_s;
+	snprintf(c.outage, sizeof(c.outage), "%s", p->outage);
 	if (ps->conn == NULL &&
 	    !pg_connect(ps->cfg->target_uri, ERR_TARGET, PG_CONN_SQL,
 	                "pgtide status", 0, &ps->conn, &err))

@@ -95,6 +95,7 @@ status_json(FILE *out, const TaskConfig *cfg, const StateStatus *st,
 	json_number(out, "cdc_txns", (double) c->txns, cdc);
 	json_number(out, "cdc_changes", (double) c->changes, cdc);
 	json_text(out, "cdc_updated_at", st->cdc_updated_at);
+	json_text(out, "cdc_outage", st->cdc.outage);
 	json_text(out, "last_error", st->last_error);
 	json_text(out, "last_error_at", st->last_error_at);
 	fprintf(out, "\"postdata_steps\":%d,\"postdata_done\":%d,",
@@ -166,6 +167,9 @@ status_text(FILE *out, const TaskConfig *cfg, const StateStatus *st,
 		        lsn_format(st->cdc.flushed_lsn, flushed),
 		        (long long) st->cdc.txns, (long long) st->cdc.changes,
 		        st->cdc_updated_at);
+	if (st->has_cdc && st->cdc.outage[0])
+		fprintf(out, "cdc outage (as of %s): %s\n", st->cdc_updated_at,
+		        st->cdc.outage);
 	if (slot != NULL && PQntuples(slot) == 1)
 		fprintf(out,
 		        "slot: %s, retains %s bytes of WAL, %s bytes not yet "

@@ -84,6 +84,7 @@ static const char *const state_ddl =
     " ADD COLUMN IF NOT EXISTS cdc_updated_at timestamptz,"
     " ADD COLUMN IF NOT EXISTS last_error text,"
     " ADD COLUMN IF NOT EXISTS last_error_at timestamptz,"
+    " ADD COLUMN IF NOT EXISTS cdc_outage text,"
     " ADD COLUMN IF NOT EXISTS cutover_stop_lsn pg_lsn,"
     " ADD COLUMN IF NOT EXISTS cutover_undo text;"
     /* pgtide validate's results */
@@ -441,7 +442,7 @@ state_task_set_cdc(const State *s, const StateCdc *c, Error *err)
 {
 	char a[LSN_TEXT_MAX], f[LSN_TEXT_MAX], src[LSN_TEXT_MAX];
 	char lb[24], ls[32], tx[24], ch[24], tps[32], cps[32];
-	const char *params[10] = {s->task,
+	const char *params[11] = {s->task,
 	                          lsn_format(c->applied_lsn, a),
 	                          lsn_format(c->flushed_lsn, f),
 	                          lsn_format(c->source_lsn, src),
@@ -450,7 +451,8 @@ state_task_set_cdc(const State *s, const StateCdc *c, Error *err)
 	                          tx,
 	                          ch,
 	                          tps,
-	                          cps};
+	                          cps,
+	                          c->outage[0] ? c->outage : NULL};
 
 	snprintf(lb, sizeof(lb), "%lld", (long long) c->lag_bytes);
 	snprintf(ls, sizeof(ls), "%.3f", c->lag_seconds);
@@ -465,9 +467,9 @@ state_task_set_cdc(const State *s, const StateCdc *c, Error *err)
 	    " cdc_lag_bytes = $5::bigint, cdc_lag_seconds = $6::float8,"
 	    " cdc_txns = $7::bigint, cdc_changes = $8::bigint,"
 	    " cdc_txns_per_s = $9::float8,"
-	    " cdc_changes_per_s = $10::float8, cdc_updated_at = now()"
-	    " WHERE task = $1",
-	    10, params, NULL, err);
+	    " cdc_changes_per_s = $10::float8, cdc_outage = $11,"
+	    " cdc_updated_at = now() WHERE task = $1",
+	    11, params, NULL, err);
 }
 
 bool
@@ -541,8 +543,8 @@ status_task(const State *s, StateStatus *out, bool *oom, Error *err)
 	               " cdc_applied_lsn::text, cdc_flushed_lsn::text,"
 	               " cdc_source_lsn::text, cdc_lag_bytes, cdc_lag_seconds,"
 	               " cdc_txns, cdc_changes, cdc_txns_per_s, cdc_changes_per_s,"
-	               " cdc_updated_at::text, last_error, last_error_at::text"
-	               " FROM @S.task WHERE task = $1",
+	               " cdc_updated_at::text, last_error, last_error_at::text,"
+	               " cdc_outage FROM @S.task WHERE task = $1",
 	               1, params, &res, err))
 		return false;
 	if (PQntuples(res) != 1)
@@ -567,6 +569,7 @@ status_task(const State *s, StateStatus *out, bool *oom, Error *err)
 	text_field(res, 0, 16, out->cdc_updated_at, sizeof(out->cdc_updated_at));
 	out->last_error = state_dup(res, 0, 17, oom);
 	text_field(res, 0, 18, out->last_error_at, sizeof(out->last_error_at));
+	text_field(res, 0, 19, out->cdc.outage, sizeof(out->cdc.outage));
 	PQclear(res);
 	return ok;
 }

@@ -129,6 +129,7 @@ typedef struct StateCdc
 	int64_t changes;
 	double txns_per_s;
 	double changes_per_s;
+	char outage[512]; /* which side is down and since when; "" when none */
 } StateCdc;
 
 /*
