@@ -21,6 +21,8 @@
 
 #include <yaml.h>
 
+#include "base/buf.h"
+
 /*
  * A task file is a page of settings; even thousands of table patterns stay
  * far below this. Past it we refuse rather than read an arbitrary file into
@@ -383,9 +385,8 @@ static bool
 read_file(const char *path, char **data, size_t *len, Error *err)
 {
 	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	size_t used = 0;
-	size_t cap = 0;
+	Buf b = BUF_INIT(CONFIG_FILE_MAX + 1);
+	char chunk[8192];
 	bool ok = false;
 
 	if (f == NULL)
@@ -395,35 +396,19 @@ read_file(const char *path, char **data, size_t *len, Error *err)
 	{
 		size_t got;
 
-		if (used > CONFIG_FILE_MAX)
+		errno = 0;
+		got = fread(chunk, 1, sizeof(chunk), f);
+		if (got == 0)
+			break;
+		if (buf_len(&b) + got > CONFIG_FILE_MAX)
 		{
 			err_set(err, ERR_CONFIG,
 			        "could not read task file \"%s\": larger than %zu MB", path,
 			        CONFIG_FILE_MAX / (1024 * 1024));
 			goto out;
 		}
-		if (used == cap)
-		{
-			/* One byte past the limit is enough to see it was passed. */
-			size_t next = cap == 0 ? 4096 : cap * 2;
-			char *grown;
-
-			if (next > CONFIG_FILE_MAX + 1)
-				next = CONFIG_FILE_MAX + 1;
-			grown = realloc(buf, next);
-			if (grown == NULL)
-			{
-				config_out_of_memory(err);
-				goto out;
-			}
-			buf = grown;
-			cap = next;
-		}
-		errno = 0;
-		got = fread(buf + used, 1, cap - used, f);
-		used += got;
-		if (got == 0)
-			break;
+		if (!buf_add(&b, chunk, got, err))
+			goto out;
 	}
 	if (ferror(f))
 	{
@@ -431,12 +416,10 @@ read_file(const char *path, char **data, size_t *len, Error *err)
 		        strerror(errno != 0 ? errno : EIO));
 		goto out;
 	}
-	*data = buf;
-	*len = used;
-	buf = NULL;
-	ok = true;
+	*len = buf_len(&b);
+	ok = buf_take(&b, data, err);
 out:
-	free(buf);
+	buf_free(&b);
 	fclose(f);
 	return ok;
 }

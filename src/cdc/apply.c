@@ -170,6 +170,7 @@ apply_new(const char *target_uri, const char *origin, const ApplyTable *tables,
 	*out = NULL;
 	if (a == NULL)
 		return err_set(err, ERR_INTERNAL, "out of memory");
+	buf_init(&a->sql, APPLY_SQL_MAX);
 	a->policy = policy;
 	a->origin = strdup(origin);
 	a->target_uri = strdup(target_uri);
@@ -258,7 +259,7 @@ apply_free(Applier *a)
 	free(a->target_uri);
 	free(a->run.data);
 	free(a->run.offs);
-	free(a->sqlbuf);
+	buf_free(&a->sql);
 	free(a->valbuf);
 	free(a->params);
 	free(a);

@@ -9,7 +9,7 @@
  * flushed position.
  *
  * It must never build a change's SQL: apply_stmt.c hands it the text in
- * sqlbuf and the values in params.
+ * the sql buffer and the values in params.
  *
  * A batch on the wire (libpq pipeline mode, one connection):
  *
@@ -311,7 +311,7 @@ apply_send_plain(Applier *a, const char *sql, int n, const char *const *vals,
 	return pend_push(a, APPLY_PEND_PLAIN, NULL, NULL, 0);
 }
 
-/* Sends the statement in sqlbuf with params, preparing it the first time. */
+/* Sends the statement in the sql buffer with params, preparing it the first time. */
 bool
 apply_send_prepared(Applier *a, PendKind kind, Rel *rel, int nparams, char *key,
                     int nrows, Error *err)
@@ -330,10 +330,10 @@ apply_send_prepared(Applier *a, PendKind kind, Rel *rel, int nparams, char *key,
 		free(key);
 		return err_set(err, ERR_INTERNAL, "out of memory");
 	}
-	e = stmt_slot(a->stmts, a->stmts_cap, a->sqlbuf);
+	e = stmt_slot(a->stmts, a->stmts_cap, buf_str(&a->sql));
 	if (e->sql == NULL)
 	{
-		e->sql = strdup(a->sqlbuf);
+		e->sql = strdup(buf_str(&a->sql));
 		if (e->sql == NULL)
 		{
 			free(key);

@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/buf.h"
 #include "base/config.h"
 #include "base/err.h"
 #include "base/lsn.h"
@@ -32,6 +33,9 @@
 #include "pg/pg.h"
 
 #define APPLY_INFLIGHT_MAX 512
+
+/* A statement's text: a multi-row INSERT of a batch's run at most. */
+#define APPLY_SQL_MAX ((size_t) 16 << 20)
 
 typedef struct RelCol
 {
@@ -141,8 +145,7 @@ struct Applier
 	int batch_txns; /* source transactions in the open batch */
 	Error conflict; /* first conflict under the stop policy */
 
-	char *sqlbuf; /* statement text being built */
-	size_t sql_len, sql_cap;
+	Buf sql;      /* statement text being built; at most APPLY_SQL_MAX */
 	char *valbuf; /* NUL-terminated parameter values */
 	size_t val_cap;
 	const char **params;
@@ -200,7 +203,7 @@ bool apply_send_plain(Applier *a, const char *sql, int n,
                       const char *const *vals, Error *err);
 
 /*
- * Sends the statement in a->sqlbuf with a->params[0..nparams), preparing it
+ * Sends the statement in a->sql with a->params[0..nparams), preparing it
  * the first time its text is seen, and queues it for its result as kind of
  * rel. Takes key (freed on failure too). nrows is the rows it carries.
  */

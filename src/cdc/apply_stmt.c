@@ -26,38 +26,17 @@
 static bool
 sql_reset(Applier *a)
 {
-	a->sql_len = 0;
-	if (a->sqlbuf == NULL)
-	{
-		a->sql_cap = 1024;
-		a->sqlbuf = malloc(a->sql_cap);
-	}
-	if (a->sqlbuf != NULL)
-		a->sqlbuf[0] = '\0';
-	return a->sqlbuf != NULL;
+	buf_reset(&a->sql);
+	return true;
 }
 
+/* A failure (the cap, memory) sticks to the Buf; callers report it. */
 static bool
 sql_add(Applier *a, const char *s)
 {
-	size_t n = strlen(s);
+	Error ignored = ERR_INIT;
 
-	if (a->sql_len + n + 1 > a->sql_cap)
-	{
-		size_t cap = a->sql_cap * 2;
-		char *grown;
-
-		while (cap < a->sql_len + n + 1)
-			cap *= 2;
-		grown = realloc(a->sqlbuf, cap);
-		if (grown == NULL)
-			return false;
-		a->sqlbuf = grown;
-		a->sql_cap = cap;
-	}
-	memcpy(a->sqlbuf + a->sql_len, s, n + 1);
-	a->sql_len += n;
-	return true;
+	return buf_add_str(&a->sql, s, &ignored);
 }
 
 static bool
@@ -357,7 +336,7 @@ colset_free(ColSet *cs)
 
 /*
  * "INSERT INTO t (c1..ck) VALUES ($1..$k), ... nrows times" and the conflict
- * clause of the policy, into sqlbuf.
+ * clause of the policy, into the sql buffer.
  */
 static bool
 build_insert(Applier *a, Rel *r, int ncols, int nrows)
@@ -734,5 +713,5 @@ apply_truncate(Applier *a, const PgoTruncate *t, Error *err)
 	if ((t->options & PGO_TRUNCATE_CASCADE) && !sql_add(a, " CASCADE"))
 		return err_set(err, ERR_INTERNAL, "out of memory");
 	atomic_fetch_add(&a->changes, 1);
-	return apply_send_plain(a, a->sqlbuf, 0, NULL, err);
+	return apply_send_plain(a, buf_str(&a->sql), 0, NULL, err);
 }

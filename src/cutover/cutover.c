@@ -24,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/buf.h"
 #include "base/clock.h"
 #include "base/fault.h"
 #include "base/log.h"
@@ -39,6 +40,8 @@
 #define CUTOVER_LOG_EVERY  5000
 #define CUTOVER_XID_WINDOW 100000 /* xids scanned for late writes, at most */
 #define UNDO_COMMAND       "-- run cutover.unfence_command"
+/* the fence's undo and role list: a statement per table and role */
+#define CUTOVER_SQL_MAX ((size_t) 64 << 20)
 
 typedef struct Cutover
 {
@@ -52,9 +55,8 @@ typedef struct Cutover
 	int ntables;
 
 	bool fenced;
-	char *undo; /* SQL that lifts the fence, or UNDO_COMMAND; saved in the
-	               task's state before the fence goes up */
-	size_t undo_len;
+	Buf undo; /* SQL that lifts the fence, or UNDO_COMMAND; saved in the
+	             task's state before the fence goes up */
 
 	char fence_snapshot[256]; /* txid snapshot just after the fence */
 	Lsn marker;
@@ -354,17 +356,7 @@ check_roles(Cutover *c, Error *err)
 static bool
 undo_add(Cutover *c, const char *sql, Error *err)
 {
-	size_t n = strlen(sql);
-	char *grown = realloc(c->undo, c->undo_len + n + 3);
-
-	if (grown == NULL)
-		return err_set(err, ERR_INTERNAL, "out of memory");
-	c->undo = grown;
-	memcpy(c->undo + c->undo_len, sql, n);
-	c->undo_len += n;
-	memcpy(c->undo + c->undo_len, ";\n", 3);
-	c->undo_len += 2;
-	return true;
+	return buf_printf(&c->undo, err, "%s;\n", sql);
 }
 
 /*
@@ -409,9 +401,9 @@ record_grants(Cutover *c, const char *roles, Error *err)
 static bool
 save_undo(Cutover *c, Error *err)
 {
-	if (c->undo == NULL && !undo_add(c, "SELECT 1", err))
+	if (buf_len(&c->undo) == 0 && !undo_add(c, "SELECT 1", err))
 		return false;
-	if (!state_task_set_cutover_undo(&c->state, c->undo, err))
+	if (!state_task_set_cutover_undo(&c->state, buf_str(&c->undo), err))
 		return err_prefix(err, "saving how to undo the fence: ");
 	c->fenced = true;
 	return true;
@@ -422,8 +414,7 @@ fence_revoke(Cutover *c, Error *err)
 {
 	const StrList *roles = &c->cfg->cutover_roles;
 	char *role_array = array_literal(roles);
-	char *who = NULL;
-	size_t who_len = 0;
+	Buf who = BUF_INIT(CUTOVER_SQL_MAX);
 	bool ok = false;
 
 	if (role_array == NULL)
@@ -433,18 +424,15 @@ fence_revoke(Cutover *c, Error *err)
 	for (int i = 0; i < roles->count; i++)
 	{
 		char *q = pg_quote_ident(roles->items[i]);
-		char *grown = q ? realloc(who, who_len + strlen(q) + 3) : NULL;
+		bool added =
+		    q != NULL && buf_printf(&who, err, "%s%s", i ? ", " : "", q);
 
-		if (grown == NULL)
+		free(q);
+		if (!added)
 		{
-			free(q);
 			err_set(err, ERR_INTERNAL, "out of memory");
 			goto out;
 		}
-		who = grown;
-		who_len += (size_t) snprintf(who + who_len, strlen(q) + 3, "%s%s",
-		                             who_len ? ", " : "", q);
-		free(q);
 	}
 	/* one transaction: every table is fenced, or none */
 	if (!save_undo(c, err) || !pg_exec(c->src, "BEGIN", err))
@@ -453,7 +441,7 @@ fence_revoke(Cutover *c, Error *err)
 		if (!pg_execf(c->src, err,
 		              "REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON TABLE %s "
 		              "FROM %s",
-		              c->tables[i], who))
+		              c->tables[i], buf_str(&who)))
 		{
 			Error ignored = ERR_INIT;
 
@@ -492,7 +480,7 @@ fence_revoke(Cutover *c, Error *err)
 	ok = true;
 out:
 	free(role_array);
-	free(who);
+	buf_free(&who);
 	return ok;
 }
 
@@ -597,7 +585,7 @@ unfence(Cutover *c, Error *err)
 
 	if (!c->fenced)
 		return true;
-	if (strncmp(c->undo, UNDO_COMMAND, strlen(UNDO_COMMAND)) == 0)
+	if (strncmp(buf_str(&c->undo), UNDO_COMMAND, strlen(UNDO_COMMAND)) == 0)
 	{
 		if (c->cfg->cutover_unfence_command == NULL)
 		{
@@ -610,13 +598,11 @@ unfence(Cutover *c, Error *err)
 		ok = run_command("unfence", c->cfg->cutover_unfence_command, err);
 	}
 	else
-		ok = pg_exec(c->src, c->undo, err);
+		ok = pg_exec(c->src, buf_str(&c->undo), err);
 	if (!ok || !state_task_set_cutover_undo(&c->state, NULL, err))
 		return false;
 	c->fenced = false;
-	free(c->undo);
-	c->undo = NULL;
-	c->undo_len = 0;
+	buf_reset(&c->undo);
 	return true;
 }
 
@@ -628,14 +614,21 @@ unfence(Cutover *c, Error *err)
 static bool
 undo_leftover_fence(Cutover *c, Error *err)
 {
-	if (!state_task_cutover_undo(&c->state, &c->undo, err))
+	char *left = NULL;
+	bool ok;
+
+	if (!state_task_cutover_undo(&c->state, &left, err))
 		return false;
-	if (c->undo == NULL)
+	if (left == NULL)
 		return true;
 	log_warn("cutover: an earlier cutover of task \"%s\" stopped while the "
 	         "source was fenced; lifting that fence first",
 	         c->cfg->task);
-	c->undo_len = strlen(c->undo);
+	buf_reset(&c->undo);
+	ok = buf_add_str(&c->undo, left, err);
+	free(left);
+	if (!ok)
+		return false;
 	c->fenced = true;
 	if (!unfence(c, err))
 		return err_prefix(err, "lifting the earlier cutover's fence: ");
@@ -1011,7 +1004,7 @@ report(Cutover *c, bool done, const Error *failure)
 static void
 cutover_free(Cutover *c)
 {
-	free(c->undo);
+	buf_free(&c->undo);
 	for (int i = 0; i < c->ntables; i++)
 		free(c->tables[i]);
 	free(c->tables);
@@ -1026,6 +1019,7 @@ cutover_command(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	bool ok = false;
 
 	memset(&c, 0, sizeof(c));
+	buf_init(&c.undo, CUTOVER_SQL_MAX);
 	c.cfg = cfg;
 	c.stop = stop;
 	c.late_txns = -1;

@@ -32,6 +32,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/buf.h"
 #include "base/clock.h"
 #include "base/fault.h"
 #include "base/log.h"
@@ -45,50 +46,23 @@ extern char **environ;
 #define SCHEMA_PHASE_ROUNDS 5
 #define SCHEMA_STEP_RETRIES 3
 #define SCHEMA_OUTPUT_MAX   ((size_t) 1 << 30)
+/* what pg_dump says on stderr, and `pg_dump --version` */
+#define SCHEMA_STDERR_MAX  ((size_t) 1 << 20)
+#define SCHEMA_VERSION_MAX 4096
 
-/* Output of a finished subprocess. */
-typedef struct Output
-{
-	char *data;
-	size_t len;
-	size_t cap;
-} Output;
-
+/*
+ * Runs argv, collecting stdout and stderr into two Bufs (capped: a dump
+ * larger than SCHEMA_OUTPUT_MAX fails); *status is the exit status.
+ */
 static bool
-output_add(Output *o, const char *buf, size_t n)
-{
-	if (o->len + n + 1 > o->cap)
-	{
-		size_t cap = o->cap ? o->cap * 2 : 65536;
-		char *d;
-
-		while (cap < o->len + n + 1)
-			cap *= 2;
-		if (cap > SCHEMA_OUTPUT_MAX)
-			return false;
-		d = realloc(o->data, cap);
-		if (d == NULL)
-			return false;
-		o->data = d;
-		o->cap = cap;
-	}
-	memcpy(o->data + o->len, buf, n);
-	o->len += n;
-	o->data[o->len] = '\0';
-	return true;
-}
-
-/* Runs argv, collecting stdout and stderr; *status is the exit status. */
-static bool
-run_capture(char *const *argv, Output *out, Output *errout, int *status,
-            Error *err)
+run_capture(char *const *argv, Buf *out, Buf *errout, int *status, Error *err)
 {
 	int outp[2], errp[2];
 	posix_spawn_file_actions_t fa;
 	pid_t pid;
 	struct pollfd fds[2];
 	int open_fds = 2;
-	bool ok = true;
+	Error full = ERR_INIT;
 	int rc;
 
 	if (pipe(outp) != 0 || pipe(errp) != 0)
@@ -135,15 +109,18 @@ run_capture(char *const *argv, Output *out, Output *errout, int *status,
 				fds[i].fd = -1;
 				open_fds--;
 			}
-			else if (!output_add(i == 0 ? out : errout, buf, (size_t) n))
-				ok = false;
+			else
+				buf_add(i == 0 ? out : errout, buf, (size_t) n, &full);
 		}
 	}
 	while (waitpid(pid, status, 0) < 0 && errno == EINTR)
 		;
-	if (!ok)
-		return err_set(err, ERR_INTERNAL, "out of memory reading \"%s\"",
-		               argv[0]);
+	/* read on to the end either way, so that the child is not blocked */
+	if (!buf_check(out, &full) || !buf_check(errout, &full))
+	{
+		*err = full;
+		return err_prefix(err, "reading the output of \"%s\": ", argv[0]);
+	}
 	return true;
 }
 
@@ -194,7 +171,7 @@ bool
 schema_find_pg_dump(const char *configured, int source_version, char *out,
                     size_t cap, Error *err)
 {
-	Output o = {0}, e = {0};
+	Buf o = BUF_INIT(SCHEMA_VERSION_MAX), e = BUF_INIT(SCHEMA_VERSION_MAX);
 	char *argv[3];
 	int status = 0, v;
 	int source_major = source_version >= 100000 ? source_version / 10000 * 10000
@@ -209,16 +186,16 @@ schema_find_pg_dump(const char *configured, int source_version, char *out,
 	argv[2] = NULL;
 	if (!run_capture(argv, &o, &e, &status, err))
 	{
-		free(o.data);
-		free(e.data);
+		buf_free(&o);
+		buf_free(&e);
 		return err_hint(err, "install the PostgreSQL client of the source's "
 		                     "version or newer, or pass --pg-dump PATH");
 	}
-	v = (WIFEXITED(status) && WEXITSTATUS(status) == 0 && o.data)
-	        ? parse_dump_version(o.data)
+	v = WIFEXITED(status) && WEXITSTATUS(status) == 0
+	        ? parse_dump_version(buf_str(&o))
 	        : 0;
-	free(o.data);
-	free(e.data);
+	buf_free(&o);
+	buf_free(&e);
 	if (v == 0)
 	{
 		err_set(err, ERR_CONFIG, "could not run \"%s --version\"", out);
@@ -276,7 +253,7 @@ schema_dump(const SchemaDumpArgs *args, const char *section, char **out,
 	char **argv = calloc((size_t) cap, sizeof(char *));
 	char **owned = calloc((size_t) cap, sizeof(char *));
 	int nowned = 0;
-	Output o = {0}, e = {0};
+	Buf o = BUF_INIT(SCHEMA_OUTPUT_MAX), e = BUF_INIT(SCHEMA_STDERR_MAX);
 	bool ok = false;
 
 	*out = NULL;
@@ -327,18 +304,17 @@ schema_dump(const SchemaDumpArgs *args, const char *section, char **out,
 		goto out;
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 	{
-		size_t len = e.len;
+		const char *msg = buf_len(&e) > 0 ? buf_str(&e) : "no message";
+		int len = (int) strlen(msg);
 
-		while (len > 0 && (e.data[len - 1] == '\n'))
-			e.data[--len] = '\0';
-		err_set(err, ERR_SOURCE, "pg_dump --section=%s failed: %s", section,
-		        e.data ? e.data : "no message");
-		dump_failure_kind(e.data, err);
+		while (len > 0 && msg[len - 1] == '\n')
+			len--;
+		err_set(err, ERR_SOURCE, "pg_dump --section=%s failed: %.*s", section,
+		        len, msg);
+		dump_failure_kind(msg, err);
 		goto out;
 	}
-	*out = o.data ? o.data : strdup("");
-	o.data = NULL;
-	ok = *out != NULL || err_set(err, ERR_INTERNAL, "out of memory");
+	ok = buf_take(&o, out, err);
 	goto out;
 oom:
 	err_set(err, ERR_INTERNAL, "out of memory");
@@ -347,8 +323,8 @@ out:
 		free(owned[i]);
 	free(owned);
 	free(argv);
-	free(o.data);
-	free(e.data);
+	buf_free(&o);
+	buf_free(&e);
 	return ok;
 }
 
@@ -433,14 +409,12 @@ save_step(const State *st, int *entry, int phase, const char *kind,
 static bool
 append_semicolon(char **sql)
 {
-	size_t n = strlen(*sql);
-	char *grown = realloc(*sql, n + 2);
+	char *with = NULL;
 
-	if (grown == NULL)
+	if (asprintf(&with, "%s;", *sql) < 0)
 		return false;
-	grown[n] = ';';
-	grown[n + 1] = '\0';
-	*sql = grown;
+	free(*sql);
+	*sql = with;
 	return true;
 }
 
