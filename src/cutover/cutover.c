@@ -29,6 +29,7 @@
 #include "base/fault.h"
 #include "base/log.h"
 #include "base/lsn.h"
+#include "cutover/cutover_int.h"
 #include "load/progress.h"
 #include "load/sequences.h"
 #include "pg/catalog.h"
@@ -36,45 +37,9 @@
 #include "state/state.h"
 #include "verify/validate.h"
 
-#define CUTOVER_POLL_MS    100
-#define CUTOVER_LOG_EVERY  5000
-#define CUTOVER_XID_WINDOW 100000 /* xids scanned for late writes, at most */
-#define UNDO_COMMAND       "-- run cutover.unfence_command"
-/* the fence's undo and role list: a statement per table and role */
-#define CUTOVER_SQL_MAX ((size_t) 64 << 20)
 
-typedef struct Cutover
-{
-	const TaskConfig *cfg;
-	atomic_int *stop;
-	PgConn *src, *tgt;
-	State state; /* on tgt */
-	char slot[64];
-	char origin[80];
-	char **tables; /* source tables of the task, "schema"."name" */
-	int ntables;
-
-	bool fenced;
-	Buf undo; /* SQL that lifts the fence, or UNDO_COMMAND; saved in the
-	             task's state before the fence goes up */
-
-	char fence_snapshot[256]; /* txid snapshot just after the fence */
-	Lsn marker;
-	char marker_xid[24];
-	int64_t late_txns; /* committed after the fence, before the marker */
-	int sequences;
-	char validation[256];
-
-	int64_t step_ms; /* start of the current step */
-	int64_t fence_ms;
-	int64_t done_ms; /* the stream stopped: writes go to the target now */
-	char steps[4096];
-	size_t steps_len;
-	StateCutover rec;
-} Cutover;
-
-static void
-wall_text(char *buf, size_t cap)
+void
+cutover_wall_text(char *buf, size_t cap)
 {
 	int64_t us = clock_wall_us();
 	time_t secs = (time_t) (us / 1000000);
@@ -86,12 +51,8 @@ wall_text(char *buf, size_t cap)
 	         tm.tm_min, tm.tm_sec, (int) (us / 1000 % 1000));
 }
 
-/* Ends the current step: one line of the report, and the next step's start. */
-static void step_done(Cutover *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
-step_done(Cutover *c, const char *fmt, ...)
+void
+cutover_step_done(Cutover *c, const char *fmt, ...)
 {
 	char what[256];
 	va_list ap;
@@ -246,7 +207,7 @@ wait_lag(Cutover *c, Error *err)
 			progress_format_bytes(lag, now, sizeof(now));
 			progress_format_bytes(c->cfg->cutover_max_lag_bytes, bound,
 			                      sizeof(bound));
-			step_done(c, "lag %s, under %s", now, bound);
+			cutover_step_done(c, "lag %s, under %s", now, bound);
 			return true;
 		}
 		if (clock_ms() - start > (int64_t) c->cfg->cutover_timeout_s * 1000)
@@ -268,371 +229,6 @@ wait_lag(Cutover *c, Error *err)
 		}
 		clock_sleep_ms(CUTOVER_POLL_MS);
 	}
-}
-
-/* ---- 3. fence ---- */
-
-/* {"a","b"} for a text[] parameter. */
-static char *
-array_literal(const StrList *l)
-{
-	size_t cap = 3;
-	char *out, *p;
-
-	for (int i = 0; i < l->count; i++)
-		cap += strlen(l->items[i]) * 2 + 3;
-	out = malloc(cap);
-	if (out == NULL)
-		return NULL;
-	p = out;
-	*p++ = '{';
-	for (int i = 0; i < l->count; i++)
-	{
-		if (i > 0)
-			*p++ = ',';
-		*p++ = '"';
-		for (const char *s = l->items[i]; *s; s++)
-		{
-			if (*s == '"' || *s == '\\')
-				*p++ = '\\';
-			*p++ = *s;
-		}
-		*p++ = '"';
-	}
-	*p++ = '}';
-	*p = '\0';
-	return out;
-}
-
-static bool
-check_roles(Cutover *c, Error *err)
-{
-	const StrList *roles = &c->cfg->cutover_roles;
-
-	if (c->cfg->cutover_fence == FENCE_COMMAND)
-		return true;
-	if (roles->count == 0)
-	{
-		err_set(err, ERR_CONFIG,
-		        "cutover.fence %s needs the roles whose "
-		        "writes it stops",
-		        config_fence_name(c->cfg->cutover_fence));
-		return err_hint(err, "name them with --fence-role ROLE (repeatable) "
-		                     "or cutover.roles in the task file");
-	}
-	for (int i = 0; i < roles->count; i++)
-	{
-		const char *params[1] = {roles->items[i]};
-		char super[8];
-
-		if (!pg_query_value(c->src,
-		                    "SELECT coalesce((SELECT rolsuper::text FROM "
-		                    "pg_catalog.pg_roles WHERE rolname = $1), 'none')",
-		                    1, params, super, sizeof(super), err))
-			return false;
-		if (strcmp(super, "none") == 0)
-		{
-			err_set(err, ERR_CONFIG,
-			        "fence role \"%s\" does not exist on the "
-			        "source",
-			        roles->items[i]);
-			return err_hint(err, "name the roles the application connects "
-			                     "as");
-		}
-		if (strcmp(super, "true") == 0 && c->cfg->cutover_fence == FENCE_REVOKE)
-		{
-			err_set(err, ERR_CONFIG,
-			        "fence role \"%s\" is a superuser: revoking privileges "
-			        "cannot stop its writes",
-			        roles->items[i]);
-			return err_hint(err, "use --fence read_only, or a fence command "
-			                     "of your own");
-		}
-	}
-	return true;
-}
-
-/* Appends a statement to the undo text. */
-static bool
-undo_add(Cutover *c, const char *sql, Error *err)
-{
-	return buf_printf(&c->undo, err, "%s;\n", sql);
-}
-
-/*
- * The undo of a revoke: a GRANT for each write privilege the roles hold
- * directly on the task's tables now (the owner's implicit ones included),
- * so undo gives back exactly those.
- */
-static bool
-record_grants(Cutover *c, const char *roles, Error *err)
-{
-	for (int i = 0; i < c->ntables; i++)
-	{
-		const char *params[2] = {c->tables[i], roles};
-		PGresult *res;
-		bool ok = true;
-
-		if (!pg_query(c->src,
-		              "SELECT format('GRANT %s ON TABLE %s TO %I%s',"
-		              " a.privilege_type, k.oid::regclass, r.rolname,"
-		              " CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION'"
-		              " ELSE '' END)"
-		              " FROM pg_catalog.pg_class k,"
-		              " pg_catalog.aclexplode(coalesce(k.relacl,"
-		              "  pg_catalog.acldefault('r', k.relowner))) a"
-		              " JOIN pg_catalog.pg_roles r ON r.oid = a.grantee"
-		              " WHERE k.oid = $1::regclass"
-		              " AND r.rolname = ANY ($2::text[])"
-		              " AND a.privilege_type IN"
-		              "  ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')",
-		              2, params, &res, err))
-			return err_prefix(err, "table %s: ", c->tables[i]);
-		for (int r = 0; ok && r < PQntuples(res); r++)
-			ok = undo_add(c, PQgetvalue(res, r, 0), err);
-		PQclear(res);
-		if (!ok)
-			return false;
-	}
-	return true;
-}
-
-/* Saves the undo where a later run finds it, before the fence goes up. */
-static bool
-save_undo(Cutover *c, Error *err)
-{
-	if (buf_len(&c->undo) == 0 && !undo_add(c, "SELECT 1", err))
-		return false;
-	if (!state_task_set_cutover_undo(&c->state, buf_str(&c->undo), err))
-		return err_prefix(err, "saving how to undo the fence: ");
-	c->fenced = true;
-	return true;
-}
-
-static bool
-fence_revoke(Cutover *c, Error *err)
-{
-	const StrList *roles = &c->cfg->cutover_roles;
-	char *role_array = array_literal(roles);
-	Buf who = BUF_INIT(CUTOVER_SQL_MAX);
-	bool ok = false;
-
-	if (role_array == NULL)
-		return err_set(err, ERR_INTERNAL, "out of memory");
-	if (!record_grants(c, role_array, err))
-		goto out;
-	for (int i = 0; i < roles->count; i++)
-	{
-		char *q = pg_quote_ident(roles->items[i]);
-		bool added =
-		    q != NULL && buf_printf(&who, err, "%s%s", i ? ", " : "", q);
-
-		free(q);
-		if (!added)
-		{
-			err_set(err, ERR_INTERNAL, "out of memory");
-			goto out;
-		}
-	}
-	/* one transaction: every table is fenced, or none */
-	if (!save_undo(c, err) || !pg_exec(c->src, "BEGIN", err))
-		goto out;
-	for (int i = 0; i < c->ntables; i++)
-		if (!pg_execf(c->src, err,
-		              "REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON TABLE %s "
-		              "FROM %s",
-		              c->tables[i], buf_str(&who)))
-		{
-			Error ignored = ERR_INIT;
-
-			pg_exec(c->src, "ROLLBACK", &ignored);
-			err_prefix(err, "fencing table %s: ", c->tables[i]);
-			goto out;
-		}
-	if (!pg_exec(c->src, "COMMIT", err))
-		goto out;
-	/* privileges held through another role or PUBLIC survive a revoke */
-	for (int i = 0; i < c->ntables; i++)
-		for (int r = 0; r < roles->count; r++)
-		{
-			const char *params[2] = {roles->items[r], c->tables[i]};
-			char can[8];
-
-			if (!pg_query_value(c->src,
-			                    "SELECT pg_catalog.has_table_privilege($1,"
-			                    " $2::regclass,"
-			                    " 'INSERT, UPDATE, DELETE, TRUNCATE')::text",
-			                    2, params, can, sizeof(can), err))
-				goto out;
-			if (strcmp(can, "true") == 0)
-			{
-				err_set(err, ERR_SOURCE,
-				        "the fence does not hold: role \"%s\" can still write "
-				        "to %s",
-				        roles->items[r], c->tables[i]);
-				err_detail(err, "it holds the privilege through membership "
-				                "in another role, or PUBLIC does");
-				err_hint(err, "fence that role too (--fence-role), or use "
-				              "--fence read_only");
-				goto out;
-			}
-		}
-	ok = true;
-out:
-	free(role_array);
-	buf_free(&who);
-	return ok;
-}
-
-static bool
-fence_read_only(Cutover *c, Error *err)
-{
-	char *role_array = array_literal(&c->cfg->cutover_roles);
-	const char *params[1] = {role_array};
-	char undo[512], ended[24];
-	bool ok = false;
-
-	if (role_array == NULL)
-		return err_set(err, ERR_INTERNAL, "out of memory");
-	/* a database-level setting of the user's own is what undo puts back */
-	if (!pg_query_value(
-	        c->src,
-	        "SELECT CASE WHEN x IS NULL THEN format('ALTER DATABASE %I RESET"
-	        " default_transaction_read_only', pg_catalog.current_database())"
-	        " ELSE format('ALTER DATABASE %I SET default_transaction_read_only"
-	        " = %L', pg_catalog.current_database(), split_part(x, '=', 2))"
-	        " END FROM (SELECT (SELECT x FROM pg_catalog.pg_db_role_setting s"
-	        " JOIN pg_catalog.pg_database d ON d.oid = s.setdatabase,"
-	        " unnest(s.setconfig) x WHERE s.setrole = 0"
-	        " AND d.datname = pg_catalog.current_database()"
-	        " AND x LIKE 'default_transaction_read_only=%') AS x) v",
-	        0, NULL, undo, sizeof(undo), err) ||
-	    !undo_add(c, undo, err) || !save_undo(c, err) ||
-	    !pg_exec(c->src,
-	             "DO $$BEGIN EXECUTE format('ALTER DATABASE %I SET "
-	             "default_transaction_read_only = on', "
-	             "pg_catalog.current_database()); END$$",
-	             err))
-		goto out;
-	/* sessions opened before the setting keep writing until they end */
-	if (!pg_query_value(c->src,
-	                    "SELECT count(pg_catalog.pg_terminate_backend(pid))"
-	                    " FROM pg_catalog.pg_stat_activity"
-	                    " WHERE datname = pg_catalog.current_database()"
-	                    " AND usename = ANY ($1::text[])"
-	                    " AND backend_type = 'client backend'"
-	                    " AND pid <> pg_catalog.pg_backend_pid()",
-	                    1, params, ended, sizeof(ended), err))
-		goto out;
-	log_info("cutover: database read-only for new sessions; %s session(s) "
-	         "of the fenced roles ended",
-	         ended);
-	ok = true;
-out:
-	free(role_array);
-	return ok;
-}
-
-static bool
-run_command(const char *what, const char *cmd, Error *err)
-{
-	int rc;
-
-	fflush(NULL);
-	rc = system(cmd);
-	if (rc != 0)
-	{
-		err_set(err, ERR_SOURCE, "the %s command failed (status %d)", what, rc);
-		return err_detail(err, "command: %s", cmd);
-	}
-	return true;
-}
-
-static bool
-fence(Cutover *c, Error *err)
-{
-	bool ok;
-
-	c->fence_ms = clock_ms();
-	wall_text(c->rec.fenced_at, sizeof(c->rec.fenced_at));
-	switch (c->cfg->cutover_fence)
-	{
-		case FENCE_REVOKE:
-			ok = fence_revoke(c, err);
-			break;
-		case FENCE_READ_ONLY:
-			ok = fence_read_only(c, err);
-			break;
-		case FENCE_COMMAND:
-		default:
-			/* a command that failed half way is undone too */
-			ok = undo_add(c, UNDO_COMMAND, err) && save_undo(c, err) &&
-			     run_command("fence", c->cfg->cutover_fence_command, err);
-			break;
-	}
-	if (!ok)
-		return err_prefix(err, "fence: ");
-	fault_point("cutover.fenced");
-	step_done(c, "fence (%s)", config_fence_name(c->cfg->cutover_fence));
-	return true;
-}
-
-/* Puts the source back as it was before the fence, and forgets the undo. */
-static bool
-unfence(Cutover *c, Error *err)
-{
-	bool ok;
-
-	if (!c->fenced)
-		return true;
-	if (strncmp(buf_str(&c->undo), UNDO_COMMAND, strlen(UNDO_COMMAND)) == 0)
-	{
-		if (c->cfg->cutover_unfence_command == NULL)
-		{
-			err_set(err, ERR_CONFIG,
-			        "the fence was put up by a command and "
-			        "no cutover.unfence_command is set");
-			return err_hint(err, "set it (or lift the fence by hand), then "
-			                     "run cutover again");
-		}
-		ok = run_command("unfence", c->cfg->cutover_unfence_command, err);
-	}
-	else
-		ok = pg_exec(c->src, buf_str(&c->undo), err);
-	if (!ok || !state_task_set_cutover_undo(&c->state, NULL, err))
-		return false;
-	c->fenced = false;
-	buf_reset(&c->undo);
-	return true;
-}
-
-/*
- * A cutover killed while the source was fenced left its undo in the state:
- * lift that fence before anything else, so this run starts from a source
- * that takes writes (and records the roles' privileges as they really are).
- */
-static bool
-undo_leftover_fence(Cutover *c, Error *err)
-{
-	char *left = NULL;
-	bool ok;
-
-	if (!state_task_cutover_undo(&c->state, &left, err))
-		return false;
-	if (left == NULL)
-		return true;
-	log_warn("cutover: an earlier cutover of task \"%s\" stopped while the "
-	         "source was fenced; lifting that fence first",
-	         c->cfg->task);
-	buf_reset(&c->undo);
-	ok = buf_add_str(&c->undo, left, err);
-	free(left);
-	if (!ok)
-		return false;
-	c->fenced = true;
-	if (!unfence(c, err))
-		return err_prefix(err, "lifting the earlier cutover's fence: ");
-	return true;
 }
 
 /* ---- 4. transactions begun before the fence ---- */
@@ -692,7 +288,7 @@ wait_in_flight(Cutover *c, Error *err)
 		}
 		clock_sleep_ms(CUTOVER_POLL_MS);
 	}
-	step_done(c, "transactions begun before the fence ended");
+	cutover_step_done(c, "transactions begun before the fence ended");
 	return true;
 }
 
@@ -770,8 +366,8 @@ write_marker(Cutover *c, Error *err)
 		}
 		clock_sleep_ms(CUTOVER_POLL_MS);
 	}
-	step_done(c, "marker " LSN_FMT " applied on the target",
-	          LSN_ARGS(c->marker));
+	cutover_step_done(c, "marker " LSN_FMT " applied on the target",
+	                  LSN_ARGS(c->marker));
 	return true;
 }
 
@@ -834,8 +430,8 @@ sync_sequences(Cutover *c, Error *err)
 		log_warn("cutover: %d sequences are not on the target (the first: "
 		         "%s); they were left alone",
 		         r.missing, r.first_missing);
-	step_done(c, "%d sequences set (source + %d)", r.set,
-	          c->cfg->cutover_sequence_margin);
+	cutover_step_done(c, "%d sequences set (source + %d)", r.set,
+	                  c->cfg->cutover_sequence_margin);
 	return true;
 }
 
@@ -869,7 +465,8 @@ final_validation(Cutover *c, Error *err)
 		return err_hint(err, "run pgtide validate for the rows; fix the "
 		                     "cause, then run cutover again");
 	}
-	step_done(c, "final validation (%s)", config_final_validation_name(how));
+	cutover_step_done(c, "final validation (%s)",
+	                  config_final_validation_name(how));
 	return true;
 }
 
@@ -902,8 +499,8 @@ stop_stream(Cutover *c, Error *err)
 		if (stopped)
 		{
 			c->done_ms = clock_ms();
-			wall_text(c->rec.done_at, sizeof(c->rec.done_at));
-			step_done(c, "change stream stopped at the marker");
+			cutover_wall_text(c->rec.done_at, sizeof(c->rec.done_at));
+			cutover_step_done(c, "change stream stopped at the marker");
 			return true;
 		}
 		if (clock_ms() - start > (int64_t) c->cfg->cutover_timeout_s * 1000)
@@ -924,8 +521,8 @@ stop_stream(Cutover *c, Error *err)
 		{
 			err_clear(err);
 			c->done_ms = clock_ms();
-			wall_text(c->rec.done_at, sizeof(c->rec.done_at));
-			step_done(c, "change stream stopped at the marker");
+			cutover_wall_text(c->rec.done_at, sizeof(c->rec.done_at));
+			cutover_step_done(c, "change stream stopped at the marker");
 			return true;
 		}
 	}
@@ -1026,7 +623,7 @@ cutover_command(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	c.step_ms = clock_ms();
 	snprintf(c.validation, sizeof(c.validation), "not run");
 	snprintf(c.origin, sizeof(c.origin), "pgtide_%s", cfg->task);
-	wall_text(c.rec.started_at, sizeof(c.rec.started_at));
+	cutover_wall_text(c.rec.started_at, sizeof(c.rec.started_at));
 	if (!pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide cutover",
 	                5000, &c.tgt, err) ||
 	    /* while fenced, a lost session may not keep the source waiting
@@ -1039,15 +636,15 @@ cutover_command(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	       session that replaces it after a lost connection */
 	    !pg_keep_session(c.src, "SET default_transaction_read_only = off",
 	                     cfg->cutover_timeout_s * 1000, err) ||
-	    !check_roles(&c, err) || !require_following(&c, err) ||
-	    !undo_leftover_fence(&c, err) ||
+	    !fence_check_roles(&c, err) || !require_following(&c, err) ||
+	    !fence_undo_leftover(&c, err) ||
 	    !state_task_set_cutover_stop(&c.state, LSN_INVALID, err))
 	{
 		cutover_free(&c);
 		return false;
 	}
-	step_done(&c, "task \"%s\" is following the source", cfg->task);
-	ok = wait_lag(&c, err) && fence(&c, err) && wait_in_flight(&c, err) &&
+	cutover_step_done(&c, "task \"%s\" is following the source", cfg->task);
+	ok = wait_lag(&c, err) && fence_up(&c, err) && wait_in_flight(&c, err) &&
 	     write_marker(&c, err) && sync_sequences(&c, err) &&
 	     final_validation(&c, err) && stop_stream(&c, err);
 	/* only a report: counted once the window has closed */
@@ -1057,7 +654,7 @@ cutover_command(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	{
 		Error undo = ERR_INIT;
 
-		if (c.fenced && !unfence(&c, &undo))
+		if (c.fenced && !fence_down(&c, &undo))
 		{
 			report(&c, false, err);
 			err_prefix(err, "cutover failed: ");

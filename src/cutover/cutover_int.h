@@ -1,0 +1,88 @@
+/*
+ * cutover_int: what cutover's files share: one cutover's record and the
+ * helpers that report its steps. No caller outside src/cutover/ includes it.
+ */
+#ifndef PGTIDE_CUTOVER_INT_H
+#define PGTIDE_CUTOVER_INT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "base/config.h"
+#include "base/err.h"
+#include "base/lsn.h"
+#include "pg/pg.h"
+#include "state/state.h"
+
+#define CUTOVER_POLL_MS    100
+#define CUTOVER_LOG_EVERY  5000
+#define CUTOVER_XID_WINDOW 100000 /* xids scanned for late writes, at most */
+#define UNDO_COMMAND       "-- run cutover.unfence_command"
+/* the fence's undo and role list: a statement per table and role */
+#define CUTOVER_SQL_MAX ((size_t) 64 << 20)
+
+typedef struct Cutover
+{
+	const TaskConfig *cfg;
+	atomic_int *stop;
+	PgConn *src, *tgt;
+	State state; /* on tgt */
+	char slot[64];
+	char origin[80];
+	char **tables; /* source tables of the task, "schema"."name" */
+	int ntables;
+
+	bool fenced;
+	Buf undo; /* SQL that lifts the fence, or UNDO_COMMAND; saved in the
+	             task's state before the fence goes up */
+
+	char fence_snapshot[256]; /* txid snapshot just after the fence */
+	Lsn marker;
+	char marker_xid[24];
+	int64_t late_txns; /* committed after the fence, before the marker */
+	int sequences;
+	char validation[256];
+
+	int64_t step_ms; /* start of the current step */
+	int64_t fence_ms;
+	int64_t done_ms; /* the stream stopped: writes go to the target now */
+	char steps[4096];
+	size_t steps_len;
+	StateCutover rec;
+} Cutover;
+
+/* The wall clock as timestamptz text (UTC, milliseconds), into buf. */
+void cutover_wall_text(char *buf, size_t cap);
+
+/* Ends the current step: one line of the report, and the next step's start. */
+void cutover_step_done(Cutover *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ---- fence.c ---- */
+
+/*
+ * Refuses (changing nothing) a revoke fence whose roles do not exist or
+ * cannot be fenced that way.
+ */
+bool fence_check_roles(Cutover *c, Error *err);
+
+/*
+ * Puts the fence up the configured way (revoke, read-only, a command),
+ * having saved its undo in the task's state first; c->fenced once it may
+ * be up.
+ */
+bool fence_up(Cutover *c, Error *err);
+
+/* Puts the source back as it was before the fence, and forgets the undo. */
+bool fence_down(Cutover *c, Error *err);
+
+/*
+ * Lifts a fence an earlier cutover left up (killed while fenced), before
+ * anything else.
+ */
+bool fence_undo_leftover(Cutover *c, Error *err);
+
+#endif
