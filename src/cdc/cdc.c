@@ -750,6 +750,18 @@ log_progress(Receiver *rv)
 		c->o->on_progress(&p, c->o->progress_ctx);
 }
 
+/* Reports progress once every interval. */
+static void
+progress_due(Receiver *rv)
+{
+	if (clock_ms() - rv->last_progress_ms >=
+	    (int64_t) rv->c->o->progress_interval_s * 1000)
+	{
+		log_progress(rv);
+		rv->last_progress_ms = clock_ms();
+	}
+}
+
 /* Streams until stop, a fatal error, or a disconnect (returned retryable). */
 static bool
 receive(Receiver *rv, Error *err)
@@ -774,12 +786,7 @@ receive(Receiver *rv, Error *err)
 			if (!send_status(rv, false, err))
 				return false;
 		}
-		if (clock_ms() - rv->last_progress_ms >=
-		    (int64_t) c->o->progress_interval_s * 1000)
-		{
-			log_progress(rv);
-			rv->last_progress_ms = clock_ms();
-		}
+		progress_due(rv);
 	}
 	return true;
 }
@@ -871,12 +878,7 @@ cdc_run(const CdcOptions *o, Error *err)
 		reported = true;
 		outage_begin(&c, CDC_SOURCE, err->message);
 		/* status goes on saying where the stream is, and why it waits */
-		if (clock_ms() - rv.last_progress_ms >=
-		    (int64_t) o->progress_interval_s * 1000)
-		{
-			log_progress(&rv);
-			rv.last_progress_ms = clock_ms();
-		}
+		progress_due(&rv);
 		err_clear(err);
 		clock_sleep_ms(backoff_ms);
 		backoff_ms = backoff_ms * 2 > CDC_RETRY_MAX_MS ? CDC_RETRY_MAX_MS
