@@ -224,8 +224,11 @@ reconnect(PgConn *pc, const char *lost, Error *err)
 {
 	const char *side = pc->side == ERR_SOURCE ? "source" : "target";
 	int64_t start = clock_ms();
+	/* libpq's message goes on with a second line of guesses: one is enough */
+	int first_line = (int) strcspn(lost, "\n");
 
-	log_warn("%s: %s; reconnecting (%s)", side, lost, pc->app_name);
+	log_warn("%s: %.*s; reconnecting to %s", side, first_line, lost,
+	         pc->where);
 	PQfinish(pc->conn);
 	pc->conn = NULL;
 	if (!open_conn(pc, pc->reconnect_ms, err) ||
