@@ -13,9 +13,9 @@
 #include "base/clock.h"
 #include "base/fault.h"
 #include "base/log.h"
+#include "base/units.h"
 #include "cdc/pgoutput.h"
 #include "cdc/txnbuf.h"
-#include "load/progress.h"
 #include "pg/stream.h"
 
 #define CDC_STATUS_INTERVAL_MS 1000
@@ -737,8 +737,8 @@ log_progress(Receiver *rv)
 	outage_text(c, p.outage, sizeof(p.outage));
 	rv->last_txns = p.txns;
 	rv->last_changes = p.changes;
-	progress_format_bytes(p.buffered_bytes, mem, sizeof(mem));
-	progress_format_bytes(p.lag_bytes, lag, sizeof(lag));
+	units_format_bytes(p.buffered_bytes, mem, sizeof(mem));
+	units_format_bytes(p.lag_bytes, lag, sizeof(lag));
 	log_info("cdc: %lld txns (%.0f/s), %lld changes (%.0f/s) applied; lag %s, "
 	         "%.1f s; applied " LSN_FMT ", flushed " LSN_FMT
 	         "; buffered %s (%lld txns spilled)%s%s",

@@ -26,6 +26,7 @@
 #include "base/clock.h"
 #include "base/fault.h"
 #include "base/log.h"
+#include "base/units.h"
 #include "load/copy.h"
 #include "load/plan.h"
 #include "load/progress.h"
@@ -715,7 +716,7 @@ print_summary(const Load *l)
 		rows += atomic_load(&l->copy[i].rows_done);
 		bytes += atomic_load(&l->copy[i].bytes_done);
 	}
-	progress_format_bytes(bytes, b, sizeof(b));
+	units_format_bytes(bytes, b, sizeof(b));
 	printf("pgtide copy: task \"%s\" loaded: %d tables; this run copied %lld "
 	       "rows (%s) in %.1f s; consistent point " LSN_FMT " (slot %s)\n",
 	       l->cfg->task, l->ntables, (long long) rows, b, secs,

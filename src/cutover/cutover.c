@@ -29,8 +29,8 @@
 #include "base/fault.h"
 #include "base/log.h"
 #include "base/lsn.h"
+#include "base/units.h"
 #include "cutover/cutover_int.h"
-#include "load/progress.h"
 #include "load/sequences.h"
 #include "pg/catalog.h"
 #include "pg/pg.h"
@@ -204,9 +204,9 @@ wait_lag(Cutover *c, Error *err)
 		{
 			char now[32], bound[32];
 
-			progress_format_bytes(lag, now, sizeof(now));
-			progress_format_bytes(c->cfg->cutover_max_lag_bytes, bound,
-			                      sizeof(bound));
+			units_format_bytes(lag, now, sizeof(now));
+			units_format_bytes(c->cfg->cutover_max_lag_bytes, bound,
+			                   sizeof(bound));
 			cutover_step_done(c, "lag %s, under %s", now, bound);
 			return true;
 		}

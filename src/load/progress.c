@@ -12,6 +12,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/units.h"
 
 #define PROGRESS_LIVE_TABLES 6
 
@@ -35,34 +36,6 @@ struct Progress
 	double *table_rate;  /* per table: bytes/s, smoothed */
 	int64_t *started_ms; /* per table: first sample that saw it move */
 };
-
-void
-progress_format_bytes(int64_t bytes, char *buf, size_t cap)
-{
-	static const char *const units[] = {"B", "kB", "MB", "GB", "TB"};
-	double v = (double) bytes;
-	int u = 0;
-
-	while (v >= 1024 && u < 4)
-	{
-		v /= 1024;
-		u++;
-	}
-	snprintf(buf, cap, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
-}
-
-void
-progress_format_eta(double seconds, char *buf, size_t cap)
-{
-	long s = (long) seconds;
-
-	if (seconds < 0 || seconds > 360000)
-		snprintf(buf, cap, "--:--");
-	else if (s >= 3600)
-		snprintf(buf, cap, "%ldh%02ldm", s / 3600, (s % 3600) / 60);
-	else
-		snprintf(buf, cap, "%ldm%02lds", s / 60, s % 60);
-}
 
 /* A table's fraction done, capped below 1 until its last chunk lands. */
 static double
@@ -126,10 +99,9 @@ table_line(const Progress *p, int i, int64_t now, char *buf, size_t cap)
 	char b[32], r[32], eta[32];
 	double f = table_fraction(p, i);
 
-	progress_format_bytes(atomic_load(&p->tables[i].bytes_done), b, sizeof(b));
-	progress_format_bytes((int64_t) p->table_rate[i], r, sizeof(r));
-	progress_format_eta(eta_seconds(f, p->started_ms[i], now), eta,
-	                    sizeof(eta));
+	units_format_bytes(atomic_load(&p->tables[i].bytes_done), b, sizeof(b));
+	units_format_bytes((int64_t) p->table_rate[i], r, sizeof(r));
+	units_format_eta(eta_seconds(f, p->started_ms[i], now), eta, sizeof(eta));
 	snprintf(buf, cap, "%-40.40s %11lld rows %9s %9s/s %3.0f%% ETA %s",
 	         p->tables[i].src_qname,
 	         (long long) atomic_load(&p->tables[i].rows_done), b, r, 100 * f,
@@ -164,9 +136,9 @@ render(Progress *p, bool final)
 		done_est += table_fraction(p, i) * (double) p->est[i];
 		tables_done += atomic_load(&p->tables[i].chunks_left) == 0;
 	}
-	progress_format_bytes(bytes, b1, sizeof(b1));
-	progress_format_bytes((int64_t) p->rate, b2, sizeof(b2));
-	progress_format_bytes(est, b3, sizeof(b3));
+	units_format_bytes(bytes, b1, sizeof(b1));
+	units_format_bytes((int64_t) p->rate, b2, sizeof(b2));
+	units_format_bytes(est, b3, sizeof(b3));
 	{
 		/* the load ends no sooner than its slowest table in flight */
 		double left = eta_seconds(est > 0 ? done_est / (double) est : 0,
@@ -181,7 +153,7 @@ render(Progress *p, bool final)
 				if (t > left)
 					left = t;
 			}
-		progress_format_eta(left, eta, sizeof(eta));
+		units_format_eta(left, eta, sizeof(eta));
 	}
 	snprintf(line, sizeof(line),
 	         "load: %d/%d tables, %lld rows, %s of ~%s on disk, %s/s, ETA %s",

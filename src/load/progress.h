@@ -27,10 +27,4 @@ Progress *progress_start(const CopyTable *tables, const int64_t *est_bytes,
 /* Stops the thread, clears the live block, and frees p. NULL is a no-op. */
 void progress_stop(Progress *p);
 
-/* "1.5 GB", "12 MB", "512 B" into buf. */
-void progress_format_bytes(int64_t bytes, char *buf, size_t cap);
-
-/* "12m05s", "3h20m", or "--:--" when unknown (negative) or absurd. */
-void progress_format_eta(double seconds, char *buf, size_t cap);
-
 #endif

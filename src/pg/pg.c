@@ -227,8 +227,7 @@ reconnect(PgConn *pc, const char *lost, Error *err)
 	/* libpq's message goes on with a second line of guesses: one is enough */
 	int first_line = (int) strcspn(lost, "\n");
 
-	log_warn("%s: %.*s; reconnecting to %s", side, first_line, lost,
-	         pc->where);
+	log_warn("%s: %.*s; reconnecting to %s", side, first_line, lost, pc->where);
 	PQfinish(pc->conn);
 	pc->conn = NULL;
 	if (!open_conn(pc, pc->reconnect_ms, err) ||

@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "base/clock.h"
-#include "load/progress.h"
+#include "base/units.h"
 
 /*
  * The load rate assumed for the estimates, copy and index builds together:
@@ -139,8 +139,8 @@ check_wal(Check *c, Error *err)
 	PQclear(res);
 	if (!c->load_done)
 		seconds = left / (double) CHECK_LOAD_BYTES_PER_S + CHECK_LOAD_MARGIN_S;
-	progress_format_bytes((int64_t) data, b1, sizeof(b1));
-	progress_format_bytes((int64_t) indexes, b2, sizeof(b2));
+	units_format_bytes((int64_t) data, b1, sizeof(b1));
+	units_format_bytes((int64_t) indexes, b2, sizeof(b2));
 	format_seconds(seconds, s1, sizeof(s1));
 	snprintf(object, sizeof(object), "database %s", c->src_db);
 	if (c->load_done)
@@ -150,7 +150,7 @@ check_wal(Check *c, Error *err)
 		          ntables, b1, b2);
 	else
 	{
-		progress_format_bytes((int64_t) left, b3, sizeof(b3));
+		units_format_bytes((int64_t) left, b3, sizeof(b3));
 		snprintf(msg, sizeof(msg),
 		         "assuming %lld MB/s for copy and index builds, plus %d s "
 		         "for the schema and the change stream's start",
@@ -165,8 +165,8 @@ check_wal(Check *c, Error *err)
 		return true;
 	/* what the slot holds already, plus what the source writes meanwhile */
 	retained = c->wal_bytes_per_s * seconds + c->slot_retained_bytes;
-	progress_format_bytes((int64_t) retained, b1, sizeof(b1));
-	progress_format_bytes((int64_t) c->wal_bytes_per_s, b2, sizeof(b2));
+	units_format_bytes((int64_t) retained, b1, sizeof(b1));
+	units_format_bytes((int64_t) c->wal_bytes_per_s, b2, sizeof(b2));
 	if (c->load_done)
 		snprintf(msg, sizeof(msg),
 		         "the task's slot retains about %s of WAL; the source writes "
@@ -183,7 +183,7 @@ check_wal(Check *c, Error *err)
 	{
 		double free_bytes = (double) cfg->check_wal_free_bytes;
 
-		progress_format_bytes((int64_t) free_bytes, b3, sizeof(b3));
+		units_format_bytes((int64_t) free_bytes, b3, sizeof(b3));
 		if (retained > free_bytes)
 			check_add(
 			    c, CHECK_ID_WAL_RETENTION, CHECK_BLOCKER, "source",
@@ -220,8 +220,8 @@ check_wal(Check *c, Error *err)
 		                    0, NULL, buf, sizeof(buf), err))
 			return false;
 		keep_mb = strtoll(buf, NULL, 10);
-		progress_format_bytes((int64_t) ((double) keep_mb * 1024 * 1024), b4,
-		                      sizeof(b4));
+		units_format_bytes((int64_t) ((double) keep_mb * 1024 * 1024), b4,
+		                   sizeof(b4));
 		if (keep_mb < 0)
 			check_add(c, CHECK_ID_MAX_SLOT_WAL_KEEP_SIZE, CHECK_INFO, "source",
 			          "the slot keeps every WAL segment the target has not "

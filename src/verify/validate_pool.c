@@ -20,7 +20,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/pool.h"
-#include "load/progress.h"
+#include "base/units.h"
 #include "pg/pg.h"
 
 #define VALIDATE_JOB_TRIES 3
@@ -288,7 +288,7 @@ pool_run(VRun *r, Error *err)
 			double rate = secs > 0 ? rows / secs : 0;
 			char eta[32];
 
-			progress_format_eta(
+			units_format_eta(
 			    rate > 0 && est_total > rows ? (est_total - rows) / rate : -1,
 			    eta, sizeof(eta));
 			log_info("validate: %d of %d tables done, %" PRId64 " of %" PRId64
