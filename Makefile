@@ -74,6 +74,7 @@ format-check:
 lint:
 	@! grep -nE '\b(strcpy|strcat|sprintf|strtok|atoi|gets)\s*\(' $(SRCS) $(HDRS) \
 		|| (echo "lint: banned function (use the bounded variant)"; exit 1)
+	@scripts/check-layers.sh
 
 demo:
 	scripts/demo.sh

@@ -17,6 +17,7 @@
 #include "base/log.h"
 #include "cmd/task.h"
 #include "cutover/cutover.h"
+#include "load/load.h"
 #include "verify/check.h"
 #include "verify/validate.h"
 
@@ -48,7 +49,7 @@ static const Command commands[] = {
      "target, consistent as of one instant, then builds indexes and "
      "constraints.\n"
      "Run it again with the same task name to resume.\n",
-     task_copy, true, true},
+     load_run, true, true},
     {"migrate", "full load, then follow the source's changes until stopped",
      "pgtide migrate runs pgtide check (a blocker stops it), runs the\n"
      "full load (or resumes it), then applies the source's changes to the "

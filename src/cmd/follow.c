@@ -13,6 +13,7 @@
 #include "base/fault.h"
 #include "base/log.h"
 #include "cdc/cdc.h"
+#include "load/load.h"
 #include "pg/pg.h"
 #include "state/state.h"
 #include "verify/check.h"
@@ -231,6 +232,6 @@ out:
 bool
 task_migrate(const TaskConfig *cfg, atomic_int *stop, Error *err)
 {
-	return check_before_migrate(cfg, err) && task_copy(cfg, stop, err) &&
+	return check_before_migrate(cfg, err) && load_run(cfg, stop, err) &&
 	       task_follow(cfg, stop, err);
 }

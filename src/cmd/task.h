@@ -1,20 +1,15 @@
 /*
- * task: the commands of one migration task, the front door of src/cmd/ for
- * cli. Each is resumable: run it again after any interruption.
+ * task: the commands of one migration task beyond the load (which is
+ * load/load.h's load_run), the front door of src/cmd/ for cli. Each is
+ * resumable: run it again after any interruption.
  *
- *   copy.c    the full load:
- *             preflight ──► state ──► publication + slot ──► pre-data ──► load ──► post-data ──► sequences ──► loaded
- *             (source       (target   (exported snapshot,    (pg_dump     (chunks,   (parallel,    (setval)
- *              settings)     schema)   consistent point)      at snapshot) parallel)  FKs last)
- *   follow.c  the change stream after it (migrate = check + copy + follow)
+ *   follow.c  the change stream after the load (migrate = check + load +
+ *             follow)
  *   status.c  where the task is, and the last error recorded for it
  *   clean.c   what the task made, dropped on both sides
  *
- * A run that finds the task's state resumes: finished tables and post-data
- * steps stay; unfinished tables are emptied and reloaded from a fresh
- * snapshot whose own consistent point is recorded for them. The commands
- * start and stop the worker threads and turn a stop request into a clean
- * return; none of them exits.
+ * The commands start and stop the worker threads and turn a stop request
+ * into a clean return; none of them exits.
  */
 #ifndef PGTIDE_TASK_H
 #define PGTIDE_TASK_H
@@ -24,13 +19,6 @@
 
 #include "base/config.h"
 #include "base/err.h"
-
-/*
- * Runs the full load for cfg. Returns false with ERR_INTERRUPTED when *stop
- * was set (state is saved; the same command resumes), or with the error that
- * stopped it. Prints its summary on stdout.
- */
-bool task_copy(const TaskConfig *cfg, atomic_int *stop, Error *err);
 
 /*
  * Follows the task's slot and applies its changes to the target until *stop

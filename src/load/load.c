@@ -1,6 +1,5 @@
 /*
- * copy: `pgtide copy`, the full load's steps, in order, each one safe to
- * repeat.
+ * load: the full load's steps, in order, each one safe to repeat.
  *
  * Which snapshot a table is loaded from:
  *
@@ -15,7 +14,7 @@
  * that records the new point), so no row of an earlier, abandoned snapshot
  * can survive next to rows of the new one.
  */
-#include "cmd/task.h"
+#include "load/load.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -888,7 +887,7 @@ run_load_rounds(Load *l, SlotSnapshot *snap, Error *err)
 }
 
 bool
-task_copy(const TaskConfig *cfg, atomic_int *stop, Error *err)
+load_run(const TaskConfig *cfg, atomic_int *stop, Error *err)
 {
 	Load l;
 	SlotSnapshot snap;

@@ -1,0 +1,30 @@
+/*
+ * load: the full load of a task (`pgtide copy`, and migrate's first part),
+ * the front door of src/load/ for the commands:
+ *
+ *   preflight ──► state ──► publication + slot ──► pre-data ──► load ──► post-data ──► sequences ──► loaded
+ *   (source       (target   (exported snapshot,    (pg_dump     (chunks,   (parallel,    (setval)
+ *    settings)     schema)   consistent point)      at snapshot) parallel)  FKs last)
+ *
+ * Resumable: a run that finds the task's state keeps finished tables and
+ * post-data steps, and reloads unfinished tables from a fresh snapshot whose
+ * own consistent point is recorded for them. It never writes to the source
+ * beyond its publication and slot.
+ */
+#ifndef PGTIDE_LOAD_H
+#define PGTIDE_LOAD_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "base/config.h"
+#include "base/err.h"
+
+/*
+ * Runs the full load for cfg. Returns false with ERR_INTERRUPTED when *stop
+ * was set (state is saved; the same command resumes), or with the error that
+ * stopped it. Prints its summary on stdout.
+ */
+bool load_run(const TaskConfig *cfg, atomic_int *stop, Error *err);
+
+#endif
