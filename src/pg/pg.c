@@ -227,11 +227,19 @@ reconnect(PgConn *pc, const char *lost, Error *err)
 	/* libpq's message goes on with a second line of guesses: one is enough */
 	int first_line = (int) strcspn(lost, "\n");
 
+	int keep_ms = pc->reconnect_ms;
+	bool ok;
+
 	log_warn("%s: %.*s; reconnecting to %s", side, first_line, lost, pc->where);
 	PQfinish(pc->conn);
 	pc->conn = NULL;
-	if (!open_conn(pc, pc->reconnect_ms, err) ||
-	    (pc->setup_sql != NULL && !pg_exec(pc, pc->setup_sql, err)))
+	/* the settings run once on the new connection, not through a reconnect
+	   of their own: a connection lost again fails this one */
+	pc->reconnect_ms = 0;
+	ok = open_conn(pc, keep_ms, err) &&
+	     (pc->setup_sql == NULL || pg_exec(pc, pc->setup_sql, err));
+	pc->reconnect_ms = keep_ms;
+	if (!ok)
 		return err_prefix(err, "lost connection not replaced after %.0f s: ",
 		                  (double) (clock_ms() - start) / 1000.0);
 	log_info("%s: reconnected after %.1f s", side,
