@@ -236,8 +236,19 @@ reconnect(PgConn *pc, const char *lost, Error *err)
 	/* the settings run once on the new connection, not through a reconnect
 	   of their own: a connection lost again fails this one */
 	pc->reconnect_ms = 0;
-	ok = open_conn(pc, keep_ms, err) &&
-	     (pc->setup_sql == NULL || pg_exec(pc, pc->setup_sql, err));
+	for (;;)
+	{
+		int64_t left_ms = keep_ms - (clock_ms() - start);
+
+		ok = open_conn(pc, left_ms > 0 ? (int) left_ms : 0, err) &&
+		     (pc->setup_sql == NULL || pg_exec(pc, pc->setup_sql, err));
+		if (ok || !err->retryable || clock_ms() - start >= keep_ms)
+			break;
+		PQfinish(pc->conn);
+		pc->conn = NULL;
+		err_clear(err);
+		clock_sleep_ms(200);
+	}
 	pc->reconnect_ms = keep_ms;
 	if (!ok)
 		return err_prefix(err, "lost connection not replaced after %.0f s: ",
