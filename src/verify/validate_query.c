@@ -30,17 +30,20 @@ query_open(const VRun *r, ErrKind side, bool read_only, PgConn **out,
 {
 	const char *uri =
 	    side == ERR_SOURCE ? r->cfg->source_uri : r->cfg->target_uri;
+	char setup[512];
 
 	*out = NULL;
 	if (!pg_connect(uri, side, PG_CONN_SQL, "pgtide validate", 5000, out, err))
 		return false;
-	if (!pg_execf(*out, err,
-	              "SET search_path = pg_catalog; SET DateStyle = 'ISO, YMD';"
-	              " SET IntervalStyle = postgres; SET TimeZone = 'UTC';"
-	              " SET extra_float_digits = 3; SET bytea_output = hex;"
-	              " SET lc_monetary = 'C'%s%s",
-	              pg_server_version(*out) >= 110000 ? "; SET jit = off" : "",
-	              read_only ? "; SET default_transaction_read_only = on" : ""))
+	snprintf(setup, sizeof(setup),
+	         "SET search_path = pg_catalog; SET DateStyle = 'ISO, YMD';"
+	         " SET IntervalStyle = postgres; SET TimeZone = 'UTC';"
+	         " SET extra_float_digits = 3; SET bytea_output = hex;"
+	         " SET lc_monetary = 'C'%s%s",
+	         pg_server_version(*out) >= 110000 ? "; SET jit = off" : "",
+	         read_only ? "; SET default_transaction_read_only = on" : "");
+	/* kept: a replaced connection gets the same settings */
+	if (!pg_keep_session(*out, setup, PG_RECONNECT_MS, err))
 	{
 		pg_close(*out);
 		*out = NULL;
