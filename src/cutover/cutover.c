@@ -636,8 +636,10 @@ cutover_command(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	       session that replaces it after a lost connection */
 	    !pg_keep_session(c.src, "SET default_transaction_read_only = off",
 	                     cfg->cutover_timeout_s * 1000, err) ||
-	    !fence_check_roles(&c, err) || !require_following(&c, err) ||
-	    !fence_undo_leftover(&c, err) ||
+	    /* a fence an earlier cutover left goes first, whether or not a
+	       migrate follows now: the application must not wait for that */
+	    !fence_undo_leftover(&c, err) || !fence_check_roles(&c, err) ||
+	    !require_following(&c, err) ||
 	    !state_task_set_cutover_stop(&c.state, LSN_INVALID, err))
 	{
 		cutover_free(&c);
@@ -659,9 +661,11 @@ cutover_command(const TaskConfig *cfg, atomic_int *stop, Error *err)
 			report(&c, false, err);
 			err_prefix(err, "cutover failed: ");
 			err_detail(err, "undoing the fence failed too: %s", undo.message);
-			err_hint(err, "the source is still fenced: restore the roles' "
-			              "privileges (or the database's read-only setting) "
-			              "by hand; the task keeps replicating");
+			err_hint(err, "the source is still fenced: run pgtide cutover "
+			              "again once both servers answer (it lifts a fence "
+			              "it recorded before anything else), or restore the "
+			              "roles' privileges (or the database's read-only "
+			              "setting) by hand; the task keeps replicating");
 			cutover_free(&c);
 			return false;
 		}

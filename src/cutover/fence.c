@@ -327,6 +327,7 @@ fence_up(Cutover *c, Error *err)
 bool
 fence_down(Cutover *c, Error *err)
 {
+	Error forget = ERR_INIT;
 	bool ok;
 
 	if (!c->fenced)
@@ -345,9 +346,15 @@ fence_down(Cutover *c, Error *err)
 	}
 	else
 		ok = pg_exec(c->src, buf_str(&c->undo), err);
-	if (!ok || !state_task_set_cutover_undo(&c->state, NULL, err))
+	if (!ok)
 		return false;
+	/* the source takes writes again, whatever happens to the record */
 	c->fenced = false;
+	if (!state_task_set_cutover_undo(&c->state, NULL, &forget))
+		log_warn("cutover: the fence is lifted, but its undo is still "
+		         "recorded in the task's state (%s); the next cutover runs "
+		         "it again, which changes nothing",
+		         forget.message);
 	buf_reset(&c->undo);
 	return true;
 }

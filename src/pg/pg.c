@@ -24,6 +24,7 @@ struct PgConn
 	char *app_name; /* owned */
 	/* pg_keep_session: reconnect for up to this long (0: never) */
 	int reconnect_ms;
+	bool gave_up;    /* the last reconnect ran out of time: try once now */
 	char *setup_sql; /* owned: run again on each new connection */
 };
 
@@ -226,23 +227,26 @@ reconnect(PgConn *pc, const char *lost, Error *err)
 	int64_t start = clock_ms();
 	/* libpq's message goes on with a second line of guesses: one is enough */
 	int first_line = (int) strcspn(lost, "\n");
-
 	int keep_ms = pc->reconnect_ms;
+	/* a server already waited out once is given one try, not the whole
+	   budget again: the caller is on its way out (cutover's undo, its
+	   report) */
+	int budget_ms = pc->gave_up ? 0 : keep_ms;
 	bool ok;
 
 	log_warn("%s: %.*s; reconnecting to %s", side, first_line, lost, pc->where);
 	PQfinish(pc->conn);
 	pc->conn = NULL;
 	/* the settings run once on the new connection, not through a reconnect
-	   of their own: a connection lost again fails this one */
+	   of their own */
 	pc->reconnect_ms = 0;
 	for (;;)
 	{
-		int64_t left_ms = keep_ms - (clock_ms() - start);
+		int64_t left_ms = budget_ms - (clock_ms() - start);
 
 		ok = open_conn(pc, left_ms > 0 ? (int) left_ms : 0, err) &&
 		     (pc->setup_sql == NULL || pg_exec(pc, pc->setup_sql, err));
-		if (ok || !err->retryable || clock_ms() - start >= keep_ms)
+		if (ok || !err->retryable || clock_ms() - start >= budget_ms)
 			break;
 		PQfinish(pc->conn);
 		pc->conn = NULL;
@@ -250,6 +254,7 @@ reconnect(PgConn *pc, const char *lost, Error *err)
 		clock_sleep_ms(200);
 	}
 	pc->reconnect_ms = keep_ms;
+	pc->gave_up = !ok;
 	if (!ok)
 		return err_prefix(err, "lost connection not replaced after %.0f s: ",
 		                  (double) (clock_ms() - start) / 1000.0);

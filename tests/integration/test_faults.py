@@ -7,18 +7,117 @@ second on the source. At the end the target must hold exactly the
 transactions the writer saw commit, once each, and the same rows as the
 source."""
 import random
+import time
 
+import psycopg
 import pytest
 
 from cdc_helpers import ServerDb, start_migrate
 from conftest import assert_same_content, wait_for
-from faults import (TcpProxy, Writer, assert_writer_exact, crash_and_restart,
-                    create_writer_schema)
+from faults import (TcpProxy, Writer, _txn_sql, assert_writer_exact, crash,
+                    crash_and_restart, create_writer_schema)
 from helpers import make_load_dataset, schema_objects, sequences
 
 # Steady enough that a crash falls among commits the target has not flushed
 # yet (the WAL writer writes every 200 ms), light enough for two cores.
 RATE = 300
+
+# The application's role: the writer of the cutover tests writes as it, and
+# cutover fences it.
+APP = "app_writer"
+WRITER_TABLES = ("w_keyed", "w_full", "w_counter")
+_CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError)
+# what a fenced application sees: its privileges revoked, or (read_only
+# fence) a read-only database
+_FENCE_ERRORS = (psycopg.errors.InsufficientPrivilege,
+                 psycopg.errors.ReadOnlySqlTransaction)
+
+
+def make_app_role(db, role=APP):
+    """A login role (not a superuser, so revoke can fence it) that may write
+    to every table of public, as an application would."""
+    db.execute(f"""
+        CREATE ROLE {role} LOGIN;
+        GRANT USAGE ON SCHEMA public TO {role};
+        GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public
+          TO {role};
+        GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role};
+    """)
+
+
+class AppWriter(Writer):
+    """faults.Writer as the application's role `role`. While cutover's fence
+    refuses its writes (permission denied, a read-only database) it tries
+    the same transaction number again every 20 ms: a refused transaction
+    committed nothing. Counts the refusals (.refused, the first and last at
+    .refused_first/.refused_last, time.monotonic()); stop() ends it also
+    while it is fenced."""
+
+    def __init__(self, server, role, dbname="postgres", rate=RATE, **kw):
+        super().__init__(server, dbname, rate=rate, **kw)
+        self.role = role
+        self.refused = 0
+        self.refused_first = self.refused_last = None
+
+    def _connect(self):
+        return psycopg.connect(autocommit=True, **self.server.conninfo(
+            self.dbname, user=self.role, connect_timeout=5))
+
+    def run(self):
+        # faults.Writer.run, plus the fence: a refused transaction is rolled
+        # back (the simple-protocol BEGIN left it open and aborted) and tried
+        # again under the same number
+        conn = None
+        doubt = False
+        pace = time.monotonic()
+        try:
+            while True:
+                if conn is None:
+                    conn = self._reconnect()
+                sent = False
+                try:
+                    if doubt:
+                        if self._is_committed(conn, self.next):
+                            self.committed += 1
+                        doubt = False
+                        continue
+                    if self._halt.is_set():
+                        break
+                    sent = True
+                    conn.execute(_txn_sql(self.next))
+                    self.committed += 1
+                except _FENCE_ERRORS:
+                    now = time.monotonic()
+                    self.refused += 1
+                    self.refused_first = self.refused_first or now
+                    self.refused_last = now
+                    try:
+                        conn.execute("ROLLBACK")
+                    except _CONNECTION_ERRORS:
+                        conn.close()
+                        conn = None
+                    if self._halt.wait(0.02):
+                        break
+                    continue
+                except _CONNECTION_ERRORS:
+                    if not (conn.closed or conn.broken):
+                        raise
+                    if sent:
+                        doubt = True
+                        self.in_doubt.append(self.next)
+                    conn.close()
+                    conn = None
+                    self.reconnects += 1
+                    continue
+                pace = max(pace + 1.0 / self.rate, time.monotonic() - 1.0)
+                delay = pace - time.monotonic()
+                if delay > 0 and self._halt.wait(delay):
+                    break
+        except BaseException as e:
+            self.error = e
+        finally:
+            if conn is not None:
+                conn.close()
 
 
 def servers(make_server):
@@ -35,8 +134,9 @@ def writer():
     test."""
     made = []
 
-    def start(server, rate=RATE):
-        w = Writer(server, rate=rate).start()
+    def start(server, rate=RATE, role=None):
+        w = (AppWriter(server, role, rate=rate) if role
+             else Writer(server, rate=rate)).start()
         made.append(w)
         return w
 
@@ -230,3 +330,255 @@ def test_target_crash_during_load(pgtide, make_server, fault):
         "SELECT count(*) FROM pgtide.tables WHERE state <> 'done'") == 0
     assert tgt.query_one(
         "SELECT count(*) FROM pgtide.ddl WHERE done_at IS NULL AND phase > 0") == 0
+
+
+# --------------------------------------------------------------------------- #
+# Cutover under faults: while the source is fenced, the target crashes or
+# every connection of cutover is cut. Cutover either finishes (the target
+# holds every acknowledged write, the source stays fenced) or fails and
+# undoes the fence (the application writes again, migrate follows on), and
+# says which; never a fenced source with nobody to lift the fence.
+# --------------------------------------------------------------------------- #
+
+# Where cutover is held (PGTIDE_FAULT point:sleep) while the fault strikes;
+# at each the source is fenced.
+CUTOVER_HOLDS = [
+    "cutover.fenced",     # the fence just went up, nothing else done
+    "cutover.marker",     # the marker written, not yet seen on the target
+    "cutover.stop_set",   # the stream asked to stop at the marker: migrate
+                          # stops and ends the task during the hold
+]
+# Short, so that cutover goes on while the fault still lasts: its first
+# statements after the hold meet a server that is down or unreachable.
+CUTOVER_HOLD_MS = 1000
+# bounds each of cutover's waits, and its reconnects (pg_keep_session)
+CUTOVER_TIMEOUT = 20
+
+
+def start_cutover(pgtide, source_uri, target_uri, timeout=CUTOVER_TIMEOUT,
+                  env=None):
+    """pgtide cutover (revoke fence on APP) in the background."""
+    return pgtide.start("cutover", "--source", source_uri, "--target",
+                        target_uri, "--fence", "revoke", "--fence-role", APP,
+                        "--timeout", str(timeout), env=env)
+
+
+def start_cutover_held(pgtide, source_uri, target_uri, point,
+                       timeout=CUTOVER_TIMEOUT):
+    """start_cutover, held CUTOVER_HOLD_MS at fault point `point`; returns
+    once it sleeps there."""
+    c = start_cutover(pgtide, source_uri, target_uri, timeout, env={
+        "PGTIDE_FAULT": f"{point}:sleep={CUTOVER_HOLD_MS}"})
+    c.wait_for_output(rf"fault point {point}: sleeping", timeout=60)
+    return c
+
+
+def wait_exited(c, timeout, what):
+    """Waits until pgtide process `c` has exited; its exit code."""
+    wait_for(lambda: c.poll() is not None, timeout, 0.2,
+             f"pgtide did not exit {what}; stderr so far:\n"
+             f"{c.read_stderr()[-4000:]}")
+    return c.returncode
+
+
+def failed_cutover_says_fenced(rc, out, err, src):
+    """Checks what a failed cutover (exit code rc) printed against the
+    source: it must say either that the fence is undone or that the source
+    is still fenced, and that must be true. Returns whether it is fenced."""
+    __tracebackhide__ = True
+    assert rc > 0, f"cutover was killed (signal {-rc}):\n{err[-4000:]}"
+    assert "handed over to the target" not in out, (
+        f"cutover exited {rc} after its report:\n{out}")
+    says_undone = "fence is undone" in err
+    says_fenced = "still fenced" in err
+    assert says_undone != says_fenced, (
+        f"cutover failed (exit {rc}) without saying whether the fence is"
+        f" undone:\n{err[-4000:]}")
+    writable = app_can_write(src)
+    really_fenced = not any(writable.values())
+    assert really_fenced or all(writable.values()), (
+        f"the source is fenced for some tables only: {writable}")
+    assert says_fenced == really_fenced, (
+        f"cutover failed (exit {rc}) saying the source is"
+        f" {'still fenced' if says_fenced else 'unfenced again'}, but {APP}"
+        f" {'cannot' if really_fenced else 'can'} write there ({writable}):"
+        f"\n{err[-4000:]}")
+    return really_fenced
+
+
+def app_can_write(src):
+    """{table: whether APP holds a write privilege on it} on the source."""
+    return {t: src.query_one(
+        "SELECT has_table_privilege(%s, %s, 'INSERT, UPDATE, DELETE')",
+        (APP, t)) for t in WRITER_TABLES}
+
+
+def settle_cutover(c, p, w, src, tgt, what):
+    """Waits for cutover `c`, run beside migrate `p` while AppWriter `w`
+    wrote, through `what` (a fault); then either
+
+      - cutover exited 0 and printed its report: the source stays fenced,
+        migrate stopped at the marker and exited 0, the task is cut over;
+      - or it failed, said the fence is undone, and it is: the application
+        writes again, migrate still follows and catches up;
+
+    and in both cases every transaction the writer saw commit is on the
+    target exactly once, and both sides hold the same rows."""
+    __tracebackhide__ = True
+    rc = wait_exited(c, CUTOVER_TIMEOUT * 6 + 60, f"after {what}")
+    out, err = c.read_stdout(), c.read_stderr()
+    print(f"cutover after {what}: exit {rc}\n--- stdout\n{out}"
+          f"--- stderr\n{err[-3000:]}")
+    w.mark(f"cutover exited {rc}")
+    assert w.refused > 0, ("the writer was never refused: the source was not"
+                           " fenced while cutover was held")
+    if rc == 0:
+        assert "handed over to the target" in out, (
+            f"cutover exited 0 but does not say it handed over:\n{out}\n{err}")
+        writable = app_can_write(src)
+        assert not any(writable.values()), (
+            f"cutover finished but the source is not fenced: {writable}")
+        wait_for(lambda: p.poll() is not None, 60, 0.2,
+                 "migrate did not exit after the cutover finished")
+        assert p.returncode == 0, (f"migrate exited {p.returncode} after the"
+                                   f" cutover:\n{p.read_stderr()[-4000:]}")
+        assert tgt.query_one("SELECT phase FROM pgtide.task") == "cutover"
+        w.stop()
+    else:
+        assert not failed_cutover_says_fenced(rc, out, err, src), (
+            f"cutover failed (exit {rc}) and left the source fenced although"
+            f" it could reach it")
+        assert_running(p, f"after the cutover failed ({what})")
+        w.wait_for_more(RATE // 2)   # the application writes again
+        w.stop()
+        wait_caught_up_running(p, src, tgt)
+        assert tgt.query_one("SELECT phase FROM pgtide.task") == "cdc"
+    print(f"writer: #{w.first}..#{w.next - 1} committed, {w.refused} refused"
+          f" by the fence over {w.refused_last - w.refused_first:.1f} s,"
+          f" {w.reconnects} reconnect(s), marks {w.marks}")
+    assert_writer_exact(w, src, tgt)
+    if rc != 0:
+        assert p.stop() == 0
+
+
+@pytest.mark.parametrize("point", CUTOVER_HOLDS)
+def test_target_crash_during_cutover_finishes_or_undoes_the_fence(
+        pgtide, make_server, writer, point):
+    """The target crashes (immediate, back a second later) while cutover is
+    held at `point` with the source fenced: migrate and cutover lose their
+    target sessions, commits the target had not flushed are gone. Cutover
+    finishes with every acknowledged write on the target, or fails with the
+    fence undone and the stream following; nothing lost or doubled."""
+    source, target, src, tgt = servers(make_server)
+    create_writer_schema(src)
+    make_app_role(src)
+    p = start_migrate(pgtide, src, tgt)
+    w = writer(source, role=APP)
+    w.wait_for_more(RATE)
+    c = start_cutover_held(pgtide, src.uri, tgt.uri, point)
+    w.mark(f"target crash at {point}")
+    crash_and_restart(target, down_s=1.0)
+    settle_cutover(c, p, w, src, tgt, f"a target crash at {point}")
+
+
+@pytest.mark.parametrize("point", CUTOVER_HOLDS)
+def test_cutover_connections_cut_while_fenced(pgtide, make_server, writer,
+                                              point):
+    """Every connection of cutover, to the source and to the target, is
+    reset once (and the servers unreachable for a second) while it is held
+    at `point` with the source fenced, and both stay unreachable for two
+    seconds, past the hold; migrate's own connections are not touched. Cutover reconnects and finishes, or fails with the fence
+    undone; nothing lost or doubled."""
+    source, target, src, tgt = servers(make_server)
+    create_writer_schema(src)
+    make_app_role(src)
+    with TcpProxy(source, "src") as sp, TcpProxy(target, "tgt") as tp:
+        p = start_migrate(pgtide, src, tgt)   # not through the proxies
+        w = writer(source, role=APP)
+        w.wait_for_more(RATE)
+        c = start_cutover_held(pgtide, sp.through(src).uri,
+                               tp.through(tgt).uri, point)
+        w.mark(f"cutover's connections cut at {point}")
+        cut_src, cut_tgt = sp.cut(down_s=2.0), tp.cut(down_s=2.0)
+        assert cut_src >= 1 and cut_tgt >= 1, (
+            f"cutover had {cut_src} connection(s) to the source and {cut_tgt}"
+            f" to the target when they were cut")
+        settle_cutover(c, p, w, src, tgt, f"its connections cut at {point}")
+        print(f"source proxy: {sp.connections} connections, {sp.refused}"
+              f" refused; target proxy: {tp.connections} connections,"
+              f" {tp.refused} refused")
+        assert sp.refused + tp.refused > 0, (
+            "cutover never tried to reconnect while the servers were"
+            " unreachable: the fault ended before the hold did")
+        assert sp.errors == [] and tp.errors == []
+
+
+# bounds cutover's waits and reconnects in the tests where a server stays
+# down for longer
+SHORT_TIMEOUT = 5
+
+
+def test_target_down_past_cutover_timeout_undoes_the_fence(
+        pgtide, make_server, writer):
+    """The target crashes while cutover is held just after the fence and
+    stays down until cutover has given up (--timeout 5): cutover cannot
+    finish, so it must lift the fence (the source is reachable), say so,
+    and leave migrate following; once the target is back, migrate catches
+    up with nothing lost or doubled."""
+    source, target, src, tgt = servers(make_server)
+    create_writer_schema(src)
+    make_app_role(src)
+    p = start_migrate(pgtide, src, tgt)
+    w = writer(source, role=APP)
+    w.wait_for_more(RATE)
+    c = start_cutover_held(pgtide, src.uri, tgt.uri, "cutover.fenced",
+                           timeout=SHORT_TIMEOUT)
+    w.mark("target down")
+    crash(target)
+    wait_exited(c, 90, "while the target was down")
+    time.sleep(0.5)
+    target.start()
+    w.mark("target back")
+    settle_cutover(c, p, w, src, tgt, "the target down past its timeout")
+
+
+def test_source_down_past_cutover_timeout_then_cutover_again(
+        pgtide, make_server, writer):
+    """The source crashes while cutover is held just after the fence and
+    stays down until cutover has given up (--timeout 5): the fence cannot
+    be lifted, so cutover must say the source is still fenced (and it is).
+    Once the source is back, the next cutover lifts the leftover fence
+    first, then finishes or fails as settle_cutover accepts; nothing lost
+    or doubled."""
+    source, target, src, tgt = servers(make_server)
+    create_writer_schema(src)
+    make_app_role(src)
+    p = start_migrate(pgtide, src, tgt)
+    w = writer(source, role=APP)
+    w.wait_for_more(RATE)
+    c = start_cutover_held(pgtide, src.uri, tgt.uri, "cutover.fenced",
+                           timeout=SHORT_TIMEOUT)
+    w.mark("source down")
+    crash(source)
+    rc = wait_exited(c, 90, "while the source was down")
+    out, err = c.read_stdout(), c.read_stderr()
+    print(f"cutover with the source down: exit {rc}\n--- stdout\n{out}"
+          f"--- stderr\n{err[-3000:]}")
+    time.sleep(0.5)
+    source.start()
+    w.mark("source back")
+    fenced = failed_cutover_says_fenced(rc, out, err, src)
+    assert_running(p, "after the source came back")
+    # cutover refuses while no migrate streams from the slot: wait until
+    # migrate has reconnected to the restarted source
+    wait_for(lambda: p.poll() is not None or src.query_one(
+        "SELECT active FROM pg_replication_slots"
+        " WHERE slot_name = 'pgtide_default'") is True, 90, 0.2,
+        "migrate did not stream from its slot again after the source came"
+        " back")
+    assert_running(p, "after the source came back")
+    again = start_cutover(pgtide, src.uri, tgt.uri)
+    if fenced:
+        again.wait_for_output("lifting that fence first", timeout=60)
+    settle_cutover(again, p, w, src, tgt, "a cutover that the source's"
+                   " outage made fail")
