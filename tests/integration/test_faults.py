@@ -6,7 +6,9 @@ TCP proxy, while a writer commits a few hundred numbered transactions a
 second on the source. At the end the target must hold exactly the
 transactions the writer saw commit, once each, and the same rows as the
 source."""
+import json
 import random
+import re
 import time
 
 import psycopg
@@ -203,6 +205,48 @@ def test_source_crash_while_following_loses_and_doubles_nothing(
     wait_caught_up_running(p, src, tgt)
     assert_writer_exact(w, src, tgt)
     assert p.stop() == 0
+
+
+def test_status_says_which_side_is_down_and_since_when(pgtide, make_server,
+                                                      writer):
+    """While the source is down, the stream says so where a person looks:
+    `pgtide status` (which reads the target) names the side, since when,
+    and that it retries; once the source is back the outage is gone."""
+    source, target, src, tgt = servers(make_server)
+    create_writer_schema(src)
+    p = start_migrate(pgtide, src, tgt)
+    w = writer(source)
+    w.wait_for_more(RATE)
+    w.stop()
+    wait_caught_up_running(p, src, tgt)
+    crash(source)
+
+    def outage():
+        r = pgtide.run("status", "--target", tgt.uri, "--json")
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)["cdc_outage"]
+    shown = wait_for(outage, 30, 0.5, "status never showed the source down")
+    assert "source unreachable" in shown and "retrying" in shown, shown
+    assert re.search(r"since \d\d:\d\d:\d\d UTC", shown), shown
+    r = pgtide.run("status", "--target", tgt.uri)
+    assert "cdc outage" in r.stdout and "source unreachable" in r.stdout
+    assert "source" in p.read_stderr() and "reconnecting" in p.read_stderr()
+    assert_running(p, "while the source was down")
+    source.start()
+    wait_for(lambda: outage() is None, 60, 0.5,
+             "status still showed the outage after the source came back")
+    assert p.stop() == 0
+
+
+def test_status_changes_nothing_on_a_target_without_state(pgtide,
+                                                          make_server):
+    """status on a target where no task ever ran says so and leaves it as it
+    was: no state schema appears (it used to create eight tables)."""
+    _, target, _, tgt = servers(make_server)
+    r = pgtide.run("status", "--target", tgt.uri)
+    assert r.returncode == 2 and "no pgtide state schema" in r.stderr, r.stderr
+    assert tgt.query_one(
+        "SELECT count(*) FROM pg_namespace WHERE nspname = 'pgtide'") == 0
 
 
 def test_connections_cut_repeatedly_while_following(pgtide, make_server,
