@@ -31,6 +31,7 @@
 #include "load/progress.h"
 #include "load/schema.h"
 #include "load/sequences.h"
+#include "load/source.h"
 #include "load/target.h"
 #include "pg/catalog.h"
 #include "pg/pg.h"
@@ -88,42 +89,9 @@ interrupted(const Load *l, Error *err)
 static bool
 preflight(Load *l, Error *err)
 {
-	char buf[64];
-	int v = pg_server_version(l->src);
+	SourceFacts f;
 
-	/* pgoutput, the decoder the change stream needs, ships with 10. */
-	if (v < 100000)
-	{
-		err_set(err, ERR_SOURCE, "source server version %d is not supported",
-		        v);
-		return err_hint(err, "pgtide needs PostgreSQL 10 or later on the "
-		                     "source (logical decoding with pgoutput)");
-	}
-	if (!pg_query_value(l->src, "SHOW wal_level", 0, NULL, buf, sizeof(buf),
-	                    err))
-		return false;
-	if (strcmp(buf, "logical") != 0)
-	{
-		err_set(err, ERR_SOURCE,
-		        "wal_level is \"%s\" on the source %s; logical decoding needs "
-		        "\"logical\"",
-		        buf, pg_where(l->src));
-		return err_hint(err, "set wal_level = logical in the source's "
-		                     "postgresql.conf and restart it");
-	}
-	if (!pg_query_value(l->src,
-	                    "SELECT rolsuper OR rolreplication FROM pg_roles"
-	                    " WHERE rolname = current_user",
-	                    0, NULL, buf, sizeof(buf), err))
-		return false;
-	if (buf[0] != 't')
-	{
-		err_set(err, ERR_SOURCE,
-		        "the source role has neither REPLICATION nor SUPERUSER");
-		return err_hint(err, "ALTER ROLE ... REPLICATION on the source, or "
-		                     "connect as a role that has it");
-	}
-	return true;
+	return source_read(l->src, &f, err) && source_ready(l->src, &f, err);
 }
 
 /* A LoadTable for every selected table, with its target name and columns. */

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "load/source.h"
 #include "state/state.h"
 #include "verify/check_int.h"
 
@@ -289,7 +290,6 @@ static bool
 run_checks(Check *c, Error *err)
 {
 	const TaskConfig *cfg = c->cfg;
-	PGresult *res;
 
 	if (!check_validate_skips(cfg, err) || !parse_patterns(c, err))
 		return false;
@@ -301,7 +301,7 @@ run_checks(Check *c, Error *err)
 	c->src_version = pg_server_version(c->src);
 	c->tgt_version = pg_server_version(c->tgt);
 	/* the queries below assume 10 (pgoutput, partitions, attidentity) */
-	if (c->src_version < 100000)
+	if (c->src_version < SOURCE_MIN_VERSION)
 	{
 		check_add(
 		    c, CHECK_ID_SOURCE_VERSION, CHECK_BLOCKER, "source",
@@ -313,20 +313,15 @@ run_checks(Check *c, Error *err)
 		    c->src_version / 100 % 100);
 		return true;
 	}
-	if (!pg_query(c->src,
-	              "SELECT pg_is_in_recovery(), rolsuper FROM pg_roles"
-	              " WHERE rolname = current_user",
-	              0, NULL, &res, err))
+	/* the same facts the load's preflight judges (load/source) */
+	if (!source_read(c->src, &c->src_facts, err))
 		return false;
-	c->in_recovery = PQgetvalue(res, 0, 0)[0] == 't';
-	c->src_super = PQgetvalue(res, 0, 1)[0] == 't';
-	PQclear(res);
 	if (!check_query_bool(
 	        c->tgt,
 	        "SELECT rolsuper FROM pg_roles WHERE rolname = current_user", 0,
 	        NULL, &c->tgt_super, err))
 		return false;
-	if (c->in_recovery)
+	if (c->src_facts.in_recovery)
 		check_add(
 		    c, CHECK_ID_SOURCE_IN_RECOVERY, CHECK_BLOCKER, "source",
 		    "a standby can create neither the task's publication nor a slot "
@@ -344,8 +339,11 @@ run_checks(Check *c, Error *err)
 		return check_oom(err);
 	if (!read_shown_names(c, err))
 		return false;
-	if (!check_task_objects(c, err) || !check_source_settings(c, err) ||
-	    !check_publication(c, err) || !check_read_privileges(c, err))
+	/* after the task's objects: a slot of the task's own is not missing */
+	if (!check_task_objects(c, err))
+		return false;
+	check_source_settings(c);
+	if (!check_publication(c, err) || !check_read_privileges(c, err))
 		return false;
 	check_table_kinds(c);
 	if (!check_resolve_targets(c, err) || !check_identity_columns(c, err) ||

@@ -26,6 +26,7 @@
 #include "base/config.h"
 #include "base/err.h"
 #include "base/lsn.h"
+#include "load/source.h"
 #include "pg/catalog.h"
 #include "pg/pg.h"
 #include "route/mapping.h"
@@ -118,9 +119,8 @@ typedef struct Check
 	PgConn *tgt;
 	int src_version;
 	int tgt_version;
-	bool src_super;
+	SourceFacts src_facts; /* the source's settings, as the load reads them */
 	bool tgt_super;
-	bool in_recovery;
 	char src_db[128];
 	char tgt_db[128];
 	Catalog *cat;
@@ -248,7 +248,7 @@ void check_log_findings(const Check *c, const CheckCounts *k);
 
 /* check_source.c */
 bool check_task_objects(Check *c, Error *err);
-bool check_source_settings(Check *c, Error *err);
+void check_source_settings(Check *c);
 bool check_publication(Check *c, Error *err);
 bool check_read_privileges(Check *c, Error *err);
 void check_table_kinds(Check *c);

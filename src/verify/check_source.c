@@ -54,34 +54,19 @@ would_select(const Check *c, const char *schema, const char *name, int parent)
 
 /* ---- source: settings and privileges ---- */
 
-bool
-check_source_settings(Check *c, Error *err)
+void
+check_source_settings(Check *c)
 {
-	const char *sql = "SELECT current_setting('wal_level'),"
-	                  " current_setting('max_replication_slots')::int,"
-	                  " (SELECT count(*) FROM pg_replication_slots),"
-	                  " current_setting('max_wal_senders')::int,"
-	                  " (SELECT count(*) FROM pg_stat_replication),"
-	                  " (SELECT setting::bigint FROM pg_settings"
-	                  "   WHERE name = 'wal_sender_timeout'),"
-	                  " r.rolreplication"
-	                  " FROM pg_roles r WHERE r.rolname = current_user";
-	PGresult *res;
+	/* read once by check.c, with load/source, as the load reads them */
+	const SourceFacts *f = &c->src_facts;
 	char fix[512];
-	const char *wal_level;
-	int max_slots, used_slots, max_senders, used_senders, need_slots;
-	int64_t sender_timeout_ms;
-	bool replication;
+	const char *wal_level = f->wal_level;
+	int max_slots = f->max_slots, used_slots = f->used_slots;
+	int max_senders = f->max_senders, used_senders = f->used_senders;
+	int64_t sender_timeout_ms = f->sender_timeout_ms;
+	bool replication = f->replication;
+	int need_slots;
 
-	if (!pg_query(c->src, sql, 0, NULL, &res, err))
-		return err_prefix(err, "could not read the source's settings: ");
-	wal_level = PQgetvalue(res, 0, 0);
-	max_slots = (int) strtol(PQgetvalue(res, 0, 1), NULL, 10);
-	used_slots = (int) strtol(PQgetvalue(res, 0, 2), NULL, 10);
-	max_senders = (int) strtol(PQgetvalue(res, 0, 3), NULL, 10);
-	used_senders = (int) strtol(PQgetvalue(res, 0, 4), NULL, 10);
-	sender_timeout_ms = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
-	replication = PQgetvalue(res, 0, 6)[0] == 't';
 	if (strcmp(wal_level, "logical") != 0)
 		check_add(c, CHECK_ID_WAL_LEVEL, CHECK_BLOCKER, "source",
 		          "logical decoding, which the change stream reads, needs "
@@ -116,7 +101,7 @@ check_source_settings(Check *c, Error *err)
 		          "replication connection (pg_stat_replication)",
 		          "no free WAL sender: %d of max_wal_senders = %d in use",
 		          used_senders, max_senders);
-	if (!c->src_super && !replication)
+	if (!c->src_facts.superuser && !replication)
 		check_add(
 		    c, CHECK_ID_REPLICATION_PRIVILEGE, CHECK_BLOCKER, "source",
 		    "creating a replication slot and streaming from it needs the "
@@ -148,8 +133,6 @@ check_source_settings(Check *c, Error *err)
 		    fix, "wal_sender_timeout is %lld ms",
 		    (long long) sender_timeout_ms);
 	}
-	PQclear(res);
-	return true;
 }
 
 /* The task's slot and publication on the source, as a resumed run finds
@@ -168,7 +151,7 @@ check_task_objects(Check *c, Error *err)
 	         "SELECT active, coalesce(active_pid::text, ''), %s, %s"
 	         " FROM pg_replication_slots WHERE slot_name = $1",
 	         c->src_version >= 130000 ? "coalesce(wal_status, '')" : "''",
-	         c->in_recovery
+	         c->src_facts.in_recovery
 	             ? "0"
 	             : "coalesce(pg_current_wal_lsn() - restart_lsn, 0)");
 	if (!pg_query(c->src, sql, 1, params, &res, err))
@@ -282,7 +265,7 @@ check_publication(Check *c, Error *err)
 		PQclear(res);
 		return true;
 	}
-	if (c->src_super)
+	if (c->src_facts.superuser)
 		return true;
 	/* CREATE PUBLICATION ... FOR TABLE: CREATE on the database, and each
 	 * table owned by the role (or a role it inherits from) */
@@ -345,7 +328,7 @@ check_read_privileges(Check *c, Error *err)
 	const char *p2[1] = {c->cfg->state_schema};
 	PGresult *res;
 
-	if (c->src_super)
+	if (c->src_facts.superuser)
 		return true;
 	if (!pg_query(c->src,
 	              "SELECT c.oid FROM pg_class c WHERE c.oid = ANY($1::oid[])"

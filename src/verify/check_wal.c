@@ -56,7 +56,7 @@ check_sample_begin(Check *c, Error *err)
 {
 	PGresult *res;
 
-	if (c->in_recovery)
+	if (c->src_facts.in_recovery)
 		return true;
 	if (!pg_query(c->src,
 	              "SELECT pg_current_wal_lsn()::text,"

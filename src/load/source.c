@@ -1,0 +1,78 @@
+/*
+ * source: the source server's facts for the load and check.
+ */
+#include "load/source.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+bool
+source_read(PgConn *src, SourceFacts *out, Error *err)
+{
+	PGresult *res;
+
+	memset(out, 0, sizeof(*out));
+	out->version = pg_server_version(src);
+	if (out->version < SOURCE_MIN_VERSION)
+		return true;
+	if (!pg_query(src,
+	              "SELECT pg_catalog.pg_is_in_recovery(), r.rolsuper,"
+	              " r.rolreplication, current_setting('wal_level'),"
+	              " current_setting('max_replication_slots')::int,"
+	              " (SELECT count(*) FROM pg_catalog.pg_replication_slots),"
+	              " current_setting('max_wal_senders')::int,"
+	              " (SELECT count(*) FROM pg_catalog.pg_stat_replication),"
+	              " (SELECT setting::bigint FROM pg_catalog.pg_settings"
+	              "   WHERE name = 'wal_sender_timeout')"
+	              " FROM pg_catalog.pg_roles r WHERE r.rolname = current_user",
+	              0, NULL, &res, err))
+		return err_prefix(err, "could not read the source's settings: ");
+	out->in_recovery = PQgetvalue(res, 0, 0)[0] == 't';
+	out->superuser = PQgetvalue(res, 0, 1)[0] == 't';
+	out->replication = PQgetvalue(res, 0, 2)[0] == 't';
+	snprintf(out->wal_level, sizeof(out->wal_level), "%s",
+	         PQgetvalue(res, 0, 3));
+	out->max_slots = (int) strtol(PQgetvalue(res, 0, 4), NULL, 10);
+	out->used_slots = (int) strtol(PQgetvalue(res, 0, 5), NULL, 10);
+	out->max_senders = (int) strtol(PQgetvalue(res, 0, 6), NULL, 10);
+	out->used_senders = (int) strtol(PQgetvalue(res, 0, 7), NULL, 10);
+	out->sender_timeout_ms = strtoll(PQgetvalue(res, 0, 8), NULL, 10);
+	PQclear(res);
+	return true;
+}
+
+bool
+source_ready(const PgConn *src, const SourceFacts *f, Error *err)
+{
+	if (f->version < SOURCE_MIN_VERSION)
+	{
+		err_set(err, ERR_SOURCE, "source server version %d is not supported",
+		        f->version);
+		return err_hint(err, "pgtide needs PostgreSQL 10 or later on the "
+		                     "source (logical decoding with pgoutput)");
+	}
+	if (f->in_recovery)
+	{
+		err_set(err, ERR_SOURCE, "the source %s is a standby (in recovery)",
+		        pg_where(src));
+		return err_hint(err, "point --source at the primary");
+	}
+	if (strcmp(f->wal_level, "logical") != 0)
+	{
+		err_set(err, ERR_SOURCE,
+		        "wal_level is \"%s\" on the source %s; logical decoding needs "
+		        "\"logical\"",
+		        f->wal_level, pg_where(src));
+		return err_hint(err, "set wal_level = logical in the source's "
+		                     "postgresql.conf and restart it");
+	}
+	if (!f->superuser && !f->replication)
+	{
+		err_set(err, ERR_SOURCE,
+		        "the source role has neither REPLICATION nor SUPERUSER");
+		return err_hint(err, "ALTER ROLE ... REPLICATION on the source, or "
+		                     "connect as a role that has it");
+	}
+	return true;
+}

@@ -1,0 +1,45 @@
+/*
+ * source: what the load needs of the source server, read in one query,
+ * and the load's own verdict on it. check reads the same facts and words
+ * them as findings; the load turns the first that blocks into its error.
+ * Reads only; never writes to the source.
+ */
+#ifndef PGTIDE_SOURCE_H
+#define PGTIDE_SOURCE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "pg/pg.h"
+
+/* pgoutput, the decoder the change stream needs, ships with 10. */
+#define SOURCE_MIN_VERSION 100000
+
+typedef struct SourceFacts
+{
+	int version; /* server_version_num */
+	bool in_recovery;
+	bool superuser;
+	bool replication; /* the role's REPLICATION attribute */
+	char wal_level[32];
+	int max_slots;
+	int used_slots;
+	int max_senders;
+	int used_senders;
+	int64_t sender_timeout_ms;
+} SourceFacts;
+
+/*
+ * Reads the facts. On a server older than SOURCE_MIN_VERSION only
+ * `version` is filled (the rest needs newer catalogs).
+ */
+bool source_read(PgConn *src, SourceFacts *out, Error *err);
+
+/*
+ * Whether the load can start on this source: fails with the first of
+ * version, standby, wal_level and privilege that stops it, naming the fix.
+ */
+bool source_ready(const PgConn *src, const SourceFacts *f, Error *err);
+
+#endif
