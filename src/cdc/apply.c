@@ -171,6 +171,8 @@ apply_new(const char *target_uri, const char *origin, const ApplyTable *tables,
 	if (a == NULL)
 		return err_set(err, ERR_INTERNAL, "out of memory");
 	buf_init(&a->sql, APPLY_SQL_MAX);
+	buf_init(&a->values, APPLY_VALUES_MAX);
+	buf_init(&a->run.data, APPLY_VALUES_MAX);
 	a->policy = policy;
 	a->origin = strdup(origin);
 	a->target_uri = strdup(target_uri);
@@ -221,7 +223,7 @@ apply_reconnect(Applier *a, Error *err)
 	a->in_batch = false;
 	a->run.rel = NULL;
 	a->run.nrows = 0;
-	a->run.len = 0;
+	buf_reset(&a->run.data);
 	return session_open(a, err);
 }
 
@@ -257,10 +259,10 @@ apply_free(Applier *a)
 	free(a->always_cols);
 	free(a->origin);
 	free(a->target_uri);
-	free(a->run.data);
+	buf_free(&a->run.data);
 	free(a->run.offs);
 	buf_free(&a->sql);
-	free(a->valbuf);
+	buf_free(&a->values);
 	free(a->params);
 	free(a);
 }

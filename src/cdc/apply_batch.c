@@ -400,7 +400,7 @@ apply_batch_abort(Applier *a)
 
 	a->run.rel = NULL;
 	a->run.nrows = 0;
-	a->run.len = 0;
+	buf_reset(&a->run.data);
 	if (!a->in_batch)
 		return;
 	a->in_batch = false;

@@ -97,8 +97,7 @@ typedef struct InsertRun
 	Rel *rel; /* NULL: no run */
 	int ncols;
 	int nrows;
-	char *data; /* NUL-terminated values, back to back */
-	size_t len, cap;
+	Buf data;      /* NUL-terminated values, back to back */
 	int64_t *offs; /* nrows * ncols offsets into data; -1: NULL */
 	int offs_cap;
 	uint32_t xid; /* the first row's transaction, for messages */
@@ -107,6 +106,12 @@ typedef struct InsertRun
 
 #define APPLY_RUN_ROWS  100
 #define APPLY_RUN_BYTES ((size_t) 4 * 1024 * 1024)
+/*
+ * The values of one row (parameters), or of a run past APPLY_RUN_BYTES by
+ * one row: a column holds at most 1 GB, a row of many such columns is
+ * refused rather than grown without end.
+ */
+#define APPLY_VALUES_MAX ((size_t) 4 << 30)
 
 struct Applier
 {
@@ -145,9 +150,8 @@ struct Applier
 	int batch_txns; /* source transactions in the open batch */
 	Error conflict; /* first conflict under the stop policy */
 
-	Buf sql;      /* statement text being built; at most APPLY_SQL_MAX */
-	char *valbuf; /* NUL-terminated parameter values */
-	size_t val_cap;
+	Buf sql;    /* statement text being built; at most APPLY_SQL_MAX */
+	Buf values; /* NUL-terminated parameter values, at most APPLY_VALUES_MAX */
 	const char **params;
 	int params_cap;
 

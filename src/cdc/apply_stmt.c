@@ -50,28 +50,14 @@ sql_addf_param(Applier *a, int n)
 
 /*
  * Parameter values must be NUL-terminated for text format. values[i] of the
- * tuple columns listed in idx[] are copied into valbuf in order.
+ * tuple columns listed in idx[] are copied into a->values in order.
  */
 static bool
 params_set(Applier *a, const PgoValue *const *vals, int n)
 {
-	size_t need = 0, off = 0;
+	Error ignored = ERR_INIT;
+	size_t off = 0;
 
-	for (int i = 0; i < n; i++)
-		need += vals[i]->kind == 'n' ? 0 : vals[i]->len + 1;
-	if (need > a->val_cap)
-	{
-		size_t cap = a->val_cap ? a->val_cap : 4096;
-		char *grown;
-
-		while (cap < need)
-			cap *= 2;
-		grown = realloc(a->valbuf, cap);
-		if (grown == NULL)
-			return false;
-		a->valbuf = grown;
-		a->val_cap = cap;
-	}
 	if (n > a->params_cap)
 	{
 		const char **grown = realloc(a->params, sizeof(char *) * (size_t) n);
@@ -81,6 +67,13 @@ params_set(Applier *a, const PgoValue *const *vals, int n)
 		a->params = grown;
 		a->params_cap = n;
 	}
+	buf_reset(&a->values);
+	for (int i = 0; i < n; i++)
+		if (vals[i]->kind != 'n' &&
+		    (!buf_add(&a->values, vals[i]->data, vals[i]->len, &ignored) ||
+		     !buf_add(&a->values, "", 1, &ignored)))
+			return false;
+	/* the Buf no longer moves: point into it */
 	for (int i = 0; i < n; i++)
 	{
 		if (vals[i]->kind == 'n')
@@ -88,9 +81,7 @@ params_set(Applier *a, const PgoValue *const *vals, int n)
 			a->params[i] = NULL;
 			continue;
 		}
-		memcpy(a->valbuf + off, vals[i]->data, vals[i]->len);
-		a->valbuf[off + vals[i]->len] = '\0';
-		a->params[i] = a->valbuf + off;
+		a->params[i] = buf_str(&a->values) + off;
 		off += vals[i]->len + 1;
 	}
 	return true;
@@ -441,7 +432,7 @@ run_send(Applier *a, int first, int nrows, Error *err)
 	{
 		int64_t off = run->offs[first * run->ncols + i];
 
-		a->params[i] = off < 0 ? NULL : run->data + off;
+		a->params[i] = off < 0 ? NULL : buf_str(&run->data) + off;
 	}
 	if (!build_insert(a, run->rel, run->ncols, nrows))
 		return err_set(err, ERR_INTERNAL, "out of memory");
@@ -478,7 +469,7 @@ apply_run_flush(Applier *a, Error *err)
 	a->final_lsn = final_lsn;
 	run->rel = NULL;
 	run->nrows = 0;
-	run->len = 0;
+	buf_reset(&run->data);
 	return ok;
 }
 
@@ -487,12 +478,12 @@ apply_run_add(Applier *a, Rel *r, const PgoTuple *t, Error *err)
 {
 	InsertRun *run = &a->run;
 	int n = t->ncols < r->ncols ? t->ncols : r->ncols;
-	size_t need = 0;
 	int cap;
 
 	if (run->rel != NULL &&
 	    (run->rel != r || run->ncols != n || run->nrows >= APPLY_RUN_ROWS ||
-	     run->len >= APPLY_RUN_BYTES || (run->nrows + 1) * n > 65535) &&
+	     buf_len(&run->data) >= APPLY_RUN_BYTES ||
+	     (run->nrows + 1) * n > 65535) &&
 	    !apply_run_flush(a, err))
 		return false;
 	if (run->rel == NULL)
@@ -501,21 +492,6 @@ apply_run_add(Applier *a, Rel *r, const PgoTuple *t, Error *err)
 		run->ncols = n;
 		run->xid = a->xid;
 		run->final_lsn = a->final_lsn;
-	}
-	for (int i = 0; i < n; i++)
-		need += t->values[i].kind == 'n' ? 0 : t->values[i].len + 1;
-	if (run->len + need > run->cap)
-	{
-		size_t c = run->cap ? run->cap : 65536;
-		char *grown;
-
-		while (c < run->len + need)
-			c *= 2;
-		grown = realloc(run->data, c);
-		if (grown == NULL)
-			return err_set(err, ERR_INTERNAL, "out of memory");
-		run->data = grown;
-		run->cap = c;
 	}
 	cap = (run->nrows + 1) * n;
 	if (cap > run->offs_cap)
@@ -541,10 +517,10 @@ apply_run_add(Applier *a, Rel *r, const PgoTuple *t, Error *err)
 			*off = -1;
 			continue;
 		}
-		*off = (int64_t) run->len;
-		memcpy(run->data + run->len, v->data, v->len);
-		run->data[run->len + v->len] = '\0';
-		run->len += v->len + 1;
+		*off = (int64_t) buf_len(&run->data);
+		if (!buf_add(&run->data, v->data, v->len, err) ||
+		    !buf_add(&run->data, "", 1, err))
+			return false;
 	}
 	run->nrows++;
 	return true;

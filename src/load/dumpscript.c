@@ -40,48 +40,6 @@ struct DumpScript
 
 static const char *const no_text = "";
 
-/* --- growable arrays --------------------------------------------------- */
-
-static void
-vec_init(Vec *v, size_t size)
-{
-	v->items = NULL;
-	v->count = 0;
-	v->cap = 0;
-	v->size = size;
-}
-
-static void
-vec_free(Vec *v)
-{
-	free(v->items);
-	v->items = NULL;
-	v->count = 0;
-	v->cap = 0;
-}
-
-/* Appends a copy of item; fails only when out of memory. */
-bool
-dumpscript_vec_push(Vec *v, const void *item, Error *err)
-{
-	if (v->count == v->cap)
-	{
-		size_t cap = v->cap ? v->cap * 2 : 16;
-		void *items;
-
-		if (cap > SIZE_MAX / v->size)
-			return err_set(err, ERR_INTERNAL, "out of memory");
-		items = realloc(v->items, cap * v->size);
-		if (items == NULL)
-			return err_set(err, ERR_INTERNAL, "out of memory");
-		v->items = items;
-		v->cap = cap;
-	}
-	memcpy((char *) v->items + v->count * v->size, item, v->size);
-	v->count++;
-	return true;
-}
-
 /* --- building the DumpScript ------------------------------------------ */
 
 /* Takes ownership of p (a malloc'd string) into ds; NULL when p is NULL or
@@ -94,7 +52,7 @@ keep(DumpScript *ds, char *p, Error *err)
 		err_set(err, ERR_INTERNAL, "out of memory");
 		return NULL;
 	}
-	if (!dumpscript_vec_push(&ds->owned, &p, err))
+	if (!vec_push(&ds->owned, &p, err))
 	{
 		free(p);
 		return NULL;
@@ -568,9 +526,10 @@ dumpscript_parse(const char *text, size_t len, const char *origin,
 	sc.text = text;
 	sc.len = len;
 	sc.origin = origin;
-	vec_init(&sc.stmts, sizeof(Span));
-	vec_init(&sc.headers, sizeof(Header));
-	vec_init(&sc.metas, sizeof(Span));
+	/* each statement, header or meta-command takes a byte at least */
+	vec_init(&sc.stmts, sizeof(Span), len + 1);
+	vec_init(&sc.headers, sizeof(Header), len + 1);
+	vec_init(&sc.metas, sizeof(Span), len + 1);
 
 	if (len > DUMPSCRIPT_MAX_BYTES)
 	{
@@ -595,7 +554,7 @@ dumpscript_parse(const char *text, size_t len, const char *origin,
 		err_set(err, ERR_INTERNAL, "out of memory");
 		goto out;
 	}
-	vec_init(&ds->owned, sizeof(char *));
+	vec_init(&ds->owned, sizeof(char *), 4 * (len + 1));
 	ds->script = ds->preamble = no_text;
 	if (!build(&sc, ds, err))
 		goto out;

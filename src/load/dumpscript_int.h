@@ -31,16 +31,9 @@
 #include <stddef.h>
 
 #include "base/err.h"
+#include "base/vec.h"
 #include "load/dumpscript.h"
 
-/* A growable array of fixed-size items; capped by the input size. */
-typedef struct Vec
-{
-	void *items;
-	size_t count;
-	size_t cap;
-	size_t size;
-} Vec;
 
 /* A statement or a meta-command line: [start, end) of the input. */
 typedef struct Span
@@ -97,8 +90,6 @@ typedef struct Cursor
 
 /* ---- dumpscript.c ---- */
 
-/* Appends a copy of item to v; fails (ERR_INTERNAL) only when out of memory. */
-bool dumpscript_vec_push(Vec *v, const void *item, Error *err);
 
 /* ---- dumpscript_lex.c ---- */
 

@@ -359,7 +359,7 @@ dumpscript_scan(Scan *sc, Error *err)
 			{
 				Span meta = {pos, line_end(text, len, pos), line, false};
 
-				if (!dumpscript_vec_push(&sc->metas, &meta, err))
+				if (!vec_push(&sc->metas, &meta, err))
 					return false;
 				pos = meta.end;
 				continue;
@@ -373,7 +373,7 @@ dumpscript_scan(Scan *sc, Error *err)
 					               sc->origin, stmt.line, line);
 				h.name_line =
 				    line + dumpscript_count_lines(text, pos, h.name_start);
-				if (!dumpscript_vec_push(&sc->headers, &h, err))
+				if (!vec_push(&sc->headers, &h, err))
 					return false;
 				line += dumpscript_count_lines(text, pos, h.end);
 				pos = h.end;
@@ -415,7 +415,7 @@ dumpscript_scan(Scan *sc, Error *err)
 
 			nest = none;
 			stmt.end = pos + 1;
-			if (!dumpscript_vec_push(&sc->stmts, &stmt, err))
+			if (!vec_push(&sc->stmts, &stmt, err))
 				return false;
 			note_std_strings(text, &stmt, &std_strings);
 			in_stmt = false;
