@@ -81,6 +81,16 @@ trim_newline(char *s)
  * stays the user's: it keeps pgtide from queueing the application behind a
  * lock pgtide waits for.
  */
+/*
+ * ISO dates (no day/month order to guess), postgres intervals, floats with
+ * every digit (exact; shortest-exact from 12 on), UTC, hex bytea, standard
+ * strings, money in the C locale's form, XML parsed as content (a document
+ * parses as content too).
+ */
+#define PG_PINNED                                                            \
+	"-c datestyle=ISO -c intervalstyle=postgres -c extra_float_digits=3"     \
+	" -c timezone=UTC -c bytea_output=hex -c standard_conforming_strings=on" \
+	" -c lc_monetary=C -c xmloption=content"
 #define PG_NO_TIMEOUTS \
 	"-c statement_timeout=0 -c idle_in_transaction_session_timeout=0"
 #define PG_NO_TIMEOUTS_SQL \
@@ -116,27 +126,24 @@ static bool
 open_conn(PgConn *pc, int retry_ms, Error *err)
 {
 	/*
-	 * A walsender renders pgoutput's text values with these settings; the
-	 * apply session reads them with the same ones (ISO dates whatever the
-	 * server's DateStyle, all float digits, UTC). These options replace any
-	 * the URI gives, so an ordinary session sets its own after connecting.
+	 * Every setting that shapes a value's text form, pinned for every
+	 * session, whatever the server, database or role sets: a walsender
+	 * renders pgoutput's values with them, copy workers read and write text
+	 * COPY with them, and the other side parses with the same ones. Given
+	 * at connection start, they are also what RESET ALL goes back to.
+	 * docs/decisions/0006-pinned-session-settings.md says why each.
 	 */
-	const char *keys[] = {"dbname",      "application_name", "connect_timeout",
-	                      "replication", "options",          NULL};
-	const char *vals[] = {
-	    pc->uri,
-	    pc->app_name,
-	    "10",
-	    "database",
-	    "-c datestyle=ISO -c intervalstyle=postgres"
-	    " -c extra_float_digits=3 -c timezone=UTC " PG_NO_TIMEOUTS,
-	    NULL};
+	const char *keys[] = {"dbname",  "application_name", "connect_timeout",
+	                      "options", "replication",      NULL};
+	const char *vals[] = {pc->uri,    pc->app_name,
+	                      "10",       PG_PINNED " " PG_NO_TIMEOUTS,
+	                      "database", NULL};
 	ErrKind side = pc->side;
 	int waited_ms = 0;
 	int backoff_ms = 200;
 
 	if (pc->kind != PG_CONN_REPLICATION)
-		keys[3] = NULL;
+		keys[4] = NULL;
 	for (;;)
 	{
 		PGconn *conn = PQconnectdbParams(keys, vals, 1);

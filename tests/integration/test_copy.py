@@ -241,3 +241,55 @@ def test_timeouts_set_for_applications_do_not_cut_the_load(pgtide, source_db,
     assert target_db.query_one(
         "SELECT loads FROM pgtide.tables WHERE src_name = 't'") == 1
     assert_same_content(source_db, target_db)
+
+
+HOSTILE_SOURCE = {"DateStyle": "SQL, DMY", "extra_float_digits": "0",
+                  "IntervalStyle": "sql_standard", "bytea_output": "escape",
+                  "TimeZone": "Pacific/Chatham", "lc_monetary": "C"}
+HOSTILE_TARGET = {"DateStyle": "ISO, MDY", "extra_float_digits": "-3",
+                  "IntervalStyle": "iso_8601", "TimeZone": "America/St_Johns"}
+
+
+def test_database_settings_never_change_a_value(pgtide, source_db,
+                                                target_db):
+    """Each database sets the output styles an application likes: day before
+    month, floats to 15 digits (PostgreSQL 11's default too), escaped bytea,
+    far time zones. Values copied as text (--format text, the form an enum
+    column forces) and streamed must arrive unchanged: every session pgtide
+    opens pins the settings that shape a value's text. Before, the load
+    died on float8's largest value, and other doubles lost digits quietly."""
+    source_db.execute("""
+        CREATE TYPE mood AS ENUM ('sad', 'ok');
+        CREATE TABLE v (id int PRIMARY KEY, m mood, f float8, r real,
+                        d date, ts timestamp, tz timestamptz, i interval,
+                        b bytea, t time);
+        INSERT INTO v VALUES
+          (1, 'ok', 1.7976931348623157e308, 3.4028235e38, '2024-03-04',
+           '2024-03-04 05:06:07.123456', '2024-03-04 05:06:07.123456+05:30',
+           '1 year 2 mons -3 days 04:05:06.789', '\\x00ff5c27', '23:59:59.999999'),
+          (2, 'sad', 33.6666666666666643, 0.1, '0044-03-15 BC',
+           '1999-12-31 23:59:59', 'infinity', '-178000000 years', '', '00:00'),
+          (3, 'ok', 5e-324, -0.0, '2024-12-31', '-infinity', '2000-01-01 00:00+14',
+           '1.5 seconds', 'abc', '12:00'),
+          (4, 'ok', 'NaN', '-Infinity', 'infinity', '294276-12-31 23:59:59',
+           '1970-01-01 00:00:00.000001+00', '0', '\\x', '24:00');
+    """)
+    for db, settings in ((source_db, HOSTILE_SOURCE), (target_db, HOSTILE_TARGET)):
+        for name, value in settings.items():
+            db.execute(f'ALTER DATABASE "{db.name}" SET {name} = \'{value}\'')
+    try:
+        r = pgtide.run(*copy_args(source_db, target_db, "--format", "text"))
+        assert r.returncode == 0, r.stderr
+        assert_same_content(source_db, target_db)
+        from cdc_helpers import start_migrate, wait_caught_up
+        p = start_migrate(pgtide, source_db, target_db)
+        source_db.execute("""
+            INSERT INTO v SELECT id + 10, m, f, r, d, ts, tz, i, b, t FROM v;
+            UPDATE v SET f = f / 3, d = d + 1 WHERE id = 2;
+        """)
+        wait_caught_up(source_db, target_db)
+        assert p.stop() == 0
+        assert_same_content(source_db, target_db)
+    finally:
+        for db in (source_db, target_db):
+            db.execute(f'ALTER DATABASE "{db.name}" RESET ALL')
