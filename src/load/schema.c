@@ -55,7 +55,8 @@ extern char **environ;
  * larger than SCHEMA_OUTPUT_MAX fails); *status is the exit status.
  */
 static bool
-run_capture(char *const *argv, Buf *out, Buf *errout, int *status, Error *err)
+run_capture(char *const *argv, char *const *envp, Buf *out, Buf *errout,
+            int *status, Error *err)
 {
 	int outp[2], errp[2];
 	posix_spawn_file_actions_t fa;
@@ -73,7 +74,8 @@ run_capture(char *const *argv, Buf *out, Buf *errout, int *status, Error *err)
 	posix_spawn_file_actions_adddup2(&fa, errp[1], STDERR_FILENO);
 	posix_spawn_file_actions_addclose(&fa, outp[0]);
 	posix_spawn_file_actions_addclose(&fa, errp[0]);
-	rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+	rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv,
+	                  envp != NULL ? envp : environ);
 	posix_spawn_file_actions_destroy(&fa);
 	close(outp[1]);
 	close(errp[1]);
@@ -184,7 +186,7 @@ schema_find_pg_dump(const char *configured, int source_version, char *out,
 	argv[0] = out;
 	argv[1] = "--version";
 	argv[2] = NULL;
-	if (!run_capture(argv, &o, &e, &status, err))
+	if (!run_capture(argv, NULL, &o, &e, &status, err))
 	{
 		buf_free(&o);
 		buf_free(&e);
@@ -212,6 +214,49 @@ schema_find_pg_dump(const char *configured, int source_version, char *out,
 		                     "and pass it with --pg-dump PATH");
 	}
 	return true;
+}
+
+/*
+ * This process's environment with PGPASSWORD set to password (any earlier
+ * PGPASSWORD left out), for a child. NULL when out of memory; free with
+ * env_free (the entries are shared with environ but the password's).
+ */
+static char **
+env_with_password(const char *password)
+{
+	size_t n = 0, k = 0;
+	char **envp;
+
+	while (environ[n] != NULL)
+		n++;
+	envp = calloc(n + 2, sizeof(char *));
+	if (envp == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(environ[i], "PGPASSWORD=", 11) != 0)
+			envp[k++] = environ[i];
+	if (asprintf(&envp[k], "PGPASSWORD=%s", password) < 0)
+	{
+		free(envp);
+		return NULL;
+	}
+	return envp;
+}
+
+/* Frees what env_with_password made: the password's entry, the array. */
+static void
+env_free(char **envp)
+{
+	size_t n = 0;
+
+	if (envp == NULL)
+		return;
+	while (envp[n] != NULL)
+		n++;
+	/* the last entry is ours */
+	explicit_bzero(envp[n - 1], strlen(envp[n - 1]));
+	free(envp[n - 1]);
+	free(envp);
 }
 
 /*
@@ -254,6 +299,8 @@ schema_dump(const SchemaDumpArgs *args, const char *section, char **out,
 	char **owned = calloc((size_t) cap, sizeof(char *));
 	int nowned = 0;
 	Buf o = BUF_INIT(SCHEMA_OUTPUT_MAX), e = BUF_INIT(SCHEMA_STDERR_MAX);
+	char *conninfo = NULL, *password = NULL;
+	char **envp = NULL;
 	bool ok = false;
 
 	*out = NULL;
@@ -291,16 +338,22 @@ schema_dump(const SchemaDumpArgs *args, const char *section, char **out,
 		argv[n++] = "--exclude-schema";
 		argv[n++] = owned[nowned++];
 	}
-	if (asprintf(&owned[nowned], "--dbname=%s", args->source_uri) < 0)
+	/* the password goes to the child's environment, never its command
+	   line, which every local user can read (ps) */
+	if (!pg_conninfo_split(args->source_uri, &conninfo, &password, err))
+		goto out;
+	if (asprintf(&owned[nowned], "--dbname=%s", conninfo) < 0)
 		goto oom;
 	argv[n++] = owned[nowned++];
+	if (password != NULL && (envp = env_with_password(password)) == NULL)
+		goto oom;
 	for (int i = 0; i < args->nexclude; i++)
 	{
 		argv[n++] = "--exclude-table";
 		argv[n++] = args->exclude[i];
 	}
 	argv[n] = NULL;
-	if (!run_capture(argv, &o, &e, &status, err))
+	if (!run_capture(argv, envp, &o, &e, &status, err))
 		goto out;
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 	{
@@ -319,6 +372,11 @@ schema_dump(const SchemaDumpArgs *args, const char *section, char **out,
 oom:
 	err_set(err, ERR_INTERNAL, "out of memory");
 out:
+	env_free(envp);
+	free(conninfo);
+	if (password != NULL)
+		explicit_bzero(password, strlen(password));
+	free(password);
 	for (int i = 0; i < nowned; i++)
 		free(owned[i]);
 	free(owned);

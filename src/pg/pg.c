@@ -13,6 +13,9 @@
 #include "base/clock.h"
 #include "base/log.h"
 
+/* A connection string without its password: a few keywords and values. */
+#define PG_CONNINFO_MAX 65536
+
 struct PgConn
 {
 	PGconn *conn;
@@ -515,6 +518,52 @@ pg_qualify(const char *schema, const char *name)
 	free(s);
 	free(n);
 	return out;
+}
+
+bool
+pg_conninfo_split(const char *conninfo, char **without_password,
+                  char **password, Error *err)
+{
+	char *parse_err = NULL;
+	PQconninfoOption *opts = PQconninfoParse(conninfo, &parse_err);
+	Buf out = BUF_INIT(PG_CONNINFO_MAX);
+	bool ok = true;
+
+	*without_password = *password = NULL;
+	PQfreemem(parse_err);
+	if (opts == NULL)
+		return err_set(err, ERR_CONFIG,
+		               "the connection string could not be parsed");
+	for (PQconninfoOption *o = opts; ok && o->keyword != NULL; o++)
+	{
+		if (o->val == NULL || o->val[0] == '\0')
+			continue;
+		if (strcmp(o->keyword, "password") == 0)
+		{
+			ok = (*password = strdup(o->val)) != NULL ||
+			     err_set(err, ERR_INTERNAL, "out of memory");
+			continue;
+		}
+		/* keyword='value', with ' and \ escaped as libpq reads them */
+		buf_printf(&out, err, "%s%s='", buf_len(&out) ? " " : "", o->keyword);
+		for (const char *p = o->val; *p; p++)
+		{
+			if (*p == '\'' || *p == '\\')
+				buf_add(&out, "\\", 1, err);
+			buf_add(&out, p, 1, err);
+		}
+		ok = buf_add(&out, "'", 1, err);
+	}
+	PQconninfoFree(opts);
+	if (ok)
+		ok = buf_take(&out, without_password, err);
+	if (!ok)
+	{
+		free(*password);
+		*password = NULL;
+	}
+	buf_free(&out);
+	return ok;
 }
 
 bool

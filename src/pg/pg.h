@@ -121,6 +121,16 @@ bool pg_array_item(Buf *b, const char *v, Error *err);
 bool pg_relation_exists(PgConn *conn, const char *qname, bool *exists,
                         Error *err);
 
+/*
+ * Splits a connection string or URI into one without its password (for a
+ * child's command line, which every local user can read) and the password
+ * (for the child's environment only; NULL when there is none). Both are
+ * malloc'd, the caller frees them. Fails (ERR_CONFIG) on a string libpq
+ * cannot parse, without repeating it (it may hold the password).
+ */
+bool pg_conninfo_split(const char *conninfo, char **without_password,
+                       char **password, Error *err);
+
 /* SQLSTATE of the error in err equals code ("57P01"). */
 bool pg_err_is(const Error *err, const char *sqlstate);
 

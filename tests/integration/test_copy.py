@@ -293,3 +293,34 @@ def test_database_settings_never_change_a_value(pgtide, source_db,
     finally:
         for db in (source_db, target_db):
             db.execute(f'ALTER DATABASE "{db.name}" RESET ALL')
+
+
+def test_password_never_on_pg_dumps_command_line(pgtide, source_db, target_db,
+                                                 tmp_path):
+    """pg_dump's command line is visible to every local user (ps); the
+    source's password reaches pg_dump through its environment only, and
+    appears in none of pgtide's output. A wrapper around the real pg_dump
+    records what it was given."""
+    import shutil
+    source_db.execute("CREATE TABLE t (id int PRIMARY KEY)")
+    real = shutil.which("pg_dump", path="/usr/lib/postgresql/15/bin") or \
+        shutil.which("pg_dump")
+    seen = tmp_path / "seen"
+    wrapper = tmp_path / "pg_dump"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f'printf "%s\\n" "$*" >> "{seen}"\n'
+        f'echo "env:$PGPASSWORD" >> "{seen}"\n'
+        f'exec "{real}" "$@"\n')
+    wrapper.chmod(0o755)
+    secret = "s3cr3t-in-the-uri"
+    uri = source_db.uri_as("postgres", password=secret)
+    r = pgtide.run("copy", "--source", uri, "--target", target_db.uri,
+                   "--pg-dump", str(wrapper))
+    assert r.returncode == 0, r.stderr
+    lines = seen.read_text().splitlines()
+    args = [l for l in lines if not l.startswith("env:")]
+    envs = [l for l in lines if l.startswith("env:")]
+    assert args and all(secret not in a for a in args), args
+    assert envs and all(e == f"env:{secret}" for e in envs[1:]), envs
+    assert secret not in r.stdout and secret not in r.stderr
