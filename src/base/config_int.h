@@ -77,6 +77,7 @@ typedef enum KeyType
 	CONFIG_KEY_TYPE_STRING,   /* any non-empty string without NUL bytes */
 	CONFIG_KEY_TYPE_NAME,     /* task name: [a-z0-9_]{1,40} */
 	CONFIG_KEY_TYPE_IDENT,    /* SQL identifier: [a-z_][a-z0-9_]{0,62} */
+	CONFIG_KEY_TYPE_SLOT,     /* replication slot name: [a-z0-9_]{1,63} */
 	CONFIG_KEY_TYPE_LIST,     /* strings; a scalar in YAML is a one-item list */
 	CONFIG_KEY_TYPE_INT,      /* decimal integer in [min, max] */
 	CONFIG_KEY_TYPE_SIZE,     /* config_parse_size() */

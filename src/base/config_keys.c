@@ -110,7 +110,7 @@ static const KeyDef config_keys[] = {
      .choices = on_conflict_names},
     {.name = "cdc.slot",
      .id = CONFIG_KEY_CDC_SLOT,
-     .type = CONFIG_KEY_TYPE_STRING},
+     .type = CONFIG_KEY_TYPE_SLOT},
     {.name = "cdc.start_lsn",
      .id = CONFIG_KEY_CDC_START_LSN,
      .type = CONFIG_KEY_TYPE_STRING},
@@ -327,6 +327,12 @@ describe_expected(const KeyDef *key, char *buf, size_t cap)
 			snprintf(buf, cap,
 			         "a name of 1 to %d characters from a-z, 0-9 and _",
 			         TASK_NAME_MAX);
+			return;
+		case CONFIG_KEY_TYPE_SLOT:
+			snprintf(buf, cap,
+			         "a replication slot name of 1 to %d characters from "
+			         "a-z, 0-9 and _",
+			         IDENT_MAX);
 			return;
 		case CONFIG_KEY_TYPE_IDENT:
 			snprintf(buf, cap,
@@ -621,6 +627,11 @@ config_key_apply(TaskConfig *cfg, const KeyDef *key, const char *text,
 			break;
 		case CONFIG_KEY_TYPE_NAME:
 			if (!check_name(text, len, TASK_NAME_MAX, false))
+				return fail_value(err, key, text, len);
+			break;
+		case CONFIG_KEY_TYPE_SLOT:
+			/* the slot goes into replication commands as it is */
+			if (!check_name(text, len, IDENT_MAX, false))
 				return fail_value(err, key, text, len);
 			break;
 		case CONFIG_KEY_TYPE_IDENT:

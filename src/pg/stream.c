@@ -191,10 +191,14 @@ stream_start(const char *source_uri, const char *slot, const char *publication,
 {
 	StreamConn *s;
 	PGresult *res;
-	char *pub = pg_quote_ident(publication);
+	/* an identifier inside a string: quoted as both, so no name can end
+	   the literal */
+	char *ident = pg_quote_ident(publication);
+	char *pub = ident != NULL ? pg_quote_literal(ident) : NULL;
 	char *sql = NULL;
 	int v, proto;
 
+	free(ident);
 	*out = NULL;
 	if (pub == NULL)
 		return err_set(err, ERR_INTERNAL, "out of memory");
@@ -217,7 +221,7 @@ stream_start(const char *source_uri, const char *slot, const char *publication,
 	proto = v >= 140000 ? 2 : 1;
 	if (asprintf(&sql,
 	             "START_REPLICATION SLOT %s LOGICAL " LSN_FMT
-	             " (proto_version '%d', publication_names '%s'%s)",
+	             " (proto_version '%d', publication_names %s%s)",
 	             slot, LSN_ARGS(start_lsn), proto, pub,
 	             v >= 140000 ? ", streaming 'on', messages 'true'" : "") < 0)
 		sql = NULL;

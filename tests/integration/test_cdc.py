@@ -223,11 +223,13 @@ def test_status_shows_lag_rates_slot_and_last_error(pgtide, source_db,
 def test_follow_from_a_slot_and_position_the_user_names(pgtide, source_db,
                                                         target_db):
     """No full load: the user brings the target's tables, a publication and a
-    slot, and follow applies every change after the position given."""
+    slot, and follow applies every change after the position given. The
+    publication's name holds a quote and a comma: it reaches the replication
+    command as one name, whatever it holds."""
     ddl = "CREATE TABLE t (id int PRIMARY KEY, v text)"
     source_db.execute(ddl + "; INSERT INTO t VALUES (1, 'before')")
     target_db.execute(ddl + "; INSERT INTO t VALUES (1, 'before')")
-    source_db.execute("CREATE PUBLICATION mypub FOR TABLE t")
+    source_db.execute('CREATE PUBLICATION "my\'pub, x" FOR TABLE t')
     start = source_db.query_one(
         "SELECT lsn::text FROM pg_create_logical_replication_slot("
         "'myslot', 'pgoutput')")
@@ -235,7 +237,7 @@ def test_follow_from_a_slot_and_position_the_user_names(pgtide, source_db,
                       " WHERE id = 1")
     p = pgtide.start("follow", "--source", source_db.uri, "--target",
                      target_db.uri, "--task", "byhand", "--slot", "myslot",
-                     "--publication", "mypub", "--start-lsn", start)
+                     "--publication", "my'pub, x", "--start-lsn", start)
     p.wait_for_output("streaming from slot \"myslot\"")
     wait_caught_up(source_db, target_db, slot="myslot", origin="pgtide_byhand")
     assert sorted(target_db.query("SELECT id, v FROM t")) == [(1, "x"), (2, "after")]

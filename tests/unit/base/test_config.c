@@ -809,6 +809,11 @@ test_set_errors(void **state)
 	                 "option --state-schema: expected an identifier of 1 to "
 	                 "63 characters from a-z, 0-9 and _, not starting with a "
 	                 "digit, got \"Pgtide\"");
+	/* the slot goes into replication commands as it is */
+	expect_set_error("cdc.slot", "s LOGICAL x; --", "option --slot",
+	                 "option --slot: expected a replication slot name of 1 to "
+	                 "63 characters from a-z, 0-9 and _, got \"s LOGICAL x; "
+	                 "--\"");
 	expect_set_error("source", "", "option --source",
 	                 "option --source: expected a non-empty string, got an "
 	                 "empty string");
