@@ -504,9 +504,6 @@ start_tables(Load *l, const SlotSnapshot *snap, Error *err)
 		PlanTable pt = {t->bytes, t->blocks, v >= 140000};
 		bool first_of_target = true;
 
-		ct->src_qname = t->qname;
-		ct->tgt_qname = lt->tgt_qname;
-		ct->columns = lt->columns;
 		ct->binary = use_binary(l, t);
 		if (lt->done)
 		{
@@ -930,8 +927,14 @@ load_run(const TaskConfig *cfg, atomic_int *stop, Error *err)
 			err_set(err, ERR_INTERNAL, "out of memory");
 			goto out;
 		}
+		/* set once, before the progress thread reads them */
 		for (int i = 0; i < l.ntables; i++)
+		{
 			est[i] = l.cat->tables[l.tables[i].cat].bytes;
+			l.copy[i].src_qname = l.cat->tables[l.tables[i].cat].qname;
+			l.copy[i].tgt_qname = l.tables[i].tgt_qname;
+			l.copy[i].columns = l.tables[i].columns;
+		}
 		prog = progress_start(l.copy, est, l.ntables, cfg->progress_interval_s,
 		                      isatty(STDERR_FILENO));
 		free(est);
