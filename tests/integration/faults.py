@@ -580,6 +580,16 @@ class Writer(threading.Thread):
         if self.error is not None:
             raise AssertionError(f"the writer failed: {self.error!r}")
 
+    # errors that refuse a transaction without committing it: none here; a
+    # subclass that expects some (a fence) says which, and handles them in
+    # _refused
+    refused_errors: tuple = ()
+
+    def _refused(self, conn):
+        """Called after a refused transaction; returns the connection to go
+        on with (None: reconnect)."""
+        return conn
+
     def _connect(self):
         return psycopg.connect(autocommit=True, **self.server.conninfo(
             self.dbname, connect_timeout=5))
@@ -628,6 +638,13 @@ class Writer(threading.Thread):
                     sent = True
                     conn.execute(_txn_sql(self.next))
                     self.committed += 1
+                except self.refused_errors:
+                    # the write was refused, so nothing committed: the same
+                    # number is tried again a little later
+                    conn = self._refused(conn)
+                    if self._halt.wait(0.02):
+                        break
+                    continue
                 except _CONNECTION_ERRORS:
                     if not (conn.closed or conn.broken):
                         raise   # the statement failed, not the connection

@@ -16,8 +16,8 @@ import pytest
 
 from cdc_helpers import ServerDb, start_migrate
 from conftest import assert_same_content, wait_for
-from faults import (TcpProxy, Writer, _txn_sql, assert_writer_exact, crash,
-                    crash_and_restart, create_writer_schema)
+from faults import (_CONNECTION_ERRORS, TcpProxy, Writer, assert_writer_exact,
+                    crash, crash_and_restart, create_writer_schema)
 from helpers import make_load_dataset, schema_objects, sequences
 
 # Steady enough that a crash falls among commits the target has not flushed
@@ -28,7 +28,6 @@ RATE = 300
 # cutover fences it.
 APP = "app_writer"
 WRITER_TABLES = ("w_keyed", "w_full", "w_counter")
-_CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError)
 # what a fenced application sees: its privileges revoked, or (read_only
 # fence) a read-only database
 _FENCE_ERRORS = (psycopg.errors.InsufficientPrivilege,
@@ -65,61 +64,21 @@ class AppWriter(Writer):
         return psycopg.connect(autocommit=True, **self.server.conninfo(
             self.dbname, user=self.role, connect_timeout=5))
 
-    def run(self):
-        # faults.Writer.run, plus the fence: a refused transaction is rolled
-        # back (the simple-protocol BEGIN left it open and aborted) and tried
-        # again under the same number
-        conn = None
-        doubt = False
-        pace = time.monotonic()
+    refused_errors = _FENCE_ERRORS
+
+    def _refused(self, conn):
+        """Counts the refusal and rolls back (the simple-protocol BEGIN left
+        the transaction open and aborted)."""
+        now = time.monotonic()
+        self.refused += 1
+        self.refused_first = self.refused_first or now
+        self.refused_last = now
         try:
-            while True:
-                if conn is None:
-                    conn = self._reconnect()
-                sent = False
-                try:
-                    if doubt:
-                        if self._is_committed(conn, self.next):
-                            self.committed += 1
-                        doubt = False
-                        continue
-                    if self._halt.is_set():
-                        break
-                    sent = True
-                    conn.execute(_txn_sql(self.next))
-                    self.committed += 1
-                except _FENCE_ERRORS:
-                    now = time.monotonic()
-                    self.refused += 1
-                    self.refused_first = self.refused_first or now
-                    self.refused_last = now
-                    try:
-                        conn.execute("ROLLBACK")
-                    except _CONNECTION_ERRORS:
-                        conn.close()
-                        conn = None
-                    if self._halt.wait(0.02):
-                        break
-                    continue
-                except _CONNECTION_ERRORS:
-                    if not (conn.closed or conn.broken):
-                        raise
-                    if sent:
-                        doubt = True
-                        self.in_doubt.append(self.next)
-                    conn.close()
-                    conn = None
-                    self.reconnects += 1
-                    continue
-                pace = max(pace + 1.0 / self.rate, time.monotonic() - 1.0)
-                delay = pace - time.monotonic()
-                if delay > 0 and self._halt.wait(delay):
-                    break
-        except BaseException as e:
-            self.error = e
-        finally:
-            if conn is not None:
-                conn.close()
+            conn.execute("ROLLBACK")
+            return conn
+        except _CONNECTION_ERRORS:
+            conn.close()
+            return None
 
 
 def servers(make_server):
@@ -505,6 +464,19 @@ def settle_cutover(c, p, w, src, tgt, what):
         assert p.stop() == 0
 
 
+def app_following(pgtide, make_server, writer):
+    """Servers of the test's own, the application's role writing on the
+    source and migrate following it: what each cutover test starts from.
+    Returns source, target, their databases, migrate and the writer."""
+    source, target, src, tgt = servers(make_server)
+    create_writer_schema(src)
+    make_app_role(src)
+    p = start_migrate(pgtide, src, tgt)
+    w = writer(source, role=APP)
+    w.wait_for_more(RATE)
+    return source, target, src, tgt, p, w
+
+
 @pytest.mark.parametrize("point", CUTOVER_HOLDS)
 def test_target_crash_during_cutover_finishes_or_undoes_the_fence(
         pgtide, make_server, writer, point):
@@ -513,12 +485,8 @@ def test_target_crash_during_cutover_finishes_or_undoes_the_fence(
     target sessions, commits the target had not flushed are gone. Cutover
     finishes with every acknowledged write on the target, or fails with the
     fence undone and the stream following; nothing lost or doubled."""
-    source, target, src, tgt = servers(make_server)
-    create_writer_schema(src)
-    make_app_role(src)
-    p = start_migrate(pgtide, src, tgt)
-    w = writer(source, role=APP)
-    w.wait_for_more(RATE)
+    source, target, src, tgt, p, w = app_following(pgtide, make_server,
+                                                   writer)
     c = start_cutover_held(pgtide, src.uri, tgt.uri, point)
     w.mark(f"target crash at {point}")
     crash_and_restart(target, down_s=1.0)
@@ -533,13 +501,10 @@ def test_cutover_connections_cut_while_fenced(pgtide, make_server, writer,
     at `point` with the source fenced, and both stay unreachable for two
     seconds, past the hold; migrate's own connections are not touched. Cutover reconnects and finishes, or fails with the fence
     undone; nothing lost or doubled."""
-    source, target, src, tgt = servers(make_server)
-    create_writer_schema(src)
-    make_app_role(src)
+    # migrate is not started through the proxies: its connections stay
+    source, target, src, tgt, p, w = app_following(pgtide, make_server,
+                                                   writer)
     with TcpProxy(source, "src") as sp, TcpProxy(target, "tgt") as tp:
-        p = start_migrate(pgtide, src, tgt)   # not through the proxies
-        w = writer(source, role=APP)
-        w.wait_for_more(RATE)
         c = start_cutover_held(pgtide, sp.through(src).uri,
                                tp.through(tgt).uri, point)
         w.mark(f"cutover's connections cut at {point}")
@@ -569,12 +534,8 @@ def test_target_down_past_cutover_timeout_undoes_the_fence(
     finish, so it must lift the fence (the source is reachable), say so,
     and leave migrate following; once the target is back, migrate catches
     up with nothing lost or doubled."""
-    source, target, src, tgt = servers(make_server)
-    create_writer_schema(src)
-    make_app_role(src)
-    p = start_migrate(pgtide, src, tgt)
-    w = writer(source, role=APP)
-    w.wait_for_more(RATE)
+    source, target, src, tgt, p, w = app_following(pgtide, make_server,
+                                                   writer)
     c = start_cutover_held(pgtide, src.uri, tgt.uri, "cutover.fenced",
                            timeout=SHORT_TIMEOUT)
     w.mark("target down")
@@ -594,12 +555,8 @@ def test_source_down_past_cutover_timeout_then_cutover_again(
     Once the source is back, the next cutover lifts the leftover fence
     first, then finishes or fails as settle_cutover accepts; nothing lost
     or doubled."""
-    source, target, src, tgt = servers(make_server)
-    create_writer_schema(src)
-    make_app_role(src)
-    p = start_migrate(pgtide, src, tgt)
-    w = writer(source, role=APP)
-    w.wait_for_more(RATE)
+    source, target, src, tgt, p, w = app_following(pgtide, make_server,
+                                                   writer)
     c = start_cutover_held(pgtide, src.uri, tgt.uri, "cutover.fenced",
                            timeout=SHORT_TIMEOUT)
     w.mark("source down")
