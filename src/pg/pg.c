@@ -77,6 +77,16 @@ trim_newline(char *s)
 }
 
 /*
+ * ISO dates (no day/month order to guess), postgres intervals, floats with
+ * every digit (exact; shortest-exact from 12 on), UTC, hex bytea, standard
+ * strings (pg_quote_literal relies on them), money in the C locale's form,
+ * XML parsed as content (a document parses as content too).
+ */
+#define PG_PINNED                                                            \
+	"-c datestyle=ISO -c intervalstyle=postgres -c extra_float_digits=3"     \
+	" -c timezone=UTC -c bytea_output=hex -c standard_conforming_strings=on" \
+	" -c lc_monetary=C -c xmloption=content"
+/*
  * Timeouts a role or database may set for applications, off for pgtide's
  * sessions: a chunk's COPY or a large batch runs as long as it takes, the
  * exported snapshot's session sits idle in its open transaction for the whole
@@ -84,33 +94,20 @@ trim_newline(char *s)
  * stays the user's: it keeps pgtide from queueing the application behind a
  * lock pgtide waits for.
  */
-/*
- * ISO dates (no day/month order to guess), postgres intervals, floats with
- * every digit (exact; shortest-exact from 12 on), UTC, hex bytea, standard
- * strings, money in the C locale's form, XML parsed as content (a document
- * parses as content too).
- */
-#define PG_PINNED                                                            \
-	"-c datestyle=ISO -c intervalstyle=postgres -c extra_float_digits=3"     \
-	" -c timezone=UTC -c bytea_output=hex -c standard_conforming_strings=on" \
-	" -c lc_monetary=C -c xmloption=content"
 #define PG_NO_TIMEOUTS \
 	"-c statement_timeout=0 -c idle_in_transaction_session_timeout=0"
-#define PG_NO_TIMEOUTS_SQL \
-	"SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0"
 
-/* An ordinary session's settings; pg_quote_literal relies on the first. */
+/*
+ * What the startup options cannot give an ordinary session: 14's
+ * idle_session_timeout, which an older server would refuse to start a
+ * session with. The rest is pinned at connection start (PG_PINNED,
+ * PG_NO_TIMEOUTS), which is also what RESET ALL returns to.
+ */
 static bool
 session_setup(PgConn *pc, Error *err)
 {
-	if (pc->version >= 140000)
-		return pg_exec(
-		    pc,
-		    "SET standard_conforming_strings = on; " PG_NO_TIMEOUTS_SQL
-		    "; SET idle_session_timeout = 0",
-		    err);
-	return pg_exec(
-	    pc, "SET standard_conforming_strings = on; " PG_NO_TIMEOUTS_SQL, err);
+	return pc->version < 140000 ||
+	       pg_exec(pc, "SET idle_session_timeout = 0", err);
 }
 
 bool
