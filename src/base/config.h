@@ -57,6 +57,13 @@ typedef enum FinalValidation
 	FINAL_VALIDATION_FULL,   /* ranged hashes of every row */
 } FinalValidation;
 
+/* What cutover does with a keyless table that saw an UPDATE or DELETE. */
+typedef enum DivergedPolicy
+{
+	DIVERGED_REFUSE = 0, /* cutover fails, naming the tables */
+	DIVERGED_RECOPY,     /* copied again while the source is fenced */
+} DivergedPolicy;
+
 /*
  * copy.split_tables_larger_than = auto: split only a table larger than a
  * fair share of the load (all selected tables / copy.jobs), into about that
@@ -108,6 +115,7 @@ typedef struct TaskConfig
 	int cutover_timeout_s;         /* for each wait of the cutover */
 	int cutover_sequence_margin;   /* added to each sequence's value */
 	FinalValidation cutover_validate;
+	DivergedPolicy cutover_diverged;
 	bool output_json; /* command line only (--json): machine output */
 	bool force;       /* command line only (--force): clean a running task */
 } TaskConfig;

@@ -33,6 +33,7 @@ static const char *const fence_names[] = {"revoke", "read_only", "command",
                                           NULL};
 static const char *const final_validation_names[] = {"none", "counts", "full",
                                                      NULL};
+static const char *const diverged_names[] = {"refuse", "recopy", NULL};
 
 _Static_assert(COPY_FORMAT_AUTO == 0 && COPY_FORMAT_TEXT == 1 &&
                    COPY_FORMAT_BINARY == 2,
@@ -50,6 +51,8 @@ _Static_assert(FENCE_REVOKE == 0 && FENCE_READ_ONLY == 1 && FENCE_COMMAND == 2,
 _Static_assert(FINAL_VALIDATION_NONE == 0 && FINAL_VALIDATION_COUNTS == 1 &&
                    FINAL_VALIDATION_FULL == 2,
                "final_validation_names follows FinalValidation");
+_Static_assert(DIVERGED_REFUSE == 0 && DIVERGED_RECOPY == 1,
+               "diverged_names follows DivergedPolicy");
 
 /* In the order docs/task-file.md and the hints list them. */
 static const KeyDef config_keys[] = {
@@ -159,6 +162,10 @@ static const KeyDef config_keys[] = {
      .id = CONFIG_KEY_CUTOVER_VALIDATE,
      .type = CONFIG_KEY_TYPE_CHOICE,
      .choices = final_validation_names},
+    {.name = "cutover.diverged",
+     .id = CONFIG_KEY_CUTOVER_DIVERGED,
+     .type = CONFIG_KEY_TYPE_CHOICE,
+     .choices = diverged_names},
 };
 
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -599,6 +606,9 @@ key_store(TaskConfig *cfg, const KeyDef *key, const char *text, size_t len,
 			return true;
 		case CONFIG_KEY_CUTOVER_VALIDATE:
 			cfg->cutover_validate = (FinalValidation) num;
+			return true;
+		case CONFIG_KEY_CUTOVER_DIVERGED:
+			cfg->cutover_diverged = (DivergedPolicy) num;
 			return true;
 	}
 	return err_set(err, ERR_INTERNAL, "key %s has no field", key->name);

@@ -831,11 +831,13 @@ cdc_run(const CdcOptions *o, Error *err)
 		Lsn start = atomic_load(&c.received_end) > atomic_load(&c.flushed)
 		                ? atomic_load(&c.received_end)
 		                : atomic_load(&c.flushed);
+		const char *pubs[2] = {o->publication, o->insert_publication};
 		PgoOptions opts;
 
 		if (stopping(&c))
 			break;
-		if (!stream_start(o->source_uri, o->slot, o->publication, start,
+		if (!stream_start(o->source_uri, o->slot, pubs,
+		                  o->insert_publication != NULL ? 2 : 1, start,
 		                  &c.proto_version, &rv.s, err))
 			goto retry;
 		if (!reported)

@@ -64,8 +64,9 @@ typedef struct CdcOptions
 	const char *target_uri;
 	const char *slot;
 	const char *publication;
-	const char *origin; /* replication origin on the target */
-	Lsn start_lsn;      /* where to start when the origin has no progress yet */
+	const char *insert_publication; /* keyless tables' inserts; or NULL */
+	const char *origin;             /* replication origin on the target */
+	Lsn start_lsn; /* where to start when the origin has no progress yet */
 	const ApplyTable *tables;
 	int ntables;
 	OnConflict policy;

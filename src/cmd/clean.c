@@ -10,9 +10,23 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "load/insert_only.h"
 #include "pg/pg.h"
 #include "pg/stream.h"
 #include "state/state.h"
+
+static bool
+drop_publication(PgConn *src, const char *name, Error *err)
+{
+	char *qp = pg_quote_ident(name);
+	bool ok;
+
+	if (qp == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	ok = pg_execf(src, err, "DROP PUBLICATION IF EXISTS %s", qp);
+	free(qp);
+	return ok;
+}
 
 /*
  * Drops what pgtide made for the task: the slot and publication on the
@@ -25,7 +39,7 @@ bool
 task_clean(const TaskConfig *cfg, atomic_int *stop, Error *err)
 {
 	PgConn *src = NULL, *tgt = NULL;
-	char slot[128], publication[128], origin[80];
+	char slot[128], publication[128], inserts[160], origin[80];
 	const char *sp[1];
 	PGresult *res = NULL;
 	State state;
@@ -98,18 +112,10 @@ task_clean(const TaskConfig *cfg, atomic_int *stop, Error *err)
 		err_clear(err);
 		clock_sleep_ms(250);
 	}
-	{
-		char *qp = pg_quote_ident(publication);
-		bool dropped = qp != NULL &&
-		               pg_execf(src, err, "DROP PUBLICATION IF EXISTS %s", qp);
-
-		free(qp);
-		if (!dropped)
-		{
-			err_set(err, ERR_INTERNAL, "out of memory");
-			goto out;
-		}
-	}
+	insert_only_publication(publication, inserts, sizeof(inserts));
+	if (!drop_publication(src, publication, err) ||
+	    !drop_publication(src, inserts, err))
+		goto out;
 	sp[0] = origin;
 	/* a forced stop: the session applying for the task leaves once it finds
 	 * its slot gone; give it a moment to release the origin */
@@ -129,10 +135,11 @@ task_clean(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	res = NULL;
 	if (have_state && !state_task_drop(&state, err))
 		goto out;
-	printf("pgtide clean: task \"%s\": slot \"%s\" and publication \"%s\" "
-	       "dropped on the source (if they existed); origin \"%s\" and the "
+	printf("pgtide clean: task \"%s\": slot \"%s\" and publications \"%s\" "
+	       "and \"%s\" dropped on the source (if they existed); origin \"%s\" "
+	       "and the "
 	       "task's state dropped on the target\n",
-	       cfg->task, slot, publication, origin);
+	       cfg->task, slot, publication, inserts, origin);
 	ok = true;
 out:
 	PQclear(res);

@@ -196,6 +196,10 @@ usage_command(const Command *c, FILE *out)
 	    "(default: 1000)\n"
 	    "      --final-validation=WHAT  cutover: none, counts (default) or "
 	    "full\n"
+	    "      --diverged=WHAT       cutover: a keyless table that saw an "
+	    "UPDATE or\n"
+	    "                            DELETE: refuse (default) or recopy "
+	    "while fenced\n"
 	    "\n"
 	    "Other:\n"
 	    "      --state-schema=NAME   state schema on the target (default: "
@@ -291,6 +295,7 @@ enum
 	OPT_TIMEOUT,
 	OPT_MARGIN,
 	OPT_FINAL_VALIDATION,
+	OPT_DIVERGED,
 };
 
 /* Each option and the task-file key it sets (NULL: it sets none). */
@@ -345,6 +350,7 @@ static const OptionKey options[] = {
      "cutover.sequence_margin"},
     {{"final-validation", required_argument, NULL, OPT_FINAL_VALIDATION},
      "cutover.validate"},
+    {{"diverged", required_argument, NULL, OPT_DIVERGED}, "cutover.diverged"},
     {{"log-format", required_argument, NULL, OPT_LOG_FORMAT}, NULL},
     {{"json", no_argument, NULL, OPT_JSON}, NULL},
     {{"force", no_argument, NULL, OPT_FORCE}, NULL},

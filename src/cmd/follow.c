@@ -10,9 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "base/fault.h"
 #include "base/log.h"
 #include "cdc/cdc.h"
+#include "load/insert_only.h"
 #include "load/load.h"
 #include "pg/pg.h"
 #include "state/state.h"
@@ -25,7 +27,43 @@ typedef struct ProgressSink
 	const State *state; /* the task's; reached on the sink's own sessions */
 	PgConn *conn; /* opened on first use; status is never worth failing for */
 	PgConn *stop_conn; /* the applier thread's, for the cutover position */
+	PgConn *src_conn;  /* for the watch over the keyless tables */
+	int64_t watched_ms;
 } ProgressSink;
+
+/* how often the keyless tables' statistics are read while following */
+#define WATCH_INTERVAL_MS 10000
+
+/*
+ * Reads whether a keyless table, streamed for its inserts only, saw an
+ * UPDATE or DELETE; the watch warns about and records each one it finds.
+ */
+static void
+watch_insert_only(ProgressSink *ps, const State *on_sink)
+{
+	InsertOnlyWatch w;
+	Error err = ERR_INIT;
+	int64_t now = clock_ms();
+
+	if (now - ps->watched_ms < WATCH_INTERVAL_MS)
+		return;
+	ps->watched_ms = now;
+	if (ps->src_conn == NULL &&
+	    !pg_connect(ps->cfg->source_uri, ERR_SOURCE, PG_CONN_SQL,
+	                "pgtide watch", 0, &ps->src_conn, &err))
+	{
+		log_debug("could not watch the tables without a key: %s", err.message);
+		return;
+	}
+	if (!insert_only_watch(ps->src_conn, on_sink, true, &w, &err))
+	{
+		log_debug("could not watch the tables without a key: %s", err.message);
+		pg_close(ps->src_conn);
+		ps->src_conn = NULL;
+		return;
+	}
+	insert_only_watch_free(&w);
+}
 
 static void
 record_progress(const CdcProgress *p, void *ctx)
@@ -58,7 +96,9 @@ record_progress(const CdcProgress *p, void *ctx)
 		log_debug("could not record progress: %s", err.message);
 		pg_close(ps->conn);
 		ps->conn = NULL;
+		return;
 	}
+	watch_insert_only(ps, &on_sink);
 }
 
 /* Reads where cutover wants the stream to stop, on a session of its own. */
@@ -86,7 +126,7 @@ bool
 task_follow(const TaskConfig *cfg, atomic_int *stop, Error *err)
 {
 	State state;
-	ProgressSink sink = {cfg, &state, NULL, NULL};
+	ProgressSink sink = {cfg, &state, NULL, NULL, NULL, 0};
 	Lsn stopped_at = LSN_INVALID;
 	PgConn *tgt = NULL;
 	StateTask st;
@@ -163,6 +203,11 @@ task_follow(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	o.slot = cfg->cdc_slot ? cfg->cdc_slot : st.slot_name;
 	o.publication =
 	    cfg->cdc_publication ? cfg->cdc_publication : st.publication;
+	/* a publication of the user's is used as it is, alone */
+	o.insert_publication =
+	    cfg->cdc_publication == NULL && st.insert_publication[0] != '\0'
+	        ? st.insert_publication
+	        : NULL;
 	o.origin = origin;
 	o.tables = tables;
 	o.ntables = ntables;
@@ -225,6 +270,7 @@ out:
 	state_tables_free(st_tables, ntables);
 	pg_close(sink.conn);
 	pg_close(sink.stop_conn);
+	pg_close(sink.src_conn);
 	pg_close(tgt);
 	return ok;
 }

@@ -11,6 +11,7 @@
 
 #include "base/json.h"
 #include "base/log.h"
+#include "load/insert_only.h"
 #include "pg/pg.h"
 #include "state/state.h"
 
@@ -73,7 +74,7 @@ json_number(FILE *out, const char *key, double value, bool known)
 
 static void
 status_json(FILE *out, const TaskConfig *cfg, const StateStatus *st,
-            const PGresult *slot)
+            const PGresult *slot, const InsertOnlyWatch *io)
 {
 	const StateCdc *c = &st->cdc;
 	bool cdc = st->has_cdc;
@@ -109,7 +110,25 @@ status_json(FILE *out, const TaskConfig *cfg, const StateStatus *st,
 		        PQgetvalue(slot, 0, 2));
 	else
 		fputs("null", out);
-	fputs(",\"tables\":[", out);
+	fputs(",\"insert_only\":[", out);
+	for (int i = 0; i < io->n; i++)
+	{
+		const StateInsertOnly *t = &io->tables[i];
+		char name[300];
+
+		snprintf(name, sizeof(name), "%s.%s", t->src_schema, t->src_name);
+		fputs(i ? ",{" : "{", out);
+		json_text(out, "table", name);
+		json_text(out, "diverged_at", t->diverged ? t->diverged_at : NULL);
+		json_write_string(out, "reason");
+		fputc(':', out);
+		if (t->diverged)
+			json_write_string(out, t->reason);
+		else
+			fputs("null", out);
+		fputc('}', out);
+	}
+	fputs("],\"tables\":[", out);
 	for (int i = 0; i < st->ntables; i++)
 	{
 		const StateTableStatus *t = &st->tables[i];
@@ -129,7 +148,7 @@ status_json(FILE *out, const TaskConfig *cfg, const StateStatus *st,
 
 static void
 status_text(FILE *out, const TaskConfig *cfg, const StateStatus *st,
-            const PGresult *slot)
+            const PGresult *slot, const InsertOnlyWatch *io)
 {
 	char lsn[LSN_TEXT_MAX], applied[LSN_TEXT_MAX], flushed[LSN_TEXT_MAX];
 	int done = 0;
@@ -177,9 +196,47 @@ status_text(FILE *out, const TaskConfig *cfg, const StateStatus *st,
 		        strcmp(PQgetvalue(slot, 0, 0), "true") == 0 ? "active"
 		                                                    : "inactive",
 		        PQgetvalue(slot, 0, 1), PQgetvalue(slot, 0, 2));
+	if (io->n > 0)
+		fprintf(out,
+		        "tables without a key (their INSERTs streamed only): %d, "
+		        "%d diverged\n",
+		        io->n, io->diverged);
+	for (int i = 0; i < io->n; i++)
+		if (io->tables[i].diverged)
+			fprintf(out,
+			        "  %s.%s diverged (%s): %s; cutover refuses it unless "
+			        "run with --diverged=recopy\n",
+			        io->tables[i].src_schema, io->tables[i].src_name,
+			        io->tables[i].diverged_at[0] ? io->tables[i].diverged_at
+			                                     : "now",
+			        io->tables[i].reason);
 	if (st->last_error != NULL)
 		fprintf(out, "last error (%s): %s\n", st->last_error_at,
 		        st->last_error);
+}
+
+/*
+ * The keyless tables, streamed for their inserts only: what the source's
+ * statistics say now, or what the stream last recorded without the source.
+ * status changes nothing, so a newly found divergence is shown, not
+ * recorded.
+ */
+static bool
+status_insert_only(const State *state, PgConn *src, InsertOnlyWatch *io,
+                   Error *err)
+{
+	Error serr = ERR_INIT;
+
+	memset(io, 0, sizeof(*io));
+	if (src != NULL && insert_only_watch(src, state, false, io, &serr))
+		return true;
+	if (err_is_set(&serr))
+		log_warn("source: %s", serr.message);
+	if (!state_insert_only_load(state, &io->tables, &io->n, err))
+		return false;
+	for (int i = 0; i < io->n; i++)
+		io->diverged += io->tables[i].diverged;
+	return true;
 }
 
 /* The task slot's state on the source, or NULL when it cannot be read. */
@@ -209,10 +266,12 @@ task_status(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	PGresult *slot = NULL;
 	State state;
 	StateStatus st;
+	InsertOnlyWatch io;
 	bool exists = false, ok = false;
 
 	(void) stop;
 	memset(&st, 0, sizeof(st));
+	memset(&io, 0, sizeof(io));
 	if (!pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide status",
 	                2000, &tgt, err) ||
 	    !state_attach(&state, tgt, cfg->state_schema, cfg->task, &exists, err))
@@ -230,12 +289,15 @@ task_status(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	/* the source is optional: say what we know without it */
 	if (cfg->source_uri != NULL)
 		slot = status_slot(cfg, st.task.slot_name, &src);
+	if (!status_insert_only(&state, src, &io, err))
+		goto out;
 	if (cfg->output_json)
-		status_json(stdout, cfg, &st, slot);
+		status_json(stdout, cfg, &st, slot, &io);
 	else
-		status_text(stdout, cfg, &st, slot);
+		status_text(stdout, cfg, &st, slot, &io);
 	ok = true;
 out:
+	insert_only_watch_free(&io);
 	state_status_free(&st);
 	PQclear(slot);
 	pg_close(src);

@@ -5,16 +5,18 @@
  *   (slot active)   (wait)      (revoke,   (every xid       (origin on the
  *                               read-only,  before the        target passes
  *                               command)    fence ended)      the marker)
- *        ──► sequences ──► final validation ──► stream stop ──► report
- *            (+ margin)     (counts or full)    (point of no return)
+ *        ──► resync ──► sequences ──► final validation ──► stream stop
+ *            (unlogged,    (+ margin)     (counts or full)    (point of no
+ *             diverged                                          return)
+ *             keyless)                   ──► report
  *
  * The running migrate is told to stop through the task's state
  * (cutover_stop_lsn), and only after every other step has succeeded: until
  * then a failure undoes the fence and the task keeps replicating, so the
  * user is never left with a fenced source and a target that is not ready.
  * The fence stays in place after success: the application moves to the
- * target. Nothing here writes to the target's tables; the source gets only
- * the fence and the marker.
+ * target. Only resync.c writes to the target's tables (those the stream
+ * cannot carry); the source gets only the fence and the marker.
  */
 #include "cutover/cutover.h"
 
@@ -646,9 +648,11 @@ cutover_command(const TaskConfig *cfg, atomic_int *stop, Error *err)
 		return false;
 	}
 	cutover_step_done(&c, "task \"%s\" is following the source", cfg->task);
-	ok = wait_lag(&c, err) && fence_up(&c, err) && wait_in_flight(&c, err) &&
-	     write_marker(&c, err) && sync_sequences(&c, err) &&
-	     final_validation(&c, err) && stop_stream(&c, err);
+	ok = resync_precheck(&c, err) && wait_lag(&c, err) && fence_up(&c, err) &&
+	     wait_in_flight(&c, err) && write_marker(&c, err) &&
+	     resync_tables(&c, err) && resync_large_objects(&c, err) &&
+	     sync_sequences(&c, err) && final_validation(&c, err) &&
+	     stop_stream(&c, err);
 	/* only a report: counted once the window has closed */
 	if (ok)
 		count_late_writes(&c);

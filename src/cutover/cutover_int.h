@@ -61,6 +61,29 @@ void cutover_wall_text(char *buf, size_t cap);
 void cutover_step_done(Cutover *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* ---- resync.c ---- */
+
+/*
+ * Refuses, changing nothing, a revoke fence while the source has large
+ * objects (it cannot stop their writes), and, naming them, keyless tables
+ * that saw an UPDATE or DELETE unless the task copies them again
+ * (cutover.diverged).
+ */
+bool resync_precheck(Cutover *c, Error *err);
+
+/*
+ * Fenced, with every streamed change on the target: looks at the keyless
+ * tables once more (refusing as above), then copies again the unlogged
+ * tables and the diverged keyless ones the task copies again.
+ */
+bool resync_tables(Cutover *c, Error *err);
+
+/*
+ * Fenced: brings the target's large objects up to the source's (created,
+ * changed, dropped ones), each in one target transaction.
+ */
+bool resync_large_objects(Cutover *c, Error *err);
+
 /* ---- fence.c ---- */
 
 /*

@@ -70,6 +70,8 @@ open_source(Worker *w, bool *lost, Error *err)
 	if (!pg_exec(w->src, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
 	             err))
 		return false;
+	if (run->snapshot == NULL)
+		return true;
 	lit = pg_quote_literal(run->snapshot);
 	if (lit == NULL)
 		return err_set(err, ERR_INTERNAL, "out of memory");
@@ -415,4 +417,50 @@ copy_run(CopyRun *run, bool *snapshot_lost, Error *err)
 	free(workers);
 	*snapshot_lost = atomic_load(&sh.snapshot_lost);
 	return ok;
+}
+
+char *
+copy_column_list(const CatTable *t)
+{
+	size_t cap = 3, len = 0;
+	char *out;
+
+	for (int c = 0; c < t->ncols; c++)
+		cap += strlen(t->cols[c].name) * 2 + 4;
+	out = malloc(cap);
+	if (out == NULL)
+		return NULL;
+	out[len++] = '(';
+	for (int c = 0; c < t->ncols; c++)
+	{
+		char *q = pg_quote_ident(t->cols[c].name);
+
+		if (q == NULL)
+		{
+			free(out);
+			return NULL;
+		}
+		len +=
+		    (size_t) snprintf(out + len, cap - len, "%s%s", c ? ", " : "", q);
+		free(q);
+	}
+	snprintf(out + len, cap - len, ")");
+	return out;
+}
+
+bool
+copy_use_binary(const TaskConfig *cfg, const CatTable *t)
+{
+	switch (cfg->copy_format)
+	{
+		case COPY_FORMAT_TEXT:
+			return false;
+		case COPY_FORMAT_BINARY:
+			return true;
+		case COPY_FORMAT_AUTO:
+			/* A target table of the user's may have other column types. */
+			return cfg->schema_mode == SCHEMA_MODE_CREATE &&
+			       catalog_binary_safe(t);
+	}
+	return false;
 }

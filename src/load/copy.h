@@ -18,8 +18,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/config.h"
 #include "base/err.h"
 #include "load/plan.h"
+#include "pg/catalog.h"
 #include "pg/pg.h"
 
 typedef struct CopyTable
@@ -47,7 +49,8 @@ typedef struct CopyRun
 {
 	const char *source_uri;
 	const char *target_uri;
-	const char *snapshot; /* exported snapshot to import */
+	const char *snapshot; /* exported snapshot to import; NULL when the
+	                         source holds still (cutover, fenced) */
 	CopyTable *tables;
 	const PlanChunk *chunks; /* the chunks to copy, in order */
 	int nchunks;
@@ -67,5 +70,14 @@ typedef struct CopyRun
  * fresh snapshot.
  */
 bool copy_run(CopyRun *run, bool *snapshot_lost, Error *err);
+
+/*
+ * The table's copied columns as COPY names them, "(a, b)": malloc'd, NULL
+ * when out of memory.
+ */
+char *copy_column_list(const CatTable *t);
+
+/* Whether the table is copied in binary (the format the task asks for). */
+bool copy_use_binary(const TaskConfig *cfg, const CatTable *t);
 
 #endif

@@ -27,6 +27,8 @@
 #include "base/log.h"
 #include "base/units.h"
 #include "load/copy.h"
+#include "load/insert_only.h"
+#include "load/lobjects.h"
 #include "load/plan.h"
 #include "load/progress.h"
 #include "load/schema.h"
@@ -110,7 +112,6 @@ build_tables(Load *l, Error *err)
 	{
 		const CatTable *t = &l->cat->tables[i];
 		LoadTable *lt;
-		size_t cap = 3, len = 0;
 
 		if (!t->selected)
 			continue;
@@ -120,24 +121,10 @@ build_tables(Load *l, Error *err)
 		l->ntables++;
 		lt->cat = i;
 		lt->tgt_kind = 'r';
-		for (int c = 0; c < t->ncols; c++)
-			cap += strlen(t->cols[c].name) * 2 + 4;
-		lt->columns = malloc(cap);
+		lt->columns = copy_column_list(t);
 		lt->tgt_qname = strdup(t->qname);
 		if (lt->columns == NULL || lt->tgt_qname == NULL)
 			return err_set(err, ERR_INTERNAL, "out of memory");
-		lt->columns[len++] = '(';
-		for (int c = 0; c < t->ncols; c++)
-		{
-			char *q = pg_quote_ident(t->cols[c].name);
-
-			if (q == NULL)
-				return err_set(err, ERR_INTERNAL, "out of memory");
-			len += (size_t) snprintf(lt->columns + len, cap - len, "%s%s",
-			                         c ? ", " : "", q);
-			free(q);
-		}
-		snprintf(lt->columns + len, cap - len, ")");
 	}
 	return true;
 }
@@ -205,33 +192,66 @@ check_target_tables(Load *l, Error *err)
 	return true;
 }
 
+/*
+ * The task's publications: the tables whose every change can be streamed,
+ * and the keyless ones for their inserts only, whose baselines are saved
+ * first (load/insert_only.h): before the slot exists, so every UPDATE or
+ * DELETE the stream could miss shows in the statistics.
+ */
 static bool
-create_publication(Load *l, Error *err)
+create_publications(Load *l, Error *err)
 {
 	char **names = calloc((size_t) l->ntables + 1, sizeof(char *));
-	int n = 0;
+	char **keyless = calloc((size_t) l->ntables + 1, sizeof(char *));
+	StateInsertOnly *io = calloc((size_t) l->ntables + 1, sizeof(*io));
+	char inserts[64];
+	int n = 0, nk = 0;
 	bool ok;
 
-	if (names == NULL)
+	if (names == NULL || keyless == NULL || io == NULL)
+	{
+		free(names);
+		free(keyless);
+		free(io);
 		return err_set(err, ERR_INTERNAL, "out of memory");
+	}
 	for (int i = 0; i < l->ntables; i++)
 	{
 		CatTable *t = &l->cat->tables[l->tables[i].cat];
 
 		if (t->persistence != 'p')
-			log_warn("table %s is unlogged: it is copied, but its later "
-			         "changes cannot be streamed",
+			log_info("table %s is unlogged: its changes cannot be "
+			         "streamed, so cutover copies it again while the source "
+			         "is fenced",
 			         t->qname);
-		else if (!t->has_identity)
-			log_warn("table %s has no primary key or replica identity: it is "
-			         "copied, but left out of the publication so that the "
-			         "application's UPDATE and DELETE on it keep working",
+		else if (insert_only_table(t))
+		{
+			log_info("table %s has no key: its INSERTs and TRUNCATEs are "
+			         "streamed, and an UPDATE or DELETE on it would be "
+			         "noticed and reported",
 			         t->qname);
+			io[nk].src_schema = t->schema;
+			io[nk].src_name = t->name;
+			io[nk].relid = t->relid;
+			keyless[nk++] = t->qname;
+		}
 		else
 			names[n++] = t->qname;
 	}
-	ok = stream_create_publication(l->src, l->st.publication, names, n, err);
+	insert_only_publication(l->st.publication, inserts, sizeof(inserts));
+	ok = insert_only_baselines(l->src, io, nk, err) &&
+	     state_insert_only_save(&l->state, nk > 0 ? inserts : NULL, io, nk,
+	                            err) &&
+	     (nk == 0 || stream_create_publication(l->src, inserts,
+	                                           l->cat->server_version >= 110000
+	                                               ? "insert, truncate"
+	                                               : "insert",
+	                                           keyless, nk, err)) &&
+	     stream_create_publication(l->src, l->st.publication, NULL, names, n,
+	                               err);
 	free(names);
+	free(keyless);
+	free(io);
 	return ok;
 }
 
@@ -288,7 +308,7 @@ ensure_slot(Load *l, SlotSnapshot *snap, Error *err)
 		                     "(needs a restart), or drop an unused slot "
 		                     "listed in pg_replication_slots");
 	}
-	if (!create_publication(l, err))
+	if (!create_publications(l, err))
 		return false;
 	if (!stream_create_slot(l->cfg->source_uri, l->st.slot_name, false, snap,
 	                        err))
@@ -447,23 +467,6 @@ split_bytes(const Load *l)
 	return share > floor_bytes ? share : floor_bytes;
 }
 
-static bool
-use_binary(const Load *l, const CatTable *t)
-{
-	switch (l->cfg->copy_format)
-	{
-		case COPY_FORMAT_TEXT:
-			return false;
-		case COPY_FORMAT_BINARY:
-			return true;
-		case COPY_FORMAT_AUTO:
-			/* A target table of the user's may have other column types. */
-			return l->cfg->schema_mode == SCHEMA_MODE_CREATE &&
-			       catalog_binary_safe(t);
-	}
-	return false;
-}
-
 /*
  * Starts the load of every unfinished table at the snapshot's point: empties
  * its target and resets its state, in one target transaction.
@@ -504,7 +507,7 @@ start_tables(Load *l, const SlotSnapshot *snap, Error *err)
 		PlanTable pt = {t->bytes, t->blocks, v >= 140000};
 		bool first_of_target = true;
 
-		ct->binary = use_binary(l, t);
+		ct->binary = copy_use_binary(l->cfg, t);
 		if (lt->done)
 		{
 			atomic_store(&ct->chunks_left, 0);
@@ -655,6 +658,52 @@ out:
 	free(pts);
 	free(map);
 	return ok;
+}
+
+/*
+ * The large objects, as of the tables' snapshot when it is still there (a
+ * later pass at cutover brings them up to date in any case), in a session
+ * of their own so the load's stays free. A kill here is resumed by the
+ * next run's pass, which skips what was copied.
+ */
+static bool
+copy_large_objects(Load *l, const SlotSnapshot *snap, Error *err)
+{
+	PgConn *src = NULL;
+	LoSync r;
+	int64_t n, t0 = clock_ms();
+	char size[32], *lit = NULL;
+	bool ok;
+
+	if (!lobjects_count(l->src, &n, err))
+		return false;
+	if (n == 0)
+		return true;
+	ok = pg_connect(l->cfg->source_uri, ERR_SOURCE, PG_CONN_SQL, "pgtide copy",
+	                10000, &src, err) &&
+	     pg_exec(src, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err);
+	if (ok && snap->conn != NULL &&
+	    ((lit = pg_quote_literal(snap->snapshot)) == NULL ||
+	     !pg_execf(src, err, "SET TRANSACTION SNAPSHOT %s", lit)))
+	{
+		log_info("large objects: the tables' snapshot is gone (%s); copying "
+		         "them as they are now",
+		         err->message);
+		err_clear(err);
+		ok = pg_exec(src, "ROLLBACK", err) &&
+		     pg_exec(src, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+		             err);
+	}
+	free(lit);
+	ok = ok && lobjects_sync(src, l->tgt, &l->state, l->stop, &r, err);
+	pg_close(src);
+	if (!ok)
+		return err_prefix(err, "large objects: ");
+	units_format_bytes(r.bytes, size, sizeof(size));
+	log_info("large objects: %lld on the source, %lld copied (%s), in %.1f s",
+	         (long long) r.seen, (long long) r.copied, size,
+	         (double) (clock_ms() - t0) / 1000.0);
+	return true;
 }
 
 static bool
@@ -956,6 +1005,8 @@ load_run(const TaskConfig *cfg, atomic_int *stop, Error *err)
 		if (!early_build_finish(&early, err))
 			goto out;
 	}
+	if (interrupted(&l, err) || !copy_large_objects(&l, &snap, err))
+		goto out;
 	log_info("copy phase done in %.1f s (%.1f s since start)",
 	         (double) (clock_ms() - copy_start_ms) / 1000.0,
 	         (double) (clock_ms() - l.start_ms) / 1000.0);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/buf.h"
 #include "base/clock.h"
 
 /* Microseconds between the Unix epoch and PostgreSQL's (2000-01-01). */
@@ -130,13 +131,13 @@ stream_drop_slot(PgConn *src, const char *slot, Error *err)
 }
 
 bool
-stream_create_publication(PgConn *src, const char *name, char *const *qtables,
-                          int ntables, Error *err)
+stream_create_publication(PgConn *src, const char *name, const char *publish,
+                          char *const *qtables, int ntables, Error *err)
 {
 	const char *params[1] = {name};
 	PGresult *res;
-	char *qname, *sql;
-	size_t cap, len;
+	char *qname;
+	Buf sql = BUF_INIT(STREAM_PUBLICATION_SQL_MAX);
 	bool exists, ok;
 
 	if (!pg_query(src, "SELECT 1 FROM pg_publication WHERE pubname = $1", 1,
@@ -149,23 +150,15 @@ stream_create_publication(PgConn *src, const char *name, char *const *qtables,
 	qname = pg_quote_ident(name);
 	if (qname == NULL)
 		return err_set(err, ERR_INTERNAL, "out of memory");
-	cap = strlen(qname) + 64;
-	for (int i = 0; i < ntables; i++)
-		cap += strlen(qtables[i]) + 2;
-	sql = malloc(cap);
-	if (sql == NULL)
-	{
-		free(qname);
-		return err_set(err, ERR_INTERNAL, "out of memory");
-	}
-	len = (size_t) snprintf(sql, cap, "CREATE PUBLICATION %s%s", qname,
-	                        ntables > 0 ? " FOR TABLE " : "");
-	for (int i = 0; i < ntables; i++)
-		len += (size_t) snprintf(sql + len, cap - len, "%s%s", i ? ", " : "",
-		                         qtables[i]);
-	ok = pg_exec(src, sql, err);
-	free(sql);
+	buf_printf(&sql, NULL, "CREATE PUBLICATION %s%s", qname,
+	           ntables > 0 ? " FOR TABLE " : "");
 	free(qname);
+	for (int i = 0; i < ntables; i++)
+		buf_printf(&sql, NULL, "%s%s", i ? ", " : "", qtables[i]);
+	if (publish != NULL)
+		buf_printf(&sql, NULL, " WITH (publish = '%s')", publish);
+	ok = buf_check(&sql, err) && pg_exec(src, buf_str(&sql), err);
+	buf_free(&sql);
 	if (!ok)
 		return err_prefix(err, "could not create publication \"%s\": ", name);
 	return true;
@@ -186,20 +179,35 @@ stream_free_slots(PgConn *src, int *free_slots, Error *err)
 }
 
 bool
-stream_start(const char *source_uri, const char *slot, const char *publication,
-             Lsn start_lsn, int *proto_version, StreamConn **out, Error *err)
+stream_start(const char *source_uri, const char *slot,
+             const char *const *publications, int npublications, Lsn start_lsn,
+             int *proto_version, StreamConn **out, Error *err)
 {
 	StreamConn *s;
 	PGresult *res;
-	/* an identifier inside a string: quoted as both, so no name can end
-	   the literal */
-	char *ident = pg_quote_ident(publication);
-	char *pub = ident != NULL ? pg_quote_literal(ident) : NULL;
-	char *sql = NULL;
+	Buf names = BUF_INIT(STREAM_PUBLICATION_SQL_MAX);
+	char *pub, *sql = NULL;
 	int v, proto;
 
-	free(ident);
 	*out = NULL;
+	/* identifiers inside a string: quoted as both, so no name can end the
+	   literal */
+	for (int i = 0; i < npublications; i++)
+	{
+		char *ident = pg_quote_ident(publications[i]);
+
+		if (ident == NULL)
+		{
+			buf_free(&names);
+			return err_set(err, ERR_INTERNAL, "out of memory");
+		}
+		buf_printf(&names, NULL, "%s%s", i ? "," : "", ident);
+		free(ident);
+	}
+	if (!buf_check(&names, err))
+		return false;
+	pub = pg_quote_literal(buf_str(&names));
+	buf_free(&names);
 	if (pub == NULL)
 		return err_set(err, ERR_INTERNAL, "out of memory");
 	s = calloc(1, sizeof(*s));

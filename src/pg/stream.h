@@ -54,14 +54,21 @@ bool stream_slot_exists(PgConn *src, const char *slot, bool *exists,
 /* Drops the slot if it exists (and is not in use). */
 bool stream_drop_slot(PgConn *src, const char *slot, Error *err);
 
+/* a publication's CREATE statement or a list of names: room for 100,000
+ * tables of long quoted names */
+#define STREAM_PUBLICATION_SQL_MAX ((size_t) 64 << 20)
+
 /*
  * Creates the publication over the given tables ("schema"."name" each) unless
- * one of that name exists. Tables are added as they are: the caller leaves
- * out any table whose UPDATE/DELETE could not be replicated, because such a
- * table in a publication makes the application's writes fail.
+ * one of that name exists; publish, when not NULL, is its publish option
+ * ("insert, truncate"). Tables are added as they are: the caller leaves out
+ * of a publication of UPDATE and DELETE any table whose UPDATE/DELETE could
+ * not be replicated, because such a table in it makes the application's
+ * writes fail.
  */
 bool stream_create_publication(PgConn *src, const char *name,
-                               char *const *qtables, int ntables, Error *err);
+                               const char *publish, char *const *qtables,
+                               int ntables, Error *err);
 
 /* Free replication slots on the source (max_replication_slots - used). */
 bool stream_free_slots(PgConn *src, int *free_slots, Error *err);
@@ -91,14 +98,16 @@ typedef struct StreamEvent
 } StreamEvent;
 
 /*
- * Connects and starts streaming slot from start_lsn with pgoutput. The
+ * Connects and starts streaming slot from start_lsn with pgoutput, over
+ * the changes of the given publications (at least one). The
  * protocol version is the highest the server supports up to 2 (2 streams
  * large in-progress transactions); *proto_version receives it. On success
  * *out is the stream, closed with stream_close().
  */
 bool stream_start(const char *source_uri, const char *slot,
-                  const char *publication, Lsn start_lsn, int *proto_version,
-                  StreamConn **out, Error *err);
+                  const char *const *publications, int npublications,
+                  Lsn start_lsn, int *proto_version, StreamConn **out,
+                  Error *err);
 
 /*
  * Waits up to timeout_ms for one message. A closed stream or a protocol

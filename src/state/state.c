@@ -44,6 +44,12 @@ static const char *const state_ddl =
     " started_at timestamptz,"
     " done_at timestamptz,"
     " PRIMARY KEY (task, src_schema, src_name));"
+    /* large objects pgtide copied, and what they held (load/lobjects.c) */
+    "CREATE TABLE IF NOT EXISTS @S.large_objects ("
+    " task text NOT NULL REFERENCES @S.task ON DELETE CASCADE,"
+    " lo oid NOT NULL,"
+    " digest text NOT NULL,"
+    " PRIMARY KEY (task, lo));"
     "CREATE TABLE IF NOT EXISTS @S.chunks ("
     " task text NOT NULL,"
     " src_schema text NOT NULL,"
@@ -86,7 +92,18 @@ static const char *const state_ddl =
     " ADD COLUMN IF NOT EXISTS last_error_at timestamptz,"
     " ADD COLUMN IF NOT EXISTS cdc_outage text,"
     " ADD COLUMN IF NOT EXISTS cutover_stop_lsn pg_lsn,"
-    " ADD COLUMN IF NOT EXISTS cutover_undo text;"
+    " ADD COLUMN IF NOT EXISTS cutover_undo text,"
+    " ADD COLUMN IF NOT EXISTS insert_publication text;"
+    /* keyless tables streamed for their inserts only (insert_only.c) */
+    "CREATE TABLE IF NOT EXISTS @S.insert_only ("
+    " task text NOT NULL REFERENCES @S.task ON DELETE CASCADE,"
+    " src_schema text NOT NULL,"
+    " src_name text NOT NULL,"
+    " relid oid NOT NULL,"
+    " baseline bigint NOT NULL,"
+    " diverged_at timestamptz,"
+    " reason text,"
+    " PRIMARY KEY (task, src_schema, src_name));"
     /* pgtide validate's results */
     "CREATE TABLE IF NOT EXISTS @S.validation_runs ("
     " id bigserial PRIMARY KEY,"
@@ -308,7 +325,8 @@ phase_parse(const char *text, StatePhase *out, Error *err)
 /* The task row's columns in the order task_from_row reads them. */
 #define TASK_COLUMNS                                                     \
 	"slot_name, publication, coalesce(consistent_lsn::text, ''), phase," \
-	" schema_done, runs"
+	" schema_done, runs, coalesce(insert_publication, '')"
+#define TASK_NCOLUMNS 7
 
 static bool
 task_from_row(const PGresult *res, int col, StateTask *out, Error *err)
@@ -322,6 +340,8 @@ task_from_row(const PGresult *res, int col, StateTask *out, Error *err)
 		out->consistent_lsn = LSN_INVALID;
 	out->schema_done = PQgetvalue(res, 0, col + 4)[0] == 't';
 	out->run = (int) strtol(PQgetvalue(res, 0, col + 5), NULL, 10);
+	snprintf(out->insert_publication, sizeof(out->insert_publication), "%s",
+	         PQgetvalue(res, 0, col + 6));
 	return phase_parse(PQgetvalue(res, 0, col + 3), &out->phase, err);
 }
 
@@ -555,21 +575,25 @@ status_task(const State *s, StateStatus *out, bool *oom, Error *err)
 		return err_hint(err, "name it with --task");
 	}
 	ok = task_from_row(res, 0, &out->task, err);
-	text_field(res, 0, 6, out->updated_at, sizeof(out->updated_at));
-	out->cdc.applied_lsn = lsn_field(res, 0, 7);
-	out->cdc.flushed_lsn = lsn_field(res, 0, 8);
-	out->cdc.source_lsn = lsn_field(res, 0, 9);
-	out->cdc.lag_bytes = int_field(res, 0, 10);
-	out->cdc.lag_seconds = float_field(res, 0, 11);
-	out->cdc.txns = int_field(res, 0, 12);
-	out->cdc.changes = int_field(res, 0, 13);
-	out->cdc.txns_per_s = float_field(res, 0, 14);
-	out->cdc.changes_per_s = float_field(res, 0, 15);
-	out->has_cdc = !PQgetisnull(res, 0, 16);
-	text_field(res, 0, 16, out->cdc_updated_at, sizeof(out->cdc_updated_at));
-	out->last_error = state_dup(res, 0, 17, oom);
-	text_field(res, 0, 18, out->last_error_at, sizeof(out->last_error_at));
-	text_field(res, 0, 19, out->cdc.outage, sizeof(out->cdc.outage));
+	text_field(res, 0, TASK_NCOLUMNS + 0, out->updated_at,
+	           sizeof(out->updated_at));
+	out->cdc.applied_lsn = lsn_field(res, 0, TASK_NCOLUMNS + 1);
+	out->cdc.flushed_lsn = lsn_field(res, 0, TASK_NCOLUMNS + 2);
+	out->cdc.source_lsn = lsn_field(res, 0, TASK_NCOLUMNS + 3);
+	out->cdc.lag_bytes = int_field(res, 0, TASK_NCOLUMNS + 4);
+	out->cdc.lag_seconds = float_field(res, 0, TASK_NCOLUMNS + 5);
+	out->cdc.txns = int_field(res, 0, TASK_NCOLUMNS + 6);
+	out->cdc.changes = int_field(res, 0, TASK_NCOLUMNS + 7);
+	out->cdc.txns_per_s = float_field(res, 0, TASK_NCOLUMNS + 8);
+	out->cdc.changes_per_s = float_field(res, 0, TASK_NCOLUMNS + 9);
+	out->has_cdc = !PQgetisnull(res, 0, TASK_NCOLUMNS + 10);
+	text_field(res, 0, TASK_NCOLUMNS + 10, out->cdc_updated_at,
+	           sizeof(out->cdc_updated_at));
+	out->last_error = state_dup(res, 0, TASK_NCOLUMNS + 11, oom);
+	text_field(res, 0, TASK_NCOLUMNS + 12, out->last_error_at,
+	           sizeof(out->last_error_at));
+	text_field(res, 0, TASK_NCOLUMNS + 13, out->cdc.outage,
+	           sizeof(out->cdc.outage));
 	PQclear(res);
 	return ok;
 }

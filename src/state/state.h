@@ -95,7 +95,8 @@ typedef struct StateTask
 	bool exists;
 	char slot_name[64];
 	char publication[64];
-	Lsn consistent_lsn; /* LSN_INVALID until the slot exists */
+	char insert_publication[64]; /* the keyless tables' one; "" for none */
+	Lsn consistent_lsn;          /* LSN_INVALID until the slot exists */
 	StatePhase phase;
 	bool schema_done;
 	int run; /* this run's number (1 for the first); runs so far when read */
@@ -193,6 +194,71 @@ typedef struct StateStatus
 bool state_status_read(const State *s, StateStatus *out, Error *err);
 
 void state_status_free(StateStatus *st);
+
+/* ---- insert-only tables (insert_only.c) ---- */
+
+/*
+ * A table without a key, streamed for its INSERT and TRUNCATE only, and
+ * what its source's statistics said: baseline is n_tup_upd + n_tup_del
+ * read before the slot existed, so any UPDATE or DELETE since then shows.
+ */
+typedef struct StateInsertOnly
+{
+	char *src_schema; /* owned */
+	char *src_name;   /* owned */
+	uint32_t relid;   /* on the source */
+	int64_t baseline;
+	bool diverged;
+	char diverged_at[40]; /* "" while not diverged */
+	char reason[200];
+} StateInsertOnly;
+
+/*
+ * Records the task's insert-only publication (NULL: none) and its tables
+ * with their baselines, replacing what a run that stopped before its slot
+ * existed had recorded: one statement, so a kill leaves the old or the new.
+ */
+bool state_insert_only_save(const State *s, const char *publication,
+                            const StateInsertOnly *t, int n, Error *err);
+
+/* Every insert-only table; *out is freed with state_insert_only_free(). */
+bool state_insert_only_load(const State *s, StateInsertOnly **out, int *n,
+                            Error *err);
+
+void state_insert_only_free(StateInsertOnly *t, int n);
+
+/*
+ * Records that the table diverged, and why, unless it already had; the
+ * first time is kept.
+ */
+bool state_insert_only_diverged(const State *s, const char *src_schema,
+                                const char *src_name, const char *reason,
+                                Error *err);
+
+/* ---- large objects (large_objects.c) ---- */
+
+/*
+ * The digests of the large objects pgtide copied with an oid in
+ * [first, last], ascending by oid, into oids/digests (parallel, cap
+ * entries; digests of STATE_LO_DIGEST bytes); *n gets how many.
+ */
+#define STATE_LO_DIGEST 33
+bool state_lo_range(const State *s, uint32_t first, uint32_t last,
+                    uint32_t *oids, char (*digests)[STATE_LO_DIGEST], int cap,
+                    int *n, Error *err);
+
+/*
+ * Up to cap oids of copied large objects above `after`, ascending; *n gets
+ * how many (fewer than cap: the last batch).
+ */
+bool state_lo_after(const State *s, uint32_t after, uint32_t *oids, int cap,
+                    int *n, Error *err);
+
+/* Records a copied large object and its digest, in the caller's transaction. */
+bool state_lo_set(const State *s, uint32_t oid, const char *digest, Error *err);
+
+/* Forgets a large object, in the caller's transaction. */
+bool state_lo_forget(const State *s, uint32_t oid, Error *err);
 
 /* ---- tables and chunks of the full load (steps.c) ---- */
 

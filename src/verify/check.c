@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "load/insert_only.h"
 #include "load/source.h"
 #include "state/state.h"
 #include "verify/check_int.h"
@@ -206,6 +207,34 @@ open_session(const char *uri, ErrKind side, PgConn **out, char *db,
 	                      err);
 }
 
+/* The task's keyless tables that saw an UPDATE or DELETE since its load. */
+static bool
+check_insert_only(Check *c, const State *state, Error *err)
+{
+	InsertOnlyWatch w;
+
+	if (!insert_only_watch(c->src, state, false, &w, err))
+		return false;
+	for (int i = 0; i < w.n; i++)
+	{
+		const StateInsertOnly *t = &w.tables[i];
+		char object[300];
+
+		if (!t->diverged)
+			continue;
+		snprintf(object, sizeof(object), "%s.%s", t->src_schema, t->src_name);
+		check_add(c, CHECK_ID_INSERT_ONLY_DIVERGED, CHECK_WARNING, object,
+		          "the table has no key, so only its INSERTs and TRUNCATEs "
+		          "are streamed: the target's copy has diverged from the "
+		          "source's, and cutover refuses it",
+		          "pgtide cutover --diverged=recopy copies it again while "
+		          "the source is fenced",
+		          "%s", t->reason);
+	}
+	insert_only_watch_free(&w);
+	return true;
+}
+
 static bool
 read_state(Check *c, Error *err)
 {
@@ -234,7 +263,9 @@ read_state(Check *c, Error *err)
 	c->has_point = task.consistent_lsn != LSN_INVALID;
 	c->schema_done = task.schema_done;
 	c->load_done = task.phase >= STATE_PHASE_LOADED;
-	if (!state_tables_load(&state, &tables, &n, err))
+	if (!state_tables_load(&state, &tables, &n, err) ||
+	    (task.insert_publication[0] != '\0' &&
+	     !check_insert_only(c, &state, err)))
 		goto out;
 	c->reg = calloc((size_t) n + 1, sizeof(CheckRegistered));
 	if (c->reg == NULL)

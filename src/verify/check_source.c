@@ -393,15 +393,15 @@ check_table_kinds(Check *c)
 		if (t->persistence != 'p')
 		{
 			snprintf(fix, sizeof(fix),
-			         "ALTER TABLE %s SET LOGGED (rewrites the table); or "
-			         "leave it out with -T %s; or accept a one-time copy "
-			         "with --skip-check=unlogged_table",
-			         check_shown(c, i), check_shown(c, i));
+			         "nothing; or leave it out with -T %s if the target "
+			         "does not need its rows",
+			         check_shown(c, i));
 			check_add(
-			    c, CHECK_ID_UNLOGGED_TABLE, CHECK_BLOCKER, check_shown(c, i),
+			    c, CHECK_ID_UNLOGGED_TABLE, CHECK_INFO, check_shown(c, i),
 			    "an unlogged table writes no WAL, so its changes cannot be "
-			    "streamed: the target would keep the rows of the load and "
-			    "miss every change after it",
+			    "streamed: the load copies it (UNLOGGED on the target too) "
+			    "and cutover copies it again while the source is fenced, "
+			    "which lengthens the write downtime by its copy time",
 			    fix, "the table is UNLOGGED");
 			continue;
 		}
@@ -420,16 +420,19 @@ check_table_kinds(Check *c)
 				break;
 		}
 		snprintf(fix, sizeof(fix),
-		         "add a primary key; or ALTER TABLE %s REPLICA IDENTITY FULL "
-		         "(or USING INDEX on a unique index of NOT NULL columns); or "
-		         "leave it out with -T %s and move it with pgtide copy",
-		         check_shown(c, i), check_shown(c, i));
+		         "nothing, if the table only ever receives INSERTs (a log, "
+		         "an audit trail); otherwise add a primary key, or ALTER "
+		         "TABLE %s REPLICA IDENTITY FULL, before the migration",
+		         check_shown(c, i));
 		check_add(
-		    c, CHECK_ID_NO_REPLICA_IDENTITY, CHECK_BLOCKER, check_shown(c, i),
-		    "its UPDATE and DELETE cannot be replicated: in the publication "
-		    "they would fail on the source, outside it the target would "
-		    "miss them; pgtide never makes a source write fail, so this "
-		    "cannot be skipped",
+		    c, CHECK_ID_NO_REPLICA_IDENTITY, CHECK_WARNING, check_shown(c, i),
+		    "an UPDATE or DELETE cannot be streamed without a key, so the "
+		    "table is streamed for its INSERTs and TRUNCATEs only, in a "
+		    "publication of its own that lets the source's UPDATE and "
+		    "DELETE on it work as before; pgtide watches the source's "
+		    "statistics for an UPDATE or DELETE on it, and cutover refuses "
+		    "a table that saw one unless told to copy it again while the "
+		    "source is fenced (--diverged=recopy)",
 		    fix, "%s", what);
 	}
 }
@@ -724,14 +727,17 @@ check_large_objects(Check *c, Error *err)
 		return false;
 	n = strtoll(buf, NULL, 10);
 	if (n > 0)
-		check_add(c, CHECK_ID_LARGE_OBJECTS, CHECK_BLOCKER, "source",
-		          "pgtide copies table rows only: large objects are neither "
-		          "copied nor carried by logical decoding, so OIDs stored in "
-		          "columns would point at nothing on the target",
-		          "move them yourself before cutover (pg_dump --blobs, or "
-		          "lo_export/lo_import), or keep the data in bytea columns; "
-		          "--skip-check=large_objects if they are not needed",
-		          "%lld large object%s in the source database", n,
-		          n == 1 ? "" : "s");
+		check_add(
+		    c, CHECK_ID_LARGE_OBJECTS,
+		    c->cfg->cutover_fence == FENCE_REVOKE ? CHECK_WARNING : CHECK_INFO,
+		    "source",
+		    "logical decoding does not carry large objects: the load copies "
+		    "them (contents, owner, grants), and cutover copies those "
+		    "created or changed since, and removes those dropped, while the "
+		    "source is fenced; cutover's revoke fence cannot stop writes to "
+		    "large objects (creating one needs no privilege), so cutover "
+		    "refuses it while the source has any",
+		    "run cutover with --fence read_only, or with a fence command",
+		    "%lld large object%s in the source database", n, n == 1 ? "" : "s");
 	return true;
 }

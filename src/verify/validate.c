@@ -89,6 +89,7 @@
 #include "base/log.h"
 #include "pg/catalog.h"
 #include "pg/pg.h"
+#include "state/state.h"
 #include "verify/validate_int.h"
 
 static void
@@ -96,8 +97,28 @@ run_free(VRun *r)
 {
 	tables_free(r->tables, r->ntables);
 	r->tables = NULL;
+	insert_only_watch_free(&r->io);
 	pthread_mutex_destroy(&r->lock);
 	pthread_cond_destroy(&r->cond);
+}
+
+/*
+ * The task's keyless tables, streamed for their inserts only: one that saw
+ * an UPDATE or DELETE differs whatever its rows say now, and is recorded
+ * as diverged. Nothing to watch without the task's state.
+ */
+static bool
+watch_insert_only(VRun *r, PgConn *src, PgConn *state_conn, Error *err)
+{
+	State state;
+	bool exists = false;
+
+	if (!state_attach(&state, state_conn, r->cfg->state_schema, r->cfg->task,
+	                  &exists, err))
+		return false;
+	if (!exists)
+		return true;
+	return insert_only_watch(src, &state, true, &r->io, err);
 }
 
 /*
@@ -156,6 +177,8 @@ run_validation(VRun *r, Error *err)
 			r->run_id = -1;
 		}
 	}
+	if (!watch_insert_only(r, src, state, err))
+		goto out;
 	pg_close(src);
 	pg_close(tgt);
 	src = tgt = NULL;
@@ -232,7 +255,20 @@ validate_command(const TaskConfig *cfg, atomic_int *stop, Error *err)
 			print_text(&r, stdout);
 		fflush(stdout);
 		result_summarize(&r, &s, &ranges, &checked);
-		if (s.tables_differing > 0 || s.differences > 0)
+		if (r.io.diverged > 0 && s.tables_differing == 0 && s.differences == 0)
+		{
+			char names[512];
+
+			insert_only_names(&r.io, names, sizeof(names));
+			err_set(err, ERR_DIFFERENT,
+			        "%d tables without a key diverged: %s saw an UPDATE or "
+			        "DELETE on the source that the stream cannot carry",
+			        r.io.diverged, names);
+			err_hint(err, "pgtide cutover --diverged=recopy copies them "
+			              "again while the source is fenced");
+			ok = false;
+		}
+		else if (s.tables_differing > 0 || s.differences > 0)
 		{
 			err_set(err, ERR_DIFFERENT,
 			        "%d of %d tables differ (%" PRId64 " differences)",

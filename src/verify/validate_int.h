@@ -23,6 +23,7 @@
 #include "base/config.h"
 #include "base/err.h"
 #include "base/lsn.h"
+#include "load/insert_only.h"
 #include "pg/catalog.h"
 #include "pg/pg.h"
 #include "verify/validate.h"
@@ -130,6 +131,7 @@ typedef struct VRun
 	char slot[128];
 	int64_t run_id; /* validation_runs.id, or -1 */
 	int64_t started_ms;
+	InsertOnlyWatch io; /* keyless tables that saw an UPDATE or DELETE */
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;

@@ -101,6 +101,21 @@ print_json(const VRun *r, FILE *out)
 		}
 		fputs("]}", out);
 	}
+	fputs("],\"diverged\":[", out);
+	for (int i = 0, shown = 0; i < r->io.n; i++)
+	{
+		const StateInsertOnly *t = &r->io.tables[i];
+		char name[300];
+
+		if (!t->diverged)
+			continue;
+		snprintf(name, sizeof(name), "%s.%s", t->src_schema, t->src_name);
+		fputs(shown++ ? ",{\"table\":" : "{\"table\":", out);
+		json_write_string(out, name);
+		fputs(",\"reason\":", out);
+		json_write_string(out, t->reason);
+		fputc('}', out);
+	}
 	fputs("]}\n", out);
 }
 
@@ -161,6 +176,16 @@ print_text(const VRun *r, FILE *out)
 		if (t->res.differences > t->res.nshown)
 			fprintf(out, "      ... and %" PRId64 " more\n",
 			        t->res.differences - t->res.nshown);
+	}
+	for (int i = 0; i < r->io.n; i++)
+	{
+		const StateInsertOnly *t = &r->io.tables[i];
+		char name[300];
+
+		if (!t->diverged)
+			continue;
+		snprintf(name, sizeof(name), "%s.%s", t->src_schema, t->src_name);
+		fprintf(out, "  %-40s %-9s %s\n", name, "DIVERGED", t->reason);
 	}
 	if (s.tables_differing == 0)
 		fprintf(out, "equal: %" PRId64 " rows on each side (run %" PRId64 ")\n",

@@ -138,24 +138,6 @@ def test_identity_always_columns_follow(pgtide, source_db, target_db, policy):
     assert p.stop() == 0
 
 
-def test_tables_that_cannot_be_replicated_are_refused(pgtide, source_db, target_db):
-    source_db.execute("CREATE TABLE ok (id int PRIMARY KEY);"
-                      " CREATE TABLE nokey (a int);"
-                      " CREATE UNLOGGED TABLE scratch (id int PRIMARY KEY)")
-    r = pgtide.run("migrate", "--source", source_db.uri, "--target", target_db.uri)
-    # pgtide check's blockers stop migrate before anything is created
-    assert r.returncode == 6
-    assert "check found 2 blockers: no_replica_identity, unlogged_table" \
-        in r.stderr
-    assert "public.nokey" in r.stderr and "public.scratch" in r.stderr
-    assert "REPLICA IDENTITY FULL" in r.stderr
-    assert source_db.query_one("SELECT count(*) FROM pg_replication_slots") == 0
-    r = pgtide.start("migrate", "--source", source_db.uri, "--target",
-                     target_db.uri, "-T", "nokey", "-T", "scratch")
-    r.wait_for_output("streaming from slot")
-    assert r.stop() == 0
-
-
 @pytest.mark.parametrize("policy", ["stop", "skip", "upsert"])
 def test_conflict_policies(pgtide, source_db, target_db, policy):
     source_db.execute("CREATE TABLE t (id int PRIMARY KEY, v text);"

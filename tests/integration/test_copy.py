@@ -77,7 +77,8 @@ def test_text_format_and_table_selection(pgtide, source_db, target_db):
 
 def test_no_key_table_stays_writable_on_source(pgtide, source_db, target_db):
     """A table without a key must not be published for UPDATE/DELETE: the
-    application's writes on it would start failing."""
+    application's writes on it would start failing. It is published for
+    INSERT and TRUNCATE, in a publication of its own."""
     source_db.execute("""
         CREATE TABLE nokey (a int, b text);
         INSERT INTO nokey VALUES (1, 'x'), (1, 'x'), (2, 'y');
@@ -85,13 +86,16 @@ def test_no_key_table_stays_writable_on_source(pgtide, source_db, target_db):
     """)
     r = pgtide.run(*copy_args(source_db, target_db))
     assert r.returncode == 0, r.stderr
-    assert "nokey" in r.stderr and "left out of the publication" in r.stderr
+    assert "nokey" in r.stderr and "has no key" in r.stderr
     source_db.execute("UPDATE nokey SET b = 'z' WHERE a = 1")
     source_db.execute("DELETE FROM nokey WHERE a = 2")
     published = {t for (t,) in source_db.query(
         "SELECT tablename FROM pg_publication_tables"
         " WHERE pubname = 'pgtide_default'")}
     assert published == {"keyed"}
+    assert source_db.query(
+        "SELECT tablename FROM pg_publication_tables"
+        " WHERE pubname = 'pgtide_default_inserts'") == [("nokey",)]
     assert sorted(target_db.query("SELECT a, b FROM nokey")) == [
         (1, "x"), (1, "x"), (2, "y")]
 

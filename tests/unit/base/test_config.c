@@ -731,6 +731,8 @@ test_set_every_key(void **state)
 	                       "option --sequence-margin", &err));
 	assert_true(config_set(&cfg, "cutover.validate", "full",
 	                       "option --final-validation", &err));
+	assert_true(config_set(&cfg, "cutover.diverged", "recopy",
+	                       "option --diverged", &err));
 	assert_false(err_is_set(&err));
 	assert_string_equal(cfg.check_skip.items[0], "wal_retention");
 	assert_true(cfg.check_wal_free_bytes == INT64_C(2) * 1024 * 1024 * 1024);
@@ -738,6 +740,7 @@ test_set_every_key(void **state)
 	assert_string_equal(cfg.cutover_roles.items[0], "app");
 	assert_int_equal(cfg.cutover_sequence_margin, 0);
 	assert_int_equal(cfg.cutover_validate, FINAL_VALIDATION_FULL);
+	assert_int_equal(cfg.cutover_diverged, DIVERGED_RECOPY);
 
 	assert_string_equal(cfg.task, "t_1");
 	assert_string_equal(cfg.source_uri, "postgres://s");
@@ -845,7 +848,7 @@ test_set_errors(void **state)
 	              "validate.sample, cutover.fence, cutover.roles, "
 	              "cutover.fence_command, cutover.unfence_command, "
 	              "cutover.max_lag, cutover.timeout, cutover.sequence_margin, "
-	              "cutover.validate");
+	              "cutover.validate, cutover.diverged");
 	/* A section is not a key. */
 	err_clear(&err);
 	assert_false(config_set(&cfg, "copy", "4", "option --set", &err));
