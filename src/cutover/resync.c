@@ -207,13 +207,18 @@ resync_tables(Cutover *c, Error *err)
 	bool lost, ok;
 
 	memset(&r, 0, sizeof(r));
-	/* a keyless table's UPDATE just before the fence reaches the
-	   statistics a moment later */
-	waited = clock_ms() - c->fence_ms;
-	if (waited < INSERT_ONLY_STATS_DELAY_MS)
-		clock_sleep_ms(INSERT_ONLY_STATS_DELAY_MS - waited);
 	if (!insert_only_watch(c->src, &c->state, true, &w, err))
 		return false;
+	/* a keyless table's UPDATE just before the fence reaches the
+	   statistics a moment later: look again once it must be there */
+	waited = clock_ms() - c->fence_ms;
+	if (w.n > 0 && waited < INSERT_ONLY_STATS_DELAY_MS)
+	{
+		insert_only_watch_free(&w);
+		clock_sleep_ms(INSERT_ONLY_STATS_DELAY_MS - waited);
+		if (!insert_only_watch(c->src, &c->state, true, &w, err))
+			return false;
+	}
 	ok = refuse_diverged(c, &w, err) &&
 	     catalog_read(c->src, c->cfg->state_schema, &cat, err) &&
 	     state_tables_load(&c->state, &st, &nst, err) &&

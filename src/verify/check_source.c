@@ -374,6 +374,28 @@ check_read_privileges(Check *c, Error *err)
 		    "role pgtide connects as",
 		    "the source role cannot read the sequence");
 	PQclear(res);
+	/* large objects are copied too: owned, or granted to the role (or a
+	   role it belongs to, or PUBLIC), unless lo_compat_privileges */
+	if (!pg_query(c->src,
+	              "SELECT 'large object ' || m.oid"
+	              " FROM pg_catalog.pg_largeobject_metadata m"
+	              " WHERE NOT current_setting('lo_compat_privileges')::bool"
+	              " AND NOT pg_has_role(m.lomowner, 'USAGE')"
+	              " AND NOT EXISTS (SELECT 1 FROM aclexplode(m.lomacl) a"
+	              "  WHERE a.privilege_type = 'SELECT'"
+	              "  AND (a.grantee = 0 OR pg_has_role(a.grantee, 'USAGE')))"
+	              " ORDER BY m.oid",
+	              0, NULL, &res, err))
+		return false;
+	for (int i = 0; i < PQntuples(res); i++)
+		check_add(c, CHECK_ID_TABLE_READ_PRIVILEGE, CHECK_BLOCKER,
+		          PQgetvalue(res, i, 0),
+		          "pgtide copies every large object in the load and at "
+		          "cutover",
+		          "GRANT SELECT ON LARGE OBJECT ... to the role pgtide "
+		          "connects as",
+		          "the source role cannot read the large object");
+	PQclear(res);
 	return true;
 }
 

@@ -291,6 +291,9 @@ def test_privileges(pgtide, source_db, target_db):
         CREATE TABLE secret (id serial PRIMARY KEY);
         CREATE ROLE {src_role} LOGIN;
         GRANT SELECT ON mine TO {src_role};
+        SELECT lo_from_bytea(424201, 'not theirs');
+        SELECT lo_from_bytea(424202, 'granted');
+        GRANT SELECT ON LARGE OBJECT 424202 TO {src_role};
     """)
     target_db.execute(f"CREATE ROLE {tgt_role} LOGIN")
     try:
@@ -302,7 +305,7 @@ def test_privileges(pgtide, source_db, target_db):
     assert r.returncode == 6, r.stderr
     assert objects(report, "replication_privilege", "blocker") == {"source"}
     assert objects(report, "table_read_privilege", "blocker") == {
-        "public.secret", "public.secret_id_seq"}
+        "public.secret", "public.secret_id_seq", "large object 424201"}
     assert objects(report, "publication_ownership", "blocker") == {
         f"database {source_db.name}", "public.mine", "public.secret"}
     assert objects(report, "target_create_privilege", "blocker") == {
