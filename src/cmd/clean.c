@@ -51,6 +51,9 @@ task_clean(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	snprintf(origin, sizeof(origin), "pgtide_%s", cfg->task);
 	if (!pg_connect(cfg->source_uri, ERR_SOURCE, PG_CONN_SQL, "pgtide clean",
 	                5000, &src, err) ||
+	    /* after a cutover with the read_only fence the source database
+	       stays read-only for the application, not for pgtide's own drops */
+	    !pg_exec(src, "SET default_transaction_read_only = off", err) ||
 	    !pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide clean",
 	                5000, &tgt, err))
 		goto out;

@@ -95,6 +95,13 @@ def test_large_objects_move_and_are_brought_up_to_date_at_cutover(
     assert migrate.wait(60) == 0
     assert lobjects(target_db) == lobjects(source_db)
     assert_same_content(source_db, target_db)
+    # the read_only fence stays on the source; clean still drops its slot
+    assert not can_write(source_db, role)
+    cleaned = pgtide.run("clean", "--source", source_db.uri, "--target",
+                         target_db.uri)
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert source_db.query_one(
+        "SELECT count(*) FROM pg_replication_slots") == 0
 
 
 def test_load_killed_while_copying_large_objects_resumes(
