@@ -665,6 +665,12 @@ copy_sequences(Load *l, Error *err)
 	if (!sequences_sync(l->src, l->tgt, l->cat, 0, &r, err))
 		return false;
 	log_info("copied the values of %d sequences", r.set);
+	/* cutover sets them again and refuses while one cannot be set: the
+	   user has until then to fix it, the load's hours are not lost */
+	if (r.failed > 0)
+		log_warn("%d sequences could not be copied (cutover will refuse "
+		         "until they can be): %s",
+		         r.failed, r.failures);
 	return true;
 }
 
