@@ -5,8 +5,10 @@
  *   (slot active)   (wait)      (revoke,   (every xid       (origin on the
  *                               read-only,  before the        target passes
  *                               command)    fence ended)      the marker)
- *        ──► sequences ──► final validation ──► stream stop ──► report
- *            (+ margin)     (counts or full)    (point of no return)
+ *        ──► sequences ──► materialized ──► final validation ──► stream stop
+ *            (+ margin)    views refreshed   (counts or full)    (point of no
+ *                                                                  return)
+ *        ──► report
  *
  * The running migrate is told to stop through the task's state
  * (cutover_stop_lsn), and only after every other step has succeeded: until
@@ -667,7 +669,8 @@ cutover_command(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	cutover_step_done(&c, "task \"%s\" is following the source", cfg->task);
 	ok = wait_lag(&c, err) && fence_up(&c, err) && wait_in_flight(&c, err) &&
 	     write_marker(&c, err) && sync_sequences(&c, err) &&
-	     final_validation(&c, err) && stop_stream(&c, err);
+	     cutover_refresh_matviews(&c, err) && final_validation(&c, err) &&
+	     stop_stream(&c, err);
 	/* only a report: counted once the window has closed */
 	if (ok)
 		count_late_writes(&c);

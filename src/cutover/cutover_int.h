@@ -61,6 +61,14 @@ void cutover_wall_text(char *buf, size_t cap);
 void cutover_step_done(Cutover *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* ---- refresh.c ---- */
+
+/*
+ * Refreshes on the target every materialized view the source has populated,
+ * each after those it reads; one line of the report.
+ */
+bool cutover_refresh_matviews(Cutover *c, Error *err);
+
 /* ---- fence.c ---- */
 
 /*
