@@ -703,6 +703,7 @@ refresh_matviews(Load *l, Error *err)
 			         names[i]);
 		else if (ok && !gone)
 			refreshed++;
+		fault_point("load.refresh");
 	}
 	matviews_list_free(&mvs);
 	if (ok && refreshed > 0)
