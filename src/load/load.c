@@ -686,7 +686,7 @@ refresh_matviews(Load *l, Error *err)
 {
 	MatviewList mvs;
 	char **names;
-	int refreshed = 0, missing = 0;
+	int refreshed = 0;
 	int64_t t0 = clock_ms();
 	bool ok = matviews_read(l->src, l->cfg->state_schema, &mvs, err);
 
@@ -697,7 +697,7 @@ refresh_matviews(Load *l, Error *err)
 
 		ok = !interrupted(l, err) &&
 		     matviews_refresh(l->tgt, names[i], &gone, err);
-		if (ok && gone && missing++ == 0)
+		if (ok && gone)
 			log_warn("materialized view %s is not on the target; left "
 			         "alone",
 			         names[i]);
