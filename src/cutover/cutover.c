@@ -5,10 +5,12 @@
  *   (slot active)   (wait)      (revoke,   (every xid       (origin on the
  *                               read-only,  before the        target passes
  *                               command)    fence ended)      the marker)
- *        ──► resync ──► sequences ──► final validation ──► stream stop
- *            (unlogged,    (+ margin)     (counts or full)    (point of no
- *             diverged                                          return)
- *             keyless)                   ──► report
+ *        ──► resync ──► sequences ──► materialized ──► final validation
+ *            (unlogged,   (+ margin)    views         (counts or full)
+ *             diverged                  refreshed
+ *             keyless,
+ *             large objects)
+ *        ──► stream stop (point of no return) ──► report
  *
  * The running migrate is told to stop through the task's state
  * (cutover_stop_lsn), and only after every other step has succeeded: until
@@ -428,12 +430,31 @@ sync_sequences(Cutover *c, Error *err)
 	if (!ok)
 		return err_prefix(err, "sequences: ");
 	c->sequences = r.set;
-	if (r.missing > 0)
-		log_warn("cutover: %d sequences are not on the target (the first: "
-		         "%s); they were left alone",
-		         r.missing, r.first_missing);
-	cutover_step_done(c, "%d sequences set (source + %d)", r.set,
-	                  c->cfg->cutover_sequence_margin);
+	if (r.clamped > 0)
+		log_warn("cutover: %d sequences were closer to their bound than the "
+		         "margin and were set to it (the target's next nextval "
+		         "fails there as the source's soon would): %s",
+		         r.clamped, r.clamped_names);
+	/* a sequence left behind hands out ids the source already gave: the
+	   fence comes down and the user fixes it, rather than find duplicates
+	   after the hand-over */
+	if (r.failed > 0)
+	{
+		err_set(err, ERR_TARGET, "%d of %d sequences could not be set: %s",
+		        r.failed, r.failed + r.set, r.failures);
+		return err_hint(err,
+		                "%sthe others were set; fix these and run "
+		                "cutover again",
+		                r.missing > 0 ? "create the sequences the target "
+		                                "lacks (pg_dump --schema-only "
+		                                "--table NAME on the source shows "
+		                                "each); "
+		                              : "");
+	}
+	cutover_step_done(c, "%d sequences set (+%d increments%s%s)", r.set,
+	                  c->cfg->cutover_sequence_margin,
+	                  r.exact > 0 ? ", CYCLE ones exact" : "",
+	                  r.clamped > 0 ? ", some at a bound" : "");
 	return true;
 }
 
@@ -651,8 +672,8 @@ cutover_command(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	ok = resync_precheck(&c, err) && wait_lag(&c, err) && fence_up(&c, err) &&
 	     wait_in_flight(&c, err) && write_marker(&c, err) &&
 	     resync_tables(&c, err) && resync_large_objects(&c, err) &&
-	     sync_sequences(&c, err) && final_validation(&c, err) &&
-	     stop_stream(&c, err);
+	     sync_sequences(&c, err) && cutover_refresh_matviews(&c, err) &&
+	     final_validation(&c, err) && stop_stream(&c, err);
 	/* only a report: counted once the window has closed */
 	if (ok)
 		count_late_writes(&c);

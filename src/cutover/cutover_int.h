@@ -84,6 +84,14 @@ bool resync_tables(Cutover *c, Error *err);
  */
 bool resync_large_objects(Cutover *c, Error *err);
 
+/* ---- refresh.c ---- */
+
+/*
+ * Refreshes on the target every materialized view the source has populated,
+ * each after those it reads; one line of the report.
+ */
+bool cutover_refresh_matviews(Cutover *c, Error *err);
+
 /* ---- fence.c ---- */
 
 /*

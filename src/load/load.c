@@ -29,6 +29,7 @@
 #include "load/copy.h"
 #include "load/insert_only.h"
 #include "load/lobjects.h"
+#include "load/matviews.h"
 #include "load/plan.h"
 #include "load/progress.h"
 #include "load/schema.h"
@@ -714,7 +715,50 @@ copy_sequences(Load *l, Error *err)
 	if (!sequences_sync(l->src, l->tgt, l->cat, 0, &r, err))
 		return false;
 	log_info("copied the values of %d sequences", r.set);
+	/* cutover sets them again and refuses while one cannot be set: the
+	   user has until then to fix it, the load's hours are not lost */
+	if (r.failed > 0)
+		log_warn("%d sequences could not be copied (cutover will refuse "
+		         "until they can be): %s",
+		         r.failed, r.failures);
 	return true;
+}
+
+/*
+ * Fills the materialized views the source has populated (pg_dump created
+ * them empty), after the data and the indexes their queries may use. A kill
+ * here repeats the whole step on the next run: a refresh replaces, never
+ * adds.
+ */
+static bool
+refresh_matviews(Load *l, Error *err)
+{
+	MatviewList mvs;
+	char **names;
+	int refreshed = 0;
+	int64_t t0 = clock_ms();
+	bool ok = matviews_read(l->src, l->cfg->state_schema, &mvs, err);
+
+	names = mvs.names.items;
+	for (size_t i = 0; ok && i < mvs.names.count; i++)
+	{
+		bool gone;
+
+		ok = !interrupted(l, err) &&
+		     matviews_refresh(l->tgt, names[i], &gone, err);
+		if (ok && gone)
+			log_warn("materialized view %s is not on the target; left "
+			         "alone",
+			         names[i]);
+		else if (ok && !gone)
+			refreshed++;
+		fault_point("load.refresh");
+	}
+	matviews_list_free(&mvs);
+	if (ok && refreshed > 0)
+		log_info("refreshed %d materialized views in %.1f s", refreshed,
+		         (double) (clock_ms() - t0) / 1000.0);
+	return ok;
 }
 
 static void
@@ -1023,6 +1067,7 @@ load_run(const TaskConfig *cfg, atomic_int *stop, Error *err)
 		         (double) (clock_ms() - t0) / 1000.0);
 	}
 	if (interrupted(&l, err) || !copy_sequences(&l, err) ||
+	    !refresh_matviews(&l, err) ||
 	    !state_task_set_phase(&l.state, STATE_PHASE_LOADED, err))
 		goto out;
 	print_summary(&l);

@@ -1,11 +1,85 @@
 /*
- * sequences: setval on the target from the source's values.
+ * sequences: setval on the target from the source's values, one sequence
+ * at a time; never writes to the source.
  */
 #include "load/sequences.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+SeqPlace
+sequences_place(const CatSequence *s, int64_t last_value, bool is_called,
+                int64_t margin, int64_t *value, bool *called)
+{
+	__int128 v;
+
+	*value = last_value;
+	*called = is_called;
+	if (s->cycle || margin == 0)
+		return SEQ_PLACE_EXACT;
+	/* counted in increments: a sequence that hands out every third value
+	   (one of several servers sharing a key space) stays on its own */
+	v = (__int128) last_value + (__int128) margin * s->increment;
+	if (v > s->max_value || v < s->min_value)
+	{
+		*value = v > s->max_value ? s->max_value : s->min_value;
+		*called = true;
+		return SEQ_PLACE_CLAMPED;
+	}
+	*value = (int64_t) v;
+	return SEQ_PLACE_AHEAD;
+}
+
+/* Appends "sep item" to list (of cap bytes), ending it with "..." when full. */
+static void
+name_add(char *list, size_t cap, const char *item)
+{
+	size_t len = strlen(list);
+	const char *sep = len > 0 ? "; " : "";
+
+	if (len >= 3 && strcmp(list + len - 3, "...") == 0)
+		return;
+	if (len + strlen(sep) + strlen(item) + 4 >= cap)
+	{
+		snprintf(list + len, cap - len, "%s...", sep);
+		return;
+	}
+	snprintf(list + len, cap - len, "%s%s", sep, item);
+}
+
+/* A failure that only a reachable server can tell apart from a lost one. */
+static bool
+connection_lost(PgConn *conn, const Error *e)
+{
+	return e->retryable || !pg_ok(conn);
+}
+
+static void
+failed(SeqSyncResult *out, const CatSequence *s, const char *side,
+       const Error *e)
+{
+	char item[ERR_MSG_MAX + 600];
+
+	snprintf(item, sizeof(item), "%.500s: %.40s%s", s->qname, side, e->message);
+	name_add(out->failures, sizeof(out->failures), item);
+	out->failed++;
+}
+
+/* The source's last_value and is_called of s, as text in res. */
+static bool
+read_source(PgConn *src, const CatSequence *s, PGresult **res, Error *err)
+{
+	char *sql = NULL;
+	bool ok;
+
+	if (asprintf(&sql, "SELECT last_value, is_called FROM %s", s->qname) < 0)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	ok = pg_query(src, sql, 0, NULL, res, err);
+	free(sql);
+	return ok;
+}
 
 bool
 sequences_sync(PgConn *src, PgConn *tgt, const Catalog *cat, int64_t margin,
@@ -15,52 +89,60 @@ sequences_sync(PgConn *src, PgConn *tgt, const Catalog *cat, int64_t margin,
 	for (int i = 0; i < cat->nseqs; i++)
 	{
 		const CatSequence *s = &cat->seqs[i];
-		const char *params[5];
-		char margin_text[24];
+		const char *params[3];
+		char value_text[24];
 		PGresult *res = NULL, *set = NULL;
-		char *sql = NULL;
-		bool on_target, ok;
+		Error e = ERR_INIT;
+		int64_t value;
+		bool called;
+		SeqPlace place;
 
-		if (!pg_relation_exists(tgt, s->qname, &on_target, err))
-			return false;
-		if (!on_target)
+		if (!read_source(src, s, &res, &e))
 		{
-			if (out->missing++ == 0)
-				snprintf(out->first_missing, sizeof(out->first_missing), "%s",
-				         s->qname);
+			if (connection_lost(src, &e))
+				goto lost;
+			failed(out, s, "on the source: ", &e);
 			continue;
 		}
-		/* pg_sequence (10+) gives the direction: a margin moves a
-		 * descending sequence down */
-		if (asprintf(&sql,
-		             "SELECT last_value, is_called,"
-		             " (SELECT seqincrement FROM pg_catalog.pg_sequence"
-		             "  WHERE seqrelid = $1::regclass) FROM %s",
-		             s->qname) < 0)
-			return err_set(err, ERR_INTERNAL, "out of memory");
-		params[0] = s->qname;
-		ok = pg_query(src, sql, 1, params, &res, err);
-		free(sql);
-		if (!ok)
-			return err_prefix(err, "sequence %s on the source: ", s->qname);
-		snprintf(margin_text, sizeof(margin_text), "%lld", (long long) margin);
-		params[0] = s->qname;
-		params[1] = PQgetvalue(res, 0, 0);
-		/* a margin makes the value "used": the next nextval moves past it */
-		params[2] =
-		    margin > 0 || PQgetvalue(res, 0, 1)[0] == 't' ? "true" : "false";
-		params[3] = margin_text;
-		params[4] = PQgetvalue(res, 0, 2);
-		ok = pg_query(tgt,
-		              "SELECT pg_catalog.setval($1::regclass,"
-		              " $2::bigint + $4::bigint * sign($5::bigint)::bigint,"
-		              " $3::bool)",
-		              5, params, &set, err);
-		PQclear(set);
+		place = sequences_place(s, strtoll(PQgetvalue(res, 0, 0), NULL, 10),
+		                        PQgetvalue(res, 0, 1)[0] == 't', margin, &value,
+		                        &called);
 		PQclear(res);
-		if (!ok)
-			return err_prefix(err, "sequence %s on the target: ", s->qname);
+		snprintf(value_text, sizeof(value_text), "%" PRId64, value);
+		params[0] = s->qname;
+		params[1] = value_text;
+		params[2] = called ? "true" : "false";
+		if (!pg_query(tgt,
+		              "SELECT pg_catalog.setval($1::regclass, $2::bigint,"
+		              " $3::bool)",
+		              3, params, &set, &e))
+		{
+			if (connection_lost(tgt, &e))
+				goto lost;
+			if (pg_err_is(&e, "42P01"))
+			{
+				out->missing++;
+				err_clear(&e);
+				err_set(&e, ERR_TARGET, "not on the target");
+				failed(out, s, "", &e);
+			}
+			else
+				failed(out, s, "on the target: ", &e);
+			continue;
+		}
+		PQclear(set);
 		out->set++;
+		if (place == SEQ_PLACE_EXACT && margin != 0)
+			out->exact++;
+		if (place == SEQ_PLACE_CLAMPED)
+		{
+			out->clamped++;
+			name_add(out->clamped_names, sizeof(out->clamped_names), s->qname);
+		}
+		continue;
+	lost:
+		*err = e;
+		return err_prefix(err, "sequence %s: ", s->qname);
 	}
 	return true;
 }

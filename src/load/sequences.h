@@ -3,8 +3,9 @@
  * source to the target, at the end of the full load and at cutover.
  *
  * Reads sequences on the source, calls setval on the target; nothing else.
- * A sequence missing on the target is counted and named, not an error: a
- * target schema of the user's own may have dropped it.
+ * One sequence that cannot be read or set never stops the others: each is
+ * tried, and the ones that failed are counted and named for the caller to
+ * decide (the load warns, cutover fails).
  */
 #ifndef PGTIDE_SEQUENCES_H
 #define PGTIDE_SEQUENCES_H
@@ -16,19 +17,45 @@
 #include "pg/catalog.h"
 #include "pg/pg.h"
 
+#define SEQ_NAMES_MAX 2048 /* the names in a result, cut short beyond */
+
 typedef struct SeqSyncResult
 {
-	int set;                 /* sequences set on the target */
-	int missing;             /* in the catalog, not on the target */
-	char first_missing[256]; /* the first of them, for messages */
+	int set;     /* sequences set on the target */
+	int exact;   /* of those, CYCLE sequences set to the source's state */
+	int clamped; /* of those, stopped at a bound short of the margin */
+	int failed;  /* could not be read on the source or set on the target */
+	int missing; /* of the failed, not on the target */
+	char clamped_names[SEQ_NAMES_MAX]; /* "a; b", cut short with "..." */
+	char failures[SEQ_NAMES_MAX];      /* "name: reason; ...", the same */
 } SeqSyncResult;
 
+/* Where setval puts a sequence on the target, and why there. */
+typedef enum SeqPlace
+{
+	SEQ_PLACE_AHEAD,   /* the source's value + margin increments */
+	SEQ_PLACE_EXACT,   /* the source's state: a CYCLE sequence */
+	SEQ_PLACE_CLAMPED, /* the bound in its direction, the margin cut short */
+} SeqPlace;
+
 /*
- * Sets every sequence of cat that exists on the target to the source's
- * current value, moved on by `margin` increments (0 at the end of the load;
- * a margin at cutover, so ids handed out on the source after the read can
- * never be handed out again on the target). Fails on the first sequence the
- * target refuses, naming it.
+ * Pure: the target's value for sequence s whose source state is last_value
+ * and is_called, `margin` increments ahead (margin 0: the same state). A
+ * CYCLE sequence keeps the source's exact state (a margin would wrap it
+ * past values still in use); a value past the bound in the increment's
+ * direction stops at that bound, with is_called so that the target never
+ * hands out a value the source may have. Writes *value and *called.
+ */
+SeqPlace sequences_place(const CatSequence *s, int64_t last_value,
+                         bool is_called, int64_t margin, int64_t *value,
+                         bool *called);
+
+/*
+ * Sets every sequence of cat on the target from the source's current state,
+ * moved on by `margin` increments as sequences_place says. A sequence the
+ * source will not show or the target will not set (missing there, out of
+ * its bounds, refused) is counted in *out and named, and the others are
+ * still set. Fails only when a server cannot be reached any more.
  */
 bool sequences_sync(PgConn *src, PgConn *tgt, const Catalog *cat,
                     int64_t margin, SeqSyncResult *out, Error *err);

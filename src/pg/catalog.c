@@ -221,6 +221,10 @@ read_columns(PgConn *conn, Catalog *cat, const char *skip_schema, Error *err)
 	return true;
 }
 
+/*
+ * Every sequence in the user's schemas, whether a column owns it or not: an
+ * application may call nextval() on any of them.
+ */
 static bool
 read_sequences(PgConn *conn, Catalog *cat, const char *skip_schema, Error *err)
 {
@@ -228,14 +232,25 @@ read_sequences(PgConn *conn, Catalog *cat, const char *skip_schema, Error *err)
 	PGresult *res;
 	bool oom = false;
 
+	/* 9.6 keeps the options inside each sequence; only check reads it */
 	if (!pg_query(
 	        conn,
-	        "SELECT n.nspname, c.relname FROM pg_class c"
-	        " JOIN pg_namespace n ON n.oid = c.relnamespace"
-	        " WHERE c.relkind = 'S'"
-	        " AND n.nspname NOT IN ('pg_catalog', 'information_schema', $1)"
-	        " AND n.nspname NOT LIKE 'pg\\_%'"
-	        " ORDER BY 1, 2",
+	        cat->server_version >= 100000
+	            ? "SELECT n.nspname, c.relname, s.seqincrement, s.seqmin,"
+	              " s.seqmax, s.seqcycle FROM pg_class c"
+	              " JOIN pg_namespace n ON n.oid = c.relnamespace"
+	              " JOIN pg_sequence s ON s.seqrelid = c.oid"
+	              " WHERE c.relkind = 'S'"
+	              " AND n.nspname NOT IN ('pg_catalog', 'information_schema',"
+	              " $1) AND n.nspname NOT LIKE 'pg\\_%'"
+	              " ORDER BY 1, 2"
+	            : "SELECT n.nspname, c.relname, 1, -9223372036854775808,"
+	              " 9223372036854775807, false FROM pg_class c"
+	              " JOIN pg_namespace n ON n.oid = c.relnamespace"
+	              " WHERE c.relkind = 'S'"
+	              " AND n.nspname NOT IN ('pg_catalog', 'information_schema',"
+	              " $1) AND n.nspname NOT LIKE 'pg\\_%'"
+	              " ORDER BY 1, 2",
 	        1, params, &res, err))
 		return err_prefix(err, "could not list the source's sequences: ");
 	cat->nseqs = PQntuples(res);
@@ -253,6 +268,10 @@ read_sequences(PgConn *conn, Catalog *cat, const char *skip_schema, Error *err)
 		s->name = xstrdup(PQgetvalue(res, i, 1), &oom);
 		s->qname = pg_qualify(PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
 		oom |= s->qname == NULL;
+		s->increment = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+		s->min_value = strtoll(PQgetvalue(res, i, 3), NULL, 10);
+		s->max_value = strtoll(PQgetvalue(res, i, 4), NULL, 10);
+		s->cycle = PQgetvalue(res, i, 5)[0] == 't';
 	}
 	PQclear(res);
 	if (oom)

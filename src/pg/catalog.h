@@ -45,18 +45,26 @@ typedef struct CatTable
 	bool selected; /* chosen by the task's patterns (leaves only) */
 } CatTable;
 
+/*
+ * A sequence, owned by a column (serial, identity) or by nothing, with the
+ * options that bound where it may be set (pg_sequence, 10+).
+ */
 typedef struct CatSequence
 {
 	char *schema;
 	char *name;
 	char *qname;
+	int64_t increment; /* negative: a descending sequence */
+	int64_t min_value;
+	int64_t max_value;
+	bool cycle; /* wraps from one bound to the other */
 } CatSequence;
 
 typedef struct Catalog
 {
 	CatTable *tables; /* every ordinary and partitioned table */
 	int ntables;
-	CatSequence *seqs;
+	CatSequence *seqs; /* every sequence of the user's schemas */
 	int nseqs;
 	int server_version;
 	int block_size;
