@@ -214,3 +214,44 @@ def test_migrate_validate_cutover_across_versions(pgtide, make_server, tmp_path,
     assert target.query_one("SELECT last_value FROM public.serial_things_id_seq") \
         >= source.query_one("SELECT last_value FROM public.serial_things_id_seq") + 1000
 
+
+def test_with_oids_table_from_11(pgtide, make_server, tmp_path):
+    """A PostgreSQL 11 table created WITH OIDS moves to a 12+ target without
+    its oids (decision 0010): check warns, naming it; the load, the stream
+    and validate carry its columns exactly."""
+    src, tgt = make_pair(make_server, 11, 16)
+    source = new_db(src, "app")
+    target = new_db(tgt, "app")
+    source.execute("""
+        CREATE TABLE legacy (id int PRIMARY KEY, v text, f float8) WITH OIDS;
+        INSERT INTO legacy SELECT g, 'v' || g, g / 3.0::float8
+          FROM generate_series(1, 500) g;
+        CREATE TABLE plain (id int PRIMARY KEY, v text);
+        INSERT INTO plain VALUES (1, 'a');
+    """)
+    r = pgtide.run("check", "--source", source.uri, "--target", target.uri)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "with_oids" in r.stdout and "public.legacy" in r.stdout, r.stdout
+    assert "public.plain" not in r.stdout.split("with_oids", 1)[1].split("\n")[0]
+
+    migrate = start_migrate(pgtide, source, target)
+    source.execute("""
+        INSERT INTO legacy SELECT g, 'w' || g, g / 7.0::float8
+          FROM generate_series(501, 600) g;
+        UPDATE legacy SET v = v || '+', f = f * 3 WHERE id % 10 = 0;
+        DELETE FROM legacy WHERE id % 9 = 0;
+    """)
+    wait_caught_up(source, target)
+    r = pgtide.run("validate", "--source", source.uri, "--target", target.uri)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert migrate.stop() == 0, migrate.read_stderr()
+
+    # no oid on the target: neither the hidden column nor a regular one
+    assert table_columns(target, "public.legacy") == ["id", "v", "f"]
+    assert not target.query_one(
+        "SELECT relhasoids FROM pg_class WHERE relname = 'legacy'"
+        if tgt.version_num() < 120000 else "SELECT false")
+    rows = source.query("SELECT id, v, float8send(f) FROM legacy ORDER BY id")
+    assert len(rows) == 534
+    assert target.query("SELECT id, v, float8send(f) FROM legacy ORDER BY id") \
+        == rows
