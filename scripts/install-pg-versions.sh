@@ -34,6 +34,7 @@ fi
 
 root=$PWD/.pg
 mkdir -p "$root"
+rm -rf "$root"/.npm-*   # what an interrupted run left
 for major in "${majors[@]}"; do
 	version=${PIN[$major]:-}
 	if [ -z "$version" ]; then
