@@ -57,6 +57,7 @@ typedef enum CheckId
 	CHECK_ID_TEMPORARY_TABLE,
 	CHECK_ID_LARGE_OBJECTS,
 	CHECK_ID_FOREIGN_TABLE,
+	CHECK_ID_WITH_OIDS,
 	CHECK_ID_SEQUENCES,
 	CHECK_ID_IDENTITY_COLUMNS,
 	CHECK_ID_TRACK_COMMIT_TIMESTAMP,
@@ -259,6 +260,8 @@ void check_sequences(Check *c);
 bool check_temporary_tables(Check *c, Error *err);
 bool check_foreign_tables(Check *c, Error *err);
 bool check_large_objects(Check *c, Error *err);
+/* A warning per selected table created WITH OIDS (sources before 12). */
+bool check_with_oids(Check *c, Error *err);
 
 /* check_target.c; check_resolve_targets fills c->into, which the checks
  * of the user's target tables (here and in check_source.c) read */

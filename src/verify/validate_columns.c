@@ -1,6 +1,6 @@
 /*
  * validate_columns: the column reader. A relation's columns (type, the
- * type under its domains, array element, NOT NULL, whether it sorts as C)
+ * type under its domains, array element, range subtype, NOT NULL, whether it sorts as C)
  * and the key validate compares by, read from one server's catalog.
  * Catalog queries only: never reads rows.
  */
@@ -53,7 +53,9 @@ columns_read(PgConn *c, const char *rel, bool skip_generated, VColumn **out,
 	        "   WHERE d.datname = current_database())"
 	        "  ELSE coalesce((SELECT l.collprovider = 'c' AND l.collcollate IN"
 	        "   ('C', 'POSIX') FROM pg_collation l"
-	        "   WHERE l.oid = a.attcollation), false) END"
+	        "   WHERE l.oid = a.attcollation), false) END,"
+	        " coalesce((SELECT g.rngsubtype FROM pg_range g"
+	        "  WHERE g.rngtypid = r.oid), 0)"
 	        " FROM pg_attribute a JOIN pg_type r ON r.oid = coalesce("
 	        "  (SELECT b.cur FROM base b JOIN pg_type t ON t.oid = b.cur"
 	        "   WHERE b.oid = a.atttypid AND t.typtype <> 'd'), a.atttypid)"
@@ -87,6 +89,7 @@ columns_read(PgConn *c, const char *rel, bool skip_generated, VColumn **out,
 		col->elem = (uint32_t) strtoul(PQgetvalue(res, i, 3), NULL, 10);
 		col->not_null = PQgetvalue(res, i, 4)[0] == 't';
 		col->c_collation = PQgetvalue(res, i, 5)[0] == 't';
+		col->range_sub = (uint32_t) strtoul(PQgetvalue(res, i, 6), NULL, 10);
 	}
 	PQclear(res);
 	if (oom)

@@ -206,9 +206,10 @@ typedef struct KeyMap
 typedef struct VColumn
 {
 	char *name;
-	char *type;    /* format_type() */
-	uint32_t root; /* type after domains */
-	uint32_t elem; /* element type of an array root, or 0 */
+	char *type;         /* format_type() */
+	uint32_t root;      /* type after domains */
+	uint32_t elem;      /* element type of an array root, or 0 */
+	uint32_t range_sub; /* subtype of a range root, or 0 */
 	bool not_null;
 	bool c_collation; /* sorts as C (or is not collatable) */
 } VColumn;

@@ -9,7 +9,8 @@ What this module provides (see each docstring for details):
   fixtures: pg_source_server, pg_target_server (session), source_db, target_db,
             make_server, pgtide, awkward_sql
   helpers:  wait_for, table_rows, user_tables, assert_same_content, load_sql_file,
-            table_columns, diff_rows, qualified, find_bindir, AWKWARD_SQL,
+            table_columns, diff_rows, qualified, find_bindir, version_bindir,
+            AWKWARD_SQL,
             PW_USER, PW_PASSWORD
 
 Servers run as the current user, or as the system user `postgres` when the tests
@@ -25,6 +26,9 @@ Environment:
   PGTIDE_BIN          the pgtide binary (tests using the `pgtide` fixture skip without it)
   PGTIDE_PG_BINDIR    PostgreSQL server bin dir (default: newest
                       /usr/lib/postgresql/*/bin holding initdb, then PATH)
+  PGTIDE_SOURCE_BINDIR, PGTIDE_TARGET_BINDIR
+                      the session source's or target's bin dir, when they
+                      differ (default: as PGTIDE_PG_BINDIR)
   PGTIDE_TEST_TMPDIR  where server temp dirs go (default: the system temp dir)
 """
 
@@ -99,14 +103,20 @@ def _clean_env(extra=None):
 # Locating PostgreSQL
 # --------------------------------------------------------------------------- #
 
-def find_bindir() -> str:
-    """The PostgreSQL server bin dir: $PGTIDE_PG_BINDIR, else the newest
-    /usr/lib/postgresql/<N>/bin holding initdb, else the dir of initdb on PATH."""
-    env = os.environ.get("PGTIDE_PG_BINDIR")
-    if env:
-        if not os.access(os.path.join(env, "initdb"), os.X_OK):
-            raise RuntimeError(f"PGTIDE_PG_BINDIR={env} holds no executable initdb")
-        return env
+def find_bindir(role: str | None = None) -> str:
+    """The PostgreSQL server bin dir: for role "source" or "target",
+    $PGTIDE_SOURCE_BINDIR or $PGTIDE_TARGET_BINDIR when set; else
+    $PGTIDE_PG_BINDIR, else the newest /usr/lib/postgresql/<N>/bin holding
+    initdb, else the dir of initdb on PATH."""
+    names = ["PGTIDE_PG_BINDIR"]
+    if role:
+        names.insert(0, f"PGTIDE_{role.upper()}_BINDIR")
+    for name in names:
+        env = os.environ.get(name)
+        if env:
+            if not os.access(os.path.join(env, "initdb"), os.X_OK):
+                raise RuntimeError(f"{name}={env} holds no executable initdb")
+            return env
     candidates = []
     for d in glob.glob("/usr/lib/postgresql/*/bin"):
         ver = os.path.basename(os.path.dirname(d))
@@ -122,6 +132,27 @@ def find_bindir() -> str:
     if initdb:
         return os.path.dirname(os.path.realpath(initdb))
     raise RuntimeError("no PostgreSQL server binaries found; set PGTIDE_PG_BINDIR")
+
+
+def version_bindir(major: int) -> str | None:
+    """The server bin dir of PostgreSQL `major`: .pg/<major>/bin of this
+    checkout (scripts/install-pg-versions.sh), else
+    /usr/lib/postgresql/<major>/bin; None when neither holds initdb."""
+    for d in (REPO_ROOT / ".pg" / str(major) / "bin",
+              Path(f"/usr/lib/postgresql/{major}/bin")):
+        if os.access(d / "initdb", os.X_OK):
+            return str(d)
+    return None
+
+
+def _client_program(bindir: str, prog: str) -> str:
+    """`prog` from bindir, else from the default installation: some server
+    builds (.pg/<major>) ship no client programs, and a newer psql talks to
+    every older server."""
+    path = os.path.join(bindir, prog)
+    if os.access(path, os.X_OK):
+        return path
+    return os.path.join(find_bindir(), prog)
 
 
 def _free_port() -> int:
@@ -573,7 +604,7 @@ class PgServer:
 
     def psql(self, dbname: str, *args, check: bool = True, timeout: float = 300):
         """Run psql (from this server's bin dir) against dbname, over TCP."""
-        cmd = [os.path.join(self.bindir, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
+        cmd = [_client_program(self.bindir, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
                "-d", self.uri(dbname), *map(str, args)]
         r = subprocess.run(cmd, env=_clean_env(), capture_output=True, text=True,
                            stdin=subprocess.DEVNULL, timeout=timeout)
@@ -887,7 +918,7 @@ def user_tables(db, exclude_schemas=("pgtide",)) -> list[str]:
             "WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
             "AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)' "
             "AND NOT (n.nspname = ANY(%s)) "
-            "ORDER BY n.nspname COLLATE \"C\", c.relname COLLATE \"C\"",
+            "ORDER BY n.nspname::text COLLATE \"C\", c.relname::text COLLATE \"C\"",
             (list(exclude_schemas),)).fetchall()
     finally:
         if close:
@@ -962,7 +993,7 @@ def _db_name(prefix: str, request) -> str:
 
 @pytest.fixture(scope="session")
 def pg_source_server():
-    s = PgServer("source")
+    s = PgServer("source", bindir=find_bindir("source"))
     try:
         s.start()
         yield s
@@ -972,7 +1003,7 @@ def pg_source_server():
 
 @pytest.fixture(scope="session")
 def pg_target_server():
-    s = PgServer("target")
+    s = PgServer("target", bindir=find_bindir("target"))
     try:
         s.start()
         yield s
@@ -1005,12 +1036,14 @@ def target_db(pg_target_server, request):
 
 @pytest.fixture
 def make_server():
-    """Factory: make_server(name='extra', start=True, **settings) -> PgServer.
+    """Factory: make_server(name='extra', start=True, bindir=None, **settings)
+    -> PgServer (bindir: another installation, e.g. version_bindir(11)).
     Every server made is destroyed at the end of the test."""
     made = []
 
-    def factory(name: str = "extra", start: bool = True, **settings) -> PgServer:
-        s = PgServer(name, settings)
+    def factory(name: str = "extra", start: bool = True, bindir: str | None = None,
+                **settings) -> PgServer:
+        s = PgServer(name, settings, bindir=bindir)
         made.append(s)
         if start:
             s.start()

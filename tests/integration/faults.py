@@ -699,11 +699,12 @@ def _ranges(numbers) -> str:
     return ", ".join(out)
 
 
-def assert_writer_exact(writer: Writer, source_db, target_db):
+def assert_writer_exact(writer: Writer, source_db, target_db, tables=None):
     """Every transaction the writer committed is on the source and on the
     target exactly once, and both databases hold the same rows: the missing
     or doubled transaction numbers are named, next to the writer's marks
-    (the crashes), before the row-by-row difference."""
+    (the crashes), before the row-by-row difference (of `tables`, None:
+    every table)."""
     __tracebackhide__ = True
     want = set(range(writer.first, writer.next))
     problems = []
@@ -733,4 +734,4 @@ def assert_writer_exact(writer: Writer, source_db, target_db):
             + f"\nwriter: #{writer.first}..#{writer.next - 1} committed; {marks};"
               f" {writer.reconnects} reconnect(s), COMMIT answer lost for"
               f" {writer.in_doubt or 'none'}")
-    assert_same_content(source_db, target_db)
+    assert_same_content(source_db, target_db, tables)
