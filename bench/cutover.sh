@@ -63,8 +63,8 @@ windows=()
 one_run() {
 	local run=$1 task=cut$1 mig pgb w src_fp tgt_fp
 	# the application may write again: each run fences it anew
-	q "$SRC" "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO $APP"
 	q "$SRC_ADMIN" "ALTER DATABASE bench RESET default_transaction_read_only"
+	q "$SRC" "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO $APP"
 	q "$TGT_ADMIN" "DROP DATABASE IF EXISTS bench WITH (FORCE)"
 	q "$TGT_ADMIN" "CREATE DATABASE bench"
 	log "run $run: pgtide migrate --task $task"
@@ -104,6 +104,7 @@ for run in $(seq "$BENCH_RUNS"); do one_run "$run"; done
 plain=("${windows[@]}")
 if [ "$BENCH_RESYNC" = 1 ]; then
 	log "adding 100 large objects (10 MB) and a 50 MB unlogged table"
+	q "$SRC_ADMIN" "ALTER DATABASE bench RESET default_transaction_read_only"
 	psql "$SRC" -X -q -v ON_ERROR_STOP=1 <<SQL >/dev/null
 SELECT lo_from_bytea(0, decode(repeat(md5(g::text), 6400), 'hex'))
   FROM generate_series(1, 100) g;
