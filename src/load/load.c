@@ -455,7 +455,8 @@ use_binary(const Load *l, const CatTable *t)
 		case COPY_FORMAT_TEXT:
 			return false;
 		case COPY_FORMAT_BINARY:
-			return true;
+			/* not where binary would move an OID or refuse a value */
+			return catalog_binary_carries(t);
 		case COPY_FORMAT_AUTO:
 			/* A target table of the user's may have other column types. */
 			return l->cfg->schema_mode == SCHEMA_MODE_CREATE &&
