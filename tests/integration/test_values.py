@@ -14,7 +14,9 @@ VALUES_SQL = HERE / "sql" / "values.sql"
 # Settings an application may like, set on the database and, overriding
 # some of them, on the role in that database (values as SQL writes them).
 # Every one of them changes the text of some value; search_path changes the
-# text of the reg* types (a name is qualified only when the path hides it).
+# text of the reg* types (a name is qualified only when the path hides it);
+# client_encoding the bytes of every text (GB18030 holds every code point,
+# so the test's own sessions read all of them).
 SOURCE_DB = {"DateStyle": "'SQL, DMY'", "IntervalStyle": "sql_standard",
              "TimeZone": "'Pacific/Chatham'", "extra_float_digits": "0",
              "bytea_output": "escape", "search_path": "vals, public"}
@@ -23,7 +25,8 @@ SOURCE_ROLE = {"extra_float_digits": "-15", "lc_monetary": "'C.UTF-8'",
 TARGET_DB = {"DateStyle": "German", "IntervalStyle": "iso_8601",
              "TimeZone": "'America/St_Johns'", "extra_float_digits": "-3",
              "search_path": '"Odd ""Schema""", public', "array_nulls": "off"}
-TARGET_ROLE = {"bytea_output": "escape", "DateStyle": "'SQL, MDY'"}
+TARGET_ROLE = {"bytea_output": "escape", "DateStyle": "'SQL, MDY'",
+               "client_encoding": "GB18030"}
 
 # Tables of built-in types only: copy.format auto moves them in binary.
 BINARY = ["vals.numbers", "vals.times", "vals.bytes", "vals.code_points",
