@@ -1,32 +1,17 @@
 """The torture database for values (sql/values.sql): every built-in type at
 its edges and every kind of user-defined type, under hostile settings on both
-databases and on the role in each, moved by the load (binary and text COPY)
-and by the change stream, then compared exactly and validated."""
+databases and on the role in each (helpers.HOSTILE), moved by the load
+(binary and text COPY) and by the change stream, then compared exactly and
+validated."""
 import json
 
 import pytest
 
 from cdc_helpers import start_migrate, wait_caught_up
 from conftest import HERE, assert_same_content
+from helpers import hostile_settings
 
 VALUES_SQL = HERE / "sql" / "values.sql"
-
-# Settings an application may like, set on the database and, overriding
-# some of them, on the role in that database (values as SQL writes them).
-# Every one of them changes the text of some value; search_path changes the
-# text of the reg* types (a name is qualified only when the path hides it);
-# client_encoding the bytes of every text (GB18030 holds every code point,
-# so the test's own sessions read all of them).
-SOURCE_DB = {"DateStyle": "'SQL, DMY'", "IntervalStyle": "sql_standard",
-             "TimeZone": "'Pacific/Chatham'", "extra_float_digits": "0",
-             "bytea_output": "escape", "search_path": "vals, public"}
-SOURCE_ROLE = {"extra_float_digits": "-15", "lc_monetary": "'C.UTF-8'",
-               "xmloption": "document"}
-TARGET_DB = {"DateStyle": "German", "IntervalStyle": "iso_8601",
-             "TimeZone": "'America/St_Johns'", "extra_float_digits": "-3",
-             "search_path": '"Odd ""Schema""", public', "array_nulls": "off"}
-TARGET_ROLE = {"bytea_output": "escape", "DateStyle": "'SQL, MDY'",
-               "client_encoding": "GB18030"}
 
 # Tables of built-in types only: copy.format auto moves them in binary.
 BINARY = ["vals.numbers", "vals.times", "vals.bytes", "vals.code_points",
@@ -36,21 +21,6 @@ BINARY = ["vals.numbers", "vals.times", "vals.bytes", "vals.code_points",
 # read back in binary).
 TEXT = ["vals.user_types", "vals.full_identity", "vals.regs", "vals.misc"]
 USER_TYPED = ["vals.user_types", "vals.full_identity"]
-
-
-def set_hostile(db, on_db, on_role):
-    role = db.query_one("SELECT current_user")
-    for name, value in on_db.items():
-        db.execute(f'ALTER DATABASE "{db.name}" SET {name} = {value}')
-    for name, value in on_role.items():
-        db.execute(f'ALTER ROLE "{role}" IN DATABASE "{db.name}"'
-                   f' SET {name} = {value}')
-
-
-def reset_hostile(db):
-    role = db.query_one("SELECT current_user")
-    db.execute(f'ALTER DATABASE "{db.name}" RESET ALL')
-    db.execute(f'ALTER ROLE "{role}" IN DATABASE "{db.name}" RESET ALL')
 
 
 def keyed_columns(db, table):
@@ -111,6 +81,12 @@ def write_edge_values(db, tables):
                          "  m, ai, rg)")
             conn.execute("UPDATE vals.full_identity SET ai = ai || 1"
                          " WHERE tz = '-infinity' OR f8 = 5e-324")
+        # rows their types' equality cannot tell apart, told apart: one of
+        # each pair deleted, the first of one and the second of the other
+        conn.execute("DELETE FROM vals.full_identity WHERE t = 'equal a'"
+                     " AND f8::text = '-0'")
+        conn.execute("DELETE FROM vals.full_identity WHERE t = 'equal b'"
+                     " AND f8::text = '0'")
 
 
 def run_validate(pgtide, source_db, target_db, *extra):
@@ -132,14 +108,12 @@ def test_every_value_moves_exactly(pgtide, source_db, target_db, fmt):
     vals.regs and vals.misc still travel in text: in binary they would move
     OIDs and fail on an empty tsquery."""
     source_db.load_sql_file(VALUES_SQL)
-    set_hostile(source_db, SOURCE_DB, SOURCE_ROLE)
-    set_hostile(target_db, TARGET_DB, TARGET_ROLE)
     moved = BINARY + TEXT
     exclude = []
     if fmt == "binary":
         moved = [t for t in moved if t not in USER_TYPED]
         exclude = [a for t in USER_TYPED for a in ("-T", t)]
-    try:
+    with hostile_settings(source_db, target_db):
         p = start_migrate(pgtide, source_db, target_db, "--format", fmt,
                           *exclude)
         formats = dict(target_db.query(
@@ -157,6 +131,3 @@ def test_every_value_moves_exactly(pgtide, source_db, target_db, fmt):
                             tables=moved if exclude else None)
         run_validate(pgtide, source_db, target_db, *exclude)
         assert p.stop() == 0
-    finally:
-        reset_hostile(source_db)
-        reset_hostile(target_db)

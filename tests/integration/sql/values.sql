@@ -491,7 +491,13 @@ INSERT INTO vals.full_identity VALUES
     ('0', '0.0', '-infinity', '1 mon -1 days', NULL, '\x00', '[]', '', '[0:0]={1}', '(,)'),
     ('NaN', 'Infinity', '2000-01-01 00:00:00+14', '00:00:00.000001', E'\t\\', '\x5c', 'null', 'sad', '{NULL}', '[1,2)'),
     ('5e-324', '1.50', '1850-01-01 00:00:00 Pacific/Chatham', '0', 'é😀', NULL, NULL, NULL, NULL, NULL),
-    ('5e-324', '1.50', '1850-01-01 00:00:00 Pacific/Chatham', '0', 'é😀', NULL, NULL, NULL, NULL, NULL);
+    ('5e-324', '1.50', '1850-01-01 00:00:00 Pacific/Chatham', '0', 'é😀', NULL, NULL, NULL, NULL, NULL),
+    -- pairs equal by each type's equality, of different values: 0 and -0,
+    -- 1.5 and 1.50, one day and 24 hours
+    ('0', '1.5', NULL, '1 day', 'equal a', NULL, NULL, NULL, '{1}', '[1,2)'),
+    ('-0', '1.50', NULL, '24:00:00', 'equal a', NULL, NULL, NULL, '{1}', '[1,1]'),
+    ('0', '1.5', NULL, '1 day', 'equal b', NULL, NULL, NULL, '{1}', '[1,2)'),
+    ('-0', '1.50', NULL, '24:00:00', 'equal b', NULL, NULL, NULL, '{1}', '[1,1]');
 
 CREATE TABLE vals.odd_keys (
     k_text  text,
