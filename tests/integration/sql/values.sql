@@ -11,7 +11,8 @@
 -- Every table lives in schema vals and has an integer key `id` (except
 -- vals.full_identity, REPLICA IDENTITY FULL without a key, and vals.odd_keys,
 -- keyed on edge values). Under copy.format auto the tables of built-in types
--- only travel in binary, vals.user_types and vals.full_identity in text.
+-- only travel in binary; vals.user_types and vals.full_identity (user types),
+-- vals.regs (reg* types) and vals.misc (tsquery) in text.
 --
 --   vals.numbers        integers, float4/float8 (NaN, infinities, -0,
 --                       denormals), numeric (NaN, infinities, the largest
@@ -33,7 +34,9 @@
 --   vals.user_types     enums sorted apart from their creation order,
 --                       nested composites with NULL fields, domains over
 --                       arrays and composites, user ranges and multiranges
---   vals.full_identity  REPLICA IDENTITY FULL, no key: matched on whole rows
+--   vals.full_identity  REPLICA IDENTITY FULL, no key: matched on whole rows,
+--                       with rows equal by their types' equality (0 and -0,
+--                       1.5 and 1.50, 1 day and 24 hours)
 --   vals.odd_keys       a key made of a text, a numeric and a timestamptz
 --   vals.toasted        a large incompressible value beside small columns
 
