@@ -42,8 +42,9 @@ typedef struct RelCol
 	char *qname; /* quoted */
 	uint32_t type_oid;
 	bool key;
-	bool text_eq; /* compared as text: the type has no equality operator */
-	bool always;  /* GENERATED ALWAYS AS IDENTITY on the target */
+	bool
+	    text_eq; /* full identity matched by text: no or too coarse an equality */
+	bool always; /* GENERATED ALWAYS AS IDENTITY on the target */
 } RelCol;
 
 typedef struct Rel

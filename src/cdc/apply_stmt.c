@@ -111,17 +111,22 @@ apply_rel_find(Applier *a, uint32_t relid)
 }
 
 /*
- * Built-in types without a default btree equality (json, xml, point, lseg,
- * path, box, polygon, line, circle, and their arrays): a REPLICA IDENTITY
- * FULL match compares them as text. So are types defined in the database,
- * whose OIDs differ between servers.
+ * Types a REPLICA IDENTITY FULL match compares by their text: built-in types
+ * without a default btree equality (json, xml, point, lseg, path, box,
+ * polygon, line, circle, and their arrays); types whose equality holds
+ * between different values (float4 and float8 with 0 and -0, numeric with
+ * 1.5 and 1.50, interval with 1 day and 24 hours, jsonb with such numbers,
+ * their arrays, numeric ranges), where it would pick another row of a table
+ * that holds both; and types defined in the database, whose OIDs differ
+ * between servers.
  */
 static bool
 needs_text_eq(uint32_t oid)
 {
-	static const uint32_t no_eq[] = {114, 199,  142, 143,  600, 1017,
-	                                 601, 1018, 602, 1019, 603, 1020,
-	                                 604, 1027, 628, 629,  718, 719};
+	static const uint32_t no_eq[] = {
+	    114,  199,  142,  143,  600,  1017, 601,  1018, 602,  1019, 603,
+	    1020, 604,  1027, 628,  629,  718,  719,  700,  1021, 701,  1022,
+	    1700, 1231, 1186, 1187, 3802, 3807, 3906, 3907, 4532, 6151};
 
 	if (oid >= 16384)
 		return true;
@@ -261,9 +266,17 @@ add_where(Applier *a, Rel *r, const PgoTuple *old, int *next,
 		first = false;
 		if (full && r->cols[i].text_eq)
 		{
+			/*
+			 * The old value is read as the column's type (the CASE gives the
+			 * parameter that type) and both texts come from the target's
+			 * output function: the source's own text may be written another
+			 * way by another version (floats before 12).
+			 */
 			if (!sql_add(a, r->cols[i].qname) ||
-			    !sql_add(a, "::text IS NOT DISTINCT FROM ") ||
-			    !sql_addf_param(a, (*next)++) || !sql_add(a, "::text"))
+			    !sql_add(a, "::text IS NOT DISTINCT FROM (CASE WHEN false "
+			                "THEN ") ||
+			    !sql_add(a, r->cols[i].qname) || !sql_add(a, " ELSE ") ||
+			    !sql_addf_param(a, (*next)++) || !sql_add(a, " END)::text"))
 				return false;
 		}
 		else if (!sql_add(a, r->cols[i].qname) ||

@@ -456,7 +456,8 @@ copy_use_binary(const TaskConfig *cfg, const CatTable *t)
 		case COPY_FORMAT_TEXT:
 			return false;
 		case COPY_FORMAT_BINARY:
-			return true;
+			/* not where binary would move an OID or refuse a value */
+			return catalog_binary_carries(t);
 		case COPY_FORMAT_AUTO:
 			/* A target table of the user's may have other column types. */
 			return cfg->schema_mode == SCHEMA_MODE_CREATE &&

@@ -158,7 +158,11 @@ read_columns(PgConn *conn, Catalog *cat, const char *skip_schema, Error *err)
 	 * Generated columns (12+) are computed on the target, never copied. A
 	 * column travels in binary when the type at the bottom of its domain
 	 * chain is built in (same OID and wire form on every server) and has
-	 * send/receive functions.
+	 * send/receive functions, except two kinds whose binary form does not
+	 * carry the value across (nor in arrays), whatever copy.format says: the
+	 * reg* types, sent as the OID of an object that has another OID on the
+	 * target (their text is its name), and tsquery, whose receive function
+	 * refuses the empty query its send function writes.
 	 */
 	snprintf(
 	    sql, sizeof(sql),
@@ -173,7 +177,13 @@ read_columns(PgConn *conn, Catalog *cat, const char *skip_schema, Error *err)
 	    "    AND bt.typreceive <> 0"
 	    "  FROM pg_type bt WHERE bt.oid = coalesce("
 	    "   (SELECT b.cur FROM base b JOIN pg_type t ON t.oid = b.cur"
-	    "    WHERE b.oid = a.atttypid AND t.typtype <> 'd'), a.atttypid))"
+	    "    WHERE b.oid = a.atttypid AND t.typtype <> 'd'), a.atttypid)),"
+	    " NOT EXISTS (SELECT FROM pg_type bt, pg_type e"
+	    "  WHERE bt.oid = coalesce("
+	    "   (SELECT b.cur FROM base b JOIN pg_type t ON t.oid = b.cur"
+	    "    WHERE b.oid = a.atttypid AND t.typtype <> 'd'), a.atttypid)"
+	    "  AND e.oid IN (bt.oid, bt.typelem) AND e.oid < 16384"
+	    "  AND (e.typname = 'tsquery' OR e.typname LIKE 'reg%%'))"
 	    " FROM pg_attribute a"
 	    " JOIN pg_class c ON c.oid = a.attrelid"
 	    " JOIN pg_namespace n ON n.oid = c.relnamespace"
@@ -213,7 +223,8 @@ read_columns(PgConn *conn, Catalog *cat, const char *skip_schema, Error *err)
 		c->name = xstrdup(PQgetvalue(res, i, 1), &oom);
 		c->type_oid = (uint32_t) strtoul(PQgetvalue(res, i, 2), NULL, 10);
 		c->type_name = xstrdup(PQgetvalue(res, i, 3), &oom);
-		c->binary_safe = PQgetvalue(res, i, 4)[0] == 't';
+		c->binary_carries = PQgetvalue(res, i, 5)[0] == 't';
+		c->binary_safe = PQgetvalue(res, i, 4)[0] == 't' && c->binary_carries;
 	}
 	PQclear(res);
 	if (oom)
@@ -429,6 +440,15 @@ catalog_binary_safe(const CatTable *t)
 {
 	for (int c = 0; c < t->ncols; c++)
 		if (!t->cols[c].binary_safe)
+			return false;
+	return true;
+}
+
+bool
+catalog_binary_carries(const CatTable *t)
+{
+	for (int c = 0; c < t->ncols; c++)
+		if (!t->cols[c].binary_carries)
 			return false;
 	return true;
 }

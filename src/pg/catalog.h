@@ -21,8 +21,10 @@ typedef struct CatColumn
 	char *name;      /* owned */
 	char *type_name; /* format_type(), for messages; owned */
 	uint32_t type_oid;
-	bool
-	    binary_safe; /* built-in type (after domains): same binary form everywhere */
+	/* its binary form names no object by OID and reads back: not reg*, tsquery */
+	bool binary_carries;
+	/* that, and a built-in type (after domains): same OID on every server */
+	bool binary_safe;
 } CatColumn;
 
 typedef struct CatTable
@@ -92,5 +94,11 @@ int catalog_find(const Catalog *cat, const char *schema, const char *name);
 
 /* True when every column of t can be copied in binary. */
 bool catalog_binary_safe(const CatTable *t);
+
+/*
+ * True unless a column's binary form cannot carry its value to another
+ * database whatever the types there (a reg* type's OID, an empty tsquery).
+ */
+bool catalog_binary_carries(const CatTable *t);
 
 #endif

@@ -80,12 +80,21 @@ trim_newline(char *s)
  * ISO dates (no day/month order to guess), postgres intervals, floats with
  * every digit (exact; shortest-exact from 12 on), UTC, hex bytea, standard
  * strings (pg_quote_literal relies on them), money in the C locale's form,
- * XML parsed as content (a document parses as content too).
+ * XML parsed as content (a document parses as content too), an unquoted
+ * NULL in an array's text read as a null element (array_nulls off reads it
+ * as the string NULL, or refuses it for other types), and only pg_catalog
+ * on the search path: a reg* value (regclass, regtype, ...) is
+ * written as a name qualified unless the path shows it, so both sides must
+ * see the same path for the name to mean the same object. And UTF-8 on the
+ * wire: a database or role may set another client_encoding, in which the
+ * target would read the source's bytes as other characters; UTF-8 holds
+ * every character of every server encoding, so each side converts to it.
  */
 #define PG_PINNED                                                            \
 	"-c datestyle=ISO -c intervalstyle=postgres -c extra_float_digits=3"     \
 	" -c timezone=UTC -c bytea_output=hex -c standard_conforming_strings=on" \
-	" -c lc_monetary=C -c xmloption=content"
+	" -c lc_monetary=C -c xmloption=content -c array_nulls=on"               \
+	" -c search_path=pg_catalog -c client_encoding=UTF8"
 /*
  * Timeouts a role or database may set for applications, off for pgtide's
  * sessions: a chunk's COPY or a large batch runs as long as it takes, the

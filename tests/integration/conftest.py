@@ -843,7 +843,8 @@ def wait_for(predicate, timeout: float = 30, interval: float = 0.1,
 # Session settings making the text form of every value deterministic.
 _COMPARE_SETTINGS = ("SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; "
                      "SET LOCAL IntervalStyle = 'postgres'; SET LOCAL extra_float_digits = 1; "
-                     "SET LOCAL bytea_output = 'hex'; SET LOCAL lc_monetary = 'C'")
+                     "SET LOCAL bytea_output = 'hex'; SET LOCAL lc_monetary = 'C'; "
+                     "SET LOCAL search_path = pg_catalog")
 
 
 def _db_conn(db):

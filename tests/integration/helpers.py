@@ -71,3 +71,50 @@ def chunk_runs(target_db, task="default"):
         "SELECT src_schema || '.' || src_name, chunk, run FROM pgtide.chunks"
         " WHERE task = %s", (task,))
     return {(r[0], r[1]): r[2] for r in rows}
+
+
+# Settings an application may like, set on each database and, overriding
+# some of them, on the role in that database (values as SQL writes them).
+# Each changes the text of some value: search_path the text of the reg*
+# types (a name is qualified only where the path hides it), client_encoding
+# the bytes of every text (GB18030 holds every code point, so the tests' own
+# sessions still read all of them), array_nulls how an array's NULL reads.
+HOSTILE = {
+    "source": ({"DateStyle": "'SQL, DMY'", "IntervalStyle": "sql_standard",
+                "TimeZone": "'Pacific/Chatham'", "extra_float_digits": "0",
+                "bytea_output": "escape", "search_path": "vals, public"},
+               {"extra_float_digits": "-15", "lc_monetary": "'C.UTF-8'",
+                "xmloption": "document"}),
+    "target": ({"DateStyle": "German", "IntervalStyle": "iso_8601",
+                "TimeZone": "'America/St_Johns'", "extra_float_digits": "-3",
+                "search_path": '"Odd ""Schema""", public',
+                "array_nulls": "off"},
+               {"bytea_output": "escape", "DateStyle": "'SQL, MDY'",
+                "client_encoding": "GB18030"}),
+}
+
+
+class hostile_settings:
+    """with hostile_settings(source_db, target_db): the HOSTILE settings on
+    both databases and on the role in each, reset on the way out."""
+
+    def __init__(self, source_db, target_db):
+        self.dbs = ((source_db, HOSTILE["source"]),
+                    (target_db, HOSTILE["target"]))
+
+    def __enter__(self):
+        for db, (on_db, on_role) in self.dbs:
+            role = db.query_one("SELECT current_user")
+            for name, value in on_db.items():
+                db.execute(f'ALTER DATABASE "{db.name}" SET {name} = {value}')
+            for name, value in on_role.items():
+                db.execute(f'ALTER ROLE "{role}" IN DATABASE "{db.name}"'
+                           f' SET {name} = {value}')
+        return self
+
+    def __exit__(self, *exc):
+        for db, _ in self.dbs:
+            role = db.query_one("SELECT current_user")
+            db.execute(f'ALTER DATABASE "{db.name}" RESET ALL')
+            db.execute(f'ALTER ROLE "{role}" IN DATABASE "{db.name}" RESET ALL')
+        return False

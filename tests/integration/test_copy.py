@@ -5,7 +5,8 @@ import subprocess
 import time
 
 from conftest import assert_same_content
-from helpers import make_load_dataset, schema_objects, sequences
+from helpers import (hostile_settings, make_load_dataset, schema_objects,
+                     sequences)
 
 
 def copy_args(source_db, target_db, *extra):
@@ -247,21 +248,16 @@ def test_timeouts_set_for_applications_do_not_cut_the_load(pgtide, source_db,
     assert_same_content(source_db, target_db)
 
 
-HOSTILE_SOURCE = {"DateStyle": "SQL, DMY", "extra_float_digits": "0",
-                  "IntervalStyle": "sql_standard", "bytea_output": "escape",
-                  "TimeZone": "Pacific/Chatham", "lc_monetary": "C"}
-HOSTILE_TARGET = {"DateStyle": "ISO, MDY", "extra_float_digits": "-3",
-                  "IntervalStyle": "iso_8601", "TimeZone": "America/St_Johns"}
-
-
 def test_database_settings_never_change_a_value(pgtide, source_db,
                                                 target_db):
-    """Each database sets the output styles an application likes: day before
-    month, floats to 15 digits (PostgreSQL 11's default too), escaped bytea,
-    far time zones. Values copied as text (--format text, the form an enum
-    column forces) and streamed must arrive unchanged: every session pgtide
-    opens pins the settings that shape a value's text. Before, the load
-    died on float8's largest value, and other doubles lost digits quietly."""
+    """Each database, and the role in it, sets the styles an application
+    likes (helpers.HOSTILE): day before month, floats to 15 digits
+    (PostgreSQL 11's default too), escaped bytea, far time zones, another
+    search path and client encoding. Values copied as text (--format text,
+    the form an enum column forces) and streamed must arrive unchanged:
+    every session pgtide opens pins the settings that shape a value's text.
+    Before, the load died on float8's largest value, and other doubles lost
+    digits quietly. sql/values.sql's test does the same for every type."""
     source_db.execute("""
         CREATE TYPE mood AS ENUM ('sad', 'ok');
         CREATE TABLE v (id int PRIMARY KEY, m mood, f float8, r real,
@@ -278,10 +274,7 @@ def test_database_settings_never_change_a_value(pgtide, source_db,
           (4, 'ok', 'NaN', '-Infinity', 'infinity', '294276-12-31 23:59:59',
            '1970-01-01 00:00:00.000001+00', '0', '\\x', '24:00');
     """)
-    for db, settings in ((source_db, HOSTILE_SOURCE), (target_db, HOSTILE_TARGET)):
-        for name, value in settings.items():
-            db.execute(f'ALTER DATABASE "{db.name}" SET {name} = \'{value}\'')
-    try:
+    with hostile_settings(source_db, target_db):
         r = pgtide.run(*copy_args(source_db, target_db, "--format", "text"))
         assert r.returncode == 0, r.stderr
         assert_same_content(source_db, target_db)
@@ -294,9 +287,6 @@ def test_database_settings_never_change_a_value(pgtide, source_db,
         wait_caught_up(source_db, target_db)
         assert p.stop() == 0
         assert_same_content(source_db, target_db)
-    finally:
-        for db in (source_db, target_db):
-            db.execute(f'ALTER DATABASE "{db.name}" RESET ALL')
 
 
 def test_password_never_on_pg_dumps_command_line(pgtide, source_db, target_db,
