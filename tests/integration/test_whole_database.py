@@ -18,7 +18,7 @@ import psycopg
 
 from cdc_helpers import start_migrate, wait_caught_up
 from conftest import assert_same_content, wait_for
-from test_copy import HOSTILE_SOURCE, HOSTILE_TARGET
+from helpers import hostile_settings
 from test_cutover import make_role
 from test_large_objects import lobjects
 
@@ -112,37 +112,41 @@ def test_whole_database_moves_exactly_while_the_application_writes(
     make_role(source_db, role)
     source_db.execute(f"GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO {role};"
                       f" GRANT INSERT, SELECT ON public.customer_audit TO {role}")
-    for db, settings in ((source_db, HOSTILE_SOURCE), (target_db, HOSTILE_TARGET)):
-        for name, value in settings.items():
-            db.execute(f'ALTER DATABASE "{db.name}" SET {name} = \'{value}\'')
     work = Workload(source_db, role)
-    try:
-        work.start()
+    with hostile_settings(source_db, target_db):
         try:
-            wait_for(lambda: work.rounds > 20, 60, 0.2)
-        except AssertionError:
-            raise AssertionError(f"the workload never ran: {work.last_error}")
-        migrate = start_migrate(pgtide, source_db, target_db)
-        before = work.rounds
-        source_db.execute("""
-            TRUNCATE public.scratch;
-            INSERT INTO public.scratch SELECT g, 'y' FROM generate_series(1, 50) g;
-            INSERT INTO public.orders
-              SELECT 100000 + g, 1 + g % 97, DATE '2024-01-01' + g % 300, g
-              FROM generate_series(1, 30000) g;
-            SELECT lo_from_bytea(0, 'made while following');
-        """)
-        wait_for(lambda: work.rounds > before + 30, 60, 0.2,
-                 "the workload stalled while pgtide followed")
-        wait_caught_up(source_db, target_db)
+            work.start()
+            try:
+                wait_for(lambda: work.rounds > 20, 60, 0.2)
+            except AssertionError:
+                raise AssertionError(
+                    f"the workload never ran: {work.last_error}")
+            migrate = start_migrate(pgtide, source_db, target_db)
+            before = work.rounds
+            source_db.execute("""
+                TRUNCATE public.scratch;
+                INSERT INTO public.scratch
+                  SELECT g, 'y' FROM generate_series(1, 50) g;
+                INSERT INTO public.orders
+                  SELECT 100000 + g, 1 + g % 97, DATE '2024-01-01' + g % 300, g
+                  FROM generate_series(1, 30000) g;
+                SELECT lo_from_bytea(0, 'made while following');
+            """)
+            wait_for(lambda: work.rounds > before + 30, 60, 0.2,
+                     "the workload stalled while pgtide followed")
+            wait_caught_up(source_db, target_db)
 
-        r = pgtide.run("cutover", "--source", source_db.uri, "--target",
-                       target_db.uri, "--fence", "read_only", "--fence-role",
-                       role, "--final-validation", "full")
-        assert r.returncode == 0, r.stderr
-        assert migrate.wait(60) == 0
-    finally:
-        work.stop()
+            r = pgtide.run("cutover", "--source", source_db.uri, "--target",
+                           target_db.uri, "--fence", "read_only",
+                           "--fence-role", role, "--final-validation", "full")
+            assert r.returncode == 0, r.stderr
+            assert migrate.wait(60) == 0
+        finally:
+            work.stop()
+            # the read_only fence stays on the source after cutover
+            source_db.execute("SET TRANSACTION READ WRITE; ALTER DATABASE"
+                              f' "{source_db.name}" RESET'
+                              " default_transaction_read_only")
     assert work.rounds > 50 and work.refused > 0
 
     assert_same_content(source_db, target_db)
@@ -153,7 +157,3 @@ def test_whole_database_moves_exactly_while_the_application_writes(
     assert target_db.query(ring) == source_db.query(ring)
     assert target_db.query_one("SELECT last_value FROM public.countdown") < \
         source_db.query_one("SELECT last_value FROM public.countdown")
-    # the read_only fence stays on the source after cutover
-    for db in (source_db, target_db):
-        db.execute("SET TRANSACTION READ WRITE;"
-                   f' ALTER DATABASE "{db.name}" RESET ALL')
