@@ -53,6 +53,8 @@ typedef struct Rel
 	const ApplyTable *table; /* NULL: the task does not move this table */
 	ApplyTable same_name;    /* the table when every table maps to itself */
 	char replident;
+	const char *only; /* "ONLY " before the target in UPDATE and DELETE, or
+	                     "" when the target is partitioned */
 	int ncols;
 	RelCol *cols;
 	int64_t conflicts;
@@ -127,6 +129,11 @@ struct Applier
 	char **always_tables; /* "schema"."name", as tgt_qname writes it */
 	char **always_cols;
 	int nalways;
+
+	/* the target's partitioned tables: an UPDATE or DELETE reaches their
+	 * rows through the parent, and "ONLY" would find none of them */
+	char **parted_tables; /* "schema"."name", as tgt_qname writes it */
+	int nparted;
 
 	Rel **rels; /* relation cache, small: a linear scan; each Rel is
 	               allocated alone so pending statements may point to it */
