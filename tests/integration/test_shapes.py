@@ -179,3 +179,40 @@ def test_huge_values_load_and_stream(pgtide, source_db, target_db):
     assert huge_digest(target_db) == huge_digest(source_db)
     assert target_db.query("SELECT id, n FROM huge ORDER BY id") == [(1, 1), (2, 1)]
     assert p.stop(signal.SIGTERM) == 0, p.read_stderr()
+
+
+def test_stream_into_a_target_partitioned_differently(pgtide, source_db,
+                                                      target_db):
+    """UPDATE and DELETE name their target ONLY (an inheritance child's row
+    of the same key stays), except a partitioned target, whose rows are in
+    its partitions: reached through the root, they are found."""
+    source_db.execute("""
+        CREATE TABLE m (k int, id int, v text, PRIMARY KEY (k, id))
+          PARTITION BY LIST (k);
+        CREATE TABLE m_a PARTITION OF m FOR VALUES IN (1, 2);
+        CREATE TABLE m_b PARTITION OF m FOR VALUES IN (3, 4);
+        CREATE TABLE m_full (k int, v text);
+        ALTER TABLE m_full REPLICA IDENTITY FULL;
+        INSERT INTO m SELECT g % 4 + 1, g, g::text FROM generate_series(1, 40) g;
+        INSERT INTO m_full VALUES (1, 'a'), (1, 'a'), (2, 'b');
+    """)
+    target_db.execute("""
+        CREATE TABLE m (k int, id int, v text, PRIMARY KEY (k, id))
+          PARTITION BY HASH (k);
+        CREATE TABLE m_h0 PARTITION OF m FOR VALUES WITH (modulus 2, remainder 0);
+        CREATE TABLE m_h1 PARTITION OF m FOR VALUES WITH (modulus 2, remainder 1);
+        CREATE TABLE m_full (k int, v text) PARTITION BY HASH (k);
+        CREATE TABLE m_full_0 PARTITION OF m_full
+          FOR VALUES WITH (modulus 1, remainder 0);
+    """)
+    p = start_migrate(pgtide, source_db, target_db, "--schema", "existing")
+    source_db.execute("UPDATE m SET v = v || '!' WHERE id % 3 = 0")
+    source_db.execute("DELETE FROM m WHERE id % 5 = 0")
+    source_db.execute("DELETE FROM m_full WHERE ctid = "
+                      "(SELECT min(ctid) FROM m_full WHERE k = 1)")
+    source_db.execute("UPDATE m_full SET v = 'c' WHERE k = 2")
+    wait_caught_up(source_db, target_db)
+    for t in ("m", "m_full"):
+        assert sorted(target_db.query(f"SELECT * FROM {t}")) == \
+            sorted(source_db.query(f"SELECT * FROM {t}")), t
+    assert p.stop(signal.SIGTERM) == 0, p.read_stderr()
