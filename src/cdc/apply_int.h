@@ -53,8 +53,8 @@ typedef struct Rel
 	const ApplyTable *table; /* NULL: the task does not move this table */
 	ApplyTable same_name;    /* the table when every table maps to itself */
 	char replident;
-	const char *only; /* "ONLY " before the target in UPDATE and DELETE, or
-	                     "" when the target is partitioned */
+	const char *only; /* "ONLY " before the target in UPDATE, DELETE and
+	                     TRUNCATE, or "" when the target is partitioned */
 	int ncols;
 	RelCol *cols;
 	int64_t conflicts;
@@ -130,8 +130,8 @@ struct Applier
 	char **always_cols;
 	int nalways;
 
-	/* the target's partitioned tables: an UPDATE or DELETE reaches their
-	 * rows through the parent, and "ONLY" would find none of them */
+	/* the target's partitioned tables: an UPDATE, DELETE or TRUNCATE reaches
+	 * their rows through the parent, and "ONLY" would find none of them */
 	char **parted_tables; /* "schema"."name", as tgt_qname writes it */
 	int nparted;
 

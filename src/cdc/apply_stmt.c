@@ -669,7 +669,7 @@ bool
 apply_truncate(Applier *a, const PgoTruncate *t, Error *err)
 {
 	int n = 0;
-	bool ok = sql_reset(a) && sql_add(a, "TRUNCATE ONLY ");
+	bool ok = sql_reset(a) && sql_add(a, "TRUNCATE ");
 
 	for (int i = 0; ok && i < t->nrelids; i++)
 	{
@@ -696,7 +696,10 @@ apply_truncate(Applier *a, const PgoTruncate *t, Error *err)
 			                "it migrates needs a target of its own",
 			                r->table->tgt_qname);
 		}
-		ok = sql_add(a, n++ ? ", " : "") && sql_add(a, r->table->tgt_qname);
+		/* ONLY binds to one name: "TRUNCATE ONLY a, b" empties b's
+		 * inheritance children too, which the source kept */
+		ok = sql_add(a, n++ ? ", " : "") && sql_add(a, r->only) &&
+		     sql_add(a, r->table->tgt_qname);
 	}
 	if (!ok)
 		return err_set(err, ERR_INTERNAL, "out of memory");
