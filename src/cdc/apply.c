@@ -109,8 +109,8 @@ load_always(Applier *a, Error *err)
 }
 
 /*
- * Reads the target's partitioned tables. An UPDATE or DELETE names its
- * target ONLY, so that rows of inheritance children of the same key stay
+ * Reads the target's partitioned tables. An UPDATE, DELETE or TRUNCATE
+ * names its target ONLY, so that rows of inheritance children stay
  * untouched, unless the target is partitioned: its rows are in partitions.
  */
 static bool
