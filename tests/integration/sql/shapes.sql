@@ -38,6 +38,8 @@ ALTER TABLE public.nocols REPLICA IDENTITY FULL;
 INSERT INTO public.nocols DEFAULT VALUES;
 INSERT INTO public.nocols DEFAULT VALUES;
 INSERT INTO public.nocols DEFAULT VALUES;
+-- enough rows (about 20 blocks) to be cut into chunks of 64kB
+INSERT INTO public.nocols SELECT FROM generate_series(1, 6000);
 
 CREATE TABLE public.nocols_full ();
 ALTER TABLE public.nocols_full REPLICA IDENTITY FULL;
