@@ -109,6 +109,47 @@ load_always(Applier *a, Error *err)
 }
 
 /*
+ * Reads the target's partitioned tables. An UPDATE, DELETE or TRUNCATE
+ * names its target ONLY, so that rows of inheritance children stay
+ * untouched, unless the target is partitioned: its rows are in partitions.
+ */
+static bool
+load_parted(Applier *a, Error *err)
+{
+	PGresult *res;
+	int n;
+
+	if (!pg_query(a->conn,
+	              "SELECT '\"' || replace(n.nspname, '\"', '\"\"') || '\".\"'"
+	              " || replace(c.relname, '\"', '\"\"') || '\"'"
+	              " FROM pg_catalog.pg_class c"
+	              " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+	              " WHERE c.relkind = 'p'"
+	              " AND n.nspname NOT IN ('pg_catalog', 'information_schema')",
+	              0, NULL, &res, err))
+		return err_prefix(err, "reading the target's partitioned tables: ");
+	n = PQntuples(res);
+	a->parted_tables = calloc((size_t) n + 1, sizeof(char *));
+	if (a->parted_tables == NULL)
+	{
+		PQclear(res);
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	}
+	for (int i = 0; i < n; i++)
+	{
+		a->parted_tables[i] = strdup(PQgetvalue(res, i, 0));
+		if (a->parted_tables[i] == NULL)
+		{
+			PQclear(res);
+			return err_set(err, ERR_INTERNAL, "out of memory");
+		}
+		a->nparted++;
+	}
+	PQclear(res);
+	return true;
+}
+
+/*
  * Opens the target session: replication role, settings, the origin. The
  * relation cache is the stream's and survives; statements are the
  * session's and start anew.
@@ -155,6 +196,8 @@ session_open(Applier *a, Error *err)
 	}
 	PQclear(res);
 	if (a->always_tables == NULL && !load_always(a, err))
+		return false;
+	if (a->parted_tables == NULL && !load_parted(a, err))
 		return false;
 	if (PQenterPipelineMode(pg_raw(a->conn)) != 1)
 		return pg_error(a->conn, NULL, err);
@@ -257,6 +300,9 @@ apply_free(Applier *a)
 	}
 	free(a->always_tables);
 	free(a->always_cols);
+	for (int i = 0; i < a->nparted; i++)
+		free(a->parted_tables[i]);
+	free(a->parted_tables);
 	free(a->origin);
 	free(a->target_uri);
 	buf_free(&a->run.data);

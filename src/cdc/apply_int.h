@@ -54,6 +54,8 @@ typedef struct Rel
 	const ApplyTable *table; /* NULL: the task does not move this table */
 	ApplyTable same_name;    /* the table when every table maps to itself */
 	char replident;
+	const char *only; /* "ONLY " before the target in UPDATE, DELETE and
+	                     TRUNCATE, or "" when the target is partitioned */
 	int ncols;
 	RelCol *cols;
 	int64_t conflicts;
@@ -128,6 +130,11 @@ struct Applier
 	char **always_tables; /* "schema"."name", as tgt_qname writes it */
 	char **always_cols;
 	int nalways;
+
+	/* the target's partitioned tables: an UPDATE, DELETE or TRUNCATE reaches
+	 * their rows through the parent, and "ONLY" would find none of them */
+	char **parted_tables; /* "schema"."name", as tgt_qname writes it */
+	int nparted;
 
 	Rel **rels; /* relation cache, small: a linear scan; each Rel is
 	               allocated alone so pending statements may point to it */

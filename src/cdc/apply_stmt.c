@@ -190,6 +190,10 @@ apply_rel_update(Applier *a, const PgoRelation *m, Error *err)
 		r->same_name.load_point = LSN_INVALID;
 		r->table = &r->same_name;
 	}
+	r->only = "ONLY ";
+	for (int k = 0; r->table != NULL && k < a->nparted; k++)
+		if (strcmp(a->parted_tables[k], r->table->tgt_qname) == 0)
+			r->only = "";
 	for (int k = 0; r->table != NULL && k < a->nalways; k++)
 		if (strcmp(a->always_tables[k], r->table->tgt_qname) == 0)
 			for (int i = 0; i < m->ncols; i++)
@@ -251,7 +255,8 @@ add_where(Applier *a, Rel *r, const PgoTuple *old, int *next,
 	*nmatch = 0;
 	if (full && !(sql_add(a, " WHERE (tableoid, ctid) = (SELECT tableoid, "
 	                         "ctid FROM ") &&
-	              sql_add(a, r->table->tgt_qname) && sql_add(a, " WHERE")))
+	              sql_add(a, r->only) && sql_add(a, r->table->tgt_qname) &&
+	              sql_add(a, " WHERE")))
 		return false;
 	else if (!full && !sql_add(a, " WHERE"))
 		return false;
@@ -286,8 +291,15 @@ add_where(Applier *a, Rel *r, const PgoTuple *old, int *next,
 		cols[*nmatch] = i;
 		vals[(*nmatch)++] = v;
 	}
-	if (first)
+	/*
+	 * A table without columns (or with only generated ones) has nothing to
+	 * match on: under REPLICA IDENTITY FULL its rows are all alike, and any
+	 * one of them is the row to change; one row goes, never all of them.
+	 */
+	if (first && !(full && old->ncols == 0))
 		return false; /* nothing to match on */
+	if (first && !sql_add(a, " true"))
+		return false;
 	return !full || sql_add(a, " LIMIT 1)");
 }
 
@@ -340,25 +352,32 @@ colset_free(ColSet *cs)
 
 /*
  * "INSERT INTO t (c1..ck) VALUES ($1..$k), ... nrows times" and the conflict
- * clause of the policy, into the sql buffer.
+ * clause of the policy, into the sql buffer. Rows without columns (a table
+ * that has none, or only generated ones: pgoutput sends no generated column)
+ * are "INSERT INTO t SELECT FROM generate_series(1, nrows)": "()" is not SQL,
+ * and the target computes every value.
  */
 static bool
 build_insert(Applier *a, Rel *r, int ncols, int nrows)
 {
 	bool ok = sql_reset(a) && sql_add(a, "INSERT INTO ") &&
-	          sql_add(a, r->table->tgt_qname) && sql_add(a, " (");
+	          sql_add(a, r->table->tgt_qname);
 	int n = ncols < r->ncols ? ncols : r->ncols;
+	char rows[64];
 
 	bool always = false;
 
+	snprintf(rows, sizeof(rows), " SELECT FROM generate_series(1, %d)", nrows);
+	ok = ok && (n > 0 ? sql_add(a, " (") : sql_add(a, rows));
 	for (int i = 0; ok && i < n; i++)
 	{
 		ok = sql_add(a, i ? ", " : "") && sql_add(a, r->cols[i].qname);
 		always = always || r->cols[i].always;
 	}
-	ok = ok &&
-	     sql_add(a, always ? ") OVERRIDING SYSTEM VALUE VALUES " : ") VALUES ");
-	for (int row = 0; ok && row < nrows; row++)
+	if (ok && n > 0)
+		ok = sql_add(a, always ? ") OVERRIDING SYSTEM VALUE VALUES "
+		                       : ") VALUES ");
+	for (int row = 0; ok && n > 0 && row < nrows; row++)
 	{
 		ok = sql_add(a, row ? ", (" : "(");
 		for (int i = 0; ok && i < n; i++)
@@ -576,7 +595,7 @@ apply_update(Applier *a, Rel *r, const PgoChange *ch, Error *err)
 		colset_free(&cs);
 		return err_set(err, ERR_INTERNAL, "out of memory");
 	}
-	ok = sql_reset(a) && sql_add(a, "UPDATE ") &&
+	ok = sql_reset(a) && sql_add(a, "UPDATE ") && sql_add(a, r->only) &&
 	     sql_add(a, r->table->tgt_qname) && sql_add(a, " SET ");
 	/* an unchanged TOASTed value ('u') is not sent: leave it as it is; an
 	 * identity the target generates ALWAYS cannot be set, only matched */
@@ -637,7 +656,7 @@ apply_delete(Applier *a, Rel *r, const PgoChange *ch, Error *err)
 		return false;
 	if (!colset_init(&where, ch->old_tuple.ncols))
 		return err_set(err, ERR_INTERNAL, "out of memory");
-	ok = sql_reset(a) && sql_add(a, "DELETE FROM ") &&
+	ok = sql_reset(a) && sql_add(a, "DELETE FROM ") && sql_add(a, r->only) &&
 	     sql_add(a, r->table->tgt_qname) &&
 	     add_where(a, r, &ch->old_tuple, &next, where.vals, where.cols,
 	               &where.n);
@@ -663,7 +682,7 @@ bool
 apply_truncate(Applier *a, const PgoTruncate *t, Error *err)
 {
 	int n = 0;
-	bool ok = sql_reset(a) && sql_add(a, "TRUNCATE ONLY ");
+	bool ok = sql_reset(a) && sql_add(a, "TRUNCATE ");
 
 	for (int i = 0; ok && i < t->nrelids; i++)
 	{
@@ -690,7 +709,10 @@ apply_truncate(Applier *a, const PgoTruncate *t, Error *err)
 			                "it migrates needs a target of its own",
 			                r->table->tgt_qname);
 		}
-		ok = sql_add(a, n++ ? ", " : "") && sql_add(a, r->table->tgt_qname);
+		/* ONLY binds to one name: "TRUNCATE ONLY a, b" empties b's
+		 * inheritance children too, which the source kept */
+		ok = sql_add(a, n++ ? ", " : "") && sql_add(a, r->only) &&
+		     sql_add(a, r->table->tgt_qname);
 	}
 	if (!ok)
 		return err_set(err, ERR_INTERNAL, "out of memory");

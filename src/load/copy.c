@@ -5,7 +5,7 @@
  *
  *   BEGIN
  *   [TRUNCATE ONLY t]                 only with FREEZE: makes FREEZE legal
- *   COPY t (cols) FROM STDIN (FORMAT f [, FREEZE])
+ *   COPY t [(cols)] FROM STDIN (FORMAT f [, FREEZE])
  *      <- rows from COPY (SELECT cols FROM ONLY s WHERE ctid range) TO STDOUT
  *   chunk_done hook                   the chunk's record, same transaction
  *   COMMIT
@@ -147,16 +147,30 @@ finish_target(PgConn *tgt, const char *abort_msg, Error *err)
 	return ok;
 }
 
+/*
+ * The column list for COPY: "()" is a syntax error, so a table with nothing
+ * to copy (no columns, or only generated or dropped ones) goes without one.
+ * COPY then moves every column that is neither generated nor dropped, none
+ * here, and still one row for each row: its row count is its content, and
+ * the target computes its generated values.
+ */
+static const char *
+copy_columns(const CopyTable *t)
+{
+	return strcmp(t->columns, "()") == 0 ? "" : t->columns;
+}
+
 static char *
 source_copy_sql(const CopyTable *t, const PlanChunk *c)
 {
 	const char *fmt = t->binary ? "binary" : "text";
+	const char *cols = copy_columns(t);
 	char *sql = NULL;
 	int n;
 
 	if (c->start_block < 0 && c->end_block < 0)
 		n = asprintf(&sql, "COPY %s %s TO STDOUT (FORMAT %s)", t->src_qname,
-		             t->columns, fmt);
+		             cols, fmt);
 	else
 	{
 		char lo[64] = "", hi[64] = "";
@@ -168,7 +182,8 @@ source_copy_sql(const CopyTable *t, const PlanChunk *c)
 		if (c->end_block >= 0)
 			snprintf(hi, sizeof(hi), " AND ctid < '(%lld,0)'::tid",
 			         (long long) c->end_block);
-		/* columns is "(a, b)": strip the parentheses for the select list */
+		/* columns is "(a, b)": strip the parentheses for the select list
+		 * ("SELECT FROM" selects rows of no columns) */
 		n = asprintf(&sql,
 		             "COPY (SELECT %.*s FROM ONLY %s WHERE true%s%s)"
 		             " TO STDOUT (FORMAT %s)",
@@ -216,7 +231,7 @@ stream_chunk(Worker *w, CopyTable *t, const PlanChunk *c, int64_t *rows,
 		ok = false;
 	}
 	if (asprintf(&tgt_sql, "COPY %s %s FROM STDIN (FORMAT %s%s)", t->tgt_qname,
-	             t->columns, t->binary ? "binary" : "text",
+	             copy_columns(t), t->binary ? "binary" : "text",
 	             t->freeze ? ", FREEZE" : "") < 0)
 	{
 		tgt_sql = NULL;

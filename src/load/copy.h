@@ -28,7 +28,9 @@ typedef struct CopyTable
 {
 	const char *src_qname; /* "schema"."name" */
 	const char *tgt_qname;
-	const char *columns; /* "("a", "b")": copied columns, same on both sides */
+	/* "("a", "b")": copied columns, same on both sides; "()" when the table
+	 * has none to copy (no columns, or only generated or dropped ones) */
+	const char *columns;
 	bool binary;
 	bool freeze; /* one chunk into a table pgtide created: TRUNCATE + FREEZE */
 	_Atomic int64_t rows_done; /* committed and in flight, for progress */

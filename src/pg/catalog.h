@@ -74,8 +74,10 @@ typedef struct Catalog
 
 /*
  * Reads the catalog of conn's database (user schemas only; `skip_schema`, the
- * state schema, is left out). On success *out is a new Catalog the caller
- * frees with catalog_free().
+ * state schema, is left out, and so are the tables and sequences that belong
+ * to an extension: pg_dump leaves them to CREATE EXTENSION, so the target
+ * would have no table to load them into). On success *out is a new Catalog
+ * the caller frees with catalog_free().
  */
 bool catalog_read(PgConn *conn, const char *skip_schema, Catalog **out,
                   Error *err);

@@ -382,8 +382,8 @@ run_checks(Check *c, Error *err)
 		return false;
 	check_sequences(c);
 	if (!check_temporary_tables(c, err) || !check_foreign_tables(c, err) ||
-	    !check_large_objects(c, err) || !check_with_oids(c, err) ||
-	    check_interrupted(c, err))
+	    !check_extension_tables(c, err) || !check_large_objects(c, err) ||
+	    !check_with_oids(c, err) || check_interrupted(c, err))
 		return false;
 	check_target_version(c);
 	if (!check_extensions(c, err) || !check_types(c, err) ||

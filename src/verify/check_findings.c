@@ -50,6 +50,7 @@ static const struct
     [CHECK_ID_LARGE_OBJECTS] = {"large_objects", true},
     [CHECK_ID_FOREIGN_TABLE] = {"foreign_table", true},
     [CHECK_ID_WITH_OIDS] = {"with_oids", true},
+    [CHECK_ID_EXTENSION_TABLE] = {"extension_table", true},
     [CHECK_ID_SEQUENCES] = {"sequences", true},
     [CHECK_ID_IDENTITY_COLUMNS] = {"identity_columns", true},
     [CHECK_ID_TRACK_COMMIT_TIMESTAMP] = {"track_commit_timestamp", true},

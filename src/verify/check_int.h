@@ -58,6 +58,7 @@ typedef enum CheckId
 	CHECK_ID_LARGE_OBJECTS,
 	CHECK_ID_FOREIGN_TABLE,
 	CHECK_ID_WITH_OIDS,
+	CHECK_ID_EXTENSION_TABLE,
 	CHECK_ID_SEQUENCES,
 	CHECK_ID_IDENTITY_COLUMNS,
 	CHECK_ID_TRACK_COMMIT_TIMESTAMP,
@@ -259,6 +260,9 @@ bool check_full_identity(Check *c, Error *err);
 void check_sequences(Check *c);
 bool check_temporary_tables(Check *c, Error *err);
 bool check_foreign_tables(Check *c, Error *err);
+
+/* Tables of an extension: made by CREATE EXTENSION, their rows not moved. */
+bool check_extension_tables(Check *c, Error *err);
 bool check_large_objects(Check *c, Error *err);
 /* A warning per selected table created WITH OIDS (sources before 12). */
 bool check_with_oids(Check *c, Error *err);

@@ -783,6 +783,49 @@ check_with_oids(Check *c, Error *err)
 }
 
 bool
+check_extension_tables(Check *c, Error *err)
+{
+	PGresult *res;
+
+	/* extconfig: the extension's configuration tables, whose rows pg_dump
+	 * dumps with the data (pg_extension_config_dump) */
+	if (!pg_query(c->src,
+	              "SELECT n.nspname, c.relname, e.extname,"
+	              " c.oid = ANY (coalesce(e.extconfig, '{}')),"
+	              " quote_ident(n.nspname) || '.' || quote_ident(c.relname)"
+	              " FROM pg_class c"
+	              " JOIN pg_namespace n ON n.oid = c.relnamespace"
+	              " JOIN pg_depend d ON d.classid = 'pg_class'::regclass"
+	              "  AND d.objid = c.oid AND d.deptype = 'e'"
+	              " JOIN pg_extension e ON e.oid = d.refobjid"
+	              " WHERE c.relkind IN ('r', 'p') ORDER BY 1, 2",
+	              0, NULL, &res, err))
+		return false;
+	for (int i = 0; i < PQntuples(res); i++)
+	{
+		const char *schema = PQgetvalue(res, i, 0);
+		bool config = PQgetvalue(res, i, 3)[0] == 't';
+
+		if (strcmp(schema, c->cfg->state_schema) == 0 ||
+		    !would_select(c, schema, PQgetvalue(res, i, 1), -1))
+			continue;
+		check_add(
+		    c, CHECK_ID_EXTENSION_TABLE, CHECK_WARNING, PQgetvalue(res, i, 4),
+		    "pg_dump leaves an extension's tables to CREATE EXTENSION "
+		    "on the target; pgtide neither copies nor streams their "
+		    "rows",
+		    config ? "copy its rows yourself after the load, or let "
+		             "the extension fill it on the target"
+		           : "nothing if the extension owns its rows; otherwise "
+		             "copy them yourself after the load",
+		    "table of extension %s%s", PQgetvalue(res, i, 2),
+		    config ? ", a configuration table: its rows are not moved" : "");
+	}
+	PQclear(res);
+	return true;
+}
+
+bool
 check_large_objects(Check *c, Error *err)
 {
 	char buf[32];

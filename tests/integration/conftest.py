@@ -875,6 +875,9 @@ def table_columns(db, table: str) -> list[str]:
     schema, rel = _split_qualified(table)
     conn, close = _db_conn(db)
     try:
+        found = conn.execute(
+            "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relname = %s", (schema, rel)).fetchall()
         rows = conn.execute(
             "SELECT a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
             "JOIN pg_namespace n ON n.oid = c.relnamespace "
@@ -883,15 +886,16 @@ def table_columns(db, table: str) -> list[str]:
     finally:
         if close:
             conn.close()
-    if not rows:
-        raise LookupError(f"table {table} not found (or has no columns)")
+    if not found:
+        raise LookupError(f"table {table} not found")
     return [r[0] for r in rows]
 
 
 def table_rows(db, table: str) -> list[tuple]:
     """All rows of `table` (a Database or psycopg connection; the name as
     user_tables() gives it, or plain schema.table), each column as text (NULL
-    stays None), ordered by every column in C collation."""
+    stays None), ordered by every column in C collation. A table without
+    columns gives one empty tuple per row: its row count is its content."""
     cols = table_columns(db, table)
     schema, rel = _split_qualified(table)
     select = ", ".join(f'({_quote_ident(c)})::text COLLATE "C"' for c in cols)
@@ -900,6 +904,10 @@ def table_rows(db, table: str) -> list[tuple]:
     try:
         with conn.transaction():
             conn.execute(_COMPARE_SETTINGS)
+            if not cols:
+                n = conn.execute(f"SELECT count(*) FROM ONLY {qualified(schema, rel)}"
+                                 ).fetchone()[0]
+                return [()] * n
             return conn.execute(f"SELECT {select} FROM ONLY {qualified(schema, rel)} "
                                 f"ORDER BY {order}").fetchall()
     finally:
