@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "load/lobjects.h"
+
 /* A wal_sender_timeout below this cuts off a pgtide that is briefly slow. */
 #define CHECK_MIN_SENDER_TIMEOUT_MS 10000
 /* a REPLICA IDENTITY FULL table this small is scanned in no time */
@@ -828,13 +830,10 @@ check_extension_tables(Check *c, Error *err)
 bool
 check_large_objects(Check *c, Error *err)
 {
-	char buf[32];
-	long long n;
+	int64_t n;
 
-	if (!pg_query_value(c->src, "SELECT count(*) FROM pg_largeobject_metadata",
-	                    0, NULL, buf, sizeof(buf), err))
+	if (!lobjects_count(c->src, &n, err))
 		return false;
-	n = strtoll(buf, NULL, 10);
 	if (n > 0)
 		check_add(
 		    c, CHECK_ID_LARGE_OBJECTS,
@@ -847,6 +846,7 @@ check_large_objects(Check *c, Error *err)
 		    "large objects (creating one needs no privilege), so cutover "
 		    "refuses it while the source has any",
 		    "run cutover with --fence read_only, or with a fence command",
-		    "%lld large object%s in the source database", n, n == 1 ? "" : "s");
+		    "%lld large object%s in the source database", (long long) n,
+		    n == 1 ? "" : "s");
 	return true;
 }

@@ -63,6 +63,11 @@ class Workload(threading.Thread):
             conn.execute(
                 "UPDATE public.customers SET name = name || '.'"
                 " WHERE id = %s", (1 + i % 50,))
+            # its AFTER INSERT trigger writes customer_audit: on the target
+            # the audit row arrives from the stream, the trigger stays quiet
+            conn.execute(
+                "INSERT INTO public.customers (id, email, name)"
+                " VALUES (%s, %s, 'new')", (100000 + i, f"n{i}@example.com"))
             conn.execute("DELETE FROM public.events WHERE id = %s",
                          (1 + i * 7 % 3000,))
             # a row of 2023 moves to the DEFAULT partition (a century on)
