@@ -35,7 +35,7 @@ _FENCE_ERRORS = (psycopg.errors.InsufficientPrivilege,
                  psycopg.errors.ReadOnlySqlTransaction)
 
 # seconds between two cuts of the chaos proxies, at least and at most
-CHAOS_GAP_S = (1.0, 4.0) if os.environ.get("PGTIDE_SANITIZED") else (0.5, 2.0)
+CHAOS_GAP_S = (2.0, 6.0) if os.environ.get("PGTIDE_SANITIZED") else (0.5, 2.0)
 
 
 def make_app_role(db, role=APP):
