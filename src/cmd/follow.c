@@ -28,6 +28,7 @@ typedef struct ProgressSink
 	PgConn *conn; /* opened on first use; status is never worth failing for */
 	PgConn *stop_conn; /* the applier thread's, for the cutover position */
 	PgConn *src_conn;  /* for the watch over the keyless tables */
+	bool watch;        /* the task has keyless tables to watch */
 	int64_t watched_ms;
 } ProgressSink;
 
@@ -45,7 +46,7 @@ watch_insert_only(ProgressSink *ps, const State *on_sink)
 	Error err = ERR_INIT;
 	int64_t now = clock_ms();
 
-	if (now - ps->watched_ms < WATCH_INTERVAL_MS)
+	if (!ps->watch || now - ps->watched_ms < WATCH_INTERVAL_MS)
 		return;
 	ps->watched_ms = now;
 	if (ps->src_conn == NULL &&
@@ -126,7 +127,7 @@ bool
 task_follow(const TaskConfig *cfg, atomic_int *stop, Error *err)
 {
 	State state;
-	ProgressSink sink = {cfg, &state, NULL, NULL, NULL, 0};
+	ProgressSink sink = {cfg, &state, NULL, NULL, NULL, false, 0};
 	Lsn stopped_at = LSN_INVALID;
 	PgConn *tgt = NULL;
 	StateTask st;
@@ -208,6 +209,8 @@ task_follow(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	    cfg->cdc_publication == NULL && st.insert_publication[0] != '\0'
 	        ? st.insert_publication
 	        : NULL;
+	/* without keyless tables there is nothing to read on the source */
+	sink.watch = st.insert_publication[0] != '\0';
 	o.origin = origin;
 	o.tables = tables;
 	o.ntables = ntables;
