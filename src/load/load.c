@@ -43,12 +43,16 @@
 
 /*
  * The snapshot's txids, as recorded for each table. An imported logical-slot
- * snapshot can report xmin above xmax, which txid_snapshot's input refuses;
- * "xmax:xmax:" says the same (every txid below xmax, none from it on).
+ * snapshot can report xmin above xmax (the slot's builder took xmin from a
+ * later running-xacts record than its xmax), which txid_snapshot's input
+ * refuses. The server tests xmin first, so every txid below xmin is visible
+ * and none from it on: "xmin:xmin:" says exactly that. Writing "xmax:xmax:"
+ * once recorded the txids between the two as invisible, though the load had
+ * copied their rows.
  */
 #define TXID_SNAPSHOT_SQL                                                \
 	"SELECT CASE WHEN txid_snapshot_xmin(s) > txid_snapshot_xmax(s)"     \
-	" THEN txid_snapshot_xmax(s) || ':' || txid_snapshot_xmax(s) || ':'" \
+	" THEN txid_snapshot_xmin(s) || ':' || txid_snapshot_xmin(s) || ':'" \
 	" ELSE s::text END FROM (SELECT txid_current_snapshot() AS s) x"
 
 /* rounds of the load, each from a fresh snapshot after a loss */
