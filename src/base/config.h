@@ -100,6 +100,9 @@ typedef struct TaskConfig
 	    cdc_memory_bytes; /* transactions buffered in memory, then spilled */
 	char *cdc_spill_dir;  /* NULL = $TMPDIR or /tmp */
 	OnConflict on_conflict;
+	/* a change of a table the task does not move: stop (false) or ignore
+	   and count it (true) */
+	bool cdc_ignore_unknown;
 	char *cdc_slot;        /* follow: the slot to stream; NULL = the task's */
 	char *cdc_start_lsn;   /* follow: where to start; NULL = the slot's */
 	char *cdc_publication; /* follow: NULL = the task's (pgtide_TASK) */

@@ -29,6 +29,7 @@ static const char *const schema_mode_names[] = {"create", "existing", NULL};
 static const char *const on_existing_names[] = {"refuse", "truncate", "drop",
                                                 NULL};
 static const char *const on_conflict_names[] = {"stop", "skip", "upsert", NULL};
+static const char *const unknown_tables_names[] = {"stop", "ignore", NULL};
 static const char *const fence_names[] = {"revoke", "read_only", "command",
                                           NULL};
 static const char *const final_validation_names[] = {"none", "counts", "full",
@@ -111,6 +112,10 @@ static const KeyDef config_keys[] = {
      .id = CONFIG_KEY_ON_CONFLICT,
      .type = CONFIG_KEY_TYPE_CHOICE,
      .choices = on_conflict_names},
+    {.name = "cdc.unknown_tables",
+     .id = CONFIG_KEY_UNKNOWN_TABLES,
+     .type = CONFIG_KEY_TYPE_CHOICE,
+     .choices = unknown_tables_names},
     {.name = "cdc.slot",
      .id = CONFIG_KEY_CDC_SLOT,
      .type = CONFIG_KEY_TYPE_SLOT},
@@ -572,6 +577,9 @@ key_store(TaskConfig *cfg, const KeyDef *key, const char *text, size_t len,
 			return config_replace_string(&cfg->cdc_spill_dir, text, len, err);
 		case CONFIG_KEY_ON_CONFLICT:
 			cfg->on_conflict = (OnConflict) num;
+			return true;
+		case CONFIG_KEY_UNKNOWN_TABLES:
+			cfg->cdc_ignore_unknown = num == 1;
 			return true;
 		case CONFIG_KEY_CDC_SLOT:
 			return config_replace_string(&cfg->cdc_slot, text, len, err);

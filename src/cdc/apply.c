@@ -24,6 +24,28 @@
 /* ---- public ---- */
 
 bool
+apply_unknown(Applier *a, const Rel *r, Error *err)
+{
+	if (a->task.ignore_unknown)
+	{
+		atomic_fetch_add(&a->ignored, 1);
+		return true;
+	}
+	err_set(err, ERR_SOURCE,
+	        "the source sent a change of table %s (transaction %u, committed "
+	        "at " LSN_FMT "), which task \"%s\" does not move: its "
+	        "publication holds more than the task's tables, or the table was "
+	        "attached as a partition of one",
+	        r->src_qname, a->xid, LSN_ARGS(a->final_lsn),
+	        a->task.task ? a->task.task : "");
+	return err_hint(
+	    err, "to move it, start a task for it (or migrate again with "
+	         "patterns that select it); to drop its changes on purpose, "
+	         "run again with --unknown-tables=ignore (cdc.unknown_tables: "
+	         "ignore), which counts them in pgtide status");
+}
+
+bool
 apply_message(Applier *a, const PgoMessage *m, Error *err)
 {
 	Rel *r;
@@ -44,12 +66,16 @@ apply_message(Applier *a, const PgoMessage *m, Error *err)
 				return err_set(err, ERR_SOURCE,
 				               "change to relation %u before its description",
 				               m->u.change.relid);
-			/* not moved, or already in the copy that loaded this table */
-			if (r->table == NULL || a->final_lsn < r->table->load_point)
+			if (r->table == NULL)
+				return apply_unknown(a, r, err);
+			/* already in the copy that loaded this table */
+			if (a->final_lsn < r->table->load_point)
 			{
 				atomic_fetch_add(&a->skipped, 1);
 				return true;
 			}
+			if (r->follow_pending && !apply_rel_follow(a, r, err))
+				return false;
 			if (m->kind == PGO_INSERT)
 				return apply_run_add(a, r, &m->u.change.new_tuple, err);
 			if (m->kind == PGO_UPDATE)
@@ -206,7 +232,8 @@ session_open(Applier *a, Error *err)
 
 bool
 apply_new(const char *target_uri, const char *origin, const ApplyTable *tables,
-          int ntables, OnConflict policy, Applier **out, Error *err)
+          int ntables, OnConflict policy, const ApplyTask *task, Applier **out,
+          Error *err)
 {
 	Applier *a = calloc(1, sizeof(*a));
 
@@ -221,8 +248,18 @@ apply_new(const char *target_uri, const char *origin, const ApplyTable *tables,
 	a->target_uri = strdup(target_uri);
 	a->pend = calloc(APPLY_INFLIGHT_MAX, sizeof(Pending));
 	a->tables = calloc((size_t) ntables + 1, sizeof(ApplyTable));
+	if (task != NULL)
+		a->task.ignore_unknown = task->ignore_unknown;
+	if (task != NULL && task->sql != NULL)
+	{
+		a->task.sql = strdup(task->sql);
+		a->task.task = strdup(task->task);
+		a->task.source = task->source;
+	}
 	if (a->origin == NULL || a->target_uri == NULL || a->pend == NULL ||
-	    a->tables == NULL)
+	    a->tables == NULL ||
+	    (task != NULL && task->sql != NULL &&
+	     (a->task.sql == NULL || a->task.task == NULL)))
 	{
 		apply_free(a);
 		return err_set(err, ERR_INTERNAL, "out of memory");
@@ -267,6 +304,11 @@ apply_reconnect(Applier *a, Error *err)
 	a->run.rel = NULL;
 	a->run.nrows = 0;
 	buf_reset(&a->run.data);
+	/* the lost batch may have held a table's follow statement: the batch
+	 * is applied again, and each table's description is checked again */
+	for (int i = 0; i < a->nrels; i++)
+		a->rels[i]->follow_pending =
+		    a->task.sql != NULL && a->rels[i]->table != NULL;
 	return session_open(a, err);
 }
 
@@ -303,8 +345,11 @@ apply_free(Applier *a)
 	for (int i = 0; i < a->nparted; i++)
 		free(a->parted_tables[i]);
 	free(a->parted_tables);
+	PQclear(a->kept);
 	free(a->origin);
 	free(a->target_uri);
+	free((char *) (uintptr_t) a->task.sql);
+	free((char *) (uintptr_t) a->task.task);
 	buf_free(&a->run.data);
 	free(a->run.offs);
 	buf_free(&a->sql);
@@ -320,6 +365,7 @@ apply_counters(const Applier *a, ApplyCounters *out)
 	out->changes = atomic_load(&a->changes);
 	out->conflicts = atomic_load(&a->conflicts);
 	out->skipped = atomic_load(&a->skipped);
+	out->ignored = atomic_load(&a->ignored);
 	out->applied_end = atomic_load(&a->applied_end);
 	out->applied_commit_time_us = atomic_load(&a->applied_time_us);
 }

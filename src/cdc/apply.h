@@ -12,7 +12,8 @@
  * target never shows part of a source transaction, and a crash loses the
  * batch and its origin advance together.
  *
- * It never talks to the source and never decides what to apply: the caller
+ * It never talks to the source, except through relcols for the catalog
+ * facts of a schema change, and never decides what to apply: the caller
  * hands it decoded messages in source commit order.
  */
 #ifndef PGTIDE_APPLY_H
@@ -25,6 +26,7 @@
 #include "base/err.h"
 #include "base/lsn.h"
 #include "cdc/pgoutput.h"
+#include "cdc/relcols.h"
 
 typedef struct Applier Applier;
 
@@ -42,21 +44,40 @@ typedef struct ApplyCounters
 	int64_t txns;      /* source transactions applied */
 	int64_t changes;   /* row changes applied */
 	int64_t conflicts; /* missing or duplicate rows met (skip/upsert) */
-	int64_t skipped;   /* changes skipped: before the table's load point or
-						  of a table the task does not move */
+	int64_t skipped;   /* changes skipped: before the table's load point */
+	int64_t ignored;   /* changes of tables the task does not move, with
+	                      ignore_unknown */
 	Lsn applied_end;   /* end LSN of the last committed source transaction */
 	int64_t applied_commit_time_us; /* its commit time (Unix microseconds) */
 } ApplyCounters;
 
 /*
+ * What the applier knows of the task beyond its tables. The target follows
+ * a task table's new columns: before the first change that uses a new
+ * Relation message, the applier asks the source's catalog (relcols) and runs
+ * sql (state_follow_columns_sql) for task in the batch's transaction. A
+ * change of a table the task does not move stops the stream, unless
+ * ignore_unknown.
+ */
+typedef struct ApplyTask
+{
+	const char *sql;
+	const char *task;
+	RelCols *source; /* borrowed; used from the applier's thread only */
+	bool ignore_unknown;
+} ApplyTask;
+
+/*
  * Connects to the target, creates the replication origin `origin` if
  * missing, and sets it up for the session. tables (copied) tell where each
  * source table goes; with none, every table goes to the target table of the
- * same name. On success *out is the applier, freed with apply_free().
+ * same name. task (copied; NULL: a stream without a task, which follows no
+ * schema change and applies every table's changes to its namesake). On success *out is the applier, freed with
+ * apply_free().
  */
 bool apply_new(const char *target_uri, const char *origin,
                const ApplyTable *tables, int ntables, OnConflict policy,
-               Applier **out, Error *err);
+               const ApplyTask *task, Applier **out, Error *err);
 
 void apply_free(Applier *a);
 

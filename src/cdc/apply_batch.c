@@ -140,6 +140,7 @@ pend_kind_verb(PendKind kind)
 		case APPLY_PEND_DELETE:
 			return "DELETE";
 		case APPLY_PEND_PLAIN:
+		case APPLY_PEND_RESULT:
 			break;
 	}
 	return "";
@@ -192,6 +193,12 @@ read_one(Applier *a, Error *err)
 		}
 		ok = false;
 	}
+	else if (st == PGRES_TUPLES_OK && p->kind == APPLY_PEND_RESULT)
+	{
+		PQclear(a->kept);
+		a->kept = res;
+		res = NULL;
+	}
 	else if (st == PGRES_TUPLES_OK && p->kind != APPLY_PEND_PLAIN)
 	{
 		/* upsert RETURNING (xmax = 0): true where the row was inserted */
@@ -206,6 +213,7 @@ read_one(Applier *a, Error *err)
 			note_conflict(a, p, "no row to update", inserted);
 	}
 	else if (st == PGRES_COMMAND_OK && p->kind != APPLY_PEND_PLAIN &&
+	         p->kind != APPLY_PEND_RESULT &&
 	         !result_matches(p, PQcmdStatus(res)))
 	{
 		/* Never read one statement's result as another's: a Prepare's
@@ -222,7 +230,8 @@ read_one(Applier *a, Error *err)
 		}
 		ok = false;
 	}
-	else if (st == PGRES_COMMAND_OK && p->kind != APPLY_PEND_PLAIN)
+	else if (st == PGRES_COMMAND_OK && p->kind != APPLY_PEND_PLAIN &&
+	         p->kind != APPLY_PEND_RESULT)
 	{
 		int64_t done = strtoll(PQcmdTuples(res), NULL, 10);
 		int64_t want = p->kind == APPLY_PEND_INSERT ? p->nrows : 1;
@@ -309,6 +318,27 @@ apply_send_plain(Applier *a, const char *sql, int n, const char *const *vals,
 		return false;
 	}
 	return pend_push(a, APPLY_PEND_PLAIN, NULL, NULL, 0);
+}
+
+bool
+apply_query(Applier *a, const char *sql, int n, const char *const *vals,
+            PGresult **rows, Error *err)
+{
+	*rows = NULL;
+	if (!apply_send_plain(a, sql, n, vals, err))
+		return false;
+	a->pend[(a->pend_head + a->pend_count - 1) % APPLY_INFLIGHT_MAX].kind =
+	    APPLY_PEND_RESULT;
+	PQclear(a->kept);
+	a->kept = NULL;
+	if (!read_pending(a, -1, err))
+		return false;
+	if (a->kept == NULL)
+		return err_set(err, ERR_INTERNAL,
+		               "a query in the batch returned no rows");
+	*rows = a->kept;
+	a->kept = NULL;
+	return true;
 }
 
 /* Sends the statement in the sql buffer with params, preparing it the first time. */

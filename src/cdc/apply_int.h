@@ -39,8 +39,10 @@
 
 typedef struct RelCol
 {
+	char *name;  /* as pgoutput sends it */
 	char *qname; /* quoted */
 	uint32_t type_oid;
+	int32_t typmod;
 	bool key;
 	bool
 	    text_eq; /* full identity matched by text: no or too coarse an equality */
@@ -58,6 +60,10 @@ typedef struct Rel
 	                     TRUNCATE, or "" when the target is partitioned */
 	int ncols;
 	RelCol *cols;
+	/* a new description the target has not been made to follow yet (in
+	 * this batch): checked before the next change that is applied */
+	bool follow_pending;
+	bool changed; /* this process saw an earlier, different description */
 	int64_t conflicts;
 	_Atomic int64_t last_log_ms;
 } Rel;
@@ -76,6 +82,7 @@ typedef enum PendKind
 	APPLY_PEND_DELETE,
 	APPLY_PEND_UPSERT, /* an UPDATE written as an upsert: inserting is the
 						  conflict */
+	APPLY_PEND_RESULT, /* a query whose rows the caller reads (kept) */
 } PendKind;
 
 typedef struct Pending
@@ -122,6 +129,7 @@ struct Applier
 	char *target_uri;
 	char *origin;
 	OnConflict policy;
+	ApplyTask task;     /* sql and task owned; sql NULL: no following */
 	ApplyTable *tables; /* owned copies */
 	int ntables;
 
@@ -157,13 +165,14 @@ struct Applier
 	Lsn final_lsn;
 	int batch_txns; /* source transactions in the open batch */
 	Error conflict; /* first conflict under the stop policy */
+	PGresult *kept; /* the rows of the last APPLY_PEND_RESULT read */
 
 	Buf sql;    /* statement text being built; at most APPLY_SQL_MAX */
 	Buf values; /* NUL-terminated parameter values, at most APPLY_VALUES_MAX */
 	const char **params;
 	int params_cap;
 
-	_Atomic int64_t txns, changes, conflicts, skipped;
+	_Atomic int64_t txns, changes, conflicts, skipped, ignored;
 	_Atomic uint64_t applied_end;
 	_Atomic int64_t applied_time_us;
 };
@@ -182,6 +191,20 @@ Rel *apply_rel_find(Applier *a, uint32_t relid);
  * only when out of memory.
  */
 bool apply_rel_update(Applier *a, const PgoRelation *m, Error *err);
+
+/*
+ * A change of r, a table the task does not move: counted when the task
+ * ignores such tables, else the error that stops the stream.
+ */
+bool apply_unknown(Applier *a, const Rel *r, Error *err);
+
+/*
+ * Makes the target follow r's description, when it is new: asks the source
+ * for the columns' facts and queues the state's follow statement in the
+ * batch, before the change that needs it. Fails as the source's question or
+ * the send fails.
+ */
+bool apply_rel_follow(Applier *a, Rel *r, Error *err);
 
 /* Adds an inserted row to the run of inserts, sending the run first when
  * the row cannot join it. Fails when out of memory or a send fails. */
@@ -213,6 +236,14 @@ void apply_stmt_free_all(Applier *a);
  */
 bool apply_send_plain(Applier *a, const char *sql, int n,
                       const char *const *vals, Error *err);
+
+/*
+ * Sends sql like apply_send_plain inside the open batch, then reads every
+ * result up to it: *rows gets its rows (the caller clears them). Costs a
+ * round trip: for the rare statement whose answer decides what follows.
+ */
+bool apply_query(Applier *a, const char *sql, int n, const char *const *vals,
+                 PGresult **rows, Error *err);
 
 /*
  * Sends the statement in a->sql with a->params[0..nparams), preparing it

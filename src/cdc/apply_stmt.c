@@ -19,7 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/fault.h"
+#include "base/log.h"
 #include "pg/pg.h"
+#include "state/state.h"
 
 /* ---- small buffers ---- */
 
@@ -93,7 +96,10 @@ void
 apply_rel_clear(Rel *r)
 {
 	for (int i = 0; i < r->ncols; i++)
+	{
+		free(r->cols[i].name);
 		free(r->cols[i].qname);
+	}
 	free(r->cols);
 	free(r->src_qname);
 	r->cols = NULL;
@@ -136,6 +142,20 @@ needs_text_eq(uint32_t oid)
 	return false;
 }
 
+/* Whether m lists r's columns, with their types. */
+static bool
+same_columns(const Rel *r, const PgoRelation *m)
+{
+	if (r->ncols != m->ncols)
+		return false;
+	for (int i = 0; i < m->ncols; i++)
+		if (strcmp(r->cols[i].name, m->columns[i].name) != 0 ||
+		    r->cols[i].type_oid != m->columns[i].type_oid ||
+		    r->cols[i].typmod != m->columns[i].typmod)
+			return false;
+	return true;
+}
+
 bool
 apply_rel_update(Applier *a, const PgoRelation *m, Error *err)
 {
@@ -161,6 +181,7 @@ apply_rel_update(Applier *a, const PgoRelation *m, Error *err)
 	}
 	/* A Relation message always replaces what was known: columns may have
 	 * been added or dropped on the source since the last one. */
+	r->changed = r->ncols > 0 && !same_columns(r, m);
 	apply_rel_clear(r);
 	r->replident = m->replica_identity;
 	r->src_qname = pg_qualify(m->nspname, m->relname);
@@ -170,10 +191,12 @@ apply_rel_update(Applier *a, const PgoRelation *m, Error *err)
 	r->ncols = m->ncols;
 	for (int i = 0; i < m->ncols; i++)
 	{
+		r->cols[i].name = strdup(m->columns[i].name);
 		r->cols[i].qname = pg_quote_ident(m->columns[i].name);
-		if (r->cols[i].qname == NULL)
+		if (r->cols[i].name == NULL || r->cols[i].qname == NULL)
 			return err_set(err, ERR_INTERNAL, "out of memory");
 		r->cols[i].type_oid = m->columns[i].type_oid;
+		r->cols[i].typmod = m->columns[i].typmod;
 		r->cols[i].key = m->columns[i].key;
 		r->cols[i].text_eq = needs_text_eq(m->columns[i].type_oid);
 	}
@@ -190,6 +213,8 @@ apply_rel_update(Applier *a, const PgoRelation *m, Error *err)
 		r->same_name.load_point = LSN_INVALID;
 		r->table = &r->same_name;
 	}
+	r->follow_pending =
+	    a->task.sql != NULL && a->ntables > 0 && r->table != NULL;
 	r->only = "ONLY ";
 	for (int k = 0; r->table != NULL && k < a->nparted; k++)
 		if (strcmp(a->parted_tables[k], r->table->tgt_qname) == 0)
@@ -199,6 +224,222 @@ apply_rel_update(Applier *a, const PgoRelation *m, Error *err)
 			for (int i = 0; i < m->ncols; i++)
 				if (strcmp(a->always_cols[k], m->columns[i].name) == 0)
 					r->cols[i].always = true;
+	return true;
+}
+
+/* ---- following schema changes ---- */
+
+/* Rows read from the source per UPDATE that fills a new column. */
+#define FOLLOW_FILL_ROWS 1000
+
+/* The parameters of the state's follow statement, as text[] literals. */
+typedef struct FollowLists
+{
+	Buf names, oids, typmods, types, missing, flags, defaults;
+} FollowLists;
+
+static void
+lists_free(FollowLists *l)
+{
+	buf_free(&l->names);
+	buf_free(&l->oids);
+	buf_free(&l->typmods);
+	buf_free(&l->types);
+	buf_free(&l->missing);
+	buf_free(&l->flags);
+	buf_free(&l->defaults);
+}
+
+static bool
+lists_describe(const Rel *r, FollowLists *l, Error *err)
+{
+	char num[16];
+
+	buf_add(&l->names, "{", 1, err);
+	buf_add(&l->oids, "{", 1, err);
+	buf_add(&l->typmods, "{", 1, err);
+	for (int i = 0; i < r->ncols; i++)
+	{
+		pg_array_item(&l->names, r->cols[i].name, err);
+		snprintf(num, sizeof(num), "%u", r->cols[i].type_oid);
+		pg_array_item(&l->oids, num, err);
+		snprintf(num, sizeof(num), "%d", (int) r->cols[i].typmod);
+		pg_array_item(&l->typmods, num, err);
+	}
+	buf_add(&l->names, "}", 1, err);
+	buf_add(&l->oids, "}", 1, err);
+	buf_add(&l->typmods, "}", 1, err);
+	return buf_check(&l->names, err) && buf_check(&l->oids, err) &&
+	       buf_check(&l->typmods, err);
+}
+
+static bool
+lists_facts(const RelColFact *f, int n, FollowLists *l, Error *err)
+{
+	buf_add(&l->types, "{", 1, err);
+	buf_add(&l->missing, "{", 1, err);
+	buf_add(&l->flags, "{", 1, err);
+	buf_add(&l->defaults, "{", 1, err);
+	for (int i = 0; i < n; i++)
+	{
+		pg_array_item(&l->types, f[i].type, err);
+		pg_array_item(&l->missing, f[i].missing, err);
+		pg_array_item(&l->flags, f[i].flags, err);
+		pg_array_item(&l->defaults, f[i].def, err);
+	}
+	buf_add(&l->types, "}", 1, err);
+	buf_add(&l->missing, "}", 1, err);
+	buf_add(&l->flags, "}", 1, err);
+	buf_add(&l->defaults, "}", 1, err);
+	return buf_check(&l->types, err) && buf_check(&l->missing, err) &&
+	       buf_check(&l->flags, err) && buf_check(&l->defaults, err);
+}
+
+/* Filling new columns of the target from the source's rows. */
+typedef struct Fill
+{
+	Applier *a;
+	int ncols;   /* keys first, then the new columns */
+	Buf *arrays; /* one text[] literal per column, per batch of rows */
+	const char **params;
+	const char *update; /* the UPDATE, its parameters the arrays */
+	int64_t rows;
+} Fill;
+
+static bool
+fill_batch(const PGresult *res, void *ctx, Error *err)
+{
+	Fill *fl = ctx;
+
+	for (int c = 0; c < fl->ncols; c++)
+	{
+		buf_reset(&fl->arrays[c]);
+		buf_add(&fl->arrays[c], "{", 1, err);
+		for (int i = 0; i < PQntuples(res); i++)
+			pg_array_item(&fl->arrays[c],
+			              PQgetisnull(res, i, c) ? NULL : PQgetvalue(res, i, c),
+			              err);
+		buf_add(&fl->arrays[c], "}", 1, err);
+		if (!buf_check(&fl->arrays[c], err))
+			return false;
+		fl->params[c] = buf_str(&fl->arrays[c]);
+	}
+	fl->rows += PQntuples(res);
+	return apply_send_plain(fl->a, fl->update, fl->ncols, fl->params, err);
+}
+
+/*
+ * Gives the rows already on the target the values the source's rows hold
+ * now for the columns new (names in cols): the source's changes after this
+ * point carry every column of each row they touch, so each row ends with
+ * the source's value. Matched on the replica identity's key.
+ */
+static bool
+fill_columns(Applier *a, Rel *r, const RelColFact *f, const PGresult *cols,
+             Error *err)
+{
+	Buf select = BUF_INIT(APPLY_SQL_MAX), update = BUF_INIT(APPLY_SQL_MAX);
+	int nnew = PQntuples(cols), nkeys = 0, n = 0;
+	int *idx = calloc((size_t) r->ncols + (size_t) nnew + 1, sizeof(int));
+	Fill fl = {a, 0, NULL, NULL, NULL, 0};
+	bool ok = idx != NULL;
+
+	for (int i = 0; ok && i < r->ncols; i++)
+		if (r->cols[i].key)
+			idx[n++] = i;
+	nkeys = n;
+	for (int k = 0; ok && k < nnew; k++)
+		for (int i = 0; i < r->ncols; i++)
+			if (strcmp(r->cols[i].name, PQgetvalue(cols, k, 0)) == 0)
+				idx[n++] = i;
+	fl.ncols = n;
+	fl.arrays = calloc((size_t) n + 1, sizeof(Buf));
+	fl.params = calloc((size_t) n + 1, sizeof(char *));
+	if (!ok || fl.arrays == NULL || fl.params == NULL)
+		ok = err_set(err, ERR_INTERNAL, "out of memory");
+	for (int c = 0; ok && c < n; c++)
+		buf_init(&fl.arrays[c], APPLY_VALUES_MAX);
+	if (ok)
+	{
+		buf_add_str(&select, "SELECT ", err);
+		buf_printf(&update, err, "UPDATE %s%s AS t SET ", r->only,
+		           r->table->tgt_qname);
+		for (int c = 0; c < n; c++)
+			buf_printf(&select, err, "%s%s", c ? ", " : "",
+			           r->cols[idx[c]].qname);
+		for (int c = nkeys; c < n; c++)
+			buf_printf(&update, err, "%s%s = u.c%d::%s", c > nkeys ? ", " : "",
+			           r->cols[idx[c]].qname, c, f[idx[c]].type);
+		buf_printf(&select, err, " FROM ONLY %s", r->src_qname);
+		buf_add_str(&update, " FROM unnest(", err);
+		for (int c = 0; c < n; c++)
+			buf_printf(&update, err, "%s$%d::text[]", c ? ", " : "", c + 1);
+		buf_add_str(&update, ") AS u(", err);
+		for (int c = 0; c < n; c++)
+			buf_printf(&update, err, "%sc%d", c ? ", " : "", c);
+		buf_add_str(&update, ") WHERE ", err);
+		for (int c = 0; c < nkeys; c++)
+			buf_printf(&update, err, "%st.%s = u.c%d::%s", c ? " AND " : "",
+			           r->cols[idx[c]].qname, c, f[idx[c]].type);
+		ok = buf_check(&select, err) && buf_check(&update, err);
+	}
+	fl.update = buf_str(&update);
+	ok = ok && relcols_rows(a->task.source, buf_str(&select), FOLLOW_FILL_ROWS,
+	                        fill_batch, &fl, err);
+	if (ok)
+		log_info("table %s: the values of %d new column(s) for its %lld "
+		         "rows already there were read from the source",
+		         r->src_qname, nnew, (long long) fl.rows);
+	for (int c = 0; fl.arrays != NULL && c < n; c++)
+		buf_free(&fl.arrays[c]);
+	free(fl.arrays);
+	free(fl.params);
+	free(idx);
+	buf_free(&select);
+	buf_free(&update);
+	return ok;
+}
+
+bool
+apply_rel_follow(Applier *a, Rel *r, Error *err)
+{
+	FollowLists l = {BUF_INIT(STATE_COLUMNS_MAX), BUF_INIT(STATE_COLUMNS_MAX),
+	                 BUF_INIT(STATE_COLUMNS_MAX), BUF_INIT(STATE_COLUMNS_MAX),
+	                 BUF_INIT(APPLY_VALUES_MAX),  BUF_INIT(STATE_COLUMNS_MAX),
+	                 BUF_INIT(STATE_COLUMNS_MAX)};
+	RelColFact *f = NULL;
+	PGresult *fill = NULL;
+	bool keyed = r->replident != 'f', ok;
+	bool any_key = false;
+
+	for (int i = 0; i < r->ncols; i++)
+		any_key |= r->cols[i].key;
+	ok = lists_describe(r, &l, err) &&
+	     relcols_describe(a->task.source, r->relid, buf_str(&l.names),
+	                      buf_str(&l.oids), buf_str(&l.typmods), r->ncols, &f,
+	                      err) &&
+	     lists_facts(f, r->ncols, &l, err);
+	if (ok)
+	{
+		const char *params[10] = {
+		    a->task.task,         r->table->src_schema,
+		    r->table->src_name,   r->table->tgt_qname,
+		    buf_str(&l.names),    buf_str(&l.types),
+		    buf_str(&l.missing),  buf_str(&l.flags),
+		    buf_str(&l.defaults), keyed && any_key ? "true" : "false"};
+
+		ok = apply_query(a, a->task.sql, 10, params, &fill, err) &&
+		     (PQntuples(fill) == 0 || fill_columns(a, r, f, fill, err));
+	}
+	PQclear(fill);
+	relcols_facts_free(f, r->ncols);
+	lists_free(&l);
+	if (!ok)
+		return err_prefix(
+		    err, "following the columns of source table %s: ", r->src_qname);
+	if (r->changed)
+		fault_point("apply.follow.changed");
+	r->follow_pending = false;
 	return true;
 }
 
@@ -692,6 +933,8 @@ apply_truncate(Applier *a, const PgoTruncate *t, Error *err)
 			return err_set(err, ERR_SOURCE,
 			               "TRUNCATE of relation %u before its description",
 			               t->relids[i]);
+		if (r->table == NULL && !apply_unknown(a, r, err))
+			return false;
 		if (r->table == NULL || a->final_lsn < r->table->load_point)
 			continue;
 		/* loaded through a target table it shares with others: emptying

@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "base/units.h"
 #include "cdc/pgoutput.h"
+#include "cdc/relcols.h"
 #include "cdc/txnbuf.h"
 #include "pg/stream.h"
 
@@ -66,6 +67,7 @@ typedef struct Cdc
 	_Atomic uint64_t wal_end;      /* the source's WAL end, last we heard */
 	_Atomic int64_t applied_txns;
 	_Atomic int64_t applied_changes;
+	_Atomic int64_t ignored_changes;
 	_Atomic int64_t applied_time_us; /* commit time of the last applied */
 	_Atomic uint64_t applied_end;
 	_Atomic uint64_t stop_lsn;   /* cutover's marker; 0 until it is set */
@@ -249,6 +251,7 @@ typedef struct ApplierThread
 {
 	Cdc *c;
 	Applier *ap;
+	RelCols *relcols;   /* the source's catalog, for schema changes */
 	PgoDecoder *plain;  /* records of transactions sent at commit */
 	PgoDecoder *stream; /* records of streamed ones (xid-prefixed) */
 	pthread_t thread;
@@ -339,9 +342,17 @@ connect_applier(ApplierThread *at, Error *err)
 	const CdcOptions *o = at->c->o;
 
 	if (at->ap == NULL)
+	{
+		ApplyTask task = {o->follow_sql, o->task, NULL, o->ignore_unknown};
+
+		if (o->follow_sql != NULL && at->relcols == NULL &&
+		    (at->relcols = relcols_new(o->source_uri)) == NULL)
+			return err_set(err, ERR_INTERNAL, "out of memory");
+		task.source = at->relcols;
 		return apply_new(o->target_uri, o->origin, o->tables, o->ntables,
-		                 o->policy, &at->ap, err) &&
+		                 o->policy, &task, &at->ap, err) &&
 		       refresh_flushed(at, err);
+	}
 	return apply_reconnect(at->ap, err) && refresh_flushed(at, err);
 }
 
@@ -483,6 +494,7 @@ applier_main(void *arg)
 			apply_counters(at->ap, &k);
 			atomic_store(&c->applied_txns, k.txns);
 			atomic_store(&c->applied_changes, k.changes);
+			atomic_store(&c->ignored_changes, k.ignored);
 			atomic_store(&c->applied_end, k.applied_end);
 			atomic_store(&c->applied_time_us, k.applied_commit_time_us);
 		}
@@ -719,6 +731,7 @@ log_progress(Receiver *rv)
 	txnbuf_stats(c->buf, &st);
 	p.txns = atomic_load(&c->applied_txns);
 	p.changes = atomic_load(&c->applied_changes);
+	p.ignored = atomic_load(&c->ignored_changes);
 	p.txns_per_s = (double) (p.txns - rv->last_txns) / secs;
 	p.changes_per_s = (double) (p.changes - rv->last_changes) / secs;
 	p.applied_lsn = atomic_load(&c->applied_end);
@@ -930,6 +943,7 @@ out:
 	pgoutput_decoder_free(at.plain);
 	pgoutput_decoder_free(at.stream);
 	apply_free(at.ap);
+	relcols_free(at.relcols);
 	txnbuf_free(c.buf);
 	free(c.queue);
 	pthread_mutex_destroy(&c.lock);

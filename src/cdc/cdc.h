@@ -35,6 +35,8 @@ typedef struct CdcProgress
 {
 	int64_t txns;    /* source transactions applied since start */
 	int64_t changes; /* row changes applied since start */
+	int64_t ignored; /* changes of tables the task does not move, dropped as
+	                    cdc.unknown_tables = ignore says, since start */
 	double txns_per_s;
 	double changes_per_s;
 	Lsn applied_lsn; /* end of the last applied transaction */
@@ -69,6 +71,12 @@ typedef struct CdcOptions
 	Lsn start_lsn; /* where to start when the origin has no progress yet */
 	const ApplyTable *tables;
 	int ntables;
+	/* the task's follow statement (state_follow_columns_sql) and name: the
+	 * target follows its tables' schema changes; NULL: it does not */
+	const char *follow_sql;
+	const char *task;
+	bool ignore_unknown; /* count a change of a table the task does not
+	                        move, rather than stop */
 	OnConflict policy;
 	int64_t memory_bytes;
 	const char *spill_dir;

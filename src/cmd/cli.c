@@ -162,6 +162,9 @@ usage_command(const Command *c, FILE *out)
 	    "      --on-conflict=WHAT    stop (default), skip or upsert when a "
 	    "row is\n"
 	    "                            missing or already there on the target\n"
+	    "      --unknown-tables=WHAT stop (default) or ignore a change of a "
+	    "table\n"
+	    "                            the task does not move\n"
 	    "      --slot=NAME           follow: stream this slot (default: the "
 	    "task's)\n"
 	    "      --start-lsn=LSN       follow: start here when the target has "
@@ -278,6 +281,7 @@ enum
 	OPT_MEMORY,
 	OPT_SPILL_DIR,
 	OPT_ON_CONFLICT,
+	OPT_UNKNOWN_TABLES,
 	OPT_SLOT,
 	OPT_START_LSN,
 	OPT_JSON,
@@ -329,6 +333,8 @@ static const OptionKey options[] = {
     {{"spill-dir", required_argument, NULL, OPT_SPILL_DIR}, "cdc.spill_dir"},
     {{"on-conflict", required_argument, NULL, OPT_ON_CONFLICT},
      "cdc.on_conflict"},
+    {{"unknown-tables", required_argument, NULL, OPT_UNKNOWN_TABLES},
+     "cdc.unknown_tables"},
     {{"slot", required_argument, NULL, OPT_SLOT}, "cdc.slot"},
     {{"start-lsn", required_argument, NULL, OPT_START_LSN}, "cdc.start_lsn"},
     {{"publication", required_argument, NULL, OPT_PUBLICATION},

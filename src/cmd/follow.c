@@ -81,6 +81,7 @@ record_progress(const CdcProgress *p, void *ctx)
 	c.lag_seconds = p->lag_seconds;
 	c.txns = p->txns;
 	c.changes = p->changes;
+	c.ignored = p->ignored;
 	c.txns_per_s = p->txns_per_s;
 	c.changes_per_s = p->changes_per_s;
 	snprintf(c.outage, sizeof(c.outage), "%s", p->outage);
@@ -136,6 +137,7 @@ task_follow(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	int ntables = 0;
 	CdcOptions o;
 	char origin[80];
+	char *follow_sql = NULL;
 	bool ok = false;
 
 	memset(&o, 0, sizeof(o));
@@ -214,7 +216,21 @@ task_follow(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	o.origin = origin;
 	o.tables = tables;
 	o.ntables = ntables;
+	/* a publication of the user's may carry tables the task never loaded,
+	   whose target it must not change */
+	if (cfg->cdc_publication == NULL && ntables > 0)
+	{
+		follow_sql = state_follow_columns_sql(&state);
+		if (follow_sql == NULL)
+		{
+			err_set(err, ERR_INTERNAL, "out of memory");
+			goto out;
+		}
+		o.follow_sql = follow_sql;
+		o.task = cfg->task;
+	}
 	o.policy = cfg->on_conflict;
+	o.ignore_unknown = cfg->cdc_ignore_unknown;
 	o.memory_bytes = cfg->cdc_memory_bytes;
 	o.spill_dir = cfg->cdc_spill_dir;
 	o.progress_interval_s = cfg->progress_interval_s;
@@ -270,6 +286,7 @@ task_follow(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	}
 out:
 	free(tables);
+	free(follow_sql);
 	state_tables_free(st_tables, ntables);
 	pg_close(sink.conn);
 	pg_close(sink.stop_conn);

@@ -95,6 +95,7 @@ status_json(FILE *out, const TaskConfig *cfg, const StateStatus *st,
 	json_number(out, "cdc_changes_per_s", c->changes_per_s, cdc);
 	json_number(out, "cdc_txns", (double) c->txns, cdc);
 	json_number(out, "cdc_changes", (double) c->changes, cdc);
+	json_number(out, "cdc_ignored_changes", (double) c->ignored, cdc);
 	json_text(out, "cdc_updated_at", st->cdc_updated_at);
 	json_text(out, "cdc_outage", st->cdc.outage);
 	json_text(out, "last_error", st->last_error);
@@ -186,6 +187,11 @@ status_text(FILE *out, const TaskConfig *cfg, const StateStatus *st,
 		        lsn_format(st->cdc.flushed_lsn, flushed),
 		        (long long) st->cdc.txns, (long long) st->cdc.changes,
 		        st->cdc_updated_at);
+	if (st->has_cdc && st->cdc.ignored > 0)
+		fprintf(out,
+		        "cdc: %lld changes of tables the task does not move were "
+		        "ignored (--unknown-tables=ignore)\n",
+		        (long long) st->cdc.ignored);
 	if (st->has_cdc && st->cdc.outage[0])
 		fprintf(out, "cdc outage (as of %s): %s\n", st->cdc_updated_at,
 		        st->cdc.outage);

@@ -476,6 +476,36 @@ split_bytes(const Load *l)
  * Starts the load of every unfinished table at the snapshot's point: empties
  * its target and resets its state, in one target transaction.
  */
+
+/*
+ * Records the columns the table is copied with as the ones its target
+ * follows: the change stream compares each new description with them
+ * (state/columns.c).
+ */
+static bool
+record_columns(Load *l, const CatTable *t, Error *err)
+{
+	Buf names = BUF_INIT(STATE_COLUMNS_MAX),
+	    types = BUF_INIT(STATE_COLUMNS_MAX);
+	bool ok;
+
+	buf_add(&names, "{", 1, err);
+	buf_add(&types, "{", 1, err);
+	for (int i = 0; i < t->ncols; i++)
+	{
+		pg_array_item(&names, t->cols[i].name, err);
+		pg_array_item(&types, t->cols[i].type_name, err);
+	}
+	buf_add(&names, "}", 1, err);
+	buf_add(&types, "}", 1, err);
+	ok = buf_check(&names, err) && buf_check(&types, err) &&
+	     state_columns_record(&l->state, t->schema, t->name, buf_str(&names),
+	                          buf_str(&types), err);
+	buf_free(&names);
+	buf_free(&types);
+	return ok;
+}
+
 static bool
 start_tables(Load *l, const SlotSnapshot *snap, Error *err)
 {
@@ -534,7 +564,8 @@ start_tables(Load *l, const SlotSnapshot *snap, Error *err)
 			goto fail;
 		if (!state_table_start(&l->state, t->schema, t->name,
 		                       snap->consistent_lsn, txids, lt->nchunks,
-		                       ct->binary ? "binary" : "text", err))
+		                       ct->binary ? "binary" : "text", err) ||
+		    !record_columns(l, t, err))
 			goto fail;
 	}
 	return pg_exec(l->tgt, "COMMIT", err);

@@ -93,7 +93,8 @@ static const char *const state_ddl =
     " ADD COLUMN IF NOT EXISTS cdc_outage text,"
     " ADD COLUMN IF NOT EXISTS cutover_stop_lsn pg_lsn,"
     " ADD COLUMN IF NOT EXISTS cutover_undo text,"
-    " ADD COLUMN IF NOT EXISTS insert_publication text;"
+    " ADD COLUMN IF NOT EXISTS insert_publication text,"
+    " ADD COLUMN IF NOT EXISTS cdc_ignored bigint;"
     /* keyless tables streamed for their inserts only (insert_only.c) */
     "CREATE TABLE IF NOT EXISTS @S.insert_only ("
     " task text NOT NULL REFERENCES @S.task ON DELETE CASCADE,"
@@ -206,6 +207,12 @@ run_sql(const State *s, const char *fmt, int nparams, const char *const *params,
 	return true;
 }
 
+char *
+state_sql(const State *s, const char *fmt)
+{
+	return with_schema(fmt, s->qschema);
+}
+
 bool
 state_run(const State *s, const char *fmt, int nparams,
           const char *const *params, PGresult **out, Error *err)
@@ -261,7 +268,8 @@ state_open(State *s, PgConn *tgt, const char *schema, const char *task,
 	if (!handle_init(s, tgt, schema, task, err))
 		return false;
 	if (!run_sql(s, "CREATE SCHEMA IF NOT EXISTS @S;", 0, NULL, NULL, err) ||
-	    !run_sql(s, state_ddl, 0, NULL, NULL, err))
+	    !run_sql(s, state_ddl, 0, NULL, NULL, err) ||
+	    !state_columns_install(s, err))
 		return err_prefix(err,
 		                  "could not create the state schema \"%s\" on the "
 		                  "target: ",
@@ -461,8 +469,8 @@ bool
 state_task_set_cdc(const State *s, const StateCdc *c, Error *err)
 {
 	char a[LSN_TEXT_MAX], f[LSN_TEXT_MAX], src[LSN_TEXT_MAX];
-	char lb[24], ls[32], tx[24], ch[24], tps[32], cps[32];
-	const char *params[11] = {s->task,
+	char lb[24], ls[32], tx[24], ch[24], tps[32], cps[32], ig[24];
+	const char *params[12] = {s->task,
 	                          lsn_format(c->applied_lsn, a),
 	                          lsn_format(c->flushed_lsn, f),
 	                          lsn_format(c->source_lsn, src),
@@ -472,8 +480,10 @@ state_task_set_cdc(const State *s, const StateCdc *c, Error *err)
 	                          ch,
 	                          tps,
 	                          cps,
-	                          c->outage[0] ? c->outage : NULL};
+	                          c->outage[0] ? c->outage : NULL,
+	                          ig};
 
+	snprintf(ig, sizeof(ig), "%lld", (long long) c->ignored);
 	snprintf(lb, sizeof(lb), "%lld", (long long) c->lag_bytes);
 	snprintf(ls, sizeof(ls), "%.3f", c->lag_seconds);
 	snprintf(tx, sizeof(tx), "%lld", (long long) c->txns);
@@ -488,8 +498,8 @@ state_task_set_cdc(const State *s, const StateCdc *c, Error *err)
 	    " cdc_txns = $7::bigint, cdc_changes = $8::bigint,"
 	    " cdc_txns_per_s = $9::float8,"
 	    " cdc_changes_per_s = $10::float8, cdc_outage = $11,"
-	    " cdc_updated_at = now() WHERE task = $1",
-	    11, params, NULL, err);
+	    " cdc_ignored = $12::bigint, cdc_updated_at = now() WHERE task = $1",
+	    12, params, NULL, err);
 }
 
 bool
@@ -564,7 +574,7 @@ status_task(const State *s, StateStatus *out, bool *oom, Error *err)
 	               " cdc_source_lsn::text, cdc_lag_bytes, cdc_lag_seconds,"
 	               " cdc_txns, cdc_changes, cdc_txns_per_s, cdc_changes_per_s,"
 	               " cdc_updated_at::text, last_error, last_error_at::text,"
-	               " cdc_outage FROM @S.task WHERE task = $1",
+	               " cdc_outage, cdc_ignored FROM @S.task WHERE task = $1",
 	               1, params, &res, err))
 		return false;
 	if (PQntuples(res) != 1)
@@ -594,6 +604,7 @@ status_task(const State *s, StateStatus *out, bool *oom, Error *err)
 	           sizeof(out->last_error_at));
 	text_field(res, 0, TASK_NCOLUMNS + 13, out->cdc.outage,
 	           sizeof(out->cdc.outage));
+	out->cdc.ignored = int_field(res, 0, TASK_NCOLUMNS + 14);
 	PQclear(res);
 	return ok;
 }

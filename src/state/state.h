@@ -128,6 +128,7 @@ typedef struct StateCdc
 	double lag_seconds;
 	int64_t txns;
 	int64_t changes;
+	int64_t ignored; /* of tables the task does not move, on purpose */
 	double txns_per_s;
 	double changes_per_s;
 	char outage[512]; /* which side is down and since when; "" when none */
@@ -300,6 +301,33 @@ bool state_table_start(const State *s, const char *src_schema,
                        const char *src_name, Lsn snapshot_lsn,
                        const char *snapshot_txids, int nchunks,
                        const char *format, Error *err);
+
+/* A text[] literal of a table's column names or types: 1,600 columns. */
+#define STATE_COLUMNS_MAX ((size_t) 1 << 20)
+
+/*
+ * Records the source columns the target table follows (names and their
+ * format_type(), as text[] literals; generated columns left out), in the
+ * caller's transaction: the load's, from the catalog it copied with.
+ */
+bool state_columns_record(const State *s, const char *src_schema,
+                          const char *src_name, const char *names,
+                          const char *types, Error *err);
+
+/*
+ * The statement the change stream runs, in its batch transaction, before the
+ * first change that follows a new description of a table: parameters task,
+ * source schema, source name, target table, then five text[] literals over
+ * the description's columns: names, format_type(), the value existing rows
+ * read (the source's missing value), flags ('m' that value applies, 'd' a
+ * default, 'n' NOT NULL), the default's expression. It changes the target
+ * table to match, or fails with a message naming what to run by hand
+ * (columns.c). malloc'd, or NULL when out of memory.
+ */
+char *state_follow_columns_sql(const State *s);
+
+/* fmt with @S replaced by the quoted state schema; malloc'd, or NULL. */
+char *state_sql(const State *s, const char *fmt);
 
 /* Chunks of the table already done, as nchunks bools (caller-owned). */
 bool state_chunks_done(const State *s, const char *src_schema,

@@ -15,6 +15,12 @@
 bool state_run(const State *s, const char *fmt, int nparams,
                const char *const *params, PGresult **out, Error *err);
 
+/*
+ * columns.c's part of the schema, installed by state_open after state.c's:
+ * its columns of tables, and its functions when missing or older.
+ */
+bool state_columns_install(const State *s, Error *err);
+
 /* strdup of a result field, NULL for SQL null; sets *oom when out of memory. */
 char *state_dup(const PGresult *res, int row, int col, bool *oom);
 

@@ -713,6 +713,10 @@ test_set_every_key(void **state)
 	    config_set(&cfg, "state.schema", "st", "option --state-schema", &err));
 	assert_true(config_set(&cfg, "progress.interval", "1",
 	                       "option --progress-interval", &err));
+	assert_false(cfg.cdc_ignore_unknown);
+	assert_true(config_set(&cfg, "cdc.unknown_tables", "ignore",
+	                       "option --unknown-tables", &err));
+	assert_true(cfg.cdc_ignore_unknown);
 	assert_true(config_set(&cfg, "check.skip", "wal_retention",
 	                       "option --skip-check", &err));
 	assert_true(config_set(&cfg, "check.wal_free_space", "2GB",
@@ -843,7 +847,8 @@ test_set_errors(void **state)
 	              "copy.split_tables_larger_than, copy.format, schema.mode, "
 	              "schema.on_existing, schema.pg_dump, state.schema, "
 	              "progress.interval, cdc.memory_limit, cdc.spill_dir, "
-	              "cdc.on_conflict, cdc.slot, cdc.start_lsn, cdc.publication, "
+	              "cdc.on_conflict, cdc.unknown_tables, cdc.slot, "
+	              "cdc.start_lsn, cdc.publication, "
 	              "check.skip, check.wal_free_space, validate.tables, "
 	              "validate.sample, cutover.fence, cutover.roles, "
 	              "cutover.fence_command, cutover.unfence_command, "
