@@ -16,6 +16,7 @@
 #include "cdc/cdc.h"
 #include "load/insert_only.h"
 #include "load/load.h"
+#include "load/newtables.h"
 #include "pg/pg.h"
 #include "state/state.h"
 #include "verify/check.h"
@@ -30,10 +31,67 @@ typedef struct ProgressSink
 	PgConn *src_conn;  /* for the watch over the keyless tables */
 	bool watch;        /* the task has keyless tables to watch */
 	int64_t watched_ms;
+	int64_t new_tables_ms; /* when the source was last looked at for them */
+	char catalog_sig[64];  /* newtables_signature then; "" never read */
+	int new_tables;        /* how many new tables it had */
 } ProgressSink;
 
 /* how often the keyless tables' statistics are read while following */
 #define WATCH_INTERVAL_MS 10000
+
+/* The watch's source session, opened at its first use. */
+static bool
+watch_session(ProgressSink *ps, Error *err)
+{
+	return ps->src_conn != NULL ||
+	       pg_connect(ps->cfg->source_uri, ERR_SOURCE, PG_CONN_SQL,
+	                  "pgtide watch", 0, &ps->src_conn, err);
+}
+
+/*
+ * Reads whether the patterns select tables the task does not move (created
+ * after the load): their rows are not published, so nothing else would say
+ * they are left behind. The whole catalog is read only when a cheap reading
+ * of it changed; a warning when the number of such tables changes.
+ */
+static void
+watch_new_tables(ProgressSink *ps, const State *on_sink)
+{
+	NewTables nt;
+	Error err = ERR_INIT;
+	int64_t now = clock_ms();
+	char list[512] = "", sig[64];
+	int shown;
+
+	if (now - ps->new_tables_ms < WATCH_INTERVAL_MS)
+		return;
+	ps->new_tables_ms = now;
+	if (!watch_session(ps, &err) ||
+	    !newtables_signature(ps->src_conn, sig, sizeof(sig), &err) ||
+	    (strcmp(sig, ps->catalog_sig) != 0 &&
+	     !newtables_find(ps->src_conn, on_sink, ps->cfg, &nt, &err)))
+	{
+		log_debug("could not look for new tables: %s", err.message);
+		pg_close(ps->src_conn);
+		ps->src_conn = NULL;
+		return;
+	}
+	if (strcmp(sig, ps->catalog_sig) == 0)
+		return;
+	for (shown = 0; shown < nt.n && strlen(list) < sizeof(list) - 80; shown++)
+		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
+		         shown ? ", " : "", nt.names[shown]);
+	if (nt.n > 0 && nt.n != ps->new_tables)
+		log_warn("%d table(s) the task's patterns select were created on the "
+		         "source after its load and are not moved: %s%s. Their rows "
+		         "are not published, so the stream does not carry them; move "
+		         "them with a task of their own (pgtide migrate --task NAME -t "
+		         "SCHEMA.TABLE), or leave them out with -T",
+		         nt.n, list, shown < nt.n ? ", ..." : "");
+	ps->new_tables = nt.n;
+	snprintf(ps->catalog_sig, sizeof(ps->catalog_sig), "%s", sig);
+	newtables_free(&nt);
+}
 
 /*
  * Reads whether a keyless table, streamed for its inserts only, saw an
@@ -49,9 +107,7 @@ watch_insert_only(ProgressSink *ps, const State *on_sink)
 	if (!ps->watch || now - ps->watched_ms < WATCH_INTERVAL_MS)
 		return;
 	ps->watched_ms = now;
-	if (ps->src_conn == NULL &&
-	    !pg_connect(ps->cfg->source_uri, ERR_SOURCE, PG_CONN_SQL,
-	                "pgtide watch", 0, &ps->src_conn, &err))
+	if (!watch_session(ps, &err))
 	{
 		log_debug("could not watch the tables without a key: %s", err.message);
 		return;
@@ -101,6 +157,7 @@ record_progress(const CdcProgress *p, void *ctx)
 		return;
 	}
 	watch_insert_only(ps, &on_sink);
+	watch_new_tables(ps, &on_sink);
 }
 
 /* Reads where cutover wants the stream to stop, on a session of its own. */
@@ -128,7 +185,7 @@ bool
 task_follow(const TaskConfig *cfg, atomic_int *stop, Error *err)
 {
 	State state;
-	ProgressSink sink = {cfg, &state, NULL, NULL, NULL, false, 0};
+	ProgressSink sink;
 	Lsn stopped_at = LSN_INVALID;
 	PgConn *tgt = NULL;
 	StateTask st;
@@ -141,6 +198,9 @@ task_follow(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	bool ok = false;
 
 	memset(&o, 0, sizeof(o));
+	memset(&sink, 0, sizeof(sink));
+	sink.cfg = cfg;
+	sink.state = &state;
 	if (!pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide", 5000,
 	                &tgt, err) ||
 	    !pg_keep_session(tgt, NULL, PG_RECONNECT_MS, err) ||

@@ -12,6 +12,7 @@
 #include "base/json.h"
 #include "base/log.h"
 #include "load/insert_only.h"
+#include "load/newtables.h"
 #include "pg/pg.h"
 #include "state/state.h"
 
@@ -74,7 +75,8 @@ json_number(FILE *out, const char *key, double value, bool known)
 
 static void
 status_json(FILE *out, const TaskConfig *cfg, const StateStatus *st,
-            const PGresult *slot, const InsertOnlyWatch *io)
+            const PGresult *slot, const InsertOnlyWatch *io,
+            const NewTables *nt)
 {
 	const StateCdc *c = &st->cdc;
 	bool cdc = st->has_cdc;
@@ -129,6 +131,13 @@ status_json(FILE *out, const TaskConfig *cfg, const StateStatus *st,
 			fputs("null", out);
 		fputc('}', out);
 	}
+	fputs("],\"new_tables\":[", out);
+	for (int i = 0; i < nt->n; i++)
+	{
+		if (i)
+			fputc(',', out);
+		json_write_string(out, nt->names[i]);
+	}
 	fputs("],\"tables\":[", out);
 	for (int i = 0; i < st->ntables; i++)
 	{
@@ -149,7 +158,8 @@ status_json(FILE *out, const TaskConfig *cfg, const StateStatus *st,
 
 static void
 status_text(FILE *out, const TaskConfig *cfg, const StateStatus *st,
-            const PGresult *slot, const InsertOnlyWatch *io)
+            const PGresult *slot, const InsertOnlyWatch *io,
+            const NewTables *nt)
 {
 	char lsn[LSN_TEXT_MAX], applied[LSN_TEXT_MAX], flushed[LSN_TEXT_MAX];
 	int done = 0;
@@ -216,6 +226,14 @@ status_text(FILE *out, const TaskConfig *cfg, const StateStatus *st,
 			        io->tables[i].diverged_at[0] ? io->tables[i].diverged_at
 			                                     : "now",
 			        io->tables[i].reason);
+	if (nt->n > 0)
+		fprintf(out,
+		        "new tables: %d the patterns select were created after the "
+		        "load and are not moved (start a task of their own, or "
+		        "leave them out with -T):\n",
+		        nt->n);
+	for (int i = 0; i < nt->n; i++)
+		fprintf(out, "  %s\n", nt->names[i]);
 	if (st->last_error != NULL)
 		fprintf(out, "last error (%s): %s\n", st->last_error_at,
 		        st->last_error);
@@ -273,6 +291,8 @@ task_status(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	State state;
 	StateStatus st;
 	InsertOnlyWatch io;
+	NewTables nt = {NULL, 0};
+	Error serr = ERR_INIT;
 	bool exists = false, ok = false;
 
 	(void) stop;
@@ -297,13 +317,16 @@ task_status(const TaskConfig *cfg, atomic_int *stop, Error *err)
 		slot = status_slot(cfg, st.task.slot_name, &src);
 	if (!status_insert_only(&state, src, &io, err))
 		goto out;
+	if (src != NULL && !newtables_find(src, &state, cfg, &nt, &serr))
+		log_warn("source: could not look for new tables: %s", serr.message);
 	if (cfg->output_json)
-		status_json(stdout, cfg, &st, slot, &io);
+		status_json(stdout, cfg, &st, slot, &io, &nt);
 	else
-		status_text(stdout, cfg, &st, slot, &io);
+		status_text(stdout, cfg, &st, slot, &io, &nt);
 	ok = true;
 out:
 	insert_only_watch_free(&io);
+	newtables_free(&nt);
 	state_status_free(&st);
 	PQclear(slot);
 	pg_close(src);

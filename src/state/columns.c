@@ -59,7 +59,9 @@
  * p_flags, one text per column (cdc/relcols.h): 'm' existing rows read
  * p_missing (the source's fast default), 'u' existing rows hold values no
  * catalog says, which the caller reads from the source for each column this
- * returns (p_keyed: the rows can be matched), 'g' the column is gone from
+ * returns: new since the record, even when another source table loading
+ * into the same target table added it there first (p_keyed: the rows can
+ * be matched), 'g' the column is gone from
  * the source since, 'd' a default now (p_defaults), 'n' NOT NULL (set
  * unless the rows are to be read). A column changes on the target's root
  * when the target is a partition: a partition's columns are its root's.
@@ -175,12 +177,15 @@
 	"    EXECUTE format('ALTER TABLE %s ALTER COLUMN %I DROP DEFAULT', root,"  \
 	"     col);"                                                               \
 	"   END IF;"                                                               \
-	"   IF strpos(p_flags[i], 'u') > 0 THEN"                                   \
-	"    RETURN NEXT col;"                                                     \
-	"   ELSIF strpos(p_flags[i], 'n') > 0 THEN"                                \
+	"   IF strpos(p_flags[i], 'u') = 0 AND strpos(p_flags[i], 'n') > 0 THEN"   \
 	"    EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET NOT NULL', root,"  \
 	"     col);"                                                               \
 	"   END IF;"                                                               \
+	"  END LOOP;"                                                              \
+	"  FOR i IN 1 .. coalesce(array_length(p_names, 1), 0) LOOP"               \
+	"   CONTINUE WHEN strpos(p_flags[i], 'u') = 0 OR NOT p_keyed"              \
+	"    OR p_names[i] = ANY (coalesce(base_names, tgt_names));"               \
+	"   RETURN NEXT p_names[i];"                                               \
 	"  END LOOP;"                                                              \
 	"  UPDATE @S.tables t SET src_columns = p_names, src_types = p_types"      \
 	"   WHERE t.task = p_task AND t.src_schema = p_schema"                     \
