@@ -7,6 +7,7 @@
  *
  * How the query walks pg_depend:
  *
+ *   names     every relation as a person reads it and as a pg_dump pattern
  *   gone      the tables left out, then every view or materialized view
  *             whose _RETURN rule reads something gone (to 64 levels)
  *   refs      each gone relation, its row type and that type's array type
@@ -27,224 +28,140 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SUBSET_NAME(n, c)                             \
-	"pg_catalog.quote_ident(" n ".nspname) || '.' ||" \
-	" pg_catalog.quote_ident(" c ".relname)"
-#define SUBSET_PATTERN(n, c)                                                \
-	"'\"' || pg_catalog.replace(" n ".nspname, '\"', '\"\"') || '\".\"' ||" \
-	" pg_catalog.replace(" c ".relname, '\"', '\"\"') || '\"'"
-
+/*
+ * $1: the tables left out. The %s is the test that a constraint is a
+ * partition's clone of its parent's (pg_constraint.conparentid, 11+): pg_dump
+ * writes the parent's alone, so the clones are not named again.
+ */
 static const char subset_sql[] =
     "WITH RECURSIVE"
-    " gone(oid, cause, via, depth) AS ("
-    "  SELECT o, o, o, 0 FROM pg_catalog.unnest($1::pg_catalog.oid[]) o"
-    "  UNION"
-    "  SELECT r.ev_class, g.cause, g.oid, g.depth + 1 FROM gone g"
-    "  JOIN pg_catalog.pg_depend d"
-    "   ON d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass"
-    "   AND d.refobjid = g.oid"
-    "   AND d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass"
-    "  JOIN pg_catalog.pg_rewrite r"
-    "   ON r.oid = d.objid AND r.rulename = '_RETURN'"
-    "  JOIN pg_catalog.pg_class v"
-    "   ON v.oid = r.ev_class AND v.relkind IN ('v', 'm')"
-    "  WHERE g.depth < 64 AND r.ev_class <> g.oid),"
-    " first AS (SELECT DISTINCT ON (oid) oid, cause, via, depth FROM gone"
-    "  ORDER BY oid, depth, cause),"
-    " refs AS ("
-    "  SELECT f.cause, f.via, f.oid AS on_gone, f.depth,"
-    "   'pg_catalog.pg_class'::pg_catalog.regclass AS refclassid,"
-    "   f.oid AS refobjid FROM first f"
+    "  names(oid, shown, pattern) AS ("
+    "   SELECT c.oid,"
+    "    pg_catalog.quote_ident(n.nspname) || '.' || "
+    "pg_catalog.quote_ident(c.relname),"
+    "    '\"' || pg_catalog.replace(n.nspname, '\"', '\"\"') || '\".\"' ||"
+    "    pg_catalog.replace(c.relname, '\"', '\"\"') || '\"'"
+    "   FROM pg_catalog.pg_class c"
+    "   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace),"
+    "  gone(oid, cause, via, depth) AS ("
+    "   SELECT o, o, o, 0 FROM pg_catalog.unnest($1::pg_catalog.oid[]) o"
+    "   UNION"
+    "   SELECT r.ev_class, g.cause, g.oid, g.depth + 1 FROM gone g"
+    "   JOIN pg_catalog.pg_depend d"
+    "    ON d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+    "    AND d.refobjid = g.oid"
+    "    AND d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass"
+    "   JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid AND r.rulename = "
+    "'_RETURN'"
+    "   JOIN pg_catalog.pg_class v ON v.oid = r.ev_class AND v.relkind IN "
+    "('v', 'm')"
+    "   WHERE g.depth < 64 AND r.ev_class <> g.oid),"
+    "  first AS ("
+    "   SELECT DISTINCT ON (oid) oid, cause, via, depth FROM gone"
+    "   ORDER BY oid, depth, cause),"
+    "  refs AS ("
+    "   SELECT f.cause, f.oid AS on_gone, f.depth,"
+    "    'pg_catalog.pg_class'::pg_catalog.regclass AS refclassid,"
+    "    f.oid AS refobjid FROM first f"
+    "   UNION ALL"
+    "   SELECT f.cause, f.oid, f.depth,"
+    "    'pg_catalog.pg_type'::pg_catalog.regclass, t.oid FROM first f"
+    "   JOIN pg_catalog.pg_class c ON c.oid = f.oid AND c.reltype <> 0"
+    "   JOIN pg_catalog.pg_type t ON t.oid = c.reltype OR t.typelem = "
+    "c.reltype),"
+    "  deps AS ("
+    "   SELECT DISTINCT ON (d.classid, d.objid, d.objsubid)"
+    "    d.classid, d.objid, d.objsubid, r.cause,"
+    "    CASE WHEN r.depth > 0 THEN r.on_gone END AS via,"
+    "    CASE d.classid"
+    "     WHEN 'pg_catalog.pg_class'::pg_catalog.regclass THEN"
+    "      (SELECT CASE WHEN c.relkind = 'S' AND d.objsubid = 0 THEN 0"
+    "       WHEN c.relkind IN ('i', 'I') THEN (SELECT i.indrelid"
+    "        FROM pg_catalog.pg_index i WHERE i.indexrelid = c.oid)"
+    "       ELSE c.oid END FROM pg_catalog.pg_class c WHERE c.oid = d.objid)"
+    "     WHEN 'pg_catalog.pg_rewrite'::pg_catalog.regclass THEN"
+    "      (SELECT ev_class FROM pg_catalog.pg_rewrite WHERE oid = d.objid)"
+    "     WHEN 'pg_catalog.pg_constraint'::pg_catalog.regclass THEN"
+    "      (SELECT CASE WHEN %s THEN 0 ELSE NULLIF(conrelid, 0) END"
+    "       FROM pg_catalog.pg_constraint WHERE oid = d.objid)"
+    "     WHEN 'pg_catalog.pg_trigger'::pg_catalog.regclass THEN"
+    "      (SELECT CASE WHEN tgisinternal THEN 0 ELSE tgrelid END"
+    "       FROM pg_catalog.pg_trigger WHERE oid = d.objid)"
+    "     WHEN 'pg_catalog.pg_policy'::pg_catalog.regclass THEN"
+    "      (SELECT polrelid FROM pg_catalog.pg_policy WHERE oid = d.objid)"
+    "     WHEN 'pg_catalog.pg_attrdef'::pg_catalog.regclass THEN"
+    "      (SELECT adrelid FROM pg_catalog.pg_attrdef WHERE oid = d.objid)"
+    "     WHEN 'pg_catalog.pg_statistic_ext'::pg_catalog.regclass THEN"
+    "      (SELECT stxrelid FROM pg_catalog.pg_statistic_ext WHERE oid = "
+    "d.objid)"
+    "     WHEN 'pg_catalog.pg_publication_rel'::pg_catalog.regclass THEN 0"
+    "    END AS rel"
+    "   FROM refs r JOIN pg_catalog.pg_depend d"
+    "    ON d.refclassid = r.refclassid AND d.refobjid = r.refobjid"
+    "   WHERE d.deptype IN ('n', 'a')"
+    "   ORDER BY d.classid, d.objid, d.objsubid, r.depth)"
+    "  SELECT CASE c.relkind WHEN 'v' THEN 'v' ELSE 'm' END,"
+    "   CASE c.relkind WHEN 'v' THEN 'view ' ELSE 'materialized view ' END"
+    "    || nm.shown,"
+    "   cause.shown, CASE WHEN f.via <> f.cause THEN via.shown END,"
+    "   NULL, NULL, NULL, NULL, nm.pattern"
+    "  FROM first f"
+    "  JOIN pg_catalog.pg_class c ON c.oid = f.oid"
+    "  JOIN names nm ON nm.oid = f.oid"
+    "  JOIN names cause ON cause.oid = f.cause"
+    "  JOIN names via ON via.oid = f.via"
+    "  WHERE f.depth > 0"
     "  UNION ALL"
-    "  SELECT f.cause, f.via, f.oid, f.depth,"
-    "   'pg_catalog.pg_type'::pg_catalog.regclass, t.oid FROM first f"
-    "  JOIN pg_catalog.pg_class c ON c.oid = f.oid AND c.reltype <> 0"
-    "  JOIN pg_catalog.pg_type t"
-    "   ON t.oid = c.reltype OR t.typelem = c.reltype),"
-    " deps AS ("
-    "  SELECT DISTINCT ON (d.classid, d.objid, d.objsubid)"
-    "   d.classid, d.objid, d.objsubid, r.cause,"
-    "   CASE WHEN r.depth > 0 THEN r.on_gone END AS via,"
-    "   CASE d.classid"
-    "    WHEN 'pg_catalog.pg_class'::pg_catalog.regclass THEN"
-    "     (SELECT CASE WHEN c.relkind = 'S' AND d.objsubid = 0 THEN 0"
-    "      WHEN c.relkind IN ('i', 'I') THEN (SELECT i.indrelid"
-    "       FROM pg_catalog.pg_index i WHERE i.indexrelid = c.oid)"
-    "      ELSE c.oid END FROM pg_catalog.pg_class c WHERE c.oid = d.objid)"
-    "    WHEN 'pg_catalog.pg_rewrite'::pg_catalog.regclass THEN"
-    "     (SELECT ev_class FROM pg_catalog.pg_rewrite WHERE oid = d.objid)"
-    "    WHEN 'pg_catalog.pg_constraint'::pg_catalog.regclass THEN"
-    "     (SELECT NULLIF(conrelid, 0) FROM pg_catalog.pg_constraint"
-    "      WHERE oid = d.objid)"
-    "    WHEN 'pg_catalog.pg_trigger'::pg_catalog.regclass THEN"
-    "     (SELECT CASE WHEN tgisinternal THEN 0 ELSE tgrelid END"
-    "      FROM pg_catalog.pg_trigger WHERE oid = d.objid)"
-    "    WHEN 'pg_catalog.pg_policy'::pg_catalog.regclass THEN"
-    "     (SELECT polrelid FROM pg_catalog.pg_policy WHERE oid = d.objid)"
-    "    WHEN 'pg_catalog.pg_attrdef'::pg_catalog.regclass THEN"
-    "     (SELECT adrelid FROM pg_catalog.pg_attrdef WHERE oid = d.objid)"
-    "    WHEN 'pg_catalog.pg_statistic_ext'::pg_catalog.regclass THEN"
-    "     (SELECT stxrelid FROM pg_catalog.pg_statistic_ext"
-    "      WHERE oid = d.objid)"
-    "    WHEN 'pg_catalog.pg_publication_rel'::pg_catalog.regclass THEN 0"
-    "   END AS rel"
-    "  FROM refs r JOIN pg_catalog.pg_depend d"
-    "   ON d.refclassid = r.refclassid AND d.refobjid = r.refobjid"
-    "  WHERE d.deptype IN ('n', 'a')"
-    "  ORDER BY d.classid, d.objid, d.objsubid, r.depth)"
-    /* views and materialized views left out */
-    " SELECT CASE c.relkind WHEN 'v' THEN 'v' ELSE 'm' END,"
-    "  CASE c.relkind WHEN 'v' THEN 'view ' ELSE 'materialized view ' END ||"
-    "  " SUBSET_NAME(
-        "n",
-        "c") ","
-             "  (SELECT " SUBSET_NAME(
-                 "cn",
-                 "cc") " FROM pg_catalog.pg_class cc"
-                       "   JOIN pg_catalog.pg_namespace cn ON cn.oid = "
-                       "cc.relnamespace"
-                       "   WHERE cc.oid = f.cause),"
-                       "  (SELECT " SUBSET_NAME(
-                           "vn",
-                           "vc") " FROM pg_catalog.pg_class vc"
-                                 "   JOIN pg_catalog.pg_namespace vn ON vn.oid "
-                                 "= vc.relnamespace"
-                                 "   WHERE vc.oid = f.via AND f.via <> "
-                                 "f.cause),"
-                                 "  NULL, NULL, NULL, NULL, " SUBSET_PATTERN(
-                                     "n",
-                                     "c") " FROM first f JOIN "
-                                          "pg_catalog.pg_class c ON c.oid = "
-                                          "f.oid"
-                                          " JOIN pg_catalog.pg_namespace n ON "
-                                          "n.oid = c.relnamespace"
-                                          " WHERE f.depth > 0"
-                                          " UNION ALL"
-                                          /* objects on created relations, or on none */
-                                          " SELECT CASE"
-                                          "   WHEN d.classid = "
-                                          "'pg_catalog.pg_constraint'::pg_"
-                                          "catalog.regclass"
-                                          "    AND co.contype = 'f' THEN 'f'"
-                                          "   WHEN d.classid = "
-                                          "'pg_catalog.pg_rewrite'::pg_catalog."
-                                          "regclass"
-                                          "    AND ru.rulename <> '_RETURN' "
-                                          "THEN 'r'"
-                                          "   WHEN d.classid = "
-                                          "'pg_catalog.pg_policy'::pg_catalog."
-                                          "regclass THEN 'p'"
-                                          "   WHEN d.classid = "
-                                          "'pg_catalog.pg_trigger'::pg_catalog."
-                                          "regclass THEN 't'"
-                                          "   ELSE 'x' END,"
-                                          "  coalesce(CASE WHEN co.contype = "
-                                          "'f' THEN 'foreign key '"
-                                          "   WHEN ru.rulename <> '_RETURN' "
-                                          "THEN 'rule '"
-                                          "   WHEN po.oid IS NOT NULL THEN "
-                                          "'policy '"
-                                          "   WHEN tg.oid IS NOT NULL THEN "
-                                          "'trigger ' END ||"
-                                          "  "
-                                          "pg_catalog.quote_ident(coalesce(co."
-                                          "conname::text, ru.rulename::text,"
-                                          "   po.polname::text, "
-                                          "tg.tgname::text)) || ' on ' ||"
-                                          "  " SUBSET_NAME(
-                                              "rn",
-                                              "rc") ","
-                                                    "  "
-                                                    "pg_catalog.pg_describe_"
-                                                    "object(d.classid, "
-                                                    "d.objid, d.objsubid)),"
-                                                    "  (SELECT " SUBSET_NAME(
-                                                        "cn",
-                                                        "cc") " FROM "
-                                                              "pg_catalog.pg_"
-                                                              "class cc"
-                                                              "   JOIN "
-                                                              "pg_catalog.pg_"
-                                                              "namespace cn ON "
-                                                              "cn.oid = "
-                                                              "cc.relnamespace"
-                                                              "   WHERE cc.oid "
-                                                              "= d.cause),"
-                                                              "  "
-                                                              "(SELECT"
-                                                              " " SUBSET_NAME(
-                                                                  "vn",
-                                                                  "vc") " FROM "
-                                                                        "pg_"
-                                                                        "catalo"
-                                                                        "g.pg_"
-                                                                        "class "
-                                                                        "vc"
-                                                                        "   "
-                                                                        "JOIN "
-                                                                        "pg_"
-                                                                        "catalo"
-                                                                        "g.pg_"
-                                                                        "namesp"
-                                                                        "ace "
-                                                                        "vn ON "
-                                                                        "vn."
-                                                                        "oid = "
-                                                                        "vc."
-                                                                        "relnam"
-                                                                        "espace"
-                                                                        "   "
-                                                                        "WHERE "
-                                                                        "vc."
-                                                                        "oid = "
-                                                                        "d.via)"
-                                                                        ","
-                                                                        " "
-                                                                        " " SUBSET_NAME(
-                                                                            "r"
-                                                                            "n",
-                                                                            "r"
-                                                                            "c") ", rn.nspname,"
-                                                                                 "  rc.relname || ' ' || coalesce(co.conname::text, ru.rulename::text,"
-                                                                                 "   po.polname::text, tg.tgname::text),"
-                                                                                 "  CASE WHEN co.contype = 'f' THEN 'FK CONSTRAINT'"
-                                                                                 "   WHEN ru.rulename <> '_RETURN' THEN 'RULE'"
-                                                                                 "   WHEN po.oid IS NOT NULL THEN 'POLICY'"
-                                                                                 "   WHEN tg.oid IS NOT NULL THEN 'TRIGGER' END,"
-                                                                                 "  NULL"
-                                                                                 " FROM deps d"
-                                                                                 " LEFT JOIN pg_catalog.pg_class rc ON rc.oid = d.rel"
-                                                                                 " LEFT JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace"
-                                                                                 " LEFT JOIN pg_catalog.pg_constraint co ON d.classid ="
-                                                                                 "  'pg_catalog.pg_constraint'::pg_catalog.regclass AND co.oid = d.objid"
-                                                                                 " LEFT JOIN pg_catalog.pg_rewrite ru ON d.classid ="
-                                                                                 "  'pg_catalog.pg_rewrite'::pg_catalog.regclass AND ru.oid = d.objid"
-                                                                                 " LEFT JOIN pg_catalog.pg_policy po ON d.classid ="
-                                                                                 "  'pg_catalog.pg_policy'::pg_catalog.regclass AND po.oid = d.objid"
-                                                                                 " LEFT JOIN pg_catalog.pg_trigger tg ON d.classid ="
-                                                                                 "  'pg_catalog.pg_trigger'::pg_catalog.regclass AND tg.oid = d.objid"
-                                                                                 " WHERE (d.rel IS NULL OR d.rel <> 0)"
-                                                                                 "  AND (d.rel IS NULL OR d.rel NOT IN (SELECT oid FROM first))"
-                                                                                 /* a table inheriting from one left out is itself an 'x' above; here
-       the children left out of a parent that is created */
-                                                                                 " UNION ALL"
-                                                                                 " SELECT CASE WHEN c.relispartition THEN 'P' ELSE 'C' END,"
-                                                                                 "  CASE WHEN c.relispartition THEN 'partition ' ELSE 'inheritance child '"
-                                                                                 "  END || " SUBSET_NAME(
-                                                                                     "n",
-                                                                                     "c") ","
-                                                                                          "  " SUBSET_NAME("n", "c") ", NULL, " SUBSET_NAME(
-                                                                                              "pn",
-                                                                                              "pc") ","
-                                                                                                    "  NULL, NULL, NULL, NULL"
-                                                                                                    " FROM pg_catalog.pg_inherits i"
-                                                                                                    " JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid"
-                                                                                                    " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-                                                                                                    " JOIN pg_catalog.pg_class pc ON pc.oid = i.inhparent"
-                                                                                                    " JOIN pg_catalog.pg_namespace pn ON pn.oid = pc.relnamespace"
-                                                                                                    " WHERE i.inhrelid = ANY ($1::pg_catalog.oid[])"
-                                                                                                    "  AND NOT i.inhparent = ANY ($1::pg_catalog.oid[])"
-                                                                                                    " ORDER BY 1, 2";
+    "  SELECT CASE WHEN co.contype = 'f' THEN 'f'"
+    "    WHEN ru.rulename <> '_RETURN' THEN 'r'"
+    "    WHEN po.oid IS NOT NULL THEN 'p'"
+    "    WHEN tg.oid IS NOT NULL THEN 't'"
+    "    ELSE 'x' END,"
+    "   coalesce(CASE WHEN co.contype = 'f' THEN 'foreign key '"
+    "     WHEN ru.rulename <> '_RETURN' THEN 'rule '"
+    "     WHEN po.oid IS NOT NULL THEN 'policy '"
+    "     WHEN tg.oid IS NOT NULL THEN 'trigger ' END"
+    "    || pg_catalog.quote_ident(coalesce(co.conname::text, "
+    "ru.rulename::text,"
+    "     po.polname::text, tg.tgname::text)) || ' on ' || rel.shown,"
+    "    pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid)),"
+    "   cause.shown, via.shown, rel.shown, rn.nspname,"
+    "   rc.relname || ' ' || coalesce(co.conname::text, ru.rulename::text,"
+    "    po.polname::text, tg.tgname::text),"
+    "   CASE WHEN co.contype = 'f' THEN 'FK CONSTRAINT'"
+    "    WHEN ru.rulename <> '_RETURN' THEN 'RULE'"
+    "    WHEN po.oid IS NOT NULL THEN 'POLICY'"
+    "    WHEN tg.oid IS NOT NULL THEN 'TRIGGER' END,"
+    "   NULL"
+    "  FROM deps d"
+    "  JOIN names cause ON cause.oid = d.cause"
+    "  LEFT JOIN names via ON via.oid = d.via"
+    "  LEFT JOIN names rel ON rel.oid = d.rel"
+    "  LEFT JOIN pg_catalog.pg_class rc ON rc.oid = d.rel"
+    "  LEFT JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace"
+    "  LEFT JOIN pg_catalog.pg_constraint co ON co.oid = d.objid"
+    "   AND d.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass"
+    "  LEFT JOIN pg_catalog.pg_rewrite ru ON ru.oid = d.objid"
+    "   AND d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass"
+    "  LEFT JOIN pg_catalog.pg_policy po ON po.oid = d.objid"
+    "   AND d.classid = 'pg_catalog.pg_policy'::pg_catalog.regclass"
+    "  LEFT JOIN pg_catalog.pg_trigger tg ON tg.oid = d.objid"
+    "   AND d.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass"
+    "  WHERE d.rel IS NULL"
+    "   OR (d.rel <> 0 AND d.rel NOT IN (SELECT oid FROM first))"
+    "  UNION ALL"
+    "  SELECT CASE WHEN c.relispartition THEN 'P' ELSE 'C' END,"
+    "   CASE WHEN c.relispartition THEN 'partition ' ELSE 'inheritance child ' "
+    "END"
+    "    || nm.shown,"
+    "   nm.shown, NULL, parent.shown, NULL, NULL, NULL, NULL"
+    "  FROM pg_catalog.pg_inherits i"
+    "  JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid"
+    "  JOIN names nm ON nm.oid = i.inhrelid"
+    "  JOIN names parent ON parent.oid = i.inhparent"
+    "  WHERE i.inhrelid = ANY ($1::pg_catalog.oid[])"
+    "   AND NOT i.inhparent = ANY ($1::pg_catalog.oid[])"
+    "  ORDER BY 1, 2";
 
 bool *
 subset_kept_tables(const Catalog *cat)
@@ -356,7 +273,8 @@ subset_read(PgConn *src, const Catalog *cat, Subset *out, Error *err)
 	char *oids = left_out_oids(cat);
 	const char *params[1] = {oids};
 	PGresult *res;
-	bool lost = false;
+	char *sql = NULL;
+	bool lost = false, ok;
 
 	memset(out, 0, sizeof(*out));
 	if (oids == NULL)
@@ -367,13 +285,19 @@ subset_read(PgConn *src, const Catalog *cat, Subset *out, Error *err)
 		free(oids);
 		return true;
 	}
-	if (!pg_query(src, subset_sql, 1, params, &res, err))
+	if (asprintf(&sql, subset_sql,
+	             pg_server_version(src) >= 110000 ? "conparentid <> 0"
+	                                              : "false") < 0)
 	{
 		free(oids);
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	}
+	ok = pg_query(src, sql, 1, params, &res, err);
+	free(sql);
+	free(oids);
+	if (!ok)
 		return err_prefix(err, "could not read what depends on the tables "
 		                       "left out: ");
-	}
-	free(oids);
 	out->items = calloc((size_t) PQntuples(res) + 1, sizeof(SubsetObject));
 	if (out->items == NULL)
 	{
