@@ -17,8 +17,12 @@ SCHEMA = """
     CREATE TABLE orders (id bigserial PRIMARY KEY,
                          customer_id int REFERENCES customers (id),
                          total numeric NOT NULL, note text);
+    -- a default that calls the serial sequence of a table left out: the
+    -- sequence is created (without OWNED BY) and its value copied
     CREATE TABLE order_items (order_id bigint REFERENCES orders (id),
-                              line int, qty int, PRIMARY KEY (order_id, line));
+                              line int, qty int,
+                              ticket int DEFAULT nextval('customers_id_seq'),
+                              PRIMARY KEY (order_id, line));
     CREATE TABLE parted (id int, region text,
                          customer_id int REFERENCES customers (id),
                          PRIMARY KEY (id, region)) PARTITION BY LIST (region);
@@ -51,6 +55,7 @@ SCHEMA = """
     INSERT INTO orders (customer_id, total)
       SELECT 1 + g % 5, g * 10 FROM generate_series(1, 30) g;
     INSERT INTO order_items SELECT id, 1, 2 FROM orders;
+    INSERT INTO order_items (order_id, line, qty) VALUES (1, 2, 3);
     INSERT INTO parted SELECT g, CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us' END
       FROM generate_series(1, 20) g;
     REFRESH MATERIALIZED VIEW order_count;
@@ -167,6 +172,8 @@ def test_copy_of_a_subset_leaves_out_what_check_said(pgtide, source_db,
         else:
             assert f"{obj} depends on public." in r.stderr, obj
     assert_subset_on_target(source_db, target_db)
+    assert target_db.query("SELECT last_value FROM customers_id_seq") == \
+        source_db.query("SELECT last_value FROM customers_id_seq")
 
 
 def test_migrate_of_a_subset_streams_the_selected_tables(pgtide, source_db,
@@ -176,6 +183,7 @@ def test_migrate_of_a_subset_streams_the_selected_tables(pgtide, source_db,
     source_db.execute(
         "INSERT INTO orders (customer_id, total) VALUES (2, 1000);"
         " INSERT INTO order_items SELECT max(id), 1, 7 FROM orders;"
+        " INSERT INTO customers (name) VALUES ('late');"
         " UPDATE orders SET note = 'x' WHERE id = 3;"
         " DELETE FROM order_items WHERE order_id = 4;"
         " INSERT INTO parted VALUES (100, 'eu'), (101, 'us')")
@@ -190,6 +198,9 @@ def test_migrate_of_a_subset_streams_the_selected_tables(pgtide, source_db,
     assert r.returncode == 0, r.stderr
     assert p.wait(timeout=60) == 0, p.read_stderr()
     assert_subset_on_target(source_db, target_db)
+    # set ahead of the source by cutover's margin
+    assert target_db.query_one("SELECT last_value FROM customers_id_seq") > \
+        source_db.query_one("SELECT last_value FROM customers_id_seq")
 
 
 def test_an_object_the_target_would_refuse_stops_before_the_slot(
