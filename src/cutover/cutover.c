@@ -423,9 +423,15 @@ sync_sequences(Cutover *c, Error *err)
 	SeqSyncResult r;
 	bool ok;
 
-	ok = catalog_read(c->src, c->cfg->state_schema, &cat, err) &&
-	     sequences_sync(c->src, c->tgt, cat, c->cfg->cutover_sequence_margin,
-	                    &r, err);
+	ok = catalog_read(c->src, c->cfg->state_schema, &cat, err);
+	/* the task's tables are the selection: the identity sequences of the
+	   others were left out with their tables */
+	for (int i = 0; ok && i < cat->ntables; i++)
+		for (int t = 0; t < c->ntables; t++)
+			if (strcmp(cat->tables[i].qname, c->tables[t]) == 0)
+				cat->tables[i].selected = true;
+	ok = ok && sequences_sync(c->src, c->tgt, cat,
+	                          c->cfg->cutover_sequence_margin, &r, err);
 	catalog_free(cat);
 	if (!ok)
 		return err_prefix(err, "sequences: ");

@@ -35,6 +35,7 @@
 #include "load/schema.h"
 #include "load/sequences.h"
 #include "load/source.h"
+#include "load/subset.h"
 #include "load/target.h"
 #include "pg/catalog.h"
 #include "pg/pg.h"
@@ -82,6 +83,7 @@ typedef struct Load
 	LoadTable *tables; /* the selected tables */
 	int ntables;
 	CopyTable *copy; /* parallel to tables */
+	Subset subset;   /* what the selection leaves out of the schema */
 	int64_t start_ms;
 } Load;
 
@@ -343,30 +345,62 @@ fresh_snapshot(Load *l, SlotSnapshot *snap, Error *err)
 	return true;
 }
 
-/* Source tables not selected (nor an ancestor of one): left out of pg_dump. */
+/*
+ * What pg_dump leaves out: the tables not selected (nor an ancestor of a
+ * selected one), and the views and materialized views that need them, which
+ * the target could not create. A malloc'd array of views into l->cat and
+ * l->subset; NULL when out of memory.
+ */
 static char **
-dump_exclusions(const Catalog *cat, int *n)
+dump_exclusions(const Load *l, int *n)
 {
-	bool *keep = calloc((size_t) cat->ntables + 1, sizeof(bool));
-	char **out = calloc((size_t) cat->ntables + 1, sizeof(char *));
+	int ntables;
+	char **tables = subset_left_out_tables(l->cat, &ntables);
+	char **out;
 
 	*n = 0;
-	if (keep == NULL || out == NULL)
+	if (tables == NULL)
+		return NULL;
+	out = calloc((size_t) (ntables + l->subset.n) + 1, sizeof(char *));
+	if (out == NULL)
 	{
-		free(keep);
-		free(out);
+		free(tables);
 		return NULL;
 	}
-	for (int i = 0; i < cat->ntables; i++)
-		if (cat->tables[i].selected)
-			for (int p = i, d = 0; p >= 0 && d < 64;
-			     p = cat->tables[p].parent, d++)
-				keep[p] = true;
-	for (int i = 0; i < cat->ntables; i++)
-		if (!keep[i])
-			out[(*n)++] = cat->tables[i].qname;
-	free(keep);
+	for (int i = 0; i < ntables; i++)
+		out[(*n)++] = tables[i];
+	for (int i = 0; i < l->subset.n; i++)
+		if (l->subset.items[i].exclude != NULL)
+			out[(*n)++] = l->subset.items[i].exclude;
+	free(tables);
 	return out;
+}
+
+/*
+ * Reads what the selection leaves out of the schema, says each object in
+ * the log, and fails with ERR_BLOCKED on an object the target would refuse:
+ * all before the slot exists (check names the same objects).
+ */
+static bool
+decide_subset(Load *l, Error *err)
+{
+	if (!subset_read(l->src, l->cat, &l->subset, err))
+		return false;
+	for (int i = 0; i < l->subset.n; i++)
+	{
+		const SubsetObject *o = &l->subset.items[i];
+
+		if (subset_blocks(o))
+			continue;
+		if (o->kind == SUBSET_PARTITION || o->kind == SUBSET_CHILD)
+			log_warn("%s, a child of %s, is not selected: %s", o->what,
+			         o->table, subset_outcome(o));
+		else
+			log_warn("%s depends on %s%s%s, which is not selected: %s", o->what,
+			         o->cause, o->via[0] ? " through " : "", o->via,
+			         subset_outcome(o));
+	}
+	return subset_refuse_blockers(&l->subset, err);
 }
 
 static bool
@@ -378,7 +412,7 @@ create_schema(Load *l, const SlotSnapshot *snap, Error *err)
 	SchemaDumpArgs args;
 	bool ok = false;
 	int nexcl;
-	char **excl = dump_exclusions(l->cat, &nexcl);
+	char **excl = dump_exclusions(l, &nexcl);
 
 	if (excl == NULL)
 		return err_set(err, ERR_INTERNAL, "out of memory");
@@ -402,7 +436,8 @@ create_schema(Load *l, const SlotSnapshot *snap, Error *err)
 	if (!pg_exec(l->tgt, "BEGIN", err))
 		goto out;
 	if (!schema_apply_predata(l->tgt, pre, err) ||
-	    !schema_save_postdata(&l->state, l->src, l->cat, post, err) ||
+	    !schema_save_postdata(&l->state, l->src, l->cat, &l->subset, post,
+	                          err) ||
 	    !state_task_set_schema_done(&l->state, err))
 	{
 		Error ignored = ERR_INIT;
@@ -750,6 +785,9 @@ copy_sequences(Load *l, Error *err)
 	if (!sequences_sync(l->src, l->tgt, l->cat, 0, &r, err))
 		return false;
 	log_info("copied the values of %d sequences", r.set);
+	if (r.left_out > 0)
+		log_info("left out the identity sequences of %d tables not selected",
+		         r.left_out);
 	/* cutover sets them again and refuses while one cannot be set: the
 	   user has until then to fix it, the load's hours are not lost */
 	if (r.failed > 0)
@@ -826,6 +864,7 @@ load_free(Load *l)
 	}
 	free(l->tables);
 	free(l->copy);
+	subset_free(&l->subset);
 	catalog_free(l->cat);
 	pg_close(l->src);
 	pg_close(l->tgt);
@@ -1020,6 +1059,9 @@ load_run(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	    !resolve_existing_targets(&l, err))
 		goto out;
 	if (l.st.consistent_lsn == LSN_INVALID && !check_target_tables(&l, err))
+		goto out;
+	if (!l.st.schema_done && cfg->schema_mode == SCHEMA_MODE_CREATE &&
+	    !decide_subset(&l, err))
 		goto out;
 	if (interrupted(&l, err) || !ensure_slot(&l, &snap, err))
 		goto out;

@@ -564,7 +564,7 @@ step_phase(const DumpEntry *en)
 
 bool
 schema_save_postdata(const State *st, PgConn *src, const Catalog *cat,
-                     const char *script, Error *err)
+                     const Subset *subset, const char *script, Error *err)
 {
 	static const StepTable no_table;
 	DumpScript *ds = NULL;
@@ -587,6 +587,14 @@ schema_save_postdata(const State *st, PgConn *src, const Catalog *cat,
 		if (en->sql[0] == '\0')
 			continue;
 		describe_entry(en, what, sizeof(what));
+		/* check named it, and the load warned before its slot */
+		if (subset != NULL &&
+		    subset_leaves_out(subset, en->type, en->schema, en->name))
+		{
+			log_info("left out %s: it needs a table that is not selected",
+			         what);
+			continue;
+		}
 		step_table(en->table, &table);
 		if (phase == 1 && strcmp(en->type, "CONSTRAINT") == 0 &&
 		    en->constraint != DUMPSCRIPT_CON_EXCLUDE)

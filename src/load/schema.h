@@ -18,6 +18,7 @@
 #include <stdbool.h>
 
 #include "base/err.h"
+#include "load/subset.h"
 #include "pg/catalog.h"
 #include "pg/pg.h"
 #include "state/state.h"
@@ -60,10 +61,12 @@ bool schema_apply_predata(PgConn *tgt, const char *script, Error *err);
  * schema (inside the caller's transaction). A primary key or unique
  * constraint on a plain table becomes an index build (which can run beside
  * the table's other index builds) and a cheap ADD CONSTRAINT ... USING INDEX;
- * src supplies those index definitions.
+ * src supplies those index definitions. The entries subset leaves out
+ * (foreign keys, rules, policies, triggers that need a table not moved) are
+ * not saved; subset may be NULL.
  */
 bool schema_save_postdata(const State *st, PgConn *src, const Catalog *cat,
-                          const char *script, Error *err);
+                          const Subset *subset, const char *script, Error *err);
 
 /* Whether a source table's data is fully loaded (its steps may run). */
 typedef bool (*SchemaReadyFn)(const char *schema, const char *name, void *ctx);

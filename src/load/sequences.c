@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "load/subset.h"
+
 SeqPlace
 sequences_place(const CatSequence *s, int64_t last_value, bool is_called,
                 int64_t margin, int64_t *value, bool *called)
@@ -85,7 +87,11 @@ bool
 sequences_sync(PgConn *src, PgConn *tgt, const Catalog *cat, int64_t margin,
                SeqSyncResult *out, Error *err)
 {
+	bool *kept = subset_kept_tables(cat);
+
 	memset(out, 0, sizeof(*out));
+	if (kept == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
 	for (int i = 0; i < cat->nseqs; i++)
 	{
 		const CatSequence *s = &cat->seqs[i];
@@ -96,7 +102,16 @@ sequences_sync(PgConn *src, PgConn *tgt, const Catalog *cat, int64_t margin,
 		int64_t value;
 		bool called;
 		SeqPlace place;
+		int owner = -1;
 
+		for (int t = 0; s->identity_relid != 0 && t < cat->ntables; t++)
+			if (cat->tables[t].relid == s->identity_relid)
+				owner = t;
+		if (owner >= 0 && !kept[owner])
+		{
+			out->left_out++;
+			continue;
+		}
 		if (!read_source(src, s, &res, &e))
 		{
 			if (connection_lost(src, &e))
@@ -141,8 +156,10 @@ sequences_sync(PgConn *src, PgConn *tgt, const Catalog *cat, int64_t margin,
 		}
 		continue;
 	lost:
+		free(kept);
 		*err = e;
 		return err_prefix(err, "sequence %s: ", s->qname);
 	}
+	free(kept);
 	return true;
 }

@@ -21,11 +21,12 @@
 
 typedef struct SeqSyncResult
 {
-	int set;     /* sequences set on the target */
-	int exact;   /* of those, CYCLE sequences set to the source's state */
-	int clamped; /* of those, stopped at a bound short of the margin */
-	int failed;  /* could not be read on the source or set on the target */
-	int missing; /* of the failed, not on the target */
+	int set;      /* sequences set on the target */
+	int exact;    /* of those, CYCLE sequences set to the source's state */
+	int clamped;  /* of those, stopped at a bound short of the margin */
+	int failed;   /* could not be read on the source or set on the target */
+	int missing;  /* of the failed, not on the target */
+	int left_out; /* identity sequences of tables left out: not set */
 	char clamped_names[SEQ_NAMES_MAX]; /* "a; b", cut short with "..." */
 	char failures[SEQ_NAMES_MAX];      /* "name: reason; ...", the same */
 } SeqSyncResult;
@@ -55,7 +56,9 @@ SeqPlace sequences_place(const CatSequence *s, int64_t last_value,
  * moved on by `margin` increments as sequences_place says. A sequence the
  * source will not show or the target will not set (missing there, out of
  * its bounds, refused) is counted in *out and named, and the others are
- * still set. Fails only when a server cannot be reached any more.
+ * still set. The identity sequence of a table that cat's selection leaves
+ * out is not set (pg_dump leaves it out with its table) and only counted.
+ * Fails only when a server cannot be reached any more.
  */
 bool sequences_sync(PgConn *src, PgConn *tgt, const Catalog *cat,
                     int64_t margin, SeqSyncResult *out, Error *err);

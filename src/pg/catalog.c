@@ -251,7 +251,11 @@ read_sequences(PgConn *conn, Catalog *cat, const char *skip_schema, Error *err)
 	        conn,
 	        cat->server_version >= 100000
 	            ? "SELECT n.nspname, c.relname, s.seqincrement, s.seqmin,"
-	              " s.seqmax, s.seqcycle FROM pg_class c"
+	              " s.seqmax, s.seqcycle, coalesce((SELECT i.refobjid"
+	              "  FROM pg_depend i WHERE i.classid = 'pg_class'::regclass"
+	              "  AND i.objid = c.oid AND i.refclassid = "
+	              "'pg_class'::regclass"
+	              "  AND i.deptype = 'i' LIMIT 1), 0) FROM pg_class c"
 	              " JOIN pg_namespace n ON n.oid = c.relnamespace"
 	              " JOIN pg_sequence s ON s.seqrelid = c.oid"
 	              " WHERE c.relkind = 'S'"
@@ -263,7 +267,7 @@ read_sequences(PgConn *conn, Catalog *cat, const char *skip_schema, Error *err)
 	              " $1) AND n.nspname NOT LIKE 'pg\\_%'"
 	              " ORDER BY 1, 2"
 	            : "SELECT n.nspname, c.relname, 1, -9223372036854775808,"
-	              " 9223372036854775807, false FROM pg_class c"
+	              " 9223372036854775807, false, 0 FROM pg_class c"
 	              " JOIN pg_namespace n ON n.oid = c.relnamespace"
 	              " WHERE c.relkind = 'S'"
 	              " AND NOT EXISTS (SELECT 1 FROM pg_depend d"
@@ -294,6 +298,7 @@ read_sequences(PgConn *conn, Catalog *cat, const char *skip_schema, Error *err)
 		s->min_value = strtoll(PQgetvalue(res, i, 3), NULL, 10);
 		s->max_value = strtoll(PQgetvalue(res, i, 4), NULL, 10);
 		s->cycle = PQgetvalue(res, i, 5)[0] == 't';
+		s->identity_relid = (uint32_t) strtoul(PQgetvalue(res, i, 6), NULL, 10);
 	}
 	PQclear(res);
 	if (oom)

@@ -60,6 +60,9 @@ typedef struct CatSequence
 	int64_t min_value;
 	int64_t max_value;
 	bool cycle; /* wraps from one bound to the other */
+	/* the table whose identity column owns it (pg_dump creates it with that
+	 * table, never alone), or 0 */
+	uint32_t identity_relid;
 } CatSequence;
 
 typedef struct Catalog

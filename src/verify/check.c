@@ -391,6 +391,8 @@ run_checks(Check *c, Error *err)
 	    !check_target_tables(c, err) || !check_target_privileges(c, err))
 		return false;
 	check_pg_dump(c);
+	if (!check_subset(c, err))
+		return false;
 	if (!check_sample_end(c, err) || !check_commit_timestamps(c, err) ||
 	    !check_wal(c, err))
 		return false;

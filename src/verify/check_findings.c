@@ -24,7 +24,8 @@
 
 /*
  * Not skippable: a migration that cannot work at all (wal_level, a standby
- * or too old a source), or one that would make the application's writes on
+ * or too old a source, an object of the schema that needs a table left out),
+ * or one that would make the application's writes on
  * the source fail or be lost (no_replica_identity).
  */
 static const struct
@@ -67,6 +68,8 @@ static const struct
     [CHECK_ID_TARGET_HAS_DATA] = {"target_has_data", true},
     [CHECK_ID_MISSING_TARGET_TABLE] = {"missing_target_table", true},
     [CHECK_ID_PG_DUMP] = {"pg_dump", true},
+    /* the load refuses the same blockers itself, before its slot */
+    [CHECK_ID_SUBSET_DEPENDENCY] = {"subset_dependency", false},
 };
 
 static const char *const severity_names[] = {"info", "warning", "blocker"};

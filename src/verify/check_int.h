@@ -75,6 +75,7 @@ typedef enum CheckId
 	CHECK_ID_TARGET_HAS_DATA,
 	CHECK_ID_MISSING_TARGET_TABLE,
 	CHECK_ID_PG_DUMP,
+	CHECK_ID_SUBSET_DEPENDENCY,
 	CHECK_ID_COUNT,
 } CheckId;
 
@@ -278,6 +279,8 @@ bool check_tablespaces(Check *c, Error *err);
 bool check_target_tables(Check *c, Error *err);
 bool check_target_privileges(Check *c, Error *err);
 void check_pg_dump(Check *c);
+/* create mode: each object that needs a table the patterns leave out */
+bool check_subset(Check *c, Error *err);
 
 /* check_wal.c: check_sample_begin samples at t0; check_sample_end waits
  * for t1 (CHECK_SAMPLE_MS after t0) and samples again; the two checks after

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "load/schema.h"
+#include "load/subset.h"
 #include "load/target.h"
 
 /*
@@ -725,4 +726,55 @@ check_target_version(Check *c)
 	    "schema yourself and use --schema existing",
 	    "the target (%d) is older than the source (%d)", c->tgt_version / 10000,
 	    c->src_version / 10000);
+}
+
+/*
+ * The objects that need a table the patterns leave out, each with what the
+ * load does with it (load/subset decides for both): left out with a
+ * warning, or a blocker the load refuses before its slot.
+ */
+bool
+check_subset(Check *c, Error *err)
+{
+	Subset s;
+
+	if (c->cfg->schema_mode != SCHEMA_MODE_CREATE || c->schema_done)
+		return true;
+	if (!subset_read(c->src, c->cat, &s, err))
+	{
+		subset_free(&s);
+		return false;
+	}
+	for (int i = 0; i < s.n; i++)
+	{
+		const SubsetObject *o = &s.items[i];
+		bool blocks = subset_blocks(o);
+		bool part = o->kind == SUBSET_PARTITION || o->kind == SUBSET_CHILD;
+		char via[600] = "";
+
+		if (o->via[0] != '\0')
+			snprintf(via, sizeof(via), " (through %s)", o->via);
+		if (part)
+			check_add(c, CHECK_ID_SUBSET_DEPENDENCY, CHECK_WARNING, o->what,
+			          "pgtide creates the tables a subset needs and nothing "
+			          "more: the parent exists on the target without it",
+			          "select it too if its rows belong on the target",
+			          "a child of %s, not selected: %s", o->table,
+			          subset_outcome(o));
+		else
+			check_add(
+			    c, CHECK_ID_SUBSET_DEPENDENCY,
+			    blocks ? CHECK_BLOCKER : CHECK_WARNING, o->what,
+			    blocks ? "the schema step would fail on the target; the load "
+			             "refuses to start"
+			           : "the selected tables' rows still move exactly",
+			    blocks ? "select that table too, or change the object on the "
+			             "source so that it no longer needs it"
+			           : "select that table too if the object must exist on "
+			             "the target",
+			    "depends on %s%s, which is not selected: %s", o->cause, via,
+			    subset_outcome(o));
+	}
+	subset_free(&s);
+	return true;
 }
