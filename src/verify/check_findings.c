@@ -67,6 +67,7 @@ static const struct
     [CHECK_ID_TARGET_HAS_DATA] = {"target_has_data", true},
     [CHECK_ID_MISSING_TARGET_TABLE] = {"missing_target_table", true},
     [CHECK_ID_PG_DUMP] = {"pg_dump", true},
+    [CHECK_ID_PGTIDE_SLOT] = {"pgtide_slot", true},
 };
 
 static const char *const severity_names[] = {"info", "warning", "blocker"};
