@@ -82,11 +82,18 @@ typedef struct StatusSlots
 	int n;
 } StatusSlots;
 
-/* Whether the slot is the task's own (the slot_name in this database). */
+/*
+ * Whether the slot is the task's own, in this database: its slot, or a
+ * temporary one a load of the task holds (pgtide_TASK_reload_PID).
+ */
 static bool
 own_slot(const StateStatus *st, const StreamSlot *sl)
 {
-	return sl->here && strcmp(sl->name, st->task.slot_name) == 0;
+	size_t len = strlen(st->task.slot_name);
+
+	return sl->here && strncmp(sl->name, st->task.slot_name, len) == 0 &&
+	       (sl->name[len] == '\0' ||
+	        (sl->temporary && strncmp(sl->name + len, "_reload_", 8) == 0));
 }
 
 static void

@@ -297,7 +297,12 @@ check_pgtide_slots(Check *c, Error *err)
 	for (int i = 0; i < n; i++)
 	{
 		const StreamSlot *sl = &slots[i];
-		bool own = strcmp(sl->name, c->slot) == 0 && sl->here;
+		size_t len = strlen(c->slot);
+		/* the task's slot, or a temporary one a load of the task holds */
+		bool own =
+		    sl->here && strncmp(sl->name, c->slot, len) == 0 &&
+		    (sl->name[len] == '\0' ||
+		     (sl->temporary && strncmp(sl->name + len, "_reload_", 8) == 0));
 		char wal[32], use[64], age[64], fix[512];
 
 		units_format_bytes(sl->retained_bytes < 0 ? 0 : sl->retained_bytes, wal,
@@ -323,8 +328,11 @@ check_pgtide_slots(Check *c, Error *err)
 			         sl->name, sl->database);
 		if (own)
 			check_add(c, CHECK_ID_PGTIDE_SLOT, CHECK_INFO, sl->name,
-			          "the task's own slot: the change stream resumes from "
-			          "it, and the source keeps its WAL until then",
+			          sl->temporary
+			              ? "a running load of the task holds it; it goes "
+			                "with the load's connection"
+			              : "the task's own slot: the change stream resumes "
+			                "from it, and the source keeps its WAL until then",
 			          "",
 			          "replication slot \"%s\"%s is %s, retains %s of WAL; "
 			          "catalog_xmin age %s",

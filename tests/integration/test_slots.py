@@ -111,6 +111,14 @@ def interrupted_copy(pgtide, source_db, target_db, sig):
     # mid-load, the snapshot comes from a temporary slot, never a kept one
     slots = pgtide_slots(source_db)
     assert slots and all(slots.values()), slots
+    # status names it as the running load's
+    r = pgtide.run("status", "--source", source_db.uri, "--target",
+                   target_db.uri, "--json")
+    assert r.returncode == 0, r.stderr
+    [shown] = json.loads(r.stdout)["slots"]
+    assert shown["name"] == f"pgtide_default_reload_{p.pid}"
+    assert (shown["this_task"], shown["active"], shown["temporary"]) == \
+        (True, True, True)
     code = p.stop(sig)
     no_slot_left(source_db)
     return p, code, args
