@@ -49,7 +49,11 @@ static const Command commands[] = {
      "the\n"
      "target, consistent as of one instant, then builds indexes and "
      "constraints.\n"
-     "Run it again with the same task name to resume.\n",
+     "Run it again with the same task name to resume. It leaves no "
+     "replication slot\n"
+     "on the source, so a copied task cannot be followed later: to load "
+     "and then\n"
+     "follow the source's changes, run pgtide migrate instead.\n",
      load_run, true, true, true},
     {"migrate", "full load, then follow the source's changes until stopped",
      "pgtide migrate runs pgtide check (a blocker stops it), runs the\n"
