@@ -272,3 +272,29 @@ def test_interrupted_migrate_names_its_slot(pgtide, source_db, target_db):
     assert last_line(r.stderr).endswith(
         f" of WAL there; stream from it with: pgtide migrate {' '.join(args)}"
         f"; or drop it with: pgtide clean {' '.join(args)}"), r.stderr
+
+
+def test_a_task_file_is_named_as_given(pgtide, source_db, target_db, tmp_path):
+    """The commands name the task file, which holds the password; the line
+    never shows it."""
+    small_source(source_db, rows=100)
+    task_file = tmp_path / "move.yaml"
+    task_file.write_text(
+        "task: filetask\n"
+        f"source: {source_db.uri_as(PW_USER, PASSWORD)}\n"
+        f"target: {target_db.uri_as(PW_USER, PASSWORD)}\n")
+    p = pgtide.start("migrate", "--config", task_file, "--jobs", "1")
+    p.wait_for_output(r"streaming from slot", timeout=120)
+    assert p.stop() == 0, p.read_stderr()
+    line = last_line(p.read_stderr())
+    assert PASSWORD not in p.read_stderr()
+    m = re.fullmatch(
+        r'pgtide: replication slot "pgtide_filetask" is left on the source '
+        r"and holds \S+ \S+ of WAL there; resume with: (.*); or drop it "
+        r"with: (.*)", line)
+    assert m, line
+    assert m.group(1) == f"pgtide migrate --config {task_file} --jobs 1"
+    assert m.group(2) == f"pgtide clean --config {task_file}"
+    r = pgtide.run(*shlex.split(m.group(2))[1:])
+    assert r.returncode == 0, r.stderr
+    no_slot_left(source_db)
