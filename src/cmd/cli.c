@@ -29,8 +29,9 @@ typedef struct Command
 	const char *summary; /* one line for pgtide --help */
 	const char *usage;   /* first lines of pgtide NAME --help */
 	CommandFn run;
-	bool needs_source;  /* status can do without the source */
-	bool records_error; /* a failure is noted in the task's state */
+	bool needs_source;   /* status can do without the source */
+	bool records_error;  /* a failure is noted in the task's state */
+	bool announces_slot; /* a slot left on the source is named last */
 } Command;
 
 static const Command commands[] = {
@@ -42,32 +43,36 @@ static const Command commands[] = {
      "to fix it; --json for machines. It changes nothing. Exit 6 when there "
      "is a\n"
      "blocker. pgtide migrate runs it first.\n",
-     check_command, true, false},
+     check_command, true, false, false},
     {"copy", "full load: schema, consistent parallel copy, indexes, sequences",
      "pgtide copy loads the schema and every row of the source database into "
      "the\n"
      "target, consistent as of one instant, then builds indexes and "
      "constraints.\n"
-     "Run it again with the same task name to resume.\n",
-     load_run, true, true},
+     "Run it again with the same task name to resume. It leaves no "
+     "replication slot\n"
+     "on the source, so a copied task cannot be followed later: to load "
+     "and then\n"
+     "follow the source's changes, run pgtide migrate instead.\n",
+     load_run, true, true, true},
     {"migrate", "full load, then follow the source's changes until stopped",
      "pgtide migrate runs pgtide check (a blocker stops it), runs the\n"
      "full load (or resumes it), then applies the source's changes to the "
      "target\n"
      "until SIGINT or SIGTERM. Run it again to resume where it stopped.\n",
-     task_migrate, true, true},
+     task_migrate, true, true, true},
     {"follow", "apply the source's changes from the task's slot until stopped",
      "pgtide follow applies the source's changes from the task's slot (or "
      "from\n"
      "--slot and --start-lsn) to the target, until SIGINT or SIGTERM.\n",
-     task_follow, true, true},
+     task_follow, true, true, true},
     {"status", "show a task's progress, lag and last error",
      "pgtide status reads the task's state in the target (and, with "
      "--source,\n"
      "its slot on the source) and prints phase, tables, lag and rates, and "
      "the\n"
      "last error; --json for machines. It changes nothing.\n",
-     task_status, false, false},
+     task_status, false, false, false},
     {"validate", "compare source and target rows by ranged hashes",
      "pgtide validate compares the task's tables on source and target: "
      "counts and\n"
@@ -76,7 +81,7 @@ static const Command commands[] = {
      "that differ split until the differing rows are named. Exit 7 when "
      "rows\n"
      "differ. Safe while the task follows the source.\n",
-     validate_command, true, false},
+     validate_command, true, false, false},
     {"cutover", "fence the source's writes, drain, sync sequences, hand over",
      "pgtide cutover talks to the running pgtide migrate of the task: waits "
      "for\n"
@@ -87,7 +92,7 @@ static const Command commands[] = {
      "and prints the write-downtime window. A failure before the stream "
      "stops\n"
      "undoes the fence and leaves the task replicating.\n",
-     cutover_command, true, false},
+     cutover_command, true, false, false},
     {"clean", "drop the task's slot, publication, origin and state",
      "pgtide clean drops what pgtide made for the task: the replication slot "
      "and\n"
@@ -96,7 +101,7 @@ static const Command commands[] = {
      "the target. It refuses while the task runs (unless --force) and is safe "
      "to\n"
      "run twice.\n",
-     task_clean, true, false},
+     task_clean, true, false, false},
 };
 
 #define NCOMMANDS ((int) (sizeof(commands) / sizeof(commands[0])))
@@ -507,14 +512,17 @@ run_command(const Command *c, int argc, char **argv, atomic_int *stop)
 	                                   "target in the task file"),
 	                    true))
 		code = report(c, &err);
-	else if (!c->run(&cfg, stop, &err))
-	{
-		if (c->records_error)
-			task_note_error(&cfg, &err);
-		code = report(c, &err);
-	}
 	else
-		code = CLI_EXIT_OK;
+	{
+		bool ok = c->run(&cfg, stop, &err);
+
+		if (!ok && c->records_error)
+			task_note_error(&cfg, &err);
+		code = ok ? CLI_EXIT_OK : report(c, &err);
+		/* last: nothing may hide a slot that holds the source's WAL */
+		if (c->announces_slot)
+			task_slot_notice(&cfg, c->name, !ok, *stop != 0, argc, argv);
+	}
 	config_free(&cfg);
 	return code;
 }

@@ -218,6 +218,20 @@ task_follow(const TaskConfig *cfg, atomic_int *stop, Error *err)
 		              "state");
 		goto out;
 	}
+	/* no slot followed the load: a slot made now would miss the changes
+	   between the two (a slot of the user's, named, is the user's call) */
+	if (st.copy_only && cfg->cdc_slot == NULL)
+	{
+		err_set(err, ERR_CONFIG,
+		        "task \"%s\" was loaded by pgtide copy, which keeps no "
+		        "replication slot; the source's changes since its load "
+		        "cannot be streamed",
+		        cfg->task);
+		err_hint(err, "drop the task with pgtide clean (and the target's "
+		              "copy), then run pgtide migrate, which loads and "
+		              "streams from one slot; or use another --task");
+		goto out;
+	}
 	o.start_lsn = st.consistent_lsn;
 	if (cfg->cdc_start_lsn != NULL &&
 	    !lsn_parse(cfg->cdc_start_lsn, &o.start_lsn))
@@ -358,6 +372,6 @@ out:
 bool
 task_migrate(const TaskConfig *cfg, atomic_int *stop, Error *err)
 {
-	return check_before_migrate(cfg, err) && load_run(cfg, stop, err) &&
+	return check_before_migrate(cfg, err) && load_for_stream(cfg, stop, err) &&
 	       task_follow(cfg, stop, err);
 }

@@ -11,9 +11,11 @@
 
 #include "base/json.h"
 #include "base/log.h"
+#include "base/units.h"
 #include "load/insert_only.h"
 #include "load/newtables.h"
 #include "pg/pg.h"
+#include "pg/stream.h"
 #include "state/state.h"
 
 void
@@ -73,10 +75,98 @@ json_number(FILE *out, const char *key, double value, bool known)
 		fputs(":null,", out);
 }
 
+/* pgtide's slots on the source, as status shows them */
+typedef struct StatusSlots
+{
+	bool read; /* the source was reached and listed */
+	StreamSlot *slots;
+	int n;
+} StatusSlots;
+
+/*
+ * Whether the slot is the task's own, in this database: its slot, or a
+ * temporary one a load of the task holds (pgtide_TASK_reload_PID).
+ */
+static bool
+own_slot(const StateStatus *st, const StreamSlot *sl)
+{
+	size_t len = strlen(st->task.slot_name);
+
+	return sl->here && strncmp(sl->name, st->task.slot_name, len) == 0 &&
+	       (sl->name[len] == '\0' ||
+	        (sl->temporary && strncmp(sl->name + len, "_reload_", 8) == 0));
+}
+
+static void
+status_json_slots(FILE *out, const StateStatus *st, const StatusSlots *ss)
+{
+	fputs(",\"slots\":", out);
+	if (!ss->read)
+	{
+		fputs("null", out);
+		return;
+	}
+	fputc('[', out);
+	for (int i = 0; i < ss->n; i++)
+	{
+		const StreamSlot *sl = &ss->slots[i];
+		bool own = own_slot(st, sl);
+
+		fputs(i ? ",{" : "{", out);
+		json_text(out, "name", sl->name);
+		json_text(out, "database", sl->database);
+		fprintf(out,
+		        "\"this_task\":%s,\"active\":%s,\"temporary\":%s,"
+		        "\"retained_wal_bytes\":%lld,",
+		        own ? "true" : "false", sl->active ? "true" : "false",
+		        sl->temporary ? "true" : "false",
+		        (long long) sl->retained_bytes);
+		json_number(out, "catalog_xmin_age", (double) sl->xmin_age,
+		            sl->xmin_age >= 0);
+		/* the state records when the task's own slot was made */
+		json_write_string(out, "created_at");
+		fputc(':', out);
+		if (own && st->task.slot_created_at[0])
+			json_write_string(out, st->task.slot_created_at);
+		else
+			fputs("null", out);
+		fputc('}', out);
+	}
+	fputc(']', out);
+}
+
+static void
+status_text_slots(FILE *out, const StateStatus *st, const StatusSlots *ss)
+{
+	if (!ss->read)
+		return;
+	fprintf(out, "pgtide's replication slots on the source: %d\n", ss->n);
+	for (int i = 0; i < ss->n; i++)
+	{
+		const StreamSlot *sl = &ss->slots[i];
+		bool own = own_slot(st, sl);
+		char wal[32], age[64] = "unknown", made[96] = "";
+
+		units_format_bytes(sl->retained_bytes < 0 ? 0 : sl->retained_bytes, wal,
+		                   sizeof(wal));
+		if (sl->xmin_age >= 0)
+			snprintf(age, sizeof(age), "%lld transactions",
+			         (long long) sl->xmin_age);
+		if (own && st->task.slot_created_at[0])
+			snprintf(made, sizeof(made), ", made %s", st->task.slot_created_at);
+		fprintf(out,
+		        "  %s%s (database %s): %s%s, retains %s of WAL, catalog_xmin "
+		        "age %s%s\n",
+		        sl->name, own ? " (this task)" : "", sl->database,
+		        sl->active ? "active" : "inactive",
+		        sl->temporary ? ", temporary" : "", wal, age, made);
+	}
+}
+
 static void
 status_json(FILE *out, const TaskConfig *cfg, const StateStatus *st,
-            const PGresult *slot, const InsertOnlyWatch *io,
-            const NewTables *nt)
+            const PGresult *slot, const StatusSlots *ss,
+            const InsertOnlyWatch *io, const NewTables *nt)
 {
 	const StateCdc *c = &st->cdc;
 	bool cdc = st->has_cdc;
@@ -113,6 +203,10 @@ status_json(FILE *out, const TaskConfig *cfg, const StateStatus *st,
 		        PQgetvalue(slot, 0, 2));
 	else
 		fputs("null", out);
+	fputc(',', out);
+	json_text(out, "slot_created_at", st->task.slot_created_at);
+	fprintf(out, "\"copy_only\":%s", st->task.copy_only ? "true" : "false");
+	status_json_slots(out, st, ss);
 	fputs(",\"insert_only\":[", out);
 	for (int i = 0; i < io->n; i++)
 	{
@@ -158,8 +252,8 @@ status_json(FILE *out, const TaskConfig *cfg, const StateStatus *st,
 
 static void
 status_text(FILE *out, const TaskConfig *cfg, const StateStatus *st,
-            const PGresult *slot, const InsertOnlyWatch *io,
-            const NewTables *nt)
+            const PGresult *slot, const StatusSlots *ss,
+            const InsertOnlyWatch *io, const NewTables *nt)
 {
 	char lsn[LSN_TEXT_MAX], applied[LSN_TEXT_MAX], flushed[LSN_TEXT_MAX];
 	int done = 0;
@@ -168,7 +262,8 @@ status_text(FILE *out, const TaskConfig *cfg, const StateStatus *st,
 		done += strcmp(st->tables[i].state, "done") == 0;
 	fprintf(out, "task %s: phase %s (run %d), slot %s, consistent point %s\n",
 	        cfg->task, state_phase_name(st->task.phase), st->task.run,
-	        st->task.slot_name,
+	        st->task.copy_only ? "none (loaded by pgtide copy)"
+	                           : st->task.slot_name,
 	        st->task.consistent_lsn == LSN_INVALID
 	            ? "-"
 	            : lsn_format(st->task.consistent_lsn, lsn));
@@ -212,6 +307,7 @@ status_text(FILE *out, const TaskConfig *cfg, const StateStatus *st,
 		        strcmp(PQgetvalue(slot, 0, 0), "true") == 0 ? "active"
 		                                                    : "inactive",
 		        PQgetvalue(slot, 0, 1), PQgetvalue(slot, 0, 2));
+	status_text_slots(out, st, ss);
 	if (io->n > 0)
 		fprintf(out,
 		        "tables without a key (their INSERTs streamed only): %d, "
@@ -293,6 +389,7 @@ task_status(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	InsertOnlyWatch io;
 	NewTables nt = {NULL, 0};
 	Error serr = ERR_INIT;
+	StatusSlots ss = {false, NULL, 0};
 	bool exists = false, ok = false;
 
 	(void) stop;
@@ -315,19 +412,27 @@ task_status(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	/* the source is optional: say what we know without it */
 	if (cfg->source_uri != NULL)
 		slot = status_slot(cfg, st.task.slot_name, &src);
+	if (src != NULL)
+	{
+		ss.read = stream_list_slots(src, "pgtide_", &ss.slots, &ss.n, &serr);
+		if (!ss.read)
+			log_warn("source: %s", serr.message);
+		err_clear(&serr);
+	}
 	if (!status_insert_only(&state, src, &io, err))
 		goto out;
 	if (src != NULL && !newtables_find(src, &state, cfg, &nt, &serr))
 		log_warn("source: could not look for new tables: %s", serr.message);
 	if (cfg->output_json)
-		status_json(stdout, cfg, &st, slot, &io, &nt);
+		status_json(stdout, cfg, &st, slot, &ss, &io, &nt);
 	else
-		status_text(stdout, cfg, &st, slot, &io, &nt);
+		status_text(stdout, cfg, &st, slot, &ss, &io, &nt);
 	ok = true;
 out:
 	insert_only_watch_free(&io);
 	newtables_free(&nt);
 	state_status_free(&st);
+	free(ss.slots);
 	PQclear(slot);
 	pg_close(src);
 	pg_close(tgt);

@@ -7,6 +7,7 @@
  *             follow)
  *   status.c  where the task is, and the last error recorded for it
  *   clean.c   what the task made, dropped on both sides
+ *   slots.c   the last line of a run that leaves the task's slot behind
  *
  * The commands start and stop the worker threads and turn a stop request
  * into a clean return; none of them exits.
@@ -47,6 +48,17 @@ bool task_status(const TaskConfig *cfg, atomic_int *stop, Error *err);
  * Refuses while the task is running unless cfg->force. Safe to run twice.
  */
 bool task_clean(const TaskConfig *cfg, atomic_int *stop, Error *err);
+
+/*
+ * After copy, migrate or follow (argv: the command's own arguments, argv[0]
+ * its name): when the task's slot is on the source, prints on stderr one
+ * line that names it, the WAL it holds, and the command that resumes the
+ * task (failed or interrupted) or streams it (a copy of a task migrate
+ * started) and the one that drops it, passwords taken out. Best effort:
+ * nothing is printed for copy when the source cannot be reached.
+ */
+void task_slot_notice(const TaskConfig *cfg, const char *command, bool failed,
+                      bool interrupted, int argc, char *const *argv);
 
 /*
  * Records a failure in the task's state so that pgtide status shows it.

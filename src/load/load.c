@@ -10,6 +10,14 @@
  *   snapshot lost  (the exporting connection dropped mid-run) same as a
  *                  resumed run, without leaving the process
  *
+ * pgtide copy keeps no slot (decision 0015): it needs the snapshots, not the
+ * stream, so every run of a task it starts takes them from TEMPORARY slots,
+ * which the source drops with their connection however the run ends (kill
+ * -9 included). Its first run records the first one's point as the task's
+ * and marks the task copy-only; the change stream refuses such a task, since
+ * no slot holds the changes since its load. A task that migrate started
+ * keeps its slot through a copy run: it is the stream's.
+ *
  * A table's load always starts by emptying its target (in the transaction
  * that records the new point), so no row of an earlier, abandoned snapshot
  * can survive next to rows of the new one.
@@ -75,6 +83,7 @@ typedef struct Load
 {
 	const TaskConfig *cfg;
 	atomic_int *stop;
+	bool keep_slot; /* migrate: the stream needs the slot; copy: it does not */
 	PgConn *src;
 	PgConn *tgt;
 	Catalog *cat;
@@ -262,6 +271,46 @@ create_publications(Load *l, Error *err)
 	return ok;
 }
 
+/* A fresh snapshot for loading tables; its slot is temporary. */
+static bool
+fresh_snapshot(Load *l, SlotSnapshot *snap, Error *err)
+{
+	char name[64];
+
+	snprintf(name, sizeof(name), "pgtide_%s_reload_%d", l->cfg->task,
+	         (int) getpid());
+	if (!stream_create_slot(l->cfg->source_uri, name, true, snap, err))
+		return false;
+	if (l->st.consistent_lsn != LSN_INVALID)
+		log_info(
+		    "reloading unfinished tables from a fresh snapshot at " LSN_FMT,
+		    LSN_ARGS(snap->consistent_lsn));
+	return true;
+}
+
+/*
+ * pgtide copy's first snapshot: from a temporary slot, its point recorded as
+ * the task's, the task marked copy-only. Nothing is published: no stream
+ * will ever read this task's changes.
+ */
+static bool
+copy_only_snapshot(Load *l, SlotSnapshot *snap, Error *err)
+{
+	if (!fresh_snapshot(l, snap, err))
+		return false;
+	fault_point("task.after_slot");
+	if (!state_task_set_copy_only(&l->state, snap->consistent_lsn, err) ||
+	    !state_task_set_phase(&l->state, STATE_PHASE_LOAD, err))
+		return false;
+	l->st.consistent_lsn = snap->consistent_lsn;
+	l->st.copy_only = true;
+	log_info("loading from a snapshot at consistent point " LSN_FMT
+	         " (temporary slot \"%s\": pgtide copy keeps no slot on the "
+	         "source)",
+	         LSN_ARGS(snap->consistent_lsn), snap->slot);
+	return true;
+}
+
 /*
  * Makes sure the task's slot exists with a recorded consistent point. On a
  * first run the slot's own exported snapshot is returned in *snap.
@@ -276,7 +325,8 @@ ensure_slot(Load *l, SlotSnapshot *snap, Error *err)
 		return false;
 	if (l->st.consistent_lsn != LSN_INVALID)
 	{
-		if (exists)
+		/* a copy-only task's later runs take temporary slots as they go */
+		if (exists || l->st.copy_only)
 			return true;
 		err_set(err, ERR_SOURCE,
 		        "replication slot \"%s\" of task \"%s\" no longer exists on "
@@ -315,6 +365,8 @@ ensure_slot(Load *l, SlotSnapshot *snap, Error *err)
 		                     "(needs a restart), or drop an unused slot "
 		                     "listed in pg_replication_slots");
 	}
+	if (!l->keep_slot)
+		return copy_only_snapshot(l, snap, err);
 	if (!create_publications(l, err))
 		return false;
 	if (!stream_create_slot(l->cfg->source_uri, l->st.slot_name, false, snap,
@@ -327,21 +379,6 @@ ensure_slot(Load *l, SlotSnapshot *snap, Error *err)
 	l->st.consistent_lsn = snap->consistent_lsn;
 	log_info("created replication slot \"%s\" at consistent point " LSN_FMT,
 	         l->st.slot_name, LSN_ARGS(snap->consistent_lsn));
-	return true;
-}
-
-/* A fresh snapshot for reloading tables; its slot is temporary. */
-static bool
-fresh_snapshot(Load *l, SlotSnapshot *snap, Error *err)
-{
-	char name[64];
-
-	snprintf(name, sizeof(name), "pgtide_%s_reload_%d", l->cfg->task,
-	         (int) getpid());
-	if (!stream_create_slot(l->cfg->source_uri, name, true, snap, err))
-		return false;
-	log_info("reloading unfinished tables from a fresh snapshot at " LSN_FMT,
-	         LSN_ARGS(snap->consistent_lsn));
 	return true;
 }
 
@@ -848,9 +885,11 @@ print_summary(const Load *l)
 	}
 	units_format_bytes(bytes, b, sizeof(b));
 	printf("pgtide copy: task \"%s\" loaded: %d tables; this run copied %lld "
-	       "rows (%s) in %.1f s; consistent point " LSN_FMT " (slot %s)\n",
+	       "rows (%s) in %.1f s; consistent point " LSN_FMT " (%s%s)\n",
 	       l->cfg->task, l->ntables, (long long) rows, b, secs,
-	       LSN_ARGS(l->st.consistent_lsn), l->st.slot_name);
+	       LSN_ARGS(l->st.consistent_lsn),
+	       l->st.copy_only ? "no slot kept" : "slot ",
+	       l->st.copy_only ? "" : l->st.slot_name);
 	fflush(stdout);
 }
 
@@ -1018,8 +1057,25 @@ run_load_rounds(Load *l, SlotSnapshot *snap, Error *err)
 	}
 }
 
-bool
-load_run(const TaskConfig *cfg, atomic_int *stop, Error *err)
+/*
+ * Refuses to stream a task whose load no slot followed: the changes between
+ * its load and now are gone from any slot made today.
+ */
+static bool
+refuse_copy_only(const Load *l, Error *err)
+{
+	err_set(err, ERR_CONFIG,
+	        "task \"%s\" was loaded by pgtide copy, which keeps no "
+	        "replication slot; the source's changes since its load cannot be "
+	        "streamed",
+	        l->cfg->task);
+	return err_hint(err, "drop the task with pgtide clean (and the target's "
+	                     "copy), then run pgtide migrate, which loads and "
+	                     "streams from one slot; or use another --task");
+}
+
+static bool
+run_load(const TaskConfig *cfg, atomic_int *stop, bool keep_slot, Error *err)
 {
 	Load l;
 	SlotSnapshot snap;
@@ -1030,6 +1086,7 @@ load_run(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	memset(&snap, 0, sizeof(snap));
 	l.cfg = cfg;
 	l.stop = stop;
+	l.keep_slot = keep_slot;
 	l.start_ms = clock_ms();
 	if (!pg_connect(cfg->source_uri, ERR_SOURCE, PG_CONN_SQL, "pgtide", 5000,
 	                &l.src, err) ||
@@ -1041,6 +1098,11 @@ load_run(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	    !state_open(&l.state, l.tgt, cfg->state_schema, cfg->task, err) ||
 	    !state_task_begin(&l.state, &l.st, err))
 		goto out;
+	if (keep_slot && l.st.copy_only)
+	{
+		refuse_copy_only(&l, err);
+		goto out;
+	}
 	/* cdc, cutover: the load is done and the stream started since */
 	if (l.st.phase >= STATE_PHASE_LOADED)
 	{
@@ -1153,4 +1215,16 @@ out:
 	stream_release(&snap);
 	load_free(&l);
 	return ok;
+}
+
+bool
+load_run(const TaskConfig *cfg, atomic_int *stop, Error *err)
+{
+	return run_load(cfg, stop, false, err);
+}
+
+bool
+load_for_stream(const TaskConfig *cfg, atomic_int *stop, Error *err)
+{
+	return run_load(cfg, stop, true, err);
 }

@@ -9,7 +9,7 @@
  * Resumable: a run that finds the task's state keeps finished tables and
  * post-data steps, and reloads unfinished tables from a fresh snapshot whose
  * own consistent point is recorded for them. It never writes to the source
- * beyond its publication and slot.
+ * beyond its publication and slot; pgtide copy writes neither.
  */
 #ifndef PGTIDE_LOAD_H
 #define PGTIDE_LOAD_H
@@ -21,10 +21,20 @@
 #include "base/err.h"
 
 /*
- * Runs the full load for cfg. Returns false with ERR_INTERRUPTED when *stop
- * was set (state is saved; the same command resumes), or with the error that
- * stopped it. Prints its summary on stdout.
+ * pgtide copy: runs the full load for cfg from snapshots of TEMPORARY slots,
+ * so that no slot is left on the source however the run ends; a task it
+ * starts is copy-only and can never be streamed. A task that migrate started
+ * keeps its slot. Returns false with ERR_INTERRUPTED when *stop was set
+ * (state is saved; the same command resumes), or with the error that stopped
+ * it. Prints its summary on stdout.
  */
 bool load_run(const TaskConfig *cfg, atomic_int *stop, Error *err);
+
+/*
+ * migrate's load: the same, from the snapshot of the task's slot, which it
+ * creates and keeps for the change stream. Refuses (ERR_CONFIG) a copy-only
+ * task.
+ */
+bool load_for_stream(const TaskConfig *cfg, atomic_int *stop, Error *err);
 
 #endif

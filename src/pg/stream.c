@@ -165,6 +165,56 @@ stream_create_publication(PgConn *src, const char *name, const char *publish,
 }
 
 bool
+stream_list_slots(PgConn *src, const char *prefix, StreamSlot **out, int *n,
+                  Error *err)
+{
+	const char *params[1] = {prefix};
+	PGresult *res;
+	int rows;
+
+	*out = NULL;
+	*n = 0;
+	/* a standby has no current WAL position of its own: its replay's */
+	if (!pg_query(src,
+	              "SELECT slot_name, coalesce(database, ''), active,"
+	              " temporary, coalesce(active_pid, 0),"
+	              " coalesce((CASE WHEN pg_is_in_recovery()"
+	              " THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn()"
+	              " END - restart_lsn)::bigint, -1),"
+	              " coalesce(age(catalog_xmin), -1),"
+	              " database IS NOT DISTINCT FROM current_database()"
+	              " FROM pg_replication_slots"
+	              " WHERE slot_type = 'logical' AND plugin = 'pgoutput'"
+	              " AND left(slot_name, length($1)) = $1"
+	              " ORDER BY slot_name LIMIT " STREAM_SLOTS_MAX_TEXT,
+	              1, params, &res, err))
+		return err_prefix(err, "could not list replication slots: ");
+	rows = PQntuples(res);
+	if (rows > 0 && (*out = calloc((size_t) rows, sizeof(StreamSlot))) == NULL)
+	{
+		PQclear(res);
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	}
+	for (int i = 0; i < rows; i++)
+	{
+		StreamSlot *sl = &(*out)[i];
+
+		snprintf(sl->name, sizeof(sl->name), "%s", PQgetvalue(res, i, 0));
+		snprintf(sl->database, sizeof(sl->database), "%s",
+		         PQgetvalue(res, i, 1));
+		sl->active = PQgetvalue(res, i, 2)[0] == 't';
+		sl->temporary = PQgetvalue(res, i, 3)[0] == 't';
+		sl->active_pid = (int) strtol(PQgetvalue(res, i, 4), NULL, 10);
+		sl->retained_bytes = strtoll(PQgetvalue(res, i, 5), NULL, 10);
+		sl->xmin_age = strtoll(PQgetvalue(res, i, 6), NULL, 10);
+		sl->here = PQgetvalue(res, i, 7)[0] == 't';
+	}
+	*n = rows;
+	PQclear(res);
+	return true;
+}
+
+bool
 stream_free_slots(PgConn *src, int *free_slots, Error *err)
 {
 	char buf[32];

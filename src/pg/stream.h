@@ -13,6 +13,7 @@
 #define PGTIDE_STREAM_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "base/err.h"
 #include "base/lsn.h"
@@ -69,6 +70,31 @@ bool stream_drop_slot(PgConn *src, const char *slot, Error *err);
 bool stream_create_publication(PgConn *src, const char *name,
                                const char *publish, char *const *qtables,
                                int ntables, Error *err);
+
+/* One logical slot of pgoutput on the source, as stream_list_slots reads it. */
+typedef struct StreamSlot
+{
+	char name[64];
+	char database[64];
+	bool here; /* in the database of the session that listed it */
+	bool active;
+	bool temporary;
+	int active_pid;         /* 0 when inactive */
+	int64_t retained_bytes; /* current WAL position - restart_lsn; -1 unknown */
+	int64_t xmin_age;       /* age(catalog_xmin) in transactions; -1 unknown */
+} StreamSlot;
+
+/* at most this many slots are listed (the server allows far fewer) */
+#define STREAM_SLOTS_MAX      1000
+#define STREAM_SLOTS_MAX_TEXT "1000"
+
+/*
+ * Lists the source server's logical slots of pgoutput whose name starts with
+ * prefix, in every database, by name. On success *out (NULL when none) is
+ * the caller's, freed with free().
+ */
+bool stream_list_slots(PgConn *src, const char *prefix, StreamSlot **out,
+                       int *n, Error *err);
 
 /* Free replication slots on the source (max_replication_slots - used). */
 bool stream_free_slots(PgConn *src, int *free_slots, Error *err);

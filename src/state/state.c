@@ -94,7 +94,10 @@ static const char *const state_ddl =
     " ADD COLUMN IF NOT EXISTS cutover_stop_lsn pg_lsn,"
     " ADD COLUMN IF NOT EXISTS cutover_undo text,"
     " ADD COLUMN IF NOT EXISTS insert_publication text,"
-    " ADD COLUMN IF NOT EXISTS cdc_ignored bigint;"
+    " ADD COLUMN IF NOT EXISTS cdc_ignored bigint,"
+    /* copy loads from temporary slots and keeps none (load/load.c) */
+    " ADD COLUMN IF NOT EXISTS copy_only boolean NOT NULL DEFAULT false,"
+    " ADD COLUMN IF NOT EXISTS slot_created_at timestamptz;"
     /* keyless tables streamed for their inserts only (insert_only.c) */
     "CREATE TABLE IF NOT EXISTS @S.insert_only ("
     " task text NOT NULL REFERENCES @S.task ON DELETE CASCADE,"
@@ -333,8 +336,9 @@ phase_parse(const char *text, StatePhase *out, Error *err)
 /* The task row's columns in the order task_from_row reads them. */
 #define TASK_COLUMNS                                                     \
 	"slot_name, publication, coalesce(consistent_lsn::text, ''), phase," \
-	" schema_done, runs, coalesce(insert_publication, '')"
-#define TASK_NCOLUMNS 7
+	" schema_done, runs, coalesce(insert_publication, ''), copy_only,"   \
+	" coalesce(slot_created_at::text, '')"
+#define TASK_NCOLUMNS 9
 
 static bool
 task_from_row(const PGresult *res, int col, StateTask *out, Error *err)
@@ -350,6 +354,9 @@ task_from_row(const PGresult *res, int col, StateTask *out, Error *err)
 	out->run = (int) strtol(PQgetvalue(res, 0, col + 5), NULL, 10);
 	snprintf(out->insert_publication, sizeof(out->insert_publication), "%s",
 	         PQgetvalue(res, 0, col + 6));
+	out->copy_only = PQgetvalue(res, 0, col + 7)[0] == 't';
+	snprintf(out->slot_created_at, sizeof(out->slot_created_at), "%s",
+	         PQgetvalue(res, 0, col + 8));
 	return phase_parse(PQgetvalue(res, 0, col + 3), &out->phase, err);
 }
 
@@ -403,6 +410,21 @@ state_task_set_slot(const State *s, Lsn lsn, Error *err)
 
 	return state_run(s,
 	                 "UPDATE @S.task SET consistent_lsn = $2::pg_lsn,"
+	                 " copy_only = false, slot_created_at = CASE WHEN $2 IS"
+	                 " NULL THEN NULL ELSE now() END, updated_at = now()"
+	                 " WHERE task = $1",
+	                 2, params, NULL, err);
+}
+
+bool
+state_task_set_copy_only(const State *s, Lsn lsn, Error *err)
+{
+	char text[LSN_TEXT_MAX];
+	const char *params[2] = {s->task, lsn_format(lsn, text)};
+
+	return state_run(s,
+	                 "UPDATE @S.task SET consistent_lsn = $2::pg_lsn,"
+	                 " copy_only = true, slot_created_at = NULL,"
 	                 " updated_at = now() WHERE task = $1",
 	                 2, params, NULL, err);
 }

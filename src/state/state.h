@@ -5,7 +5,7 @@
  * stream, status, validate, cutover and clean meet here and nowhere else.
  *
  *   task        one row per task: slot, publication, the slot's consistent
- *               point, phase, whether the pre-data schema is in place, run
+ *               point and when it was made (or that copy kept none), phase, whether the pre-data schema is in place, run
  *               counter, the stream's last progress, the last error, and
  *               cutover's stop request and fence undo
  *   tables      one row per source table: pending -> copying -> done, the
@@ -100,6 +100,10 @@ typedef struct StateTask
 	StatePhase phase;
 	bool schema_done;
 	int run; /* this run's number (1 for the first); runs so far when read */
+	/* loaded by pgtide copy from temporary slots: no slot was kept, so the
+	 * change stream has no start that matches the load */
+	bool copy_only;
+	char slot_created_at[64]; /* when the kept slot was made; "" unknown */
 } StateTask;
 
 /*
@@ -111,8 +115,17 @@ bool state_task_begin(const State *s, StateTask *out, Error *err);
 /* Reads the task row; out->exists is false when there is none. */
 bool state_task_read(const State *s, StateTask *out, Error *err);
 
-/* Records the slot's consistent point (LSN_INVALID: slot being created). */
+/*
+ * Records the kept slot's consistent point and when it was made (LSN_INVALID:
+ * slot being created).
+ */
 bool state_task_set_slot(const State *s, Lsn lsn, Error *err);
+
+/*
+ * Records the consistent point of the first snapshot of a load that keeps no
+ * slot (pgtide copy): the task can never be streamed.
+ */
+bool state_task_set_copy_only(const State *s, Lsn lsn, Error *err);
 
 bool state_task_set_phase(const State *s, StatePhase phase, Error *err);
 

@@ -261,6 +261,7 @@ read_state(Check *c, Error *err)
 	snprintf(c->slot, sizeof(c->slot), "%s", task.slot_name);
 	snprintf(c->publication, sizeof(c->publication), "%s", task.publication);
 	c->has_point = task.consistent_lsn != LSN_INVALID;
+	c->copy_only = task.copy_only;
 	c->schema_done = task.schema_done;
 	c->load_done = task.phase >= STATE_PHASE_LOADED;
 	if (!state_tables_load(&state, &tables, &n, err) ||
@@ -394,7 +395,7 @@ run_checks(Check *c, Error *err)
 	if (!check_subset(c, err))
 		return false;
 	if (!check_sample_end(c, err) || !check_commit_timestamps(c, err) ||
-	    !check_wal(c, err))
+	    !check_wal(c, err) || !check_pgtide_slots(c, err))
 		return false;
 	if (c->rep.oom)
 		return check_oom(err);

@@ -70,6 +70,7 @@ static const struct
     [CHECK_ID_PG_DUMP] = {"pg_dump", true},
     /* the load refuses the same blockers itself, before its slot */
     [CHECK_ID_SUBSET_DEPENDENCY] = {"subset_dependency", false},
+    [CHECK_ID_PGTIDE_SLOT] = {"pgtide_slot", true},
 };
 
 static const char *const severity_names[] = {"info", "warning", "blocker"};

@@ -76,6 +76,7 @@ typedef enum CheckId
 	CHECK_ID_MISSING_TARGET_TABLE,
 	CHECK_ID_PG_DUMP,
 	CHECK_ID_SUBSET_DEPENDENCY,
+	CHECK_ID_PGTIDE_SLOT,
 	CHECK_ID_COUNT,
 } CheckId;
 
@@ -143,6 +144,7 @@ typedef struct Check
 	/* the task's state on the target */
 	bool resume;
 	bool has_point;   /* the slot's consistent point is recorded */
+	bool copy_only;   /* loaded by pgtide copy: no slot was kept */
 	bool schema_done; /* create mode: pre-data is in place */
 	bool load_done;   /* phase loaded or later */
 	char slot[64];
@@ -289,5 +291,13 @@ bool check_sample_begin(Check *c, Error *err);
 bool check_sample_end(Check *c, Error *err);
 bool check_commit_timestamps(Check *c, Error *err);
 bool check_wal(Check *c, Error *err);
+
+/*
+ * Every slot of pgtide's on the source server (name pgtide_..., plugin
+ * pgoutput, any database): the task's own as information, any other as a
+ * warning, each with its retained WAL, whether it is in use, and its
+ * catalog_xmin's age in transactions.
+ */
+bool check_pgtide_slots(Check *c, Error *err);
 
 #endif

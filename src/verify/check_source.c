@@ -179,6 +179,16 @@ check_task_objects(Check *c, Error *err)
 		    "holds no state for task \"%s\"",
 		    c->slot, c->cfg->task);
 	}
+	else if (!c->slot_exists && c->has_point && c->copy_only)
+		check_add(
+		    c, CHECK_ID_TASK_SLOT, CHECK_BLOCKER, c->slot,
+		    "pgtide copy keeps no slot, so no slot holds the source's changes "
+		    "since the task's load, and migrate refuses to stream it",
+		    "drop the task (pgtide clean) and the target's copy, and migrate "
+		    "again; or choose another --task",
+		    "task \"%s\" was loaded by pgtide copy, which keeps no "
+		    "replication slot",
+		    c->cfg->task);
 	else if (!c->slot_exists && c->has_point)
 		check_add(
 		    c, CHECK_ID_TASK_SLOT, CHECK_BLOCKER, c->slot,

@@ -17,6 +17,7 @@
 
 #include "base/clock.h"
 #include "base/units.h"
+#include "pg/stream.h"
 
 /*
  * The load rate assumed for the estimates, copy and index builds together:
@@ -280,5 +281,75 @@ check_commit_timestamps(Check *c, Error *err)
 		    "",
 		    "track_commit_timestamp is on (the source was quiet while "
 		    "checked)");
+	return true;
+}
+
+/* ---- pgtide's slots on the source ---- */
+
+bool
+check_pgtide_slots(Check *c, Error *err)
+{
+	StreamSlot *slots = NULL;
+	int n = 0;
+
+	if (!stream_list_slots(c->src, "pgtide_", &slots, &n, err))
+		return false;
+	for (int i = 0; i < n; i++)
+	{
+		const StreamSlot *sl = &slots[i];
+		size_t len = strlen(c->slot);
+		/* the task's slot, or a temporary one a load of the task holds */
+		bool own =
+		    sl->here && strncmp(sl->name, c->slot, len) == 0 &&
+		    (sl->name[len] == '\0' ||
+		     (sl->temporary && strncmp(sl->name + len, "_reload_", 8) == 0));
+		char wal[32], use[64], age[64], fix[512];
+
+		units_format_bytes(sl->retained_bytes < 0 ? 0 : sl->retained_bytes, wal,
+		                   sizeof(wal));
+		if (sl->active)
+			snprintf(use, sizeof(use), "in use by process %d", sl->active_pid);
+		else
+			snprintf(use, sizeof(use), "inactive");
+		if (sl->xmin_age >= 0)
+			snprintf(age, sizeof(age), "%lld transactions",
+			         (long long) sl->xmin_age);
+		else
+			snprintf(age, sizeof(age), "unknown");
+		if (sl->active)
+			snprintf(fix, sizeof(fix),
+			         "a pgtide run streams from it or loads through it; "
+			         "when its task is done, pgtide clean that task");
+		else
+			snprintf(fix, sizeof(fix),
+			         "if its task is finished or abandoned, run pgtide clean "
+			         "with that task's --task, source and target, or SELECT "
+			         "pg_drop_replication_slot('%s') in database %s",
+			         sl->name, sl->database);
+		if (own)
+			check_add(c, CHECK_ID_PGTIDE_SLOT, CHECK_INFO, sl->name,
+			          sl->temporary
+			              ? "a running load of the task holds it; it goes "
+			                "with the load's connection"
+			              : "the task's own slot: the change stream resumes "
+			                "from it, and the source keeps its WAL until then",
+			          "",
+			          "replication slot \"%s\"%s is %s, retains %s of WAL; "
+			          "catalog_xmin age %s",
+			          sl->name, sl->temporary ? " (temporary)" : "", use, wal,
+			          age);
+		else
+			check_add(c, CHECK_ID_PGTIDE_SLOT, CHECK_WARNING, sl->name,
+			          "a slot of another pgtide task keeps WAL and old catalog "
+			          "rows on the source for as long as it exists, used or "
+			          "not, until the disk fills",
+			          fix,
+			          "replication slot \"%s\"%s of pgtide in database %s, not "
+			          "this task's, is %s, retains %s of WAL; catalog_xmin "
+			          "age %s",
+			          sl->name, sl->temporary ? " (temporary)" : "",
+			          sl->database, use, wal, age);
+	}
+	free(slots);
 	return true;
 }

@@ -40,16 +40,14 @@ def test_awkward_source_is_copied_exactly(pgtide, source_db, target_db,
     for name, (value, called) in src_seq.items():
         assert tgt_seq[name][0] >= value, name
 
-    # the slot and publication exist on the source, at the recorded point
-    slot = source_db.query_one(
-        "SELECT confirmed_flush_lsn::text FROM pg_replication_slots"
-        " WHERE slot_name = 'pgtide_default'")
-    point = target_db.query_one(
-        "SELECT consistent_lsn::text FROM pgtide.task WHERE task = 'default'")
-    assert slot is not None and slot == point
+    # copy keeps no slot and publishes nothing: the task records its load's
+    # consistent point and that it can never be streamed (test_slots.py)
     assert source_db.query_one(
-        "SELECT count(*) FROM pg_publication WHERE pubname = 'pgtide_default'"
-    ) == 1
+        "SELECT count(*) FROM pg_replication_slots") == 0
+    assert source_db.query_one("SELECT count(*) FROM pg_publication") == 0
+    assert target_db.query_one(
+        "SELECT consistent_lsn IS NOT NULL AND copy_only FROM pgtide.task"
+        " WHERE task = 'default'") is True
     # some table really was split, and every table is done
     chunks = dict(target_db.query(
         "SELECT src_name, chunks FROM pgtide.tables WHERE state = 'done'"))
@@ -85,9 +83,11 @@ def test_no_key_table_stays_writable_on_source(pgtide, source_db, target_db):
         INSERT INTO nokey VALUES (1, 'x'), (1, 'x'), (2, 'y');
         CREATE TABLE keyed (id int PRIMARY KEY);
     """)
-    r = pgtide.run(*copy_args(source_db, target_db))
-    assert r.returncode == 0, r.stderr
-    assert "nokey" in r.stderr and "has no key" in r.stderr
+    # migrate's load: copy keeps no slot, so it publishes nothing
+    from cdc_helpers import start_migrate
+    p = start_migrate(pgtide, source_db, target_db)
+    assert p.stop() == 0, p.read_stderr()
+    assert "nokey" in p.read_stderr() and "has no key" in p.read_stderr()
     source_db.execute("UPDATE nokey SET b = 'z' WHERE a = 1")
     source_db.execute("DELETE FROM nokey WHERE a = 2")
     published = {t for (t,) in source_db.query(
@@ -275,11 +275,10 @@ def test_database_settings_never_change_a_value(pgtide, source_db,
            '1970-01-01 00:00:00.000001+00', '0', '\\x', '24:00');
     """)
     with hostile_settings(source_db, target_db):
-        r = pgtide.run(*copy_args(source_db, target_db, "--format", "text"))
-        assert r.returncode == 0, r.stderr
-        assert_same_content(source_db, target_db)
+        # migrate's load, then its stream (copy keeps no slot to stream)
         from cdc_helpers import start_migrate, wait_caught_up
-        p = start_migrate(pgtide, source_db, target_db)
+        p = start_migrate(pgtide, source_db, target_db, "--format", "text")
+        assert_same_content(source_db, target_db)
         source_db.execute("""
             INSERT INTO v SELECT id + 10, m, f, r, d, ts, tz, i, b, t FROM v;
             UPDATE v SET f = f / 3, d = d + 1 WHERE id = 2;

@@ -5,7 +5,7 @@ import signal
 
 import pytest
 
-from conftest import assert_same_content
+from conftest import assert_same_content, wait_for
 from helpers import chunk_runs, make_load_dataset, schema_objects, state_tables
 
 SPLIT = ["--split-tables-larger-than", "512kB", "--jobs", "2"]
@@ -96,19 +96,28 @@ def test_kill_during_index_builds_keeps_data_and_built_steps(pgtide, source_db,
 
 def test_kill_after_slot_before_it_is_recorded(pgtide, source_db, target_db):
     make_load_dataset(source_db, big_rows=2000)
-    r = pgtide.run(*copy_args(source_db, target_db),
-                   env={"PGTIDE_FAULT": "task.after_slot"})
+    # migrate's slot is kept: killed before its point was recorded, the slot
+    # cannot be trusted, and the next run (copy here) drops it
+    r = pgtide.run("migrate", "--source", source_db.uri, "--target",
+                   target_db.uri, env={"PGTIDE_FAULT": "task.after_slot"},
+                   timeout=120)
     assert killed(r), r.stderr
-    # the slot exists but its consistent point was never recorded: it cannot
-    # be trusted, so the next run replaces it
+    assert source_db.query("SELECT slot_name, temporary FROM"
+                           " pg_replication_slots") == [("pgtide_default",
+                                                         False)]
     r = pgtide.run(*copy_args(source_db, target_db))
     assert r.returncode == 0, r.stderr
     assert_complete(source_db, target_db)
-    slot = source_db.query_one(
-        "SELECT confirmed_flush_lsn::text FROM pg_replication_slots"
-        " WHERE slot_name = 'pgtide_default'")
-    assert slot == target_db.query_one(
-        "SELECT consistent_lsn::text FROM pgtide.task")
+    assert source_db.query_one(
+        "SELECT count(*) FROM pg_replication_slots") == 0
+    # copy's own kill at the same point leaves no slot at all: its snapshot's
+    # slot is temporary
+    r = pgtide.run(*copy_args(source_db, target_db), "--task", "again",
+                   "--on-existing", "drop",
+                   env={"PGTIDE_FAULT": "task.after_slot"})
+    assert killed(r), r.stderr
+    wait_for(lambda: source_db.query_one(
+        "SELECT count(*) FROM pg_replication_slots") == 0, 30, 0.1)
 
 
 def test_worker_backend_terminated_mid_chunk_is_retried(pgtide, source_db,
