@@ -144,8 +144,9 @@ record(TaskLock *l, Error *err)
 }
 
 /*
- * After the lock's session was lost: a new session, the lock taken again
- * and the record written again. ERR_BUSY when another process has it now.
+ * After the lock's session was lost: a new session and the lock taken
+ * again (the caller writes the record again). ERR_BUSY when another
+ * process has it now.
  */
 static bool
 relock(TaskLock *l, int retry_ms, Error *err)
@@ -164,7 +165,7 @@ relock(TaskLock *l, int retry_ms, Error *err)
 		return err_hint(err, "this process stopped so as not to write "
 		                     "beside the other one");
 	}
-	return record(l, err);
+	return true;
 }
 
 /* One look at the lock's session, from the keeper. */
@@ -184,6 +185,11 @@ keep(TaskLock *l)
 	if (relock(l, 0, &err))
 	{
 		log_info("the task's lock is held again");
+		/* the lock is what counts; a record that cannot be written (clean
+		   --force dropped the state) only leaves the process unnamed */
+		if (!record(l, &err))
+			log_warn("could not record this process in the task's state: %s",
+			         err.message);
 		return;
 	}
 	if (err.kind != ERR_BUSY)
