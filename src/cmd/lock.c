@@ -59,10 +59,10 @@ describe_holder(const TaskConfig *cfg, const StateProcess *p, Error *err)
 		        cfg->task, p->backend_pid, p->session,
 		        p->since[0] ? ", since " : "", p->since);
 	else
-		/* gone between the try and the look: it may be back */
+		/* it ended between the try and the look */
 		err_set(err, ERR_BUSY,
-		        "task \"%s\" is running in another process, which has just "
-		        "ended",
+		        "task \"%s\" was running in another process, which has just "
+		        "ended; run the command again",
 		        cfg->task);
 }
 

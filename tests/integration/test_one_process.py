@@ -21,6 +21,14 @@ def copy_args(source_db, target_db):
             "--split-tables-larger-than", "512kB", "--jobs", "2"]
 
 
+def lock_key(schema, task):
+    """32-bit FNV-1a over schema, a zero byte, task, a zero byte; 31 bits."""
+    h = 2166136261
+    for b in schema.encode() + b"\0" + task.encode() + b"\0":
+        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
+    return h & 0x7FFFFFFF
+
+
 def holder(pgtide, target_db):
     """The process status names, or None."""
     r = pgtide.run("status", "--target", target_db.uri, "--json")
@@ -164,6 +172,8 @@ def test_lock_taken_by_another_while_its_session_was_lost_stops_the_process(
         " WHERE locktype = 'advisory' AND objsubid = 2 AND pid = %s", (old,))
     assert len(keys) == 1
     ns, key = keys[0]
+    # the keys are a contract between pgtide versions (decision 0014)
+    assert (ns, key) == (1885828196, lock_key("pgtide", "default"))
     with target_db.connect() as other:
         other.autocommit = True
         other.execute("SET application_name = 'the other one'")
