@@ -176,10 +176,11 @@ keep(TaskLock *l)
 
 	if (l->conn != NULL && pg_exec(l->conn, "SELECT 1", &err))
 		return;
+	/* libpq's message goes on with a second line of guesses: one is enough */
 	if (l->conn != NULL)
-		log_warn("target: the session holding the task's lock was lost (%s); "
-		         "taking the lock again",
-		         err.message);
+		log_warn("target: the session holding the task's lock was lost "
+		         "(%.*s); taking the lock again",
+		         (int) strcspn(err.message, "\n"), err.message);
 	err_clear(&err);
 	/* no wait here: the next look tries again */
 	if (relock(l, 0, &err))
