@@ -108,6 +108,8 @@ err_kind_name(ErrKind kind)
 			return "blocked";
 		case ERR_DIFFERENT:
 			return "different";
+		case ERR_BUSY:
+			return "busy";
 	}
 	return "unknown";
 }

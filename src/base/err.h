@@ -23,6 +23,7 @@ typedef enum ErrKind
 	ERR_INTERRUPTED, /* stopped by a signal before the work was done */
 	ERR_BLOCKED,     /* check found a blocker (the findings say which) */
 	ERR_DIFFERENT,   /* validate found rows that differ */
+	ERR_BUSY,        /* another process runs the task */
 } ErrKind;
 
 #define ERR_MSG_MAX 1024

@@ -10,6 +10,8 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "base/log.h"
+#include "cmd/lock.h"
 #include "load/insert_only.h"
 #include "pg/pg.h"
 #include "pg/stream.h"
@@ -31,8 +33,8 @@ drop_publication(PgConn *src, const char *name, Error *err)
 /*
  * Drops what pgtide made for the task: the slot and publication on the
  * source, the replication origin and the task's state on the target (the
- * state schema too once no task is left). Refuses while the slot is in use
- * (the task is running) unless forced. Each step is "if it exists", so a
+ * state schema too once no task is left). Refuses while a process runs the
+ * task (it holds the task's lock) unless forced. Each step is "if it exists", so a
  * second run finds nothing to do.
  */
 bool
@@ -43,12 +45,22 @@ task_clean(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	const char *sp[1];
 	PGresult *res = NULL;
 	State state;
+	TaskLock *lock = NULL;
 	bool have_state = false, ok = false;
 
-	(void) stop;
 	snprintf(slot, sizeof(slot), "pgtide_%s", cfg->task);
 	snprintf(publication, sizeof(publication), "pgtide_%s", cfg->task);
 	snprintf(origin, sizeof(origin), "pgtide_%s", cfg->task);
+	/* the task's lock first: while clean holds it no copy, migrate or follow
+	   of the task starts, and one that runs is refused before anything is
+	   dropped, unless forced */
+	if (!task_lock_take(cfg, "clean", stop, &lock, err))
+	{
+		if (err->kind != ERR_BUSY || !cfg->force)
+			return false;
+		log_warn("%s; --force: ending its sessions", err->message);
+		err_clear(err);
+	}
 	if (!pg_connect(cfg->source_uri, ERR_SOURCE, PG_CONN_SQL, "pgtide clean",
 	                5000, &src, err) ||
 	    /* after a cutover with the read_only fence the source database
@@ -74,26 +86,6 @@ task_clean(const TaskConfig *cfg, atomic_int *stop, Error *err)
 		}
 	}
 	sp[0] = slot;
-	if (!pg_query(src,
-	              "SELECT active_pid FROM pg_replication_slots"
-	              " WHERE slot_name = $1 AND active",
-	              1, sp, &res, err))
-		goto out;
-	if (PQntuples(res) > 0)
-	{
-		if (!cfg->force)
-		{
-			err_set(err, ERR_SOURCE,
-			        "task \"%s\" is running: its slot \"%s\" is in use by "
-			        "process %s on the source",
-			        cfg->task, slot, PQgetvalue(res, 0, 0));
-			err_hint(err, "stop pgtide first (SIGINT or SIGTERM), or pass "
-			              "--force to end that session");
-			goto out;
-		}
-	}
-	PQclear(res);
-	res = NULL;
 	/*
 	 * Forced: end the session holding the slot, then drop it. The running
 	 * pgtide reconnects on its own, so repeat until the drop wins (bounded).
@@ -148,5 +140,5 @@ out:
 	PQclear(res);
 	pg_close(src);
 	pg_close(tgt);
-	return ok;
+	return task_lock_release(lock, ok, err);
 }

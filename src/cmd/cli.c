@@ -17,7 +17,6 @@
 #include "base/log.h"
 #include "cmd/task.h"
 #include "cutover/cutover.h"
-#include "load/load.h"
 #include "verify/check.h"
 #include "verify/validate.h"
 
@@ -54,7 +53,7 @@ static const Command commands[] = {
      "on the source, so a copied task cannot be followed later: to load "
      "and then\n"
      "follow the source's changes, run pgtide migrate instead.\n",
-     load_run, true, true, true},
+     task_copy, true, true, true},
     {"migrate", "full load, then follow the source's changes until stopped",
      "pgtide migrate runs pgtide check (a blocker stops it), runs the\n"
      "full load (or resumes it), then applies the source's changes to the "
@@ -69,9 +68,11 @@ static const Command commands[] = {
     {"status", "show a task's progress, lag and last error",
      "pgtide status reads the task's state in the target (and, with "
      "--source,\n"
-     "its slot on the source) and prints phase, tables, lag and rates, and "
-     "the\n"
-     "last error; --json for machines. It changes nothing.\n",
+     "its slot on the source) and prints which process runs the task, "
+     "phase,\n"
+     "tables, lag and rates, and the last error; --json for machines. It "
+     "changes\n"
+     "nothing.\n",
      task_status, false, false, false},
     {"validate", "compare source and target rows by ranged hashes",
      "pgtide validate compares the task's tables on source and target: "
@@ -226,7 +227,7 @@ usage_command(const Command *c, FILE *out)
 	    "source,\n"
 	    "4 target, 5 interrupted (run again to resume), 6 check found a "
 	    "blocker,\n"
-	    "7 validate found differences.\n");
+	    "7 validate found differences, 8 another process runs the task.\n");
 }
 
 static int
@@ -251,6 +252,8 @@ exit_code(ErrKind kind)
 			return CLI_EXIT_BLOCKED;
 		case ERR_DIFFERENT:
 			return CLI_EXIT_DIFFERENT;
+		case ERR_BUSY:
+			return CLI_EXIT_BUSY;
 	}
 	return CLI_EXIT_INTERNAL;
 }

@@ -19,6 +19,7 @@
 #define CLI_EXIT_INTERRUPTED 5
 #define CLI_EXIT_BLOCKED     6
 #define CLI_EXIT_DIFFERENT   7
+#define CLI_EXIT_BUSY        8
 
 /* Runs the command in argv; returns the process exit code. */
 int cli_main(int argc, char **argv, atomic_int *stop);

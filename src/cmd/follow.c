@@ -2,6 +2,8 @@
  * follow: `pgtide follow` and `pgtide migrate`: the change stream of a
  * loaded task, run until a stop request or until cutover's marker is on the
  * target, and its progress and stop request carried through the state.
+ * Also the entry of `pgtide copy`: the three run under the task's lock
+ * (lock.c), one process per task.
  * It never changes the source's data; the stream (cdc) owns the applying.
  */
 #include "cmd/task.h"
@@ -14,6 +16,7 @@
 #include "base/fault.h"
 #include "base/log.h"
 #include "cdc/cdc.h"
+#include "cmd/lock.h"
 #include "load/insert_only.h"
 #include "load/load.h"
 #include "load/newtables.h"
@@ -181,8 +184,9 @@ read_cutover_stop(Lsn *lsn, void *ctx, Error *err)
 	return true;
 }
 
-bool
-task_follow(const TaskConfig *cfg, atomic_int *stop, Error *err)
+/* The change stream of a task, under the lock its command holds. */
+static bool
+follow_run(const TaskConfig *cfg, atomic_int *stop, Error *err)
 {
 	State state;
 	ProgressSink sink;
@@ -369,9 +373,45 @@ out:
 	return ok;
 }
 
+/*
+ * copy, migrate and follow run under the task's lock, taken before
+ * anything is checked, created or changed: a second process of the task is
+ * refused at once. migrate records itself only once check found no
+ * blocker, since a blocker must leave the target as it was.
+ */
+bool
+task_copy(const TaskConfig *cfg, atomic_int *stop, Error *err)
+{
+	TaskLock *lock;
+	bool ok;
+
+	if (!task_lock_take(cfg, "copy", stop, &lock, err))
+		return false;
+	ok = task_lock_hold(lock, err) && load_run(cfg, stop, err);
+	return task_lock_release(lock, ok, err);
+}
+
+bool
+task_follow(const TaskConfig *cfg, atomic_int *stop, Error *err)
+{
+	TaskLock *lock;
+	bool ok;
+
+	if (!task_lock_take(cfg, "follow", stop, &lock, err))
+		return false;
+	ok = task_lock_hold(lock, err) && follow_run(cfg, stop, err);
+	return task_lock_release(lock, ok, err);
+}
+
 bool
 task_migrate(const TaskConfig *cfg, atomic_int *stop, Error *err)
 {
-	return check_before_migrate(cfg, err) && load_for_stream(cfg, stop, err) &&
-	       task_follow(cfg, stop, err);
+	TaskLock *lock;
+	bool ok;
+
+	if (!task_lock_take(cfg, "migrate", stop, &lock, err))
+		return false;
+	ok = check_before_migrate(cfg, err) && task_lock_hold(lock, err) &&
+	     load_for_stream(cfg, stop, err) && follow_run(cfg, stop, err);
+	return task_lock_release(lock, ok, err);
 }

@@ -26,8 +26,10 @@ task_note_error(const TaskConfig *cfg, const Error *failure)
 	Error err = ERR_INIT;
 	bool exists = false;
 
+	/* ERR_BUSY: the task is another process's, and so is its last error */
 	if (cfg->target_uri == NULL || failure->kind == ERR_INTERRUPTED ||
-	    failure->kind == ERR_USAGE || failure->kind == ERR_CONFIG)
+	    failure->kind == ERR_USAGE || failure->kind == ERR_CONFIG ||
+	    failure->kind == ERR_BUSY)
 		return;
 	/* best effort, no retry: the target may be what failed */
 	if (pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide", 0, &tgt,
@@ -163,10 +165,52 @@ status_text_slots(FILE *out, const StateStatus *st, const StatusSlots *ss)
 	}
 }
 
+/* The process running the task, or null: {host, pid, command, since}. */
+static void
+json_process(FILE *out, const StateProcess *p)
+{
+	json_write_string(out, "process");
+	if (!p->running)
+	{
+		fputs(":null,", out);
+		return;
+	}
+	fputs(":{", out);
+	json_text(out, "host", p->host);
+	json_write_string(out, "pid");
+	if (p->known)
+		fprintf(out, ":%d,", p->pid);
+	else
+		fputs(":null,", out);
+	json_text(out, "command", p->command);
+	json_text(out, "since", p->since);
+	json_text(out, "application_name", p->known ? NULL : p->session);
+	fprintf(out, "\"target_pid\":%d},", p->backend_pid);
+}
+
+/* One line: who runs the task, or that nothing does. */
+static void
+text_process(FILE *out, const StateProcess *p)
+{
+	if (!p->running)
+		fprintf(out, "process: none running\n");
+	else if (p->known)
+		fprintf(out,
+		        "process: running: pgtide %s, pid %d on host %s, since "
+		        "%s\n",
+		        p->command, p->pid, p->host, p->since);
+	else
+		fprintf(out,
+		        "process: running: the target's session %d holds the task's "
+		        "lock (application \"%s\")\n",
+		        p->backend_pid, p->session);
+}
+
 static void
 status_json(FILE *out, const TaskConfig *cfg, const StateStatus *st,
-            const PGresult *slot, const StatusSlots *ss,
-            const InsertOnlyWatch *io, const NewTables *nt)
+            const StateProcess *proc, const PGresult *slot,
+            const StatusSlots *ss, const InsertOnlyWatch *io,
+            const NewTables *nt)
 {
 	const StateCdc *c = &st->cdc;
 	bool cdc = st->has_cdc;
@@ -175,6 +219,7 @@ status_json(FILE *out, const TaskConfig *cfg, const StateStatus *st,
 	json_write_string(out, cfg->task);
 	fputc(',', out);
 	json_text(out, "phase", state_phase_name(st->task.phase));
+	json_process(out, proc);
 	json_text(out, "slot_name", st->task.slot_name);
 	json_lsn(out, "consistent_lsn", st->task.consistent_lsn);
 	json_number(out, "runs", st->task.run, true);
@@ -252,8 +297,9 @@ status_json(FILE *out, const TaskConfig *cfg, const StateStatus *st,
 
 static void
 status_text(FILE *out, const TaskConfig *cfg, const StateStatus *st,
-            const PGresult *slot, const StatusSlots *ss,
-            const InsertOnlyWatch *io, const NewTables *nt)
+            const StateProcess *proc, const PGresult *slot,
+            const StatusSlots *ss, const InsertOnlyWatch *io,
+            const NewTables *nt)
 {
 	char lsn[LSN_TEXT_MAX], applied[LSN_TEXT_MAX], flushed[LSN_TEXT_MAX];
 	int done = 0;
@@ -267,6 +313,7 @@ status_text(FILE *out, const TaskConfig *cfg, const StateStatus *st,
 	        st->task.consistent_lsn == LSN_INVALID
 	            ? "-"
 	            : lsn_format(st->task.consistent_lsn, lsn));
+	text_process(out, proc);
 	fprintf(out,
 	        "load: %d of %d tables done; indexes and constraints: "
 	        "%d of %d steps\n",
@@ -386,6 +433,7 @@ task_status(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	PGresult *slot = NULL;
 	State state;
 	StateStatus st;
+	StateProcess proc;
 	InsertOnlyWatch io;
 	NewTables nt = {NULL, 0};
 	Error serr = ERR_INIT;
@@ -407,7 +455,8 @@ task_status(const TaskConfig *cfg, atomic_int *stop, Error *err)
 		              "start one with pgtide migrate");
 		goto out;
 	}
-	if (!state_status_read(&state, &st, err))
+	if (!state_status_read(&state, &st, err) ||
+	    !state_process_read(&state, true, &proc, err))
 		goto out;
 	/* the source is optional: say what we know without it */
 	if (cfg->source_uri != NULL)
@@ -424,9 +473,9 @@ task_status(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	if (src != NULL && !newtables_find(src, &state, cfg, &nt, &serr))
 		log_warn("source: could not look for new tables: %s", serr.message);
 	if (cfg->output_json)
-		status_json(stdout, cfg, &st, slot, &ss, &io, &nt);
+		status_json(stdout, cfg, &st, &proc, slot, &ss, &io, &nt);
 	else
-		status_text(stdout, cfg, &st, slot, &ss, &io, &nt);
+		status_text(stdout, cfg, &st, &proc, slot, &ss, &io, &nt);
 	ok = true;
 out:
 	insert_only_watch_free(&io);

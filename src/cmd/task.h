@@ -4,7 +4,9 @@
  * resumable: run it again after any interruption.
  *
  *   follow.c  the change stream after the load (migrate = check + load +
- *             follow)
+ *             follow), and copy's entry
+ *   lock.c    one process per task: the task's lock, held while copy,
+ *             migrate or follow runs, and the thread that keeps it
  *   status.c  where the task is, and the last error recorded for it
  *   clean.c   what the task made, dropped on both sides
  *   slots.c   the last line of a run that leaves the task's slot behind
@@ -22,6 +24,15 @@
 #include "base/err.h"
 
 /*
+ * copy, migrate and follow each hold the task's lock while they run: a
+ * second one of the same task fails at once with ERR_BUSY, naming the
+ * process that runs it, before anything is checked, created or changed.
+ */
+
+/* The full load (load/load.h's load_run) under the task's lock. */
+bool task_copy(const TaskConfig *cfg, atomic_int *stop, Error *err);
+
+/*
  * Follows the task's slot and applies its changes to the target until *stop
  * is set (ERR_INTERRUPTED, position saved) or a failure no retry cures. Uses
  * the task's state (tables and their load points) when there is one, else
@@ -36,7 +47,7 @@ bool task_follow(const TaskConfig *cfg, atomic_int *stop, Error *err);
 bool task_migrate(const TaskConfig *cfg, atomic_int *stop, Error *err);
 
 /*
- * Prints the task's state (phase, tables, post-data steps, change-stream lag
+ * Prints the task's state (the process running it, phase, tables, post-data steps, change-stream lag
  * and rates, the slot's retained WAL when the source is given, the last
  * error), as text or JSON (cfg->output_json). Changes nothing.
  */
@@ -45,7 +56,8 @@ bool task_status(const TaskConfig *cfg, atomic_int *stop, Error *err);
 /*
  * Drops the task's slot and publication on the source, its replication
  * origin and state on the target (the state schema with the last task).
- * Refuses while the task is running unless cfg->force. Safe to run twice.
+ * Refuses (ERR_BUSY) while a process runs the task unless cfg->force.
+ * Safe to run twice.
  */
 bool task_clean(const TaskConfig *cfg, atomic_int *stop, Error *err);
 

@@ -157,7 +157,16 @@ static const char *const state_ddl =
     " validation text,"
     " result text NOT NULL,"
     " steps text NOT NULL,"
-    " error text);";
+    " error text);"
+    /* the process running the task (process.c); no foreign key: a run
+       records itself before its task row exists */
+    "CREATE TABLE IF NOT EXISTS @S.processes ("
+    " task text PRIMARY KEY,"
+    " host text NOT NULL,"
+    " pid int NOT NULL,"
+    " command text NOT NULL,"
+    " started_at timestamptz NOT NULL,"
+    " backend_pid int NOT NULL);";
 
 /*
  * Statements name the state schema as @S; it is substituted quoted, so the
@@ -543,8 +552,11 @@ state_task_drop(const State *s, Error *err)
 
 	return state_run(s, "DELETE FROM @S.task WHERE task = $1", 1, params, NULL,
 	                 err) &&
+	       state_run(s, "DELETE FROM @S.processes WHERE task = $1", 1, params,
+	                 NULL, err) &&
 	       state_run(s,
-	                 "DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM @S.task) THEN"
+	                 "DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM @S.task)"
+	                 " AND NOT EXISTS (SELECT 1 FROM @S.processes) THEN"
 	                 " DROP SCHEMA @S CASCADE; END IF; END$$",
 	                 0, NULL, NULL, err);
 }

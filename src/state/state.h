@@ -16,12 +16,14 @@
  *   ddl         the post-data steps, each marked done in the transaction that
  *               ran it
  *   cutovers    one row per cutover attempt, as reported
+ *   processes   the process running the task (host, pid, command, since)
+ *               and its lock's session on the target (process.c)
  *   validation_runs, validation_tables, validation_differences
  *               pgtide validate's results
  *
  * Every statement over these tables is in this module (state.c: the schema,
  * the task row and cutover; steps.c: tables, chunks and post-data steps;
- * validation.c: validation results). It never touches the source and never
+ * validation.c: validation results; process.c: the task's lock). It never touches the source and never
  * decides what to do next: the commands do. Functions run on the handle's
  * connection, inside whatever transaction the caller has open; none commits
  * on its own except state_open and state_task_begin. On failure each fills
@@ -208,6 +210,70 @@ typedef struct StateStatus
 bool state_status_read(const State *s, StateStatus *out, Error *err);
 
 void state_status_free(StateStatus *st);
+
+/* ---- the process running the task (process.c) ---- */
+
+/*
+ * One process per task: a copy, migrate or follow holds the task's lock, a
+ * session-level advisory lock on the target, for as long as it runs, and
+ * records who it is so that a second one and status can name it. The lock
+ * is the truth: a record whose session no longer holds the lock (the
+ * process was killed) names no running process. None of these creates the
+ * state schema except state_process_record, which needs it.
+ */
+
+/* The advisory lock's first key: "pgtd", pgtide's namespace (two-key form). */
+#define STATE_LOCK_NAMESPACE 1885828196
+
+/*
+ * The lock's second key: a hash of the state schema and task name, fixed
+ * for every version of pgtide (two versions must agree on it).
+ */
+int32_t state_lock_key(const char *schema, const char *task);
+
+/*
+ * Tries to take the task's lock on the handle's session, without waiting:
+ * *taken says whether it has it now. since (cap bytes) gets the target's
+ * clock when taken, for the record.
+ */
+bool state_lock_try(const State *s, bool *taken, char *since, size_t cap,
+                    Error *err);
+
+/* Gives the lock back (ending the session does too). */
+bool state_lock_release(const State *s, Error *err);
+
+/* Who runs a task, as read from the target. */
+typedef struct StateProcess
+{
+	bool running;      /* a session holds the task's lock */
+	bool known;        /* the record names the process of that session */
+	int backend_pid;   /* the lock's session on the target, 0 when none */
+	char host[256];    /* "" when not known */
+	int pid;           /* on its host, 0 when not known */
+	char command[32];  /* copy, migrate, follow, clean */
+	char since[64];    /* when it took the lock (timestamptz text) */
+	char session[128]; /* the lock session's application_name, when not
+	                      known: the process names itself there too */
+} StateProcess;
+
+/*
+ * Reads who runs the task; reads only. schema_exists: whether the state
+ * schema is there (from state_attach); without it, or without its record
+ * table (an older schema), only the lock is looked at.
+ */
+bool state_process_read(const State *s, bool schema_exists, StateProcess *out,
+                        Error *err);
+
+/*
+ * Records this process as the one running the task, with the handle's
+ * session (the one holding the lock). The state schema must exist
+ * (state_open). Commits on its own.
+ */
+bool state_process_record(const State *s, const char *host, int pid,
+                          const char *command, const char *since, Error *err);
+
+/* Deletes this session's record of the task, if it is still there. */
+bool state_process_forget(const State *s, Error *err);
 
 /* ---- insert-only tables (insert_only.c) ---- */
 

@@ -235,7 +235,7 @@ def test_clean_leaves_nothing_behind_and_is_safe_twice(pgtide, source_db,
     p = start_migrate(pgtide, source_db, target_db)
     args = ["clean", "--source", source_db.uri, "--target", target_db.uri]
     r = pgtide.run(*args)
-    assert r.returncode == 3 and "is running" in r.stderr and "--force" in r.stderr
+    assert r.returncode == 8 and "is running" in r.stderr and "--force" in r.stderr
     assert source_db.query_one(
         "SELECT count(*) FROM pg_replication_slots") == 1
     r = pgtide.run(*args, "--force")
