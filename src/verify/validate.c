@@ -273,10 +273,13 @@ validate_command(const TaskConfig *cfg, atomic_int *stop, Error *err)
 			err_set(err, ERR_DIFFERENT,
 			        "%d of %d tables differ (%" PRId64 " differences)",
 			        s.tables_differing, s.tables, s.differences);
-			err_hint(err,
-			         "the differing rows are listed above and in %s."
-			         "validation_differences (run %" PRId64 ")",
-			         cfg->state_schema, r.run_id);
+			if (r.run_id < 0)
+				err_hint(err, "the differing rows are listed above");
+			else
+				err_hint(err,
+				         "the differing rows are listed above and in %s."
+				         "validation_differences (run %" PRId64 ")",
+				         cfg->state_schema, r.run_id);
 			ok = false;
 		}
 	}

@@ -303,8 +303,9 @@ bool slot_wait_applied(VWorker *w, Lsn lsn, Error *err);
 /* ---- validate_record.c ---- */
 
 /*
- * Records the run's start on tgt (creating the state schema when missing)
- * and sets r->run_id. A failure leaves r->run_id alone.
+ * Records the run's start on tgt and sets r->run_id, when the target holds
+ * pgtide's state; without it nothing is created (run_id -1: the results are
+ * printed only). A failure leaves r->run_id alone.
  */
 bool record_start(VRun *r, PgConn *tgt, Error *err);
 

@@ -20,7 +20,10 @@ print_json(const VRun *r, FILE *out)
 	int64_t ranges, checked;
 
 	result_summarize(r, &s, &ranges, &checked);
-	fprintf(out, "{\"run_id\":%" PRId64 ",\"task\":", r->run_id);
+	if (r->run_id < 0)
+		fputs("{\"run_id\":null,\"task\":", out);
+	else
+		fprintf(out, "{\"run_id\":%" PRId64 ",\"task\":", r->run_id);
 	json_write_string(out, r->cfg->task);
 	fprintf(out,
 	        ",\"mode\":\"full\",\"sample\":%g,\"cdc\":%s,\"tables\":%d,"
@@ -187,9 +190,14 @@ print_text(const VRun *r, FILE *out)
 		snprintf(name, sizeof(name), "%s.%s", t->src_schema, t->src_name);
 		fprintf(out, "  %-40s %-9s %s\n", name, "DIVERGED", t->reason);
 	}
-	if (s.tables_differing == 0)
+	if (s.tables_differing == 0 && r->run_id < 0)
+		fprintf(out, "equal: %" PRId64 " rows on each side\n", s.rows_source);
+	else if (s.tables_differing == 0)
 		fprintf(out, "equal: %" PRId64 " rows on each side (run %" PRId64 ")\n",
 		        s.rows_source, r->run_id);
+	else if (r->run_id < 0)
+		fprintf(out, "DIFFERENT: %d of %d tables, %" PRId64 " differences\n",
+		        s.tables_differing, s.tables, s.differences);
 	else
 		fprintf(out,
 		        "DIFFERENT: %d of %d tables, %" PRId64

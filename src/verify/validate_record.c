@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "base/buf.h"
+#include "base/log.h"
 #include "pg/pg.h"
 #include "state/state.h"
 
@@ -18,7 +19,20 @@ bool
 record_start(VRun *r, PgConn *tgt, Error *err)
 {
 	State state;
+	bool exists;
 
+	/* a target without pgtide's state is compared, never written to */
+	if (!state_attach(&state, tgt, r->cfg->state_schema, r->cfg->task, &exists,
+	                  err))
+		return err_prefix(err, "could not record the validation: ");
+	if (!exists)
+	{
+		log_info("the target has no pgtide state (schema \"%s\"): the "
+		         "results are printed, not recorded",
+		         r->cfg->state_schema);
+		r->run_id = -1;
+		return true;
+	}
 	if (!state_open(&state, tgt, r->cfg->state_schema, r->cfg->task, err) ||
 	    !state_validation_begin(
 	        &state, r->mode == VALIDATE_FULL ? "full" : "counts",

@@ -25,8 +25,9 @@ def test_a_change_of_a_table_the_task_does_not_move_stops_the_stream(
     assert ('the source sent a change of table "public"."other"' in err
             and 'which task "default" does not move' in err), err
     assert "--unknown-tables=ignore" in err, err
-    # the transaction before it is applied; the stream stopped at this one
-    assert target_db.query_one("SELECT count(*) FROM moved") == 51
+    # the stream stopped at that transaction: the one before it is applied
+    # unless it shared its target batch, which then rolled back whole
+    assert target_db.query_one("SELECT count(*) FROM moved") in (50, 51)
 
     source_db.execute("INSERT INTO moved VALUES (52, 'after')")
     migrate = start_migrate(pgtide, source_db, target_db,

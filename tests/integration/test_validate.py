@@ -159,9 +159,24 @@ def test_differences_are_named(pgtide, source_db, target_db):
         INSERT INTO nokey VALUES (4, 'new');
     """)
 
+    # without pgtide's state on the target, validate only reads
     r, out = run_validate(pgtide, source_db, target_db)
     assert r.returncode == EXIT_DIFFERENT, r.stderr
     assert "4 of 4 tables differ (11 differences)" in r.stderr
+    assert out["run_id"] is None
+    assert target_db.query_one(
+        "SELECT count(*) FROM pg_namespace WHERE nspname = 'pgtide'") == 0
+
+    # with it (a task of another table), the run is recorded
+    both(source_db, target_db,
+         "CREATE SCHEMA side; CREATE TABLE side.marker (id int)")
+    c = pgtide.run("copy", "--source", source_db.uri, "--target",
+                   target_db.uri, "--task", "side", "-t", "side.marker",
+                   "--schema", "existing")
+    assert c.returncode == 0, c.stderr
+    r, out = run_validate(pgtide, source_db, target_db)
+    assert r.returncode == EXIT_DIFFERENT, r.stderr
+    assert "4 of 5 tables differ (11 differences)" in r.stderr
     items = table_result(out, "public.items")
     assert named(items) == {("different", ("17",)), ("missing", ("2500",)),
                             ("extra", ("9001",)), ("different", ("40",)),
