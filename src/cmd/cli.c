@@ -377,6 +377,25 @@ static const OptionKey options[] = {
 
 static const char short_options[] = "s:d:n:c:t:T:j:J:vqh";
 
+bool
+cli_option_takes_value(const char *name)
+{
+	if (strncmp(name, "--", 2) == 0)
+	{
+		for (size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++)
+			if (strcmp(options[i].opt.name, name + 2) == 0)
+				return options[i].opt.has_arg != no_argument;
+		return false;
+	}
+	if (name[0] == '-' && name[1] != '\0' && name[1] != ':')
+	{
+		const char *p = strchr(short_options, name[1]);
+
+		return p != NULL && p[1] == ':';
+	}
+	return false;
+}
+
 static const OptionKey *
 option_of(int val)
 {

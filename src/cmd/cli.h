@@ -21,6 +21,14 @@
 #define CLI_EXIT_DIFFERENT   7
 #define CLI_EXIT_BUSY        8
 
+#include <stdbool.h>
+
+/*
+ * Whether the option named ("--jobs", "-j"; without "=value") takes a
+ * value in the next word, as the command line's parser reads it.
+ */
+bool cli_option_takes_value(const char *name);
+
 /* Runs the command in argv; returns the process exit code. */
 int cli_main(int argc, char **argv, atomic_int *stop);
 

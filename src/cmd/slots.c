@@ -15,6 +15,7 @@
 
 #include "base/buf.h"
 #include "base/units.h"
+#include "cmd/cli.h"
 #include "pg/pg.h"
 #include "pg/stream.h"
 
@@ -176,12 +177,7 @@ add_command(Buf *b, const char *command, int argc, char *const *argv,
 
 		option_name(w, name, sizeof(name));
 		inline_value = strlen(name) < strlen(w);
-		/* every option but these flags takes a value */
-		takes_value =
-		    w[0] == '-' && !inline_value && strcmp(name, "--json") != 0 &&
-		    strcmp(name, "--force") != 0 && strcmp(name, "--verbose") != 0 &&
-		    strcmp(name, "--quiet") != 0 && strcmp(name, "-v") != 0 &&
-		    strcmp(name, "-q") != 0;
+		takes_value = !inline_value && cli_option_takes_value(name);
 		if (clean && !is_clean_option(name))
 		{
 			i += takes_value;
