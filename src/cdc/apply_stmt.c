@@ -160,6 +160,7 @@ bool
 apply_rel_update(Applier *a, const PgoRelation *m, Error *err)
 {
 	Rel *r = apply_rel_find(a, m->relid);
+	bool same;
 
 	if (r == NULL)
 	{
@@ -181,7 +182,10 @@ apply_rel_update(Applier *a, const PgoRelation *m, Error *err)
 	}
 	/* A Relation message always replaces what was known: columns may have
 	 * been added or dropped on the source since the last one. */
-	r->changed = r->ncols > 0 && !same_columns(r, m);
+	/* pgoutput sends the description again after any invalidation of the
+	 * table (an ANALYZE, an index): the target needs no new check then */
+	same = r->cols != NULL && same_columns(r, m);
+	r->changed = r->cols != NULL && !same;
 	apply_rel_clear(r);
 	r->replident = m->replica_identity;
 	r->src_qname = pg_qualify(m->nspname, m->relname);
@@ -213,8 +217,8 @@ apply_rel_update(Applier *a, const PgoRelation *m, Error *err)
 		r->same_name.load_point = LSN_INVALID;
 		r->table = &r->same_name;
 	}
-	r->follow_pending =
-	    a->task.sql != NULL && a->ntables > 0 && r->table != NULL;
+	r->follow_pending = (r->follow_pending || !same) && a->task.sql != NULL &&
+	                    a->ntables > 0 && r->table != NULL;
 	r->only = "ONLY ";
 	for (int k = 0; r->table != NULL && k < a->nparted; k++)
 		if (strcmp(a->parted_tables[k], r->table->tgt_qname) == 0)
