@@ -230,6 +230,25 @@ session_open(Applier *a, Error *err)
 	return true;
 }
 
+/* Appends copies of tables to a->tables, which has room for them. */
+static bool
+copy_tables(Applier *a, const ApplyTable *tables, int ntables, Error *err)
+{
+	for (int i = 0; i < ntables; i++)
+	{
+		ApplyTable *t = &a->tables[a->ntables];
+
+		t->src_schema = strdup(tables[i].src_schema);
+		t->src_name = strdup(tables[i].src_name);
+		t->tgt_qname = strdup(tables[i].tgt_qname);
+		t->load_point = tables[i].load_point;
+		a->ntables++;
+		if (!t->src_schema || !t->src_name || !t->tgt_qname)
+			return err_set(err, ERR_INTERNAL, "out of memory");
+	}
+	return true;
+}
+
 bool
 apply_new(const char *target_uri, const char *origin, const ApplyTable *tables,
           int ntables, OnConflict policy, const ApplyTask *task, Applier **out,
@@ -264,22 +283,7 @@ apply_new(const char *target_uri, const char *origin, const ApplyTable *tables,
 		apply_free(a);
 		return err_set(err, ERR_INTERNAL, "out of memory");
 	}
-	for (int i = 0; i < ntables; i++)
-	{
-		ApplyTable *t = &a->tables[i];
-
-		t->src_schema = strdup(tables[i].src_schema);
-		t->src_name = strdup(tables[i].src_name);
-		t->tgt_qname = strdup(tables[i].tgt_qname);
-		t->load_point = tables[i].load_point;
-		a->ntables++;
-		if (!t->src_schema || !t->src_name || !t->tgt_qname)
-		{
-			apply_free(a);
-			return err_set(err, ERR_INTERNAL, "out of memory");
-		}
-	}
-	if (!session_open(a, err))
+	if (!copy_tables(a, tables, ntables, err) || !session_open(a, err))
 	{
 		apply_free(a);
 		return false;
@@ -312,6 +316,65 @@ apply_reconnect(Applier *a, Error *err)
 	return session_open(a, err);
 }
 
+/* Frees the target's identity and partitioned tables, read anew. */
+static void
+forget_target_tables(Applier *a)
+{
+	for (int i = 0; i < a->nalways; i++)
+	{
+		free(a->always_tables[i]);
+		free(a->always_cols[i]);
+	}
+	free(a->always_tables);
+	free(a->always_cols);
+	for (int i = 0; i < a->nparted; i++)
+		free(a->parted_tables[i]);
+	free(a->parted_tables);
+	a->always_tables = a->always_cols = a->parted_tables = NULL;
+	a->nalways = a->nparted = 0;
+}
+
+bool
+apply_add_tables(Applier *a, const ApplyTable *tables, int ntables, Error *err)
+{
+	ApplyTable *grown;
+	PGconn *c = pg_raw(a->conn);
+
+	if (a->in_batch)
+		return err_set(err, ERR_INTERNAL,
+		               "tables can only join between batches");
+	grown = realloc(a->tables,
+	                sizeof(ApplyTable) * (size_t) (a->ntables + ntables + 1));
+	if (grown == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	a->tables = grown;
+	/* the array moved: each relation finds its table again, now and once
+	   the new tables' identity columns and partitioning are read (outside
+	   the pipeline the batches use) */
+	if (!copy_tables(a, tables, ntables, err))
+		return false;
+	for (int i = 0; i < a->nrels; i++)
+	{
+		Rel *r = a->rels[i];
+		bool had = r->table != NULL;
+
+		apply_rel_targets(a, r);
+		/* a description met before its table joined: checked first */
+		if (!had && r->table != NULL)
+			r->follow_pending = a->task.sql != NULL;
+	}
+	forget_target_tables(a);
+	if (PQexitPipelineMode(c) != 1)
+		return pg_error(a->conn, NULL, err);
+	if (!load_always(a, err) || !load_parted(a, err))
+		return false;
+	if (PQenterPipelineMode(c) != 1)
+		return pg_error(a->conn, NULL, err);
+	for (int i = 0; i < a->nrels; i++)
+		apply_rel_targets(a, a->rels[i]);
+	return true;
+}
+
 void
 apply_free(Applier *a)
 {
@@ -335,16 +398,7 @@ apply_free(Applier *a)
 		free((char *) (uintptr_t) a->tables[i].tgt_qname);
 	}
 	free(a->tables);
-	for (int i = 0; i < a->nalways; i++)
-	{
-		free(a->always_tables[i]);
-		free(a->always_cols[i]);
-	}
-	free(a->always_tables);
-	free(a->always_cols);
-	for (int i = 0; i < a->nparted; i++)
-		free(a->parted_tables[i]);
-	free(a->parted_tables);
+	forget_target_tables(a);
 	PQclear(a->kept);
 	free(a->origin);
 	free(a->target_uri);

@@ -88,6 +88,13 @@ void apply_free(Applier *a);
  */
 bool apply_reconnect(Applier *a, Error *err);
 
+/*
+ * Tables that joined the task while it streams (copied): their changes
+ * apply from their load points on. Only between batches.
+ */
+bool apply_add_tables(Applier *a, const ApplyTable *tables, int ntables,
+                      Error *err);
+
 /* The origin's durably flushed position on the target (0/0 when none). */
 bool apply_flushed(Applier *a, Lsn *flushed, Error *err);
 

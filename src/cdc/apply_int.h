@@ -52,7 +52,9 @@ typedef struct RelCol
 typedef struct Rel
 {
 	uint32_t relid;
-	char *src_qname;         /* for messages */
+	char *src_qname;   /* for messages */
+	char *schema_name; /* as pgoutput sends them */
+	char *table_name;
 	const ApplyTable *table; /* NULL: the task does not move this table */
 	ApplyTable same_name;    /* the table when every table maps to itself */
 	char replident;
@@ -191,6 +193,12 @@ Rel *apply_rel_find(Applier *a, uint32_t relid);
  * only when out of memory.
  */
 bool apply_rel_update(Applier *a, const PgoRelation *m, Error *err);
+
+/*
+ * Finds r's task table and what the target says of it (partitioned,
+ * identity columns): after its description, and again when tables join.
+ */
+void apply_rel_targets(Applier *a, Rel *r);
 
 /*
  * A change of r, a table the task does not move: counted when the task

@@ -102,9 +102,11 @@ apply_rel_clear(Rel *r)
 	}
 	free(r->cols);
 	free(r->src_qname);
+	free(r->schema_name);
+	free(r->table_name);
 	r->cols = NULL;
 	r->ncols = 0;
-	r->src_qname = NULL;
+	r->src_qname = r->schema_name = r->table_name = NULL;
 }
 
 Rel *
@@ -189,8 +191,11 @@ apply_rel_update(Applier *a, const PgoRelation *m, Error *err)
 	apply_rel_clear(r);
 	r->replident = m->replica_identity;
 	r->src_qname = pg_qualify(m->nspname, m->relname);
+	r->schema_name = strdup(m->nspname);
+	r->table_name = strdup(m->relname);
 	r->cols = calloc((size_t) m->ncols + 1, sizeof(RelCol));
-	if (r->src_qname == NULL || r->cols == NULL)
+	if (r->src_qname == NULL || r->schema_name == NULL ||
+	    r->table_name == NULL || r->cols == NULL)
 		return err_set(err, ERR_INTERNAL, "out of memory");
 	r->ncols = m->ncols;
 	for (int i = 0; i < m->ncols; i++)
@@ -204,10 +209,19 @@ apply_rel_update(Applier *a, const PgoRelation *m, Error *err)
 		r->cols[i].key = m->columns[i].key;
 		r->cols[i].text_eq = needs_text_eq(m->columns[i].type_oid);
 	}
+	apply_rel_targets(a, r);
+	r->follow_pending = (r->follow_pending || !same) && a->task.sql != NULL &&
+	                    a->ntables > 0 && r->table != NULL;
+	return true;
+}
+
+void
+apply_rel_targets(Applier *a, Rel *r)
+{
 	r->table = NULL;
 	for (int i = 0; i < a->ntables; i++)
-		if (strcmp(a->tables[i].src_schema, m->nspname) == 0 &&
-		    strcmp(a->tables[i].src_name, m->relname) == 0)
+		if (strcmp(a->tables[i].src_schema, r->schema_name) == 0 &&
+		    strcmp(a->tables[i].src_name, r->table_name) == 0)
 			r->table = &a->tables[i];
 	/* no task tables (follow from a slot the user names): every table goes
 	 * to the target table of the same name, every change applies */
@@ -217,18 +231,17 @@ apply_rel_update(Applier *a, const PgoRelation *m, Error *err)
 		r->same_name.load_point = LSN_INVALID;
 		r->table = &r->same_name;
 	}
-	r->follow_pending = (r->follow_pending || !same) && a->task.sql != NULL &&
-	                    a->ntables > 0 && r->table != NULL;
 	r->only = "ONLY ";
 	for (int k = 0; r->table != NULL && k < a->nparted; k++)
 		if (strcmp(a->parted_tables[k], r->table->tgt_qname) == 0)
 			r->only = "";
+	for (int i = 0; i < r->ncols; i++)
+		r->cols[i].always = false;
 	for (int k = 0; r->table != NULL && k < a->nalways; k++)
 		if (strcmp(a->always_tables[k], r->table->tgt_qname) == 0)
-			for (int i = 0; i < m->ncols; i++)
-				if (strcmp(a->always_cols[k], m->columns[i].name) == 0)
+			for (int i = 0; i < r->ncols; i++)
+				if (strcmp(a->always_cols[k], r->cols[i].name) == 0)
 					r->cols[i].always = true;
-	return true;
 }
 
 /* ---- following schema changes ---- */

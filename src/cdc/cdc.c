@@ -378,6 +378,24 @@ poll_stop_at(ApplierThread *at, int64_t *last_ms)
 	}
 }
 
+/* Hands the applier the tables that joined the task (only between batches). */
+static bool
+poll_join(ApplierThread *at, Error *err)
+{
+	const CdcOptions *o = at->c->o;
+	const ApplyTable *tables = NULL;
+	int n = 0;
+
+	if (o->join == NULL || atomic_load(&at->c->stop_lsn) != LSN_INVALID)
+		return true;
+	if (!o->join(&tables, &n, o->join_ctx, err))
+	{
+		err->retryable = false;
+		return false;
+	}
+	return n == 0 || apply_add_tables(at->ap, tables, n, err);
+}
+
 /*
  * With a stop position, only transactions committed up to it are applied;
  * the rest of the queue (past the unflushed ones ahead of the batch) stays
@@ -466,6 +484,8 @@ applier_main(void *arg)
 			goto failed;
 		broken = false;
 		poll_stop_at(at, &last_poll_ms);
+		if (!poll_join(at, &err))
+			goto failed;
 		/* after a reconnect, some of the batch may already be on the target */
 		released = queue_release_flushed(c);
 		if (released > 0)

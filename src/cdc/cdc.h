@@ -60,6 +60,16 @@ typedef void (*CdcProgressFn)(const CdcProgress *p, void *ctx);
  */
 typedef bool (*CdcStopAtFn)(Lsn *stop_lsn, void *ctx, Error *err);
 
+/*
+ * Asked from the applier thread between batches, when no stop position is
+ * set (it may block: the receiver buffers meanwhile): the tables that joined
+ * the task since the last call, *n of them (0: none), which the callee keeps
+ * until its next call. Their changes apply from their load points on. A
+ * failure stops the stream.
+ */
+typedef bool (*CdcJoinFn)(const ApplyTable **tables, int *n, void *ctx,
+                          Error *err);
+
 typedef struct CdcOptions
 {
 	const char *source_uri;
@@ -86,6 +96,8 @@ typedef struct CdcOptions
 	atomic_int *stop;
 	CdcStopAtFn stop_at; /* optional */
 	void *stop_ctx;
+	CdcJoinFn join; /* optional */
+	void *join_ctx;
 	Lsn *stopped_at; /* optional out: the stop position, once reached */
 } CdcOptions;
 

@@ -18,6 +18,7 @@
 #include "cdc/cdc.h"
 #include "cmd/lock.h"
 #include "load/insert_only.h"
+#include "load/join.h"
 #include "load/load.h"
 #include "load/newtables.h"
 #include "pg/pg.h"
@@ -34,13 +35,13 @@ typedef struct ProgressSink
 	PgConn *src_conn;  /* for the watch over the keyless tables */
 	bool watch;        /* the task has keyless tables to watch */
 	int64_t watched_ms;
-	int64_t new_tables_ms; /* when the source was last looked at for them */
-	char catalog_sig[64];  /* newtables_signature then; "" never read */
-	int new_tables;        /* how many new tables it had */
 } ProgressSink;
 
 /* how often the keyless tables' statistics are read while following */
 #define WATCH_INTERVAL_MS 10000
+
+/* tries of a join that failed on a lost connection */
+#define JOIN_TRIES 5
 
 /* The watch's source session, opened at its first use. */
 static bool
@@ -52,48 +53,119 @@ watch_session(ProgressSink *ps, Error *err)
 }
 
 /*
- * Reads whether the patterns select tables the task does not move (created
- * after the load): their rows are not published, so nothing else would say
- * they are left behind. The whole catalog is read only when a cheap reading
- * of it changed; a warning when the number of such tables changes.
+ * The tables that join the task while it streams (load/join.h), looked for
+ * from the applier's thread between batches: the whole catalog is read only
+ * when a cheap reading of it changed. Those that cannot join are warned
+ * about whenever their list changes; status lists them too.
  */
-static void
-watch_new_tables(ProgressSink *ps, const State *on_sink)
+typedef struct Joiner
 {
-	NewTables nt;
-	Error err = ERR_INIT;
-	int64_t now = clock_ms();
-	char list[512] = "", sig[64];
+	const TaskConfig *cfg;
+	const char *publication;
+	atomic_int *stop;
+	PgConn *src;          /* the applier thread's, for the signature */
+	int64_t looked_ms;    /* when the source was last looked at */
+	char catalog_sig[64]; /* newtables_signature then; "" never read */
+	char left[512];       /* the tables that could not join, last said */
+	JoinResult last;      /* handed to the stream at the last call */
+	ApplyTable *tables;
+} Joiner;
+
+static void
+joiner_free(Joiner *jn)
+{
+	join_result_free(&jn->last);
+	free(jn->tables);
+	jn->tables = NULL;
+	pg_close(jn->src);
+	jn->src = NULL;
+}
+
+static void
+warn_left(Joiner *jn)
+{
+	const JoinResult *r = &jn->last;
+	char list[512] = "";
 	int shown;
 
-	if (now - ps->new_tables_ms < WATCH_INTERVAL_MS)
-		return;
-	ps->new_tables_ms = now;
-	if (!watch_session(ps, &err) ||
-	    !newtables_signature(ps->src_conn, sig, sizeof(sig), &err) ||
-	    (strcmp(sig, ps->catalog_sig) != 0 &&
-	     !newtables_find(ps->src_conn, on_sink, ps->cfg, &nt, &err)))
-	{
-		log_debug("could not look for new tables: %s", err.message);
-		pg_close(ps->src_conn);
-		ps->src_conn = NULL;
-		return;
-	}
-	if (strcmp(sig, ps->catalog_sig) == 0)
-		return;
-	for (shown = 0; shown < nt.n && strlen(list) < sizeof(list) - 80; shown++)
+	for (shown = 0; shown < r->nleft && strlen(list) < sizeof(list) - 120;
+	     shown++)
 		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
-		         shown ? ", " : "", nt.names[shown]);
-	if (nt.n > 0 && nt.n != ps->new_tables)
+		         shown ? "; " : "", r->left[shown]);
+	if (r->nleft > 0 && strcmp(list, jn->left) != 0)
 		log_warn("%d table(s) the task's patterns select were created on the "
-		         "source after its load and are not moved: %s%s. Their rows "
-		         "are not published, so the stream does not carry them; move "
-		         "them with a task of their own (pgtide migrate --task NAME -t "
-		         "SCHEMA.TABLE), or leave them out with -T",
-		         nt.n, list, shown < nt.n ? ", ..." : "");
-	ps->new_tables = nt.n;
-	snprintf(ps->catalog_sig, sizeof(ps->catalog_sig), "%s", sig);
-	newtables_free(&nt);
+		         "source after its load and cannot join it: %s%s. Their rows "
+		         "are not published, so the stream does not carry them; fix "
+		         "what is named and they join, or move them with a task of "
+		         "their own, or leave them out with -T",
+		         r->nleft, list, shown < r->nleft ? "; ..." : "");
+	snprintf(jn->left, sizeof(jn->left), "%s", list);
+}
+
+/* Joins what it can; fills jn->tables for the stream. */
+static bool
+joiner_run(Joiner *jn, Error *err)
+{
+	join_result_free(&jn->last);
+	free(jn->tables);
+	jn->tables = NULL;
+	if (!join_tables(jn->cfg, jn->publication, jn->stop, &jn->last, err))
+		return false;
+	warn_left(jn);
+	if (jn->last.n == 0)
+		return true;
+	jn->tables = calloc((size_t) jn->last.n, sizeof(ApplyTable));
+	if (jn->tables == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	for (int i = 0; i < jn->last.n; i++)
+	{
+		jn->tables[i].src_schema = jn->last.tables[i].src_schema;
+		jn->tables[i].src_name = jn->last.tables[i].src_name;
+		jn->tables[i].tgt_qname = jn->last.tables[i].tgt_qname;
+		jn->tables[i].load_point = jn->last.tables[i].load_point;
+	}
+	return true;
+}
+
+/* CdcJoinFn */
+static bool
+join_new(const ApplyTable **tables, int *n, void *ctx, Error *err)
+{
+	Joiner *jn = ctx;
+	Error e = ERR_INIT;
+	int64_t now = clock_ms();
+	char sig[64];
+
+	*n = 0;
+	if (now - jn->looked_ms < WATCH_INTERVAL_MS)
+		return true;
+	jn->looked_ms = now;
+	if ((jn->src == NULL &&
+	     !pg_connect(jn->cfg->source_uri, ERR_SOURCE, PG_CONN_SQL,
+	                 "pgtide watch", 0, &jn->src, &e)) ||
+	    !newtables_signature(jn->src, sig, sizeof(sig), &e))
+	{
+		log_debug("could not look for new tables: %s", e.message);
+		pg_close(jn->src);
+		jn->src = NULL;
+		return true;
+	}
+	if (strcmp(sig, jn->catalog_sig) == 0)
+		return true;
+	/* a table may be published already: the stream waits for its join */
+	for (int attempt = 1; !joiner_run(jn, err); attempt++)
+	{
+		if (!err->retryable || err->kind == ERR_INTERRUPTED ||
+		    attempt >= JOIN_TRIES)
+			return false;
+		log_warn("%s; trying again", err->message);
+		err_clear(err);
+		clock_sleep_ms(1000 * attempt);
+	}
+	snprintf(jn->catalog_sig, sizeof(jn->catalog_sig), "%s", sig);
+	*tables = jn->tables;
+	*n = jn->last.n;
+	return true;
 }
 
 /*
@@ -160,7 +232,6 @@ record_progress(const CdcProgress *p, void *ctx)
 		return;
 	}
 	watch_insert_only(ps, &on_sink);
-	watch_new_tables(ps, &on_sink);
 }
 
 /* Reads where cutover wants the stream to stop, on a session of its own. */
@@ -197,11 +268,13 @@ follow_run(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	ApplyTable *tables = NULL;
 	int ntables = 0;
 	CdcOptions o;
+	Joiner joiner;
 	char origin[80];
 	char *follow_sql = NULL;
 	bool ok = false;
 
 	memset(&o, 0, sizeof(o));
+	memset(&joiner, 0, sizeof(joiner));
 	memset(&sink, 0, sizeof(sink));
 	sink.cfg = cfg;
 	sink.state = &state;
@@ -253,7 +326,7 @@ follow_run(const TaskConfig *cfg, atomic_int *stop, Error *err)
 		              "slot with --slot");
 		goto out;
 	}
-	for (int i = 0; i < ntables; i++)
+	for (int i = 0; i < ntables && st.phase < STATE_PHASE_LOADED; i++)
 		if (!st_tables[i].done)
 		{
 			err_set(err, ERR_CONFIG,
@@ -263,6 +336,24 @@ follow_run(const TaskConfig *cfg, atomic_int *stop, Error *err)
 			              "load first");
 			goto out;
 		}
+	/* tables that began joining, or were created since the last run, join
+	   before the stream starts (a publication of the user's is the user's:
+	   nothing joins it) */
+	joiner.cfg = cfg;
+	joiner.publication = st.publication;
+	joiner.stop = stop;
+	if (cfg->cdc_publication == NULL && ntables > 0)
+	{
+		if (!joiner_run(&joiner, err))
+			goto out;
+		state_tables_free(st_tables, ntables);
+		st_tables = NULL;
+		ntables = 0;
+		if (!state_tables_load(&state, &st_tables, &ntables, err))
+			goto out;
+		o.join = join_new;
+		o.join_ctx = &joiner;
+	}
 	tables = calloc((size_t) ntables + 1, sizeof(ApplyTable));
 	if (tables == NULL)
 	{
@@ -363,6 +454,7 @@ follow_run(const TaskConfig *cfg, atomic_int *stop, Error *err)
 		ok = true;
 	}
 out:
+	joiner_free(&joiner);
 	free(tables);
 	free(follow_sql);
 	state_tables_free(st_tables, ntables);

@@ -372,8 +372,9 @@ status_text(FILE *out, const TaskConfig *cfg, const StateStatus *st,
 	if (nt->n > 0)
 		fprintf(out,
 		        "new tables: %d the patterns select were created after the "
-		        "load and are not moved (start a task of their own, or "
-		        "leave them out with -T):\n",
+		        "load and cannot join the task (the log of migrate or "
+		        "follow says why; once that is fixed they join, or leave "
+		        "them out with -T):\n",
 		        nt->n);
 	for (int i = 0; i < nt->n; i++)
 		fprintf(out, "  %s\n", nt->names[i]);

@@ -193,14 +193,19 @@ source_copy_sql(const CopyTable *t, const PlanChunk *c)
 	return n < 0 ? NULL : sql;
 }
 
-/* Streams one chunk. Leaves tgt inside its transaction on success. */
+typedef bool (*StoppingFn)(const void *ctx);
+
+/*
+ * Streams one chunk's rows from src (inside its snapshot's transaction) into
+ * tgt, inside the caller's open transaction.
+ */
 static bool
-stream_chunk(Worker *w, CopyTable *t, const PlanChunk *c, int64_t *rows,
-             int64_t *bytes, Error *err)
+pipe_rows(PgConn *src, PgConn *tgt, CopyTable *t, const PlanChunk *c,
+          StoppingFn stopping_fn, const void *ctx, int64_t *rows,
+          int64_t *bytes, Error *err)
 {
-	CopyShared *sh = w->shared;
-	PGconn *in = pg_raw(w->src);
-	PGconn *out = pg_raw(w->tgt);
+	PGconn *in = pg_raw(src);
+	PGconn *out = pg_raw(tgt);
 	char *src_sql = source_copy_sql(t, c);
 	char *tgt_sql = NULL;
 	PGresult *res;
@@ -213,23 +218,6 @@ stream_chunk(Worker *w, CopyTable *t, const PlanChunk *c, int64_t *rows,
 		err_set(err, ERR_INTERNAL, "out of memory");
 		goto out;
 	}
-	if (!pg_exec(w->tgt, "BEGIN", err))
-		goto out;
-	if (t->freeze)
-	{
-		char *trunc = NULL;
-
-		if (asprintf(&trunc, "TRUNCATE ONLY %s", t->tgt_qname) < 0)
-		{
-			err_set(err, ERR_INTERNAL, "out of memory");
-			goto out;
-		}
-		ok = pg_exec(w->tgt, trunc, err);
-		free(trunc);
-		if (!ok)
-			goto out;
-		ok = false;
-	}
 	if (asprintf(&tgt_sql, "COPY %s %s FROM STDIN (FORMAT %s%s)", t->tgt_qname,
 	             copy_columns(t), t->binary ? "binary" : "text",
 	             t->freeze ? ", FREEZE" : "") < 0)
@@ -241,7 +229,7 @@ stream_chunk(Worker *w, CopyTable *t, const PlanChunk *c, int64_t *rows,
 	res = PQexec(out, tgt_sql);
 	if (PQresultStatus(res) != PGRES_COPY_IN)
 	{
-		pg_error(w->tgt, res, err);
+		pg_error(tgt, res, err);
 		PQclear(res);
 		goto out;
 	}
@@ -249,9 +237,9 @@ stream_chunk(Worker *w, CopyTable *t, const PlanChunk *c, int64_t *rows,
 	res = PQexec(in, src_sql);
 	if (PQresultStatus(res) != PGRES_COPY_OUT)
 	{
-		pg_error(w->src, res, err);
+		pg_error(src, res, err);
 		PQclear(res);
-		finish_target(w->tgt, "source failed", err);
+		finish_target(tgt, "source failed", err);
 		goto out;
 	}
 	PQclear(res);
@@ -264,14 +252,14 @@ stream_chunk(Worker *w, CopyTable *t, const PlanChunk *c, int64_t *rows,
 			break;
 		if (len < 0)
 		{
-			pg_error(w->src, NULL, err);
-			finish_target(w->tgt, "source failed", err);
+			pg_error(src, NULL, err);
+			finish_target(tgt, "source failed", err);
 			goto out;
 		}
 		if (PQputCopyData(out, buf, len) != 1)
 		{
 			PQfreemem(buf);
-			pg_error(w->tgt, NULL, err);
+			pg_error(tgt, NULL, err);
 			goto out;
 		}
 		PQfreemem(buf);
@@ -280,21 +268,21 @@ stream_chunk(Worker *w, CopyTable *t, const PlanChunk *c, int64_t *rows,
 		atomic_fetch_add(&t->rows_done, 1);
 		msgs++;
 		fault_point("copy.row");
-		if ((msgs & 255) == 0 && stopping(sh))
+		if ((msgs & 255) == 0 && stopping_fn(ctx))
 		{
-			finish_target(w->tgt, "pgtide is stopping", err);
+			finish_target(tgt, "pgtide is stopping", err);
 			err_set(err, ERR_INTERRUPTED, "interrupted");
 			goto out;
 		}
 	}
-	if (!finish_source(w->src, rows, err))
+	if (!finish_source(src, rows, err))
 	{
-		finish_target(w->tgt, "source failed", err);
+		finish_target(tgt, "source failed", err);
 		goto out;
 	}
 	/* messages counted as rows include the binary trailer; settle to exact */
 	atomic_fetch_add(&t->rows_done, *rows - msgs);
-	if (!finish_target(w->tgt, NULL, err))
+	if (!finish_target(tgt, NULL, err))
 		goto out;
 	ok = true;
 out:
@@ -306,6 +294,45 @@ out:
 	free(src_sql);
 	free(tgt_sql);
 	return ok;
+}
+
+static bool
+worker_stopping(const void *ctx)
+{
+	return stopping(ctx);
+}
+
+/* Streams one chunk. Leaves tgt inside its transaction on success. */
+static bool
+stream_chunk(Worker *w, CopyTable *t, const PlanChunk *c, int64_t *rows,
+             int64_t *bytes, Error *err)
+{
+	*rows = *bytes = 0;
+	if (!pg_exec(w->tgt, "BEGIN", err))
+		return false;
+	if (t->freeze && !pg_execf(w->tgt, err, "TRUNCATE ONLY %s", t->tgt_qname))
+		return false;
+	return pipe_rows(w->src, w->tgt, t, c, worker_stopping, w->shared, rows,
+	                 bytes, err);
+}
+
+static bool
+stop_set(const void *ctx)
+{
+	const atomic_int *stop = ctx;
+
+	return stop != NULL && atomic_load(stop);
+}
+
+bool
+copy_table_within(PgConn *src, PgConn *tgt, CopyTable *t, atomic_int *stop,
+                  int64_t *rows, Error *err)
+{
+	PlanChunk whole = {
+	    .chunk = 0, .nchunks = 1, .start_block = -1, .end_block = -1};
+	int64_t bytes;
+
+	return pipe_rows(src, tgt, t, &whole, stop_set, stop, rows, &bytes, err);
 }
 
 static bool

@@ -74,6 +74,15 @@ typedef struct CopyRun
 bool copy_run(CopyRun *run, bool *snapshot_lost, Error *err);
 
 /*
+ * Copies the whole table t from src, inside the transaction of its snapshot,
+ * into t's target on tgt, inside the caller's open transaction (which has
+ * emptied it): a table that joins a running task commits its rows with its
+ * schema and its record. No FREEZE. *rows gets the row count.
+ */
+bool copy_table_within(PgConn *src, PgConn *tgt, CopyTable *t, atomic_int *stop,
+                       int64_t *rows, Error *err);
+
+/*
  * The table's copied columns as COPY names them, "(a, b)": malloc'd, NULL
  * when out of memory.
  */

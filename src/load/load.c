@@ -50,20 +50,6 @@
 #include "pg/stream.h"
 #include "state/state.h"
 
-/*
- * The snapshot's txids, as recorded for each table. An imported logical-slot
- * snapshot can report xmin above xmax (the slot's builder took xmin from a
- * later running-xacts record than its xmax), which txid_snapshot's input
- * refuses. The server tests xmin first, so every txid below xmin is visible
- * and none from it on: "xmin:xmin:" says exactly that. Writing "xmax:xmax:"
- * once recorded the txids between the two as invisible, though the load had
- * copied their rows.
- */
-#define TXID_SNAPSHOT_SQL                                                \
-	"SELECT CASE WHEN txid_snapshot_xmin(s) > txid_snapshot_xmax(s)"     \
-	" THEN txid_snapshot_xmin(s) || ':' || txid_snapshot_xmin(s) || ':'" \
-	" ELSE s::text END FROM (SELECT txid_current_snapshot() AS s) x"
-
 /* rounds of the load, each from a fresh snapshot after a loss */
 #define TASK_LOAD_ROUNDS   5
 #define TASK_CHUNK_RETRIES 5
@@ -549,62 +535,16 @@ split_bytes(const Load *l)
  * its target and resets its state, in one target transaction.
  */
 
-/*
- * Records the columns the table is copied with as the ones its target
- * follows: the change stream compares each new description with them
- * (state/columns.c).
- */
-static bool
-record_columns(Load *l, const CatTable *t, Error *err)
-{
-	Buf names = BUF_INIT(STATE_COLUMNS_MAX),
-	    types = BUF_INIT(STATE_COLUMNS_MAX);
-	bool ok;
-
-	buf_add(&names, "{", 1, err);
-	buf_add(&types, "{", 1, err);
-	for (int i = 0; i < t->ncols; i++)
-	{
-		pg_array_item(&names, t->cols[i].name, err);
-		pg_array_item(&types, t->cols[i].type_name, err);
-	}
-	buf_add(&names, "}", 1, err);
-	buf_add(&types, "}", 1, err);
-	ok = buf_check(&names, err) && buf_check(&types, err) &&
-	     state_columns_record(&l->state, t->schema, t->name, buf_str(&names),
-	                          buf_str(&types), err);
-	buf_free(&names);
-	buf_free(&types);
-	return ok;
-}
-
 static bool
 start_tables(Load *l, const SlotSnapshot *snap, Error *err)
 {
 	const TaskConfig *cfg = l->cfg;
 	int v = pg_server_version(l->src);
-	char txids[1024];
-	char *lit = pg_quote_literal(snap->snapshot);
-	bool ok;
+	char txids[SOURCE_TXIDS_MAX];
 
-	if (lit == NULL)
-		return err_set(err, ERR_INTERNAL, "out of memory");
-	ok = pg_exec(l->src, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-	             err) &&
-	     pg_execf(l->src, err, "SET TRANSACTION SNAPSHOT %s", lit) &&
-	     pg_query_value(l->src, TXID_SNAPSHOT_SQL, 0, NULL, txids,
-	                    sizeof(txids), err) &&
-	     pg_exec(l->src, "COMMIT", err);
-	free(lit);
-	if (!ok)
-	{
-		Error ignored = ERR_INIT;
-
-		/* leave the session out of the failed transaction for the next try */
-		pg_exec(l->src, "ROLLBACK", &ignored);
-		return false;
-	}
-	if (!pg_exec(l->tgt, "BEGIN", err))
+	if (!source_snapshot_txids(l->src, snap->snapshot, txids, sizeof(txids),
+	                           err) ||
+	    !pg_exec(l->tgt, "BEGIN", err))
 		return false;
 	for (int i = 0; i < l->ntables; i++)
 	{
@@ -637,7 +577,7 @@ start_tables(Load *l, const SlotSnapshot *snap, Error *err)
 		if (!state_table_start(&l->state, t->schema, t->name,
 		                       snap->consistent_lsn, txids, lt->nchunks,
 		                       ct->binary ? "binary" : "text", err) ||
-		    !record_columns(l, t, err))
+		    !state_columns_record(&l->state, t, err))
 			goto fail;
 	}
 	return pg_exec(l->tgt, "COMMIT", err);

@@ -36,6 +36,10 @@ newtables_signature(PgConn *src, char *buf, size_t len, Error *err)
 	    src,
 	    "SELECT count(*) || '/' || coalesce(max(oid::int8), 0)"
 	    " || '/' || count(*) FILTER (WHERE relispartition)"
+	    " || '/' || count(*) FILTER (WHERE relpersistence = 'u')"
+	    " || '/' || count(*) FILTER (WHERE relreplident <> 'd')"
+	    " || '/' || (SELECT count(*) FROM pg_index"
+	    " WHERE indisprimary OR indisreplident)"
 	    " FROM pg_class WHERE relkind IN ('r', 'p', 'f')",
 	    0, NULL, buf, len, err);
 }

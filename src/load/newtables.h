@@ -33,8 +33,9 @@ void newtables_free(NewTables *nt);
 
 /*
  * A cheap reading that changes when a table is created, dropped or
- * attached on the source (the count and newest OID of its tables), so a
- * watcher reads the whole catalog only then. Into buf (at least 64 bytes).
+ * attached on the source, or gains a key or the WAL (counts and the newest
+ * OID), so a watcher reads the whole catalog only then. Into buf (at least
+ * 64 bytes).
  */
 bool newtables_signature(PgConn *src, char *buf, size_t len, Error *err);
 

@@ -294,7 +294,7 @@ schema_dump(const SchemaDumpArgs *args, const char *section, char **out,
             Error *err)
 {
 	int n = 0, status = 0;
-	int cap = 16 + 2 * args->nexclude;
+	int cap = 16 + 2 * args->nexclude + 2 * args->ninclude;
 	char **argv = calloc((size_t) cap, sizeof(char *));
 	char **owned = calloc((size_t) cap, sizeof(char *));
 	int nowned = 0;
@@ -352,6 +352,11 @@ schema_dump(const SchemaDumpArgs *args, const char *section, char **out,
 		argv[n++] = "--exclude-table";
 		argv[n++] = args->exclude[i];
 	}
+	for (int i = 0; i < args->ninclude; i++)
+	{
+		argv[n++] = "--table";
+		argv[n++] = args->include[i];
+	}
 	argv[n] = NULL;
 	if (!run_capture(argv, envp, &o, &e, &status, err))
 		goto out;
@@ -393,29 +398,75 @@ describe_entry(const DumpEntry *en, char *buf, size_t cap)
 	         en->schema ? "." : "", en->name);
 }
 
-bool
-schema_apply_predata(PgConn *tgt, const char *script, Error *err)
+/*
+ * Whether en builds or attaches an index that the target made itself when
+ * a joining partition was attached to its parent, from the parent's
+ * partitioned index: the entries of the script's INDEX ATTACH statements.
+ */
+static bool
+made_by_attach(const DumpScript *ds, const DumpEntry *en)
+{
+	if (strcmp(en->type, "INDEX ATTACH") == 0)
+		return true;
+	if (en->index_name == NULL)
+		return false;
+	for (int i = 0; i < dumpscript_count(ds); i++)
+	{
+		const DumpEntry *at = dumpscript_entry(ds, i);
+
+		if (strcmp(at->type, "INDEX ATTACH") == 0 && at->index_name != NULL &&
+		    strcmp(at->index_name, en->index_name) == 0 &&
+		    (at->schema == NULL) == (en->schema == NULL) &&
+		    (at->schema == NULL || strcmp(at->schema, en->schema) == 0))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Applies a section's script entry by entry in the caller's transaction.
+ * joining (post-data of tables that join a running task, whose parents are
+ * on the target): each foreign key is added NOT VALID (*fks counts them),
+ * and a partition's indexes that attaching it made are not built again.
+ */
+static bool
+apply_script(PgConn *tgt, const char *script, const char *section, bool joining,
+             int *fks, Error *err)
 {
 	DumpScript *ds = NULL;
 	bool ok = false;
 
-	if (!dumpscript_parse(script, strlen(script), "pre-data", &ds, err))
+	if (!dumpscript_parse(script, strlen(script), section, &ds, err))
 		return false;
 	if (!pg_exec(tgt, dumpscript_preamble(ds), err))
 		goto out;
 	for (int i = 0; i < dumpscript_count(ds); i++)
 	{
 		const DumpEntry *en = dumpscript_entry(ds, i);
+		bool fk = joining && strcmp(en->type, "FK CONSTRAINT") == 0 &&
+		          strstr(en->sql, "NOT VALID") == NULL;
 		char what[512];
 
-		if ((en->setup[0] && !pg_exec(tgt, en->setup, err)) ||
-		    (en->sql[0] && !pg_exec(tgt, en->sql, err)))
+		/* a SET of a skipped entry holds for the entries after it */
+		if (en->setup[0] && !pg_exec(tgt, en->setup, err))
+			ok = false;
+		else if (joining && made_by_attach(ds, en))
+			continue;
+		else if (fk)
+		{
+			/* sql ends with its ';' */
+			ok = pg_execf(tgt, err, "%.*s NOT VALID", (int) strlen(en->sql) - 1,
+			              en->sql);
+			*fks += ok;
+		}
+		else
+			ok = en->sql[0] == '\0' || pg_exec(tgt, en->sql, err);
+		if (!ok)
 		{
 			describe_entry(en, what, sizeof(what));
 			err_prefix(err,
-			           "could not create %s on the target (pre-data line "
-			           "%d): ",
-			           what, en->line);
+			           "could not create %s on the target (%s line %d): ", what,
+			           section, en->line);
 			goto out;
 		}
 	}
@@ -423,6 +474,19 @@ schema_apply_predata(PgConn *tgt, const char *script, Error *err)
 out:
 	dumpscript_free(ds);
 	return ok;
+}
+
+bool
+schema_apply_predata(PgConn *tgt, const char *script, Error *err)
+{
+	return apply_script(tgt, script, "pre-data", false, NULL, err);
+}
+
+bool
+schema_apply_postdata(PgConn *tgt, const char *script, int *fks, Error *err)
+{
+	*fks = 0;
+	return apply_script(tgt, script, "post-data", true, fks, err);
 }
 
 /* The step's table as schema and name (both NULL when it has none). */

@@ -39,6 +39,8 @@ typedef struct SchemaDumpArgs
 	const char *state_schema; /* never dumped */
 	char *const *exclude;     /* "schema"."table" of tables left out */
 	int nexclude;
+	char *const *include; /* only these tables (and what they own); or none */
+	int ninclude;
 	bool clean; /* DROP ... IF EXISTS before each CREATE */
 } SchemaDumpArgs;
 
@@ -55,6 +57,15 @@ bool schema_dump(const SchemaDumpArgs *args, const char *section, char **out,
  * that the target refused.
  */
 bool schema_apply_predata(PgConn *tgt, const char *script, Error *err);
+
+/*
+ * Applies a post-data script on tgt inside the caller's open transaction,
+ * entry by entry, each foreign key NOT VALID (*fks counts them): for a table
+ * that joins a running task, whose rows come from a point of their own, not
+ * the one the tables it references are at on the target.
+ */
+bool schema_apply_postdata(PgConn *tgt, const char *script, int *fks,
+                           Error *err);
 
 /*
  * Splits a post-data script into build steps and saves them in the state

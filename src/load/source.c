@@ -76,3 +76,41 @@ source_ready(const PgConn *src, const SourceFacts *f, Error *err)
 	}
 	return true;
 }
+
+/*
+ * The snapshot's txids, as recorded for each table. An imported logical-slot
+ * snapshot can report xmin above xmax (the slot's builder took xmin from a
+ * later running-xacts record than its xmax), which txid_snapshot's input
+ * refuses. The server tests xmin first, so every txid below xmin is visible
+ * and none from it on: "xmin:xmin:" says exactly that. Writing "xmax:xmax:"
+ * once recorded the txids between the two as invisible, though the load had
+ * copied their rows.
+ */
+#define TXID_SNAPSHOT_SQL                                                \
+	"SELECT CASE WHEN txid_snapshot_xmin(s) > txid_snapshot_xmax(s)"     \
+	" THEN txid_snapshot_xmin(s) || ':' || txid_snapshot_xmin(s) || ':'" \
+	" ELSE s::text END FROM (SELECT txid_current_snapshot() AS s) x"
+
+bool
+source_snapshot_txids(PgConn *src, const char *snapshot, char *out, size_t cap,
+                      Error *err)
+{
+	char *lit = pg_quote_literal(snapshot);
+	bool ok;
+
+	if (lit == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	ok = pg_exec(src, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err) &&
+	     pg_execf(src, err, "SET TRANSACTION SNAPSHOT %s", lit) &&
+	     pg_query_value(src, TXID_SNAPSHOT_SQL, 0, NULL, out, cap, err) &&
+	     pg_exec(src, "COMMIT", err);
+	free(lit);
+	if (!ok)
+	{
+		Error ignored = ERR_INIT;
+
+		/* leave the session out of the failed transaction for the next try */
+		pg_exec(src, "ROLLBACK", &ignored);
+	}
+	return ok;
+}

@@ -42,4 +42,14 @@ bool source_read(PgConn *src, SourceFacts *out, Error *err);
  */
 bool source_ready(const PgConn *src, const SourceFacts *f, Error *err);
 
+/* room for a snapshot's txid_current_snapshot() text */
+#define SOURCE_TXIDS_MAX 1024
+
+/*
+ * The txids of an exported snapshot: which source transactions a load from
+ * it contains (see source.c for the form), into out.
+ */
+bool source_snapshot_txids(PgConn *src, const char *snapshot, char *out,
+                           size_t cap, Error *err);
+
 #endif

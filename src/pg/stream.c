@@ -10,6 +10,7 @@
 
 #include "base/buf.h"
 #include "base/clock.h"
+#include "base/log.h"
 
 /* Microseconds between the Unix epoch and PostgreSQL's (2000-01-01). */
 #define PG_EPOCH_OFFSET_US INT64_C(946684800000000)
@@ -161,6 +162,100 @@ stream_create_publication(PgConn *src, const char *name, const char *publish,
 	buf_free(&sql);
 	if (!ok)
 		return err_prefix(err, "could not create publication \"%s\": ", name);
+	return true;
+}
+
+/*
+ * Waits until every source transaction that held an xid when this began has
+ * ended, saying so every 10 seconds.
+ */
+static bool
+wait_for_older_transactions(PgConn *src, const char *why,
+                            const atomic_int *stop, Error *err)
+{
+	char xmax[32], done[8];
+	const char *params[1] = {xmax};
+	int64_t start = clock_ms(), said = start;
+
+	if (!pg_query_value(src,
+	                    "SELECT txid_snapshot_xmax(txid_current_snapshot())", 0,
+	                    NULL, xmax, sizeof(xmax), err))
+		return false;
+	for (;;)
+	{
+		if (!pg_query_value(src,
+		                    "SELECT txid_snapshot_xmin(txid_current_snapshot())"
+		                    " >= $1::bigint",
+		                    1, params, done, sizeof(done), err))
+			return false;
+		if (done[0] == 't')
+			return true;
+		if (stop != NULL && atomic_load(stop))
+			return err_set(err, ERR_INTERRUPTED, "interrupted");
+		if (clock_ms() - said >= 10000)
+		{
+			said = clock_ms();
+			log_info("%s: waiting %lld s for the source's transactions "
+			         "older than transaction %s to end",
+			         why, (long long) ((said - start) / 1000), xmax);
+		}
+		clock_sleep_ms(100);
+	}
+}
+
+bool
+stream_publication_add(PgConn *src, const char *name, char *const *qtables,
+                       int ntables, const atomic_int *stop, Error *err)
+{
+	const char *params[2] = {name, NULL};
+	char *qname = pg_quote_ident(name);
+	char in[8], publish[64];
+	int added = 0;
+	bool ok = qname != NULL;
+
+	if (!ok)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	for (int i = 0; ok && i < ntables; i++)
+	{
+		params[1] = qtables[i];
+		ok =
+		    pg_query_value(src,
+		                   "SELECT count(*) FROM pg_publication_rel r"
+		                   " JOIN pg_publication p ON p.oid = r.prpubid"
+		                   " WHERE p.pubname = $1 AND r.prrelid = $2::regclass",
+		                   2, params, in, sizeof(in), err);
+		if (ok && strcmp(in, "0") == 0)
+		{
+			ok = pg_execf(src, err, "ALTER PUBLICATION %s ADD TABLE %s", qname,
+			              qtables[i]);
+			added += ok;
+		}
+	}
+	/*
+	 * A decoder whose transaction began before the table joined reads the
+	 * publication as it was, and on servers without the fix for it keeps
+	 * that reading for the table. Once those transactions are over, setting
+	 * the publication's option to what it is makes every decoder read the
+	 * table's membership again, before the snapshot the table is loaded at.
+	 */
+	ok = ok && (added == 0 ||
+	            (wait_for_older_transactions(
+	                 src, "adding tables to the publication", stop, err) &&
+	             pg_query_value(src,
+	                            "SELECT concat_ws(', ', CASE WHEN pubinsert"
+	                            " THEN 'insert' END, CASE WHEN pubupdate"
+	                            " THEN 'update' END, CASE WHEN pubdelete"
+	                            " THEN 'delete' END, CASE WHEN"
+	                            " (to_jsonb(p) ->> 'pubtruncate')::boolean"
+	                            " THEN 'truncate' END)"
+	                            " FROM pg_publication p WHERE pubname = $1",
+	                            1, params, publish, sizeof(publish), err) &&
+	             pg_execf(src, err, "ALTER PUBLICATION %s SET (publish = '%s')",
+	                      qname, publish)));
+	free(qname);
+	if (!ok)
+		return err_prefix(err,
+		                  "could not add tables to publication \"%s\": ", name);
 	return true;
 }
 

@@ -12,6 +12,7 @@
 #ifndef PGTIDE_STREAM_H
 #define PGTIDE_STREAM_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -67,6 +68,15 @@ bool stream_drop_slot(PgConn *src, const char *slot, Error *err);
  * not be replicated, because such a table in it makes the application's
  * writes fail.
  */
+/*
+ * Adds to publication `name` the tables ("schema"."name" each) it lacks, so
+ * that their changes decoded from now on are streamed; returns once every
+ * decoder on the source reads them as published (see stream.c). Tables it
+ * already holds are left as they are.
+ */
+bool stream_publication_add(PgConn *src, const char *name, char *const *qtables,
+                            int ntables, const atomic_int *stop, Error *err);
+
 bool stream_create_publication(PgConn *src, const char *name,
                                const char *publish, char *const *qtables,
                                int ntables, Error *err);

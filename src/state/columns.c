@@ -24,6 +24,7 @@
 
 #include <stdlib.h>
 
+#include "base/buf.h"
 #include "state/state_int.h"
 
 /*
@@ -217,17 +218,33 @@ state_columns_install(const State *s, Error *err)
 }
 
 bool
-state_columns_record(const State *s, const char *src_schema,
-                     const char *src_name, const char *names, const char *types,
-                     Error *err)
+state_columns_record(const State *s, const CatTable *t, Error *err)
 {
-	const char *params[5] = {s->task, src_schema, src_name, names, types};
+	Buf names = BUF_INIT(STATE_COLUMNS_MAX),
+	    types = BUF_INIT(STATE_COLUMNS_MAX);
+	const char *params[5] = {s->task, t->schema, t->name, NULL, NULL};
+	bool ok;
 
-	return state_run(s,
-	                 "UPDATE @S.tables SET src_columns = $4::text[],"
-	                 " src_types = $5::text[] WHERE task = $1"
-	                 " AND src_schema = $2 AND src_name = $3",
-	                 5, params, NULL, err);
+	buf_add(&names, "{", 1, err);
+	buf_add(&types, "{", 1, err);
+	for (int i = 0; i < t->ncols; i++)
+	{
+		pg_array_item(&names, t->cols[i].name, err);
+		pg_array_item(&types, t->cols[i].type_name, err);
+	}
+	buf_add(&names, "}", 1, err);
+	buf_add(&types, "}", 1, err);
+	ok = buf_check(&names, err) && buf_check(&types, err);
+	params[3] = buf_str(&names);
+	params[4] = buf_str(&types);
+	ok = ok && state_run(s,
+	                     "UPDATE @S.tables SET src_columns = $4::text[],"
+	                     " src_types = $5::text[] WHERE task = $1"
+	                     " AND src_schema = $2 AND src_name = $3",
+	                     5, params, NULL, err);
+	buf_free(&names);
+	buf_free(&types);
+	return ok;
 }
 
 char *

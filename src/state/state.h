@@ -37,6 +37,7 @@
 
 #include "base/err.h"
 #include "base/lsn.h"
+#include "pg/catalog.h"
 #include "pg/pg.h"
 
 /* Room for a quoted identifier of NAMEDATALEN - 1 bytes, every byte a quote. */
@@ -386,12 +387,10 @@ bool state_table_start(const State *s, const char *src_schema,
 
 /*
  * Records the source columns the target table follows (names and their
- * format_type(), as text[] literals; generated columns left out), in the
- * caller's transaction: the load's, from the catalog it copied with.
+ * format_type(); the catalog leaves generated ones out), in the caller's
+ * transaction: the load's, from the catalog it copied with.
  */
-bool state_columns_record(const State *s, const char *src_schema,
-                          const char *src_name, const char *names,
-                          const char *types, Error *err);
+bool state_columns_record(const State *s, const CatTable *t, Error *err);
 
 /*
  * The statement the change stream runs, in its batch transaction, before the

@@ -233,6 +233,7 @@ bool
 check_publication(Check *c, Error *err)
 {
 	const char *params[2] = {c->publication, c->published_oids};
+	const CheckRegistered *reg;
 	PGresult *res;
 	char fix[512];
 
@@ -261,6 +262,21 @@ check_publication(Check *c, Error *err)
 
 			if (t == NULL)
 				continue;
+			reg = check_registered(c, t->schema, t->name);
+			/* created since the load (or joining): the stream publishes it
+			   when it joins (load/join.h) */
+			if (c->load_done && c->cfg->cdc_publication == NULL &&
+			    (reg == NULL || !reg->done))
+			{
+				check_add(c, CHECK_ID_TASK_PUBLICATION, CHECK_INFO,
+				          check_shown_table(c, t),
+				          "the change stream adds it to the publication "
+				          "and loads it from a snapshot of its own when it "
+				          "starts, or within seconds while it runs",
+				          NULL,
+				          "created after the task's load: it joins the task");
+				continue;
+			}
 			snprintf(fix, sizeof(fix),
 			         "ALTER PUBLICATION %s ADD TABLE %s; or drop the "
 			         "publication (before the load starts) and let pgtide "

@@ -1,0 +1,403 @@
+/*
+ * join: tables joining a running task (see join.h). It never writes to the
+ * source beyond the task's publication, and never touches a target table
+ * of the task that is not joining.
+ */
+#include "load/join.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/fault.h"
+#include "base/log.h"
+#include "load/copy.h"
+#include "load/insert_only.h"
+#include "load/schema.h"
+#include "load/source.h"
+#include "load/target.h"
+#include "pg/catalog.h"
+#include "pg/pg.h"
+#include "pg/stream.h"
+#include "state/state.h"
+
+typedef struct Joining
+{
+	const CatTable *t;
+	char *tgt_qname; /* owned */
+	bool registered; /* an earlier run began its join */
+	CopyTable copy;
+	char *columns; /* owned; copy.columns */
+} Joining;
+
+typedef struct Join
+{
+	const TaskConfig *cfg;
+	atomic_int *stop;
+	PgConn *src;
+	PgConn *tgt;
+	State state;
+	Catalog *cat;
+	StateTable *known;
+	int nknown;
+	Joining *items;
+	int n;
+	JoinResult *out;
+} Join;
+
+void
+join_result_free(JoinResult *r)
+{
+	for (int i = 0; i < r->n; i++)
+	{
+		free(r->tables[i].src_schema);
+		free(r->tables[i].src_name);
+		free(r->tables[i].tgt_qname);
+	}
+	free(r->tables);
+	for (int i = 0; i < r->nleft; i++)
+		free(r->left[i]);
+	free(r->left);
+	memset(r, 0, sizeof(*r));
+}
+
+static const StateTable *
+known_table(const Join *j, const CatTable *t)
+{
+	for (int i = 0; i < j->nknown; i++)
+		if (strcmp(j->known[i].src_schema, t->schema) == 0 &&
+		    strcmp(j->known[i].src_name, t->name) == 0)
+			return &j->known[i];
+	return NULL;
+}
+
+static bool
+leave(Join *j, const CatTable *t, const char *why, Error *err)
+{
+	char **grown =
+	    realloc(j->out->left, sizeof(char *) * (size_t) (j->out->nleft + 1));
+
+	if (grown == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	j->out->left = grown;
+	if (asprintf(&grown[j->out->nleft], "%s: %s", t->qname, why) < 0)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	j->out->nleft++;
+	return true;
+}
+
+/* Why t cannot join, or NULL when it can. */
+static bool
+why_not(Join *j, const CatTable *t, const char **why, Error *err)
+{
+	TargetVerdict v;
+	bool create = j->cfg->schema_mode == SCHEMA_MODE_CREATE;
+
+	*why = NULL;
+	if (t->persistence != 'p')
+		*why = "it is unlogged, and its changes are not in the WAL the "
+		       "stream reads; move it with a task of its own";
+	else if (insert_only_table(t))
+		*why = "it has no primary key or replica identity, so its updates "
+		       "could not be streamed; give it a key, or move it with a "
+		       "task of its own";
+	if (*why != NULL)
+		return true;
+	if (!target_examine(j->tgt, j->cfg, false, t->qname, false, &v, err))
+		return false;
+	if (create && v.exists)
+		*why = "a table of that name already exists on the target; drop "
+		       "it there, and it joins";
+	else if (!create && !v.exists)
+		*why = "the target has no table of that name (--schema existing); "
+		       "create it there, and it joins";
+	else if (!create && v.action == TARGET_REFUSE)
+		*why = "its target table holds rows; empty it, or run with "
+		       "--on-existing=truncate, and it joins";
+	return true;
+}
+
+/* The selected tables the task lacks or holds unfinished: j->items. */
+static bool
+pick(Join *j, Error *err)
+{
+	int free_slots = -1;
+
+	j->items = calloc((size_t) j->cat->ntables + 1, sizeof(Joining));
+	if (j->items == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	for (int i = 0; i < j->cat->ntables; i++)
+	{
+		const CatTable *t = &j->cat->tables[i];
+		const StateTable *k = known_table(j, t);
+		Joining *it = &j->items[j->n];
+		const char *why;
+
+		if (!t->selected || (k != NULL && k->done))
+			continue;
+		if (!why_not(j, t, &why, err) ||
+		    (free_slots < 0 && !stream_free_slots(j->src, &free_slots, err)))
+			return false;
+		/* its snapshot comes from a temporary slot */
+		if (why == NULL && free_slots < 1)
+			why = "the source has no free replication slot for its "
+			      "snapshot; raise max_replication_slots there (a "
+			      "restart), and it joins";
+		if (why != NULL && k != NULL)
+		{
+			err_set(err, ERR_CONFIG,
+			        "table %s began joining the task, and now "
+			        "cannot: %s",
+			        t->qname, why);
+			return err_hint(err, "do that and run again: it joins from a "
+			                     "fresh snapshot");
+		}
+		if (why != NULL)
+		{
+			if (!leave(j, t, why, err))
+				return false;
+			continue;
+		}
+		it->t = t;
+		it->registered = k != NULL;
+		it->tgt_qname = strdup(k != NULL ? k->tgt_qname : t->qname);
+		it->columns = copy_column_list(t);
+		if (it->tgt_qname == NULL || it->columns == NULL)
+			return err_set(err, ERR_INTERNAL, "out of memory");
+		it->copy.src_qname = t->qname;
+		it->copy.tgt_qname = it->tgt_qname;
+		it->copy.columns = it->columns;
+		it->copy.binary = copy_use_binary(j->cfg, t);
+		j->n++;
+	}
+	/* a table that began joining and is gone from the selection would
+	   leave its changes in the stream with nowhere to go */
+	for (int i = 0; i < j->nknown; i++)
+	{
+		int c =
+		    catalog_find(j->cat, j->known[i].src_schema, j->known[i].src_name);
+
+		if (!j->known[i].done && (c < 0 || !j->cat->tables[c].selected))
+		{
+			err_set(err, ERR_CONFIG,
+			        "table %s.%s began joining the task, and the source no "
+			        "longer has it or the patterns no longer select it",
+			        j->known[i].src_schema, j->known[i].src_name);
+			return err_hint(err, "select it again and run again; or start "
+			                     "the task anew without it");
+		}
+	}
+	return true;
+}
+
+/* Registers each table (committed), then adds them to the publication. */
+static bool
+publish(Join *j, const char *publication, Error *err)
+{
+	char **names = calloc((size_t) j->n + 1, sizeof(char *));
+	bool ok = names != NULL;
+
+	if (!ok)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	for (int i = 0; ok && i < j->n; i++)
+	{
+		const Joining *it = &j->items[i];
+
+		names[i] = it->t->qname;
+		ok = it->registered ||
+		     state_table_register(&j->state, it->t->schema, it->t->name,
+		                          it->tgt_qname, err);
+	}
+	fault_point("join.registered");
+	ok = ok &&
+	     stream_publication_add(j->src, publication, names, j->n, j->stop, err);
+	free(names);
+	return ok;
+}
+
+/* pg_dump of the joining tables' section at the snapshot; *out malloc'd. */
+static bool
+dump(Join *j, const SlotSnapshot *snap, const char *section, char **out,
+     Error *err)
+{
+	char pg_dump[1024];
+	char **names = calloc((size_t) j->n + 1, sizeof(char *));
+	SchemaDumpArgs args;
+	bool ok;
+
+	if (names == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	for (int i = 0; i < j->n; i++)
+		names[i] = j->items[i].t->qname;
+	memset(&args, 0, sizeof(args));
+	args.pg_dump = pg_dump;
+	args.source_uri = j->cfg->source_uri;
+	args.snapshot = snap->snapshot;
+	args.state_schema = j->cfg->state_schema;
+	args.include = names;
+	args.ninclude = j->n;
+	ok = schema_find_pg_dump(j->cfg->pg_dump, pg_server_version(j->src),
+	                         pg_dump, sizeof(pg_dump), err) &&
+	     schema_dump(&args, section, out, err);
+	free(names);
+	return ok;
+}
+
+/*
+ * The target's side, in one transaction: the tables' schema (create mode),
+ * their rows at the snapshot, their indexes and constraints, and their
+ * records with the snapshot's point.
+ */
+static bool
+load_joining(Join *j, const SlotSnapshot *snap, const char *pre,
+             const char *post, int run, Error *err)
+{
+	char txids[SOURCE_TXIDS_MAX];
+	char *lit = pg_quote_literal(snap->snapshot);
+	int fks = 0;
+	bool ok;
+
+	if (lit == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	ok = source_snapshot_txids(j->src, snap->snapshot, txids, sizeof(txids),
+	                           err) &&
+	     pg_exec(j->src, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+	             err) &&
+	     pg_execf(j->src, err, "SET TRANSACTION SNAPSHOT %s", lit) &&
+	     pg_exec(j->tgt, "BEGIN", err) &&
+	     pg_exec(j->tgt, "SET LOCAL session_replication_role = replica", err) &&
+	     (pre == NULL || schema_apply_predata(j->tgt, pre, err));
+	free(lit);
+	for (int i = 0; ok && i < j->n; i++)
+	{
+		Joining *it = &j->items[i];
+		int64_t rows = 0;
+
+		ok =
+		    pg_execf(j->tgt, err, "TRUNCATE ONLY %s", it->tgt_qname) &&
+		    state_table_start(&j->state, it->t->schema, it->t->name,
+		                      snap->consistent_lsn, txids, 1,
+		                      it->copy.binary ? "binary" : "text", err) &&
+		    state_columns_record(&j->state, it->t, err) &&
+		    copy_table_within(j->src, j->tgt, &it->copy, j->stop, &rows, err) &&
+		    state_chunk_done(&j->state, it->t->schema, it->t->name, 0, -1, -1,
+		                     rows, atomic_load(&it->copy.bytes_done), run, err);
+		if (!ok)
+			err_prefix(err, "%s: ", it->t->qname);
+		else
+			log_info("table %s joins with %lld rows", it->t->qname,
+			         (long long) rows);
+	}
+	ok = ok && (post == NULL || schema_apply_postdata(j->tgt, post, &fks, err));
+	if (ok)
+		fault_point("join.before_commit");
+	ok = ok && pg_exec(j->tgt, "COMMIT", err) && pg_reset(j->tgt, err);
+	{
+		Error ignored = ERR_INIT;
+
+		pg_exec(j->src, "ROLLBACK", &ignored);
+		if (!ok)
+			pg_exec(j->tgt, "ROLLBACK", &ignored);
+	}
+	if (ok && fks > 0)
+		log_warn("%d foreign keys of the joined tables were added NOT VALID: "
+		         "their rows come from a later point than the tables they "
+		         "reference had reached on the target; once cut over, "
+		         "ALTER TABLE ... VALIDATE CONSTRAINT checks them",
+		         fks);
+	return ok;
+}
+
+static bool
+result(Join *j, const SlotSnapshot *snap, Error *err)
+{
+	j->out->tables = calloc((size_t) j->n + 1, sizeof(JoinedTable));
+	if (j->out->tables == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	for (int i = 0; i < j->n; i++)
+	{
+		JoinedTable *jt = &j->out->tables[j->out->n++];
+
+		jt->src_schema = strdup(j->items[i].t->schema);
+		jt->src_name = strdup(j->items[i].t->name);
+		jt->tgt_qname = strdup(j->items[i].tgt_qname);
+		jt->load_point = snap->consistent_lsn;
+		if (!jt->src_schema || !jt->src_name || !jt->tgt_qname)
+			return err_set(err, ERR_INTERNAL, "out of memory");
+	}
+	return true;
+}
+
+static bool
+run_join(Join *j, const char *publication, Error *err)
+{
+	SlotSnapshot snap;
+	StateTask st;
+	char slot[64];
+	char *pre = NULL, *post = NULL;
+	bool ok;
+
+	memset(&snap, 0, sizeof(snap));
+	for (int i = 0; i < j->n; i++)
+		log_info("table %s %s the task: it is published, then loaded from "
+		         "a snapshot of its own",
+		         j->items[i].t->qname,
+		         j->items[i].registered ? "goes on joining" : "joins");
+	snprintf(slot, sizeof(slot), "pgtide_%s_join_%d", j->cfg->task,
+	         (int) getpid());
+	ok = state_task_read(&j->state, &st, err) && publish(j, publication, err) &&
+	     stream_create_slot(j->cfg->source_uri, slot, true, &snap, err);
+	if (ok)
+		log_info("the joining tables load at consistent point " LSN_FMT,
+		         LSN_ARGS(snap.consistent_lsn));
+	ok = ok &&
+	     (j->cfg->schema_mode != SCHEMA_MODE_CREATE ||
+	      (dump(j, &snap, "pre-data", &pre, err) &&
+	       dump(j, &snap, "post-data", &post, err))) &&
+	     load_joining(j, &snap, pre, post, st.run, err) &&
+	     result(j, &snap, err);
+	stream_release(&snap);
+	free(pre);
+	free(post);
+	return ok;
+}
+
+bool
+join_tables(const TaskConfig *cfg, const char *publication, atomic_int *stop,
+            JoinResult *out, Error *err)
+{
+	Join j;
+	bool ok;
+
+	memset(out, 0, sizeof(*out));
+	memset(&j, 0, sizeof(j));
+	j.cfg = cfg;
+	j.stop = stop;
+	j.out = out;
+	ok = pg_connect(cfg->source_uri, ERR_SOURCE, PG_CONN_SQL, "pgtide join",
+	                5000, &j.src, err) &&
+	     pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide join",
+	                5000, &j.tgt, err) &&
+	     state_open(&j.state, j.tgt, cfg->state_schema, cfg->task, err) &&
+	     state_tables_load(&j.state, &j.known, &j.nknown, err) &&
+	     catalog_read(j.src, cfg->state_schema, &j.cat, err) &&
+	     catalog_select(j.cat, cfg->include.items, cfg->include.count,
+	                    cfg->exclude.items, cfg->exclude.count, err) &&
+	     pick(&j, err) && (j.n == 0 || run_join(&j, publication, err));
+	if (!ok)
+		err_prefix(err, "joining new tables: ");
+	for (int i = 0; i < j.n; i++)
+	{
+		free(j.items[i].tgt_qname);
+		free(j.items[i].columns);
+	}
+	free(j.items);
+	catalog_free(j.cat);
+	state_tables_free(j.known, j.nknown);
+	pg_close(j.src);
+	pg_close(j.tgt);
+	if (!ok)
+		join_result_free(out);
+	return ok;
+}

@@ -1,0 +1,209 @@
+"""Tables created on the source while the task streams join it (decision
+0019): each is published, loaded from a snapshot of its own, and streamed
+from that snapshot's point, with a workload writing to it throughout. A kill
+at the worst moment, or a table the target cannot take yet, leaves it to
+join on the next run, every row exactly once."""
+
+import random
+import threading
+
+import psycopg
+import pytest
+
+from cdc_helpers import start_migrate, wait_caught_up
+from conftest import assert_same_content, wait_for
+
+BASE = """
+    CREATE TABLE orders (id bigserial PRIMARY KEY, amount int NOT NULL);
+    INSERT INTO orders (amount) SELECT g FROM generate_series(1, 200) g;
+    CREATE TABLE events (id int, region text, v int,
+                         PRIMARY KEY (id, region)) PARTITION BY LIST (region);
+    CREATE TABLE events_eu PARTITION OF events FOR VALUES IN ('eu');
+    INSERT INTO events SELECT g, 'eu', g FROM generate_series(1, 50) g;
+"""
+
+FRESH = """
+    CREATE TABLE "Fresh Items" (id bigserial PRIMARY KEY,
+                                order_id bigint REFERENCES orders (id),
+                                label text NOT NULL, payload text,
+                                at timestamptz DEFAULT now());
+    CREATE INDEX ON "Fresh Items" (label);
+    INSERT INTO "Fresh Items" (order_id, label, payload)
+      SELECT g, 'l' || g, repeat('p', g * 40) FROM generate_series(1, 150) g;
+    CREATE TABLE events_us PARTITION OF events FOR VALUES IN ('us');
+    INSERT INTO events SELECT g, 'us', g FROM generate_series(1, 40) g;
+"""
+
+TABLES = ["public.orders", 'public."Fresh Items"', "public.events_eu",
+          "public.events_us"]
+
+
+class Writer:
+    """Writes to orders throughout, and to the new tables once they exist."""
+
+    def __init__(self, db):
+        self.db, self.stop, self.count, self.error = db, threading.Event(), 0, None
+        self.fresh = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def step(self, conn):
+        r = random.random()
+        if not self.fresh.is_set() or r < 0.3:
+            conn.execute("UPDATE orders SET amount = amount + 1 WHERE id = %s",
+                         (random.randint(1, 200),))
+        elif r < 0.6:
+            conn.execute('INSERT INTO "Fresh Items" (order_id, label, payload)'
+                         " VALUES (%s, 'w', repeat('x', 3000))",
+                         (random.randint(1, 200),))
+        elif r < 0.8:
+            conn.execute('UPDATE "Fresh Items" SET label = label || %s'
+                         " WHERE id = %s", (str(self.count % 10),
+                                            random.randint(1, 150)))
+        elif r < 0.9:
+            conn.execute("UPDATE events SET v = v + 1"
+                         " WHERE region = 'us' AND id = %s",
+                         (random.randint(1, 40),))
+        else:
+            conn.execute('DELETE FROM "Fresh Items" WHERE id = %s',
+                         (random.randint(1, 150),))
+
+    def run(self):
+        try:
+            with psycopg.connect(self.db.uri, autocommit=True) as conn:
+                while not self.stop.is_set():
+                    self.step(conn)
+                    self.count += 1
+        except Exception as e:  # noqa: BLE001 - reported by __exit__
+            self.error = e
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(30)
+        assert self.error is None, self.error
+
+
+def create_fresh(source_db, writer):
+    source_db.execute(FRESH)
+    writer.fresh.set()
+
+
+def status_table(pgtide, source_db, target_db, name):
+    import json
+    r = pgtide.run("status", "--source", source_db.uri, "--target",
+                   target_db.uri, "--json")
+    assert r.returncode == 0, r.stderr
+    for t in json.loads(r.stdout)["tables"]:
+        if t["table"] == name:
+            return t
+    return None
+
+
+def test_tables_created_while_streaming_join_and_follow_exactly(
+        pgtide, source_db, target_db):
+    """A table with a key, a foreign key and TOASTed values, and a new
+    partition of a partitioned table, created while a workload writes; a
+    transaction that began writing to the new table before it joined
+    commits only after: every row arrives once."""
+    source_db.execute(BASE)
+    migrate = start_migrate(pgtide, source_db, target_db)
+    with Writer(source_db) as w:
+        create_fresh(source_db, w)
+        with psycopg.connect(source_db.uri) as held:
+            held.execute('INSERT INTO "Fresh Items" (label) VALUES (\'held 1\')')
+            migrate.wait_for_output(r'table "public"."Fresh Items" joins the '
+                                    r'task', timeout=60)
+            held.execute('INSERT INTO "Fresh Items" (label) VALUES (\'held 2\')')
+            held.commit()
+        migrate.wait_for_output(r'table "public"."Fresh Items" joins with',
+                                timeout=60)
+        migrate.wait_for_output(r"foreign keys of the joined tables were "
+                                r"added NOT VALID", timeout=30)
+        wait_caught_up(source_db, target_db)
+    wait_caught_up(source_db, target_db)
+    assert w.count > 0
+    assert_same_content(source_db, target_db, TABLES)
+    assert target_db.query_one(
+        "SELECT count(*) FROM pg_indexes WHERE tablename = 'Fresh Items'") == 2
+    t = status_table(pgtide, source_db, target_db, "public.Fresh Items")
+    assert t is not None and t["state"] == "done", t
+    assert migrate.stop() == 0, migrate.read_stderr()
+
+
+@pytest.mark.parametrize("point", ["join.registered", "join.before_commit"])
+def test_kill_during_a_new_tables_join(pgtide, source_db, target_db, point):
+    """Killed after the table is registered (not yet published) or with its
+    rows, schema and record in the open transaction: the next run joins it
+    from a fresh snapshot before it streams, with the workload going on."""
+    source_db.execute(BASE)
+    migrate = start_migrate(pgtide, source_db, target_db,
+                            env={"PGTIDE_FAULT": point})
+    with Writer(source_db) as w:
+        create_fresh(source_db, w)
+        assert migrate.wait(90) == -9, migrate.read_stderr()
+        assert target_db.query_one(
+            "SELECT to_regclass('public.\"Fresh Items\"') IS NULL")
+        migrate = start_migrate(pgtide, source_db, target_db)
+        migrate.wait_for_output(r'table "public"."Fresh Items" joins with',
+                                timeout=5)
+        wait_caught_up(source_db, target_db)
+    wait_caught_up(source_db, target_db)
+    assert_same_content(source_db, target_db, TABLES)
+    assert migrate.stop() == 0, migrate.read_stderr()
+
+
+def test_a_table_the_target_cannot_take_stops_until_it_can(
+        pgtide, source_db, target_db):
+    """A new table of a type the target lacks: the stream stops with the
+    table and the object named, and joins once the type exists there."""
+    source_db.execute(BASE)
+    migrate = start_migrate(pgtide, source_db, target_db)
+    source_db.execute("""
+        CREATE TYPE mood AS ENUM ('calm', 'busy');
+        CREATE TABLE moods (id int PRIMARY KEY, m mood);
+        INSERT INTO moods VALUES (1, 'calm'), (2, 'busy');
+    """)
+    assert migrate.wait(90) not in (0, None)
+    err = migrate.read_stderr()
+    assert "joining new tables" in err and "moods" in err, err
+    assert 'type "public.mood" does not exist' in err, err
+    source_db.execute("INSERT INTO moods VALUES (3, 'busy')")
+    target_db.execute("CREATE TYPE mood AS ENUM ('calm', 'busy')")
+    migrate = start_migrate(pgtide, source_db, target_db)
+    source_db.execute("UPDATE moods SET m = 'calm' WHERE id = 3")
+    wait_caught_up(source_db, target_db)
+    assert_same_content(source_db, target_db, ["public.moods", "public.orders"])
+    assert migrate.stop() == 0, migrate.read_stderr()
+
+
+def test_a_new_table_without_a_key_is_named_not_joined(
+        pgtide, source_db, target_db):
+    """Its updates could not be streamed: it is warned about and listed in
+    status, and nothing of it is published."""
+    source_db.execute(BASE)
+    migrate = start_migrate(pgtide, source_db, target_db)
+    source_db.execute("CREATE TABLE keyless (v int); INSERT INTO keyless "
+                      "VALUES (1)")
+    migrate.wait_for_output(r'cannot join it: "public"."keyless": it has no '
+                            r'primary key', timeout=60)
+    wait_for(lambda: status_new_tables(pgtide, source_db, target_db)
+             == ['"public"."keyless"'], 30, 0.5, "status never listed it")
+    assert source_db.query_one(
+        "SELECT count(*) FROM pg_publication_tables"
+        " WHERE tablename = 'keyless'") == 0
+    r = pgtide.run("status", "--source", source_db.uri, "--target",
+                   target_db.uri)
+    assert "created after the load and cannot join the task" in r.stdout
+    assert '  "public"."keyless"' in r.stdout
+    assert migrate.stop() == 0, migrate.read_stderr()
+
+
+def status_new_tables(pgtide, source_db, target_db):
+    import json
+    r = pgtide.run("status", "--source", source_db.uri, "--target",
+                   target_db.uri, "--json")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)["new_tables"]
