@@ -12,6 +12,7 @@ import pytest
 
 from cdc_helpers import start_migrate, wait_caught_up
 from conftest import assert_same_content, wait_for
+from helpers import hostile_settings
 
 BASE = """
     CREATE TABLE orders (id bigserial PRIMARY KEY, amount int NOT NULL);
@@ -26,7 +27,11 @@ FRESH = """
     CREATE TABLE "Fresh Items" (id bigserial PRIMARY KEY,
                                 order_id bigint REFERENCES orders (id),
                                 label text NOT NULL, payload text,
-                                at timestamptz DEFAULT now());
+                                at timestamptz DEFAULT now(),
+                                f float8 DEFAULT random() * 1e-300,
+                                iv interval DEFAULT random() * interval '1 day 2 s',
+                                b bytea DEFAULT '\\x00ff5c'::bytea,
+                                d date DEFAULT current_date - 30000);
     CREATE INDEX ON "Fresh Items" (label);
     INSERT INTO "Fresh Items" (order_id, label, payload)
       SELECT g, 'l' || g, repeat('p', g * 40) FROM generate_series(1, 150) g;
@@ -107,10 +112,11 @@ def test_tables_created_while_streaming_join_and_follow_exactly(
     """A table with a key, a foreign key and TOASTed values, and a new
     partition of a partitioned table, created while a workload writes; a
     transaction that began writing to the new table before it joined
-    commits only after: every row arrives once."""
+    commits only after: every row arrives once, under hostile settings on
+    both sides."""
     source_db.execute(BASE)
     migrate = start_migrate(pgtide, source_db, target_db)
-    with Writer(source_db) as w:
+    with hostile_settings(source_db, target_db), Writer(source_db) as w:
         create_fresh(source_db, w)
         with psycopg.connect(source_db.uri) as held:
             held.execute('INSERT INTO "Fresh Items" (label) VALUES (\'held 1\')')
