@@ -1,6 +1,10 @@
 """Helpers for change-stream tests: run pgtide migrate in the background and
 wait until the target has caught up with the source."""
 
+import threading
+
+import psycopg
+
 from conftest import wait_for
 
 
@@ -62,3 +66,34 @@ class ServerDb:
 
     def execute(self, sql, params=None):
         self.server.execute("postgres", sql, params)
+
+
+class Workload:
+    """A writer on the source in a thread of its own, for `with`: step(conn)
+    (a subclass's) runs in a loop on one autocommit connection until the
+    block ends; its first error fails the test there."""
+
+    def __init__(self, db):
+        self.db, self.stop, self.count, self.error = db, threading.Event(), 0, None
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def step(self, conn):
+        raise NotImplementedError
+
+    def run(self):
+        try:
+            with psycopg.connect(self.db.uri, autocommit=True) as conn:
+                while not self.stop.is_set():
+                    self.step(conn)
+                    self.count += 1
+        except Exception as e:  # noqa: BLE001 - reported by __exit__
+            self.error = e
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(30)
+        assert self.error is None, self.error

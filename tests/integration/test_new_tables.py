@@ -10,7 +10,7 @@ import threading
 import psycopg
 import pytest
 
-from cdc_helpers import start_migrate, wait_caught_up
+from cdc_helpers import Workload, start_migrate, wait_caught_up
 from conftest import assert_same_content, wait_for
 from helpers import hostile_settings
 
@@ -43,13 +43,12 @@ TABLES = ["public.orders", 'public."Fresh Items"', "public.events_eu",
           "public.events_us"]
 
 
-class Writer:
+class Writer(Workload):
     """Writes to orders throughout, and to the new tables once they exist."""
 
     def __init__(self, db):
-        self.db, self.stop, self.count, self.error = db, threading.Event(), 0, None
+        super().__init__(db)
         self.fresh = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
 
     def step(self, conn):
         r = random.random()
@@ -71,24 +70,6 @@ class Writer:
         else:
             conn.execute('DELETE FROM "Fresh Items" WHERE id = %s',
                          (random.randint(1, 150),))
-
-    def run(self):
-        try:
-            with psycopg.connect(self.db.uri, autocommit=True) as conn:
-                while not self.stop.is_set():
-                    self.step(conn)
-                    self.count += 1
-        except Exception as e:  # noqa: BLE001 - reported by __exit__
-            self.error = e
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(30)
-        assert self.error is None, self.error
 
 
 def create_fresh(source_db, writer):

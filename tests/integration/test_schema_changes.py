@@ -6,12 +6,10 @@ no change carried, a narrowing) stops the task with the statement to run,
 and it goes on once that is done. A workload writes throughout."""
 
 import random
-import threading
 
-import psycopg
 import pytest
 
-from cdc_helpers import start_migrate, wait_caught_up
+from cdc_helpers import Workload, start_migrate, wait_caught_up
 from conftest import assert_same_content
 
 ORDERS = """
@@ -24,36 +22,17 @@ ORDERS = """
 """
 
 
-class Writer:
+class Writer(Workload):
     """Inserts and updates orders through every schema change: its
     statements name only columns no test changes."""
 
-    def __init__(self, db):
-        self.db, self.stop, self.count, self.error = db, threading.Event(), 0, None
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def run(self):
-        try:
-            with psycopg.connect(self.db.uri, autocommit=True) as conn:
-                while not self.stop.is_set():
-                    if random.random() < 0.5:
-                        conn.execute("INSERT INTO orders (amount) VALUES (%s)",
-                                     (random.randint(1, 1000),))
-                    else:
-                        conn.execute("UPDATE orders SET amount = amount + 1"
-                                     " WHERE id = %s", (random.randint(1, 300),))
-                    self.count += 1
-        except Exception as e:  # noqa: BLE001 - reported by finish()
-            self.error = e
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(30)
-        assert self.error is None, self.error
+    def step(self, conn):
+        if random.random() < 0.5:
+            conn.execute("INSERT INTO orders (amount) VALUES (%s)",
+                         (random.randint(1, 1000),))
+        else:
+            conn.execute("UPDATE orders SET amount = amount + 1"
+                         " WHERE id = %s", (random.randint(1, 300),))
 
 
 def column_types(db, table="orders"):
