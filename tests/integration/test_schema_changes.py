@@ -11,6 +11,7 @@ import pytest
 
 from cdc_helpers import Workload, start_migrate, wait_caught_up
 from conftest import assert_same_content
+from helpers import hostile_settings
 
 ORDERS = """
     CREATE TABLE orders (id bigserial PRIMARY KEY, amount int NOT NULL,
@@ -36,13 +37,19 @@ class Writer(Workload):
 
 
 def column_types(db, table="orders"):
-    return db.query(
-        "SELECT attname::text, format_type(atttypid, atttypmod), attnotnull,"
-        " pg_get_expr(d.adbin, d.adrelid)"
-        " FROM pg_attribute a LEFT JOIN pg_attrdef d"
-        "  ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
-        " WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped"
-        " ORDER BY attnum", (table,))
+    """Each column's name, type, NOT NULL and default, the defaults'
+    constants written in pinned styles."""
+    with db.server.connect(db.name) as conn:
+        conn.execute("SET IntervalStyle = postgres; SET DateStyle = ISO;"
+                     " SET TimeZone = UTC; SET extra_float_digits = 3;"
+                     " SET bytea_output = hex; SET search_path = public")
+        return conn.execute(
+            "SELECT attname::text, format_type(atttypid, atttypmod),"
+            " attnotnull, pg_get_expr(d.adbin, d.adrelid)"
+            " FROM pg_attribute a LEFT JOIN pg_attrdef d"
+            "  ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
+            " WHERE attrelid = %s::regclass AND attnum > 0"
+            " AND NOT attisdropped ORDER BY attnum", (table,)).fetchall()
 
 
 def test_added_dropped_and_widened_columns_follow_the_stream(
@@ -50,9 +57,15 @@ def test_added_dropped_and_widened_columns_follow_the_stream(
     """Each kind with the writer running. The type change rewrites the
     source table, after which no catalog says what the rows added before
     hold: those values are read from the source, as are a volatile
-    default's."""
+    default's; under hostile settings on both sides, so that each value
+    read or given as text means the same on both."""
     source_db.execute(ORDERS)
-    migrate = start_migrate(pgtide, source_db, target_db)
+    with hostile_settings(source_db, target_db):
+        migrate = start_migrate(pgtide, source_db, target_db)
+        every_kind(source_db, target_db, migrate)
+
+
+def every_kind(source_db, target_db, migrate):
     try:
         with Writer(source_db) as w:
             source_db.execute("""
@@ -74,6 +87,11 @@ def test_added_dropped_and_widened_columns_follow_the_stream(
                 ALTER TABLE orders ADD COLUMN token text
                   DEFAULT md5(random()::text);
                 ALTER TABLE orders ADD COLUMN flag boolean DEFAULT true;
+                ALTER TABLE orders ADD COLUMN ratio float8
+                  DEFAULT random() * 1e-300;
+                ALTER TABLE orders ADD COLUMN span interval
+                  DEFAULT '1 year 2 mons 3 days 04:05:06.789';
+                ALTER TABLE orders ADD COLUMN raw bytea DEFAULT '\\x00ff5c';
                 ALTER TABLE orders ALTER COLUMN amount TYPE bigint;
                 INSERT INTO orders (amount, status)
                   VALUES (5000000000, 'big');
