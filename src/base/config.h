@@ -119,8 +119,10 @@ typedef struct TaskConfig
 	int cutover_sequence_margin;   /* added to each sequence's value */
 	FinalValidation cutover_validate;
 	DivergedPolicy cutover_diverged;
-	bool output_json; /* command line only (--json): machine output */
-	bool force;       /* command line only (--force): clean a running task */
+	char *http_listen;    /* "[ADDR:]PORT" to serve metrics on; NULL: off */
+	int http_ready_lag_s; /* /readyz: ready while following with less lag */
+	bool output_json;     /* command line only (--json): machine output */
+	bool force; /* command line only (--force): clean a running task */
 } TaskConfig;
 
 /* Fills cfg with every default (see docs/task-file.md). Never fails. */

@@ -171,6 +171,14 @@ static const KeyDef config_keys[] = {
      .id = CONFIG_KEY_CUTOVER_DIVERGED,
      .type = CONFIG_KEY_TYPE_CHOICE,
      .choices = diverged_names},
+    {.name = "http.listen",
+     .id = CONFIG_KEY_HTTP_LISTEN,
+     .type = CONFIG_KEY_TYPE_STRING},
+    {.name = "http.ready_lag",
+     .id = CONFIG_KEY_HTTP_READY_LAG,
+     .type = CONFIG_KEY_TYPE_INT,
+     .min = 1,
+     .max = 86400},
 };
 
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -617,6 +625,11 @@ key_store(TaskConfig *cfg, const KeyDef *key, const char *text, size_t len,
 			return true;
 		case CONFIG_KEY_CUTOVER_DIVERGED:
 			cfg->cutover_diverged = (DivergedPolicy) num;
+			return true;
+		case CONFIG_KEY_HTTP_LISTEN:
+			return config_replace_string(&cfg->http_listen, text, len, err);
+		case CONFIG_KEY_HTTP_READY_LAG:
+			cfg->http_ready_lag_s = (int) num;
 			return true;
 	}
 	return err_set(err, ERR_INTERNAL, "key %s has no field", key->name);

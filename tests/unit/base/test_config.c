@@ -528,7 +528,8 @@ test_unknown_key(void **state)
 	assert_string_equal(err.message, "t.yaml:2: unknown key \"sorce\"");
 	assert_string_equal(err.hint, "valid top-level keys: task, source, "
 	                              "target, tables, copy, schema, state, "
-	                              "progress, cdc, check, validate, cutover");
+	                              "progress, cdc, check, validate, cutover, "
+	                              "http");
 	config_free(&cfg);
 
 	/* A key in the wrong mapping, or written dotted, says where it goes. */
@@ -539,7 +540,7 @@ test_unknown_key(void **state)
 	assert_string_equal(err.hint, "did you mean copy.jobs? valid top-level "
 	                              "keys: task, source, target, tables, copy, "
 	                              "schema, state, progress, cdc, check, "
-	                              "validate, cutover");
+	                              "validate, cutover, http");
 	config_free(&cfg);
 
 	err_clear(&err);
@@ -853,7 +854,8 @@ test_set_errors(void **state)
 	              "validate.sample, cutover.fence, cutover.roles, "
 	              "cutover.fence_command, cutover.unfence_command, "
 	              "cutover.max_lag, cutover.timeout, cutover.sequence_margin, "
-	              "cutover.validate, cutover.diverged");
+	              "cutover.validate, cutover.diverged, http.listen, "
+	              "http.ready_lag");
 	/* A section is not a key. */
 	err_clear(&err);
 	assert_false(config_set(&cfg, "copy", "4", "option --set", &err));
