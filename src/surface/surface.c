@@ -23,56 +23,6 @@
 #define SURFACE_SOURCE_PAUSE_MS 10000
 
 bool
-surface_parse_listen(const char *text, char *addr, size_t cap, int *port)
-{
-	const char *colon = strrchr(text, ':');
-	const char *digits = colon != NULL ? colon + 1 : text;
-	size_t alen = colon != NULL ? (size_t) (colon - text) : 0;
-	int dots = 0, octet = -1;
-	long p = 0;
-
-	if (*digits == '\0' || strlen(digits) > 5 || (colon != NULL && alen == 0))
-		return false;
-	for (const char *d = digits; *d != '\0'; d++)
-	{
-		if (*d < '0' || *d > '9')
-			return false;
-		p = p * 10 + (*d - '0');
-	}
-	if (p < 1 || p > 65535)
-		return false;
-	/* a dotted IPv4 address: four octets of at most 255 */
-	for (size_t i = 0; i < alen; i++)
-	{
-		char c = text[i];
-
-		if (c == '.' && octet >= 0 && dots < 3)
-		{
-			dots++;
-			octet = -1;
-		}
-		else if (c >= '0' && c <= '9' &&
-		         (octet < 0 ? 0 : octet) * 10 + (c - '0') <= 255 && octet != 0)
-			octet = (octet < 0 ? 0 : octet) * 10 + (c - '0');
-		else
-			return false;
-	}
-	if (alen > 0 && (dots != 3 || octet < 0))
-		return false;
-	if (alen == 0)
-		snprintf(addr, cap, "127.0.0.1");
-	else if (alen >= cap)
-		return false;
-	else
-	{
-		memcpy(addr, text, alen);
-		addr[alen] = '\0';
-	}
-	*port = (int) p;
-	return true;
-}
-
-bool
 surface_start(const TaskConfig *cfg, const char *command, const char *version,
               SurfaceStatusFn status, Surface **out, Error *err)
 {
@@ -83,15 +33,9 @@ surface_start(const TaskConfig *cfg, const char *command, const char *version,
 	*out = NULL;
 	if (cfg->http_listen == NULL)
 		return true;
-	if (!surface_parse_listen(cfg->http_listen, addr, sizeof(addr), &port))
-	{
-		err_set(err, ERR_CONFIG,
-		        "http.listen: expected [ADDR:]PORT (an IPv4 address and a "
-		        "port from 1 to 65535), got \"%s\"",
-		        cfg->http_listen);
-		return err_hint(err, "such as --http 9187 (127.0.0.1) or --http "
-		                     "0.0.0.0:9187");
-	}
+	/* checked when the task file and options were read */
+	if (!config_parse_listen(cfg->http_listen, addr, sizeof(addr), &port))
+		return err_set(err, ERR_CONFIG, "http.listen: invalid address");
 	s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return err_set(err, ERR_INTERNAL, "out of memory");

@@ -39,8 +39,7 @@ typedef bool (*SurfaceStatusFn)(const TaskConfig *cfg, PgConn *tgt, PgConn *src,
 /*
  * Starts serving cfg->http_listen for command ("copy", "migrate",
  * "follow") of pgtide version (both shown by pgtide_build_info); *out is NULL, and nothing starts, when http_listen is NULL.
- * Fails with ERR_CONFIG on an address that is not [ADDR:]PORT and with
- * ERR_INTERNAL when it cannot be bound (in use, not an address of this
+ * Fails with ERR_CONFIG when it cannot be bound (in use, not an address of this
  * machine). cfg must outlive the surface. On success *out is the caller's,
  * ended with surface_stop().
  */

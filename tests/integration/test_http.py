@@ -227,13 +227,14 @@ def test_http_surface_of_a_running_migrate(pgtide, source_db, target_db):
 
 
 def test_http_address_refused(pgtide, source_db, target_db):
-    """A listen address that is not [ADDR:]PORT, or a port in use, stops the
-    command before it changes anything, with exit code 2."""
+    """A listen address that is not [ADDR:]PORT is refused as the options
+    are read; a port in use stops the command before it changes anything;
+    both with exit code 2."""
     source_db.execute("CREATE TABLE t (id int PRIMARY KEY)")
     r = pgtide.run("migrate", "--source", source_db.uri, "--target",
                    target_db.uri, "--http", "localhost:http")
     assert r.returncode == 2, r.stderr
-    assert 'http.listen: expected [ADDR:]PORT' in r.stderr
+    assert 'option --http: expected [ADDR:]PORT' in r.stderr
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen(1)

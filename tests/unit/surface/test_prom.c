@@ -2,8 +2,7 @@
  * Unit tests of prom, the Prometheus text writer: label values and HELP
  * text escaped as the exposition format 0.0.4 says (backslash, double quote,
  * newline), the lines of a family and a sample, values spelled as the
- * format reads them, and the cap; and of surface_parse_listen, --http's
- * [ADDR:]PORT.
+ * format reads them, and the cap.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -17,7 +16,6 @@
 #include <cmocka.h>
 
 #include "surface/prom.h"
-#include "surface/surface.h"
 
 static void
 check_label(const char *value, const char *want)
@@ -98,43 +96,6 @@ test_cap(void **state)
 	buf_free(&b);
 }
 
-static void
-check_listen(const char *text, bool ok, const char *addr, int port)
-{
-	char got[64] = "";
-	int p = 0;
-
-	assert_int_equal(surface_parse_listen(text, got, sizeof(got), &p), ok);
-	if (!ok)
-		return;
-	assert_string_equal(got, addr);
-	assert_int_equal(p, port);
-}
-
-static void
-test_listen(void **state)
-{
-	(void) state;
-	check_listen("9187", true, "127.0.0.1", 9187);
-	check_listen("0.0.0.0:80", true, "0.0.0.0", 80);
-	check_listen("10.1.255.3:65535", true, "10.1.255.3", 65535);
-	check_listen(":9187", false, NULL, 0);
-	check_listen("0", false, NULL, 0);
-	check_listen("65536", false, NULL, 0);
-	check_listen("123456", false, NULL, 0);
-	check_listen("localhost:80", false, NULL, 0);
-	check_listen("1.2.3:80", false, NULL, 0);
-	check_listen("1.2.3.4.5:80", false, NULL, 0);
-	check_listen("1.2.3.256:80", false, NULL, 0);
-	check_listen("01.2.3.4:80", false, NULL, 0);
-	check_listen("1..3.4:80", false, NULL, 0);
-	check_listen("1.2.3.4:", false, NULL, 0);
-	check_listen("1.2.3.4:-1", false, NULL, 0);
-	check_listen("[::1]:80", false, NULL, 0);
-	check_listen("", false, NULL, 0);
-	check_listen("80 ", false, NULL, 0);
-}
-
 int
 main(void)
 {
@@ -142,7 +103,6 @@ main(void)
 	    cmocka_unit_test(test_label_escaping),
 	    cmocka_unit_test(test_family_and_samples),
 	    cmocka_unit_test(test_cap),
-	    cmocka_unit_test(test_listen),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
