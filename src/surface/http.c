@@ -92,7 +92,7 @@ serve_status(Surface *s, struct MHD_Connection *conn)
 {
 	char body[ERR_MSG_MAX + 32];
 
-	surface_refresh(s);
+	surface_refresh(s, true);
 	if (buf_len(&s->read.status) > 0)
 		return respond(conn, MHD_HTTP_OK, "application/json",
 		               buf_str(&s->read.status), buf_len(&s->read.status),

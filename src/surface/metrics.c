@@ -149,7 +149,7 @@ surface_metrics(Surface *s, Buf *out, Error *err)
 	PromLabel build[2] = {{"version", s->version}, {"command", s->command}};
 	SurfaceCdc c;
 
-	surface_refresh(s);
+	surface_refresh(s, false);
 	surface_cdc_copy(s, &c);
 	if (!prom_family(out, "pgtide_build_info", PROM_GAUGE,
 	                 "Always 1; the labels say which pgtide serves.", err) ||

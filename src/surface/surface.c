@@ -227,22 +227,29 @@ read_numbers(Surface *s)
 }
 
 void
-surface_refresh(Surface *s)
+surface_refresh(Surface *s, bool status)
 {
 	SurfaceRead *r = &s->read;
 	int64_t now = clock_ms();
+	int64_t *at = status ? &r->status_ms : &r->numbers_ms;
 	Error err = ERR_INIT;
 
-	if (r->at_ms != 0 && now - r->at_ms < 1000)
+	if (*at != 0 && now - *at < 1000)
 		return;
-	r->at_ms = now;
-	if (r->state_ok)
-		state_status_free(&r->st);
-	memset(&r->st, 0, sizeof(r->st));
-	r->state_ok = false;
-	r->retained_wal = -1;
-	r->why[0] = '\0';
-	buf_reset(&r->status);
+	*at = now;
+	if (status)
+	{
+		r->why[0] = '\0';
+		buf_reset(&r->status);
+	}
+	else
+	{
+		if (r->state_ok)
+			state_status_free(&r->st);
+		memset(&r->st, 0, sizeof(r->st));
+		r->state_ok = false;
+		r->retained_wal = -1;
+	}
 	if (!session(&s->tgt, s->cfg->target_uri, ERR_TARGET, &err))
 	{
 		snprintf(r->why, sizeof(r->why), "%s", err.message);
@@ -256,8 +263,10 @@ surface_refresh(Surface *s)
 		s->src_failed_ms = now;
 		err_clear(&err);
 	}
-	read_status(s);
-	read_numbers(s);
+	if (status)
+		read_status(s);
+	else
+		read_numbers(s);
 	/* a session that broke is opened again at the next read */
 	if (s->src != NULL && !pg_ok(s->src))
 	{

@@ -29,12 +29,15 @@ typedef struct SurfaceCdc
 } SurfaceCdc;
 
 /*
- * What the HTTP thread read on its own sessions, at most once a second.
- * Used by that thread only: no lock.
+ * What the HTTP thread read on its own sessions, each part at most once a
+ * second: /metrics' numbers (the state, the slot) apart from /status's
+ * document, whose reading of the source's catalog for new tables a scraper
+ * of /metrics should not pay for. Used by that thread only: no lock.
  */
 typedef struct SurfaceRead
 {
-	int64_t at_ms; /* clock_ms() of the last attempt; 0 never */
+	int64_t numbers_ms; /* clock_ms() of the last attempt; 0 never */
+	int64_t status_ms;
 	bool state_ok; /* st holds the task's state */
 	StateStatus st;
 	int64_t retained_wal;  /* the task slot's on the source; -1 unknown */
@@ -62,11 +65,12 @@ struct Surface
 #define SURFACE_BODY_CAP (8 * 1024 * 1024)
 
 /*
- * Refreshes s->read when it is older than a second, on the HTTP thread's
- * sessions (opened or replaced here). Never fails: what it could not read
- * is marked unknown, and why in s->read.why.
+ * Refreshes s->read's status document (status) or its numbers (!status)
+ * when older than a second, on the HTTP thread's sessions (opened or
+ * replaced here). Never fails: what it could not read is marked unknown,
+ * and why in s->read.why.
  */
-void surface_refresh(Surface *s);
+void surface_refresh(Surface *s, bool status);
 
 /* A copy of the latest stream report (the mutex held for the copy). */
 void surface_cdc_copy(Surface *s, SurfaceCdc *out);
