@@ -1,7 +1,7 @@
 # pgtide build. `make` builds build/release/pgtide; `make test` runs unit and
 # integration tests; `make check` runs them again under ASan+UBSan.
 
-PKGS      := libpq yaml-0.1
+PKGS      := libpq yaml-0.1 libmicrohttpd
 CC        ?= cc
 SANITIZE  ?=
 BUILD     ?= $(if $(SANITIZE),build/sanitize,build/release)
@@ -11,10 +11,10 @@ PYTEST_ARGS ?=
 WARN := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	-Wmissing-prototypes -Wformat=2 -Wvla -Wimplicit-fallthrough \
 	-Wcast-qual -Wundef
-CPPFLAGS += -D_GNU_SOURCE -Isrc $(shell pkg-config --cflags $(PKGS))
+CPPFLAGS += -D_GNU_SOURCE -Isrc -I$(BUILD)/gen $(shell pkg-config --cflags $(PKGS))
 CFLAGS   ?= -O2 -g
 CFLAGS   += $(WARN) -pthread -MMD -MP
-LDLIBS   += $(shell pkg-config --libs $(PKGS)) -pthread
+LDLIBS   += $(shell pkg-config --libs $(PKGS)) -pthread -lm
 ifneq ($(SANITIZE),)
 CFLAGS  += -O1 -fno-omit-frame-pointer -fsanitize=$(SANITIZE) -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=$(SANITIZE)
@@ -40,6 +40,13 @@ $(BIN): $(OBJS)
 $(BUILD)/obj/%.o: src/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+# the dashboard page, as one C string literal
+$(BUILD)/gen/surface/dashboard.inc: src/surface/dashboard.html
+	@mkdir -p $(@D)
+	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $< > $@
+
+$(BUILD)/obj/surface/dashboard.o: $(BUILD)/gen/surface/dashboard.inc
 
 $(BUILD)/unit/%: tests/unit/%.c $(LIB_OBJS)
 	@mkdir -p $(@D)

@@ -2,7 +2,7 @@
 # Installs the Debian packages pgtide needs to build, test and run its demo,
 # only when one is missing. Safe to run again.
 set -euo pipefail
-need=(build-essential pkg-config libpq-dev libyaml-dev libcmocka-dev
+need=(build-essential pkg-config libpq-dev libyaml-dev libmicrohttpd-dev libcmocka-dev
       postgresql postgresql-contrib python3-pytest python3-psycopg clang-format)
 missing=()
 for p in "${need[@]}"; do

@@ -176,6 +176,7 @@ config_init(TaskConfig *cfg)
 	cfg->cutover_timeout_s = 300;
 	cfg->cutover_sequence_margin = 1000;
 	cfg->cutover_validate = FINAL_VALIDATION_COUNTS;
+	cfg->http_ready_lag_s = 10;
 }
 
 void
@@ -195,6 +196,7 @@ config_free(TaskConfig *cfg)
 	free(cfg->cdc_slot);
 	free(cfg->cdc_start_lsn);
 	free(cfg->cdc_publication);
+	free(cfg->http_listen);
 	config_strlist_free(&cfg->check_skip);
 	config_strlist_free(&cfg->validate_tables);
 	config_strlist_free(&cfg->cutover_roles);

@@ -11,6 +11,7 @@
 #define PGTIDE_CONFIG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "base/err.h"
@@ -119,8 +120,10 @@ typedef struct TaskConfig
 	int cutover_sequence_margin;   /* added to each sequence's value */
 	FinalValidation cutover_validate;
 	DivergedPolicy cutover_diverged;
-	bool output_json; /* command line only (--json): machine output */
-	bool force;       /* command line only (--force): clean a running task */
+	char *http_listen;    /* "[ADDR:]PORT" to serve metrics on; NULL: off */
+	int http_ready_lag_s; /* /readyz: ready while following with less lag */
+	bool output_json;     /* command line only (--json): machine output */
+	bool force; /* command line only (--force): clean a running task */
 } TaskConfig;
 
 /* Fills cfg with every default (see docs/task-file.md). Never fails. */
@@ -151,6 +154,15 @@ bool config_set(TaskConfig *cfg, const char *key, const char *value,
 
 /* Checks cross-key rules (source and target present, mode/on_existing pairs). */
 bool config_validate(const TaskConfig *cfg, Error *err);
+
+/*
+ * Parses http.listen's "[ADDR:]PORT" ("9187", "127.0.0.1:9187",
+ * "0.0.0.0:9187"; ADDR a dotted IPv4 address) into addr (cap bytes;
+ * "127.0.0.1" when only a port is given: loopback unless asked) and *port
+ * (1..65535). False, and nothing written, when it is not one.
+ */
+#define CONFIG_LISTEN_ADDR_MAX 16
+bool config_parse_listen(const char *text, char *addr, size_t cap, int *port);
 
 /* Parses "512MB", "1GB", "65536", "8kB" (1024-based units). */
 bool config_parse_size(const char *text, int64_t *bytes);

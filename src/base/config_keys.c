@@ -171,6 +171,14 @@ static const KeyDef config_keys[] = {
      .id = CONFIG_KEY_CUTOVER_DIVERGED,
      .type = CONFIG_KEY_TYPE_CHOICE,
      .choices = diverged_names},
+    {.name = "http.listen",
+     .id = CONFIG_KEY_HTTP_LISTEN,
+     .type = CONFIG_KEY_TYPE_STRING},
+    {.name = "http.ready_lag",
+     .id = CONFIG_KEY_HTTP_READY_LAG,
+     .type = CONFIG_KEY_TYPE_INT,
+     .min = 1,
+     .max = 86400},
 };
 
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -618,6 +626,27 @@ key_store(TaskConfig *cfg, const KeyDef *key, const char *text, size_t len,
 		case CONFIG_KEY_CUTOVER_DIVERGED:
 			cfg->cutover_diverged = (DivergedPolicy) num;
 			return true;
+		case CONFIG_KEY_HTTP_LISTEN:
+		{
+			char listen[64], addr[CONFIG_LISTEN_ADDR_MAX];
+			char shown[CONFIG_QUOTED_CAP];
+			int port;
+
+			if (len >= sizeof(listen))
+				len = sizeof(listen) - 1; /* too long to be one: refused */
+			memcpy(listen, text, len);
+			listen[len] = '\0';
+			if (!config_parse_listen(listen, addr, sizeof(addr), &port))
+				return err_set(err, ERR_CONFIG,
+				               "expected [ADDR:]PORT (a port from 1 to "
+				               "65535, after an IPv4 address and a colon or "
+				               "alone for 127.0.0.1), got \"%s\"",
+				               config_quote(shown, text, len));
+			return config_replace_string(&cfg->http_listen, text, len, err);
+		}
+		case CONFIG_KEY_HTTP_READY_LAG:
+			cfg->http_ready_lag_s = (int) num;
+			return true;
 	}
 	return err_set(err, ERR_INTERNAL, "key %s has no field", key->name);
 }
@@ -719,6 +748,61 @@ config_set(TaskConfig *cfg, const char *key, const char *value,
 	}
 	if (!config_key_apply(cfg, def, value, strlen(value), err))
 		return err_prefix(err, "%s: ", origin);
+	return true;
+}
+
+/*
+ * By hand, not with getaddrinfo: the task file is read before anything
+ * touches the network, and a host name would make the listening address
+ * depend on a resolver. The port is digits only; the address four octets.
+ */
+bool
+config_parse_listen(const char *text, char *addr, size_t cap, int *port)
+{
+	const char *colon = strrchr(text, ':');
+	const char *digits = colon != NULL ? colon + 1 : text;
+	size_t alen = colon != NULL ? (size_t) (colon - text) : 0;
+	int dots = 0, octet = -1;
+	long p = 0;
+
+	if (*digits == '\0' || strlen(digits) > 5 || (colon != NULL && alen == 0))
+		return false;
+	for (const char *d = digits; *d != '\0'; d++)
+	{
+		if (*d < '0' || *d > '9')
+			return false;
+		p = p * 10 + (*d - '0');
+	}
+	if (p < 1 || p > 65535)
+		return false;
+	/* a dotted IPv4 address: four octets of at most 255 */
+	for (size_t i = 0; i < alen; i++)
+	{
+		char c = text[i];
+
+		if (c == '.' && octet >= 0 && dots < 3)
+		{
+			dots++;
+			octet = -1;
+		}
+		else if (c >= '0' && c <= '9' &&
+		         (octet < 0 ? 0 : octet) * 10 + (c - '0') <= 255 && octet != 0)
+			octet = (octet < 0 ? 0 : octet) * 10 + (c - '0');
+		else
+			return false;
+	}
+	if (alen > 0 && (dots != 3 || octet < 0))
+		return false;
+	if (alen == 0)
+		snprintf(addr, cap, "127.0.0.1");
+	else if (alen >= cap)
+		return false;
+	else
+	{
+		memcpy(addr, text, alen);
+		addr[alen] = '\0';
+	}
+	*port = (int) p;
 	return true;
 }
 

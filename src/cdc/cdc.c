@@ -68,6 +68,8 @@ typedef struct Cdc
 	_Atomic int64_t applied_txns;
 	_Atomic int64_t applied_changes;
 	_Atomic int64_t ignored_changes;
+	_Atomic int64_t conflicts;
+	_Atomic int64_t retries[2];      /* [0] source, [1] target */
 	_Atomic int64_t applied_time_us; /* commit time of the last applied */
 	_Atomic uint64_t applied_end;
 	_Atomic uint64_t stop_lsn;   /* cutover's marker; 0 until it is set */
@@ -515,6 +517,7 @@ applier_main(void *arg)
 			atomic_store(&c->applied_txns, k.txns);
 			atomic_store(&c->applied_changes, k.changes);
 			atomic_store(&c->ignored_changes, k.ignored);
+			atomic_store(&c->conflicts, k.conflicts);
 			atomic_store(&c->applied_end, k.applied_end);
 			atomic_store(&c->applied_time_us, k.applied_commit_time_us);
 		}
@@ -541,6 +544,7 @@ applier_main(void *arg)
 			         "the target has not flushed",
 			         err.message);
 		outage_begin(c, CDC_TARGET, err.message);
+		atomic_fetch_add(&c->retries[CDC_TARGET], 1);
 		reported = true;
 		broken = true;
 		unflushed = 0;
@@ -767,6 +771,10 @@ log_progress(Receiver *rv)
 		p.lag_seconds = (double) (clock_wall_us() - commit_us) / 1e6;
 	p.buffered_bytes = (int64_t) st.mem_bytes;
 	p.spilled_txns = (int64_t) st.spilled_txns;
+	p.spilled_bytes = (int64_t) st.spilled_bytes;
+	p.conflicts = atomic_load(&c->conflicts);
+	p.source_retries = atomic_load(&c->retries[CDC_SOURCE]);
+	p.target_retries = atomic_load(&c->retries[CDC_TARGET]);
 	outage_text(c, p.outage, sizeof(p.outage));
 	rv->last_txns = p.txns;
 	rv->last_changes = p.changes;
@@ -912,6 +920,7 @@ cdc_run(const CdcOptions *o, Error *err)
 			log_warn("source: %s; reconnecting", err->message);
 		reported = true;
 		outage_begin(&c, CDC_SOURCE, err->message);
+		atomic_fetch_add(&c.retries[CDC_SOURCE], 1);
 		/* status goes on saying where the stream is, and why it waits */
 		progress_due(&rv);
 		err_clear(err);

@@ -210,6 +210,12 @@ usage_command(const Command *c, FILE *out)
 	    "                            DELETE: refuse (default) or recopy "
 	    "while fenced\n"
 	    "\n"
+	    "Observing (copy, migrate, follow):\n"
+	    "      --http=[ADDR:]PORT    serve /metrics, /status, /healthz, "
+	    "/readyz and\n"
+	    "                            a dashboard at / (ADDR default: "
+	    "127.0.0.1)\n"
+	    "\n"
 	    "Other:\n"
 	    "      --state-schema=NAME   state schema on the target (default: "
 	    "pgtide)\n"
@@ -308,6 +314,7 @@ enum
 	OPT_MARGIN,
 	OPT_FINAL_VALIDATION,
 	OPT_DIVERGED,
+	OPT_HTTP,
 };
 
 /* Each option and the task-file key it sets (NULL: it sets none). */
@@ -365,6 +372,7 @@ static const OptionKey options[] = {
     {{"final-validation", required_argument, NULL, OPT_FINAL_VALIDATION},
      "cutover.validate"},
     {{"diverged", required_argument, NULL, OPT_DIVERGED}, "cutover.diverged"},
+    {{"http", required_argument, NULL, OPT_HTTP}, "http.listen"},
     {{"log-format", required_argument, NULL, OPT_LOG_FORMAT}, NULL},
     {{"json", no_argument, NULL, OPT_JSON}, NULL},
     {{"force", no_argument, NULL, OPT_FORCE}, NULL},

@@ -3,7 +3,8 @@
  * loaded task, run until a stop request or until cutover's marker is on the
  * target, and its progress and stop request carried through the state.
  * Also the entry of `pgtide copy`: the three run under the task's lock
- * (lock.c), one process per task.
+ * (lock.c), one process per task, and serve their surface (--http) while
+ * they run.
  * It never changes the source's data; the stream (cdc) owns the applying.
  */
 #include "cmd/task.h"
@@ -16,6 +17,7 @@
 #include "base/fault.h"
 #include "base/log.h"
 #include "cdc/cdc.h"
+#include "cmd/cli.h"
 #include "cmd/lock.h"
 #include "load/insert_only.h"
 #include "load/join.h"
@@ -23,6 +25,7 @@
 #include "load/newtables.h"
 #include "pg/pg.h"
 #include "state/state.h"
+#include "surface/surface.h"
 #include "verify/check.h"
 
 /* Writes the change stream's progress to the state row for pgtide status. */
@@ -35,6 +38,7 @@ typedef struct ProgressSink
 	PgConn *src_conn;  /* for the watch over the keyless tables */
 	bool watch;        /* the task has keyless tables to watch */
 	int64_t watched_ms;
+	Surface *surface; /* --http's, or NULL */
 } ProgressSink;
 
 /* how often the keyless tables' statistics are read while following */
@@ -205,6 +209,7 @@ record_progress(const CdcProgress *p, void *ctx)
 	StateCdc c;
 	Error err = ERR_INIT;
 
+	surface_publish_cdc(ps->surface, p);
 	c.applied_lsn = p->applied_lsn;
 	c.flushed_lsn = p->flushed_lsn;
 	c.source_lsn = p->source_lsn;
@@ -257,7 +262,8 @@ read_cutover_stop(Lsn *lsn, void *ctx, Error *err)
 
 /* The change stream of a task, under the lock its command holds. */
 static bool
-follow_run(const TaskConfig *cfg, atomic_int *stop, Error *err)
+follow_run(const TaskConfig *cfg, atomic_int *stop, Surface *surface,
+           Error *err)
 {
 	State state;
 	ProgressSink sink;
@@ -278,6 +284,7 @@ follow_run(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	memset(&sink, 0, sizeof(sink));
 	sink.cfg = cfg;
 	sink.state = &state;
+	sink.surface = surface;
 	if (!pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide", 5000,
 	                &tgt, err) ||
 	    !pg_keep_session(tgt, NULL, PG_RECONNECT_MS, err) ||
@@ -465,6 +472,14 @@ out:
 	return ok;
 }
 
+/* --http: the surface of the command, while it runs */
+static bool
+serve(const TaskConfig *cfg, const char *command, Surface **out, Error *err)
+{
+	return surface_start(cfg, command, PGTIDE_VERSION, task_status_json, out,
+	                     err);
+}
+
 /*
  * copy, migrate and follow run under the task's lock, taken before
  * anything is checked, created or changed: a second process of the task is
@@ -475,11 +490,14 @@ bool
 task_copy(const TaskConfig *cfg, atomic_int *stop, Error *err)
 {
 	TaskLock *lock;
+	Surface *surface = NULL;
 	bool ok;
 
 	if (!task_lock_take(cfg, "copy", stop, &lock, err))
 		return false;
-	ok = task_lock_hold(lock, err) && load_run(cfg, stop, err);
+	ok = serve(cfg, "copy", &surface, err) && task_lock_hold(lock, err) &&
+	     load_run(cfg, stop, err);
+	surface_stop(surface);
 	return task_lock_release(lock, ok, err);
 }
 
@@ -487,11 +505,14 @@ bool
 task_follow(const TaskConfig *cfg, atomic_int *stop, Error *err)
 {
 	TaskLock *lock;
+	Surface *surface = NULL;
 	bool ok;
 
 	if (!task_lock_take(cfg, "follow", stop, &lock, err))
 		return false;
-	ok = task_lock_hold(lock, err) && follow_run(cfg, stop, err);
+	ok = serve(cfg, "follow", &surface, err) && task_lock_hold(lock, err) &&
+	     follow_run(cfg, stop, surface, err);
+	surface_stop(surface);
 	return task_lock_release(lock, ok, err);
 }
 
@@ -499,11 +520,14 @@ bool
 task_migrate(const TaskConfig *cfg, atomic_int *stop, Error *err)
 {
 	TaskLock *lock;
+	Surface *surface = NULL;
 	bool ok;
 
 	if (!task_lock_take(cfg, "migrate", stop, &lock, err))
 		return false;
-	ok = check_before_migrate(cfg, err) && task_lock_hold(lock, err) &&
-	     load_for_stream(cfg, stop, err) && follow_run(cfg, stop, err);
+	ok = serve(cfg, "migrate", &surface, err) &&
+	     check_before_migrate(cfg, err) && task_lock_hold(lock, err) &&
+	     load_for_stream(cfg, stop, err) && follow_run(cfg, stop, surface, err);
+	surface_stop(surface);
 	return task_lock_release(lock, ok, err);
 }

@@ -409,28 +409,31 @@ status_insert_only(const State *state, PgConn *src, InsertOnlyWatch *io,
 
 /* The task slot's state on the source, or NULL when it cannot be read. */
 static PGresult *
-status_slot(const TaskConfig *cfg, const char *slot_name, PgConn **src)
+status_slot(PgConn *src, const char *slot_name)
 {
 	Error serr = ERR_INIT;
 	const char *params[1] = {slot_name};
 	PGresult *slot = NULL;
 
-	if (pg_connect(cfg->source_uri, ERR_SOURCE, PG_CONN_SQL, "pgtide status",
-	               2000, src, &serr))
-		pg_query(*src,
-		         "SELECT active::text, pg_current_wal_lsn() - restart_lsn,"
-		         " pg_current_wal_lsn() - confirmed_flush_lsn"
-		         " FROM pg_replication_slots WHERE slot_name = $1",
-		         1, params, &slot, &serr);
+	pg_query(src,
+	         "SELECT active::text, pg_current_wal_lsn() - restart_lsn,"
+	         " pg_current_wal_lsn() - confirmed_flush_lsn"
+	         " FROM pg_replication_slots WHERE slot_name = $1",
+	         1, params, &slot, &serr);
 	if (err_is_set(&serr))
 		log_warn("source: %s", serr.message);
 	return slot;
 }
 
-bool
-task_status(const TaskConfig *cfg, atomic_int *stop, Error *err)
+/*
+ * Reads the task's state on tgt (and its slots on src, when not NULL) and
+ * writes it to out, as JSON or text. The one writer of status, for the
+ * command and for the HTTP surface's /status.
+ */
+static bool
+status_write(const TaskConfig *cfg, PgConn *tgt, PgConn *src, bool json,
+             FILE *out, Error *err)
 {
-	PgConn *tgt = NULL, *src = NULL;
 	PGresult *slot = NULL;
 	State state;
 	StateStatus st;
@@ -441,12 +444,9 @@ task_status(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	StatusSlots ss = {false, NULL, 0};
 	bool exists = false, ok = false;
 
-	(void) stop;
 	memset(&st, 0, sizeof(st));
 	memset(&io, 0, sizeof(io));
-	if (!pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide status",
-	                2000, &tgt, err) ||
-	    !state_attach(&state, tgt, cfg->state_schema, cfg->task, &exists, err))
+	if (!state_attach(&state, tgt, cfg->state_schema, cfg->task, &exists, err))
 		goto out;
 	if (!exists)
 	{
@@ -460,10 +460,9 @@ task_status(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	    !state_process_read(&state, true, &proc, err))
 		goto out;
 	/* the source is optional: say what we know without it */
-	if (cfg->source_uri != NULL)
-		slot = status_slot(cfg, st.task.slot_name, &src);
 	if (src != NULL)
 	{
+		slot = status_slot(src, st.task.slot_name);
 		ss.read = stream_list_slots(src, "pgtide_", &ss.slots, &ss.n, &serr);
 		if (!ss.read)
 			log_warn("source: %s", serr.message);
@@ -473,10 +472,10 @@ task_status(const TaskConfig *cfg, atomic_int *stop, Error *err)
 		goto out;
 	if (src != NULL && !newtables_find(src, &state, cfg, &nt, &serr))
 		log_warn("source: could not look for new tables: %s", serr.message);
-	if (cfg->output_json)
-		status_json(stdout, cfg, &st, &proc, slot, &ss, &io, &nt);
+	if (json)
+		status_json(out, cfg, &st, &proc, slot, &ss, &io, &nt);
 	else
-		status_text(stdout, cfg, &st, &proc, slot, &ss, &io, &nt);
+		status_text(out, cfg, &st, &proc, slot, &ss, &io, &nt);
 	ok = true;
 out:
 	insert_only_watch_free(&io);
@@ -484,6 +483,33 @@ out:
 	state_status_free(&st);
 	free(ss.slots);
 	PQclear(slot);
+	return ok;
+}
+
+bool
+task_status_json(const TaskConfig *cfg, PgConn *tgt, PgConn *src, FILE *out,
+                 Error *err)
+{
+	return status_write(cfg, tgt, src, true, out, err);
+}
+
+bool
+task_status(const TaskConfig *cfg, atomic_int *stop, Error *err)
+{
+	PgConn *tgt = NULL, *src = NULL;
+	Error serr = ERR_INIT;
+	bool ok = false;
+
+	(void) stop;
+	if (!pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide status",
+	                2000, &tgt, err))
+		goto out;
+	if (cfg->source_uri != NULL &&
+	    !pg_connect(cfg->source_uri, ERR_SOURCE, PG_CONN_SQL, "pgtide status",
+	                2000, &src, &serr))
+		log_warn("source: %s", serr.message);
+	ok = status_write(cfg, tgt, src, cfg->output_json, stdout, err);
+out:
 	pg_close(src);
 	pg_close(tgt);
 	return ok;

@@ -19,9 +19,11 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "base/config.h"
 #include "base/err.h"
+#include "pg/pg.h"
 
 /*
  * copy, migrate and follow each hold the task's lock while they run: a
@@ -52,6 +54,14 @@ bool task_migrate(const TaskConfig *cfg, atomic_int *stop, Error *err);
  * error), as text or JSON (cfg->output_json). Changes nothing.
  */
 bool task_status(const TaskConfig *cfg, atomic_int *stop, Error *err);
+
+/*
+ * Writes the JSON document pgtide status --json prints, read on tgt (and
+ * src, which may be NULL), to out: the one writer for the command and for
+ * --http's /status. Fails as status does (no state schema, the target).
+ */
+bool task_status_json(const TaskConfig *cfg, PgConn *tgt, PgConn *src,
+                      FILE *out, Error *err);
 
 /*
  * Drops the task's slot and publication on the source, its replication

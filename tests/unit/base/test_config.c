@@ -528,7 +528,8 @@ test_unknown_key(void **state)
 	assert_string_equal(err.message, "t.yaml:2: unknown key \"sorce\"");
 	assert_string_equal(err.hint, "valid top-level keys: task, source, "
 	                              "target, tables, copy, schema, state, "
-	                              "progress, cdc, check, validate, cutover");
+	                              "progress, cdc, check, validate, cutover, "
+	                              "http");
 	config_free(&cfg);
 
 	/* A key in the wrong mapping, or written dotted, says where it goes. */
@@ -539,7 +540,7 @@ test_unknown_key(void **state)
 	assert_string_equal(err.hint, "did you mean copy.jobs? valid top-level "
 	                              "keys: task, source, target, tables, copy, "
 	                              "schema, state, progress, cdc, check, "
-	                              "validate, cutover");
+	                              "validate, cutover, http");
 	config_free(&cfg);
 
 	err_clear(&err);
@@ -853,7 +854,8 @@ test_set_errors(void **state)
 	              "validate.sample, cutover.fence, cutover.roles, "
 	              "cutover.fence_command, cutover.unfence_command, "
 	              "cutover.max_lag, cutover.timeout, cutover.sequence_margin, "
-	              "cutover.validate, cutover.diverged");
+	              "cutover.validate, cutover.diverged, http.listen, "
+	              "http.ready_lag");
 	/* A section is not a key. */
 	err_clear(&err);
 	assert_false(config_set(&cfg, "copy", "4", "option --set", &err));
@@ -998,10 +1000,77 @@ test_names(void **state)
 	assert_string_equal(config_copy_format_name((CopyFormat) 9), "unknown");
 }
 
+static void
+check_listen(const char *text, bool ok, const char *addr, int port)
+{
+	char got[64] = "";
+	int p = 0;
+
+	assert_int_equal(config_parse_listen(text, got, sizeof(got), &p), ok);
+	if (!ok)
+		return;
+	assert_string_equal(got, addr);
+	assert_int_equal(p, port);
+}
+
+static void
+test_listen(void **state)
+{
+	(void) state;
+	check_listen("9187", true, "127.0.0.1", 9187);
+	check_listen("0.0.0.0:80", true, "0.0.0.0", 80);
+	check_listen("10.1.255.3:65535", true, "10.1.255.3", 65535);
+	check_listen(":9187", false, NULL, 0);
+	check_listen("0", false, NULL, 0);
+	check_listen("65536", false, NULL, 0);
+	check_listen("123456", false, NULL, 0);
+	check_listen("localhost:80", false, NULL, 0);
+	check_listen("1.2.3:80", false, NULL, 0);
+	check_listen("1.2.3.4.5:80", false, NULL, 0);
+	check_listen("1.2.3.256:80", false, NULL, 0);
+	check_listen("01.2.3.4:80", false, NULL, 0);
+	check_listen("1..3.4:80", false, NULL, 0);
+	check_listen("1.2.3.4:", false, NULL, 0);
+	check_listen("1.2.3.4:-1", false, NULL, 0);
+	check_listen("[::1]:80", false, NULL, 0);
+	check_listen("", false, NULL, 0);
+	check_listen("80 ", false, NULL, 0);
+}
+
+static void
+test_http_listen_key(void **state)
+{
+	TaskConfig cfg;
+	Error err = ERR_INIT;
+
+	(void) state;
+	config_init(&cfg);
+	assert_null(cfg.http_listen);
+	assert_int_equal(cfg.http_ready_lag_s, 10);
+	assert_true(config_load_string(
+	    &cfg, "t.yaml", "http:\n  listen: \"0.0.0.0:9187\"\n  ready_lag: 30\n",
+	    &err));
+	assert_string_equal(cfg.http_listen, "0.0.0.0:9187");
+	assert_int_equal(cfg.http_ready_lag_s, 30);
+	assert_true(config_set(&cfg, "http.listen", "9188", "option --http", &err));
+	assert_string_equal(cfg.http_listen, "9188");
+	assert_false(
+	    config_set(&cfg, "http.listen", "localhost:80", "option --http", &err));
+	assert_int_equal(err.kind, ERR_CONFIG);
+	assert_string_equal(err.message,
+	                    "option --http: expected [ADDR:]PORT (a port from 1 "
+	                    "to 65535, after an IPv4 address and a colon or alone "
+	                    "for 127.0.0.1), got \"localhost:80\"");
+	assert_string_equal(cfg.http_listen, "9188");
+	config_free(&cfg);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_listen),
+	    cmocka_unit_test(test_http_listen_key),
 	    cmocka_unit_test(test_defaults),
 	    cmocka_unit_test(test_cdc_keys),
 	    cmocka_unit_test(test_full_string),

@@ -1,0 +1,18 @@
+/*
+ * dashboard: the page served at /, built into the binary from
+ * dashboard.html (the Makefile turns it into a C string). It polls /status
+ * every two seconds and draws phase, tables, lag, apply rate and the last
+ * error: no framework, nothing fetched from anywhere but this server.
+ */
+#include "surface/surface_int.h"
+
+static const char page[] =
+#include "surface/dashboard.inc"
+    ;
+
+const char *
+surface_dashboard(size_t *len)
+{
+	*len = sizeof(page) - 1;
+	return page;
+}

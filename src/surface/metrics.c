@@ -1,0 +1,173 @@
+/*
+ * metrics: the /metrics body (docs/metrics.md lists each metric). Counts
+ * of the load come from the task's state as the HTTP thread last read it
+ * (what status shows: committed chunks), the stream's from its latest
+ * report; nothing here waits on a thread that does the work.
+ *
+ * It must never invent a number: a value nobody could read (the source
+ * unreachable, no state yet) is left out, not written as 0.
+ */
+#include "surface/surface_int.h"
+
+#include <string.h>
+
+/* Families with only the task's label. */
+static bool
+task_metric(Buf *out, const char *name, PromType type, const char *help,
+            const char *task, double value, Error *err)
+{
+	PromLabel l[1] = {{"task", task}};
+
+	return prom_family(out, name, type, help, err) &&
+	       prom_sample(out, name, l, 1, value, err);
+}
+
+/* The phases a task moves through, in order, for pgtide_phase. */
+static const StatePhase phases[] = {
+    STATE_PHASE_NEW,    STATE_PHASE_LOAD, STATE_PHASE_POSTDATA,
+    STATE_PHASE_LOADED, STATE_PHASE_CDC,  STATE_PHASE_CUTOVER,
+};
+
+static bool
+load_metrics(const SurfaceRead *r, const char *task, Buf *out, Error *err)
+{
+	static const struct
+	{
+		const char *name;
+		PromType type;
+		const char *help;
+	} fam[] = {
+	    {"pgtide_table_rows_copied_total", PROM_COUNTER,
+	     "Rows of the table copied by the full load (committed chunks)."},
+	    {"pgtide_table_bytes_copied_total", PROM_COUNTER,
+	     "COPY bytes of the table copied by the full load (committed "
+	     "chunks)."},
+	    {"pgtide_table_chunks_done", PROM_GAUGE,
+	     "Chunks of the table copied and committed."},
+	    {"pgtide_table_chunks_planned", PROM_GAUGE,
+	     "Chunks the table is cut into (0 before its load is planned)."},
+	};
+	const StateStatus *st = &r->st;
+
+	for (size_t f = 0; f < sizeof(fam) / sizeof(fam[0]); f++)
+	{
+		if (!prom_family(out, fam[f].name, fam[f].type, fam[f].help, err))
+			return false;
+		for (int i = 0; i < st->ntables; i++)
+		{
+			const StateTableStatus *t = &st->tables[i];
+			PromLabel l[2] = {{"task", task}, {"table", t->name}};
+			double v = f == 0   ? (double) t->rows
+			           : f == 1 ? (double) t->bytes
+			           : f == 2 ? (double) t->chunks_done
+			                    : (double) t->chunks;
+
+			if (!prom_sample(out, fam[f].name, l, 2, v, err))
+				return false;
+		}
+	}
+	if (!task_metric(out, "pgtide_postdata_steps_done", PROM_GAUGE,
+	                 "Post-data steps (indexes, constraints, triggers) built "
+	                 "on the target.",
+	                 task, st->postdata_done, err) ||
+	    !task_metric(out, "pgtide_postdata_steps_planned", PROM_GAUGE,
+	                 "Post-data steps the load has to build.", task,
+	                 st->postdata_steps, err) ||
+	    !prom_family(out, "pgtide_phase", PROM_GAUGE,
+	                 "1 for the phase the task is in, 0 for the others.", err))
+		return false;
+	for (size_t i = 0; i < sizeof(phases) / sizeof(phases[0]); i++)
+	{
+		PromLabel l[2] = {{"task", task},
+		                  {"phase", state_phase_name(phases[i])}};
+
+		if (!prom_sample(out, "pgtide_phase", l, 2,
+		                 st->task.phase == phases[i] ? 1 : 0, err))
+			return false;
+	}
+	return true;
+}
+
+static bool
+cdc_metrics(const SurfaceCdc *c, const char *task, Buf *out, Error *err)
+{
+	const CdcProgress *p = &c->p;
+	PromLabel src[2] = {{"task", task}, {"side", "source"}};
+	PromLabel tgt[2] = {{"task", task}, {"side", "target"}};
+
+	return task_metric(out, "pgtide_cdc_transactions_applied_total",
+	                   PROM_COUNTER,
+	                   "Source transactions applied to the target since the "
+	                   "stream started in this process.",
+	                   task, (double) p->txns, err) &&
+	       task_metric(out, "pgtide_cdc_changes_applied_total", PROM_COUNTER,
+	                   "Row changes applied to the target since the stream "
+	                   "started in this process.",
+	                   task, (double) p->changes, err) &&
+	       task_metric(out, "pgtide_cdc_changes_ignored_total", PROM_COUNTER,
+	                   "Changes of tables the task does not move, ignored as "
+	                   "cdc.unknown_tables = ignore says.",
+	                   task, (double) p->ignored, err) &&
+	       task_metric(out, "pgtide_cdc_conflicts_total", PROM_COUNTER,
+	                   "Rows missing or already there on the target, met "
+	                   "under cdc.on_conflict skip or upsert.",
+	                   task, (double) p->conflicts, err) &&
+	       task_metric(out, "pgtide_cdc_lag_bytes", PROM_GAUGE,
+	                   "Source WAL not yet flushed on the target (0 when "
+	                   "caught up).",
+	                   task, (double) p->lag_bytes, err) &&
+	       task_metric(out, "pgtide_cdc_lag_seconds", PROM_GAUGE,
+	                   "Now minus the source commit time of the last applied "
+	                   "transaction (0 when idle).",
+	                   task, p->lag_seconds, err) &&
+	       task_metric(out, "pgtide_cdc_buffered_bytes", PROM_GAUGE,
+	                   "Memory held by transactions buffered for the "
+	                   "applier.",
+	                   task, (double) p->buffered_bytes, err) &&
+	       task_metric(out, "pgtide_cdc_spilled_bytes_total", PROM_COUNTER,
+	                   "Bytes of buffered transactions written to spill "
+	                   "files.",
+	                   task, (double) p->spilled_bytes, err) &&
+	       prom_family(out, "pgtide_cdc_retries_total", PROM_COUNTER,
+	                   "Times the stream found a side unreachable or broken "
+	                   "and connected again.",
+	                   err) &&
+	       prom_sample(out, "pgtide_cdc_retries_total", src, 2,
+	                   (double) p->source_retries, err) &&
+	       prom_sample(out, "pgtide_cdc_retries_total", tgt, 2,
+	                   (double) p->target_retries, err) &&
+	       task_metric(out, "pgtide_cdc_following", PROM_GAUGE,
+	                   "1 once the change stream has reported in this "
+	                   "process, 0 before.",
+	                   task, c->have ? 1 : 0, err);
+}
+
+bool
+surface_metrics(Surface *s, Buf *out, Error *err)
+{
+	const char *task = s->cfg->task;
+	PromLabel build[2] = {{"version", s->version}, {"command", s->command}};
+	SurfaceCdc c;
+
+	surface_refresh(s, false);
+	surface_cdc_copy(s, &c);
+	if (!prom_family(out, "pgtide_build_info", PROM_GAUGE,
+	                 "Always 1; the labels say which pgtide serves.", err) ||
+	    !prom_sample(out, "pgtide_build_info", build, 2, 1, err) ||
+	    (s->read.state_ok && !load_metrics(&s->read, task, out, err)) ||
+	    !cdc_metrics(&c, task, out, err))
+		return false;
+	if (s->read.retained_wal >= 0 && s->read.state_ok)
+	{
+		PromLabel l[2] = {{"task", task}, {"slot", s->read.st.task.slot_name}};
+
+		if (!prom_family(out, "pgtide_slot_retained_wal_bytes", PROM_GAUGE,
+		                 "WAL the task's replication slot holds on the "
+		                 "source (its restart_lsn to the current WAL end).",
+		                 err) ||
+		    !prom_sample(out, "pgtide_slot_retained_wal_bytes", l, 2,
+		                 (double) s->read.retained_wal, err))
+			return false;
+	}
+	return true;
+}

@@ -1,0 +1,94 @@
+/*
+ * surface_int: what the files of src/surface/ share, and nothing outside
+ * the folder includes.
+ *
+ *   surface.c    start and stop, the published snapshot, the HTTP
+ *                thread's sessions and the reads cached on it
+ *   http.c       the server (libmicrohttpd): routes, refusals, limits
+ *   metrics.c    the /metrics body
+ *   dashboard.c  the page served at /
+ *   prom.c       the Prometheus text format (pure)
+ */
+#ifndef PGTIDE_SURFACE_INT_H
+#define PGTIDE_SURFACE_INT_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "state/state.h"
+#include "surface/prom.h"
+#include "surface/surface.h"
+
+/* what the stream last published, guarded by Surface.lock */
+typedef struct SurfaceCdc
+{
+	bool have; /* the stream has reported since the process started */
+	CdcProgress p;
+	int64_t at_ms; /* clock_ms() of the report */
+} SurfaceCdc;
+
+/*
+ * What the HTTP thread read on its own sessions, each part at most once a
+ * second: /metrics' numbers (the state, the slot) apart from /status's
+ * document, whose reading of the source's catalog for new tables a scraper
+ * of /metrics should not pay for. Used by that thread only: no lock.
+ */
+typedef struct SurfaceRead
+{
+	int64_t numbers_ms; /* clock_ms() of the last attempt; 0 never */
+	int64_t status_ms;
+	bool state_ok; /* st holds the task's state */
+	StateStatus st;
+	int64_t retained_wal;  /* the task slot's on the source; -1 unknown */
+	Buf status;            /* /status's JSON; empty when it failed */
+	char why[ERR_MSG_MAX]; /* why status is empty */
+} SurfaceRead;
+
+struct Surface
+{
+	const TaskConfig *cfg;
+	char command[16];
+	char version[32];
+	SurfaceStatusFn status_fn;
+	void *daemon; /* struct MHD_Daemon */
+	pthread_mutex_t lock;
+	SurfaceCdc cdc;
+	/* the HTTP thread's: sessions and what it read on them */
+	PgConn *tgt;
+	PgConn *src;
+	int64_t src_failed_ms; /* the source failed then: wait before again */
+	SurfaceRead read;
+};
+
+/* the most /status and /metrics may grow to */
+#define SURFACE_BODY_CAP (8 * 1024 * 1024)
+
+/*
+ * Refreshes s->read's status document (status) or its numbers (!status)
+ * when older than a second, on the HTTP thread's sessions (opened or
+ * replaced here). Never fails: what it could not read is marked unknown,
+ * and why in s->read.why.
+ */
+void surface_refresh(Surface *s, bool status);
+
+/* A copy of the latest stream report (the mutex held for the copy). */
+void surface_cdc_copy(Surface *s, SurfaceCdc *out);
+
+/*
+ * Whether the task is ready (following, no outage, lag under
+ * http.ready_lag); reason (cap bytes) says why or why not, in one line.
+ */
+bool surface_ready(Surface *s, char *reason, size_t cap);
+
+/* Writes the /metrics body into out. Fails as buf_add. */
+bool surface_metrics(Surface *s, Buf *out, Error *err);
+
+/* The dashboard page (a static string) and its length. */
+const char *surface_dashboard(size_t *len);
+
+/* Starts and stops the server on s (http.c). */
+bool surface_http_start(Surface *s, const char *addr, int port, Error *err);
+void surface_http_stop(Surface *s);
+
+#endif
