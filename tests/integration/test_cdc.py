@@ -81,16 +81,17 @@ def test_migrate_follows_every_kind_of_change(pgtide, source_db, target_db):
 
 
 def test_large_transaction_streamed_and_spilled(pgtide, source_db, target_db):
-    """One transaction of 1,000,000 row changes, streamed before its commit
-    (protocol 2) and spilled to disk past a small memory bound."""
+    """One transaction of 200,000 row changes (about 8 MB as the stream
+    carries them), streamed before its commit (protocol 2) and spilled to
+    disk past a memory bound of half that."""
     source_db.execute("ALTER SYSTEM SET logical_decoding_work_mem = '64kB'")
     source_db.execute("SELECT pg_reload_conf()")
     source_db.execute("CREATE TABLE big (id int PRIMARY KEY, v int)")
     p = start_migrate(pgtide, source_db, target_db, "--memory-limit", "4MB")
-    source_db.execute("INSERT INTO big SELECT g, 0 FROM generate_series(1, 500000) g;"
+    source_db.execute("INSERT INTO big SELECT g, 0 FROM generate_series(1, 100000) g;"
                       " UPDATE big SET v = 1;")
     wait_caught_up(source_db, target_db, timeout=300)
-    assert target_db.query("SELECT count(*), sum(v) FROM big") == [(500000, 500000)]
+    assert target_db.query("SELECT count(*), sum(v) FROM big") == [(100000, 100000)]
     assert p.stop() == 0
     assert "spilled" in p.read_stderr()
     source_db.execute("ALTER SYSTEM RESET logical_decoding_work_mem")
@@ -106,7 +107,7 @@ def test_pgbench_during_migrate(pgtide, source_db, target_db):
     # pgbench_history has no key: give it one so it can be replicated
     source_db.execute("ALTER TABLE pgbench_history ADD COLUMN id serial PRIMARY KEY")
     bench = subprocess.Popen([f"{bindir}/pgbench", "-n", "-c", "4", "-j", "2",
-                              "-T", "15", source_db.name],
+                              "-T", "8", source_db.name],
                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     time.sleep(2)
     p = start_migrate(pgtide, source_db, target_db, "--jobs", "2")
