@@ -39,6 +39,9 @@ struct TaskLock
 	pthread_mutex_t mu; /* guards quit */
 	pthread_cond_t wake;
 	bool quit;
+	/* the target's backend of the session that took the lock: after that
+	   session is lost, the lock stays with it until the server notices */
+	int backend_pid;
 	atomic_bool lost; /* another process took the lock; lost_err says who */
 	Error lost_err;
 };
@@ -110,6 +113,8 @@ try_lock_once(TaskLock *l, int retry_ms, bool *taken, bool *connected,
 		return false;
 	if (*taken && l->since[0] == '\0')
 		snprintf(l->since, sizeof(l->since), "%s", since);
+	if (*taken)
+		l->backend_pid = PQbackendPID(pg_raw(l->conn));
 	return true;
 }
 
@@ -159,6 +164,32 @@ relock(TaskLock *l, int retry_ms, Error *err)
 		return false;
 	if (!taken)
 	{
+		StateProcess p;
+		State attached;
+		bool exists = false;
+
+		/* the lost session's backend may not have noticed yet (or ever,
+		   on a connection cut half-way): the lock is still this process's;
+		   that backend is ended, and the next look takes the lock */
+		if (!state_attach(&attached, l->conn, l->cfg->state_schema,
+		                  l->cfg->task, &exists, err) ||
+		    !state_process_read(&attached, exists, &p, err))
+			return false;
+		if (p.running && p.backend_pid == l->backend_pid)
+		{
+			char pid[16];
+			const char *params[1] = {pid};
+			PGresult *res;
+
+			snprintf(pid, sizeof(pid), "%d", p.backend_pid);
+			if (pg_query(l->conn, "SELECT pg_terminate_backend($1::int)", 1,
+			             params, &res, err))
+				PQclear(res);
+			return err_set(err, ERR_TARGET,
+			               "the lost session (backend %d) still held the "
+			               "task's lock",
+			               p.backend_pid);
+		}
 		busy(l, err);
 		err_prefix(err, "lost the task's lock while its session on the "
 		                "target was down: ");

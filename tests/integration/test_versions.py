@@ -74,6 +74,17 @@ END $$;
 
 # Changes the stream carries after the load, on the same awkward tables:
 # applied to the source while pgtide follows it, and to the reference.
+# A table created while the task streams: it joins the task (decision
+# 0019), through the publication and pg_dump of the source's version.
+JOINED = """
+CREATE TABLE public.joined (id int PRIMARY KEY, v numeric,
+                            t timestamptz, f float8);
+INSERT INTO public.joined
+SELECT g, g / 7.0, '2020-01-01 00:00+00'::timestamptz + g * interval '1 h',
+       1 / g::float8 FROM generate_series(1, 200) AS g;
+"""
+JOINED_LATER = "UPDATE public.joined SET v = v * 2 WHERE id % 3 = 0"
+
 STREAMED = """
 UPDATE public.all_types SET c_double = 33.6666666666666643,
        c_text = c_text || ' streamed', c_mood = 'sad' WHERE id = 2;
@@ -193,11 +204,19 @@ def test_migrate_validate_cutover_across_versions(pgtide, make_server, tmp_path,
         writer.wait_for_more(50)
         source.execute(STREAMED)
         reference.execute(STREAMED)
+        for db in (source, reference):
+            db.execute(JOINED)
+        migrate.wait_for_output(r'table "public"."joined" joins with 200 rows',
+                                timeout=60)
+        for db in (source, reference):
+            db.execute(JOINED_LATER)
         writer.wait_for_more(50)
         writer.stop()
     finally:
         writer.abandon()
     wait_caught_up(source, target)
+    tables = user_tables(reference)
+    assert "public.joined" in tables, tables
     # 14 streams large transactions before they commit; older sources send
     # each at its commit
     protocol = 2 if src_major >= 14 else 1
