@@ -59,8 +59,15 @@ deps:
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
+# Tests run TEST_JOBS at a time (they wait on servers more than they
+# compute), then those marked serial alone.
+TEST_JOBS ?= 2
+
 integration: $(BIN)
-	PGTIDE_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q -x tests/integration $(PYTEST_ARGS)
+	PGTIDE_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q -x -n $(TEST_JOBS) \
+		-m "not serial" tests/integration $(PYTEST_ARGS)
+	PGTIDE_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q -x -m serial \
+		tests/integration $(PYTEST_ARGS)
 
 test: deps
 	$(MAKE) unit

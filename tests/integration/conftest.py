@@ -1142,6 +1142,10 @@ def _sigterm_to_interrupt(signum, frame):
 
 
 def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "serial: runs alone, after the tests run side by side "
+        "(make test): it cuts connections or crashes servers on a schedule "
+        "that another test's load on the machine would upset")
     if threading.current_thread() is threading.main_thread() and \
             signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _sigterm_to_interrupt)

@@ -21,6 +21,8 @@ from faults import (_CONNECTION_ERRORS, TcpProxy, Writer, assert_writer_exact,
                     crash, crash_and_restart, create_writer_schema)
 from helpers import make_load_dataset, schema_objects, sequences
 
+pytestmark = pytest.mark.serial
+
 # Steady enough that a crash falls among commits the target has not flushed
 # yet (the WAL writer writes every 200 ms), light enough for two cores.
 RATE = 300
