@@ -245,6 +245,26 @@ dump(Join *j, const SlotSnapshot *snap, const char *section, char **out,
 }
 
 /*
+ * Empties the table's target: ONLY, so that a plain table's inheritance
+ * children keep their rows, unless it is partitioned (--schema existing may
+ * load a plain source table into a partitioned one, decision 0004), whose
+ * rows are all in its partitions.
+ */
+static bool
+empty_target(Join *j, const Joining *it, Error *err)
+{
+	const char *params[1] = {it->tgt_qname};
+	char parted[8];
+
+	return pg_query_value(j->tgt,
+	                      "SELECT relkind = 'p' FROM pg_catalog.pg_class"
+	                      " WHERE oid = $1::regclass",
+	                      1, params, parted, sizeof(parted), err) &&
+	       pg_execf(j->tgt, err, "TRUNCATE %s%s",
+	                parted[0] == 't' ? "" : "ONLY ", it->tgt_qname);
+}
+
+/*
  * The target's side, in one transaction: the tables' schema (create mode),
  * their rows at the snapshot, their indexes and constraints, and their
  * records with the snapshot's point.
@@ -275,7 +295,7 @@ load_joining(Join *j, const SlotSnapshot *snap, const char *pre,
 		int64_t rows = 0;
 
 		ok =
-		    pg_execf(j->tgt, err, "TRUNCATE ONLY %s", it->tgt_qname) &&
+		    empty_target(j, it, err) &&
 		    state_table_start(&j->state, it->t->schema, it->t->name,
 		                      snap->consistent_lsn, txids, 1,
 		                      it->copy.binary ? "binary" : "text", err) &&

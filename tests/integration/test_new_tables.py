@@ -194,3 +194,39 @@ def status_new_tables(pgtide, source_db, target_db):
                    target_db.uri, "--json")
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)["new_tables"]
+
+
+def test_with_existing_schema_a_new_table_joins_the_target_table_of_its_name(
+        pgtide, source_db, target_db):
+    """--schema existing: the target holds the table already, here
+    partitioned by hash where the source's is plain (decision 0004); the
+    join loads through it and the stream follows."""
+    base = """
+        CREATE TABLE orders (id bigserial PRIMARY KEY, amount int NOT NULL);
+        INSERT INTO orders (amount) SELECT g FROM generate_series(1, 50) g;
+    """
+    source_db.execute(base)
+    target_db.execute("CREATE TABLE orders (id bigserial PRIMARY KEY,"
+                      " amount int NOT NULL)")
+    migrate = start_migrate(pgtide, source_db, target_db, "--schema",
+                            "existing")
+    target_db.execute("""
+        CREATE TABLE fresh (id int PRIMARY KEY, v text) PARTITION BY HASH (id);
+        CREATE TABLE fresh_0 PARTITION OF fresh
+          FOR VALUES WITH (MODULUS 2, REMAINDER 0);
+        CREATE TABLE fresh_1 PARTITION OF fresh
+          FOR VALUES WITH (MODULUS 2, REMAINDER 1);
+    """)
+    source_db.execute("""
+        CREATE TABLE fresh (id int PRIMARY KEY, v text);
+        INSERT INTO fresh SELECT g, 'v' || g FROM generate_series(1, 100) g;
+    """)
+    migrate.wait_for_output(r'table "public"."fresh" joins with 100 rows',
+                            timeout=60)
+    source_db.execute("UPDATE fresh SET v = 'later' WHERE id % 3 = 0;"
+                      " DELETE FROM fresh WHERE id % 10 = 0;"
+                      " INSERT INTO fresh VALUES (101, 'new')")
+    wait_caught_up(source_db, target_db)
+    assert_same_content(source_db, target_db, ["public.orders", "public.fresh"])
+    assert target_db.query_one("SELECT count(*) FROM ONLY fresh_1") > 0
+    assert migrate.stop() == 0, migrate.read_stderr()
