@@ -949,23 +949,40 @@ load_durable(Load *l, int *lost_tables, Error *err)
 	return true;
 }
 
+static int
+tables_done(const Load *l)
+{
+	int n = 0;
+
+	for (int i = 0; i < l->ntables; i++)
+		n += l->tables[i].done;
+	return n;
+}
+
 /*
  * Loads the unfinished tables, taking a fresh snapshot when one is lost,
  * and again when the target lost committed chunks (each such table is
- * emptied and loaded anew from the fresh snapshot, as after a restart).
+ * emptied and loaded anew from the fresh snapshot, as after a restart). It
+ * gives up after TASK_LOAD_ROUNDS rounds in a row that finished no table:
+ * a network that drops the snapshot's connection every few seconds still
+ * lets a load through, one table at a time.
  */
 static bool
 run_load_rounds(Load *l, SlotSnapshot *snap, Error *err)
 {
+	int done_before = tables_done(l);
+
 	for (int round = 0;; round++)
 	{
-		bool lost = false, pending = false, ok;
+		bool lost = false, ok;
 		int lost_tables = 0;
 
-		for (int i = 0; i < l->ntables; i++)
-			pending |= !l->tables[i].done;
-		if (!pending)
+		if (tables_done(l) == l->ntables)
 			return true;
+		/* a round that finished a table starts the count again */
+		if (tables_done(l) > done_before)
+			round = 0;
+		done_before = tables_done(l);
 		if (snap->conn == NULL && !fresh_snapshot(l, snap, err))
 			return false;
 		ok = load_tables(l, snap, &lost, err);
