@@ -17,6 +17,7 @@
 LogLevel log_min_level = LOG_LEVEL_INFO;
 static bool log_json = false;
 static _Thread_local char log_role[24] = "main";
+static char log_task[128] = "";
 
 static const char *const level_names[] = {"debug", "info", "warning", "error"};
 
@@ -27,6 +28,12 @@ log_configure(LogLevel min_level, bool json)
 	log_json = json;
 }
 
+bool
+log_is_json(void)
+{
+	return log_json;
+}
+
 void
 log_set_role(const char *role)
 {
@@ -34,19 +41,29 @@ log_set_role(const char *role)
 }
 
 void
-log_write(LogLevel level, const char *fmt, ...)
+log_set_task(const char *task)
 {
-	char msg[4096];
-	char line[8192];
+	snprintf(log_task, sizeof(log_task), "%s", task);
+}
+
+/* the longest message a line holds; longer ones are cut */
+#define LOG_MSG_MAX 4096
+
+/*
+ * One line of msg at level, in the configured format; raw: text as is.
+ * The line has room for the message escaped at its longest, so a JSON
+ * line always closes its object.
+ */
+static void
+write_line(LogLevel level, const char *msg, bool raw)
+{
+	char esc[LOG_MSG_MAX * 6];
+	char task[sizeof(log_task) * 6];
+	char line[sizeof(esc) + sizeof(task) + 256];
 	char stamp[32];
 	struct timespec ts;
 	struct tm tm;
-	va_list ap;
 	int n;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
@@ -54,15 +71,16 @@ log_write(LogLevel level, const char *fmt, ...)
 
 	if (log_json)
 	{
-		char esc[sizeof(msg) * 2];
-
 		json_escape(esc, sizeof(esc), msg);
-		n = snprintf(
-		    line, sizeof(line),
-		    "{\"time\":\"%s.%03ldZ\",\"level\":\"%s\",\"thread\":\"%s\","
-		    "\"message\":\"%s\"}\n",
-		    stamp, ts.tv_nsec / 1000000, level_names[level], log_role, esc);
+		json_escape(task, sizeof(task), log_task);
+		n = snprintf(line, sizeof(line),
+		             "{\"time\":\"%s.%03ldZ\",\"level\":\"%s\",\"thread\":"
+		             "\"%s\",\"task\":\"%s\",\"message\":\"%s\"}\n",
+		             stamp, ts.tv_nsec / 1000000, level_names[level], log_role,
+		             task, esc);
 	}
+	else if (raw)
+		n = snprintf(line, sizeof(line), "%s\n", msg);
 	else
 		n = snprintf(line, sizeof(line), "%s.%03ld %-7s [%s] %s\n", stamp,
 		             ts.tv_nsec / 1000000, level_names[level], log_role, msg);
@@ -72,6 +90,24 @@ log_write(LogLevel level, const char *fmt, ...)
 		n = sizeof(line) - 1;
 	if (write(STDERR_FILENO, line, (size_t) n) < 0)
 		return;
+}
+
+void
+log_write(LogLevel level, const char *fmt, ...)
+{
+	char msg[LOG_MSG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	write_line(level, msg, false);
+}
+
+void
+log_plain(LogLevel level, const char *text)
+{
+	write_line(level, text, true);
 }
 
 bool

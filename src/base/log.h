@@ -1,7 +1,9 @@
 /*
  * log: leveled, thread-tagged lines on stderr. stdout is command output only.
  *
- * Each line carries time, level, the thread's role and the message. Callers
+ * Each line carries time, level, the thread's role and the message; a JSON
+ * line is one object with exactly the fields time, level, thread, task and
+ * message, whose names never change (docs/service.md). Callers
  * never log per row: they count and use log_every(). Row values never appear
  * in logs. The level test happens before the arguments are evaluated.
  */
@@ -24,11 +26,28 @@ extern LogLevel log_min_level;
 /* Sets the minimum level printed and whether lines are JSON objects. */
 void log_configure(LogLevel min_level, bool json);
 
+/* Whether lines are JSON objects (--log-format json). */
+bool log_is_json(void);
+
 /* Names the calling thread in its log lines ("main", "copy-2"). Copied. */
 void log_set_role(const char *role);
 
+/*
+ * Names the task in every JSON line ("task"), from every thread. Copied;
+ * call it once, before any other thread starts.
+ */
+void log_set_task(const char *task);
+
 void log_write(LogLevel level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/*
+ * Writes text as it is, one line, for a person reading a terminal (the
+ * command's last words: an error with its DETAIL and HINT, the slot left
+ * on the source); with JSON lines, it is the message of an object like any
+ * other line's, so that every line on stderr parses. Not level-filtered.
+ */
+void log_plain(LogLevel level, const char *text);
 
 #define LOG_AT(level, ...)                   \
 	do                                       \

@@ -13,6 +13,7 @@
 #include "base/clock.h"
 #include "base/fault.h"
 #include "base/log.h"
+#include "base/notify.h"
 #include "base/units.h"
 #include "cdc/pgoutput.h"
 #include "cdc/relcols.h"
@@ -828,6 +829,8 @@ receive(Receiver *rv, Error *err)
 				return false;
 		}
 		progress_due(rv);
+		/* each turn proves the receiver is neither stuck nor dead */
+		notify_watchdog();
 	}
 	return true;
 }
@@ -884,6 +887,8 @@ cdc_run(const CdcOptions *o, Error *err)
 		if (!reported)
 			log_info("streaming from slot \"%s\" at " LSN_FMT " (protocol %d)",
 			         o->slot, LSN_ARGS(start), c.proto_version);
+		/* a service manager's "started": the stream runs (once) */
+		notify_ready();
 		memset(&opts, 0, sizeof(opts));
 		opts.proto_version = c.proto_version;
 		opts.streaming =
@@ -923,6 +928,7 @@ cdc_run(const CdcOptions *o, Error *err)
 		atomic_fetch_add(&c.retries[CDC_SOURCE], 1);
 		/* status goes on saying where the stream is, and why it waits */
 		progress_due(&rv);
+		notify_watchdog(); /* alive, and waiting for the source */
 		err_clear(err);
 		clock_sleep_ms(backoff_ms);
 		backoff_ms = backoff_ms * 2 > CDC_RETRY_MAX_MS ? CDC_RETRY_MAX_MS

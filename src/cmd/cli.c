@@ -267,17 +267,26 @@ exit_code(ErrKind kind)
 static int
 report(const Command *c, const Error *err)
 {
+	char line[ERR_MSG_MAX + 32];
+
+	/* log_plain: with --log-format json these are JSON lines too */
 	if (err->kind == ERR_INTERRUPTED && c != NULL && c->records_error)
-		fprintf(stderr,
-		        "pgtide: interrupted; progress is saved, run the same command "
-		        "again to resume\n");
+		log_plain(LOG_LEVEL_INFO, "pgtide: interrupted; progress is saved, "
+		                          "run the same command again to resume");
 	else
 	{
-		fprintf(stderr, "pgtide: error: %s\n", err->message);
+		snprintf(line, sizeof(line), "pgtide: error: %s", err->message);
+		log_plain(LOG_LEVEL_ERROR, line);
 		if (err->detail[0])
-			fprintf(stderr, "DETAIL: %s\n", err->detail);
+		{
+			snprintf(line, sizeof(line), "DETAIL: %s", err->detail);
+			log_plain(LOG_LEVEL_ERROR, line);
+		}
 		if (err->hint[0])
-			fprintf(stderr, "HINT: %s\n", err->hint);
+		{
+			snprintf(line, sizeof(line), "HINT: %s", err->hint);
+			log_plain(LOG_LEVEL_ERROR, line);
+		}
 	}
 	return exit_code(err->kind);
 }
@@ -511,6 +520,7 @@ parse_options(int argc, char **argv, const char *cmd,
 		}
 	}
 	log_configure(level, json);
+	log_set_task(cfg->task);
 	return true;
 }
 

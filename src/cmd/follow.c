@@ -4,7 +4,7 @@
  * target, and its progress and stop request carried through the state.
  * Also the entry of `pgtide copy`: the three run under the task's lock
  * (lock.c), one process per task, and serve their surface (--http) while
- * they run.
+ * they run; a service manager hears their progress (base/notify).
  * It never changes the source's data; the stream (cdc) owns the applying.
  */
 #include "cmd/task.h"
@@ -16,6 +16,8 @@
 #include "base/clock.h"
 #include "base/fault.h"
 #include "base/log.h"
+#include "base/notify.h"
+#include "base/units.h"
 #include "cdc/cdc.h"
 #include "cmd/cli.h"
 #include "cmd/lock.h"
@@ -201,6 +203,18 @@ watch_insert_only(ProgressSink *ps, const State *on_sink)
 	insert_only_watch_free(&w);
 }
 
+/* The stream's report as one STATUS= line for the service manager. */
+static void
+notify_progress(const CdcProgress *p)
+{
+	char lag[32];
+
+	units_format_bytes(p->lag_bytes, lag, sizeof(lag));
+	notify_status("following: lag %s, %.1f s; %lld txns applied (%.0f/s)%s%s",
+	              lag, p->lag_seconds, (long long) p->txns, p->txns_per_s,
+	              p->outage[0] ? "; " : "", p->outage);
+}
+
 static void
 record_progress(const CdcProgress *p, void *ctx)
 {
@@ -210,6 +224,7 @@ record_progress(const CdcProgress *p, void *ctx)
 	Error err = ERR_INIT;
 
 	surface_publish_cdc(ps->surface, p);
+	notify_progress(p);
 	c.applied_lsn = p->applied_lsn;
 	c.flushed_lsn = p->flushed_lsn;
 	c.source_lsn = p->source_lsn;
@@ -495,8 +510,14 @@ task_copy(const TaskConfig *cfg, atomic_int *stop, Error *err)
 
 	if (!task_lock_take(cfg, "copy", stop, &lock, err))
 		return false;
-	ok = serve(cfg, "copy", &surface, err) && task_lock_hold(lock, err) &&
-	     load_run(cfg, stop, err);
+	ok = serve(cfg, "copy", &surface, err) && task_lock_hold(lock, err);
+	if (ok)
+	{
+		/* copy's work is the load, and it starts now; migrate and follow
+		   are ready once their stream runs (cdc) */
+		notify_ready();
+		ok = load_run(cfg, stop, err);
+	}
 	surface_stop(surface);
 	return task_lock_release(lock, ok, err);
 }

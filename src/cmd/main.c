@@ -2,7 +2,9 @@
  * main: argv -> cli_main(). The only exit() of pgtide, and the signal
  * handlers: SIGINT and SIGTERM ask the running command to stop at its next
  * safe point (state is saved, the same command resumes); a second one ends
- * the process at once.
+ * the process at once. A service manager that asked for notifications
+ * (NOTIFY_SOCKET) hears STOPPING=1 from the handler itself, the moment the
+ * request arrives.
  */
 #include <errno.h>
 #include <signal.h>
@@ -11,6 +13,7 @@
 #include <string.h>
 
 #include "base/fault.h"
+#include "base/notify.h"
 #include "cmd/cli.h"
 
 /*
@@ -31,6 +34,7 @@ on_stop(int signo)
 		raise(signo);
 	}
 	stop_requested = 1;
+	notify_stopping(); /* only sendto(2): safe here */
 	errno = saved;
 }
 
@@ -39,6 +43,8 @@ main(int argc, char **argv)
 {
 	struct sigaction sa;
 
+	/* before the handlers, which send on what it opens */
+	notify_init();
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_stop;
 	sigemptyset(&sa.sa_mask);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "base/buf.h"
+#include "base/log.h"
 #include "base/units.h"
 #include "cmd/cli.h"
 #include "pg/pg.h"
@@ -275,7 +276,7 @@ task_slot_notice(const TaskConfig *cfg, const char *command, bool failed,
 	add_command(&line, "clean", argc, argv, true);
 out:
 	if (buf_check(&line, NULL) && buf_len(&line) > 0)
-		fprintf(stderr, "%s\n", buf_str(&line));
+		log_plain(LOG_LEVEL_WARN, buf_str(&line));
 	buf_free(&line);
 	free(slots);
 	pg_close(src);

@@ -1125,7 +1125,9 @@ run_load(const TaskConfig *cfg, atomic_int *stop, bool keep_slot, Error *err)
 			l.copy[i].columns = l.tables[i].columns;
 		}
 		prog = progress_start(l.copy, est, l.ntables, cfg->progress_interval_s,
-		                      isatty(STDERR_FILENO));
+		                      /* JSON lines are for machines, even on a
+		                         terminal: never a redrawn block */
+		                      isatty(STDERR_FILENO) && !log_is_json());
 		free(est);
 		memset(&early, 0, sizeof(early));
 		/* the data copy starts here: connections, slot and schema are done */

@@ -1,5 +1,6 @@
 /*
- * progress: a thread that samples copy counters and renders them.
+ * progress: a thread that samples copy counters and renders them, and
+ * hands the summary line to a service manager that asked for it (STATUS=).
  */
 #include "load/progress.h"
 
@@ -12,6 +13,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/notify.h"
 #include "base/units.h"
 
 #define PROGRESS_LIVE_TABLES 6
@@ -159,6 +161,7 @@ render(Progress *p, bool final)
 	         "load: %d/%d tables, %lld rows, %s of ~%s on disk, %s/s, ETA %s",
 	         tables_done, p->n, (long long) rows, b1, b3, b2,
 	         final ? "done" : eta);
+	notify_status("%s", line);
 	if (!p->terminal)
 	{
 		log_info("%s", line);
