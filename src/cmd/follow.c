@@ -15,6 +15,7 @@
 
 #include "base/clock.h"
 #include "base/fault.h"
+#include "base/gate.h"
 #include "base/log.h"
 #include "base/notify.h"
 #include "base/units.h"
@@ -506,19 +507,22 @@ task_copy(const TaskConfig *cfg, atomic_int *stop, Error *err)
 {
 	TaskLock *lock;
 	Surface *surface = NULL;
+	Gate gate;
 	bool ok;
 
 	if (!task_lock_take(cfg, "copy", stop, &lock, err))
 		return false;
+	gate_init(&gate);
 	ok = serve(cfg, "copy", &surface, err) && task_lock_hold(lock, err);
 	if (ok)
 	{
 		/* copy's work is the load, and it starts now; migrate and follow
 		   are ready once their stream runs (cdc) */
 		notify_ready();
-		ok = load_run(cfg, stop, err);
+		ok = load_run(cfg, stop, &gate, err);
 	}
 	surface_stop(surface);
+	gate_destroy(&gate);
 	return task_lock_release(lock, ok, err);
 }
 
@@ -542,13 +546,17 @@ task_migrate(const TaskConfig *cfg, atomic_int *stop, Error *err)
 {
 	TaskLock *lock;
 	Surface *surface = NULL;
+	Gate gate;
 	bool ok;
 
 	if (!task_lock_take(cfg, "migrate", stop, &lock, err))
 		return false;
+	gate_init(&gate);
 	ok = serve(cfg, "migrate", &surface, err) &&
 	     check_before_migrate(cfg, err) && task_lock_hold(lock, err) &&
-	     load_for_stream(cfg, stop, err) && follow_run(cfg, stop, surface, err);
+	     load_for_stream(cfg, stop, &gate, err) &&
+	     follow_run(cfg, stop, surface, err);
 	surface_stop(surface);
+	gate_destroy(&gate);
 	return task_lock_release(lock, ok, err);
 }

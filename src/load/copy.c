@@ -23,6 +23,7 @@
 
 #include "base/clock.h"
 #include "base/fault.h"
+#include "base/gate.h"
 #include "base/log.h"
 #include "base/pool.h"
 
@@ -195,14 +196,20 @@ source_copy_sql(const CopyTable *t, const PlanChunk *c)
 
 typedef bool (*StoppingFn)(const void *ctx);
 
+/* Messages and bytes a worker copies between two visits to the gate: few
+ * enough for a cap of a hundred rows a second, many enough that the gate's
+ * lock costs nothing. */
+#define GATE_BATCH_MSGS  128
+#define GATE_BATCH_BYTES (128 * 1024)
+
 /*
  * Streams one chunk's rows from src (inside its snapshot's transaction) into
  * tgt, inside the caller's open transaction.
  */
 static bool
 pipe_rows(PgConn *src, PgConn *tgt, CopyTable *t, const PlanChunk *c,
-          StoppingFn stopping_fn, const void *ctx, int64_t *rows,
-          int64_t *bytes, Error *err)
+          Gate *gate, const atomic_int *stop, StoppingFn stopping_fn,
+          const void *ctx, int64_t *rows, int64_t *bytes, Error *err)
 {
 	PGconn *in = pg_raw(src);
 	PGconn *out = pg_raw(tgt);
@@ -210,6 +217,7 @@ pipe_rows(PgConn *src, PgConn *tgt, CopyTable *t, const PlanChunk *c,
 	char *tgt_sql = NULL;
 	PGresult *res;
 	int64_t msgs = 0;
+	int64_t gate_msgs = 0, gate_bytes = 0; /* not yet passed through gate */
 	bool ok = false;
 
 	*rows = *bytes = 0;
@@ -267,6 +275,14 @@ pipe_rows(PgConn *src, PgConn *tgt, CopyTable *t, const PlanChunk *c,
 		atomic_fetch_add(&t->bytes_done, len);
 		atomic_fetch_add(&t->rows_done, 1);
 		msgs++;
+		gate_msgs++;
+		gate_bytes += len;
+		if (gate != NULL &&
+		    (gate_msgs >= GATE_BATCH_MSGS || gate_bytes >= GATE_BATCH_BYTES))
+		{
+			gate_pass(gate, gate_msgs, gate_bytes, stop);
+			gate_msgs = gate_bytes = 0;
+		}
 		fault_point("copy.row");
 		if ((msgs & 255) == 0 && stopping_fn(ctx))
 		{
@@ -312,7 +328,8 @@ stream_chunk(Worker *w, CopyTable *t, const PlanChunk *c, int64_t *rows,
 		return false;
 	if (t->freeze && !pg_execf(w->tgt, err, "TRUNCATE ONLY %s", t->tgt_qname))
 		return false;
-	return pipe_rows(w->src, w->tgt, t, c, worker_stopping, w->shared, rows,
+	return pipe_rows(w->src, w->tgt, t, c, w->shared->run->gate,
+	                 w->shared->run->stop, worker_stopping, w->shared, rows,
 	                 bytes, err);
 }
 
@@ -332,7 +349,8 @@ copy_table_within(PgConn *src, PgConn *tgt, CopyTable *t, atomic_int *stop,
 	    .chunk = 0, .nchunks = 1, .start_block = -1, .end_block = -1};
 	int64_t bytes;
 
-	return pipe_rows(src, tgt, t, &whole, stop_set, stop, rows, &bytes, err);
+	return pipe_rows(src, tgt, t, &whole, NULL, stop, stop_set, stop, rows,
+	                 &bytes, err);
 }
 
 static bool
@@ -376,15 +394,22 @@ worker_main(void *arg)
 
 	snprintf(role, sizeof(role), "copy-%d", w->id);
 	log_set_role(role);
-	while (!stopping(sh))
+	/* a place at the gate first, then a chunk: a worker the gate holds back
+	   must not sit on a chunk another worker could copy */
+	while (!stopping(sh) &&
+	       (run->gate == NULL || gate_enter(run->gate, run->stop)))
 	{
 		int idx = atomic_fetch_add(&sh->next, 1);
 		const PlanChunk *c;
 		int attempt = 0;
 		int backoff_ms = 500;
 
-		if (idx >= run->nchunks)
+		if (idx >= run->nchunks || stopping(sh))
+		{
+			if (run->gate != NULL)
+				gate_leave(run->gate);
 			break;
+		}
 		c = &run->chunks[idx];
 		for (;;)
 		{
@@ -423,6 +448,8 @@ worker_main(void *arg)
 			clock_sleep_ms(backoff_ms);
 			backoff_ms = backoff_ms * 2 > 8000 ? 8000 : backoff_ms * 2;
 		}
+		if (run->gate != NULL)
+			gate_leave(run->gate);
 	}
 	close_conns(w);
 	return NULL;

@@ -20,6 +20,7 @@
 
 #include "base/config.h"
 #include "base/err.h"
+#include "base/gate.h"
 #include "load/plan.h"
 #include "pg/catalog.h"
 #include "pg/pg.h"
@@ -62,6 +63,7 @@ typedef struct CopyRun
 	CopyChunkCheckFn chunk_check;
 	void *ctx;
 	atomic_int *stop; /* set by a signal: abandon chunks, return */
+	Gate *gate;       /* holds and caps from the source's guards, or NULL */
 } CopyRun;
 
 /*

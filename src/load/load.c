@@ -69,6 +69,7 @@ typedef struct Load
 {
 	const TaskConfig *cfg;
 	atomic_int *stop;
+	Gate *gate;     /* the copy workers pass through it; may be NULL */
 	bool keep_slot; /* migrate: the stream needs the slot; copy: it does not */
 	PgConn *src;
 	PgConn *tgt;
@@ -698,6 +699,7 @@ load_tables(Load *l, const SlotSnapshot *snap, bool *lost, Error *err)
 	run.chunk_check = hook_chunk_check;
 	run.ctx = l;
 	run.stop = l->stop;
+	run.gate = l->gate;
 	log_info("copying %d tables in %d chunks with %d workers", nplan, nchunks,
 	         run.workers);
 	ok = copy_run(&run, lost, err);
@@ -1032,7 +1034,8 @@ refuse_copy_only(const Load *l, Error *err)
 }
 
 static bool
-run_load(const TaskConfig *cfg, atomic_int *stop, bool keep_slot, Error *err)
+run_load(const TaskConfig *cfg, atomic_int *stop, Gate *gate, bool keep_slot,
+         Error *err)
 {
 	Load l;
 	SlotSnapshot snap;
@@ -1043,6 +1046,7 @@ run_load(const TaskConfig *cfg, atomic_int *stop, bool keep_slot, Error *err)
 	memset(&snap, 0, sizeof(snap));
 	l.cfg = cfg;
 	l.stop = stop;
+	l.gate = gate;
 	l.keep_slot = keep_slot;
 	l.start_ms = clock_ms();
 	if (!pg_connect(cfg->source_uri, ERR_SOURCE, PG_CONN_SQL, "pgtide", 5000,
@@ -1177,13 +1181,13 @@ out:
 }
 
 bool
-load_run(const TaskConfig *cfg, atomic_int *stop, Error *err)
+load_run(const TaskConfig *cfg, atomic_int *stop, Gate *gate, Error *err)
 {
-	return run_load(cfg, stop, false, err);
+	return run_load(cfg, stop, gate, false, err);
 }
 
 bool
-load_for_stream(const TaskConfig *cfg, atomic_int *stop, Error *err)
+load_for_stream(const TaskConfig *cfg, atomic_int *stop, Gate *gate, Error *err)
 {
-	return run_load(cfg, stop, true, err);
+	return run_load(cfg, stop, gate, true, err);
 }

@@ -19,6 +19,7 @@
 
 #include "base/config.h"
 #include "base/err.h"
+#include "base/gate.h"
 
 /*
  * pgtide copy: runs the full load for cfg from snapshots of TEMPORARY slots,
@@ -26,15 +27,17 @@
  * starts is copy-only and can never be streamed. A task that migrate started
  * keeps its slot. Returns false with ERR_INTERRUPTED when *stop was set
  * (state is saved; the same command resumes), or with the error that stopped
- * it. Prints its summary on stdout.
+ * it. Prints its summary on stdout. The copy workers pass through gate
+ * (may be NULL), so that the source's guards can pause or slow them.
  */
-bool load_run(const TaskConfig *cfg, atomic_int *stop, Error *err);
+bool load_run(const TaskConfig *cfg, atomic_int *stop, Gate *gate, Error *err);
 
 /*
  * migrate's load: the same, from the snapshot of the task's slot, which it
  * creates and keeps for the change stream. Refuses (ERR_CONFIG) a copy-only
  * task.
  */
-bool load_for_stream(const TaskConfig *cfg, atomic_int *stop, Error *err);
+bool load_for_stream(const TaskConfig *cfg, atomic_int *stop, Gate *gate,
+                     Error *err);
 
 #endif
