@@ -900,6 +900,7 @@ build_args(const Load *l, int first, int last, SchemaBuild *out)
 	out->run = l->st.run;
 	out->first_phase = first;
 	out->last_phase = last;
+	out->progress_interval_s = l->cfg->progress_interval_s;
 	out->stop = l->stop;
 }
 
