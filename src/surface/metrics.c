@@ -88,6 +88,27 @@ load_metrics(const SurfaceRead *r, const char *task, Buf *out, Error *err)
 	return true;
 }
 
+/* One sample per kind: a missing row and a row already there call for
+ * different looks at the target. */
+static bool
+conflict_metrics(const CdcProgress *p, const char *task, Buf *out, Error *err)
+{
+	if (!prom_family(out, "pgtide_cdc_conflicts_total", PROM_COUNTER,
+	                 "Rows missing or already there on the target, met under "
+	                 "cdc.on_conflict skip or upsert, by kind.",
+	                 err))
+		return false;
+	for (int k = 0; k < APPLY_NCONFLICTS; k++)
+	{
+		PromLabel l[2] = {{"task", task}, {"kind", apply_conflict_name(k)}};
+
+		if (!prom_sample(out, "pgtide_cdc_conflicts_total", l, 2,
+		                 (double) p->conflicts_by[k], err))
+			return false;
+	}
+	return true;
+}
+
 static bool
 cdc_metrics(const SurfaceCdc *c, const char *task, Buf *out, Error *err)
 {
@@ -108,10 +129,7 @@ cdc_metrics(const SurfaceCdc *c, const char *task, Buf *out, Error *err)
 	                   "Changes of tables the task does not move, ignored as "
 	                   "cdc.unknown_tables = ignore says.",
 	                   task, (double) p->ignored, err) &&
-	       task_metric(out, "pgtide_cdc_conflicts_total", PROM_COUNTER,
-	                   "Rows missing or already there on the target, met "
-	                   "under cdc.on_conflict skip or upsert.",
-	                   task, (double) p->conflicts, err) &&
+	       conflict_metrics(p, task, out, err) &&
 	       task_metric(out, "pgtide_cdc_lag_bytes", PROM_GAUGE,
 	                   "Source WAL not yet flushed on the target (0 when "
 	                   "caught up).",
