@@ -129,6 +129,16 @@ cdc_metrics(const SurfaceCdc *c, const char *task, Buf *out, Error *err)
 	                   "Changes of tables the task does not move, ignored as "
 	                   "cdc.unknown_tables = ignore says.",
 	                   task, (double) p->ignored, err) &&
+	       task_metric(out, "pgtide_cdc_apply_rate_changes_per_second",
+	                   PROM_GAUGE,
+	                   "Row changes applied per second over the stream's last "
+	                   "progress interval.",
+	                   task, p->changes_per_s, err) &&
+	       task_metric(out, "pgtide_cdc_apply_rate_transactions_per_second",
+	                   PROM_GAUGE,
+	                   "Source transactions applied per second over the "
+	                   "stream's last progress interval.",
+	                   task, p->txns_per_s, err) &&
 	       conflict_metrics(p, task, out, err) &&
 	       task_metric(out, "pgtide_cdc_lag_bytes", PROM_GAUGE,
 	                   "Source WAL not yet flushed on the target (0 when "

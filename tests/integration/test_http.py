@@ -144,6 +144,9 @@ def test_http_surface_of_a_running_migrate(pgtide, source_db, target_db):
                   slot="pgtide_default") >= 0
     assert types["pgtide_cdc_changes_applied_total"] == "counter"
     assert types["pgtide_cdc_lag_seconds"] == "gauge"
+    assert types["pgtide_cdc_apply_rate_changes_per_second"] == "gauge"
+    assert metric(samples, "pgtide_cdc_apply_rate_changes_per_second",
+                  task="default") >= 0
 
     # the stream's counters grow with the source's changes, and say what
     # status says
