@@ -180,7 +180,7 @@ def test_http_surface_of_a_running_migrate(pgtide, source_db, target_db):
     status, headers, page = get(port, "/")
     assert status == 200 and headers["Content-Type"].startswith("text/html")
     assert "connect-src 'self'" in headers["Content-Security-Policy"]
-    assert 'fetch("/status"' in page
+    assert 'get("/status")' in page and 'get("/history")' in page
     assert "http://" not in page and "https://" not in page and "//" + "cdn" not in page
     status, _, body = get(port, "/", method="HEAD")
     assert status == 200 and body == ""
