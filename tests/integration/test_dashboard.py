@@ -86,6 +86,13 @@ def test_dashboard_in_chromium(pgtide, source_db, target_db, tmp_path):
                      "the chart lost its samples on a reload")
         browser.wait("document.querySelectorAll('#rows tr').length == 3", 30,
                      "the page never listed the tables again after a reload")
+        # a guard or throttle in the status shows as its keys and values,
+        # whatever they are
+        assert browser.js("showExtra({guard: {action: 'warn', retained_wal_bytes: 5,"
+                          " thresholds: {warn: 1}}, throttle: 'off'}),"
+                          " document.getElementById('extra').innerText") == \
+            "guard\naction\twarn\nretained_wal_bytes\t5\nthresholds\t{\"warn\":1}\n" \
+            "throttle\nvalue\toff"
         browser.pump(2.5)  # one more poll, so its errors would be seen
         shot = browser.screenshot(tmp_path / "dashboard.png")
         print(f"dashboard screenshot: {shot}")
