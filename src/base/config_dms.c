@@ -3,9 +3,9 @@
  * or --table-mappings), read as it is.
  *
  * It owns reading the file (strict JSON, through base/json_read: libyaml
- * takes most of a second over 20,000 rules), what can be wrong with it (no "rules" array, a rule without rule-id or
- * rule-type, two rules with one id, a selection rule without its
- * object-locator), what pgtide does not support yet (transformation and
+ * takes most of a second over 20,000 rules), what can be wrong with it (no
+ * "rules" array, a rule without rule-id or rule-type, two rules with one
+ * id, a selection rule without its object-locator), what pgtide does not support yet (transformation and
  * table-settings rules, source filters, table types other than table, any
  * other rule), each one error naming the file, the rule's id and line, and
  * turning the selection rules into tables.include and tables.exclude items
