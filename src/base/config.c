@@ -190,6 +190,7 @@ config_free(TaskConfig *cfg)
 	free(cfg->target_uri);
 	config_strlist_free(&cfg->include);
 	config_strlist_free(&cfg->exclude);
+	free(cfg->table_mappings);
 	free(cfg->pg_dump);
 	free(cfg->state_schema);
 	free(cfg->cdc_spill_dir);

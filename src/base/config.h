@@ -81,15 +81,16 @@ typedef struct StrList
 
 typedef struct TaskConfig
 {
-	char *path;          /* task file read, or NULL; owned */
-	char *task;          /* task name, [a-z0-9_]{1,40}; owned */
-	char *source_uri;    /* libpq URI or key=value string; owned */
-	char *target_uri;    /* owned */
-	StrList include;     /* schema.table patterns; empty = every table */
-	StrList exclude;     /* schema.table patterns */
-	int copy_jobs;       /* parallel copy workers */
-	int index_jobs;      /* parallel index/constraint builders */
-	int64_t split_bytes; /* tables larger than this are cut into chunks;
+	char *path;           /* task file read, or NULL; owned */
+	char *task;           /* task name, [a-z0-9_]{1,40}; owned */
+	char *source_uri;     /* libpq URI or key=value string; owned */
+	char *target_uri;     /* owned */
+	StrList include;      /* schema.table patterns; empty = every table */
+	StrList exclude;      /* schema.table patterns */
+	char *table_mappings; /* an AWS DMS table-mapping file, or NULL; owned */
+	int copy_jobs;        /* parallel copy workers */
+	int index_jobs;       /* parallel index/constraint builders */
+	int64_t split_bytes;  /* tables larger than this are cut into chunks;
 	                        CONFIG_SPLIT_AUTO, or 0 for never */
 	CopyFormat copy_format;
 	SchemaMode schema_mode;
@@ -154,6 +155,26 @@ bool config_set(TaskConfig *cfg, const char *key, const char *value,
 
 /* Checks cross-key rules (source and target present, mode/on_existing pairs). */
 bool config_validate(const TaskConfig *cfg, Error *err);
+
+/*
+ * A tables.include or tables.exclude item made from a table_mappings
+ * selection rule starts with this byte, then a kind ('L': DMS wildcards,
+ * 'E': an explicit rule's exact names), then three fields each after this
+ * byte: the text messages name the rule by, the schema name, the table
+ * name. The reader refuses control characters in names and rule ids, so the
+ * byte cannot occur inside a field; route/mapping reads the form.
+ */
+#define CONFIG_RULE_MARK '\x1f'
+
+/*
+ * Reads the AWS DMS table-mapping file cfg->table_mappings names (nothing
+ * when it is NULL) into cfg->include and cfg->exclude, in the form above.
+ * Fails (ERR_CONFIG) when tables.include or tables.exclude is set too, on a
+ * malformed file (naming the file, the rule and the field) and on a rule
+ * pgtide does not support (naming its id, type and action); cfg's lists are
+ * then unchanged.
+ */
+bool config_read_table_mappings(TaskConfig *cfg, Error *err);
 
 /*
  * Parses http.listen's "[ADDR:]PORT" ("9187", "127.0.0.1:9187",

@@ -7,6 +7,8 @@
  *   config_keys.c  the key table, and checking and storing one value
  *                  (config_set, the choice names, sizes)
  *   config_yaml.c  the task file: reading it and walking its YAML into keys
+ *   config_dms.c   an AWS DMS table-mapping file (table_mappings) read into
+ *                  tables.include and tables.exclude
  *
  * One table, config_keys[], names every key once. The task-file walker, the
  * command-line setter and the unknown-key hints all read it, so a key cannot
@@ -43,6 +45,7 @@ typedef enum KeyId
 	CONFIG_KEY_TARGET,
 	CONFIG_KEY_INCLUDE,
 	CONFIG_KEY_EXCLUDE,
+	CONFIG_KEY_TABLE_MAPPINGS,
 	CONFIG_KEY_COPY_JOBS,
 	CONFIG_KEY_INDEX_JOBS,
 	CONFIG_KEY_SPLIT_BYTES,
@@ -127,6 +130,16 @@ void config_strlist_free(StrList *list);
  * items, ERR_INTERNAL out of memory) with list unchanged. */
 bool config_strlist_append(StrList *list, const char *text, size_t len,
                            Error *err);
+
+/* ---- config_yaml.c ---- */
+
+/*
+ * Reads the whole file at path into a malloc'd, NUL-terminated buffer the
+ * caller frees; `what` names the file in messages ("task file"). Fails
+ * (ERR_CONFIG) past 16 MB.
+ */
+bool config_read_file(const char *what, const char *path, char **data,
+                      size_t *len, Error *err);
 
 /* ---- config_keys.c ---- */
 

@@ -66,6 +66,9 @@ static const KeyDef config_keys[] = {
     {.name = "tables.exclude",
      .id = CONFIG_KEY_EXCLUDE,
      .type = CONFIG_KEY_TYPE_LIST},
+    {.name = "table_mappings",
+     .id = CONFIG_KEY_TABLE_MAPPINGS,
+     .type = CONFIG_KEY_TYPE_STRING},
     {.name = "copy.jobs",
      .id = CONFIG_KEY_COPY_JOBS,
      .type = CONFIG_KEY_TYPE_INT,
@@ -546,6 +549,8 @@ key_store(TaskConfig *cfg, const KeyDef *key, const char *text, size_t len,
 			return config_replace_string(&cfg->source_uri, text, len, err);
 		case CONFIG_KEY_TARGET:
 			return config_replace_string(&cfg->target_uri, text, len, err);
+		case CONFIG_KEY_TABLE_MAPPINGS:
+			return config_replace_string(&cfg->table_mappings, text, len, err);
 		case CONFIG_KEY_PG_DUMP:
 			return config_replace_string(&cfg->pg_dump, text, len, err);
 		case CONFIG_KEY_STATE_SCHEMA:

@@ -7,7 +7,8 @@
  * the top-level mapping and its sections into keys, each error prefixed
  * "FILE:LINE: key K: ".
  *
- * It is the only file of config that includes <yaml.h>. It must never check
+ * It is the only file of config that includes <yaml.h>; it also reads a
+ * whole file for config_dms.c. It must never check
  * a value itself: scalars go through config_key_apply and list items through
  * config_check_string, so a file accepts what the command line accepts.
  */
@@ -377,12 +378,9 @@ out_parser:
 	return ok;
 }
 
-/*
- * Reads the whole file into a malloc'd buffer the caller frees. Fails past
- * CONFIG_FILE_MAX bytes.
- */
-static bool
-read_file(const char *path, char **data, size_t *len, Error *err)
+bool
+config_read_file(const char *what, const char *path, char **data, size_t *len,
+                 Error *err)
 {
 	FILE *f = fopen(path, "rb");
 	Buf b = BUF_INIT(CONFIG_FILE_MAX + 1);
@@ -390,7 +388,7 @@ read_file(const char *path, char **data, size_t *len, Error *err)
 	bool ok = false;
 
 	if (f == NULL)
-		return err_set(err, ERR_CONFIG, "could not read task file \"%s\": %s",
+		return err_set(err, ERR_CONFIG, "could not read %s \"%s\": %s", what,
 		               path, strerror(errno));
 	for (;;)
 	{
@@ -403,7 +401,7 @@ read_file(const char *path, char **data, size_t *len, Error *err)
 		if (buf_len(&b) + got > CONFIG_FILE_MAX)
 		{
 			err_set(err, ERR_CONFIG,
-			        "could not read task file \"%s\": larger than %zu MB", path,
+			        "could not read %s \"%s\": larger than %zu MB", what, path,
 			        CONFIG_FILE_MAX / (1024 * 1024));
 			goto out;
 		}
@@ -412,7 +410,7 @@ read_file(const char *path, char **data, size_t *len, Error *err)
 	}
 	if (ferror(f))
 	{
-		err_set(err, ERR_CONFIG, "could not read task file \"%s\": %s", path,
+		err_set(err, ERR_CONFIG, "could not read %s \"%s\": %s", what, path,
 		        strerror(errno != 0 ? errno : EIO));
 		goto out;
 	}
@@ -431,7 +429,7 @@ config_load_file(TaskConfig *cfg, const char *path, Error *err)
 	size_t len = 0;
 	bool ok;
 
-	if (!read_file(path, &data, &len, err))
+	if (!config_read_file("task file", path, &data, &len, err))
 		return false;
 	if (!config_replace_string(&cfg->path, path, strlen(path), err))
 	{

@@ -31,6 +31,7 @@ typedef struct Command
 	bool needs_source;   /* status can do without the source */
 	bool records_error;  /* a failure is noted in the task's state */
 	bool announces_slot; /* a slot left on the source is named last */
+	bool selects_tables; /* reads table_mappings, before anything else */
 } Command;
 
 static const Command commands[] = {
@@ -42,7 +43,7 @@ static const Command commands[] = {
      "to fix it; --json for machines. It changes nothing. Exit 6 when there "
      "is a\n"
      "blocker. pgtide migrate runs it first.\n",
-     check_command, true, false, false},
+     check_command, true, false, false, true},
     {"copy", "full load: schema, consistent parallel copy, indexes, sequences",
      "pgtide copy loads the schema and every row of the source database into "
      "the\n"
@@ -53,18 +54,18 @@ static const Command commands[] = {
      "on the source, so a copied task cannot be followed later: to load "
      "and then\n"
      "follow the source's changes, run pgtide migrate instead.\n",
-     task_copy, true, true, true},
+     task_copy, true, true, true, true},
     {"migrate", "full load, then follow the source's changes until stopped",
      "pgtide migrate runs pgtide check (a blocker stops it), runs the\n"
      "full load (or resumes it), then applies the source's changes to the "
      "target\n"
      "until SIGINT or SIGTERM. Run it again to resume where it stopped.\n",
-     task_migrate, true, true, true},
+     task_migrate, true, true, true, true},
     {"follow", "apply the source's changes from the task's slot until stopped",
      "pgtide follow applies the source's changes from the task's slot (or "
      "from\n"
      "--slot and --start-lsn) to the target, until SIGINT or SIGTERM.\n",
-     task_follow, true, true, true},
+     task_follow, true, true, true, true},
     {"status", "show a task's progress, lag and last error",
      "pgtide status reads the task's state in the target (and, with "
      "--source,\n"
@@ -73,7 +74,7 @@ static const Command commands[] = {
      "tables, lag and rates, and the last error; --json for machines. It "
      "changes\n"
      "nothing.\n",
-     task_status, false, false, false},
+     task_status, false, false, false, false},
     {"validate", "compare source and target rows by ranged hashes",
      "pgtide validate compares the task's tables on source and target: "
      "counts and\n"
@@ -82,7 +83,7 @@ static const Command commands[] = {
      "that differ split until the differing rows are named. Exit 7 when "
      "rows\n"
      "differ. Safe while the task follows the source.\n",
-     validate_command, true, false, false},
+     validate_command, true, false, false, true},
     {"cutover", "fence the source's writes, drain, sync sequences, hand over",
      "pgtide cutover talks to the running pgtide migrate of the task: waits "
      "for\n"
@@ -93,7 +94,7 @@ static const Command commands[] = {
      "and prints the write-downtime window. A failure before the stream "
      "stops\n"
      "undoes the fence and leaves the task replicating.\n",
-     cutover_command, true, false, false},
+     cutover_command, true, false, false, true},
     {"clean", "drop the task's slot, publication, origin and state",
      "pgtide clean drops what pgtide made for the task: the replication slot "
      "and\n"
@@ -102,7 +103,7 @@ static const Command commands[] = {
      "the target. It refuses while the task runs (unless --force) and is safe "
      "to\n"
      "run twice.\n",
-     task_clean, true, false, false},
+     task_clean, true, false, false, false},
 };
 
 #define NCOMMANDS ((int) (sizeof(commands) / sizeof(commands[0])))
@@ -142,6 +143,9 @@ usage_command(const Command *c, FILE *out)
 	    "and ?);\n"
 	    "                            repeatable (default: every table)\n"
 	    "  -T, --exclude-table=PATTERN  exclude matching tables; repeatable\n"
+	    "      --table-mappings=FILE  select tables by an AWS DMS "
+	    "table-mapping\n"
+	    "                            file's selection rules (not with -t, -T)\n"
 	    "      --schema=MODE         create (from pg_dump, default) or "
 	    "existing\n"
 	    "      --on-existing=WHAT    refuse (default), truncate (existing "
@@ -324,6 +328,7 @@ enum
 	OPT_FINAL_VALIDATION,
 	OPT_DIVERGED,
 	OPT_HTTP,
+	OPT_TABLE_MAPPINGS,
 };
 
 /* Each option and the task-file key it sets (NULL: it sets none). */
@@ -340,6 +345,8 @@ static const OptionKey options[] = {
     {{"config", required_argument, NULL, 'c'}, NULL},
     {{"table", required_argument, NULL, 't'}, "tables.include"},
     {{"exclude-table", required_argument, NULL, 'T'}, "tables.exclude"},
+    {{"table-mappings", required_argument, NULL, OPT_TABLE_MAPPINGS},
+     "table_mappings"},
     {{"jobs", required_argument, NULL, 'j'}, "copy.jobs"},
     {{"index-jobs", required_argument, NULL, 'J'}, "copy.index_jobs"},
     {{"schema", required_argument, NULL, OPT_SCHEMA}, "schema.mode"},
@@ -545,7 +552,9 @@ run_command(const Command *c, int argc, char **argv, atomic_int *stop)
 		code = CLI_EXIT_OK;
 	}
 	else if (c->needs_source
-	             ? !config_validate(&cfg, &err)
+	             ? !config_validate(&cfg, &err) ||
+	                   (c->selects_tables &&
+	                    !config_read_table_mappings(&cfg, &err))
 	             : cfg.target_uri == NULL &&
 	                   (err_set(&err, ERR_CONFIG, "no target given"),
 	                    err_hint(&err, "pass --target URI or set "

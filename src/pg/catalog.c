@@ -379,8 +379,7 @@ catalog_find(const Catalog *cat, const char *schema, const char *name)
 
 /* True when t or one of its ancestors matches one of the patterns. */
 static bool
-lineage_matches(const Catalog *cat, int idx, const TablePattern *pats, int n,
-                bool *used)
+lineage_matches(const Catalog *cat, int idx, const PatternSet *set, bool *used)
 {
 	bool hit = false;
 
@@ -388,13 +387,12 @@ lineage_matches(const Catalog *cat, int idx, const TablePattern *pats, int n,
 	{
 		const CatTable *t = &cat->tables[idx];
 
-		for (int p = 0; p < n; p++)
-			if (mapping_pattern_match(&pats[p], t->schema, t->name))
-			{
-				hit = true;
-				if (used)
-					used[p] = true;
-			}
+		if (mapping_set_match(set, t->schema, t->name, used))
+		{
+			hit = true;
+			if (used == NULL)
+				return true;
+		}
 		idx = t->parent;
 	}
 	return hit;
@@ -407,7 +405,8 @@ catalog_select(Catalog *cat, char *const *include, int ninclude,
 	TablePattern *inc = calloc((size_t) ninclude + 1, sizeof(TablePattern));
 	TablePattern *exc = calloc((size_t) nexclude + 1, sizeof(TablePattern));
 	bool *used = calloc((size_t) ninclude + 1, sizeof(bool));
-	bool ok = false;
+	PatternSet incset, excset;
+	bool ok = false, sets = false;
 	int pi = 0, pe = 0;
 
 	if (inc == NULL || exc == NULL || used == NULL)
@@ -421,26 +420,51 @@ catalog_select(Catalog *cat, char *const *include, int ninclude,
 	for (; pe < nexclude; pe++)
 		if (!mapping_parse_pattern(exclude[pe], &exc[pe], err))
 			goto out;
+	/* thousands of patterns (a generated table mapping) against thousands
+	   of tables: exact names are looked up, not tried one by one */
+	if (!mapping_set_build(&incset, inc, ninclude, err))
+		goto out;
+	if (!mapping_set_build(&excset, exc, nexclude, err))
+	{
+		mapping_set_free(&incset);
+		goto out;
+	}
+	sets = true;
 	for (int i = 0; i < cat->ntables; i++)
 	{
 		CatTable *t = &cat->tables[i];
-		bool in = ninclude == 0 || lineage_matches(cat, i, inc, ninclude, used);
+		bool in = ninclude == 0 || lineage_matches(cat, i, &incset, used);
 
-		t->selected = t->relkind == 'r' && in &&
-		              !lineage_matches(cat, i, exc, nexclude, NULL);
+		t->selected =
+		    t->relkind == 'r' && in && !lineage_matches(cat, i, &excset, NULL);
 	}
 	for (int p = 0; p < ninclude; p++)
 		if (!used[p])
 		{
-			err_set(err, ERR_SOURCE,
-			        "table pattern \"%s\" matches no table on the source",
-			        include[p]);
-			err_hint(err, "patterns are schema.table with * and ? "
-			              "wildcards; names are case-sensitive");
+			if (inc[p].syntax == PATTERN_GLOB)
+			{
+				err_set(err, ERR_SOURCE,
+				        "table pattern \"%s\" matches no table on the source",
+				        include[p]);
+				err_hint(err, "patterns are schema.table with * and ? "
+				              "wildcards; names are case-sensitive");
+			}
+			else
+			{
+				err_set(err, ERR_SOURCE, "%s matches no table on the source",
+				        inc[p].text);
+				err_hint(err, "names in a table mapping are case-sensitive; "
+				              "remove the rule if the table is gone");
+			}
 			goto out;
 		}
 	ok = true;
 out:
+	if (sets)
+	{
+		mapping_set_free(&incset);
+		mapping_set_free(&excset);
+	}
 	for (int i = 0; i < pi; i++)
 		mapping_pattern_free(&inc[i]);
 	for (int i = 0; i < pe; i++)

@@ -313,7 +313,8 @@ parse_patterns(Check *c, Error *err)
 		if (!mapping_parse_pattern(cfg->exclude.items[c->nexc],
 		                           &c->exc[c->nexc], err))
 			return false;
-	return true;
+	return mapping_set_build(&c->incset, c->inc, c->ninc, err) &&
+	       mapping_set_build(&c->excset, c->exc, c->nexc, err);
 }
 
 /* ---- one run ---- */
@@ -410,6 +411,8 @@ check_free(Check *c)
 		free(c->shown[i]);
 	free(c->shown);
 	free(c->into);
+	mapping_set_free(&c->incset);
+	mapping_set_free(&c->excset);
 	for (int i = 0; i < c->ninc; i++)
 		mapping_pattern_free(&c->inc[i]);
 	for (int i = 0; i < c->nexc; i++)

@@ -140,6 +140,8 @@ typedef struct Check
 	TablePattern *exc;
 	int ninc;
 	int nexc;
+	PatternSet incset; /* over inc and exc, built once both are parsed */
+	PatternSet excset;
 	CheckExtension *exts; /* the source's extensions; owned */
 	int nexts;
 	/* the task's state on the target */

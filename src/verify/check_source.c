@@ -26,19 +26,17 @@
 /* True when schema.name, or the table at index parent and its ancestors,
  * matches one of the patterns: the rule catalog_select applies. */
 static bool
-lineage_matches(const Check *c, const TablePattern *pats, int n,
-                const char *schema, const char *name, int parent)
+lineage_matches(const Check *c, const PatternSet *set, const char *schema,
+                const char *name, int parent)
 {
-	for (int p = 0; p < n; p++)
-		if (mapping_pattern_match(&pats[p], schema, name))
-			return true;
+	if (mapping_set_match(set, schema, name, NULL))
+		return true;
 	for (int depth = 0; parent >= 0 && depth < 64; depth++)
 	{
 		const CatTable *t = &c->cat->tables[parent];
 
-		for (int p = 0; p < n; p++)
-			if (mapping_pattern_match(&pats[p], t->schema, t->name))
-				return true;
+		if (mapping_set_match(set, t->schema, t->name, NULL))
+			return true;
 		parent = t->parent;
 	}
 	return false;
@@ -50,8 +48,8 @@ static bool
 would_select(const Check *c, const char *schema, const char *name, int parent)
 {
 	return (c->ninc == 0 ||
-	        lineage_matches(c, c->inc, c->ninc, schema, name, parent)) &&
-	       !lineage_matches(c, c->exc, c->nexc, schema, name, parent);
+	        lineage_matches(c, &c->incset, schema, name, parent)) &&
+	       !lineage_matches(c, &c->excset, schema, name, parent);
 }
 
 /* ---- source: settings and privileges ---- */
@@ -702,9 +700,9 @@ check_temporary_tables(Check *c, Error *err)
 
 		/* a temporary table's schema is its session's: match the name */
 		for (int p = 0; p < c->ninc && !in; p++)
-			in = mapping_glob(c->inc[p].table, name);
+			in = mapping_name_match(&c->inc[p], name);
 		for (int p = 0; p < c->nexc && !out; p++)
-			out = mapping_glob(c->exc[p].table, name);
+			out = mapping_name_match(&c->exc[p], name);
 		if (in && !out)
 			check_add(
 			    c, CHECK_ID_TEMPORARY_TABLE, CHECK_WARNING,

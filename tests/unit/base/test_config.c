@@ -527,7 +527,8 @@ test_unknown_key(void **state)
 	    config_load_string(&cfg, "t.yaml", "task: x\nsorce: y\n", &err));
 	assert_string_equal(err.message, "t.yaml:2: unknown key \"sorce\"");
 	assert_string_equal(err.hint, "valid top-level keys: task, source, "
-	                              "target, tables, copy, schema, state, "
+	                              "target, tables, table_mappings, copy, "
+	                              "schema, state, "
 	                              "progress, cdc, check, validate, cutover, "
 	                              "http");
 	config_free(&cfg);
@@ -538,7 +539,8 @@ test_unknown_key(void **state)
 	assert_false(config_load_string(&cfg, "t.yaml", "jobs: 4\n", &err));
 	assert_string_equal(err.message, "t.yaml:1: unknown key \"jobs\"");
 	assert_string_equal(err.hint, "did you mean copy.jobs? valid top-level "
-	                              "keys: task, source, target, tables, copy, "
+	                              "keys: task, source, target, tables, "
+	                              "table_mappings, copy, "
 	                              "schema, state, progress, cdc, check, "
 	                              "validate, cutover, http");
 	config_free(&cfg);
@@ -710,6 +712,9 @@ test_set_every_key(void **state)
 	                       "option --on-existing", &err));
 	assert_true(config_set(&cfg, "schema.pg_dump", "/opt/pg/bin/pg_dump",
 	                       "option --pg-dump", &err));
+	assert_true(config_set(&cfg, "table_mappings", "dms.json",
+	                       "option --table-mappings", &err));
+	assert_string_equal(cfg.table_mappings, "dms.json");
 	assert_true(
 	    config_set(&cfg, "state.schema", "st", "option --state-schema", &err));
 	assert_true(config_set(&cfg, "progress.interval", "1",
@@ -844,7 +849,7 @@ test_set_errors(void **state)
 	assert_string_equal(err.message, "option --set: unknown key \"copy.jbos\"");
 	assert_string_equal(
 	    err.hint, "valid keys: task, source, target, tables.include, "
-	              "tables.exclude, copy.jobs, copy.index_jobs, "
+	              "tables.exclude, table_mappings, copy.jobs, copy.index_jobs, "
 	              "copy.split_tables_larger_than, copy.format, schema.mode, "
 	              "schema.on_existing, schema.pg_dump, state.schema, "
 	              "progress.interval, cdc.memory_limit, cdc.spill_dir, "

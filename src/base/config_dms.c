@@ -1,0 +1,397 @@
+/*
+ * config_dms: an AWS DMS table-mapping file (the task file's table_mappings,
+ * or --table-mappings), read as it is.
+ *
+ * It owns reading the file (strict JSON, through base/json_read: libyaml
+ * takes most of a second over 20,000 rules), what can be wrong with it (no
+ * "rules" array, a rule without rule-id or rule-type, two rules with one
+ * id, a selection rule without its object-locator), what pgtide does not support yet (transformation and
+ * table-settings rules, source filters, table types other than table, any
+ * other rule), each one error naming the file, the rule's id and line, and
+ * turning the selection rules into tables.include and tables.exclude items
+ * in the form base/config.h describes (route/mapping matches them).
+ *
+ * It must never drop a rule silently: a rule is selection-without-filters,
+ * or it is refused. It never matches names itself.
+ */
+#include "base/config.h"
+#include "base/config_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/hash.h"
+#include "base/json_read.h"
+
+#define DMS_HINT                                                         \
+	"pgtide reads the selection rules of a DMS table mapping (include, " \
+	"exclude and explicit, without filters); see docs/table-mappings.md"
+
+/* One read of a table-mapping file. */
+typedef struct Dms
+{
+	const char *path;
+	const JsonDoc *doc;
+	StrList include;
+	StrList exclude;
+	/* rule ids seen: open addressing over views into doc */
+	const char **ids;
+	size_t mask;
+} Dms;
+
+static size_t
+line_of(const JsonNode *node)
+{
+	return (size_t) node->line;
+}
+
+/* A string's or number's text (a rule-id may be either), else NULL. */
+static const char *
+scalar(const JsonNode *node)
+{
+	if (node == NULL ||
+	    (node->type != JSON_STRING && node->type != JSON_NUMBER))
+		return NULL;
+	return node->text;
+}
+
+/* True when text holds a control character (the item form's separator
+ * among them). */
+static bool
+has_control(const char *text)
+{
+	for (const unsigned char *p = (const unsigned char *) text; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return true;
+	return false;
+}
+
+/* A non-empty string field of a rule's object, or NULL after setting err. */
+static const char *
+text_field(const Dms *d, const JsonNode *obj, const char *field, const char *id,
+           size_t line, Error *err)
+{
+	const JsonNode *node = json_get(d->doc, obj, field);
+	const char *v = scalar(node);
+	char shown[CONFIG_QUOTED_CAP];
+
+	if (node == NULL)
+		err_set(err, ERR_CONFIG, "%s:%zu: rule \"%s\": no \"%s\"", d->path,
+		        line, config_quote(shown, id, strlen(id)), field);
+	else if (v == NULL || v[0] == '\0' || has_control(v))
+		err_set(err, ERR_CONFIG,
+		        "%s:%zu: rule \"%s\": \"%s\" must be a non-empty string "
+		        "without control characters",
+		        d->path, line_of(node), config_quote(shown, id, strlen(id)),
+		        field);
+	else
+		return v;
+	return NULL;
+}
+
+/* NULL when a DMS pattern's sets are well formed, else what is wrong. */
+static const char *
+like_check(const char *like)
+{
+	for (const char *p = like; *p; p++)
+		if (*p == '[')
+		{
+			const char *q = p + 1;
+
+			if (*q == ']')
+				return "an empty set [] matches no character";
+			while (*q && *q != ']')
+				q++;
+			if (*q != ']')
+				return "a [ without its ] (write [[] for a literal [)";
+			p = q;
+		}
+	return NULL;
+}
+
+/* Records id; false (err set) when an earlier rule has the same id. */
+static bool
+note_id(Dms *d, const char *id, size_t line, Error *err)
+{
+	char shown[CONFIG_QUOTED_CAP];
+	size_t slot = (size_t) hash_string(id) & d->mask;
+
+	while (d->ids[slot] != NULL)
+	{
+		if (strcmp(d->ids[slot], id) == 0)
+		{
+			err_set(err, ERR_CONFIG,
+			        "%s:%zu: rule \"%s\": a second rule with this rule-id",
+			        d->path, line, config_quote(shown, id, strlen(id)));
+			return err_hint(err, "every rule-id must be unique");
+		}
+		slot = (slot + 1) & d->mask;
+	}
+	d->ids[slot] = id;
+	return true;
+}
+
+/* The one error for a rule pgtide does not support: its id, type, action. */
+static bool
+unsupported(const Dms *d, const char *id, size_t line, const char *type,
+            const char *action, const char *what, Error *err)
+{
+	char sid[CONFIG_QUOTED_CAP], stype[CONFIG_QUOTED_CAP],
+	    saction[CONFIG_QUOTED_CAP];
+
+	err_set(err, ERR_CONFIG,
+	        "%s:%zu: rule \"%s\" (rule-type \"%s\", rule-action \"%s\"): %s "
+	        "not supported yet",
+	        d->path, line, config_quote(sid, id, strlen(id)),
+	        config_quote(stype, type, strlen(type)),
+	        config_quote(saction, action, strlen(action)), what);
+	return err_hint(err, DMS_HINT);
+}
+
+/* Refuses a selection rule's non-empty filters, naming the first operator. */
+static bool
+check_filters(const Dms *d, const JsonNode *rule, const char *id,
+              const char *action, Error *err)
+{
+	const JsonNode *filters = json_get(d->doc, rule, "filters");
+	char what[CONFIG_QUOTED_CAP + 64];
+	const char *op = NULL;
+	char shown[CONFIG_QUOTED_CAP];
+
+	if (filters == NULL)
+		return true;
+	if (filters->type != JSON_ARRAY)
+	{
+		err_set(err, ERR_CONFIG,
+		        "%s:%zu: rule \"%s\": \"filters\" must be "
+		        "an array",
+		        d->path, line_of(filters), config_quote(shown, id, strlen(id)));
+		return false;
+	}
+	if (filters->count == 0)
+		return true;
+	/* name the first operator, so the message says which filter it was */
+	{
+		const JsonNode *f = json_at(d->doc, filters->first);
+		const JsonNode *conds = f != NULL && f->type == JSON_OBJECT
+		                            ? json_get(d->doc, f, "filter-conditions")
+		                            : NULL;
+
+		if (conds != NULL && conds->type == JSON_ARRAY && conds->count > 0)
+		{
+			const JsonNode *c = json_at(d->doc, conds->first);
+
+			if (c != NULL && c->type == JSON_OBJECT)
+				op = scalar(json_get(d->doc, c, "filter-operator"));
+		}
+	}
+	if (op != NULL)
+		snprintf(what, sizeof(what),
+		         "source filters (filter-operator \"%s\") are",
+		         config_quote(shown, op, strlen(op)));
+	else
+		snprintf(what, sizeof(what), "source filters are");
+	return unsupported(d, id, line_of(filters), "selection", action, what, err);
+}
+
+/* Appends the item for one selection rule to the include or exclude list. */
+static bool
+add_item(Dms *d, bool exclude, bool exact, const char *id, const char *action,
+         const char *schema, const char *table, Error *err)
+{
+	char *item = NULL;
+	char *base = strrchr(d->path, '/');
+	char sid[CONFIG_QUOTED_CAP], ss[CONFIG_QUOTED_CAP], st[CONFIG_QUOTED_CAP];
+	int len;
+	bool ok;
+
+	len = asprintf(&item,
+	               "%c%c%crule \"%s\" of %s (%s schema-name \"%s\", "
+	               "table-name \"%s\")%c%s%c%s",
+	               CONFIG_RULE_MARK, exact ? 'E' : 'L', CONFIG_RULE_MARK,
+	               config_quote(sid, id, strlen(id)),
+	               base != NULL ? base + 1 : d->path, action,
+	               config_quote(ss, schema, strlen(schema)),
+	               config_quote(st, table, strlen(table)), CONFIG_RULE_MARK,
+	               schema, CONFIG_RULE_MARK, table);
+	if (len < 0)
+		return config_out_of_memory(err);
+	ok = config_strlist_append(exclude ? &d->exclude : &d->include, item,
+	                           (size_t) len, err);
+	free(item);
+	return ok;
+}
+
+static bool
+read_selection(Dms *d, const JsonNode *rule, const char *id, size_t line,
+               Error *err)
+{
+	const char *action = text_field(d, rule, "rule-action", id, line, err);
+	const JsonNode *loc;
+	const char *schema, *table, *type, *bad;
+	char shown[CONFIG_QUOTED_CAP];
+	bool exact;
+
+	if (action == NULL)
+		return false;
+	if (strcmp(action, "include") != 0 && strcmp(action, "exclude") != 0 &&
+	    strcmp(action, "explicit") != 0)
+		return unsupported(d, id, line, "selection", action,
+		                   "selection rules of this rule-action are", err);
+	exact = strcmp(action, "explicit") == 0;
+	if (!check_filters(d, rule, id, action, err))
+		return false;
+	loc = json_get(d->doc, rule, "object-locator");
+	if (loc == NULL || loc->type != JSON_OBJECT)
+	{
+		err_set(err, ERR_CONFIG,
+		        "%s:%zu: rule \"%s\": a selection rule needs an "
+		        "\"object-locator\" object",
+		        d->path, loc != NULL ? line_of(loc) : line,
+		        config_quote(shown, id, strlen(id)));
+		return err_hint(err, "write \"object-locator\": {\"schema-name\": "
+		                     "\"S\", \"table-name\": \"T\"}");
+	}
+	if ((schema = text_field(d, loc, "schema-name", id, line_of(loc), err)) ==
+	        NULL ||
+	    (table = text_field(d, loc, "table-name", id, line_of(loc), err)) ==
+	        NULL)
+		return false;
+	type = scalar(json_get(d->doc, loc, "table-type"));
+	if (type != NULL && strcmp(type, "table") != 0)
+	{
+		char what[CONFIG_QUOTED_CAP + 64];
+
+		snprintf(what, sizeof(what),
+		         "table-type \"%s\" (pgtide moves tables only) is",
+		         config_quote(shown, type, strlen(type)));
+		return unsupported(d, id, line_of(loc), "selection", action, what, err);
+	}
+	if (!exact && ((bad = like_check(schema)) != NULL ||
+	               (bad = like_check(table)) != NULL))
+	{
+		err_set(err, ERR_CONFIG, "%s:%zu: rule \"%s\": object-locator: %s",
+		        d->path, line_of(loc), config_quote(shown, id, strlen(id)),
+		        bad);
+		return false;
+	}
+	return add_item(d, strcmp(action, "exclude") == 0, exact, id, action,
+	                schema, table, err);
+}
+
+static bool
+read_rule(Dms *d, const JsonNode *rule, int index, Error *err)
+{
+	char fallback[32];
+	const char *id, *type, *action;
+	size_t line = line_of(rule);
+
+	snprintf(fallback, sizeof(fallback), "#%d", index + 1);
+	if (rule->type != JSON_OBJECT)
+		return err_set(err, ERR_CONFIG,
+		               "%s:%zu: rule %s of \"rules\" is not an object", d->path,
+		               line, fallback);
+	if ((id = text_field(d, rule, "rule-id", fallback, line, err)) == NULL ||
+	    !note_id(d, id, line, err) ||
+	    (type = text_field(d, rule, "rule-type", id, line, err)) == NULL)
+		return false;
+	if (strcmp(type, "selection") == 0)
+		return read_selection(d, rule, id, line, err);
+	action = scalar(json_get(d->doc, rule, "rule-action"));
+	if (strcmp(type, "transformation") == 0)
+		return unsupported(d, id, line, type, action != NULL ? action : "",
+		                   "transformation rules (renames, column removal, "
+		                   "prefixes, case) are",
+		                   err);
+	if (strcmp(type, "table-settings") == 0)
+		return unsupported(d, id, line, type, action != NULL ? action : "",
+		                   "table-settings rules are", err);
+	return unsupported(d, id, line, type, action != NULL ? action : "",
+	                   "rules of this rule-type are", err);
+}
+
+static bool
+read_rules(Dms *d, Error *err)
+{
+	const JsonNode *root = json_at(d->doc, 0);
+	const JsonNode *rules;
+	size_t n, slots = 16;
+	int index = 0;
+
+	if (root == NULL || root->type != JSON_OBJECT)
+		return err_set(err, ERR_CONFIG,
+		               "%s: expected a JSON object with a \"rules\" array",
+		               d->path);
+	rules = json_get(d->doc, root, "rules");
+	if (rules == NULL || rules->type != JSON_ARRAY)
+		return err_set(err, ERR_CONFIG,
+		               "%s:%zu: expected a \"rules\" array at the top level",
+		               d->path, rules != NULL ? line_of(rules) : 1);
+	n = (size_t) rules->count;
+	while (slots < n * 2)
+		slots *= 2;
+	if ((d->ids = calloc(slots, sizeof(char *))) == NULL)
+		return config_out_of_memory(err);
+	d->mask = slots - 1;
+	for (const JsonNode *r = json_at(d->doc, rules->first); r != NULL;
+	     r = json_at(d->doc, r->next), index++)
+		if (!read_rule(d, r, index, err))
+			return false;
+	if (d->include.count == 0)
+	{
+		err_set(err, ERR_CONFIG,
+		        "%s: no selection rule with rule-action include or explicit: "
+		        "it selects no table",
+		        d->path);
+		return err_hint(err, "as in AWS DMS, a table moves only when a rule "
+		                     "includes it");
+	}
+	return true;
+}
+
+
+bool
+config_read_table_mappings(TaskConfig *cfg, Error *err)
+{
+	JsonDoc doc;
+	Dms d = {.path = cfg->table_mappings, .doc = &doc};
+	char *data = NULL;
+	size_t len = 0;
+	bool ok;
+
+	if (cfg->table_mappings == NULL)
+		return true;
+	if (cfg->include.count > 0 || cfg->exclude.count > 0)
+	{
+		err_set(err, ERR_CONFIG,
+		        "table_mappings cannot be used with tables.include or "
+		        "tables.exclude (-t, -T)");
+		return err_hint(err, "select the tables in one place: the "
+		                     "table-mapping file's selection rules, or the "
+		                     "patterns");
+	}
+	if (!config_read_file("table-mappings file", cfg->table_mappings, &data,
+	                      &len, err))
+		return false;
+	ok = json_parse(&doc, cfg->table_mappings, data, len, err);
+	free(data);
+	if (!ok)
+		return false;
+	ok = read_rules(&d, err);
+	if (ok)
+	{
+		/* both were empty: checked above */
+		StrList none = {0};
+
+		cfg->include = d.include;
+		cfg->exclude = d.exclude;
+		d.include = none;
+		d.exclude = none;
+	}
+	config_strlist_free(&d.include);
+	config_strlist_free(&d.exclude);
+	free(d.ids);
+	json_doc_free(&doc);
+	return ok;
+}
