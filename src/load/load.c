@@ -901,6 +901,7 @@ build_args(const Load *l, int first, int last, SchemaBuild *out)
 	out->first_phase = first;
 	out->last_phase = last;
 	out->stop = l->stop;
+	out->gate = l->gate;
 }
 
 static void

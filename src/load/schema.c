@@ -797,6 +797,11 @@ builder_main(void *arg)
 			clock_sleep_ms(100);
 			continue;
 		}
+		/* the build cap (throttle.index_builds) may have changed since the
+		   pool started: it is asked for each step */
+		if (b->args->gate != NULL &&
+		    !gate_enter_build(b->args->gate, b->args->stop))
+			break;
 		for (;;)
 		{
 			err_clear(&err);
@@ -811,6 +816,8 @@ builder_main(void *arg)
 			pg_close(conn);
 			conn = NULL;
 		}
+		if (b->args->gate != NULL)
+			gate_leave_build(b->args->gate);
 		if (err_is_set(&err))
 		{
 			err_prefix(&err, "could not build %s on the target: ", s->object);
