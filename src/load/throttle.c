@@ -289,9 +289,13 @@ probe_connect(Throttle *t, Error *err)
 
 	if (timeout_ms < PROBE_TIMEOUT_MIN_MS)
 		timeout_ms = PROBE_TIMEOUT_MIN_MS;
+	/* read-only: a probe_query that would write fails instead */
 	return pg_connect(t->cfg->source_uri, ERR_SOURCE, PG_CONN_SQL,
 	                  "pgtide throttle", 0, &t->probe, err) &&
-	       pg_execf(t->probe, err, "SET statement_timeout = %d", timeout_ms);
+	       pg_execf(t->probe, err,
+	                "SET statement_timeout = %d;"
+	                " SET default_transaction_read_only = on",
+	                timeout_ms);
 }
 
 /*
@@ -303,11 +307,21 @@ probe_once(Throttle *t, int64_t *ms, Error *err)
 {
 	int64_t t0, builtin_ms;
 
-	if (t->probe == NULL && !probe_connect(t, err))
+	if (t->probe == NULL)
 	{
-		pg_close(t->probe);
-		t->probe = NULL;
-		return false;
+		/* once untimed: a new session's first queries fill its catalog
+		   caches, and would look like a slow source */
+		if (!probe_connect(t, err) ||
+		    !probe_statement(t->probe, BUILTIN_PROBE, err) ||
+		    (t->tc.probe_query != NULL &&
+		     !probe_statement(t->probe, t->tc.probe_query, err)))
+		{
+			if (t->tc.probe_query != NULL)
+				err_prefix(err, "throttle.probe_query: ");
+			pg_close(t->probe);
+			t->probe = NULL;
+			return false;
+		}
 	}
 	t0 = clock_ms();
 	if (!probe_statement(t->probe, BUILTIN_PROBE, err))
@@ -399,8 +413,12 @@ probe_and_decide(Throttle *t)
 	memset(&d, 0, sizeof(d));
 	d.window_ms = latency_quantile(t, n, 0.5);
 	d.p95_ms = latency_quantile(t, t->nlat, 0.95);
-	throttle_decide(now.mode, now.factor, d.window_ms, t->tc.probe_latency_ms,
-	                &d.mode, &d.factor);
+	d.mode = now.mode;
+	d.factor = now.factor;
+	/* a decision waits for a full window: one probe is no trend */
+	if (n == WINDOW)
+		throttle_decide(now.mode, now.factor, d.window_ms,
+		                t->tc.probe_latency_ms, &d.mode, &d.factor);
 	if (d.mode != now.mode)
 	{
 		d.log_reason = true;
@@ -408,7 +426,7 @@ probe_and_decide(Throttle *t)
 			snprintf(d.reason, sizeof(d.reason),
 			         "the source's probe takes %lld ms (median of the last "
 			         "%d), over its %d ms bound: the load slows down",
-			         (long long) d.window_ms, n, t->tc.probe_latency_ms);
+			         (long long) d.window_ms, WINDOW, t->tc.probe_latency_ms);
 		else if (d.mode == THROTTLE_RECOVERING)
 			snprintf(d.reason, sizeof(d.reason),
 			         "the source's probe is back under its bound (%lld ms): "
