@@ -176,3 +176,35 @@ def test_copy_workers_cap(pgtide, source_db, target_db, tmp_path):
     assert max(into) == 1, into
     for i in range(4):
         assert target_db.query_one(f"SELECT count(*) FROM t{i}") == 1500
+
+
+def test_index_builds_cap(pgtide, source_db, target_db, tmp_path):
+    source_db.execute("""
+        CREATE TABLE t (id int PRIMARY KEY, a int, b int, c int);
+        CREATE INDEX t_a ON t (a);
+        CREATE INDEX t_b ON t (b);
+        CREATE INDEX t_c ON t (c);
+        INSERT INTO t SELECT g, g, g, g FROM generate_series(1, 1000) g;
+    """)
+    cfg = task_file(tmp_path / "task.yaml", index_builds=1)
+    # each of the first four steps holds its build open a while, so that
+    # builds running at once are seen
+    hold = ",".join(f"postdata.step.before_commit@{i}:sleep=1500"
+                    for i in range(1, 5))
+    p = pgtide.start("copy", "--config", cfg, "--source", source_db.uri,
+                     "--target", target_db.uri, "--index-jobs", "4",
+                     env={"PGTIDE_FAULT": hold})
+    building = []
+    with target_db.connect() as tgt:
+        while p.poll() is None:
+            building.append(tgt.execute(
+                # a build's transaction: the step, then its mark in the state
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE application_name = 'pgtide build'"
+                " AND xact_start IS NOT NULL").fetchone()[0])
+            time.sleep(0.05)
+    assert p.wait(10) == 0, p.read_stderr()
+    # one build at a time under index_jobs 4, and one was seen
+    assert max(building) == 1, building
+    assert target_db.query_one(
+        "SELECT count(*) FROM pg_indexes WHERE tablename = 't'") == 4
