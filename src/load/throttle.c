@@ -506,6 +506,35 @@ copy_settings(ThrottleConfig *dst, const ThrottleConfig *src, Error *err)
 	return true;
 }
 
+/* The configured caps for the log: "copy workers 2, 500 rows/s, ...", or
+ * "no caps". */
+static void
+describe_caps(const ThrottleConfig *tc, char *buf, size_t cap)
+{
+	char size[32];
+	size_t used = 0;
+
+	buf[0] = '\0';
+	if (tc->copy_workers > 0)
+		used += (size_t) snprintf(buf + used, cap - used, ", copy workers %d",
+		                          tc->copy_workers);
+	if (tc->rows_per_s > 0 && used < cap)
+		used += (size_t) snprintf(buf + used, cap - used, ", %lld rows/s",
+		                          (long long) tc->rows_per_s);
+	if (tc->bytes_per_s > 0 && used < cap)
+	{
+		units_format_bytes(tc->bytes_per_s, size, sizeof(size));
+		used += (size_t) snprintf(buf + used, cap - used, ", %s/s", size);
+	}
+	if (tc->index_builds > 0 && used < cap)
+		used += (size_t) snprintf(buf + used, cap - used, ", index builds %d",
+		                          tc->index_builds);
+	if (used == 0)
+		snprintf(buf, cap, "  no caps");
+	/* past the leading ", " */
+	memmove(buf, buf + 2, strlen(buf + 2) + 1);
+}
+
 /* Appends ", name" for each of n names to buf. */
 static void
 join_names(char *buf, size_t cap, const char *const *names, int n, int shown)
@@ -591,7 +620,13 @@ reread(Throttle *t)
 		take_settings(t, &tc);
 	}
 	join_names(list, sizeof(list), names, n, MAX_NAMED);
-	log_info("SIGHUP: %s now in force", list);
+	{
+		char caps[THROTTLE_TEXT_MAX];
+
+		describe_caps(&t->tc, caps, sizeof(caps));
+		log_info("SIGHUP: %s now in force (%s; adaptive %s)", list, caps,
+		         t->tc.adaptive ? "on" : "off");
+	}
 	config_free(&fresh);
 }
 
@@ -651,6 +686,14 @@ throttle_start(const TaskConfig *cfg, Gate *gate, atomic_int *stop,
 		return false;
 	}
 	take_settings(t, &tc);
+	if (t->tc.copy_workers > 0 || t->tc.rows_per_s > 0 ||
+	    t->tc.bytes_per_s > 0 || t->tc.index_builds > 0)
+	{
+		char caps[THROTTLE_TEXT_MAX];
+
+		describe_caps(&t->tc, caps, sizeof(caps));
+		log_info("throttle: %s", caps);
+	}
 	if (t->tc.adaptive)
 		log_info("throttle: adaptive, probing the source every %d ms "
 		         "against a %d ms bound%s",
