@@ -312,15 +312,13 @@ probe_once(Throttle *t, int64_t *ms, Error *err)
 		/* once untimed: a new session's first queries fill its catalog
 		   caches, and would look like a slow source */
 		if (!probe_connect(t, err) ||
-		    !probe_statement(t->probe, BUILTIN_PROBE, err) ||
-		    (t->tc.probe_query != NULL &&
-		     !probe_statement(t->probe, t->tc.probe_query, err)))
+		    !probe_statement(t->probe, BUILTIN_PROBE, err))
+			goto fail;
+		if (t->tc.probe_query != NULL &&
+		    !probe_statement(t->probe, t->tc.probe_query, err))
 		{
-			if (t->tc.probe_query != NULL)
-				err_prefix(err, "throttle.probe_query: ");
-			pg_close(t->probe);
-			t->probe = NULL;
-			return false;
+			err_prefix(err, "throttle.probe_query: ");
+			goto fail;
 		}
 	}
 	t0 = clock_ms();

@@ -49,7 +49,7 @@ def test_adaptive_throttle_slows_the_load_while_the_probe_is_slow(
     port = _free_port()
     p = pgtide.start("copy", "--config", cfg, "--source", source_db.uri,
                      "--target", target_db.uri, "--jobs", "1",
-                     "--exclude", "public.probe_t", "--http", str(port))
+                     "--exclude-table", "public.probe_t", "--http", str(port))
     p.wait_for_output(r"serving metrics", timeout=60)
     wait_for(lambda: (throttle_of(port) or {}).get("rows", 0) >= 256, 60, 0.1,
              "the load never passed the throttle")
@@ -209,3 +209,24 @@ def test_index_builds_cap(pgtide, source_db, target_db, tmp_path):
     assert max(building) == 1, building
     assert target_db.query_one(
         "SELECT count(*) FROM pg_indexes WHERE tablename = 't'") == 4
+
+
+def test_a_failing_probe_is_one_warning_and_never_writes(
+        pgtide, source_db, target_db, tmp_path):
+    source_db.execute("""
+        CREATE TABLE t (id int PRIMARY KEY);
+        INSERT INTO t SELECT generate_series(1, 1000);
+        CREATE TABLE probe_t (id int);
+    """)
+    # a probe that would write: the probe's session is read-only
+    cfg = task_file(tmp_path / "task.yaml", rows_per_second=500,
+                    adaptive="on", probe_interval=100,
+                    probe_query="INSERT INTO public.probe_t VALUES (1)")
+    p = pgtide.start("copy", "--config", cfg, "--source", source_db.uri,
+                     "--target", target_db.uri, "--exclude-table", "public.probe_t")
+    assert p.wait(120) == 0, p.read_stderr()
+    log = p.read_stderr()
+    assert log.count("throttle: the probe failed: throttle.probe_query: "
+                     "cannot execute INSERT in a read-only transaction") == 1, log
+    assert source_db.query_one("SELECT count(*) FROM probe_t") == 0
+    assert target_db.query_one("SELECT count(*) FROM t") == 1000
