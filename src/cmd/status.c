@@ -208,6 +208,25 @@ text_process(FILE *out, const StateProcess *p)
 }
 
 /*
+ * One line on the load's throttle, when the running process recorded one:
+ * its state and share, read from the JSON it wrote (throttle_format_json
+ * writes these two members first, in this order).
+ */
+static void
+text_throttle(FILE *out, const StateProcess *p)
+{
+	char state[16];
+	double factor;
+
+	if (!p->running || !p->known || p->throttle[0] == '\0' ||
+	    sscanf(p->throttle, "{\"state\":\"%15[a-z]\",\"factor\":%lf", state,
+	           &factor) != 2)
+		return;
+	fprintf(out, "throttle: %s, the load at %.0f%% of its caps\n", state,
+	        factor * 100.0);
+}
+
+/*
  * The load's throttle: this process's own when it runs the load (/status),
  * else what the running process last recorded, else null.
  */
@@ -335,6 +354,7 @@ status_text(FILE *out, const TaskConfig *cfg, const StateStatus *st,
 	            ? "-"
 	            : lsn_format(st->task.consistent_lsn, lsn));
 	text_process(out, proc);
+	text_throttle(out, proc);
 	fprintf(out,
 	        "load: %d of %d tables done; indexes and constraints: "
 	        "%d of %d steps\n",

@@ -3,6 +3,7 @@ per second), the adaptive mode that slows the load while the source's probe
 is slow and lets it go again once it recovers, and SIGHUP, which rereads the
 task file's throttle keys while the load runs (docs/decisions/0026)."""
 import json
+import re
 import signal
 import time
 
@@ -79,6 +80,9 @@ def test_adaptive_throttle_slows_the_load_while_the_probe_is_slow(
             "status", "--target", target_db.uri, "--json").stdout)["throttle"]
             or {}).get("state") == "slowing", 30, 0.3,
             "pgtide status never showed the throttle slowing")
+        assert re.search(r"^throttle: slowing, the load at \d+% of its caps$",
+                         pgtide.run("status", "--target", target_db.uri).stdout,
+                         re.M)
         wait_for(lambda: throttle_of(port)["factor"] <= 0.125, 30, 0.1,
                  "the factor never went down to an eighth")
         engaged = rate(port, 2.0)
