@@ -30,7 +30,7 @@ UNIT_SRCS := $(wildcard tests/unit/*/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
 BIN       := $(BUILD)/pgtide
 
-.PHONY: all deps unit integration test check tsan format format-check lint demo bench bench-cdc bench-cutover bench-validate bench-throttle soak clean
+.PHONY: all deps unit integration test check tsan format format-check lint demo bench bench-cdc bench-cutover bench-validate bench-http bench-throttle soak clean
 
 all: $(BIN)
 
@@ -107,6 +107,10 @@ bench-validate: $(BIN)
 
 bench-throttle: $(BIN)
 	PGTIDE_BIN=$(abspath $(BIN)) bench/throttle.sh
+
+# the full load with --http and the dashboard open in Chromium, against without
+bench-http: $(BIN)
+	PGTIDE_BIN=$(abspath $(BIN)) bench/http.sh
 
 # minutes of random server crashes, cut connections and kill -9 under a
 # writer, then cutover and an exact check (docs/faults.md); SOAK_MINUTES=5

@@ -4,7 +4,7 @@
 set -euo pipefail
 need=(build-essential pkg-config libpq-dev libyaml-dev libmicrohttpd-dev libcmocka-dev
       postgresql postgresql-contrib python3-pytest python3-pytest-xdist
-      python3-psycopg clang-format)
+      python3-psycopg python3-websocket chromium clang-format)
 missing=()
 for p in "${need[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \

@@ -4,6 +4,7 @@
  */
 #include "base/log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -20,6 +21,54 @@ static _Thread_local char log_role[24] = "main";
 static char log_task[128] = "";
 
 static const char *const level_names[] = {"debug", "info", "warning", "error"};
+
+/*
+ * The ring of the last warnings and errors: next is where the next line
+ * goes, n how many are kept (at most LOG_RECENT_MAX). A fixed array, so
+ * keeping a line never allocates and never fails.
+ */
+static pthread_mutex_t recent_lock = PTHREAD_MUTEX_INITIALIZER;
+static LogRecent recent[LOG_RECENT_MAX];
+static int recent_next;
+static int recent_n;
+
+static void
+recent_keep(LogLevel level, const char *stamp, int ms, const char *msg)
+{
+	LogRecent *r;
+
+	pthread_mutex_lock(&recent_lock);
+	r = &recent[recent_next];
+	snprintf(r->time, sizeof(r->time), "%.10sT%.8s.%03dZ", stamp, stamp + 11,
+	         ms % 1000);
+	r->level = level;
+	snprintf(r->thread, sizeof(r->thread), "%s", log_role);
+	snprintf(r->message, sizeof(r->message), "%s", msg);
+	recent_next = (recent_next + 1) % LOG_RECENT_MAX;
+	if (recent_n < LOG_RECENT_MAX)
+		recent_n++;
+	pthread_mutex_unlock(&recent_lock);
+}
+
+int
+log_recent(LogRecent *out, int cap)
+{
+	int n;
+
+	pthread_mutex_lock(&recent_lock);
+	n = recent_n < cap ? recent_n : cap;
+	for (int i = 0; i < n; i++)
+		out[i] =
+		    recent[(recent_next - n + i + LOG_RECENT_MAX) % LOG_RECENT_MAX];
+	pthread_mutex_unlock(&recent_lock);
+	return n;
+}
+
+const char *
+log_level_name(LogLevel level)
+{
+	return level_names[level];
+}
 
 void
 log_configure(LogLevel min_level, bool json)
@@ -68,6 +117,8 @@ write_line(LogLevel level, const char *msg, bool raw)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
+	if (level >= LOG_LEVEL_WARN)
+		recent_keep(level, stamp, (int) (ts.tv_nsec / 1000000), msg);
 
 	if (log_json)
 	{

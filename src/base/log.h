@@ -67,4 +67,32 @@ void log_plain(LogLevel level, const char *text);
  */
 bool log_every(_Atomic int64_t *last_ms, int64_t interval_ms);
 
+/*
+ * The last warning and error lines, kept in a fixed ring of LOG_RECENT_MAX
+ * in the process so that a dashboard can show them (the log itself is
+ * written and gone). A line is kept as it is written: a message longer
+ * than LOG_RECENT_MSG_MAX - 1 bytes is cut there. What the log never holds
+ * (row values, passwords) the ring never holds either.
+ */
+#define LOG_RECENT_MAX     20
+#define LOG_RECENT_MSG_MAX 1024
+
+typedef struct LogRecent
+{
+	char time[40]; /* "2026-01-02T03:04:05.678Z" (UTC) */
+	LogLevel level;
+	char thread[24];
+	char message[LOG_RECENT_MSG_MAX];
+} LogRecent;
+
+/*
+ * Copies the kept lines, oldest first, into out (room for cap) and returns
+ * how many it copied: the newest ones when cap is short. Takes the ring's
+ * lock for the copy only; never fails.
+ */
+int log_recent(LogRecent *out, int cap);
+
+/* The name of a level as log lines write it ("warning", "error"). */
+const char *log_level_name(LogLevel level);
+
 #endif

@@ -412,12 +412,30 @@ apply_free(Applier *a)
 	free(a);
 }
 
+const char *
+apply_conflict_name(ApplyConflict kind)
+{
+	switch (kind)
+	{
+		case APPLY_CONFLICT_INSERT_EXISTS:
+			return "insert_exists";
+		case APPLY_CONFLICT_UPDATE_MISSING:
+			return "update_missing";
+		case APPLY_CONFLICT_DELETE_MISSING:
+		case APPLY_NCONFLICTS:
+			break;
+	}
+	return "delete_missing";
+}
+
 void
 apply_counters(const Applier *a, ApplyCounters *out)
 {
 	out->txns = atomic_load(&a->txns);
 	out->changes = atomic_load(&a->changes);
 	out->conflicts = atomic_load(&a->conflicts);
+	for (int k = 0; k < APPLY_NCONFLICTS; k++)
+		out->conflicts_by[k] = atomic_load(&a->conflicts_by[k]);
 	out->skipped = atomic_load(&a->skipped);
 	out->ignored = atomic_load(&a->ignored);
 	out->applied_end = atomic_load(&a->applied_end);

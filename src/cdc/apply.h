@@ -39,15 +39,28 @@ typedef struct ApplyTable
 	Lsn load_point; /* skip changes of transactions committed before it */
 } ApplyTable;
 
+/* What a conflict was: the target had the row, or lacked it. */
+typedef enum ApplyConflict
+{
+	APPLY_CONFLICT_INSERT_EXISTS, /* an INSERT found the row there */
+	APPLY_CONFLICT_UPDATE_MISSING,
+	APPLY_CONFLICT_DELETE_MISSING,
+	APPLY_NCONFLICTS
+} ApplyConflict;
+
+/* "insert_exists", "update_missing", "delete_missing": metric labels. */
+const char *apply_conflict_name(ApplyConflict kind);
+
 typedef struct ApplyCounters
 {
 	int64_t txns;      /* source transactions applied */
 	int64_t changes;   /* row changes applied */
 	int64_t conflicts; /* missing or duplicate rows met (skip/upsert) */
-	int64_t skipped;   /* changes skipped: before the table's load point */
-	int64_t ignored;   /* changes of tables the task does not move, with
+	int64_t conflicts_by[APPLY_NCONFLICTS]; /* the same, by kind */
+	int64_t skipped; /* changes skipped: before the table's load point */
+	int64_t ignored; /* changes of tables the task does not move, with
 	                      ignore_unknown */
-	Lsn applied_end;   /* end LSN of the last committed source transaction */
+	Lsn applied_end; /* end LSN of the last committed source transaction */
 	int64_t applied_commit_time_us; /* its commit time (Unix microseconds) */
 } ApplyCounters;
 

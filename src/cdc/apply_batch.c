@@ -105,9 +105,15 @@ pend_push(Applier *a, PendKind kind, Rel *rel, char *key, int nrows)
 }
 
 static void
-note_conflict(Applier *a, Pending *p, const char *what, int64_t count)
+note_conflict(Applier *a, Pending *p, ApplyConflict kind, int64_t count)
 {
+	const char *what =
+	    kind == APPLY_CONFLICT_INSERT_EXISTS    ? "the row already exists"
+	    : kind == APPLY_CONFLICT_UPDATE_MISSING ? "no row to update"
+	                                            : "no row to delete";
+
 	atomic_fetch_add(&a->conflicts, count);
+	atomic_fetch_add(&a->conflicts_by[kind], count);
 	p->rel->conflicts += count;
 	if (a->policy == ON_CONFLICT_STOP)
 	{
@@ -207,10 +213,10 @@ read_one(Applier *a, Error *err)
 		for (int i = 0; i < PQntuples(res); i++)
 			inserted += PQgetvalue(res, i, 0)[0] == 't';
 		if (p->kind == APPLY_PEND_INSERT && inserted < PQntuples(res))
-			note_conflict(a, p, "the row already exists",
+			note_conflict(a, p, APPLY_CONFLICT_INSERT_EXISTS,
 			              PQntuples(res) - inserted);
 		else if (p->kind == APPLY_PEND_UPSERT && inserted > 0)
-			note_conflict(a, p, "no row to update", inserted);
+			note_conflict(a, p, APPLY_CONFLICT_UPDATE_MISSING, inserted);
 	}
 	else if (st == PGRES_COMMAND_OK && p->kind != APPLY_PEND_PLAIN &&
 	         p->kind != APPLY_PEND_RESULT &&
@@ -237,12 +243,12 @@ read_one(Applier *a, Error *err)
 		int64_t want = p->kind == APPLY_PEND_INSERT ? p->nrows : 1;
 
 		if (done < want)
-			note_conflict(a, p,
-			              p->kind == APPLY_PEND_INSERT
-			                  ? "the row already exists"
-			              : p->kind == APPLY_PEND_UPDATE ? "no row to update"
-			                                             : "no row to delete",
-			              want - done);
+			note_conflict(
+			    a, p,
+			    p->kind == APPLY_PEND_INSERT   ? APPLY_CONFLICT_INSERT_EXISTS
+			    : p->kind == APPLY_PEND_UPDATE ? APPLY_CONFLICT_UPDATE_MISSING
+			                                   : APPLY_CONFLICT_DELETE_MISSING,
+			    want - done);
 	}
 	PQclear(res);
 	/* each statement's results end with a NULL */

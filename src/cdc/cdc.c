@@ -70,6 +70,7 @@ typedef struct Cdc
 	_Atomic int64_t applied_changes;
 	_Atomic int64_t ignored_changes;
 	_Atomic int64_t conflicts;
+	_Atomic int64_t conflicts_by[APPLY_NCONFLICTS];
 	_Atomic int64_t retries[2];      /* [0] source, [1] target */
 	_Atomic int64_t applied_time_us; /* commit time of the last applied */
 	_Atomic uint64_t applied_end;
@@ -519,6 +520,8 @@ applier_main(void *arg)
 			atomic_store(&c->applied_changes, k.changes);
 			atomic_store(&c->ignored_changes, k.ignored);
 			atomic_store(&c->conflicts, k.conflicts);
+			for (int kind = 0; kind < APPLY_NCONFLICTS; kind++)
+				atomic_store(&c->conflicts_by[kind], k.conflicts_by[kind]);
 			atomic_store(&c->applied_end, k.applied_end);
 			atomic_store(&c->applied_time_us, k.applied_commit_time_us);
 		}
@@ -774,6 +777,8 @@ log_progress(Receiver *rv)
 	p.spilled_txns = (int64_t) st.spilled_txns;
 	p.spilled_bytes = (int64_t) st.spilled_bytes;
 	p.conflicts = atomic_load(&c->conflicts);
+	for (int kind = 0; kind < APPLY_NCONFLICTS; kind++)
+		p.conflicts_by[kind] = atomic_load(&c->conflicts_by[kind]);
 	p.source_retries = atomic_load(&c->retries[CDC_SOURCE]);
 	p.target_retries = atomic_load(&c->retries[CDC_TARGET]);
 	outage_text(c, p.outage, sizeof(p.outage));

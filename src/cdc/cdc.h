@@ -46,8 +46,9 @@ typedef struct CdcProgress
 	double lag_seconds; /* now - commit time of the last applied; 0 idle */
 	int64_t buffered_bytes;
 	int64_t spilled_txns;
-	int64_t spilled_bytes;  /* written to spill files since start */
-	int64_t conflicts;      /* rows missing or already there (skip, upsert) */
+	int64_t spilled_bytes; /* written to spill files since start */
+	int64_t conflicts;     /* rows missing or already there (skip, upsert) */
+	int64_t conflicts_by[APPLY_NCONFLICTS]; /* the same, by kind */
 	int64_t source_retries; /* times the source was connected again */
 	int64_t target_retries; /* times the target was */
 	/* "" while both sides answer; else which side is down, since when and

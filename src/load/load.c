@@ -182,6 +182,71 @@ resolve_existing_targets(Load *l, Error *err)
 	return true;
 }
 
+/* The column mismatches of the existing target tables, for one error. */
+typedef struct Mismatches
+{
+	int n;
+	Buf detail; /* the first ones, as many as a message holds */
+	int shown;
+} Mismatches;
+
+static void
+note_mismatch(const char *table, const char *problem, void *ctx)
+{
+	Mismatches *m = ctx;
+	Error ignored = ERR_INIT;
+	char piece[ERR_MSG_MAX];
+
+	m->n++;
+	snprintf(piece, sizeof(piece), "%stable %s: %s", m->shown ? "; " : "",
+	         table, problem);
+	/* the error's detail holds what fits; the rest goes to the log, so
+	   that every one is named */
+	if (m->shown == m->n - 1 &&
+	    buf_len(&m->detail) + strlen(piece) < ERR_MSG_MAX - 64 &&
+	    buf_add_str(&m->detail, piece, &ignored))
+		m->shown++;
+	else
+		log_error("table %s: %s", table, problem);
+}
+
+/*
+ * Existing mode: refuses, before anything is created, target tables whose
+ * columns could not take their source tables' rows exactly, naming every
+ * mismatch of every table (one run shows them all, not one per attempt).
+ * COPY would otherwise stop at the first, or worse, a narrower type would
+ * take the values and change them (a timestamp read into a date).
+ */
+static bool
+match_existing_columns(Load *l, Error *err)
+{
+	Mismatches m = {0};
+
+	buf_init(&m.detail, ERR_MSG_MAX);
+	for (int i = 0; i < l->ntables; i++)
+		if (!target_columns_compare(l->tgt, &l->cat->tables[l->tables[i].cat],
+		                            l->tables[i].tgt_qname, note_mismatch, &m,
+		                            err))
+		{
+			buf_free(&m.detail);
+			return false;
+		}
+	if (m.n > 0)
+	{
+		err_set(err, ERR_TARGET,
+		        "%d column mismatch%s between the source's tables and the "
+		        "target's (--schema existing)",
+		        m.n, m.n == 1 ? "" : "es");
+		err_detail(err, "%s%s", buf_str(&m.detail),
+		           m.shown < m.n ? "; and more, each in the log above" : "");
+		err_hint(err, "change the target's tables to match (the same types, "
+		              "or wider ones of the same kind), or leave the tables "
+		              "out with -T; nothing was changed");
+	}
+	buf_free(&m.detail);
+	return m.n == 0;
+}
+
 /* Refuses, before anything is created, target tables in the way. */
 static bool
 check_target_tables(Load *l, Error *err)
@@ -900,6 +965,7 @@ build_args(const Load *l, int first, int last, SchemaBuild *out)
 	out->run = l->st.run;
 	out->first_phase = first;
 	out->last_phase = last;
+	out->progress_interval_s = l->cfg->progress_interval_s;
 	out->stop = l->stop;
 	out->gate = l->gate;
 }
@@ -1080,7 +1146,8 @@ run_load(const TaskConfig *cfg, atomic_int *stop, Gate *gate, bool keep_slot,
 	    !build_tables(&l, err))
 		goto out;
 	if (cfg->schema_mode == SCHEMA_MODE_EXISTING &&
-	    !resolve_existing_targets(&l, err))
+	    (!resolve_existing_targets(&l, err) ||
+	     !match_existing_columns(&l, err)))
 		goto out;
 	if (l.st.consistent_lsn == LSN_INVALID && !check_target_tables(&l, err))
 		goto out;

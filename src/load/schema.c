@@ -37,6 +37,7 @@
 #include "base/fault.h"
 #include "base/log.h"
 #include "base/pool.h"
+#include "base/units.h"
 #include "load/dumpscript.h"
 #include "route/mapping.h"
 
@@ -688,7 +689,11 @@ typedef struct Builder
 	bool *taken;      /* steps[i] handed to a worker; guarded by lock */
 	int nsteps;
 	int claimed;          /* steps handed out; guarded by lock */
-	pthread_mutex_t lock; /* guards taken and claimed */
+	int *pids;            /* backend building steps[i], 0: none; lock */
+	int built;            /* steps built this phase; guarded by lock */
+	int64_t weight_built; /* their tables' bytes; guarded by lock */
+	pthread_mutex_t lock; /* guards taken, claimed, pids and built */
+	atomic_int live;      /* workers not yet returned */
 	Pool pool;            /* the phase's workers */
 } Builder;
 
@@ -775,6 +780,29 @@ claim_step(Builder *b, bool *wait)
 	return found;
 }
 
+/* Records which backend builds s, for the progress lines. Always true. */
+static bool
+mark_running(Builder *b, const StateStep *s, PgConn *conn)
+{
+	pthread_mutex_lock(&b->lock);
+	b->pids[s - b->steps] = PQbackendPID(pg_raw(conn));
+	pthread_mutex_unlock(&b->lock);
+	return true;
+}
+
+static void
+mark_finished(Builder *b, const StateStep *s, bool built)
+{
+	pthread_mutex_lock(&b->lock);
+	b->pids[s - b->steps] = 0;
+	if (built)
+	{
+		b->built++;
+		b->weight_built += s->weight;
+	}
+	pthread_mutex_unlock(&b->lock);
+}
+
 static void *
 builder_main(void *arg)
 {
@@ -806,7 +834,7 @@ builder_main(void *arg)
 		{
 			err_clear(&err);
 			if ((conn != NULL || builder_connect(b, &conn, &err)) &&
-			    run_step(b, conn, s, &err))
+			    mark_running(b, s, conn) && run_step(b, conn, s, &err))
 				break;
 			/* a lost connection, or a deadlock between two builds on one table */
 			if (!err.retryable || attempt++ >= SCHEMA_STEP_RETRIES ||
@@ -818,6 +846,7 @@ builder_main(void *arg)
 		}
 		if (b->args->gate != NULL)
 			gate_leave_build(b->args->gate);
+		mark_finished(b, s, !err_is_set(&err));
 		if (err_is_set(&err))
 		{
 			err_prefix(&err, "could not build %s on the target: ", s->object);
@@ -833,6 +862,7 @@ builder_main(void *arg)
 			          (double) (clock_ms() - t0) / 1000.0);
 	}
 	pg_close(conn);
+	atomic_fetch_sub(&b->live, 1);
 	return NULL;
 }
 
@@ -841,9 +871,12 @@ free_steps(Builder *b)
 {
 	state_steps_free(b->steps, b->nsteps);
 	free(b->taken);
+	free(b->pids);
 	b->steps = NULL;
 	b->taken = NULL;
-	b->nsteps = b->claimed = 0;
+	b->pids = NULL;
+	b->nsteps = b->claimed = b->built = 0;
+	b->weight_built = 0;
 }
 
 /* Loads the phase's steps not yet done, largest table first. */
@@ -856,12 +889,144 @@ load_steps(PgConn *tgt, Builder *b, int phase, Error *err)
 	if (!state_steps_pending(&on_tgt, phase, &b->steps, &b->nsteps, err))
 		return false;
 	b->taken = calloc((size_t) b->nsteps + 1, sizeof(bool));
-	if (b->taken == NULL)
+	b->pids = calloc((size_t) b->nsteps + 1, sizeof(int));
+	if (b->taken == NULL || b->pids == NULL)
 	{
 		free_steps(b);
 		return err_set(err, ERR_INTERNAL, "out of memory");
 	}
 	return true;
+}
+
+/* Builds shown by name in one progress line; the others are counted. */
+#define PROGRESS_BUILDS_SHOWN 4
+
+static const char *
+phase_name(int phase)
+{
+	static const char *const names[] = {
+	    "preamble",          "indexes",      "constraints on indexes",
+	    "index attachments", "foreign keys", "triggers and the rest"};
+
+	return phase >= 0 && phase <= 5 ? names[phase] : "steps";
+}
+
+/*
+ * How far the index build of backend pid is, from 0 to 1, as the target's
+ * pg_stat_progress_create_index says (PostgreSQL 12+): the table scan counts
+ * for the first half, loading the sorted tuples for the second. -1 when the
+ * view has no row for it (another kind of step, or an older server).
+ */
+static double
+build_fraction(PGresult *res, int pid)
+{
+	for (int r = 0; res != NULL && r < PQntuples(res); r++)
+	{
+		double done, total;
+
+		if (strtol(PQgetvalue(res, r, 0), NULL, 10) != pid)
+			continue;
+		done = strtod(PQgetvalue(res, r, 2), NULL);
+		total = strtod(PQgetvalue(res, r, 3), NULL);
+		if (strcmp(PQgetvalue(res, r, 1), "scan") == 0)
+			return total > 0 ? 0.5 * done / total : 0;
+		return total > 0 ? 0.5 + 0.5 * done / total : 0.5;
+	}
+	return -1;
+}
+
+/*
+ * One progress line for the phase: steps built of all, the bytes of the
+ * tables they cover (a build's share of its table counts as it goes), the
+ * rate, the ETA, and the builds running now.
+ */
+static void
+report_builds(PgConn *tgt, Builder *b, int phase, int64_t start_ms)
+{
+	PGresult *res = NULL;
+	Error ignored = ERR_INIT;
+	Buf running;
+	int built, shown = 0, others = 0;
+	int64_t total = 0, done;
+	double partial = 0, secs = (double) (clock_ms() - start_ms) / 1000.0;
+	char done_s[32], total_s[32], rate_s[32], eta_s[32];
+
+	/* a failed read only costs the percentages of this line */
+	if (phase == 1 &&
+	    !pg_query(tgt,
+	              "SELECT pid, CASE WHEN phase LIKE '%scanning table%' THEN "
+	              "'scan' ELSE 'load' END, CASE WHEN phase LIKE '%scanning "
+	              "table%' THEN blocks_done ELSE tuples_done END, CASE WHEN "
+	              "phase LIKE '%scanning table%' THEN blocks_total ELSE "
+	              "tuples_total END FROM pg_stat_progress_create_index",
+	              0, NULL, &res, &ignored))
+		res = NULL;
+	buf_init(&running, 512);
+	pthread_mutex_lock(&b->lock);
+	built = b->built;
+	done = b->weight_built;
+	for (int i = 0; i < b->nsteps; i++)
+	{
+		double f;
+
+		total += b->steps[i].weight;
+		if (b->pids[i] == 0)
+			continue;
+		f = build_fraction(res, b->pids[i]);
+		if (f > 0)
+			partial += f * (double) b->steps[i].weight;
+		if (shown++ >= PROGRESS_BUILDS_SHOWN)
+		{
+			others++;
+			continue;
+		}
+		buf_printf(&running, &ignored, "%s%s", shown > 1 ? ", " : "",
+		           b->steps[i].object);
+		if (f >= 0)
+			buf_printf(&running, &ignored, " %.0f%%", f * 100.0);
+	}
+	pthread_mutex_unlock(&b->lock);
+	PQclear(res);
+	if (others > 0)
+		buf_printf(&running, &ignored, " and %d more", others);
+	done += (int64_t) partial;
+	units_format_bytes(done, done_s, sizeof(done_s));
+	units_format_bytes(total, total_s, sizeof(total_s));
+	units_format_bytes(secs > 0 ? (int64_t) ((double) done / secs) : 0, rate_s,
+	                   sizeof(rate_s));
+	units_format_eta(done > 0 && secs > 0
+	                     ? (double) (total - done) * secs / (double) done
+	                     : -1,
+	                 eta_s, sizeof(eta_s));
+	log_info("post-data %s: %d of %d built, %s of %s of tables, %s/s, ETA "
+	         "%s%s%s",
+	         phase_name(phase), built, b->nsteps, done_s, total_s, rate_s,
+	         eta_s, buf_len(&running) > 0 ? "; building " : "",
+	         buf_str(&running));
+	buf_free(&running);
+}
+
+/*
+ * Waits for the phase's workers to return, logging a progress line every
+ * progress interval: an index build of a large table takes minutes to
+ * hours, and the steps' own lines come only when each ends. The load's
+ * early builds run under the load's progress and stay quiet.
+ */
+static void
+watch_builds(PgConn *tgt, Builder *b, int phase)
+{
+	int64_t start = clock_ms(), last = start;
+	int64_t every = (int64_t) b->args->progress_interval_s * 1000;
+
+	while (atomic_load(&b->live) > 0)
+	{
+		clock_sleep_ms(200);
+		if (every <= 0 || b->args->load_done != NULL ||
+		    clock_ms() - last < every)
+			continue;
+		last = clock_ms();
+		report_builds(tgt, b, phase, start);
+	}
 }
 
 /*
@@ -902,9 +1067,14 @@ run_phase(PgConn *tgt, Builder *b, int phase, int n, Error *err)
 		}
 		if (workers > b->nsteps)
 			workers = b->nsteps;
+		atomic_store(&b->live, workers);
 		ok = pool_start(&b->pool, workers, builder_main, b, 0, b->args->stop,
-		                "build worker", err) &&
-		     pool_join(&b->pool, err);
+		                "build worker", err);
+		if (ok)
+		{
+			watch_builds(tgt, b, phase);
+			ok = pool_join(&b->pool, err);
+		}
 		free_steps(b);
 		if (!ok || !state_sync(&on_tgt, err))
 			return false;

@@ -92,6 +92,7 @@ typedef struct SchemaBuild
 	int run;            /* recorded with each step done */
 	int first_phase;    /* 1..5, see schema.c */
 	int last_phase;
+	int progress_interval_s; /* a progress line this often; 0: none */
 	/*
 	 * Optional: a step on a table runs only once ready() says the table is
 	 * loaded, or once *load_done is true. Lets index builds start while

@@ -97,3 +97,124 @@ target_may_load(PgConn *tgt, const TaskConfig *cfg, bool started,
 	return err_hint(err, "empty it, or pass --on-existing truncate to let "
 	                     "pgtide empty it");
 }
+
+/* "name(N)" or "name(N,S)": the base name and its numbers; false when the
+ * text has no parenthesis after base. */
+static bool
+typmod_of(const char *type, const char *base, long *n, long *s)
+{
+	size_t len = strlen(base);
+	char *end;
+
+	if (strncmp(type, base, len) != 0 || type[len] != '(')
+		return false;
+	*n = strtol(type + len + 1, &end, 10);
+	*s = 0;
+	if (*end == ',')
+		*s = strtol(end + 1, &end, 10);
+	return *end == ')' && end[1] == '\0';
+}
+
+/*
+ * Whether a target column of type tgt takes every value of a source column
+ * of type src unchanged: the same type, or a wider one of the few widenings
+ * whose text form reads back the same value (an integer into a larger
+ * integer, a string into a longer or unbounded string, a numeric into one
+ * with the same scale and more digits). Anything else could round, cut,
+ * reinterpret or refuse a value, and is named.
+ */
+static bool
+type_accepts(const char *src, const char *tgt)
+{
+	static const char *const widen[][2] = {
+	    {"smallint", "integer"},       {"smallint", "bigint"},
+	    {"integer", "bigint"},         {"character varying", "text"},
+	    {"text", "character varying"},
+	};
+	static const char *const bounded[] = {"character varying", "bit varying",
+	                                      "numeric"};
+	long sn, ss, tn, ts;
+
+	if (strcmp(src, tgt) == 0)
+		return true;
+	for (size_t i = 0; i < sizeof(widen) / sizeof(widen[0]); i++)
+		if (strcmp(src, widen[i][0]) == 0 && strcmp(tgt, widen[i][1]) == 0)
+			return true;
+	for (size_t i = 0; i < sizeof(bounded) / sizeof(bounded[0]); i++)
+	{
+		if (!typmod_of(src, bounded[i], &sn, &ss))
+			continue;
+		if (strcmp(tgt, bounded[i]) == 0 ||
+		    (i == 0 && strcmp(tgt, "text") == 0))
+			return true;
+		return typmod_of(tgt, bounded[i], &tn, &ts) && ts == ss && tn >= sn;
+	}
+	return false;
+}
+
+bool
+target_columns_compare(PgConn *tgt, const CatTable *src, const char *tgt_qname,
+                       TargetMismatchFn found, void *ctx, Error *err)
+{
+	const char *params[1] = {tgt_qname};
+	PGresult *res;
+	char problem[512];
+	char table[400];
+	int n;
+
+	/* attgenerated is 12+: read through to_jsonb so a 10 or 11 target
+	   answers the same query */
+	if (!pg_query(tgt,
+	              "SELECT a.attname, format_type(a.atttypid, a.atttypmod),"
+	              " a.attnotnull AND NOT a.atthasdef AND a.attidentity = '',"
+	              " coalesce(to_jsonb(a)->>'attgenerated', '') <> ''"
+	              " FROM pg_attribute a WHERE a.attrelid = to_regclass($1)"
+	              " AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+	              1, params, &res, err))
+		return false;
+	n = PQntuples(res);
+	if (strcmp(src->qname, tgt_qname) == 0)
+		snprintf(table, sizeof(table), "%s", src->qname);
+	else
+		snprintf(table, sizeof(table), "%s (into %s)", src->qname, tgt_qname);
+	for (int c = 0; c < src->ncols; c++)
+	{
+		const CatColumn *sc = &src->cols[c];
+		int r = 0;
+
+		while (r < n && strcmp(PQgetvalue(res, r, 0), sc->name) != 0)
+			r++;
+		if (r == n)
+			snprintf(problem, sizeof(problem),
+			         "column \"%s\" (%s) is not on the target", sc->name,
+			         sc->type_name);
+		else if (PQgetvalue(res, r, 3)[0] == 't')
+			snprintf(problem, sizeof(problem),
+			         "column \"%s\" is generated on the target, which computes "
+			         "its values itself",
+			         sc->name);
+		else if (!type_accepts(sc->type_name, PQgetvalue(res, r, 1)))
+			snprintf(problem, sizeof(problem),
+			         "column \"%s\" is %s on the source and %s on the target",
+			         sc->name, sc->type_name, PQgetvalue(res, r, 1));
+		else
+			continue;
+		found(table, problem, ctx);
+	}
+	for (int r = 0; r < n; r++)
+	{
+		bool copied = false;
+
+		for (int c = 0; c < src->ncols && !copied; c++)
+			copied = strcmp(src->cols[c].name, PQgetvalue(res, r, 0)) == 0;
+		if (copied || PQgetvalue(res, r, 2)[0] != 't')
+			continue;
+		snprintf(problem, sizeof(problem),
+		         "target column \"%s\" is NOT NULL without a default, and "
+		         "the source has no column of that name to fill it",
+		         PQgetvalue(res, r, 0));
+		found(table, problem, ctx);
+	}
+	PQclear(res);
+	return true;
+}

@@ -25,6 +25,7 @@
 
 #include "base/config.h"
 #include "base/err.h"
+#include "pg/catalog.h"
 #include "pg/pg.h"
 
 typedef enum TargetAction
@@ -63,5 +64,22 @@ bool target_examine(PgConn *tgt, const TaskConfig *cfg, bool started,
  */
 bool target_may_load(PgConn *tgt, const TaskConfig *cfg, bool started,
                      const char *qname, Error *err);
+
+/* Called once per column mismatch: table names the source table, and the
+ * target table when the rows load into another (an ancestor). */
+typedef void (*TargetMismatchFn)(const char *table, const char *problem,
+                                 void *ctx);
+
+/*
+ * Existing mode: whether the target table tgt_qname can take src's rows
+ * exactly. Calls found() for each mismatch: a copied column the target
+ * lacks or generates itself, a type that could change a value (only the
+ * same type, or a widening whose text reads back the same, passes), and a
+ * target column the rows leave empty that may not be (NOT NULL, no
+ * default, no identity). Only reads.
+ */
+bool target_columns_compare(PgConn *tgt, const CatTable *src,
+                            const char *tgt_qname, TargetMismatchFn found,
+                            void *ctx, Error *err);
 
 #endif

@@ -7,6 +7,7 @@
  *   GET|HEAD /          the dashboard page
  *            /metrics   Prometheus text exposition 0.0.4
  *            /status    the JSON of pgtide status --json (503 unread)
+ *            /history   the last hour of lag, the last warnings and errors
  *            /healthz   200 while the process runs
  *            /readyz    200 while following with lag under http.ready_lag
  *   other paths 404; other methods 405 (Allow: GET, HEAD)
@@ -88,6 +89,26 @@ serve_metrics(Surface *s, struct MHD_Connection *conn)
 }
 
 static enum MHD_Result
+serve_history(Surface *s, struct MHD_Connection *conn)
+{
+	Buf out = BUF_INIT(SURFACE_BODY_CAP);
+	Error err = ERR_INIT;
+	enum MHD_Result ret;
+
+	if (!surface_history(s, &out, &err))
+	{
+		buf_free(&out);
+		log_debug("http: /history: %s", err.message);
+		return text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		            "history could not be written\n");
+	}
+	ret = respond(conn, MHD_HTTP_OK, "application/json", buf_str(&out),
+	              buf_len(&out), false);
+	buf_free(&out);
+	return ret;
+}
+
+static enum MHD_Result
 serve_status(Surface *s, struct MHD_Connection *conn)
 {
 	char body[ERR_MSG_MAX + 32];
@@ -143,6 +164,8 @@ handle(void *cls, struct MHD_Connection *conn, const char *url,
 		return serve_metrics(s, conn);
 	if (strcmp(url, "/status") == 0)
 		return serve_status(s, conn);
+	if (strcmp(url, "/history") == 0)
+		return serve_history(s, conn);
 	if (strcmp(url, "/healthz") == 0)
 		return text(conn, MHD_HTTP_OK, "ok\n");
 	if (strcmp(url, "/readyz") == 0)

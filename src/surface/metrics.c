@@ -90,6 +90,27 @@ load_metrics(const SurfaceRead *r, const char *task, Buf *out, Error *err)
 	return true;
 }
 
+/* One sample per kind: a missing row and a row already there call for
+ * different looks at the target. */
+static bool
+conflict_metrics(const CdcProgress *p, const char *task, Buf *out, Error *err)
+{
+	if (!prom_family(out, "pgtide_cdc_conflicts_total", PROM_COUNTER,
+	                 "Rows missing or already there on the target, met under "
+	                 "cdc.on_conflict skip or upsert, by kind.",
+	                 err))
+		return false;
+	for (int k = 0; k < APPLY_NCONFLICTS; k++)
+	{
+		PromLabel l[2] = {{"task", task}, {"kind", apply_conflict_name(k)}};
+
+		if (!prom_sample(out, "pgtide_cdc_conflicts_total", l, 2,
+		                 (double) p->conflicts_by[k], err))
+			return false;
+	}
+	return true;
+}
+
 static bool
 cdc_metrics(const SurfaceCdc *c, const char *task, Buf *out, Error *err)
 {
@@ -110,10 +131,17 @@ cdc_metrics(const SurfaceCdc *c, const char *task, Buf *out, Error *err)
 	                   "Changes of tables the task does not move, ignored as "
 	                   "cdc.unknown_tables = ignore says.",
 	                   task, (double) p->ignored, err) &&
-	       task_metric(out, "pgtide_cdc_conflicts_total", PROM_COUNTER,
-	                   "Rows missing or already there on the target, met "
-	                   "under cdc.on_conflict skip or upsert.",
-	                   task, (double) p->conflicts, err) &&
+	       task_metric(out, "pgtide_cdc_apply_rate_changes_per_second",
+	                   PROM_GAUGE,
+	                   "Row changes applied per second over the stream's last "
+	                   "progress interval.",
+	                   task, p->changes_per_s, err) &&
+	       task_metric(out, "pgtide_cdc_apply_rate_transactions_per_second",
+	                   PROM_GAUGE,
+	                   "Source transactions applied per second over the "
+	                   "stream's last progress interval.",
+	                   task, p->txns_per_s, err) &&
+	       conflict_metrics(p, task, out, err) &&
 	       task_metric(out, "pgtide_cdc_lag_bytes", PROM_GAUGE,
 	                   "Source WAL not yet flushed on the target (0 when "
 	                   "caught up).",

@@ -84,6 +84,7 @@ surface_publish_cdc(Surface *s, const CdcProgress *p)
 	s->cdc.have = true;
 	s->cdc.p = *p;
 	s->cdc.at_ms = clock_ms();
+	surface_history_keep(s, p);
 	pthread_mutex_unlock(&s->lock);
 }
 

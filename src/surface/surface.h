@@ -1,8 +1,9 @@
 /*
  * surface: what a running copy, migrate or follow shows over HTTP
  * (--http, task-file key http.listen): /metrics in the Prometheus text
- * format, /status (the JSON of pgtide status --json), /healthz, /readyz and
- * a dashboard page at /. Off unless asked for.
+ * format, /status (the JSON of pgtide status --json), /history (the
+ * stream's last hour of lag, the log's last warnings and errors), /healthz,
+ * /readyz and a dashboard page at /. Off unless asked for.
  *
  *   stream thread --surface_publish_cdc--> snapshot (mutex) --+
  *                                                             +--> HTTP thread

@@ -6,6 +6,8 @@
  *                thread's sessions and the reads cached on it
  *   http.c       the server (libmicrohttpd): routes, refusals, limits
  *   metrics.c    the /metrics body
+ *   history.c    the stream's last hour of lag (a ring) and the /history
+ *                body, with the log's last warnings and errors
  *   dashboard.c  the page served at /
  *   prom.c       the Prometheus text format (pure)
  */
@@ -27,6 +29,34 @@ typedef struct SurfaceCdc
 	CdcProgress p;
 	int64_t at_ms; /* clock_ms() of the report */
 } SurfaceCdc;
+
+/*
+ * One stream report kept for the dashboard's chart: when (wall clock, so
+ * the page can name the time) and the lag and rate it gave.
+ */
+typedef struct SurfaceSample
+{
+	int64_t wall_ms;
+	int64_t lag_bytes;
+	double lag_seconds;
+	double changes_per_s;
+} SurfaceSample;
+
+/*
+ * The ring of the last reports, guarded by Surface.lock: one a report
+ * (every progress.interval seconds, at least one second), so SURFACE_HISTORY_MAX
+ * holds an hour at the shortest interval; /history serves those of the last
+ * SURFACE_HISTORY_MS. A fixed array: keeping a sample never allocates.
+ */
+#define SURFACE_HISTORY_MAX 3600
+#define SURFACE_HISTORY_MS  (3600 * 1000)
+
+typedef struct SurfaceHistory
+{
+	SurfaceSample s[SURFACE_HISTORY_MAX];
+	int next; /* where the next sample goes */
+	int n;    /* how many are kept */
+} SurfaceHistory;
 
 /*
  * What the HTTP thread read on its own sessions, each part at most once a
@@ -54,6 +84,7 @@ struct Surface
 	void *daemon; /* struct MHD_Daemon */
 	pthread_mutex_t lock;
 	SurfaceCdc cdc;
+	SurfaceHistory history;
 	/* the HTTP thread's: sessions and what it read on them */
 	PgConn *tgt;
 	PgConn *src;
@@ -83,6 +114,15 @@ bool surface_ready(Surface *s, char *reason, size_t cap);
 
 /* Writes the /metrics body into out. Fails as buf_add. */
 bool surface_metrics(Surface *s, Buf *out, Error *err);
+
+/* Keeps p's lag and rate in s->history; the caller holds s->lock. */
+void surface_history_keep(Surface *s, const CdcProgress *p);
+
+/*
+ * Writes the /history body into out: the samples of the last hour and the
+ * log's last warnings and errors. Fails as buf_add.
+ */
+bool surface_history(Surface *s, Buf *out, Error *err);
 
 /* The dashboard page (a static string) and its length. */
 const char *surface_dashboard(size_t *len);

@@ -389,7 +389,8 @@ run_checks(Check *c, Error *err)
 	check_target_version(c);
 	if (!check_extensions(c, err) || !check_types(c, err) ||
 	    !check_collations(c, err) || !check_tablespaces(c, err) ||
-	    !check_target_tables(c, err) || !check_target_privileges(c, err))
+	    !check_target_tables(c, err) || !check_target_columns(c, err) ||
+	    !check_target_privileges(c, err))
 		return false;
 	check_pg_dump(c);
 	if (!check_subset(c, err))

@@ -67,6 +67,7 @@ static const struct
     [CHECK_ID_MISSING_TABLESPACE] = {"missing_tablespace", true},
     [CHECK_ID_TARGET_HAS_DATA] = {"target_has_data", true},
     [CHECK_ID_MISSING_TARGET_TABLE] = {"missing_target_table", true},
+    [CHECK_ID_COLUMN_MISMATCH] = {"column_mismatch", true},
     [CHECK_ID_PG_DUMP] = {"pg_dump", true},
     /* the load refuses the same blockers itself, before its slot */
     [CHECK_ID_SUBSET_DEPENDENCY] = {"subset_dependency", false},

@@ -74,6 +74,7 @@ typedef enum CheckId
 	CHECK_ID_MISSING_TABLESPACE,
 	CHECK_ID_TARGET_HAS_DATA,
 	CHECK_ID_MISSING_TARGET_TABLE,
+	CHECK_ID_COLUMN_MISMATCH,
 	CHECK_ID_PG_DUMP,
 	CHECK_ID_SUBSET_DEPENDENCY,
 	CHECK_ID_PGTIDE_SLOT,
@@ -279,6 +280,7 @@ bool check_types(Check *c, Error *err);
 bool check_collations(Check *c, Error *err);
 bool check_tablespaces(Check *c, Error *err);
 bool check_target_tables(Check *c, Error *err);
+bool check_target_columns(Check *c, Error *err);
 bool check_target_privileges(Check *c, Error *err);
 void check_pg_dump(Check *c);
 /* create mode: each object that needs a table the patterns leave out */

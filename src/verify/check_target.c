@@ -504,6 +504,33 @@ check_target_tables(Check *c, Error *err)
 	return true;
 }
 
+static void
+column_mismatch(const char *table, const char *problem, void *ctx)
+{
+	check_add(ctx, CHECK_ID_COLUMN_MISMATCH, CHECK_BLOCKER, table,
+	          "the rows could not load as they are, or would change on the "
+	          "way (the load refuses it too, before anything moves)",
+	          "change the target table to match (the same type, or a wider "
+	          "one of the same kind), or leave the table out with -T",
+	          "%s", problem);
+}
+
+/* Existing mode: the columns of each selected table against the target
+ * table it loads into, as the load compares them (load/target.h). */
+bool
+check_target_columns(Check *c, Error *err)
+{
+	if (c->cfg->schema_mode != SCHEMA_MODE_EXISTING)
+		return true;
+	for (int i = 0; i < c->cat->ntables; i++)
+		if (c->cat->tables[i].selected && c->into[i] >= 0 &&
+		    !target_columns_compare(c->tgt, &c->cat->tables[i],
+		                            c->cat->tables[c->into[i]].qname,
+		                            column_mismatch, c, err))
+			return false;
+	return true;
+}
+
 /* A target privilege the role lacks: one finding, named by its object. */
 static void
 lacks(Check *c, const char *object, const char *why, const char *fix,

@@ -7,7 +7,8 @@ import time
 import pytest
 
 from cdc_helpers import start_migrate, wait_caught_up
-from conftest import assert_same_content
+from conftest import _free_port, assert_same_content, wait_for
+from test_http import metric, scrape
 
 
 WORKLOAD_SCHEMA = """
@@ -143,13 +144,17 @@ def test_identity_always_columns_follow(pgtide, source_db, target_db, policy):
 def test_conflict_policies(pgtide, source_db, target_db, policy):
     source_db.execute("CREATE TABLE t (id int PRIMARY KEY, v text);"
                       " INSERT INTO t SELECT g, 'a' FROM generate_series(1, 10) g")
-    extra = [] if policy == "stop" else ["--on-conflict", policy]
+    port = _free_port()
+    extra = [] if policy == "stop" else ["--on-conflict", policy, "--http",
+                                         str(port), "--progress-interval", "1"]
     p = start_migrate(pgtide, source_db, target_db, *extra)
     wait_caught_up(source_db, target_db)
-    # the target drifts: a row vanishes, another appears
-    target_db.execute("DELETE FROM t WHERE id = 5; INSERT INTO t VALUES (11, 'target')")
+    # the target drifts: rows vanish, another appears
+    target_db.execute("DELETE FROM t WHERE id IN (5, 7);"
+                      " INSERT INTO t VALUES (11, 'target')")
     source_db.execute("UPDATE t SET v = 'b' WHERE id = 5")
     source_db.execute("INSERT INTO t VALUES (11, 'source')")
+    source_db.execute("DELETE FROM t WHERE id = 7")
     source_db.execute("UPDATE t SET v = 'c' WHERE id = 1")
     if policy == "stop":
         assert p.wait(60) == 4
@@ -167,6 +172,16 @@ def test_conflict_policies(pgtide, source_db, target_db, policy):
         assert 5 not in rows and rows[11] == "target"
     else:
         assert rows[5] == "b" and rows[11] == "source"
+    # each kind is counted on its own: they call for different looks
+
+    def counted():
+        samples, _ = scrape(port)
+        kinds = {k: metric(samples, "pgtide_cdc_conflicts_total", task="default",
+                           kind=k)
+                 for k in ("insert_exists", "update_missing", "delete_missing")}
+        return kinds if sum(kinds.values()) == 3 else None
+    assert wait_for(counted, 30, 0.5, "conflicts never counted") == {
+        "insert_exists": 1, "update_missing": 1, "delete_missing": 1}
     assert p.stop() == 0
     assert "conflicts so far" in p.read_stderr()
 
@@ -186,7 +201,6 @@ def test_status_shows_lag_rates_slot_and_last_error(pgtide, source_db,
         assert r.returncode == 0, r.stderr
         s = json.loads(r.stdout)
         return s if s["cdc_txns"] else None
-    from conftest import wait_for
     s = wait_for(reported, 30, 0.5, "status never showed the change stream")
     assert s["phase"] == "cdc" and s["cdc_lag_bytes"] is not None
     assert s["slot"]["active"] is True and s["slot"]["retained_wal_bytes"] >= 0

@@ -317,3 +317,31 @@ def test_password_never_on_pg_dumps_command_line(pgtide, source_db, target_db,
     assert args and all(secret not in a for a in args), args
     assert envs and all(e == f"env:{secret}" for e in envs[1:]), envs
     assert secret not in r.stdout and secret not in r.stderr
+
+
+def test_post_data_builds_show_progress(pgtide, source_db, target_db):
+    """Index and foreign-key builds log a progress line with what is built,
+    the rate, the ETA and the steps running, every progress interval: a
+    large table's index build takes minutes to hours."""
+    source_db.execute("""
+        CREATE TABLE parent (id int PRIMARY KEY);
+        CREATE TABLE child (id int PRIMARY KEY, pid int REFERENCES parent,
+                            a int, b text);
+        CREATE INDEX child_a ON child (a);
+        CREATE INDEX child_b ON child (b);
+        INSERT INTO parent SELECT g FROM generate_series(1, 100) g;
+        INSERT INTO child SELECT g, g % 100 + 1, g, g::text
+          FROM generate_series(1, 1000) g""")
+    # every step holds its transaction a while, as a long build would
+    slow = ",".join(f"postdata.step.before_commit@{n}:sleep=1500"
+                    for n in range(1, 8))
+    r = pgtide.run(*copy_args(source_db, target_db, "--index-jobs", "1",
+                              "--progress-interval", "1"),
+                   env={"PGTIDE_FAULT": slow})
+    assert r.returncode == 0, r.stderr
+    lines = [l for l in r.stderr.splitlines() if "post-data " in l]
+    assert any("foreign keys: 0 of 1 built" in l and "/s, ETA" in l and
+               l.endswith("building FK CONSTRAINT public.child child_pid_fkey")
+               for l in lines), r.stderr
+    assert target_db.query_one(
+        "SELECT count(*) FROM pg_constraint WHERE conname = 'child_pid_fkey'") == 1

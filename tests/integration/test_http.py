@@ -6,8 +6,11 @@ import http.client
 import json
 import re
 import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
-from cdc_helpers import wait_caught_up
+from cdc_helpers import Workload, wait_caught_up
 from conftest import _free_port, wait_for
 
 
@@ -144,6 +147,9 @@ def test_http_surface_of_a_running_migrate(pgtide, source_db, target_db):
                   slot="pgtide_default") >= 0
     assert types["pgtide_cdc_changes_applied_total"] == "counter"
     assert types["pgtide_cdc_lag_seconds"] == "gauge"
+    assert types["pgtide_cdc_apply_rate_changes_per_second"] == "gauge"
+    assert metric(samples, "pgtide_cdc_apply_rate_changes_per_second",
+                  task="default") >= 0
 
     # the stream's counters grow with the source's changes, and say what
     # status says
@@ -180,7 +186,7 @@ def test_http_surface_of_a_running_migrate(pgtide, source_db, target_db):
     status, headers, page = get(port, "/")
     assert status == 200 and headers["Content-Type"].startswith("text/html")
     assert "connect-src 'self'" in headers["Content-Security-Policy"]
-    assert 'fetch("/status"' in page
+    assert 'get("/status")' in page and 'get("/history")' in page
     assert "http://" not in page and "https://" not in page and "//" + "cdn" not in page
     status, _, body = get(port, "/", method="HEAD")
     assert status == 200 and body == ""
@@ -245,3 +251,154 @@ def test_http_address_refused(pgtide, source_db, target_db):
     assert f"could not listen on 127.0.0.1:{port}: Address already in use" in r.stderr
     assert target_db.query_one(
         "SELECT count(*) FROM pg_tables WHERE tablename = 't'") == 0
+
+
+def raw_exchange(port, data, timeout=30):
+    """Sends data on a new connection and reads until the server closes it
+    (or timeout): (first line of the answer or "", connection refused or
+    reset before any answer)."""
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    except ConnectionRefusedError:
+        return "", True
+    answer = b""
+    try:
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    except OSError:  # reset, or closed before the request was sent
+        if not answer:
+            return "", True
+    finally:
+        s.close()
+    return answer.split(b"\r\n", 1)[0].decode(errors="replace"), False
+
+
+class Inserts(Workload):
+    """Inserts into items, one row a transaction, until stopped."""
+
+    def step(self, conn):
+        conn.execute("INSERT INTO items (id, note) VALUES "
+                     "(10000 + %s, 'w')", (self.count,))
+
+
+def test_http_server_under_bad_input(pgtide, source_db, target_db):
+    """Garbage, bad request lines, huge headers and lines, a client that
+    sends a byte a second, and 200 connections at once: each is answered
+    with an error status or closed, the server stays up, and the task goes
+    on streaming rows throughout."""
+    source_db.execute(SCHEMA)
+    port = _free_port()
+    p = pgtide.start("migrate", "--source", source_db.uri, "--target",
+                     target_db.uri, "--progress-interval", "1",
+                     "--http", str(port))
+    p.wait_for_output(r"streaming from slot", timeout=120)
+
+    # a request sent a byte a second: served once it is whole, and it holds
+    # nobody else up meanwhile
+    slow_result = {}
+
+    def slow_client():
+        s = socket.create_connection(("127.0.0.1", port), timeout=60)
+        try:
+            for b in b"GET / HTTP/1.0\r\n\r\n":
+                s.sendall(bytes([b]))
+                time.sleep(1)
+            slow_result["answer"] = s.recv(4096)
+        finally:
+            s.close()
+    slow = threading.Thread(target=slow_client, daemon=True)
+
+    with Inserts(source_db) as writer, ThreadPoolExecutor(8) as side:
+        slow.start()
+        before = writer.count
+        # not HTTP at all, and request lines HTTP does not allow: closed
+        # unanswered (bytes without a line end wait for the 10 s timeout:
+        # on threads of their own meanwhile), or answered with the error's
+        # status
+        closed, garbage = {""}, []
+        for data, answers in (
+                (b"\x00\xff\x13\x37garbage\r\n\r\n", closed),
+                (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", closed),  # TLS
+                (b"GET\r\n\r\n", closed),
+                (b"\r\n\r\n\r\n", closed),
+                (b"GET /healthz HTTP/9.9\r\n\r\n",
+                 {"HTTP/1.1 505 HTTP Version Not Supported"}),
+                (b"GET /healthz HTTP/1.1 trailing\r\nHost: x\r\n\r\n",
+                 {"HTTP/1.1 400 Bad Request"}),
+                (b"GET healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+                 {"HTTP/1.1 404 Not Found"})):
+            garbage.append((data, answers, side.submit(raw_exchange, port, data)))
+        # a request line and headers past the 16 kB the server reads
+        for data in (b"GET /" + b"a" * 100000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+                     b"GET /healthz HTTP/1.1\r\nHost: x\r\n" +
+                     b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 100)
+                              for i in range(1000)) + b"\r\n"):
+            first, refused = raw_exchange(port, data)
+            assert refused or re.match(r"HTTP/1\.1 (413|414|431) ", first), first
+        assert get(port, "/healthz")[0] == 200
+
+        # 200 connections at once, each asking for /healthz: the server
+        # holds 64; the rest wait in the queue or are closed unanswered
+        def one(_):
+            return raw_exchange(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+                                b"Connection: close\r\n\r\n", timeout=60)
+        with ThreadPoolExecutor(max_workers=200) as pool:
+            results = list(pool.map(one, range(200)))
+        served = sum(1 for first, _ in results if first == "HTTP/1.1 200 OK")
+        unanswered = sum(1 for first, refused in results if refused or first == "")
+        assert served + unanswered == 200, results
+        assert served >= 1, results
+        print(f"200 at once: {served} served, {unanswered} closed unanswered")
+
+        # 200 connections that stay silent, held at once: the server keeps
+        # at most 64 of them; once they go, it answers again
+        held = []
+        try:
+            for _ in range(200):
+                try:
+                    held.append(socket.create_connection(("127.0.0.1", port),
+                                                         timeout=2))
+                except OSError:
+                    break
+            time.sleep(1)
+            kept = 0
+            for s in held:
+                s.setblocking(False)
+                try:
+                    kept += s.recv(1) != b""
+                except BlockingIOError:
+                    kept += 1
+                except ConnectionResetError:
+                    pass
+            # what the server holds, plus what waits in its listen queue
+            print(f"200 silent: {len(held)} connected, {kept} kept open")
+            assert kept <= 64 + 65, kept
+        finally:
+            for s in held:
+                s.close()
+        wait_for(lambda: get(port, "/healthz")[0] == 200, 30, 0.5,
+                 "/healthz did not answer after the silent connections")
+
+        for data, answers, f in garbage:
+            first, refused = f.result()
+            assert not refused and first in answers, (data, first)
+        slow.join(60)
+        assert slow_result["answer"].startswith(b"HTTP/1.0 200 OK") or \
+            slow_result["answer"].startswith(b"HTTP/1.1 200 OK"), slow_result
+        # rows kept arriving on the target meanwhile
+        wait_for(lambda: target_db.query_one(
+            "SELECT count(*) FROM items WHERE id >= 10000") > before, 60, 0.5,
+            "no row of the writer reached the target")
+    wait_caught_up(source_db, target_db)
+    assert target_db.query_one("SELECT count(*) FROM items") == \
+        source_db.query_one("SELECT count(*) FROM items") == 1000 + writer.count
+    assert p.poll() is None
+    assert get(port, "/healthz")[:3:2] == (200, "ok\n")
+    samples, _ = scrape(port)
+    assert metric(samples, "pgtide_cdc_following", task="default") == 1
+    assert p.stop() == 0
