@@ -177,6 +177,8 @@ config_init(TaskConfig *cfg)
 	cfg->cutover_sequence_margin = 1000;
 	cfg->cutover_validate = FINAL_VALIDATION_COUNTS;
 	cfg->http_ready_lag_s = 10;
+	cfg->throttle.probe_latency_ms = 100;
+	cfg->throttle.probe_interval_ms = 1000;
 }
 
 void
@@ -198,6 +200,7 @@ config_free(TaskConfig *cfg)
 	free(cfg->cdc_start_lsn);
 	free(cfg->cdc_publication);
 	free(cfg->http_listen);
+	free(cfg->throttle.probe_query);
 	config_strlist_free(&cfg->check_skip);
 	config_strlist_free(&cfg->validate_tables);
 	config_strlist_free(&cfg->cutover_roles);

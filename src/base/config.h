@@ -79,6 +79,22 @@ typedef struct StrList
 	int count;
 } StrList;
 
+/*
+ * throttle.*: what the full load may take from the source, and the only
+ * keys a running task rereads on SIGHUP (docs/decisions/0026).
+ */
+typedef struct ThrottleConfig
+{
+	int copy_workers;      /* copy workers running at once; 0: copy.jobs */
+	int64_t rows_per_s;    /* the load's rows per second; 0: no cap */
+	int64_t bytes_per_s;   /* the load's COPY bytes per second; 0: no cap */
+	int index_builds;      /* index builds at once; 0: copy.index_jobs */
+	bool adaptive;         /* slow the load while the source's probe is slow */
+	int probe_latency_ms;  /* the probe's bound */
+	int probe_interval_ms; /* time between probes */
+	char *probe_query;     /* the user's own probe, or NULL; owned */
+} ThrottleConfig;
+
 typedef struct TaskConfig
 {
 	char *path;           /* task file read, or NULL; owned */
@@ -123,8 +139,9 @@ typedef struct TaskConfig
 	DivergedPolicy cutover_diverged;
 	char *http_listen;    /* "[ADDR:]PORT" to serve metrics on; NULL: off */
 	int http_ready_lag_s; /* /readyz: ready while following with less lag */
-	bool output_json;     /* command line only (--json): machine output */
-	bool force; /* command line only (--force): clean a running task */
+	ThrottleConfig throttle;
+	bool output_json; /* command line only (--json): machine output */
+	bool force;       /* command line only (--force): clean a running task */
 } TaskConfig;
 
 /* Fills cfg with every default (see docs/task-file.md). Never fails. */
@@ -184,6 +201,14 @@ bool config_read_table_mappings(TaskConfig *cfg, Error *err);
  */
 #define CONFIG_LISTEN_ADDR_MAX 16
 bool config_parse_listen(const char *text, char *addr, size_t cap, int *port);
+
+/*
+ * The keys whose values differ between a and b: the throttle.* keys, which
+ * a running task takes on SIGHUP, when live; every other key otherwise.
+ * Writes up to cap names (static strings) and returns how many differ.
+ */
+int config_changed_keys(const TaskConfig *a, const TaskConfig *b, bool live,
+                        const char **names, int cap);
 
 /* Parses "512MB", "1GB", "65536", "8kB" (1024-based units). */
 bool config_parse_size(const char *text, int64_t *bytes);

@@ -35,6 +35,7 @@ static const char *const fence_names[] = {"revoke", "read_only", "command",
 static const char *const final_validation_names[] = {"none", "counts", "full",
                                                      NULL};
 static const char *const diverged_names[] = {"refuse", "recopy", NULL};
+static const char *const off_on_names[] = {"off", "on", NULL};
 
 _Static_assert(COPY_FORMAT_AUTO == 0 && COPY_FORMAT_TEXT == 1 &&
                    COPY_FORMAT_BINARY == 2,
@@ -182,6 +183,41 @@ static const KeyDef config_keys[] = {
      .type = CONFIG_KEY_TYPE_INT,
      .min = 1,
      .max = 86400},
+    {.name = "throttle.copy_workers",
+     .id = CONFIG_KEY_THROTTLE_COPY_WORKERS,
+     .type = CONFIG_KEY_TYPE_INT,
+     .min = 0,
+     .max = 64},
+    {.name = "throttle.rows_per_second",
+     .id = CONFIG_KEY_THROTTLE_ROWS,
+     .type = CONFIG_KEY_TYPE_INT,
+     .min = 0,
+     .max = 1000000000},
+    {.name = "throttle.bytes_per_second",
+     .id = CONFIG_KEY_THROTTLE_BYTES,
+     .type = CONFIG_KEY_TYPE_SIZE},
+    {.name = "throttle.index_builds",
+     .id = CONFIG_KEY_THROTTLE_INDEX_BUILDS,
+     .type = CONFIG_KEY_TYPE_INT,
+     .min = 0,
+     .max = 64},
+    {.name = "throttle.adaptive",
+     .id = CONFIG_KEY_THROTTLE_ADAPTIVE,
+     .type = CONFIG_KEY_TYPE_CHOICE,
+     .choices = off_on_names},
+    {.name = "throttle.probe_latency",
+     .id = CONFIG_KEY_THROTTLE_PROBE_LATENCY,
+     .type = CONFIG_KEY_TYPE_INT,
+     .min = 1,
+     .max = 60000},
+    {.name = "throttle.probe_interval",
+     .id = CONFIG_KEY_THROTTLE_PROBE_INTERVAL,
+     .type = CONFIG_KEY_TYPE_INT,
+     .min = 100,
+     .max = 60000},
+    {.name = "throttle.probe_query",
+     .id = CONFIG_KEY_THROTTLE_PROBE_QUERY,
+     .type = CONFIG_KEY_TYPE_STRING},
 };
 
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -652,6 +688,30 @@ key_store(TaskConfig *cfg, const KeyDef *key, const char *text, size_t len,
 		case CONFIG_KEY_HTTP_READY_LAG:
 			cfg->http_ready_lag_s = (int) num;
 			return true;
+		case CONFIG_KEY_THROTTLE_COPY_WORKERS:
+			cfg->throttle.copy_workers = (int) num;
+			return true;
+		case CONFIG_KEY_THROTTLE_ROWS:
+			cfg->throttle.rows_per_s = num;
+			return true;
+		case CONFIG_KEY_THROTTLE_BYTES:
+			cfg->throttle.bytes_per_s = num;
+			return true;
+		case CONFIG_KEY_THROTTLE_INDEX_BUILDS:
+			cfg->throttle.index_builds = (int) num;
+			return true;
+		case CONFIG_KEY_THROTTLE_ADAPTIVE:
+			cfg->throttle.adaptive = num == 1;
+			return true;
+		case CONFIG_KEY_THROTTLE_PROBE_LATENCY:
+			cfg->throttle.probe_latency_ms = (int) num;
+			return true;
+		case CONFIG_KEY_THROTTLE_PROBE_INTERVAL:
+			cfg->throttle.probe_interval_ms = (int) num;
+			return true;
+		case CONFIG_KEY_THROTTLE_PROBE_QUERY:
+			return config_replace_string(&cfg->throttle.probe_query, text, len,
+			                             err);
 	}
 	return err_set(err, ERR_INTERNAL, "key %s has no field", key->name);
 }
@@ -899,4 +959,142 @@ const char *
 config_final_validation_name(FinalValidation v)
 {
 	return choice_name(final_validation_names, (int) v);
+}
+
+static bool
+same_text(const char *a, const char *b)
+{
+	return (a == NULL || b == NULL) ? a == b : strcmp(a, b) == 0;
+}
+
+static bool
+same_list(const StrList *a, const StrList *b)
+{
+	if (a->count != b->count)
+		return false;
+	for (int i = 0; i < a->count; i++)
+		if (strcmp(a->items[i], b->items[i]) != 0)
+			return false;
+	return true;
+}
+
+/* Whether key holds the same value in a and b. */
+static bool
+key_same(const TaskConfig *a, const TaskConfig *b, KeyId id)
+{
+	switch (id)
+	{
+		case CONFIG_KEY_TASK:
+			return same_text(a->task, b->task);
+		case CONFIG_KEY_SOURCE:
+			return same_text(a->source_uri, b->source_uri);
+		case CONFIG_KEY_TARGET:
+			return same_text(a->target_uri, b->target_uri);
+		case CONFIG_KEY_INCLUDE:
+			return same_list(&a->include, &b->include);
+		case CONFIG_KEY_EXCLUDE:
+			return same_list(&a->exclude, &b->exclude);
+		case CONFIG_KEY_COPY_JOBS:
+			return a->copy_jobs == b->copy_jobs;
+		case CONFIG_KEY_INDEX_JOBS:
+			return a->index_jobs == b->index_jobs;
+		case CONFIG_KEY_SPLIT_BYTES:
+			return a->split_bytes == b->split_bytes;
+		case CONFIG_KEY_COPY_FORMAT:
+			return a->copy_format == b->copy_format;
+		case CONFIG_KEY_SCHEMA_MODE:
+			return a->schema_mode == b->schema_mode;
+		case CONFIG_KEY_ON_EXISTING:
+			return a->on_existing == b->on_existing;
+		case CONFIG_KEY_PG_DUMP:
+			return same_text(a->pg_dump, b->pg_dump);
+		case CONFIG_KEY_STATE_SCHEMA:
+			return same_text(a->state_schema, b->state_schema);
+		case CONFIG_KEY_PROGRESS_INTERVAL:
+			return a->progress_interval_s == b->progress_interval_s;
+		case CONFIG_KEY_CDC_MEMORY:
+			return a->cdc_memory_bytes == b->cdc_memory_bytes;
+		case CONFIG_KEY_CDC_SPILL_DIR:
+			return same_text(a->cdc_spill_dir, b->cdc_spill_dir);
+		case CONFIG_KEY_ON_CONFLICT:
+			return a->on_conflict == b->on_conflict;
+		case CONFIG_KEY_UNKNOWN_TABLES:
+			return a->cdc_ignore_unknown == b->cdc_ignore_unknown;
+		case CONFIG_KEY_CDC_SLOT:
+			return same_text(a->cdc_slot, b->cdc_slot);
+		case CONFIG_KEY_CDC_START_LSN:
+			return same_text(a->cdc_start_lsn, b->cdc_start_lsn);
+		case CONFIG_KEY_CDC_PUBLICATION:
+			return same_text(a->cdc_publication, b->cdc_publication);
+		case CONFIG_KEY_CHECK_SKIP:
+			return same_list(&a->check_skip, &b->check_skip);
+		case CONFIG_KEY_CHECK_WAL_FREE:
+			return a->check_wal_free_bytes == b->check_wal_free_bytes;
+		case CONFIG_KEY_VALIDATE_TABLES:
+			return same_list(&a->validate_tables, &b->validate_tables);
+		case CONFIG_KEY_VALIDATE_SAMPLE:
+			return a->validate_sample == b->validate_sample;
+		case CONFIG_KEY_CUTOVER_FENCE:
+			return a->cutover_fence == b->cutover_fence;
+		case CONFIG_KEY_CUTOVER_ROLES:
+			return same_list(&a->cutover_roles, &b->cutover_roles);
+		case CONFIG_KEY_CUTOVER_FENCE_CMD:
+			return same_text(a->cutover_fence_command,
+			                 b->cutover_fence_command);
+		case CONFIG_KEY_CUTOVER_UNFENCE_CMD:
+			return same_text(a->cutover_unfence_command,
+			                 b->cutover_unfence_command);
+		case CONFIG_KEY_CUTOVER_MAX_LAG:
+			return a->cutover_max_lag_bytes == b->cutover_max_lag_bytes;
+		case CONFIG_KEY_CUTOVER_TIMEOUT:
+			return a->cutover_timeout_s == b->cutover_timeout_s;
+		case CONFIG_KEY_CUTOVER_MARGIN:
+			return a->cutover_sequence_margin == b->cutover_sequence_margin;
+		case CONFIG_KEY_CUTOVER_VALIDATE:
+			return a->cutover_validate == b->cutover_validate;
+		case CONFIG_KEY_CUTOVER_DIVERGED:
+			return a->cutover_diverged == b->cutover_diverged;
+		case CONFIG_KEY_HTTP_LISTEN:
+			return same_text(a->http_listen, b->http_listen);
+		case CONFIG_KEY_HTTP_READY_LAG:
+			return a->http_ready_lag_s == b->http_ready_lag_s;
+		case CONFIG_KEY_THROTTLE_COPY_WORKERS:
+			return a->throttle.copy_workers == b->throttle.copy_workers;
+		case CONFIG_KEY_THROTTLE_ROWS:
+			return a->throttle.rows_per_s == b->throttle.rows_per_s;
+		case CONFIG_KEY_THROTTLE_BYTES:
+			return a->throttle.bytes_per_s == b->throttle.bytes_per_s;
+		case CONFIG_KEY_THROTTLE_INDEX_BUILDS:
+			return a->throttle.index_builds == b->throttle.index_builds;
+		case CONFIG_KEY_THROTTLE_ADAPTIVE:
+			return a->throttle.adaptive == b->throttle.adaptive;
+		case CONFIG_KEY_THROTTLE_PROBE_LATENCY:
+			return a->throttle.probe_latency_ms == b->throttle.probe_latency_ms;
+		case CONFIG_KEY_THROTTLE_PROBE_INTERVAL:
+			return a->throttle.probe_interval_ms ==
+			       b->throttle.probe_interval_ms;
+		case CONFIG_KEY_THROTTLE_PROBE_QUERY:
+			return same_text(a->throttle.probe_query, b->throttle.probe_query);
+	}
+	return false;
+}
+
+int
+config_changed_keys(const TaskConfig *a, const TaskConfig *b, bool live,
+                    const char **names, int cap)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < CONFIG_NKEYS; i++)
+	{
+		const KeyDef *k = &config_keys[i];
+		bool is_live = strncmp(k->name, "throttle.", 9) == 0;
+
+		if (is_live != live || key_same(a, b, k->id))
+			continue;
+		if (n < cap)
+			names[n] = k->name;
+		n++;
+	}
+	return n;
 }

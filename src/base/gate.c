@@ -134,6 +134,8 @@ void
 gate_pass(Gate *g, int64_t rows, int64_t bytes, const atomic_int *stop)
 {
 	pthread_mutex_lock(&g->lock);
+	g->rows_total += rows;
+	g->bytes_total += bytes;
 	if (g->caps.rows_per_s <= 0 && g->caps.bytes_per_s <= 0)
 	{
 		pthread_mutex_unlock(&g->lock);
@@ -156,6 +158,40 @@ gate_pass(Gate *g, int64_t rows, int64_t bytes, const atomic_int *stop)
 		clock_sleep_ms((int) ms);
 		pthread_mutex_lock(&g->lock);
 	}
+	pthread_mutex_unlock(&g->lock);
+}
+
+bool
+gate_enter_build(Gate *g, const atomic_int *stop)
+{
+	bool ok = true;
+
+	pthread_mutex_lock(&g->lock);
+	while (g->caps.builds > 0 && g->builds_active >= g->caps.builds)
+	{
+		struct timespec until;
+
+		if (stop != NULL && atomic_load(stop))
+		{
+			ok = false;
+			break;
+		}
+		until = clock_deadline(SLICE_MS);
+		pthread_cond_timedwait(&g->changed, &g->lock, &until);
+	}
+	if (ok)
+		g->builds_active++;
+	pthread_mutex_unlock(&g->lock);
+	return ok;
+}
+
+void
+gate_leave_build(Gate *g)
+{
+	pthread_mutex_lock(&g->lock);
+	if (g->builds_active > 0)
+		g->builds_active--;
+	pthread_cond_broadcast(&g->changed);
 	pthread_mutex_unlock(&g->lock);
 }
 
@@ -223,5 +259,8 @@ gate_read(Gate *g, GateState *out)
 	out->active = g->active;
 	out->waiting = g->waiting;
 	out->slept_ms = g->slept_ms;
+	out->rows = g->rows_total;
+	out->bytes = g->bytes_total;
+	out->builds_active = g->builds_active;
 	pthread_mutex_unlock(&g->lock);
 }

@@ -6,11 +6,15 @@
  *   guard / throttle ──► gate_hold, gate_release, gate_set_caps
  *   copy workers     ──► gate_enter before a chunk, gate_pass per COPY
  *                        message, gate_leave after it
+ *   index builders   ──► gate_enter_build before a post-data step,
+ *                        gate_leave_build after it
  *
  * A hold pauses workers between chunks (a chunk in flight finishes: its
  * open transactions on both sides would otherwise sit idle). Caps bound the
  * running workers and the rows and bytes per second, scaled by a factor the
- * adaptive throttle sets. Base layer: no libpq; the gate never decides when
+ * adaptive throttle sets. Index builds run on the target only: holds and
+ * the factor, which protect the source, leave them alone; only their own
+ * cap on running builds applies. Base layer: no libpq; the gate never decides when
  * to hold or how fast to go, its callers do.
  */
 #ifndef PGTIDE_GATE_H
@@ -36,6 +40,7 @@ typedef struct GateCaps
 	int workers;         /* running copy workers at most; 0: no cap */
 	int64_t rows_per_s;  /* 0: no cap */
 	int64_t bytes_per_s; /* 0: no cap */
+	int builds;          /* running index builds at most; 0: no cap */
 } GateCaps;
 
 /* What the gate does now, for status, metrics and the log. */
@@ -48,6 +53,9 @@ typedef struct GateState
 	int active;       /* workers inside the gate */
 	int waiting;      /* workers waiting to enter */
 	int64_t slept_ms; /* time workers spent waiting on a rate, in total */
+	int64_t rows;     /* rows and bytes let through, in total */
+	int64_t bytes;
+	int builds_active; /* index builds inside the gate */
 } GateState;
 
 typedef struct Gate
@@ -65,6 +73,9 @@ typedef struct Gate
 	int64_t window_rows;
 	int64_t window_bytes;
 	int64_t slept_ms;
+	int64_t rows_total;
+	int64_t bytes_total;
+	int builds_active;
 } Gate;
 
 void gate_init(Gate *g);
@@ -90,6 +101,16 @@ void gate_pass(Gate *g, int64_t rows, int64_t bytes, const atomic_int *stop);
 
 void gate_hold(Gate *g, GateHolder who, const char *reason);
 void gate_release(Gate *g, GateHolder who);
+
+/*
+ * Waits until a build place is free under caps.builds (holds and the
+ * factor do not apply), then takes it. False, without a place, once *stop
+ * is set (stop may be NULL).
+ */
+bool gate_enter_build(Gate *g, const atomic_int *stop);
+
+/* Gives the build place back. */
+void gate_leave_build(Gate *g);
 
 /* New caps, for the next worker to enter and the next gate_pass. */
 void gate_set_caps(Gate *g, const GateCaps *caps);

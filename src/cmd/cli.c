@@ -458,7 +458,7 @@ set_each(TaskConfig *cfg, const char *key, const char *value,
 static bool
 parse_options(int argc, char **argv, const char *cmd,
               const struct option *longopts, TaskConfig *cfg, bool *help,
-              Error *err)
+              bool again, Error *err)
 {
 	const char *config_path = NULL;
 	LogLevel level = LOG_LEVEL_INFO;
@@ -526,9 +526,39 @@ parse_options(int argc, char **argv, const char *cmd,
 			json = strcmp(optarg, "json") == 0;
 		}
 	}
-	log_configure(level, json);
-	log_set_task(cfg->task);
+	if (!again) /* a reread changes settings, never the log */
+	{
+		log_configure(level, json);
+		log_set_task(cfg->task);
+	}
 	return true;
+}
+
+/* The running command, for cli_reread (SIGHUP). */
+static struct
+{
+	int argc;
+	char **argv;
+	const Command *command;
+	const struct option *longopts;
+	atomic_int *reload;
+} running;
+
+bool
+cli_reload_pending(void)
+{
+	return running.reload != NULL && atomic_exchange(running.reload, 0) != 0;
+}
+
+bool
+cli_reread(TaskConfig *cfg, Error *err)
+{
+	bool help = false;
+
+	if (running.command == NULL)
+		return err_set(err, ERR_INTERNAL, "no command runs");
+	return parse_options(running.argc, running.argv, running.command->name,
+	                     running.longopts, cfg, &help, true, err);
 }
 
 static int
@@ -544,7 +574,7 @@ run_command(const Command *c, int argc, char **argv, atomic_int *stop)
 		longopts[i] = options[i].opt;
 	memset(&longopts[NOPTIONS], 0, sizeof(longopts[NOPTIONS]));
 	config_init(&cfg);
-	if (!parse_options(argc, argv, c->name, longopts, &cfg, &help, &err))
+	if (!parse_options(argc, argv, c->name, longopts, &cfg, &help, false, &err))
 		code = report(c, &err);
 	else if (help)
 	{
@@ -563,7 +593,14 @@ run_command(const Command *c, int argc, char **argv, atomic_int *stop)
 		code = report(c, &err);
 	else
 	{
-		bool ok = c->run(&cfg, stop, &err);
+		bool ok;
+
+		running.argc = argc;
+		running.argv = argv;
+		running.command = c;
+		running.longopts = longopts;
+		ok = c->run(&cfg, stop, &err);
+		running.command = NULL;
 
 		if (!ok && c->records_error)
 			task_note_error(&cfg, &err);
@@ -577,7 +614,7 @@ run_command(const Command *c, int argc, char **argv, atomic_int *stop)
 }
 
 int
-cli_main(int argc, char **argv, atomic_int *stop)
+cli_main(int argc, char **argv, atomic_int *stop, atomic_int *reload)
 {
 	const char *cmd = argc > 1 ? argv[1] : NULL;
 
@@ -597,6 +634,7 @@ cli_main(int argc, char **argv, atomic_int *stop)
 		printf("pgtide %s\n", PGTIDE_VERSION);
 		return CLI_EXIT_OK;
 	}
+	running.reload = reload;
 	for (int i = 0; i < NCOMMANDS; i++)
 		if (strcmp(cmd, commands[i].name) == 0)
 			return run_command(&commands[i], argc - 1, argv + 1, stop);

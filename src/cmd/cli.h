@@ -23,13 +23,30 @@
 
 #include <stdbool.h>
 
+#include "base/config.h"
+#include "base/err.h"
+
 /*
  * Whether the option named ("--jobs", "-j"; without "=value") takes a
  * value in the next word, as the command line's parser reads it.
  */
 bool cli_option_takes_value(const char *name);
 
-/* Runs the command in argv; returns the process exit code. */
-int cli_main(int argc, char **argv, atomic_int *stop);
+/*
+ * Runs the command in argv; returns the process exit code. *reload is set
+ * by SIGHUP: cli_reload_pending() reads it.
+ */
+int cli_main(int argc, char **argv, atomic_int *stop, atomic_int *reload);
+
+/* Whether SIGHUP came since the last call; clears it. */
+bool cli_reload_pending(void);
+
+/*
+ * Reads the running command's options again into cfg (config_init'ed by
+ * the caller): the task file as it is now, then the command line over it,
+ * as the command started. Fails with the file's error; logs nothing. Only
+ * one thread may call it, and not while the command's options are parsed.
+ */
+bool cli_reread(TaskConfig *cfg, Error *err);
 
 #endif

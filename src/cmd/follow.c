@@ -26,6 +26,7 @@
 #include "load/join.h"
 #include "load/load.h"
 #include "load/newtables.h"
+#include "load/throttle.h"
 #include "pg/pg.h"
 #include "state/state.h"
 #include "surface/surface.h"
@@ -496,6 +497,32 @@ serve(const TaskConfig *cfg, const char *command, Surface **out, Error *err)
 	                     err);
 }
 
+/* SIGHUP reaches the load's throttle through the command line's reader */
+static const ThrottleReload reload = {
+    .pending = cli_reload_pending,
+    .reread = cli_reread,
+};
+
+/*
+ * The load with its throttle (the caps of throttle.*, adaptive mode,
+ * SIGHUP), which runs only while the load does: the stream that follows
+ * does not pass through the gate.
+ */
+static bool
+throttled_load(const TaskConfig *cfg, atomic_int *stop, Gate *gate,
+               bool for_stream, Error *err)
+{
+	Throttle *throttle;
+	bool ok;
+
+	if (!throttle_start(cfg, gate, stop, &reload, &throttle, err))
+		return false;
+	ok = for_stream ? load_for_stream(cfg, stop, gate, err)
+	                : load_run(cfg, stop, gate, err);
+	throttle_stop(throttle);
+	return ok;
+}
+
 /*
  * copy, migrate and follow run under the task's lock, taken before
  * anything is checked, created or changed: a second process of the task is
@@ -519,7 +546,7 @@ task_copy(const TaskConfig *cfg, atomic_int *stop, Error *err)
 		/* copy's work is the load, and it starts now; migrate and follow
 		   are ready once their stream runs (cdc) */
 		notify_ready();
-		ok = load_run(cfg, stop, &gate, err);
+		ok = throttled_load(cfg, stop, &gate, false, err);
 	}
 	surface_stop(surface);
 	gate_destroy(&gate);
@@ -554,7 +581,7 @@ task_migrate(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	gate_init(&gate);
 	ok = serve(cfg, "migrate", &surface, err) &&
 	     check_before_migrate(cfg, err) && task_lock_hold(lock, err) &&
-	     load_for_stream(cfg, stop, &gate, err) &&
+	     throttled_load(cfg, stop, &gate, true, err) &&
 	     follow_run(cfg, stop, surface, err);
 	surface_stop(surface);
 	gate_destroy(&gate);

@@ -2,7 +2,8 @@
  * lock: the task's lock held by a running command, on a target session of
  * its own, and the "lock" thread that keeps that session while the command
  * runs. The lock itself and the record naming its holder are the state's
- * (state/process.c). This module never writes anything but that record,
+ * (state/process.c), as is the load's throttle state the keeper copies into
+ * that record for status. This module never writes anything but that record,
  * and never stops the command except through the stop flag.
  */
 #include "cmd/lock.h"
@@ -15,6 +16,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "load/throttle.h"
 #include "pg/pg.h"
 #include "state/state.h"
 
@@ -44,6 +46,7 @@ struct TaskLock
 	int backend_pid;
 	atomic_bool lost; /* another process took the lock; lost_err says who */
 	Error lost_err;
+	char throttle[THROTTLE_JSON_MAX]; /* as last recorded, "" for none */
 };
 
 /* One line naming the process that holds the task's lock. */
@@ -238,6 +241,30 @@ keep(TaskLock *l)
 	atomic_store(l->stop, 1);
 }
 
+/*
+ * Records what the load's throttle does for a status run by another
+ * process, when it changed; at most once a check. A failure only waits
+ * for the next check: status is never worth failing the task for.
+ */
+static void
+note_throttle(TaskLock *l)
+{
+	ThrottleState st;
+	char json[THROTTLE_JSON_MAX] = "";
+	Error err = ERR_INIT;
+
+	if (throttle_read(&st) && !throttle_format_json(&st, json, sizeof(json)))
+		json[0] = '\0';
+	if (strcmp(json, l->throttle) == 0)
+		return;
+	if (!state_process_note_throttle(&l->state, json[0] ? json : NULL, &err))
+	{
+		log_debug("could not record the throttle's state: %s", err.message);
+		return;
+	}
+	snprintf(l->throttle, sizeof(l->throttle), "%s", json);
+}
+
 static void *
 keeper_main(void *arg)
 {
@@ -256,6 +283,8 @@ keeper_main(void *arg)
 			break;
 		pthread_mutex_unlock(&l->mu);
 		keep(l);
+		if (!atomic_load(&l->lost))
+			note_throttle(l);
 		pthread_mutex_lock(&l->mu);
 	}
 	pthread_mutex_unlock(&l->mu);

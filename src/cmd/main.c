@@ -4,7 +4,8 @@
  * safe point (state is saved, the same command resumes); a second one ends
  * the process at once. A service manager that asked for notifications
  * (NOTIFY_SOCKET) hears STOPPING=1 from the handler itself, the moment the
- * request arrives.
+ * request arrives. SIGHUP asks a running load to reread its task file: the
+ * handler only sets a flag, the load's throttle thread does the reading.
  */
 #include <errno.h>
 #include <signal.h>
@@ -22,6 +23,7 @@
  */
 _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "the stop flag must be lock-free");
 static atomic_int stop_requested = 0;
+static atomic_int reload_requested = 0;
 
 static void
 on_stop(int signo)
@@ -38,6 +40,13 @@ on_stop(int signo)
 	errno = saved;
 }
 
+static void
+on_reload(int signo)
+{
+	(void) signo;
+	reload_requested = 1;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -50,7 +59,9 @@ main(int argc, char **argv)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sa.sa_handler = on_reload;
+	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	fault_init();
-	exit(cli_main(argc, argv, &stop_requested));
+	exit(cli_main(argc, argv, &stop_requested, &reload_requested));
 }

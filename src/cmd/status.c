@@ -14,6 +14,7 @@
 #include "base/units.h"
 #include "load/insert_only.h"
 #include "load/newtables.h"
+#include "load/throttle.h"
 #include "pg/pg.h"
 #include "pg/stream.h"
 #include "state/state.h"
@@ -206,6 +207,44 @@ text_process(FILE *out, const StateProcess *p)
 		        p->backend_pid, p->session);
 }
 
+/*
+ * One line on the load's throttle, when the running process recorded one:
+ * its state and share, read from the JSON it wrote (throttle_format_json
+ * writes these two members first, in this order).
+ */
+static void
+text_throttle(FILE *out, const StateProcess *p)
+{
+	char state[16];
+	double factor;
+
+	if (!p->running || !p->known || p->throttle[0] == '\0' ||
+	    sscanf(p->throttle, "{\"state\":\"%15[a-z]\",\"factor\":%lf", state,
+	           &factor) != 2)
+		return;
+	fprintf(out, "throttle: %s, the load at %.0f%% of its caps\n", state,
+	        factor * 100.0);
+}
+
+/*
+ * The load's throttle: this process's own when it runs the load (/status),
+ * else what the running process last recorded, else null.
+ */
+static void
+status_json_throttle(FILE *out, const StateProcess *proc)
+{
+	ThrottleState ts;
+	char json[THROTTLE_JSON_MAX];
+
+	fputs(",\"throttle\":", out);
+	if (throttle_read(&ts) && throttle_format_json(&ts, json, sizeof(json)))
+		fputs(json, out);
+	else if (proc->running && proc->known && proc->throttle[0] != '\0')
+		fputs(proc->throttle, out);
+	else
+		fputs("null", out);
+}
+
 static void
 status_json(FILE *out, const TaskConfig *cfg, const StateStatus *st,
             const StateProcess *proc, const PGresult *slot,
@@ -251,6 +290,7 @@ status_json(FILE *out, const TaskConfig *cfg, const StateStatus *st,
 	fputc(',', out);
 	json_text(out, "slot_created_at", st->task.slot_created_at);
 	fprintf(out, "\"copy_only\":%s", st->task.copy_only ? "true" : "false");
+	status_json_throttle(out, proc);
 	status_json_slots(out, st, ss);
 	fputs(",\"insert_only\":[", out);
 	for (int i = 0; i < io->n; i++)
@@ -314,6 +354,7 @@ status_text(FILE *out, const TaskConfig *cfg, const StateStatus *st,
 	            ? "-"
 	            : lsn_format(st->task.consistent_lsn, lsn));
 	text_process(out, proc);
+	text_throttle(out, proc);
 	fprintf(out,
 	        "load: %d of %d tables done; indexes and constraints: "
 	        "%d of %d steps\n",

@@ -967,6 +967,7 @@ build_args(const Load *l, int first, int last, SchemaBuild *out)
 	out->last_phase = last;
 	out->progress_interval_s = l->cfg->progress_interval_s;
 	out->stop = l->stop;
+	out->gate = l->gate;
 }
 
 static void

@@ -825,6 +825,11 @@ builder_main(void *arg)
 			clock_sleep_ms(100);
 			continue;
 		}
+		/* the build cap (throttle.index_builds) may have changed since the
+		   pool started: it is asked for each step */
+		if (b->args->gate != NULL &&
+		    !gate_enter_build(b->args->gate, b->args->stop))
+			break;
 		for (;;)
 		{
 			err_clear(&err);
@@ -839,6 +844,8 @@ builder_main(void *arg)
 			pg_close(conn);
 			conn = NULL;
 		}
+		if (b->args->gate != NULL)
+			gate_leave_build(b->args->gate);
 		mark_finished(b, s, !err_is_set(&err));
 		if (err_is_set(&err))
 		{

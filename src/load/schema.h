@@ -18,6 +18,7 @@
 #include <stdbool.h>
 
 #include "base/err.h"
+#include "base/gate.h"
 #include "load/subset.h"
 #include "pg/catalog.h"
 #include "pg/pg.h"
@@ -101,6 +102,7 @@ typedef struct SchemaBuild
 	void *ready_ctx;
 	atomic_bool *load_done;
 	atomic_int *stop;
+	Gate *gate; /* its build cap bounds the running steps; may be NULL */
 } SchemaBuild;
 
 /*

@@ -138,8 +138,11 @@ state_process_read(const State *s, bool schema_exists, StateProcess *out,
 	if (!has_table)
 		return true;
 	if (!state_run(s,
-	               "SELECT host, pid, command, started_at::text, backend_pid"
-	               " FROM @S.processes WHERE task = $1",
+	               /* through to_jsonb: a record table of an older
+	                  pgtide has no throttle column */
+	               "SELECT host, pid, command, started_at::text, backend_pid,"
+	               " pg_catalog.to_jsonb(p) ->> 'throttle'"
+	               " FROM @S.processes p WHERE task = $1",
 	               1, params, &res, err))
 		return false;
 	/* the record names the holder only if it was written by the lock's
@@ -153,9 +156,22 @@ state_process_read(const State *s, bool schema_exists, StateProcess *out,
 		snprintf(out->command, sizeof(out->command), "%s",
 		         PQgetvalue(res, 0, 2));
 		snprintf(out->since, sizeof(out->since), "%s", PQgetvalue(res, 0, 3));
+		snprintf(out->throttle, sizeof(out->throttle), "%s",
+		         PQgetvalue(res, 0, 5));
 	}
 	PQclear(res);
 	return true;
+}
+
+bool
+state_process_note_throttle(const State *s, const char *json, Error *err)
+{
+	const char *params[2] = {s->task, json};
+
+	return state_run(s,
+	                 "UPDATE @S.processes SET throttle = $2 WHERE task = $1"
+	                 " AND backend_pid = pg_catalog.pg_backend_pid()",
+	                 2, params, NULL, err);
 }
 
 bool

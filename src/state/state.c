@@ -166,7 +166,9 @@ static const char *const state_ddl =
     " pid int NOT NULL,"
     " command text NOT NULL,"
     " started_at timestamptz NOT NULL,"
-    " backend_pid int NOT NULL);";
+    " backend_pid int NOT NULL);"
+    /* what the load's throttle does now (JSON), for status */
+    "ALTER TABLE @S.processes ADD COLUMN IF NOT EXISTS throttle text;";
 
 /*
  * Statements name the state schema as @S; it is substituted quoted, so the

@@ -246,15 +246,17 @@ bool state_lock_release(const State *s, Error *err);
 /* Who runs a task, as read from the target. */
 typedef struct StateProcess
 {
-	bool running;      /* a session holds the task's lock */
-	bool known;        /* the record names the process of that session */
-	int backend_pid;   /* the lock's session on the target, 0 when none */
-	char host[256];    /* "" when not known */
-	int pid;           /* on its host, 0 when not known */
-	char command[32];  /* copy, migrate, follow, clean */
-	char since[64];    /* when it took the lock (timestamptz text) */
-	char session[128]; /* the lock session's application_name, when not
+	bool running;        /* a session holds the task's lock */
+	bool known;          /* the record names the process of that session */
+	int backend_pid;     /* the lock's session on the target, 0 when none */
+	char host[256];      /* "" when not known */
+	int pid;             /* on its host, 0 when not known */
+	char command[32];    /* copy, migrate, follow, clean */
+	char since[64];      /* when it took the lock (timestamptz text) */
+	char session[128];   /* the lock session's application_name, when not
 	                      known: the process names itself there too */
+	char throttle[2048]; /* the load's throttle as the process last
+	                        recorded it (JSON), "" when none runs */
 } StateProcess;
 
 /*
@@ -272,6 +274,12 @@ bool state_process_read(const State *s, bool schema_exists, StateProcess *out,
  */
 bool state_process_record(const State *s, const char *host, int pid,
                           const char *command, const char *since, Error *err);
+
+/*
+ * Records what the running load's throttle does (a JSON object), or NULL
+ * when none runs, in this session's record. Commits on its own.
+ */
+bool state_process_note_throttle(const State *s, const char *json, Error *err);
 
 /* Deletes this session's record of the task, if it is still there. */
 bool state_process_forget(const State *s, Error *err);

@@ -11,6 +11,8 @@
 
 #include <string.h>
 
+#include "load/throttle.h"
+
 /* Families with only the task's label. */
 static bool
 task_metric(Buf *out, const char *name, PromType type, const char *help,
@@ -170,6 +172,108 @@ cdc_metrics(const SurfaceCdc *c, const char *task, Buf *out, Error *err)
 	                   task, c->have ? 1 : 0, err);
 }
 
+/* The load's throttle, while one runs in this process. */
+static bool
+throttle_metrics(const char *task, Buf *out, Error *err)
+{
+	static const ThrottleMode modes[] = {THROTTLE_OFF, THROTTLE_OPEN,
+	                                     THROTTLE_SLOWING, THROTTLE_RECOVERING};
+	static const char *const stats[] = {"last", "window", "p95"};
+	ThrottleState st;
+	const GateCaps *c = &st.caps;
+	int64_t lat[3];
+
+	if (!throttle_read(&st))
+		return true;
+	lat[0] = st.last_ms;
+	lat[1] = st.window_ms;
+	lat[2] = st.p95_ms;
+	if (!prom_family(out, "pgtide_throttle_state", PROM_GAUGE,
+	                 "1 for the state the load's throttle is in, 0 for the "
+	                 "others (off: adaptive mode off).",
+	                 err))
+		return false;
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+	{
+		PromLabel l[2] = {{"task", task},
+		                  {"state", throttle_mode_name(modes[i])}};
+
+		if (!prom_sample(out, "pgtide_throttle_state", l, 2,
+		                 st.mode == modes[i] ? 1 : 0, err))
+			return false;
+	}
+	if (st.mode != THROTTLE_OFF)
+	{
+		if (!prom_family(out, "pgtide_throttle_probe_latency_seconds",
+		                 PROM_GAUGE,
+		                 "The source's probe latency: the last probe, the "
+		                 "median of the last 5 (what the throttle decides "
+		                 "on) and the p95 of the last 60.",
+		                 err))
+			return false;
+		for (int i = 0; i < 3; i++)
+		{
+			PromLabel l[2] = {{"task", task}, {"stat", stats[i]}};
+
+			if (lat[i] >= 0 &&
+			    !prom_sample(out, "pgtide_throttle_probe_latency_seconds", l, 2,
+			                 (double) lat[i] / 1000.0, err))
+				return false;
+		}
+		if (!task_metric(out, "pgtide_throttle_probe_bound_seconds", PROM_GAUGE,
+		                 "throttle.probe_latency: the probe latency over "
+		                 "which the load slows down.",
+		                 task, (double) st.bound_ms / 1000.0, err) ||
+		    !task_metric(out, "pgtide_throttle_probes_total", PROM_COUNTER,
+		                 "Probes the throttle ran on the source.", task,
+		                 (double) st.probes, err) ||
+		    !task_metric(out, "pgtide_throttle_probe_failing", PROM_GAUGE,
+		                 "1 while the probe cannot run (the load goes on at "
+		                 "its last factor).",
+		                 task, st.probe_error[0] ? 1 : 0, err))
+			return false;
+	}
+	return task_metric(out, "pgtide_throttle_factor", PROM_GAUGE,
+	                   "Share of its caps the load may use now (1: not "
+	                   "slowed).",
+	                   task, st.factor, err) &&
+	       task_metric(out, "pgtide_throttle_slowdowns_total", PROM_COUNTER,
+	                   "Times the adaptive throttle began slowing the load.",
+	                   task, (double) st.slowdowns, err) &&
+	       task_metric(out, "pgtide_throttle_cap_copy_workers", PROM_GAUGE,
+	                   "Copy workers allowed at once before the factor (0: no "
+	                   "cap).",
+	                   task, c->workers, err) &&
+	       task_metric(out, "pgtide_throttle_cap_rows_per_second", PROM_GAUGE,
+	                   "The load's rows per second allowed before the factor "
+	                   "(0: no cap).",
+	                   task, (double) c->rows_per_s, err) &&
+	       task_metric(out, "pgtide_throttle_cap_bytes_per_second", PROM_GAUGE,
+	                   "The load's COPY bytes per second allowed before the "
+	                   "factor (0: no cap).",
+	                   task, (double) c->bytes_per_s, err) &&
+	       task_metric(out, "pgtide_throttle_cap_index_builds", PROM_GAUGE,
+	                   "Index builds allowed at once (0: copy.index_jobs).",
+	                   task, c->builds, err) &&
+	       task_metric(out, "pgtide_throttle_copy_workers_running", PROM_GAUGE,
+	                   "Copy workers copying a chunk now.", task,
+	                   st.gate.active, err) &&
+	       task_metric(out, "pgtide_throttle_index_builds_running", PROM_GAUGE,
+	                   "Post-data steps being built now.", task,
+	                   st.gate.builds_active, err) &&
+	       task_metric(out, "pgtide_throttle_rows_total", PROM_COUNTER,
+	                   "Rows the copy workers passed through the throttle "
+	                   "(counted every 128 rows, before their chunk commits).",
+	                   task, (double) st.gate.rows, err) &&
+	       task_metric(out, "pgtide_throttle_bytes_total", PROM_COUNTER,
+	                   "COPY bytes the copy workers passed through the "
+	                   "throttle.",
+	                   task, (double) st.gate.bytes, err) &&
+	       task_metric(out, "pgtide_throttle_wait_seconds_total", PROM_COUNTER,
+	                   "Time copy workers spent waiting on the rate caps.",
+	                   task, (double) st.gate.slept_ms / 1000.0, err);
+}
+
 bool
 surface_metrics(Surface *s, Buf *out, Error *err)
 {
@@ -183,7 +287,7 @@ surface_metrics(Surface *s, Buf *out, Error *err)
 	                 "Always 1; the labels say which pgtide serves.", err) ||
 	    !prom_sample(out, "pgtide_build_info", build, 2, 1, err) ||
 	    (s->read.state_ok && !load_metrics(&s->read, task, out, err)) ||
-	    !cdc_metrics(&c, task, out, err))
+	    !cdc_metrics(&c, task, out, err) || !throttle_metrics(task, out, err))
 		return false;
 	if (s->read.retained_wal >= 0 && s->read.state_ok)
 	{

@@ -530,7 +530,7 @@ test_unknown_key(void **state)
 	                              "target, tables, table_mappings, copy, "
 	                              "schema, state, "
 	                              "progress, cdc, check, validate, cutover, "
-	                              "http");
+	                              "http, throttle");
 	config_free(&cfg);
 
 	/* A key in the wrong mapping, or written dotted, says where it goes. */
@@ -542,7 +542,7 @@ test_unknown_key(void **state)
 	                              "keys: task, source, target, tables, "
 	                              "table_mappings, copy, "
 	                              "schema, state, progress, cdc, check, "
-	                              "validate, cutover, http");
+	                              "validate, cutover, http, throttle");
 	config_free(&cfg);
 
 	err_clear(&err);
@@ -860,7 +860,11 @@ test_set_errors(void **state)
 	              "cutover.fence_command, cutover.unfence_command, "
 	              "cutover.max_lag, cutover.timeout, cutover.sequence_margin, "
 	              "cutover.validate, cutover.diverged, http.listen, "
-	              "http.ready_lag");
+	              "http.ready_lag, throttle.copy_workers, "
+	              "throttle.rows_per_second, throttle.bytes_per_second, "
+	              "throttle.index_builds, throttle.adaptive, "
+	              "throttle.probe_latency, throttle.probe_interval, "
+	              "throttle.probe_query");
 	/* A section is not a key. */
 	err_clear(&err);
 	assert_false(config_set(&cfg, "copy", "4", "option --set", &err));
@@ -1070,6 +1074,50 @@ test_http_listen_key(void **state)
 	config_free(&cfg);
 }
 
+/* ---- the throttle keys and what SIGHUP compares ---- */
+
+static void
+test_throttle_keys_and_changes(void **state)
+{
+	TaskConfig a, b;
+	Error err = ERR_INIT;
+	const char *names[4];
+
+	(void) state;
+	config_init(&a);
+	config_init(&b);
+	assert_false(a.throttle.adaptive);
+	assert_int_equal(a.throttle.probe_latency_ms, 100);
+	assert_int_equal(a.throttle.probe_interval_ms, 1000);
+	assert_true(config_load_string(&b, "t.yaml",
+	                               "copy:\n  jobs: 2\n"
+	                               "throttle:\n  rows_per_second: 500\n"
+	                               "  bytes_per_second: 1MB\n"
+	                               "  adaptive: on\n"
+	                               "  probe_query: SELECT 1\n",
+	                               &err));
+	assert_int_equal(b.throttle.rows_per_s, 500);
+	assert_int_equal(b.throttle.bytes_per_s, 1024 * 1024);
+	assert_true(b.throttle.adaptive);
+	assert_string_equal(b.throttle.probe_query, "SELECT 1");
+	/* the throttle keys alone, then the others alone */
+	assert_int_equal(config_changed_keys(&a, &b, true, names, 4), 4);
+	assert_string_equal(names[0], "throttle.rows_per_second");
+	assert_string_equal(names[3], "throttle.probe_query");
+	assert_int_equal(config_changed_keys(&a, &b, false, names, 4), 1);
+	assert_string_equal(names[0], "copy.jobs");
+	/* more than cap: counted, cap written */
+	assert_int_equal(config_changed_keys(&a, &b, true, names, 1), 4);
+	assert_int_equal(config_changed_keys(&b, &b, true, names, 4), 0);
+	assert_false(
+	    config_set(&a, "throttle.adaptive", "yes", "option --set", &err));
+	assert_string_equal(err.message,
+	                    "option --set: invalid value \"yes\"; valid values "
+	                    "are off, on");
+	config_free(&a);
+	config_free(&b);
+}
+
 int
 main(void)
 {
@@ -1101,6 +1149,7 @@ main(void)
 	    cmocka_unit_test(test_parse_size),
 	    cmocka_unit_test(test_validate),
 	    cmocka_unit_test(test_names),
+	    cmocka_unit_test(test_throttle_keys_and_changes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,7 +1,8 @@
 /*
  * Unit tests for gate: a hold keeps workers out until every holder let go,
  * the worker cap and its factor bound the places, a stop ends a wait, and a
- * rate cap makes the caller wait.
+ * rate cap makes the caller wait, the build cap bounds index builds alone,
+ * and every pass is counted.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -148,6 +149,73 @@ test_rate_cap_makes_the_caller_wait(void **state)
 	gate_destroy(&g);
 }
 
+typedef struct Builder
+{
+	Gate *gate;
+	atomic_bool entered;
+} Builder;
+
+static void *
+enter_build(void *arg)
+{
+	Builder *b = arg;
+
+	gate_enter_build(b->gate, NULL);
+	atomic_store(&b->entered, true);
+	return NULL;
+}
+
+static void
+test_build_cap_ignores_holds_and_factor(void **state)
+{
+	Gate g;
+	GateCaps caps = {.builds = 1};
+	Builder b = {.gate = &g};
+	pthread_t t;
+	GateState s;
+
+	(void) state;
+	gate_init(&g);
+	gate_hold(&g, GATE_WAL, "held"); /* builds run on the target only */
+	gate_set_factor(&g, 0.05);
+	gate_set_caps(&g, &caps);
+	assert_true(gate_enter_build(&g, NULL));
+	assert_int_equal(pthread_create(&t, NULL, enter_build, &b), 0);
+	clock_sleep_ms(50);
+	assert_false(atomic_load(&b.entered));
+	caps.builds = 2; /* a new cap lets the waiting build in */
+	gate_set_caps(&g, &caps);
+	for (int i = 0; i < 500 && !atomic_load(&b.entered); i++)
+		clock_sleep_ms(2);
+	assert_true(atomic_load(&b.entered));
+	pthread_join(t, NULL);
+	gate_read(&g, &s);
+	assert_int_equal(s.builds_active, 2);
+	assert_int_equal(s.active, 0);
+	gate_leave_build(&g);
+	gate_leave_build(&g);
+	gate_read(&g, &s);
+	assert_int_equal(s.builds_active, 0);
+	gate_destroy(&g);
+}
+
+static void
+test_pass_counts_without_caps(void **state)
+{
+	Gate g;
+	GateState s;
+
+	(void) state;
+	gate_init(&g);
+	gate_pass(&g, 128, 4096, NULL);
+	gate_pass(&g, 2, 10, NULL);
+	gate_read(&g, &s);
+	assert_int_equal(s.rows, 130);
+	assert_int_equal(s.bytes, 4106);
+	assert_int_equal(s.slept_ms, 0);
+	gate_destroy(&g);
+}
+
 int
 main(void)
 {
@@ -156,6 +224,8 @@ main(void)
 	    cmocka_unit_test(test_worker_cap_and_factor),
 	    cmocka_unit_test(test_stop_ends_the_wait),
 	    cmocka_unit_test(test_rate_cap_makes_the_caller_wait),
+	    cmocka_unit_test(test_build_cap_ignores_holds_and_factor),
+	    cmocka_unit_test(test_pass_counts_without_caps),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
