@@ -994,6 +994,8 @@ key_same(const TaskConfig *a, const TaskConfig *b, KeyId id)
 			return same_list(&a->include, &b->include);
 		case CONFIG_KEY_EXCLUDE:
 			return same_list(&a->exclude, &b->exclude);
+		case CONFIG_KEY_TABLE_MAPPINGS:
+			return same_text(a->table_mappings, b->table_mappings);
 		case CONFIG_KEY_COPY_JOBS:
 			return a->copy_jobs == b->copy_jobs;
 		case CONFIG_KEY_INDEX_JOBS:

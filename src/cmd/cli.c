@@ -557,8 +557,12 @@ cli_reread(TaskConfig *cfg, Error *err)
 
 	if (running.command == NULL)
 		return err_set(err, ERR_INTERNAL, "no command runs");
+	/* the rules a mapping file holds are part of the selection the running
+	   task compares against: read them as the start did */
 	return parse_options(running.argc, running.argv, running.command->name,
-	                     running.longopts, cfg, &help, true, err);
+	                     running.longopts, cfg, &help, true, err) &&
+	       (!running.command->selects_tables ||
+	        config_read_table_mappings(cfg, err));
 }
 
 static int

@@ -239,3 +239,39 @@ def test_a_failing_probe_is_one_warning_and_never_writes(
                      "cannot execute INSERT in a read-only transaction") == 1, log
     assert source_db.query_one("SELECT count(*) FROM probe_t") == 0
     assert target_db.query_one("SELECT count(*) FROM t") == 1000
+
+
+def test_sighup_with_a_table_mappings_file_changes_no_selection(
+        pgtide, source_db, target_db, tmp_path):
+    """The selection a mapping file makes is read again with the task file:
+    a SIGHUP that changes only a cap names no other key."""
+    source_db.execute("""
+        CREATE TABLE t (id int PRIMARY KEY, pad text);
+        CREATE TABLE other (id int PRIMARY KEY);
+        INSERT INTO t SELECT g, 'p' FROM generate_series(1, 20000) g;
+    """)
+    rules = tmp_path / "mapping.json"
+    rules.write_text(json.dumps({"rules": [{
+        "rule-type": "selection", "rule-id": "1", "rule-name": "1",
+        "object-locator": {"schema-name": "public", "table-name": "t"},
+        "rule-action": "include", "filters": []}]}))
+    cfg = tmp_path / "task.yaml"
+    cfg.write_text(json.dumps({"table_mappings": str(rules),
+                               "throttle": {"rows_per_second": 100}}) + "\n")
+    port = _free_port()
+    p = pgtide.start("copy", "--config", cfg, "--source", source_db.uri,
+                     "--target", target_db.uri, "--jobs", "1",
+                     "--http", str(port))
+    p.wait_for_output(r"serving metrics", timeout=60)
+    wait_for(lambda: (throttle_of(port) or {}).get("rows", 0) > 0, 60, 0.1,
+             "the load never passed the throttle")
+    cfg.write_text(json.dumps({"table_mappings": str(rules),
+                               "throttle": {"rows_per_second": 0}}) + "\n")
+    p.send_signal(signal.SIGHUP)
+    p.wait_for_output(r"SIGHUP: throttle\.rows_per_second now in force",
+                      timeout=30)
+    assert p.wait(90) == 0, p.read_stderr()
+    assert "takes a restart" not in p.read_stderr()
+    assert "take a restart" not in p.read_stderr()
+    assert target_db.query_one("SELECT count(*) FROM t") == 20000
+    assert target_db.query_one("SELECT to_regclass('public.other')") is None
