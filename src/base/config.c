@@ -177,6 +177,10 @@ config_init(TaskConfig *cfg)
 	cfg->cutover_sequence_margin = 1000;
 	cfg->cutover_validate = FINAL_VALIDATION_COUNTS;
 	cfg->http_ready_lag_s = 10;
+	cfg->guard_interval_s = 5;
+	cfg->guard_xmin_age_s = 3600;
+	cfg->guard_xid_age = 1000000000;
+	cfg->guard_heartbeat_s = 30;
 }
 
 void

@@ -79,6 +79,18 @@ typedef struct StrList
 	int count;
 } StrList;
 
+/*
+ * A threshold on the WAL a slot retains: bytes, or parts per million of
+ * check.wal_free_space; both 0 is off. `set`: the task file named it (an
+ * unset one takes the guard's default, docs/guard.md).
+ */
+typedef struct WalLimit
+{
+	bool set;
+	int64_t bytes;
+	int64_t ppm;
+} WalLimit;
+
 typedef struct TaskConfig
 {
 	char *path;          /* task file read, or NULL; owned */
@@ -122,7 +134,15 @@ typedef struct TaskConfig
 	DivergedPolicy cutover_diverged;
 	char *http_listen;    /* "[ADDR:]PORT" to serve metrics on; NULL: off */
 	int http_ready_lag_s; /* /readyz: ready while following with less lag */
-	bool output_json;     /* command line only (--json): machine output */
+	/* the guards over the source (docs/guard.md) */
+	WalLimit guard_wal_warn;
+	WalLimit guard_wal_pause;
+	WalLimit guard_wal_stop;
+	int guard_interval_s;  /* how often the guard reads the source */
+	int guard_xmin_age_s;  /* pgtide holding the xmin horizon longer; 0 off */
+	int64_t guard_xid_age; /* age(datfrozenxid) to warn at; 0 off */
+	int guard_heartbeat_s; /* the least interval of heartbeats; 0 off */
+	bool output_json;      /* command line only (--json): machine output */
 	bool force; /* command line only (--force): clean a running task */
 } TaskConfig;
 

@@ -28,6 +28,13 @@ typedef struct SurfaceCdc
 	int64_t at_ms; /* clock_ms() of the report */
 } SurfaceCdc;
 
+/* what the guard last published, guarded by Surface.lock */
+typedef struct SurfaceGuard
+{
+	bool have;
+	GuardReport r;
+} SurfaceGuard;
+
 /*
  * What the HTTP thread read on its own sessions, each part at most once a
  * second: /metrics' numbers (the state, the slot) apart from /status's
@@ -54,6 +61,7 @@ struct Surface
 	void *daemon; /* struct MHD_Daemon */
 	pthread_mutex_t lock;
 	SurfaceCdc cdc;
+	SurfaceGuard guard;
 	/* the HTTP thread's: sessions and what it read on them */
 	PgConn *tgt;
 	PgConn *src;
@@ -71,6 +79,9 @@ struct Surface
  * and why in s->read.why.
  */
 void surface_refresh(Surface *s, bool status);
+
+/* A copy of the guard's latest report (the mutex held for the copy). */
+void surface_guard_copy(Surface *s, SurfaceGuard *out);
 
 /* A copy of the latest stream report (the mutex held for the copy). */
 void surface_cdc_copy(Surface *s, SurfaceCdc *out);
