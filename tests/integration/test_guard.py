@@ -228,3 +228,35 @@ def test_invalidated_slot_stops_with_a_clear_message(pgtide, make_server,
     assert re.search(r"pgtide: replication slot \"pgtide_default\" is left on "
                      r"the source and holds .* of WAL there; the task cannot "
                      r"resume from it; drop it with: pgtide clean", err), err
+
+
+def test_xmin_guard_warns_while_the_load_holds_its_snapshot(
+        pgtide, source_db, target_db, tmp_path):
+    """A chunk held for seconds (a fault point's sleep) keeps the load's
+    snapshot, and its xmin, on the source past guard.xmin_age."""
+    source_db.execute(SCHEMA)
+    cfg = task_file(tmp_path, source_db.uri, target_db.uri,
+                    guard__xmin_age=2, guard__xid_age=1, guard__interval=1)
+    p = pgtide.start("migrate", "--config", cfg, "--jobs", "1",
+                     "--progress-interval", "1",
+                     env={"PGTIDE_FAULT": "copy.chunk.before_commit:sleep=8000"})
+    p.wait_for_output(r"guard: pgtide's sessions on the source have held its "
+                      r"xmin horizon for \d+ s, past guard.xmin_age \(2 s\): "
+                      r"VACUUM cannot remove the rows deleted or updated "
+                      r"since, anywhere on that server; the database has \d+ "
+                      r"dead rows now", 60)
+    p.wait_for_output(r"guard: the source database's transaction ID age is "
+                      r"\d+, past guard.xid_age \(1\)", 30)
+
+    def warned():
+        g = status_json(pgtide, target_db)["guard"]
+        return g if g and g["xmin_warning"] else None
+    g = wait_for(warned, 30, 0.5, "status never showed the xmin warning")
+    assert g["snapshot_age_seconds"] > 2, g
+    assert g["xid_age_warning"] is True and g["xid_age"] >= 1, g
+    assert g["oldest_xmin_age"] >= 0 and g["dead_rows"] >= 0, g
+    # once the load let go of its snapshot, the warning clears
+    p.wait_for_output(r"guard: pgtide's sessions hold the source's xmin "
+                      r"horizon no longer than guard.xmin_age", 60)
+    p.wait_for_output(r"streaming from slot", 60)
+    assert p.stop() == 0
