@@ -440,6 +440,7 @@ follow_run(const TaskConfig *cfg, atomic_int *stop, Surface *surface,
 	o.stopped_at = &stopped_at;
 	pg_close(tgt);
 	tgt = state.conn = NULL;
+	guard_streaming(guard);
 	for (;;)
 	{
 		bool finished = false;

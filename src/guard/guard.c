@@ -49,7 +49,8 @@ struct Guard
 	pthread_t thread;
 	atomic_bool quit;
 	atomic_bool paused;
-	atomic_int stop_why; /* GuardStopWhy */
+	atomic_bool streaming; /* the change stream runs: the slot can move */
+	atomic_int stop_why;   /* GuardStopWhy */
 	PgConn *src;
 	PgConn *tgt;
 	bool state_ok; /* state attached on tgt */
@@ -286,12 +287,19 @@ level_enter(Guard *g, GuardLevel level)
 			         g->slot, held,
 			         bytes_text(r->pause_bytes, limit, sizeof(limit)));
 			pause_begin(g, line);
-			log_warn("guard: %s; pgtide adds no work on the source until it "
-			         "is back under: the load pauses between chunks, new "
-			         "tables wait to join. This does not release WAL: only "
-			         "the stream's confirmed position does, and the stream "
-			         "runs after the load",
-			         line);
+			if (atomic_load(&g->streaming))
+				log_warn("guard: %s; new tables wait to join until it is "
+				         "back under. The stream goes on: only its confirmed "
+				         "position releases WAL",
+				         line);
+			else
+				log_warn("guard: %s; the load pauses between chunks. This "
+				         "releases no WAL: the slot cannot move before the "
+				         "stream starts, after the load, so the pause lasts "
+				         "until you act: give the source room and raise "
+				         "guard.wal_pause, then run the command again (the "
+				         "load resumes), or stop the task",
+				         line);
 			break;
 		case GUARD_LEVEL_STOP:
 			snprintf(line, sizeof(line),
@@ -567,6 +575,13 @@ guard_start(const GuardOptions *o, Guard **out, Error *err)
 	}
 	*out = g;
 	return true;
+}
+
+void
+guard_streaming(Guard *g)
+{
+	if (g != NULL)
+		atomic_store(&g->streaming, true);
 }
 
 bool

@@ -88,6 +88,9 @@ typedef struct Guard Guard;
  */
 bool guard_start(const GuardOptions *o, Guard **out, Error *err);
 
+/* Tells the guard the change stream runs now (its pause says so). */
+void guard_streaming(Guard *g);
+
 /* Whether the guard holds back what pgtide adds (a thread-safe read). */
 bool guard_paused(Guard *g);
 

@@ -260,3 +260,38 @@ def test_xmin_guard_warns_while_the_load_holds_its_snapshot(
                       r"horizon no longer than guard.xmin_age", 60)
     p.wait_for_output(r"streaming from slot", 60)
     assert p.stop() == 0
+
+
+def test_wal_guard_pauses_the_load_between_chunks(pgtide, source_db, target_db,
+                                                  tmp_path):
+    """During the load the slot cannot move: past guard.wal_pause the copy
+    workers stop between chunks, and stay stopped, which status shows."""
+    source_db.execute("""
+        CREATE TABLE big (id bigint PRIMARY KEY, v text);
+        INSERT INTO big SELECT g, repeat('b', 500) FROM generate_series(1, 4000) g;
+    """ + SCHEMA)
+    cfg = task_file(tmp_path, source_db.uri, target_db.uri,
+                    guard__wal_pause="1MB", guard__interval=1,
+                    copy__split_tables_larger_than="256kB", copy__jobs=1)
+    # the first chunk is held while the source writes past the threshold
+    p = pgtide.start("migrate", "--config", cfg, "--progress-interval", "1",
+                     env={"PGTIDE_FAULT": "copy.chunk.before_commit:sleep=6000"})
+    p.wait_for_output(r"created replication slot", 60)
+    with Writer(source_db):
+        p.wait_for_output(r"guard: pause: the slot \"pgtide_default\" retains "
+                          r".* past guard.wal_pause \(1.0 MB\); the load "
+                          r"pauses between chunks. This releases no WAL", 60)
+
+    def chunks():
+        st = status_json(pgtide, target_db)
+        t = [t for t in st["tables"] if t["table"] == "public.big"][0]
+        return st, t["chunks_done"], t["chunks"]
+    st, done, planned = chunks()
+    assert st["guard"]["paused"] is True and st["guard"]["level"] == "pause"
+    assert st["phase"] == "load" and planned > 2 and done < planned, st
+    # the workers hold: no chunk commits while the pause lasts
+    time.sleep(8)
+    st, later, _ = chunks()
+    assert later <= done + 1 and later < planned, (done, later, planned)
+    assert "streaming from slot" not in p.read_stderr()
+    assert p.stop() == 5
