@@ -58,6 +58,8 @@ struct Guard
 	GuardReport r; /* the guard thread's */
 	int64_t last_heartbeat_ms;
 	int64_t last_unconfirmed; /* at the last reading; -1 none */
+	int64_t confirmed;        /* the slot's confirmed_flush_lsn, as bytes */
+	int64_t last_confirmed;   /* at the last reading; -1 none */
 	char stop_message[GUARD_MSG_MAX];
 };
 
@@ -183,6 +185,7 @@ read_source(Guard *g, bool *slot_active, Error *err)
 	snprintf(
 	    sql, sizeof(sql),
 	    "SELECT s.found, s.retained, s.unconfirmed, s.wal_status, s.active,"
+	    " s.confirmed,"
 	    " greatest((SELECT max(age(backend_xmin)) FROM pg_stat_activity"
 	    "            WHERE backend_xmin IS NOT NULL),"
 	    "          (SELECT max(age(xmin)) FROM pg_replication_slots)),"
@@ -198,7 +201,8 @@ read_source(Guard *g, bool *slot_active, Error *err)
 	    "  max(pg_current_wal_lsn() - restart_lsn)::int8 AS retained,"
 	    "  max(pg_current_wal_lsn() - confirmed_flush_lsn)::int8"
 	    "   AS unconfirmed,"
-	    "  max(%s) AS wal_status, bool_or(active) AS active"
+	    "  max(%s) AS wal_status, bool_or(active) AS active,"
+	    "  max(confirmed_flush_lsn - '0/0')::int8 AS confirmed"
 	    "  FROM pg_replication_slots WHERE slot_name = $1) s",
 	    pg_server_version(g->src) >= 130000 ? "wal_status" : "NULL::text");
 	if (!pg_query(g->src, sql, 1, params, &res, err))
@@ -215,11 +219,12 @@ read_source(Guard *g, bool *slot_active, Error *err)
 	         r->slot_found && !field_null(res, 3) ? PQgetvalue(res, 0, 3) : "");
 	*slot_active = r->slot_found && !field_null(res, 4) &&
 	               strcmp(PQgetvalue(res, 0, 4), "t") == 0;
-	r->oldest_xmin_age = field_int(res, 5, -1);
+	g->confirmed = r->slot_found ? field_int(res, 5, -1) : -1;
+	r->oldest_xmin_age = field_int(res, 6, -1);
 	r->snapshot_age_s =
-	    field_null(res, 6) ? -1 : strtod(PQgetvalue(res, 0, 6), NULL);
-	r->xid_age = field_int(res, 7, -1);
-	r->dead_rows = field_int(res, 8, -1);
+	    field_null(res, 7) ? -1 : strtod(PQgetvalue(res, 0, 7), NULL);
+	r->xid_age = field_int(res, 8, -1);
+	r->dead_rows = field_int(res, 9, -1);
 	PQclear(res);
 	return true;
 }
@@ -452,12 +457,15 @@ heartbeat(Guard *g, bool slot_active)
 	const TaskConfig *cfg = g->o.cfg;
 	GuardReport *r = &g->r;
 	int64_t prev = g->last_unconfirmed;
+	int64_t prev_confirmed = g->last_confirmed;
 	Error err = ERR_INIT;
 	PGresult *res = NULL;
 
 	g->last_unconfirmed = r->unconfirmed_bytes;
+	g->last_confirmed = g->confirmed;
 	if (cfg->guard_heartbeat_s == 0 || r->heartbeat_refused || !slot_active ||
-	    prev < 0 || r->unconfirmed_bytes <= prev ||
+	    prev < 0 || r->unconfirmed_bytes <= prev || g->confirmed < 0 ||
+	    g->confirmed != prev_confirmed ||
 	    clock_ms() - g->last_heartbeat_ms <
 	        (int64_t) cfg->guard_heartbeat_s * 1000)
 		return;
@@ -555,7 +563,7 @@ guard_start(const GuardOptions *o, Guard **out, Error *err)
 	if (g == NULL)
 		return err_set(err, ERR_INTERNAL, "out of memory");
 	g->o = *o;
-	g->last_unconfirmed = -1;
+	g->last_unconfirmed = g->last_confirmed = g->confirmed = -1;
 	g->r.retained_bytes = g->r.unconfirmed_bytes = -1;
 	g->r.oldest_xmin_age = g->r.xid_age = g->r.dead_rows = -1;
 	g->r.snapshot_age_s = -1;

@@ -49,6 +49,11 @@ class OtherDbWriter(Workload):
 
 def test_heartbeat_advances_an_idle_databases_slot(pgtide, make_server,
                                                   target_db, tmp_path):
+    """The slot of an idle database confirms past what another database
+    of the server writes. (The stream confirms the server's position when it
+    has nothing to apply, so this holds without a heartbeat too; the
+    heartbeat is the second line, test_wal_guard_warns_and_pauses_visibly
+    sees it written and streamed through.)"""
     src = make_server("hb")
     src.execute("postgres", "CREATE DATABASE idle")
     src.execute("postgres", "CREATE DATABASE busy")
@@ -130,7 +135,8 @@ def test_wal_guard_warns_and_pauses_visibly(pgtide, source_db, target_db,
     port = _free_port()
     cfg = task_file(tmp_path, source_db.uri, target_db.uri,
                     guard__wal_warn="1MB", guard__wal_pause="3MB",
-                    guard__interval=1, http__listen=port)
+                    guard__interval=1, guard__heartbeat=1,
+                    http__listen=port)
     p = pgtide.start("migrate", "--config", cfg, "--progress-interval", "1")
     p.wait_for_output(r"streaming from slot", timeout=120)
     lock = held_back(target_db)
@@ -146,6 +152,9 @@ def test_wal_guard_warns_and_pauses_visibly(pgtide, source_db, target_db,
         assert g["retained_wal_bytes"] >= 3 * 1024 * 1024, g
         assert g["wal_pause_bytes"] == 3 * 1024 * 1024, g
         assert g["message"].startswith("pause: "), g
+        # the applier waits, the slot's position stands while the WAL grows:
+        # heartbeats are written, and the stream takes them in its stride
+        assert g["heartbeats"] >= 1 and not g["heartbeat_refused"], g
         text = metrics(port)
         assert metric(text, "pgtide_guard_paused") == 1
         assert metric(text, "pgtide_guard_wal_level", level="pause") == 1
@@ -155,6 +164,7 @@ def test_wal_guard_warns_and_pauses_visibly(pgtide, source_db, target_db,
                       action="pause") == 3 * 1024 * 1024
         assert metric(text, "pgtide_guard_wal_threshold_bytes",
                       action="stop") is None
+        assert metric(text, "pgtide_guard_heartbeats_total") >= 1
     finally:
         lock.close()
     # the applier goes on; once the slot moves on, the pause clears
