@@ -51,6 +51,7 @@ struct Guard
 	atomic_bool paused;
 	atomic_bool streaming; /* the change stream runs: the slot can move */
 	atomic_int stop_why;   /* GuardStopWhy */
+	bool dropped;          /* the stop action dropped the slot */
 	PgConn *src;
 	PgConn *tgt;
 	bool state_ok; /* state attached on tgt */
@@ -231,6 +232,8 @@ read_source(Guard *g, bool *slot_active, Error *err)
 
 /* ---- acting ---- */
 
+static bool drop_slot(Guard *g, bool terminate, int wait_ms, Error *err);
+
 static void
 set_message(Guard *g, const char *text)
 {
@@ -268,6 +271,7 @@ level_enter(Guard *g, GuardLevel level)
 {
 	GuardReport *r = &g->r;
 	char held[32], limit[32], line[GUARD_MSG_MAX];
+	Error drop = ERR_INIT;
 
 	bytes_text(r->retained_bytes, held, sizeof(held));
 	r->actions[level]++;
@@ -321,6 +325,9 @@ level_enter(Guard *g, GuardLevel level)
 			log_error("guard: %s; stopping the task and dropping its slot",
 			          line);
 			stop_task(g, GUARD_STOP_WAL);
+			g->dropped = drop_slot(g, true, 10000, &drop);
+			if (g->dropped)
+				log_info("guard: dropped the replication slot \"%s\"", g->slot);
 			break;
 	}
 	set_message(g, line);
@@ -604,11 +611,18 @@ guard_stopped(Guard *g)
 	return g != NULL && atomic_load(&g->stop_why) != GUARD_STOP_NONE;
 }
 
-/* Drops the slot once the command's sessions let go of it (bounded). */
+/*
+ * Drops the slot, trying for up to wait_ms while a session still holds it.
+ * terminate: end that session first (pgtide's own walsender, its stop flag
+ * already set so that it does not connect again), so that the source is
+ * rid of the WAL at once, not once the applier's statement in flight ends.
+ */
 static bool
-drop_slot(Guard *g, Error *err)
+drop_slot(Guard *g, bool terminate, int wait_ms, Error *err)
 {
+	const char *params[1] = {g->slot};
 	PgConn *src = NULL;
+	PGresult *res = NULL;
 	bool ok = false;
 
 	if (!pg_connect(g->o.cfg->source_uri, ERR_SOURCE, PG_CONN_SQL,
@@ -616,13 +630,22 @@ drop_slot(Guard *g, Error *err)
 		return false;
 	for (int waited_ms = 0;; waited_ms += 250)
 	{
+		if (terminate &&
+		    !pg_query(src,
+		              "SELECT pg_terminate_backend(active_pid) FROM"
+		              " pg_replication_slots WHERE slot_name = $1 AND active"
+		              " AND active_pid <> pg_backend_pid()",
+		              1, params, &res, err))
+			break;
+		PQclear(res);
+		res = NULL;
 		if (stream_drop_slot(src, g->slot, err))
 		{
 			ok = true;
 			break;
 		}
 		/* 55006: still active, its walsender not yet gone */
-		if (!pg_err_is(err, "55006") || waited_ms >= 30000)
+		if (!pg_err_is(err, "55006") || waited_ms >= wait_ms)
 			break;
 		err_clear(err);
 		clock_sleep_ms(250);
@@ -647,9 +670,9 @@ guard_finish(Guard *g, Error *err)
 		pause_end(g);
 	if (why == GUARD_STOP_WAL)
 	{
-		bool dropped = drop_slot(g, &drop);
+		bool dropped = g->dropped || drop_slot(g, false, 30000, &drop);
 
-		if (dropped)
+		if (dropped && !g->dropped)
 			log_info("guard: dropped the replication slot \"%s\"", g->slot);
 		err_set(err, ERR_GUARD, "%s", g->stop_message);
 		if (!dropped)

@@ -185,6 +185,11 @@ def test_wal_guard_stop_drops_the_slot(pgtide, source_db, target_db, tmp_path):
     try:
         with Writer(source_db):
             p.wait_for_output(r"guard: stop: .* stopping the task", 120)
+        # the slot goes at once, while the applier still waits on the lock
+        wait_for(lambda: source_db.query_one(
+            "SELECT count(*) FROM pg_replication_slots") == 0, 30, 0.2,
+            "the slot was not dropped while the applier waited")
+        assert p.poll() is None
     finally:
         # the applier, waiting on the lock, finishes its statement first
         lock.close()
