@@ -310,3 +310,15 @@ def test_wal_guard_pauses_the_load_between_chunks(pgtide, source_db, target_db,
     assert later <= done + 1 and later < planned, (done, later, planned)
     assert "streaming from slot" not in p.read_stderr()
     assert p.stop() == 5
+
+
+def test_a_share_needs_the_declared_free_space(pgtide, source_db, target_db,
+                                               tmp_path):
+    source_db.execute(SCHEMA)
+    cfg = task_file(tmp_path, source_db.uri, target_db.uri,
+                    guard__wal_pause="50%")
+    r = pgtide.run("migrate", "--config", cfg)
+    assert r.returncode == 2, r.stderr
+    assert ("pgtide: error: guard.wal_pause is a share of "
+            "check.wal_free_space, which the task does not declare") in r.stderr
+    assert source_db.query_one("SELECT count(*) FROM pg_replication_slots") == 0
