@@ -6,8 +6,8 @@
  * column).
  *
  *   level:  ok ──► warn ──► pause ──► stop          (retained WAL rising)
- *                  log      gate_hold   *stop = 1, slot dropped by
- *                           joins held  guard_finish
+ *                  log      gate_hold   *stop = 1, walsender ended and
+ *                           joins held  slot dropped (drop_slot)
  *           ok ◄── warn ◄── pause                   (falling: log, release)
  *   wal_status = 'lost' ──► stop (the slot is useless; clean drops it)
  *

@@ -16,7 +16,7 @@
  *
  * It never changes the source's data: its only writes there are the
  * heartbeat's logical message and, for the stop action, the drop of the
- * task's own slot once the command has let go of it.
+ * task's own slot (ending pgtide's own walsender that holds it first).
  */
 #ifndef PGTIDE_GUARD_H
 #define PGTIDE_GUARD_H
@@ -99,9 +99,9 @@ bool guard_stopped(Guard *g);
 
 /*
  * Stops the thread and frees g (NULL is a no-op). When the guard stopped
- * the task, drops the slot if its stop action asked for it (the caller has
- * let go of the slot by now) and returns false with ERR_GUARD and the
- * message for a person; else true.
+ * the task, returns false with ERR_GUARD and the message for a person
+ * (for the stop action, after dropping the slot if the guard thread could
+ * not: the caller has let go of it by now); else true.
  */
 bool guard_finish(Guard *g, Error *err);
 
