@@ -4,7 +4,7 @@
 # Run by `make lint`; prints each include that breaks the order.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-LAYERS=(base route pg state load cdc verify cutover surface cmd)
+LAYERS=(base route pg state load cdc verify guard cutover surface cmd)
 rank() {
 	local i
 	for i in "${!LAYERS[@]}"; do

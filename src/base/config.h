@@ -95,6 +95,18 @@ typedef struct ThrottleConfig
 	char *probe_query;     /* the user's own probe, or NULL; owned */
 } ThrottleConfig;
 
+/*
+ * A threshold on the WAL a slot retains: bytes, or parts per million of
+ * check.wal_free_space; both 0 is off. `set`: the task file named it (an
+ * unset one takes the guard's default, docs/guard.md).
+ */
+typedef struct WalLimit
+{
+	bool set;
+	int64_t bytes;
+	int64_t ppm;
+} WalLimit;
+
 typedef struct TaskConfig
 {
 	char *path;           /* task file read, or NULL; owned */
@@ -140,8 +152,16 @@ typedef struct TaskConfig
 	char *http_listen;    /* "[ADDR:]PORT" to serve metrics on; NULL: off */
 	int http_ready_lag_s; /* /readyz: ready while following with less lag */
 	ThrottleConfig throttle;
-	bool output_json; /* command line only (--json): machine output */
-	bool force;       /* command line only (--force): clean a running task */
+	/* the guards over the source (docs/guard.md) */
+	WalLimit guard_wal_warn;
+	WalLimit guard_wal_pause;
+	WalLimit guard_wal_stop;
+	int guard_interval_s;  /* how often the guard reads the source */
+	int guard_xmin_age_s;  /* pgtide holding the xmin horizon longer; 0 off */
+	int64_t guard_xid_age; /* age(datfrozenxid) to warn at; 0 off */
+	int guard_heartbeat_s; /* the least interval of heartbeats; 0 off */
+	bool output_json;      /* command line only (--json): machine output */
+	bool force; /* command line only (--force): clean a running task */
 } TaskConfig;
 
 /* Fills cfg with every default (see docs/task-file.md). Never fails. */

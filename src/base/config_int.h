@@ -85,6 +85,13 @@ typedef enum KeyId
 	CONFIG_KEY_THROTTLE_PROBE_LATENCY,
 	CONFIG_KEY_THROTTLE_PROBE_INTERVAL,
 	CONFIG_KEY_THROTTLE_PROBE_QUERY,
+	CONFIG_KEY_GUARD_WAL_WARN,
+	CONFIG_KEY_GUARD_WAL_PAUSE,
+	CONFIG_KEY_GUARD_WAL_STOP,
+	CONFIG_KEY_GUARD_INTERVAL,
+	CONFIG_KEY_GUARD_XMIN_AGE,
+	CONFIG_KEY_GUARD_XID_AGE,
+	CONFIG_KEY_GUARD_HEARTBEAT,
 } KeyId;
 
 typedef enum KeyType
@@ -98,6 +105,7 @@ typedef enum KeyType
 	CONFIG_KEY_TYPE_SIZE,     /* config_parse_size() */
 	CONFIG_KEY_TYPE_CHOICE,   /* one of choices[] */
 	CONFIG_KEY_TYPE_FRACTION, /* "0.1" or "10%": in (0, 1] */
+	CONFIG_KEY_TYPE_WAL_LIMIT, /* "off", a size, or "N%" of check.wal_free_space */
 } KeyType;
 
 typedef struct KeyDef

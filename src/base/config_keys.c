@@ -218,6 +218,35 @@ static const KeyDef config_keys[] = {
     {.name = "throttle.probe_query",
      .id = CONFIG_KEY_THROTTLE_PROBE_QUERY,
      .type = CONFIG_KEY_TYPE_STRING},
+    {.name = "guard.wal_warn",
+     .id = CONFIG_KEY_GUARD_WAL_WARN,
+     .type = CONFIG_KEY_TYPE_WAL_LIMIT},
+    {.name = "guard.wal_pause",
+     .id = CONFIG_KEY_GUARD_WAL_PAUSE,
+     .type = CONFIG_KEY_TYPE_WAL_LIMIT},
+    {.name = "guard.wal_stop",
+     .id = CONFIG_KEY_GUARD_WAL_STOP,
+     .type = CONFIG_KEY_TYPE_WAL_LIMIT},
+    {.name = "guard.interval",
+     .id = CONFIG_KEY_GUARD_INTERVAL,
+     .type = CONFIG_KEY_TYPE_INT,
+     .min = 1,
+     .max = 3600},
+    {.name = "guard.xmin_age",
+     .id = CONFIG_KEY_GUARD_XMIN_AGE,
+     .type = CONFIG_KEY_TYPE_INT,
+     .min = 0,
+     .max = 30 * 86400},
+    {.name = "guard.xid_age",
+     .id = CONFIG_KEY_GUARD_XID_AGE,
+     .type = CONFIG_KEY_TYPE_INT,
+     .min = 0,
+     .max = 2000000000},
+    {.name = "guard.heartbeat",
+     .id = CONFIG_KEY_GUARD_HEARTBEAT,
+     .type = CONFIG_KEY_TYPE_INT,
+     .min = 0,
+     .max = 86400},
 };
 
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -419,6 +448,12 @@ describe_expected(const KeyDef *key, char *buf, size_t cap)
 			snprintf(buf, cap,
 			         "a fraction above 0 and at most 1 (such as "
 			         "0.1 or 10%%)");
+			return;
+		case CONFIG_KEY_TYPE_WAL_LIMIT:
+			snprintf(buf, cap,
+			         "off, a size in bytes or with a unit kB, MB, GB or TB "
+			         "(such as 20GB), or a share of check.wal_free_space "
+			         "(such as 50%%)");
 			return;
 	}
 	snprintf(buf, cap, "a value");
@@ -712,6 +747,33 @@ key_store(TaskConfig *cfg, const KeyDef *key, const char *text, size_t len,
 		case CONFIG_KEY_THROTTLE_PROBE_QUERY:
 			return config_replace_string(&cfg->throttle.probe_query, text, len,
 			                             err);
+		case CONFIG_KEY_GUARD_WAL_WARN:
+		case CONFIG_KEY_GUARD_WAL_PAUSE:
+		case CONFIG_KEY_GUARD_WAL_STOP:
+		{
+			WalLimit *l =
+			    key->id == CONFIG_KEY_GUARD_WAL_WARN    ? &cfg->guard_wal_warn
+			    : key->id == CONFIG_KEY_GUARD_WAL_PAUSE ? &cfg->guard_wal_pause
+			                                            : &cfg->guard_wal_stop;
+
+			/* num: bytes when positive, parts per million when negative */
+			l->set = true;
+			l->bytes = num > 0 ? num : 0;
+			l->ppm = num < 0 ? -num : 0;
+			return true;
+		}
+		case CONFIG_KEY_GUARD_INTERVAL:
+			cfg->guard_interval_s = (int) num;
+			return true;
+		case CONFIG_KEY_GUARD_XMIN_AGE:
+			cfg->guard_xmin_age_s = (int) num;
+			return true;
+		case CONFIG_KEY_GUARD_XID_AGE:
+			cfg->guard_xid_age = num;
+			return true;
+		case CONFIG_KEY_GUARD_HEARTBEAT:
+			cfg->guard_heartbeat_s = (int) num;
+			return true;
 	}
 	return err_set(err, ERR_INTERNAL, "key %s has no field", key->name);
 }
@@ -783,6 +845,20 @@ config_key_apply(TaskConfig *cfg, const KeyDef *key, const char *text,
 			break;
 		case CONFIG_KEY_TYPE_FRACTION:
 			if (!parse_fraction(text, len, &num))
+				return fail_value(err, key, text, len);
+			break;
+		case CONFIG_KEY_TYPE_WAL_LIMIT:
+			/* "off", "N%" (stored as -ppm) or a size; 0 bytes is off too */
+			if (config_text_is(text, len, "off"))
+				num = 0;
+			else if (len > 0 && text[len - 1] == '%')
+			{
+				if (!parse_fraction(text, len, &num))
+					return fail_value(err, key, text, len);
+				num = -num;
+			}
+			else if (memchr(text, '\0', len) != NULL ||
+			         !config_parse_size(text, &num))
 				return fail_value(err, key, text, len);
 			break;
 	}
@@ -978,6 +1054,12 @@ same_list(const StrList *a, const StrList *b)
 	return true;
 }
 
+static bool
+same_limit(const WalLimit *a, const WalLimit *b)
+{
+	return a->set == b->set && a->bytes == b->bytes && a->ppm == b->ppm;
+}
+
 /* Whether key holds the same value in a and b. */
 static bool
 key_same(const TaskConfig *a, const TaskConfig *b, KeyId id)
@@ -1060,6 +1142,20 @@ key_same(const TaskConfig *a, const TaskConfig *b, KeyId id)
 			return same_text(a->http_listen, b->http_listen);
 		case CONFIG_KEY_HTTP_READY_LAG:
 			return a->http_ready_lag_s == b->http_ready_lag_s;
+		case CONFIG_KEY_GUARD_WAL_WARN:
+			return same_limit(&a->guard_wal_warn, &b->guard_wal_warn);
+		case CONFIG_KEY_GUARD_WAL_PAUSE:
+			return same_limit(&a->guard_wal_pause, &b->guard_wal_pause);
+		case CONFIG_KEY_GUARD_WAL_STOP:
+			return same_limit(&a->guard_wal_stop, &b->guard_wal_stop);
+		case CONFIG_KEY_GUARD_INTERVAL:
+			return a->guard_interval_s == b->guard_interval_s;
+		case CONFIG_KEY_GUARD_XMIN_AGE:
+			return a->guard_xmin_age_s == b->guard_xmin_age_s;
+		case CONFIG_KEY_GUARD_XID_AGE:
+			return a->guard_xid_age == b->guard_xid_age;
+		case CONFIG_KEY_GUARD_HEARTBEAT:
+			return a->guard_heartbeat_s == b->guard_heartbeat_s;
 		case CONFIG_KEY_THROTTLE_COPY_WORKERS:
 			return a->throttle.copy_workers == b->throttle.copy_workers;
 		case CONFIG_KEY_THROTTLE_ROWS:

@@ -110,6 +110,8 @@ err_kind_name(ErrKind kind)
 			return "different";
 		case ERR_BUSY:
 			return "busy";
+		case ERR_GUARD:
+			return "guard";
 	}
 	return "unknown";
 }

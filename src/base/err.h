@@ -24,6 +24,8 @@ typedef enum ErrKind
 	ERR_BLOCKED,     /* check found a blocker (the findings say which) */
 	ERR_DIFFERENT,   /* validate found rows that differ */
 	ERR_BUSY,        /* another process runs the task */
+	ERR_GUARD,       /* a guard stopped the task to protect the source, or the
+	              source invalidated its slot: it cannot resume */
 } ErrKind;
 
 #define ERR_MSG_MAX 1024

@@ -237,7 +237,9 @@ usage_command(const Command *c, FILE *out)
 	    "source,\n"
 	    "4 target, 5 interrupted (run again to resume), 6 check found a "
 	    "blocker,\n"
-	    "7 validate found differences, 8 another process runs the task.\n");
+	    "7 validate found differences, 8 another process runs the task,\n"
+	    "9 a guard stopped the task to protect the source (or the source\n"
+	    "invalidated its slot): start it anew.\n");
 }
 
 static int
@@ -264,6 +266,8 @@ exit_code(ErrKind kind)
 			return CLI_EXIT_DIFFERENT;
 		case ERR_BUSY:
 			return CLI_EXIT_BUSY;
+		case ERR_GUARD:
+			return CLI_EXIT_GUARD;
 	}
 	return CLI_EXIT_INTERNAL;
 }
@@ -611,7 +615,8 @@ run_command(const Command *c, int argc, char **argv, atomic_int *stop)
 		code = ok ? CLI_EXIT_OK : report(c, &err);
 		/* last: nothing may hide a slot that holds the source's WAL */
 		if (c->announces_slot)
-			task_slot_notice(&cfg, c->name, !ok, *stop != 0, argc, argv);
+			task_slot_notice(&cfg, c->name, !ok, *stop != 0,
+			                 err.kind == ERR_GUARD, argc, argv);
 	}
 	config_free(&cfg);
 	return code;

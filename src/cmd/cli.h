@@ -20,6 +20,7 @@
 #define CLI_EXIT_BLOCKED     6
 #define CLI_EXIT_DIFFERENT   7
 #define CLI_EXIT_BUSY        8
+#define CLI_EXIT_GUARD       9
 
 #include <stdbool.h>
 

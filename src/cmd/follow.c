@@ -22,6 +22,7 @@
 #include "cdc/cdc.h"
 #include "cmd/cli.h"
 #include "cmd/lock.h"
+#include "guard/guard.h"
 #include "load/insert_only.h"
 #include "load/join.h"
 #include "load/load.h"
@@ -71,6 +72,7 @@ typedef struct Joiner
 	const TaskConfig *cfg;
 	const char *publication;
 	atomic_int *stop;
+	Guard *guard;         /* holds the joins while it pauses; or NULL */
 	PgConn *src;          /* the applier thread's, for the signature */
 	int64_t looked_ms;    /* when the source was last looked at */
 	char catalog_sig[64]; /* newtables_signature then; "" never read */
@@ -145,7 +147,10 @@ join_new(const ApplyTable **tables, int *n, void *ctx, Error *err)
 	char sig[64];
 
 	*n = 0;
-	if (now - jn->looked_ms < WATCH_INTERVAL_MS)
+	/* a join copies a table on the source: new work the guard holds back
+	   while the slot retains too much WAL (the stream itself goes on, as
+	   only its confirmed position releases WAL) */
+	if (now - jn->looked_ms < WATCH_INTERVAL_MS || guard_paused(jn->guard))
 		return true;
 	jn->looked_ms = now;
 	if ((jn->src == NULL &&
@@ -280,7 +285,7 @@ read_cutover_stop(Lsn *lsn, void *ctx, Error *err)
 /* The change stream of a task, under the lock its command holds. */
 static bool
 follow_run(const TaskConfig *cfg, atomic_int *stop, Surface *surface,
-           Error *err)
+           Guard *guard, Error *err)
 {
 	State state;
 	ProgressSink sink;
@@ -366,6 +371,7 @@ follow_run(const TaskConfig *cfg, atomic_int *stop, Surface *surface,
 	joiner.cfg = cfg;
 	joiner.publication = st.publication;
 	joiner.stop = stop;
+	joiner.guard = guard;
 	if (cfg->cdc_publication == NULL && ntables > 0)
 	{
 		if (!joiner_run(&joiner, err))
@@ -435,6 +441,7 @@ follow_run(const TaskConfig *cfg, atomic_int *stop, Surface *surface,
 	o.stopped_at = &stopped_at;
 	pg_close(tgt);
 	tgt = state.conn = NULL;
+	guard_streaming(guard);
 	for (;;)
 	{
 		bool finished = false;
@@ -469,8 +476,9 @@ follow_run(const TaskConfig *cfg, atomic_int *stop, Surface *surface,
 		         " (it gave up and lifted its fence); following on",
 		         LSN_ARGS(stopped_at));
 	}
-	/* following has no end: a stop request is the normal way out */
-	if (!ok && err->kind == ERR_INTERRUPTED)
+	/* following has no end: a stop request is the normal way out (the
+	   guard's stop is not: its caller says why) */
+	if (!ok && err->kind == ERR_INTERRUPTED && !guard_stopped(guard))
 	{
 		err_clear(err);
 		log_info("stopped; the target's position is saved and the next run "
@@ -487,6 +495,43 @@ out:
 	pg_close(sink.src_conn);
 	pg_close(tgt);
 	return ok;
+}
+
+/* GuardReportFn: the guard's report for --http's /metrics */
+static void
+guard_report(const GuardReport *r, void *ctx)
+{
+	surface_publish_guard(ctx, r);
+}
+
+/*
+ * Starts the guard over the source for a command; guard_end ends it and,
+ * when the guard stopped the task, puts its error in place of the
+ * command's (an interruption, or none).
+ */
+static bool
+guard_begin(const TaskConfig *cfg, bool has_slot, Gate *gate, atomic_int *stop,
+            Surface *surface, GuardOptions *go, Guard **out, Error *err)
+{
+	memset(go, 0, sizeof(*go));
+	go->cfg = cfg;
+	go->has_slot = has_slot;
+	go->gate = gate;
+	go->stop = stop;
+	go->on_report = guard_report;
+	go->report_ctx = surface;
+	return guard_start(go, out, err);
+}
+
+static bool
+guard_end(Guard *guard, bool ok, Error *err)
+{
+	Error gerr = ERR_INIT;
+
+	if (guard_finish(guard, &gerr))
+		return ok;
+	*err = gerr;
+	return false;
 }
 
 /* --http: the surface of the command, while it runs */
@@ -534,13 +579,17 @@ task_copy(const TaskConfig *cfg, atomic_int *stop, Error *err)
 {
 	TaskLock *lock;
 	Surface *surface = NULL;
+	Guard *guard = NULL;
+	GuardOptions go;
 	Gate gate;
 	bool ok;
 
 	if (!task_lock_take(cfg, "copy", stop, &lock, err))
 		return false;
 	gate_init(&gate);
-	ok = serve(cfg, "copy", &surface, err) && task_lock_hold(lock, err);
+	/* copy keeps no slot: its guard watches the xmin horizon alone */
+	ok = serve(cfg, "copy", &surface, err) && task_lock_hold(lock, err) &&
+	     guard_begin(cfg, false, &gate, stop, surface, &go, &guard, err);
 	if (ok)
 	{
 		/* copy's work is the load, and it starts now; migrate and follow
@@ -548,6 +597,7 @@ task_copy(const TaskConfig *cfg, atomic_int *stop, Error *err)
 		notify_ready();
 		ok = throttled_load(cfg, stop, &gate, false, err);
 	}
+	ok = guard_end(guard, ok, err);
 	surface_stop(surface);
 	gate_destroy(&gate);
 	return task_lock_release(lock, ok, err);
@@ -558,12 +608,16 @@ task_follow(const TaskConfig *cfg, atomic_int *stop, Error *err)
 {
 	TaskLock *lock;
 	Surface *surface = NULL;
+	Guard *guard = NULL;
+	GuardOptions go;
 	bool ok;
 
 	if (!task_lock_take(cfg, "follow", stop, &lock, err))
 		return false;
 	ok = serve(cfg, "follow", &surface, err) && task_lock_hold(lock, err) &&
-	     follow_run(cfg, stop, surface, err);
+	     guard_begin(cfg, true, NULL, stop, surface, &go, &guard, err) &&
+	     follow_run(cfg, stop, surface, guard, err);
+	ok = guard_end(guard, ok, err);
 	surface_stop(surface);
 	return task_lock_release(lock, ok, err);
 }
@@ -573,6 +627,8 @@ task_migrate(const TaskConfig *cfg, atomic_int *stop, Error *err)
 {
 	TaskLock *lock;
 	Surface *surface = NULL;
+	Guard *guard = NULL;
+	GuardOptions go;
 	Gate gate;
 	bool ok;
 
@@ -581,8 +637,10 @@ task_migrate(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	gate_init(&gate);
 	ok = serve(cfg, "migrate", &surface, err) &&
 	     check_before_migrate(cfg, err) && task_lock_hold(lock, err) &&
+	     guard_begin(cfg, true, &gate, stop, surface, &go, &guard, err) &&
 	     throttled_load(cfg, stop, &gate, true, err) &&
-	     follow_run(cfg, stop, surface, err);
+	     follow_run(cfg, stop, surface, guard, err);
+	ok = guard_end(guard, ok, err);
 	surface_stop(surface);
 	gate_destroy(&gate);
 	return task_lock_release(lock, ok, err);

@@ -217,7 +217,7 @@ add_command(Buf *b, const char *command, int argc, char *const *argv,
 
 void
 task_slot_notice(const TaskConfig *cfg, const char *command, bool failed,
-                 bool interrupted, int argc, char *const *argv)
+                 bool interrupted, bool lost, int argc, char *const *argv)
 {
 	PgConn *src = NULL;
 	StreamSlot *slots = NULL;
@@ -258,7 +258,10 @@ task_slot_notice(const TaskConfig *cfg, const char *command, bool failed,
 	           "pgtide: replication slot \"%s\" is left on the source and "
 	           "holds %s of WAL there; ",
 	           slot, wal);
-	if (failed || interrupted)
+	if (lost)
+		buf_add_str(&line,
+		            "the task cannot resume from it; drop it with: ", NULL);
+	else if (failed || interrupted)
 	{
 		buf_add_str(&line, "resume with: ", NULL);
 		add_command(&line, command, argc, argv, false);

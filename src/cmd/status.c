@@ -274,6 +274,8 @@ status_json(FILE *out, const TaskConfig *cfg, const StateStatus *st,
 	json_number(out, "cdc_ignored_changes", (double) c->ignored, cdc);
 	json_text(out, "cdc_updated_at", st->cdc_updated_at);
 	json_text(out, "cdc_outage", st->cdc.outage);
+	/* the guard's report, written as one JSON object by the guard */
+	fprintf(out, "\"guard\":%s,", st->guard != NULL ? st->guard : "null");
 	json_text(out, "last_error", st->last_error);
 	json_text(out, "last_error_at", st->last_error_at);
 	fprintf(out, "\"postdata_steps\":%d,\"postdata_done\":%d,",
@@ -385,6 +387,8 @@ status_text(FILE *out, const TaskConfig *cfg, const StateStatus *st,
 		        "cdc: %lld changes of tables the task does not move were "
 		        "ignored (--unknown-tables=ignore)\n",
 		        (long long) st->cdc.ignored);
+	if (st->guard != NULL)
+		fprintf(out, "guard: %s\n", st->guard);
 	if (st->has_cdc && st->cdc.outage[0])
 		fprintf(out, "cdc outage (as of %s): %s\n", st->cdc_updated_at,
 		        st->cdc.outage);

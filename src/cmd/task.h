@@ -76,11 +76,13 @@ bool task_clean(const TaskConfig *cfg, atomic_int *stop, Error *err);
  * its name): when the task's slot is on the source, prints on stderr one
  * line that names it, the WAL it holds, and the command that resumes the
  * task (failed or interrupted) or streams it (a copy of a task migrate
- * started) and the one that drops it, passwords taken out. Best effort:
- * nothing is printed for copy when the source cannot be reached.
+ * started) and the one that drops it, passwords taken out; a slot the task
+ * cannot resume from (lost: a guard stopped it, or the source invalidated
+ * it) is named with the drop alone. Best effort: nothing is printed for
+ * copy when the source cannot be reached.
  */
 void task_slot_notice(const TaskConfig *cfg, const char *command, bool failed,
-                      bool interrupted, int argc, char *const *argv);
+                      bool interrupted, bool lost, int argc, char *const *argv);
 
 /*
  * Records a failure in the task's state so that pgtide status shows it.

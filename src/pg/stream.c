@@ -391,6 +391,17 @@ stream_start(const char *source_uri, const char *slot,
 		pg_error(s->conn, res, err);
 		PQclear(res);
 		stream_close(s);
+		/* 55000 on a logical slot: the server invalidated it (PostgreSQL
+		   13+: "cannot read from logical replication slot"); no retry and
+		   no restart brings its WAL back */
+		if (pg_err_is(err, "55000"))
+		{
+			char server[ERR_MSG_MAX];
+
+			snprintf(server, sizeof(server), "%.500s %.500s", err->message,
+			         err->detail);
+			return stream_lost_slot_error(err, slot, server);
+		}
 		return err_prefix(err,
 		                  "could not start streaming from slot \"%s\": ", slot);
 	}
@@ -541,4 +552,22 @@ stream_close(StreamConn *s)
 		PQfreemem(s->copybuf);
 	pg_close(s->conn);
 	free(s);
+}
+
+bool
+stream_lost_slot_error(Error *err, const char *slot, const char *server)
+{
+	err_clear(err);
+	err_set(err, ERR_GUARD,
+	        "the source invalidated the task's replication slot \"%s\" "
+	        "(wal_status lost): it removed WAL the task still needed, so the "
+	        "task cannot resume",
+	        slot);
+	if (server != NULL && server[0] != '\0')
+		err_detail(err, "The source said: %s", server);
+	return err_hint(err, "start the task anew: pgtide clean, then pgtide "
+	                     "migrate. So that it does not happen again, raise the "
+	                     "source's max_slot_wal_keep_size (-1: no limit) and "
+	                     "set guard.wal_pause and guard.wal_stop below it, so "
+	                     "that pgtide pauses or stops first");
 }

@@ -53,6 +53,13 @@ void stream_release(SlotSnapshot *snap);
 bool stream_slot_exists(PgConn *src, const char *slot, bool *exists,
                         Error *err);
 
+/*
+ * Fills err (ERR_GUARD) with the message for a slot the source invalidated
+ * (wal_status lost): what happened, that the task cannot resume, and what
+ * to do. server, when not NULL, is what the server said. Returns false.
+ */
+bool stream_lost_slot_error(Error *err, const char *slot, const char *server);
+
 /* Drops the slot if it exists (and is not in use). */
 bool stream_drop_slot(PgConn *src, const char *slot, Error *err);
 

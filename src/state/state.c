@@ -97,7 +97,8 @@ static const char *const state_ddl =
     " ADD COLUMN IF NOT EXISTS cdc_ignored bigint,"
     /* copy loads from temporary slots and keeps none (load/load.c) */
     " ADD COLUMN IF NOT EXISTS copy_only boolean NOT NULL DEFAULT false,"
-    " ADD COLUMN IF NOT EXISTS slot_created_at timestamptz;"
+    " ADD COLUMN IF NOT EXISTS slot_created_at timestamptz,"
+    " ADD COLUMN IF NOT EXISTS guard text;"
     /* keyless tables streamed for their inserts only (insert_only.c) */
     "CREATE TABLE IF NOT EXISTS @S.insert_only ("
     " task text NOT NULL REFERENCES @S.task ON DELETE CASCADE,"
@@ -536,6 +537,15 @@ state_task_set_cdc(const State *s, const StateCdc *c, Error *err)
 }
 
 bool
+state_task_set_guard(const State *s, const char *json, Error *err)
+{
+	const char *params[2] = {s->task, json};
+
+	return state_run(s, "UPDATE @S.task SET guard = $2 WHERE task = $1", 2,
+	                 params, NULL, err);
+}
+
+bool
 state_task_set_error(const State *s, const char *message, Error *err)
 {
 	const char *params[2] = {s->task, message};
@@ -604,14 +614,15 @@ status_task(const State *s, StateStatus *out, bool *oom, Error *err)
 	PGresult *res;
 	bool ok;
 
-	if (!state_run(s,
-	               "SELECT " TASK_COLUMNS ", updated_at::text,"
-	               " cdc_applied_lsn::text, cdc_flushed_lsn::text,"
-	               " cdc_source_lsn::text, cdc_lag_bytes, cdc_lag_seconds,"
-	               " cdc_txns, cdc_changes, cdc_txns_per_s, cdc_changes_per_s,"
-	               " cdc_updated_at::text, last_error, last_error_at::text,"
-	               " cdc_outage, cdc_ignored FROM @S.task WHERE task = $1",
-	               1, params, &res, err))
+	if (!state_run(
+	        s,
+	        "SELECT " TASK_COLUMNS ", updated_at::text,"
+	        " cdc_applied_lsn::text, cdc_flushed_lsn::text,"
+	        " cdc_source_lsn::text, cdc_lag_bytes, cdc_lag_seconds,"
+	        " cdc_txns, cdc_changes, cdc_txns_per_s, cdc_changes_per_s,"
+	        " cdc_updated_at::text, last_error, last_error_at::text,"
+	        " cdc_outage, cdc_ignored, guard FROM @S.task WHERE task = $1",
+	        1, params, &res, err))
 		return false;
 	if (PQntuples(res) != 1)
 	{
@@ -641,6 +652,7 @@ status_task(const State *s, StateStatus *out, bool *oom, Error *err)
 	text_field(res, 0, TASK_NCOLUMNS + 13, out->cdc.outage,
 	           sizeof(out->cdc.outage));
 	out->cdc.ignored = int_field(res, 0, TASK_NCOLUMNS + 14);
+	out->guard = state_dup(res, 0, TASK_NCOLUMNS + 15, oom);
 	PQclear(res);
 	return ok;
 }
@@ -731,6 +743,7 @@ state_status_free(StateStatus *st)
 		free(st->tables[i].name);
 	free(st->tables);
 	free(st->last_error);
+	free(st->guard);
 	memset(st, 0, sizeof(*st));
 }
 

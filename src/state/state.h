@@ -162,6 +162,12 @@ bool state_sync(const State *s, Error *err);
 /* Records the change stream's progress on the task row (for pgtide status). */
 bool state_task_set_cdc(const State *s, const StateCdc *c, Error *err);
 
+/*
+ * Records what the guards over the source last saw and did, as one JSON
+ * object (guard/guard.h writes it; status shows it as it is).
+ */
+bool state_task_set_guard(const State *s, const char *json, Error *err);
+
 /* Records the error that stopped the task (NULL clears it). */
 bool state_task_set_error(const State *s, const char *message, Error *err);
 
@@ -197,6 +203,7 @@ typedef struct StateStatus
 	StateCdc cdc;
 	char cdc_updated_at[64];
 	char *last_error; /* owned; NULL when none */
+	char *guard;      /* owned JSON object; NULL before the guard wrote */
 	char last_error_at[64];
 	StateTableStatus *tables; /* owned; unfinished first, largest first */
 	int ntables;

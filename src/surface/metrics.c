@@ -274,15 +274,109 @@ throttle_metrics(const char *task, Buf *out, Error *err)
 	                   task, (double) st.gate.slept_ms / 1000.0, err);
 }
 
+/* The guards' numbers (docs/metrics.md); unknown ones are left out. */
+static bool
+guard_metrics(const GuardReport *r, const char *task, Buf *out, Error *err)
+{
+	static const char *const actions[] = {"warn", "pause", "stop"};
+	const char *name;
+
+	if (!prom_family(out, "pgtide_guard_wal_threshold_bytes", PROM_GAUGE,
+	                 "The retained WAL guard's thresholds, by action (an "
+	                 "action that is off is left out).",
+	                 err))
+		return false;
+	for (int a = 0; a < 3; a++)
+	{
+		PromLabel l[2] = {{"task", task}, {"action", actions[a]}};
+		int64_t v = a == 0   ? r->warn_bytes
+		            : a == 1 ? r->pause_bytes
+		                     : r->stop_bytes;
+
+		if (v > 0 && !prom_sample(out, "pgtide_guard_wal_threshold_bytes", l, 2,
+		                          (double) v, err))
+			return false;
+	}
+	name = "pgtide_guard_wal_actions_total";
+	if (!prom_family(out, name, PROM_COUNTER,
+	                 "Times the retained WAL crossed a threshold upwards, by "
+	                 "action, in this process.",
+	                 err))
+		return false;
+	for (int a = 0; a < 3; a++)
+	{
+		PromLabel l[2] = {{"task", task}, {"action", actions[a]}};
+
+		if (!prom_sample(out, name, l, 2, (double) r->actions[a + 1], err))
+			return false;
+	}
+	name = "pgtide_guard_wal_level";
+	if (!prom_family(out, name, PROM_GAUGE,
+	                 "1 for the retained WAL guard's level now (ok, warn, "
+	                 "pause, stop), 0 for the others.",
+	                 err))
+		return false;
+	for (int lv = GUARD_LEVEL_OK; lv <= GUARD_LEVEL_STOP; lv++)
+	{
+		PromLabel l[2] = {{"task", task},
+		                  {"level", guard_level_name((GuardLevel) lv)}};
+
+		if (!prom_sample(out, name, l, 2, r->level == (GuardLevel) lv, err))
+			return false;
+	}
+	if (!task_metric(out, "pgtide_guard_paused", PROM_GAUGE,
+	                 "1 while the guard pauses what pgtide adds on the "
+	                 "source (the load's chunks, new tables' joins).",
+	                 task, r->paused ? 1 : 0, err) ||
+	    !task_metric(out, "pgtide_guard_heartbeats_total", PROM_COUNTER,
+	                 "Heartbeat messages written in the slot's database.", task,
+	                 (double) r->heartbeats, err))
+		return false;
+	if (r->retained_bytes >= 0 &&
+	    !task_metric(out, "pgtide_guard_retained_wal_bytes", PROM_GAUGE,
+	                 "WAL the task's slot retains on the source, as the guard "
+	                 "last read it.",
+	                 task, (double) r->retained_bytes, err))
+		return false;
+	if (r->oldest_xmin_age >= 0 &&
+	    !task_metric(out, "pgtide_guard_source_oldest_xmin_age", PROM_GAUGE,
+	                 "Age in transactions of the oldest xmin any session or "
+	                 "slot holds on the source.",
+	                 task, (double) r->oldest_xmin_age, err))
+		return false;
+	if (r->snapshot_age_s >= 0 &&
+	    !task_metric(out, "pgtide_guard_snapshot_age_seconds", PROM_GAUGE,
+	                 "How long pgtide's oldest session holding an xmin on the "
+	                 "source (the load's snapshot) has held it.",
+	                 task, r->snapshot_age_s, err))
+		return false;
+	if (r->xid_age >= 0 &&
+	    !task_metric(out, "pgtide_guard_database_xid_age", PROM_GAUGE,
+	                 "age(datfrozenxid) of the source database.", task,
+	                 (double) r->xid_age, err))
+		return false;
+	if (r->dead_rows >= 0 &&
+	    !task_metric(out, "pgtide_guard_source_dead_rows", PROM_GAUGE,
+	                 "Dead rows in the source database's tables (n_dead_tup), "
+	                 "which VACUUM cannot remove while an older xmin is held.",
+	                 task, (double) r->dead_rows, err))
+		return false;
+	return true;
+}
+
 bool
 surface_metrics(Surface *s, Buf *out, Error *err)
 {
 	const char *task = s->cfg->task;
 	PromLabel build[2] = {{"version", s->version}, {"command", s->command}};
 	SurfaceCdc c;
+	SurfaceGuard g;
 
 	surface_refresh(s, false);
 	surface_cdc_copy(s, &c);
+	surface_guard_copy(s, &g);
+	if (g.have && !guard_metrics(&g.r, task, out, err))
+		return false;
 	if (!prom_family(out, "pgtide_build_info", PROM_GAUGE,
 	                 "Always 1; the labels say which pgtide serves.", err) ||
 	    !prom_sample(out, "pgtide_build_info", build, 2, 1, err) ||

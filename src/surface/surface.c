@@ -89,6 +89,25 @@ surface_publish_cdc(Surface *s, const CdcProgress *p)
 }
 
 void
+surface_publish_guard(Surface *s, const GuardReport *r)
+{
+	if (s == NULL)
+		return;
+	pthread_mutex_lock(&s->lock);
+	s->guard.have = true;
+	s->guard.r = *r;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void
+surface_guard_copy(Surface *s, SurfaceGuard *out)
+{
+	pthread_mutex_lock(&s->lock);
+	*out = s->guard;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void
 surface_cdc_copy(Surface *s, SurfaceCdc *out)
 {
 	pthread_mutex_lock(&s->lock);

@@ -25,6 +25,7 @@
 #include "base/config.h"
 #include "base/err.h"
 #include "cdc/cdc.h"
+#include "guard/guard.h"
 #include "pg/pg.h"
 
 typedef struct Surface Surface;
@@ -57,6 +58,12 @@ void surface_stop(Surface *s);
  * NULL s is a no-op.
  */
 void surface_publish_cdc(Surface *s, const CdcProgress *p);
+
+/*
+ * Publishes the guard's latest report (copied), from the guard thread;
+ * takes a mutex for a copy, nothing more. NULL s is a no-op.
+ */
+void surface_publish_guard(Surface *s, const GuardReport *r);
 
 /*
  * Parses "[ADDR:]PORT" ("9187", "127.0.0.1:9187", "0.0.0.0:9187"; an IPv4

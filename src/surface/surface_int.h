@@ -30,6 +30,13 @@ typedef struct SurfaceCdc
 	int64_t at_ms; /* clock_ms() of the report */
 } SurfaceCdc;
 
+/* what the guard last published, guarded by Surface.lock */
+typedef struct SurfaceGuard
+{
+	bool have;
+	GuardReport r;
+} SurfaceGuard;
+
 /*
  * One stream report kept for the dashboard's chart: when (wall clock, so
  * the page can name the time) and the lag and rate it gave.
@@ -85,6 +92,7 @@ struct Surface
 	pthread_mutex_t lock;
 	SurfaceCdc cdc;
 	SurfaceHistory history;
+	SurfaceGuard guard;
 	/* the HTTP thread's: sessions and what it read on them */
 	PgConn *tgt;
 	PgConn *src;
@@ -102,6 +110,9 @@ struct Surface
  * and why in s->read.why.
  */
 void surface_refresh(Surface *s, bool status);
+
+/* A copy of the guard's latest report (the mutex held for the copy). */
+void surface_guard_copy(Surface *s, SurfaceGuard *out);
 
 /* A copy of the latest stream report (the mutex held for the copy). */
 void surface_cdc_copy(Surface *s, SurfaceCdc *out);

@@ -530,7 +530,7 @@ test_unknown_key(void **state)
 	                              "target, tables, table_mappings, copy, "
 	                              "schema, state, "
 	                              "progress, cdc, check, validate, cutover, "
-	                              "http, throttle");
+	                              "http, throttle, guard");
 	config_free(&cfg);
 
 	/* A key in the wrong mapping, or written dotted, says where it goes. */
@@ -542,7 +542,7 @@ test_unknown_key(void **state)
 	                              "keys: task, source, target, tables, "
 	                              "table_mappings, copy, "
 	                              "schema, state, progress, cdc, check, "
-	                              "validate, cutover, http, throttle");
+	                              "validate, cutover, http, throttle, guard");
 	config_free(&cfg);
 
 	err_clear(&err);
@@ -864,7 +864,9 @@ test_set_errors(void **state)
 	              "throttle.rows_per_second, throttle.bytes_per_second, "
 	              "throttle.index_builds, throttle.adaptive, "
 	              "throttle.probe_latency, throttle.probe_interval, "
-	              "throttle.probe_query");
+	              "throttle.probe_query, guard.wal_warn, guard.wal_pause, "
+	              "guard.wal_stop, guard.interval, guard.xmin_age, "
+	              "guard.xid_age, guard.heartbeat");
 	/* A section is not a key. */
 	err_clear(&err);
 	assert_false(config_set(&cfg, "copy", "4", "option --set", &err));
@@ -1046,6 +1048,43 @@ test_listen(void **state)
 	check_listen("80 ", false, NULL, 0);
 }
 
+/* The WAL guard's thresholds: off, a size, or a share of the free space. */
+static void
+test_guard_keys(void **state)
+{
+	TaskConfig cfg;
+	Error err = ERR_INIT;
+
+	(void) state;
+	config_init(&cfg);
+	assert_false(cfg.guard_wal_warn.set);
+	assert_int_equal(cfg.guard_interval_s, 5);
+	assert_int_equal(cfg.guard_heartbeat_s, 30);
+	assert_true(config_load_string(&cfg, "t.yaml",
+	                               "guard:\n  wal_warn: 50%\n"
+	                               "  wal_pause: 20GB\n  wal_stop: off\n"
+	                               "  xmin_age: 0\n  heartbeat: 5\n",
+	                               &err));
+	assert_true(cfg.guard_wal_warn.set);
+	assert_int_equal(cfg.guard_wal_warn.ppm, 500000);
+	assert_int_equal(cfg.guard_wal_warn.bytes, 0);
+	assert_int_equal(cfg.guard_wal_pause.bytes, INT64_C(20) << 30);
+	assert_true(cfg.guard_wal_stop.set);
+	assert_int_equal(cfg.guard_wal_stop.bytes + cfg.guard_wal_stop.ppm, 0);
+	assert_int_equal(cfg.guard_xmin_age_s, 0);
+	assert_int_equal(cfg.guard_heartbeat_s, 5);
+	assert_false(
+	    config_set(&cfg, "guard.wal_stop", "lots", "option --set", &err));
+	assert_string_equal(err.message,
+	                    "option --set: expected off, a size in bytes or with "
+	                    "a unit kB, MB, GB or TB (such as 20GB), or a share "
+	                    "of check.wal_free_space (such as 50%), got \"lots\"");
+	err_clear(&err);
+	assert_false(
+	    config_set(&cfg, "guard.wal_stop", "150%", "option --set", &err));
+	config_free(&cfg);
+}
+
 static void
 test_http_listen_key(void **state)
 {
@@ -1124,6 +1163,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_listen),
 	    cmocka_unit_test(test_http_listen_key),
+	    cmocka_unit_test(test_guard_keys),
 	    cmocka_unit_test(test_defaults),
 	    cmocka_unit_test(test_cdc_keys),
 	    cmocka_unit_test(test_full_string),
