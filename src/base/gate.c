@@ -53,14 +53,26 @@ may_enter(const Gate *g)
 	return g->holds == 0 && (cap == 0 || g->active < cap);
 }
 
-bool
-gate_enter(Gate *g, const atomic_int *stop)
+static bool
+may_build(const Gate *g)
+{
+	return g->caps.builds <= 0 || g->builds_active < g->caps.builds;
+}
+
+/*
+ * Waits, the lock held, until may(g), then takes a place in *taken; false
+ * without one once *stop is set. *waiting (may be NULL) counts the waiters.
+ */
+static bool
+take_place(Gate *g, bool (*may)(const Gate *), int *taken, int *waiting,
+           const atomic_int *stop)
 {
 	bool ok = true;
 
 	pthread_mutex_lock(&g->lock);
-	g->waiting++;
-	while (!may_enter(g))
+	if (waiting != NULL)
+		(*waiting)++;
+	while (!may(g))
 	{
 		struct timespec until;
 
@@ -72,21 +84,34 @@ gate_enter(Gate *g, const atomic_int *stop)
 		until = clock_deadline(SLICE_MS);
 		pthread_cond_timedwait(&g->changed, &g->lock, &until);
 	}
-	g->waiting--;
+	if (waiting != NULL)
+		(*waiting)--;
 	if (ok)
-		g->active++;
+		(*taken)++;
 	pthread_mutex_unlock(&g->lock);
 	return ok;
+}
+
+static void
+give_place(Gate *g, int *taken)
+{
+	pthread_mutex_lock(&g->lock);
+	if (*taken > 0)
+		(*taken)--;
+	pthread_cond_broadcast(&g->changed);
+	pthread_mutex_unlock(&g->lock);
+}
+
+bool
+gate_enter(Gate *g, const atomic_int *stop)
+{
+	return take_place(g, may_enter, &g->active, &g->waiting, stop);
 }
 
 void
 gate_leave(Gate *g)
 {
-	pthread_mutex_lock(&g->lock);
-	if (g->active > 0)
-		g->active--;
-	pthread_cond_broadcast(&g->changed);
-	pthread_mutex_unlock(&g->lock);
+	give_place(g, &g->active);
 }
 
 /* ms the window must last for what went through to fit under cap. */
@@ -164,35 +189,13 @@ gate_pass(Gate *g, int64_t rows, int64_t bytes, const atomic_int *stop)
 bool
 gate_enter_build(Gate *g, const atomic_int *stop)
 {
-	bool ok = true;
-
-	pthread_mutex_lock(&g->lock);
-	while (g->caps.builds > 0 && g->builds_active >= g->caps.builds)
-	{
-		struct timespec until;
-
-		if (stop != NULL && atomic_load(stop))
-		{
-			ok = false;
-			break;
-		}
-		until = clock_deadline(SLICE_MS);
-		pthread_cond_timedwait(&g->changed, &g->lock, &until);
-	}
-	if (ok)
-		g->builds_active++;
-	pthread_mutex_unlock(&g->lock);
-	return ok;
+	return take_place(g, may_build, &g->builds_active, NULL, stop);
 }
 
 void
 gate_leave_build(Gate *g)
 {
-	pthread_mutex_lock(&g->lock);
-	if (g->builds_active > 0)
-		g->builds_active--;
-	pthread_cond_broadcast(&g->changed);
-	pthread_mutex_unlock(&g->lock);
+	give_place(g, &g->builds_active);
 }
 
 void
