@@ -17,6 +17,19 @@ def task_file(path, **throttle):
     return path
 
 
+def start_throttled_copy(pgtide, source_db, target_db, cfg):
+    """copy with one worker under the task file cfg, once its first rows
+    passed the throttle; returns the process and its HTTP port."""
+    port = _free_port()
+    p = pgtide.start("copy", "--config", cfg, "--source", source_db.uri,
+                     "--target", target_db.uri, "--jobs", "1",
+                     "--http", str(port))
+    p.wait_for_output(r"serving metrics", timeout=60)
+    wait_for(lambda: (throttle_of(port) or {}).get("rows", 0) > 0, 60, 0.1,
+             "the load never passed the throttle")
+    return p, port
+
+
 def throttle_of(port):
     """The "throttle" member of /status (None when no load runs, or before
     the task's state exists)."""
@@ -119,13 +132,7 @@ def test_sighup_rereads_the_caps(pgtide, source_db, target_db, tmp_path):
         INSERT INTO t SELECT g, 'p' FROM generate_series(1, 20000) g;
     """)
     cfg = task_file(tmp_path / "task.yaml", rows_per_second=100)
-    port = _free_port()
-    p = pgtide.start("copy", "--config", cfg, "--source", source_db.uri,
-                     "--target", target_db.uri, "--jobs", "1",
-                     "--http", str(port))
-    p.wait_for_output(r"serving metrics", timeout=60)
-    wait_for(lambda: (throttle_of(port) or {}).get("rows", 0) > 0, 60, 0.1,
-             "the load never passed the throttle")
+    p, port = start_throttled_copy(pgtide, source_db, target_db, cfg)
     assert throttle_of(port)["caps"]["rows_per_second"] == 100
     assert throttle_of(port)["state"] == "off"
 
@@ -258,13 +265,7 @@ def test_sighup_with_a_table_mappings_file_changes_no_selection(
     cfg = tmp_path / "task.yaml"
     cfg.write_text(json.dumps({"table_mappings": str(rules),
                                "throttle": {"rows_per_second": 100}}) + "\n")
-    port = _free_port()
-    p = pgtide.start("copy", "--config", cfg, "--source", source_db.uri,
-                     "--target", target_db.uri, "--jobs", "1",
-                     "--http", str(port))
-    p.wait_for_output(r"serving metrics", timeout=60)
-    wait_for(lambda: (throttle_of(port) or {}).get("rows", 0) > 0, 60, 0.1,
-             "the load never passed the throttle")
+    p, port = start_throttled_copy(pgtide, source_db, target_db, cfg)
     cfg.write_text(json.dumps({"table_mappings": str(rules),
                                "throttle": {"rows_per_second": 0}}) + "\n")
     p.send_signal(signal.SIGHUP)
