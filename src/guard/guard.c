@@ -273,28 +273,29 @@ level_enter(Guard *g, GuardLevel level)
 	char held[32], limit[32], line[GUARD_MSG_MAX];
 	Error drop = ERR_INIT;
 
+	if (level == GUARD_LEVEL_OK)
+		return;
 	bytes_text(r->retained_bytes, held, sizeof(held));
+	bytes_text(level == GUARD_LEVEL_WARN    ? r->warn_bytes
+	           : level == GUARD_LEVEL_PAUSE ? r->pause_bytes
+	                                        : r->stop_bytes,
+	           limit, sizeof(limit));
+	snprintf(line, sizeof(line),
+	         "%s: the slot \"%s\" retains %s of WAL on the source, past "
+	         "guard.wal_%s (%s)",
+	         guard_level_name(level), g->slot, held, guard_level_name(level),
+	         limit);
 	r->actions[level]++;
 	switch (level)
 	{
 		case GUARD_LEVEL_OK:
 			return;
 		case GUARD_LEVEL_WARN:
-			snprintf(line, sizeof(line),
-			         "warn: the slot \"%s\" retains %s of WAL on the source, "
-			         "past guard.wal_warn (%s)",
-			         g->slot, held,
-			         bytes_text(r->warn_bytes, limit, sizeof(limit)));
 			log_warn("guard: %s; the stream has not confirmed it yet (see "
 			         "pgtide status for its lag)",
 			         line);
 			break;
 		case GUARD_LEVEL_PAUSE:
-			snprintf(line, sizeof(line),
-			         "pause: the slot \"%s\" retains %s of WAL on the source, "
-			         "past guard.wal_pause (%s)",
-			         g->slot, held,
-			         bytes_text(r->pause_bytes, limit, sizeof(limit)));
 			pause_begin(g, line);
 			if (atomic_load(&g->streaming))
 				log_warn("guard: %s; new tables wait to join until it is "
@@ -311,11 +312,6 @@ level_enter(Guard *g, GuardLevel level)
 				         line);
 			break;
 		case GUARD_LEVEL_STOP:
-			snprintf(line, sizeof(line),
-			         "stop: the slot \"%s\" retains %s of WAL on the source, "
-			         "past guard.wal_stop (%s)",
-			         g->slot, held,
-			         bytes_text(r->stop_bytes, limit, sizeof(limit)));
 			snprintf(g->stop_message, sizeof(g->stop_message),
 			         "guard.wal_stop: the replication slot \"%s\" retained %s "
 			         "of WAL on the source, past guard.wal_stop (%s); the "
