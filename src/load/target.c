@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "state/state.h"
+
 /* Whether qname holds a row; the role must be able to read it. */
 static bool
 has_rows(PgConn *tgt, const char *qname, bool *rows, Error *err)
@@ -27,6 +29,20 @@ has_rows(PgConn *tgt, const char *qname, bool *rows, Error *err)
 	free(sql);
 	*rows = buf[0] == 't';
 	return true;
+}
+
+/* Another task that loads into qname, read from the state without creating
+ * it: a target without pgtide's schema has none. */
+static bool
+other_owner(PgConn *tgt, const TaskConfig *cfg, const char *qname, char *owner,
+            size_t cap, Error *err)
+{
+	State st;
+	bool exists;
+
+	owner[0] = '\0';
+	return state_attach(&st, tgt, cfg->state_schema, cfg->task, &exists, err) &&
+	       (!exists || state_table_other_owner(&st, qname, owner, cap, err));
 }
 
 bool
@@ -57,7 +73,11 @@ target_examine(PgConn *tgt, const TaskConfig *cfg, bool started,
 	if (out->readable && (want_rows || !create) &&
 	    !has_rows(tgt, qname, &out->has_rows, err))
 		return false;
-	if (create)
+	if (!other_owner(tgt, cfg, qname, out->owner, sizeof(out->owner), err))
+		return false;
+	if (out->owner[0] != '\0')
+		out->action = TARGET_REFUSE;
+	else if (create)
 		out->action = refuse ? TARGET_REFUSE : TARGET_DROP;
 	else if (out->has_rows || !out->readable)
 		out->action = refuse ? TARGET_REFUSE : TARGET_TRUNCATE;
@@ -70,12 +90,28 @@ target_may_load(PgConn *tgt, const TaskConfig *cfg, bool started,
 {
 	TargetVerdict v;
 
-	if (started || cfg->on_existing != ON_EXISTING_REFUSE)
+	if (started)
 		return true;
 	if (!target_examine(tgt, cfg, started, qname, false, &v, err))
 		return false;
 	if (v.action != TARGET_REFUSE)
 		return true;
+	if (v.owner[0] != '\0')
+	{
+		err_set(err, ERR_TARGET,
+		        "target table %s is task \"%s\"'s: another task loads into "
+		        "it",
+		        qname, v.owner);
+		err_detail(err, "pgtide never drops or empties a table another task "
+		                "writes, whatever --on-existing says; two tasks "
+		                "writing one target table could also hold one key "
+		                "twice");
+		return err_hint(err,
+		                "leave the table out of this task with -T, or "
+		                "load it into a target of its own; pgtide clean "
+		                "--task %s ends the other task",
+		                v.owner);
+	}
 	if (cfg->schema_mode == SCHEMA_MODE_CREATE)
 	{
 		err_set(err, ERR_TARGET, "table %s already exists on the target",

@@ -42,6 +42,9 @@ typedef struct TargetVerdict
 	bool exists;
 	bool readable; /* the role may SELECT from it */
 	bool has_rows; /* false when not readable, or not looked at */
+	/* another task of the same state schema loads into it: never dropped
+	   or emptied, whatever --on-existing says; "" when none */
+	char owner[64];
 } TargetVerdict;
 
 /*
@@ -59,8 +62,7 @@ bool target_examine(PgConn *tgt, const TaskConfig *cfg, bool started,
 /*
  * The load's use of the rule: fails with ERR_TARGET, naming qname and what
  * to do, when the load must not write into it (TARGET_REFUSE); fails as
- * target_examine does. Queries nothing unless cfg->on_existing is refuse
- * and the task has not started.
+ * target_examine does. Queries nothing once the task has started.
  */
 bool target_may_load(PgConn *tgt, const TaskConfig *cfg, bool started,
                      const char *qname, Error *err);

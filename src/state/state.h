@@ -376,6 +376,13 @@ typedef struct StateTable
 	bool done;
 } StateTable;
 
+/*
+ * Another task of this state schema that loads into the target table
+ * tgt_qname: its name in owner (cap bytes), "" when none does.
+ */
+bool state_table_other_owner(const State *s, const char *tgt_qname, char *owner,
+                             size_t cap, Error *err);
+
 /* Every table of the task; *out is freed with state_tables_free(). */
 bool state_tables_load(const State *s, StateTable **out, int *n, Error *err);
 

@@ -27,6 +27,25 @@ state_table_register(const State *s, const char *src_schema,
 }
 
 bool
+state_table_other_owner(const State *s, const char *tgt_qname, char *owner,
+                        size_t cap, Error *err)
+{
+	const char *params[2] = {s->task, tgt_qname};
+	PGresult *res;
+
+	owner[0] = '\0';
+	if (!state_run(s,
+	               "SELECT task FROM @S.tables WHERE task <> $1"
+	               " AND tgt_qname = $2 ORDER BY task LIMIT 1",
+	               2, params, &res, err))
+		return false;
+	if (PQntuples(res) == 1)
+		snprintf(owner, cap, "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return true;
+}
+
+bool
 state_tables_load(const State *s, StateTable **out, int *n, Error *err)
 {
 	const char *params[1] = {s->task};

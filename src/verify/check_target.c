@@ -445,6 +445,18 @@ in_the_way(Check *c, const char *name, const TargetVerdict *v)
 		case TARGET_REFUSE:
 			break;
 	}
+	if (v->owner[0] != '\0')
+	{
+		snprintf(fix, sizeof(fix),
+		         "leave the table out with -T, or load it into a target of "
+		         "its own; pgtide clean --task %s ends the other task",
+		         v->owner);
+		check_add(c, CHECK_ID_TARGET_HAS_DATA, CHECK_BLOCKER, name,
+		          "pgtide never drops or empties a table another task "
+		          "writes, whatever --on-existing says",
+		          fix, "task \"%s\" loads into this target table", v->owner);
+		return;
+	}
 	if (c->cfg->schema_mode == SCHEMA_MODE_CREATE)
 		check_add(c, CHECK_ID_TARGET_HAS_DATA, CHECK_BLOCKER, name,
 		          "pgtide creates every table it loads, and stops rather than "
