@@ -443,7 +443,7 @@ catalog_select(Catalog *cat, char *const *include, int ninclude,
 		{
 			if (inc[p].syntax == PATTERN_GLOB)
 			{
-				err_set(err, ERR_SOURCE,
+				err_set(err, ERR_CONFIG,
 				        "table pattern \"%s\" matches no table on the source",
 				        include[p]);
 				err_hint(err, "patterns are schema.table with * and ? "
@@ -451,7 +451,7 @@ catalog_select(Catalog *cat, char *const *include, int ninclude,
 			}
 			else
 			{
-				err_set(err, ERR_SOURCE, "%s matches no table on the source",
+				err_set(err, ERR_CONFIG, "%s matches no table on the source",
 				        inc[p].text);
 				err_hint(err, "names in a table mapping are case-sensitive; "
 				              "remove the rule if the table is gone");

@@ -175,7 +175,7 @@ def test_malformed_file_and_patterns_with_a_mapping_are_refused(
                        "none.json")
     r = pgtide.run("migrate", "--source", source_db.uri, "--target",
                    target_db.uri, "--table-mappings", none)
-    assert r.returncode != 0
+    assert r.returncode == 2
     [line] = error_lines(r.stderr)
     assert 'rule "5" of none.json' in line and "matches no table" in line
     assert_nothing_touched(source_db, target_db)
