@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "base/json.h"
+#include "base/json_read.h"
 #include "base/log.h"
 #include "base/units.h"
 #include "load/insert_only.h"
@@ -337,6 +338,67 @@ status_json(FILE *out, const TaskConfig *cfg, const StateStatus *st,
 	fputs("]}\n", out);
 }
 
+
+/* A number of the guard's report in bytes, for a person: "3.1 MB". */
+static const char *
+guard_bytes(const JsonDoc *doc, const char *key, char *buf, size_t cap)
+{
+	const JsonNode *n = json_get(doc, &doc->nodes[0], key);
+
+	if (n == NULL || n->type != JSON_NUMBER)
+		return NULL;
+	units_format_bytes(strtoll(n->text, NULL, 10), buf, cap);
+	return buf;
+}
+
+/*
+ * The guard's report (one JSON object the guard wrote) as one line: its
+ * level, what the slot retains against the thresholds that are on, and its
+ * last message. A report that does not read is printed as it is.
+ */
+static void
+print_guard(FILE *out, const char *report)
+{
+	static const char *const limits[][2] = {{"wal_warn_bytes", "warn"},
+	                                        {"wal_pause_bytes", "pause"},
+	                                        {"wal_stop_bytes", "stop"}};
+	JsonDoc doc;
+	Error err = ERR_INIT;
+	const JsonNode *level, *paused, *message;
+	char held[32], limit[32];
+	bool first = true;
+
+	if (!json_parse(&doc, "guard", report, strlen(report), &err) ||
+	    doc.nodes[0].type != JSON_OBJECT)
+	{
+		fprintf(out, "guard: %s\n", report);
+		if (doc.n > 0)
+			json_doc_free(&doc);
+		return;
+	}
+	level = json_get(&doc, &doc.nodes[0], "level");
+	paused = json_get(&doc, &doc.nodes[0], "paused");
+	message = json_get(&doc, &doc.nodes[0], "message");
+	fprintf(out, "guard: %s%s",
+	        level != NULL && level->text != NULL ? level->text : "?",
+	        paused != NULL && paused->type == JSON_TRUE ? ", paused" : "");
+	if (guard_bytes(&doc, "retained_wal_bytes", held, sizeof(held)) != NULL)
+		fprintf(out, "; the slot retains %s", held);
+	for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++)
+		if (guard_bytes(&doc, limits[i][0], limit, sizeof(limit)) != NULL)
+		{
+			fprintf(out, "%s%s at %s", first ? " (" : ", ", limits[i][1],
+			        limit);
+			first = false;
+		}
+	if (!first)
+		fputc(')', out);
+	if (message != NULL && message->type == JSON_STRING)
+		fprintf(out, "; %s", message->text);
+	fputc('\n', out);
+	json_doc_free(&doc);
+}
+
 static void
 status_text(FILE *out, const TaskConfig *cfg, const StateStatus *st,
             const StateProcess *proc, const PGresult *slot,
@@ -388,7 +450,7 @@ status_text(FILE *out, const TaskConfig *cfg, const StateStatus *st,
 		        "ignored (--unknown-tables=ignore)\n",
 		        (long long) st->cdc.ignored);
 	if (st->guard != NULL)
-		fprintf(out, "guard: %s\n", st->guard);
+		print_guard(out, st->guard);
 	if (st->has_cdc && st->cdc.outage[0])
 		fprintf(out, "cdc outage (as of %s): %s\n", st->cdc_updated_at,
 		        st->cdc.outage);

@@ -152,6 +152,12 @@ def test_wal_guard_warns_and_pauses_visibly(pgtide, source_db, target_db,
         assert g["retained_wal_bytes"] >= 3 * 1024 * 1024, g
         assert g["wal_pause_bytes"] == 3 * 1024 * 1024, g
         assert g["message"].startswith("pause: "), g
+        # for a person, one line
+        r = pgtide.run("status", "--target", target_db.uri)
+        line = [l for l in r.stdout.splitlines() if l.startswith("guard: ")]
+        assert len(line) == 1 and line[0].startswith(
+            "guard: pause, paused; the slot retains "), r.stdout
+        assert "(warn at 1.0 MB, pause at 3.0 MB); pause: the slot" in line[0]
         # the applier waits, the slot's position stands while the WAL grows:
         # heartbeats are written, and the stream takes them in its stride
         assert g["heartbeats"] >= 1 and not g["heartbeat_refused"], g
