@@ -191,12 +191,17 @@ typedef struct Mismatches
 } Mismatches;
 
 static void
-note_mismatch(const char *table, const char *problem, void *ctx)
+note_mismatch(const char *table, const char *problem, bool blocking, void *ctx)
 {
 	Mismatches *m = ctx;
 	Error ignored = ERR_INIT;
 	char piece[ERR_MSG_MAX];
 
+	if (!blocking)
+	{
+		log_info("table %s: %s", table, problem);
+		return;
+	}
 	m->n++;
 	snprintf(piece, sizeof(piece), "%stable %s: %s", m->shown ? "; " : "",
 	         table, problem);

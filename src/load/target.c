@@ -235,7 +235,7 @@ target_columns_compare(PgConn *tgt, const CatTable *src, const char *tgt_qname,
 			         sc->name, sc->type_name, PQgetvalue(res, r, 1));
 		else
 			continue;
-		found(table, problem, ctx);
+		found(table, problem, true, ctx);
 	}
 	for (int r = 0; r < n; r++)
 	{
@@ -243,13 +243,21 @@ target_columns_compare(PgConn *tgt, const CatTable *src, const char *tgt_qname,
 
 		for (int c = 0; c < src->ncols && !copied; c++)
 			copied = strcmp(src->cols[c].name, PQgetvalue(res, r, 0)) == 0;
-		if (copied || PQgetvalue(res, r, 2)[0] != 't')
+		if (copied)
 			continue;
-		snprintf(problem, sizeof(problem),
-		         "target column \"%s\" is NOT NULL without a default, and "
-		         "the source has no column of that name to fill it",
-		         PQgetvalue(res, r, 0));
-		found(table, problem, ctx);
+		if (PQgetvalue(res, r, 2)[0] == 't')
+			snprintf(problem, sizeof(problem),
+			         "target column \"%s\" is NOT NULL without a default, "
+			         "and the source has no column of that name to fill it",
+			         PQgetvalue(res, r, 0));
+		else
+			snprintf(problem, sizeof(problem),
+			         "target column \"%s\" is not on the source: every row "
+			         "gets its default%s",
+			         PQgetvalue(res, r, 0),
+			         PQgetvalue(res, r, 3)[0] == 't' ? " (it is generated)"
+			                                         : " or NULL");
+		found(table, problem, PQgetvalue(res, r, 2)[0] == 't', ctx);
 	}
 	PQclear(res);
 	return true;

@@ -70,7 +70,7 @@ bool target_may_load(PgConn *tgt, const TaskConfig *cfg, bool started,
 /* Called once per column mismatch: table names the source table, and the
  * target table when the rows load into another (an ancestor). */
 typedef void (*TargetMismatchFn)(const char *table, const char *problem,
-                                 void *ctx);
+                                 bool blocking, void *ctx);
 
 /*
  * Existing mode: whether the target table tgt_qname can take src's rows
@@ -78,7 +78,8 @@ typedef void (*TargetMismatchFn)(const char *table, const char *problem,
  * lacks or generates itself, a type that could change a value (only the
  * same type, or a widening whose text reads back the same, passes), and a
  * target column the rows leave empty that may not be (NOT NULL, no
- * default, no identity). Only reads.
+ * default, no identity). A target column the rows leave to its default
+ * (or compute) is said too, not blocking: nothing fills it. Only reads.
  */
 bool target_columns_compare(PgConn *tgt, const CatTable *src,
                             const char *tgt_qname, TargetMismatchFn found,

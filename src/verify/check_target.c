@@ -517,8 +517,16 @@ check_target_tables(Check *c, Error *err)
 }
 
 static void
-column_mismatch(const char *table, const char *problem, void *ctx)
+column_mismatch(const char *table, const char *problem, bool blocking,
+                void *ctx)
 {
+	if (!blocking)
+	{
+		check_add(ctx, CHECK_ID_COLUMN_MISMATCH, CHECK_INFO, table,
+		          "the load and the stream leave it to the target", "", "%s",
+		          problem);
+		return;
+	}
 	check_add(ctx, CHECK_ID_COLUMN_MISMATCH, CHECK_BLOCKER, table,
 	          "the rows could not load as they are, or would change on the "
 	          "way (the load refuses it too, before anything moves)",
