@@ -26,6 +26,7 @@
 #include "base/gate.h"
 #include "base/log.h"
 #include "base/pool.h"
+#include "pg/stream.h"
 
 typedef struct CopyShared
 {
@@ -62,23 +63,13 @@ static bool
 open_source(Worker *w, bool *lost, Error *err)
 {
 	const CopyRun *run = w->shared->run;
-	char *lit = NULL;
 	bool ok;
 
 	if (!pg_connect(run->source_uri, ERR_SOURCE, PG_CONN_SQL, "pgtide copy",
 	                10000, &w->src, err))
 		return false;
-	if (!pg_exec(w->src, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-	             err))
-		return false;
-	if (run->snapshot == NULL)
-		return true;
-	lit = pg_quote_literal(run->snapshot);
-	if (lit == NULL)
-		return err_set(err, ERR_INTERNAL, "out of memory");
-	ok = pg_execf(w->src, err, "SET TRANSACTION SNAPSHOT %s", lit);
-	free(lit);
-	if (!ok && (pg_err_is(err, "22023") || pg_err_is(err, "0A000")))
+	ok = stream_begin_snapshot(w->src, run->snapshot, err);
+	if (!ok && run->snapshot != NULL && stream_snapshot_gone(err))
 	{
 		/* The exporting connection is gone: no retry can bring it back. */
 		*lost = true;

@@ -274,21 +274,15 @@ load_joining(Join *j, const SlotSnapshot *snap, const char *pre,
              const char *post, int run, Error *err)
 {
 	char txids[SOURCE_TXIDS_MAX];
-	char *lit = pg_quote_literal(snap->snapshot);
 	int fks = 0;
 	bool ok;
 
-	if (lit == NULL)
-		return err_set(err, ERR_INTERNAL, "out of memory");
-	ok = source_snapshot_txids(j->src, snap->snapshot, txids, sizeof(txids),
-	                           err) &&
-	     pg_exec(j->src, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-	             err) &&
-	     pg_execf(j->src, err, "SET TRANSACTION SNAPSHOT %s", lit) &&
+	/* one import: the rows and the txids they contain, from one snapshot */
+	ok = stream_begin_snapshot(j->src, snap->snapshot, err) &&
+	     source_txids_now(j->src, txids, sizeof(txids), err) &&
 	     pg_exec(j->tgt, "BEGIN", err) &&
 	     pg_exec(j->tgt, "SET LOCAL session_replication_role = replica", err) &&
 	     (pre == NULL || schema_apply_predata(j->tgt, pre, err));
-	free(lit);
 	for (int i = 0; ok && i < j->n; i++)
 	{
 		Joining *it = &j->items[i];

@@ -735,7 +735,7 @@ load_tables(Load *l, const SlotSnapshot *snap, bool *lost, Error *err)
 	if (!retry_step(l, snap, "starting the tables' load", start_tables, err))
 	{
 		/* the snapshot could not be imported: its session is gone */
-		*lost = pg_err_is(err, "22023") || pg_err_is(err, "0A000");
+		*lost = stream_snapshot_gone(err);
 		goto out;
 	}
 	for (int i = 0; i < l->ntables; i++)
@@ -792,7 +792,7 @@ copy_large_objects(Load *l, const SlotSnapshot *snap, Error *err)
 	PgConn *src = NULL;
 	LoSync r;
 	int64_t n, t0 = clock_ms();
-	char size[32], *lit = NULL;
+	char size[32];
 	bool ok;
 
 	if (!lobjects_count(l->src, &n, err))
@@ -800,21 +800,17 @@ copy_large_objects(Load *l, const SlotSnapshot *snap, Error *err)
 	if (n == 0)
 		return true;
 	ok = pg_connect(l->cfg->source_uri, ERR_SOURCE, PG_CONN_SQL, "pgtide copy",
-	                10000, &src, err) &&
-	     pg_exec(src, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err);
-	if (ok && snap->conn != NULL &&
-	    ((lit = pg_quote_literal(snap->snapshot)) == NULL ||
-	     !pg_execf(src, err, "SET TRANSACTION SNAPSHOT %s", lit)))
+	                10000, &src, err);
+	if (ok && !stream_begin_snapshot(
+	              src, snap->conn != NULL ? snap->snapshot : NULL, err))
 	{
 		log_info("large objects: the tables' snapshot is gone (%s); copying "
 		         "them as they are now",
 		         err->message);
 		err_clear(err);
 		ok = pg_exec(src, "ROLLBACK", err) &&
-		     pg_exec(src, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-		             err);
+		     stream_begin_snapshot(src, NULL, err);
 	}
-	free(lit);
 	ok = ok && lobjects_sync(src, l->tgt, &l->state, l->stop, &r, err);
 	pg_close(src);
 	if (!ok)

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pg/stream.h"
+
 bool
 source_read(PgConn *src, SourceFacts *out, Error *err)
 {
@@ -92,19 +94,19 @@ source_ready(const PgConn *src, const SourceFacts *f, Error *err)
 	" ELSE s::text END FROM (SELECT txid_current_snapshot() AS s) x"
 
 bool
+source_txids_now(PgConn *src, char *out, size_t cap, Error *err)
+{
+	return pg_query_value(src, TXID_SNAPSHOT_SQL, 0, NULL, out, cap, err);
+}
+
+bool
 source_snapshot_txids(PgConn *src, const char *snapshot, char *out, size_t cap,
                       Error *err)
 {
-	char *lit = pg_quote_literal(snapshot);
-	bool ok;
+	bool ok = stream_begin_snapshot(src, snapshot, err) &&
+	          source_txids_now(src, out, cap, err) &&
+	          pg_exec(src, "COMMIT", err);
 
-	if (lit == NULL)
-		return err_set(err, ERR_INTERNAL, "out of memory");
-	ok = pg_exec(src, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err) &&
-	     pg_execf(src, err, "SET TRANSACTION SNAPSHOT %s", lit) &&
-	     pg_query_value(src, TXID_SNAPSHOT_SQL, 0, NULL, out, cap, err) &&
-	     pg_exec(src, "COMMIT", err);
-	free(lit);
 	if (!ok)
 	{
 		Error ignored = ERR_INIT;

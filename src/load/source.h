@@ -52,4 +52,7 @@ bool source_ready(const PgConn *src, const SourceFacts *f, Error *err);
 bool source_snapshot_txids(PgConn *src, const char *snapshot, char *out,
                            size_t cap, Error *err);
 
+/* The same, of the snapshot of src's open REPEATABLE READ transaction. */
+bool source_txids_now(PgConn *src, char *out, size_t cap, Error *err);
+
 #endif

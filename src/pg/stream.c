@@ -91,6 +91,31 @@ stream_create_slot(const char *source_uri, const char *slot, bool temporary,
 	return true;
 }
 
+bool
+stream_begin_snapshot(PgConn *conn, const char *snapshot, Error *err)
+{
+	char *lit;
+	bool ok;
+
+	if (!pg_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err))
+		return false;
+	if (snapshot == NULL)
+		return true;
+	lit = pg_quote_literal(snapshot);
+	if (lit == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	ok = pg_execf(conn, err, "SET TRANSACTION SNAPSHOT %s", lit);
+	free(lit);
+	return ok;
+}
+
+bool
+stream_snapshot_gone(const Error *err)
+{
+	/* 22023: no such snapshot; 0A000: its exporting transaction ended */
+	return pg_err_is(err, "22023") || pg_err_is(err, "0A000");
+}
+
 void
 stream_release(SlotSnapshot *snap)
 {

@@ -49,6 +49,17 @@ bool stream_create_slot(const char *source_uri, const char *slot,
 /* Closes the exporting connection; the snapshot is gone afterwards. */
 void stream_release(SlotSnapshot *snap);
 
+/*
+ * Opens on conn a REPEATABLE READ READ ONLY transaction that sees the
+ * exported snapshot (NULL: a snapshot of its own). On failure the caller
+ * rolls back; stream_snapshot_gone(err) tells whether the export is gone
+ * with its session, which no retry brings back.
+ */
+bool stream_begin_snapshot(PgConn *conn, const char *snapshot, Error *err);
+
+/* Whether err says an exported snapshot could no longer be imported. */
+bool stream_snapshot_gone(const Error *err);
+
 /* Whether a slot of that name exists on the source. */
 bool stream_slot_exists(PgConn *src, const char *slot, bool *exists,
                         Error *err);
