@@ -7,21 +7,23 @@
 # its pinned version is left alone, so running this again is cheap.
 #
 #   scripts/install-pg-versions.sh            every major below
-#   scripts/install-pg-versions.sh 11 17      only these
+#   scripts/install-pg-versions.sh 10 18      only these
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The newest package of each major when these were chosen; bump on purpose.
 declare -A PIN=(
+	[10]=10.23.0-beta.6
 	[11]=11.22.1-beta.11
 	[12]=12.22.0-beta.15
 	[13]=13.23.0-beta.16
 	[14]=14.23.0-beta.17
 	[16]=16.14.0-beta.17
 	[17]=17.10.0-beta.17
+	[18]=18.4.0-beta.17
 )
 majors=("$@")
-[ ${#majors[@]} -eq 0 ] && majors=(11 12 13 14 16 17)
+[ ${#majors[@]} -eq 0 ] && majors=(10 11 12 13 14 16 17 18)
 
 if ! command -v npm >/dev/null || ! command -v node >/dev/null; then
 	echo "pgtide: installing nodejs and npm"

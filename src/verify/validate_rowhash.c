@@ -26,6 +26,31 @@ null_marker(int position)
 }
 
 /*
+ * Geometric types: no hash of their own; their binary form holds the
+ * float8s as they are, where their text prints them as the server prints
+ * a float.
+ */
+static const struct
+{
+	uint32_t oid;
+	const char *send;
+} geometric[] = {
+    {600, "point_send"},  {601, "lseg_send"}, {602, "path_send"},
+    {603, "box_send"},    {604, "poly_send"}, {628, "line_send"},
+    {718, "circle_send"},
+};
+
+/* The send function of a geometric type, or NULL. */
+static const char *
+geometric_send(uint32_t root)
+{
+	for (size_t i = 0; i < sizeof(geometric) / sizeof(geometric[0]); i++)
+		if (geometric[i].oid == root)
+			return geometric[i].send;
+	return NULL;
+}
+
+/*
  * The hash of column s (target column tc) at `position`, when both servers
  * have the extended hash functions (11 and later): the type's own hash of
  * its binary value for types whose hash is exact and the same on every
@@ -77,16 +102,6 @@ column_hash(const VColumn *s, const VColumn *tc, int position, Buf *sql,
 	    {1043, "hashtextextended", "text COLLATE \"C\""},
 	    {1042, "hashbpcharextended", "bpchar COLLATE \"C\""},
 	};
-	/* no hash of their own; their binary form holds the float8s as they are */
-	static const struct
-	{
-		uint32_t oid;
-		const char *send;
-	} geometric[] = {
-	    {600, "point_send"},  {601, "lseg_send"}, {602, "path_send"},
-	    {603, "box_send"},    {604, "poly_send"}, {628, "line_send"},
-	    {718, "circle_send"},
-	};
 	char *id = pg_quote_ident(s->name);
 	bool same = tc != NULL && s->root == tc->root && s->elem == tc->elem;
 	const char *fn = "hashtextextended", *cast = "text COLLATE \"C\"";
@@ -103,18 +118,16 @@ column_hash(const VColumn *s, const VColumn *tc, int position, Buf *sql,
 		free(id);
 		return ok;
 	}
-	for (size_t i = 0; same && i < sizeof(geometric) / sizeof(geometric[0]);
-	     i++)
-		if (geometric[i].oid == s->root)
-		{
-			ok = buf_printf(sql, err,
-			                "coalesce(hashtextextended(encode(%s(%s), 'hex'),"
-			                " %d), %" PRId64 ")",
-			                geometric[i].send, id, position,
-			                null_marker(position));
-			free(id);
-			return ok;
-		}
+	if (same && geometric_send(s->root) != NULL)
+	{
+		ok = buf_printf(sql, err,
+		                "coalesce(hashtextextended(encode(%s(%s), 'hex'),"
+		                " %d), %" PRId64 ")",
+		                geometric_send(s->root), id, position,
+		                null_marker(position));
+		free(id);
+		return ok;
+	}
 	if (tc != NULL && s->range_sub == tc->range_sub &&
 	    (s->range_sub == 700 || s->range_sub == 701))
 	{
@@ -141,7 +154,9 @@ column_hash(const VColumn *s, const VColumn *tc, int position, Buf *sql,
  * form used when a server is older than 11. Floats go through their send
  * functions: 11 and earlier print 17 significant digits even where fewer
  * round-trip, 12 and later the shortest exact form; NaN first becomes the
- * one canonical NaN, whose bits are otherwise free.
+ * one canonical NaN, whose bits are otherwise free. So do the floats
+ * inside arrays, geometric types and ranges of floats, through the
+ * binary form of the whole value (which holds its float8s as they are).
  */
 static bool
 column_text(const VColumn *s, const VColumn *tc, Buf *sql, Error *err)
@@ -164,6 +179,11 @@ column_text(const VColumn *s, const VColumn *tc, Buf *sql, Error *err)
 	else if (same && (s->elem == 700 || s->elem == 701))
 		ok = buf_printf(sql, err, "array_send(%s::%s[])", id,
 		                s->elem == 700 ? "float4" : "float8");
+	else if (same && geometric_send(s->root) != NULL)
+		ok = buf_printf(sql, err, "%s(%s)", geometric_send(s->root), id);
+	else if (tc != NULL && s->range_sub == tc->range_sub &&
+	         (s->range_sub == 700 || s->range_sub == 701))
+		ok = buf_printf(sql, err, "range_send(%s)", id);
 	else
 		ok = buf_add_str(sql, id, err);
 	free(id);

@@ -1,17 +1,21 @@
-"""Across PostgreSQL versions: a source of 11, 12, 13 or 14 into a target of
-15, 16 or 17. Each pair runs the whole path on the awkward database (as much
-of it as the source's version can hold): the load while a writer commits,
-the change stream (protocol 1 from 11-13, protocol 2 from 14), validate,
-and cutover; then compares exactly.
+"""Across PostgreSQL versions: a source of 10, 11, 12, 13 or 14 into a
+target of 15, 16, 17 or 18. Each pair runs the whole path on the awkward
+database (as much of it as the source's version can hold): the load while
+a writer commits, the change stream (protocol 1 from 10-13, protocol 2
+from 14), validate, and cutover; then compares exactly.
 
 The servers come from scripts/install-pg-versions.sh (.pg/<major>/bin);
 a pair whose versions are not installed is skipped, saying which.
 
 Why these pairs: every old source is run once, each into a different
 target, so that every target version is also run once (11->15, 12->16,
-13->17); 14->16 is the first source that streams with protocol 2 into a
-newer target, and 11->17 is the widest gap. 15->15 is the rest of the
-suite."""
+13->17, 10->18); 14->16 is the first source that streams with protocol 2
+into a newer target, and 14->18 the same into the newest; 11->17 is the
+widest gap among the sources that hash rows with the extended hash
+functions (11+), 10->18 the widest of all (a 10 source is validated by
+the md5 of each row's text). Sources stop at 14: the server packages carry
+no pg_dump, the system's is 15's, and pg_dump must be at least as new as
+the source. 15->15 is the rest of the suite."""
 
 import os
 import pytest
@@ -23,7 +27,8 @@ from conftest import (_COMPARE_SETTINGS as COMPARE_SETTINGS, AWKWARD_SQL,
                       wait_for)
 from faults import Writer, assert_writer_exact, create_writer_schema
 
-PAIRS = [(11, 15), (12, 16), (13, 17), (14, 16), (11, 17)]
+PAIRS = [(11, 15), (12, 16), (13, 17), (14, 16), (11, 17), (10, 18),
+         (14, 18)]
 # Under the sanitizers the memory checks need each decoder path once, not
 # each version: protocol 1 (11) and protocol 2 (14), across the widest gaps.
 if os.environ.get("PGTIDE_SANITIZED"):
@@ -44,6 +49,53 @@ OLDER = [
     # generated columns: 12
     (120000, "    total numeric(12, 2) GENERATED ALWAYS AS (qty * price) STORED",
      "    total numeric(12, 2)"),
+    # EXECUTE FUNCTION in a trigger: 11 (10 spells it EXECUTE PROCEDURE)
+    (110000, "    FOR EACH ROW EXECUTE FUNCTION public.customers_search_key();",
+     "    FOR EACH ROW EXECUTE PROCEDURE public.customers_search_key();"),
+    (110000, "    FOR EACH ROW EXECUTE FUNCTION public.customers_audit();",
+     "    FOR EACH ROW EXECUTE PROCEDURE public.customers_audit();"),
+    # a primary key or an index on a partitioned table: 11 (on 10 each
+    # partition is keyless, streamed with REPLICA IDENTITY FULL by EXTRA)
+    (110000, "    unitsales integer,\n    PRIMARY KEY (city_id, logdate)\n)",
+     "    unitsales integer\n)"),
+    (110000, "CREATE INDEX ON public.regional_sales (id);\n", ""),
+    (110000, "    id      bigint NOT NULL PRIMARY KEY,", "    id      bigint NOT NULL,"),
+    (110000, "    total       numeric(12, 2),\n"
+             "    PRIMARY KEY (order_id, order_date, customer_id)\n)",
+     "    total       numeric(12, 2)\n)"),
+    # default partitions: 11 (on 10 ranges and lists that cover the rest)
+    (110000, "CREATE TABLE public.measurements_default PARTITION OF"
+             " public.measurements DEFAULT;",
+     "CREATE TABLE public.measurements_default PARTITION OF"
+     " public.measurements\n    FOR VALUES FROM (MINVALUE) TO ('2023-01-01');\n"
+     "CREATE TABLE public.measurements_later PARTITION OF"
+     " public.measurements\n    FOR VALUES FROM ('2025-01-01') TO (MAXVALUE);"),
+    (110000, "CREATE TABLE public.regional_sales_other PARTITION OF"
+             " public.regional_sales DEFAULT;",
+     "CREATE TABLE public.regional_sales_other PARTITION OF"
+     " public.regional_sales FOR VALUES IN ('jp', 'br');"),
+    # hash partitioning: 11 (on 10 the same partitions by range)
+    (110000, ") PARTITION BY HASH (id);", ") PARTITION BY RANGE (id);"),
+    (110000, "FOR VALUES WITH (MODULUS 4, REMAINDER 0);",
+     "FOR VALUES FROM (MINVALUE) TO (1000);"),
+    (110000, "FOR VALUES WITH (MODULUS 4, REMAINDER 1);",
+     "FOR VALUES FROM (1000) TO (2000);"),
+    (110000, "FOR VALUES WITH (MODULUS 4, REMAINDER 2);",
+     "FOR VALUES FROM (2000) TO (3000);"),
+    (110000, "FOR VALUES WITH (MODULUS 4, REMAINDER 3);",
+     "FOR VALUES FROM (3000) TO (MAXVALUE);"),
+    (110000, "('2024-01-01') PARTITION BY HASH (customer_id);",
+     "('2024-01-01') PARTITION BY RANGE (customer_id);"),
+    (110000, "('2025-01-01') PARTITION BY HASH (customer_id);",
+     "('2025-01-01') PARTITION BY RANGE (customer_id);"),
+    (110000, "public.orders_2023 FOR VALUES WITH (MODULUS 2, REMAINDER 0);",
+     "public.orders_2023 FOR VALUES FROM (MINVALUE) TO (50);"),
+    (110000, "public.orders_2023 FOR VALUES WITH (MODULUS 2, REMAINDER 1);",
+     "public.orders_2023 FOR VALUES FROM (50) TO (MAXVALUE);"),
+    (110000, "public.orders_2024 FOR VALUES WITH (MODULUS 2, REMAINDER 0);",
+     "public.orders_2024 FOR VALUES FROM (MINVALUE) TO (50);"),
+    (110000, "public.orders_2024 FOR VALUES WITH (MODULUS 2, REMAINDER 1);",
+     "public.orders_2024 FOR VALUES FROM (50) TO (MAXVALUE);"),
 ]
 
 # Added to every source: doubles whose 17th digit matters, in a table with
