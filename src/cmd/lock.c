@@ -252,12 +252,18 @@ note_throttle(TaskLock *l)
 	ThrottleState st;
 	char json[THROTTLE_JSON_MAX] = "";
 	Error err = ERR_INIT;
+	State on_lock;
 
+	/* no session while the target is down: l->state would name the one
+	   just closed */
+	if (l->conn == NULL)
+		return;
+	on_lock = state_on(&l->state, l->conn);
 	if (throttle_read(&st) && !throttle_format_json(&st, json, sizeof(json)))
 		json[0] = '\0';
 	if (strcmp(json, l->throttle) == 0)
 		return;
-	if (!state_process_note_throttle(&l->state, json[0] ? json : NULL, &err))
+	if (!state_process_note_throttle(&on_lock, json[0] ? json : NULL, &err))
 	{
 		log_debug("could not record the throttle's state: %s", err.message);
 		return;
