@@ -65,8 +65,8 @@ TEST_JOBS ?= 2
 
 integration: $(BIN)
 	PGTIDE_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q -x -n $(TEST_JOBS) \
-		-m "not serial" tests/integration $(PYTEST_ARGS)
-	PGTIDE_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q -x -m serial \
+		--durations=10 -m "not serial" tests/integration $(PYTEST_ARGS)
+	PGTIDE_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q -x --durations=5 -m serial \
 		tests/integration $(PYTEST_ARGS)
 
 test: deps
