@@ -137,6 +137,23 @@ joiner_run(Joiner *jn, Error *err)
 	return true;
 }
 
+/* joiner_run, again after a failure a new connection may cure (a side
+ * restarting, a connection cut): JOIN_TRIES times in all. */
+static bool
+joiner_try(Joiner *jn, Error *err)
+{
+	for (int attempt = 1; !joiner_run(jn, err); attempt++)
+	{
+		if (!err->retryable || err->kind == ERR_INTERRUPTED ||
+		    attempt >= JOIN_TRIES)
+			return false;
+		log_warn("%s; trying again", err->message);
+		err_clear(err);
+		clock_sleep_ms(1000 * attempt);
+	}
+	return true;
+}
+
 /* CdcJoinFn */
 static bool
 join_new(const ApplyTable **tables, int *n, void *ctx, Error *err)
@@ -166,15 +183,8 @@ join_new(const ApplyTable **tables, int *n, void *ctx, Error *err)
 	if (strcmp(sig, jn->catalog_sig) == 0)
 		return true;
 	/* a table may be published already: the stream waits for its join */
-	for (int attempt = 1; !joiner_run(jn, err); attempt++)
-	{
-		if (!err->retryable || err->kind == ERR_INTERRUPTED ||
-		    attempt >= JOIN_TRIES)
-			return false;
-		log_warn("%s; trying again", err->message);
-		err_clear(err);
-		clock_sleep_ms(1000 * attempt);
-	}
+	if (!joiner_try(jn, err))
+		return false;
 	snprintf(jn->catalog_sig, sizeof(jn->catalog_sig), "%s", sig);
 	*tables = jn->tables;
 	*n = jn->last.n;
@@ -374,7 +384,7 @@ follow_run(const TaskConfig *cfg, atomic_int *stop, Surface *surface,
 	joiner.guard = guard;
 	if (cfg->cdc_publication == NULL && ntables > 0)
 	{
-		if (!joiner_run(&joiner, err))
+		if (!joiner_try(&joiner, err))
 			goto out;
 		state_tables_free(st_tables, ntables);
 		st_tables = NULL;
