@@ -10,37 +10,6 @@
 #include "base/config.h"
 #include "base/hash.h"
 
-bool
-mapping_glob(const char *glob, const char *text)
-{
-	const char *star = NULL;
-	const char *resume = NULL;
-
-	while (*text)
-	{
-		if (*glob == '*')
-		{
-			star = glob++;
-			resume = text;
-		}
-		else if (*glob == '?' || *glob == *text)
-		{
-			glob++;
-			text++;
-		}
-		else if (star != NULL)
-		{
-			glob = star + 1;
-			text = ++resume;
-		}
-		else
-			return false;
-	}
-	while (*glob == '*')
-		glob++;
-	return *glob == '\0';
-}
-
 /*
  * Reads a `[...]` set at *like (just past the `[`) against c: moves *like
  * past the `]`; false when the set is unclosed or empty (*bad set).
@@ -81,59 +50,76 @@ like_set(const char **like, char c, bool *bad)
 	return hit;
 }
 
-bool
-mapping_like(const char *like, const char *text)
+/*
+ * The one matcher behind both syntaxes: `run` matches any run of
+ * characters, `one` one character, and with sets a `[...]` set one of
+ * those it names. Backtracking to the last `run` is enough, as each later
+ * one can only extend what an earlier one would have matched.
+ */
+static bool
+wild_match(const char *pat, const char *text, char run, char one_char,
+           bool sets)
 {
 	const char *star = NULL;
 	const char *resume = NULL;
 	bool bad = false;
 
-	/* the glob's backtracking: one `%` to return to is enough, as each
-	   later `%` can only extend what an earlier one would have matched */
 	while (*text)
 	{
-		const char *after = like;
+		const char *after = pat;
 		bool one = false;
 
-		if (*like == '%')
+		if (*pat == run)
 		{
-			star = like++;
+			star = pat++;
 			resume = text;
 			continue;
 		}
-		if (*like == '_')
+		if (*pat == one_char)
 		{
 			one = true;
-			after = like + 1;
+			after = pat + 1;
 		}
-		else if (*like == '[')
+		else if (sets && *pat == '[')
 		{
-			after = like + 1;
+			after = pat + 1;
 			one = like_set(&after, *text, &bad);
 			if (bad)
 				return false;
 		}
-		else if (*like != '\0' && *like == *text)
+		else if (*pat != '\0' && *pat == *text)
 		{
 			one = true;
-			after = like + 1;
+			after = pat + 1;
 		}
 		if (one)
 		{
-			like = after;
+			pat = after;
 			text++;
 		}
 		else if (star != NULL)
 		{
-			like = star + 1;
+			pat = star + 1;
 			text = ++resume;
 		}
 		else
 			return false;
 	}
-	while (*like == '%')
-		like++;
-	return *like == '\0';
+	while (*pat == run)
+		pat++;
+	return *pat == '\0';
+}
+
+bool
+mapping_glob(const char *glob, const char *text)
+{
+	return wild_match(glob, text, '*', '?', false);
+}
+
+bool
+mapping_like(const char *like, const char *text)
+{
+	return wild_match(like, text, '%', '_', true);
 }
 
 /*
