@@ -153,6 +153,46 @@ config_strlist_append(StrList *list, const char *text, size_t len, Error *err)
 	return true;
 }
 
+/* ---- StrMap ---- */
+
+void
+config_strmap_free(StrMap *map)
+{
+	config_strlist_free(&map->keys);
+	config_strlist_free(&map->values);
+	free(map->line);
+	map->line = NULL;
+}
+
+bool
+config_strmap_add(StrMap *map, const char *key, size_t key_len,
+                  const char *value, size_t value_len, int line, Error *err)
+{
+	int n = map->keys.count;
+	int *lines;
+
+	/* YAML mappings are checked for duplicates by their walker; this also
+	 * holds for a map built any other way. */
+	for (int i = 0; i < n; i++)
+		if (strlen(map->keys.items[i]) == key_len &&
+		    memcmp(map->keys.items[i], key, key_len) == 0)
+			return err_set(err, ERR_CONFIG, "given twice, first at line %d",
+			               map->line[i]);
+	lines = realloc(map->line, (size_t) (n + 1) * sizeof(*lines));
+	if (lines == NULL)
+		return config_out_of_memory(err);
+	map->line = lines;
+	if (!config_strlist_append(&map->keys, key, key_len, err))
+		return false;
+	if (!config_strlist_append(&map->values, value, value_len, err))
+	{
+		free(map->keys.items[--map->keys.count]);
+		return false;
+	}
+	map->line[n] = line;
+	return true;
+}
+
 /* ---- public API ---- */
 
 void
@@ -210,12 +250,50 @@ config_free(TaskConfig *cfg)
 	config_strlist_free(&cfg->cutover_roles);
 	free(cfg->cutover_fence_command);
 	free(cfg->cutover_unfence_command);
+	config_strmap_free(&cfg->rename_schemas);
+	config_strmap_free(&cfg->rename_tables);
+	config_strmap_free(&cfg->rename_columns);
+	config_strlist_free(&cfg->remove_columns);
+	config_strmap_free(&cfg->filters);
+	config_strmap_free(&cfg->targets);
+	free(cfg->shard_key);
 	memset(cfg, 0, sizeof(*cfg));
+}
+
+/*
+ * Keys the task file reads but no command acts on yet. A rule that would be
+ * read and then ignored moves rows the user meant to rename, filter or
+ * route elsewhere, so each is refused until the code that honours it lands.
+ */
+static bool
+refuse_unbuilt(const TaskConfig *cfg, Error *err)
+{
+	const char *key = NULL;
+
+	if (cfg->rename_schemas.keys.count > 0)
+		key = "rename.schemas";
+	else if (cfg->rename_tables.keys.count > 0)
+		key = "rename.tables";
+	else if (cfg->rename_columns.keys.count > 0)
+		key = "rename.columns";
+	else if (cfg->remove_columns.count > 0)
+		key = "remove_columns";
+	else if (cfg->filters.keys.count > 0)
+		key = "filters";
+	else if (cfg->targets.keys.count > 0)
+		key = "targets";
+	else if (cfg->shard_key != NULL)
+		key = "shard.key";
+	if (key == NULL)
+		return true;
+	return err_set(err, ERR_CONFIG, "key %s is not supported yet", key);
 }
 
 bool
 config_validate(const TaskConfig *cfg, Error *err)
 {
+	if (!refuse_unbuilt(cfg, err))
+		return false;
 	if (cfg->source_uri == NULL || cfg->source_uri[0] == '\0')
 	{
 		err_set(err, ERR_CONFIG, "no source given");

@@ -65,6 +65,15 @@ typedef enum DivergedPolicy
 	DIVERGED_RECOPY,     /* copied again while the source is fenced */
 } DivergedPolicy;
 
+/* shard.method: how a row's key names its target (docs/sharding.md). */
+typedef enum ShardMethod
+{
+	SHARD_HASH = 0,
+	SHARD_LIST,
+	SHARD_RANGE,
+	SHARD_LOOKUP,
+} ShardMethod;
+
 /*
  * copy.split_tables_larger_than = auto: split only a table larger than a
  * fair share of the load (all selected tables / copy.jobs), into about that
@@ -78,6 +87,19 @@ typedef struct StrList
 	char **items; /* owned; each item owned */
 	int count;
 } StrList;
+
+/*
+ * A mapping of the task file whose keys are the user's names (rename.tables,
+ * filters, targets): keys.items[i] maps to values.items[i], in the file's
+ * order, each key once. line[i] is the key's line in the task file, for
+ * messages about a name that turns out wrong only once pgtide connects.
+ */
+typedef struct StrMap
+{
+	StrList keys;
+	StrList values;
+	int *line; /* owned; one per key */
+} StrMap;
 
 /*
  * throttle.*: what the full load may take from the source, and the only
@@ -160,8 +182,17 @@ typedef struct TaskConfig
 	int guard_xmin_age_s;  /* pgtide holding the xmin horizon longer; 0 off */
 	int64_t guard_xid_age; /* age(datfrozenxid) to warn at; 0 off */
 	int guard_heartbeat_s; /* the least interval of heartbeats; 0 off */
-	bool output_json;      /* command line only (--json): machine output */
-	bool force; /* command line only (--force): clean a running task */
+	/* what moves under which name, and where (docs/task-file.md) */
+	StrMap rename_schemas;  /* source schema -> target schema */
+	StrMap rename_tables;   /* schema.table -> a target table name */
+	StrMap rename_columns;  /* schema.table.column -> a target column name */
+	StrList remove_columns; /* schema.table.column: not moved */
+	StrMap filters;         /* schema.table -> an SQL condition on its rows */
+	StrMap targets;         /* target name -> connection string */
+	char *shard_key;        /* the routing column, or NULL */
+	ShardMethod shard_method;
+	bool output_json; /* command line only (--json): machine output */
+	bool force;       /* command line only (--force): clean a running task */
 } TaskConfig;
 
 /* Fills cfg with every default (see docs/task-file.md). Never fails. */

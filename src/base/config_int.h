@@ -35,8 +35,11 @@
 #define CONFIG_QUOTE_MAX  64
 #define CONFIG_QUOTED_CAP (CONFIG_QUOTE_MAX * 4 + sizeof("..."))
 
-/* Holds every key name joined by ", " (about 800 bytes today). */
-#define CONFIG_KEY_LIST_CAP 1000
+/* Holds every key name joined by ", " (about 1000 bytes today). */
+#define CONFIG_KEY_LIST_CAP 1600
+
+/* Holds one key's choices joined by ", " (the longest is under 60 bytes). */
+#define CONFIG_CHOICES_CAP 256
 
 typedef enum KeyId
 {
@@ -92,6 +95,14 @@ typedef enum KeyId
 	CONFIG_KEY_GUARD_XMIN_AGE,
 	CONFIG_KEY_GUARD_XID_AGE,
 	CONFIG_KEY_GUARD_HEARTBEAT,
+	CONFIG_KEY_RENAME_SCHEMAS,
+	CONFIG_KEY_RENAME_TABLES,
+	CONFIG_KEY_RENAME_COLUMNS,
+	CONFIG_KEY_REMOVE_COLUMNS,
+	CONFIG_KEY_FILTERS,
+	CONFIG_KEY_TARGETS,
+	CONFIG_KEY_SHARD_KEY,
+	CONFIG_KEY_SHARD_METHOD,
 } KeyId;
 
 typedef enum KeyType
@@ -106,6 +117,8 @@ typedef enum KeyType
 	CONFIG_KEY_TYPE_CHOICE,   /* one of choices[] */
 	CONFIG_KEY_TYPE_FRACTION, /* "0.1" or "10%": in (0, 1] */
 	CONFIG_KEY_TYPE_WAL_LIMIT, /* "off", a size, or "N%" of check.wal_free_space */
+	CONFIG_KEY_TYPE_MAP,       /* a mapping of the user's names to strings; task
+	                        file only */
 } KeyType;
 
 typedef struct KeyDef
@@ -147,6 +160,15 @@ void config_strlist_free(StrList *list);
 bool config_strlist_append(StrList *list, const char *text, size_t len,
                            Error *err);
 
+/* Frees what map holds and empties it. */
+void config_strmap_free(StrMap *map);
+
+/* Appends key -> value, found at line; fails (ERR_CONFIG for a key given
+ * twice, ERR_INTERNAL out of memory) with map unchanged. */
+bool config_strmap_add(StrMap *map, const char *key, size_t key_len,
+                       const char *value, size_t value_len, int line,
+                       Error *err);
+
 /* ---- config_yaml.c ---- */
 
 /*
@@ -187,6 +209,9 @@ bool config_check_string(const KeyDef *key, const char *text, size_t len,
 
 /* The StrList of cfg that list key id fills, or NULL for another key. */
 StrList *config_list_field(TaskConfig *cfg, KeyId id);
+
+/* The StrMap of cfg that map key id fills, or NULL for another key. */
+StrMap *config_map_field(TaskConfig *cfg, KeyId id);
 
 /* Replaces *field (freed) by a copy of text[0..len); on failure (out of
  * memory) *field is unchanged. */

@@ -30,6 +30,8 @@ static const char *const on_existing_names[] = {"refuse", "truncate", "drop",
                                                 NULL};
 static const char *const on_conflict_names[] = {"stop", "skip", "upsert", NULL};
 static const char *const unknown_tables_names[] = {"stop", "ignore", NULL};
+static const char *const shard_method_names[] = {"hash", "list", "range",
+                                                 "lookup", NULL};
 static const char *const fence_names[] = {"revoke", "read_only", "command",
                                           NULL};
 static const char *const final_validation_names[] = {"none", "counts", "full",
@@ -53,6 +55,9 @@ _Static_assert(FENCE_REVOKE == 0 && FENCE_READ_ONLY == 1 && FENCE_COMMAND == 2,
 _Static_assert(FINAL_VALIDATION_NONE == 0 && FINAL_VALIDATION_COUNTS == 1 &&
                    FINAL_VALIDATION_FULL == 2,
                "final_validation_names follows FinalValidation");
+_Static_assert(SHARD_HASH == 0 && SHARD_LIST == 1 && SHARD_RANGE == 2 &&
+                   SHARD_LOOKUP == 3,
+               "shard_method_names follows ShardMethod");
 _Static_assert(DIVERGED_REFUSE == 0 && DIVERGED_RECOPY == 1,
                "diverged_names follows DivergedPolicy");
 
@@ -247,6 +252,27 @@ static const KeyDef config_keys[] = {
      .type = CONFIG_KEY_TYPE_INT,
      .min = 0,
      .max = 86400},
+    {.name = "rename.schemas",
+     .id = CONFIG_KEY_RENAME_SCHEMAS,
+     .type = CONFIG_KEY_TYPE_MAP},
+    {.name = "rename.tables",
+     .id = CONFIG_KEY_RENAME_TABLES,
+     .type = CONFIG_KEY_TYPE_MAP},
+    {.name = "rename.columns",
+     .id = CONFIG_KEY_RENAME_COLUMNS,
+     .type = CONFIG_KEY_TYPE_MAP},
+    {.name = "remove_columns",
+     .id = CONFIG_KEY_REMOVE_COLUMNS,
+     .type = CONFIG_KEY_TYPE_LIST},
+    {.name = "filters", .id = CONFIG_KEY_FILTERS, .type = CONFIG_KEY_TYPE_MAP},
+    {.name = "targets", .id = CONFIG_KEY_TARGETS, .type = CONFIG_KEY_TYPE_MAP},
+    {.name = "shard.key",
+     .id = CONFIG_KEY_SHARD_KEY,
+     .type = CONFIG_KEY_TYPE_STRING},
+    {.name = "shard.method",
+     .id = CONFIG_KEY_SHARD_METHOD,
+     .type = CONFIG_KEY_TYPE_CHOICE,
+     .choices = shard_method_names},
 };
 
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -369,12 +395,39 @@ config_list_keys(const char *section, char *buf, size_t cap)
 	}
 }
 
+/*
+ * The keys a dotted name could have meant: those of its section when it
+ * names one ("copy.jbos": copy.jobs, ...), else the top-level keys with each
+ * section as "copy.*". Every key at once no longer fits one message.
+ */
 static void
-list_all_keys(char *buf, size_t cap)
+list_near_keys(const char *name, char *buf, size_t cap)
 {
+	size_t sec = section_len(name);
+	bool in_section = sec > 0 && config_is_section(name, sec);
+
 	buf[0] = '\0';
 	for (size_t i = 0; i < CONFIG_NKEYS; i++)
-		join_append(buf, cap, config_keys[i].name, strlen(config_keys[i].name));
+	{
+		const char *k = config_keys[i].name;
+		size_t n = section_len(k);
+
+		if (in_section)
+		{
+			if (n == sec && memcmp(k, name, sec) == 0)
+				join_append(buf, cap, k, strlen(k));
+		}
+		else if (n == 0)
+			join_append(buf, cap, k, strlen(k));
+		else if (i == 0 || section_len(config_keys[i - 1].name) != n ||
+		         memcmp(config_keys[i - 1].name, k, n) != 0)
+		{
+			char star[CONFIG_KEY_LIST_CAP];
+
+			snprintf(star, sizeof(star), "%.*s.*", (int) n, k);
+			join_append(buf, cap, star, strlen(star));
+		}
+	}
 }
 
 /*
@@ -404,7 +457,7 @@ config_find_misplaced(const char *section, const char *text, size_t len)
 static void
 describe_expected(const KeyDef *key, char *buf, size_t cap)
 {
-	char choices[CONFIG_KEY_LIST_CAP];
+	char choices[CONFIG_CHOICES_CAP];
 
 	switch (key->type)
 	{
@@ -454,6 +507,9 @@ describe_expected(const KeyDef *key, char *buf, size_t cap)
 			         "off, a size in bytes or with a unit kB, MB, GB or TB "
 			         "(such as 20GB), or a share of check.wal_free_space "
 			         "(such as 50%%)");
+			return;
+		case CONFIG_KEY_TYPE_MAP:
+			snprintf(buf, cap, "a mapping of names to strings");
 			return;
 	}
 	snprintf(buf, cap, "a value");
@@ -587,6 +643,28 @@ config_list_field(TaskConfig *cfg, KeyId id)
 			return &cfg->validate_tables;
 		case CONFIG_KEY_CUTOVER_ROLES:
 			return &cfg->cutover_roles;
+		case CONFIG_KEY_REMOVE_COLUMNS:
+			return &cfg->remove_columns;
+		default:
+			return NULL;
+	}
+}
+
+StrMap *
+config_map_field(TaskConfig *cfg, KeyId id)
+{
+	switch (id)
+	{
+		case CONFIG_KEY_RENAME_SCHEMAS:
+			return &cfg->rename_schemas;
+		case CONFIG_KEY_RENAME_TABLES:
+			return &cfg->rename_tables;
+		case CONFIG_KEY_RENAME_COLUMNS:
+			return &cfg->rename_columns;
+		case CONFIG_KEY_FILTERS:
+			return &cfg->filters;
+		case CONFIG_KEY_TARGETS:
+			return &cfg->targets;
 		default:
 			return NULL;
 	}
@@ -631,8 +709,21 @@ key_store(TaskConfig *cfg, const KeyDef *key, const char *text, size_t len,
 		case CONFIG_KEY_CHECK_SKIP:
 		case CONFIG_KEY_VALIDATE_TABLES:
 		case CONFIG_KEY_CUTOVER_ROLES:
+		case CONFIG_KEY_REMOVE_COLUMNS:
 			return config_strlist_append(config_list_field(cfg, key->id), text,
 			                             len, err);
+		case CONFIG_KEY_RENAME_SCHEMAS:
+		case CONFIG_KEY_RENAME_TABLES:
+		case CONFIG_KEY_RENAME_COLUMNS:
+		case CONFIG_KEY_FILTERS:
+		case CONFIG_KEY_TARGETS:
+			/* config_key_apply refuses a map before it comes here */
+			break;
+		case CONFIG_KEY_SHARD_KEY:
+			return config_replace_string(&cfg->shard_key, text, len, err);
+		case CONFIG_KEY_SHARD_METHOD:
+			cfg->shard_method = (ShardMethod) num;
+			return true;
 		case CONFIG_KEY_COPY_JOBS:
 			cfg->copy_jobs = (int) num;
 			return true;
@@ -788,7 +879,7 @@ config_key_apply(TaskConfig *cfg, const KeyDef *key, const char *text,
                  size_t len, Error *err)
 {
 	char shown[CONFIG_QUOTED_CAP];
-	char choices[CONFIG_KEY_LIST_CAP];
+	char choices[CONFIG_CHOICES_CAP];
 	int64_t num = 0;
 	int n;
 
@@ -861,6 +952,11 @@ config_key_apply(TaskConfig *cfg, const KeyDef *key, const char *text,
 			         !config_parse_size(text, &num))
 				return fail_value(err, key, text, len);
 			break;
+		case CONFIG_KEY_TYPE_MAP:
+			/* its keys are names the user chose: only a file has room */
+			return err_set(err, ERR_CONFIG,
+			               "key %s is a mapping, set in the task file only",
+			               key->name);
 	}
 	return key_store(cfg, key, text, len, num, err);
 }
@@ -882,7 +978,7 @@ config_set(TaskConfig *cfg, const char *key, const char *value,
 	def = find_dotted(key);
 	if (def == NULL)
 	{
-		list_all_keys(valid, sizeof(valid));
+		list_near_keys(key, valid, sizeof(valid));
 		err_set(err, ERR_CONFIG, "%s: unknown key \"%s\"", origin,
 		        config_quote(shown, key, strlen(key)));
 		return err_hint(err, "valid keys: %s", valid);
@@ -1055,6 +1151,12 @@ same_list(const StrList *a, const StrList *b)
 }
 
 static bool
+same_map(const StrMap *a, const StrMap *b)
+{
+	return same_list(&a->keys, &b->keys) && same_list(&a->values, &b->values);
+}
+
+static bool
 same_limit(const WalLimit *a, const WalLimit *b)
 {
 	return a->set == b->set && a->bytes == b->bytes && a->ppm == b->ppm;
@@ -1173,6 +1275,22 @@ key_same(const TaskConfig *a, const TaskConfig *b, KeyId id)
 			       b->throttle.probe_interval_ms;
 		case CONFIG_KEY_THROTTLE_PROBE_QUERY:
 			return same_text(a->throttle.probe_query, b->throttle.probe_query);
+		case CONFIG_KEY_RENAME_SCHEMAS:
+			return same_map(&a->rename_schemas, &b->rename_schemas);
+		case CONFIG_KEY_RENAME_TABLES:
+			return same_map(&a->rename_tables, &b->rename_tables);
+		case CONFIG_KEY_RENAME_COLUMNS:
+			return same_map(&a->rename_columns, &b->rename_columns);
+		case CONFIG_KEY_REMOVE_COLUMNS:
+			return same_list(&a->remove_columns, &b->remove_columns);
+		case CONFIG_KEY_FILTERS:
+			return same_map(&a->filters, &b->filters);
+		case CONFIG_KEY_TARGETS:
+			return same_map(&a->targets, &b->targets);
+		case CONFIG_KEY_SHARD_KEY:
+			return same_text(a->shard_key, b->shard_key);
+		case CONFIG_KEY_SHARD_METHOD:
+			return a->shard_method == b->shard_method;
 	}
 	return false;
 }

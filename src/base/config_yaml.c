@@ -166,11 +166,63 @@ fail:
 	return at_key(err, ld, node, key);
 }
 
+/*
+ * A map key (rename.tables, filters, targets) replaces what cfg held, as a
+ * list does. Its keys are the user's names and its values strings, both
+ * checked as strings; a value may be a connection string, so none is echoed.
+ */
+static bool
+load_map(Loader *ld, const KeyDef *key, yaml_node_t *node, Error *err)
+{
+	StrMap *field = config_map_field(ld->cfg, key->id);
+	StrMap items = {0};
+
+	if (field == NULL)
+		return err_set(err, ERR_INTERNAL, "key %s has no map", key->name);
+	if (node->type != YAML_MAPPING_NODE)
+		return fail_kind(err, ld, key, node);
+	for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
+	     pair < node->data.mapping.pairs.top; pair++)
+	{
+		yaml_node_t *k = yaml_document_get_node(ld->doc, pair->key);
+		yaml_node_t *v = yaml_document_get_node(ld->doc, pair->value);
+		yaml_node_t *bad = k;
+
+		if (k->type != YAML_SCALAR_NODE || node_is_null(k) ||
+		    v->type != YAML_SCALAR_NODE || node_is_null(v))
+		{
+			config_strmap_free(&items);
+			return fail_kind(
+			    err, ld, key,
+			    k->type != YAML_SCALAR_NODE || node_is_null(k) ? k : v);
+		}
+		if (config_check_string(key, (const char *) k->data.scalar.value,
+		                        k->data.scalar.length, err))
+			bad = v;
+		if (bad == k ||
+		    !config_check_string(key, (const char *) v->data.scalar.value,
+		                         v->data.scalar.length, err) ||
+		    !config_strmap_add(&items, (const char *) k->data.scalar.value,
+		                       k->data.scalar.length,
+		                       (const char *) v->data.scalar.value,
+		                       v->data.scalar.length, (int) node_line(k), err))
+		{
+			config_strmap_free(&items);
+			return at_key(err, ld, bad, key);
+		}
+	}
+	config_strmap_free(field);
+	*field = items;
+	return true;
+}
+
 static bool
 load_value(Loader *ld, const KeyDef *key, yaml_node_t *node, Error *err)
 {
 	if (key->type == CONFIG_KEY_TYPE_LIST)
 		return load_list(ld, key, node, err);
+	if (key->type == CONFIG_KEY_TYPE_MAP)
+		return load_map(ld, key, node, err);
 	if (node->type != YAML_SCALAR_NODE || node_is_null(node))
 		return fail_kind(err, ld, key, node);
 	if (!config_key_apply(ld->cfg, key, (const char *) node->data.scalar.value,

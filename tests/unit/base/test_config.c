@@ -503,6 +503,70 @@ test_long_value_is_shortened(void **state)
 	                  "binary");
 }
 
+/* ---- mappings of the user's names ---- */
+
+static void
+test_map_keys(void **state)
+{
+	TaskConfig cfg;
+	Error err = {0};
+
+	(void) state;
+	config_init(&cfg);
+	assert_true(config_load_string(&cfg, "t.yaml",
+	                               "rename:\n"
+	                               "  tables:\n"
+	                               "    public.orders: orders_v2\n"
+	                               "    \"Odd.Name\": odd\n"
+	                               "filters:\n"
+	                               "  public.orders: \"id >= 10\"\n"
+	                               "remove_columns: public.orders.secret\n"
+	                               "shard:\n"
+	                               "  key: account_id\n"
+	                               "  method: range\n",
+	                               &err));
+	assert_int_equal(cfg.rename_tables.keys.count, 2);
+	assert_string_equal(cfg.rename_tables.keys.items[1], "Odd.Name");
+	assert_string_equal(cfg.rename_tables.values.items[0], "orders_v2");
+	assert_int_equal(cfg.rename_tables.line[1], 4);
+	assert_string_equal(cfg.filters.values.items[0], "id >= 10");
+	assert_int_equal(cfg.remove_columns.count, 1);
+	assert_string_equal(cfg.shard_key, "account_id");
+	assert_int_equal(cfg.shard_method, SHARD_RANGE);
+	config_free(&cfg);
+
+	/* A list where a mapping goes, a list as a value, a name twice. */
+	config_init(&cfg);
+	assert_false(config_load_string(&cfg, "t.yaml", "filters: [a, b]\n", &err));
+	assert_string_equal(err.message,
+	                    "t.yaml:1: key filters: expected a mapping of names "
+	                    "to strings, got a sequence");
+	config_free(&cfg);
+	err_clear(&err);
+	config_init(&cfg);
+	assert_false(
+	    config_load_string(&cfg, "t.yaml", "targets:\n  a: [x]\n", &err));
+	assert_string_equal(err.message,
+	                    "t.yaml:2: key targets: expected a mapping of names "
+	                    "to strings, got a sequence");
+	config_free(&cfg);
+	err_clear(&err);
+	config_init(&cfg);
+	assert_false(config_load_string(
+	    &cfg, "t.yaml", "targets:\n  a: x\n  b: y\n  a: z\n", &err));
+	assert_string_equal(err.message, "t.yaml:4: key targets: given twice, "
+	                                 "first at line 2");
+	config_free(&cfg);
+
+	/* Names are the file's: the command line cannot set a mapping. */
+	err_clear(&err);
+	config_init(&cfg);
+	assert_false(config_set(&cfg, "filters", "x", "option --set", &err));
+	assert_string_equal(err.message, "option --set: key filters is a "
+	                                 "mapping, set in the task file only");
+	config_free(&cfg);
+}
+
 /* ---- structure errors ---- */
 
 static void
@@ -530,7 +594,8 @@ test_unknown_key(void **state)
 	                              "target, tables, table_mappings, copy, "
 	                              "schema, state, "
 	                              "progress, cdc, check, validate, cutover, "
-	                              "http, throttle, guard");
+	                              "http, throttle, guard, rename, "
+	                              "remove_columns, filters, targets, shard");
 	config_free(&cfg);
 
 	/* A key in the wrong mapping, or written dotted, says where it goes. */
@@ -538,11 +603,13 @@ test_unknown_key(void **state)
 	config_init(&cfg);
 	assert_false(config_load_string(&cfg, "t.yaml", "jobs: 4\n", &err));
 	assert_string_equal(err.message, "t.yaml:1: unknown key \"jobs\"");
-	assert_string_equal(err.hint, "did you mean copy.jobs? valid top-level "
-	                              "keys: task, source, target, tables, "
-	                              "table_mappings, copy, "
-	                              "schema, state, progress, cdc, check, "
-	                              "validate, cutover, http, throttle, guard");
+	assert_string_equal(err.hint,
+	                    "did you mean copy.jobs? valid top-level "
+	                    "keys: task, source, target, tables, "
+	                    "table_mappings, copy, "
+	                    "schema, state, progress, cdc, check, "
+	                    "validate, cutover, http, throttle, guard, rename, "
+	                    "remove_columns, filters, targets, shard");
 	config_free(&cfg);
 
 	err_clear(&err);
@@ -847,26 +914,17 @@ test_set_errors(void **state)
 	assert_false(config_set(&cfg, "copy.jbos", "4", "option --set", &err));
 	assert_int_equal(err.kind, ERR_CONFIG);
 	assert_string_equal(err.message, "option --set: unknown key \"copy.jbos\"");
+	assert_string_equal(err.hint, "valid keys: copy.jobs, copy.index_jobs, "
+	                              "copy.split_tables_larger_than, copy.format");
+	/* A name outside every section lists the top level. */
+	err_clear(&err);
+	assert_false(config_set(&cfg, "cpy.jobs", "4", "option --set", &err));
 	assert_string_equal(
-	    err.hint, "valid keys: task, source, target, tables.include, "
-	              "tables.exclude, table_mappings, copy.jobs, copy.index_jobs, "
-	              "copy.split_tables_larger_than, copy.format, schema.mode, "
-	              "schema.on_existing, schema.pg_dump, state.schema, "
-	              "progress.interval, cdc.memory_limit, cdc.spill_dir, "
-	              "cdc.on_conflict, cdc.unknown_tables, cdc.slot, "
-	              "cdc.start_lsn, cdc.publication, "
-	              "check.skip, check.wal_free_space, validate.tables, "
-	              "validate.sample, cutover.fence, cutover.roles, "
-	              "cutover.fence_command, cutover.unfence_command, "
-	              "cutover.max_lag, cutover.timeout, cutover.sequence_margin, "
-	              "cutover.validate, cutover.diverged, http.listen, "
-	              "http.ready_lag, throttle.copy_workers, "
-	              "throttle.rows_per_second, throttle.bytes_per_second, "
-	              "throttle.index_builds, throttle.adaptive, "
-	              "throttle.probe_latency, throttle.probe_interval, "
-	              "throttle.probe_query, guard.wal_warn, guard.wal_pause, "
-	              "guard.wal_stop, guard.interval, guard.xmin_age, "
-	              "guard.xid_age, guard.heartbeat");
+	    err.hint, "valid keys: task, source, target, tables.*, "
+	              "table_mappings, copy.*, schema.*, state.*, progress.*, "
+	              "cdc.*, check.*, validate.*, cutover.*, http.*, "
+	              "throttle.*, guard.*, rename.*, remove_columns, filters, "
+	              "targets, shard.*");
 	/* A section is not a key. */
 	err_clear(&err);
 	assert_false(config_set(&cfg, "copy", "4", "option --set", &err));
@@ -1190,6 +1248,7 @@ main(void)
 	    cmocka_unit_test(test_validate),
 	    cmocka_unit_test(test_names),
 	    cmocka_unit_test(test_throttle_keys_and_changes),
+	    cmocka_unit_test(test_map_keys),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
