@@ -1144,6 +1144,7 @@ run_load(const TaskConfig *cfg, atomic_int *stop, Gate *gate, bool keep_slot,
 	if (!catalog_read(l.src, cfg->state_schema, &l.cat, err) ||
 	    !catalog_select(l.cat, cfg->include.items, cfg->include.count,
 	                    cfg->exclude.items, cfg->exclude.count, err) ||
+	    !source_refuse_row_security(l.src, l.cat, err) ||
 	    !build_tables(&l, err))
 		goto out;
 	if (cfg->schema_mode == SCHEMA_MODE_EXISTING &&

@@ -116,3 +116,47 @@ source_snapshot_txids(PgConn *src, const char *snapshot, char *out, size_t cap,
 	}
 	return ok;
 }
+
+bool
+source_refuse_row_security(PgConn *src, const Catalog *cat, Error *err)
+{
+	char names[512] = "";
+	size_t used = 0;
+	int n = 0;
+	PGresult *res;
+
+	if (!pg_query(src,
+	              "SELECT n.nspname, c.relname FROM pg_class c"
+	              " JOIN pg_namespace n ON n.oid = c.relnamespace"
+	              " WHERE c.relrowsecurity AND c.relkind IN ('r', 'p')"
+	              " AND NOT (SELECT rolsuper OR rolbypassrls FROM pg_roles"
+	              "  WHERE rolname = current_user)"
+	              " AND (c.relforcerowsecurity"
+	              "  OR NOT pg_has_role(c.relowner, 'USAGE')) ORDER BY 1, 2",
+	              0, NULL, &res, err))
+		return false;
+	for (int i = 0; i < PQntuples(res); i++)
+	{
+		int idx =
+		    catalog_find(cat, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
+
+		if (idx < 0 || !cat->tables[idx].selected)
+			continue;
+		if (n++ < 5 && used < sizeof(names))
+			used +=
+			    (size_t) snprintf(names + used, sizeof(names) - used, "%s%s",
+			                      used > 0 ? ", " : "", cat->tables[idx].qname);
+	}
+	PQclear(res);
+	if (n == 0)
+		return true;
+	err_set(err, ERR_BLOCKED,
+	        "row-level security hides rows of %d table%s from the source "
+	        "role: %s%s",
+	        n, n == 1 ? "" : "s", names, n > 5 ? ", ..." : "");
+	err_detail(err, "the copy would take only the rows the policies show; "
+	                "pgtide reads with row_security off, so it would fail "
+	                "instead (check: blocker row_security)");
+	return err_hint(err, "connect as a role with BYPASSRLS or a superuser, "
+	                     "or leave the tables out with -T");
+}

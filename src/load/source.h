@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "pg/catalog.h"
 #include "pg/pg.h"
 
 /* pgoutput, the decoder the change stream needs, ships with 10. */
@@ -41,6 +42,13 @@ bool source_read(PgConn *src, SourceFacts *out, Error *err);
  * version, standby, wal_level and privilege that stops it, naming the fix.
  */
 bool source_ready(const PgConn *src, const SourceFacts *f, Error *err);
+
+/*
+ * Fails (ERR_BLOCKED, check's row_security) naming every selected table of
+ * cat whose rows row-level security hides from the source role: its copy
+ * would fail half-way under the pinned row_security = off.
+ */
+bool source_refuse_row_security(PgConn *src, const Catalog *cat, Error *err);
 
 /* room for a snapshot's txid_current_snapshot() text */
 #define SOURCE_TXIDS_MAX 1024

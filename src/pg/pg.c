@@ -94,7 +94,7 @@ trim_newline(char *s)
 	"-c datestyle=ISO -c intervalstyle=postgres -c extra_float_digits=3"     \
 	" -c timezone=UTC -c bytea_output=hex -c standard_conforming_strings=on" \
 	" -c lc_monetary=C -c xmloption=content -c array_nulls=on"               \
-	" -c search_path=pg_catalog -c client_encoding=UTF8"
+	" -c search_path=pg_catalog -c client_encoding=UTF8 -c row_security=off"
 /*
  * Timeouts a role or database may set for applications, off for pgtide's
  * sessions: a chunk's COPY or a large batch runs as long as it takes, the

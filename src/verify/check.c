@@ -376,7 +376,8 @@ run_checks(Check *c, Error *err)
 	if (!check_task_objects(c, err))
 		return false;
 	check_source_settings(c);
-	if (!check_publication(c, err) || !check_read_privileges(c, err))
+	if (!check_publication(c, err) || !check_read_privileges(c, err) ||
+	    !check_row_security(c, err))
 		return false;
 	check_table_kinds(c);
 	if (!check_resolve_targets(c, err) || !check_identity_columns(c, err) ||
@@ -391,7 +392,7 @@ run_checks(Check *c, Error *err)
 	if (!check_extensions(c, err) || !check_types(c, err) ||
 	    !check_collations(c, err) || !check_tablespaces(c, err) ||
 	    !check_target_tables(c, err) || !check_target_columns(c, err) ||
-	    !check_target_privileges(c, err))
+	    !check_target_privileges(c, err) || !check_target_row_security(c, err))
 		return false;
 	check_pg_dump(c);
 	if (!check_subset(c, err))

@@ -72,6 +72,7 @@ static const struct
     /* the load refuses the same blockers itself, before its slot */
     [CHECK_ID_SUBSET_DEPENDENCY] = {"subset_dependency", false},
     [CHECK_ID_PGTIDE_SLOT] = {"pgtide_slot", true},
+    [CHECK_ID_ROW_SECURITY] = {"row_security", true},
 };
 
 static const char *const severity_names[] = {"info", "warning", "blocker"};

@@ -78,6 +78,7 @@ typedef enum CheckId
 	CHECK_ID_PG_DUMP,
 	CHECK_ID_SUBSET_DEPENDENCY,
 	CHECK_ID_PGTIDE_SLOT,
+	CHECK_ID_ROW_SECURITY,
 	CHECK_ID_COUNT,
 } CheckId;
 
@@ -260,6 +261,11 @@ bool check_task_objects(Check *c, Error *err);
 void check_source_settings(Check *c);
 bool check_publication(Check *c, Error *err);
 bool check_read_privileges(Check *c, Error *err);
+
+/* Selected tables whose rows row-level security hides from the role, on
+ * the source (check_source.c) and on the target (check_target.c). */
+bool check_row_security(Check *c, Error *err);
+bool check_target_row_security(Check *c, Error *err);
 void check_table_kinds(Check *c);
 bool check_identity_columns(Check *c, Error *err);
 bool check_full_identity(Check *c, Error *err);

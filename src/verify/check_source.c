@@ -425,6 +425,47 @@ check_read_privileges(Check *c, Error *err)
 	return true;
 }
 
+/*
+ * Row-level security the role is subject to hides rows: the copy would take
+ * part of a table, and validate, reading through the same policies, would
+ * agree with it. pgtide's sessions pin row_security off (pg/pg.c), so such
+ * a read fails instead of filtering; this names every such table first.
+ */
+bool
+check_row_security(Check *c, Error *err)
+{
+	const char *p1[1] = {c->selected_oids};
+	PGresult *res;
+
+	if (c->src_facts.superuser)
+		return true;
+	if (!pg_query(c->src,
+	              "SELECT c.oid FROM pg_class c WHERE c.oid = ANY($1::oid[])"
+	              " AND c.relrowsecurity AND NOT (SELECT rolbypassrls"
+	              "  FROM pg_roles WHERE rolname = current_user)"
+	              " AND (c.relforcerowsecurity"
+	              "  OR NOT pg_has_role(c.relowner, 'USAGE')) ORDER BY 1",
+	              1, p1, &res, err))
+		return false;
+	for (int i = 0; i < PQntuples(res); i++)
+	{
+		const CatTable *t = check_table_by_oid(c->cat, PQgetvalue(res, i, 0));
+
+		if (t == NULL)
+			continue;
+		check_add(c, CHECK_ID_ROW_SECURITY, CHECK_BLOCKER,
+		          check_shown_table(c, t),
+		          "its policies would hide rows from the copy and from "
+		          "validate; pgtide reads with row_security off, so the "
+		          "copy would fail",
+		          "connect as a role with BYPASSRLS (ALTER ROLE ... "
+		          "BYPASSRLS) or a superuser, or leave the table out with -T",
+		          "row-level security applies to the source role");
+	}
+	PQclear(res);
+	return true;
+}
+
 /* ---- source: tables ---- */
 
 void

@@ -551,6 +551,89 @@ check_target_columns(Check *c, Error *err)
 	return true;
 }
 
+/*
+ * The target's side of check_row_security: the stream's UPDATE and DELETE,
+ * and validate, would see only the rows a policy shows. Existing mode: the
+ * tables the load writes into; create mode: the tables whose source forces
+ * row-level security on their owner, which the target's copy will too.
+ */
+bool
+check_target_row_security(Check *c, Error *err)
+{
+	Buf names = BUF_INIT(64 * 1024 * 1024);
+	const char *params[1];
+	bool bypass = false;
+	PGresult *res;
+	bool ok = false;
+
+	if (!check_query_bool(c->tgt,
+	                      "SELECT rolsuper OR rolbypassrls FROM pg_roles"
+	                      " WHERE rolname = current_user",
+	                      0, NULL, &bypass, err))
+		return false;
+	if (bypass)
+		return true;
+	if (c->cfg->schema_mode == SCHEMA_MODE_CREATE)
+	{
+		params[0] = c->selected_oids;
+		if (!pg_query(c->src,
+		              "SELECT c.oid FROM pg_class c"
+		              " WHERE c.oid = ANY($1::oid[]) AND c.relrowsecurity"
+		              " AND c.relforcerowsecurity ORDER BY 1",
+		              1, params, &res, err))
+			return false;
+		for (int i = 0; i < PQntuples(res); i++)
+		{
+			const CatTable *t =
+			    check_table_by_oid(c->cat, PQgetvalue(res, i, 0));
+
+			if (t != NULL)
+				check_add(c, CHECK_ID_ROW_SECURITY, CHECK_BLOCKER,
+				          check_shown_table(c, t),
+				          "the target's copy forces the table's policies on "
+				          "its owner, the role pgtide writes as: the stream "
+				          "would fail on the table",
+				          "connect to the target as a role with BYPASSRLS "
+				          "or a superuser, or leave the table out with -T",
+				          "the source forces row-level security on the "
+				          "table's owner");
+		}
+		PQclear(res);
+		return true;
+	}
+	if (!buf_add_str(&names, "{", err))
+		goto out;
+	for (int i = 0; i < c->cat->ntables; i++)
+		if (check_first_of_target(c, i) &&
+		    !pg_array_item(&names, c->cat->tables[c->into[i]].qname, err))
+			goto out;
+	if (!buf_add_str(&names, "}", err))
+		goto out;
+	params[0] = buf_str(&names);
+	if (!pg_query(c->tgt,
+	              "SELECT q FROM unnest($1::text[]) q"
+	              " JOIN pg_class c ON c.oid = to_regclass(q)"
+	              " WHERE c.relrowsecurity AND (c.relforcerowsecurity"
+	              "  OR NOT pg_has_role(c.relowner, 'USAGE')) ORDER BY 1",
+	              1, params, &res, err))
+		goto out;
+	for (int i = 0; i < PQntuples(res); i++)
+		check_add(c, CHECK_ID_ROW_SECURITY, CHECK_BLOCKER,
+		          PQgetvalue(res, i, 0),
+		          "its policies would hide rows from the stream's updates "
+		          "and deletes and from validate; pgtide writes with "
+		          "row_security off, so the load would fail",
+		          "connect to the target as a role with BYPASSRLS or a "
+		          "superuser, or disable row-level security on the table "
+		          "for the migration",
+		          "row-level security applies to the target role");
+	PQclear(res);
+	ok = true;
+out:
+	buf_free(&names);
+	return ok;
+}
+
 /* A target privilege the role lacks: one finding, named by its object. */
 static void
 lacks(Check *c, const char *object, const char *why, const char *fix,

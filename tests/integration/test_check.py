@@ -313,6 +313,58 @@ def test_privileges(pgtide, source_db, target_db):
         "session_replication_role", "replication origin"}
 
 
+def test_row_security_that_would_hide_rows_is_a_blocker(pgtide, source_db,
+                                                        target_db):
+    """Policies the source role is subject to would hide rows from the copy
+    and from validate alike, which would then agree on part of a table: check
+    names each such table, copy stops before anything moves, and a role that
+    bypasses the policies copies every row."""
+    role = f"chk_rls_{os.getpid()}"
+    source_db.execute(f"""
+        CREATE ROLE {role} LOGIN REPLICATION;
+        GRANT CREATE ON SCHEMA public TO {role};
+        CREATE TABLE shared (id int PRIMARY KEY);
+        INSERT INTO shared SELECT generate_series(1, 10);
+        ALTER TABLE shared ENABLE ROW LEVEL SECURITY;
+        CREATE POLICY evens ON shared USING (id % 2 = 0);
+        GRANT SELECT ON shared TO {role};
+        SET ROLE {role};
+        CREATE TABLE own (id int PRIMARY KEY);
+        INSERT INTO own SELECT generate_series(1, 10);
+        ALTER TABLE own ENABLE ROW LEVEL SECURITY;
+        ALTER TABLE own FORCE ROW LEVEL SECURITY;
+        CREATE POLICY evens ON own USING (id % 2 = 0);
+        CREATE TABLE plain (id int PRIMARY KEY);
+        ALTER TABLE plain ENABLE ROW LEVEL SECURITY;
+        RESET ROLE;
+    """)
+    try:
+        r, report = run_check(pgtide, source_db.uri_as(role), target_db.uri)
+        assert r.returncode == 6, r.stderr
+        # the owner bypasses its table's policies unless they are forced
+        assert objects(report, "row_security", "blocker") == {
+            "public.shared", "public.own"}
+        r = pgtide.run("copy", "--source", source_db.uri_as(role), "--target",
+                       target_db.uri, timeout=120)
+        assert r.returncode == 6, r.stderr
+        assert "row-level security hides rows of 2 tables" in r.stderr, \
+            r.stderr
+        # nothing of the user's made on the target, no slot left
+        assert target_db.query_one(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == 0
+        assert source_db.query_one(
+            "SELECT count(*) FROM pg_replication_slots"
+            " WHERE database = current_database()") == 0
+        source_db.execute(f"ALTER ROLE {role} BYPASSRLS")
+        r = pgtide.run("copy", "--source", source_db.uri_as(role), "--target",
+                       target_db.uri, timeout=120)
+        assert r.returncode == 0, r.stderr
+        for table in ("shared", "own"):
+            assert target_db.query_one(f"SELECT count(*) FROM {table}") == 10
+    finally:
+        source_db.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")
+
+
 EXT = "pgtide_check_ext"
 
 
