@@ -144,7 +144,25 @@ notify_status(const char *fmt, ...)
 	va_end(ap);
 	if (n < 0)
 		return;
-	n = (size_t) n >= sizeof(text) - 7 ? (int) sizeof(text) - 8 : n;
+	if ((size_t) n >= sizeof(text) - 7)
+	{
+		/* cut at a character's first byte: a table name cut inside a UTF-8
+		 * sequence would make the whole line invalid text to systemctl */
+		const unsigned char *v = (const unsigned char *) text + 7;
+		int last;
+		int need;
+
+		n = (int) sizeof(text) - 8;
+		last = n - 1;
+		while (last > 0 && (v[last] & 0xC0) == 0x80)
+			last--;
+		need = v[last] >= 0xF0   ? 4
+		       : v[last] >= 0xE0 ? 3
+		       : v[last] >= 0xC0 ? 2
+		                         : 1;
+		if (last + need > n)
+			n = last;
+	}
 	/* the protocol is one KEY=value per line */
 	for (int i = 7; i < 7 + n; i++)
 		if (text[i] == '\n' || text[i] == '\r')

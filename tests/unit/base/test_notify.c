@@ -1,12 +1,18 @@
 /*
  * Unit tests of notify's address parsing: NOTIFY_SOCKET as a path or as an
- * abstract name ('@'), and the values no socket address can hold.
+ * abstract name ('@'), and the values no socket address can hold; and of
+ * the STATUS= line's cut, through a socket of the test's own.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -88,6 +94,46 @@ test_rejects(void **state)
 	}
 }
 
+/*
+ * A STATUS= line longer than the cap is cut before a character, never
+ * inside one: systemctl shows an invalid UTF-8 line as garbage.
+ */
+static void
+test_status_cut_between_characters(void **state)
+{
+	char dir[] = "/tmp/pgtide-notify-XXXXXX";
+	char path[64], got[512], text[400];
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	int fd;
+	ssize_t n;
+
+	(void) state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/notify", dir);
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *) &a, sizeof(a)), 0);
+	setenv("NOTIFY_SOCKET", path, 1);
+	notify_init();
+	/* "é" is two bytes: 'x' then 199 of them puts one across byte 200 */
+	text[0] = 'x';
+	for (int i = 0; i < 199; i++)
+		memcpy(text + 1 + 2 * i, "\xc3\xa9", 2);
+	text[1 + 2 * 199] = '\0';
+	notify_status("%s", text);
+	n = recv(fd, got, sizeof(got) - 1, 0);
+	assert_true(n > 7);
+	got[n] = '\0';
+	assert_memory_equal(got, "STATUS=x", 8);
+	/* whole characters only: 99 of them after the x */
+	assert_int_equal(n, 7 + 1 + 2 * 99);
+	close(fd);
+	unlink(path);
+	rmdir(dir);
+	unsetenv("NOTIFY_SOCKET");
+}
+
 int
 main(void)
 {
@@ -96,6 +142,7 @@ main(void)
 	    cmocka_unit_test(test_abstract),
 	    cmocka_unit_test(test_longest),
 	    cmocka_unit_test(test_rejects),
+	    cmocka_unit_test(test_status_cut_between_characters),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
