@@ -316,6 +316,12 @@ apply_reconnect(Applier *a, Error *err)
 	return session_open(a, err);
 }
 
+PgCancel *
+apply_cancel_new(Applier *a)
+{
+	return pg_cancel_new(a->conn);
+}
+
 /* Frees the target's identity and partitioned tables, read anew. */
 static void
 forget_target_tables(Applier *a)

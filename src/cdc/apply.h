@@ -27,6 +27,7 @@
 #include "base/lsn.h"
 #include "cdc/pgoutput.h"
 #include "cdc/relcols.h"
+#include "pg/pg.h"
 
 typedef struct Applier Applier;
 
@@ -107,6 +108,10 @@ bool apply_reconnect(Applier *a, Error *err);
  */
 bool apply_add_tables(Applier *a, const ApplyTable *tables, int ntables,
                       Error *err);
+
+/* A handle to cancel the applier's running statement from another thread
+ * (pg_cancel_new); the caller frees it. NULL without a session. */
+PgCancel *apply_cancel_new(Applier *a);
 
 /* The origin's durably flushed position on the target (0/0 when none). */
 bool apply_flushed(Applier *a, Lsn *flushed, Error *err);

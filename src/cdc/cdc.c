@@ -24,6 +24,8 @@
 #define CDC_BATCH_MAX_TXNS     500
 #define CDC_RETRY_MAX_MS       10000
 #define CDC_FLUSH_POLL_MS      100
+/* how long a stop waits for the applier's statement before cancelling it */
+#define CDC_STOP_GRACE_MS 2000
 /* a position that moved is confirmed this soon, so the slot's WAL and the
  * measured drain time do not wait for the next periodic status */
 #define CDC_CONFIRM_SOON_MS 100
@@ -259,6 +261,11 @@ typedef struct ApplierThread
 	PgoDecoder *plain;  /* records of transactions sent at commit */
 	PgoDecoder *stream; /* records of streamed ones (xid-prefixed) */
 	pthread_t thread;
+	/* the session's statement, cancelled by the receiver when a stop finds
+	   the applier waiting on the target (a lock held by the application) */
+	pthread_mutex_t cancel_lock;
+	PgCancel *cancel;
+	atomic_bool done; /* applier_main has returned */
 } ApplierThread;
 
 static bool
@@ -353,11 +360,17 @@ connect_applier(ApplierThread *at, Error *err)
 		    (at->relcols = relcols_new(o->source_uri)) == NULL)
 			return err_set(err, ERR_INTERNAL, "out of memory");
 		task.source = at->relcols;
-		return apply_new(o->target_uri, o->origin, o->tables, o->ntables,
-		                 o->policy, &task, &at->ap, err) &&
-		       refresh_flushed(at, err);
+		if (!apply_new(o->target_uri, o->origin, o->tables, o->ntables,
+		               o->policy, &task, &at->ap, err))
+			return false;
 	}
-	return apply_reconnect(at->ap, err) && refresh_flushed(at, err);
+	else if (!apply_reconnect(at->ap, err))
+		return false;
+	pthread_mutex_lock(&at->cancel_lock);
+	pg_cancel_free(at->cancel);
+	at->cancel = apply_cancel_new(at->ap);
+	pthread_mutex_unlock(&at->cancel_lock);
+	return refresh_flushed(at, err);
 }
 
 /* Asks, every CDC_STOP_POLL_MS at most, where the stream must stop. */
@@ -537,6 +550,13 @@ applier_main(void *arg)
 		outage_end(c, CDC_TARGET);
 		continue;
 	failed:
+		/* a batch cut by the user's stop (its statement cancelled) left
+		   nothing committed: the next run applies it again */
+		if (c->o->stop != NULL && *c->o->stop)
+		{
+			broken = true;
+			break;
+		}
 		if (!err.retryable || stopping(c))
 		{
 			set_fatal(c, &err);
@@ -564,7 +584,32 @@ applier_main(void *arg)
 		refresh_flushed(at, &ignored);
 	}
 	free(batch);
+	atomic_store(&at->done, true);
 	return NULL;
+}
+
+/*
+ * Waits for the applier to leave. A user's stop that finds it inside a
+ * statement (waiting on a lock the application holds, or in a long batch)
+ * cancels the statement after CDC_STOP_GRACE_MS: nothing of the batch is
+ * committed, the next run applies it again, and the process does not
+ * outlive a service manager's stop timeout.
+ */
+static void
+stop_applier(ApplierThread *at, bool user_stop)
+{
+	for (int waited_ms = 0; !atomic_load(&at->done); waited_ms += 50)
+	{
+		if (user_stop && waited_ms == CDC_STOP_GRACE_MS)
+		{
+			pthread_mutex_lock(&at->cancel_lock);
+			pg_cancel_send(at->cancel);
+			pthread_mutex_unlock(&at->cancel_lock);
+			log_info("stopping: the target's statement in progress is "
+			         "cancelled; the next run applies its batch again");
+		}
+		clock_sleep_ms(50);
+	}
 }
 
 /* ---- receiver ---- */
@@ -861,6 +906,7 @@ cdc_run(const CdcOptions *o, Error *err)
 	atomic_store(&c.applier_idle, true);
 	rv.c = &c;
 	at.c = &c;
+	pthread_mutex_init(&at.cancel_lock, NULL);
 	if (!txnbuf_new(spill, (size_t) o->memory_bytes, &c.buf, err))
 		goto out;
 	/* where to start: the origin's durable position, else the slot's */
@@ -943,10 +989,15 @@ cdc_run(const CdcOptions *o, Error *err)
 out:
 	if (applier_started)
 	{
+		bool user_stop = o->stop != NULL && *o->stop;
+
 		atomic_store(&c.fatal, true); /* the applier's signal to leave */
 		pthread_cond_broadcast(&c.nonempty);
+		stop_applier(&at, user_stop);
 		pthread_join(at.thread, NULL);
 	}
+	pg_cancel_free(at.cancel);
+	pthread_mutex_destroy(&at.cancel_lock);
 	/* tell the slot what the target holds before closing */
 	if (rv.s != NULL)
 	{

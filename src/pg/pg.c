@@ -595,6 +595,48 @@ pg_array_item(Buf *b, const char *v, Error *err)
 	return buf_add(b, "\"", 1, err);
 }
 
+struct PgCancel
+{
+	PGcancel *cancel;
+};
+
+PgCancel *
+pg_cancel_new(PgConn *conn)
+{
+	PgCancel *c;
+
+	if (conn == NULL || conn->conn == NULL)
+		return NULL;
+	c = malloc(sizeof(*c));
+	if (c == NULL)
+		return NULL;
+	c->cancel = PQgetCancel(conn->conn);
+	if (c->cancel == NULL)
+	{
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void
+pg_cancel_send(PgCancel *cancel)
+{
+	char errbuf[256];
+
+	if (cancel != NULL)
+		(void) PQcancel(cancel->cancel, errbuf, sizeof(errbuf));
+}
+
+void
+pg_cancel_free(PgCancel *cancel)
+{
+	if (cancel == NULL)
+		return;
+	PQfreeCancel(cancel->cancel);
+	free(cancel);
+}
+
 bool
 pg_relation_exists(PgConn *conn, const char *qname, bool *exists, Error *err)
 {

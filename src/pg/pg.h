@@ -117,6 +117,21 @@ char *pg_qualify(const char *schema, const char *name);
  */
 bool pg_array_item(Buf *b, const char *v, Error *err);
 
+/*
+ * A handle with which another thread cancels the statement conn runs
+ * (libpq's PQcancel is safe from any thread and from a signal handler).
+ * Made by conn's own thread, again after each reconnect; NULL when conn is
+ * not connected or memory is short.
+ */
+typedef struct PgCancel PgCancel;
+PgCancel *pg_cancel_new(PgConn *conn);
+
+/* Asks the server to cancel the running statement; best effort. */
+void pg_cancel_send(PgCancel *cancel);
+
+/* Frees cancel; NULL is a no-op. */
+void pg_cancel_free(PgCancel *cancel);
+
 /* Whether a relation named qname ("schema"."name") exists. */
 bool pg_relation_exists(PgConn *conn, const char *qname, bool *exists,
                         Error *err);

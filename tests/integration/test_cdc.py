@@ -267,3 +267,30 @@ def test_clean_leaves_nothing_behind_and_is_safe_twice(pgtide, source_db,
         assert r.returncode == 0, r.stderr
     # the user's data stays
     assert target_db.query_one("SELECT to_regclass('public.t') IS NOT NULL")
+
+
+def test_stop_while_the_applier_waits_on_a_lock(pgtide, source_db, target_db):
+    """A stop that finds the applier waiting on a lock the application holds
+    on the target cancels the statement and exits while the lock is still
+    held (a service manager's stop timeout would otherwise kill it); the
+    next run applies the change again: nothing is lost."""
+    source_db.execute("CREATE TABLE t (id int PRIMARY KEY, v text);"
+                      " INSERT INTO t VALUES (1, 'a')")
+    p = start_migrate(pgtide, source_db, target_db)
+    wait_caught_up(source_db, target_db)
+    locker = target_db.connect()
+    locker.execute("BEGIN")
+    locker.execute("LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
+    source_db.execute("UPDATE t SET v = 'b'")
+    wait_for(lambda: target_db.query_one(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        " AND datname = current_database()") > 0, 30, 0.2,
+        "the applier never waited on the lock")
+    assert p.stop(timeout=60) == 0, p.read_stderr()
+    assert "cancelled; the next run applies its batch again" in p.read_stderr()
+    locker.execute("ROLLBACK")
+    assert target_db.query_one("SELECT v FROM t") == "a"
+    p = start_migrate(pgtide, source_db, target_db)
+    wait_caught_up(source_db, target_db)
+    assert target_db.query_one("SELECT v FROM t") == "b"
+    assert p.stop() == 0
