@@ -65,6 +65,15 @@ typedef enum DivergedPolicy
 	DIVERGED_RECOPY,     /* copied again while the source is fenced */
 } DivergedPolicy;
 
+/* cutover.dropped_tables: what the target does with a table of the task
+ * dropped on the source since the load (docs/cutover.md). */
+typedef enum DroppedPolicy
+{
+	DROPPED_REFUSE = 0, /* cutover refuses before the fence, naming them */
+	DROPPED_DROP,       /* dropped on the target too, under the fence */
+	DROPPED_KEEP,       /* left on the target with their rows */
+} DroppedPolicy;
+
 /* shard.method: how a row's key names its target (docs/sharding.md). */
 typedef enum ShardMethod
 {
@@ -171,6 +180,7 @@ typedef struct TaskConfig
 	int cutover_sequence_margin;   /* added to each sequence's value */
 	FinalValidation cutover_validate;
 	DivergedPolicy cutover_diverged;
+	DroppedPolicy cutover_dropped;
 	char *http_listen;    /* "[ADDR:]PORT" to serve metrics on; NULL: off */
 	int http_ready_lag_s; /* /readyz: ready while following with less lag */
 	ThrottleConfig throttle;

@@ -213,6 +213,10 @@ usage_command(const Command *c, FILE *out)
 	    "UPDATE or\n"
 	    "                            DELETE: refuse (default) or recopy "
 	    "while fenced\n"
+	    "      --dropped-tables=WHAT  cutover: a table dropped on the source "
+	    "since\n"
+	    "                            the load: refuse (default), drop or "
+	    "keep it\n"
 	    "\n"
 	    "Observing (copy, migrate, follow):\n"
 	    "      --http=[ADDR:]PORT    serve /metrics, /status, /healthz, "
@@ -331,6 +335,7 @@ enum
 	OPT_MARGIN,
 	OPT_FINAL_VALIDATION,
 	OPT_DIVERGED,
+	OPT_DROPPED,
 	OPT_HTTP,
 	OPT_TABLE_MAPPINGS,
 };
@@ -392,6 +397,8 @@ static const OptionKey options[] = {
     {{"final-validation", required_argument, NULL, OPT_FINAL_VALIDATION},
      "cutover.validate"},
     {{"diverged", required_argument, NULL, OPT_DIVERGED}, "cutover.diverged"},
+    {{"dropped-tables", required_argument, NULL, OPT_DROPPED},
+     "cutover.dropped_tables"},
     {{"http", required_argument, NULL, OPT_HTTP}, "http.listen"},
     {{"log-format", required_argument, NULL, OPT_LOG_FORMAT}, NULL},
     {{"json", no_argument, NULL, OPT_JSON}, NULL},

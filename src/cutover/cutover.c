@@ -634,6 +634,7 @@ cutover_free(Cutover *c)
 	for (int i = 0; i < c->ntables; i++)
 		free(c->tables[i]);
 	free(c->tables);
+	state_tables_free(c->dropped, c->ndropped);
 	pg_close(c->src);
 	pg_close(c->tgt);
 }
@@ -667,8 +668,8 @@ cutover_command(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	                     cfg->cutover_timeout_s * 1000, err) ||
 	    /* a fence an earlier cutover left goes first, whether or not a
 	       migrate follows now: the application must not wait for that */
-	    !fence_undo_leftover(&c, err) || !fence_check_roles(&c, err) ||
-	    !require_following(&c, err) ||
+	    !fence_undo_leftover(&c, err) || !dropped_find(&c, err) ||
+	    !fence_check_roles(&c, err) || !require_following(&c, err) ||
 	    !state_task_set_cutover_stop(&c.state, LSN_INVALID, err))
 	{
 		cutover_free(&c);
@@ -677,9 +678,10 @@ cutover_command(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	cutover_step_done(&c, "task \"%s\" is following the source", cfg->task);
 	ok = resync_precheck(&c, err) && wait_lag(&c, err) && fence_up(&c, err) &&
 	     wait_in_flight(&c, err) && write_marker(&c, err) &&
-	     resync_tables(&c, err) && resync_large_objects(&c, err) &&
-	     sync_sequences(&c, err) && cutover_refresh_matviews(&c, err) &&
-	     final_validation(&c, err) && stop_stream(&c, err);
+	     dropped_settle(&c, err) && resync_tables(&c, err) &&
+	     resync_large_objects(&c, err) && sync_sequences(&c, err) &&
+	     cutover_refresh_matviews(&c, err) && final_validation(&c, err) &&
+	     stop_stream(&c, err);
 	/* only a report: counted once the window has closed */
 	if (ok)
 		count_late_writes(&c);

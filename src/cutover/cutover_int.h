@@ -34,6 +34,8 @@ typedef struct Cutover
 	char origin[80];
 	char **tables; /* source tables of the task, "schema"."name" */
 	int ntables;
+	StateTable *dropped; /* tables of the task the source no longer has */
+	int ndropped;
 
 	bool fenced;
 	Buf undo; /* SQL that lifts the fence, or UNDO_COMMAND; saved in the
@@ -83,6 +85,21 @@ bool resync_tables(Cutover *c, Error *err);
  * changed, dropped ones), each in one target transaction.
  */
 bool resync_large_objects(Cutover *c, Error *err);
+
+/* ---- dropped.c ---- */
+
+/*
+ * Finds the task's tables dropped on the source since the load and takes
+ * them out of c->tables; refuses them (cutover.dropped_tables = refuse),
+ * naming them, before anything is fenced.
+ */
+bool dropped_find(Cutover *c, Error *err);
+
+/*
+ * Fenced: drops them on the target (drop) or leaves them (keep), and the
+ * task forgets them, in one target transaction; one line of the report.
+ */
+bool dropped_settle(Cutover *c, Error *err);
 
 /* ---- refresh.c ---- */
 

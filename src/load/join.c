@@ -207,7 +207,7 @@ publish(Join *j, const char *publication, Error *err)
 		names[i] = it->t->qname;
 		ok = it->registered ||
 		     state_table_register(&j->state, it->t->schema, it->t->name,
-		                          it->tgt_qname, err);
+		                          it->t->relid, it->tgt_qname, err);
 	}
 	fault_point("join.registered");
 	ok = ok &&

@@ -571,7 +571,7 @@ read_done(Load *l, Error *err)
 	{
 		const CatTable *t = &l->cat->tables[l->tables[i].cat];
 
-		if (!state_table_register(&l->state, t->schema, t->name,
+		if (!state_table_register(&l->state, t->schema, t->name, t->relid,
 		                          l->tables[i].tgt_qname, err) ||
 		    !state_table_done(&l->state, t->schema, t->name, &l->tables[i].done,
 		                      err))

@@ -99,6 +99,8 @@ static const char *const state_ddl =
     " ADD COLUMN IF NOT EXISTS copy_only boolean NOT NULL DEFAULT false,"
     " ADD COLUMN IF NOT EXISTS slot_created_at timestamptz,"
     " ADD COLUMN IF NOT EXISTS guard text;"
+    /* the source table's oid: a table gone by name may have been renamed */
+    "ALTER TABLE @S.tables ADD COLUMN IF NOT EXISTS src_relid oid;"
     /* keyless tables streamed for their inserts only (insert_only.c) */
     "CREATE TABLE IF NOT EXISTS @S.insert_only ("
     " task text NOT NULL REFERENCES @S.task ON DELETE CASCADE,"

@@ -363,16 +363,18 @@ bool state_lo_forget(const State *s, uint32_t oid, Error *err);
  * records the target table it loads into.
  */
 bool state_table_register(const State *s, const char *src_schema,
-                          const char *src_name, const char *tgt_qname,
-                          Error *err);
+                          const char *src_name, uint32_t src_relid,
+                          const char *tgt_qname, Error *err);
 
 /* A table of the task as the change stream needs it. */
 typedef struct StateTable
 {
-	char *src_schema; /* owned */
-	char *src_name;   /* owned */
-	char *tgt_qname;  /* owned */
-	Lsn snapshot_lsn; /* the consistent point it was loaded at */
+	char *src_schema;   /* owned */
+	char *src_name;     /* owned */
+	char *tgt_qname;    /* owned */
+	uint32_t src_relid; /* the source table's oid; 0 when an older pgtide
+	                       registered it */
+	Lsn snapshot_lsn;   /* the consistent point it was loaded at */
 	bool done;
 } StateTable;
 
@@ -382,6 +384,14 @@ typedef struct StateTable
  */
 bool state_table_other_owner(const State *s, const char *tgt_qname, char *owner,
                              size_t cap, Error *err);
+
+/*
+ * Forgets a table of the task (its chunks, its keyless baseline): the
+ * source dropped it, and cutover was told what the target does with it.
+ * Runs in the caller's transaction, if one is open.
+ */
+bool state_table_forget(const State *s, const char *src_schema,
+                        const char *src_name, Error *err);
 
 /* Every table of the task; *out is freed with state_tables_free(). */
 bool state_tables_load(const State *s, StateTable **out, int *n, Error *err);

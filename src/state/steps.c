@@ -14,16 +14,36 @@
 
 bool
 state_table_register(const State *s, const char *src_schema,
-                     const char *src_name, const char *tgt_qname, Error *err)
+                     const char *src_name, uint32_t src_relid,
+                     const char *tgt_qname, Error *err)
 {
-	const char *params[4] = {s->task, src_schema, src_name, tgt_qname};
+	char relid[16];
+	const char *params[5] = {s->task, src_schema, src_name, tgt_qname, relid};
 
+	snprintf(relid, sizeof(relid), "%u", src_relid);
 	return state_run(s,
 	                 "INSERT INTO @S.tables (task, src_schema, src_name,"
-	                 " tgt_qname) VALUES ($1, $2, $3, $4)"
+	                 " tgt_qname, src_relid) VALUES ($1, $2, $3, $4, $5)"
 	                 " ON CONFLICT (task, src_schema, src_name) DO UPDATE"
-	                 " SET tgt_qname = EXCLUDED.tgt_qname",
-	                 4, params, NULL, err);
+	                 " SET tgt_qname = EXCLUDED.tgt_qname,"
+	                 " src_relid = EXCLUDED.src_relid",
+	                 5, params, NULL, err);
+}
+
+bool
+state_table_forget(const State *s, const char *src_schema, const char *src_name,
+                   Error *err)
+{
+	const char *params[3] = {s->task, src_schema, src_name};
+
+	return state_run(s,
+	                 "DELETE FROM @S.insert_only WHERE task = $1"
+	                 " AND src_schema = $2 AND src_name = $3",
+	                 3, params, NULL, err) &&
+	       state_run(s,
+	                 "DELETE FROM @S.tables WHERE task = $1"
+	                 " AND src_schema = $2 AND src_name = $3",
+	                 3, params, NULL, err);
 }
 
 bool
@@ -57,7 +77,8 @@ state_tables_load(const State *s, StateTable **out, int *n, Error *err)
 	*n = 0;
 	if (!state_run(s,
 	               "SELECT src_schema, src_name, tgt_qname,"
-	               " coalesce(snapshot_lsn::text, '0/0'), state = 'done'"
+	               " coalesce(snapshot_lsn::text, '0/0'), state = 'done',"
+	               " coalesce(src_relid, 0)"
 	               " FROM @S.tables WHERE task = $1 ORDER BY 1, 2",
 	               1, params, &res, err))
 		return false;
@@ -75,6 +96,7 @@ state_tables_load(const State *s, StateTable **out, int *n, Error *err)
 		if (!lsn_parse(PQgetvalue(res, i, 3), &t[i].snapshot_lsn))
 			t[i].snapshot_lsn = LSN_INVALID;
 		t[i].done = PQgetvalue(res, i, 4)[0] == 't';
+		t[i].src_relid = (uint32_t) strtoul(PQgetvalue(res, i, 5), NULL, 10);
 	}
 	*n = PQntuples(res);
 	PQclear(res);

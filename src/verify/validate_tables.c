@@ -292,8 +292,8 @@ tables_build(VRun *r, const Catalog *cat, VPick *p, int np, Error *err)
 			return err_set(err, ERR_INTERNAL, "out of memory");
 		if (p[i].cat < 0)
 		{
-			if (!result_set_problem(t, VS_MISSING_SOURCE, "not on the source",
-			                        err))
+			if (!result_set_problem(t, VS_MISSING_SOURCE,
+			                        "gone from the source since the load", err))
 				return false;
 			continue;
 		}

@@ -316,3 +316,69 @@ def test_migrate_killed_at_the_marker_finishes_the_cutover_on_restart(
     assert target_db.query_one("SELECT phase FROM pgtide.task") == "cutover"
     assert_same_content(source_db, target_db)
     assert not can_write(source_db, role)
+
+
+def test_a_table_dropped_on_the_source_is_decided_not_stuck(pgtide, source_db,
+                                                            target_db):
+    """A partition dropped on the source during the stream (a retention
+    job): validate names it, cutover refuses before the fence until told what
+    the target does, and --dropped-tables drop drops it on the target under
+    the fence. A table renamed on the source (here out of the task's
+    patterns) is never taken for dropped: its rows are still there."""
+    role = "app_dropped"
+    source_db.execute("""
+        CREATE TABLE m (id int, d date, v text, PRIMARY KEY (id, d))
+          PARTITION BY RANGE (d);
+        CREATE TABLE m_2023 PARTITION OF m
+          FOR VALUES FROM ('2023-01-01') TO ('2024-01-01');
+        CREATE TABLE m_2024 PARTITION OF m
+          FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+        INSERT INTO m SELECT g, '2023-06-01'::date + (g % 400), 'x'
+          FROM generate_series(1, 1000) g;
+        CREATE TABLE other (id int PRIMARY KEY);
+        INSERT INTO other SELECT generate_series(1, 10);
+    """)
+    make_role(source_db, role)
+    skip = ["-T", "public.other_renamed"]
+    migrate = start_migrate(pgtide, source_db, target_db, *skip)
+    wait_caught_up(source_db, target_db)
+    source_db.execute("DROP TABLE m_2023")
+    source_db.execute("INSERT INTO m VALUES (5000, '2024-05-05', 'y')")
+    source_db.execute("ALTER TABLE other RENAME TO other_renamed")
+    wait_caught_up(source_db, target_db)
+    base = ["cutover", "--source", source_db.uri, "--target", target_db.uri,
+            "--fence-role", role, *skip]
+
+    def can_write():
+        try:
+            with psycopg.connect(source_db.uri_as(role), autocommit=True) as c:
+                c.execute("INSERT INTO m VALUES (-1, '2024-01-01', 'w')")
+                c.execute("DELETE FROM m WHERE id = -1")
+            return True
+        except psycopg.Error:
+            return False
+
+    r = pgtide.run("validate", "--source", source_db.uri, "--target",
+                   target_db.uri, *skip)
+    assert r.returncode == 7, r.stderr
+    assert re.search(r"public\.m_2023 +DIFFERENT gone from the source",
+                     r.stdout), r.stdout
+    r = pgtide.run(*base, "--dropped-tables", "drop")
+    assert r.returncode == 2, r.stderr
+    assert ("table public.other was renamed on the source since the load: "
+            "it is public.other_renamed now") in r.stderr
+    assert can_write()
+    source_db.execute("ALTER TABLE other_renamed RENAME TO other")
+    r = pgtide.run(*base)
+    assert r.returncode == 2, r.stderr
+    assert ("1 table of the task was dropped on the source since the load: "
+            "public.m_2023") in r.stderr
+    assert "--dropped-tables" in r.stderr
+    assert can_write()
+    assert target_db.query_one("SELECT count(*) FROM m_2023") > 0
+    r = pgtide.run(*base, "--dropped-tables", "drop")
+    assert r.returncode == 0, r.stderr
+    assert "1 tables dropped on the source: dropped on the target" in r.stderr
+    assert target_db.query_one("SELECT to_regclass('public.m_2023')") is None
+    assert_same_content(source_db, target_db)
+    assert migrate.wait(60) == 0

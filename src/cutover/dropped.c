@@ -1,0 +1,214 @@
+/*
+ * dropped: the task's tables dropped on the source since the load. The
+ * change stream carries no DROP TABLE, so the target still holds each one
+ * and its rows, and validate reports it as not on the source. Cutover makes
+ * the user decide (cutover.dropped_tables): refuse, before the fence and
+ * naming them; drop them on the target too, under the fence; or keep them.
+ * Either way the task then forgets them, so that the fence and the final
+ * validation look only at what the source still has. It never drops a
+ * target table unless told to, and never with CASCADE.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "cutover/cutover_int.h"
+
+/* names shown in one message; the rest are counted */
+#define DROPPED_SHOWN 5
+
+static void
+names_of(const Cutover *c, char *buf, size_t cap)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < c->ndropped && i < DROPPED_SHOWN && used < cap; i++)
+		used += (size_t) snprintf(buf + used, cap - used, "%s%s.%s",
+		                          i > 0 ? ", " : "", c->dropped[i].src_schema,
+		                          c->dropped[i].src_name);
+	if (c->ndropped > DROPPED_SHOWN && used < cap)
+		snprintf(buf + used, cap - used, " and %d more",
+		         c->ndropped - DROPPED_SHOWN);
+}
+
+/*
+ * A table gone by its name may have been renamed: then its rows are still
+ * on the source, and the stream stopped at its first change since (a table
+ * the task does not know). Its oid says which; a table an older pgtide
+ * registered without one cannot be told apart, and is not dropped.
+ */
+static bool
+not_renamed(Cutover *c, const StateTable *t, Error *err)
+{
+	char relid[16];
+	const char *params[1] = {relid};
+	PGresult *res;
+	char now[300];
+
+	if (t->src_relid == 0)
+	{
+		if (c->cfg->cutover_dropped != DROPPED_DROP)
+			return true;
+		err_set(err, ERR_CONFIG,
+		        "table %s.%s is gone from the source, and the task's state "
+		        "cannot tell whether it was dropped or renamed",
+		        t->src_schema, t->src_name);
+		return err_hint(err, "a table renamed on the source still holds its "
+		                     "rows: drop the target's table by hand once you "
+		                     "know, or use --dropped-tables keep");
+	}
+	snprintf(relid, sizeof(relid), "%u", t->src_relid);
+	if (!pg_query(
+	        c->src,
+	        "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)"
+	        " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+	        " WHERE c.oid = $1::oid",
+	        1, params, &res, err))
+		return false;
+	if (PQntuples(res) == 0)
+	{
+		PQclear(res);
+		return true;
+	}
+	snprintf(now, sizeof(now), "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	err_set(err, ERR_CONFIG,
+	        "table %s.%s was renamed on the source since the load: it is %s "
+	        "now",
+	        t->src_schema, t->src_name, now);
+	err_detail(err, "the task follows a table by its name; its changes "
+	                "since the rename are not on the target");
+	return err_hint(err, "rename it back on the source, or start a task that "
+	                     "moves it under its new name");
+}
+
+/* Takes the table at c->tables[i] out of the list the fence works on. */
+static void
+drop_from_list(Cutover *c, int i)
+{
+	free(c->tables[i]);
+	c->tables[i] = c->tables[--c->ntables];
+	c->tables[c->ntables] = NULL;
+}
+
+bool
+dropped_find(Cutover *c, Error *err)
+{
+	StateTable *tables = NULL;
+	int n = 0;
+	char names[512];
+	bool ok = false;
+
+	if (!state_tables_load(&c->state, &tables, &n, err))
+		return false;
+	c->dropped = calloc((size_t) n + 1, sizeof(StateTable));
+	if (c->dropped == NULL)
+	{
+		err_set(err, ERR_INTERNAL, "out of memory");
+		goto out;
+	}
+	for (int i = 0; i < n; i++)
+	{
+		char *qname = pg_qualify(tables[i].src_schema, tables[i].src_name);
+		const char *params[1] = {qname};
+		PGresult *res;
+		bool gone;
+
+		if (qname == NULL)
+		{
+			err_set(err, ERR_INTERNAL, "out of memory");
+			goto out;
+		}
+		if (!pg_query(c->src, "SELECT to_regclass($1) IS NULL", 1, params, &res,
+		              err))
+		{
+			free(qname);
+			goto out;
+		}
+		gone = PQgetvalue(res, 0, 0)[0] == 't';
+		PQclear(res);
+		if (gone && !not_renamed(c, &tables[i], err))
+		{
+			free(qname);
+			goto out;
+		}
+		for (int t = 0; gone && t < c->ntables; t++)
+			if (strcmp(c->tables[t], qname) == 0)
+			{
+				drop_from_list(c, t);
+				break;
+			}
+		free(qname);
+		if (gone)
+		{
+			/* moved: the entry's strings now belong to c->dropped */
+			c->dropped[c->ndropped++] = tables[i];
+			memset(&tables[i], 0, sizeof(tables[i]));
+		}
+	}
+	ok = true;
+	if (c->ndropped == 0 || c->cfg->cutover_dropped != DROPPED_REFUSE)
+		goto out;
+	names_of(c, names, sizeof(names));
+	err_set(err, ERR_CONFIG,
+	        "%d table%s of the task %s dropped on the source since the load: "
+	        "%s",
+	        c->ndropped, c->ndropped == 1 ? "" : "s",
+	        c->ndropped == 1 ? "was" : "were", names);
+	err_detail(err, "the change stream carries no DROP TABLE: the target "
+	                "still holds them and their rows, and validate reports "
+	                "them as not on the source");
+	err_hint(err, "say what the target does with them: --dropped-tables "
+	              "drop (cutover.dropped_tables) drops them on the target "
+	              "while the source is fenced, as on the source; "
+	              "--dropped-tables keep leaves them and their rows there");
+	ok = false;
+out:
+	state_tables_free(tables, n);
+	return ok;
+}
+
+bool
+dropped_settle(Cutover *c, Error *err)
+{
+	bool drop = c->cfg->cutover_dropped == DROPPED_DROP;
+	char names[512];
+	bool ok = true;
+
+	if (c->ndropped == 0)
+		return true;
+	if (!pg_exec(c->tgt, "BEGIN", err))
+		return false;
+	for (int i = 0; ok && i < c->ndropped; i++)
+	{
+		const StateTable *t = &c->dropped[i];
+		char sql[1200];
+
+		snprintf(sql, sizeof(sql), "DROP TABLE %s", t->tgt_qname);
+		ok = (!drop || pg_exec(c->tgt, sql, err)) &&
+		     state_table_forget(&c->state, t->src_schema, t->src_name, err);
+		if (!ok)
+			err_prefix(err,
+			           "table %s.%s, dropped on the source: ", t->src_schema,
+			           t->src_name);
+	}
+	if (!ok)
+	{
+		Error ignored = ERR_INIT;
+
+		pg_exec(c->tgt, "ROLLBACK", &ignored);
+		return false;
+	}
+	if (!pg_exec(c->tgt, "COMMIT", err))
+		return false;
+	names_of(c, names, sizeof(names));
+	log_info("cutover: %d table%s dropped on the source since the load %s: "
+	         "%s",
+	         c->ndropped, c->ndropped == 1 ? "" : "s",
+	         drop ? "dropped on the target too" : "kept on the target", names);
+	cutover_step_done(c, "%d tables dropped on the source: %s on the target",
+	                  c->ndropped, drop ? "dropped" : "kept");
+	return true;
+}
