@@ -432,6 +432,17 @@ rowfilter_check_all(PgConn *src, const Catalog *cat, const StrMap *filters,
 			                "table's partitions one by one), among those the "
 			                "tables patterns select");
 		}
+		for (int j = i + 1; j < filters->keys.count; j++)
+			if (filter_key_names(filters, j, t->schema, t->name))
+			{
+				err_set(err, ERR_CONFIG,
+				        "filters: table %s has two conditions (lines %d "
+				        "and %d)",
+				        t->qname, filters->line[i], filters->line[j]);
+				return err_hint(err, "join them into one condition with "
+				                     "AND, in the task file or in the "
+				                     "table-mapping file");
+			}
 		if (!check_one(src, t, filters->values.items[i], filters->line[i], err))
 			return false;
 	}
