@@ -278,8 +278,6 @@ refuse_unbuilt(const TaskConfig *cfg, Error *err)
 		key = "rename.columns";
 	else if (cfg->remove_columns.count > 0)
 		key = "remove_columns";
-	else if (cfg->filters.keys.count > 0)
-		key = "filters";
 	else if (cfg->targets.keys.count > 0)
 		key = "targets";
 	else if (cfg->shard_key != NULL)

@@ -5,14 +5,18 @@
  * It owns reading the file (strict JSON, through base/json_read: libyaml
  * takes most of a second over 20,000 rules), what can be wrong with it (no
  * "rules" array, a rule without rule-id or rule-type, two rules with one
- * id, a selection rule without its object-locator), what pgtide does not support yet (transformation and
- * table-settings rules, source filters, table types other than table, any
- * other rule), each one error naming the file, the rule's id and line, and
- * turning the selection rules into tables.include and tables.exclude items
- * in the form base/config.h describes (route/mapping matches them).
+ * id, a selection rule without its object-locator), what pgtide does not
+ * support yet (transformation and table-settings rules, a filter operator
+ * DMS does not document, filters on a rule other than include, table types
+ * other than table, any other rule), each one error naming the file, the
+ * rule's id and line, and turning the selection rules into tables.include
+ * and tables.exclude items in the form base/config.h describes
+ * (route/mapping matches them) and their source filters into `filters`.
  *
- * It must never drop a rule silently: a rule is selection-without-filters,
- * or it is refused. It never matches names itself.
+ * It must never drop a rule silently: a rule is a selection (an include
+ * rule's source filters become the SQL condition of the task file's
+ * `filters`, decision 0029), or it is refused. It never matches names
+ * itself.
  */
 #include "base/config.h"
 #include "base/config_int.h"
@@ -21,12 +25,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/buf.h"
 #include "base/hash.h"
 #include "base/json_read.h"
 
 #define DMS_HINT                                                         \
 	"pgtide reads the selection rules of a DMS table mapping (include, " \
-	"exclude and explicit, without filters); see docs/table-mappings.md"
+	"exclude and explicit; source filters on include rules); see "       \
+	"docs/table-mappings.md"
 
 /* One read of a table-mapping file. */
 typedef struct Dms
@@ -35,6 +41,7 @@ typedef struct Dms
 	const JsonDoc *doc;
 	StrList include;
 	StrList exclude;
+	StrMap filters; /* "schema"."table" -> the SQL of its source filters */
 	/* rule ids seen: open addressing over views into doc */
 	const char **ids;
 	size_t mask;
@@ -149,16 +156,112 @@ unsupported(const Dms *d, const char *id, size_t line, const char *type,
 	return err_hint(err, DMS_HINT);
 }
 
-/* Refuses a selection rule's non-empty filters, naming the first operator. */
+/* A value as an SQL string literal: quotes doubled (pgtide's sessions keep
+ * standard_conforming_strings on, so a backslash is an ordinary character). */
 static bool
-check_filters(const Dms *d, const JsonNode *rule, const char *id,
-              const char *action, Error *err)
+add_literal(Buf *b, const char *v, Error *err)
+{
+	bool ok = buf_add_str(b, "'", err);
+
+	for (const char *p = v; ok && *p; p++)
+		ok = buf_add(b, p, 1, err) && (*p != '\'' || buf_add(b, p, 1, err));
+	return ok && buf_add_str(b, "'", err);
+}
+
+/* A name as an SQL identifier: always quoted, DMS names being
+ * case-sensitive. */
+static bool
+add_ident(Buf *b, const char *v, Error *err)
+{
+	bool ok = buf_add_str(b, "\"", err);
+
+	for (const char *p = v; ok && *p; p++)
+		ok = buf_add(b, p, 1, err) && (*p != '"' || buf_add(b, p, 1, err));
+	return ok && buf_add_str(b, "\"", err);
+}
+
+/*
+ * One filter-condition on column col, as SQL into b. The operators AWS DMS
+ * documents: eq, noteq, lte and ste (its alias), gte, between and
+ * notbetween (start-value, end-value; between includes both), null,
+ * notnull. Another operator is refused, named.
+ */
+static bool
+add_condition(const Dms *d, const JsonNode *c, const char *id,
+              const char *action, const char *col, Buf *b, Error *err)
+{
+	static const struct
+	{
+		const char *op;
+		const char *sql; /* after the column; NULL: BETWEEN forms */
+		int nvalues;
+	} ops[] = {
+	    {"eq", " = ", 1},
+	    {"noteq", " <> ", 1},
+	    {"lte", " <= ", 1},
+	    {"ste", " <= ", 1},
+	    {"gte", " >= ", 1},
+	    {"between", " BETWEEN ", 2},
+	    {"notbetween", " NOT BETWEEN ", 2},
+	    {"null", " IS NULL", 0},
+	    {"notnull", " IS NOT NULL", 0},
+	};
+	char shown[CONFIG_QUOTED_CAP], sop[CONFIG_QUOTED_CAP];
+	const char *op, *v1 = NULL, *v2 = NULL;
+	int k = -1;
+
+	if (c->type != JSON_OBJECT ||
+	    (op = text_field(d, c, "filter-operator", id, line_of(c), err)) == NULL)
+		return c->type == JSON_OBJECT
+		           ? false
+		           : err_set(err, ERR_CONFIG,
+		                     "%s:%zu: rule \"%s\": a filter-condition must be "
+		                     "an object",
+		                     d->path, line_of(c),
+		                     config_quote(shown, id, strlen(id)));
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]) && k < 0; i++)
+		if (strcmp(ops[i].op, op) == 0)
+			k = (int) i;
+	if (k < 0)
+	{
+		char what[CONFIG_QUOTED_CAP + 64];
+
+		snprintf(what, sizeof(what),
+		         "source filters (filter-operator \"%s\") are",
+		         config_quote(sop, op, strlen(op)));
+		return unsupported(d, id, line_of(c), "selection", action, what, err);
+	}
+	if (ops[k].nvalues == 1 &&
+	    (v1 = text_field(d, c, "value", id, line_of(c), err)) == NULL)
+		return false;
+	if (ops[k].nvalues == 2 &&
+	    ((v1 = text_field(d, c, "start-value", id, line_of(c), err)) == NULL ||
+	     (v2 = text_field(d, c, "end-value", id, line_of(c), err)) == NULL))
+		return false;
+	return add_ident(b, col, err) && buf_add_str(b, ops[k].sql, err) &&
+	       (v1 == NULL || add_literal(b, v1, err)) &&
+	       (v2 == NULL ||
+	        (buf_add_str(b, " AND ", err) && add_literal(b, v2, err)));
+}
+
+/*
+ * A selection rule's source filters as one SQL condition into *cond
+ * (malloc'd; NULL when the rule has none): as in DMS, the filters are
+ * ANDed and a filter's conditions ORed. Only an include rule with exact
+ * names may filter (DMS applies filters to include rules only, and to
+ * tables named exactly); the rest is refused by rule.
+ */
+static bool
+read_filters(const Dms *d, const JsonNode *rule, const char *id,
+             const char *action, char **cond, Error *err)
 {
 	const JsonNode *filters = json_get(d->doc, rule, "filters");
-	char what[CONFIG_QUOTED_CAP + 64];
-	const char *op = NULL;
 	char shown[CONFIG_QUOTED_CAP];
+	Buf b;
+	int nf = 0;
+	bool ok = true;
 
+	*cond = NULL;
 	if (filters == NULL)
 		return true;
 	if (filters->type != JSON_ARRAY)
@@ -171,28 +274,63 @@ check_filters(const Dms *d, const JsonNode *rule, const char *id,
 	}
 	if (filters->count == 0)
 		return true;
-	/* name the first operator, so the message says which filter it was */
+	if (strcmp(action, "include") != 0)
+		return unsupported(d, id, line_of(filters), "selection", action,
+		                   "source filters on a rule other than include are",
+		                   err);
+	buf_init(&b, CONFIG_FILTER_MAX);
+	for (const JsonNode *f = json_at(d->doc, filters->first); ok && f != NULL;
+	     f = json_at(d->doc, f->next))
 	{
-		const JsonNode *f = json_at(d->doc, filters->first);
-		const JsonNode *conds = f != NULL && f->type == JSON_OBJECT
-		                            ? json_get(d->doc, f, "filter-conditions")
-		                            : NULL;
+		const JsonNode *conds;
+		const char *type, *col;
+		int nc = 0;
 
-		if (conds != NULL && conds->type == JSON_ARRAY && conds->count > 0)
+		if (f->type != JSON_OBJECT)
 		{
-			const JsonNode *c = json_at(d->doc, conds->first);
-
-			if (c != NULL && c->type == JSON_OBJECT)
-				op = scalar(json_get(d->doc, c, "filter-operator"));
+			ok = err_set(err, ERR_CONFIG,
+			             "%s:%zu: rule \"%s\": a filter must be an object",
+			             d->path, line_of(f),
+			             config_quote(shown, id, strlen(id)));
+			break;
 		}
+		if ((type = text_field(d, f, "filter-type", id, line_of(f), err)) ==
+		        NULL ||
+		    (col = text_field(d, f, "column-name", id, line_of(f), err)) ==
+		        NULL)
+		{
+			ok = false;
+			break;
+		}
+		if (strcmp(type, "source") != 0)
+		{
+			char what[CONFIG_QUOTED_CAP + 64];
+
+			snprintf(what, sizeof(what), "filters of filter-type \"%s\" are",
+			         config_quote(shown, type, strlen(type)));
+			ok = unsupported(d, id, line_of(f), "selection", action, what, err);
+			break;
+		}
+		conds = json_get(d->doc, f, "filter-conditions");
+		if (conds == NULL || conds->type != JSON_ARRAY || conds->count == 0)
+		{
+			ok = err_set(err, ERR_CONFIG,
+			             "%s:%zu: rule \"%s\": a filter needs a non-empty "
+			             "\"filter-conditions\" array",
+			             d->path, line_of(f),
+			             config_quote(shown, id, strlen(id)));
+			break;
+		}
+		ok = buf_add_str(&b, nf++ ? " AND (" : "(", err);
+		for (const JsonNode *c = json_at(d->doc, conds->first); ok && c != NULL;
+		     c = json_at(d->doc, c->next))
+			ok = buf_add_str(&b, nc++ ? " OR " : "", err) &&
+			     add_condition(d, c, id, action, col, &b, err);
+		ok = ok && buf_add_str(&b, ")", err);
 	}
-	if (op != NULL)
-		snprintf(what, sizeof(what),
-		         "source filters (filter-operator \"%s\") are",
-		         config_quote(shown, op, strlen(op)));
-	else
-		snprintf(what, sizeof(what), "source filters are");
-	return unsupported(d, id, line_of(filters), "selection", action, what, err);
+	ok = ok && buf_take(&b, cond, err);
+	buf_free(&b);
+	return ok;
 }
 
 /* Appends the item for one selection rule to the include or exclude list. */
@@ -223,25 +361,51 @@ add_item(Dms *d, bool exclude, bool exact, const char *id, const char *action,
 	return ok;
 }
 
+/*
+ * Records cond, a rule's filters, for the table schema.table, named exactly
+ * ("schema"."table"): DMS filters name tables exactly, so a name with `%`
+ * or a set is refused (a `_` is taken as itself).
+ */
 static bool
-read_selection(Dms *d, const JsonNode *rule, const char *id, size_t line,
-               Error *err)
+add_filter(Dms *d, const JsonNode *loc, const char *id, const char *action,
+           const char *schema, const char *table, const char *cond, Error *err)
 {
-	const char *action = text_field(d, rule, "rule-action", id, line, err);
+	Buf key;
+	bool ok;
+
+	if (strpbrk(schema, "%[") != NULL || strpbrk(table, "%[") != NULL)
+		return unsupported(d, id, line_of(loc), "selection", action,
+		                   "source filters on a table-name or schema-name "
+		                   "with a wildcard are",
+		                   err);
+	buf_init(&key, CONFIG_FILTER_MAX);
+	ok = add_ident(&key, schema, err) && buf_add_str(&key, ".", err) &&
+	     add_ident(&key, table, err) && buf_check(&key, err);
+	if (ok && !config_strmap_add(&d->filters, buf_str(&key), buf_len(&key),
+	                             cond, strlen(cond), line_of(loc), err))
+	{
+		char shown[CONFIG_QUOTED_CAP];
+
+		ok = err_prefix(
+		    err, "%s:%zu: rule \"%s\": the filters of %s.%s: ", d->path,
+		    line_of(loc), config_quote(shown, id, strlen(id)), schema, table);
+	}
+	buf_free(&key);
+	return ok;
+}
+
+/*
+ * The object-locator of a selection rule: its item, and the key of its
+ * filters' condition cond (or NULL), the table's exact quoted name.
+ */
+static bool
+read_locator(Dms *d, const JsonNode *rule, const char *id, size_t line,
+             const char *action, bool exact, const char *cond, Error *err)
+{
 	const JsonNode *loc;
 	const char *schema, *table, *type, *bad;
 	char shown[CONFIG_QUOTED_CAP];
-	bool exact;
 
-	if (action == NULL)
-		return false;
-	if (strcmp(action, "include") != 0 && strcmp(action, "exclude") != 0 &&
-	    strcmp(action, "explicit") != 0)
-		return unsupported(d, id, line, "selection", action,
-		                   "selection rules of this rule-action are", err);
-	exact = strcmp(action, "explicit") == 0;
-	if (!check_filters(d, rule, id, action, err))
-		return false;
 	loc = json_get(d->doc, rule, "object-locator");
 	if (loc == NULL || loc->type != JSON_OBJECT)
 	{
@@ -276,8 +440,34 @@ read_selection(Dms *d, const JsonNode *rule, const char *id, size_t line,
 		        bad);
 		return false;
 	}
-	return add_item(d, strcmp(action, "exclude") == 0, exact, id, action,
-	                schema, table, err);
+	if (!add_item(d, strcmp(action, "exclude") == 0, exact, id, action, schema,
+	              table, err))
+		return false;
+	return cond == NULL ||
+	       add_filter(d, loc, id, action, schema, table, cond, err);
+}
+
+
+static bool
+read_selection(Dms *d, const JsonNode *rule, const char *id, size_t line,
+               Error *err)
+{
+	const char *action = text_field(d, rule, "rule-action", id, line, err);
+	char *cond = NULL;
+	bool exact, ok;
+
+	if (action == NULL)
+		return false;
+	if (strcmp(action, "include") != 0 && strcmp(action, "exclude") != 0 &&
+	    strcmp(action, "explicit") != 0)
+		return unsupported(d, id, line, "selection", action,
+		                   "selection rules of this rule-action are", err);
+	exact = strcmp(action, "explicit") == 0;
+	if (!read_filters(d, rule, id, action, &cond, err))
+		return false;
+	ok = read_locator(d, rule, id, line, action, exact, cond, err);
+	free(cond);
+	return ok;
 }
 
 static bool
@@ -389,6 +579,14 @@ config_read_table_mappings(TaskConfig *cfg, Error *err)
 		d.include = none;
 		d.exclude = none;
 	}
+	/* the file's filters join the task file's; one table named by both is
+	   refused once pgtide sees the tables (pg/rowfilter) */
+	for (int i = 0; ok && i < d.filters.keys.count; i++)
+		ok = config_strmap_add(
+		    &cfg->filters, d.filters.keys.items[i],
+		    strlen(d.filters.keys.items[i]), d.filters.values.items[i],
+		    strlen(d.filters.values.items[i]), d.filters.line[i], err);
+	config_strmap_free(&d.filters);
 	config_strlist_free(&d.include);
 	config_strlist_free(&d.exclude);
 	free(d.ids);

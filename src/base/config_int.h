@@ -38,6 +38,9 @@
 /* Holds every key name joined by ", " (about 1000 bytes today). */
 #define CONFIG_KEY_LIST_CAP 1600
 
+/* A DMS rule's source filters as SQL, or its table's quoted name. */
+#define CONFIG_FILTER_MAX ((size_t) 1 << 20)
+
 /* Holds one key's choices joined by ", " (the longest is under 60 bytes). */
 #define CONFIG_CHOICES_CAP 256
 

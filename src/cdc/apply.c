@@ -76,6 +76,8 @@ apply_message(Applier *a, const PgoMessage *m, Error *err)
 			}
 			if (r->follow_pending && !apply_rel_follow(a, r, err))
 				return false;
+			if (r->table->filter != NULL)
+				return apply_filtered(a, r, m->kind, &m->u.change, err);
 			if (m->kind == PGO_INSERT)
 				return apply_run_add(a, r, &m->u.change.new_tuple, err);
 			if (m->kind == PGO_UPDATE)
@@ -242,8 +244,10 @@ copy_tables(Applier *a, const ApplyTable *tables, int ntables, Error *err)
 		t->src_name = strdup(tables[i].src_name);
 		t->tgt_qname = strdup(tables[i].tgt_qname);
 		t->load_point = tables[i].load_point;
+		t->filter = tables[i].filter ? strdup(tables[i].filter) : NULL;
 		a->ntables++;
-		if (!t->src_schema || !t->src_name || !t->tgt_qname)
+		if (!t->src_schema || !t->src_name || !t->tgt_qname ||
+		    (tables[i].filter && !t->filter))
 			return err_set(err, ERR_INTERNAL, "out of memory");
 	}
 	return true;
@@ -268,12 +272,14 @@ apply_new(const char *target_uri, const char *origin, const ApplyTable *tables,
 	a->pend = calloc(APPLY_INFLIGHT_MAX, sizeof(Pending));
 	a->tables = calloc((size_t) ntables + 1, sizeof(ApplyTable));
 	if (task != NULL)
+	{
 		a->task.ignore_unknown = task->ignore_unknown;
+		a->task.source = task->source;
+	}
 	if (task != NULL && task->sql != NULL)
 	{
 		a->task.sql = strdup(task->sql);
 		a->task.task = strdup(task->task);
-		a->task.source = task->source;
 	}
 	if (a->origin == NULL || a->target_uri == NULL || a->pend == NULL ||
 	    a->tables == NULL ||
@@ -402,6 +408,7 @@ apply_free(Applier *a)
 		free((char *) (uintptr_t) a->tables[i].src_schema);
 		free((char *) (uintptr_t) a->tables[i].src_name);
 		free((char *) (uintptr_t) a->tables[i].tgt_qname);
+		free((char *) (uintptr_t) a->tables[i].filter);
 	}
 	free(a->tables);
 	forget_target_tables(a);

@@ -38,6 +38,9 @@ typedef struct ApplyTable
 	const char *src_name;
 	const char *tgt_qname; /* "schema"."name" on the target */
 	Lsn load_point; /* skip changes of transactions committed before it */
+	/* the task file's row filter (an SQL condition on the source's columns),
+	   or NULL: every change applies (decision 0029) */
+	const char *filter;
 } ApplyTable;
 
 /* What a conflict was: the target had the row, or lacked it. */
@@ -71,7 +74,8 @@ typedef struct ApplyCounters
  * Relation message, the applier asks the source's catalog (relcols) and runs
  * sql (state_follow_columns_sql) for task in the batch's transaction. A
  * change of a table the task does not move stops the stream, unless
- * ignore_unknown.
+ * ignore_unknown. The source (relcols) also answers a filtered table's
+ * condition on each new row version (decision 0029).
  */
 typedef struct ApplyTask
 {

@@ -242,7 +242,11 @@ read_one(Applier *a, Error *err)
 		int64_t done = strtoll(PQcmdTuples(res), NULL, 10);
 		int64_t want = p->kind == APPLY_PEND_INSERT ? p->nrows : 1;
 
-		if (done < want)
+		/* a filtered table's DELETE finds no row where the row was outside
+		   the filter: the expected case, not a conflict (decision 0029) */
+		if (done < want &&
+		    !(p->kind == APPLY_PEND_DELETE && p->rel->table != NULL &&
+		      p->rel->table->filter != NULL))
 			note_conflict(
 			    a, p,
 			    p->kind == APPLY_PEND_INSERT   ? APPLY_CONFLICT_INSERT_EXISTS

@@ -66,6 +66,9 @@ typedef struct Rel
 	 * this batch): checked before the next change that is applied */
 	bool follow_pending;
 	bool changed; /* this process saw an earlier, different description */
+	/* the source's question on a row version for a filtered table
+	   (apply_filter.c), built at its first change; owned */
+	char *filter_sql;
 	int64_t conflicts;
 	_Atomic int64_t last_log_ms;
 } Rel;
@@ -232,6 +235,17 @@ bool apply_run_flush(Applier *a, Error *err);
 bool apply_update(Applier *a, Rel *r, const PgoChange *ch, Error *err);
 bool apply_delete(Applier *a, Rel *r, const PgoChange *ch, Error *err);
 bool apply_truncate(Applier *a, const PgoTruncate *t, Error *err);
+
+/* ---- apply_filter.c ---- */
+
+/*
+ * Applies an INSERT, UPDATE or DELETE of r, a table with a row filter, as
+ * decision 0029 says: the source judges the new row version; the target
+ * gets an INSERT, a DELETE of the old key, both, or nothing. Fails as the
+ * source's answer or the statements' sends fail.
+ */
+bool apply_filtered(Applier *a, Rel *r, PgoKind kind, const PgoChange *ch,
+                    Error *err);
 
 /* ---- apply_batch.c ---- */
 

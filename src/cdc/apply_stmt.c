@@ -104,6 +104,8 @@ apply_rel_clear(Rel *r)
 	free(r->src_qname);
 	free(r->schema_name);
 	free(r->table_name);
+	free(r->filter_sql);
+	r->filter_sql = NULL;
 	r->cols = NULL;
 	r->ncols = 0;
 	r->src_qname = r->schema_name = r->table_name = NULL;

@@ -356,7 +356,9 @@ connect_applier(ApplierThread *at, Error *err)
 	{
 		ApplyTask task = {o->follow_sql, o->task, NULL, o->ignore_unknown};
 
-		if (o->follow_sql != NULL && at->relcols == NULL &&
+		/* connects at its first question: a schema change, or a row of a
+		   filtered table */
+		if (o->source_uri != NULL && at->relcols == NULL &&
 		    (at->relcols = relcols_new(o->source_uri)) == NULL)
 			return err_set(err, ERR_INTERNAL, "out of memory");
 		task.source = at->relcols;

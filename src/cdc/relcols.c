@@ -93,7 +93,8 @@ session(RelCols *rc, Error *err)
 		return true;
 	if (pg_connect(rc->uri, ERR_SOURCE, PG_CONN_SQL, "pgtide columns",
 	               PG_RECONNECT_MS, &rc->conn, err) &&
-	    pg_keep_session(rc->conn, NULL, PG_RECONNECT_MS, err))
+	    pg_keep_session(rc->conn, "SET default_transaction_read_only = on",
+	                    PG_RECONNECT_MS, err))
 		return true;
 	pg_close(rc->conn);
 	rc->conn = NULL;
@@ -190,4 +191,14 @@ relcols_rows(RelCols *rc, const char *select, int batch, RelColsRowsFn each,
 	}
 	buf_free(&sql);
 	return ok;
+}
+
+bool
+relcols_query(RelCols *rc, const char *sql, int n, const char *const *vals,
+              PGresult **out, Error *err)
+{
+	*out = NULL;
+	if (!session(rc, err))
+		return err_prefix(err, "evaluating a row filter on the source: ");
+	return pg_query(rc->conn, sql, n, vals, out, err);
 }

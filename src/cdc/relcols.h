@@ -2,7 +2,9 @@
  * relcols: the source side of a schema change the target follows: what the
  * source's catalog says now of the columns a Relation message lists, and
  * the rows of a table read now for a column whose existing values no change
- * carried (state/columns.c applies the change on the target).
+ * carried (state/columns.c applies the change on the target); and a
+ * filtered table's condition, answered by the source for each new row
+ * version.
  *
  * A Relation message names each column's type by OID and typmod, which
  * mean the same on the target only for built-in types, and says nothing of
@@ -61,5 +63,15 @@ typedef bool (*RelColsRowsFn)(const PGresult *rows, void *ctx, Error *err);
  */
 bool relcols_rows(RelCols *rc, const char *select, int batch,
                   RelColsRowsFn each, void *ctx, Error *err);
+
+/*
+ * Runs one read-only statement sql with text parameters vals[0..n) (NULL
+ * for SQL NULL) on the source, under the pinned settings: a filtered
+ * table's condition on a row version, or the current row for the values a
+ * change did not carry (decision 0029). *out gets the result, which the
+ * caller PQclear()s.
+ */
+bool relcols_query(RelCols *rc, const char *sql, int n, const char *const *vals,
+                   PGresult **out, Error *err);
 
 #endif

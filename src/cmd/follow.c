@@ -29,6 +29,7 @@
 #include "load/newtables.h"
 #include "load/throttle.h"
 #include "pg/pg.h"
+#include "route/filter.h"
 #include "state/state.h"
 #include "surface/surface.h"
 #include "verify/check.h"
@@ -133,6 +134,9 @@ joiner_run(Joiner *jn, Error *err)
 		jn->tables[i].src_name = jn->last.tables[i].src_name;
 		jn->tables[i].tgt_qname = jn->last.tables[i].tgt_qname;
 		jn->tables[i].load_point = jn->last.tables[i].load_point;
+		jn->tables[i].filter =
+		    filter_find(&jn->cfg->filters, jn->tables[i].src_schema,
+		                jn->tables[i].src_name, NULL);
 	}
 	return true;
 }
@@ -406,6 +410,8 @@ follow_run(const TaskConfig *cfg, atomic_int *stop, Surface *surface,
 		tables[i].src_name = st_tables[i].src_name;
 		tables[i].tgt_qname = st_tables[i].tgt_qname;
 		tables[i].load_point = st_tables[i].snapshot_lsn;
+		tables[i].filter = filter_find(&cfg->filters, tables[i].src_schema,
+		                               tables[i].src_name, NULL);
 	}
 	if (!state_task_set_phase(&state, STATE_PHASE_CDC, err))
 		goto out;

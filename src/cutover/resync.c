@@ -21,6 +21,7 @@
 #include "load/insert_only.h"
 #include "load/lobjects.h"
 #include "pg/catalog.h"
+#include "route/filter.h"
 
 /* as many tries per table as the load gives a chunk */
 #define RESYNC_RETRIES 5
@@ -179,6 +180,7 @@ pick(Cutover *c, const Catalog *cat, const InsertOnlyWatch *w,
 		ct->tgt_qname = tgt;
 		ct->columns = r->columns[r->n];
 		ct->binary = copy_use_binary(c->cfg, t);
+		ct->filter = filter_find(&c->cfg->filters, t->schema, t->name, NULL);
 		/* emptied in the copy's own transaction */
 		ct->freeze = true;
 		atomic_init(&ct->chunks_left, 1);

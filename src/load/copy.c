@@ -160,7 +160,7 @@ source_copy_sql(const CopyTable *t, const PlanChunk *c)
 	char *sql = NULL;
 	int n;
 
-	if (c->start_block < 0 && c->end_block < 0)
+	if (c->start_block < 0 && c->end_block < 0 && t->filter == NULL)
 		n = asprintf(&sql, "COPY %s %s TO STDOUT (FORMAT %s)", t->src_qname,
 		             cols, fmt);
 	else
@@ -176,11 +176,14 @@ source_copy_sql(const CopyTable *t, const PlanChunk *c)
 			         (long long) c->end_block);
 		/* columns is "(a, b)": strip the parentheses for the select list
 		 * ("SELECT FROM" selects rows of no columns) */
+		/* the filter last, on a line of its own: a comment that ends it
+		   cannot swallow the parenthesis */
 		n = asprintf(&sql,
-		             "COPY (SELECT %.*s FROM ONLY %s WHERE true%s%s)"
+		             "COPY (SELECT %.*s FROM ONLY %s WHERE true%s%s%s%s%s)"
 		             " TO STDOUT (FORMAT %s)",
 		             (int) strlen(t->columns) - 2, t->columns + 1, t->src_qname,
-		             lo, hi, fmt);
+		             lo, hi, t->filter ? " AND (" : "",
+		             t->filter ? t->filter : "", t->filter ? "\n)" : "", fmt);
 	}
 	return n < 0 ? NULL : sql;
 }

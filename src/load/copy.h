@@ -32,6 +32,9 @@ typedef struct CopyTable
 	/* "("a", "b")": copied columns, same on both sides; "()" when the table
 	 * has none to copy (no columns, or only generated or dropped ones) */
 	const char *columns;
+	/* the task file's row filter, read on the source: only rows for which
+	   it is true are copied (decision 0029); NULL: every row */
+	const char *filter;
 	bool binary;
 	bool freeze; /* one chunk into a table pgtide created: TRUNCATE + FREEZE */
 	_Atomic int64_t rows_done; /* committed and in flight, for progress */

@@ -20,6 +20,7 @@
 #include "pg/catalog.h"
 #include "pg/pg.h"
 #include "pg/stream.h"
+#include "route/filter.h"
 #include "state/state.h"
 
 typedef struct Joining
@@ -168,6 +169,8 @@ pick(Join *j, Error *err)
 		it->copy.src_qname = t->qname;
 		it->copy.tgt_qname = it->tgt_qname;
 		it->copy.columns = it->columns;
+		it->copy.filter =
+		    filter_find(&j->cfg->filters, t->schema, t->name, NULL);
 		it->copy.binary = copy_use_binary(j->cfg, t);
 		j->n++;
 	}

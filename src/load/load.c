@@ -47,7 +47,9 @@
 #include "load/target.h"
 #include "pg/catalog.h"
 #include "pg/pg.h"
+#include "pg/rowfilter.h"
 #include "pg/stream.h"
+#include "route/filter.h"
 #include "state/state.h"
 
 /* rounds of the load, each from a fresh snapshot after a loss */
@@ -1145,7 +1147,8 @@ run_load(const TaskConfig *cfg, atomic_int *stop, Gate *gate, bool keep_slot,
 	    !catalog_select(l.cat, cfg->include.items, cfg->include.count,
 	                    cfg->exclude.items, cfg->exclude.count, err) ||
 	    !source_refuse_row_security(l.src, l.cat, err) ||
-	    !build_tables(&l, err))
+	    !build_tables(&l, err) ||
+	    !rowfilter_check_all(l.src, l.cat, &cfg->filters, err))
 		goto out;
 	if (cfg->schema_mode == SCHEMA_MODE_EXISTING &&
 	    (!resolve_existing_targets(&l, err) ||
@@ -1197,6 +1200,9 @@ run_load(const TaskConfig *cfg, atomic_int *stop, Gate *gate, bool keep_slot,
 			l.copy[i].src_qname = l.cat->tables[l.tables[i].cat].qname;
 			l.copy[i].tgt_qname = l.tables[i].tgt_qname;
 			l.copy[i].columns = l.tables[i].columns;
+			l.copy[i].filter = filter_find(
+			    &cfg->filters, l.cat->tables[l.tables[i].cat].schema,
+			    l.cat->tables[l.tables[i].cat].name, NULL);
 		}
 		prog = progress_start(l.copy, est, l.ntables, cfg->progress_interval_s,
 		                      /* JSON lines are for machines, even on a

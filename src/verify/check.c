@@ -30,6 +30,7 @@
 
 #include "load/insert_only.h"
 #include "load/source.h"
+#include "pg/rowfilter.h"
 #include "state/state.h"
 #include "verify/check_int.h"
 
@@ -364,7 +365,8 @@ run_checks(Check *c, Error *err)
 	if (!check_sample_begin(c, err) || !read_state(c, err) ||
 	    !catalog_read(c->src, cfg->state_schema, &c->cat, err) ||
 	    !catalog_select(c->cat, cfg->include.items, cfg->include.count,
-	                    cfg->exclude.items, cfg->exclude.count, err))
+	                    cfg->exclude.items, cfg->exclude.count, err) ||
+	    !rowfilter_check_all(c->src, c->cat, &cfg->filters, err))
 		return false;
 	c->selected_oids = oid_array(c->cat, CHECK_TABLES_SELECTED);
 	c->published_oids = oid_array(c->cat, CHECK_TABLES_PUBLISHED);

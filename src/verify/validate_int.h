@@ -81,6 +81,9 @@ typedef struct VTable
 	char *tgt_name;  /* schema.name on the target */
 	char **srcs;     /* quoted source relations */
 	char **src_names;
+	/* per source, the task file's row filter, or NULL: the source side
+	   reads only the rows it keeps (decision 0029); views into the cfg */
+	const char **src_filters;
 	int nsrc;
 	int cat;           /* catalog index of srcs[0], or -1 */
 	double est_rows;   /* catalog estimate, for ordering and ETA */

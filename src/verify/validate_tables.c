@@ -13,6 +13,7 @@
 
 #include "pg/catalog.h"
 #include "pg/pg.h"
+#include "route/filter.h"
 #include "route/mapping.h"
 #include "state/state.h"
 
@@ -47,6 +48,7 @@ table_free(VTable *t)
 	free(t->tgt_name);
 	strv_free(t->srcs, t->nsrc);
 	strv_free(t->src_names, t->nsrc);
+	free((void *) (uintptr_t) t->src_filters);
 	free(t->problem);
 	free(t->src_from);
 	free(t->tgt_from);
@@ -250,6 +252,7 @@ tables_build(VRun *r, const Catalog *cat, VPick *p, int np, Error *err)
 	{
 		VTable *t = NULL;
 		char **srcs, **names;
+		const char **filters;
 
 		if (!p[i].keep)
 			continue;
@@ -281,8 +284,14 @@ tables_build(VRun *r, const Catalog *cat, VPick *p, int np, Error *err)
 		names = realloc(t->src_names, (size_t) (t->nsrc + 2) * sizeof(char *));
 		if (names != NULL)
 			t->src_names = names;
-		if (srcs == NULL || names == NULL)
+		filters = realloc((void *) (uintptr_t) t->src_filters,
+		                  (size_t) (t->nsrc + 2) * sizeof(char *));
+		if (filters != NULL)
+			t->src_filters = filters;
+		if (srcs == NULL || names == NULL || filters == NULL)
 			return err_set(err, ERR_INTERNAL, "out of memory");
+		t->src_filters[t->nsrc] =
+		    filter_find(&r->cfg->filters, p[i].schema, p[i].name, NULL);
 		t->srcs[t->nsrc] = pg_qualify(p[i].schema, p[i].name);
 		if (asprintf(&t->src_names[t->nsrc], "%s.%s", p[i].schema, p[i].name) <
 		    0)

@@ -113,9 +113,10 @@ UNSUPPORTED = [
      'rule "8" (rule-type "transformation", rule-action "remove-column")'),
     (selection(9, "include", "sales", "order_1", filters=[
         {"filter-type": "source", "column-name": "id",
-         "filter-conditions": [{"filter-operator": "gte", "value": "10"}]}]),
+         "filter-conditions": [{"filter-operator": "gte", "value": "10"},
+                               {"filter-operator": "like", "value": "1%"}]}]),
      'rule "9" (rule-type "selection", rule-action "include"): source '
-     'filters (filter-operator "gte")'),
+     'filters (filter-operator "like")'),
     ({"rule-type": "table-settings", "rule-id": "10", "rule-name": "10",
       "object-locator": {"schema-name": "sales", "table-name": "order_1"},
       "parallel-load": {"type": "partitions-auto"}},

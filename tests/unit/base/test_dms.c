@@ -106,6 +106,36 @@ test_selection_rules(void **state)
 	assert_int_equal(cfg.include.count, 1);
 	config_free(&cfg);
 
+	/* source filters: ANDed between filters, ORed within one, every
+	   documented operator, names quoted, values as literals */
+	assert_true(read_text(
+	    &cfg,
+	    "{\"rules\": [{\"rule-type\": \"selection\", \"rule-id\": \"1\", "
+	    "\"rule-action\": \"include\", \"object-locator\": "
+	    "{\"schema-name\": \"sales\", \"table-name\": \"Order_1\"},\n"
+	    "\"filters\": [{\"filter-type\": \"source\", \"column-name\": "
+	    "\"region\", \"filter-conditions\": [{\"filter-operator\": \"eq\", "
+	    "\"value\": \"o'k\"}, {\"filter-operator\": \"noteq\", \"value\": "
+	    "\"x\"}, {\"filter-operator\": \"null\"}]}, {\"filter-type\": "
+	    "\"source\", \"column-name\": \"N\\\"o\", \"filter-conditions\": "
+	    "[{\"filter-operator\": \"between\", \"start-value\": 1, "
+	    "\"end-value\": \"9\"}, {\"filter-operator\": \"notbetween\", "
+	    "\"start-value\": 20, \"end-value\": 30}, {\"filter-operator\": "
+	    "\"lte\", \"value\": 2}, {\"filter-operator\": \"ste\", "
+	    "\"value\": 3}, {\"filter-operator\": \"gte\", \"value\": 4}, "
+	    "{\"filter-operator\": \"notnull\"}]}]}]}",
+	    &err));
+	assert_int_equal(cfg.filters.keys.count, 1);
+	assert_string_equal(cfg.filters.keys.items[0], "\"sales\".\"Order_1\"");
+	assert_int_equal(cfg.filters.line[0], 1);
+	assert_string_equal(
+	    cfg.filters.values.items[0],
+	    "(\"region\" = 'o''k' OR \"region\" <> 'x' OR \"region\" IS NULL) "
+	    "AND (\"N\"\"o\" BETWEEN '1' AND '9' OR \"N\"\"o\" NOT BETWEEN '20' "
+	    "AND '30' OR \"N\"\"o\" <= '2' OR \"N\"\"o\" <= '3' OR \"N\"\"o\" >= "
+	    "'4' OR \"N\"\"o\" IS NOT NULL)");
+	config_free(&cfg);
+
 	/* no file named: nothing read, nothing changed */
 	config_init(&cfg);
 	assert_true(config_read_table_mappings(&cfg, &err));
@@ -152,11 +182,32 @@ test_unsupported_rules(void **state)
 	               "{\"schema-name\": \"s\", \"table-name\": \"t\"},\n"
 	               "\"filters\": [{\"filter-type\": \"source\", "
 	               "\"column-name\": \"id\", \"filter-conditions\": "
-	               "[{\"filter-operator\": \"between\", \"start-value\": 1, "
-	               "\"end-value\": 9}]}]}]}",
+	               "[{\"filter-operator\": \"eq\", \"value\": 1},\n"
+	               "{\"filter-operator\": \"like\", \"value\": 9}]}]}]}",
 	               &err),
-	    ":2: rule \"5\" (rule-type \"selection\", rule-action \"include\"): "
-	    "source filters (filter-operator \"between\") are not supported yet");
+	    ":3: rule \"5\" (rule-type \"selection\", rule-action \"include\"): "
+	    "source filters (filter-operator \"like\") are not supported yet");
+	assert_string_equal(
+	    message_of("{\"rules\": [{\"rule-type\": \"selection\", \"rule-id\": "
+	               "\"5\", \"rule-action\": \"exclude\", \"object-locator\": "
+	               "{\"schema-name\": \"s\", \"table-name\": \"t\"},\n"
+	               "\"filters\": [{\"filter-type\": \"source\", "
+	               "\"column-name\": \"id\", \"filter-conditions\": "
+	               "[{\"filter-operator\": \"null\"}]}]}]}",
+	               &err),
+	    ":2: rule \"5\" (rule-type \"selection\", rule-action \"exclude\"): "
+	    "source filters on a rule other than include are not supported yet");
+	assert_string_equal(
+	    message_of("{\"rules\": [{\"rule-type\": \"selection\", \"rule-id\": "
+	               "\"5\", \"rule-action\": \"include\", \"object-locator\": "
+	               "{\"schema-name\": \"s\",\n\"table-name\": \"t%\"},"
+	               "\"filters\": [{\"filter-type\": \"source\", "
+	               "\"column-name\": \"id\", \"filter-conditions\": "
+	               "[{\"filter-operator\": \"null\"}]}]}]}",
+	               &err),
+	    ":1: rule \"5\" (rule-type \"selection\", rule-action \"include\"): "
+	    "source filters on a table-name or schema-name with a wildcard are not "
+	    "supported yet");
 	assert_string_equal(
 	    message_of("{\"rules\": [{\"rule-type\": \"selection\", \"rule-id\": "
 	               "\"6\", \"rule-action\": \"include\", \"object-locator\": "

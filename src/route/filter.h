@@ -1,0 +1,31 @@
+/*
+ * filter: which row filter of the task file (`filters`: schema.table -> an
+ * SQL condition) applies to a source table.
+ *
+ * Pure: names in, a condition out; no libpq. A key names one table exactly
+ * (double quotes keep dots and case, no schema means public); wildcards
+ * are not patterns here, so that no table ever falls under two conditions.
+ * What a condition may say is checked on the source (pg/rowfilter).
+ */
+#ifndef PGTIDE_FILTER_H
+#define PGTIDE_FILTER_H
+
+#include <stdbool.h>
+
+#include "base/config.h"
+#include "base/err.h"
+
+/*
+ * The condition of schema.name in filters, or NULL when it has none; *line
+ * (when not NULL) gets its key's line in the task file. A view into
+ * filters. A key that does not parse names no table (filter_check_keys
+ * refuses it).
+ */
+const char *filter_find(const StrMap *filters, const char *schema,
+                        const char *name, int *line);
+
+/* Whether key i of filters names schema.name. */
+bool filter_key_names(const StrMap *filters, int i, const char *schema,
+                      const char *name);
+
+#endif
