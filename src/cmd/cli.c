@@ -17,6 +17,7 @@
 #include "base/log.h"
 #include "cmd/task.h"
 #include "cutover/cutover.h"
+#include "route/shard.h"
 #include "verify/check.h"
 #include "verify/validate.h"
 
@@ -569,6 +570,27 @@ cli_reread(TaskConfig *cfg, Error *err)
 	        config_read_table_mappings(cfg, err));
 }
 
+/*
+ * Several targets (targets:, docs/sharding.md): the routing rules are
+ * checked whole, so that a bad one is named before anything connects; then
+ * a command that cannot route rows to several targets yet refuses, since
+ * running it against one of them would ignore the others.
+ */
+static bool
+check_targets(const Command *c, const TaskConfig *cfg, Error *err)
+{
+	ShardSpec *spec;
+
+	if (cfg->targets.keys.count == 0)
+		return true;
+	if (!shard_spec_new(cfg, &spec, err))
+		return false;
+	shard_spec_free(spec);
+	err_set(err, ERR_CONFIG, "pgtide %s cannot use several targets yet",
+	        c->name);
+	return err_hint(err, "docs/sharding.md says what is built");
+}
+
 static int
 run_command(const Command *c, int argc, char **argv, atomic_int *stop)
 {
@@ -591,13 +613,15 @@ run_command(const Command *c, int argc, char **argv, atomic_int *stop)
 	}
 	else if (c->needs_source
 	             ? !config_validate(&cfg, &err) ||
+	                   !check_targets(c, &cfg, &err) ||
 	                   (c->selects_tables &&
 	                    !config_read_table_mappings(&cfg, &err))
-	             : cfg.target_uri == NULL &&
-	                   (err_set(&err, ERR_CONFIG, "no target given"),
-	                    err_hint(&err, "pass --target URI or set "
-	                                   "target in the task file"),
-	                    true))
+	             : !check_targets(c, &cfg, &err) ||
+	                   (cfg.target_uri == NULL &&
+	                    (err_set(&err, ERR_CONFIG, "no target given"),
+	                     err_hint(&err, "pass --target URI or set "
+	                                    "target in the task file"),
+	                     true)))
 		code = report(c, &err);
 	else
 	{

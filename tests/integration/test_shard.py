@@ -1,0 +1,161 @@
+"""Sharding one source into several targets (docs/sharding.md): the task
+file's targets and shard rules are checked whole before anything connects,
+each bad rule one error naming the file, line and key; a command that cannot
+route rows to several targets yet refuses the file instead of running
+against one of them; and the documented hash is what SQL on the source
+computes."""
+import hashlib
+
+import pytest
+
+from conftest import Database
+
+SOURCE = """
+    CREATE TABLE accounts (account_id bigint PRIMARY KEY, name text);
+    INSERT INTO accounts SELECT g, 'a' || g FROM generate_series(1, 50) g;
+"""
+
+
+def error_lines(stderr):
+    return [l for l in stderr.splitlines() if l.startswith("pgtide: error:")]
+
+
+def target_index(key_text, n):
+    """docs/sharding.md's hash, in Python."""
+    return int(hashlib.md5(key_text.encode()).hexdigest()[:8], 16) % n
+
+
+@pytest.fixture
+def targets(pg_target_server, request):
+    """Three target databases, dropped afterwards."""
+    dbs = []
+    for i in range(3):
+        name = pg_target_server.create_database(
+            f"shard{i + 1}_{abs(hash(request.node.name)) % 10**8}")
+        dbs.append(Database(pg_target_server, name))
+    yield dbs
+    for db in dbs:
+        db.drop()
+
+
+def task_file(tmp_path, source_db, targets, shard, extra=""):
+    lines = ["task: split", f"source: {source_db.uri}", "targets:"]
+    lines += [f"  shard{i + 1}: {db.uri}" for i, db in enumerate(targets)]
+    path = tmp_path / "split.yaml"
+    path.write_text("\n".join(lines) + "\n" + extra + "shard:\n" + shard)
+    return str(path)
+
+
+def assert_nothing_touched(source_db, targets):
+    assert source_db.query_one(
+        "SELECT count(*) FROM pg_replication_slots") == 0
+    assert source_db.query_one("SELECT count(*) FROM pg_publication") == 0
+    for db in targets:
+        assert db.query_one("SELECT count(*) FROM pg_namespace"
+                            " WHERE nspname = 'pgtide'") == 0
+        assert db.query_one("SELECT count(*) FROM pg_tables"
+                            " WHERE schemaname = 'public'") == 0
+
+
+BAD = [
+    ("  key: account_id\n  method: list\n",
+     "split.yaml: key shard.method: method list needs shard.values"),
+    ("  key: account_id\n  method: list\n  values:\n"
+     "    shard1: \"1, 2\"\n    shard2: \"3\"\n    shard3: \"2\"\n",
+     "split.yaml:11: key shard.values: value \"2\" is given to targets "
+     "shard1 and shard3"),
+    ("  key: account_id\n  method: range\n  bounds:\n"
+     "    shard1: ..100\n    shard2: 50..200\n    shard3: 200..\n",
+     "split.yaml:11: key shard.bounds: the bounds of targets shard1 and "
+     "shard2 overlap"),
+    ("  key: account_id\n  tables:\n    public.plans: target shard7\n",
+     "split.yaml:10: key shard.tables: table public.plans: \"shard7\" is not "
+     "a target"),
+    ("  method: hash\n",
+     "split.yaml:4: key targets: several targets need shard.key"),
+]
+
+
+@pytest.mark.parametrize("shard,message", BAD,
+                         ids=["list-without-values", "value-twice",
+                              "overlapping-bounds", "unknown-target",
+                              "no-key"])
+def test_bad_rules_are_one_error_before_anything_moves(
+        pgtide, source_db, targets, tmp_path, shard, message):
+    source_db.execute(SOURCE)
+    path = task_file(tmp_path, source_db, targets, shard)
+    for command in ("check", "copy", "migrate"):
+        r = pgtide.run(command, "--config", path)
+        assert r.returncode == 2, r.stderr
+        [line] = error_lines(r.stderr)
+        assert line == "pgtide: error: " + message.replace(
+            "split.yaml", path), line
+    assert_nothing_touched(source_db, targets)
+
+
+def test_names_and_targets_that_clash_are_refused(
+        pgtide, source_db, targets, tmp_path):
+    source_db.execute(SOURCE)
+    shard = "  key: account_id\n"
+    path = tmp_path / "split.yaml"
+
+    # a target name that cannot name state and origins
+    path.write_text(f"source: {source_db.uri}\ntargets:\n"
+                    f"  Shard-1: {targets[0].uri}\n  shard2: {targets[1].uri}\n"
+                    "shard:\n" + shard)
+    r = pgtide.run("copy", "--config", path)
+    assert r.returncode == 2
+    assert error_lines(r.stderr) == [
+        f"pgtide: error: {path}:3: key targets: invalid target name "
+        "\"Shard-1\""]
+    # one database twice
+    path.write_text(f"source: {source_db.uri}\ntargets:\n"
+                    f"  shard1: {targets[0].uri}\n  shard2: {targets[0].uri}\n"
+                    "shard:\n" + shard)
+    r = pgtide.run("copy", "--config", path)
+    assert error_lines(r.stderr) == [
+        f"pgtide: error: {path}:4: key targets: targets shard1 and shard2 "
+        "have the same connection string"]
+    # target and targets together, from the file or the command line
+    r = pgtide.run("copy", "--config",
+                   task_file(tmp_path, source_db, targets, shard),
+                   "--target", targets[0].uri)
+    assert r.returncode == 2
+    assert error_lines(r.stderr) == [
+        "pgtide: error: target and targets cannot both be given"]
+    # a shard section without targets
+    path.write_text(f"source: {source_db.uri}\ntarget: {targets[0].uri}\n"
+                    "shard:\n" + shard)
+    r = pgtide.run("copy", "--config", path)
+    assert error_lines(r.stderr) == [
+        "pgtide: error: the shard section needs targets"]
+    assert_nothing_touched(source_db, targets)
+
+
+def test_valid_rules_are_refused_by_commands_not_built_yet(
+        pgtide, source_db, targets, tmp_path):
+    """No command routes rows to several targets yet: each says so, rather
+    than running against one target and ignoring the others."""
+    source_db.execute(SOURCE)
+    path = task_file(tmp_path, source_db, targets,
+                     "  key: account_id\n  method: hash\n"
+                     "  tables:\n    public.plans: all\n")
+    for command in ("check", "copy", "migrate", "follow", "validate",
+                    "cutover", "status", "clean"):
+        r = pgtide.run(command, "--config", path)
+        assert r.returncode == 2, (command, r.stderr)
+        assert error_lines(r.stderr) == [
+            f"pgtide: error: pgtide {command} cannot use several targets "
+            "yet"], command
+    assert_nothing_touched(source_db, targets)
+
+    # the documented hash, computed by SQL on the source, is Python's
+    rows = source_db.query(
+        "SELECT account_id::text, ('x' || lpad(substr(md5(account_id::text),"
+        " 1, 8), 16, '0'))::bit(64)::bigint % 3 FROM accounts"
+        " UNION ALL SELECT 'acme', ('x' || lpad(substr(md5('acme'), 1, 8),"
+        " 16, '0'))::bit(64)::bigint % 3")
+    assert len(rows) == 51
+    for key, index in rows:
+        assert index == target_index(key, 3), key
+    assert target_index("42", 3) == 1   # the worked example
