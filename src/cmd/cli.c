@@ -17,6 +17,7 @@
 #include "base/log.h"
 #include "cmd/task.h"
 #include "cutover/cutover.h"
+#include "load/shards.h"
 #include "route/shard.h"
 #include "verify/check.h"
 #include "verify/validate.h"
@@ -572,19 +573,34 @@ cli_reread(TaskConfig *cfg, Error *err)
 
 /*
  * Several targets (targets:, docs/sharding.md): the routing rules are
- * checked whole, so that a bad one is named before anything connects; then
- * a command that cannot route rows to several targets yet refuses, since
+ * checked whole, so that a bad one is named before anything connects; check,
+ * copy and migrate then connect to the source and every target and route
+ * each selected table, so that a table, rule, column or target that cannot
+ * work is named before any data moves (check prints the routing). Then a
+ * command that cannot route rows to several targets yet refuses, since
  * running it against one of them would ignore the others.
  */
 static bool
 check_targets(const Command *c, const TaskConfig *cfg, Error *err)
 {
 	ShardSpec *spec;
+	ShardsPlan *plan = NULL;
+	bool preflight = strcmp(c->name, "check") == 0 ||
+	                 strcmp(c->name, "copy") == 0 ||
+	                 strcmp(c->name, "migrate") == 0;
 
 	if (cfg->targets.keys.count == 0)
 		return true;
 	if (!shard_spec_new(cfg, &spec, err))
 		return false;
+	if (preflight && !shards_preflight(cfg, spec, &plan, err))
+	{
+		shard_spec_free(spec);
+		return false;
+	}
+	if (plan != NULL && strcmp(c->name, "check") == 0)
+		shards_plan_print(plan, spec, stdout);
+	shards_plan_free(plan);
 	shard_spec_free(spec);
 	err_set(err, ERR_CONFIG, "pgtide %s cannot use several targets yet",
 	        c->name);
@@ -613,9 +629,9 @@ run_command(const Command *c, int argc, char **argv, atomic_int *stop)
 	}
 	else if (c->needs_source
 	             ? !config_validate(&cfg, &err) ||
-	                   !check_targets(c, &cfg, &err) ||
 	                   (c->selects_tables &&
-	                    !config_read_table_mappings(&cfg, &err))
+	                    !config_read_table_mappings(&cfg, &err)) ||
+	                   !check_targets(c, &cfg, &err)
 	             : !check_targets(c, &cfg, &err) ||
 	                   (cfg.target_uri == NULL &&
 	                    (err_set(&err, ERR_CONFIG, "no target given"),

@@ -38,10 +38,11 @@ def targets(pg_target_server, request):
         db.drop()
 
 
-def task_file(tmp_path, source_db, targets, shard, extra=""):
+def task_file(tmp_path, source_db, targets, shard, extra="",
+              name="split.yaml"):
     lines = ["task: split", f"source: {source_db.uri}", "targets:"]
     lines += [f"  shard{i + 1}: {db.uri}" for i, db in enumerate(targets)]
-    path = tmp_path / "split.yaml"
+    path = tmp_path / name
     path.write_text("\n".join(lines) + "\n" + extra + "shard:\n" + shard)
     return str(path)
 
@@ -76,20 +77,17 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize("shard,message", BAD,
-                         ids=["list-without-values", "value-twice",
-                              "overlapping-bounds", "unknown-target",
-                              "no-key"])
 def test_bad_rules_are_one_error_before_anything_moves(
-        pgtide, source_db, targets, tmp_path, shard, message):
+        pgtide, source_db, targets, tmp_path):
     source_db.execute(SOURCE)
-    path = task_file(tmp_path, source_db, targets, shard)
-    for command in ("check", "copy", "migrate"):
-        r = pgtide.run(command, "--config", path)
-        assert r.returncode == 2, r.stderr
-        [line] = error_lines(r.stderr)
-        assert line == "pgtide: error: " + message.replace(
-            "split.yaml", path), line
+    for shard, message in BAD:
+        path = task_file(tmp_path, source_db, targets, shard)
+        for command in ("check", "copy", "migrate"):
+            r = pgtide.run(command, "--config", path)
+            assert r.returncode == 2, r.stderr
+            [line] = error_lines(r.stderr)
+            assert line == "pgtide: error: " + message.replace(
+                "split.yaml", path), line
     assert_nothing_touched(source_db, targets)
 
 
@@ -159,3 +157,94 @@ def test_valid_rules_are_refused_by_commands_not_built_yet(
     for key, index in rows:
         assert index == target_index(key, 3), key
     assert target_index("42", 3) == 1   # the worked example
+
+
+ROUTED = """
+    CREATE TABLE accounts (account_id bigint PRIMARY KEY, name text);
+    CREATE TABLE orders (id int PRIMARY KEY, account_id bigint NOT NULL);
+    CREATE TABLE plans (id int PRIMARY KEY, name text);
+    CREATE TABLE audit_2024 (id int PRIMARY KEY, account_id bigint);
+    CREATE TABLE users (id uuid PRIMARY KEY, email text);
+"""
+
+
+def test_check_routes_every_table_and_names_reference_tables(
+        pgtide, source_db, targets, tmp_path):
+    source_db.execute(ROUTED)
+    path = task_file(tmp_path, source_db, targets,
+                     "  key: account_id\n  tables:\n"
+                     "    public.audit_*: target shard3\n"
+                     "    public.users: key id\n")
+    r = pgtide.run("check", "--config", path)
+    assert r.returncode == 2, r.stderr
+    assert sorted(r.stdout.splitlines()) == sorted([
+        '"public"."accounts": each row to the target of its account_id '
+        "(bigint)",
+        '"public"."orders": each row to the target of its account_id '
+        "(bigint)",
+        '"public"."plans": every row to every target (a reference table: '
+        "no routing column)",
+        '"public"."audit_2024": every row to shard3, by rule public.audit_*',
+        '"public"."users": each row to the target of its id (uuid), by rule '
+        "public.users",
+    ])
+    assert error_lines(r.stderr) == [
+        "pgtide: error: pgtide check cannot use several targets yet"]
+    assert_nothing_touched(source_db, targets)
+
+
+def test_tables_types_and_targets_that_cannot_work_are_named(
+        pgtide, source_db, targets, tmp_path):
+    """Each is one error from check, copy and migrate, after connecting and
+    before anything moves."""
+    source_db.execute(ROUTED + """
+        CREATE TABLE invoices (id int PRIMARY KEY, account_id numeric);
+    """)
+    cases = [
+        (task_file(tmp_path, source_db, targets,
+                   "  key: account_id\n  tables:\n"
+                   "    public.users: key user_id\n    public.invoices: all\n",
+                   name="column.yaml"),
+         "table public.users has no column user_id, which rule public.users "
+         "of shard.tables routes it by"),
+        (task_file(tmp_path, source_db, targets, "  key: account_id\n",
+                   name="type.yaml"),
+         'table "public"."invoices", column account_id: a key of type '
+         "numeric cannot be routed by its text form"),
+        (task_file(tmp_path, source_db, targets,
+                   "  key: account_id\n  method: lookup\n"
+                   "  lookup: public.placement(account_id, shard)\n"
+                   "  tables:\n    public.invoices: all\n",
+                   name="lookup.yaml"),
+         "lookup table public.placement of shard.lookup does not exist on "
+         "the source"),
+    ]
+    # two strings that reach one database
+    same = list(targets)
+    same[2] = Database(targets[0].server, targets[0].name)
+    path = tmp_path / "same.yaml"
+    path.write_text(
+        f"source: {source_db.uri}\ntargets:\n"
+        + "".join(f"  shard{i + 1}: {db.uri}\n" for i, db in enumerate(same[:2]))
+        + f"  shard3: {targets[0].uri}?application_name=other\n"
+        "shard:\n  key: account_id\n  tables:\n    public.invoices: all\n")
+    cases.append((str(path), "targets shard1 and shard3 are one database "
+                  f"(127.0.0.1:{targets[0].server.port}/{targets[0].name})"))
+    # a target that is the source
+    path = tmp_path / "source.yaml"
+    path.write_text(
+        f"source: {source_db.uri}\ntargets:\n"
+        f"  shard1: {targets[0].uri}\n"
+        f"  shard2: {source_db.uri}?application_name=other\n"
+        "shard:\n  key: account_id\n  tables:\n    public.invoices: all\n")
+    cases.append((str(path), "target shard2 "
+                  f"(127.0.0.1:{source_db.server.port}/{source_db.name}) is "
+                  "the source database"))
+    for path, message in cases:
+        for command in ("check", "copy", "migrate"):
+            r = pgtide.run(command, "--config", path)
+            assert r.returncode == 2, (command, r.stderr)
+            assert error_lines(r.stderr) == ["pgtide: error: " + message], \
+                command
+            assert r.stdout == ""
+    assert_nothing_touched(source_db, targets)
