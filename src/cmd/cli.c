@@ -581,14 +581,16 @@ cli_reread(TaskConfig *cfg, Error *err)
  * running it against one of them would ignore the others.
  */
 static bool
-check_targets(const Command *c, const TaskConfig *cfg, Error *err)
+check_targets(const Command *c, const TaskConfig *cfg, ShardSpec **copy_spec,
+              Error *err)
 {
 	ShardSpec *spec;
 	ShardsPlan *plan = NULL;
-	bool preflight = strcmp(c->name, "check") == 0 ||
-	                 strcmp(c->name, "copy") == 0 ||
+	bool copy = strcmp(c->name, "copy") == 0;
+	bool preflight = copy || strcmp(c->name, "check") == 0 ||
 	                 strcmp(c->name, "migrate") == 0;
 
+	*copy_spec = NULL;
 	if (cfg->targets.keys.count == 0)
 		return true;
 	if (!shard_spec_new(cfg, &spec, err))
@@ -601,6 +603,11 @@ check_targets(const Command *c, const TaskConfig *cfg, Error *err)
 	if (plan != NULL && strcmp(c->name, "check") == 0)
 		shards_plan_print(plan, spec, stdout);
 	shards_plan_free(plan);
+	if (copy)
+	{
+		*copy_spec = spec;
+		return true;
+	}
 	shard_spec_free(spec);
 	err_set(err, ERR_CONFIG, "pgtide %s cannot use several targets yet",
 	        c->name);
@@ -613,6 +620,7 @@ run_command(const Command *c, int argc, char **argv, atomic_int *stop)
 	struct option longopts[NOPTIONS + 1];
 	TaskConfig cfg;
 	Error err = ERR_INIT;
+	ShardSpec *shards = NULL; /* copy into several targets */
 	bool help = false;
 	int code;
 
@@ -631,8 +639,8 @@ run_command(const Command *c, int argc, char **argv, atomic_int *stop)
 	             ? !config_validate(&cfg, &err) ||
 	                   (c->selects_tables &&
 	                    !config_read_table_mappings(&cfg, &err)) ||
-	                   !check_targets(c, &cfg, &err)
-	             : !check_targets(c, &cfg, &err) ||
+	                   !check_targets(c, &cfg, &shards, &err)
+	             : !check_targets(c, &cfg, &shards, &err) ||
 	                   (cfg.target_uri == NULL &&
 	                    (err_set(&err, ERR_CONFIG, "no target given"),
 	                     err_hint(&err, "pass --target URI or set "
@@ -647,17 +655,22 @@ run_command(const Command *c, int argc, char **argv, atomic_int *stop)
 		running.argv = argv;
 		running.command = c;
 		running.longopts = longopts;
-		ok = c->run(&cfg, stop, &err);
+		ok = shards != NULL ? task_copy_shards(&cfg, shards, stop, &err)
+		                    : c->run(&cfg, stop, &err);
 		running.command = NULL;
 
-		if (!ok && c->records_error)
+		/* with several targets the error names its target, and no one
+		   target's state holds the whole task's */
+		if (!ok && c->records_error && shards == NULL)
 			task_note_error(&cfg, &err);
 		code = ok ? CLI_EXIT_OK : report(c, &err);
-		/* last: nothing may hide a slot that holds the source's WAL */
-		if (c->announces_slot)
+		/* last: nothing may hide a slot that holds the source's WAL (copy
+		   keeps none, with one target or several) */
+		if (c->announces_slot && shards == NULL)
 			task_slot_notice(&cfg, c->name, !ok, *stop != 0,
 			                 err.kind == ERR_GUARD, argc, argv);
 	}
+	shard_spec_free(shards);
 	config_free(&cfg);
 	return code;
 }

@@ -160,7 +160,7 @@ source_copy_sql(const CopyTable *t, const PlanChunk *c)
 	char *sql = NULL;
 	int n;
 
-	if (c->start_block < 0 && c->end_block < 0)
+	if (c->start_block < 0 && c->end_block < 0 && t->where == NULL)
 		n = asprintf(&sql, "COPY %s %s TO STDOUT (FORMAT %s)", t->src_qname,
 		             cols, fmt);
 	else
@@ -177,10 +177,12 @@ source_copy_sql(const CopyTable *t, const PlanChunk *c)
 		/* columns is "(a, b)": strip the parentheses for the select list
 		 * ("SELECT FROM" selects rows of no columns) */
 		n = asprintf(&sql,
-		             "COPY (SELECT %.*s FROM ONLY %s WHERE true%s%s)"
+		             "COPY (SELECT %.*s FROM ONLY %s WHERE true%s%s%s%s%s)"
 		             " TO STDOUT (FORMAT %s)",
 		             (int) strlen(t->columns) - 2, t->columns + 1, t->src_qname,
-		             lo, hi, fmt);
+		             lo, hi, t->where != NULL ? " AND (" : "",
+		             t->where != NULL ? t->where : "",
+		             t->where != NULL ? ")" : "", fmt);
 	}
 	return n < 0 ? NULL : sql;
 }

@@ -32,6 +32,9 @@ typedef struct CopyTable
 	/* "("a", "b")": copied columns, same on both sides; "()" when the table
 	 * has none to copy (no columns, or only generated or dropped ones) */
 	const char *columns;
+	/* a condition on the source's rows, ANDed to every chunk's (the rows
+	 * of one of several targets, load/shards), or NULL for every row */
+	const char *where;
 	bool binary;
 	bool freeze; /* one chunk into a table pgtide created: TRUNCATE + FREEZE */
 	_Atomic int64_t rows_done; /* committed and in flight, for progress */

@@ -12,8 +12,12 @@
 
 #include <libpq-fe.h>
 
+#include "base/buf.h"
 #include "pg/catalog.h"
 #include "pg/pg.h"
+
+/* A routing condition: a list of thousands of values fits. */
+#define SHARDS_WHERE_CAP (16 * 1024 * 1024)
 
 /* What database a session reaches: the cluster's identity and the
  * database's name, so that two strings reaching one database are seen. */
@@ -63,6 +67,87 @@ read_identity(PgConn *conn, char *buf, size_t cap, Error *err)
 	                      buf + strlen(id) + 1, cap - strlen(id) - 1, err);
 }
 
+/* t's route; a view into spec, as shard_table_route gives it. */
+static bool
+table_route(const ShardSpec *spec, const CatTable *t, ShardTableRoute *r,
+            Error *err)
+{
+	const char **names = calloc((size_t) t->ncols + 1, sizeof(*names));
+	bool ok;
+
+	if (names == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	for (int c = 0; c < t->ncols; c++)
+		names[c] = t->cols[c].name;
+	ok = shard_table_route(spec, t->schema, t->name, names, t->ncols, r, err);
+	free(names);
+	return ok;
+}
+
+bool
+shards_where(const ShardSpec *spec, int target, const CatTable *t, char **out,
+             Error *err)
+{
+	ShardTableRoute r;
+	Buf b = BUF_INIT(SHARDS_WHERE_CAP);
+	char *col;
+	bool ok;
+
+	*out = NULL;
+	if (!table_route(spec, t, &r, err))
+		return false;
+	if (r.kind == SHARD_TABLE_ALL)
+		return true;
+	if (r.kind == SHARD_TABLE_ONE)
+	{
+		*out = strdup(r.target == target ? "true" : "false");
+		return *out != NULL || err_set(err, ERR_INTERNAL, "out of memory");
+	}
+	col = pg_quote_ident(r.key);
+	if (col == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	ok = shard_sql_condition(spec, target, col, &b, err) &&
+	     buf_take(&b, out, err);
+	free(col);
+	buf_free(&b);
+	return ok;
+}
+
+/*
+ * Rows whose key routes to no target (NULL, a list value or range no
+ * target has, a key the lookup table lacks) would be loaded nowhere: the
+ * load refuses to start while the source holds one.
+ */
+static bool
+check_unrouted(const ShardSpec *spec, PgConn *src, const CatTable *t,
+               const ShardTableRoute *r, Error *err)
+{
+	Buf b = BUF_INIT(SHARDS_WHERE_CAP);
+	char *col = pg_quote_ident(r->key);
+	char found[8];
+	bool ok;
+
+	if (col == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	ok = buf_printf(&b, err, "SELECT EXISTS (SELECT 1 FROM ONLY %s WHERE ",
+	                t->qname) &&
+	     shard_sql_condition(spec, -1, col, &b, err) &&
+	     buf_add_str(&b, ")", err) && buf_check(&b, err) &&
+	     pg_query_value(src, buf_str(&b), 0, NULL, found, sizeof(found), err);
+	free(col);
+	buf_free(&b);
+	if (ok && strcmp(found, "t") == 0)
+	{
+		err_set(err, ERR_CONFIG,
+		        "table %s has rows whose %s routes to no target", t->qname,
+		        r->key);
+		return err_hint(err, "a NULL key, or one that no shard.values, "
+		                     "shard.bounds or lookup row names: route it, "
+		                     "or give the table a shard.tables rule");
+	}
+	return ok;
+}
+
 static const CatColumn *
 find_column(const CatTable *t, const char *name)
 {
@@ -83,20 +168,10 @@ route_tables(const ShardSpec *spec, const Catalog *cat, ShardsPlan *plan,
 	{
 		const CatTable *t = &cat->tables[i];
 		ShardsTable *st = &plan->tables[plan->ntables];
-		const char **names;
-		bool ok;
 
 		if (!t->selected)
 			continue;
-		names = calloc((size_t) t->ncols + 1, sizeof(*names));
-		if (names == NULL)
-			return err_set(err, ERR_INTERNAL, "out of memory");
-		for (int c = 0; c < t->ncols; c++)
-			names[c] = t->cols[c].name;
-		ok = shard_table_route(spec, t->schema, t->name, names, t->ncols,
-		                       &st->route, err);
-		free(names);
-		if (!ok)
+		if (!table_route(spec, t, &st->route, err))
 			return false;
 		st->qname = strdup(t->qname);
 		if (st->qname == NULL)
@@ -113,6 +188,27 @@ route_tables(const ShardSpec *spec, const Catalog *cat, ShardsPlan *plan,
 				return err_prefix(err, "table %s, column %s: ", t->qname,
 				                  col->name);
 		}
+	}
+	return true;
+}
+
+/* After the lookup table's check: its rows route the keys. */
+static bool
+check_tables_unrouted(const ShardSpec *spec, PgConn *src, const Catalog *cat,
+                      const ShardsPlan *plan, Error *err)
+{
+	int k = 0;
+
+	for (int i = 0; i < cat->ntables; i++)
+	{
+		const CatTable *t = &cat->tables[i];
+
+		if (!t->selected)
+			continue;
+		if (plan->tables[k].route.kind == SHARD_TABLE_KEYED &&
+		    !check_unrouted(spec, src, t, &plan->tables[k].route, err))
+			return false;
+		k++;
 	}
 	return true;
 }
@@ -216,7 +312,8 @@ shards_preflight(const TaskConfig *cfg, const ShardSpec *spec, ShardsPlan **out,
 	     catalog_read(src, cfg->state_schema, &cat, err) &&
 	     catalog_select(cat, cfg->include.items, cfg->include.count,
 	                    cfg->exclude.items, cfg->exclude.count, err) &&
-	     route_tables(spec, cat, plan, err) && check_lookup(spec, src, err);
+	     route_tables(spec, cat, plan, err) && check_lookup(spec, src, err) &&
+	     check_tables_unrouted(spec, src, cat, plan, err);
 	catalog_free(cat);
 	pg_close(src);
 	if (ok)

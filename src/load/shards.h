@@ -16,6 +16,7 @@
 
 #include "base/config.h"
 #include "base/err.h"
+#include "pg/catalog.h"
 #include "route/shard.h"
 
 typedef struct ShardsTable
@@ -42,6 +43,14 @@ bool shards_preflight(const TaskConfig *cfg, const ShardSpec *spec,
 
 /* Writes one line per table: where its rows go. */
 void shards_plan_print(const ShardsPlan *plan, const ShardSpec *spec, FILE *f);
+
+/*
+ * The condition on t's source rows that selects target's share, for the
+ * load's COPY: *out is malloc'd (the caller frees it), or NULL for every
+ * row (a reference table). Fails as shard_table_route, or out of memory.
+ */
+bool shards_where(const ShardSpec *spec, int target, const CatTable *t,
+                  char **out, Error *err);
 
 /* Frees plan; NULL is a no-op. */
 void shards_plan_free(ShardsPlan *plan);

@@ -882,3 +882,104 @@ shard_route(const ShardSpec *s, const char *key, size_t len, int *target,
 	return err_set(err, ERR_INTERNAL, "unknown shard method %d",
 	               (int) s->method);
 }
+
+/* ---- the same rules as SQL on the source ---- */
+
+/* 'text' with each ' doubled (standard_conforming_strings = on) */
+static bool
+add_literal(Buf *out, const char *text, Error *err)
+{
+	if (!buf_add_str(out, "'", err))
+		return false;
+	for (const char *q; (q = strchr(text, '\'')) != NULL; text = q + 1)
+		if (!buf_add(out, text, (size_t) (q - text) + 1, err) ||
+		    !buf_add_str(out, "'", err))
+			return false;
+	return buf_add_str(out, text, err) && buf_add_str(out, "'", err);
+}
+
+/* an identifier of shard.lookup: lower-case letters, digits, _ and $ only,
+ * so double quotes around it are its quoting */
+static bool
+add_ident(Buf *out, const char *name, Error *err)
+{
+	return buf_printf(out, err, "\"%s\"", name);
+}
+
+static bool
+target_condition(const ShardSpec *s, int target, const char *col, Buf *out,
+                 Error *err)
+{
+	bool first = true;
+
+	switch (s->method)
+	{
+		case SHARD_HASH:
+			/* docs/sharding.md's expression, written once here */
+			return buf_printf(out, err,
+			                  "(('x' || lpad(substr(md5(%s::text), 1, 8), "
+			                  "16, '0'))::bit(64)::bigint %% %d) = %d",
+			                  col, s->n, target);
+		case SHARD_LIST:
+			if (!buf_printf(out, err, "%s::text IN (", col))
+				return false;
+			for (int i = 0; i < s->nvalues; i++)
+			{
+				if (s->values[i].target != target)
+					continue;
+				if ((!first && !buf_add_str(out, ", ", err)) ||
+				    !add_literal(out, s->values[i].text, err))
+					return false;
+				first = false;
+			}
+			return buf_add_str(out, ")", err);
+		case SHARD_RANGE:
+			for (int i = 0; i < s->nbounds; i++)
+			{
+				const ShardBound *b = &s->bounds[i];
+
+				if (b->target != target)
+					continue;
+				return buf_printf(out, err, "%s IS NOT NULL", col) &&
+				       (!b->has_low ||
+				        buf_printf(out, err, " AND %s >= %" PRId64, col,
+				                   b->low)) &&
+				       (!b->has_high ||
+				        buf_printf(out, err, " AND %s < %" PRId64, col,
+				                   b->high));
+			}
+			return buf_add_str(out, "false", err);
+		case SHARD_LOOKUP:
+			return buf_printf(out, err, "%s::text IN (SELECT ", col) &&
+			       add_ident(out, s->lookup_key, err) &&
+			       buf_add_str(out, "::text FROM ", err) &&
+			       add_ident(out, s->lookup_schema, err) &&
+			       buf_add_str(out, ".", err) &&
+			       add_ident(out, s->lookup_table, err) &&
+			       buf_add_str(out, " WHERE ", err) &&
+			       add_ident(out, s->lookup_target, err) &&
+			       buf_add_str(out, " = ", err) &&
+			       add_literal(out, s->names[target], err) &&
+			       buf_add_str(out, ")", err);
+	}
+	return err_set(err, ERR_INTERNAL, "unknown shard method %d",
+	               (int) s->method);
+}
+
+bool
+shard_sql_condition(const ShardSpec *s, int target, const char *qcolumn,
+                    Buf *out, Error *err)
+{
+	if (target >= 0)
+		return target_condition(s, target, qcolumn, out, err);
+	/* no target's: NULL, or in no target's condition */
+	if (!buf_printf(out, err, "%s IS NULL OR NOT coalesce(", qcolumn))
+		return false;
+	for (int i = 0; i < s->n; i++)
+		if ((i > 0 && !buf_add_str(out, " OR ", err)) ||
+		    !buf_add_str(out, "(", err) ||
+		    !target_condition(s, i, qcolumn, out, err) ||
+		    !buf_add_str(out, ")", err))
+			return false;
+	return buf_add_str(out, ", false)", err);
+}

@@ -31,6 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/buf.h"
 #include "base/config.h"
 #include "base/err.h"
 
@@ -110,6 +111,16 @@ uint32_t shard_hash(const char *key, size_t len);
  */
 bool shard_route(const ShardSpec *spec, const char *key, size_t len,
                  int *target, Error *err);
+
+/*
+ * Appends to out an SQL condition on the source's rows that holds exactly
+ * for the rows whose key, in column qcolumn (already quoted), routes to
+ * target (NULL and unrouted keys: for no target), as shard_route decides;
+ * for target -1, the condition that holds for rows of no target. Literals
+ * are quoted for standard_conforming_strings = on. Fails as buf_add.
+ */
+bool shard_sql_condition(const ShardSpec *spec, int target, const char *qcolumn,
+                         Buf *out, Error *err);
 
 /* The lookup table named by shard.lookup, as written there, parsed:
  * schema, table, its key column and its target-name column (views); false

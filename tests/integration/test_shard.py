@@ -1,6 +1,10 @@
 """Sharding one source into several targets (docs/sharding.md): the task
 file's targets and shard rules are checked whole before anything connects,
-each bad rule one error naming the file, line and key; a command that cannot
+each bad rule one error naming the file, line and key; check, copy and
+migrate then name a table, column, type or target that cannot work before
+anything moves; copy loads each target with exactly the rows its rules
+route there (hash, list, range, a reference table, per-table rules), and
+resumes after a kill -9 with nothing lost or doubled; a command that cannot
 route rows to several targets yet refuses the file instead of running
 against one of them; and the documented hash is what SQL on the source
 computes."""
@@ -138,8 +142,8 @@ def test_valid_rules_are_refused_by_commands_not_built_yet(
     path = task_file(tmp_path, source_db, targets,
                      "  key: account_id\n  method: hash\n"
                      "  tables:\n    public.plans: all\n")
-    for command in ("check", "copy", "migrate", "follow", "validate",
-                    "cutover", "status", "clean"):
+    for command in ("check", "migrate", "follow", "validate", "cutover",
+                    "status", "clean"):
         r = pgtide.run(command, "--config", path)
         assert r.returncode == 2, (command, r.stderr)
         assert error_lines(r.stderr) == [
@@ -248,3 +252,163 @@ def test_tables_types_and_targets_that_cannot_work_are_named(
                 command
             assert r.stdout == ""
     assert_nothing_touched(source_db, targets)
+
+
+LOADED = """
+    CREATE TABLE accounts (account_id bigint PRIMARY KEY, name text);
+    INSERT INTO accounts SELECT g, 'account ' || g FROM generate_series(1, 300) g;
+    CREATE TABLE orders (id int PRIMARY KEY, account_id bigint NOT NULL,
+                         total numeric);
+    INSERT INTO orders SELECT g, g % 300 + 1, g * 1.5
+      FROM generate_series(1, 3000) g;
+    CREATE TABLE plans (id int PRIMARY KEY, name text);
+    INSERT INTO plans VALUES (1, 'free'), (2, 'pro'), (3, 'it''s big');
+    CREATE TABLE audit (id int PRIMARY KEY, note text);
+    INSERT INTO audit SELECT g, 'n' || g FROM generate_series(1, 40) g;
+    CREATE TABLE users (id int PRIMARY KEY, email text);
+    INSERT INTO users SELECT g, 'u' || g || '@x' FROM generate_series(1, 200) g;
+"""
+
+
+def rows(db, table):
+    return sorted(db.query(f"SELECT * FROM {table}"), key=repr)
+
+
+def assert_routed(source_db, targets, table, where):
+    """Each target holds exactly the source rows where(key_text, i) holds."""
+    every = rows(source_db, table)
+    for i, db in enumerate(targets):
+        want = sorted((r for r in every if where(r, i)), key=repr)
+        assert rows(db, table) == want, (table, i)
+
+
+HASHED = ("  key: account_id\n  method: hash\n  tables:\n"
+          "    public.audit: target shard2\n    public.users: key id\n")
+
+
+def test_copy_loads_each_target_with_exactly_its_rows(
+        pgtide, source_db, targets, tmp_path):
+    source_db.execute(LOADED)
+    path = task_file(tmp_path, source_db, targets, HASHED)
+    r = pgtide.run("copy", "--config", path)
+    assert r.returncode == 0, r.stderr
+    by_key = lambda col: (lambda row, i: target_index(str(row[col]), 3) == i)  # noqa: E731
+    assert_routed(source_db, targets, "accounts", by_key(0))
+    assert_routed(source_db, targets, "orders", by_key(1))
+    assert_routed(source_db, targets, "users", by_key(0))
+    assert_routed(source_db, targets, "plans", lambda row, i: True)
+    assert_routed(source_db, targets, "audit", lambda row, i: i == 1)
+    # every row somewhere: the shares add up to the source
+    assert sum(db.query_one("SELECT count(*) FROM orders")
+               for db in targets) == 3000
+    for db in targets:
+        # indexes are built on every target, and each keeps its own state
+        assert db.query_one("SELECT count(*) FROM pg_indexes"
+                            " WHERE tablename = 'orders'") == 1
+        assert db.query_one("SELECT count(*) FROM pg_namespace"
+                            " WHERE nspname = 'pgtide'") == 1
+    assert source_db.query_one(
+        "SELECT count(*) FROM pg_replication_slots") == 0
+    # run again: every target is loaded, nothing to do
+    r = pgtide.run("copy", "--config", path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("has already finished its full load") == 3
+    assert sum(db.query_one("SELECT count(*) FROM orders")
+               for db in targets) == 3000
+
+
+def test_list_routes_text_keys_and_range_integer_keys(
+        pgtide, source_db, targets, tmp_path):
+    source_db.execute("""
+        CREATE TABLE stores (id int PRIMARY KEY, region text NOT NULL,
+                             account_id bigint NOT NULL);
+        INSERT INTO stores SELECT g, (ARRAY['eu', 'uk', 'us', 'apac',
+                                            'o''hare'])[g % 5 + 1], g * 7
+          FROM generate_series(1, 500) g;
+    """)
+    regions = {0: {"eu", "uk"}, 1: {"us"}, 2: {"apac", "o'hare"}}
+    path = task_file(tmp_path, source_db, targets,
+                     "  key: region\n  method: list\n  values:\n"
+                     "    shard1: \"eu, uk\"\n    shard2: us\n"
+                     "    shard3: \"apac, o'hare\"\n")
+    r = pgtide.run("copy", "--config", path)
+    assert r.returncode == 0, r.stderr
+    assert_routed(source_db, targets, "stores",
+                  lambda row, i: row[1] in regions[i])
+    assert sum(db.query_one("SELECT count(*) FROM stores")
+               for db in targets) == 500
+
+    # the same rows by range of account_id, as another task into new
+    # databases
+    for db in targets:
+        db.execute("DROP SCHEMA pgtide CASCADE; DROP TABLE stores")
+    path = task_file(tmp_path, source_db, targets,
+                     "  key: account_id\n  method: range\n  bounds:\n"
+                     "    shard1: ..1000\n    shard2: 1000..2100\n"
+                     "    shard3: 2100..\n", name="range.yaml")
+    r = pgtide.run("copy", "--config", path)
+    assert r.returncode == 0, r.stderr
+    bounds = {0: (None, 1000), 1: (1000, 2100), 2: (2100, None)}
+
+    def in_range(row, i):
+        lo, hi = bounds[i]
+        return (lo is None or row[2] >= lo) and (hi is None or row[2] < hi)
+    assert_routed(source_db, targets, "stores", in_range)
+
+
+def test_rows_of_no_target_stop_the_copy_before_it_starts(
+        pgtide, source_db, targets, tmp_path):
+    source_db.execute("""
+        CREATE TABLE stores (id int PRIMARY KEY, region text);
+        INSERT INTO stores VALUES (1, 'eu'), (2, 'us'), (3, 'mars');
+    """)
+    path = task_file(tmp_path, source_db, targets,
+                     "  key: region\n  method: list\n  values:\n"
+                     "    shard1: eu\n    shard2: us\n    shard3: apac\n")
+    r = pgtide.run("copy", "--config", path)
+    assert r.returncode == 2, r.stderr
+    assert error_lines(r.stderr) == [
+        'pgtide: error: table "public"."stores" has rows whose region '
+        "routes to no target"]
+    # a NULL key routes nowhere either
+    source_db.execute("UPDATE stores SET region = NULL WHERE id = 3")
+    r = pgtide.run("copy", "--config", path)
+    assert r.returncode == 2, r.stderr
+    assert_nothing_touched(source_db, targets)
+
+
+def test_kill_during_the_sharded_load_then_resume(
+        pgtide, source_db, targets, tmp_path):
+    """Killed in the middle of the second target's load: the first stays as
+    it was, the second resumes its unfinished chunks, the third is loaded,
+    nothing lost or doubled anywhere."""
+    source_db.execute(LOADED + """
+        INSERT INTO orders SELECT g, g % 300 + 1, g * 1.5
+          FROM generate_series(3001, 20000) g;
+    """)
+    path = task_file(tmp_path, source_db, targets, HASHED)
+    split = ["--split-tables-larger-than", "128kB", "--jobs", "2"]
+    r = pgtide.run("copy", "--config", path, *split)
+    # how many chunks one target's load commits
+    per_target = targets[0].query_one("SELECT count(*) FROM pgtide.chunks")
+    for db in targets:
+        db.execute("DROP SCHEMA pgtide CASCADE;"
+                   " DROP TABLE accounts, orders, plans, audit, users")
+    assert per_target > 6
+    r = pgtide.run("copy", "--config", path, *split, env={
+        "PGTIDE_FAULT": f"copy.chunk.before_commit@{per_target + 4}"})
+    assert r.returncode == -9, r.stderr
+    assert targets[0].query_one("SELECT phase FROM pgtide.task") == "loaded"
+    assert 0 < targets[1].query_one(
+        "SELECT count(*) FROM pgtide.chunks") < per_target
+    assert targets[2].query_one(
+        "SELECT count(*) FROM pg_namespace WHERE nspname = 'pgtide'") == 0
+
+    r = pgtide.run("copy", "--config", path, *split)
+    assert r.returncode == 0, r.stderr
+    by_key = lambda col: (lambda row, i: target_index(str(row[col]), 3) == i)  # noqa: E731
+    assert_routed(source_db, targets, "accounts", by_key(0))
+    assert_routed(source_db, targets, "orders", by_key(1))
+    assert_routed(source_db, targets, "users", by_key(0))
+    assert_routed(source_db, targets, "plans", lambda row, i: True)
+    assert_routed(source_db, targets, "audit", lambda row, i: i == 1)
