@@ -574,23 +574,26 @@ cli_reread(TaskConfig *cfg, Error *err)
 /*
  * Several targets (targets:, docs/sharding.md): the routing rules are
  * checked whole, so that a bad one is named before anything connects; check,
- * copy and migrate then connect to the source and every target and route
- * each selected table, so that a table, rule, column or target that cannot
- * work is named before any data moves (check prints the routing). Then a
- * command that cannot route rows to several targets yet refuses, since
- * running it against one of them would ignore the others.
+ * copy, migrate and validate then connect to the source and every target
+ * and route each selected table, so that a table, rule, column or target
+ * that cannot work is named before any data moves (check prints the
+ * routing). copy and validate get the rules in *run_spec (the caller frees
+ * them); a command that cannot route rows to several targets yet refuses,
+ * since running it against one of them would ignore the others.
  */
 static bool
-check_targets(const Command *c, const TaskConfig *cfg, ShardSpec **copy_spec,
+check_targets(const Command *c, const TaskConfig *cfg, ShardSpec **run_spec,
               Error *err)
 {
 	ShardSpec *spec;
 	ShardsPlan *plan = NULL;
-	bool copy = strcmp(c->name, "copy") == 0;
-	bool preflight = copy || strcmp(c->name, "check") == 0 ||
+	/* the commands built for several targets */
+	bool built =
+	    strcmp(c->name, "copy") == 0 || strcmp(c->name, "validate") == 0;
+	bool preflight = built || strcmp(c->name, "check") == 0 ||
 	                 strcmp(c->name, "migrate") == 0;
 
-	*copy_spec = NULL;
+	*run_spec = NULL;
 	if (cfg->targets.keys.count == 0)
 		return true;
 	if (!shard_spec_new(cfg, &spec, err))
@@ -603,9 +606,9 @@ check_targets(const Command *c, const TaskConfig *cfg, ShardSpec **copy_spec,
 	if (plan != NULL && strcmp(c->name, "check") == 0)
 		shards_plan_print(plan, spec, stdout);
 	shards_plan_free(plan);
-	if (copy)
+	if (built)
 	{
-		*copy_spec = spec;
+		*run_spec = spec;
 		return true;
 	}
 	shard_spec_free(spec);
@@ -614,13 +617,61 @@ check_targets(const Command *c, const TaskConfig *cfg, ShardSpec **copy_spec,
 	return err_hint(err, "docs/sharding.md says what is built");
 }
 
+/*
+ * pgtide validate with several targets: each target against its share of
+ * the source, in turn; every target is compared even when one differs, and
+ * the error counts those that do.
+ */
+static bool
+validate_shards(const TaskConfig *cfg, const ShardSpec *spec, atomic_int *stop,
+                Error *err)
+{
+	int n = shard_spec_ntargets(spec);
+	int differ = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		TaskConfig one = *cfg;
+		Error terr = ERR_INIT;
+		bool ok;
+
+		one.target_uri = strdup(shard_spec_target_uri(spec, i));
+		if (one.target_uri == NULL)
+			return err_set(err, ERR_INTERNAL, "out of memory");
+		memset(&one.targets, 0, sizeof(one.targets));
+		if (!cfg->output_json)
+			printf("target %s:\n", shard_spec_target_name(spec, i));
+		fflush(stdout);
+		ok = validate_command_shard(&one, spec, i, stop, &terr);
+		free(one.target_uri);
+		if (ok)
+			continue;
+		if (terr.kind != ERR_DIFFERENT)
+		{
+			*err = terr;
+			return err_prefix(err,
+			                  "target %s: ", shard_spec_target_name(spec, i));
+		}
+		log_error("target %s: %s", shard_spec_target_name(spec, i),
+		          terr.message);
+		differ++;
+	}
+	if (differ == 0)
+		return true;
+	err_set(err, ERR_DIFFERENT,
+	        "%d of %d targets differ from their share of the source", differ,
+	        n);
+	return err_hint(err, "the differing rows are listed above, and in each "
+	                     "target's validation_differences");
+}
+
 static int
 run_command(const Command *c, int argc, char **argv, atomic_int *stop)
 {
 	struct option longopts[NOPTIONS + 1];
 	TaskConfig cfg;
 	Error err = ERR_INIT;
-	ShardSpec *shards = NULL; /* copy into several targets */
+	ShardSpec *shards = NULL; /* copy or validate with several targets */
 	bool help = false;
 	int code;
 
@@ -655,8 +706,12 @@ run_command(const Command *c, int argc, char **argv, atomic_int *stop)
 		running.argv = argv;
 		running.command = c;
 		running.longopts = longopts;
-		ok = shards != NULL ? task_copy_shards(&cfg, shards, stop, &err)
-		                    : c->run(&cfg, stop, &err);
+		if (shards == NULL)
+			ok = c->run(&cfg, stop, &err);
+		else if (strcmp(c->name, "validate") == 0)
+			ok = validate_shards(&cfg, shards, stop, &err);
+		else
+			ok = task_copy_shards(&cfg, shards, stop, &err);
 		running.command = NULL;
 
 		/* with several targets the error names its target, and no one

@@ -95,7 +95,18 @@ describe_table(const VRun *r, PgConn *src, PgConn *tgt, VTable *t, Error *err)
 	           VALIDATE_ROW_TEXT);
 	if (!buf_take(&expr, &t->row_expr, err))
 		goto out;
-	if (t->nsrc == 1)
+	if (t->src_where != NULL)
+	{
+		/* several targets: this one's share of the source's rows, for
+		   every query that reads the source (counts, hashes, rows) */
+		buf_add_str(&expr, "(", err);
+		for (int i = 0; i < t->nsrc; i++)
+			buf_printf(&expr, err, "%sSELECT %s FROM ONLY %s WHERE (%s)",
+			           i ? " UNION ALL " : "", buf_str(&cols), t->srcs[i],
+			           t->src_where);
+		buf_add_str(&expr, ") AS r", err);
+	}
+	else if (t->nsrc == 1)
 		buf_printf(&expr, err, "ONLY %s AS r", t->srcs[0]);
 	else
 	{

@@ -4,7 +4,8 @@ each bad rule one error naming the file, line and key; check, copy and
 migrate then name a table, column, type or target that cannot work before
 anything moves; copy loads each target with exactly the rows its rules
 route there (hash, list, range, a reference table, per-table rules), and
-resumes after a kill -9 with nothing lost or doubled; a command that cannot
+resumes after a kill -9 with nothing lost or doubled; validate compares
+each target with its share of the source; a command that cannot
 route rows to several targets yet refuses the file instead of running
 against one of them; and the documented hash is what SQL on the source
 computes."""
@@ -142,8 +143,8 @@ def test_valid_rules_are_refused_by_commands_not_built_yet(
     path = task_file(tmp_path, source_db, targets,
                      "  key: account_id\n  method: hash\n"
                      "  tables:\n    public.plans: all\n")
-    for command in ("check", "migrate", "follow", "validate", "cutover",
-                    "status", "clean"):
+    for command in ("check", "migrate", "follow", "cutover", "status",
+                    "clean"):
         r = pgtide.run(command, "--config", path)
         assert r.returncode == 2, (command, r.stderr)
         assert error_lines(r.stderr) == [
@@ -315,6 +316,8 @@ def test_copy_loads_each_target_with_exactly_its_rows(
     assert r.stdout.count("has already finished its full load") == 3
     assert sum(db.query_one("SELECT count(*) FROM orders")
                for db in targets) == 3000
+    # validate compares each target with its share of the source
+    validate_each_target_against_its_share(pgtide, source_db, targets, path)
 
 
 def test_list_routes_text_keys_and_range_integer_keys(
@@ -412,3 +415,31 @@ def test_kill_during_the_sharded_load_then_resume(
     assert_routed(source_db, targets, "users", by_key(0))
     assert_routed(source_db, targets, "plans", lambda row, i: True)
     assert_routed(source_db, targets, "audit", lambda row, i: i == 1)
+
+
+def validate_each_target_against_its_share(pgtide, source_db, targets, path):
+    r = pgtide.run("validate", "--config", path)
+    assert r.returncode == 0, r.stderr
+    assert [l for l in r.stdout.splitlines() if l.startswith("target ")] == [
+        "target shard1:", "target shard2:", "target shard3:"]
+
+    # a row moved to a target its key does not name: missing on one
+    # target, extra on the other; a reference row lost on one target
+    order = source_db.query("SELECT id, account_id, total FROM orders"
+                            " WHERE id = 7")[0]
+    home = target_index(str(order[1]), 3)
+    away = (home + 1) % 3
+    targets[home].execute("DELETE FROM orders WHERE id = 7")
+    targets[away].execute("INSERT INTO orders VALUES (%s, %s, %s)", order)
+    targets[2].execute("DELETE FROM plans WHERE id = 2")
+    r = pgtide.run("validate", "--config", path)
+    assert r.returncode == 7, r.stderr
+    assert error_lines(r.stderr)[-1] == (
+        f"pgtide: error: {len({home, away, 2})} of 3 targets "
+        "differ from their share of the source")
+    for i, db in enumerate(targets):
+        differences = db.query_one(
+            "SELECT count(*) FROM pgtide.validation_differences"
+            " WHERE run_id = (SELECT max(id) FROM pgtide.validation_runs)")
+        want = (i in (home, away)) + (i == 2)
+        assert differences == want, i
