@@ -320,7 +320,7 @@ def test_copy_loads_each_target_with_exactly_its_rows(
     validate_each_target_against_its_share(pgtide, source_db, targets, path)
 
 
-def test_list_routes_text_keys_and_range_integer_keys(
+def test_list_range_and_lookup_route_each_row(
         pgtide, source_db, targets, tmp_path):
     source_db.execute("""
         CREATE TABLE stores (id int PRIMARY KEY, region text NOT NULL,
@@ -357,6 +357,23 @@ def test_list_routes_text_keys_and_range_integer_keys(
         lo, hi = bounds[i]
         return (lo is None or row[2] >= lo) and (hi is None or row[2] < hi)
     assert_routed(source_db, targets, "stores", in_range)
+
+    # and by a lookup table on the source (itself a reference table here)
+    for db in targets:
+        db.execute("DROP SCHEMA pgtide CASCADE; DROP TABLE stores")
+    source_db.execute("""
+        CREATE TABLE placement (store int PRIMARY KEY, shard text NOT NULL);
+        INSERT INTO placement SELECT id, 'shard' || (id % 3 + 1) FROM stores;
+    """)
+    path = task_file(tmp_path, source_db, targets,
+                     "  key: id\n  method: lookup\n"
+                     "  lookup: public.placement(store, shard)\n"
+                     "  tables:\n    public.placement: all\n",
+                     name="lookup.yaml")
+    r = pgtide.run("copy", "--config", path)
+    assert r.returncode == 0, r.stderr
+    assert_routed(source_db, targets, "stores", lambda row, i: row[0] % 3 == i)
+    assert_routed(source_db, targets, "placement", lambda row, i: True)
 
 
 def test_rows_of_no_target_stop_the_copy_before_it_starts(
