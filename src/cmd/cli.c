@@ -548,6 +548,8 @@ static struct
 	const Command *command;
 	const struct option *longopts;
 	atomic_int *reload;
+	const char *target_uri; /* several targets: the one worked on now */
+	atomic_int rereads;
 } running;
 
 bool
@@ -565,10 +567,32 @@ cli_reread(TaskConfig *cfg, Error *err)
 		return err_set(err, ERR_INTERNAL, "no command runs");
 	/* the rules a mapping file holds are part of the selection the running
 	   task compares against: read them as the start did */
-	return parse_options(running.argc, running.argv, running.command->name,
-	                     running.longopts, cfg, &help, true, err) &&
-	       (!running.command->selects_tables ||
-	        config_read_table_mappings(cfg, err));
+	if (!parse_options(running.argc, running.argv, running.command->name,
+	                   running.longopts, cfg, &help, true, err) ||
+	    (running.command->selects_tables &&
+	     !config_read_table_mappings(cfg, err)))
+		return false;
+	if (running.target_uri != NULL && cfg->targets.keys.count > 0 &&
+	    cfg->target_uri == NULL)
+	{
+		cfg->target_uri = strdup(running.target_uri);
+		if (cfg->target_uri == NULL)
+			return err_set(err, ERR_INTERNAL, "out of memory");
+	}
+	atomic_fetch_add(&running.rereads, 1);
+	return true;
+}
+
+void
+cli_running_target(const char *uri)
+{
+	running.target_uri = uri;
+}
+
+int
+cli_rereads(void)
+{
+	return atomic_load(&running.rereads);
 }
 
 /*

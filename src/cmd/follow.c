@@ -625,26 +625,47 @@ bool
 task_copy_shards(const TaskConfig *cfg, const ShardSpec *spec, atomic_int *stop,
                  Error *err)
 {
-	for (int i = 0; i < shard_spec_ntargets(spec); i++)
+	TaskConfig fresh; /* the task file as a SIGHUP last read it */
+	bool ok = true;
+
+	config_init(&fresh);
+	for (int i = 0; i < shard_spec_ntargets(spec) && ok; i++)
 	{
-		/* a view of cfg with this target as its only one: the lock, the
-		   state and every session below reach it alone */
+		/* cfg with this target as the one worked on: the lock, the state
+		   and every session below reach it alone */
 		TaskConfig one = *cfg;
-		bool ok;
+		Error rerr = ERR_INIT;
 
 		one.target_uri = strdup(shard_spec_target_uri(spec, i));
 		if (one.target_uri == NULL)
-			return err_set(err, ERR_INTERNAL, "out of memory");
-		memset(&one.targets, 0, sizeof(one.targets));
+		{
+			ok = err_set(err, ERR_INTERNAL, "out of memory");
+			break;
+		}
+		cli_running_target(one.target_uri);
+		/* caps a SIGHUP changed during an earlier target hold for the
+		   next ones: read the file again as that SIGHUP did */
+		if (cli_rereads() > 0)
+		{
+			config_free(&fresh);
+			config_init(&fresh);
+			if (cli_reread(&fresh, &rerr))
+				one.throttle = fresh.throttle;
+			else
+				log_error("could not reread the task file: %s; target %s "
+				          "loads with the caps it started with",
+				          rerr.message, shard_spec_target_name(spec, i));
+		}
 		log_info("target %s (%d of %d)", shard_spec_target_name(spec, i), i + 1,
 		         shard_spec_ntargets(spec));
 		ok = copy_into(&one, spec, i, stop, err);
+		cli_running_target(NULL);
 		free(one.target_uri);
 		if (!ok)
-			return err_prefix(err,
-			                  "target %s: ", shard_spec_target_name(spec, i));
+			err_prefix(err, "target %s: ", shard_spec_target_name(spec, i));
 	}
-	return true;
+	config_free(&fresh);
+	return ok;
 }
 
 bool

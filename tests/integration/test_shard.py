@@ -10,6 +10,7 @@ route rows to several targets yet refuses the file instead of running
 against one of them; and the documented hash is what SQL on the source
 computes."""
 import hashlib
+import signal
 
 import pytest
 
@@ -460,3 +461,33 @@ def validate_each_target_against_its_share(pgtide, source_db, targets, path):
             " WHERE run_id = (SELECT max(id) FROM pgtide.validation_runs)")
         want = (i in (home, away)) + (i == 2)
         assert differences == want, i
+
+
+def test_sighup_during_the_sharded_load_rereads_only_the_caps(
+        pgtide, source_db, targets, tmp_path):
+    """The task file names several targets while each target's load runs
+    with one: a SIGHUP applies the new caps and calls nothing else
+    changed."""
+    source_db.execute("""
+        CREATE TABLE t (id int PRIMARY KEY, pad text);
+        INSERT INTO t SELECT g, 'p' FROM generate_series(1, 3000) g;
+    """)
+    throttled = "throttle:\n  rows_per_second: 100\n"
+    path = task_file(tmp_path, source_db, targets, "  key: id\n",
+                     extra=throttled)
+    p = pgtide.start("copy", "--config", path)
+    p.wait_for_output(r"target shard1 \(1 of 3\)", timeout=60)
+    with open(path) as f:
+        text = f.read()
+    with open(path, "w") as f:
+        f.write(text.replace("rows_per_second: 100", "rows_per_second: 0"))
+    p.send_signal(signal.SIGHUP)
+    p.wait_for_output(r"SIGHUP: throttle\.rows_per_second now in force",
+                      timeout=30)
+    assert p.wait(120) == 0, p.read_stderr()
+    log = p.read_stderr()
+    assert "takes a restart" not in log and "take a restart" not in log, log
+    # the new caps hold for the targets loaded after the SIGHUP too
+    assert log.count("throttle: 100 rows/s") == 1, log
+    assert sum(db.query_one("SELECT count(*) FROM t") for db in targets) \
+        == 3000
