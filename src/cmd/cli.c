@@ -601,8 +601,8 @@ cli_rereads(void)
  * copy, migrate and validate then connect to the source and every target
  * and route each selected table, so that a table, rule, column or target
  * that cannot work is named before any data moves (check prints the
- * routing). copy and validate get the rules in *run_spec (the caller frees
- * them); a command that cannot route rows to several targets yet refuses,
+ * routing). copy, validate, status and clean get the rules in *run_spec
+ * (the caller frees them); a command that cannot route rows to several targets yet refuses,
  * since running it against one of them would ignore the others.
  */
 static bool
@@ -613,13 +613,22 @@ check_targets(const Command *c, const TaskConfig *cfg, ShardSpec **run_spec,
 	ShardsPlan *plan = NULL;
 	/* the commands built for several targets */
 	bool built =
-	    strcmp(c->name, "copy") == 0 || strcmp(c->name, "validate") == 0;
-	bool preflight = built || strcmp(c->name, "check") == 0 ||
-	                 strcmp(c->name, "migrate") == 0;
+	    strcmp(c->name, "copy") == 0 || strcmp(c->name, "validate") == 0 ||
+	    strcmp(c->name, "status") == 0 || strcmp(c->name, "clean") == 0;
+	bool preflight =
+	    strcmp(c->name, "copy") == 0 || strcmp(c->name, "validate") == 0 ||
+	    strcmp(c->name, "check") == 0 || strcmp(c->name, "migrate") == 0;
 
 	*run_spec = NULL;
 	if (cfg->targets.keys.count == 0)
 		return true;
+	if (cfg->output_json && strcmp(c->name, "status") == 0)
+	{
+		err_set(err, ERR_CONFIG,
+		        "pgtide status --json cannot show several targets yet");
+		return err_hint(err, "run it with --target for one target's "
+		                     "state");
+	}
 	if (!shard_spec_new(cfg, &spec, err))
 		return false;
 	if (preflight && !shards_preflight(cfg, spec, &plan, err))
@@ -689,13 +698,51 @@ validate_shards(const TaskConfig *cfg, const ShardSpec *spec, atomic_int *stop,
 	                     "target's validation_differences");
 }
 
+/*
+ * status and clean with several targets: the command on each target in
+ * turn, each under a "target NAME:" line; a target that fails does not
+ * stop the others, and the first failure is the command's.
+ */
+static bool
+each_target(const Command *c, const TaskConfig *cfg, const ShardSpec *spec,
+            atomic_int *stop, Error *err)
+{
+	bool ok = true;
+
+	for (int i = 0; i < shard_spec_ntargets(spec); i++)
+	{
+		TaskConfig one = *cfg;
+		Error terr = ERR_INIT;
+		const char *name = shard_spec_target_name(spec, i);
+
+		one.target_uri = strdup(shard_spec_target_uri(spec, i));
+		if (one.target_uri == NULL)
+			return err_set(err, ERR_INTERNAL, "out of memory");
+		printf("target %s:\n", name);
+		fflush(stdout);
+		if (!c->run(&one, stop, &terr))
+		{
+			log_error("target %s: %s", name, terr.message);
+			if (ok)
+			{
+				*err = terr;
+				err_prefix(err, "target %s: ", name);
+			}
+			ok = false;
+		}
+		fflush(stdout);
+		free(one.target_uri);
+	}
+	return ok;
+}
+
 static int
 run_command(const Command *c, int argc, char **argv, atomic_int *stop)
 {
 	struct option longopts[NOPTIONS + 1];
 	TaskConfig cfg;
 	Error err = ERR_INIT;
-	ShardSpec *shards = NULL; /* copy or validate with several targets */
+	ShardSpec *shards = NULL; /* a command built for several targets */
 	bool help = false;
 	int code;
 
@@ -716,7 +763,7 @@ run_command(const Command *c, int argc, char **argv, atomic_int *stop)
 	                    !config_read_table_mappings(&cfg, &err)) ||
 	                   !check_targets(c, &cfg, &shards, &err)
 	             : !check_targets(c, &cfg, &shards, &err) ||
-	                   (cfg.target_uri == NULL &&
+	                   (shards == NULL && cfg.target_uri == NULL &&
 	                    (err_set(&err, ERR_CONFIG, "no target given"),
 	                     err_hint(&err, "pass --target URI or set "
 	                                    "target in the task file"),
@@ -734,8 +781,10 @@ run_command(const Command *c, int argc, char **argv, atomic_int *stop)
 			ok = c->run(&cfg, stop, &err);
 		else if (strcmp(c->name, "validate") == 0)
 			ok = validate_shards(&cfg, shards, stop, &err);
-		else
+		else if (strcmp(c->name, "copy") == 0)
 			ok = task_copy_shards(&cfg, shards, stop, &err);
+		else
+			ok = each_target(c, &cfg, shards, stop, &err);
 		running.command = NULL;
 
 		/* with several targets the error names its target, and no one

@@ -144,8 +144,7 @@ def test_valid_rules_are_refused_by_commands_not_built_yet(
     path = task_file(tmp_path, source_db, targets,
                      "  key: account_id\n  method: hash\n"
                      "  tables:\n    public.plans: all\n")
-    for command in ("check", "migrate", "follow", "cutover", "status",
-                    "clean"):
+    for command in ("check", "migrate", "follow", "cutover"):
         r = pgtide.run(command, "--config", path)
         assert r.returncode == 2, (command, r.stderr)
         assert error_lines(r.stderr) == [
@@ -317,8 +316,20 @@ def test_copy_loads_each_target_with_exactly_its_rows(
     assert r.stdout.count("has already finished its full load") == 3
     assert sum(db.query_one("SELECT count(*) FROM orders")
                for db in targets) == 3000
+    # status shows each target's state in turn
+    r = pgtide.run("status", "--config", path)
+    assert r.returncode == 0, r.stderr
+    assert [l for l in r.stdout.splitlines() if l.startswith("target ")] == [
+        "target shard1:", "target shard2:", "target shard3:"]
+    assert r.stdout.count("loaded") >= 3, r.stdout
     # validate compares each target with its share of the source
     validate_each_target_against_its_share(pgtide, source_db, targets, path)
+    # clean removes the task from every target
+    r = pgtide.run("clean", "--config", path)
+    assert r.returncode == 0, r.stderr
+    for db in targets:
+        assert db.query_one("SELECT count(*) FROM pg_namespace"
+                            " WHERE nspname = 'pgtide'") == 0
 
 
 def test_list_range_and_lookup_route_each_row(
