@@ -257,6 +257,10 @@ config_free(TaskConfig *cfg)
 	config_strmap_free(&cfg->filters);
 	config_strmap_free(&cfg->targets);
 	free(cfg->shard_key);
+	config_strmap_free(&cfg->shard_values);
+	config_strmap_free(&cfg->shard_bounds);
+	free(cfg->shard_lookup);
+	config_strmap_free(&cfg->shard_tables);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -264,6 +268,8 @@ config_free(TaskConfig *cfg)
  * Keys the task file reads but no command acts on yet. A rule that would be
  * read and then ignored moves rows the user meant to rename, filter or
  * route elsewhere, so each is refused until the code that honours it lands.
+ * (targets and the shard section are checked by route/shard, and refused by
+ * each command that cannot route to several targets yet.)
  */
 static bool
 refuse_unbuilt(const TaskConfig *cfg, Error *err)
@@ -278,10 +284,6 @@ refuse_unbuilt(const TaskConfig *cfg, Error *err)
 		key = "rename.columns";
 	else if (cfg->remove_columns.count > 0)
 		key = "remove_columns";
-	else if (cfg->targets.keys.count > 0)
-		key = "targets";
-	else if (cfg->shard_key != NULL)
-		key = "shard.key";
 	if (key == NULL)
 		return true;
 	return err_set(err, ERR_CONFIG, "key %s is not supported yet", key);
@@ -298,7 +300,23 @@ config_validate(const TaskConfig *cfg, Error *err)
 		return err_hint(err,
 		                "pass --source URI or set source in the task file");
 	}
-	if (cfg->target_uri == NULL || cfg->target_uri[0] == '\0')
+	if (cfg->targets.keys.count > 0 && cfg->target_uri != NULL)
+	{
+		err_set(err, ERR_CONFIG, "target and targets cannot both be given");
+		return err_hint(err, "name one target with target, or several with "
+		                     "targets and a shard section");
+	}
+	if (cfg->targets.keys.count == 0 &&
+	    (cfg->shard_key != NULL || cfg->shard_values.keys.count > 0 ||
+	     cfg->shard_bounds.keys.count > 0 || cfg->shard_lookup != NULL ||
+	     cfg->shard_tables.keys.count > 0))
+	{
+		err_set(err, ERR_CONFIG, "the shard section needs targets");
+		return err_hint(err, "name the targets rows are routed to: "
+		                     "targets: {NAME: URI, ...}");
+	}
+	if (cfg->targets.keys.count == 0 &&
+	    (cfg->target_uri == NULL || cfg->target_uri[0] == '\0'))
 	{
 		err_set(err, ERR_CONFIG, "no target given");
 		return err_hint(err,

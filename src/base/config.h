@@ -201,8 +201,12 @@ typedef struct TaskConfig
 	StrMap targets;         /* target name -> connection string */
 	char *shard_key;        /* the routing column, or NULL */
 	ShardMethod shard_method;
-	bool output_json; /* command line only (--json): machine output */
-	bool force;       /* command line only (--force): clean a running task */
+	StrMap shard_values; /* target name -> its key values (list) */
+	StrMap shard_bounds; /* target name -> "LOW..HIGH" (range) */
+	char *shard_lookup;  /* "schema.table(key, target)" (lookup), or NULL */
+	StrMap shard_tables; /* table pattern -> "key COL", "target NAME", "all" */
+	bool output_json;    /* command line only (--json): machine output */
+	bool force;          /* command line only (--force): clean a running task */
 } TaskConfig;
 
 /* Fills cfg with every default (see docs/task-file.md). Never fails. */

@@ -280,6 +280,18 @@ static const KeyDef config_keys[] = {
      .id = CONFIG_KEY_SHARD_METHOD,
      .type = CONFIG_KEY_TYPE_CHOICE,
      .choices = shard_method_names},
+    {.name = "shard.values",
+     .id = CONFIG_KEY_SHARD_VALUES,
+     .type = CONFIG_KEY_TYPE_MAP},
+    {.name = "shard.bounds",
+     .id = CONFIG_KEY_SHARD_BOUNDS,
+     .type = CONFIG_KEY_TYPE_MAP},
+    {.name = "shard.lookup",
+     .id = CONFIG_KEY_SHARD_LOOKUP,
+     .type = CONFIG_KEY_TYPE_STRING},
+    {.name = "shard.tables",
+     .id = CONFIG_KEY_SHARD_TABLES,
+     .type = CONFIG_KEY_TYPE_MAP},
 };
 
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -672,6 +684,12 @@ config_map_field(TaskConfig *cfg, KeyId id)
 			return &cfg->filters;
 		case CONFIG_KEY_TARGETS:
 			return &cfg->targets;
+		case CONFIG_KEY_SHARD_VALUES:
+			return &cfg->shard_values;
+		case CONFIG_KEY_SHARD_BOUNDS:
+			return &cfg->shard_bounds;
+		case CONFIG_KEY_SHARD_TABLES:
+			return &cfg->shard_tables;
 		default:
 			return NULL;
 	}
@@ -724,10 +742,15 @@ key_store(TaskConfig *cfg, const KeyDef *key, const char *text, size_t len,
 		case CONFIG_KEY_RENAME_COLUMNS:
 		case CONFIG_KEY_FILTERS:
 		case CONFIG_KEY_TARGETS:
+		case CONFIG_KEY_SHARD_VALUES:
+		case CONFIG_KEY_SHARD_BOUNDS:
+		case CONFIG_KEY_SHARD_TABLES:
 			/* config_key_apply refuses a map before it comes here */
 			break;
 		case CONFIG_KEY_SHARD_KEY:
 			return config_replace_string(&cfg->shard_key, text, len, err);
+		case CONFIG_KEY_SHARD_LOOKUP:
+			return config_replace_string(&cfg->shard_lookup, text, len, err);
 		case CONFIG_KEY_SHARD_METHOD:
 			cfg->shard_method = (ShardMethod) num;
 			return true;
@@ -1303,6 +1326,14 @@ key_same(const TaskConfig *a, const TaskConfig *b, KeyId id)
 			return same_text(a->shard_key, b->shard_key);
 		case CONFIG_KEY_SHARD_METHOD:
 			return a->shard_method == b->shard_method;
+		case CONFIG_KEY_SHARD_VALUES:
+			return same_map(&a->shard_values, &b->shard_values);
+		case CONFIG_KEY_SHARD_BOUNDS:
+			return same_map(&a->shard_bounds, &b->shard_bounds);
+		case CONFIG_KEY_SHARD_LOOKUP:
+			return same_text(a->shard_lookup, b->shard_lookup);
+		case CONFIG_KEY_SHARD_TABLES:
+			return same_map(&a->shard_tables, &b->shard_tables);
 	}
 	return false;
 }

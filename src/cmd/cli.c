@@ -17,6 +17,8 @@
 #include "base/log.h"
 #include "cmd/task.h"
 #include "cutover/cutover.h"
+#include "load/shards.h"
+#include "route/shard.h"
 #include "verify/check.h"
 #include "verify/validate.h"
 
@@ -553,6 +555,8 @@ static struct
 	const Command *command;
 	const struct option *longopts;
 	atomic_int *reload;
+	const char *target_uri; /* several targets: the one worked on now */
+	atomic_int rereads;
 } running;
 
 bool
@@ -570,10 +574,173 @@ cli_reread(TaskConfig *cfg, Error *err)
 		return err_set(err, ERR_INTERNAL, "no command runs");
 	/* the rules a mapping file holds are part of the selection the running
 	   task compares against: read them as the start did */
-	return parse_options(running.argc, running.argv, running.command->name,
-	                     running.longopts, cfg, &help, true, err) &&
-	       (!running.command->selects_tables ||
-	        config_read_table_mappings(cfg, err));
+	if (!parse_options(running.argc, running.argv, running.command->name,
+	                   running.longopts, cfg, &help, true, err) ||
+	    (running.command->selects_tables &&
+	     !config_read_table_mappings(cfg, err)))
+		return false;
+	if (running.target_uri != NULL && cfg->targets.keys.count > 0 &&
+	    cfg->target_uri == NULL)
+	{
+		cfg->target_uri = strdup(running.target_uri);
+		if (cfg->target_uri == NULL)
+			return err_set(err, ERR_INTERNAL, "out of memory");
+	}
+	atomic_fetch_add(&running.rereads, 1);
+	return true;
+}
+
+void
+cli_running_target(const char *uri)
+{
+	running.target_uri = uri;
+}
+
+int
+cli_rereads(void)
+{
+	return atomic_load(&running.rereads);
+}
+
+/*
+ * Several targets (targets:, docs/sharding.md): the routing rules are
+ * checked whole, so that a bad one is named before anything connects; check,
+ * copy, migrate and validate then connect to the source and every target
+ * and route each selected table, so that a table, rule, column or target
+ * that cannot work is named before any data moves (check prints the
+ * routing). copy, validate, status and clean get the rules in *run_spec
+ * (the caller frees them); a command that cannot route rows to several targets yet refuses,
+ * since running it against one of them would ignore the others.
+ */
+static bool
+check_targets(const Command *c, const TaskConfig *cfg, ShardSpec **run_spec,
+              Error *err)
+{
+	ShardSpec *spec;
+	ShardsPlan *plan = NULL;
+	/* the commands built for several targets */
+	bool built =
+	    strcmp(c->name, "copy") == 0 || strcmp(c->name, "validate") == 0 ||
+	    strcmp(c->name, "status") == 0 || strcmp(c->name, "clean") == 0;
+	bool preflight =
+	    strcmp(c->name, "copy") == 0 || strcmp(c->name, "validate") == 0 ||
+	    strcmp(c->name, "check") == 0 || strcmp(c->name, "migrate") == 0;
+
+	*run_spec = NULL;
+	if (cfg->targets.keys.count == 0)
+		return true;
+	if (cfg->output_json && strcmp(c->name, "status") == 0)
+	{
+		err_set(err, ERR_CONFIG,
+		        "pgtide status --json cannot show several targets yet");
+		return err_hint(err, "run it with --target for one target's "
+		                     "state");
+	}
+	if (!shard_spec_new(cfg, &spec, err))
+		return false;
+	if (preflight && !shards_preflight(cfg, spec, &plan, err))
+	{
+		shard_spec_free(spec);
+		return false;
+	}
+	if (plan != NULL && strcmp(c->name, "check") == 0)
+		shards_plan_print(plan, spec, stdout);
+	shards_plan_free(plan);
+	if (built)
+	{
+		*run_spec = spec;
+		return true;
+	}
+	shard_spec_free(spec);
+	err_set(err, ERR_CONFIG, "pgtide %s cannot use several targets yet",
+	        c->name);
+	return err_hint(err, "docs/sharding.md says what is built");
+}
+
+/*
+ * pgtide validate with several targets: each target against its share of
+ * the source, in turn; every target is compared even when one differs, and
+ * the error counts those that do.
+ */
+static bool
+validate_shards(const TaskConfig *cfg, const ShardSpec *spec, atomic_int *stop,
+                Error *err)
+{
+	int n = shard_spec_ntargets(spec);
+	int differ = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		TaskConfig one = *cfg;
+		Error terr = ERR_INIT;
+		bool ok;
+
+		one.target_uri = strdup(shard_spec_target_uri(spec, i));
+		if (one.target_uri == NULL)
+			return err_set(err, ERR_INTERNAL, "out of memory");
+		memset(&one.targets, 0, sizeof(one.targets));
+		if (!cfg->output_json)
+			printf("target %s:\n", shard_spec_target_name(spec, i));
+		fflush(stdout);
+		ok = validate_command_shard(&one, spec, i, stop, &terr);
+		free(one.target_uri);
+		if (ok)
+			continue;
+		if (terr.kind != ERR_DIFFERENT)
+		{
+			*err = terr;
+			return err_prefix(err,
+			                  "target %s: ", shard_spec_target_name(spec, i));
+		}
+		log_error("target %s: %s", shard_spec_target_name(spec, i),
+		          terr.message);
+		differ++;
+	}
+	if (differ == 0)
+		return true;
+	err_set(err, ERR_DIFFERENT,
+	        "%d of %d targets differ from their share of the source", differ,
+	        n);
+	return err_hint(err, "the differing rows are listed above, and in each "
+	                     "target's validation_differences");
+}
+
+/*
+ * status and clean with several targets: the command on each target in
+ * turn, each under a "target NAME:" line; a target that fails does not
+ * stop the others, and the first failure is the command's.
+ */
+static bool
+each_target(const Command *c, const TaskConfig *cfg, const ShardSpec *spec,
+            atomic_int *stop, Error *err)
+{
+	bool ok = true;
+
+	for (int i = 0; i < shard_spec_ntargets(spec); i++)
+	{
+		TaskConfig one = *cfg;
+		Error terr = ERR_INIT;
+		const char *name = shard_spec_target_name(spec, i);
+
+		one.target_uri = strdup(shard_spec_target_uri(spec, i));
+		if (one.target_uri == NULL)
+			return err_set(err, ERR_INTERNAL, "out of memory");
+		printf("target %s:\n", name);
+		fflush(stdout);
+		if (!c->run(&one, stop, &terr))
+		{
+			log_error("target %s: %s", name, terr.message);
+			if (ok)
+			{
+				*err = terr;
+				err_prefix(err, "target %s: ", name);
+			}
+			ok = false;
+		}
+		fflush(stdout);
+		free(one.target_uri);
+	}
+	return ok;
 }
 
 static int
@@ -582,6 +749,7 @@ run_command(const Command *c, int argc, char **argv, atomic_int *stop)
 	struct option longopts[NOPTIONS + 1];
 	TaskConfig cfg;
 	Error err = ERR_INIT;
+	ShardSpec *shards = NULL; /* a command built for several targets */
 	bool help = false;
 	int code;
 
@@ -599,12 +767,14 @@ run_command(const Command *c, int argc, char **argv, atomic_int *stop)
 	else if (c->needs_source
 	             ? !config_validate(&cfg, &err) ||
 	                   (c->selects_tables &&
-	                    !config_read_table_mappings(&cfg, &err))
-	             : cfg.target_uri == NULL &&
-	                   (err_set(&err, ERR_CONFIG, "no target given"),
-	                    err_hint(&err, "pass --target URI or set "
-	                                   "target in the task file"),
-	                    true))
+	                    !config_read_table_mappings(&cfg, &err)) ||
+	                   !check_targets(c, &cfg, &shards, &err)
+	             : !check_targets(c, &cfg, &shards, &err) ||
+	                   (shards == NULL && cfg.target_uri == NULL &&
+	                    (err_set(&err, ERR_CONFIG, "no target given"),
+	                     err_hint(&err, "pass --target URI or set "
+	                                    "target in the task file"),
+	                     true)))
 		code = report(c, &err);
 	else
 	{
@@ -614,17 +784,28 @@ run_command(const Command *c, int argc, char **argv, atomic_int *stop)
 		running.argv = argv;
 		running.command = c;
 		running.longopts = longopts;
-		ok = c->run(&cfg, stop, &err);
+		if (shards == NULL)
+			ok = c->run(&cfg, stop, &err);
+		else if (strcmp(c->name, "validate") == 0)
+			ok = validate_shards(&cfg, shards, stop, &err);
+		else if (strcmp(c->name, "copy") == 0)
+			ok = task_copy_shards(&cfg, shards, stop, &err);
+		else
+			ok = each_target(c, &cfg, shards, stop, &err);
 		running.command = NULL;
 
-		if (!ok && c->records_error)
+		/* with several targets the error names its target, and no one
+		   target's state holds the whole task's */
+		if (!ok && c->records_error && shards == NULL)
 			task_note_error(&cfg, &err);
 		code = ok ? CLI_EXIT_OK : report(c, &err);
-		/* last: nothing may hide a slot that holds the source's WAL */
-		if (c->announces_slot)
+		/* last: nothing may hide a slot that holds the source's WAL (copy
+		   keeps none, with one target or several) */
+		if (c->announces_slot && shards == NULL)
 			task_slot_notice(&cfg, c->name, !ok, *stop != 0,
 			                 err.kind == ERR_GUARD, argc, argv);
 	}
+	shard_spec_free(shards);
 	config_free(&cfg);
 	return code;
 }

@@ -50,4 +50,15 @@ bool cli_reload_pending(void);
  */
 bool cli_reread(TaskConfig *cfg, Error *err);
 
+/*
+ * With several targets: the target the running command works on now (a
+ * view the caller keeps alive; NULL when done). cli_reread gives it as the
+ * reread cfg's target, so that a SIGHUP compares the file with what runs
+ * (one target of several) and finds no change but the file's own.
+ */
+void cli_running_target(const char *uri);
+
+/* How many times cli_reread succeeded since the command started. */
+int cli_rereads(void);
+
 #endif

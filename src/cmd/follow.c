@@ -570,16 +570,17 @@ static const ThrottleReload reload = {
  * does not pass through the gate.
  */
 static bool
-throttled_load(const TaskConfig *cfg, atomic_int *stop, Gate *gate,
-               bool for_stream, Error *err)
+throttled_load(const TaskConfig *cfg, const ShardSpec *spec, int target,
+               atomic_int *stop, Gate *gate, bool for_stream, Error *err)
 {
 	Throttle *throttle;
 	bool ok;
 
 	if (!throttle_start(cfg, gate, stop, &reload, &throttle, err))
 		return false;
-	ok = for_stream ? load_for_stream(cfg, stop, gate, err)
-	                : load_run(cfg, stop, gate, err);
+	ok = for_stream     ? load_for_stream(cfg, stop, gate, err)
+	     : spec != NULL ? load_run_shard(cfg, spec, target, stop, gate, err)
+	                    : load_run(cfg, stop, gate, err);
 	throttle_stop(throttle);
 	return ok;
 }
@@ -590,8 +591,9 @@ throttled_load(const TaskConfig *cfg, atomic_int *stop, Gate *gate,
  * refused at once. migrate records itself only once check found no
  * blocker, since a blocker must leave the target as it was.
  */
-bool
-task_copy(const TaskConfig *cfg, atomic_int *stop, Error *err)
+static bool
+copy_into(const TaskConfig *cfg, const ShardSpec *spec, int target,
+          atomic_int *stop, Error *err)
 {
 	TaskLock *lock;
 	Surface *surface = NULL;
@@ -611,12 +613,65 @@ task_copy(const TaskConfig *cfg, atomic_int *stop, Error *err)
 		/* copy's work is the load, and it starts now; migrate and follow
 		   are ready once their stream runs (cdc) */
 		notify_ready();
-		ok = throttled_load(cfg, stop, &gate, false, err);
+		ok = throttled_load(cfg, spec, target, stop, &gate, false, err);
 	}
 	ok = guard_end(guard, ok, err);
 	surface_stop(surface);
 	gate_destroy(&gate);
 	return task_lock_release(lock, ok, err);
+}
+
+bool
+task_copy(const TaskConfig *cfg, atomic_int *stop, Error *err)
+{
+	return copy_into(cfg, NULL, 0, stop, err);
+}
+
+bool
+task_copy_shards(const TaskConfig *cfg, const ShardSpec *spec, atomic_int *stop,
+                 Error *err)
+{
+	TaskConfig fresh; /* the task file as a SIGHUP last read it */
+	bool ok = true;
+
+	config_init(&fresh);
+	for (int i = 0; i < shard_spec_ntargets(spec) && ok; i++)
+	{
+		/* cfg with this target as the one worked on: the lock, the state
+		   and every session below reach it alone */
+		TaskConfig one = *cfg;
+		Error rerr = ERR_INIT;
+
+		one.target_uri = strdup(shard_spec_target_uri(spec, i));
+		if (one.target_uri == NULL)
+		{
+			ok = err_set(err, ERR_INTERNAL, "out of memory");
+			break;
+		}
+		cli_running_target(one.target_uri);
+		/* caps a SIGHUP changed during an earlier target hold for the
+		   next ones: read the file again as that SIGHUP did */
+		if (cli_rereads() > 0)
+		{
+			config_free(&fresh);
+			config_init(&fresh);
+			if (cli_reread(&fresh, &rerr))
+				one.throttle = fresh.throttle;
+			else
+				log_error("could not reread the task file: %s; target %s "
+				          "loads with the caps it started with",
+				          rerr.message, shard_spec_target_name(spec, i));
+		}
+		log_info("target %s (%d of %d)", shard_spec_target_name(spec, i), i + 1,
+		         shard_spec_ntargets(spec));
+		ok = copy_into(&one, spec, i, stop, err);
+		cli_running_target(NULL);
+		free(one.target_uri);
+		if (!ok)
+			err_prefix(err, "target %s: ", shard_spec_target_name(spec, i));
+	}
+	config_free(&fresh);
+	return ok;
 }
 
 bool
@@ -654,7 +709,7 @@ task_migrate(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	ok = serve(cfg, "migrate", &surface, err) &&
 	     check_before_migrate(cfg, err) && task_lock_hold(lock, err) &&
 	     guard_begin(cfg, true, &gate, stop, surface, &go, &guard, err) &&
-	     throttled_load(cfg, stop, &gate, true, err) &&
+	     throttled_load(cfg, NULL, 0, stop, &gate, true, err) &&
 	     follow_run(cfg, stop, surface, guard, err);
 	ok = guard_end(guard, ok, err);
 	surface_stop(surface);

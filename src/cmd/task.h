@@ -24,6 +24,7 @@
 #include "base/config.h"
 #include "base/err.h"
 #include "pg/pg.h"
+#include "route/shard.h"
 
 /*
  * copy, migrate and follow each hold the task's lock while they run: a
@@ -33,6 +34,15 @@
 
 /* The full load (load/load.h's load_run) under the task's lock. */
 bool task_copy(const TaskConfig *cfg, atomic_int *stop, Error *err);
+
+/*
+ * The full load into each of spec's targets in turn, each under its own
+ * lock and with its own state (docs/sharding.md); stops at the first
+ * target that fails, naming it. Running it again resumes: a loaded target
+ * has nothing to do.
+ */
+bool task_copy_shards(const TaskConfig *cfg, const ShardSpec *spec,
+                      atomic_int *stop, Error *err);
 
 /*
  * Follows the task's slot and applies its changes to the target until *stop

@@ -160,7 +160,8 @@ source_copy_sql(const CopyTable *t, const PlanChunk *c)
 	char *sql = NULL;
 	int n;
 
-	if (c->start_block < 0 && c->end_block < 0 && t->filter == NULL)
+	if (c->start_block < 0 && c->end_block < 0 && t->filter == NULL &&
+	    t->where == NULL)
 		n = asprintf(&sql, "COPY %s %s TO STDOUT (FORMAT %s)", t->src_qname,
 		             cols, fmt);
 	else
@@ -178,12 +179,14 @@ source_copy_sql(const CopyTable *t, const PlanChunk *c)
 		 * ("SELECT FROM" selects rows of no columns) */
 		/* the filter last, on a line of its own: a comment that ends it
 		   cannot swallow the parenthesis */
-		n = asprintf(&sql,
-		             "COPY (SELECT %.*s FROM ONLY %s WHERE true%s%s%s%s%s)"
-		             " TO STDOUT (FORMAT %s)",
-		             (int) strlen(t->columns) - 2, t->columns + 1, t->src_qname,
-		             lo, hi, t->filter ? " AND (" : "",
-		             t->filter ? t->filter : "", t->filter ? "\n)" : "", fmt);
+		n = asprintf(
+		    &sql,
+		    "COPY (SELECT %.*s FROM ONLY %s WHERE true%s%s%s%s%s%s%s%s)"
+		    " TO STDOUT (FORMAT %s)",
+		    (int) strlen(t->columns) - 2, t->columns + 1, t->src_qname, lo, hi,
+		    t->where != NULL ? " AND (" : "", t->where != NULL ? t->where : "",
+		    t->where != NULL ? ")" : "", t->filter ? " AND (" : "",
+		    t->filter ? t->filter : "", t->filter ? "\n)" : "", fmt);
 	}
 	return n < 0 ? NULL : sql;
 }

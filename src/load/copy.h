@@ -35,6 +35,9 @@ typedef struct CopyTable
 	/* the task file's row filter, read on the source: only rows for which
 	   it is true are copied (decision 0029); NULL: every row */
 	const char *filter;
+	/* a condition on the source's rows, ANDed to every chunk's (the rows
+	 * of one of several targets, load/shards), or NULL for every row */
+	const char *where;
 	bool binary;
 	bool freeze; /* one chunk into a table pgtide created: TRUNCATE + FREEZE */
 	_Atomic int64_t rows_done; /* committed and in flight, for progress */

@@ -42,6 +42,7 @@
 #include "load/progress.h"
 #include "load/schema.h"
 #include "load/sequences.h"
+#include "load/shards.h"
 #include "load/source.h"
 #include "load/subset.h"
 #include "load/target.h"
@@ -63,6 +64,7 @@ typedef struct LoadTable
 	char *tgt_qname; /* owned */
 	char tgt_kind;   /* 'r' or 'p' */
 	char *columns;   /* owned */
+	char *where;     /* this target's share of the rows, or NULL; owned */
 	bool done;
 	int nchunks;
 } LoadTable;
@@ -73,6 +75,8 @@ typedef struct Load
 	atomic_int *stop;
 	Gate *gate;     /* the copy workers pass through it; may be NULL */
 	bool keep_slot; /* migrate: the stream needs the slot; copy: it does not */
+	const ShardSpec *spec; /* several targets: the rules, or NULL */
+	int target;            /* with spec: which target this load fills */
 	PgConn *src;
 	PgConn *tgt;
 	Catalog *cat;
@@ -130,6 +134,9 @@ build_tables(Load *l, Error *err)
 		lt->tgt_qname = strdup(t->qname);
 		if (lt->columns == NULL || lt->tgt_qname == NULL)
 			return err_set(err, ERR_INTERNAL, "out of memory");
+		if (l->spec != NULL &&
+		    !shards_where(l->spec, l->target, t, &lt->where, err))
+			return false;
 	}
 	return true;
 }
@@ -910,6 +917,7 @@ load_free(Load *l)
 	{
 		free(l->tables[i].tgt_qname);
 		free(l->tables[i].columns);
+		free(l->tables[i].where);
 	}
 	free(l->tables);
 	free(l->copy);
@@ -1104,8 +1112,8 @@ refuse_copy_only(const Load *l, Error *err)
 }
 
 static bool
-run_load(const TaskConfig *cfg, atomic_int *stop, Gate *gate, bool keep_slot,
-         Error *err)
+run_load(const TaskConfig *cfg, const ShardSpec *spec, int target,
+         atomic_int *stop, Gate *gate, bool keep_slot, Error *err)
 {
 	Load l;
 	SlotSnapshot snap;
@@ -1118,6 +1126,8 @@ run_load(const TaskConfig *cfg, atomic_int *stop, Gate *gate, bool keep_slot,
 	l.stop = stop;
 	l.gate = gate;
 	l.keep_slot = keep_slot;
+	l.spec = spec;
+	l.target = target;
 	l.start_ms = clock_ms();
 	if (!pg_connect(cfg->source_uri, ERR_SOURCE, PG_CONN_SQL, "pgtide", 5000,
 	                &l.src, err) ||
@@ -1203,6 +1213,7 @@ run_load(const TaskConfig *cfg, atomic_int *stop, Gate *gate, bool keep_slot,
 			l.copy[i].filter = filter_find(
 			    &cfg->filters, l.cat->tables[l.tables[i].cat].schema,
 			    l.cat->tables[l.tables[i].cat].name, NULL);
+			l.copy[i].where = l.tables[i].where;
 		}
 		prog = progress_start(l.copy, est, l.ntables, cfg->progress_interval_s,
 		                      /* JSON lines are for machines, even on a
@@ -1259,11 +1270,18 @@ out:
 bool
 load_run(const TaskConfig *cfg, atomic_int *stop, Gate *gate, Error *err)
 {
-	return run_load(cfg, stop, gate, false, err);
+	return run_load(cfg, NULL, 0, stop, gate, false, err);
+}
+
+bool
+load_run_shard(const TaskConfig *cfg, const ShardSpec *spec, int target,
+               atomic_int *stop, Gate *gate, Error *err)
+{
+	return run_load(cfg, spec, target, stop, gate, false, err);
 }
 
 bool
 load_for_stream(const TaskConfig *cfg, atomic_int *stop, Gate *gate, Error *err)
 {
-	return run_load(cfg, stop, gate, true, err);
+	return run_load(cfg, NULL, 0, stop, gate, true, err);
 }

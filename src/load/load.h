@@ -20,6 +20,7 @@
 #include "base/config.h"
 #include "base/err.h"
 #include "base/gate.h"
+#include "route/shard.h"
 
 /*
  * pgtide copy: runs the full load for cfg from snapshots of TEMPORARY slots,
@@ -31,6 +32,15 @@
  * (may be NULL), so that the source's guards can pause or slow them.
  */
 bool load_run(const TaskConfig *cfg, atomic_int *stop, Gate *gate, Error *err);
+
+/*
+ * pgtide copy into one of several targets: load_run with cfg's target_uri
+ * set to target's, each table's COPY reading only the source rows that
+ * spec routes to it (docs/sharding.md). The target keeps its own state, so
+ * a crash costs at most its chunks in flight, as for one target.
+ */
+bool load_run_shard(const TaskConfig *cfg, const ShardSpec *spec, int target,
+                    atomic_int *stop, Gate *gate, Error *err);
 
 /*
  * migrate's load: the same, from the snapshot of the task's slot, which it

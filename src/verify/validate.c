@@ -237,8 +237,9 @@ validate_run(const TaskConfig *cfg, ValidateMode mode, bool still,
 	return ok;
 }
 
-bool
-validate_command(const TaskConfig *cfg, atomic_int *stop, Error *err)
+static bool
+command_run(const TaskConfig *cfg, const ShardSpec *spec, int target,
+            atomic_int *stop, Error *err)
 {
 	VRun r;
 	ValidateSummary s;
@@ -246,6 +247,8 @@ validate_command(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	bool ok;
 
 	run_init(&r, cfg, VALIDATE_FULL, stop);
+	r.spec = spec;
+	r.shard_target = target;
 	ok = run_validation(&r, err);
 	if (ok)
 	{
@@ -285,4 +288,17 @@ validate_command(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	}
 	run_free(&r);
 	return ok;
+}
+
+bool
+validate_command(const TaskConfig *cfg, atomic_int *stop, Error *err)
+{
+	return command_run(cfg, NULL, 0, stop, err);
+}
+
+bool
+validate_command_shard(const TaskConfig *cfg, const ShardSpec *spec, int target,
+                       atomic_int *stop, Error *err)
+{
+	return command_run(cfg, spec, target, stop, err);
 }

@@ -16,6 +16,7 @@
 
 #include "base/config.h"
 #include "base/err.h"
+#include "route/shard.h"
 
 typedef enum ValidateMode
 {
@@ -53,5 +54,15 @@ bool validate_run(const TaskConfig *cfg, ValidateMode mode, bool still,
  * differs.
  */
 bool validate_command(const TaskConfig *cfg, atomic_int *stop, Error *err);
+
+/*
+ * validate_command against one of several targets: cfg's target_uri is
+ * target's, and every query on the source reads only the rows spec routes
+ * to it, so that a row of this target missing here, and a row here that
+ * belongs to another target or to none, are both differences
+ * (docs/sharding.md).
+ */
+bool validate_command_shard(const TaskConfig *cfg, const ShardSpec *spec,
+                            int target, atomic_int *stop, Error *err);
 
 #endif

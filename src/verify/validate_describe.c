@@ -95,19 +95,23 @@ describe_table(const VRun *r, PgConn *src, PgConn *tgt, VTable *t, Error *err)
 	           VALIDATE_ROW_TEXT);
 	if (!buf_take(&expr, &t->row_expr, err))
 		goto out;
-	if (t->nsrc == 1 && t->src_filters[0] == NULL)
+	if (t->nsrc == 1 && t->src_filters[0] == NULL && t->src_where == NULL)
 		buf_printf(&expr, err, "ONLY %s AS r", t->srcs[0]);
 	else
 	{
-		/* a filtered source compares only the rows it keeps; the filter on
-		   a line of its own, so that a comment cannot swallow the rest */
+		/* several targets: this one's share of the source's rows; a
+		   filtered source: only the rows it keeps, the filter on a line of
+		   its own, so that a comment cannot swallow the rest. Every query
+		   that reads the source (counts, hashes, rows) reads through it */
 		buf_add_str(&expr, "(", err);
 		for (int i = 0; i < t->nsrc; i++)
-			buf_printf(&expr, err, "%sSELECT %s FROM ONLY %s%s%s%s",
-			           i ? " UNION ALL " : "", buf_str(&cols), t->srcs[i],
-			           t->src_filters[i] ? " WHERE (" : "",
-			           t->src_filters[i] ? t->src_filters[i] : "",
-			           t->src_filters[i] ? "\n)" : "");
+			buf_printf(
+			    &expr, err, "%sSELECT %s FROM ONLY %s WHERE true%s%s%s%s%s%s",
+			    i ? " UNION ALL " : "", buf_str(&cols), t->srcs[i],
+			    t->src_where ? " AND (" : "", t->src_where ? t->src_where : "",
+			    t->src_where ? ")" : "", t->src_filters[i] ? " AND (" : "",
+			    t->src_filters[i] ? t->src_filters[i] : "",
+			    t->src_filters[i] ? "\n)" : "");
 		buf_add_str(&expr, ") AS r", err);
 	}
 	if (!buf_take(&expr, &t->src_from, err))

@@ -26,6 +26,7 @@
 #include "load/insert_only.h"
 #include "pg/catalog.h"
 #include "pg/pg.h"
+#include "route/shard.h"
 #include "verify/validate.h"
 
 #define VALIDATE_SHOWN    100   /* differences kept per table */
@@ -92,6 +93,8 @@ typedef struct VTable
 	char *problem; /* table-level difference, for people */
 	char *src_from;
 	char *tgt_from;
+	char *src_where; /* several targets: this target's share of the
+	                    source's rows (load/shards), or NULL for all */
 	char *hash_expr; /* bigint hash of a row */
 	char *row_expr;  /* a row's text, truncated, for people */
 	bool keyed;
@@ -131,6 +134,8 @@ typedef struct VRun
 	bool hash_ext; /* typed extended hashes (11+ on both sides), else md5 */
 	bool cdc;      /* the task's slot is active: recheck what differs */
 	bool still;    /* the caller holds both sides still: read tables whole */
+	const ShardSpec *spec; /* several targets: the rules, or NULL */
+	int shard_target;      /* with spec: the target compared */
 	char slot[128];
 	int64_t run_id; /* validation_runs.id, or -1 */
 	int64_t started_ms;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "load/shards.h"
 #include "pg/catalog.h"
 #include "pg/pg.h"
 #include "route/filter.h"
@@ -52,6 +53,7 @@ table_free(VTable *t)
 	free(t->problem);
 	free(t->src_from);
 	free(t->tgt_from);
+	free(t->src_where);
 	free(t->hash_expr);
 	free(t->row_expr);
 	strv_free(t->key_names, t->nkeys);
@@ -263,6 +265,10 @@ tables_build(VRun *r, const Catalog *cat, VPick *p, int np, Error *err)
 		{
 			t = &r->tables[r->ntables++];
 			t->cat = p[i].cat;
+			if (r->spec != NULL && p[i].cat >= 0 &&
+			    !shards_where(r->spec, r->shard_target, &cat->tables[p[i].cat],
+			                  &t->src_where, err))
+				return false;
 			t->tgt_qname = strdup(p[i].tgt_qname);
 			t->tgt_name = unquote_qname(p[i].tgt_qname);
 			if (asprintf(&t->name, "%s.%s", p[i].schema, p[i].name) < 0)

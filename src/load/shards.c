@@ -1,0 +1,372 @@
+/*
+ * shards: the preflight of several targets (shards.h). One read-only
+ * session on the source for the catalog and the lookup table's shape, one
+ * on each target for what database it is; all closed before it returns.
+ * Must never write, and never name a connection string (it may hold a
+ * password): a target is named by its task-file name and host:port/db.
+ */
+#include "load/shards.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "base/buf.h"
+#include "pg/catalog.h"
+#include "pg/pg.h"
+
+/* A routing condition: a list of thousands of values fits. */
+#define SHARDS_WHERE_CAP (16 * 1024 * 1024)
+
+/* What database a session reaches: the cluster's identity and the
+ * database's name, so that two strings reaching one database are seen. */
+#define SHARDS_IDENTITY_CAP 256
+
+/* the server refuses writes on every session of this module */
+#define SHARDS_SETUP                                                   \
+	"SET default_transaction_read_only = on; SET lock_timeout = '5s';" \
+	" SET statement_timeout = '60s'"
+
+static bool
+open_session(const char *uri, ErrKind side, PgConn **out, Error *err)
+{
+	return pg_connect(uri, side, PG_CONN_SQL, "pgtide", 5000, out, err) &&
+	       pg_keep_session(*out, SHARDS_SETUP, 5000, err);
+}
+
+/*
+ * The cluster's system identifier where the role may read it (superusers,
+ * pg_monitor), else the address and port the session reached, each with the
+ * database's name.
+ */
+static bool
+read_identity(PgConn *conn, char *buf, size_t cap, Error *err)
+{
+	Error ignored = ERR_INIT;
+	char id[64];
+
+	if (!pg_query_value(conn,
+	                    "SELECT system_identifier::text FROM "
+	                    "pg_control_system()",
+	                    0, NULL, id, sizeof(id), &ignored))
+	{
+		if (!pg_ok(conn))
+			return pg_error(conn, NULL, err);
+		if (!pg_query_value(conn,
+		                    "SELECT coalesce(host(inet_server_addr()), "
+		                    "'local') || ':' || current_setting('port')",
+		                    0, NULL, id, sizeof(id), err))
+			return false;
+	}
+	if (strlen(id) + 1 >= cap)
+		return err_set(err, ERR_INTERNAL, "server identity too long");
+	memcpy(buf, id, strlen(id));
+	buf[strlen(id)] = '/';
+	return pg_query_value(conn, "SELECT current_database()", 0, NULL,
+	                      buf + strlen(id) + 1, cap - strlen(id) - 1, err);
+}
+
+/* t's route; a view into spec, as shard_table_route gives it. */
+static bool
+table_route(const ShardSpec *spec, const CatTable *t, ShardTableRoute *r,
+            Error *err)
+{
+	const char **names = calloc((size_t) t->ncols + 1, sizeof(*names));
+	bool ok;
+
+	if (names == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	for (int c = 0; c < t->ncols; c++)
+		names[c] = t->cols[c].name;
+	ok = shard_table_route(spec, t->schema, t->name, names, t->ncols, r, err);
+	free(names);
+	return ok;
+}
+
+bool
+shards_where(const ShardSpec *spec, int target, const CatTable *t, char **out,
+             Error *err)
+{
+	ShardTableRoute r;
+	Buf b = BUF_INIT(SHARDS_WHERE_CAP);
+	char *col;
+	bool ok;
+
+	*out = NULL;
+	if (!table_route(spec, t, &r, err))
+		return false;
+	if (r.kind == SHARD_TABLE_ALL)
+		return true;
+	if (r.kind == SHARD_TABLE_ONE)
+	{
+		*out = strdup(r.target == target ? "true" : "false");
+		return *out != NULL || err_set(err, ERR_INTERNAL, "out of memory");
+	}
+	col = pg_quote_ident(r.key);
+	if (col == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	ok = shard_sql_condition(spec, target, col, &b, err) &&
+	     buf_take(&b, out, err);
+	free(col);
+	buf_free(&b);
+	return ok;
+}
+
+/*
+ * Rows whose key routes to no target (NULL, a list value or range no
+ * target has, a key the lookup table lacks) would be loaded nowhere: the
+ * load refuses to start while the source holds one.
+ */
+static bool
+check_unrouted(const ShardSpec *spec, PgConn *src, const CatTable *t,
+               const ShardTableRoute *r, Error *err)
+{
+	Buf b = BUF_INIT(SHARDS_WHERE_CAP);
+	char *col = pg_quote_ident(r->key);
+	char found[8];
+	bool ok;
+
+	if (col == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	ok = buf_printf(&b, err, "SELECT EXISTS (SELECT 1 FROM ONLY %s WHERE ",
+	                t->qname) &&
+	     shard_sql_condition(spec, -1, col, &b, err) &&
+	     buf_add_str(&b, ")", err) && buf_check(&b, err) &&
+	     pg_query_value(src, buf_str(&b), 0, NULL, found, sizeof(found), err);
+	free(col);
+	buf_free(&b);
+	if (ok && strcmp(found, "t") == 0)
+	{
+		err_set(err, ERR_CONFIG,
+		        "table %s has rows whose %s routes to no target", t->qname,
+		        r->key);
+		return err_hint(err, "a NULL key, or one that no shard.values, "
+		                     "shard.bounds or lookup row names: route it, "
+		                     "or give the table a shard.tables rule");
+	}
+	return ok;
+}
+
+static const CatColumn *
+find_column(const CatTable *t, const char *name)
+{
+	for (int i = 0; i < t->ncols; i++)
+		if (strcmp(t->cols[i].name, name) == 0)
+			return &t->cols[i];
+	return NULL;
+}
+
+static bool
+route_tables(const ShardSpec *spec, const Catalog *cat, ShardsPlan *plan,
+             Error *err)
+{
+	plan->tables = calloc((size_t) cat->ntables + 1, sizeof(*plan->tables));
+	if (plan->tables == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	for (int i = 0; i < cat->ntables; i++)
+	{
+		const CatTable *t = &cat->tables[i];
+		ShardsTable *st = &plan->tables[plan->ntables];
+
+		if (!t->selected)
+			continue;
+		if (!table_route(spec, t, &st->route, err))
+			return false;
+		st->qname = strdup(t->qname);
+		if (st->qname == NULL)
+			return err_set(err, ERR_INTERNAL, "out of memory");
+		plan->ntables++;
+		if (st->route.kind == SHARD_TABLE_KEYED)
+		{
+			const CatColumn *col = find_column(t, st->route.key);
+
+			st->key_type = strdup(col->type_name);
+			if (st->key_type == NULL)
+				return err_set(err, ERR_INTERNAL, "out of memory");
+			if (!shard_key_type_check(spec, col->type_name, err))
+				return err_prefix(err, "table %s, column %s: ", t->qname,
+				                  col->name);
+		}
+	}
+	return true;
+}
+
+/* After the lookup table's check: its rows route the keys. */
+static bool
+check_tables_unrouted(const ShardSpec *spec, PgConn *src, const Catalog *cat,
+                      const ShardsPlan *plan, Error *err)
+{
+	int k = 0;
+
+	for (int i = 0; i < cat->ntables; i++)
+	{
+		const CatTable *t = &cat->tables[i];
+
+		if (!t->selected)
+			continue;
+		if (plan->tables[k].route.kind == SHARD_TABLE_KEYED &&
+		    !check_unrouted(spec, src, t, &plan->tables[k].route, err))
+			return false;
+		k++;
+	}
+	return true;
+}
+
+/* The lookup table exists on the source with both columns. */
+static bool
+check_lookup(const ShardSpec *spec, PgConn *src, Error *err)
+{
+	const char *schema, *table, *key, *target;
+	const char *params[3];
+	PGresult *res;
+	bool ok = true;
+
+	if (!shard_spec_lookup_table(spec, &schema, &table, &key, &target))
+		return true;
+	params[0] = schema;
+	params[1] = table;
+	if (!pg_query(src,
+	              "SELECT a.attname FROM pg_attribute a"
+	              " JOIN pg_class c ON c.oid = a.attrelid"
+	              " JOIN pg_namespace n ON n.oid = c.relnamespace"
+	              " WHERE n.nspname = $1 AND c.relname = $2"
+	              " AND a.attnum > 0 AND NOT a.attisdropped",
+	              2, params, &res, err))
+		return false;
+	if (PQntuples(res) == 0)
+		ok = err_set(err, ERR_CONFIG,
+		             "lookup table %s.%s of shard.lookup does not exist on "
+		             "the source",
+		             schema, table);
+	for (int c = 0; c < 2 && ok; c++)
+	{
+		const char *want = c == 0 ? key : target;
+		bool found = false;
+
+		for (int i = 0; i < PQntuples(res) && !found; i++)
+			found = strcmp(PQgetvalue(res, i, 0), want) == 0;
+		if (!found)
+			ok = err_set(err, ERR_CONFIG,
+			             "lookup table %s.%s of shard.lookup has no column %s",
+			             schema, table, want);
+	}
+	PQclear(res);
+	return ok;
+}
+
+/* Reaches every target; refuses two that are one database, or one that is
+ * the source's. */
+static bool
+check_targets(const ShardSpec *spec, const char *source_identity, Error *err)
+{
+	int n = shard_spec_ntargets(spec);
+	char(*ids)[SHARDS_IDENTITY_CAP] = calloc((size_t) n, sizeof(*ids));
+	bool ok = true;
+
+	if (ids == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	for (int i = 0; i < n && ok; i++)
+	{
+		const char *name = shard_spec_target_name(spec, i);
+		PgConn *conn = NULL;
+
+		ok = open_session(shard_spec_target_uri(spec, i), ERR_TARGET, &conn,
+		                  err) &&
+		     read_identity(conn, ids[i], sizeof(ids[i]), err);
+		if (!ok)
+			err_prefix(err, "target %s: ", name);
+		else if (strcmp(ids[i], source_identity) == 0)
+			ok = err_set(err, ERR_CONFIG,
+			             "target %s (%s) is the source database", name,
+			             pg_where(conn));
+		for (int j = 0; j < i && ok; j++)
+			if (strcmp(ids[i], ids[j]) == 0)
+			{
+				ok = err_set(
+				    err, ERR_CONFIG, "targets %s and %s are one database (%s)",
+				    shard_spec_target_name(spec, j), name, pg_where(conn));
+				err_hint(err, "give each target a database of its own");
+			}
+		pg_close(conn);
+	}
+	free(ids);
+	return ok;
+}
+
+bool
+shards_preflight(const TaskConfig *cfg, const ShardSpec *spec, ShardsPlan **out,
+                 Error *err)
+{
+	PgConn *src = NULL;
+	Catalog *cat = NULL;
+	ShardsPlan *plan = calloc(1, sizeof(*plan));
+	char source_id[SHARDS_IDENTITY_CAP];
+	bool ok;
+
+	*out = NULL;
+	if (plan == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	ok = open_session(cfg->source_uri, ERR_SOURCE, &src, err) &&
+	     read_identity(src, source_id, sizeof(source_id), err) &&
+	     catalog_read(src, cfg->state_schema, &cat, err) &&
+	     catalog_select(cat, cfg->include.items, cfg->include.count,
+	                    cfg->exclude.items, cfg->exclude.count, err) &&
+	     route_tables(spec, cat, plan, err) && check_lookup(spec, src, err) &&
+	     check_tables_unrouted(spec, src, cat, plan, err);
+	catalog_free(cat);
+	pg_close(src);
+	if (ok)
+		ok = check_targets(spec, source_id, err);
+	if (!ok)
+	{
+		shards_plan_free(plan);
+		return false;
+	}
+	*out = plan;
+	return true;
+}
+
+void
+shards_plan_print(const ShardsPlan *plan, const ShardSpec *spec, FILE *f)
+{
+	for (int i = 0; i < plan->ntables; i++)
+	{
+		const ShardsTable *t = &plan->tables[i];
+		const char *why = t->route.rule != NULL ? t->route.rule : NULL;
+
+		switch (t->route.kind)
+		{
+			case SHARD_TABLE_KEYED:
+				fprintf(f, "%s: each row to the target of its %s (%s)",
+				        t->qname, t->route.key, t->key_type);
+				break;
+			case SHARD_TABLE_ONE:
+				fprintf(f, "%s: every row to %s", t->qname,
+				        shard_spec_target_name(spec, t->route.target));
+				break;
+			case SHARD_TABLE_ALL:
+				fprintf(f, "%s: every row to every target (%s)", t->qname,
+				        why != NULL ? "a rule says all"
+				                    : "a reference table: no routing column");
+				break;
+		}
+		if (why != NULL)
+			fprintf(f, ", by rule %s", why);
+		fputc('\n', f);
+	}
+}
+
+void
+shards_plan_free(ShardsPlan *plan)
+{
+	if (plan == NULL)
+		return;
+	for (int i = 0; i < plan->ntables; i++)
+	{
+		free(plan->tables[i].qname);
+		free(plan->tables[i].key_type);
+	}
+	free(plan->tables);
+	free(plan);
+}

@@ -1,0 +1,58 @@
+/*
+ * shards: a task with several targets, before any data moves
+ * (docs/sharding.md). Connects to the source and to every target, reads
+ * the tables the task selects and routes each one by the task file's rules
+ * (route/shard), and refuses with one error naming what and where: a
+ * shard.tables rule naming a column its table lacks, a routing column of a
+ * type that cannot be routed, a lookup table the source lacks, a target it
+ * cannot reach, two targets (or a target and the source) that are one
+ * database. Reads only; it must never write to either side.
+ */
+#ifndef PGTIDE_SHARDS_H
+#define PGTIDE_SHARDS_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "base/config.h"
+#include "base/err.h"
+#include "pg/catalog.h"
+#include "route/shard.h"
+
+typedef struct ShardsTable
+{
+	char *qname;           /* "schema"."name"; owned */
+	ShardTableRoute route; /* views into the ShardSpec */
+	char *key_type;        /* the routing column's type; owned, or NULL */
+} ShardsTable;
+
+typedef struct ShardsPlan
+{
+	ShardsTable *tables; /* the selected tables, in the catalog's order */
+	int ntables;
+} ShardsPlan;
+
+/*
+ * Runs the preflight of cfg's targets under spec. On success *out is a new
+ * plan (shards_plan_free); on failure *out is NULL and err names the table,
+ * rule, column or target (ERR_CONFIG for a rule or a type, ERR_SOURCE or
+ * ERR_TARGET for a server).
+ */
+bool shards_preflight(const TaskConfig *cfg, const ShardSpec *spec,
+                      ShardsPlan **out, Error *err);
+
+/* Writes one line per table: where its rows go. */
+void shards_plan_print(const ShardsPlan *plan, const ShardSpec *spec, FILE *f);
+
+/*
+ * The condition on t's source rows that selects target's share, for the
+ * load's COPY: *out is malloc'd (the caller frees it), or NULL for every
+ * row (a reference table). Fails as shard_table_route, or out of memory.
+ */
+bool shards_where(const ShardSpec *spec, int target, const CatTable *t,
+                  char **out, Error *err);
+
+/* Frees plan; NULL is a no-op. */
+void shards_plan_free(ShardsPlan *plan);
+
+#endif
