@@ -30,7 +30,7 @@ UNIT_SRCS := $(wildcard tests/unit/*/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
 BIN       := $(BUILD)/pgtide
 
-.PHONY: all deps unit integration test check tsan format format-check lint demo bench bench-cdc bench-cutover bench-validate bench-http bench-throttle soak clean
+.PHONY: all deps unit integration test check tsan format format-check lint demo bench bench-cdc bench-cutover bench-validate bench-http bench-throttle bench-shard soak clean
 
 all: $(BIN)
 
@@ -104,6 +104,9 @@ bench-cutover: $(BIN)
 
 bench-validate: $(BIN)
 	PGTIDE_BIN=$(abspath $(BIN)) bench/validate.sh
+
+bench-shard: $(BIN)
+	PGTIDE_BIN=$(abspath $(BIN)) bench/shard.sh
 
 bench-throttle: $(BIN)
 	PGTIDE_BIN=$(abspath $(BIN)) bench/throttle.sh
