@@ -270,15 +270,7 @@ refuse_unbuilt(const TaskConfig *cfg, Error *err)
 {
 	const char *key = NULL;
 
-	if (cfg->rename_schemas.keys.count > 0)
-		key = "rename.schemas";
-	else if (cfg->rename_tables.keys.count > 0)
-		key = "rename.tables";
-	else if (cfg->rename_columns.keys.count > 0)
-		key = "rename.columns";
-	else if (cfg->remove_columns.count > 0)
-		key = "remove_columns";
-	else if (cfg->filters.keys.count > 0)
+	if (cfg->filters.keys.count > 0)
 		key = "filters";
 	else if (cfg->targets.keys.count > 0)
 		key = "targets";

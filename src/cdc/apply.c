@@ -268,7 +268,10 @@ apply_new(const char *target_uri, const char *origin, const ApplyTable *tables,
 	a->pend = calloc(APPLY_INFLIGHT_MAX, sizeof(Pending));
 	a->tables = calloc((size_t) ntables + 1, sizeof(ApplyTable));
 	if (task != NULL)
+	{
 		a->task.ignore_unknown = task->ignore_unknown;
+		a->task.renames = task->renames;
+	}
 	if (task != NULL && task->sql != NULL)
 	{
 		a->task.sql = strdup(task->sql);

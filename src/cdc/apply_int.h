@@ -39,8 +39,11 @@
 
 typedef struct RelCol
 {
-	char *name;  /* as pgoutput sends it */
-	char *qname; /* quoted */
+	char *name;       /* as pgoutput sends it */
+	char *qname;      /* its target name (route/rename), quoted */
+	char *tgt_name;   /* its target name */
+	char *src_quoted; /* name, quoted: for reading the source */
+	bool removed;     /* remove_columns: never written to the target */
 	uint32_t type_oid;
 	int32_t typmod;
 	bool key;

@@ -347,7 +347,8 @@ connect_applier(ApplierThread *at, Error *err)
 
 	if (at->ap == NULL)
 	{
-		ApplyTask task = {o->follow_sql, o->task, NULL, o->ignore_unknown};
+		ApplyTask task = {o->follow_sql, o->task, NULL, o->ignore_unknown,
+		                  o->renames};
 
 		if (o->follow_sql != NULL && at->relcols == NULL &&
 		    (at->relcols = relcols_new(o->source_uri)) == NULL)

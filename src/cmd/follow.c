@@ -29,6 +29,7 @@
 #include "load/newtables.h"
 #include "load/throttle.h"
 #include "pg/pg.h"
+#include "route/rename.h"
 #include "state/state.h"
 #include "surface/surface.h"
 #include "verify/check.h"
@@ -309,8 +310,10 @@ follow_run(const TaskConfig *cfg, atomic_int *stop, Surface *surface,
 	Joiner joiner;
 	char origin[80];
 	char *follow_sql = NULL;
+	Renames renames;
 	bool ok = false;
 
+	rename_init(&renames);
 	memset(&o, 0, sizeof(o));
 	memset(&joiner, 0, sizeof(joiner));
 	memset(&sink, 0, sizeof(sink));
@@ -438,6 +441,11 @@ follow_run(const TaskConfig *cfg, atomic_int *stop, Surface *surface,
 		o.follow_sql = follow_sql;
 		o.task = cfg->task;
 	}
+	/* the load checked the rules against the tables; the stream only reads
+	   the names they give */
+	if (!rename_from_config(&renames, cfg, err))
+		goto out;
+	o.renames = &renames;
 	o.policy = cfg->on_conflict;
 	o.ignore_unknown = cfg->cdc_ignore_unknown;
 	o.memory_bytes = cfg->cdc_memory_bytes;
@@ -499,6 +507,7 @@ out:
 	joiner_free(&joiner);
 	free(tables);
 	free(follow_sql);
+	rename_free(&renames);
 	state_tables_free(st_tables, ntables);
 	pg_close(sink.conn);
 	pg_close(sink.stop_conn);

@@ -102,6 +102,10 @@ why_not(Join *j, const CatTable *t, const char **why, Error *err)
 		*why = "it has no primary key or replica identity, so its updates "
 		       "could not be streamed; give it a key, or move it with a "
 		       "task of its own";
+	else if (t->tgt_qname != NULL || t->nremoved > 0)
+		*why = "the task renames it or removes columns of it, which a "
+		       "table joining a running task does not follow yet; move it "
+		       "with a task of its own";
 	if (*why != NULL)
 		return true;
 	if (!target_examine(j->tgt, j->cfg, false, t->qname, false, &v, err))
@@ -398,7 +402,8 @@ join_tables(const TaskConfig *cfg, const char *publication, atomic_int *stop,
 	     catalog_read(j.src, cfg->state_schema, &j.cat, err) &&
 	     catalog_select(j.cat, cfg->include.items, cfg->include.count,
 	                    cfg->exclude.items, cfg->exclude.count, err) &&
-	     pick(&j, err) && (j.n == 0 || run_join(&j, publication, err));
+	     catalog_rename(j.src, j.cat, cfg, false, err) && pick(&j, err) &&
+	     (j.n == 0 || run_join(&j, publication, err));
 	if (!ok)
 		err_prefix(err, "joining new tables: ");
 	for (int i = 0; i < j.n; i++)

@@ -40,6 +40,7 @@
 #include "load/matviews.h"
 #include "load/plan.h"
 #include "load/progress.h"
+#include "load/renames.h"
 #include "load/schema.h"
 #include "load/sequences.h"
 #include "load/source.h"
@@ -60,7 +61,11 @@ typedef struct LoadTable
 	int cat;         /* index in Catalog.tables */
 	char *tgt_qname; /* owned */
 	char tgt_kind;   /* 'r' or 'p' */
-	char *columns;   /* owned */
+	/* create mode: the table's name once the load is done (catalog_rename;
+	   the load writes into the source's names), else NULL; owned */
+	char *final_qname;
+	char *columns;     /* owned */
+	char *tgt_columns; /* owned */
 	bool done;
 	int nchunks;
 } LoadTable;
@@ -125,8 +130,22 @@ build_tables(Load *l, Error *err)
 		lt->cat = i;
 		lt->tgt_kind = 'r';
 		lt->columns = copy_column_list(t);
-		lt->tgt_qname = strdup(t->qname);
-		if (lt->columns == NULL || lt->tgt_qname == NULL)
+		/* create mode writes into the source's names, pg_dump's, and
+		   renames at the end (load/renames.h) */
+		if (l->cfg->schema_mode == SCHEMA_MODE_CREATE)
+		{
+			lt->tgt_qname = strdup(t->qname);
+			lt->tgt_columns = copy_column_list(t);
+			lt->final_qname = strdup(catalog_tgt_qname(t));
+		}
+		else
+		{
+			lt->tgt_qname = strdup(catalog_tgt_qname(t));
+			lt->tgt_columns = copy_target_column_list(t);
+			lt->final_qname = strdup(lt->tgt_qname);
+		}
+		if (lt->columns == NULL || lt->tgt_qname == NULL ||
+		    lt->tgt_columns == NULL || lt->final_qname == NULL)
 			return err_set(err, ERR_INTERNAL, "out of memory");
 	}
 	return true;
@@ -149,7 +168,7 @@ resolve_existing_targets(Load *l, Error *err)
 		for (int depth = 0; idx >= 0 && depth < 64 && !found; depth++)
 		{
 			const CatTable *t = &l->cat->tables[idx];
-			const char *params[1] = {t->qname};
+			const char *params[1] = {catalog_tgt_qname(t)};
 			PGresult *res;
 
 			if (!pg_query(l->tgt,
@@ -162,7 +181,7 @@ resolve_existing_targets(Load *l, Error *err)
 				found = true;
 				lt->tgt_kind = PQgetvalue(res, 0, 0)[0];
 				free(lt->tgt_qname);
-				lt->tgt_qname = strdup(t->qname);
+				lt->tgt_qname = strdup(catalog_tgt_qname(t));
 			}
 			PQclear(res);
 			if (!found)
@@ -171,7 +190,7 @@ resolve_existing_targets(Load *l, Error *err)
 		if (!found)
 		{
 			err_set(err, ERR_TARGET, "table %s does not exist on the target",
-			        l->cat->tables[lt->cat].qname);
+			        catalog_tgt_qname(&l->cat->tables[lt->cat]));
 			return err_hint(err, "create it on the target, leave it out with "
 			                     "--exclude-table, or let pgtide create the "
 			                     "schema with --schema create");
@@ -260,7 +279,10 @@ check_target_tables(Load *l, Error *err)
 
 	for (int i = 0; i < l->ntables; i++)
 		if (!target_may_load(l->tgt, l->cfg, started, l->tables[i].tgt_qname,
-		                     err))
+		                     err) ||
+		    (strcmp(l->tables[i].final_qname, l->tables[i].tgt_qname) != 0 &&
+		     !target_may_load(l->tgt, l->cfg, started, l->tables[i].final_qname,
+		                      err)))
 			return false;
 	return true;
 }
@@ -530,6 +552,7 @@ create_schema(Load *l, const SlotSnapshot *snap, Error *err)
 	if (!pg_exec(l->tgt, "BEGIN", err))
 		goto out;
 	if (!schema_apply_predata(l->tgt, pre, err) ||
+	    !renames_drop_removed(l->tgt, l->cat, err) ||
 	    !schema_save_postdata(&l->state, l->src, l->cat, &l->subset, post,
 	                          err) ||
 	    !state_task_set_schema_done(&l->state, err))
@@ -572,7 +595,7 @@ read_done(Load *l, Error *err)
 		const CatTable *t = &l->cat->tables[l->tables[i].cat];
 
 		if (!state_table_register(&l->state, t->schema, t->name,
-		                          l->tables[i].tgt_qname, err) ||
+		                          l->tables[i].final_qname, err) ||
 		    !state_table_done(&l->state, t->schema, t->name, &l->tables[i].done,
 		                      err))
 			return false;
@@ -907,6 +930,8 @@ load_free(Load *l)
 	for (int i = 0; i < l->ntables; i++)
 	{
 		free(l->tables[i].tgt_qname);
+		free(l->tables[i].final_qname);
+		free(l->tables[i].tgt_columns);
 		free(l->tables[i].columns);
 	}
 	free(l->tables);
@@ -1101,6 +1126,29 @@ refuse_copy_only(const Load *l, Error *err)
 	                     "streams from one slot; or use another --task");
 }
 
+/*
+ * The load is done: in create mode the tables take their target names
+ * (load/renames.h) in the transaction that says so, so that a resumed run
+ * finds either the source's names and the load not done, or both done.
+ */
+static bool
+finish_load(Load *l, Error *err)
+{
+	Error ignored = ERR_INIT;
+
+	if (l->cfg->schema_mode != SCHEMA_MODE_CREATE)
+		return state_task_set_phase(&l->state, STATE_PHASE_LOADED, err);
+	if (!pg_exec(l->tgt, "BEGIN", err))
+		return false;
+	if (renames_apply(l->tgt, l->cat, l->cfg->on_existing == ON_EXISTING_DROP,
+	                  err) &&
+	    state_task_set_phase(&l->state, STATE_PHASE_LOADED, err) &&
+	    pg_exec(l->tgt, "COMMIT", err))
+		return true;
+	pg_exec(l->tgt, "ROLLBACK", &ignored);
+	return false;
+}
+
 static bool
 run_load(const TaskConfig *cfg, atomic_int *stop, Gate *gate, bool keep_slot,
          Error *err)
@@ -1144,6 +1192,8 @@ run_load(const TaskConfig *cfg, atomic_int *stop, Gate *gate, bool keep_slot,
 	if (!catalog_read(l.src, cfg->state_schema, &l.cat, err) ||
 	    !catalog_select(l.cat, cfg->include.items, cfg->include.count,
 	                    cfg->exclude.items, cfg->exclude.count, err) ||
+	    !catalog_rename(l.src, l.cat, cfg,
+	                    cfg->schema_mode == SCHEMA_MODE_CREATE, err) ||
 	    !build_tables(&l, err))
 		goto out;
 	if (cfg->schema_mode == SCHEMA_MODE_EXISTING &&
@@ -1196,6 +1246,7 @@ run_load(const TaskConfig *cfg, atomic_int *stop, Gate *gate, bool keep_slot,
 			l.copy[i].src_qname = l.cat->tables[l.tables[i].cat].qname;
 			l.copy[i].tgt_qname = l.tables[i].tgt_qname;
 			l.copy[i].columns = l.tables[i].columns;
+			l.copy[i].tgt_columns = l.tables[i].tgt_columns;
 		}
 		prog = progress_start(l.copy, est, l.ntables, cfg->progress_interval_s,
 		                      /* JSON lines are for machines, even on a
@@ -1238,8 +1289,7 @@ run_load(const TaskConfig *cfg, atomic_int *stop, Gate *gate, bool keep_slot,
 		         (double) (clock_ms() - t0) / 1000.0);
 	}
 	if (interrupted(&l, err) || !copy_sequences(&l, err) ||
-	    !refresh_matviews(&l, err) ||
-	    !state_task_set_phase(&l.state, STATE_PHASE_LOADED, err))
+	    !refresh_matviews(&l, err) || !finish_load(&l, err))
 		goto out;
 	print_summary(&l);
 	ok = true;

@@ -350,7 +350,14 @@ catalog_free(Catalog *cat)
 		{
 			free(t->cols[c].name);
 			free(t->cols[c].type_name);
+			free(t->cols[c].tgt_name);
 		}
+		for (int c = 0; c < t->nremoved; c++)
+			free(t->removed[c]);
+		free(t->removed);
+		free(t->tgt_schema);
+		free(t->tgt_name);
+		free(t->tgt_qname);
 		free(t->cols);
 		free(t->schema);
 		free(t->name);

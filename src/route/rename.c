@@ -464,7 +464,9 @@ rename_table(const Renames *r, const char *schema, const char *name,
 	out->schema = strdup(schema);
 	out->name = strdup(name);
 	out->cols = calloc((size_t) ncols + 1, sizeof(char *));
-	if (out->schema == NULL || out->name == NULL || out->cols == NULL)
+	out->col_rule = calloc((size_t) ncols + 1, sizeof(int));
+	if (out->schema == NULL || out->name == NULL || out->cols == NULL ||
+	    out->col_rule == NULL)
 		goto oom;
 	out->ncols = ncols;
 	if (!rename_one(r, RENAME_ON_SCHEMA, schema, NULL, NULL, used, &out->schema,
@@ -485,6 +487,7 @@ rename_table(const Renames *r, const char *schema, const char *name,
 		if (!rename_one(r, RENAME_ON_COLUMN, schema, name, cols[c], used,
 		                &out->cols[c], &rule, err))
 			goto fail;
+		out->col_rule[c] = rule;
 		if (rule >= 0 && r->rules[rule].action == RENAME_REMOVE)
 		{
 			free(out->cols[c]);
@@ -524,6 +527,7 @@ rename_table_free(RenamedTable *t)
 	for (int c = 0; t->cols != NULL && c < t->ncols; c++)
 		free(t->cols[c]);
 	free(t->cols);
+	free(t->col_rule);
 	free(t->schema);
 	free(t->name);
 	free(t->qname);

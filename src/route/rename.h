@@ -98,9 +98,11 @@ typedef struct RenamedTable
 	char *name;   /* the target table; owned */
 	char *qname;  /* "schema"."name", quoted as PostgreSQL needs; owned */
 	int ncols;
-	char **cols;  /* per source column: its target name, or NULL when it is
+	char **cols;   /* per source column: its target name, or NULL when it is
 	                 removed; owned */
-	bool renamed; /* a name differs or a column is removed */
+	int *col_rule; /* per source column: the rule acting on it, or -1;
+	                  owned */
+	bool renamed;  /* a name differs or a column is removed */
 } RenamedTable;
 
 /*

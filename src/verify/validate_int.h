@@ -26,6 +26,7 @@
 #include "load/insert_only.h"
 #include "pg/catalog.h"
 #include "pg/pg.h"
+#include "route/rename.h"
 #include "verify/validate.h"
 
 #define VALIDATE_SHOWN    100   /* differences kept per table */
@@ -76,10 +77,12 @@ extern const char *const vstatus_names[]; /* by VStatus */
 typedef struct VTable
 {
 	/* what: fixed once described, read by workers without the lock */
-	char *name;      /* source schema.name (or the target's, for several) */
-	char *tgt_qname; /* "schema"."name" on the target */
-	char *tgt_name;  /* schema.name on the target */
-	char **srcs;     /* quoted source relations */
+	char *name;       /* source schema.name (or the target's, for several) */
+	char *tgt_qname;  /* "schema"."name" on the target */
+	char *tgt_name;   /* schema.name on the target */
+	char *src_schema; /* the first source's names, for route/rename */
+	char *src_table;
+	char **srcs; /* quoted source relations */
 	char **src_names;
 	int nsrc;
 	int cat;           /* catalog index of srcs[0], or -1 */
@@ -119,6 +122,7 @@ typedef struct VTable
 typedef struct VRun
 {
 	const TaskConfig *cfg;
+	Renames renames; /* the task's renames and removed columns */
 	ValidateMode mode;
 	atomic_int *stop;
 	VTable *tables;

@@ -1,0 +1,139 @@
+"""Renames and removed columns (rename.*, remove_columns in the task file,
+decision 0028): the target holds exactly the renamed image of the source,
+computed from the source with SQL, after the full load and a stream with a
+workload writing throughout, in create mode (pgtide renames the schema it
+created) and in existing mode (the user's renamed tables); validate and
+cutover work on the renamed tables; each bad rule is one error, exit 2,
+before anything moves."""
+import random
+
+from cdc_helpers import Workload, start_migrate, wait_caught_up
+from conftest import wait_for
+
+SOURCE = """
+    CREATE SCHEMA shop;
+    CREATE TABLE shop.orders (id bigserial PRIMARY KEY, placed date,
+                              note text, secret text NOT NULL DEFAULT 'x',
+                              total numeric);
+    CREATE INDEX orders_placed ON shop.orders (placed, note);
+    CREATE TABLE shop.items (id int PRIMARY KEY, name text);
+    CREATE TABLE public.plain (id int PRIMARY KEY, v text);
+    INSERT INTO shop.orders (placed, note, secret, total)
+      SELECT '2024-01-01'::date + g % 300, 'n' || g, 's' || g, g * 1.5
+      FROM generate_series(1, 2000) g;
+    INSERT INTO shop.items SELECT g, 'i' || g FROM generate_series(1, 500) g;
+    INSERT INTO public.plain SELECT g, 'p' || g FROM generate_series(1, 300) g;
+"""
+
+TASK = """\
+task: default
+source: {source}
+target: {target}
+rename:
+  schemas:
+    shop: store
+  tables:
+    shop.orders: purchases
+    public.plain: archive.kept
+  columns:
+    shop.orders.note: comment
+remove_columns:
+  - shop.orders.secret
+"""
+
+# the target's image of each table, read on the source
+EXPECTED = {
+    "store.purchases":
+        "SELECT id, placed, note AS comment, total FROM shop.orders",
+    "store.items": "SELECT id, name FROM shop.items",
+    "archive.kept": "SELECT id, v FROM public.plain",
+}
+
+
+class Writes(Workload):
+    """Inserts, updates of kept and of removed columns, deletes."""
+
+    def __init__(self, db):
+        super().__init__(db)
+        self.rng = random.Random(12)
+
+    def step(self, conn):
+        r = self.rng
+        with conn.transaction():
+            conn.execute("INSERT INTO shop.orders (placed, note, secret, total)"
+                         " VALUES (now(), 'w', 'sw', 1)")
+            conn.execute("UPDATE shop.orders SET note = note || 'u',"
+                         " total = total + 1 WHERE id = %s",
+                         (r.randint(1, 2000),))
+            # a change of the removed column alone: nothing to apply
+            conn.execute("UPDATE shop.orders SET secret = secret || 'z'"
+                         " WHERE id = %s", (r.randint(1, 2000),))
+            conn.execute("DELETE FROM shop.orders WHERE id = %s",
+                         (r.randint(1, 2000),))
+        conn.execute("UPDATE shop.items SET name = name || 'u' WHERE id = %s",
+                     (r.randint(1, 500),))
+        conn.execute("INSERT INTO public.plain VALUES (%s, 'w')"
+                     " ON CONFLICT DO NOTHING", (r.randint(301, 100000),))
+        conn.execute("DELETE FROM public.plain WHERE id = %s",
+                     (r.randint(1, 300),))
+
+
+def write_task(tmp_path, source_db, target_db, extra=""):
+    path = tmp_path / "task.yaml"
+    path.write_text(TASK.format(source=source_db.uri, target=target_db.uri)
+                    + extra)
+    return str(path)
+
+
+def assert_renamed_image(source_db, target_db):
+    for table, sql in EXPECTED.items():
+        assert sorted(target_db.query(f"SELECT * FROM {table}")) == \
+            sorted(source_db.query(sql)), table
+
+
+def columns(db, table):
+    return [r[0] for r in db.query(
+        "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass"
+        " AND attnum > 0 AND NOT attisdropped ORDER BY attnum", (table,))]
+
+
+def migrate_validate_cutover(pgtide, source_db, target_db, cfg):
+    with Writes(source_db) as w:
+        p = start_migrate(pgtide, source_db, target_db, "--config", cfg)
+        wait_caught_up(source_db, target_db)
+        start = w.count
+        wait_for(lambda: w.count >= start + 30, 60, 0.2,
+                 "the workload stalled")
+    wait_caught_up(source_db, target_db)
+    assert_renamed_image(source_db, target_db)
+    r = pgtide.run("validate", "--config", cfg)
+    assert r.returncode == 0, r.stdout + r.stderr
+    source_db.execute("CREATE ROLE app_rn LOGIN; GRANT SELECT, INSERT, UPDATE,"
+                      " DELETE ON ALL TABLES IN SCHEMA shop, public TO app_rn")
+    try:
+        r = pgtide.run("cutover", "--config", cfg, "--fence-role", "app_rn",
+                       "--final-validation", "full")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert p.wait(60) == 0, p.read_stderr()
+    finally:
+        source_db.execute("DROP OWNED BY app_rn; DROP ROLE app_rn")
+    assert_renamed_image(source_db, target_db)
+
+
+def test_create_mode_renames_under_writes_then_validate_and_cutover(
+        pgtide, source_db, target_db, tmp_path):
+    source_db.execute(SOURCE)
+    cfg = write_task(tmp_path, source_db, target_db)
+    migrate_validate_cutover(pgtide, source_db, target_db, cfg)
+    # the schema pgtide created, under the target's names: the removed
+    # column is gone, the index follows the renamed column
+    assert columns(target_db, "store.purchases") == \
+        ["id", "placed", "comment", "total"]
+    assert "(placed, comment)" in target_db.query_one(
+        "SELECT pg_get_indexdef('store.orders_placed'::regclass)")
+    # the sequence went with its table, and cutover set it past the source's
+    assert target_db.query_one(
+        "SELECT last_value FROM store.orders_id_seq") >= \
+        source_db.query_one("SELECT last_value FROM shop.orders_id_seq")
+    assert target_db.query_one(
+        "SELECT to_regclass('shop.orders')") is None
