@@ -430,8 +430,9 @@ sync_sequences(Cutover *c, Error *err)
 		for (int t = 0; t < c->ntables; t++)
 			if (strcmp(cat->tables[i].qname, c->tables[t]) == 0)
 				cat->tables[i].selected = true;
-	ok = ok && sequences_sync(c->src, c->tgt, cat,
-	                          c->cfg->cutover_sequence_margin, &r, err);
+	ok = ok && catalog_rename(c->src, cat, c->cfg, false, err) &&
+	     sequences_sync(c->src, c->tgt, cat, true,
+	                    c->cfg->cutover_sequence_margin, &r, err);
 	catalog_free(cat);
 	if (!ok)
 		return err_prefix(err, "sequences: ");

@@ -74,6 +74,10 @@ typedef struct CatSequence
 	/* the table whose identity column owns it (pg_dump creates it with that
 	 * table, never alone), or 0 */
 	uint32_t identity_relid;
+	/* the table and column owning it (serial, identity: ALTER TABLE moves
+	   it along), or 0 and NULL; owner_col owned */
+	uint32_t owner_relid;
+	char *owner_col;
 } CatSequence;
 
 typedef struct Catalog
