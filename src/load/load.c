@@ -1176,6 +1176,13 @@ run_load(const TaskConfig *cfg, atomic_int *stop, Gate *gate, bool keep_slot,
 	    !pg_keep_session(l.src, NULL, PG_RECONNECT_MS, err) ||
 	    !pg_keep_session(l.tgt, NULL, PG_RECONNECT_MS, err) ||
 	    !preflight(&l, err) ||
+	    /* the selection and its renames are checked before the task's
+	       state exists: a bad rule changes nothing */
+	    !catalog_read(l.src, cfg->state_schema, &l.cat, err) ||
+	    !catalog_select(l.cat, cfg->include.items, cfg->include.count,
+	                    cfg->exclude.items, cfg->exclude.count, err) ||
+	    !catalog_rename(l.src, l.cat, cfg,
+	                    cfg->schema_mode == SCHEMA_MODE_CREATE, err) ||
 	    !state_open(&l.state, l.tgt, cfg->state_schema, cfg->task, err) ||
 	    !state_task_begin(&l.state, &l.st, err))
 		goto out;
@@ -1193,12 +1200,7 @@ run_load(const TaskConfig *cfg, atomic_int *stop, Gate *gate, bool keep_slot,
 		ok = true;
 		goto out;
 	}
-	if (!catalog_read(l.src, cfg->state_schema, &l.cat, err) ||
-	    !catalog_select(l.cat, cfg->include.items, cfg->include.count,
-	                    cfg->exclude.items, cfg->exclude.count, err) ||
-	    !catalog_rename(l.src, l.cat, cfg,
-	                    cfg->schema_mode == SCHEMA_MODE_CREATE, err) ||
-	    !build_tables(&l, err))
+	if (!build_tables(&l, err))
 		goto out;
 	if (cfg->schema_mode == SCHEMA_MODE_EXISTING &&
 	    (!resolve_existing_targets(&l, err) ||

@@ -91,9 +91,9 @@ check_removed(PgConn *conn, const CatTable *t, const char *col,
 	if (what[0] != '\0')
 	{
 		err_set(err, ERR_CONFIG,
-		        "%s: column %s of table %s is part of its replica identity "
-		        "(%s) and cannot be removed",
-		        where, col, t->qname, what);
+		        "%s: column %s of table %s.%s is part of its replica "
+		        "identity (%s) and cannot be removed",
+		        where, col, t->schema, t->name, what);
 		return err_hint(err, "the change stream finds a row on the target "
 		                     "by these columns; keep the column, or rename it");
 	}
@@ -104,8 +104,9 @@ check_removed(PgConn *conn, const CatTable *t, const char *col,
 	if (what[0] == '\0')
 		return true;
 	err_set(err, ERR_CONFIG,
-	        "%s: column %s of table %s cannot be removed: %s need%s it", where,
-	        col, t->qname, what, strchr(what, ',') != NULL ? "" : "s");
+	        "%s: column %s of table %s.%s cannot be removed: %s need%s it",
+	        where, col, t->schema, t->name, what,
+	        strchr(what, ',') != NULL ? "" : "s");
 	return err_hint(err, "the target's schema is created from the source's "
 	                     "(--schema create); keep the column, or create the "
 	                     "target's tables yourself (--schema existing)");
@@ -190,6 +191,14 @@ rename_tables(PgConn *conn, Catalog *cat, const Renames *r, bool create,
 	return true;
 }
 
+/* t's target schema and name, for messages. */
+static void
+target_text(char *buf, size_t cap, const CatTable *t)
+{
+	snprintf(buf, cap, "%s.%s", t->tgt_schema ? t->tgt_schema : t->schema,
+	         t->tgt_name ? t->tgt_name : t->name);
+}
+
 /* Two selected tables onto one target table. */
 static bool
 check_collisions(const Catalog *cat, Error *err)
@@ -203,13 +212,16 @@ check_collisions(const Catalog *cat, Error *err)
 		for (int j = 0; j < cat->ntables; j++)
 		{
 			const CatTable *b = &cat->tables[j];
+			char target[512];
 
 			if (j == i || !b->selected ||
 			    strcmp(catalog_tgt_qname(b), a->tgt_qname) != 0)
 				continue;
+			target_text(target, sizeof(target), a);
 			err_set(err, ERR_CONFIG,
-			        "tables %s and %s would both be table %s on the target",
-			        b->qname, a->qname, a->tgt_qname);
+			        "tables %s.%s and %s.%s would both be table %s on the "
+			        "target",
+			        b->schema, b->name, a->schema, a->name, target);
 			return err_hint(err, "give each its own name in rename.tables "
 			                     "or the table-mapping file");
 		}

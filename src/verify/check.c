@@ -364,7 +364,9 @@ run_checks(Check *c, Error *err)
 	if (!check_sample_begin(c, err) || !read_state(c, err) ||
 	    !catalog_read(c->src, cfg->state_schema, &c->cat, err) ||
 	    !catalog_select(c->cat, cfg->include.items, cfg->include.count,
-	                    cfg->exclude.items, cfg->exclude.count, err))
+	                    cfg->exclude.items, cfg->exclude.count, err) ||
+	    !catalog_rename(c->src, c->cat, cfg,
+	                    cfg->schema_mode == SCHEMA_MODE_CREATE, err))
 		return false;
 	c->selected_oids = oid_array(c->cat, CHECK_TABLES_SELECTED);
 	c->published_oids = oid_array(c->cat, CHECK_TABLES_PUBLISHED);

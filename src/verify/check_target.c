@@ -385,7 +385,7 @@ check_resolve_targets(Check *c, Error *err)
 		}
 		for (int depth = 0; idx >= 0 && depth < 64 && c->into[i] < 0; depth++)
 		{
-			const char *tp[1] = {c->cat->tables[idx].qname};
+			const char *tp[1] = {catalog_tgt_qname(&c->cat->tables[idx])};
 			bool exists;
 
 			if (!check_query_bool(c->tgt, "SELECT to_regclass($1) IS NOT NULL",
@@ -509,7 +509,8 @@ check_target_tables(Check *c, Error *err)
 		    check_registered(c, t->schema, t->name))
 			continue;
 		if (!target_examine(c->tgt, c->cfg, started,
-		                    c->cat->tables[c->into[i]].qname, true, &v, err))
+		                    catalog_tgt_qname(&c->cat->tables[c->into[i]]),
+		                    true, &v, err))
 			return false;
 		in_the_way(c, check_shown(c, c->into[i]), &v);
 	}
@@ -544,9 +545,10 @@ check_target_columns(Check *c, Error *err)
 		return true;
 	for (int i = 0; i < c->cat->ntables; i++)
 		if (c->cat->tables[i].selected && c->into[i] >= 0 &&
-		    !target_columns_compare(c->tgt, &c->cat->tables[i],
-		                            c->cat->tables[c->into[i]].qname,
-		                            column_mismatch, c, err))
+		    !target_columns_compare(
+		        c->tgt, &c->cat->tables[i],
+		        catalog_tgt_qname(&c->cat->tables[c->into[i]]), column_mismatch,
+		        c, err))
 			return false;
 	return true;
 }
@@ -672,7 +674,7 @@ check_target_privileges(Check *c, Error *err)
 
 			if (!check_first_of_target(c, i))
 				continue;
-			tp[0] = c->cat->tables[c->into[i]].qname;
+			tp[0] = catalog_tgt_qname(&c->cat->tables[c->into[i]]);
 			name = check_shown(c, c->into[i]);
 			if (!pg_query(c->tgt,
 			              "SELECT concat_ws(', ',"

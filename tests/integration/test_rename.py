@@ -137,3 +137,79 @@ def test_create_mode_renames_under_writes_then_validate_and_cutover(
         source_db.query_one("SELECT last_value FROM shop.orders_id_seq")
     assert target_db.query_one(
         "SELECT to_regclass('shop.orders')") is None
+
+
+TARGET = """
+    CREATE SCHEMA store;
+    CREATE SCHEMA archive;
+    CREATE TABLE store.purchases (id bigserial PRIMARY KEY, placed date,
+                                  comment text, total numeric);
+    CREATE TABLE store.items (id int PRIMARY KEY, name text);
+    CREATE TABLE archive.kept (id int PRIMARY KEY, v text);
+"""
+
+
+def test_existing_mode_renames_under_writes_then_validate_and_cutover(
+        pgtide, source_db, target_db, tmp_path):
+    source_db.execute(SOURCE)
+    target_db.execute(TARGET)
+    cfg = write_task(tmp_path, source_db, target_db,
+                     "schema:\n  mode: existing\n")
+    migrate_validate_cutover(pgtide, source_db, target_db, cfg)
+    # the target's own sequence, owned by its renamed table, was set
+    assert target_db.query_one(
+        "SELECT last_value FROM store.purchases_id_seq") >= \
+        source_db.query_one("SELECT last_value FROM shop.orders_id_seq")
+
+
+def error_lines(stderr):
+    return [l for l in stderr.splitlines() if l.startswith("pgtide: error:")]
+
+
+def assert_nothing_moved(source_db, target_db):
+    assert source_db.query_one(
+        "SELECT count(*) FROM pg_replication_slots") == 0
+    assert source_db.query_one("SELECT count(*) FROM pg_publication") == 0
+    assert target_db.query_one(
+        "SELECT count(*) FROM pg_namespace WHERE nspname"
+        " IN ('pgtide', 'store', 'shop', 'archive')") == 0
+
+
+HEADER = "task: default\nsource: {source}\ntarget: {target}\n"
+
+# each rule set, and what its one error says (the task file's line 6 is
+# the rule's own)
+BAD = [
+    ("rename:\n  columns:\n    shop.orders.nope: x\n",
+     ["task.yaml:6: key rename.columns: column nope of table shop.orders is "
+      "not among the task's tables"]),
+    ("rename:\n  tables:\n    shop.missing: x\n",
+     ["task.yaml:6: key rename.tables: table shop.missing is not among the "
+      "task's tables"]),
+    ("rename:\n  tables:\n    shop.orders: items\n",
+     ["tables shop.", "would both be table shop.items on the target"]),
+    ("rename:\n  columns:\n    shop.orders.total: note\n",
+     ["columns note and total of table shop.orders would both be column "
+      "note on the target"]),
+    ("remove_columns:\n  - shop.orders.id\n",
+     ["key remove_columns: column id of table shop.orders is part of its "
+      "replica identity (index shop.orders_pkey) and cannot be removed"]),
+    ("remove_columns:\n  - shop.orders.placed\n",
+     ["key remove_columns: column placed of table shop.orders cannot be "
+      "removed: index shop.orders_placed needs it"]),
+]
+
+
+def test_each_bad_rule_is_one_error_before_anything_moves(
+        pgtide, source_db, target_db, tmp_path):
+    source_db.execute(SOURCE)
+    path = tmp_path / "task.yaml"
+    for rules, messages in BAD:
+        path.write_text(HEADER.format(source=source_db.uri,
+                                      target=target_db.uri) + rules)
+        r = pgtide.run("migrate", "--config", str(path))
+        assert r.returncode == 2, (rules, r.stderr)
+        [line] = error_lines(r.stderr)
+        for m in messages:
+            assert m in line, (rules, line)
+        assert_nothing_moved(source_db, target_db)
