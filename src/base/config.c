@@ -254,6 +254,7 @@ config_free(TaskConfig *cfg)
 	config_strmap_free(&cfg->rename_tables);
 	config_strmap_free(&cfg->rename_columns);
 	config_strlist_free(&cfg->remove_columns);
+	config_strlist_free(&cfg->transformations);
 	config_strmap_free(&cfg->filters);
 	config_strmap_free(&cfg->targets);
 	free(cfg->shard_key);

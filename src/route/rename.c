@@ -232,6 +232,72 @@ out:
 	return ok;
 }
 
+/* The action a table-mapping file names, or -1. */
+static int
+action_of(const char *name)
+{
+	for (int a = RENAME_TO; a <= RENAME_REPLACE_SUFFIX; a++)
+		if (strcmp(rename_action_name((RenameAction) a), name) == 0)
+			return a;
+	return -1;
+}
+
+/*
+ * One transformations item (base/config.h): the text, rule-target,
+ * rule-action, schema, table and column patterns, value and old-value,
+ * each after a CONFIG_RULE_MARK.
+ */
+static bool
+add_transformation(Renames *r, const char *item, Error *err)
+{
+	char *f[8] = {NULL};
+	const char *p = item + 2;
+	RenameRule rule = {.syntax = PATTERN_LIKE};
+	int action;
+	bool ok = false;
+
+	if (item[0] != CONFIG_RULE_MARK || item[1] != 'T')
+		return err_set(err, ERR_INTERNAL, "invalid transformation rule form");
+	for (int i = 0; i < 8; i++)
+	{
+		const char *end;
+
+		if (*p != CONFIG_RULE_MARK)
+			goto bad;
+		p++;
+		end = strchr(p, CONFIG_RULE_MARK);
+		if (end == NULL)
+			end = p + strlen(p);
+		if ((f[i] = strndup(p, (size_t) (end - p))) == NULL)
+		{
+			err_set(err, ERR_INTERNAL, "out of memory");
+			goto out;
+		}
+		p = end;
+	}
+	action = action_of(f[2]);
+	if (action < 0)
+		goto bad;
+	rule.where = f[0];
+	rule.on = strcmp(f[1], "schema") == 0  ? RENAME_ON_SCHEMA
+	          : strcmp(f[1], "table") == 0 ? RENAME_ON_TABLE
+	                                       : RENAME_ON_COLUMN;
+	rule.action = (RenameAction) action;
+	rule.schema = f[3];
+	rule.table = rule.on != RENAME_ON_SCHEMA ? f[4] : NULL;
+	rule.column = rule.on == RENAME_ON_COLUMN ? f[5] : NULL;
+	rule.value = f[6][0] != '\0' ? f[6] : NULL;
+	rule.old_value = f[7][0] != '\0' ? f[7] : NULL;
+	ok = rename_add(r, &rule, err);
+	goto out;
+bad:
+	err_set(err, ERR_INTERNAL, "invalid transformation rule form");
+out:
+	for (int i = 0; i < 8; i++)
+		free(f[i]);
+	return ok;
+}
+
 bool
 rename_from_config(Renames *r, const TaskConfig *cfg, Error *err)
 {
@@ -262,6 +328,9 @@ rename_from_config(Renames *r, const TaskConfig *cfg, Error *err)
 	for (int i = 0; i < cfg->remove_columns.count; i++)
 		if (!add_from_config(r, cfg, "remove_columns", RENAME_ON_COLUMN,
 		                     cfg->remove_columns.items[i], NULL, 0, err))
+			return false;
+	for (int i = 0; i < cfg->transformations.count; i++)
+		if (!add_transformation(r, cfg->transformations.items[i], err))
 			return false;
 	return true;
 }

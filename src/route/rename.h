@@ -85,7 +85,9 @@ bool rename_add(Renames *r, const RenameRule *rule, Error *err);
 /*
  * Appends the task file's rules: rename.schemas, rename.tables,
  * rename.columns and remove_columns, exact names parsed as route/mapping
- * parses a pattern (double quotes keep dots; no schema part means public).
+ * parses a pattern (double quotes keep dots; no schema part means public),
+ * then the table-mapping file's transformation rules (cfg->transformations,
+ * DMS wildcards).
  * Fails (ERR_CONFIG), naming the file, line and key, on a name that does not
  * parse; r then holds the rules before it.
  */

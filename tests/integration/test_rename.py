@@ -5,6 +5,7 @@ workload writing throughout, in create mode (pgtide renames the schema it
 created) and in existing mode (the user's renamed tables); validate and
 cutover work on the renamed tables; each bad rule is one error, exit 2,
 before anything moves."""
+import json
 import random
 
 from cdc_helpers import Workload, start_migrate, wait_caught_up
@@ -172,7 +173,7 @@ def assert_nothing_moved(source_db, target_db):
     assert source_db.query_one("SELECT count(*) FROM pg_publication") == 0
     assert target_db.query_one(
         "SELECT count(*) FROM pg_namespace WHERE nspname"
-        " IN ('pgtide', 'store', 'shop', 'archive')") == 0
+        " IN ('pgtide', 'store', 'shop', 'archive', 'sales', 'new_sales')") == 0
 
 
 HEADER = "task: default\nsource: {source}\ntarget: {target}\n"
@@ -213,3 +214,83 @@ def test_each_bad_rule_is_one_error_before_anything_moves(
         for m in messages:
             assert m in line, (rules, line)
         assert_nothing_moved(source_db, target_db)
+
+
+DMS_SOURCE = """
+    CREATE SCHEMA sales;
+    CREATE TABLE sales.order_1 (id int PRIMARY KEY, v text, tmp_a int,
+                                "Mixed" text);
+    CREATE TABLE sales.order_2 (id int PRIMARY KEY, v text, tmp_b text);
+    CREATE TABLE sales.misc (id int PRIMARY KEY, v text);
+    INSERT INTO sales.order_1 SELECT g, 'o' || g, g, 'M' || g
+      FROM generate_series(1, 50) g;
+    INSERT INTO sales.order_2 SELECT g, 'p' || g, 't' FROM generate_series(1, 30) g;
+    INSERT INTO sales.misc VALUES (1, 'x');
+"""
+
+
+def dms_rule(rule_id, target, action, locator, **extra):
+    rule = {"rule-type": "transformation", "rule-id": str(rule_id),
+            "rule-name": str(rule_id), "rule-target": target,
+            "object-locator": locator, "rule-action": action}
+    rule.update(extra)
+    return rule
+
+
+def test_dms_transformation_rules(pgtide, source_db, target_db, tmp_path):
+    source_db.execute(DMS_SOURCE)
+    rules = [
+        {"rule-type": "selection", "rule-id": "1", "rule-name": "1",
+         "object-locator": {"schema-name": "sales", "table-name": "%"},
+         "rule-action": "include", "filters": []},
+        dms_rule(2, "schema", "add-prefix", {"schema-name": "sal%"},
+                 value="new_"),
+        dms_rule(3, "table", "replace-prefix",
+                 {"schema-name": "sales", "table-name": "order[_]%"},
+                 **{"old-value": "order_", "value": "ord_"}),
+        dms_rule(4, "table", "convert-uppercase",
+                 {"schema-name": "sales", "table-name": "misc"}),
+        dms_rule(5, "column", "rename",
+                 {"schema-name": "sales", "table-name": "order_1",
+                  "column-name": "v"}, value="value"),
+        dms_rule(6, "column", "remove-column",
+                 {"schema-name": "%", "table-name": "%",
+                  "column-name": "tmp%"}),
+        dms_rule(7, "column", "convert-lowercase",
+                 {"schema-name": "%", "table-name": "%",
+                  "column-name": "Mixed"}),
+    ]
+    path = tmp_path / "mapping.json"
+    path.write_text(json.dumps({"rules": rules}, indent=2))
+    r = pgtide.run("copy", "--source", source_db.uri, "--target",
+                   target_db.uri, "--table-mappings", str(path))
+    assert r.returncode == 0, r.stderr
+    expected = {
+        "new_sales.ord_1": "SELECT id, v AS value, \"Mixed\" AS mixed"
+                           " FROM sales.order_1",
+        "new_sales.ord_2": "SELECT id, v FROM sales.order_2",
+        'new_sales."MISC"': "SELECT id, v FROM sales.misc",
+    }
+    for table, sql in expected.items():
+        assert columns(target_db, table) == \
+            [d.name for d in source_db.connect().execute(sql).description]
+        assert sorted(target_db.query(f"SELECT * FROM {table}")) == \
+            sorted(source_db.query(sql)), table
+
+    # two rules on one column: one error naming both, nothing moved
+    # the source's schema stays on the target, emptied (decision 0028)
+    target_db.execute("DROP SCHEMA new_sales, sales, pgtide CASCADE")
+    rules.append(dms_rule(8, "column", "add-suffix",
+                          {"schema-name": "sales", "table-name": "order_2",
+                           "column-name": "%"}, value="_x"))
+    rules.append(dms_rule(9, "column", "add-prefix",
+                          {"schema-name": "sales", "table-name": "order_2",
+                           "column-name": "v"}, value="c_"))
+    path.write_text(json.dumps({"rules": rules}, indent=2))
+    r = pgtide.run("migrate", "--source", source_db.uri, "--target",
+                   target_db.uri, "--table-mappings", str(path))
+    assert r.returncode == 2, r.stderr
+    [line] = error_lines(r.stderr)
+    assert 'rule "9" of mapping.json: column v of table sales.order_2 is ' \
+        "named by two rules" in line, line
+    assert_nothing_moved(source_db, target_db)
