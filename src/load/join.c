@@ -386,6 +386,7 @@ join_tables(const TaskConfig *cfg, const char *publication, atomic_int *stop,
             JoinResult *out, Error *err)
 {
 	Join j;
+	Renames renames;
 	bool ok;
 
 	memset(out, 0, sizeof(*out));
@@ -393,6 +394,7 @@ join_tables(const TaskConfig *cfg, const char *publication, atomic_int *stop,
 	j.cfg = cfg;
 	j.stop = stop;
 	j.out = out;
+	rename_init(&renames);
 	ok = pg_connect(cfg->source_uri, ERR_SOURCE, PG_CONN_SQL, "pgtide join",
 	                5000, &j.src, err) &&
 	     pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide join",
@@ -402,10 +404,12 @@ join_tables(const TaskConfig *cfg, const char *publication, atomic_int *stop,
 	     catalog_read(j.src, cfg->state_schema, &j.cat, err) &&
 	     catalog_select(j.cat, cfg->include.items, cfg->include.count,
 	                    cfg->exclude.items, cfg->exclude.count, err) &&
-	     catalog_rename(j.src, j.cat, cfg, false, err) && pick(&j, err) &&
+	     rename_from_config(&renames, cfg, err) &&
+	     catalog_rename(j.src, j.cat, &renames, false, err) && pick(&j, err) &&
 	     (j.n == 0 || run_join(&j, publication, err));
 	if (!ok)
 		err_prefix(err, "joining new tables: ");
+	rename_free(&renames);
 	for (int i = 0; i < j.n; i++)
 	{
 		free(j.items[i].tgt_qname);

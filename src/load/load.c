@@ -85,6 +85,7 @@ typedef struct Load
 	int ntables;
 	CopyTable *copy; /* parallel to tables */
 	Subset subset;   /* what the selection leaves out of the schema */
+	Renames renames; /* the task's (route/rename) */
 	int64_t start_ms;
 } Load;
 
@@ -931,6 +932,7 @@ print_summary(const Load *l)
 static void
 load_free(Load *l)
 {
+	rename_free(&l->renames);
 	for (int i = 0; i < l->ntables; i++)
 	{
 		free(l->tables[i].tgt_qname);
@@ -1181,7 +1183,8 @@ run_load(const TaskConfig *cfg, atomic_int *stop, Gate *gate, bool keep_slot,
 	    !catalog_read(l.src, cfg->state_schema, &l.cat, err) ||
 	    !catalog_select(l.cat, cfg->include.items, cfg->include.count,
 	                    cfg->exclude.items, cfg->exclude.count, err) ||
-	    !catalog_rename(l.src, l.cat, cfg,
+	    !rename_from_config(&l.renames, cfg, err) ||
+	    !catalog_rename(l.src, l.cat, &l.renames,
 	                    cfg->schema_mode == SCHEMA_MODE_CREATE, err) ||
 	    !state_open(&l.state, l.tgt, cfg->state_schema, cfg->task, err) ||
 	    !state_task_begin(&l.state, &l.st, err))

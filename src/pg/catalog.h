@@ -13,9 +13,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "base/config.h"
 #include "base/err.h"
 #include "pg/pg.h"
+#include "route/rename.h"
 
 typedef struct CatColumn
 {
@@ -110,8 +110,8 @@ bool catalog_select(Catalog *cat, char *const *include, int ninclude,
                     char *const *exclude, int nexclude, Error *err);
 
 /*
- * Applies the task's renames and removed columns (rename.*, remove_columns;
- * route/rename) to the selected tables: each table's and column's target
+ * Applies rules (route/rename: the task's rename.*, remove_columns and
+ * table-mapping transformations) to the selected tables: each table's and column's target
  * names, and its removed columns taken out of cols into removed. Reads on
  * conn what a removed column is needed by. Fails (ERR_CONFIG, naming the
  * task file's line) on a rule that names no selected table or column, two
@@ -121,7 +121,7 @@ bool catalog_select(Catalog *cat, char *const *include, int ninclude,
  * another object needs (an index, a constraint, a generated column, a
  * view), naming them.
  */
-bool catalog_rename(PgConn *conn, Catalog *cat, const TaskConfig *cfg,
+bool catalog_rename(PgConn *conn, Catalog *cat, const Renames *rules,
                     bool create, Error *err);
 
 /* t's target name: tgt_qname when renamed, else qname. */

@@ -230,27 +230,19 @@ check_collisions(const Catalog *cat, Error *err)
 }
 
 bool
-catalog_rename(PgConn *conn, Catalog *cat, const TaskConfig *cfg, bool create,
+catalog_rename(PgConn *conn, Catalog *cat, const Renames *rules, bool create,
                Error *err)
 {
-	Renames r;
-	bool *used = NULL;
+	bool *used;
 	bool ok;
 
-	rename_init(&r);
-	if (!rename_from_config(&r, cfg, err))
-	{
-		rename_free(&r);
-		return false;
-	}
-	if (rename_none(&r))
+	if (rename_none(rules))
 		return true;
-	used = calloc((size_t) r.n + 1, sizeof(bool));
-	ok = used != NULL ? rename_tables(conn, cat, &r, create, used, err) &&
-	                        rename_check_used(&r, used, err) &&
+	used = calloc((size_t) rules->n + 1, sizeof(bool));
+	ok = used != NULL ? rename_tables(conn, cat, rules, create, used, err) &&
+	                        rename_check_used(rules, used, err) &&
 	                        check_collisions(cat, err)
 	                  : err_set(err, ERR_INTERNAL, "out of memory");
 	free(used);
-	rename_free(&r);
 	return ok;
 }
