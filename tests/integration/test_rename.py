@@ -88,7 +88,10 @@ def write_task(tmp_path, source_db, target_db, extra=""):
 
 def assert_renamed_image(source_db, target_db):
     for table, sql in EXPECTED.items():
-        assert sorted(target_db.query(f"SELECT * FROM {table}")) == \
+        with source_db.connect() as conn:
+            names = [d.name for d in conn.execute(sql + " LIMIT 0").description]
+        assert sorted(target_db.query(
+            f"SELECT {', '.join(names)} FROM {table}")) == \
             sorted(source_db.query(sql)), table
 
 
@@ -98,7 +101,8 @@ def columns(db, table):
         " AND attnum > 0 AND NOT attisdropped ORDER BY attnum", (table,))]
 
 
-def migrate_validate_cutover(pgtide, source_db, target_db, cfg):
+def migrate_validate_cutover(pgtide, source_db, target_db, cfg,
+                             alter=False):
     with Writes(source_db) as w:
         p = start_migrate(pgtide, source_db, target_db, "--config", cfg)
         wait_caught_up(source_db, target_db)
@@ -107,6 +111,19 @@ def migrate_validate_cutover(pgtide, source_db, target_db, cfg):
                  "the workload stalled")
     wait_caught_up(source_db, target_db)
     assert_renamed_image(source_db, target_db)
+    if alter:
+        # a column added on the source follows into the renamed table, the
+        # rows already there filled from the source (decision 0017)
+        source_db.execute("ALTER TABLE shop.orders ADD COLUMN extra int"
+                          " DEFAULT 7; UPDATE shop.orders SET extra = 8,"
+                          " note = note || 'a' WHERE id = 5")
+        wait_caught_up(source_db, target_db)
+        assert columns(target_db, "store.purchases") == \
+            ["id", "placed", "comment", "total", "extra"]
+        assert sorted(target_db.query(
+            "SELECT id, comment, extra FROM store.purchases")) == \
+            sorted(source_db.query(
+                "SELECT id, note, extra FROM shop.orders"))
     r = pgtide.run("validate", "--config", cfg)
     assert r.returncode == 0, r.stdout + r.stderr
     source_db.execute("CREATE ROLE app_rn LOGIN; GRANT SELECT, INSERT, UPDATE,"
@@ -125,11 +142,11 @@ def test_create_mode_renames_under_writes_then_validate_and_cutover(
         pgtide, source_db, target_db, tmp_path):
     source_db.execute(SOURCE)
     cfg = write_task(tmp_path, source_db, target_db)
-    migrate_validate_cutover(pgtide, source_db, target_db, cfg)
+    migrate_validate_cutover(pgtide, source_db, target_db, cfg, alter=True)
     # the schema pgtide created, under the target's names: the removed
     # column is gone, the index follows the renamed column
     assert columns(target_db, "store.purchases") == \
-        ["id", "placed", "comment", "total"]
+        ["id", "placed", "comment", "total", "extra"]
     assert "(placed, comment)" in target_db.query_one(
         "SELECT pg_get_indexdef('store.orders_placed'::regclass)")
     # the sequence went with its table, and cutover set it past the source's
