@@ -182,7 +182,9 @@ resolve_existing_targets(Load *l, Error *err)
 				found = true;
 				lt->tgt_kind = PQgetvalue(res, 0, 0)[0];
 				free(lt->tgt_qname);
+				free(lt->final_qname);
 				lt->tgt_qname = strdup(catalog_tgt_qname(t));
+				lt->final_qname = strdup(catalog_tgt_qname(t));
 			}
 			PQclear(res);
 			if (!found)
@@ -196,7 +198,7 @@ resolve_existing_targets(Load *l, Error *err)
 			                     "--exclude-table, or let pgtide create the "
 			                     "schema with --schema create");
 		}
-		if (lt->tgt_qname == NULL)
+		if (lt->tgt_qname == NULL || lt->final_qname == NULL)
 			return err_set(err, ERR_INTERNAL, "out of memory");
 	}
 	return true;
