@@ -508,11 +508,19 @@ check_target_tables(Check *c, Error *err)
 		if (!check_first_of_target(c, i) ||
 		    check_registered(c, t->schema, t->name))
 			continue;
-		if (!target_examine(c->tgt, c->cfg, started,
-		                    catalog_tgt_qname(&c->cat->tables[c->into[i]]),
+		const CatTable *into = &c->cat->tables[c->into[i]];
+		char shown[256]; /* fits the finding's other texts */
+
+		if (!target_examine(c->tgt, c->cfg, started, catalog_tgt_qname(into),
 		                    true, &v, err))
 			return false;
-		in_the_way(c, check_shown(c, c->into[i]), &v);
+		/* a renamed table is named by both its names */
+		if (into->tgt_qname != NULL)
+			snprintf(shown, sizeof(shown), "%s (%s on the target)",
+			         check_shown(c, c->into[i]), into->tgt_qname);
+		else
+			snprintf(shown, sizeof(shown), "%s", check_shown(c, c->into[i]));
+		in_the_way(c, shown, &v);
 	}
 	return true;
 }

@@ -311,3 +311,27 @@ def test_dms_transformation_rules(pgtide, source_db, target_db, tmp_path):
     assert 'rule "9" of mapping.json: column v of table sales.order_2 is ' \
         "named by two rules" in line, line
     assert_nothing_moved(source_db, target_db)
+
+
+def test_create_mode_refuses_a_renamed_target_that_exists(
+        pgtide, source_db, target_db, tmp_path):
+    """The final name is checked as the source's is (--on-existing): a
+    table already under it stops the load before any table is made."""
+    source_db.execute(SOURCE)
+    target_db.execute("CREATE SCHEMA store;"
+                      " CREATE TABLE store.purchases (id int)")
+    cfg = write_task(tmp_path, source_db, target_db)
+    r = pgtide.run("migrate", "--config", cfg)
+    assert r.returncode != 0
+    [line] = error_lines(r.stderr)
+    # migrate's check names it first; the load would refuse it too
+    assert "check found 1 blocker: target_has_data" in line, line
+    assert 'shop.orders ("store"."purchases" on the target): the table '\
+        "already exists" in r.stderr
+    r = pgtide.run("copy", "--config", cfg)
+    assert r.returncode != 0
+    [line] = error_lines(r.stderr)
+    assert 'table "store"."purchases" already exists on the target' in line
+    assert target_db.query_one("SELECT to_regclass('shop.orders')") is None
+    assert source_db.query_one(
+        "SELECT count(*) FROM pg_replication_slots") == 0
