@@ -77,6 +77,23 @@ needed_by(PgConn *conn, const CatTable *t, const char *col, bool only_key,
 	return true;
 }
 
+/*
+ * A partition's columns are its parent's: PostgreSQL renames and drops them
+ * only through the root, which a created schema would have to change for
+ * every partition at once.
+ */
+static bool
+refuse_partition(const CatTable *t, const char *col, const char *where,
+                 Error *err)
+{
+	err_set(err, ERR_CONFIG,
+	        "%s: column %s of table %s.%s is a partition's: it cannot be "
+	        "renamed or removed in a schema pgtide creates",
+	        where, col, t->schema, t->name);
+	return err_hint(err, "create the target's tables yourself (--schema "
+	                     "existing), or keep the column's name");
+}
+
 /* Refuses removing a column the stream or the target's schema needs. */
 static bool
 check_removed(PgConn *conn, const CatTable *t, const char *col,
@@ -99,6 +116,8 @@ check_removed(PgConn *conn, const CatTable *t, const char *col,
 	}
 	if (!create)
 		return true;
+	if (t->parent >= 0)
+		return refuse_partition(t, col, where, err);
 	if (!needed_by(conn, t, col, false, what, sizeof(what), err))
 		return false;
 	if (what[0] == '\0')
@@ -183,6 +202,10 @@ rename_tables(PgConn *conn, Catalog *cat, const Renames *r, bool create,
 			if (rt.cols[c] == NULL)
 				ok = check_removed(conn, t, t->cols[c].name,
 				                   r->rules[rt.col_rule[c]].where, create, err);
+			else if (create && t->parent >= 0 && rt.col_rule[c] >= 0 &&
+			         strcmp(rt.cols[c], t->cols[c].name) != 0)
+				ok = refuse_partition(t, t->cols[c].name,
+				                      r->rules[rt.col_rule[c]].where, err);
 		ok = ok && take_names(t, &rt, err);
 		rename_table_free(&rt);
 		if (!ok)

@@ -226,12 +226,19 @@ BAD = [
     ("remove_columns:\n  - shop.orders.placed\n",
      ["key remove_columns: column placed of table shop.orders cannot be "
       "removed: index shop.orders_placed needs it"]),
+    ("rename:\n  columns:\n    shop.ev_1.v: w\n",
+     ["task.yaml:6: key rename.columns: column v of table shop.ev_1 is a "
+      "partition's: it cannot be renamed or removed in a schema pgtide "
+      "creates"]),
 ]
 
 
 def test_each_bad_rule_is_one_error_before_anything_moves(
         pgtide, source_db, target_db, tmp_path):
     source_db.execute(SOURCE)
+    source_db.execute("CREATE TABLE shop.ev (k int PRIMARY KEY, v text)"
+                      " PARTITION BY RANGE (k); CREATE TABLE shop.ev_1"
+                      " PARTITION OF shop.ev FOR VALUES FROM (0) TO (10)")
     path = tmp_path / "task.yaml"
     for rules, messages in BAD:
         path.write_text(HEADER.format(source=source_db.uri,
