@@ -482,6 +482,7 @@ copy_run(CopyRun *run, bool *snapshot_lost, Error *err)
 	return ok;
 }
 
+/* "(a, b)" by the columns' source names, or their target names. */
 static char *
 column_list(const CatTable *t, bool target)
 {
@@ -489,10 +490,9 @@ column_list(const CatTable *t, bool target)
 	char *out;
 
 	for (int c = 0; c < t->ncols; c++)
-		cap +=
-		    (strlen(t->cols[c].name) + strlen(catalog_tgt_col(&t->cols[c]))) *
-		        2 +
-		    4;
+		cap += strlen(target ? catalog_tgt_col(&t->cols[c]) : t->cols[c].name) *
+		           2 +
+		       4;
 	out = malloc(cap);
 	if (out == NULL)
 		return NULL;

@@ -353,3 +353,18 @@ def test_create_mode_refuses_a_renamed_target_that_exists(
     assert target_db.query_one("SELECT to_regclass('shop.orders')") is None
     assert source_db.query_one(
         "SELECT count(*) FROM pg_replication_slots") == 0
+
+
+def test_existing_mode_names_each_mismatch_by_both_names(
+        pgtide, source_db, target_db, tmp_path):
+    source_db.execute(SOURCE)
+    target_db.execute(TARGET.replace("comment text", "remark text"))
+    cfg = write_task(tmp_path, source_db, target_db,
+                     "schema:\n  mode: existing\n")
+    r = pgtide.run("copy", "--config", cfg)
+    assert r.returncode != 0
+    [line] = error_lines(r.stderr)
+    assert "1 column mismatch" in line, line
+    assert '(into "store"."purchases"): column "comment" ("note" on the ' \
+        'source) (text) is not on the target' in r.stderr, r.stderr
+    assert target_db.query_one("SELECT count(*) FROM store.purchases") == 0
