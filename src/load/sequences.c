@@ -94,6 +94,7 @@ target_sequence(PgConn *tgt, const Catalog *cat, const CatSequence *s,
 {
 	const CatTable *owner = NULL;
 	const char *col = s->owner_col;
+	bool renamed = false;
 	const char *params[2];
 	PGresult *res;
 
@@ -101,12 +102,17 @@ target_sequence(PgConn *tgt, const Catalog *cat, const CatSequence *s,
 	for (int t = 0; s->owner_relid != 0 && t < cat->ntables; t++)
 		if (cat->tables[t].relid == s->owner_relid)
 			owner = &cat->tables[t];
-	if (owner == NULL || col == NULL)
+	if (owner == NULL || !owner->selected || col == NULL)
 		return true;
+	renamed = owner->tgt_qname != NULL;
 	for (int c = 0; c < owner->ncols; c++)
-		if (strcmp(owner->cols[c].name, s->owner_col) == 0)
-			col = catalog_tgt_col(&owner->cols[c]);
-	if (owner->tgt_qname == NULL && col == s->owner_col)
+		if (strcmp(owner->cols[c].name, s->owner_col) == 0 &&
+		    owner->cols[c].tgt_name != NULL)
+		{
+			col = owner->cols[c].tgt_name;
+			renamed = true;
+		}
+	if (!renamed)
 		return true;
 	params[0] = catalog_tgt_qname(owner);
 	params[1] = col;
