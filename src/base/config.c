@@ -254,6 +254,7 @@ config_free(TaskConfig *cfg)
 	config_strmap_free(&cfg->rename_tables);
 	config_strmap_free(&cfg->rename_columns);
 	config_strlist_free(&cfg->remove_columns);
+	config_strlist_free(&cfg->transformations);
 	config_strmap_free(&cfg->filters);
 	config_strmap_free(&cfg->targets);
 	free(cfg->shard_key);
@@ -264,36 +265,9 @@ config_free(TaskConfig *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 }
 
-/*
- * Keys the task file reads but no command acts on yet. A rule that would be
- * read and then ignored moves rows the user meant to rename, filter or
- * route elsewhere, so each is refused until the code that honours it lands.
- * (targets and the shard section are checked by route/shard, and refused by
- * each command that cannot route to several targets yet.)
- */
-static bool
-refuse_unbuilt(const TaskConfig *cfg, Error *err)
-{
-	const char *key = NULL;
-
-	if (cfg->rename_schemas.keys.count > 0)
-		key = "rename.schemas";
-	else if (cfg->rename_tables.keys.count > 0)
-		key = "rename.tables";
-	else if (cfg->rename_columns.keys.count > 0)
-		key = "rename.columns";
-	else if (cfg->remove_columns.count > 0)
-		key = "remove_columns";
-	if (key == NULL)
-		return true;
-	return err_set(err, ERR_CONFIG, "key %s is not supported yet", key);
-}
-
 bool
 config_validate(const TaskConfig *cfg, Error *err)
 {
-	if (!refuse_unbuilt(cfg, err))
-		return false;
 	if (cfg->source_uri == NULL || cfg->source_uri[0] == '\0')
 	{
 		err_set(err, ERR_CONFIG, "no source given");

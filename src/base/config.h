@@ -197,9 +197,12 @@ typedef struct TaskConfig
 	StrMap rename_tables;   /* schema.table -> a target table name */
 	StrMap rename_columns;  /* schema.table.column -> a target column name */
 	StrList remove_columns; /* schema.table.column: not moved */
-	StrMap filters;         /* schema.table -> an SQL condition on its rows */
-	StrMap targets;         /* target name -> connection string */
-	char *shard_key;        /* the routing column, or NULL */
+	/* table_mappings' transformation rules, in the form CONFIG_RULE_MARK
+	   describes (route/rename reads them) */
+	StrList transformations;
+	StrMap filters;  /* schema.table -> an SQL condition on its rows */
+	StrMap targets;  /* target name -> connection string */
+	char *shard_key; /* the routing column, or NULL */
 	ShardMethod shard_method;
 	StrMap shard_values; /* target name -> its key values (list) */
 	StrMap shard_bounds; /* target name -> "LOW..HIGH" (range) */
@@ -249,8 +252,17 @@ bool config_validate(const TaskConfig *cfg, Error *err);
 #define CONFIG_RULE_MARK '\x1f'
 
 /*
+ * A transformations item (a table_mappings transformation rule) is this
+ * byte, 'T', then eight fields each after this byte: the text messages name
+ * the rule by, rule-target (schema, table, column), rule-action, the
+ * object-locator's schema-name, table-name and column-name (DMS wildcards;
+ * empty when the target has none), value and old-value (empty when none).
+ */
+
+/*
  * Reads the AWS DMS table-mapping file cfg->table_mappings names (nothing
- * when it is NULL) into cfg->include and cfg->exclude, in the form above.
+ * when it is NULL) into cfg->include and cfg->exclude, in the form above,
+ * and its transformation rules into cfg->transformations.
  * Fails (ERR_CONFIG) when tables.include or tables.exclude is set too, on a
  * malformed file (naming the file, the rule and the field) and on a rule
  * pgtide does not support (naming its id, type and action); cfg's lists are

@@ -6,17 +6,20 @@
  * takes most of a second over 20,000 rules), what can be wrong with it (no
  * "rules" array, a rule without rule-id or rule-type, two rules with one
  * id, a selection rule without its object-locator), what pgtide does not
- * support yet (transformation and table-settings rules, a filter operator
- * DMS does not document, filters on a rule other than include, table types
- * other than table, any other rule), each one error naming the file, the
- * rule's id and line, and turning the selection rules into tables.include
- * and tables.exclude items in the form base/config.h describes
- * (route/mapping matches them) and their source filters into `filters`.
+ * support yet (transformations other than the names' (add-column, data
+ * types, expressions, tablespaces, primary keys), table-settings rules, a
+ * filter operator DMS does not document, filters on a rule other than
+ * include, table types other than table, any other rule), each one error
+ * naming the file, the rule's id and line, and turning the selection rules
+ * into tables.include and tables.exclude items, their source filters into
+ * `filters`, and the transformation rules into transformations items, in
+ * the forms base/config.h describes (route/mapping, route/rename and
+ * route/filter read them).
  *
  * It must never drop a rule silently: a rule is a selection (an include
  * rule's source filters become the SQL condition of the task file's
- * `filters`, decision 0029), or it is refused. It never matches names
- * itself.
+ * `filters`, decision 0029), a transformation of a name, or it is refused.
+ * It never matches names itself.
  */
 #include "base/config.h"
 #include "base/config_int.h"
@@ -31,7 +34,8 @@
 
 #define DMS_HINT                                                         \
 	"pgtide reads the selection rules of a DMS table mapping (include, " \
-	"exclude and explicit; source filters on include rules); see "       \
+	"exclude and explicit; source filters on include rules) and its "    \
+	"transformations of schema, table and column names; see "            \
 	"docs/table-mappings.md"
 
 /* One read of a table-mapping file. */
@@ -42,6 +46,7 @@ typedef struct Dms
 	StrList include;
 	StrList exclude;
 	StrMap filters; /* "schema"."table" -> the SQL of its source filters */
+	StrList transformations;
 	/* rule ids seen: open addressing over views into doc */
 	const char **ids;
 	size_t mask;
@@ -470,6 +475,128 @@ read_selection(Dms *d, const JsonNode *rule, const char *id, size_t line,
 	return ok;
 }
 
+/* The transformation actions pgtide applies, and what each needs. */
+static const struct
+{
+	const char *action;
+	bool value;     /* needs "value" */
+	bool old_value; /* needs "old-value" */
+} dms_actions[] = {
+    {"rename", true, false},
+    {"remove-column", false, false},
+    {"convert-lowercase", false, false},
+    {"convert-uppercase", false, false},
+    {"add-prefix", true, false},
+    {"remove-prefix", true, false},
+    {"replace-prefix", true, true},
+    {"add-suffix", true, false},
+    {"remove-suffix", true, false},
+    {"replace-suffix", true, true},
+};
+
+/* An optional string field: NULL when absent, "" when not a string. */
+static const char *
+opt_text(const Dms *d, const JsonNode *obj, const char *field)
+{
+	const JsonNode *node = json_get(d->doc, obj, field);
+	const char *v = scalar(node);
+
+	if (node == NULL)
+		return NULL;
+	return v != NULL && !has_control(v) ? v : "";
+}
+
+/*
+ * A transformation rule on a schema, table or column name (route/rename
+ * applies it), as a transformations item. Every other rule-target or
+ * rule-action is refused, naming it.
+ */
+static bool
+read_transformation(Dms *d, const JsonNode *rule, const char *id, size_t line,
+                    Error *err)
+{
+	const char *action = text_field(d, rule, "rule-action", id, line, err);
+	const char *target, *schema, *table = "", *column = "", *bad;
+	const char *value = "", *old = "";
+	const JsonNode *loc;
+	char shown[CONFIG_QUOTED_CAP], what[CONFIG_QUOTED_CAP + 96];
+	char *base = strrchr(d->path, '/');
+	char *item = NULL;
+	int k = -1, len;
+	bool ok;
+
+	if (action == NULL)
+		return false;
+	target = scalar(json_get(d->doc, rule, "rule-target"));
+	if (target == NULL ||
+	    (strcmp(target, "schema") != 0 && strcmp(target, "table") != 0 &&
+	     strcmp(target, "column") != 0))
+	{
+		snprintf(what, sizeof(what),
+		         "rule-target \"%s\" (pgtide renames "
+		         "schemas, tables and columns) is",
+		         config_quote(shown, target ? target : "",
+		                      target ? strlen(target) : 0));
+		return unsupported(d, id, line, "transformation", action, what, err);
+	}
+	for (size_t i = 0; i < sizeof(dms_actions) / sizeof(dms_actions[0]); i++)
+		if (strcmp(dms_actions[i].action, action) == 0)
+			k = (int) i;
+	if (k < 0 ||
+	    (strcmp(action, "remove-column") == 0 && strcmp(target, "column") != 0))
+	{
+		snprintf(what, sizeof(what), "this rule-action on a %s is", target);
+		return unsupported(d, id, line, "transformation", action, what, err);
+	}
+	loc = json_get(d->doc, rule, "object-locator");
+	if (loc == NULL || loc->type != JSON_OBJECT)
+	{
+		err_set(err, ERR_CONFIG,
+		        "%s:%zu: rule \"%s\": a transformation rule needs an "
+		        "\"object-locator\" object",
+		        d->path, loc != NULL ? line_of(loc) : line,
+		        config_quote(shown, id, strlen(id)));
+		return false;
+	}
+	if ((schema = text_field(d, loc, "schema-name", id, line_of(loc), err)) ==
+	        NULL ||
+	    (strcmp(target, "schema") != 0 &&
+	     (table = text_field(d, loc, "table-name", id, line_of(loc), err)) ==
+	         NULL) ||
+	    (strcmp(target, "column") == 0 &&
+	     (column = text_field(d, loc, "column-name", id, line_of(loc), err)) ==
+	         NULL) ||
+	    (dms_actions[k].value &&
+	     (value = text_field(d, rule, "value", id, line, err)) == NULL) ||
+	    (dms_actions[k].old_value &&
+	     (old = text_field(d, rule, "old-value", id, line, err)) == NULL))
+		return false;
+	if (opt_text(d, rule, "expression") != NULL ||
+	    json_get(d->doc, rule, "data-type") != NULL)
+		return unsupported(d, id, line, "transformation", action,
+		                   "expressions and data types are", err);
+	if ((bad = like_check(schema)) != NULL ||
+	    (bad = like_check(table)) != NULL || (bad = like_check(column)) != NULL)
+	{
+		err_set(err, ERR_CONFIG, "%s:%zu: rule \"%s\": object-locator: %s",
+		        d->path, line_of(loc), config_quote(shown, id, strlen(id)),
+		        bad);
+		return false;
+	}
+	len = asprintf(&item, "%c%c%crule \"%s\" of %s%c%s%c%s%c%s%c%s%c%s%c%s%c%s",
+	               CONFIG_RULE_MARK, 'T', CONFIG_RULE_MARK,
+	               config_quote(shown, id, strlen(id)),
+	               base != NULL ? base + 1 : d->path, CONFIG_RULE_MARK, target,
+	               CONFIG_RULE_MARK, action, CONFIG_RULE_MARK, schema,
+	               CONFIG_RULE_MARK, table, CONFIG_RULE_MARK, column,
+	               CONFIG_RULE_MARK, value, CONFIG_RULE_MARK, old);
+	if (len < 0)
+		return config_out_of_memory(err);
+	ok = config_strlist_append(&d->transformations, item, (size_t) len, err);
+	free(item);
+	return ok;
+}
+
 static bool
 read_rule(Dms *d, const JsonNode *rule, int index, Error *err)
 {
@@ -490,10 +617,7 @@ read_rule(Dms *d, const JsonNode *rule, int index, Error *err)
 		return read_selection(d, rule, id, line, err);
 	action = scalar(json_get(d->doc, rule, "rule-action"));
 	if (strcmp(type, "transformation") == 0)
-		return unsupported(d, id, line, type, action != NULL ? action : "",
-		                   "transformation rules (renames, column removal, "
-		                   "prefixes, case) are",
-		                   err);
+		return read_transformation(d, rule, id, line, err);
 	if (strcmp(type, "table-settings") == 0)
 		return unsupported(d, id, line, type, action != NULL ? action : "",
 		                   "table-settings rules are", err);
@@ -576,8 +700,11 @@ config_read_table_mappings(TaskConfig *cfg, Error *err)
 
 		cfg->include = d.include;
 		cfg->exclude = d.exclude;
+		config_strlist_free(&cfg->transformations);
+		cfg->transformations = d.transformations;
 		d.include = none;
 		d.exclude = none;
+		d.transformations = none;
 	}
 	/* the file's filters join the task file's; one table named by both is
 	   refused once pgtide sees the tables (pg/rowfilter) */
@@ -589,6 +716,7 @@ config_read_table_mappings(TaskConfig *cfg, Error *err)
 	config_strmap_free(&d.filters);
 	config_strlist_free(&d.include);
 	config_strlist_free(&d.exclude);
+	config_strlist_free(&d.transformations);
 	free(d.ids);
 	json_doc_free(&doc);
 	return ok;

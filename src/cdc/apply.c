@@ -275,6 +275,7 @@ apply_new(const char *target_uri, const char *origin, const ApplyTable *tables,
 	{
 		a->task.ignore_unknown = task->ignore_unknown;
 		a->task.source = task->source;
+		a->task.renames = task->renames;
 	}
 	if (task != NULL && task->sql != NULL)
 	{

@@ -28,6 +28,7 @@
 #include "cdc/pgoutput.h"
 #include "cdc/relcols.h"
 #include "pg/pg.h"
+#include "route/rename.h"
 
 typedef struct Applier Applier;
 
@@ -83,6 +84,9 @@ typedef struct ApplyTask
 	const char *task;
 	RelCols *source; /* borrowed; used from the applier's thread only */
 	bool ignore_unknown;
+	/* the task's renames and removed columns (route/rename), or NULL;
+	   borrowed: outlives the applier */
+	const Renames *renames;
 } ApplyTask;
 
 /*

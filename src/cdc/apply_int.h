@@ -5,9 +5,10 @@
  *   apply.c        the Applier and its target session: the replication role,
  *                  the origin, the identity columns the target generates;
  *                  reconnecting; each decoded message to its handler
- *   apply_stmt.c   the statements per relation: the relation cache, the SQL
- *                  of each change (INSERT runs, UPDATE, DELETE, TRUNCATE) and
- *                  its parameter values
+ *   apply_stmt.c   the statements per relation: the relation cache (with
+ *                  each column's target name, or its removal: route/rename),
+ *                  the SQL of each change (INSERT runs, UPDATE, DELETE,
+ *                  TRUNCATE) and its parameter values
  *   apply_batch.c  the pipeline and the batch: prepared statements, the ring
  *                  of statements waiting for results, the conflicts those
  *                  results reveal, the commit with the origin advance
@@ -39,8 +40,11 @@
 
 typedef struct RelCol
 {
-	char *name;  /* as pgoutput sends it */
-	char *qname; /* quoted */
+	char *name;       /* as pgoutput sends it */
+	char *qname;      /* its target name (route/rename), quoted */
+	char *tgt_name;   /* its target name */
+	char *src_quoted; /* name, quoted: for reading the source */
+	bool removed;     /* remove_columns: never written to the target */
 	uint32_t type_oid;
 	int32_t typmod;
 	bool key;

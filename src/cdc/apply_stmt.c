@@ -99,6 +99,8 @@ apply_rel_clear(Rel *r)
 	{
 		free(r->cols[i].name);
 		free(r->cols[i].qname);
+		free(r->cols[i].tgt_name);
+		free(r->cols[i].src_quoted);
 	}
 	free(r->cols);
 	free(r->src_qname);
@@ -160,6 +162,69 @@ same_columns(const Rel *r, const PgoRelation *m)
 	return true;
 }
 
+/*
+ * The target names of r's columns and those it leaves out (route/rename),
+ * for a table of the task. Fails on a removed column of the replica
+ * identity: the target's row could not be found by the rest.
+ */
+static bool
+rel_rename(Applier *a, Rel *r, Error *err)
+{
+	RenamedTable rt;
+	char **names;
+	bool ok;
+
+	if (a->task.renames == NULL || rename_none(a->task.renames))
+		return true;
+	names = calloc((size_t) r->ncols + 1, sizeof(char *));
+	if (names == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	for (int i = 0; i < r->ncols; i++)
+		names[i] = r->cols[i].name;
+	ok = rename_table(a->task.renames, r->schema_name, r->table_name, names,
+	                  r->ncols, NULL, &rt, err);
+	free(names);
+	if (!ok)
+		return err_prefix(err, "source table %s: ", r->src_qname);
+	for (int i = 0; ok && i < r->ncols; i++)
+	{
+		RelCol *c = &r->cols[i];
+
+		if (rt.cols[i] == NULL)
+		{
+			c->removed = true;
+			if (c->key && r->replident != 'f')
+				ok = err_set(err, ERR_TARGET,
+				             "source table %s: column %s is removed "
+				             "(remove_columns) but is part of the replica "
+				             "identity",
+				             r->src_qname, c->name);
+			continue;
+		}
+		if (strcmp(rt.cols[i], c->name) == 0)
+			continue;
+		free(c->tgt_name);
+		free(c->qname);
+		c->tgt_name = strdup(rt.cols[i]);
+		c->qname = pg_quote_ident(rt.cols[i]);
+		if (c->tgt_name == NULL || c->qname == NULL)
+			ok = err_set(err, ERR_INTERNAL, "out of memory");
+	}
+	rename_table_free(&rt);
+	return ok;
+}
+
+/* How many of r's first n columns the target takes (not removed). */
+static int
+kept_count(const Rel *r, int n)
+{
+	int k = 0;
+
+	for (int i = 0; i < n && i < r->ncols; i++)
+		k += !r->cols[i].removed;
+	return k;
+}
+
 bool
 apply_rel_update(Applier *a, const PgoRelation *m, Error *err)
 {
@@ -204,13 +269,18 @@ apply_rel_update(Applier *a, const PgoRelation *m, Error *err)
 	{
 		r->cols[i].name = strdup(m->columns[i].name);
 		r->cols[i].qname = pg_quote_ident(m->columns[i].name);
-		if (r->cols[i].name == NULL || r->cols[i].qname == NULL)
+		r->cols[i].tgt_name = strdup(m->columns[i].name);
+		r->cols[i].src_quoted = pg_quote_ident(m->columns[i].name);
+		if (r->cols[i].name == NULL || r->cols[i].qname == NULL ||
+		    r->cols[i].tgt_name == NULL || r->cols[i].src_quoted == NULL)
 			return err_set(err, ERR_INTERNAL, "out of memory");
 		r->cols[i].type_oid = m->columns[i].type_oid;
 		r->cols[i].typmod = m->columns[i].typmod;
 		r->cols[i].key = m->columns[i].key;
 		r->cols[i].text_eq = needs_text_eq(m->columns[i].type_oid);
 	}
+	if (!rel_rename(a, r, err))
+		return false;
 	apply_rel_targets(a, r);
 	r->follow_pending = (r->follow_pending || !same) && a->task.sql != NULL &&
 	                    a->ntables > 0 && r->table != NULL;
@@ -242,7 +312,7 @@ apply_rel_targets(Applier *a, Rel *r)
 	for (int k = 0; r->table != NULL && k < a->nalways; k++)
 		if (strcmp(a->always_tables[k], r->table->tgt_qname) == 0)
 			for (int i = 0; i < r->ncols; i++)
-				if (strcmp(a->always_cols[k], r->cols[i].name) == 0)
+				if (strcmp(a->always_cols[k], r->cols[i].tgt_name) == 0)
 					r->cols[i].always = true;
 }
 
@@ -255,6 +325,7 @@ apply_rel_targets(Applier *a, Rel *r)
 typedef struct FollowLists
 {
 	Buf names, oids, typmods, types, missing, flags, defaults;
+	Buf tgt_names; /* the same columns by their target names */
 } FollowLists;
 
 static void
@@ -267,29 +338,40 @@ lists_free(FollowLists *l)
 	buf_free(&l->missing);
 	buf_free(&l->flags);
 	buf_free(&l->defaults);
+	buf_free(&l->tgt_names);
 }
 
+/*
+ * The columns the target takes (removed ones left out): the source's names,
+ * types and typmods for relcols, and the target's names for the follow
+ * statement, which compares and records the target's side.
+ */
 static bool
 lists_describe(const Rel *r, FollowLists *l, Error *err)
 {
 	char num[16];
 
 	buf_add(&l->names, "{", 1, err);
+	buf_add(&l->tgt_names, "{", 1, err);
 	buf_add(&l->oids, "{", 1, err);
 	buf_add(&l->typmods, "{", 1, err);
 	for (int i = 0; i < r->ncols; i++)
 	{
+		if (r->cols[i].removed)
+			continue;
 		pg_array_item(&l->names, r->cols[i].name, err);
+		pg_array_item(&l->tgt_names, r->cols[i].tgt_name, err);
 		snprintf(num, sizeof(num), "%u", r->cols[i].type_oid);
 		pg_array_item(&l->oids, num, err);
 		snprintf(num, sizeof(num), "%d", (int) r->cols[i].typmod);
 		pg_array_item(&l->typmods, num, err);
 	}
 	buf_add(&l->names, "}", 1, err);
+	buf_add(&l->tgt_names, "}", 1, err);
 	buf_add(&l->oids, "}", 1, err);
 	buf_add(&l->typmods, "}", 1, err);
-	return buf_check(&l->names, err) && buf_check(&l->oids, err) &&
-	       buf_check(&l->typmods, err);
+	return buf_check(&l->names, err) && buf_check(&l->tgt_names, err) &&
+	       buf_check(&l->oids, err) && buf_check(&l->typmods, err);
 }
 
 static bool
@@ -369,7 +451,8 @@ fill_columns(Applier *a, Rel *r, const RelColFact *f, const PGresult *cols,
 	nkeys = n;
 	for (int k = 0; ok && k < nnew; k++)
 		for (int i = 0; i < r->ncols; i++)
-			if (strcmp(r->cols[i].name, PQgetvalue(cols, k, 0)) == 0)
+			if (!r->cols[i].removed &&
+			    strcmp(r->cols[i].tgt_name, PQgetvalue(cols, k, 0)) == 0)
 				idx[n++] = i;
 	fl.ncols = n;
 	fl.arrays = calloc((size_t) n + 1, sizeof(Buf));
@@ -385,10 +468,10 @@ fill_columns(Applier *a, Rel *r, const RelColFact *f, const PGresult *cols,
 		           r->table->tgt_qname);
 		for (int c = 0; c < n; c++)
 			buf_printf(&select, err, "%s%s", c ? ", " : "",
-			           r->cols[idx[c]].qname);
+			           r->cols[idx[c]].src_quoted);
 		for (int c = nkeys; c < n; c++)
 			buf_printf(&update, err, "%s%s = u.c%d::%s", c > nkeys ? ", " : "",
-			           r->cols[idx[c]].qname, c, f[idx[c]].type);
+			           r->cols[idx[c]].qname, c, f[kept_count(r, idx[c])].type);
 		buf_printf(&select, err, " FROM ONLY %s", r->src_qname);
 		buf_add_str(&update, " FROM unnest(", err);
 		for (int c = 0; c < n; c++)
@@ -399,7 +482,7 @@ fill_columns(Applier *a, Rel *r, const RelColFact *f, const PGresult *cols,
 		buf_add_str(&update, ") WHERE ", err);
 		for (int c = 0; c < nkeys; c++)
 			buf_printf(&update, err, "%st.%s = u.c%d::%s", c ? " AND " : "",
-			           r->cols[idx[c]].qname, c, f[idx[c]].type);
+			           r->cols[idx[c]].qname, c, f[kept_count(r, idx[c])].type);
 		ok = buf_check(&select, err) && buf_check(&update, err);
 	}
 	fl.update = buf_str(&update);
@@ -425,33 +508,34 @@ apply_rel_follow(Applier *a, Rel *r, Error *err)
 	FollowLists l = {BUF_INIT(STATE_COLUMNS_MAX), BUF_INIT(STATE_COLUMNS_MAX),
 	                 BUF_INIT(STATE_COLUMNS_MAX), BUF_INIT(STATE_COLUMNS_MAX),
 	                 BUF_INIT(APPLY_VALUES_MAX),  BUF_INIT(STATE_COLUMNS_MAX),
-	                 BUF_INIT(STATE_COLUMNS_MAX)};
+	                 BUF_INIT(STATE_COLUMNS_MAX), BUF_INIT(STATE_COLUMNS_MAX)};
 	RelColFact *f = NULL;
 	PGresult *fill = NULL;
 	bool keyed = r->replident != 'f', ok;
 	bool any_key = false;
+	int nkept = kept_count(r, r->ncols);
 
 	for (int i = 0; i < r->ncols; i++)
 		any_key |= r->cols[i].key;
 	ok = lists_describe(r, &l, err) &&
 	     relcols_describe(a->task.source, r->relid, buf_str(&l.names),
-	                      buf_str(&l.oids), buf_str(&l.typmods), r->ncols, &f,
+	                      buf_str(&l.oids), buf_str(&l.typmods), nkept, &f,
 	                      err) &&
-	     lists_facts(f, r->ncols, &l, err);
+	     lists_facts(f, nkept, &l, err);
 	if (ok)
 	{
 		const char *params[10] = {
-		    a->task.task,         r->table->src_schema,
-		    r->table->src_name,   r->table->tgt_qname,
-		    buf_str(&l.names),    buf_str(&l.types),
-		    buf_str(&l.missing),  buf_str(&l.flags),
-		    buf_str(&l.defaults), keyed && any_key ? "true" : "false"};
+		    a->task.task,          r->table->src_schema,
+		    r->table->src_name,    r->table->tgt_qname,
+		    buf_str(&l.tgt_names), buf_str(&l.types),
+		    buf_str(&l.missing),   buf_str(&l.flags),
+		    buf_str(&l.defaults),  keyed && any_key ? "true" : "false"};
 
 		ok = apply_query(a, a->task.sql, 10, params, &fill, err) &&
 		     (PQntuples(fill) == 0 || fill_columns(a, r, f, fill, err));
 	}
 	PQclear(fill);
-	relcols_facts_free(f, r->ncols);
+	relcols_facts_free(f, nkept);
 	lists_free(&l);
 	if (!ok)
 		return err_prefix(
@@ -524,7 +608,7 @@ add_where(Applier *a, Rel *r, const PgoTuple *old, int *next,
 	{
 		const PgoValue *v = &old->values[i];
 
-		if (v->kind == 'u' || (!full && !r->cols[i].key))
+		if (v->kind == 'u' || (!full && !r->cols[i].key) || r->cols[i].removed)
 			continue;
 		if (!sql_add(a, first ? " " : " AND "))
 			return false;
@@ -623,26 +707,29 @@ build_insert(Applier *a, Rel *r, int ncols, int nrows)
 	bool ok = sql_reset(a) && sql_add(a, "INSERT INTO ") &&
 	          sql_add(a, r->table->tgt_qname);
 	int n = ncols < r->ncols ? ncols : r->ncols;
+	int k = kept_count(r, n); /* values per row: removed columns have none */
 	char rows[64];
-
-	bool always = false;
+	bool always = false, first = true;
 
 	snprintf(rows, sizeof(rows), " SELECT FROM generate_series(1, %d)", nrows);
-	ok = ok && (n > 0 ? sql_add(a, " (") : sql_add(a, rows));
+	ok = ok && (k > 0 ? sql_add(a, " (") : sql_add(a, rows));
 	for (int i = 0; ok && i < n; i++)
 	{
-		ok = sql_add(a, i ? ", " : "") && sql_add(a, r->cols[i].qname);
+		if (r->cols[i].removed)
+			continue;
+		ok = sql_add(a, first ? "" : ", ") && sql_add(a, r->cols[i].qname);
+		first = false;
 		always = always || r->cols[i].always;
 	}
-	if (ok && n > 0)
+	if (ok && k > 0)
 		ok = sql_add(a, always ? ") OVERRIDING SYSTEM VALUE VALUES "
 		                       : ") VALUES ");
-	for (int row = 0; ok && n > 0 && row < nrows; row++)
+	for (int row = 0; ok && k > 0 && row < nrows; row++)
 	{
 		ok = sql_add(a, row ? ", (" : "(");
-		for (int i = 0; ok && i < n; i++)
+		for (int i = 0; ok && i < k; i++)
 			ok =
-			    sql_add(a, i ? ", " : "") && sql_addf_param(a, row * n + i + 1);
+			    sql_add(a, i ? ", " : "") && sql_addf_param(a, row * k + i + 1);
 		ok = ok && sql_add(a, ")");
 	}
 	if (ok && a->policy != ON_CONFLICT_STOP)
@@ -652,11 +739,10 @@ build_insert(Applier *a, Rel *r, int ncols, int nrows)
 		/* upsert: the source's row wins; skip: the target's row stays */
 		if (a->policy == ON_CONFLICT_UPSERT && key)
 		{
-			bool first = true;
-
+			first = true;
 			ok = sql_add(a, " ON CONFLICT (");
 			for (int i = 0; ok && i < n; i++)
-				if (r->cols[i].key)
+				if (r->cols[i].key && !r->cols[i].removed)
 				{
 					ok = sql_add(a, first ? "" : ", ") &&
 					     sql_add(a, r->cols[i].qname);
@@ -666,7 +752,7 @@ build_insert(Applier *a, Rel *r, int ncols, int nrows)
 			first = true;
 			for (int i = 0; ok && i < n; i++)
 			{
-				if (r->cols[i].always)
+				if (r->cols[i].always || r->cols[i].removed)
 					continue;
 				ok = sql_add(a, first ? "" : ", ") &&
 				     sql_add(a, r->cols[i].qname) &&
@@ -691,16 +777,19 @@ apply_insert_now(Applier *a, Rel *r, const PgoTuple *t, PendKind kind,
 	int n = t->ncols < r->ncols ? t->ncols : r->ncols;
 	bool ok;
 
+	int k = 0;
+
 	vals = calloc((size_t) n + 1, sizeof(PgoValue *));
 	if (vals == NULL)
 		return err_set(err, ERR_INTERNAL, "out of memory");
 	for (int i = 0; i < n; i++)
-		vals[i] = &t->values[i];
-	ok = build_insert(a, r, n, 1) && params_set(a, vals, n);
+		if (!r->cols[i].removed)
+			vals[k++] = &t->values[i];
+	ok = build_insert(a, r, n, 1) && params_set(a, vals, k);
 	free(vals);
 	if (!ok)
 		return err_set(err, ERR_INTERNAL, "out of memory");
-	return apply_send_prepared(a, kind, r, n, NULL, 1, err);
+	return apply_send_prepared(a, kind, r, k, NULL, 1, err);
 }
 
 /* Sends nrows rows of the run from row `first` as one statement. */
@@ -708,7 +797,8 @@ static bool
 run_send(Applier *a, int first, int nrows, Error *err)
 {
 	InsertRun *run = &a->run;
-	int nparams = nrows * run->ncols;
+	int k = kept_count(run->rel, run->ncols);
+	int nparams = nrows * k;
 
 	if (nparams > a->params_cap)
 	{
@@ -722,7 +812,7 @@ run_send(Applier *a, int first, int nrows, Error *err)
 	}
 	for (int i = 0; i < nparams; i++)
 	{
-		int64_t off = run->offs[first * run->ncols + i];
+		int64_t off = run->offs[first * k + i];
 
 		a->params[i] = off < 0 ? NULL : buf_str(&run->data) + off;
 	}
@@ -770,12 +860,13 @@ apply_run_add(Applier *a, Rel *r, const PgoTuple *t, Error *err)
 {
 	InsertRun *run = &a->run;
 	int n = t->ncols < r->ncols ? t->ncols : r->ncols;
-	int cap;
+	int k = kept_count(r, n); /* the values stored per row */
+	int cap, stored = 0;
 
 	if (run->rel != NULL &&
 	    (run->rel != r || run->ncols != n || run->nrows >= APPLY_RUN_ROWS ||
 	     buf_len(&run->data) >= APPLY_RUN_BYTES ||
-	     (run->nrows + 1) * n > 65535) &&
+	     (run->nrows + 1) * k > 65535) &&
 	    !apply_run_flush(a, err))
 		return false;
 	if (run->rel == NULL)
@@ -785,7 +876,7 @@ apply_run_add(Applier *a, Rel *r, const PgoTuple *t, Error *err)
 		run->xid = a->xid;
 		run->final_lsn = a->final_lsn;
 	}
-	cap = (run->nrows + 1) * n;
+	cap = (run->nrows + 1) * k;
 	if (cap > run->offs_cap)
 	{
 		int c = run->offs_cap ? run->offs_cap * 2 : 1024;
@@ -802,7 +893,11 @@ apply_run_add(Applier *a, Rel *r, const PgoTuple *t, Error *err)
 	for (int i = 0; i < n; i++)
 	{
 		const PgoValue *v = &t->values[i];
-		int64_t *off = &run->offs[run->nrows * n + i];
+		int64_t *off;
+
+		if (r->cols[i].removed)
+			continue;
+		off = &run->offs[run->nrows * k + stored++];
 
 		if (v->kind == 'n')
 		{
@@ -874,7 +969,9 @@ apply_update(Applier *a, Rel *r, const PgoChange *ch, Error *err)
 			                     "COLUMN ... SET GENERATED BY DEFAULT for the "
 			                     "migration, then run pgtide migrate again");
 		}
-		if (nt->values[i].kind == 'u' || r->cols[i].always)
+		/* a removed column alone changed: nothing to set, nothing to do */
+		if (nt->values[i].kind == 'u' || r->cols[i].always ||
+		    r->cols[i].removed)
 			continue;
 		ok = sql_add(a, nset ? ", " : "") && sql_add(a, r->cols[i].qname) &&
 		     sql_add(a, " = ") && sql_addf_param(a, next++);

@@ -354,7 +354,8 @@ connect_applier(ApplierThread *at, Error *err)
 
 	if (at->ap == NULL)
 	{
-		ApplyTask task = {o->follow_sql, o->task, NULL, o->ignore_unknown};
+		ApplyTask task = {o->follow_sql, o->task, NULL, o->ignore_unknown,
+		                  o->renames};
 
 		/* connects at its first question: a schema change, or a row of a
 		   filtered table */

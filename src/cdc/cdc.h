@@ -27,6 +27,7 @@
 #include "base/err.h"
 #include "base/lsn.h"
 #include "cdc/apply.h"
+#include "route/rename.h"
 
 #define CDC_OUTAGE_MAX 512
 
@@ -90,8 +91,9 @@ typedef struct CdcOptions
 	 * target follows its tables' schema changes; NULL: it does not */
 	const char *follow_sql;
 	const char *task;
-	bool ignore_unknown; /* count a change of a table the task does not
+	bool ignore_unknown;    /* count a change of a table the task does not
 	                        move, rather than stop */
+	const Renames *renames; /* the task's renames, or NULL; borrowed */
 	OnConflict policy;
 	int64_t memory_bytes;
 	const char *spill_dir;

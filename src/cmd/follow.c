@@ -30,6 +30,7 @@
 #include "load/throttle.h"
 #include "pg/pg.h"
 #include "route/filter.h"
+#include "route/rename.h"
 #include "state/state.h"
 #include "surface/surface.h"
 #include "verify/check.h"
@@ -313,8 +314,10 @@ follow_run(const TaskConfig *cfg, atomic_int *stop, Surface *surface,
 	Joiner joiner;
 	char origin[80];
 	char *follow_sql = NULL;
+	Renames renames;
 	bool ok = false;
 
+	rename_init(&renames);
 	memset(&o, 0, sizeof(o));
 	memset(&joiner, 0, sizeof(joiner));
 	memset(&sink, 0, sizeof(sink));
@@ -444,6 +447,11 @@ follow_run(const TaskConfig *cfg, atomic_int *stop, Surface *surface,
 		o.follow_sql = follow_sql;
 		o.task = cfg->task;
 	}
+	/* the load checked the rules against the tables; the stream only reads
+	   the names they give */
+	if (!rename_from_config(&renames, cfg, err))
+		goto out;
+	o.renames = &renames;
 	o.policy = cfg->on_conflict;
 	o.ignore_unknown = cfg->cdc_ignore_unknown;
 	o.memory_bytes = cfg->cdc_memory_bytes;
@@ -505,6 +513,7 @@ out:
 	joiner_free(&joiner);
 	free(tables);
 	free(follow_sql);
+	rename_free(&renames);
 	state_tables_free(st_tables, ntables);
 	pg_close(sink.conn);
 	pg_close(sink.stop_conn);

@@ -421,8 +421,10 @@ sync_sequences(Cutover *c, Error *err)
 {
 	Catalog *cat = NULL;
 	SeqSyncResult r;
+	Renames renames;
 	bool ok;
 
+	rename_init(&renames);
 	ok = catalog_read(c->src, c->cfg->state_schema, &cat, err);
 	/* the task's tables are the selection: the identity sequences of the
 	   others were left out with their tables */
@@ -430,9 +432,12 @@ sync_sequences(Cutover *c, Error *err)
 		for (int t = 0; t < c->ntables; t++)
 			if (strcmp(cat->tables[i].qname, c->tables[t]) == 0)
 				cat->tables[i].selected = true;
-	ok = ok && sequences_sync(c->src, c->tgt, cat,
-	                          c->cfg->cutover_sequence_margin, &r, err);
+	ok = ok && rename_from_config(&renames, c->cfg, err) &&
+	     catalog_rename(c->src, cat, &renames, false, err) &&
+	     sequences_sync(c->src, c->tgt, cat, true,
+	                    c->cfg->cutover_sequence_margin, &r, err);
 	catalog_free(cat);
+	rename_free(&renames);
 	if (!ok)
 		return err_prefix(err, "sequences: ");
 	c->sequences = r.set;

@@ -128,6 +128,7 @@ typedef struct Resync
 {
 	CopyTable *tables;
 	char **columns;
+	char **tgt_columns; /* by the target's names (decision 0028) */
 	PlanChunk *chunks;
 	int n;
 	int unlogged;
@@ -138,10 +139,32 @@ static void
 resync_free(Resync *r)
 {
 	for (int i = 0; i < r->n; i++)
+	{
 		free(r->columns[i]);
+		free(r->tgt_columns[i]);
+	}
 	free(r->columns);
+	free(r->tgt_columns);
 	free(r->tables);
 	free(r->chunks);
+}
+
+/* The task's renames (decision 0028) on its tables of cat: a table copied
+ * again goes under its target's names, as the load put it there. */
+static bool
+rename_task_tables(Cutover *c, Catalog *cat, const StateTable *st, int nst,
+                   Error *err)
+{
+	Renames renames;
+	bool ok;
+
+	for (int i = 0; i < cat->ntables; i++)
+		cat->tables[i].selected = target_of(st, nst, &cat->tables[i]) != NULL;
+	rename_init(&renames);
+	ok = rename_from_config(&renames, c->cfg, err) &&
+	     catalog_rename(c->src, cat, &renames, false, err);
+	rename_free(&renames);
+	return ok;
 }
 
 /* Picks the tables to copy again, and their target tables. */
@@ -151,8 +174,10 @@ pick(Cutover *c, const Catalog *cat, const InsertOnlyWatch *w,
 {
 	r->tables = calloc((size_t) cat->ntables + 1, sizeof(CopyTable));
 	r->columns = calloc((size_t) cat->ntables + 1, sizeof(char *));
+	r->tgt_columns = calloc((size_t) cat->ntables + 1, sizeof(char *));
 	r->chunks = calloc((size_t) cat->ntables + 1, sizeof(PlanChunk));
-	if (r->tables == NULL || r->columns == NULL || r->chunks == NULL)
+	if (r->tables == NULL || r->columns == NULL || r->tgt_columns == NULL ||
+	    r->chunks == NULL)
 		return err_set(err, ERR_INTERNAL, "out of memory");
 	for (int i = 0; i < cat->ntables; i++)
 	{
@@ -163,7 +188,7 @@ pick(Cutover *c, const Catalog *cat, const InsertOnlyWatch *w,
 
 		if (tgt == NULL || (!unlogged && !diverged(w, t)))
 			continue;
-		if (strcmp(tgt, t->qname) != 0)
+		if (strcmp(tgt, catalog_tgt_qname(t)) != 0)
 		{
 			err_set(err, ERR_TARGET,
 			        "table %s cannot be copied again: it loads into %s on "
@@ -174,11 +199,13 @@ pick(Cutover *c, const Catalog *cat, const InsertOnlyWatch *w,
 		}
 		ct = &r->tables[r->n];
 		r->columns[r->n] = copy_column_list(t);
-		if (r->columns[r->n] == NULL)
+		r->tgt_columns[r->n] = copy_target_column_list(t);
+		if (r->columns[r->n] == NULL || r->tgt_columns[r->n] == NULL)
 			return err_set(err, ERR_INTERNAL, "out of memory");
 		ct->src_qname = t->qname;
 		ct->tgt_qname = tgt;
 		ct->columns = r->columns[r->n];
+		ct->tgt_columns = r->tgt_columns[r->n];
 		ct->binary = copy_use_binary(c->cfg, t);
 		ct->filter = filter_find(&c->cfg->filters, t->schema, t->name, NULL);
 		/* emptied in the copy's own transaction */
@@ -224,6 +251,7 @@ resync_tables(Cutover *c, Error *err)
 	ok = refuse_diverged(c, &w, err) &&
 	     catalog_read(c->src, c->cfg->state_schema, &cat, err) &&
 	     state_tables_load(&c->state, &st, &nst, err) &&
+	     rename_task_tables(c, cat, st, nst, err) &&
 	     pick(c, cat, &w, st, nst, &r, err);
 	if (ok && r.n > 0)
 	{

@@ -224,7 +224,10 @@ pipe_rows(PgConn *src, PgConn *tgt, CopyTable *t, const PlanChunk *c,
 		goto out;
 	}
 	if (asprintf(&tgt_sql, "COPY %s %s FROM STDIN (FORMAT %s%s)", t->tgt_qname,
-	             copy_columns(t), t->binary ? "binary" : "text",
+	             t->tgt_columns != NULL && strcmp(t->tgt_columns, "()") != 0
+	                 ? t->tgt_columns
+	                 : copy_columns(t),
+	             t->binary ? "binary" : "text",
 	             t->freeze ? ", FREEZE" : "") < 0)
 	{
 		tgt_sql = NULL;
@@ -485,21 +488,25 @@ copy_run(CopyRun *run, bool *snapshot_lost, Error *err)
 	return ok;
 }
 
-char *
-copy_column_list(const CatTable *t)
+/* "(a, b)" by the columns' source names, or their target names. */
+static char *
+column_list(const CatTable *t, bool target)
 {
 	size_t cap = 3, len = 0;
 	char *out;
 
 	for (int c = 0; c < t->ncols; c++)
-		cap += strlen(t->cols[c].name) * 2 + 4;
+		cap += strlen(target ? catalog_tgt_col(&t->cols[c]) : t->cols[c].name) *
+		           2 +
+		       4;
 	out = malloc(cap);
 	if (out == NULL)
 		return NULL;
 	out[len++] = '(';
 	for (int c = 0; c < t->ncols; c++)
 	{
-		char *q = pg_quote_ident(t->cols[c].name);
+		char *q = pg_quote_ident(target ? catalog_tgt_col(&t->cols[c])
+		                                : t->cols[c].name);
 
 		if (q == NULL)
 		{
@@ -512,6 +519,18 @@ copy_column_list(const CatTable *t)
 	}
 	snprintf(out + len, cap - len, ")");
 	return out;
+}
+
+char *
+copy_column_list(const CatTable *t)
+{
+	return column_list(t, false);
+}
+
+char *
+copy_target_column_list(const CatTable *t)
+{
+	return column_list(t, true);
 }
 
 bool

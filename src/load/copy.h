@@ -38,6 +38,9 @@ typedef struct CopyTable
 	/* a condition on the source's rows, ANDed to every chunk's (the rows
 	 * of one of several targets, load/shards), or NULL for every row */
 	const char *where;
+	/* the same columns by their target names (renamed ones differ), or NULL
+	 * when they are the same */
+	const char *tgt_columns;
 	bool binary;
 	bool freeze; /* one chunk into a table pgtide created: TRUNCATE + FREEZE */
 	_Atomic int64_t rows_done; /* committed and in flight, for progress */
@@ -95,6 +98,9 @@ bool copy_table_within(PgConn *src, PgConn *tgt, CopyTable *t, atomic_int *stop,
  * when out of memory.
  */
 char *copy_column_list(const CatTable *t);
+
+/* The same by the columns' target names (catalog_rename). */
+char *copy_target_column_list(const CatTable *t);
 
 /* Whether the table is copied in binary (the format the task asks for). */
 bool copy_use_binary(const TaskConfig *cfg, const CatTable *t);

@@ -103,6 +103,10 @@ why_not(Join *j, const CatTable *t, const char **why, Error *err)
 		*why = "it has no primary key or replica identity, so its updates "
 		       "could not be streamed; give it a key, or move it with a "
 		       "task of its own";
+	else if (t->tgt_qname != NULL || t->nremoved > 0)
+		*why = "the task renames it or removes columns of it, which a "
+		       "table joining a running task does not follow yet; move it "
+		       "with a task of its own";
 	if (*why != NULL)
 		return true;
 	if (!target_examine(j->tgt, j->cfg, false, t->qname, false, &v, err))
@@ -385,6 +389,7 @@ join_tables(const TaskConfig *cfg, const char *publication, atomic_int *stop,
             JoinResult *out, Error *err)
 {
 	Join j;
+	Renames renames;
 	bool ok;
 
 	memset(out, 0, sizeof(*out));
@@ -392,6 +397,7 @@ join_tables(const TaskConfig *cfg, const char *publication, atomic_int *stop,
 	j.cfg = cfg;
 	j.stop = stop;
 	j.out = out;
+	rename_init(&renames);
 	ok = pg_connect(cfg->source_uri, ERR_SOURCE, PG_CONN_SQL, "pgtide join",
 	                5000, &j.src, err) &&
 	     pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide join",
@@ -401,9 +407,12 @@ join_tables(const TaskConfig *cfg, const char *publication, atomic_int *stop,
 	     catalog_read(j.src, cfg->state_schema, &j.cat, err) &&
 	     catalog_select(j.cat, cfg->include.items, cfg->include.count,
 	                    cfg->exclude.items, cfg->exclude.count, err) &&
-	     pick(&j, err) && (j.n == 0 || run_join(&j, publication, err));
+	     rename_from_config(&renames, cfg, err) &&
+	     catalog_rename(j.src, j.cat, &renames, false, err) && pick(&j, err) &&
+	     (j.n == 0 || run_join(&j, publication, err));
 	if (!ok)
 		err_prefix(err, "joining new tables: ");
+	rename_free(&renames);
 	for (int i = 0; i < j.n; i++)
 	{
 		free(j.items[i].tgt_qname);

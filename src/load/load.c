@@ -40,6 +40,7 @@
 #include "load/matviews.h"
 #include "load/plan.h"
 #include "load/progress.h"
+#include "load/renames.h"
 #include "load/schema.h"
 #include "load/sequences.h"
 #include "load/shards.h"
@@ -63,8 +64,12 @@ typedef struct LoadTable
 	int cat;         /* index in Catalog.tables */
 	char *tgt_qname; /* owned */
 	char tgt_kind;   /* 'r' or 'p' */
-	char *columns;   /* owned */
-	char *where;     /* this target's share of the rows, or NULL; owned */
+	/* create mode: the table's name once the load is done (catalog_rename;
+	   the load writes into the source's names), else NULL; owned */
+	char *final_qname;
+	char *columns;     /* owned */
+	char *tgt_columns; /* owned */
+	char *where;       /* this target's share of the rows, or NULL; owned */
 	bool done;
 	int nchunks;
 } LoadTable;
@@ -86,6 +91,7 @@ typedef struct Load
 	int ntables;
 	CopyTable *copy; /* parallel to tables */
 	Subset subset;   /* what the selection leaves out of the schema */
+	Renames renames; /* the task's (route/rename) */
 	int64_t start_ms;
 } Load;
 
@@ -131,8 +137,22 @@ build_tables(Load *l, Error *err)
 		lt->cat = i;
 		lt->tgt_kind = 'r';
 		lt->columns = copy_column_list(t);
-		lt->tgt_qname = strdup(t->qname);
-		if (lt->columns == NULL || lt->tgt_qname == NULL)
+		/* create mode writes into the source's names, pg_dump's, and
+		   renames at the end (load/renames.h) */
+		if (l->cfg->schema_mode == SCHEMA_MODE_CREATE)
+		{
+			lt->tgt_qname = strdup(t->qname);
+			lt->tgt_columns = copy_column_list(t);
+			lt->final_qname = strdup(catalog_tgt_qname(t));
+		}
+		else
+		{
+			lt->tgt_qname = strdup(catalog_tgt_qname(t));
+			lt->tgt_columns = copy_target_column_list(t);
+			lt->final_qname = strdup(lt->tgt_qname);
+		}
+		if (lt->columns == NULL || lt->tgt_qname == NULL ||
+		    lt->tgt_columns == NULL || lt->final_qname == NULL)
 			return err_set(err, ERR_INTERNAL, "out of memory");
 		if (l->spec != NULL &&
 		    !shards_where(l->spec, l->target, t, &lt->where, err))
@@ -158,7 +178,7 @@ resolve_existing_targets(Load *l, Error *err)
 		for (int depth = 0; idx >= 0 && depth < 64 && !found; depth++)
 		{
 			const CatTable *t = &l->cat->tables[idx];
-			const char *params[1] = {t->qname};
+			const char *params[1] = {catalog_tgt_qname(t)};
 			PGresult *res;
 
 			if (!pg_query(l->tgt,
@@ -171,7 +191,9 @@ resolve_existing_targets(Load *l, Error *err)
 				found = true;
 				lt->tgt_kind = PQgetvalue(res, 0, 0)[0];
 				free(lt->tgt_qname);
-				lt->tgt_qname = strdup(t->qname);
+				free(lt->final_qname);
+				lt->tgt_qname = strdup(catalog_tgt_qname(t));
+				lt->final_qname = strdup(catalog_tgt_qname(t));
 			}
 			PQclear(res);
 			if (!found)
@@ -180,12 +202,12 @@ resolve_existing_targets(Load *l, Error *err)
 		if (!found)
 		{
 			err_set(err, ERR_TARGET, "table %s does not exist on the target",
-			        l->cat->tables[lt->cat].qname);
+			        catalog_tgt_qname(&l->cat->tables[lt->cat]));
 			return err_hint(err, "create it on the target, leave it out with "
 			                     "--exclude-table, or let pgtide create the "
 			                     "schema with --schema create");
 		}
-		if (lt->tgt_qname == NULL)
+		if (lt->tgt_qname == NULL || lt->final_qname == NULL)
 			return err_set(err, ERR_INTERNAL, "out of memory");
 	}
 	return true;
@@ -269,7 +291,10 @@ check_target_tables(Load *l, Error *err)
 
 	for (int i = 0; i < l->ntables; i++)
 		if (!target_may_load(l->tgt, l->cfg, started, l->tables[i].tgt_qname,
-		                     err))
+		                     err) ||
+		    (strcmp(l->tables[i].final_qname, l->tables[i].tgt_qname) != 0 &&
+		     !target_may_load(l->tgt, l->cfg, started, l->tables[i].final_qname,
+		                      err)))
 			return false;
 	return true;
 }
@@ -539,6 +564,7 @@ create_schema(Load *l, const SlotSnapshot *snap, Error *err)
 	if (!pg_exec(l->tgt, "BEGIN", err))
 		goto out;
 	if (!schema_apply_predata(l->tgt, pre, err) ||
+	    !renames_drop_removed(l->tgt, l->cat, err) ||
 	    !schema_save_postdata(&l->state, l->src, l->cat, &l->subset, post,
 	                          err) ||
 	    !state_task_set_schema_done(&l->state, err))
@@ -581,7 +607,7 @@ read_done(Load *l, Error *err)
 		const CatTable *t = &l->cat->tables[l->tables[i].cat];
 
 		if (!state_table_register(&l->state, t->schema, t->name, t->relid,
-		                          l->tables[i].tgt_qname, err) ||
+		                          l->tables[i].final_qname, err) ||
 		    !state_table_done(&l->state, t->schema, t->name, &l->tables[i].done,
 		                      err))
 			return false;
@@ -836,7 +862,11 @@ copy_sequences(Load *l, Error *err)
 {
 	SeqSyncResult r;
 
-	if (!sequences_sync(l->src, l->tgt, l->cat, 0, &r, err))
+	/* create mode renames after this: the sequences are still the
+	   source's names */
+	if (!sequences_sync(l->src, l->tgt, l->cat,
+	                    l->cfg->schema_mode == SCHEMA_MODE_EXISTING, 0, &r,
+	                    err))
 		return false;
 	log_info("copied the values of %d sequences", r.set);
 	if (r.left_out > 0)
@@ -913,9 +943,12 @@ print_summary(const Load *l)
 static void
 load_free(Load *l)
 {
+	rename_free(&l->renames);
 	for (int i = 0; i < l->ntables; i++)
 	{
 		free(l->tables[i].tgt_qname);
+		free(l->tables[i].final_qname);
+		free(l->tables[i].tgt_columns);
 		free(l->tables[i].columns);
 		free(l->tables[i].where);
 	}
@@ -1111,6 +1144,29 @@ refuse_copy_only(const Load *l, Error *err)
 	                     "streams from one slot; or use another --task");
 }
 
+/*
+ * The load is done: in create mode the tables take their target names
+ * (load/renames.h) in the transaction that says so, so that a resumed run
+ * finds either the source's names and the load not done, or both done.
+ */
+static bool
+finish_load(Load *l, Error *err)
+{
+	Error ignored = ERR_INIT;
+
+	if (l->cfg->schema_mode != SCHEMA_MODE_CREATE)
+		return state_task_set_phase(&l->state, STATE_PHASE_LOADED, err);
+	if (!pg_exec(l->tgt, "BEGIN", err))
+		return false;
+	if (renames_apply(l->tgt, l->cat, l->cfg->on_existing == ON_EXISTING_DROP,
+	                  err) &&
+	    state_task_set_phase(&l->state, STATE_PHASE_LOADED, err) &&
+	    pg_exec(l->tgt, "COMMIT", err))
+		return true;
+	pg_exec(l->tgt, "ROLLBACK", &ignored);
+	return false;
+}
+
 static bool
 run_load(const TaskConfig *cfg, const ShardSpec *spec, int target,
          atomic_int *stop, Gate *gate, bool keep_slot, Error *err)
@@ -1136,6 +1192,14 @@ run_load(const TaskConfig *cfg, const ShardSpec *spec, int target,
 	    !pg_keep_session(l.src, NULL, PG_RECONNECT_MS, err) ||
 	    !pg_keep_session(l.tgt, NULL, PG_RECONNECT_MS, err) ||
 	    !preflight(&l, err) ||
+	    /* the selection and its renames are checked before the task's
+	       state exists: a bad rule changes nothing */
+	    !catalog_read(l.src, cfg->state_schema, &l.cat, err) ||
+	    !catalog_select(l.cat, cfg->include.items, cfg->include.count,
+	                    cfg->exclude.items, cfg->exclude.count, err) ||
+	    !rename_from_config(&l.renames, cfg, err) ||
+	    !catalog_rename(l.src, l.cat, &l.renames,
+	                    cfg->schema_mode == SCHEMA_MODE_CREATE, err) ||
 	    !state_open(&l.state, l.tgt, cfg->state_schema, cfg->task, err) ||
 	    !state_task_begin(&l.state, &l.st, err))
 		goto out;
@@ -1153,10 +1217,7 @@ run_load(const TaskConfig *cfg, const ShardSpec *spec, int target,
 		ok = true;
 		goto out;
 	}
-	if (!catalog_read(l.src, cfg->state_schema, &l.cat, err) ||
-	    !catalog_select(l.cat, cfg->include.items, cfg->include.count,
-	                    cfg->exclude.items, cfg->exclude.count, err) ||
-	    !source_refuse_row_security(l.src, l.cat, err) ||
+	if (!source_refuse_row_security(l.src, l.cat, err) ||
 	    !build_tables(&l, err) ||
 	    !rowfilter_check_all(l.src, l.cat, &cfg->filters, err))
 		goto out;
@@ -1214,6 +1275,7 @@ run_load(const TaskConfig *cfg, const ShardSpec *spec, int target,
 			    &cfg->filters, l.cat->tables[l.tables[i].cat].schema,
 			    l.cat->tables[l.tables[i].cat].name, NULL);
 			l.copy[i].where = l.tables[i].where;
+			l.copy[i].tgt_columns = l.tables[i].tgt_columns;
 		}
 		prog = progress_start(l.copy, est, l.ntables, cfg->progress_interval_s,
 		                      /* JSON lines are for machines, even on a
@@ -1256,8 +1318,7 @@ run_load(const TaskConfig *cfg, const ShardSpec *spec, int target,
 		         (double) (clock_ms() - t0) / 1000.0);
 	}
 	if (interrupted(&l, err) || !copy_sequences(&l, err) ||
-	    !refresh_matviews(&l, err) ||
-	    !state_task_set_phase(&l.state, STATE_PHASE_LOADED, err))
+	    !refresh_matviews(&l, err) || !finish_load(&l, err))
 		goto out;
 	print_summary(&l);
 	ok = true;

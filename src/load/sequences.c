@@ -83,9 +83,56 @@ read_source(PgConn *src, const CatSequence *s, PGresult **res, Error *err)
 	return ok;
 }
 
+/*
+ * The target's sequence for s when its owner table or column is renamed
+ * (malloc'd into *out), found through what owns it there; *out stays NULL
+ * otherwise, or when the target's column owns none.
+ */
+static bool
+target_sequence(PgConn *tgt, const Catalog *cat, const CatSequence *s,
+                char **out, Error *err)
+{
+	const CatTable *owner = NULL;
+	const char *col = s->owner_col;
+	bool renamed = false;
+	const char *params[2];
+	PGresult *res;
+
+	*out = NULL;
+	for (int t = 0; s->owner_relid != 0 && t < cat->ntables; t++)
+		if (cat->tables[t].relid == s->owner_relid)
+			owner = &cat->tables[t];
+	if (owner == NULL || !owner->selected || col == NULL)
+		return true;
+	renamed = owner->tgt_qname != NULL;
+	for (int c = 0; c < owner->ncols; c++)
+		if (strcmp(owner->cols[c].name, s->owner_col) == 0 &&
+		    owner->cols[c].tgt_name != NULL)
+		{
+			col = owner->cols[c].tgt_name;
+			renamed = true;
+		}
+	if (!renamed)
+		return true;
+	params[0] = catalog_tgt_qname(owner);
+	params[1] = col;
+	if (!pg_query(tgt, "SELECT pg_catalog.pg_get_serial_sequence($1, $2)", 2,
+	              params, &res, err))
+		return false;
+	if (!PQgetisnull(res, 0, 0) &&
+	    (*out = strdup(PQgetvalue(res, 0, 0))) == NULL)
+	{
+		PQclear(res);
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	}
+	PQclear(res);
+	return true;
+}
+
 bool
-sequences_sync(PgConn *src, PgConn *tgt, const Catalog *cat, int64_t margin,
-               SeqSyncResult *out, Error *err)
+sequences_sync(PgConn *src, PgConn *tgt, const Catalog *cat,
+               bool by_target_names, int64_t margin, SeqSyncResult *out,
+               Error *err)
 {
 	bool *kept = subset_kept_tables(cat);
 
@@ -99,6 +146,7 @@ sequences_sync(PgConn *src, PgConn *tgt, const Catalog *cat, int64_t margin,
 		char value_text[24];
 		PGresult *res = NULL, *set = NULL;
 		Error e = ERR_INIT;
+		char *tgt_seq = NULL;
 		int64_t value;
 		bool called;
 		SeqPlace place;
@@ -124,7 +172,14 @@ sequences_sync(PgConn *src, PgConn *tgt, const Catalog *cat, int64_t margin,
 		                        &called);
 		PQclear(res);
 		snprintf(value_text, sizeof(value_text), "%" PRId64, value);
-		params[0] = s->qname;
+		if (by_target_names && !target_sequence(tgt, cat, s, &tgt_seq, &e))
+		{
+			if (connection_lost(tgt, &e))
+				goto lost;
+			failed(out, s, "on the target: ", &e);
+			continue;
+		}
+		params[0] = tgt_seq != NULL ? tgt_seq : s->qname;
 		params[1] = value_text;
 		params[2] = called ? "true" : "false";
 		if (!pg_query(tgt,
@@ -132,6 +187,7 @@ sequences_sync(PgConn *src, PgConn *tgt, const Catalog *cat, int64_t margin,
 		              " $3::bool)",
 		              3, params, &set, &e))
 		{
+			free(tgt_seq);
 			if (connection_lost(tgt, &e))
 				goto lost;
 			if (pg_err_is(&e, "42P01"))
@@ -146,6 +202,7 @@ sequences_sync(PgConn *src, PgConn *tgt, const Catalog *cat, int64_t margin,
 			continue;
 		}
 		PQclear(set);
+		free(tgt_seq);
 		out->set++;
 		if (place == SEQ_PLACE_EXACT && margin != 0)
 			out->exact++;

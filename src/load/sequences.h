@@ -58,9 +58,13 @@ SeqPlace sequences_place(const CatSequence *s, int64_t last_value,
  * its bounds, refused) is counted in *out and named, and the others are
  * still set. The identity sequence of a table that cat's selection leaves
  * out is not set (pg_dump leaves it out with its table) and only counted.
+ * With by_target_names, a sequence owned by a table the task renames
+ * (catalog_rename) is the one the target's table and column own
+ * (pg_get_serial_sequence), wherever it lives there.
  * Fails only when a server cannot be reached any more.
  */
 bool sequences_sync(PgConn *src, PgConn *tgt, const Catalog *cat,
-                    int64_t margin, SeqSyncResult *out, Error *err);
+                    bool by_target_names, int64_t margin, SeqSyncResult *out,
+                    Error *err);
 
 #endif

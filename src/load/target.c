@@ -216,23 +216,31 @@ target_columns_compare(PgConn *tgt, const CatTable *src, const char *tgt_qname,
 	for (int c = 0; c < src->ncols; c++)
 	{
 		const CatColumn *sc = &src->cols[c];
+		const char *tname = catalog_tgt_col(sc);
+		char shown[300];
 		int r = 0;
 
-		while (r < n && strcmp(PQgetvalue(res, r, 0), sc->name) != 0)
+		/* a renamed column is named by both its names */
+		if (sc->tgt_name != NULL)
+			snprintf(shown, sizeof(shown), "\"%s\" (\"%s\" on the source)",
+			         tname, sc->name);
+		else
+			snprintf(shown, sizeof(shown), "\"%s\"", sc->name);
+		while (r < n && strcmp(PQgetvalue(res, r, 0), tname) != 0)
 			r++;
 		if (r == n)
 			snprintf(problem, sizeof(problem),
-			         "column \"%s\" (%s) is not on the target", sc->name,
+			         "column %s (%s) is not on the target", shown,
 			         sc->type_name);
 		else if (PQgetvalue(res, r, 3)[0] == 't')
 			snprintf(problem, sizeof(problem),
-			         "column \"%s\" is generated on the target, which computes "
+			         "column %s is generated on the target, which computes "
 			         "its values itself",
-			         sc->name);
+			         shown);
 		else if (!type_accepts(sc->type_name, PQgetvalue(res, r, 1)))
 			snprintf(problem, sizeof(problem),
-			         "column \"%s\" is %s on the source and %s on the target",
-			         sc->name, sc->type_name, PQgetvalue(res, r, 1));
+			         "column %s is %s on the source and %s on the target",
+			         shown, sc->type_name, PQgetvalue(res, r, 1));
 		else
 			continue;
 		found(table, problem, true, ctx);
@@ -242,7 +250,8 @@ target_columns_compare(PgConn *tgt, const CatTable *src, const char *tgt_qname,
 		bool copied = false;
 
 		for (int c = 0; c < src->ncols && !copied; c++)
-			copied = strcmp(src->cols[c].name, PQgetvalue(res, r, 0)) == 0;
+			copied = strcmp(catalog_tgt_col(&src->cols[c]),
+			                PQgetvalue(res, r, 0)) == 0;
 		if (copied)
 			continue;
 		if (PQgetvalue(res, r, 2)[0] == 't')

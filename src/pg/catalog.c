@@ -255,9 +255,18 @@ read_sequences(PgConn *conn, Catalog *cat, const char *skip_schema, Error *err)
 	              "  FROM pg_depend i WHERE i.classid = 'pg_class'::regclass"
 	              "  AND i.objid = c.oid AND i.refclassid = "
 	              "'pg_class'::regclass"
-	              "  AND i.deptype = 'i' LIMIT 1), 0) FROM pg_class c"
+	              "  AND i.deptype = 'i' LIMIT 1), 0),"
+	              " coalesce(o.refobjid, 0), coalesce(a.attname, '')"
+	              " FROM pg_class c"
 	              " JOIN pg_namespace n ON n.oid = c.relnamespace"
 	              " JOIN pg_sequence s ON s.seqrelid = c.oid"
+	              " LEFT JOIN LATERAL (SELECT d.refobjid, d.refobjsubid"
+	              "  FROM pg_depend d WHERE d.classid = 'pg_class'::regclass"
+	              "  AND d.objid = c.oid AND d.refclassid = "
+	              "'pg_class'::regclass AND d.deptype IN ('a', 'i')"
+	              "  AND d.refobjsubid > 0 LIMIT 1) o ON true"
+	              " LEFT JOIN pg_attribute a ON a.attrelid = o.refobjid"
+	              "  AND a.attnum = o.refobjsubid"
 	              " WHERE c.relkind = 'S'"
 	              " AND NOT EXISTS (SELECT 1 FROM pg_depend d"
 	              "   WHERE d.classid = 'pg_class'::regclass AND d.objid = "
@@ -267,7 +276,7 @@ read_sequences(PgConn *conn, Catalog *cat, const char *skip_schema, Error *err)
 	              " $1) AND n.nspname NOT LIKE 'pg\\_%'"
 	              " ORDER BY 1, 2"
 	            : "SELECT n.nspname, c.relname, 1, -9223372036854775808,"
-	              " 9223372036854775807, false, 0 FROM pg_class c"
+	              " 9223372036854775807, false, 0, 0, '' FROM pg_class c"
 	              " JOIN pg_namespace n ON n.oid = c.relnamespace"
 	              " WHERE c.relkind = 'S'"
 	              " AND NOT EXISTS (SELECT 1 FROM pg_depend d"
@@ -299,6 +308,9 @@ read_sequences(PgConn *conn, Catalog *cat, const char *skip_schema, Error *err)
 		s->max_value = strtoll(PQgetvalue(res, i, 4), NULL, 10);
 		s->cycle = PQgetvalue(res, i, 5)[0] == 't';
 		s->identity_relid = (uint32_t) strtoul(PQgetvalue(res, i, 6), NULL, 10);
+		s->owner_relid = (uint32_t) strtoul(PQgetvalue(res, i, 7), NULL, 10);
+		if (s->owner_relid != 0)
+			s->owner_col = xstrdup(PQgetvalue(res, i, 8), &oom);
 	}
 	PQclear(res);
 	if (oom)
@@ -350,7 +362,14 @@ catalog_free(Catalog *cat)
 		{
 			free(t->cols[c].name);
 			free(t->cols[c].type_name);
+			free(t->cols[c].tgt_name);
 		}
+		for (int c = 0; c < t->nremoved; c++)
+			free(t->removed[c]);
+		free(t->removed);
+		free(t->tgt_schema);
+		free(t->tgt_name);
+		free(t->tgt_qname);
 		free(t->cols);
 		free(t->schema);
 		free(t->name);
@@ -361,6 +380,7 @@ catalog_free(Catalog *cat)
 		free(cat->seqs[i].schema);
 		free(cat->seqs[i].name);
 		free(cat->seqs[i].qname);
+		free(cat->seqs[i].owner_col);
 	}
 	free(cat->tables);
 	free(cat->seqs);

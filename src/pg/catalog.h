@@ -15,6 +15,7 @@
 
 #include "base/err.h"
 #include "pg/pg.h"
+#include "route/rename.h"
 
 typedef struct CatColumn
 {
@@ -25,6 +26,9 @@ typedef struct CatColumn
 	bool binary_carries;
 	/* that, and a built-in type (after domains): same OID on every server */
 	bool binary_safe;
+	/* its name on the target when renamed (catalog_rename), else NULL;
+	   owned */
+	char *tgt_name;
 } CatColumn;
 
 typedef struct CatTable
@@ -45,6 +49,13 @@ typedef struct CatTable
 	CatColumn *cols; /* copyable columns: not dropped, not generated */
 	int ncols;
 	bool selected; /* chosen by the task's patterns (leaves only) */
+	/* catalog_rename: its names on the target when a rule renames it, else
+	   NULL (the same as schema, name, qname); all owned */
+	char *tgt_schema;
+	char *tgt_name;
+	char *tgt_qname;
+	char **removed; /* the columns it does not move, taken out of cols */
+	int nremoved;
 } CatTable;
 
 /*
@@ -63,6 +74,10 @@ typedef struct CatSequence
 	/* the table whose identity column owns it (pg_dump creates it with that
 	 * table, never alone), or 0 */
 	uint32_t identity_relid;
+	/* the table and column owning it (serial, identity: ALTER TABLE moves
+	   it along), or 0 and NULL; owner_col owned */
+	uint32_t owner_relid;
+	char *owner_col;
 } CatSequence;
 
 typedef struct Catalog
@@ -93,6 +108,27 @@ void catalog_free(Catalog *cat);
  */
 bool catalog_select(Catalog *cat, char *const *include, int ninclude,
                     char *const *exclude, int nexclude, Error *err);
+
+/*
+ * Applies rules (route/rename: the task's rename.*, remove_columns and
+ * table-mapping transformations) to the selected tables: each table's and column's target
+ * names, and its removed columns taken out of cols into removed. Reads on
+ * conn what a removed column is needed by. Fails (ERR_CONFIG, naming the
+ * task file's line) on a rule that names no selected table or column, two
+ * tables or two columns onto one target name, a removed column of the
+ * replica identity (the stream could not find the rows), and, with
+ * `create` (the target's schema comes from the source's), a removed column
+ * another object needs (an index, a constraint, a generated column, a
+ * view), naming them.
+ */
+bool catalog_rename(PgConn *conn, Catalog *cat, const Renames *rules,
+                    bool create, Error *err);
+
+/* t's target name: tgt_qname when renamed, else qname. */
+const char *catalog_tgt_qname(const CatTable *t);
+
+/* c's target name: tgt_name when renamed, else name. */
+const char *catalog_tgt_col(const CatColumn *c);
 
 /* Index of schema.name in cat->tables, or -1. */
 int catalog_find(const Catalog *cat, const char *schema, const char *name);

@@ -229,7 +229,9 @@ state_columns_record(const State *s, const CatTable *t, Error *err)
 	buf_add(&types, "{", 1, err);
 	for (int i = 0; i < t->ncols; i++)
 	{
-		pg_array_item(&names, t->cols[i].name, err);
+		/* the target's names: the follow statement compares the target's
+		   side (the stream sends it so, route/rename) */
+		pg_array_item(&names, catalog_tgt_col(&t->cols[i]), err);
 		pg_array_item(&types, t->cols[i].type_name, err);
 	}
 	buf_add(&names, "}", 1, err);

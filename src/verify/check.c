@@ -366,7 +366,10 @@ run_checks(Check *c, Error *err)
 	    !catalog_read(c->src, cfg->state_schema, &c->cat, err) ||
 	    !catalog_select(c->cat, cfg->include.items, cfg->include.count,
 	                    cfg->exclude.items, cfg->exclude.count, err) ||
-	    !rowfilter_check_all(c->src, c->cat, &cfg->filters, err))
+	    !rowfilter_check_all(c->src, c->cat, &cfg->filters, err) ||
+	    !rename_from_config(&c->renames, cfg, err) ||
+	    !catalog_rename(c->src, c->cat, &c->renames,
+	                    cfg->schema_mode == SCHEMA_MODE_CREATE, err))
 		return false;
 	c->selected_oids = oid_array(c->cat, CHECK_TABLES_SELECTED);
 	c->published_oids = oid_array(c->cat, CHECK_TABLES_PUBLISHED);
@@ -434,6 +437,7 @@ check_free(Check *c)
 	free(c->selected_oids);
 	free(c->published_oids);
 	catalog_free(c->cat);
+	rename_free(&c->renames);
 	check_report_free(&c->rep);
 	pg_close(c->src);
 	pg_close(c->tgt);

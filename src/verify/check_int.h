@@ -131,7 +131,8 @@ typedef struct Check
 	char src_db[128];
 	char tgt_db[128];
 	Catalog *cat;
-	char **shown; /* per cat->tables: quote_ident form; owned */
+	Renames renames; /* the task's (route/rename) */
+	char **shown;    /* per cat->tables: quote_ident form; owned */
 	/* per cat->tables: the index of the table it loads into (existing mode:
 	 * itself or its nearest ancestor on the target), or -1; owned */
 	int *into;

@@ -385,7 +385,7 @@ check_resolve_targets(Check *c, Error *err)
 		}
 		for (int depth = 0; idx >= 0 && depth < 64 && c->into[i] < 0; depth++)
 		{
-			const char *tp[1] = {c->cat->tables[idx].qname};
+			const char *tp[1] = {catalog_tgt_qname(&c->cat->tables[idx])};
 			bool exists;
 
 			if (!check_query_bool(c->tgt, "SELECT to_regclass($1) IS NOT NULL",
@@ -508,10 +508,19 @@ check_target_tables(Check *c, Error *err)
 		if (!check_first_of_target(c, i) ||
 		    check_registered(c, t->schema, t->name))
 			continue;
-		if (!target_examine(c->tgt, c->cfg, started,
-		                    c->cat->tables[c->into[i]].qname, true, &v, err))
+		const CatTable *into = &c->cat->tables[c->into[i]];
+		char shown[256]; /* fits the finding's other texts */
+
+		if (!target_examine(c->tgt, c->cfg, started, catalog_tgt_qname(into),
+		                    true, &v, err))
 			return false;
-		in_the_way(c, check_shown(c, c->into[i]), &v);
+		/* a renamed table is named by both its names */
+		if (into->tgt_qname != NULL)
+			snprintf(shown, sizeof(shown), "%s (%s on the target)",
+			         check_shown(c, c->into[i]), into->tgt_qname);
+		else
+			snprintf(shown, sizeof(shown), "%s", check_shown(c, c->into[i]));
+		in_the_way(c, shown, &v);
 	}
 	return true;
 }
@@ -544,9 +553,10 @@ check_target_columns(Check *c, Error *err)
 		return true;
 	for (int i = 0; i < c->cat->ntables; i++)
 		if (c->cat->tables[i].selected && c->into[i] >= 0 &&
-		    !target_columns_compare(c->tgt, &c->cat->tables[i],
-		                            c->cat->tables[c->into[i]].qname,
-		                            column_mismatch, c, err))
+		    !target_columns_compare(
+		        c->tgt, &c->cat->tables[i],
+		        catalog_tgt_qname(&c->cat->tables[c->into[i]]), column_mismatch,
+		        c, err))
 			return false;
 	return true;
 }
@@ -755,7 +765,7 @@ check_target_privileges(Check *c, Error *err)
 
 			if (!check_first_of_target(c, i))
 				continue;
-			tp[0] = c->cat->tables[c->into[i]].qname;
+			tp[0] = catalog_tgt_qname(&c->cat->tables[c->into[i]]);
 			name = check_shown(c, c->into[i]);
 			if (!pg_query(c->tgt,
 			              "SELECT concat_ws(', ',"

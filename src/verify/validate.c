@@ -97,6 +97,7 @@ run_free(VRun *r)
 {
 	tables_free(r->tables, r->ntables);
 	r->tables = NULL;
+	rename_free(&r->renames);
 	insert_only_watch_free(&r->io);
 	pthread_mutex_destroy(&r->lock);
 	pthread_cond_destroy(&r->cond);
@@ -147,7 +148,8 @@ run_validation(VRun *r, Error *err)
 	 * byte order, and for the tests of the form older servers get */
 	r->hash_ext = getenv("PGTIDE_VALIDATE_PORTABLE") == NULL &&
 	              r->src_version >= 110000 && r->tgt_version >= 110000;
-	if (!catalog_read(src, r->cfg->state_schema, &cat, err) ||
+	if (!rename_from_config(&r->renames, r->cfg, err) ||
+	    !catalog_read(src, r->cfg->state_schema, &cat, err) ||
 	    !tables_pick(r, tgt, cat, &picks, &npicks, &from_state, err) ||
 	    !tables_build(r, cat, picks, npicks, err))
 		goto out;
@@ -205,6 +207,7 @@ run_init(VRun *r, const TaskConfig *cfg, ValidateMode mode, atomic_int *stop)
 {
 	memset(r, 0, sizeof(*r));
 	r->cfg = cfg;
+	rename_init(&r->renames);
 	r->mode = mode;
 	r->stop = stop;
 	pthread_mutex_init(&r->lock, NULL);

@@ -13,8 +13,85 @@
 
 #include "base/buf.h"
 #include "pg/pg.h"
+#include "route/rename.h"
 
 #define VALIDATE_ROW_TEXT 200 /* characters of a keyless row shown */
+
+/*
+ * The task's renames (route/rename) on the source's side: its columns and
+ * key take their target names, removed columns leave the comparison (a key
+ * that loses one leaves the table keyless), and *from becomes the source
+ * read as the target names it, "(SELECT a AS b, ... FROM ONLY s)". *from
+ * stays NULL when nothing is renamed or several sources share the target.
+ */
+static bool
+rename_source(const VRun *r, const VTable *t, VColumn *sc, int *nsc, char **key,
+              int *nkey, char **from, Error *err)
+{
+	RenamedTable rt;
+	char **names;
+	Buf sel = BUF_INIT(VALIDATE_SQL_MAX);
+	int kept = 0;
+	bool ok;
+
+	if (rename_none(&r->renames) || t->nsrc != 1)
+		return true;
+	names = calloc((size_t) *nsc + 1, sizeof(char *));
+	if (names == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	for (int i = 0; i < *nsc; i++)
+		names[i] = sc[i].name;
+	ok = rename_table(&r->renames, t->src_schema, t->src_table, names, *nsc,
+	                  NULL, &rt, err);
+	free(names);
+	if (!ok)
+		return false;
+	if (!rt.renamed)
+	{
+		rename_table_free(&rt);
+		return true;
+	}
+	buf_add_str(&sel, "(SELECT ", err);
+	for (int i = 0; i < *nsc; i++)
+	{
+		char *from_id = pg_quote_ident(sc[i].name);
+		char *to_id = rt.cols[i] != NULL ? pg_quote_ident(rt.cols[i]) : NULL;
+
+		for (int k = 0; k < *nkey; k++)
+			if (strcmp(key[k], sc[i].name) == 0)
+			{
+				free(key[k]);
+				/* a removed key column: no column of the target matches it,
+				   and describe_table leaves the table keyless */
+				key[k] = strdup(rt.cols[i] != NULL ? rt.cols[i] : "");
+			}
+		if (rt.cols[i] != NULL)
+			buf_printf(&sel, err, "%s%s AS %s", kept ? ", " : "",
+			           from_id != NULL ? from_id : "",
+			           to_id != NULL ? to_id : "");
+		free(from_id);
+		free(to_id);
+		free(sc[i].name);
+		if (rt.cols[i] == NULL)
+		{
+			free(sc[i].type);
+			continue;
+		}
+		sc[i].name = strdup(rt.cols[i]);
+		sc[kept++] = sc[i];
+	}
+	*nsc = kept;
+	/* the shard's share and the row filter, as the unrenamed query has them
+	   (describe_table) */
+	buf_printf(&sel, err, "%sFROM ONLY %s WHERE true%s%s%s%s%s%s)",
+	           kept ? " " : "", t->srcs[0], t->src_where ? " AND (" : "",
+	           t->src_where ? t->src_where : "", t->src_where ? ")" : "",
+	           t->src_filters[0] ? " AND (" : "",
+	           t->src_filters[0] ? t->src_filters[0] : "",
+	           t->src_filters[0] ? "\n)" : "");
+	rename_table_free(&rt);
+	return buf_take(&sel, from, err);
+}
 
 /*
  * Reads what comparing t takes on both sides (columns, key, target relation
@@ -32,6 +109,7 @@ describe_table(const VRun *r, PgConn *src, PgConn *tgt, VTable *t, Error *err)
 	Buf missing = BUF_INIT(VALIDATE_SQL_MAX), expr = BUF_INIT(VALIDATE_SQL_MAX);
 	Buf cols = BUF_INIT(VALIDATE_SQL_MAX);
 	Buf list = BUF_INIT(VALIDATE_SQL_MAX), text = BUF_INIT(VALIDATE_SQL_MAX);
+	char *renamed_from = NULL; /* the source as the target names it */
 	bool ok = false;
 
 	if (t->status != VS_EQUAL)
@@ -54,7 +132,8 @@ describe_table(const VRun *r, PgConn *src, PgConn *tgt, VTable *t, Error *err)
 		                          err);
 	if (!columns_read(src, t->srcs[0], true, &sc, &nsc, err) ||
 	    !columns_read(tgt, t->tgt_qname, false, &tc, &ntc, err) ||
-	    !columns_read_key(src, t->srcs[0], &key, &nkey, err))
+	    !columns_read_key(src, t->srcs[0], &key, &nkey, err) ||
+	    !rename_source(r, t, sc, &nsc, key, &nkey, &renamed_from, err))
 		goto out;
 	for (int i = 0; i < nsc; i++)
 		if (columns_find(tc, ntc, sc[i].name) < 0)
@@ -95,7 +174,9 @@ describe_table(const VRun *r, PgConn *src, PgConn *tgt, VTable *t, Error *err)
 	           VALIDATE_ROW_TEXT);
 	if (!buf_take(&expr, &t->row_expr, err))
 		goto out;
-	if (t->nsrc == 1 && t->src_filters[0] == NULL && t->src_where == NULL)
+	if (renamed_from != NULL)
+		buf_printf(&expr, err, "%s AS r", renamed_from);
+	else if (t->nsrc == 1 && t->src_filters[0] == NULL && t->src_where == NULL)
 		buf_printf(&expr, err, "ONLY %s AS r", t->srcs[0]);
 	else
 	{
@@ -193,5 +274,6 @@ out:
 	columns_free(sc, nsc);
 	columns_free(tc, ntc);
 	strv_free(key, nkey);
+	free(renamed_from);
 	return ok;
 }

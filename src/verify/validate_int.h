@@ -26,6 +26,7 @@
 #include "load/insert_only.h"
 #include "pg/catalog.h"
 #include "pg/pg.h"
+#include "route/rename.h"
 #include "route/shard.h"
 #include "verify/validate.h"
 
@@ -77,10 +78,12 @@ extern const char *const vstatus_names[]; /* by VStatus */
 typedef struct VTable
 {
 	/* what: fixed once described, read by workers without the lock */
-	char *name;      /* source schema.name (or the target's, for several) */
-	char *tgt_qname; /* "schema"."name" on the target */
-	char *tgt_name;  /* schema.name on the target */
-	char **srcs;     /* quoted source relations */
+	char *name;       /* source schema.name (or the target's, for several) */
+	char *tgt_qname;  /* "schema"."name" on the target */
+	char *tgt_name;   /* schema.name on the target */
+	char *src_schema; /* the first source's names, for route/rename */
+	char *src_table;
+	char **srcs; /* quoted source relations */
 	char **src_names;
 	/* per source, the task file's row filter, or NULL: the source side
 	   reads only the rows it keeps (decision 0029); views into the cfg */
@@ -125,6 +128,7 @@ typedef struct VTable
 typedef struct VRun
 {
 	const TaskConfig *cfg;
+	Renames renames; /* the task's renames and removed columns */
 	ValidateMode mode;
 	atomic_int *stop;
 	VTable *tables;

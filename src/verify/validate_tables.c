@@ -41,12 +41,39 @@ unquote_qname(const char *q)
 	return out;
 }
 
+/*
+ * Where a selected table lives on the target without the task's state: its
+ * name after the task's renames (malloc'd). NULL with *oom, or with *oom
+ * and err set when the rules fail.
+ */
+static char *
+target_qname(const VRun *r, const CatTable *ct, bool *oom, Error *err)
+{
+	RenamedTable rt;
+	char *out;
+
+	if (rename_none(&r->renames))
+		out = strdup(ct->qname);
+	else if (!rename_table(&r->renames, ct->schema, ct->name, NULL, 0, NULL,
+	                       &rt, err))
+		out = NULL;
+	else
+	{
+		out = rt.renamed ? pg_qualify(rt.schema, rt.name) : strdup(ct->qname);
+		rename_table_free(&rt);
+	}
+	*oom |= out == NULL;
+	return out;
+}
+
 static void
 table_free(VTable *t)
 {
 	free(t->name);
 	free(t->tgt_qname);
 	free(t->tgt_name);
+	free(t->src_schema);
+	free(t->src_table);
 	strv_free(t->srcs, t->nsrc);
 	strv_free(t->src_names, t->nsrc);
 	free((void *) (uintptr_t) t->src_filters);
@@ -170,7 +197,7 @@ tables_pick(VRun *r, PgConn *tgt, Catalog *cat, VPick **out, int *n,
 				continue;
 			p[np].schema = strdup(ct->schema);
 			p[np].name = strdup(ct->name);
-			p[np].tgt_qname = strdup(ct->qname);
+			p[np].tgt_qname = target_qname(r, ct, &oom, err);
 			oom |= !p[np].schema || !p[np].name || !p[np].tgt_qname;
 			p[np].cat = i;
 			p[np].keep = true;
@@ -273,7 +300,11 @@ tables_build(VRun *r, const Catalog *cat, VPick *p, int np, Error *err)
 			t->tgt_name = unquote_qname(p[i].tgt_qname);
 			if (asprintf(&t->name, "%s.%s", p[i].schema, p[i].name) < 0)
 				t->name = NULL;
-			if (t->tgt_qname == NULL || t->tgt_name == NULL || t->name == NULL)
+			t->src_schema = strdup(p[i].schema);
+			t->src_table = strdup(p[i].name);
+			if (t->tgt_qname == NULL || t->tgt_name == NULL ||
+			    t->name == NULL || t->src_schema == NULL ||
+			    t->src_table == NULL)
 				return err_set(err, ERR_INTERNAL, "out of memory");
 		}
 		else if (t->nsrc == 1)

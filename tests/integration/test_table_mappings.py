@@ -101,16 +101,19 @@ def test_selection_rules_move_exactly_the_tables_they_select(
 
 UNSUPPORTED = [
     ({"rule-type": "transformation", "rule-id": "7", "rule-name": "7",
-      "rule-target": "schema", "object-locator": {"schema-name": "sales"},
-      "rule-action": "rename", "value": "shop"},
-     'rule "7" (rule-type "transformation", rule-action "rename"): '
-     "transformation rules"),
-    ({"rule-type": "transformation", "rule-id": "8", "rule-name": "8",
       "rule-target": "column",
+      "object-locator": {"schema-name": "sales", "table-name": "order_1"},
+      "rule-action": "add-column", "value": "c", "expression": "1",
+      "data-type": {"type": "int4"}},
+     'rule "7" (rule-type "transformation", rule-action "add-column"): '
+     "this rule-action on a column is"),
+    ({"rule-type": "transformation", "rule-id": "8", "rule-name": "8",
+      "rule-target": "table-tablespace",
       "object-locator": {"schema-name": "sales", "table-name": "order_1",
-                         "column-name": "v"},
-      "rule-action": "remove-column"},
-     'rule "8" (rule-type "transformation", rule-action "remove-column")'),
+                         "table-tablespace-name": "%"},
+      "rule-action": "rename", "value": "fast"},
+     'rule "8" (rule-type "transformation", rule-action "rename"): '
+     'rule-target "table-tablespace"'),
     (selection(9, "include", "sales", "order_1", filters=[
         {"filter-type": "source", "column-name": "id",
          "filter-conditions": [{"filter-operator": "gte", "value": "10"},
@@ -134,7 +137,7 @@ UNSUPPORTED = [
 
 
 @pytest.mark.parametrize("rule,message", UNSUPPORTED,
-                         ids=["rename", "remove-column", "filter",
+                         ids=["add-column", "tablespace", "filter",
                               "table-settings", "view", "unknown"])
 def test_unsupported_rule_is_one_error_and_touches_nothing(
         pgtide, source_db, target_db, tmp_path, rule, message):

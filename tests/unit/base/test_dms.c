@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "base/config.h"
+#include "route/rename.h"
 
 static char dir[] = "/tmp/pgtide_test_dms_XXXXXX";
 
@@ -142,6 +143,77 @@ test_selection_rules(void **state)
 	config_free(&cfg);
 }
 
+/* Transformation rules reach route/rename as wildcard rules; a rule
+ * without the value its action needs is refused, naming the field. */
+static void
+test_transformation_rules(void **state)
+{
+	Error err = ERR_INIT;
+	TaskConfig cfg;
+	Renames r;
+	RenamedTable t;
+	char *cols[] = {"tmp_a", "Note"};
+
+	(void) state;
+	assert_true(read_text(
+	    &cfg,
+	    "{\"rules\": [" RULE(
+	        "1", "include", "s%",
+	        "%") ",\n"
+	             "{\"rule-type\": \"transformation\", \"rule-id\": \"2\", "
+	             "\"rule-target\": \"table\", \"object-locator\": "
+	             "{\"schema-name\": \"s%\", \"table-name\": \"o[_]%\"}, "
+	             "\"rule-action\": \"replace-prefix\", \"old-value\": \"o_\", "
+	             "\"value\": \"order_\"},\n"
+	             "{\"rule-type\": \"transformation\", \"rule-id\": \"3\", "
+	             "\"rule-target\": \"column\", \"object-locator\": "
+	             "{\"schema-name\": \"%\", \"table-name\": \"%\", "
+	             "\"column-name\": \"tmp%\"}, \"rule-action\": "
+	             "\"remove-column\"},\n"
+	             "{\"rule-type\": \"transformation\", \"rule-id\": \"4\", "
+	             "\"rule-target\": \"column\", \"object-locator\": "
+	             "{\"schema-name\": \"%\", \"table-name\": \"%\", "
+	             "\"column-name\": \"N%\"}, \"rule-action\": "
+	             "\"convert-lowercase\"}]}",
+	    &err));
+	assert_int_equal(cfg.transformations.count, 3);
+	rename_init(&r);
+	assert_true(rename_from_config(&r, &cfg, &err));
+	assert_int_equal(r.n, 3);
+	assert_true(rename_table(&r, "sales", "o_1", cols, 2, NULL, &t, &err));
+	assert_string_equal(t.name, "order_1");
+	assert_null(t.cols[0]);
+	assert_string_equal(t.cols[1], "note");
+	rename_table_free(&t);
+	rename_free(&r);
+	config_free(&cfg);
+
+	assert_string_equal(
+	    message_of("{\"rules\": [" RULE(
+	                   "1", "include", "s",
+	                   "t") ",\n"
+	                        "{\"rule-type\": \"transformation\", \"rule-id\": "
+	                        "\"2\", \"rule-target\": \"table\", "
+	                        "\"object-locator\": {\"schema-name\": \"s\", "
+	                        "\"table-name\": \"t\"}, \"rule-action\": "
+	                        "\"add-prefix\"}]}",
+	               &err),
+	    ":2: rule \"2\": no \"value\"");
+	assert_string_equal(
+	    message_of("{\"rules\": [" RULE(
+	                   "1", "include", "s",
+	                   "t") ",\n"
+	                        "{\"rule-type\": \"transformation\", \"rule-id\": "
+	                        "\"2\", \"rule-target\": \"table\", "
+	                        "\"object-locator\": {\"schema-name\": \"s\", "
+	                        "\"table-name\": \"t\"}, \"rule-action\": "
+	                        "\"remove-column\"}]}",
+	               &err),
+	    ":2: rule \"2\" (rule-type \"transformation\", rule-action "
+	    "\"remove-column\"): this rule-action on a table is not supported "
+	    "yet");
+}
+
 static void
 test_unsupported_rules(void **state)
 {
@@ -154,13 +226,15 @@ test_unsupported_rules(void **state)
 	            "1", "include", "s",
 	            "t") ",\n"
 	                 "{\"rule-type\": \"transformation\", \"rule-id\": \"2\", "
-	                 "\"rule-name\": \"2\", \"rule-target\": \"schema\", "
-	                 "\"object-locator\": {\"schema-name\": \"s\"}, "
-	                 "\"rule-action\": \"rename\", \"value\": \"x\"}]}",
+	                 "\"rule-name\": \"2\", \"rule-target\": \"column\", "
+	                 "\"object-locator\": {\"schema-name\": \"s\", "
+	                 "\"table-name\": \"t\"}, \"rule-action\": "
+	                 "\"change-data-type\", \"data-type\": {\"type\": "
+	                 "\"int8\"}}]}",
 	        &err),
 	    ":2: rule \"2\" (rule-type \"transformation\", rule-action "
-	    "\"rename\"): transformation rules (renames, column removal, "
-	    "prefixes, case) are not supported yet");
+	    "\"change-data-type\"): this rule-action on a column is not "
+	    "supported yet");
 	assert_non_null(strstr(err.hint, "selection rules"));
 	assert_string_equal(
 	    message_of("{\"rules\": [{\"rule-type\": \"table-settings\", "
@@ -366,6 +440,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_selection_rules),
+	    cmocka_unit_test(test_transformation_rules),
 	    cmocka_unit_test(test_unsupported_rules),
 	    cmocka_unit_test(test_malformed_files),
 	    cmocka_unit_test(test_patterns_and_mappings_refused_together),
