@@ -118,13 +118,13 @@ source_snapshot_txids(PgConn *src, const char *snapshot, char *out, size_t cap,
 }
 
 bool
-source_refuse_row_security(PgConn *src, const Catalog *cat, Error *err)
+source_row_security_tables(PgConn *src, const Catalog *cat, int **idx, int *n,
+                           Error *err)
 {
-	char names[512] = "";
-	size_t used = 0;
-	int n = 0;
 	PGresult *res;
 
+	*idx = NULL;
+	*n = 0;
 	if (!pg_query(src,
 	              "SELECT n.nspname, c.relname FROM pg_class c"
 	              " JOIN pg_namespace n ON n.oid = c.relnamespace"
@@ -135,19 +135,36 @@ source_refuse_row_security(PgConn *src, const Catalog *cat, Error *err)
 	              "  OR NOT pg_has_role(c.relowner, 'USAGE')) ORDER BY 1, 2",
 	              0, NULL, &res, err))
 		return false;
+	*idx = malloc(sizeof(int) * ((size_t) PQntuples(res) + 1));
+	if (*idx == NULL)
+	{
+		PQclear(res);
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	}
 	for (int i = 0; i < PQntuples(res); i++)
 	{
-		int idx =
-		    catalog_find(cat, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
+		int t = catalog_find(cat, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
 
-		if (idx < 0 || !cat->tables[idx].selected)
-			continue;
-		if (n++ < 5 && used < sizeof(names))
-			used +=
-			    (size_t) snprintf(names + used, sizeof(names) - used, "%s%s",
-			                      used > 0 ? ", " : "", cat->tables[idx].qname);
+		if (t >= 0 && cat->tables[t].selected)
+			(*idx)[(*n)++] = t;
 	}
 	PQclear(res);
+	return true;
+}
+
+bool
+source_refuse_row_security(PgConn *src, const Catalog *cat, Error *err)
+{
+	char names[512] = "";
+	size_t used = 0;
+	int *idx, n;
+
+	if (!source_row_security_tables(src, cat, &idx, &n, err))
+		return false;
+	for (int i = 0; i < n && i < 5 && used < sizeof(names); i++)
+		used += (size_t) snprintf(names + used, sizeof(names) - used, "%s%s",
+		                          i > 0 ? ", " : "", cat->tables[idx[i]].qname);
+	free(idx);
 	if (n == 0)
 		return true;
 	err_set(err, ERR_BLOCKED,

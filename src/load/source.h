@@ -50,6 +50,12 @@ bool source_ready(const PgConn *src, const SourceFacts *f, Error *err);
  */
 bool source_refuse_row_security(PgConn *src, const Catalog *cat, Error *err);
 
+/* The selected tables of cat whose rows row-level security hides from the
+ * source role, as indexes into cat->tables: *idx (malloc'd, freed by the
+ * caller) holds *n of them. */
+bool source_row_security_tables(PgConn *src, const Catalog *cat, int **idx,
+                                int *n, Error *err);
+
 /* room for a snapshot's txid_current_snapshot() text */
 #define SOURCE_TXIDS_MAX 1024
 

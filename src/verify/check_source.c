@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "load/lobjects.h"
+#include "load/source.h"
 
 /* A wal_sender_timeout below this cuts off a pgtide that is briefly slow. */
 #define CHECK_MIN_SENDER_TIMEOUT_MS 10000
@@ -434,35 +435,22 @@ check_read_privileges(Check *c, Error *err)
 bool
 check_row_security(Check *c, Error *err)
 {
-	const char *p1[1] = {c->selected_oids};
-	PGresult *res;
+	int *idx, n;
 
 	if (c->src_facts.superuser)
 		return true;
-	if (!pg_query(c->src,
-	              "SELECT c.oid FROM pg_class c WHERE c.oid = ANY($1::oid[])"
-	              " AND c.relrowsecurity AND NOT (SELECT rolbypassrls"
-	              "  FROM pg_roles WHERE rolname = current_user)"
-	              " AND (c.relforcerowsecurity"
-	              "  OR NOT pg_has_role(c.relowner, 'USAGE')) ORDER BY 1",
-	              1, p1, &res, err))
+	if (!source_row_security_tables(c->src, c->cat, &idx, &n, err))
 		return false;
-	for (int i = 0; i < PQntuples(res); i++)
-	{
-		const CatTable *t = check_table_by_oid(c->cat, PQgetvalue(res, i, 0));
-
-		if (t == NULL)
-			continue;
+	for (int i = 0; i < n; i++)
 		check_add(c, CHECK_ID_ROW_SECURITY, CHECK_BLOCKER,
-		          check_shown_table(c, t),
+		          check_shown_table(c, &c->cat->tables[idx[i]]),
 		          "its policies would hide rows from the copy and from "
 		          "validate; pgtide reads with row_security off, so the "
 		          "copy would fail",
 		          "connect as a role with BYPASSRLS (ALTER ROLE ... "
-		          "BYPASSRLS) or a superuser, or leave the table out with -T",
+		          "BYPASSRLS) or a superuser, or leave the tables out with -T",
 		          "row-level security applies to the source role");
-	}
-	PQclear(res);
+	free(idx);
 	return true;
 }
 
