@@ -103,7 +103,8 @@ filter_sql(Applier *a, Rel *r, Error *err)
 	     buf_add_str(&sql, "(", err);
 	for (int i = 0; ok && i < r->ncols; i++)
 		ok = (i == 0 || buf_add_str(&sql, ", ", err)) &&
-		     buf_add(&sql, r->cols[i].qname, strlen(r->cols[i].qname), err);
+		     buf_add(&sql, r->cols[i].src_quoted, strlen(r->cols[i].src_quoted),
+		             err);
 	ok = ok && buf_add_str(&sql, ")", err);
 	if (ok && (r->filter_sql = strdup(buf_str(&sql))) == NULL)
 		ok = err_set(err, ERR_INTERNAL, "out of memory");
@@ -183,7 +184,8 @@ fill_unchanged(Applier *a, Rel *r, PgoValue *vals, int n, PGresult **res,
 		if (vals[i].kind == 'u')
 		{
 			ok = (nread == 0 || buf_add_str(&sql, ", ", err)) &&
-			     buf_add(&sql, r->cols[i].qname, strlen(r->cols[i].qname), err);
+			     buf_add(&sql, r->cols[i].src_quoted,
+			             strlen(r->cols[i].src_quoted), err);
 			nread++;
 		}
 	ok = ok && buf_add_str(&sql, " FROM ONLY ", err) &&
@@ -198,7 +200,8 @@ fill_unchanged(Applier *a, Rel *r, PgoValue *vals, int n, PGresult **res,
 		keys[nkeys++] = vals[i];
 		snprintf(p, sizeof(p), " = $%d", nkeys);
 		ok = buf_add_str(&sql, nkeys > 1 ? " AND " : " ", err) &&
-		     buf_add(&sql, r->cols[i].qname, strlen(r->cols[i].qname), err) &&
+		     buf_add(&sql, r->cols[i].src_quoted, strlen(r->cols[i].src_quoted),
+		             err) &&
 		     buf_add(&sql, p, strlen(p), err);
 	}
 	ok = ok && texts(&vbuf, keys, nkeys, params, err) &&

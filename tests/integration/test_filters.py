@@ -281,3 +281,32 @@ def test_old_source_into_new_target_gives_the_source_answer(
     wait_caught_up(src, tgt)
     assert actual(tgt) == expected(src)
     assert p.stop() == 0
+
+
+def test_a_filtered_table_under_renames(pgtide, source_db, target_db,
+                                        tmp_path):
+    """A filtered table that is renamed too, one column renamed and one left
+    behind: the source answers the condition and gives the TOASTed values a
+    change left out under the source's names, the target takes the rows
+    under its own."""
+    source_db.execute(SOURCE)
+    path = task_file(tmp_path, source_db, target_db,
+                     [("public.orders", quoted(CONDITION))])
+    with open(path, "a") as f:
+        f.write("rename:\n"
+                "  tables:\n    public.orders: orders_v2\n"
+                "  columns:\n    public.orders.note: comment\n"
+                "remove_columns: [public.orders.total]\n")
+    p = pgtide.start("migrate", "--config", path, "--progress-interval", "1")
+    p.wait_for_output(r"streaming from slot", timeout=120)
+    edges(source_db)
+    wait_caught_up(source_db, target_db)
+    want = rows(source_db, "SELECT (id, created_at, region, note)::text"
+                           f" FROM orders WHERE {CONDITION}")
+    got = rows(target_db, "SELECT (id, created_at, region, comment)::text"
+                          " FROM orders_v2")
+    assert got == want
+    assert p.poll() is None, p.read_stderr()
+    r = pgtide.run("validate", "--config", path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert p.stop() == 0
