@@ -90,12 +90,14 @@ SQL
 APP="postgresql://shop_app@127.0.0.1:$SP/shop"
 
 say "pgtide check: what would not migrate, before anything is touched"
-if "$PGTIDE" check --source "$SRC" --target "$TGT" --task demo; then
-	echo "demo: check was expected to find pgbench_history (no key)" >&2
-	exit 1
-fi
+# pgbench_history has no key: a warning (the table would stream its
+# inserts only), not a blocker, so check succeeds and names it
+"$PGTIDE" check --source "$SRC" --target "$TGT" --task demo | tee "$DIR/check.txt" ||
+	{ echo "demo: check found a blocker" >&2; exit 1; }
+grep -q "no_replica_identity *public.pgbench_history" "$DIR/check.txt" ||
+	{ echo "demo: check was expected to name pgbench_history (no key)" >&2; exit 1; }
 echo
-echo "fixing what check asked for: a key on pgbench_history"
+echo "fixing what check warned about: a key on pgbench_history"
 psql -X -q "$SRC" -c "ALTER TABLE pgbench_history ADD COLUMN hid bigserial PRIMARY KEY" \
 	-c "GRANT USAGE ON SEQUENCE pgbench_history_hid_seq TO shop_app"
 "$PGTIDE" check --source "$SRC" --target "$TGT" --task demo
