@@ -99,6 +99,9 @@ dropped_find(Cutover *c, Error *err)
 	StateTable *tables = NULL;
 	int n = 0;
 	char names[512];
+	Buf names_array = BUF_INIT(64 * 1024 * 1024);
+	const char *params[1];
+	PGresult *res;
 	bool ok = false;
 
 	if (!state_tables_load(&c->state, &tables, &n, err))
@@ -109,45 +112,55 @@ dropped_find(Cutover *c, Error *err)
 		err_set(err, ERR_INTERNAL, "out of memory");
 		goto out;
 	}
+	/* one question for every table: a task may have thousands */
+	if (!buf_add_str(&names_array, "{", err))
+		goto out;
 	for (int i = 0; i < n; i++)
 	{
 		char *qname = pg_qualify(tables[i].src_schema, tables[i].src_name);
-		const char *params[1] = {qname};
-		PGresult *res;
-		bool gone;
+		bool added = qname != NULL && pg_array_item(&names_array, qname, err);
 
-		if (qname == NULL)
+		free(qname);
+		if (!added)
 		{
-			err_set(err, ERR_INTERNAL, "out of memory");
+			if (qname == NULL)
+				err_set(err, ERR_INTERNAL, "out of memory");
 			goto out;
 		}
-		if (!pg_query(c->src, "SELECT to_regclass($1) IS NULL", 1, params, &res,
-		              err))
+	}
+	if (!buf_add_str(&names_array, "}", err))
+		goto out;
+	params[0] = buf_str(&names_array);
+	if (!pg_query(c->src,
+	              "SELECT i - 1 FROM unnest($1::text[]) WITH ORDINALITY"
+	              " AS u(q, i) WHERE to_regclass(q) IS NULL ORDER BY i",
+	              1, params, &res, err))
+		goto out;
+	for (int r = 0; r < PQntuples(res); r++)
+	{
+		int i = (int) strtol(PQgetvalue(res, r, 0), NULL, 10);
+		char *qname = pg_qualify(tables[i].src_schema, tables[i].src_name);
+
+		if (qname == NULL || !not_renamed(c, &tables[i], err))
 		{
+			if (qname == NULL)
+				err_set(err, ERR_INTERNAL, "out of memory");
 			free(qname);
+			PQclear(res);
 			goto out;
 		}
-		gone = PQgetvalue(res, 0, 0)[0] == 't';
-		PQclear(res);
-		if (gone && !not_renamed(c, &tables[i], err))
-		{
-			free(qname);
-			goto out;
-		}
-		for (int t = 0; gone && t < c->ntables; t++)
+		for (int t = 0; t < c->ntables; t++)
 			if (strcmp(c->tables[t], qname) == 0)
 			{
 				drop_from_list(c, t);
 				break;
 			}
 		free(qname);
-		if (gone)
-		{
-			/* moved: the entry's strings now belong to c->dropped */
-			c->dropped[c->ndropped++] = tables[i];
-			memset(&tables[i], 0, sizeof(tables[i]));
-		}
+		/* moved: the entry's strings now belong to c->dropped */
+		c->dropped[c->ndropped++] = tables[i];
+		memset(&tables[i], 0, sizeof(tables[i]));
 	}
+	PQclear(res);
 	ok = true;
 	if (c->ndropped == 0 || c->cfg->cutover_dropped != DROPPED_REFUSE)
 		goto out;
@@ -166,6 +179,7 @@ dropped_find(Cutover *c, Error *err)
 	              "--dropped-tables keep leaves them and their rows there");
 	ok = false;
 out:
+	buf_free(&names_array);
 	state_tables_free(tables, n);
 	return ok;
 }
