@@ -287,18 +287,24 @@ HASHED = ("  key: account_id\n  method: hash\n  tables:\n"
           "    public.audit: target shard2\n    public.users: key id\n")
 
 
+def assert_hashed_image(source_db, targets):
+    """Each target holds exactly the rows HASHED routes to it."""
+    def by_key(col):
+        return lambda row, i: target_index(str(row[col]), 3) == i
+    assert_routed(source_db, targets, "accounts", by_key(0))
+    assert_routed(source_db, targets, "orders", by_key(1))
+    assert_routed(source_db, targets, "users", by_key(0))
+    assert_routed(source_db, targets, "plans", lambda row, i: True)
+    assert_routed(source_db, targets, "audit", lambda row, i: i == 1)
+
+
 def test_copy_loads_each_target_with_exactly_its_rows(
         pgtide, source_db, targets, tmp_path):
     source_db.execute(LOADED)
     path = task_file(tmp_path, source_db, targets, HASHED)
     r = pgtide.run("copy", "--config", path)
     assert r.returncode == 0, r.stderr
-    by_key = lambda col: (lambda row, i: target_index(str(row[col]), 3) == i)  # noqa: E731
-    assert_routed(source_db, targets, "accounts", by_key(0))
-    assert_routed(source_db, targets, "orders", by_key(1))
-    assert_routed(source_db, targets, "users", by_key(0))
-    assert_routed(source_db, targets, "plans", lambda row, i: True)
-    assert_routed(source_db, targets, "audit", lambda row, i: i == 1)
+    assert_hashed_image(source_db, targets)
     # every row somewhere: the shares add up to the source
     assert sum(db.query_one("SELECT count(*) FROM orders")
                for db in targets) == 3000
@@ -438,12 +444,7 @@ def test_kill_during_the_sharded_load_then_resume(
 
     r = pgtide.run("copy", "--config", path, *split)
     assert r.returncode == 0, r.stderr
-    by_key = lambda col: (lambda row, i: target_index(str(row[col]), 3) == i)  # noqa: E731
-    assert_routed(source_db, targets, "accounts", by_key(0))
-    assert_routed(source_db, targets, "orders", by_key(1))
-    assert_routed(source_db, targets, "users", by_key(0))
-    assert_routed(source_db, targets, "plans", lambda row, i: True)
-    assert_routed(source_db, targets, "audit", lambda row, i: i == 1)
+    assert_hashed_image(source_db, targets)
 
 
 def validate_each_target_against_its_share(pgtide, source_db, targets, path):
