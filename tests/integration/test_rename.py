@@ -10,6 +10,7 @@ import random
 
 from cdc_helpers import Workload, start_migrate, wait_caught_up
 from conftest import wait_for
+from helpers import hostile_settings
 
 SOURCE = """
     CREATE SCHEMA shop;
@@ -152,7 +153,11 @@ def test_create_mode_renames_under_writes_then_validate_and_cutover(
         pgtide, source_db, target_db, tmp_path):
     source_db.execute(SOURCE)
     cfg = write_task(tmp_path, source_db, target_db)
-    migrate_validate_cutover(pgtide, source_db, target_db, cfg, alter=True)
+    # hostile settings on both sides: the renamed rows must read back the
+    # same, whatever a database or role sets
+    with hostile_settings(source_db, target_db):
+        migrate_validate_cutover(pgtide, source_db, target_db, cfg,
+                                 alter=True)
     # the schema pgtide created, under the target's names: the removed
     # column is gone, the index follows the renamed column
     assert columns(target_db, "store.purchases") == \
