@@ -15,6 +15,7 @@ import signal
 import pytest
 
 from conftest import Database
+from helpers import hostile_settings
 
 SOURCE = """
     CREATE TABLE accounts (account_id bigint PRIMARY KEY, name text);
@@ -302,9 +303,14 @@ def test_copy_loads_each_target_with_exactly_its_rows(
         pgtide, source_db, targets, tmp_path):
     source_db.execute(LOADED)
     path = task_file(tmp_path, source_db, targets, HASHED)
-    r = pgtide.run("copy", "--config", path)
-    assert r.returncode == 0, r.stderr
-    assert_hashed_image(source_db, targets)
+    # hostile settings on the source and every target: a key's text form,
+    # which the hash reads, must not change with them
+    with hostile_settings(source_db, targets[0]), \
+            hostile_settings(source_db, targets[1]), \
+            hostile_settings(source_db, targets[2]):
+        r = pgtide.run("copy", "--config", path)
+        assert r.returncode == 0, r.stderr
+        assert_hashed_image(source_db, targets)
     # every row somewhere: the shares add up to the source
     assert sum(db.query_one("SELECT count(*) FROM orders")
                for db in targets) == 3000
