@@ -117,7 +117,7 @@ try_lock_once(TaskLock *l, int retry_ms, bool *taken, bool *connected,
 	if (*taken && l->since[0] == '\0')
 		snprintf(l->since, sizeof(l->since), "%s", since);
 	if (*taken)
-		l->backend_pid = PQbackendPID(pg_raw(l->conn));
+		l->backend_pid = pg_backend_pid(l->conn);
 	return true;
 }
 

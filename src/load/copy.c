@@ -42,6 +42,7 @@ typedef struct Worker
 	int id;
 	PgConn *src;
 	PgConn *tgt;
+	int lost_tgt_pid; /* the target session a failed attempt left behind */
 } Worker;
 
 static bool
@@ -420,9 +421,12 @@ worker_main(void *arg)
 			if ((w->src != NULL || open_source(w, &lost, &err)) &&
 			    (w->tgt != NULL || open_target(w, &err)) &&
 			    (attempt == 0 ||
-			     run->chunk_check(w->tgt, c, &done, run->ctx, &err)) &&
+			     (pg_end_lost_session(w->tgt, w->lost_tgt_pid, &err) &&
+			      run->chunk_check(w->tgt, c, &done, run->ctx, &err))) &&
 			    (done || copy_chunk(w, c, &err)))
 				break;
+			if (w->tgt != NULL)
+				w->lost_tgt_pid = pg_backend_pid(w->tgt);
 			close_conns(w);
 			if (stopping(sh) && !err_is_set(&err))
 				break;

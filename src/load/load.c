@@ -538,10 +538,21 @@ create_schema(Load *l, const SlotSnapshot *snap, Error *err)
 	char pg_dump[1024];
 	char *pre = NULL, *post = NULL;
 	SchemaDumpArgs args;
+	StateTask task;
 	bool ok = false;
 	int nexcl;
-	char **excl = dump_exclusions(l, &nexcl);
+	char **excl;
 
+	/* a retry after a COMMIT whose answer was lost: it may have committed,
+	   and creating the tables again would fail on them */
+	if (!state_task_read(&l->state, &task, err))
+		return false;
+	if (task.schema_done)
+	{
+		l->st.schema_done = true;
+		return true;
+	}
+	excl = dump_exclusions(l, &nexcl);
 	if (excl == NULL)
 		return err_set(err, ERR_INTERNAL, "out of memory");
 	if (!schema_find_pg_dump(cfg->pg_dump, pg_server_version(l->src), pg_dump,
@@ -574,6 +585,7 @@ create_schema(Load *l, const SlotSnapshot *snap, Error *err)
 		pg_exec(l->tgt, "ROLLBACK", &ignored);
 		goto out;
 	}
+	fault_point("schema.before_commit");
 	/* pre-data sets search_path to ''; state queries qualify every name */
 	if (!pg_exec(l->tgt, "COMMIT", err) || !pg_reset(l->tgt, err))
 		goto out;

@@ -714,12 +714,23 @@ builder_connect(Builder *b, PgConn **conn, Error *err)
 	       pg_exec(*conn, "SET maintenance_work_mem = '256MB'", err);
 }
 
+/*
+ * lost_pid: the session of a failed attempt, which may have built the step
+ * already (its COMMIT's answer lost) and is ended before the step is looked
+ * up.
+ */
 static bool
-run_step(Builder *b, PgConn *conn, const StateStep *s, Error *err)
+run_step(Builder *b, PgConn *conn, const StateStep *s, int lost_pid, Error *err)
 {
 	State on_worker = state_on(b->args->state, conn);
-	bool ok;
+	bool ok, done = false;
 
+	if (lost_pid != 0 &&
+	    (!pg_end_lost_session(conn, lost_pid, err) ||
+	     !state_step_is_done(&on_worker, s->entry, &done, err)))
+		return false;
+	if (done)
+		return true;
 	ok = pg_exec(conn, "BEGIN", err) && pg_exec(conn, s->sql, err) &&
 	     state_step_done(&on_worker, s->entry, b->args->run, err);
 	if (!ok)
@@ -785,7 +796,7 @@ static bool
 mark_running(Builder *b, const StateStep *s, PgConn *conn)
 {
 	pthread_mutex_lock(&b->lock);
-	b->pids[s - b->steps] = PQbackendPID(pg_raw(conn));
+	b->pids[s - b->steps] = pg_backend_pid(conn);
 	pthread_mutex_unlock(&b->lock);
 	return true;
 }
@@ -816,6 +827,7 @@ builder_main(void *arg)
 		StateStep *s = claim_step(b, &wait);
 		Error err = ERR_INIT;
 		int attempt = 0;
+		int lost_pid = 0;
 		int64_t t0 = clock_ms();
 
 		if (s == NULL)
@@ -834,13 +846,16 @@ builder_main(void *arg)
 		{
 			err_clear(&err);
 			if ((conn != NULL || builder_connect(b, &conn, &err)) &&
-			    mark_running(b, s, conn) && run_step(b, conn, s, &err))
+			    mark_running(b, s, conn) &&
+			    run_step(b, conn, s, lost_pid, &err))
 				break;
 			/* a lost connection, or a deadlock between two builds on one table */
 			if (!err.retryable || attempt++ >= SCHEMA_STEP_RETRIES ||
 			    builder_stopping(b))
 				break;
 			log_warn("%s: %s; retrying", s->object, err.message);
+			if (conn != NULL)
+				lost_pid = pg_backend_pid(conn);
 			pg_close(conn);
 			conn = NULL;
 		}

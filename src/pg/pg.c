@@ -25,6 +25,7 @@ struct PgConn
 	char where[256];
 	char *uri;      /* owned: for reconnecting */
 	char *app_name; /* owned */
+	int pid;        /* the server process; kept once the connection is lost */
 	/* pg_keep_session: reconnect for up to this long (0: never) */
 	int reconnect_ms;
 	bool gave_up;    /* the last reconnect ran out of time: try once now */
@@ -162,6 +163,7 @@ open_conn(PgConn *pc, int retry_ms, Error *err)
 		{
 			PQsetNoticeProcessor(conn, notice_to_log, NULL);
 			pc->conn = conn;
+			pc->pid = PQbackendPID(conn);
 			pc->version = PQserverVersion(conn);
 			snprintf(pc->where, sizeof(pc->where), "%s:%s/%s",
 			         PQhost(conn) ? PQhost(conn) : "?",
@@ -232,9 +234,65 @@ pg_keep_session(PgConn *conn, const char *setup_sql, int reconnect_ms,
 	return setup_sql == NULL || pg_exec(conn, setup_sql, err);
 }
 
+int
+pg_backend_pid(PgConn *conn)
+{
+	return conn == NULL ? 0 : conn->pid;
+}
+
+/* A session ended by pg_terminate_backend is gone within milliseconds; one
+   in a commit's fsync or a long index build's cleanup takes longer */
+#define LOST_SESSION_WAIT_MS 30000
+
+bool
+pg_end_lost_session(PgConn *conn, int pid, Error *err)
+{
+	char p[16];
+	const char *params[2] = {p, conn->app_name};
+	int64_t start = clock_ms();
+	PGresult *res;
+
+	if (pid <= 0)
+		return true;
+	snprintf(p, sizeof(p), "%d", pid);
+	if (!pg_query(conn,
+	              "SELECT pg_catalog.pg_terminate_backend(pid) FROM"
+	              " pg_catalog.pg_stat_activity WHERE pid = $1::int"
+	              " AND application_name = $2",
+	              2, params, &res, err))
+		return err_prefix(err, "could not end the lost session %d: ", pid);
+	PQclear(res);
+	for (;;)
+	{
+		bool gone;
+
+		if (!pg_query(conn,
+		              "SELECT 1 FROM pg_catalog.pg_stat_activity"
+		              " WHERE pid = $1::int AND application_name = $2",
+		              2, params, &res, err))
+			return false;
+		gone = PQntuples(res) == 0;
+		PQclear(res);
+		if (gone)
+			return true;
+		if (clock_ms() - start >= LOST_SESSION_WAIT_MS)
+		{
+			err_set(err, conn->side,
+			        "the lost session %d still runs on the server after "
+			        "%d s: whether its last transaction committed is not "
+			        "known yet",
+			        pid, LOST_SESSION_WAIT_MS / 1000);
+			err->retryable = true;
+			return false;
+		}
+		clock_sleep_ms(50);
+	}
+}
+
 /*
  * Replaces a lost connection of a kept session: a new one with the same
- * settings, tried for up to reconnect_ms. `lost` says why, for the log.
+ * settings, tried for up to reconnect_ms, once the old server session is
+ * gone. `lost` says why, for the log.
  */
 static bool
 reconnect(PgConn *pc, const char *lost, Error *err)
@@ -248,6 +306,7 @@ reconnect(PgConn *pc, const char *lost, Error *err)
 	   budget again: the caller is on its way out (cutover's undo, its
 	   report) */
 	int budget_ms = pc->gave_up ? 0 : keep_ms;
+	int old_pid = pg_backend_pid(pc);
 	bool ok;
 
 	log_warn("%s: %.*s; reconnecting to %s", side, first_line, lost, pc->where);
@@ -261,6 +320,7 @@ reconnect(PgConn *pc, const char *lost, Error *err)
 		int64_t left_ms = budget_ms - (clock_ms() - start);
 
 		ok = open_conn(pc, left_ms > 0 ? (int) left_ms : 0, err) &&
+		     pg_end_lost_session(pc, old_pid, err) &&
 		     (pc->setup_sql == NULL || pg_exec(pc, pc->setup_sql, err));
 		if (ok || !err->retryable || clock_ms() - start >= budget_ms)
 			break;

@@ -45,6 +45,20 @@ bool pg_connect(const char *uri, ErrKind side, PgConnKind kind,
 bool pg_keep_session(PgConn *conn, const char *setup_sql, int reconnect_ms,
                      Error *err);
 
+/*
+ * Ends the server session `pid` that a lost connection of this kind (same
+ * application name) left behind, and waits until it is gone. Until then it
+ * may still commit the transaction whose COMMIT got no answer, or hold its
+ * locks: what a new session reads about that transaction is final only
+ * after. Kept sessions do it on their own when they reconnect; a caller that
+ * opens a new connection after a loss calls it with the old one's pid.
+ */
+bool pg_end_lost_session(PgConn *conn, int pid, Error *err);
+
+/* The server process of the connection, also once it is lost (0: never
+ * connected). */
+int pg_backend_pid(PgConn *conn);
+
 /* How long kept sessions try to replace a lost connection. */
 #define PG_RECONNECT_MS (30 * 60 * 1000)
 

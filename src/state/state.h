@@ -489,6 +489,12 @@ void state_steps_free(StateStep *steps, int n);
 /* Marks a step done by run, in the caller's transaction (the one that ran it). */
 bool state_step_done(const State *s, int entry, int run, Error *err);
 
+/*
+ * Whether a step is marked done: after a COMMIT whose answer was lost, the
+ * mark, committed with the step, says whether the step took effect.
+ */
+bool state_step_is_done(const State *s, int entry, bool *done, Error *err);
+
 /* ---- validation results (validation.c) ---- */
 
 /*

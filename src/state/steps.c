@@ -323,3 +323,21 @@ state_step_done(const State *s, int entry, int run, Error *err)
 	                 " WHERE task = $1 AND entry = $2::int",
 	                 3, params, NULL, err);
 }
+
+bool
+state_step_is_done(const State *s, int entry, bool *done, Error *err)
+{
+	char e[16];
+	const char *params[2] = {s->task, e};
+	PGresult *res;
+
+	snprintf(e, sizeof(e), "%d", entry);
+	if (!state_run(s,
+	               "SELECT 1 FROM @S.ddl WHERE task = $1 AND entry = $2::int"
+	               " AND done_at IS NOT NULL",
+	               2, params, &res, err))
+		return false;
+	*done = PQntuples(res) > 0;
+	PQclear(res);
+	return true;
+}

@@ -46,6 +46,10 @@ from conftest import assert_same_content, wait_for
 # stops reading that side: a slow reader slows its writer, as TCP would.
 _BUFFER_LIMIT = 1 << 20
 _RECV_SIZE = 1 << 16
+# enough of a connection's first bytes for its startup packet
+_STARTUP_BYTES = 4096
+# the simple-protocol message libpq sends for PQexec("COMMIT")
+COMMIT_MESSAGE = b"Q\x00\x00\x00\x0bCOMMIT\x00"
 
 
 def _reset(sock):
@@ -75,6 +79,8 @@ class _Pair:
         self.shut = {"c": False, "u": False}  # we sent FIN to that side
         self.events = {"c": 0, "u": 0}        # what the selector watches
         self.closed = False
+        self.startup = bytearray()  # the client's first bytes: its settings
+        self.sent_after = False     # it sent what lose_answer waits for
 
     @staticmethod
     def other(side):
@@ -133,8 +139,13 @@ class _Pair:
                     self.eof[side] = True
                     self._flush(self.other(side))
                 elif data:
+                    if side == "c" and len(self.startup) < _STARTUP_BYTES:
+                        self.startup += data[:_STARTUP_BYTES - len(self.startup)]
                     self.out[self.other(side)] += data
                     self._flush(self.other(side))
+                    if side == "c" and self.proxy._answer_lost(self, data):
+                        self.lose_answer()
+                        return
         except OSError:
             # a peer reset or vanished: the other side sees it the same way
             self.close(reset=True)
@@ -143,6 +154,25 @@ class _Pair:
             self.close(reset=False)
         else:
             self.update()
+
+    def lose_answer(self):
+        """The server keeps what it was sent (and acts on it), the client
+        is reset at once: it never hears the answer."""
+        for side in ("c", "u"):
+            if self.events[side]:
+                self.proxy._sel.unregister(self.socks[side])
+                self.events[side] = 0
+        self.closed = True
+        _reset(self.socks["c"])
+        try:
+            self.socks["u"].setblocking(True)
+            self.socks["u"].settimeout(5)
+            self.socks["u"].sendall(self.out["u"])
+            self.socks["u"].shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        self.socks["u"].close()
+        self.proxy._pairs.discard(self)
 
     def close(self, reset=True):
         if self.closed:
@@ -182,6 +212,13 @@ class TcpProxy:
                                cut() at random intervals in a background
                                thread until stop_chaos(), close(), max_cuts
                                or `duration` seconds
+      lose_answer(app, after, message)
+                               the next time a connection whose
+                               application_name is `app` sends `message`
+                               (a COMMIT by default), after it sent `after`
+                               (if given), the server gets it and the client
+                               is reset before the answer: an outcome the
+                               client must find out for itself
       close()                  stop everything (also on leaving a `with`)
 
     One I/O thread moves the bytes (non-blocking sockets, a selector), so a
@@ -207,6 +244,8 @@ class TcpProxy:
         self._requests: queue.Queue = queue.Queue()
         self._pairs: set[_Pair] = set()
         self._down_until = 0.0
+        self._lose: list[tuple[bytes, bytes, bytes]] = []  # see lose_answer
+        self.answers_lost = 0
         self._closed = threading.Event()
         self._chaos: threading.Thread | None = None
         self._chaos_stop = threading.Event()
@@ -265,6 +304,23 @@ class TcpProxy:
         after, reset new ones as soon as they are accepted (the server looks
         unreachable). Returns how many connections were cut."""
         return self._call(lambda: self._cut(down_s))
+
+    def lose_answer(self, app: str, after: bytes = b"",
+                    message: bytes = COMMIT_MESSAGE):
+        want = b"application_name\x00" + app.encode() + b"\x00"
+        self._call(lambda: self._lose.append((want, after, message)))
+
+    def _answer_lost(self, pair, data) -> bool:
+        for i, (want, after, message) in enumerate(self._lose):
+            if want not in pair.startup:
+                continue
+            pair.sent_after = pair.sent_after or after in data
+            if pair.sent_after and message in data:
+                del self._lose[i]
+                self.answers_lost += 1
+                self._note("lost the answer to " + repr(message))
+                return True
+        return False
 
     def start_chaos(self, min_s: float = 1.0, max_s: float = 3.0,
                     down_s: float = 0.0, max_cuts: int | None = None,
