@@ -363,6 +363,31 @@ create_publications(Load *l, Error *err)
 }
 
 /* A fresh snapshot for loading tables; its slot is temporary. */
+/*
+ * Creates a slot with its snapshot, again while a lost connection is the
+ * cause. A creation whose answer was lost may have left the slot, held by a
+ * walsender that has not noticed yet: it is ended and the slot made anew
+ * (only this process creates slots by these names).
+ */
+static bool
+create_slot_retrying(Load *l, const char *name, bool temporary,
+                     SlotSnapshot *snap, Error *err)
+{
+	for (int attempt = 1;; attempt++)
+	{
+		if (stream_create_slot(l->cfg->source_uri, name, temporary, snap, err))
+			return true;
+		if (!err->retryable || attempt >= TASK_STEP_RETRIES ||
+		    interrupted(l, err))
+			return false;
+		log_warn("%s; trying again", err->message);
+		err_clear(err);
+		clock_sleep_ms(500 * attempt);
+		if (!stream_drop_lost_slot(l->src, name, err))
+			return false;
+	}
+}
+
 static bool
 fresh_snapshot(Load *l, SlotSnapshot *snap, Error *err)
 {
@@ -370,7 +395,7 @@ fresh_snapshot(Load *l, SlotSnapshot *snap, Error *err)
 
 	snprintf(name, sizeof(name), "pgtide_%s_reload_%d", l->cfg->task,
 	         (int) getpid());
-	if (!stream_create_slot(l->cfg->source_uri, name, true, snap, err))
+	if (!create_slot_retrying(l, name, true, snap, err))
 		return false;
 	if (l->st.consistent_lsn != LSN_INVALID)
 		log_info(
@@ -460,8 +485,7 @@ ensure_slot(Load *l, SlotSnapshot *snap, Error *err)
 		return copy_only_snapshot(l, snap, err);
 	if (!create_publications(l, err))
 		return false;
-	if (!stream_create_slot(l->cfg->source_uri, l->st.slot_name, false, snap,
-	                        err))
+	if (!create_slot_retrying(l, l->st.slot_name, false, snap, err))
 		return false;
 	fault_point("task.after_slot");
 	if (!state_task_set_slot(&l->state, snap->consistent_lsn, err) ||

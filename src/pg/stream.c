@@ -156,6 +156,48 @@ stream_drop_slot(PgConn *src, const char *slot, Error *err)
 	return true;
 }
 
+/* a walsender told to end is gone within a second, unless the server hangs */
+#define LOST_SLOT_WAIT_MS 30000
+
+bool
+stream_drop_lost_slot(PgConn *src, const char *slot, Error *err)
+{
+	const char *params[1] = {slot};
+
+	for (int waited_ms = 0;; waited_ms += 100)
+	{
+		PGresult *res;
+		bool gone, held;
+
+		if (!pg_query(src,
+		              "SELECT active_pid, pg_catalog.pg_terminate_backend("
+		              "active_pid) FROM pg_catalog.pg_replication_slots"
+		              " WHERE slot_name = $1",
+		              1, params, &res, err))
+			return err_prefix(err,
+			                  "could not end the session holding replication "
+			                  "slot \"%s\": ",
+			                  slot);
+		gone = PQntuples(res) == 0;
+		held = !gone && !PQgetisnull(res, 0, 0);
+		PQclear(res);
+		if (gone)
+			return true;
+		if (!held)
+			return stream_drop_slot(src, slot, err);
+		if (waited_ms >= LOST_SLOT_WAIT_MS)
+		{
+			err_set(err, ERR_SOURCE,
+			        "replication slot \"%s\" is still held by a lost "
+			        "session after %d s",
+			        slot, LOST_SLOT_WAIT_MS / 1000);
+			err->retryable = true;
+			return false;
+		}
+		clock_sleep_ms(100);
+	}
+}
+
 bool
 stream_create_publication(PgConn *src, const char *name, const char *publish,
                           char *const *qtables, int ntables, Error *err)

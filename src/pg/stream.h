@@ -74,6 +74,14 @@ bool stream_lost_slot_error(Error *err, const char *slot, const char *server);
 /* Drops the slot if it exists (and is not in use). */
 bool stream_drop_slot(PgConn *src, const char *slot, Error *err);
 
+/*
+ * Drops a slot a lost connection of this process created (its creation's
+ * answer lost, or its snapshot's session cut): the walsender holding it may
+ * not have noticed the loss yet, so it is ended first. A temporary slot goes
+ * with its walsender. No slot by that name: nothing to do.
+ */
+bool stream_drop_lost_slot(PgConn *src, const char *slot, Error *err);
+
 /* a publication's CREATE statement or a list of names: room for 100,000
  * tables of long quoted names */
 #define STREAM_PUBLICATION_SQL_MAX ((size_t) 64 << 20)

@@ -50,3 +50,31 @@ def test_a_lost_commit_answer_is_neither_redone_nor_lost(pgtide, make_server,
     # table's row counter past its rows, would say it ran twice
     for name, rows in tgt.query("SELECT src_name, rows FROM pgtide.tables"):
         assert rows == src.query_one(f'SELECT count(*) FROM public."{name}"'), name
+
+
+@pytest.mark.parametrize("command", ["migrate", "copy"])
+def test_a_lost_slot_creation_answer_leaves_one_slot(pgtide, make_server,
+                                                     command):
+    """CREATE_REPLICATION_SLOT reached the source, its answer did not: the
+    slot (kept for migrate, temporary for copy) exists, held by a walsender
+    that has not noticed the loss. The load makes it again, and the source
+    ends up with the task's one slot (or none after copy), not two, and the
+    target with the source's rows."""
+    source, target = make_server("src"), make_server("tgt")
+    src, tgt = ServerDb(source), ServerDb(target)
+    make_load_dataset(src, big_rows=5000)
+    with TcpProxy(source, "src") as sp:
+        sp.lose_answer("pgtide snapshot", message=b"CREATE_REPLICATION_SLOT")
+        p = pgtide.start(command, "--source", sp.uri(), "--target", tgt.uri,
+                         *SPLIT)
+        if command == "migrate":
+            p.wait_for_output(r"streaming from slot", timeout=120)
+            rc = p.stop()
+        else:
+            rc = p.wait(180)
+        err = p.read_stderr()
+        assert rc == 0, err
+        assert sp.answers_lost == 1, (sp.log, err)
+    slots = src.query("SELECT slot_name FROM pg_replication_slots")
+    assert slots == ([("pgtide_default",)] if command == "migrate" else []), err
+    assert_same_content(src, tgt)
