@@ -262,7 +262,17 @@ config_free(TaskConfig *cfg)
 	config_strmap_free(&cfg->shard_bounds);
 	free(cfg->shard_lookup);
 	config_strmap_free(&cfg->shard_tables);
+	free(cfg->shard_target);
 	memset(cfg, 0, sizeof(*cfg));
+}
+
+void
+config_source_name(const TaskConfig *cfg, char *out, size_t cap)
+{
+	if (cfg->shard_target != NULL)
+		snprintf(out, cap, "pgtide_%s_%s", cfg->task, cfg->shard_target);
+	else
+		snprintf(out, cap, "pgtide_%s", cfg->task);
 }
 
 bool

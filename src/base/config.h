@@ -208,9 +208,18 @@ typedef struct TaskConfig
 	StrMap shard_bounds; /* target name -> "LOW..HIGH" (range) */
 	char *shard_lookup;  /* "schema.table(key, target)" (lookup), or NULL */
 	StrMap shard_tables; /* table pattern -> "key COL", "target NAME", "all" */
-	bool output_json;    /* command line only (--json): machine output */
-	bool force;          /* command line only (--force): clean a running task */
+	/* several targets: the one this process works on (a name of targets),
+	   not read from any file; NULL otherwise */
+	char *shard_target;
+	bool output_json; /* command line only (--json): machine output */
+	bool force;       /* command line only (--force): clean a running task */
 } TaskConfig;
+
+/* Appends key -> value, found at line; fails (ERR_CONFIG for a key given
+ * twice, ERR_INTERNAL out of memory) with map unchanged. */
+bool config_strmap_add(StrMap *map, const char *key, size_t key_len,
+                       const char *value, size_t value_len, int line,
+                       Error *err);
 
 /* Fills cfg with every default (see docs/task-file.md). Never fails. */
 void config_init(TaskConfig *cfg);
@@ -237,6 +246,17 @@ bool config_load_string(TaskConfig *cfg, const char *name, const char *yaml,
  */
 bool config_set(TaskConfig *cfg, const char *key, const char *value,
                 const char *origin, Error *err);
+
+/*
+ * The name the task's slot and publications go by on the source, and its
+ * replication origin on the target: "pgtide_TASK", or "pgtide_TASK_TARGET"
+ * for the process working on one of several targets, whose slots share the
+ * one source (and whose targets may share one cluster, where origins
+ * live). Fits CONFIG_SOURCE_NAME_MAX, with room for a publication's
+ * "_inserts".
+ */
+#define CONFIG_SOURCE_NAME_MAX 64
+void config_source_name(const TaskConfig *cfg, char *out, size_t cap);
 
 /* Checks cross-key rules (source and target present, mode/on_existing pairs). */
 bool config_validate(const TaskConfig *cfg, Error *err);

@@ -171,11 +171,6 @@ bool config_strlist_append(StrList *list, const char *text, size_t len,
 /* Frees what map holds and empties it. */
 void config_strmap_free(StrMap *map);
 
-/* Appends key -> value, found at line; fails (ERR_CONFIG for a key given
- * twice, ERR_INTERNAL out of memory) with map unchanged. */
-bool config_strmap_add(StrMap *map, const char *key, size_t key_len,
-                       const char *value, size_t value_len, int line,
-                       Error *err);
 
 /* ---- config_yaml.c ---- */
 

@@ -19,6 +19,7 @@ LogLevel log_min_level = LOG_LEVEL_INFO;
 static bool log_json = false;
 static _Thread_local char log_role[24] = "main";
 static char log_task[128] = "";
+static char log_scope[40] = ""; /* "NAME/" before every role, or "" */
 
 static const char *const level_names[] = {"debug", "info", "warning", "error"};
 
@@ -95,6 +96,12 @@ log_set_task(const char *task)
 	snprintf(log_task, sizeof(log_task), "%s", task);
 }
 
+void
+log_set_scope(const char *scope)
+{
+	snprintf(log_scope, sizeof(log_scope), "%s/", scope);
+}
+
 /* the longest message a line holds; longer ones are cut */
 #define LOG_MSG_MAX 4096
 
@@ -126,15 +133,16 @@ write_line(LogLevel level, const char *msg, bool raw)
 		json_escape(task, sizeof(task), log_task);
 		n = snprintf(line, sizeof(line),
 		             "{\"time\":\"%s.%03ldZ\",\"level\":\"%s\",\"thread\":"
-		             "\"%s\",\"task\":\"%s\",\"message\":\"%s\"}\n",
-		             stamp, ts.tv_nsec / 1000000, level_names[level], log_role,
-		             task, esc);
+		             "\"%s%s\",\"task\":\"%s\",\"message\":\"%s\"}\n",
+		             stamp, ts.tv_nsec / 1000000, level_names[level], log_scope,
+		             log_role, task, esc);
 	}
 	else if (raw)
 		n = snprintf(line, sizeof(line), "%s\n", msg);
 	else
-		n = snprintf(line, sizeof(line), "%s.%03ld %-7s [%s] %s\n", stamp,
-		             ts.tv_nsec / 1000000, level_names[level], log_role, msg);
+		n = snprintf(line, sizeof(line), "%s.%03ld %-7s [%s%s] %s\n", stamp,
+		             ts.tv_nsec / 1000000, level_names[level], log_scope,
+		             log_role, msg);
 	if (n < 0)
 		return;
 	if ((size_t) n >= sizeof(line))

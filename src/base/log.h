@@ -38,6 +38,13 @@ void log_set_role(const char *role);
  */
 void log_set_task(const char *task);
 
+/*
+ * Puts "scope/" before the thread's name in every line ("[shard1/main]"):
+ * the process working on one of several targets. Copied; call it once,
+ * before any other thread starts.
+ */
+void log_set_scope(const char *scope);
+
 void log_write(LogLevel level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

@@ -48,9 +48,9 @@ task_clean(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	TaskLock *lock = NULL;
 	bool have_state = false, ok = false;
 
-	snprintf(slot, sizeof(slot), "pgtide_%s", cfg->task);
-	snprintf(publication, sizeof(publication), "pgtide_%s", cfg->task);
-	snprintf(origin, sizeof(origin), "pgtide_%s", cfg->task);
+	config_source_name(cfg, slot, sizeof(slot));
+	config_source_name(cfg, publication, sizeof(publication));
+	config_source_name(cfg, origin, sizeof(origin));
 	/* the task's lock first: while clean holds it no copy, migrate or follow
 	   of the task starts, and one that runs is refused before anything is
 	   dropped, unless forced */

@@ -557,6 +557,7 @@ static struct
 	atomic_int *reload;
 	const char *target_uri; /* several targets: the one worked on now */
 	atomic_int rereads;
+	char **program_argv; /* main's, for a process per target (fanout.c) */
 } running;
 
 bool
@@ -608,9 +609,11 @@ cli_rereads(void)
  * copy, migrate and validate then connect to the source and every target
  * and route each selected table, so that a table, rule, column or target
  * that cannot work is named before any data moves (check prints the
- * routing). copy, validate, status and clean get the rules in *run_spec
- * (the caller frees them); a command that cannot route rows to several targets yet refuses,
- * since running it against one of them would ignore the others.
+ * routing). copy, migrate, validate, status and clean get the rules in
+ * *run_spec (the caller frees them); a command that cannot route rows to
+ * several targets yet refuses, since running it against one of them would
+ * ignore the others. A process migrating one target for its parent skips
+ * the preflight its parent ran.
  */
 static bool
 check_targets(const Command *c, const TaskConfig *cfg, ShardSpec **run_spec,
@@ -621,10 +624,13 @@ check_targets(const Command *c, const TaskConfig *cfg, ShardSpec **run_spec,
 	/* the commands built for several targets */
 	bool built =
 	    strcmp(c->name, "copy") == 0 || strcmp(c->name, "validate") == 0 ||
-	    strcmp(c->name, "status") == 0 || strcmp(c->name, "clean") == 0;
+	    strcmp(c->name, "status") == 0 || strcmp(c->name, "clean") == 0 ||
+	    strcmp(c->name, "migrate") == 0;
+	/* a process of one target runs after its parent's preflight */
 	bool preflight =
-	    strcmp(c->name, "copy") == 0 || strcmp(c->name, "validate") == 0 ||
-	    strcmp(c->name, "check") == 0 || strcmp(c->name, "migrate") == 0;
+	    (strcmp(c->name, "copy") == 0 || strcmp(c->name, "validate") == 0 ||
+	     strcmp(c->name, "check") == 0 || strcmp(c->name, "migrate") == 0) &&
+	    getenv(SHARD_TARGET_ENV) == NULL;
 
 	*run_spec = NULL;
 	if (cfg->targets.keys.count == 0)
@@ -671,19 +677,18 @@ validate_shards(const TaskConfig *cfg, const ShardSpec *spec, atomic_int *stop,
 
 	for (int i = 0; i < n; i++)
 	{
-		TaskConfig one = *cfg;
+		TaskConfig one;
 		Error terr = ERR_INIT;
 		bool ok;
 
-		one.target_uri = strdup(shard_spec_target_uri(spec, i));
-		if (one.target_uri == NULL)
-			return err_set(err, ERR_INTERNAL, "out of memory");
+		if (!task_target_config(cfg, spec, i, &one, err))
+			return false;
 		memset(&one.targets, 0, sizeof(one.targets));
 		if (!cfg->output_json)
 			printf("target %s:\n", shard_spec_target_name(spec, i));
 		fflush(stdout);
 		ok = validate_command_shard(&one, spec, i, stop, &terr);
-		free(one.target_uri);
+		task_target_config_free(&one);
 		if (ok)
 			continue;
 		if (terr.kind != ERR_DIFFERENT)
@@ -706,6 +711,37 @@ validate_shards(const TaskConfig *cfg, const ShardSpec *spec, atomic_int *stop,
 }
 
 /*
+ * This process works on the target of spec named `name`, for its parent
+ * (fanout.c): cfg becomes that target's single-target task, its tables
+ * filtered to its share, and its log lines say which target they are of.
+ */
+static bool
+one_target(TaskConfig *cfg, const ShardSpec *spec, const char *name, Error *err)
+{
+	int i = 0;
+
+	while (i < shard_spec_ntargets(spec) &&
+	       strcmp(shard_spec_target_name(spec, i), name) != 0)
+		i++;
+	if (i == shard_spec_ntargets(spec))
+		return err_set(err, ERR_USAGE,
+		               "%s names \"%s\", which is no target of the task file",
+		               SHARD_TARGET_ENV, name);
+	log_set_scope(name);
+	free(cfg->target_uri);
+	free(cfg->http_listen);
+	cfg->http_listen = NULL;
+	cfg->target_uri = strdup(shard_spec_target_uri(spec, i));
+	cfg->shard_target = strdup(name);
+	if (cfg->target_uri == NULL || cfg->shard_target == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	cli_running_target(shard_spec_target_uri(spec, i));
+	if (!shards_route_as_filters(cfg, spec, i, err))
+		return err_prefix(err, "target %s: ", name);
+	return true;
+}
+
+/*
  * status and clean with several targets: the command on each target in
  * turn, each under a "target NAME:" line; a target that fails does not
  * stop the others, and the first failure is the command's.
@@ -718,13 +754,12 @@ each_target(const Command *c, const TaskConfig *cfg, const ShardSpec *spec,
 
 	for (int i = 0; i < shard_spec_ntargets(spec); i++)
 	{
-		TaskConfig one = *cfg;
+		TaskConfig one;
 		Error terr = ERR_INIT;
 		const char *name = shard_spec_target_name(spec, i);
 
-		one.target_uri = strdup(shard_spec_target_uri(spec, i));
-		if (one.target_uri == NULL)
-			return err_set(err, ERR_INTERNAL, "out of memory");
+		if (!task_target_config(cfg, spec, i, &one, err))
+			return false;
 		printf("target %s:\n", name);
 		fflush(stdout);
 		if (!c->run(&one, stop, &terr))
@@ -738,9 +773,23 @@ each_target(const Command *c, const TaskConfig *cfg, const ShardSpec *spec,
 			ok = false;
 		}
 		fflush(stdout);
-		free(one.target_uri);
+		task_target_config_free(&one);
 	}
 	return ok;
+}
+
+/* A command of a task with several targets. */
+static bool
+run_on_targets(const Command *c, const TaskConfig *cfg, const ShardSpec *spec,
+               atomic_int *stop, Error *err)
+{
+	if (strcmp(c->name, "migrate") == 0)
+		return task_migrate_shards(cfg, spec, running.program_argv, stop, err);
+	if (strcmp(c->name, "validate") == 0)
+		return validate_shards(cfg, spec, stop, err);
+	if (strcmp(c->name, "copy") == 0)
+		return task_copy_shards(cfg, spec, stop, err);
+	return each_target(c, cfg, spec, stop, err);
 }
 
 static int
@@ -778,20 +827,23 @@ run_command(const Command *c, int argc, char **argv, atomic_int *stop)
 		code = report(c, &err);
 	else
 	{
-		bool ok;
+		const char *one = getenv(SHARD_TARGET_ENV);
+		bool ok = true;
 
 		running.argc = argc;
 		running.argv = argv;
 		running.command = c;
 		running.longopts = longopts;
-		if (shards == NULL)
-			ok = c->run(&cfg, stop, &err);
-		else if (strcmp(c->name, "validate") == 0)
-			ok = validate_shards(&cfg, shards, stop, &err);
-		else if (strcmp(c->name, "copy") == 0)
-			ok = task_copy_shards(&cfg, shards, stop, &err);
-		else
-			ok = each_target(c, &cfg, shards, stop, &err);
+		if (shards != NULL && one != NULL && strcmp(c->name, "migrate") == 0)
+		{
+			/* a process of one target: from here on, that target's task */
+			ok = one_target(&cfg, shards, one, &err);
+			shard_spec_free(shards);
+			shards = NULL;
+		}
+		if (ok)
+			ok = shards == NULL ? c->run(&cfg, stop, &err)
+			                    : run_on_targets(c, &cfg, shards, stop, &err);
 		running.command = NULL;
 
 		/* with several targets the error names its target, and no one
@@ -815,6 +867,7 @@ cli_main(int argc, char **argv, atomic_int *stop, atomic_int *reload)
 {
 	const char *cmd = argc > 1 ? argv[1] : NULL;
 
+	running.program_argv = argv;
 	if (cmd == NULL)
 	{
 		usage_main(stderr);

@@ -313,10 +313,12 @@ follow_run(const TaskConfig *cfg, atomic_int *stop, Surface *surface,
 	CdcOptions o;
 	Joiner joiner;
 	char origin[80];
+	char source_name[CONFIG_SOURCE_NAME_MAX];
 	char *follow_sql = NULL;
 	Renames renames;
 	bool ok = false;
 
+	config_source_name(cfg, source_name, sizeof(source_name));
 	rename_init(&renames);
 	memset(&o, 0, sizeof(o));
 	memset(&joiner, 0, sizeof(joiner));
@@ -328,7 +330,7 @@ follow_run(const TaskConfig *cfg, atomic_int *stop, Surface *surface,
 	                &tgt, err) ||
 	    !pg_keep_session(tgt, NULL, PG_RECONNECT_MS, err) ||
 	    !state_open(&state, tgt, cfg->state_schema, cfg->task, err) ||
-	    !state_task_begin(&state, &st, err) ||
+	    !state_task_begin(&state, source_name, &st, err) ||
 	    !state_tables_load(&state, &st_tables, &ntables, err))
 		goto out;
 	if (st.phase == STATE_PHASE_CUTOVER)
@@ -418,7 +420,7 @@ follow_run(const TaskConfig *cfg, atomic_int *stop, Surface *surface,
 	}
 	if (!state_task_set_phase(&state, STATE_PHASE_CDC, err))
 		goto out;
-	snprintf(origin, sizeof(origin), "pgtide_%s", cfg->task);
+	config_source_name(cfg, origin, sizeof(origin));
 	o.source_uri = cfg->source_uri;
 	o.target_uri = cfg->target_uri;
 	o.slot = cfg->cdc_slot ? cfg->cdc_slot : st.slot_name;
@@ -648,13 +650,12 @@ task_copy_shards(const TaskConfig *cfg, const ShardSpec *spec, atomic_int *stop,
 	{
 		/* cfg with this target as the one worked on: the lock, the state
 		   and every session below reach it alone */
-		TaskConfig one = *cfg;
+		TaskConfig one;
 		Error rerr = ERR_INIT;
 
-		one.target_uri = strdup(shard_spec_target_uri(spec, i));
-		if (one.target_uri == NULL)
+		if (!task_target_config(cfg, spec, i, &one, err))
 		{
-			ok = err_set(err, ERR_INTERNAL, "out of memory");
+			ok = false;
 			break;
 		}
 		cli_running_target(one.target_uri);
@@ -675,7 +676,7 @@ task_copy_shards(const TaskConfig *cfg, const ShardSpec *spec, atomic_int *stop,
 		         shard_spec_ntargets(spec));
 		ok = copy_into(&one, spec, i, stop, err);
 		cli_running_target(NULL);
-		free(one.target_uri);
+		task_target_config_free(&one);
 		if (!ok)
 			err_prefix(err, "target %s: ", shard_spec_target_name(spec, i));
 	}

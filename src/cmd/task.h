@@ -10,6 +10,7 @@
  *   status.c  where the task is, and the last error recorded for it
  *   clean.c   what the task made, dropped on both sides
  *   slots.c   the last line of a run that leaves the task's slot behind
+ *   fanout.c  migrate with several targets: one process per target
  *
  * The commands start and stop the worker threads and turn a stop request
  * into a clean return; none of them exits.
@@ -57,6 +58,31 @@ bool task_follow(const TaskConfig *cfg, atomic_int *stop, Error *err);
  * anything is created), loads (or resumes the load), then follows.
  */
 bool task_migrate(const TaskConfig *cfg, atomic_int *stop, Error *err);
+
+/*
+ * *one: cfg as the task of spec's target i alone, with its connection
+ * string, and its name for the names on the source (config_source_name);
+ * everything else shared with cfg. task_target_config_free frees what is
+ * its own.
+ */
+bool task_target_config(const TaskConfig *cfg, const ShardSpec *spec, int i,
+                        TaskConfig *one, Error *err);
+void task_target_config_free(TaskConfig *one);
+
+/*
+ * The environment variable that makes a pgtide process the one working on
+ * the target it names, of a task with several targets (fanout.c sets it).
+ */
+#define SHARD_TARGET_ENV "PGTIDE_SHARD_TARGET"
+
+/*
+ * migrate with several targets: runs this program again (argv) once per
+ * target of spec, each migrating that target's share, until *stop is set
+ * or one of them stops (ERR_* of its exit code; the others are stopped
+ * then). fanout.c.
+ */
+bool task_migrate_shards(const TaskConfig *cfg, const ShardSpec *spec,
+                         char **argv, atomic_int *stop, Error *err);
 
 /*
  * Prints the task's state (the process running it, phase, tables, post-data steps, change-stream lag

@@ -657,7 +657,7 @@ cutover_command(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	c.late_txns = -1;
 	c.step_ms = clock_ms();
 	snprintf(c.validation, sizeof(c.validation), "not run");
-	snprintf(c.origin, sizeof(c.origin), "pgtide_%s", cfg->task);
+	config_source_name(cfg, c.origin, sizeof(c.origin));
 	cutover_wall_text(c.rec.started_at, sizeof(c.rec.started_at));
 	if (!pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide cutover",
 	                5000, &c.tgt, err) ||

@@ -96,7 +96,11 @@ why_not(Join *j, const CatTable *t, const char **why, Error *err)
 	bool create = j->cfg->schema_mode == SCHEMA_MODE_CREATE;
 
 	*why = NULL;
-	if (t->persistence != 'p')
+	if (j->cfg->shard_target != NULL)
+		*why = "the task has several targets, and a table joining a running "
+		       "task is not routed to them yet; move it with a task of its "
+		       "own";
+	else if (t->persistence != 'p')
 		*why = "it is unlogged, and its changes are not in the WAL the "
 		       "stream reads; move it with a task of its own";
 	else if (insert_only_table(t))

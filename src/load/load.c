@@ -1209,9 +1209,11 @@ run_load(const TaskConfig *cfg, const ShardSpec *spec, int target,
 {
 	Load l;
 	SlotSnapshot snap;
+	char source_name[CONFIG_SOURCE_NAME_MAX];
 	int64_t copy_start_ms = 0;
 	bool ok = false;
 
+	config_source_name(cfg, source_name, sizeof(source_name));
 	memset(&l, 0, sizeof(l));
 	memset(&snap, 0, sizeof(snap));
 	l.cfg = cfg;
@@ -1237,7 +1239,7 @@ run_load(const TaskConfig *cfg, const ShardSpec *spec, int target,
 	    !catalog_rename(l.src, l.cat, &l.renames,
 	                    cfg->schema_mode == SCHEMA_MODE_CREATE, err) ||
 	    !state_open(&l.state, l.tgt, cfg->state_schema, cfg->task, err) ||
-	    !state_task_begin(&l.state, &l.st, err))
+	    !state_task_begin(&l.state, source_name, &l.st, err))
 		goto out;
 	if (keep_slot && l.st.copy_only)
 	{

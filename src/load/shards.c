@@ -7,6 +7,7 @@
  */
 #include "load/shards.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +16,8 @@
 #include "base/buf.h"
 #include "pg/catalog.h"
 #include "pg/pg.h"
+#include "pg/rowfilter.h"
+#include "route/filter.h"
 
 /* A routing condition: a list of thousands of values fits. */
 #define SHARDS_WHERE_CAP (16 * 1024 * 1024)
@@ -325,6 +328,115 @@ shards_preflight(const TaskConfig *cfg, const ShardSpec *spec, ShardsPlan **out,
 	}
 	*out = plan;
 	return true;
+}
+
+/* "schema"."name", as a filters key names one table exactly */
+static char *
+filter_key(const CatTable *t)
+{
+	/* two names of at most 63 bytes, each quote doubled */
+	Buf b = BUF_INIT(512);
+	const char *parts[2] = {t->schema, t->name};
+	char *out = NULL;
+	Error ignored = ERR_INIT;
+
+	for (int p = 0; p < 2; p++)
+	{
+		buf_add_str(&b, p ? ".\"" : "\"", NULL);
+		for (const char *c = parts[p]; *c != '\0'; c++)
+		{
+			buf_add(&b, c, 1, NULL);
+			if (*c == '"')
+				buf_add(&b, c, 1, NULL);
+		}
+		buf_add_str(&b, "\"", NULL);
+	}
+	if (!buf_take(&b, &out, &ignored))
+		out = NULL;
+	buf_free(&b);
+	return out;
+}
+
+/* Puts cond into t's filter, ANDed with the one the task file gives. */
+static bool
+add_route_filter(StrMap *filters, const CatTable *t, const char *cond,
+                 Error *err)
+{
+	char *key, *both;
+	bool ok;
+
+	for (int i = 0; i < filters->keys.count; i++)
+		if (filter_key_names(filters, i, t->schema, t->name))
+		{
+			if (asprintf(&both, "(%s) AND (%s)", filters->values.items[i],
+			             cond) < 0)
+				return err_set(err, ERR_INTERNAL, "out of memory");
+			free(filters->values.items[i]);
+			filters->values.items[i] = both;
+			filters->line[i] = FILTER_LINE_ROUTING;
+			return true;
+		}
+	key = filter_key(t);
+	if (key == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	ok = config_strmap_add(filters, key, strlen(key), cond, strlen(cond),
+	                       FILTER_LINE_ROUTING, err);
+	free(key);
+	return ok;
+}
+
+bool
+shards_route_as_filters(TaskConfig *cfg, const ShardSpec *spec, int target,
+                        Error *err)
+{
+	PgConn *src = NULL;
+	Catalog *cat = NULL;
+	const char *lookup[4];
+	bool ok;
+
+	if (shard_spec_lookup_table(spec, &lookup[0], &lookup[1], &lookup[2],
+	                            &lookup[3]))
+	{
+		err_set(err, ERR_CONFIG,
+		        "shard.method lookup cannot be used by migrate yet: the "
+		        "stream would route by the lookup table as it was at start, "
+		        "and the table may change while the task runs");
+		return err_hint(err, "use hash, list or range, or pgtide copy for a "
+		                     "one-time split by the lookup table");
+	}
+	/* the task file's own filters are checked as they are, before the
+	   routing joins them */
+	ok = open_session(cfg->source_uri, ERR_SOURCE, &src, err) &&
+	     catalog_read(src, cfg->state_schema, &cat, err) &&
+	     catalog_select(cat, cfg->include.items, cfg->include.count,
+	                    cfg->exclude.items, cfg->exclude.count, err) &&
+	     rowfilter_check_all(src, cat, &cfg->filters, err);
+	for (int i = 0; ok && i < cat->ntables; i++)
+	{
+		const CatTable *t = &cat->tables[i];
+		char *cond = NULL;
+
+		if (!t->selected)
+			continue;
+		ok = shards_where(spec, target, t, &cond, err);
+		if (ok && cond != NULL && !t->has_identity)
+		{
+			err_set(err, ERR_CONFIG,
+			        "table %s is routed by its key and has no primary key "
+			        "or replica identity: the change stream could not "
+			        "delete a row whose key moves to another target",
+			        t->qname);
+			err_hint(err, "add a primary key, or route the table whole "
+			              "with a shard.tables rule (target NAME, or all)");
+			ok = false;
+		}
+		if (ok && cond != NULL)
+			ok = add_route_filter(&cfg->filters, t, cond, err);
+		free(cond);
+	}
+	catalog_free(cat);
+	pg_close(src);
+	return ok;
 }
 
 void

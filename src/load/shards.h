@@ -52,6 +52,20 @@ void shards_plan_print(const ShardsPlan *plan, const ShardSpec *spec, FILE *f);
 bool shards_where(const ShardSpec *spec, int target, const CatTable *t,
                   char **out, Error *err);
 
+/*
+ * For the process working on one target of several under migrate: adds to
+ * cfg->filters, for each selected table, the condition that keeps target's
+ * share (ANDed with the table's own filter), so that its load, stream,
+ * validation and cutover move exactly that share, as they do for any
+ * filtered table: an UPDATE that moves a row's key to another target
+ * deletes it here and inserts it there. Refuses (ERR_CONFIG) the lookup
+ * method, whose table may change while the stream runs, and a routed table
+ * without a primary key or replica identity, whose rows could not be
+ * deleted when their key moves.
+ */
+bool shards_route_as_filters(TaskConfig *cfg, const ShardSpec *spec, int target,
+                             Error *err);
+
 /* Frees plan; NULL is a no-op. */
 void shards_plan_free(ShardsPlan *plan);
 

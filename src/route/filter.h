@@ -16,6 +16,14 @@
 #include "base/err.h"
 
 /*
+ * The line of a filters entry that pgtide made from the shard rules for a
+ * process working on one of several targets: its routing condition,
+ * ANDed with the table's own filter, which was checked before (the routing
+ * part is pgtide's own, on a key type whose text form no setting changes).
+ */
+#define FILTER_LINE_ROUTING (-1)
+
+/*
  * The condition of schema.name in filters, or NULL when it has none; *line
  * (when not NULL) gets its key's line in the task file. A view into
  * filters. A key that does not parse names no table (filter_check_keys

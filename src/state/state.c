@@ -375,15 +375,14 @@ task_from_row(const PGresult *res, int col, StateTask *out, Error *err)
 }
 
 bool
-state_task_begin(const State *s, StateTask *out, Error *err)
+state_task_begin(const State *s, const char *source_name, StateTask *out,
+                 Error *err)
 {
-	char slot[64];
-	const char *params[2] = {s->task, slot};
+	const char *params[2] = {s->task, source_name};
 	PGresult *res;
 	bool ok;
 
 	memset(out, 0, sizeof(*out));
-	snprintf(slot, sizeof(slot), "pgtide_%s", s->task);
 	if (!state_run(
 	        s,
 	        "INSERT INTO @S.task AS t (task, slot_name, publication, runs)"

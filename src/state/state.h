@@ -113,7 +113,8 @@ typedef struct StateTask
  * Loads the task row into *out, creating it when missing, and starts a new
  * run (run = runs + 1). Commits on its own.
  */
-bool state_task_begin(const State *s, StateTask *out, Error *err);
+bool state_task_begin(const State *s, const char *source_name, StateTask *out,
+                      Error *err);
 
 /* Reads the task row; out->exists is false when there is none. */
 bool state_task_read(const State *s, StateTask *out, Error *err);

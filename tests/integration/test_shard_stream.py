@@ -1,0 +1,180 @@
+"""migrate with several targets (docs/sharding.md): one process per target,
+each loading and then streaming its share of the source, routed by the same
+rules as copy. Every change reaches the target its key says and no other: a
+transaction touching several targets is applied on each, an UPDATE that
+changes the routing key moves the row (deleted on one target, inserted on
+the other), a reference table's changes reach every target. Killed with
+kill -9 while the source is written, it resumes with nothing lost or
+doubled on any target; status and clean act on each target's slot."""
+import os
+import signal
+import threading
+import time
+
+import psycopg
+
+from conftest import wait_for
+from test_shard import (HASHED, LOADED, assert_hashed_image, rows,  # noqa: F401
+                        targets, task_file)
+
+SLOTS = ["pgtide_split_shard1", "pgtide_split_shard2", "pgtide_split_shard3"]
+
+
+def wait_streaming(p, n=3, timeout=120):
+    """Every target's process says it streams."""
+    wait_for(lambda: p.read_stderr().count("streaming from slot") >= n
+             or p.poll() is not None, timeout, 0.2,
+             "not every target streams")
+    assert p.poll() is None, p.read_stderr()
+
+
+def wait_caught_up(source_db, p=None, timeout=120):
+    """Every target's slot confirms the source's WAL position taken now."""
+    goal = source_db.query_one("SELECT pg_current_wal_lsn()::text")
+
+    def done():
+        if p is not None and p.poll() is not None:
+            raise AssertionError(f"pgtide exited ({p.returncode}):\n"
+                                 f"{p.read_stderr()[-4000:]}")
+        return source_db.query_one(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = ANY(%s)"
+            " AND confirmed_flush_lsn >= %s::pg_lsn", (SLOTS, goal)) == 3
+    wait_for(done, timeout, 0.2, f"the targets never caught up with {goal}")
+
+
+def workload(source_db, first):
+    """Inserts, a key moving between targets, a transaction spanning
+    targets, deletes, and a reference table's update; ids from `first`."""
+    source_db.execute(f"""
+        INSERT INTO accounts SELECT g, 'new ' || g
+          FROM generate_series({first}, {first + 29}) g;
+        INSERT INTO orders SELECT g, g % 300 + 1, g
+          FROM generate_series({first}, {first + 99}) g;
+        -- the key moves: most of these rows change target
+        UPDATE orders SET account_id = account_id + 1, total = total + 1
+          WHERE id % 7 = {first % 7};
+        -- one source transaction, rows on every target
+        BEGIN;
+        UPDATE accounts SET name = name || '+' WHERE account_id <= 12;
+        DELETE FROM orders WHERE id % 11 = {first % 11} AND id < {first};
+        UPDATE users SET email = upper(email) WHERE id % 5 = 0;
+        COMMIT;
+        UPDATE plans SET name = name || ' v{first}' WHERE id = 2;
+        UPDATE audit SET note = note || '!' WHERE id < 10;
+    """)
+
+
+def test_migrate_routes_every_change_then_status_and_clean(
+        pgtide, source_db, targets, tmp_path):
+    source_db.execute(LOADED)
+    path = task_file(tmp_path, source_db, targets, HASHED)
+    p = pgtide.start("migrate", "--config", path, "--progress-interval", "1")
+    wait_streaming(p)
+    err = p.read_stderr()
+    # each target's lines say which target they are of
+    for name in ("shard1", "shard2", "shard3"):
+        assert f"[{name}/main] streaming from slot \"pgtide_split_{name}\"" \
+            in err, err
+    workload(source_db, 10000)
+    # a table created while the task runs is not routed yet: each target
+    # says so and leaves it out, rather than copy all of it everywhere
+    source_db.execute("CREATE TABLE late (id int PRIMARY KEY, account_id"
+                      " bigint); INSERT INTO late VALUES (1, 1), (2, 2)")
+    wait_for(lambda: p.read_stderr().count("not routed to them yet") >= 3,
+             60, 0.5, "the new table was not left out by every target")
+    workload(source_db, 20000)
+    wait_caught_up(source_db, p)
+    for db in targets:
+        assert db.query_one("SELECT to_regclass('public.late')") is None
+    assert_hashed_image(source_db, targets)
+    # every row somewhere, once
+    assert sum(db.query_one("SELECT count(*) FROM orders") for db in targets) \
+        == source_db.query_one("SELECT count(*) FROM orders")
+
+    r = pgtide.run("status", "--config", path)
+    assert r.returncode == 0, r.stderr
+    for name in SLOTS:
+        assert name in r.stdout, r.stdout
+    assert p.stop() == 0, p.read_stderr()
+
+    r = pgtide.run("clean", "--config", path)
+    assert r.returncode == 0, r.stderr
+    assert source_db.query_one("SELECT count(*) FROM pg_replication_slots") == 0
+    assert source_db.query_one("SELECT count(*) FROM pg_publication") == 0
+
+
+def children_of(pid):
+    """The pids whose parent is pid."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(entry))
+    return out
+
+
+class Writer(threading.Thread):
+    """Inserts numbered orders and moves keys, one small transaction each,
+    until stopped."""
+
+    def __init__(self, source_db):
+        super().__init__(daemon=True)
+        self.source_db = source_db
+        self.stop_event = threading.Event()
+        self.n = 0
+
+    def run(self):
+        with psycopg.connect(self.source_db.uri, autocommit=True) as c:
+            while not self.stop_event.is_set():
+                i = 100000 + self.n
+                with c.transaction():
+                    c.execute("INSERT INTO orders VALUES (%s, %s, %s)",
+                              (i, i % 300 + 1, i))
+                    c.execute("UPDATE orders SET account_id = account_id %% 300"
+                              " + 1 WHERE id = %s", (i - 50,))
+                self.n += 1
+                time.sleep(0.002)
+
+    def stop(self):
+        self.stop_event.set()
+        self.join(30)
+
+
+def test_kill_9_of_every_process_while_streaming_loses_and_doubles_nothing(
+        pgtide, source_db, targets, tmp_path):
+    source_db.execute(LOADED)
+    path = task_file(tmp_path, source_db, targets, HASHED)
+    p = pgtide.start("migrate", "--config", path)
+    wait_streaming(p)
+    w = Writer(source_db)
+    w.start()
+    try:
+        for _ in range(2):
+            wait_for(lambda: w.n > 300, 60, 0.1, "the writer is stuck")
+            kids = children_of(p.pid)
+            assert len(kids) == 3, kids
+            for pid in kids + [p.pid]:
+                os.kill(pid, signal.SIGKILL)
+            p.wait(30)
+            wait_for(lambda: not any(os.path.exists(f"/proc/{k}")
+                                     and open(f"/proc/{k}/stat").read()
+                                     .rsplit(")", 1)[1].split()[0] != "Z"
+                                     for k in kids), 30, 0.1,
+                     "a target's process outlived kill -9")
+            p = pgtide.start("migrate", "--config", path)
+            wait_streaming(p)
+            start = w.n
+            wait_for(lambda: w.n > start + 300, 60, 0.1, "the writer is stuck")
+    finally:
+        w.stop()
+    wait_caught_up(source_db, p)
+    assert_hashed_image(source_db, targets)
+    assert sum(db.query_one("SELECT count(*) FROM orders") for db in targets) \
+        == source_db.query_one("SELECT count(*) FROM orders")
+    assert p.stop() == 0, p.read_stderr()
