@@ -263,6 +263,8 @@ config_free(TaskConfig *cfg)
 	free(cfg->shard_lookup);
 	config_strmap_free(&cfg->shard_tables);
 	free(cfg->shard_target);
+	config_strmap_free(&cfg->shard_routes);
+	config_strmap_free(&cfg->shard_own_filters);
 	memset(cfg, 0, sizeof(*cfg));
 }
 

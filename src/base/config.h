@@ -211,6 +211,12 @@ typedef struct TaskConfig
 	/* several targets: the one this process works on (a name of targets),
 	   not read from any file; NULL otherwise */
 	char *shard_target;
+	/* that process's tables routed by a key (load/shards): "schema"."name"
+	   -> the routing column, and the task file's own filters of those
+	   tables as they were before their routing joined them (none: absent),
+	   for the stream, which routes in pgtide */
+	StrMap shard_routes;
+	StrMap shard_own_filters;
 	bool output_json; /* command line only (--json): machine output */
 	bool force;       /* command line only (--force): clean a running task */
 } TaskConfig;

@@ -76,7 +76,7 @@ apply_message(Applier *a, const PgoMessage *m, Error *err)
 			}
 			if (r->follow_pending && !apply_rel_follow(a, r, err))
 				return false;
-			if (r->table->filter != NULL)
+			if (r->table->filter != NULL || r->table->route_key != NULL)
 				return apply_filtered(a, r, m->kind, &m->u.change, err);
 			if (m->kind == PGO_INSERT)
 				return apply_run_add(a, r, &m->u.change.new_tuple, err);
@@ -245,9 +245,11 @@ copy_tables(Applier *a, const ApplyTable *tables, int ntables, Error *err)
 		t->tgt_qname = strdup(tables[i].tgt_qname);
 		t->load_point = tables[i].load_point;
 		t->filter = tables[i].filter ? strdup(tables[i].filter) : NULL;
+		t->route_key = tables[i].route_key ? strdup(tables[i].route_key) : NULL;
 		a->ntables++;
 		if (!t->src_schema || !t->src_name || !t->tgt_qname ||
-		    (tables[i].filter && !t->filter))
+		    (tables[i].filter && !t->filter) ||
+		    (tables[i].route_key && !t->route_key))
 			return err_set(err, ERR_INTERNAL, "out of memory");
 	}
 	return true;
@@ -276,6 +278,8 @@ apply_new(const char *target_uri, const char *origin, const ApplyTable *tables,
 		a->task.ignore_unknown = task->ignore_unknown;
 		a->task.source = task->source;
 		a->task.renames = task->renames;
+		a->task.shard = task->shard;
+		a->task.shard_target = task->shard_target;
 	}
 	if (task != NULL && task->sql != NULL)
 	{
@@ -410,6 +414,7 @@ apply_free(Applier *a)
 		free((char *) (uintptr_t) a->tables[i].src_name);
 		free((char *) (uintptr_t) a->tables[i].tgt_qname);
 		free((char *) (uintptr_t) a->tables[i].filter);
+		free((char *) (uintptr_t) a->tables[i].route_key);
 	}
 	free(a->tables);
 	forget_target_tables(a);

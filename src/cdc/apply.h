@@ -29,6 +29,7 @@
 #include "cdc/relcols.h"
 #include "pg/pg.h"
 #include "route/rename.h"
+#include "route/shard.h"
 
 typedef struct Applier Applier;
 
@@ -42,6 +43,9 @@ typedef struct ApplyTable
 	/* the task file's row filter (an SQL condition on the source's columns),
 	   or NULL: every change applies (decision 0029) */
 	const char *filter;
+	/* with several targets: the column that routes each row (ApplyTask's
+	   shard), or NULL for a table not routed by a key (decision 0032) */
+	const char *route_key;
 } ApplyTable;
 
 /* What a conflict was: the target had the row, or lacked it. */
@@ -87,6 +91,9 @@ typedef struct ApplyTask
 	/* the task's renames and removed columns (route/rename), or NULL;
 	   borrowed: outlives the applier */
 	const Renames *renames;
+	/* several targets: the rules (borrowed), and this stream's target */
+	const ShardSpec *shard;
+	int shard_target;
 } ApplyTask;
 
 /*

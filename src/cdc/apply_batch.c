@@ -246,7 +246,8 @@ read_one(Applier *a, Error *err)
 		   the filter: the expected case, not a conflict (decision 0029) */
 		if (done < want &&
 		    !(p->kind == APPLY_PEND_DELETE && p->rel->table != NULL &&
-		      p->rel->table->filter != NULL))
+		      (p->rel->table->filter != NULL ||
+		       p->rel->table->route_key != NULL)))
 			note_conflict(
 			    a, p,
 			    p->kind == APPLY_PEND_INSERT   ? APPLY_CONFLICT_INSERT_EXISTS

@@ -13,7 +13,9 @@
  *
  * The source answers the condition (relcols, one statement per row
  * version, under the pinned settings), so the answer is the source's own on
- * every version pair. Values an UPDATE did not carry (unchanged TOASTed,
+ * every version pair. With several targets, a row's routing (route/shard) is
+ * the first condition, decided here from its key's text form, which the
+ * routable key types print alike under any settings (decision 0030). Values an UPDATE did not carry (unchanged TOASTed,
  * 'u') are read from the source's current row by key first. It never
  * writes to the source and never decides the batch.
  */
@@ -227,6 +229,42 @@ fill_unchanged(Applier *a, Rel *r, PgoValue *vals, int n, PGresult **res,
 	                err, "reading the current row of table %s: ", r->src_qname);
 }
 
+/*
+ * Whether the row version vals is this stream's target's, by its routing
+ * column (route/shard, in pgtide: no round trip). A key of no target (NULL,
+ * a list value or range no target has) stops the stream rather than be
+ * dropped by every target: the load refused such rows too.
+ */
+static bool
+route_here(Applier *a, Rel *r, const PgoValue *vals, int n, bool *here,
+           Error *err)
+{
+	const char *key = r->table->route_key;
+	int col = 0, target;
+
+	while (col < n && strcmp(r->cols[col].name, key) != 0)
+		col++;
+	if (col == n || a->task.shard == NULL)
+		return err_set(err, ERR_INTERNAL,
+		               "table %s is routed by column %s, which its changes "
+		               "do not carry",
+		               r->src_qname, key);
+	if (!shard_route(a->task.shard,
+	                 vals[col].kind == 'n' ? NULL : vals[col].data,
+	                 vals[col].kind == 'n' ? 0 : vals[col].len, &target, err))
+	{
+		err_prefix(err, "a row of table %s, column %s: ", r->src_qname, key);
+		return err_hint(err, "the stream resumes at this change, so its key "
+		                     "needs a target: add it to the rules "
+		                     "(shard.values, shard.bounds) and run migrate "
+		                     "again; a NULL key has none under any rule "
+		                     "(make the column NOT NULL before a task "
+		                     "starts)");
+	}
+	*here = target == a->task.shard_target;
+	return true;
+}
+
 /* Whether the source's condition holds for the row version vals. */
 static bool
 filter_holds(Applier *a, Rel *r, const PgoValue *vals, int n, bool *inside,
@@ -284,7 +322,12 @@ apply_filtered(Applier *a, Rel *r, PgoKind kind, const PgoChange *ch,
 		unchanged = unchanged || vals[i].kind == 'u';
 	}
 	ok = !unchanged || fill_unchanged(a, r, vals, n, &read, &present, err);
-	ok = ok && (!present || filter_holds(a, r, vals, n, &inside, err));
+	/* the routing first: the source is asked only about this target's rows */
+	inside = present;
+	if (ok && present && r->table->route_key != NULL)
+		ok = route_here(a, r, vals, n, &inside, err);
+	if (ok && inside && r->table->filter != NULL)
+		ok = filter_holds(a, r, vals, n, &inside, err);
 	full.ncols = n;
 	full.values = vals;
 	if (ok && kind == PGO_UPDATE)

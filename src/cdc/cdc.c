@@ -354,8 +354,9 @@ connect_applier(ApplierThread *at, Error *err)
 
 	if (at->ap == NULL)
 	{
-		ApplyTask task = {o->follow_sql, o->task, NULL, o->ignore_unknown,
-		                  o->renames};
+		ApplyTask task = {o->follow_sql,     o->task,    NULL,
+		                  o->ignore_unknown, o->renames, o->shard,
+		                  o->shard_target};
 
 		/* connects at its first question: a schema change, or a row of a
 		   filtered table */

@@ -297,6 +297,29 @@ read_cutover_stop(Lsn *lsn, void *ctx, Error *err)
 	return true;
 }
 
+/*
+ * A process of one target of several: the rules its stream routes by
+ * (*spec, which the caller frees), and which target is its own, into o.
+ */
+static bool
+stream_shard(const TaskConfig *cfg, ShardSpec **spec, CdcOptions *o, Error *err)
+{
+	/* the task file's own view: its targets, no single target */
+	TaskConfig file = *cfg;
+
+	file.target_uri = NULL;
+	if (!shard_spec_new(&file, spec, err))
+		return false;
+	o->shard = *spec;
+	for (o->shard_target = 0; o->shard_target < shard_spec_ntargets(*spec);
+	     o->shard_target++)
+		if (strcmp(shard_spec_target_name(*spec, o->shard_target),
+		           cfg->shard_target) == 0)
+			return true;
+	return err_set(err, ERR_INTERNAL, "target %s is not in the task file",
+	               cfg->shard_target);
+}
+
 /* The change stream of a task, under the lock its command holds. */
 static bool
 follow_run(const TaskConfig *cfg, atomic_int *stop, Surface *surface,
@@ -316,6 +339,7 @@ follow_run(const TaskConfig *cfg, atomic_int *stop, Surface *surface,
 	char source_name[CONFIG_SOURCE_NAME_MAX];
 	char *follow_sql = NULL;
 	Renames renames;
+	ShardSpec *shard = NULL;
 	bool ok = false;
 
 	config_source_name(cfg, source_name, sizeof(source_name));
@@ -417,6 +441,14 @@ follow_run(const TaskConfig *cfg, atomic_int *stop, Surface *surface,
 		tables[i].load_point = st_tables[i].snapshot_lsn;
 		tables[i].filter = filter_find(&cfg->filters, tables[i].src_schema,
 		                               tables[i].src_name, NULL);
+		/* several targets: a routed table's routing is decided in pgtide,
+		   and the source asked only the task file's own filter */
+		tables[i].route_key = filter_find(
+		    &cfg->shard_routes, tables[i].src_schema, tables[i].src_name, NULL);
+		if (tables[i].route_key != NULL)
+			tables[i].filter =
+			    filter_find(&cfg->shard_own_filters, tables[i].src_schema,
+			                tables[i].src_name, NULL);
 	}
 	if (!state_task_set_phase(&state, STATE_PHASE_CDC, err))
 		goto out;
@@ -454,6 +486,8 @@ follow_run(const TaskConfig *cfg, atomic_int *stop, Surface *surface,
 	if (!rename_from_config(&renames, cfg, err))
 		goto out;
 	o.renames = &renames;
+	if (cfg->shard_target != NULL && !stream_shard(cfg, &shard, &o, err))
+		goto out;
 	o.policy = cfg->on_conflict;
 	o.ignore_unknown = cfg->cdc_ignore_unknown;
 	o.memory_bytes = cfg->cdc_memory_bytes;
@@ -516,6 +550,7 @@ out:
 	free(tables);
 	free(follow_sql);
 	rename_free(&renames);
+	shard_spec_free(shard);
 	state_tables_free(st_tables, ntables);
 	pg_close(sink.conn);
 	pg_close(sink.stop_conn);

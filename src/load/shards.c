@@ -357,30 +357,50 @@ filter_key(const CatTable *t)
 	return out;
 }
 
-/* Puts cond into t's filter, ANDed with the one the task file gives. */
 static bool
-add_route_filter(StrMap *filters, const CatTable *t, const char *cond,
-                 Error *err)
+map_add(StrMap *map, const char *key, const char *value, Error *err)
 {
-	char *key, *both;
+	return config_strmap_add(map, key, strlen(key), value, strlen(value),
+	                         FILTER_LINE_ROUTING, err);
+}
+
+/*
+ * Puts cond into t's filter, ANDed with the one the task file gives; for a
+ * table routed by a key (key_column not NULL), records the column and that
+ * own filter for the stream.
+ */
+static bool
+add_route_filter(TaskConfig *cfg, const CatTable *t, const char *cond,
+                 const char *key_column, Error *err)
+{
+	StrMap *filters = &cfg->filters;
+	char *key = filter_key(t), *both = NULL;
+	int i = 0;
 	bool ok;
 
-	for (int i = 0; i < filters->keys.count; i++)
-		if (filter_key_names(filters, i, t->schema, t->name))
+	if (key == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	while (i < filters->keys.count &&
+	       !filter_key_names(filters, i, t->schema, t->name))
+		i++;
+	ok =
+	    key_column == NULL || map_add(&cfg->shard_routes, key, key_column, err);
+	if (ok && i < filters->keys.count)
+	{
+		ok = (key_column == NULL || map_add(&cfg->shard_own_filters, key,
+		                                    filters->values.items[i], err)) &&
+		     (asprintf(&both, "(%s) AND (%s)", filters->values.items[i],
+		               cond) >= 0 ||
+		      err_set(err, ERR_INTERNAL, "out of memory"));
+		if (ok)
 		{
-			if (asprintf(&both, "(%s) AND (%s)", filters->values.items[i],
-			             cond) < 0)
-				return err_set(err, ERR_INTERNAL, "out of memory");
 			free(filters->values.items[i]);
 			filters->values.items[i] = both;
 			filters->line[i] = FILTER_LINE_ROUTING;
-			return true;
 		}
-	key = filter_key(t);
-	if (key == NULL)
-		return err_set(err, ERR_INTERNAL, "out of memory");
-	ok = config_strmap_add(filters, key, strlen(key), cond, strlen(cond),
-	                       FILTER_LINE_ROUTING, err);
+	}
+	else if (ok)
+		ok = map_add(filters, key, cond, err);
 	free(key);
 	return ok;
 }
@@ -414,11 +434,13 @@ shards_route_as_filters(TaskConfig *cfg, const ShardSpec *spec, int target,
 	for (int i = 0; ok && i < cat->ntables; i++)
 	{
 		const CatTable *t = &cat->tables[i];
+		ShardTableRoute r;
 		char *cond = NULL;
 
 		if (!t->selected)
 			continue;
-		ok = shards_where(spec, target, t, &cond, err);
+		ok = table_route(spec, t, &r, err) &&
+		     shards_where(spec, target, t, &cond, err);
 		if (ok && cond != NULL && !t->has_identity)
 		{
 			err_set(err, ERR_CONFIG,
@@ -431,7 +453,8 @@ shards_route_as_filters(TaskConfig *cfg, const ShardSpec *spec, int target,
 			ok = false;
 		}
 		if (ok && cond != NULL)
-			ok = add_route_filter(&cfg->filters, t, cond, err);
+			ok = add_route_filter(
+			    cfg, t, cond, r.kind == SHARD_TABLE_KEYED ? r.key : NULL, err);
 		free(cond);
 	}
 	catalog_free(cat);

@@ -178,3 +178,54 @@ def test_kill_9_of_every_process_while_streaming_loses_and_doubles_nothing(
     assert sum(db.query_one("SELECT count(*) FROM orders") for db in targets) \
         == source_db.query_one("SELECT count(*) FROM orders")
     assert p.stop() == 0, p.read_stderr()
+
+
+def test_list_routing_streams_and_a_key_of_no_target_stops_the_stream(
+        pgtide, source_db, targets, tmp_path):
+    """By list, with a filter of the task file's own on the same table: the
+    stream routes each row in pgtide and asks the source only that filter.
+    A row whose region no target lists is not dropped by every target: the
+    stream stops, naming the table and column, and every target keeps the
+    rows it had."""
+    source_db.execute("""
+        CREATE TABLE stores (id int PRIMARY KEY, region text NOT NULL,
+                             open boolean NOT NULL, note text);
+        INSERT INTO stores SELECT g, (ARRAY['eu', 'uk', 'us', 'apac'])[g % 4 + 1],
+                                  g % 3 <> 0, repeat('n', g % 50)
+          FROM generate_series(1, 400) g;
+    """)
+    regions = {0: {"eu", "uk"}, 1: {"us"}, 2: {"apac"}}
+    path = task_file(tmp_path, source_db, targets,
+                     "  key: region\n  method: list\n  values:\n"
+                     "    shard1: \"eu, uk\"\n    shard2: us\n"
+                     "    shard3: apac\n",
+                     extra="filters:\n  public.stores: open\n")
+    p = pgtide.start("migrate", "--config", path)
+    wait_streaming(p)
+    source_db.execute("""
+        INSERT INTO stores SELECT g, (ARRAY['eu', 'uk', 'us', 'apac'])[g % 4 + 1],
+                                  g % 2 = 0, 'new'
+          FROM generate_series(401, 600) g;
+        UPDATE stores SET region = CASE region WHEN 'eu' THEN 'us'
+                                               WHEN 'us' THEN 'apac'
+                                               ELSE 'eu' END
+          WHERE id % 5 = 0;
+        UPDATE stores SET open = NOT open WHERE id % 7 = 0;
+        DELETE FROM stores WHERE id % 11 = 0;
+    """)
+    wait_caught_up(source_db, p)
+
+    def expected(row, i):
+        return row[1] in regions[i] and row[2]
+    every = rows(source_db, "stores")
+    for i, db in enumerate(targets):
+        assert rows(db, "stores") == [r for r in every if expected(r, i)], i
+
+    source_db.execute("INSERT INTO stores VALUES (1000, 'mars', true, 'x')")
+    rc = p.wait(120)
+    err = p.read_stderr()
+    assert rc == 2, err
+    assert "a row of table \"public\".\"stores\", column region:" in err, err
+    for i, db in enumerate(targets):
+        assert db.query_one("SELECT count(*) FROM stores WHERE id = 1000") == 0
+        assert rows(db, "stores") == [r for r in every if expected(r, i)], i
