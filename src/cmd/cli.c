@@ -566,6 +566,9 @@ cli_reload_pending(void)
 	return running.reload != NULL && atomic_exchange(running.reload, 0) != 0;
 }
 
+static bool one_target(TaskConfig *cfg, const ShardSpec *spec, const char *name,
+                       Error *err);
+
 bool
 cli_reread(TaskConfig *cfg, Error *err)
 {
@@ -580,8 +583,19 @@ cli_reread(TaskConfig *cfg, Error *err)
 	    (running.command->selects_tables &&
 	     !config_read_table_mappings(cfg, err)))
 		return false;
-	if (running.target_uri != NULL && cfg->targets.keys.count > 0 &&
-	    cfg->target_uri == NULL)
+	/* a process of one target compares its own share of the file */
+	if (getenv(SHARD_TARGET_ENV) != NULL && cfg->targets.keys.count > 0)
+	{
+		ShardSpec *spec = NULL;
+		bool ok = shard_spec_new(cfg, &spec, err) &&
+		          one_target(cfg, spec, getenv(SHARD_TARGET_ENV), err);
+
+		shard_spec_free(spec);
+		if (!ok)
+			return false;
+	}
+	else if (running.target_uri != NULL && cfg->targets.keys.count > 0 &&
+	         cfg->target_uri == NULL)
 	{
 		cfg->target_uri = strdup(running.target_uri);
 		if (cfg->target_uri == NULL)
@@ -713,7 +727,8 @@ validate_shards(const TaskConfig *cfg, const ShardSpec *spec, atomic_int *stop,
 /*
  * This process works on the target of spec named `name`, for its parent
  * (fanout.c): cfg becomes that target's single-target task, its tables
- * filtered to its share, and its log lines say which target they are of.
+ * filtered to its share. At start, and on each reread (SIGHUP), so that the
+ * two compare alike.
  */
 static bool
 one_target(TaskConfig *cfg, const ShardSpec *spec, const char *name, Error *err)
@@ -727,7 +742,6 @@ one_target(TaskConfig *cfg, const ShardSpec *spec, const char *name, Error *err)
 		return err_set(err, ERR_USAGE,
 		               "%s names \"%s\", which is no target of the task file",
 		               SHARD_TARGET_ENV, name);
-	log_set_scope(name);
 	free(cfg->target_uri);
 	free(cfg->http_listen);
 	cfg->http_listen = NULL;
@@ -735,7 +749,6 @@ one_target(TaskConfig *cfg, const ShardSpec *spec, const char *name, Error *err)
 	cfg->shard_target = strdup(name);
 	if (cfg->target_uri == NULL || cfg->shard_target == NULL)
 		return err_set(err, ERR_INTERNAL, "out of memory");
-	cli_running_target(shard_spec_target_uri(spec, i));
 	if (!shards_route_as_filters(cfg, spec, i, err))
 		return err_prefix(err, "target %s: ", name);
 	return true;
@@ -837,6 +850,7 @@ run_command(const Command *c, int argc, char **argv, atomic_int *stop)
 		if (shards != NULL && one != NULL && strcmp(c->name, "migrate") == 0)
 		{
 			/* a process of one target: from here on, that target's task */
+			log_set_scope(one);
 			ok = one_target(&cfg, shards, one, &err);
 			shard_spec_free(shards);
 			shards = NULL;
