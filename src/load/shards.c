@@ -19,6 +19,10 @@
 #include "pg/rowfilter.h"
 #include "route/filter.h"
 
+/* The columns of a foreign key that are compared with the routing key: a
+   key has at most 32 (INDEX_MAX_KEYS). */
+#define INDEX_MAX_KEYS_FK 32
+
 /* A routing condition: a list of thousands of values fits. */
 #define SHARDS_WHERE_CAP (16 * 1024 * 1024)
 
@@ -39,10 +43,19 @@ open_session(const char *uri, ErrKind side, PgConn **out, Error *err)
 }
 
 /*
- * The cluster's system identifier where the role may read it (superusers,
- * pg_monitor), else the address and port the session reached, each with the
- * database's name.
+ * A database a session reached: the cluster's system identifier where the
+ * role may read it (superusers, pg_monitor), else the address and port the
+ * session reached, with the database's name; and the session's own server
+ * process and start, which another session of the same cluster sees.
  */
+typedef struct Reached
+{
+	PgConn *conn; /* owned; open until the comparisons are done */
+	char id[SHARDS_IDENTITY_CAP];
+	char pid[16];
+	char start[64];
+} Reached;
+
 static bool
 read_identity(PgConn *conn, char *buf, size_t cap, Error *err)
 {
@@ -68,6 +81,53 @@ read_identity(PgConn *conn, char *buf, size_t cap, Error *err)
 	buf[strlen(id)] = '/';
 	return pg_query_value(conn, "SELECT current_database()", 0, NULL,
 	                      buf + strlen(id) + 1, cap - strlen(id) - 1, err);
+}
+
+static bool
+reach(const char *uri, ErrKind side, Reached *r, Error *err)
+{
+	PGresult *res;
+
+	if (!open_session(uri, side, &r->conn, err) ||
+	    !read_identity(r->conn, r->id, sizeof(r->id), err) ||
+	    !pg_query(r->conn,
+	              "SELECT pid::text, backend_start::text"
+	              " FROM pg_catalog.pg_stat_activity"
+	              " WHERE pid = pg_catalog.pg_backend_pid()",
+	              0, NULL, &res, err))
+		return false;
+	if (PQntuples(res) == 1)
+	{
+		snprintf(r->pid, sizeof(r->pid), "%s", PQgetvalue(res, 0, 0));
+		snprintf(r->start, sizeof(r->start), "%s", PQgetvalue(res, 0, 1));
+	}
+	PQclear(res);
+	return true;
+}
+
+/*
+ * Whether a and b reached one database. One system identifier is not
+ * enough: a cluster cloned from another (a restored backup, a promoted
+ * standby, a copied data directory) keeps it; a's seeing b's session among
+ * its server's processes is.
+ */
+static bool
+same_database(const Reached *a, const Reached *b, bool *same, Error *err)
+{
+	const char *params[2] = {b->pid, b->start};
+	PGresult *res;
+
+	*same = false;
+	if (strcmp(a->id, b->id) != 0 || b->pid[0] == '\0')
+		return true;
+	if (!pg_query(a->conn,
+	              "SELECT 1 FROM pg_catalog.pg_stat_activity"
+	              " WHERE pid = $1::int AND backend_start = $2::timestamptz",
+	              2, params, &res, err))
+		return false;
+	*same = PQntuples(res) > 0;
+	PQclear(res);
+	return true;
 }
 
 /* t's route; a view into spec, as shard_table_route gives it. */
@@ -216,6 +276,131 @@ check_tables_unrouted(const ShardSpec *spec, PgConn *src, const Catalog *cat,
 	return true;
 }
 
+/* The plan's route of the selected table cat->tables[c]; NULL: not selected. */
+static const ShardTableRoute *
+route_of(const Catalog *cat, const ShardsPlan *plan, int c)
+{
+	int k = 0;
+
+	if (c < 0 || !cat->tables[c].selected)
+		return NULL;
+	for (int i = 0; i < c; i++)
+		k += cat->tables[i].selected;
+	return &plan->tables[k].route;
+}
+
+/*
+ * Whether every row of a foreign key can find the row it references on its
+ * own target: the referenced table is on every target, both go whole to one
+ * target, or both are routed by key and the key columns pair up in the
+ * constraint. cols[i] references refcols[i].
+ */
+static bool
+fk_colocated(const ShardTableRoute *from, const ShardTableRoute *to,
+             char **cols, char **refcols, int n)
+{
+	if (to->kind == SHARD_TABLE_ALL)
+		return true;
+	if (from->kind == SHARD_TABLE_ONE && to->kind == SHARD_TABLE_ONE)
+		return from->target == to->target;
+	if (from->kind != SHARD_TABLE_KEYED || to->kind != SHARD_TABLE_KEYED)
+		return false;
+	for (int i = 0; i < n; i++)
+		if (strcmp(cols[i], from->key) == 0 && strcmp(refcols[i], to->key) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * A foreign key whose rows may live on another target than the rows they
+ * reference cannot be built on the targets (its check would fail there after
+ * the whole load): each is named before anything moves.
+ */
+static bool
+check_foreign_keys(PgConn *src, const Catalog *cat, const ShardsPlan *plan,
+                   Error *err)
+{
+	/* one row per column pair of each foreign key between tables, in order;
+	   a partition's copy of its parent's key is its parent's */
+	const char *sql =
+	    "SELECT c.oid, c.conname, n.nspname, t.relname, rn.nspname,"
+	    " rt.relname, a.attname, ra.attname"
+	    " FROM pg_catalog.pg_constraint c"
+	    " JOIN pg_catalog.pg_class t ON t.oid = c.conrelid"
+	    " JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace"
+	    " JOIN pg_catalog.pg_class rt ON rt.oid = c.confrelid"
+	    " JOIN pg_catalog.pg_namespace rn ON rn.oid = rt.relnamespace,"
+	    " LATERAL unnest(c.conkey, c.confkey) WITH ORDINALITY"
+	    "  AS k(att, ref, i),"
+	    " pg_catalog.pg_attribute a, pg_catalog.pg_attribute ra"
+	    " WHERE c.contype = 'f' AND a.attrelid = c.conrelid"
+	    " AND a.attnum = k.att AND ra.attrelid = c.confrelid"
+	    " AND ra.attnum = k.ref";
+	char query[1400];
+	Buf crossing = BUF_INIT(4096);
+	PGresult *res;
+	int n, ncrossing = 0;
+	bool ok = true;
+
+	snprintf(query, sizeof(query), "%s%s ORDER BY c.oid, k.i", sql,
+	         pg_server_version(src) >= 110000 ? " AND c.conparentid = 0" : "");
+	if (!pg_query(src, query, 0, NULL, &res, err))
+		return err_prefix(err, "reading the foreign keys: ");
+	n = PQntuples(res);
+	for (int i = 0; ok && i < n;)
+	{
+		int j = i;
+		char *cols[INDEX_MAX_KEYS_FK], *refcols[INDEX_MAX_KEYS_FK];
+		const ShardTableRoute *from = route_of(
+		    cat, plan,
+		    catalog_find(cat, PQgetvalue(res, i, 2), PQgetvalue(res, i, 3)));
+		const ShardTableRoute *to = route_of(
+		    cat, plan,
+		    catalog_find(cat, PQgetvalue(res, i, 4), PQgetvalue(res, i, 5)));
+
+		while (j < n &&
+		       strcmp(PQgetvalue(res, j, 0), PQgetvalue(res, i, 0)) == 0)
+		{
+			if (j - i < INDEX_MAX_KEYS_FK)
+			{
+				cols[j - i] = PQgetvalue(res, j, 6);
+				refcols[j - i] = PQgetvalue(res, j, 7);
+			}
+			j++;
+		}
+		if (from != NULL && to != NULL &&
+		    !fk_colocated(from, to, cols, refcols,
+		                  j - i < INDEX_MAX_KEYS_FK ? j - i
+		                                            : INDEX_MAX_KEYS_FK))
+		{
+			if (ncrossing < 5)
+				buf_printf(&crossing, NULL, "%s%s on %s.%s (to %s.%s)",
+				           ncrossing ? "; " : "", PQgetvalue(res, i, 1),
+				           PQgetvalue(res, i, 2), PQgetvalue(res, i, 3),
+				           PQgetvalue(res, i, 4), PQgetvalue(res, i, 5));
+			ncrossing++;
+		}
+		i = j;
+	}
+	PQclear(res);
+	if (ncrossing > 0)
+	{
+		err_set(err, ERR_CONFIG,
+		        "%d foreign key%s would reference rows on another target: "
+		        "%s%s",
+		        ncrossing, ncrossing == 1 ? "" : "s", buf_str(&crossing),
+		        ncrossing > 5 ? "; ..." : "");
+		err_hint(err, "route the referencing table by the column that "
+		              "references the other's routing key (shard.tables: "
+		              "TABLE: key COLUMN), or make the referenced table a "
+		              "reference table (all); else the key cannot hold on the "
+		              "targets");
+		ok = false;
+	}
+	buf_free(&crossing);
+	return ok;
+}
+
 /* The lookup table exists on the source with both columns. */
 static bool
 check_lookup(const ShardSpec *spec, PgConn *src, Error *err)
@@ -261,39 +446,41 @@ check_lookup(const ShardSpec *spec, PgConn *src, Error *err)
 /* Reaches every target; refuses two that are one database, or one that is
  * the source's. */
 static bool
-check_targets(const ShardSpec *spec, const char *source_identity, Error *err)
+check_targets(const ShardSpec *spec, const Reached *source, Error *err)
 {
 	int n = shard_spec_ntargets(spec);
-	char(*ids)[SHARDS_IDENTITY_CAP] = calloc((size_t) n, sizeof(*ids));
-	bool ok = true;
+	Reached *t = calloc((size_t) n, sizeof(Reached));
+	bool ok = true, same = false;
 
-	if (ids == NULL)
+	if (t == NULL)
 		return err_set(err, ERR_INTERNAL, "out of memory");
 	for (int i = 0; i < n && ok; i++)
 	{
 		const char *name = shard_spec_target_name(spec, i);
-		PgConn *conn = NULL;
 
-		ok = open_session(shard_spec_target_uri(spec, i), ERR_TARGET, &conn,
-		                  err) &&
-		     read_identity(conn, ids[i], sizeof(ids[i]), err);
+		ok = reach(shard_spec_target_uri(spec, i), ERR_TARGET, &t[i], err) &&
+		     same_database(source, &t[i], &same, err);
 		if (!ok)
 			err_prefix(err, "target %s: ", name);
-		else if (strcmp(ids[i], source_identity) == 0)
+		else if (same)
 			ok = err_set(err, ERR_CONFIG,
 			             "target %s (%s) is the source database", name,
-			             pg_where(conn));
+			             pg_where(t[i].conn));
 		for (int j = 0; j < i && ok; j++)
-			if (strcmp(ids[i], ids[j]) == 0)
+		{
+			ok = same_database(&t[j], &t[i], &same, err);
+			if (ok && same)
 			{
 				ok = err_set(
 				    err, ERR_CONFIG, "targets %s and %s are one database (%s)",
-				    shard_spec_target_name(spec, j), name, pg_where(conn));
+				    shard_spec_target_name(spec, j), name, pg_where(t[i].conn));
 				err_hint(err, "give each target a database of its own");
 			}
-		pg_close(conn);
+		}
 	}
-	free(ids);
+	for (int i = 0; i < n; i++)
+		pg_close(t[i].conn);
+	free(t);
 	return ok;
 }
 
@@ -301,26 +488,29 @@ bool
 shards_preflight(const TaskConfig *cfg, const ShardSpec *spec, ShardsPlan **out,
                  Error *err)
 {
-	PgConn *src = NULL;
+	Reached source;
+	PgConn *src;
 	Catalog *cat = NULL;
 	ShardsPlan *plan = calloc(1, sizeof(*plan));
-	char source_id[SHARDS_IDENTITY_CAP];
 	bool ok;
 
 	*out = NULL;
 	if (plan == NULL)
 		return err_set(err, ERR_INTERNAL, "out of memory");
-	ok = open_session(cfg->source_uri, ERR_SOURCE, &src, err) &&
-	     read_identity(src, source_id, sizeof(source_id), err) &&
-	     catalog_read(src, cfg->state_schema, &cat, err) &&
+	memset(&source, 0, sizeof(source));
+	ok = reach(cfg->source_uri, ERR_SOURCE, &source, err);
+	src = source.conn;
+	ok = ok && catalog_read(src, cfg->state_schema, &cat, err) &&
 	     catalog_select(cat, cfg->include.items, cfg->include.count,
 	                    cfg->exclude.items, cfg->exclude.count, err) &&
-	     route_tables(spec, cat, plan, err) && check_lookup(spec, src, err) &&
+	     route_tables(spec, cat, plan, err) &&
+	     check_foreign_keys(src, cat, plan, err) &&
+	     check_lookup(spec, src, err) &&
 	     check_tables_unrouted(spec, src, cat, plan, err);
 	catalog_free(cat);
-	pg_close(src);
 	if (ok)
-		ok = check_targets(spec, source_id, err);
+		ok = check_targets(spec, &source, err);
+	pg_close(src);
 	if (!ok)
 	{
 		shards_plan_free(plan);
@@ -441,7 +631,7 @@ shards_route_as_filters(TaskConfig *cfg, const ShardSpec *spec, int target,
 			continue;
 		ok = table_route(spec, t, &r, err) &&
 		     shards_where(spec, target, t, &cond, err);
-		if (ok && cond != NULL && !t->has_identity)
+		if (ok && r.kind == SHARD_TABLE_KEYED && !t->has_identity)
 		{
 			err_set(err, ERR_CONFIG,
 			        "table %s is routed by its key and has no primary key "

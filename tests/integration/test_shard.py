@@ -272,6 +272,39 @@ LOADED = """
 """
 
 
+
+def test_foreign_keys_that_would_cross_targets_are_named(
+        pgtide, source_db, targets, tmp_path):
+    """A foreign key whose rows could land on another target than the rows
+    they reference could not be built there after the load: check, copy
+    and migrate name each before anything moves. Keys that hold on every
+    target (between tables routed by the same key, or to a reference table)
+    are built."""
+    source_db.execute(ROUTED + """
+        ALTER TABLE orders ADD FOREIGN KEY (account_id) REFERENCES accounts;
+        ALTER TABLE accounts ADD COLUMN plan_id int REFERENCES plans;
+        CREATE TABLE notes (id int PRIMARY KEY, author bigint REFERENCES accounts);
+        CREATE TABLE pins (id int PRIMARY KEY, account_id bigint,
+                           order_id int REFERENCES orders);
+    """)
+    path = task_file(tmp_path, source_db, targets, "  key: account_id\n")
+    for command in ("check", "copy", "migrate"):
+        r = pgtide.run(command, "--config", path)
+        assert r.returncode == 2, (command, r.stderr)
+        assert error_lines(r.stderr) == [
+            "pgtide: error: 2 foreign keys would reference rows on another "
+            "target: notes_author_fkey on public.notes (to public.accounts); "
+            "pins_order_id_fkey on public.pins (to public.orders)"], command
+    assert_nothing_touched(source_db, targets)
+    source_db.execute("DROP TABLE notes, pins")
+    r = pgtide.run("copy", "--config", path)
+    assert r.returncode == 0, r.stderr
+    for db in targets:
+        assert db.query_one(
+            "SELECT count(*) FROM pg_constraint c JOIN pg_namespace n"
+            " ON n.oid = c.connamespace WHERE contype = 'f'"
+            " AND nspname = 'public'") == 2
+
 def rows(db, table):
     return sorted(db.query(f"SELECT * FROM {table}"), key=repr)
 
