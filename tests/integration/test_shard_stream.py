@@ -5,7 +5,9 @@ transaction touching several targets is applied on each, an UPDATE that
 changes the routing key moves the row (deleted on one target, inserted on
 the other), a reference table's changes reach every target. Killed with
 kill -9 while the source is written, it resumes with nothing lost or
-doubled on any target; status and clean act on each target's slot."""
+doubled on any target; with one target's server down for a while, the
+others follow and it catches up once back; status and clean act on each
+target's slot."""
 import os
 import signal
 import threading
@@ -13,7 +15,9 @@ import time
 
 import psycopg
 
+from cdc_helpers import ServerDb
 from conftest import wait_for
+from faults import crash
 from test_shard import (HASHED, LOADED, assert_hashed_image, rows,  # noqa: F401
                         targets, task_file)
 
@@ -259,3 +263,42 @@ def test_sighup_reaches_every_target_and_changes_only_the_caps(
     assert p.stop() == 0, p.read_stderr()
     assert sum(db.query_one("SELECT count(*) FROM t") for db in targets) \
         == 3000
+
+
+def test_one_target_down_then_back_while_the_others_follow(
+        pgtide, make_server, tmp_path):
+    """Three targets on servers of their own. One crashes and stays down
+    while the source is written: the other two keep following (their slots
+    move on), the task keeps running, and once the server is back its target
+    catches up; every target then holds exactly its share, nothing lost or
+    doubled anywhere."""
+    source_db = ServerDb(make_server("src"))
+    servers = [make_server(f"tgt{i + 1}") for i in range(3)]
+    dbs = [ServerDb(s) for s in servers]
+    source_db.execute(LOADED)
+    path = task_file(tmp_path, source_db, dbs, HASHED)
+    p = pgtide.start("migrate", "--config", path)
+    wait_streaming(p)
+    w = Writer(source_db)
+    w.start()
+    try:
+        wait_for(lambda: w.n > 200, 60, 0.1, "the writer is stuck")
+        crash(servers[1])
+        goal = source_db.query_one("SELECT pg_current_wal_lsn()::text")
+        wait_for(lambda: w.n > 600, 60, 0.1, "the writer is stuck")
+        # the two others follow past the crash while shard2 is down
+        wait_for(lambda: source_db.query_one(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = ANY(%s)"
+            " AND confirmed_flush_lsn >= %s::pg_lsn",
+            ([SLOTS[0], SLOTS[2]], goal)) == 2, 60, 0.2,
+            "the targets still up stopped following")
+        assert p.poll() is None, p.read_stderr()
+        time.sleep(5)   # down for a while, with the stream retrying
+        servers[1].start()
+        start = w.n
+        wait_for(lambda: w.n > start + 200, 60, 0.1, "the writer is stuck")
+    finally:
+        w.stop()
+    wait_caught_up(source_db, p)
+    assert_hashed_image(source_db, dbs)
+    assert p.stop() == 0, p.read_stderr()
