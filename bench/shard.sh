@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Sharded full load: the benchmark dataset copied into one target, then
-# split by hash into three targets, one run after the other on the same
-# servers. The three targets are three databases of the target server, so
+# Sharded full load and change stream: the benchmark dataset copied into
+# one target, then split by hash into three targets, one run after the
+# other on the same servers; then one backlog of pgbench transactions
+# drained by migrate into one target, and the same into three. The three targets are three databases of the target server, so
 # both runs write through the same server and disks: the ratio is what
 # routing costs (each target's rows read from the source with the routing
 # condition on every chunk), not what three machines would gain.
@@ -79,8 +80,82 @@ timed three --config "$WORK/split.yaml"
 total=$(($(rows s1) + $(rows s2) + $(rows s3)))
 [ "$total" = "$SRC_ROWS" ] || die "three targets: $total rows in all, the source has $SRC_ROWS"
 
+# ---- the change stream: one backlog of pgbench transactions drained into one
+# target, then the same backlog into three. Each run: migrate until every
+# target streams, stop it, write the backlog on the source, start migrate
+# again and time from every target streaming to every slot confirming the
+# backlog's end.
+BENCH_TXNS=${BENCH_TXNS:-20000}
+
+# wait_streams LOG N: until LOG says N times that a target streams
+wait_streams() {
+	local i
+	for i in $(seq 1200); do
+		[ "$(grep -c 'streaming from slot' "$1" || true)" -ge "$2" ] && return 0
+		sleep 0.1
+	done
+	die "not $2 targets streaming (log: $1)"
+}
+
+drained() { # drained SLOT_PATTERN N LSN: N slots like the pattern confirm LSN
+	[ "$(q "$SRC" "SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE '$1' AND confirmed_flush_lsn >= '$3'")" = "$2" ]
+}
+
+stream_run() { # stream_run NAME N SLOT_PATTERN ARGS...: the drain's seconds into res/NAME.drain
+	local name=$1 n=$2 slots=$3 pid end t0 t1
+	shift 3
+	"$PGTIDE_BIN" migrate "$@" >"$WORK/logs/$name-load.log" 2>&1 &
+	pid=$!
+	wait_streams "$WORK/logs/$name-load.log" "$n"
+	kill -INT "$pid"
+	wait "$pid" || die "$name: migrate did not stop cleanly (log: $WORK/logs/$name-load.log)"
+	pgbench -n -c 4 -j 2 -t $((BENCH_TXNS / 4)) -h 127.0.0.1 -p "$SRC_PORT" -U postgres bench \
+		>"$WORK/logs/$name-pgbench.log" 2>&1 || die "$name: pgbench failed"
+	end=$(q "$SRC" "SELECT pg_current_wal_lsn()")
+	"$PGTIDE_BIN" migrate "$@" >"$WORK/logs/$name-stream.log" 2>&1 &
+	pid=$!
+	wait_streams "$WORK/logs/$name-stream.log" "$n"
+	t0=$(now)
+	until drained "$slots" "$n" "$end"; do
+		kill -0 "$pid" 2>/dev/null || die "$name: migrate exited (log: $WORK/logs/$name-stream.log)"
+		sleep 0.05
+	done
+	t1=$(now)
+	kill -INT "$pid"
+	wait "$pid" || die "$name: migrate did not stop cleanly"
+	"$PGTIDE_BIN" clean "$@" >>"$WORK/logs/$name-stream.log" 2>&1 || die "$name: clean failed"
+	elapsed "$t0" "$t1" >"$WORK/res/$name.drain"
+	log "$name: drained $BENCH_TXNS transactions in $(cat "$WORK/res/$name.drain") s"
+}
+
+# pgbench's history rows name an account and a branch at random, so no
+# routing keeps a row beside both: its foreign keys go for the stream runs,
+# and it gets a key, so that the split routes it by bid as it does the others
+q "$SRC" "ALTER TABLE pgbench_history DROP CONSTRAINT IF EXISTS pgbench_history_aid_fkey,
+	DROP CONSTRAINT IF EXISTS pgbench_history_bid_fkey, DROP CONSTRAINT IF EXISTS pgbench_history_tid_fkey,
+	ADD COLUMN hid bigserial PRIMARY KEY"
+fresh one
+stream_run stream1 1 "pgtide_stream1" --source "$SRC" --target "$TGT_BASE/one" --task stream1 --jobs "$JOBS"
+fresh s1 s2 s3
+cat >"$WORK/split3.yaml" <<YAML
+task: stream3
+targets:
+  shard1: $TGT_BASE/s1
+  shard2: $TGT_BASE/s2
+  shard3: $TGT_BASE/s3
+shard:
+  key: account_id
+  method: hash
+  tables:
+    public.pgbench_*: key bid
+YAML
+stream_run stream3 3 "pgtide_stream3_%" --config "$WORK/split3.yaml" --source "$SRC" --jobs "$JOBS"
+
 one=$(cat "$WORK/res/one.secs")
 three=$(cat "$WORK/res/three.secs")
+d1=$(cat "$WORK/res/stream1.drain")
+d3=$(cat "$WORK/res/stream3.drain")
+changes=$((BENCH_TXNS * 4))
 {
 	echo "pgtide sharded load: $(date -u +%Y-%m-%dT%H:%MZ), PostgreSQL $PG_VERSION, dataset ${size_mb} MB, JOBS=$JOBS, $(nproc) cores"
 	printf '%-34s %10s %8s\n' run "time (s)" ratio
@@ -88,5 +163,11 @@ three=$(cat "$WORK/res/three.secs")
 	printf '%-34s %10s %8s\n' "copy into 3 targets by hash" "$three" \
 		"$(awk -v a="$three" -v b="$one" 'BEGIN { printf "%.2f", a / b }')"
 	echo "rows per target: s1 $(rows s1), s2 $(rows s2), s3 $(rows s3) (routed tables; $SRC_ROWS on the source)"
+	printf '%-34s %10s %8s %12s\n' "change stream ($BENCH_TXNS pgbench txns)" "drain (s)" ratio "changes/s"
+	printf '%-34s %10s %8s %12s\n' "into 1 target" "$d1" "1.00" \
+		"$(awk -v c="$changes" -v t="$d1" 'BEGIN { printf "%.0f", c / t }')"
+	printf '%-34s %10s %8s %12s\n' "into 3 targets by bid" "$d3" \
+		"$(awk -v a="$d3" -v b="$d1" 'BEGIN { printf "%.2f", a / b }')" \
+		"$(awk -v c="$changes" -v t="$d3" 'BEGIN { printf "%.0f", c / t }')"
 } | tee "$OUT"
 log "written to $OUT"
