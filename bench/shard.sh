@@ -64,8 +64,10 @@ fresh one
 timed one --target "$TGT_BASE/one"
 [ "$(rows one)" = "$SRC_ROWS" ] || die "one target: $(rows one) rows, the source has $SRC_ROWS"
 
-fresh s1 s2 s3
-cat >"$WORK/split.yaml" <<YAML
+split_file() { # split_file FILE [TASK]: three targets s1..s3, routed by hash
+	{
+		[ -z "${2:-}" ] || echo "task: $2"
+		cat <<YAML
 targets:
   shard1: $TGT_BASE/s1
   shard2: $TGT_BASE/s2
@@ -76,6 +78,11 @@ shard:
   tables:
     public.pgbench_*: key bid
 YAML
+	} >"$1"
+}
+
+fresh s1 s2 s3
+split_file "$WORK/split.yaml"
 timed three --config "$WORK/split.yaml"
 total=$(($(rows s1) + $(rows s2) + $(rows s3)))
 [ "$total" = "$SRC_ROWS" ] || die "three targets: $total rows in all, the source has $SRC_ROWS"
@@ -137,18 +144,7 @@ q "$SRC" "ALTER TABLE pgbench_history DROP CONSTRAINT IF EXISTS pgbench_history_
 fresh one
 stream_run stream1 1 "pgtide_stream1" --source "$SRC" --target "$TGT_BASE/one" --task stream1 --jobs "$JOBS"
 fresh s1 s2 s3
-cat >"$WORK/split3.yaml" <<YAML
-task: stream3
-targets:
-  shard1: $TGT_BASE/s1
-  shard2: $TGT_BASE/s2
-  shard3: $TGT_BASE/s3
-shard:
-  key: account_id
-  method: hash
-  tables:
-    public.pgbench_*: key bid
-YAML
+split_file "$WORK/split3.yaml" stream3
 stream_run stream3 3 "pgtide_stream3_%" --config "$WORK/split3.yaml" --source "$SRC" --jobs "$JOBS"
 
 one=$(cat "$WORK/res/one.secs")

@@ -150,14 +150,20 @@ class Writer(threading.Thread):
         self.join(30)
 
 
-def test_kill_9_of_every_process_while_streaming_loses_and_doubles_nothing(
-        pgtide, source_db, targets, tmp_path):
+def streaming_under_writer(pgtide, source_db, targets, tmp_path):
+    """LOADED split by HASHED, migrate streaming, a Writer started."""
     source_db.execute(LOADED)
     path = task_file(tmp_path, source_db, targets, HASHED)
     p = pgtide.start("migrate", "--config", path)
     wait_streaming(p)
     w = Writer(source_db)
     w.start()
+    return path, p, w
+
+
+def test_kill_9_of_every_process_while_streaming_loses_and_doubles_nothing(
+        pgtide, source_db, targets, tmp_path):
+    path, p, w = streaming_under_writer(pgtide, source_db, targets, tmp_path)
     try:
         for _ in range(2):
             wait_for(lambda: w.n > 300, 60, 0.1, "the writer is stuck")
@@ -275,12 +281,7 @@ def test_one_target_down_then_back_while_the_others_follow(
     source_db = ServerDb(make_server("src"))
     servers = [make_server(f"tgt{i + 1}") for i in range(3)]
     dbs = [ServerDb(s) for s in servers]
-    source_db.execute(LOADED)
-    path = task_file(tmp_path, source_db, dbs, HASHED)
-    p = pgtide.start("migrate", "--config", path)
-    wait_streaming(p)
-    w = Writer(source_db)
-    w.start()
+    _, p, w = streaming_under_writer(pgtide, source_db, dbs, tmp_path)
     try:
         wait_for(lambda: w.n > 200, 60, 0.1, "the writer is stuck")
         crash(servers[1])

@@ -1215,6 +1215,26 @@ test_throttle_keys_and_changes(void **state)
 	config_free(&b);
 }
 
+/* The names on the source and the origin: one per task, one per target of
+ * several, so that the targets' slots share the source and their origins a
+ * cluster. */
+static void
+test_source_name(void **state)
+{
+	TaskConfig cfg;
+	char name[CONFIG_SOURCE_NAME_MAX];
+
+	(void) state;
+	config_init(&cfg);
+	cfg.task = strdup("split");
+	config_source_name(&cfg, name, sizeof(name));
+	assert_string_equal(name, "pgtide_split");
+	cfg.shard_target = strdup("shard2");
+	config_source_name(&cfg, name, sizeof(name));
+	assert_string_equal(name, "pgtide_split_shard2");
+	config_free(&cfg);
+}
+
 int
 main(void)
 {
@@ -1249,6 +1269,7 @@ main(void)
 	    cmocka_unit_test(test_names),
 	    cmocka_unit_test(test_throttle_keys_and_changes),
 	    cmocka_unit_test(test_map_keys),
+	    cmocka_unit_test(test_source_name),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
