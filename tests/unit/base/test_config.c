@@ -1226,6 +1226,7 @@ test_source_name(void **state)
 
 	(void) state;
 	config_init(&cfg);
+	free(cfg.task);
 	cfg.task = strdup("split");
 	config_source_name(&cfg, name, sizeof(name));
 	assert_string_equal(name, "pgtide_split");
