@@ -161,6 +161,17 @@ def streaming_under_writer(pgtide, source_db, targets, tmp_path):
     return path, p, w
 
 
+def assert_caught_up_exactly(source_db, targets, p):
+    """Once every slot confirms the source's end: each target holds exactly
+    its share of HASHED, every order once somewhere; migrate then stops
+    cleanly."""
+    wait_caught_up(source_db, p)
+    assert_hashed_image(source_db, targets)
+    assert sum(db.query_one("SELECT count(*) FROM orders") for db in targets) \
+        == source_db.query_one("SELECT count(*) FROM orders")
+    assert p.stop() == 0, p.read_stderr()
+
+
 def test_kill_9_of_every_process_while_streaming_loses_and_doubles_nothing(
         pgtide, source_db, targets, tmp_path):
     path, p, w = streaming_under_writer(pgtide, source_db, targets, tmp_path)
@@ -183,11 +194,7 @@ def test_kill_9_of_every_process_while_streaming_loses_and_doubles_nothing(
             wait_for(lambda: w.n > start + 300, 60, 0.1, "the writer is stuck")
     finally:
         w.stop()
-    wait_caught_up(source_db, p)
-    assert_hashed_image(source_db, targets)
-    assert sum(db.query_one("SELECT count(*) FROM orders") for db in targets) \
-        == source_db.query_one("SELECT count(*) FROM orders")
-    assert p.stop() == 0, p.read_stderr()
+    assert_caught_up_exactly(source_db, targets, p)
 
 
 def test_list_routing_streams_and_a_key_of_no_target_stops_the_stream(
@@ -300,6 +307,4 @@ def test_one_target_down_then_back_while_the_others_follow(
         wait_for(lambda: w.n > start + 200, 60, 0.1, "the writer is stuck")
     finally:
         w.stop()
-    wait_caught_up(source_db, p)
-    assert_hashed_image(source_db, dbs)
-    assert p.stop() == 0, p.read_stderr()
+    assert_caught_up_exactly(source_db, dbs, p)
