@@ -8,6 +8,7 @@ kill -9 while the source is written, it resumes with nothing lost or
 doubled on any target; with one target's server down for a while, the
 others follow and it catches up once back; status and clean act on each
 target's slot."""
+import contextlib
 import os
 import signal
 import threading
@@ -18,6 +19,7 @@ import psycopg
 from cdc_helpers import ServerDb
 from conftest import wait_for
 from faults import crash
+from helpers import hostile_settings
 from test_shard import (HASHED, LOADED, assert_hashed_image, rows,  # noqa: F401
                         targets, task_file)
 
@@ -72,6 +74,25 @@ def test_migrate_routes_every_change_then_status_and_clean(
         pgtide, source_db, targets, tmp_path):
     source_db.execute(LOADED)
     path = task_file(tmp_path, source_db, targets, HASHED)
+    # hostile settings on the source and every target: the key's text form,
+    # which the stream routes by, must not change with them
+    hostile = contextlib.ExitStack()
+    for db in targets:
+        hostile.enter_context(hostile_settings(source_db, db))
+    with hostile:
+        routed_under_hostile_settings(pgtide, source_db, targets, path)
+
+    r = pgtide.run("status", "--config", path)
+    assert r.returncode == 0, r.stderr
+    for name in SLOTS:
+        assert name in r.stdout, r.stdout
+    r = pgtide.run("clean", "--config", path)
+    assert r.returncode == 0, r.stderr
+    assert source_db.query_one("SELECT count(*) FROM pg_replication_slots") == 0
+    assert source_db.query_one("SELECT count(*) FROM pg_publication") == 0
+
+
+def routed_under_hostile_settings(pgtide, source_db, targets, path):
     p = pgtide.start("migrate", "--config", path, "--progress-interval", "1")
     wait_streaming(p)
     err = p.read_stderr()
@@ -94,17 +115,7 @@ def test_migrate_routes_every_change_then_status_and_clean(
     # every row somewhere, once
     assert sum(db.query_one("SELECT count(*) FROM orders") for db in targets) \
         == source_db.query_one("SELECT count(*) FROM orders")
-
-    r = pgtide.run("status", "--config", path)
-    assert r.returncode == 0, r.stderr
-    for name in SLOTS:
-        assert name in r.stdout, r.stdout
     assert p.stop() == 0, p.read_stderr()
-
-    r = pgtide.run("clean", "--config", path)
-    assert r.returncode == 0, r.stderr
-    assert source_db.query_one("SELECT count(*) FROM pg_replication_slots") == 0
-    assert source_db.query_one("SELECT count(*) FROM pg_publication") == 0
 
 
 def children_of(pid):
