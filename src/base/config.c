@@ -193,6 +193,21 @@ config_strmap_add(StrMap *map, const char *key, size_t key_len,
 	return true;
 }
 
+bool
+config_strmap_copy(StrMap *dst, const StrMap *src, Error *err)
+{
+	memset(dst, 0, sizeof(*dst));
+	for (int i = 0; i < src->keys.count; i++)
+		if (!config_strmap_add(dst, src->keys.items[i],
+		                       strlen(src->keys.items[i]), src->values.items[i],
+		                       strlen(src->values.items[i]), src->line[i], err))
+		{
+			config_strmap_free(dst);
+			return false;
+		}
+	return true;
+}
+
 /* ---- public API ---- */
 
 void

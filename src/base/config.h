@@ -74,6 +74,14 @@ typedef enum DroppedPolicy
 	DROPPED_KEEP,       /* left on the target with their rows */
 } DroppedPolicy;
 
+/* cutover.sequence_spacing: how several targets' sequences stay apart
+ * after the hand-over (docs/sharding.md). */
+typedef enum SequenceSpacing
+{
+	SEQUENCE_SPACING_NONE = 0, /* each target continues the source's */
+	SEQUENCE_SPACING_MODULO,   /* target k of n hands out values = k mod n */
+} SequenceSpacing;
+
 /* shard.method: how a row's key names its target (docs/sharding.md). */
 typedef enum ShardMethod
 {
@@ -181,6 +189,7 @@ typedef struct TaskConfig
 	FinalValidation cutover_validate;
 	DivergedPolicy cutover_diverged;
 	DroppedPolicy cutover_dropped;
+	SequenceSpacing cutover_spacing;
 	char *http_listen;    /* "[ADDR:]PORT" to serve metrics on; NULL: off */
 	int http_ready_lag_s; /* /readyz: ready while following with less lag */
 	ThrottleConfig throttle;
@@ -226,6 +235,13 @@ typedef struct TaskConfig
 bool config_strmap_add(StrMap *map, const char *key, size_t key_len,
                        const char *value, size_t value_len, int line,
                        Error *err);
+
+/* *dst: a copy of src of its own, for config_strmap_free; on failure
+ * (ERR_INTERNAL) *dst holds nothing. */
+bool config_strmap_copy(StrMap *dst, const StrMap *src, Error *err);
+
+/* Frees what map holds; it is empty after. */
+void config_strmap_free(StrMap *map);
 
 /* Fills cfg with every default (see docs/task-file.md). Never fails. */
 void config_init(TaskConfig *cfg);

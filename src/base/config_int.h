@@ -82,6 +82,7 @@ typedef enum KeyId
 	CONFIG_KEY_CUTOVER_VALIDATE,
 	CONFIG_KEY_CUTOVER_DIVERGED,
 	CONFIG_KEY_CUTOVER_DROPPED,
+	CONFIG_KEY_CUTOVER_SPACING,
 	CONFIG_KEY_HTTP_LISTEN,
 	CONFIG_KEY_HTTP_READY_LAG,
 	CONFIG_KEY_THROTTLE_COPY_WORKERS,
@@ -169,7 +170,6 @@ bool config_strlist_append(StrList *list, const char *text, size_t len,
                            Error *err);
 
 /* Frees what map holds and empties it. */
-void config_strmap_free(StrMap *map);
 
 
 /* ---- config_yaml.c ---- */

@@ -38,6 +38,7 @@ static const char *const final_validation_names[] = {"none", "counts", "full",
                                                      NULL};
 static const char *const diverged_names[] = {"refuse", "recopy", NULL};
 static const char *const dropped_names[] = {"refuse", "drop", "keep", NULL};
+static const char *const spacing_names[] = {"none", "modulo", NULL};
 static const char *const off_on_names[] = {"off", "on", NULL};
 
 _Static_assert(COPY_FORMAT_AUTO == 0 && COPY_FORMAT_TEXT == 1 &&
@@ -63,6 +64,8 @@ _Static_assert(DIVERGED_REFUSE == 0 && DIVERGED_RECOPY == 1,
                "diverged_names follows DivergedPolicy");
 _Static_assert(DROPPED_REFUSE == 0 && DROPPED_DROP == 1 && DROPPED_KEEP == 2,
                "dropped_names follows DroppedPolicy");
+_Static_assert(SEQUENCE_SPACING_NONE == 0 && SEQUENCE_SPACING_MODULO == 1,
+               "spacing_names follows SequenceSpacing");
 
 /* In the order docs/task-file.md and the hints list them. */
 static const KeyDef config_keys[] = {
@@ -187,6 +190,10 @@ static const KeyDef config_keys[] = {
      .id = CONFIG_KEY_CUTOVER_DROPPED,
      .type = CONFIG_KEY_TYPE_CHOICE,
      .choices = dropped_names},
+    {.name = "cutover.sequence_spacing",
+     .id = CONFIG_KEY_CUTOVER_SPACING,
+     .type = CONFIG_KEY_TYPE_CHOICE,
+     .choices = spacing_names},
     {.name = "http.listen",
      .id = CONFIG_KEY_HTTP_LISTEN,
      .type = CONFIG_KEY_TYPE_STRING},
@@ -823,6 +830,9 @@ key_store(TaskConfig *cfg, const KeyDef *key, const char *text, size_t len,
 		case CONFIG_KEY_CUTOVER_DROPPED:
 			cfg->cutover_dropped = (DroppedPolicy) num;
 			return true;
+		case CONFIG_KEY_CUTOVER_SPACING:
+			cfg->cutover_spacing = (SequenceSpacing) num;
+			return true;
 		case CONFIG_KEY_CUTOVER_DIVERGED:
 			cfg->cutover_diverged = (DivergedPolicy) num;
 			return true;
@@ -1275,6 +1285,8 @@ key_same(const TaskConfig *a, const TaskConfig *b, KeyId id)
 			return a->cutover_diverged == b->cutover_diverged;
 		case CONFIG_KEY_CUTOVER_DROPPED:
 			return a->cutover_dropped == b->cutover_dropped;
+		case CONFIG_KEY_CUTOVER_SPACING:
+			return a->cutover_spacing == b->cutover_spacing;
 		case CONFIG_KEY_HTTP_LISTEN:
 			return same_text(a->http_listen, b->http_listen);
 		case CONFIG_KEY_HTTP_READY_LAG:

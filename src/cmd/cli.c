@@ -219,6 +219,10 @@ usage_command(const Command *c, FILE *out)
 	    "since\n"
 	    "                            the load: refuse (default), drop or "
 	    "keep it\n"
+	    "      --sequence-spacing=HOW  cutover with several targets: none "
+	    "(default),\n"
+	    "                            or modulo (target k of n: values = k "
+	    "mod n)\n"
 	    "\n"
 	    "Observing (copy, migrate, follow):\n"
 	    "      --http=[ADDR:]PORT    serve /metrics, /status, /healthz, "
@@ -338,6 +342,7 @@ enum
 	OPT_FINAL_VALIDATION,
 	OPT_DIVERGED,
 	OPT_DROPPED,
+	OPT_SPACING,
 	OPT_HTTP,
 	OPT_TABLE_MAPPINGS,
 };
@@ -401,6 +406,8 @@ static const OptionKey options[] = {
     {{"diverged", required_argument, NULL, OPT_DIVERGED}, "cutover.diverged"},
     {{"dropped-tables", required_argument, NULL, OPT_DROPPED},
      "cutover.dropped_tables"},
+    {{"sequence-spacing", required_argument, NULL, OPT_SPACING},
+     "cutover.sequence_spacing"},
     {{"http", required_argument, NULL, OPT_HTTP}, "http.listen"},
     {{"log-format", required_argument, NULL, OPT_LOG_FORMAT}, NULL},
     {{"json", no_argument, NULL, OPT_JSON}, NULL},
@@ -623,8 +630,8 @@ cli_rereads(void)
  * copy, migrate and validate then connect to the source and every target
  * and route each selected table, so that a table, rule, column or target
  * that cannot work is named before any data moves (check prints the
- * routing). copy, migrate, validate, status and clean get the rules in
- * *run_spec (the caller frees them); a command that cannot route rows to
+ * routing). copy, migrate, validate, cutover, status and clean get the
+ * rules in *run_spec (the caller frees them); a command that cannot route rows to
  * several targets yet refuses, since running it against one of them would
  * ignore the others. A process migrating one target for its parent skips
  * the preflight its parent ran.
@@ -639,7 +646,7 @@ check_targets(const Command *c, const TaskConfig *cfg, ShardSpec **run_spec,
 	bool built =
 	    strcmp(c->name, "copy") == 0 || strcmp(c->name, "validate") == 0 ||
 	    strcmp(c->name, "status") == 0 || strcmp(c->name, "clean") == 0 ||
-	    strcmp(c->name, "migrate") == 0;
+	    strcmp(c->name, "migrate") == 0 || strcmp(c->name, "cutover") == 0;
 	/* a process of one target runs after its parent's preflight */
 	bool preflight =
 	    (strcmp(c->name, "copy") == 0 || strcmp(c->name, "validate") == 0 ||
@@ -647,6 +654,15 @@ check_targets(const Command *c, const TaskConfig *cfg, ShardSpec **run_spec,
 	    getenv(SHARD_TARGET_ENV) == NULL;
 
 	*run_spec = NULL;
+	if (cfg->targets.keys.count == 0 &&
+	    cfg->cutover_spacing != SEQUENCE_SPACING_NONE)
+	{
+		err_set(err, ERR_CONFIG,
+		        "cutover.sequence_spacing spaces the sequences of several "
+		        "targets, and the task has one");
+		return err_hint(err, "leave it out, or name the targets under "
+		                     "targets:");
+	}
 	if (cfg->targets.keys.count == 0)
 		return true;
 	if (cfg->output_json && strcmp(c->name, "status") == 0)
@@ -791,6 +807,34 @@ each_target(const Command *c, const TaskConfig *cfg, const ShardSpec *spec,
 	return ok;
 }
 
+/*
+ * cutover with several targets: each target's share as its migrate
+ * process sees it (one_target), then one cutover of them all.
+ */
+static bool
+cutover_shards(const TaskConfig *cfg, const ShardSpec *spec, atomic_int *stop,
+               Error *err)
+{
+	int n = shard_spec_ntargets(spec), made = 0;
+	TaskConfig *ones = calloc((size_t) n, sizeof(TaskConfig));
+	bool ok = ones != NULL || err_set(err, ERR_INTERNAL, "out of memory");
+
+	for (; ok && made < n; made++)
+	{
+		ok = task_target_config(cfg, spec, made, &ones[made], err);
+		if (!ok)
+			break;
+		ok = shards_route_as_filters(&ones[made], spec, made, err);
+		if (!ok)
+			err_prefix(err, "target %s: ", shard_spec_target_name(spec, made));
+	}
+	ok = ok && cutover_run(cfg, ones, n, stop, err);
+	for (int i = 0; i < made; i++)
+		task_target_config_free(&ones[i]);
+	free(ones);
+	return ok;
+}
+
 /* A command of a task with several targets. */
 static bool
 run_on_targets(const Command *c, const TaskConfig *cfg, const ShardSpec *spec,
@@ -802,6 +846,8 @@ run_on_targets(const Command *c, const TaskConfig *cfg, const ShardSpec *spec,
 		return validate_shards(cfg, spec, stop, err);
 	if (strcmp(c->name, "copy") == 0)
 		return task_copy_shards(cfg, spec, stop, err);
+	if (strcmp(c->name, "cutover") == 0)
+		return cutover_shards(cfg, spec, stop, err);
 	return each_target(c, cfg, spec, stop, err);
 }
 

@@ -164,12 +164,24 @@ task_target_config(const TaskConfig *cfg, const ShardSpec *spec, int i,
                    TaskConfig *one, Error *err)
 {
 	*one = *cfg;
+	/* its own: shards_route_as_filters adds the target's routing */
+	memset(&one->filters, 0, sizeof(one->filters));
+	memset(&one->shard_routes, 0, sizeof(one->shard_routes));
+	memset(&one->shard_own_filters, 0, sizeof(one->shard_own_filters));
 	one->target_uri = strdup(shard_spec_target_uri(spec, i));
 	one->shard_target = strdup(shard_spec_target_name(spec, i));
-	if (one->target_uri != NULL && one->shard_target != NULL)
+	if (one->target_uri == NULL || one->shard_target == NULL)
+	{
+		task_target_config_free(one);
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	}
+	if (config_strmap_copy(&one->filters, &cfg->filters, err) &&
+	    config_strmap_copy(&one->shard_routes, &cfg->shard_routes, err) &&
+	    config_strmap_copy(&one->shard_own_filters, &cfg->shard_own_filters,
+	                       err))
 		return true;
 	task_target_config_free(one);
-	return err_set(err, ERR_INTERNAL, "out of memory");
+	return false;
 }
 
 void
@@ -178,6 +190,9 @@ task_target_config_free(TaskConfig *one)
 	free(one->target_uri);
 	free(one->shard_target);
 	one->target_uri = one->shard_target = NULL;
+	config_strmap_free(&one->filters);
+	config_strmap_free(&one->shard_routes);
+	config_strmap_free(&one->shard_own_filters);
 }
 
 bool

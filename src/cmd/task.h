@@ -61,9 +61,9 @@ bool task_migrate(const TaskConfig *cfg, atomic_int *stop, Error *err);
 
 /*
  * *one: cfg as the task of spec's target i alone, with its connection
- * string, and its name for the names on the source (config_source_name);
- * everything else shared with cfg. task_target_config_free frees what is
- * its own.
+ * string, its name for the names on the source (config_source_name) and
+ * row filters of its own (for shards_route_as_filters); everything else
+ * shared with cfg. task_target_config_free frees what is its own.
  */
 bool task_target_config(const TaskConfig *cfg, const ShardSpec *spec, int i,
                         TaskConfig *one, Error *err);

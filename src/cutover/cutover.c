@@ -56,14 +56,16 @@ cutover_wall_text(char *buf, size_t cap)
 }
 
 void
-cutover_step_done(Cutover *c, const char *fmt, ...)
+cutover_step_done(Cutover *c, const CutoverTarget *t, const char *fmt, ...)
 {
-	char what[256];
+	char what[320];
+	size_t len;
 	va_list ap;
 	int64_t now = clock_ms();
 
+	len = (size_t) snprintf(what, sizeof(what), "%s", t != NULL ? t->name : "");
 	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
+	vsnprintf(what + len, sizeof(what) - len, fmt, ap);
 	va_end(ap);
 	log_info("cutover: %s (%.2f s)", what, (double) (now - c->step_ms) / 1e3);
 	if (c->steps_len < sizeof(c->steps))
@@ -83,17 +85,22 @@ interrupted(Cutover *c, Error *err)
 
 /* ---- 1. the task, and a migrate following it ---- */
 
+/*
+ * The task's state on target t. With several targets, one whose stream
+ * already stopped at a marker (an earlier cutover that stopped the others
+ * short) is marked cut_over: cutover_run finishes the rest.
+ */
 static bool
-load_task(Cutover *c, Error *err)
+load_task(Cutover *c, CutoverTarget *t, Error *err)
 {
 	StateTask task;
 	StateTable *tables = NULL;
 	int n = 0;
 	bool exists, ok = false;
 
-	if (!state_attach(&c->state, c->tgt, c->cfg->state_schema, c->cfg->task,
+	if (!state_attach(&t->state, t->tgt, t->cfg->state_schema, c->cfg->task,
 	                  &exists, err) ||
-	    (exists && !state_task_read(&c->state, &task, err)))
+	    (exists && !state_task_read(&t->state, &task, err)))
 		return false;
 	if (!exists || !task.exists)
 	{
@@ -101,7 +108,12 @@ load_task(Cutover *c, Error *err)
 		return err_hint(err, "run pgtide migrate for it first, or name the "
 		                     "task with --task");
 	}
-	snprintf(c->slot, sizeof(c->slot), "%s", task.slot_name);
+	snprintf(t->slot, sizeof(t->slot), "%s", task.slot_name);
+	if (task.phase == STATE_PHASE_CUTOVER && c->ntargets > 1)
+	{
+		t->cut_over = true;
+		return true;
+	}
 	if (task.phase == STATE_PHASE_CUTOVER)
 	{
 		err_set(err, ERR_CONFIG, "task \"%s\" was already cut over",
@@ -118,20 +130,20 @@ load_task(Cutover *c, Error *err)
 		return err_hint(err, "run pgtide migrate and wait for the full load "
 		                     "to finish");
 	}
-	if (!state_tables_load(&c->state, &tables, &n, err))
+	if (!state_tables_load(&t->state, &tables, &n, err))
 		return false;
-	c->tables = calloc((size_t) n + 1, sizeof(char *));
-	if (c->tables == NULL)
+	t->tables = calloc((size_t) n + 1, sizeof(char *));
+	if (t->tables == NULL)
 	{
 		err_set(err, ERR_INTERNAL, "out of memory");
 		goto out;
 	}
-	for (c->ntables = 0; c->ntables < n; c->ntables++)
+	for (t->ntables = 0; t->ntables < n; t->ntables++)
 	{
-		const StateTable *t = &tables[c->ntables];
+		const StateTable *st = &tables[t->ntables];
 
-		c->tables[c->ntables] = pg_qualify(t->src_schema, t->src_name);
-		if (c->tables[c->ntables] == NULL)
+		t->tables[t->ntables] = pg_qualify(st->src_schema, st->src_name);
+		if (t->tables[t->ntables] == NULL)
 		{
 			err_set(err, ERR_INTERNAL, "out of memory");
 			goto out;
@@ -143,11 +155,42 @@ out:
 	return ok;
 }
 
-/* The slot's lag behind the source's WAL, and whether migrate streams it. */
+/* Every target's tables once, for the fence: the shares name the same
+ * source tables. */
 static bool
-slot_lag(Cutover *c, bool *active, int64_t *lag, Error *err)
+fence_tables(Cutover *c, Error *err)
 {
-	const char *params[1] = {c->slot};
+	int cap = 0;
+
+	for (int i = 0; i < c->ntargets; i++)
+		cap += c->targets[i].ntables;
+	c->tables = calloc((size_t) cap + 1, sizeof(char *));
+	if (c->tables == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	for (int i = 0; i < c->ntargets; i++)
+		for (int k = 0; k < c->targets[i].ntables; k++)
+		{
+			const char *q = c->targets[i].tables[k];
+			int j = 0;
+
+			while (j < c->ntables && strcmp(c->tables[j], q) != 0)
+				j++;
+			if (j < c->ntables)
+				continue;
+			c->tables[c->ntables] = strdup(q);
+			if (c->tables[c->ntables++] == NULL)
+				return err_set(err, ERR_INTERNAL, "out of memory");
+		}
+	return true;
+}
+
+/* Target t's slot's lag behind the source's WAL, and whether migrate
+ * streams it. */
+static bool
+slot_lag(Cutover *c, const CutoverTarget *t, bool *active, int64_t *lag,
+         Error *err)
+{
+	const char *params[1] = {t->slot};
 	PGresult *res;
 
 	if (!pg_query(c->src,
@@ -160,7 +203,8 @@ slot_lag(Cutover *c, bool *active, int64_t *lag, Error *err)
 	if (PQntuples(res) != 1)
 	{
 		PQclear(res);
-		err_set(err, ERR_SOURCE, "the task's slot \"%s\" is gone", c->slot);
+		err_set(err, ERR_SOURCE, "%sthe task's slot \"%s\" is gone", t->name,
+		        t->slot);
 		return err_hint(err, "the migration cannot be cut over; run pgtide "
 		                     "clean and start again");
 	}
@@ -171,19 +215,19 @@ slot_lag(Cutover *c, bool *active, int64_t *lag, Error *err)
 }
 
 static bool
-require_following(Cutover *c, Error *err)
+require_following(Cutover *c, const CutoverTarget *t, Error *err)
 {
 	bool active;
 	int64_t lag;
 
-	if (!slot_lag(c, &active, &lag, err))
+	if (!slot_lag(c, t, &active, &lag, err))
 		return false;
 	if (!active)
 	{
 		err_set(err, ERR_CONFIG,
-		        "no pgtide migrate is following task \"%s\" (its slot \"%s\" "
-		        "is not in use)",
-		        c->cfg->task, c->slot);
+		        "%sno pgtide migrate is following task \"%s\" (its slot "
+		        "\"%s\" is not in use)",
+		        t->name, c->cfg->task, t->slot);
 		return err_hint(err, "start pgtide migrate for the task (it resumes "
 		                     "where it stopped), then run cutover again");
 	}
@@ -192,6 +236,24 @@ require_following(Cutover *c, Error *err)
 
 /* ---- 2. lag ---- */
 
+/* The largest lag of the targets' slots, or false. */
+static bool
+max_lag(Cutover *c, int64_t *lag, Error *err)
+{
+	*lag = 0;
+	for (int i = 0; i < c->ntargets; i++)
+	{
+		bool active;
+		int64_t one;
+
+		if (!slot_lag(c, &c->targets[i], &active, &one, err))
+			return false;
+		if (one > *lag)
+			*lag = one;
+	}
+	return true;
+}
+
 static bool
 wait_lag(Cutover *c, Error *err)
 {
@@ -199,10 +261,9 @@ wait_lag(Cutover *c, Error *err)
 
 	for (;;)
 	{
-		bool active;
 		int64_t lag;
 
-		if (interrupted(c, err) || !slot_lag(c, &active, &lag, err))
+		if (interrupted(c, err) || !max_lag(c, &lag, err))
 			return false;
 		if (lag <= c->cfg->cutover_max_lag_bytes)
 		{
@@ -211,7 +272,7 @@ wait_lag(Cutover *c, Error *err)
 			units_format_bytes(lag, now, sizeof(now));
 			units_format_bytes(c->cfg->cutover_max_lag_bytes, bound,
 			                   sizeof(bound));
-			cutover_step_done(c, "lag %s, under %s", now, bound);
+			cutover_step_done(c, NULL, "lag %s, under %s", now, bound);
 			return true;
 		}
 		if (clock_ms() - start > (int64_t) c->cfg->cutover_timeout_s * 1000)
@@ -292,28 +353,72 @@ wait_in_flight(Cutover *c, Error *err)
 		}
 		clock_sleep_ms(CUTOVER_POLL_MS);
 	}
-	cutover_step_done(c, "transactions begun before the fence ended");
+	cutover_step_done(c, NULL, "transactions begun before the fence ended");
 	return true;
 }
 
 /* ---- 5. the marker ---- */
 
 static bool
-origin_flushed(Cutover *c, Lsn *lsn, Error *err)
+origin_flushed(const CutoverTarget *t, Lsn *lsn, Error *err)
 {
-	const char *params[1] = {c->origin};
+	const char *params[1] = {t->origin};
 	char text[LSN_TEXT_MAX];
 
-	if (!pg_query_value(c->tgt,
+	if (!pg_query_value(t->tgt,
 	                    "SELECT coalesce(pg_catalog.pg_replication_origin_"
 	                    "progress($1, true)::text, '0/0')",
 	                    1, params, text, sizeof(text), err))
 		return false;
 	if (!lsn_parse(text, lsn))
-		return err_set(err, ERR_TARGET, "bad origin progress \"%s\"", text);
+		return err_set(err, ERR_TARGET, "%sbad origin progress \"%s\"", t->name,
+		               text);
 	return true;
 }
 
+/* Waits until target t's stream has applied the marker. */
+static bool
+wait_marker(Cutover *c, const CutoverTarget *t, int64_t start, Error *err)
+{
+	for (;;)
+	{
+		Lsn flushed;
+		bool active;
+		int64_t lag;
+
+		if (interrupted(c, err) || !origin_flushed(t, &flushed, err))
+			return false;
+		if (flushed >= c->marker)
+			break;
+		if (!slot_lag(c, t, &active, &lag, err))
+			return false;
+		if (!active)
+		{
+			err_set(err, ERR_SOURCE,
+			        "%sthe change stream stopped before it reached the marker",
+			        t->name);
+			return err_hint(err, "pgtide migrate is no longer running for "
+			                     "the task; restart it, then run cutover "
+			                     "again");
+		}
+		if (clock_ms() - start > (int64_t) c->cfg->cutover_timeout_s * 1000)
+		{
+			err_set(err, ERR_TARGET,
+			        "%sthe target had not applied up to the marker at " LSN_FMT
+			        " after %d s (it holds " LSN_FMT ")",
+			        t->name, LSN_ARGS(c->marker), c->cfg->cutover_timeout_s,
+			        LSN_ARGS(flushed));
+			return err_hint(err, "check pgtide status for the task's lag and "
+			                     "last error");
+		}
+		clock_sleep_ms(CUTOVER_POLL_MS);
+	}
+	cutover_step_done(c, t, "marker " LSN_FMT " applied on the target",
+	                  LSN_ARGS(c->marker));
+	return true;
+}
+
+/* One marker on the source, which every target's stream must pass. */
 static bool
 write_marker(Cutover *c, Error *err)
 {
@@ -321,8 +426,8 @@ write_marker(Cutover *c, Error *err)
 	PGresult *res;
 	int64_t start = clock_ms();
 
-	/* transactional: it reaches the applier as a transaction of its own,
-	 * which advances the origin past it */
+	/* transactional: it reaches each applier as a transaction of its own,
+	 * which advances that target's origin past it */
 	if (!pg_query(c->src,
 	              "SELECT pg_catalog.pg_logical_emit_message(true,"
 	              " 'pgtide.cutover', $1)::text,"
@@ -338,40 +443,9 @@ write_marker(Cutover *c, Error *err)
 	PQclear(res);
 	c->rec.marker_lsn = c->marker;
 	fault_point("cutover.marker");
-	for (;;)
-	{
-		Lsn flushed;
-		bool active;
-		int64_t lag;
-
-		if (interrupted(c, err) || !origin_flushed(c, &flushed, err))
+	for (int i = 0; i < c->ntargets; i++)
+		if (!wait_marker(c, &c->targets[i], start, err))
 			return false;
-		if (flushed >= c->marker)
-			break;
-		if (!slot_lag(c, &active, &lag, err))
-			return false;
-		if (!active)
-		{
-			err_set(err, ERR_SOURCE,
-			        "the change stream stopped before it reached the marker");
-			return err_hint(err, "pgtide migrate is no longer running for "
-			                     "the task; restart it, then run cutover "
-			                     "again");
-		}
-		if (clock_ms() - start > (int64_t) c->cfg->cutover_timeout_s * 1000)
-		{
-			err_set(err, ERR_TARGET,
-			        "the target had not applied up to the marker at " LSN_FMT
-			        " after %d s (it holds " LSN_FMT ")",
-			        LSN_ARGS(c->marker), c->cfg->cutover_timeout_s,
-			        LSN_ARGS(flushed));
-			return err_hint(err, "check pgtide status for the task's lag and "
-			                     "last error");
-		}
-		clock_sleep_ms(CUTOVER_POLL_MS);
-	}
-	cutover_step_done(c, "marker " LSN_FMT " applied on the target",
-	                  LSN_ARGS(c->marker));
 	return true;
 }
 
@@ -417,35 +491,43 @@ count_late_writes(Cutover *c)
 /* ---- 6. sequences, 7. validation ---- */
 
 static bool
-sync_sequences(Cutover *c, Error *err)
+sync_sequences(Cutover *c, CutoverTarget *t, Error *err)
 {
 	Catalog *cat = NULL;
 	SeqSyncResult r;
 	Renames renames;
+	SeqSpacing spacing = {.k = 1, .n = 1};
+	char spaced[64] = "";
 	bool ok;
 
+	if (c->cfg->cutover_spacing == SEQUENCE_SPACING_MODULO)
+	{
+		spacing = (SeqSpacing){.k = t->index + 1, .n = c->ntargets};
+		snprintf(spaced, sizeof(spaced), ", values = %d mod %d", spacing.k,
+		         spacing.n);
+	}
 	rename_init(&renames);
-	ok = catalog_read(c->src, c->cfg->state_schema, &cat, err);
+	ok = catalog_read(c->src, t->cfg->state_schema, &cat, err);
 	/* the task's tables are the selection: the identity sequences of the
 	   others were left out with their tables */
 	for (int i = 0; ok && i < cat->ntables; i++)
-		for (int t = 0; t < c->ntables; t++)
-			if (strcmp(cat->tables[i].qname, c->tables[t]) == 0)
+		for (int k = 0; k < t->ntables; k++)
+			if (strcmp(cat->tables[i].qname, t->tables[k]) == 0)
 				cat->tables[i].selected = true;
-	ok = ok && rename_from_config(&renames, c->cfg, err) &&
+	ok = ok && rename_from_config(&renames, t->cfg, err) &&
 	     catalog_rename(c->src, cat, &renames, false, err) &&
-	     sequences_sync(c->src, c->tgt, cat, true,
-	                    c->cfg->cutover_sequence_margin, &r, err);
+	     sequences_sync(c->src, t->tgt, cat, true,
+	                    c->cfg->cutover_sequence_margin, spacing, &r, err);
 	catalog_free(cat);
 	rename_free(&renames);
 	if (!ok)
 		return err_prefix(err, "sequences: ");
-	c->sequences = r.set;
+	c->sequences += r.set;
 	if (r.clamped > 0)
-		log_warn("cutover: %d sequences were closer to their bound than the "
+		log_warn("cutover: %s%d sequences were closer to their bound than the "
 		         "margin and were set to it (the target's next nextval "
 		         "fails there as the source's soon would): %s",
-		         r.clamped, r.clamped_names);
+		         t->name, r.clamped, r.clamped_names);
 	/* a sequence left behind hands out ids the source already gave: the
 	   fence comes down and the user fixes it, rather than find duplicates
 	   after the hand-over */
@@ -462,105 +544,233 @@ sync_sequences(Cutover *c, Error *err)
 		                                "each); "
 		                              : "");
 	}
-	cutover_step_done(c, "%d sequences set (+%d increments%s%s)", r.set,
+	cutover_step_done(c, t, "%d sequences set (+%d increments%s%s%s)", r.set,
 	                  c->cfg->cutover_sequence_margin,
 	                  r.exact > 0 ? ", CYCLE ones exact" : "",
-	                  r.clamped > 0 ? ", some at a bound" : "");
+	                  r.clamped > 0 ? ", some at a bound" : "", spaced);
 	return true;
 }
 
+/* Target t against its share of the fenced source, added to *total. */
 static bool
-final_validation(Cutover *c, Error *err)
+final_validation(Cutover *c, const CutoverTarget *t, ValidateSummary *total,
+                 Error *err)
 {
 	ValidateSummary sum;
 	FinalValidation how = c->cfg->cutover_validate;
 
 	if (how == FINAL_VALIDATION_NONE)
-	{
-		snprintf(c->validation, sizeof(c->validation), "skipped");
 		return true;
-	}
 	/* fenced and drained: nothing moves on either side */
-	if (!validate_run(c->cfg,
+	if (!validate_run(t->cfg,
 	                  how == FINAL_VALIDATION_FULL ? VALIDATE_FULL
 	                                               : VALIDATE_COUNTS,
 	                  true, c->stop, &sum, err))
-		return err_prefix(err, "final validation: ");
-	snprintf(c->validation, sizeof(c->validation),
-	         "%s: %d tables, %d differ, %lld rows on the source, %lld on the "
-	         "target",
-	         config_final_validation_name(how), sum.tables,
-	         sum.tables_differing, (long long) sum.rows_source,
-	         (long long) sum.rows_target);
+		return err_prefix(err, "%sfinal validation: ", t->name);
+	total->tables += sum.tables;
+	total->tables_differing += sum.tables_differing;
+	total->rows_source += sum.rows_source;
+	total->rows_target += sum.rows_target;
+	total->differences += sum.differences;
 	if (sum.tables_differing > 0 || sum.differences > 0)
 	{
-		err_set(err, ERR_DIFFERENT, "final validation found differences (%s)",
-		        c->validation);
+		err_set(err, ERR_DIFFERENT,
+		        "%sfinal validation found differences (%d tables differ, %lld "
+		        "rows on the source, %lld on the target)",
+		        t->name, sum.tables_differing, (long long) sum.rows_source,
+		        (long long) sum.rows_target);
 		return err_hint(err, "run pgtide validate for the rows; fix the "
 		                     "cause, then run cutover again");
 	}
-	cutover_step_done(c, "final validation (%s)",
+	cutover_step_done(c, t, "final validation (%s)",
 	                  config_final_validation_name(how));
 	return true;
 }
 
-/* ---- 8. the stream stops: the point of no return ---- */
-
-/* Whether the stream has recorded that it stopped at the marker. */
+/*
+ * Everything that happens to each target under the fence, once it holds
+ * the marker; then the final validation of every target. A failure names
+ * its target; the caller undoes the fence for all.
+ */
 static bool
-stream_stopped(Cutover *c, bool *stopped, Error *err)
+settle_targets(Cutover *c, Error *err)
+{
+	ValidateSummary total;
+	FinalValidation how = c->cfg->cutover_validate;
+	bool ok = true;
+
+	memset(&total, 0, sizeof(total));
+	for (int i = 0; ok && i < c->ntargets; i++)
+	{
+		CutoverTarget *t = &c->targets[i];
+
+		ok = dropped_settle(c, t, err) && resync_tables(c, t, err) &&
+		     resync_large_objects(c, t, err) && sync_sequences(c, t, err) &&
+		     cutover_refresh_matviews(c, t, err);
+		if (!ok)
+			err_prefix(err, "%s", t->name);
+	}
+	for (int i = 0; ok && i < c->ntargets; i++)
+		ok = final_validation(c, &c->targets[i], &total, err);
+	if (how == FINAL_VALIDATION_NONE)
+		snprintf(c->validation, sizeof(c->validation), "skipped");
+	else
+		snprintf(c->validation, sizeof(c->validation),
+		         "%s: %d tables, %d differ, %lld rows on the source, %lld on "
+		         "the target%s",
+		         config_final_validation_name(how), total.tables,
+		         total.tables_differing, (long long) total.rows_source,
+		         (long long) total.rows_target, c->ntargets > 1 ? "s" : "");
+	return ok;
+}
+
+/* ---- 8. the streams stop: the point of no return ---- */
+
+/* Whether target t's stream has recorded that it stopped at the marker. */
+static bool
+stream_stopped(CutoverTarget *t, Error *err)
 {
 	StateTask task;
 
-	if (!state_task_read(&c->state, &task, err))
+	if (!state_task_read(&t->state, &task, err))
 		return false;
-	*stopped = task.phase == STATE_PHASE_CUTOVER;
+	t->stopped = task.phase == STATE_PHASE_CUTOVER;
 	return true;
 }
+
+/* The targets whose streams stopped, and those that did not, as text. */
+static int
+count_stopped(const Cutover *c, char *stopped, char *running, size_t cap)
+{
+	int n = 0;
+	size_t a = 0, b = 0;
+
+	stopped[0] = running[0] = '\0';
+	for (int i = 0; i < c->ntargets; i++)
+	{
+		const CutoverTarget *t = &c->targets[i];
+		const char *name = t->cfg->shard_target ? t->cfg->shard_target : "";
+
+		if (t->stopped && a < cap)
+			a += (size_t) snprintf(stopped + a, cap - a, "%s%s",
+			                       a > 0 ? ", " : "", name);
+		else if (!t->stopped && b < cap)
+			b += (size_t) snprintf(running + b, cap - b, "%s%s",
+			                       b > 0 ? ", " : "", name);
+		n += t->stopped;
+	}
+	return n;
+}
+
 static bool
-stop_stream(Cutover *c, Error *err)
+any_stopped(const Cutover *c)
+{
+	for (int i = 0; i < c->ntargets; i++)
+		if (c->targets[i].stopped)
+			return true;
+	return false;
+}
+
+/* Waits until every target's stream has stopped, or the timeout. */
+static bool
+wait_stopped(Cutover *c, bool *all, Error *err)
 {
 	int64_t start = clock_ms();
-	bool stopped;
 
-	if (!state_task_set_cutover_stop(&c->state, c->marker, err))
-		return false;
-	fault_point("cutover.stop_set");
 	for (;;)
 	{
-		if (!stream_stopped(c, &stopped, err))
-			break;
-		if (stopped)
-		{
-			c->done_ms = clock_ms();
-			cutover_wall_text(c->rec.done_at, sizeof(c->rec.done_at));
-			cutover_step_done(c, "change stream stopped at the marker");
+		*all = true;
+		for (int i = 0; i < c->ntargets; i++)
+			if (!c->targets[i].stopped)
+			{
+				if (!stream_stopped(&c->targets[i], err))
+					return false;
+				*all = *all && c->targets[i].stopped;
+			}
+		if (*all ||
+		    clock_ms() - start > (int64_t) c->cfg->cutover_timeout_s * 1000)
 			return true;
-		}
-		if (clock_ms() - start > (int64_t) c->cfg->cutover_timeout_s * 1000)
-		{
-			err_set(err, ERR_TARGET,
-			        "pgtide migrate did not stop at the marker within %d s",
-			        c->cfg->cutover_timeout_s);
-			break;
-		}
 		clock_sleep_ms(CUTOVER_POLL_MS);
 	}
-	/* not stopped: take the request back (unless it landed meanwhile) */
+}
+
+/*
+ * Tells every target's stream to stop at the marker and waits for all.
+ * While none has stopped the requests are taken back on a failure, and the
+ * caller undoes the fence. Once one has, there is no way back: every
+ * target holds every change up to the marker, the source stays fenced, and
+ * the error names the targets whose streams still have to stop (a
+ * restarted migrate stops them at once; cutover run again then finishes).
+ */
+static bool
+stop_streams(Cutover *c, Error *err)
+{
+	char stopped[512], running[512];
+	bool all = false;
+	int n;
+
+	for (int i = 0; i < c->ntargets; i++)
+		if (!state_task_set_cutover_stop(&c->targets[i].state, c->marker, err))
+		{
+			err_prefix(err, "%s", c->targets[i].name);
+			break;
+		}
+	if (err->kind == ERR_NONE)
+		fault_point("cutover.stop_set");
+	if (err->kind == ERR_NONE && wait_stopped(c, &all, err) && all)
+		goto done;
+	if (err->kind == ERR_NONE)
+		err_set(err, ERR_TARGET,
+		        "pgtide migrate did not stop at the marker within %d s",
+		        c->cfg->cutover_timeout_s);
+	/* take the requests back where no stream stopped (unless a stop
+	   landed meanwhile) */
+	for (int i = 0; i < c->ntargets; i++)
 	{
+		CutoverTarget *t = &c->targets[i];
 		Error e2 = ERR_INIT;
 
-		if (state_task_set_cutover_stop(&c->state, LSN_INVALID, &e2) &&
-		    stream_stopped(c, &stopped, &e2) && stopped)
-		{
-			err_clear(err);
-			c->done_ms = clock_ms();
-			cutover_wall_text(c->rec.done_at, sizeof(c->rec.done_at));
-			cutover_step_done(c, "change stream stopped at the marker");
-			return true;
-		}
+		if (!t->stopped)
+			(void) (state_task_set_cutover_stop(&t->state, LSN_INVALID, &e2) &&
+			        stream_stopped(t, &e2));
 	}
-	return false;
+	n = count_stopped(c, stopped, running, sizeof(stopped));
+	if (n == 0)
+		return false;
+	if (n < c->ntargets)
+	{
+		/* past the point of no return: the others must stop at the marker
+		   too, whenever their migrate runs again */
+		for (int i = 0; i < c->ntargets; i++)
+		{
+			Error e2 = ERR_INIT;
+
+			if (!c->targets[i].stopped &&
+			    !state_task_set_cutover_stop(&c->targets[i].state, c->marker,
+			                                 &e2))
+				log_warn("cutover: %sthe stop request could not be stored "
+				         "again: %s",
+				         c->targets[i].name, e2.message);
+		}
+		err_clear(err);
+		err_set(err, ERR_TARGET,
+		        "the change streams of %s stopped at the marker, and those of "
+		        "%s did not within %d s",
+		        stopped, running, c->cfg->cutover_timeout_s);
+		err_detail(err, "every target holds every change up to the marker, "
+		                "and the source stays fenced");
+		return err_hint(err, "the others stop at the marker as soon as their "
+		                     "migrate reads the request (start pgtide migrate "
+		                     "again if it stopped); then run cutover again to "
+		                     "finish");
+	}
+	err_clear(err);
+done:
+	c->done_ms = clock_ms();
+	cutover_wall_text(c->rec.done_at, sizeof(c->rec.done_at));
+	cutover_step_done(c, NULL, "change stream%s stopped at the marker",
+	                  c->ntargets > 1 ? "s" : "");
+	return true;
 }
 
 /* ---- the report ---- */
@@ -568,29 +778,34 @@ stop_stream(Cutover *c, Error *err)
 static void
 cdc_counts(Cutover *c, char *buf, size_t cap)
 {
-	StateStatus st;
-	Error err = ERR_INIT;
-	int64_t rows = 0;
+	int64_t rows = 0, txns = 0, changes = 0;
 
-	if (!state_status_read(&c->state, &st, &err))
+	for (int t = 0; t < c->ntargets; t++)
 	{
-		snprintf(buf, cap, "unknown (%.200s)", err.message);
-		return;
+		StateStatus st;
+		Error err = ERR_INIT;
+
+		if (!state_status_read(&c->targets[t].state, &st, &err))
+		{
+			snprintf(buf, cap, "unknown (%.200s)", err.message);
+			return;
+		}
+		for (int i = 0; i < st.ntables; i++)
+			rows += st.tables[i].rows;
+		txns += st.cdc.txns;
+		changes += st.cdc.changes;
+		state_status_free(&st);
 	}
-	for (int i = 0; i < st.ntables; i++)
-		rows += st.tables[i].rows;
 	snprintf(buf, cap,
 	         "%lld rows loaded; %lld transactions, %lld row changes applied "
-	         "by the stream of the last run",
-	         (long long) rows, (long long) st.cdc.txns,
-	         (long long) st.cdc.changes);
-	state_status_free(&st);
+	         "by the stream%s of the last run",
+	         (long long) rows, (long long) txns, (long long) changes,
+	         c->ntargets > 1 ? "s (each target counts its own)" : "");
 }
 
 static void
 report(Cutover *c, bool done, const Error *failure)
 {
-	Error err = ERR_INIT;
 	char moved[256];
 
 	c->rec.fence_method = config_fence_name(c->cfg->cutover_fence);
@@ -601,7 +816,9 @@ report(Cutover *c, bool done, const Error *failure)
 	c->rec.window_ms = -1;
 	if (done)
 	{
-		c->rec.window_ms = c->done_ms - c->fence_ms;
+		/* a cutover that finished an earlier one's has no window of its
+		   own */
+		c->rec.window_ms = c->fence_ms > 0 ? c->done_ms - c->fence_ms : -1;
 		c->rec.result = "done";
 	}
 	else
@@ -609,16 +826,26 @@ report(Cutover *c, bool done, const Error *failure)
 		    c->fenced ? "failed, source still fenced" : "failed, fence undone";
 	if (failure != NULL)
 		snprintf(c->rec.error, sizeof(c->rec.error), "%s", failure->message);
-	if (c->tgt != NULL && !state_cutover_record(&c->state, &c->rec, &err))
-		log_warn("cutover: the report could not be stored: %s", err.message);
+	for (int i = 0; i < c->ntargets; i++)
+	{
+		Error err = ERR_INIT;
+
+		if (c->targets[i].tgt != NULL &&
+		    !state_cutover_record(&c->targets[i].state, &c->rec, &err))
+			log_warn("cutover: %sthe report could not be stored: %s",
+			         c->targets[i].name, err.message);
+	}
 	if (!done)
 		return;
 	cdc_counts(c, moved, sizeof(moved));
-	printf("pgtide cutover: task \"%s\" handed over to the target\n\n",
-	       c->cfg->task);
+	printf("pgtide cutover: task \"%s\" handed over to the target%s\n\n",
+	       c->cfg->task, c->ntargets > 1 ? "s" : "");
 	printf("%s\n", c->steps);
-	printf("  write-unavailability window: %.2f s (fenced at %s, done at %s)\n",
-	       (double) c->rec.window_ms / 1e3, c->rec.fenced_at, c->rec.done_at);
+	if (c->fence_ms > 0)
+		printf("  write-unavailability window: %.2f s (fenced at %s, done at "
+		       "%s)\n",
+		       (double) c->rec.window_ms / 1e3, c->rec.fenced_at,
+		       c->rec.done_at);
 	printf("  moved: %s\n", moved);
 	if (c->late_txns >= 0)
 		printf("  transactions committed on the source server after the "
@@ -626,9 +853,11 @@ report(Cutover *c, bool done, const Error *failure)
 		       "changes to the task's tables are on the target)\n",
 		       (long long) c->late_txns);
 	printf("  validation: %s\n", c->validation);
-	printf("\nThe source stays fenced. Point the application at the target; "
-	       "then run\npgtide clean to drop the slot, publication, origin and "
-	       "state.\n");
+	printf("\nThe source stays fenced. Point the application at the target%s; "
+	       "then run\npgtide clean to drop the slot%s, publication%s, "
+	       "origin%s and state.\n",
+	       c->ntargets > 1 ? "s" : "", c->ntargets > 1 ? "s" : "",
+	       c->ntargets > 1 ? "s" : "", c->ntargets > 1 ? "s" : "");
 	fflush(stdout);
 }
 
@@ -639,16 +868,138 @@ cutover_free(Cutover *c)
 	for (int i = 0; i < c->ntables; i++)
 		free(c->tables[i]);
 	free(c->tables);
-	state_tables_free(c->dropped, c->ndropped);
+	for (int i = 0; i < c->ntargets; i++)
+	{
+		CutoverTarget *t = &c->targets[i];
+
+		for (int k = 0; k < t->ntables; k++)
+			free(t->tables[k]);
+		free(t->tables);
+		state_tables_free(t->dropped, t->ndropped);
+		pg_close(t->tgt);
+	}
+	free(c->targets);
 	pg_close(c->src);
-	pg_close(c->tgt);
+}
+
+/* ---- the whole ---- */
+
+/* Connects to every target and reads its task; nothing is changed yet. */
+static bool
+open_targets(Cutover *c, const TaskConfig *targets, Error *err)
+{
+	for (int i = 0; i < c->ntargets; i++)
+	{
+		CutoverTarget *t = &c->targets[i];
+
+		t->cfg = &targets[i];
+		t->index = i;
+		config_source_name(t->cfg, t->origin, sizeof(t->origin));
+		snprintf(t->label, sizeof(t->label), "target %s: ",
+		         t->cfg->shard_target ? t->cfg->shard_target : "");
+		t->name = c->ntargets > 1 ? t->label : "";
+		if (!pg_connect(t->cfg->target_uri, ERR_TARGET, PG_CONN_SQL,
+		                "pgtide cutover", 5000, &t->tgt, err) ||
+		    /* while fenced, a lost session may not keep the source waiting
+		       longer than the cutover itself may take */
+		    !pg_keep_session(t->tgt, NULL, c->cfg->cutover_timeout_s * 1000,
+		                     err) ||
+		    !load_task(c, t, err))
+			return err_prefix(err, "%s", t->name);
+	}
+	return true;
+}
+
+/*
+ * Whether a cutover that stopped short (stop_streams) keeps the source
+ * fenced: its undo is still recorded.
+ */
+static bool
+fence_kept(Cutover *c, bool *kept, Error *err)
+{
+	*kept = false;
+	for (int i = 0; !*kept && i < c->ntargets; i++)
+	{
+		char *undo = NULL;
+
+		if (!state_task_cutover_undo(&c->targets[i].state, &undo, err))
+			return err_prefix(err, "%s", c->targets[i].name);
+		*kept = undo != NULL;
+		free(undo);
+	}
+	return true;
+}
+
+/*
+ * An earlier cutover stopped some targets' streams at its marker and not
+ * the others (stop_streams): the source is still fenced by it, and its stop
+ * requests wait for the others. Waits for them, then reports.
+ */
+static bool
+finish_stopping(Cutover *c, Error *err)
+{
+	bool all;
+
+	for (int i = 0; i < c->ntargets; i++)
+	{
+		CutoverTarget *t = &c->targets[i];
+		Lsn at;
+
+		t->stopped = t->cut_over;
+		if (t->cut_over)
+			continue;
+		if (!state_task_cutover_stop(&t->state, &at, err))
+			return false;
+		if (at == LSN_INVALID)
+		{
+			err_set(err, ERR_CONFIG,
+			        "%sits change stream runs on, while other targets of the "
+			        "task were cut over",
+			        t->name);
+			return err_hint(err, "pgtide status shows each target's phase; "
+			                     "its stream has no stop request to finish "
+			                     "with");
+		}
+		if (!require_following(c, t, err))
+			return false;
+	}
+	log_info("cutover: an earlier cutover stopped some targets' streams at "
+	         "its marker; waiting for the others");
+	snprintf(c->validation, sizeof(c->validation),
+	         "passed in the earlier cutover, before any stream stopped");
+	if (!wait_stopped(c, &all, err))
+		return false;
+	if (!all)
+	{
+		err_set(err, ERR_TARGET,
+		        "pgtide migrate did not stop at the marker within %d s",
+		        c->cfg->cutover_timeout_s);
+		return err_hint(err, "the source stays fenced; check pgtide status "
+		                     "for each target's last error");
+	}
+	c->done_ms = clock_ms();
+	cutover_wall_text(c->rec.done_at, sizeof(c->rec.done_at));
+	cutover_step_done(c, NULL,
+	                  "the other change streams stopped at the "
+	                  "earlier marker");
+	for (int i = 0; i < c->ntargets; i++)
+	{
+		Error e2 = ERR_INIT;
+
+		if (!state_task_set_cutover_undo(&c->targets[i].state, NULL, &e2))
+			log_warn("cutover: %scould not forget the fence's undo: %s",
+			         c->targets[i].name, e2.message);
+	}
+	return true;
 }
 
 bool
-cutover_command(const TaskConfig *cfg, atomic_int *stop, Error *err)
+cutover_run(const TaskConfig *cfg, const TaskConfig *targets, int ntargets,
+            atomic_int *stop, Error *err)
 {
 	Cutover c;
-	bool ok = false;
+	bool ok = false, kept = false;
+	int cut_over = 0;
 
 	memset(&c, 0, sizeof(c));
 	buf_init(&c.undo, CUTOVER_SQL_MAX);
@@ -657,39 +1008,74 @@ cutover_command(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	c.late_txns = -1;
 	c.step_ms = clock_ms();
 	snprintf(c.validation, sizeof(c.validation), "not run");
-	config_source_name(cfg, c.origin, sizeof(c.origin));
 	cutover_wall_text(c.rec.started_at, sizeof(c.rec.started_at));
-	if (!pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide cutover",
-	                5000, &c.tgt, err) ||
-	    /* while fenced, a lost session may not keep the source waiting
-	       longer than the cutover itself may take */
-	    !pg_keep_session(c.tgt, NULL, cfg->cutover_timeout_s * 1000, err) ||
-	    !load_task(&c, err) ||
+	c.targets = calloc((size_t) ntargets, sizeof(CutoverTarget));
+	if (c.targets == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	c.ntargets = ntargets;
+	if (!open_targets(&c, targets, err) ||
 	    !pg_connect(cfg->source_uri, ERR_SOURCE, PG_CONN_SQL, "pgtide cutover",
 	                5000, &c.src, err) ||
 	    /* a read-only fence must not stop pgtide's own session, nor the
 	       session that replaces it after a lost connection */
 	    !pg_keep_session(c.src, "SET default_transaction_read_only = off",
-	                     cfg->cutover_timeout_s * 1000, err) ||
-	    /* a fence an earlier cutover left goes first, whether or not a
-	       migrate follows now: the application must not wait for that */
-	    !fence_undo_leftover(&c, err) || !dropped_find(&c, err) ||
-	    !fence_check_roles(&c, err) || !require_following(&c, err) ||
-	    !state_task_set_cutover_stop(&c.state, LSN_INVALID, err))
+	                     cfg->cutover_timeout_s * 1000, err))
 	{
 		cutover_free(&c);
 		return false;
 	}
-	cutover_step_done(&c, "task \"%s\" is following the source", cfg->task);
-	ok = resync_precheck(&c, err) && wait_lag(&c, err) && fence_up(&c, err) &&
-	     wait_in_flight(&c, err) && write_marker(&c, err) &&
-	     dropped_settle(&c, err) && resync_tables(&c, err) &&
-	     resync_large_objects(&c, err) && sync_sequences(&c, err) &&
-	     cutover_refresh_matviews(&c, err) && final_validation(&c, err) &&
-	     stop_stream(&c, err);
+	for (int i = 0; i < ntargets; i++)
+		cut_over += c.targets[i].cut_over;
+	if (cut_over == ntargets && !fence_kept(&c, &kept, err))
+	{
+		cutover_free(&c);
+		return false;
+	}
+	if (cut_over == ntargets && !kept)
+	{
+		cutover_free(&c);
+		err_set(err, ERR_CONFIG, "task \"%s\" was already cut over", cfg->task);
+		return err_hint(err, "pgtide status shows its report; pgtide clean "
+		                     "drops what the task left behind");
+	}
+	if (cut_over > 0)
+	{
+		ok = finish_stopping(&c, err);
+		if (ok)
+			report(&c, true, NULL);
+		cutover_free(&c);
+		return ok;
+	}
+	/* a fence an earlier cutover left goes first, whether or not a migrate
+	   follows now: the application must not wait for that */
+	ok = fence_undo_leftover(&c, err);
+	for (int i = 0; ok && i < ntargets; i++)
+		ok = dropped_find(&c, &c.targets[i], err) &&
+		     require_following(&c, &c.targets[i], err) &&
+		     state_task_set_cutover_stop(&c.targets[i].state, LSN_INVALID,
+		                                 err) &&
+		     resync_precheck(&c, &c.targets[i], err);
+	if (!ok || !fence_tables(&c, err) || !fence_check_roles(&c, err))
+	{
+		cutover_free(&c);
+		return false;
+	}
+	cutover_step_done(&c, NULL, "task \"%s\" is following the source",
+	                  cfg->task);
+	ok = wait_lag(&c, err) && fence_up(&c, err) && wait_in_flight(&c, err) &&
+	     write_marker(&c, err) && settle_targets(&c, err) &&
+	     stop_streams(&c, err);
 	/* only a report: counted once the window has closed */
 	if (ok)
 		count_late_writes(&c);
+	if (!ok && any_stopped(&c))
+	{
+		/* some streams stopped: the fence must stay (stop_streams) */
+		report(&c, false, err);
+		err_prefix(err, "cutover stopped short: ");
+		cutover_free(&c);
+		return false;
+	}
 	if (!ok)
 	{
 		Error undo = ERR_INIT;
@@ -718,13 +1104,22 @@ cutover_command(const TaskConfig *cfg, atomic_int *stop, Error *err)
 		cutover_free(&c);
 		return false;
 	}
-	/* the fence stays: the application moves to the target */
-	if (!state_task_set_cutover_undo(&c.state, NULL, err))
-		log_warn("cutover: could not forget the fence's undo: %s",
-		         err->message);
-	err_clear(err);
+	/* the fence stays: the application moves to the targets */
+	for (int i = 0; i < ntargets; i++)
+		if (!state_task_set_cutover_undo(&c.targets[i].state, NULL, err))
+		{
+			log_warn("cutover: %scould not forget the fence's undo: %s",
+			         c.targets[i].name, err->message);
+			err_clear(err);
+		}
 	c.fenced = false;
 	report(&c, true, NULL);
 	cutover_free(&c);
 	return true;
+}
+
+bool
+cutover_command(const TaskConfig *cfg, atomic_int *stop, Error *err)
+{
+	return cutover_run(cfg, cfg, 1, stop, err);
 }

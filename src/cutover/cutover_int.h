@@ -24,22 +24,42 @@
 /* the fence's undo and role list: a statement per table and role */
 #define CUTOVER_SQL_MAX ((size_t) 64 << 20)
 
-typedef struct Cutover
+/*
+ * One target of the cutover: the task as that target's share (a task with
+ * several targets has one per target, docs/sharding.md), and what the
+ * cutover holds of it.
+ */
+typedef struct CutoverTarget
 {
 	const TaskConfig *cfg;
-	atomic_int *stop;
-	PgConn *src, *tgt;
+	const char *name; /* "target NAME: " before its lines; "" alone */
+	char label[96];   /* what name points to with several targets */
+	int index;        /* in the task file's order, from 0 */
+	PgConn *tgt;
 	State state; /* on tgt */
 	char slot[64];
 	char origin[80];
-	char **tables; /* source tables of the task, "schema"."name" */
+	char **tables; /* source tables of its share, "schema"."name" */
 	int ntables;
 	StateTable *dropped; /* tables of the task the source no longer has */
 	int ndropped;
+	bool cut_over; /* its stream had stopped at the marker when we began */
+	bool stopped;  /* its stream stopped at this cutover's marker */
+} CutoverTarget;
+
+typedef struct Cutover
+{
+	const TaskConfig *cfg; /* the task file: the fence, the waits */
+	atomic_int *stop;
+	PgConn *src;
+	CutoverTarget *targets;
+	int ntargets;
+	char **tables; /* every target's tables once: what the fence covers */
+	int ntables;
 
 	bool fenced;
-	Buf undo; /* SQL that lifts the fence, or UNDO_COMMAND; saved in the
-	             task's state before the fence goes up */
+	Buf undo; /* SQL that lifts the fence, or UNDO_COMMAND; saved in every
+	             target's state before the fence goes up */
 
 	char fence_snapshot[256]; /* txid snapshot just after the fence */
 	Lsn marker;
@@ -50,8 +70,8 @@ typedef struct Cutover
 
 	int64_t step_ms; /* start of the current step */
 	int64_t fence_ms;
-	int64_t done_ms; /* the stream stopped: writes go to the target now */
-	char steps[4096];
+	int64_t done_ms; /* the streams stopped: writes go to the targets now */
+	char steps[8192];
 	size_t steps_len;
 	StateCutover rec;
 } Cutover;
@@ -59,9 +79,12 @@ typedef struct Cutover
 /* The wall clock as timestamptz text (UTC, milliseconds), into buf. */
 void cutover_wall_text(char *buf, size_t cap);
 
-/* Ends the current step: one line of the report, and the next step's start. */
-void cutover_step_done(Cutover *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+/*
+ * Ends the current step: one line of the report, and the next step's start.
+ * t names the target the step was on; NULL for a step on the source.
+ */
+void cutover_step_done(Cutover *c, const CutoverTarget *t, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* ---- resync.c ---- */
 
@@ -71,20 +94,20 @@ void cutover_step_done(Cutover *c, const char *fmt, ...)
  * that saw an UPDATE or DELETE unless the task copies them again
  * (cutover.diverged).
  */
-bool resync_precheck(Cutover *c, Error *err);
+bool resync_precheck(Cutover *c, CutoverTarget *t, Error *err);
 
 /*
  * Fenced, with every streamed change on the target: looks at the keyless
  * tables once more (refusing as above), then copies again the unlogged
  * tables and the diverged keyless ones the task copies again.
  */
-bool resync_tables(Cutover *c, Error *err);
+bool resync_tables(Cutover *c, CutoverTarget *t, Error *err);
 
 /*
  * Fenced: brings the target's large objects up to the source's (created,
  * changed, dropped ones), each in one target transaction.
  */
-bool resync_large_objects(Cutover *c, Error *err);
+bool resync_large_objects(Cutover *c, CutoverTarget *t, Error *err);
 
 /* ---- dropped.c ---- */
 
@@ -93,13 +116,13 @@ bool resync_large_objects(Cutover *c, Error *err);
  * them out of c->tables; refuses them (cutover.dropped_tables = refuse),
  * naming them, before anything is fenced.
  */
-bool dropped_find(Cutover *c, Error *err);
+bool dropped_find(Cutover *c, CutoverTarget *t, Error *err);
 
 /*
  * Fenced: drops them on the target (drop) or leaves them (keep), and the
  * task forgets them, in one target transaction; one line of the report.
  */
-bool dropped_settle(Cutover *c, Error *err);
+bool dropped_settle(Cutover *c, CutoverTarget *t, Error *err);
 
 /* ---- refresh.c ---- */
 
@@ -107,7 +130,7 @@ bool dropped_settle(Cutover *c, Error *err);
  * Refreshes on the target every materialized view the source has populated,
  * each after those it reads; one line of the report.
  */
-bool cutover_refresh_matviews(Cutover *c, Error *err);
+bool cutover_refresh_matviews(Cutover *c, CutoverTarget *t, Error *err);
 
 /* ---- fence.c ---- */
 

@@ -19,18 +19,18 @@
 #define DROPPED_SHOWN 5
 
 static void
-names_of(const Cutover *c, char *buf, size_t cap)
+names_of(const CutoverTarget *t, char *buf, size_t cap)
 {
 	size_t used = 0;
 
 	buf[0] = '\0';
-	for (int i = 0; i < c->ndropped && i < DROPPED_SHOWN && used < cap; i++)
+	for (int i = 0; i < t->ndropped && i < DROPPED_SHOWN && used < cap; i++)
 		used += (size_t) snprintf(buf + used, cap - used, "%s%s.%s",
-		                          i > 0 ? ", " : "", c->dropped[i].src_schema,
-		                          c->dropped[i].src_name);
-	if (c->ndropped > DROPPED_SHOWN && used < cap)
+		                          i > 0 ? ", " : "", t->dropped[i].src_schema,
+		                          t->dropped[i].src_name);
+	if (t->ndropped > DROPPED_SHOWN && used < cap)
 		snprintf(buf + used, cap - used, " and %d more",
-		         c->ndropped - DROPPED_SHOWN);
+		         t->ndropped - DROPPED_SHOWN);
 }
 
 /*
@@ -84,17 +84,17 @@ not_renamed(Cutover *c, const StateTable *t, Error *err)
 	                     "moves it under its new name");
 }
 
-/* Takes the table at c->tables[i] out of the list the fence works on. */
+/* Takes the table at t->tables[i] out of the list the fence works on. */
 static void
-drop_from_list(Cutover *c, int i)
+drop_from_list(CutoverTarget *t, int i)
 {
-	free(c->tables[i]);
-	c->tables[i] = c->tables[--c->ntables];
-	c->tables[c->ntables] = NULL;
+	free(t->tables[i]);
+	t->tables[i] = t->tables[--t->ntables];
+	t->tables[t->ntables] = NULL;
 }
 
 bool
-dropped_find(Cutover *c, Error *err)
+dropped_find(Cutover *c, CutoverTarget *t, Error *err)
 {
 	StateTable *tables = NULL;
 	int n = 0;
@@ -104,10 +104,10 @@ dropped_find(Cutover *c, Error *err)
 	PGresult *res;
 	bool ok = false;
 
-	if (!state_tables_load(&c->state, &tables, &n, err))
+	if (!state_tables_load(&t->state, &tables, &n, err))
 		return false;
-	c->dropped = calloc((size_t) n + 1, sizeof(StateTable));
-	if (c->dropped == NULL)
+	t->dropped = calloc((size_t) n + 1, sizeof(StateTable));
+	if (t->dropped == NULL)
 	{
 		err_set(err, ERR_INTERNAL, "out of memory");
 		goto out;
@@ -149,27 +149,27 @@ dropped_find(Cutover *c, Error *err)
 			PQclear(res);
 			goto out;
 		}
-		for (int t = 0; t < c->ntables; t++)
-			if (strcmp(c->tables[t], qname) == 0)
+		for (int k = 0; k < t->ntables; k++)
+			if (strcmp(t->tables[k], qname) == 0)
 			{
-				drop_from_list(c, t);
+				drop_from_list(t, k);
 				break;
 			}
 		free(qname);
-		/* moved: the entry's strings now belong to c->dropped */
-		c->dropped[c->ndropped++] = tables[i];
+		/* moved: the entry's strings now belong to t->dropped */
+		t->dropped[t->ndropped++] = tables[i];
 		memset(&tables[i], 0, sizeof(tables[i]));
 	}
 	PQclear(res);
 	ok = true;
-	if (c->ndropped == 0 || c->cfg->cutover_dropped != DROPPED_REFUSE)
+	if (t->ndropped == 0 || t->cfg->cutover_dropped != DROPPED_REFUSE)
 		goto out;
-	names_of(c, names, sizeof(names));
+	names_of(t, names, sizeof(names));
 	err_set(err, ERR_CONFIG,
 	        "%d table%s of the task %s dropped on the source since the load: "
 	        "%s",
-	        c->ndropped, c->ndropped == 1 ? "" : "s",
-	        c->ndropped == 1 ? "was" : "were", names);
+	        t->ndropped, t->ndropped == 1 ? "" : "s",
+	        t->ndropped == 1 ? "was" : "were", names);
 	err_detail(err, "the change stream carries no DROP TABLE: the target "
 	                "still holds them and their rows, and validate reports "
 	                "them as not on the source");
@@ -185,44 +185,44 @@ out:
 }
 
 bool
-dropped_settle(Cutover *c, Error *err)
+dropped_settle(Cutover *c, CutoverTarget *t, Error *err)
 {
-	bool drop = c->cfg->cutover_dropped == DROPPED_DROP;
+	bool drop = t->cfg->cutover_dropped == DROPPED_DROP;
 	char names[512];
 	bool ok = true;
 
-	if (c->ndropped == 0)
+	if (t->ndropped == 0)
 		return true;
-	if (!pg_exec(c->tgt, "BEGIN", err))
+	if (!pg_exec(t->tgt, "BEGIN", err))
 		return false;
-	for (int i = 0; ok && i < c->ndropped; i++)
+	for (int i = 0; ok && i < t->ndropped; i++)
 	{
-		const StateTable *t = &c->dropped[i];
+		const StateTable *d = &t->dropped[i];
 		char sql[1200];
 
-		snprintf(sql, sizeof(sql), "DROP TABLE %s", t->tgt_qname);
-		ok = (!drop || pg_exec(c->tgt, sql, err)) &&
-		     state_table_forget(&c->state, t->src_schema, t->src_name, err);
+		snprintf(sql, sizeof(sql), "DROP TABLE %s", d->tgt_qname);
+		ok = (!drop || pg_exec(t->tgt, sql, err)) &&
+		     state_table_forget(&t->state, d->src_schema, d->src_name, err);
 		if (!ok)
 			err_prefix(err,
-			           "table %s.%s, dropped on the source: ", t->src_schema,
-			           t->src_name);
+			           "table %s.%s, dropped on the source: ", d->src_schema,
+			           d->src_name);
 	}
 	if (!ok)
 	{
 		Error ignored = ERR_INIT;
 
-		pg_exec(c->tgt, "ROLLBACK", &ignored);
+		pg_exec(t->tgt, "ROLLBACK", &ignored);
 		return false;
 	}
-	if (!pg_exec(c->tgt, "COMMIT", err))
+	if (!pg_exec(t->tgt, "COMMIT", err))
 		return false;
-	names_of(c, names, sizeof(names));
+	names_of(t, names, sizeof(names));
 	log_info("cutover: %d table%s dropped on the source since the load %s: "
 	         "%s",
-	         c->ndropped, c->ndropped == 1 ? "" : "s",
+	         t->ndropped, t->ndropped == 1 ? "" : "s",
 	         drop ? "dropped on the target too" : "kept on the target", names);
-	cutover_step_done(c, "%d tables dropped on the source: %s on the target",
-	                  c->ndropped, drop ? "dropped" : "kept");
+	cutover_step_done(c, t, "%d tables dropped on the source: %s on the target",
+	                  t->ndropped, drop ? "dropped" : "kept");
 	return true;
 }

@@ -142,17 +142,44 @@ record_grants(Cutover *c, const char *roles, Error *err)
 	return true;
 }
 
-/* Saves the undo where a later run finds it, before the fence goes up. */
+/* Forgets the saved undo on every target; a warning for each that keeps it. */
+static void
+forget_undo(Cutover *c)
+{
+	for (int i = 0; i < c->ntargets; i++)
+	{
+		Error forget = ERR_INIT;
+
+		if (!state_task_set_cutover_undo(&c->targets[i].state, NULL, &forget))
+			log_warn("cutover: %sthe fence's undo is still recorded in the "
+			         "task's state (%s); the next cutover runs it, which "
+			         "changes nothing",
+			         c->targets[i].name, forget.message);
+	}
+}
+
+/*
+ * Saves the undo where a later run finds it, before the fence goes up: in
+ * every target's state, so that whichever answers next time lifts it.
+ */
 static bool
 save_undo(Cutover *c, Error *err)
 {
 	if (buf_len(&c->undo) == 0 && !undo_add(c, "SELECT 1", err))
 		return false;
-	if (!state_task_set_cutover_undo(&c->state, buf_str(&c->undo), err))
-		return err_prefix(err, "saving how to undo the fence: ");
+	for (int i = 0; i < c->ntargets; i++)
+		if (!state_task_set_cutover_undo(&c->targets[i].state,
+		                                 buf_str(&c->undo), err))
+		{
+			/* nothing is fenced yet: no target may keep an undo */
+			forget_undo(c);
+			return err_prefix(
+			    err, "%ssaving how to undo the fence: ", c->targets[i].name);
+		}
 	c->fenced = true;
 	return true;
 }
+
 
 static bool
 fence_revoke(Cutover *c, Error *err)
@@ -318,7 +345,7 @@ fence_up(Cutover *c, Error *err)
 	if (!ok)
 		return err_prefix(err, "fence: ");
 	fault_point("cutover.fenced");
-	cutover_step_done(c, "fence (%s)",
+	cutover_step_done(c, NULL, "fence (%s)",
 	                  config_fence_name(c->cfg->cutover_fence));
 	return true;
 }
@@ -327,7 +354,6 @@ fence_up(Cutover *c, Error *err)
 bool
 fence_down(Cutover *c, Error *err)
 {
-	Error forget = ERR_INIT;
 	bool ok;
 
 	if (!c->fenced)
@@ -350,11 +376,7 @@ fence_down(Cutover *c, Error *err)
 		return false;
 	/* the source takes writes again, whatever happens to the record */
 	c->fenced = false;
-	if (!state_task_set_cutover_undo(&c->state, NULL, &forget))
-		log_warn("cutover: the fence is lifted, but its undo is still "
-		         "recorded in the task's state (%s); the next cutover runs "
-		         "it again, which changes nothing",
-		         forget.message);
+	forget_undo(c);
 	buf_reset(&c->undo);
 	return true;
 }
@@ -370,8 +392,9 @@ fence_undo_leftover(Cutover *c, Error *err)
 	char *left = NULL;
 	bool ok;
 
-	if (!state_task_cutover_undo(&c->state, &left, err))
-		return false;
+	for (int i = 0; left == NULL && i < c->ntargets; i++)
+		if (!state_task_cutover_undo(&c->targets[i].state, &left, err))
+			return err_prefix(err, "%s", c->targets[i].name);
 	if (left == NULL)
 		return true;
 	log_warn("cutover: an earlier cutover of task \"%s\" stopped while the "

@@ -14,12 +14,12 @@
 #include "load/matviews.h"
 
 bool
-cutover_refresh_matviews(Cutover *c, Error *err)
+cutover_refresh_matviews(Cutover *c, CutoverTarget *t, Error *err)
 {
 	MatviewList mvs;
 	char **names;
 	int refreshed = 0, missing = 0;
-	bool ok = matviews_read(c->src, c->cfg->state_schema, &mvs, err);
+	bool ok = matviews_read(c->src, t->cfg->state_schema, &mvs, err);
 
 	names = mvs.names.items;
 	for (size_t i = 0; ok && i < mvs.names.count; i++)
@@ -31,7 +31,7 @@ cutover_refresh_matviews(Cutover *c, Error *err)
 			ok = err_set(err, ERR_INTERRUPTED, "interrupted");
 			break;
 		}
-		ok = matviews_refresh(c->tgt, names[i], &gone, err);
+		ok = matviews_refresh(t->tgt, names[i], &gone, err);
 		if (ok && gone)
 			log_warn("cutover: materialized view %s is not on the target; "
 			         "left alone",
@@ -43,7 +43,7 @@ cutover_refresh_matviews(Cutover *c, Error *err)
 	matviews_list_free(&mvs);
 	if (!ok)
 		return false;
-	cutover_step_done(c, "%d materialized views refreshed%s", refreshed,
+	cutover_step_done(c, t, "%d materialized views refreshed%s", refreshed,
 	                  missing > 0 ? " (some not on the target)" : "");
 	return true;
 }

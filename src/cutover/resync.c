@@ -28,11 +28,11 @@
 
 /* Fails, naming the diverged tables, unless the task copies them again. */
 static bool
-refuse_diverged(Cutover *c, const InsertOnlyWatch *w, Error *err)
+refuse_diverged(const CutoverTarget *t, const InsertOnlyWatch *w, Error *err)
 {
 	char names[512];
 
-	if (w->diverged == 0 || c->cfg->cutover_diverged == DIVERGED_RECOPY)
+	if (w->diverged == 0 || t->cfg->cutover_diverged == DIVERGED_RECOPY)
 		return true;
 	insert_only_names(w, names, sizeof(names));
 	err_set(err, ERR_DIFFERENT,
@@ -47,7 +47,7 @@ refuse_diverged(Cutover *c, const InsertOnlyWatch *w, Error *err)
 }
 
 bool
-resync_precheck(Cutover *c, Error *err)
+resync_precheck(Cutover *c, CutoverTarget *t, Error *err)
 {
 	InsertOnlyWatch w;
 	int64_t nlo;
@@ -55,7 +55,7 @@ resync_precheck(Cutover *c, Error *err)
 
 	if (!lobjects_count(c->src, &nlo, err))
 		return false;
-	if (nlo > 0 && c->cfg->cutover_fence == FENCE_REVOKE)
+	if (nlo > 0 && t->cfg->cutover_fence == FENCE_REVOKE)
 	{
 		err_set(err, ERR_CONFIG,
 		        "the source has %lld large objects, and the revoke fence "
@@ -65,11 +65,11 @@ resync_precheck(Cutover *c, Error *err)
 		return err_hint(err, "run cutover with --fence read_only, or with a "
 		                     "fence command (--fence command)");
 	}
-	if (!insert_only_watch(c->src, &c->state, true, &w, err))
+	if (!insert_only_watch(c->src, &t->state, true, &w, err))
 		return false;
-	ok = refuse_diverged(c, &w, err);
+	ok = refuse_diverged(t, &w, err);
 	if (ok && w.n > 0)
-		cutover_step_done(c, "%d tables without a key, %d diverged", w.n,
+		cutover_step_done(c, t, "%d tables without a key, %d diverged", w.n,
 		                  w.diverged);
 	insert_only_watch_free(&w);
 	return ok;
@@ -152,8 +152,8 @@ resync_free(Resync *r)
 /* The task's renames (decision 0028) on its tables of cat: a table copied
  * again goes under its target's names, as the load put it there. */
 static bool
-rename_task_tables(Cutover *c, Catalog *cat, const StateTable *st, int nst,
-                   Error *err)
+rename_task_tables(Cutover *c, const CutoverTarget *t, Catalog *cat,
+                   const StateTable *st, int nst, Error *err)
 {
 	Renames renames;
 	bool ok;
@@ -161,7 +161,7 @@ rename_task_tables(Cutover *c, Catalog *cat, const StateTable *st, int nst,
 	for (int i = 0; i < cat->ntables; i++)
 		cat->tables[i].selected = target_of(st, nst, &cat->tables[i]) != NULL;
 	rename_init(&renames);
-	ok = rename_from_config(&renames, c->cfg, err) &&
+	ok = rename_from_config(&renames, t->cfg, err) &&
 	     catalog_rename(c->src, cat, &renames, false, err);
 	rename_free(&renames);
 	return ok;
@@ -169,7 +169,7 @@ rename_task_tables(Cutover *c, Catalog *cat, const StateTable *st, int nst,
 
 /* Picks the tables to copy again, and their target tables. */
 static bool
-pick(Cutover *c, const Catalog *cat, const InsertOnlyWatch *w,
+pick(const CutoverTarget *on, const Catalog *cat, const InsertOnlyWatch *w,
      const StateTable *st, int nst, Resync *r, Error *err)
 {
 	r->tables = calloc((size_t) cat->ntables + 1, sizeof(CopyTable));
@@ -206,8 +206,8 @@ pick(Cutover *c, const Catalog *cat, const InsertOnlyWatch *w,
 		ct->tgt_qname = tgt;
 		ct->columns = r->columns[r->n];
 		ct->tgt_columns = r->tgt_columns[r->n];
-		ct->binary = copy_use_binary(c->cfg, t);
-		ct->filter = filter_find(&c->cfg->filters, t->schema, t->name, NULL);
+		ct->binary = copy_use_binary(on->cfg, t);
+		ct->filter = filter_find(&on->cfg->filters, t->schema, t->name, NULL);
 		/* emptied in the copy's own transaction */
 		ct->freeze = true;
 		atomic_init(&ct->chunks_left, 1);
@@ -224,7 +224,7 @@ pick(Cutover *c, const Catalog *cat, const InsertOnlyWatch *w,
 }
 
 bool
-resync_tables(Cutover *c, Error *err)
+resync_tables(Cutover *c, CutoverTarget *t, Error *err)
 {
 	InsertOnlyWatch w;
 	Catalog *cat = NULL;
@@ -236,7 +236,7 @@ resync_tables(Cutover *c, Error *err)
 	bool lost, ok;
 
 	memset(&r, 0, sizeof(r));
-	if (!insert_only_watch(c->src, &c->state, true, &w, err))
+	if (!insert_only_watch(c->src, &t->state, true, &w, err))
 		return false;
 	/* a keyless table's UPDATE just before the fence reaches the
 	   statistics a moment later: look again once it must be there */
@@ -245,23 +245,23 @@ resync_tables(Cutover *c, Error *err)
 	{
 		insert_only_watch_free(&w);
 		clock_sleep_ms(INSERT_ONLY_STATS_DELAY_MS - waited);
-		if (!insert_only_watch(c->src, &c->state, true, &w, err))
+		if (!insert_only_watch(c->src, &t->state, true, &w, err))
 			return false;
 	}
-	ok = refuse_diverged(c, &w, err) &&
-	     catalog_read(c->src, c->cfg->state_schema, &cat, err) &&
-	     state_tables_load(&c->state, &st, &nst, err) &&
-	     rename_task_tables(c, cat, st, nst, err) &&
-	     pick(c, cat, &w, st, nst, &r, err);
+	ok = refuse_diverged(t, &w, err) &&
+	     catalog_read(c->src, t->cfg->state_schema, &cat, err) &&
+	     state_tables_load(&t->state, &st, &nst, err) &&
+	     rename_task_tables(c, t, cat, st, nst, err) &&
+	     pick(t, cat, &w, st, nst, &r, err);
 	if (ok && r.n > 0)
 	{
 		memset(&run, 0, sizeof(run));
-		run.source_uri = c->cfg->source_uri;
-		run.target_uri = c->cfg->target_uri;
+		run.source_uri = t->cfg->source_uri;
+		run.target_uri = t->cfg->target_uri;
 		run.tables = r.tables;
 		run.chunks = r.chunks;
 		run.nchunks = r.n;
-		run.workers = c->cfg->copy_jobs;
+		run.workers = t->cfg->copy_jobs;
 		run.max_retries = RESYNC_RETRIES;
 		run.chunk_done = chunk_done;
 		run.chunk_check = chunk_check;
@@ -272,7 +272,7 @@ resync_tables(Cutover *c, Error *err)
 		if (!ok)
 			err_prefix(err, "copying again while fenced: ");
 		else
-			cutover_step_done(c,
+			cutover_step_done(c, t,
 			                  "%d tables copied again (%d unlogged, %d "
 			                  "diverged): %lld rows",
 			                  r.n, r.unlogged, r.diverged, (long long) rows);
@@ -285,7 +285,7 @@ resync_tables(Cutover *c, Error *err)
 }
 
 bool
-resync_large_objects(Cutover *c, Error *err)
+resync_large_objects(Cutover *c, CutoverTarget *t, Error *err)
 {
 	LoSync r;
 	char size[32];
@@ -294,7 +294,7 @@ resync_large_objects(Cutover *c, Error *err)
 	/* one view of the fenced source for the whole pass */
 	ok = pg_exec(c->src, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
 	             err) &&
-	     lobjects_sync(c->src, c->tgt, &c->state, c->stop, &r, err);
+	     lobjects_sync(c->src, t->tgt, &t->state, c->stop, &r, err);
 	{
 		Error ignored = ERR_INIT;
 
@@ -305,8 +305,8 @@ resync_large_objects(Cutover *c, Error *err)
 	if (r.seen == 0 && r.removed == 0)
 		return true;
 	units_format_bytes(r.bytes, size, sizeof(size));
-	cutover_step_done(c, "large objects: %lld, %lld copied (%s), %lld removed",
-	                  (long long) r.seen, (long long) r.copied, size,
-	                  (long long) r.removed);
+	cutover_step_done(
+	    c, t, "large objects: %lld, %lld copied (%s), %lld removed",
+	    (long long) r.seen, (long long) r.copied, size, (long long) r.removed);
 	return true;
 }

@@ -901,8 +901,8 @@ copy_sequences(Load *l, Error *err)
 	/* create mode renames after this: the sequences are still the
 	   source's names */
 	if (!sequences_sync(l->src, l->tgt, l->cat,
-	                    l->cfg->schema_mode == SCHEMA_MODE_EXISTING, 0, &r,
-	                    err))
+	                    l->cfg->schema_mode == SCHEMA_MODE_EXISTING, 0,
+	                    (SeqSpacing){.k = 1, .n = 1}, &r, err))
 		return false;
 	log_info("copied the values of %d sequences", r.set);
 	if (r.left_out > 0)

@@ -34,6 +34,37 @@ sequences_place(const CatSequence *s, int64_t last_value, bool is_called,
 	return SEQ_PLACE_AHEAD;
 }
 
+/* x mod n in [0, n), whatever x's sign. */
+static int64_t
+mod_of(__int128 x, int64_t n)
+{
+	__int128 m = x % n;
+
+	return (int64_t) (m < 0 ? m + n : m);
+}
+
+bool
+sequences_space(const CatSequence *s, int64_t value, bool called, SeqSpacing sp,
+                int64_t *first, int64_t *increment)
+{
+	__int128 inc = (__int128) s->increment * sp.n, next;
+	int64_t want = mod_of(sp.k, sp.n);
+
+	if (s->cycle || inc > INT64_MAX || inc < INT64_MIN)
+		return false;
+	/* the first value not yet counted as used, in the direction of travel */
+	next = (__int128) value + (called ? (s->increment > 0 ? 1 : -1) : 0);
+	if (s->increment > 0)
+		next += mod_of((__int128) want - next, sp.n);
+	else
+		next -= mod_of(next - (__int128) want, sp.n);
+	if (next > s->max_value || next < s->min_value)
+		return false;
+	*first = (int64_t) next;
+	*increment = (int64_t) inc;
+	return true;
+}
+
 /* Appends "sep item" to list (of cap bytes), ending it with "..." when full. */
 static void
 name_add(char *list, size_t cap, const char *item)
@@ -131,8 +162,8 @@ target_sequence(PgConn *tgt, const Catalog *cat, const CatSequence *s,
 
 bool
 sequences_sync(PgConn *src, PgConn *tgt, const Catalog *cat,
-               bool by_target_names, int64_t margin, SeqSyncResult *out,
-               Error *err)
+               bool by_target_names, int64_t margin, SeqSpacing spacing,
+               SeqSyncResult *out, Error *err)
 {
 	bool *kept = subset_kept_tables(cat);
 
@@ -147,7 +178,7 @@ sequences_sync(PgConn *src, PgConn *tgt, const Catalog *cat,
 		PGresult *res = NULL, *set = NULL;
 		Error e = ERR_INIT;
 		char *tgt_seq = NULL;
-		int64_t value;
+		int64_t value, increment = 0;
 		bool called;
 		SeqPlace place;
 		int owner = -1;
@@ -171,6 +202,19 @@ sequences_sync(PgConn *src, PgConn *tgt, const Catalog *cat,
 		                        PQgetvalue(res, 0, 1)[0] == 't', margin, &value,
 		                        &called);
 		PQclear(res);
+		if (spacing.n > 1)
+		{
+			if (!sequences_space(s, value, called, spacing, &value, &increment))
+			{
+				err_set(&e, ERR_TARGET,
+				        "cannot hand out only values = %d mod %d: it cycles, "
+				        "or no such value is left within its bounds",
+				        spacing.k, spacing.n);
+				failed(out, s, "", &e);
+				continue;
+			}
+			called = false;
+		}
 		snprintf(value_text, sizeof(value_text), "%" PRId64, value);
 		if (by_target_names && !target_sequence(tgt, cat, s, &tgt_seq, &e))
 		{
@@ -182,10 +226,14 @@ sequences_sync(PgConn *src, PgConn *tgt, const Catalog *cat,
 		params[0] = tgt_seq != NULL ? tgt_seq : s->qname;
 		params[1] = value_text;
 		params[2] = called ? "true" : "false";
-		if (!pg_query(tgt,
-		              "SELECT pg_catalog.setval($1::regclass, $2::bigint,"
-		              " $3::bool)",
-		              3, params, &set, &e))
+		/* the increment first: setval's value is then the next one given */
+		if (!((increment == 0 ||
+		       pg_execf(tgt, &e, "ALTER SEQUENCE %s INCREMENT BY %" PRId64,
+		                params[0], increment)) &&
+		      pg_query(tgt,
+		               "SELECT pg_catalog.setval($1::regclass, $2::bigint,"
+		               " $3::bool)",
+		               3, params, &set, &e)))
 		{
 			free(tgt_seq);
 			if (connection_lost(tgt, &e))

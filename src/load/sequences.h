@@ -52,6 +52,29 @@ SeqPlace sequences_place(const CatSequence *s, int64_t last_value,
                          bool *called);
 
 /*
+ * Target k of n (k from 1, in the task file's order) of a task with several
+ * targets: from the cutover on, each sequence there hands out only values
+ * = k mod n, so that new ids never collide across targets
+ * (cutover.sequence_spacing, docs/sharding.md). n 1: no spacing.
+ */
+typedef struct SeqSpacing
+{
+	int k, n;
+} SeqSpacing;
+
+/*
+ * Pure: for sequence s placed at value/called (sequences_place), the
+ * increment that keeps its values = k mod n (the source's times n) and the
+ * first value it hands out: the nearest such value past every value the
+ * placement already counts as used, in the increment's direction. Returns
+ * false, changing nothing, when that value or increment would be out of
+ * the sequence's bounds (or a CYCLE sequence, whose values wrap: it keeps
+ * its exact state).
+ */
+bool sequences_space(const CatSequence *s, int64_t value, bool called,
+                     SeqSpacing sp, int64_t *first, int64_t *increment);
+
+/*
  * Sets every sequence of cat on the target from the source's current state,
  * moved on by `margin` increments as sequences_place says. A sequence the
  * source will not show or the target will not set (missing there, out of
@@ -60,11 +83,13 @@ SeqPlace sequences_place(const CatSequence *s, int64_t last_value,
  * out is not set (pg_dump leaves it out with its table) and only counted.
  * With by_target_names, a sequence owned by a table the task renames
  * (catalog_rename) is the one the target's table and column own
- * (pg_get_serial_sequence), wherever it lives there.
+ * (pg_get_serial_sequence), wherever it lives there. With spacing (n > 1)
+ * each sequence also gets sequences_space's increment and first value; one
+ * it cannot space is counted as failed.
  * Fails only when a server cannot be reached any more.
  */
 bool sequences_sync(PgConn *src, PgConn *tgt, const Catalog *cat,
-                    bool by_target_names, int64_t margin, SeqSyncResult *out,
-                    Error *err);
+                    bool by_target_names, int64_t margin, SeqSpacing spacing,
+                    SeqSyncResult *out, Error *err);
 
 #endif

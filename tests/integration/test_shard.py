@@ -145,13 +145,26 @@ def test_valid_rules_are_refused_by_commands_not_built_yet(
     path = task_file(tmp_path, source_db, targets,
                      "  key: account_id\n  method: hash\n"
                      "  tables:\n    public.plans: all\n")
-    for command in ("check", "follow", "cutover"):
+    for command in ("check", "follow"):
         r = pgtide.run(command, "--config", path)
         assert r.returncode == 2, (command, r.stderr)
         assert error_lines(r.stderr) == [
             f"pgtide: error: pgtide {command} cannot use several targets "
             "yet"], command
+    # cutover is built: before migrate, it names the first target without
+    # the task
+    r = pgtide.run("cutover", "--config", path, "--fence-role", "postgres")
+    assert r.returncode == 2, r.stderr
+    assert error_lines(r.stderr) == [
+        "pgtide: error: target shard1: no task \"split\" on the target"]
     assert_nothing_touched(source_db, targets)
+    # spacing sequences needs several targets
+    r = pgtide.run("cutover", "--source", source_db.uri, "--target",
+                   targets[0].uri, "--sequence-spacing", "modulo")
+    assert r.returncode == 2, r.stderr
+    assert error_lines(r.stderr) == [
+        "pgtide: error: cutover.sequence_spacing spaces the sequences of "
+        "several targets, and the task has one"]
 
     # the documented hash, computed by SQL on the source, is Python's
     rows = source_db.query(
