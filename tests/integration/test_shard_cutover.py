@@ -234,3 +234,42 @@ def test_a_stream_that_does_not_stop_leaves_the_source_fenced_until_finished(
     again = pgtide.run("cutover", "--config", path, "--fence-role", role)
     assert again.returncode == 2 and "already cut over" in again.stderr, \
         again.stderr
+
+
+def test_cutover_killed_fenced_or_stopping_is_finished_by_the_next(
+        pgtide, source_db, targets, tmp_path):
+    """kill -9 of the cutover once the fence is up: the fence's undo is on
+    every target, and the next cutover lifts it first (the application can
+    write again) before it fences anew and hands over. kill -9 once every
+    stream has been told to stop: every stream stops at the marker, the
+    source stays fenced, and the next cutover only finishes the report."""
+    role = "app_split_kill"
+    path, p = streaming(pgtide, source_db, targets, tmp_path, role)
+    args = ["cutover", "--config", path, "--fence-role", role]
+    killed = pgtide.run(*args, env={"PGTIDE_FAULT": "cutover.fenced"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert not can_write(source_db, role)
+    for db in targets:
+        assert db.query_one("SELECT cutover_undo IS NOT NULL"
+                            " FROM pgtide.task") is True
+    assert phases(targets) == ["cdc"] * 3
+    # the next cutover lifts that fence first, then fences again and is
+    # killed once every stream was told to stop
+    killed = pgtide.run(*args, env={"PGTIDE_FAULT": "cutover.stop_set"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert "stopped while the source was fenced; lifting that fence first" \
+        in killed.stderr, killed.stderr
+    assert p.wait(60) == 0, p.read_stderr()
+    assert phases(targets) == ["cutover"] * 3
+    assert not can_write(source_db, role)
+
+    r = pgtide.run(*args)
+    assert r.returncode == 0, r.stderr
+    assert "the other change streams stopped at the earlier marker" \
+        in r.stdout, r.stdout
+    assert not can_write(source_db, role)
+    assert_hashed_image(source_db, targets)
+    assert_events_routed(source_db, targets)
+    again = pgtide.run(*args)
+    assert again.returncode == 2 and "already cut over" in again.stderr, \
+        again.stderr
