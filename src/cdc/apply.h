@@ -46,6 +46,11 @@ typedef struct ApplyTable
 	/* with several targets: the column that routes each row (ApplyTask's
 	   shard), or NULL for a table not routed by a key (decision 0032) */
 	const char *route_key;
+	/* the task file's whole filter (the routing's too), which names this
+	   task's rows of tgt_qname: a DELETE or TRUNCATE touches only those,
+	   for another task may write the table too (load/share.h); NULL for a
+	   table without one */
+	const char *share_filter;
 } ApplyTable;
 
 /* What a conflict was: the target had the row, or lacked it. */

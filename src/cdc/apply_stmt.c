@@ -1001,6 +1001,22 @@ apply_update(Applier *a, Rel *r, const PgoChange *ch, Error *err)
 	return apply_send_prepared(a, APPLY_PEND_UPDATE, r, next - 1, key, 1, err);
 }
 
+/*
+ * The condition that names this task's rows of r's target table, when the
+ * target can evaluate it: the table keeps the source's column names (no
+ * renamed or removed column). NULL: every row is the task's.
+ */
+static const char *
+own_rows(const Rel *r)
+{
+	if (r->table->share_filter == NULL)
+		return NULL;
+	for (int i = 0; i < r->ncols; i++)
+		if (r->cols[i].removed || strcmp(r->cols[i].name, r->cols[i].tgt_name))
+			return NULL;
+	return r->table->share_filter;
+}
+
 bool
 apply_delete(Applier *a, Rel *r, const PgoChange *ch, Error *err)
 {
@@ -1017,6 +1033,10 @@ apply_delete(Applier *a, Rel *r, const PgoChange *ch, Error *err)
 	     sql_add(a, r->table->tgt_qname) &&
 	     add_where(a, r, &ch->old_tuple, &next, where.vals, where.cols,
 	               &where.n);
+	/* a key another task's row may hold there: only this task's rows */
+	if (ok && own_rows(r) != NULL)
+		ok = sql_add(a, " AND (") && sql_add(a, own_rows(r)) &&
+		     sql_add(a, "\n)");
 	if (ok)
 	{
 		key = key_text(r, where.cols, where.vals, where.n);
@@ -1053,6 +1073,21 @@ apply_truncate(Applier *a, const PgoTruncate *t, Error *err)
 			return false;
 		if (r->table == NULL || a->final_lsn < r->table->load_point)
 			continue;
+		/* another task may write the target table too (load/share.h):
+		   only this task's rows go, in a statement of their own */
+		if (own_rows(r) != NULL)
+		{
+			Buf del = BUF_INIT(APPLY_SQL_MAX);
+
+			ok = buf_printf(&del, err, "DELETE FROM %s%s WHERE (%s\n)", r->only,
+			                r->table->tgt_qname, own_rows(r)) &&
+			     apply_send_plain(a, buf_str(&del), 0, NULL, err);
+			buf_free(&del);
+			if (!ok)
+				return false;
+			atomic_fetch_add(&a->changes, 1);
+			continue;
+		}
 		/* loaded through a target table it shares with others: emptying
 		 * that would take their rows too */
 		if (strcmp(r->table->tgt_qname, r->src_qname) != 0)

@@ -277,6 +277,36 @@ record_progress(const CdcProgress *p, void *ctx)
 }
 
 /* Reads where cutover wants the stream to stop, on a session of its own. */
+/*
+ * t->share_filter: the task file's whole filter for t, this task's rows of
+ * its target table, which another task may write too, now or later
+ * (load/share.h). Without one, while another task writes it, the stream
+ * stops.
+ */
+static bool
+shared_filter(const State *state, const TaskConfig *cfg, ApplyTable *t,
+              Error *err)
+{
+	StateSharer *sh = NULL;
+	int n = 0;
+
+	t->share_filter =
+	    filter_find(&cfg->filters, t->src_schema, t->src_name, NULL);
+	if (t->share_filter != NULL)
+		return true;
+	if (!state_table_sharers(state, t->tgt_qname, &sh, &n, err))
+		return false;
+	state_sharers_free(sh, n);
+	if (n == 0)
+		return true;
+	err_set(err, ERR_CONFIG,
+	        "target table %s is written by another task too, and this "
+	        "task has no row filter on %s.%s",
+	        t->tgt_qname, t->src_schema, t->src_name);
+	return err_hint(err, "put back the filter the task was loaded with "
+	                     "(docs/merging.md)");
+}
+
 static bool
 read_cutover_stop(Lsn *lsn, void *ctx, Error *err)
 {
@@ -449,6 +479,8 @@ follow_run(const TaskConfig *cfg, atomic_int *stop, Surface *surface,
 			tables[i].filter =
 			    filter_find(&cfg->shard_own_filters, tables[i].src_schema,
 			                tables[i].src_name, NULL);
+		if (!shared_filter(&state, cfg, &tables[i], err))
+			goto out;
 	}
 	if (!state_task_set_phase(&state, STATE_PHASE_CDC, err))
 		goto out;

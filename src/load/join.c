@@ -121,6 +121,10 @@ why_not(Join *j, const CatTable *t, const char **why, Error *err)
 	else if (!create && !v.exists)
 		*why = "the target has no table of that name (--schema existing); "
 		       "create it there, and it joins";
+	else if (v.action == TARGET_SHARE)
+		*why = "another task writes its target table, which a table joining "
+		       "a running task does not share; move it with a task of its "
+		       "own";
 	else if (!create && v.action == TARGET_REFUSE)
 		*why = "its target table holds rows; empty it, or run with "
 		       "--on-existing=truncate, and it joins";
@@ -216,9 +220,13 @@ publish(Join *j, const char *publication, Error *err)
 		const Joining *it = &j->items[i];
 
 		names[i] = it->t->qname;
-		ok = it->registered ||
-		     state_table_register(&j->state, it->t->schema, it->t->name,
-		                          it->t->relid, it->tgt_qname, err);
+		ok =
+		    it->registered ||
+		    state_table_register(
+		        &j->state, it->t->schema, it->t->name, it->t->relid,
+		        it->tgt_qname,
+		        filter_find(&j->cfg->filters, it->t->schema, it->t->name, NULL),
+		        config_on_conflict_name(j->cfg->on_conflict), err);
 	}
 	fault_point("join.registered");
 	ok = ok &&

@@ -44,6 +44,7 @@
 #include "load/schema.h"
 #include "load/sequences.h"
 #include "load/shards.h"
+#include "load/share.h"
 #include "load/source.h"
 #include "load/subset.h"
 #include "load/target.h"
@@ -290,12 +291,20 @@ check_target_tables(Load *l, Error *err)
 	bool started = l->st.consistent_lsn != LSN_INVALID || l->st.schema_done;
 
 	for (int i = 0; i < l->ntables; i++)
-		if (!target_may_load(l->tgt, l->cfg, started, l->tables[i].tgt_qname,
+	{
+		const LoadTable *lt = &l->tables[i];
+		bool shared, renamed_shared = false;
+
+		if (!target_may_load(l->tgt, l->cfg, started, lt->tgt_qname, &shared,
 		                     err) ||
-		    (strcmp(l->tables[i].final_qname, l->tables[i].tgt_qname) != 0 &&
-		     !target_may_load(l->tgt, l->cfg, started, l->tables[i].final_qname,
-		                      err)))
+		    (strcmp(lt->final_qname, lt->tgt_qname) != 0 &&
+		     !target_may_load(l->tgt, l->cfg, started, lt->final_qname,
+		                      &renamed_shared, err)) ||
+		    ((shared || renamed_shared) &&
+		     !share_check(l->src, l->tgt, l->cfg, &l->cat->tables[lt->cat],
+		                  lt->final_qname, err)))
 			return false;
+	}
 	return true;
 }
 
@@ -635,6 +644,35 @@ spread_unfinished(Load *l)
 				l->tables[j].done = false;
 }
 
+/*
+ * Empties what the table's load writes into, in the caller's transaction:
+ * the whole target table (once, for its first source table), or, when
+ * another task writes it too (load/share.h), only this task's share of it.
+ */
+static bool
+empty_share(Load *l, const LoadTable *lt, const CatTable *t,
+            bool first_of_target, Error *err)
+{
+	const char *filter;
+	bool shared;
+
+	if (!share_find(l->tgt, l->cfg, t->schema, t->name, lt->tgt_qname, &shared,
+	                &filter, err))
+		return false;
+	if (shared && filter == NULL)
+		return err_set(err, ERR_TARGET,
+		               "target table %s is written by another task too, and "
+		               "this task has no row filter on %s: it is not emptied",
+		               lt->tgt_qname, t->qname);
+	if (shared)
+		return pg_execf(l->tgt, err, "DELETE FROM %s%s WHERE (%s\n)",
+		                lt->tgt_kind == 'p' ? "" : "ONLY ", lt->tgt_qname,
+		                filter);
+	return !first_of_target ||
+	       pg_execf(l->tgt, err, "TRUNCATE %s%s",
+	                lt->tgt_kind == 'p' ? "" : "ONLY ", lt->tgt_qname);
+}
+
 static bool
 read_done(Load *l, Error *err)
 {
@@ -642,8 +680,11 @@ read_done(Load *l, Error *err)
 	{
 		const CatTable *t = &l->cat->tables[l->tables[i].cat];
 
-		if (!state_table_register(&l->state, t->schema, t->name, t->relid,
-		                          l->tables[i].final_qname, err) ||
+		if (!state_table_register(
+		        &l->state, t->schema, t->name, t->relid,
+		        l->tables[i].final_qname,
+		        filter_find(&l->cfg->filters, t->schema, t->name, NULL),
+		        config_on_conflict_name(l->cfg->on_conflict), err) ||
 		    !state_table_done(&l->state, t->schema, t->name, &l->tables[i].done,
 		                      err))
 			return false;
@@ -712,9 +753,7 @@ start_tables(Load *l, const SlotSnapshot *snap, Error *err)
 			if (!l->tables[j].done &&
 			    strcmp(l->tables[j].tgt_qname, lt->tgt_qname) == 0)
 				first_of_target = false;
-		if (!ct->freeze && first_of_target &&
-		    !pg_execf(l->tgt, err, "TRUNCATE %s%s",
-		              lt->tgt_kind == 'p' ? "" : "ONLY ", lt->tgt_qname))
+		if (!ct->freeze && !empty_share(l, lt, t, first_of_target, err))
 			goto fail;
 		if (!state_table_start(&l->state, t->schema, t->name,
 		                       snap->consistent_lsn, txids, lt->nchunks,

@@ -76,7 +76,7 @@ target_examine(PgConn *tgt, const TaskConfig *cfg, bool started,
 	if (!other_owner(tgt, cfg, qname, out->owner, sizeof(out->owner), err))
 		return false;
 	if (out->owner[0] != '\0')
-		out->action = TARGET_REFUSE;
+		out->action = create ? TARGET_REFUSE : TARGET_SHARE;
 	else if (create)
 		out->action = refuse ? TARGET_REFUSE : TARGET_DROP;
 	else if (out->has_rows || !out->readable)
@@ -86,14 +86,16 @@ target_examine(PgConn *tgt, const TaskConfig *cfg, bool started,
 
 bool
 target_may_load(PgConn *tgt, const TaskConfig *cfg, bool started,
-                const char *qname, Error *err)
+                const char *qname, bool *shared, Error *err)
 {
 	TargetVerdict v;
 
+	*shared = false;
 	if (started)
 		return true;
 	if (!target_examine(tgt, cfg, started, qname, false, &v, err))
 		return false;
+	*shared = v.action == TARGET_SHARE;
 	if (v.action != TARGET_REFUSE)
 		return true;
 	if (v.owner[0] != '\0')
@@ -103,14 +105,12 @@ target_may_load(PgConn *tgt, const TaskConfig *cfg, bool started,
 		        "it",
 		        qname, v.owner);
 		err_detail(err, "pgtide never drops or empties a table another task "
-		                "writes, whatever --on-existing says; two tasks "
-		                "writing one target table could also hold one key "
-		                "twice");
+		                "writes, whatever --on-existing says");
 		return err_hint(err,
-		                "leave the table out of this task with -T, or "
-		                "load it into a target of its own; pgtide clean "
-		                "--task %s ends the other task",
-		                v.owner);
+		                "load into it with --schema existing and a row "
+		                "filter of the task's own on the table (docs/"
+		                "merging.md), leave it out with -T, or load it into "
+		                "a target of its own");
 	}
 	if (cfg->schema_mode == SCHEMA_MODE_CREATE)
 	{

@@ -12,6 +12,11 @@
  *   drop       drop it and create it again         TARGET_DROP (create)
  *   truncate   empty it before loading             TARGET_TRUNCATE (existing)
  *
+ * A table another task of the same state schema writes is never dropped or
+ * emptied, whatever --on-existing says: create mode refuses it, and
+ * existing mode shares it (TARGET_SHARE) once load/share.c has found the
+ * two tasks' rows apart.
+ *
  * Once the task has recorded its consistent point or created its schema,
  * the tables on the target are the task's own and the rule no longer
  * applies. The load (cmd/task.c) and pgtide check (verify/) both ask this
@@ -34,6 +39,7 @@ typedef enum TargetAction
 	TARGET_REFUSE,    /* the load stops before its first change */
 	TARGET_DROP,      /* create mode: dropped and created again */
 	TARGET_TRUNCATE,  /* existing mode: emptied before the load */
+	TARGET_SHARE,     /* existing mode: another task writes it too */
 } TargetAction;
 
 typedef struct TargetVerdict
@@ -62,10 +68,12 @@ bool target_examine(PgConn *tgt, const TaskConfig *cfg, bool started,
 /*
  * The load's use of the rule: fails with ERR_TARGET, naming qname and what
  * to do, when the load must not write into it (TARGET_REFUSE); fails as
- * target_examine does. Queries nothing once the task has started.
+ * target_examine does. *shared: another task writes it too (TARGET_SHARE),
+ * which the caller must check with load/share.h. Queries nothing once the
+ * task has started.
  */
 bool target_may_load(PgConn *tgt, const TaskConfig *cfg, bool started,
-                     const char *qname, Error *err);
+                     const char *qname, bool *shared, Error *err);
 
 /* Called once per column mismatch: table names the source table, and the
  * target table when the rows load into another (an ancestor). */

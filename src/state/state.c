@@ -101,6 +101,11 @@ static const char *const state_ddl =
     " ADD COLUMN IF NOT EXISTS guard text;"
     /* the source table's oid: a table gone by name may have been renamed */
     "ALTER TABLE @S.tables ADD COLUMN IF NOT EXISTS src_relid oid;"
+    /* what a task writes into a target table it may share with another
+       (load/share.c): its row filter, and what it does with a key that is
+       there already */
+    "ALTER TABLE @S.tables ADD COLUMN IF NOT EXISTS row_filter text,"
+    " ADD COLUMN IF NOT EXISTS on_conflict text;"
     /* keyless tables streamed for their inserts only (insert_only.c) */
     "CREATE TABLE IF NOT EXISTS @S.insert_only ("
     " task text NOT NULL REFERENCES @S.task ON DELETE CASCADE,"

@@ -361,11 +361,14 @@ bool state_lo_forget(const State *s, uint32_t oid, Error *err);
 
 /*
  * Adds a pending row for a source table unless it is already known, and
- * records the target table it loads into.
+ * records the target table it loads into, with the row filter it loads by
+ * (NULL: every row) and its on_conflict setting's name: what another task
+ * sharing that target table must know (load/share.c).
  */
 bool state_table_register(const State *s, const char *src_schema,
                           const char *src_name, uint32_t src_relid,
-                          const char *tgt_qname, Error *err);
+                          const char *tgt_qname, const char *row_filter,
+                          const char *on_conflict, Error *err);
 
 /* A table of the task as the change stream needs it. */
 typedef struct StateTable
@@ -385,6 +388,21 @@ typedef struct StateTable
  */
 bool state_table_other_owner(const State *s, const char *tgt_qname, char *owner,
                              size_t cap, Error *err);
+
+/* Another task that writes a target table, as state_table_register
+ * recorded it. */
+typedef struct StateSharer
+{
+	char task[64];
+	char *row_filter;  /* owned; NULL: it loads every row */
+	char *on_conflict; /* owned; NULL: recorded by an older pgtide */
+} StateSharer;
+
+/* The other tasks of this state schema that write tgt_qname (*n of them,
+ * in name order); free with state_sharers_free. */
+bool state_table_sharers(const State *s, const char *tgt_qname,
+                         StateSharer **out, int *n, Error *err);
+void state_sharers_free(StateSharer *sh, int n);
 
 /*
  * Forgets a table of the task (its chunks, its keyless baseline): the

@@ -15,19 +15,75 @@
 bool
 state_table_register(const State *s, const char *src_schema,
                      const char *src_name, uint32_t src_relid,
-                     const char *tgt_qname, Error *err)
+                     const char *tgt_qname, const char *row_filter,
+                     const char *on_conflict, Error *err)
 {
 	char relid[16];
-	const char *params[5] = {s->task, src_schema, src_name, tgt_qname, relid};
+	const char *params[7] = {s->task, src_schema, src_name,   tgt_qname,
+	                         relid,   row_filter, on_conflict};
 
 	snprintf(relid, sizeof(relid), "%u", src_relid);
 	return state_run(s,
 	                 "INSERT INTO @S.tables (task, src_schema, src_name,"
-	                 " tgt_qname, src_relid) VALUES ($1, $2, $3, $4, $5)"
+	                 " tgt_qname, src_relid, row_filter, on_conflict)"
+	                 " VALUES ($1, $2, $3, $4, $5, $6, $7)"
 	                 " ON CONFLICT (task, src_schema, src_name) DO UPDATE"
 	                 " SET tgt_qname = EXCLUDED.tgt_qname,"
-	                 " src_relid = EXCLUDED.src_relid",
-	                 5, params, NULL, err);
+	                 " src_relid = EXCLUDED.src_relid,"
+	                 " row_filter = EXCLUDED.row_filter,"
+	                 " on_conflict = EXCLUDED.on_conflict",
+	                 7, params, NULL, err);
+}
+
+bool
+state_table_sharers(const State *s, const char *tgt_qname, StateSharer **out,
+                    int *n, Error *err)
+{
+	const char *params[2] = {s->task, tgt_qname};
+	PGresult *res;
+	StateSharer *sh;
+
+	*out = NULL;
+	*n = 0;
+	if (!state_run(s,
+	               "SELECT task, row_filter, on_conflict FROM @S.tables"
+	               " WHERE task <> $1 AND tgt_qname = $2 ORDER BY task",
+	               2, params, &res, err))
+		return false;
+	sh = calloc((size_t) PQntuples(res) + 1, sizeof(*sh));
+	if (sh == NULL)
+	{
+		PQclear(res);
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	}
+	for (int i = 0; i < PQntuples(res); i++)
+	{
+		snprintf(sh[i].task, sizeof(sh[i].task), "%s", PQgetvalue(res, i, 0));
+		if ((!PQgetisnull(res, i, 1) &&
+		     (sh[i].row_filter = strdup(PQgetvalue(res, i, 1))) == NULL) ||
+		    (!PQgetisnull(res, i, 2) &&
+		     (sh[i].on_conflict = strdup(PQgetvalue(res, i, 2))) == NULL))
+		{
+			state_sharers_free(sh, i + 1);
+			PQclear(res);
+			return err_set(err, ERR_INTERNAL, "out of memory");
+		}
+	}
+	*n = PQntuples(res);
+	*out = sh;
+	PQclear(res);
+	return true;
+}
+
+void
+state_sharers_free(StateSharer *sh, int n)
+{
+	for (int i = 0; sh != NULL && i < n; i++)
+	{
+		free(sh[i].row_filter);
+		free(sh[i].on_conflict);
+	}
+	free(sh);
 }
 
 bool

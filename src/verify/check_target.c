@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "load/schema.h"
+#include "load/share.h"
 #include "load/subset.h"
 #include "load/target.h"
 
@@ -416,6 +417,36 @@ check_resolve_targets(Check *c, Error *err)
 	return true;
 }
 
+/*
+ * A target table another task writes too: the load's own checks
+ * (load/share.h), a blocker when they refuse. Fails only when a server
+ * cannot be reached.
+ */
+static bool
+share_findings(Check *c, const char *name, const CatTable *t, const char *qname,
+               const TargetVerdict *v, Error *err)
+{
+	Error why = ERR_INIT;
+
+	if (share_check(c->src, c->tgt, c->cfg, t, qname, &why))
+	{
+		check_add(c, CHECK_ID_TARGET_HAS_DATA, CHECK_WARNING, name,
+		          "the two tasks' rows are apart: each task loads and "
+		          "validates its own (docs/merging.md)",
+		          "nothing", "task \"%s\" writes this target table too",
+		          v->owner);
+		return true;
+	}
+	if (why.retryable || !pg_ok(c->src) || !pg_ok(c->tgt))
+	{
+		*err = why;
+		return false;
+	}
+	check_add(c, CHECK_ID_TARGET_HAS_DATA, CHECK_BLOCKER, name,
+	          "the load refuses to write into it", why.hint, "%s", why.message);
+	return true;
+}
+
 /* The finding for a target table the load's rule does not simply write
  * into: what the load would do with it, worded for check. */
 static void
@@ -442,14 +473,18 @@ in_the_way(Check *c, const char *name, const TargetVerdict *v)
 			                      : "the target role cannot read the table, "
 			                        "which may hold rows");
 			return;
+		case TARGET_SHARE: /* share_findings */
+			return;
 		case TARGET_REFUSE:
 			break;
 	}
 	if (v->owner[0] != '\0')
 	{
 		snprintf(fix, sizeof(fix),
-		         "leave the table out with -T, or load it into a target of "
-		         "its own; pgtide clean --task %s ends the other task",
+		         "load into it with --schema existing and a row filter of "
+		         "the task's own (docs/merging.md), leave it out with -T, or "
+		         "load it into a target of its own; pgtide clean --task %s "
+		         "ends the other task",
 		         v->owner);
 		check_add(c, CHECK_ID_TARGET_HAS_DATA, CHECK_BLOCKER, name,
 		          "pgtide never drops or empties a table another task "
@@ -521,6 +556,9 @@ check_target_tables(Check *c, Error *err)
 		else
 			snprintf(shown, sizeof(shown), "%s", check_shown(c, c->into[i]));
 		in_the_way(c, shown, &v);
+		if (v.action == TARGET_SHARE &&
+		    !share_findings(c, shown, into, catalog_tgt_qname(into), &v, err))
+			return false;
 	}
 	return true;
 }

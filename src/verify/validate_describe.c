@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "base/buf.h"
+#include "load/share.h"
 #include "pg/pg.h"
 #include "route/rename.h"
 
@@ -110,7 +111,8 @@ describe_table(const VRun *r, PgConn *src, PgConn *tgt, VTable *t, Error *err)
 	Buf cols = BUF_INIT(VALIDATE_SQL_MAX);
 	Buf list = BUF_INIT(VALIDATE_SQL_MAX), text = BUF_INIT(VALIDATE_SQL_MAX);
 	char *renamed_from = NULL; /* the source as the target names it */
-	bool ok = false;
+	const char *share_filter = NULL;
+	bool ok = false, shared = false;
 
 	if (t->status != VS_EQUAL)
 		return true;
@@ -197,8 +199,17 @@ describe_table(const VRun *r, PgConn *src, PgConn *tgt, VTable *t, Error *err)
 	}
 	if (!buf_take(&expr, &t->src_from, err))
 		goto out;
-	buf_printf(&expr, err, "%s%s AS r", relkind == 'p' ? "" : "ONLY ",
-	           t->tgt_qname);
+	/* a target table another task writes too: this task's rows are those
+	   its filter names there as well (load/share.h) */
+	if (t->nsrc == 1 && !share_find(tgt, r->cfg, t->src_schema, t->src_table,
+	                                t->tgt_qname, &shared, &share_filter, err))
+		goto out;
+	if (shared && share_filter != NULL)
+		buf_printf(&expr, err, "(SELECT * FROM %s%s WHERE (%s\n)) AS r",
+		           relkind == 'p' ? "" : "ONLY ", t->tgt_qname, share_filter);
+	else
+		buf_printf(&expr, err, "%s%s AS r", relkind == 'p' ? "" : "ONLY ",
+		           t->tgt_qname);
 	if (!buf_take(&expr, &t->tgt_from, err))
 		goto out;
 	/* the key, unless it uses a column left out (a generated one) */
