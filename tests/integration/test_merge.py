@@ -120,6 +120,13 @@ def test_two_sources_share_one_target_table_and_each_sees_its_own(
     wait_caught_up(us, target_db, slot="pgtide_b", origin="pgtide_b")
     assert target_db.query_one("SELECT region FROM orders WHERE id = 5") \
         == "eu"
+    # the same from a, whose stream started before b shared the table: a
+    # row outside a's filter with a key of b's, then deleted on a's source
+    eu.execute("INSERT INTO orders VALUES (100003, 'gone', 0, 'x');"
+               " DELETE FROM orders WHERE id = 100003")
+    wait_caught_up(eu, target_db, slot="pgtide_a", origin="pgtide_a")
+    assert target_db.query_one(
+        "SELECT region FROM orders WHERE id = 100003") == "us"
 
     # a cutover of one task: its final validation reads only its rows, and
     # the other task keeps streaming
