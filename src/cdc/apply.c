@@ -76,6 +76,9 @@ apply_message(Applier *a, const PgoMessage *m, Error *err)
 			}
 			if (r->follow_pending && !apply_rel_follow(a, r, err))
 				return false;
+			if (r->table->lookup &&
+			    !apply_lookup_change(a, r, m->kind, &m->u.change, err))
+				return false;
 			if (r->table->filter != NULL || r->table->route_key != NULL)
 				return apply_filtered(a, r, m->kind, &m->u.change, err);
 			if (m->kind == PGO_INSERT)
@@ -248,6 +251,7 @@ copy_tables(Applier *a, const ApplyTable *tables, int ntables, Error *err)
 		t->route_key = tables[i].route_key ? strdup(tables[i].route_key) : NULL;
 		t->share_filter =
 		    tables[i].share_filter ? strdup(tables[i].share_filter) : NULL;
+		t->lookup = tables[i].lookup;
 		a->ntables++;
 		if (!t->src_schema || !t->src_name || !t->tgt_qname ||
 		    (tables[i].filter && !t->filter) ||

@@ -51,6 +51,9 @@ typedef struct ApplyTable
 	   for another task may write the table too (load/share.h); NULL for a
 	   table without one */
 	const char *share_filter;
+	/* shard.lookup's table: its changes change the routing (decision
+	   0036) */
+	bool lookup;
 } ApplyTable;
 
 /* What a conflict was: the target had the row, or lacked it. */
@@ -96,8 +99,9 @@ typedef struct ApplyTask
 	/* the task's renames and removed columns (route/rename), or NULL;
 	   borrowed: outlives the applier */
 	const Renames *renames;
-	/* several targets: the rules (borrowed), and this stream's target */
-	const ShardSpec *shard;
+	/* several targets: the rules (borrowed; the applier keeps their lookup
+	   keys current, apply_filter.c), and this stream's target */
+	ShardSpec *shard;
 	int shard_target;
 } ApplyTask;
 

@@ -265,6 +265,83 @@ route_here(Applier *a, Rel *r, const PgoValue *vals, int n, bool *here,
 	return true;
 }
 
+/* The column of r named name as pgoutput sends it, or -1. */
+static int
+col_index(const Rel *r, const char *name)
+{
+	for (int i = 0; i < r->ncols; i++)
+		if (strcmp(r->cols[i].name, name) == 0)
+			return i;
+	return -1;
+}
+
+/* Stops the stream at a change of the lookup table that would move rows. */
+static bool
+lookup_refuse(const char *schema, const char *table, const char *what,
+              Error *err)
+{
+	err_set(err, ERR_CONFIG, "a row of lookup table %s.%s %s", schema, table,
+	        what);
+	err_detail(err, "the rows already routed by the key stay on their "
+	                "target: pgtide does not move a key's rows between "
+	                "targets while the task runs");
+	return err_hint(err, "the stream resumes at this change: undo it on the "
+	                     "source and run migrate again; move the key's rows "
+	                     "yourself after the cutover");
+}
+
+bool
+apply_lookup_change(Applier *a, const Rel *r, PgoKind kind, const PgoChange *ch,
+                    Error *err)
+{
+	const char *schema, *table, *key_col, *target_col;
+	const PgoTuple *tup = kind == PGO_DELETE ? &ch->old_tuple : &ch->new_tuple;
+	const PgoValue *key, *target;
+	char name[SHARD_NAME_MAX + 1];
+	int k, t, was, now;
+
+	if (a->task.shard == NULL ||
+	    !shard_spec_lookup_table(a->task.shard, &schema, &table, &key_col,
+	                             &target_col))
+		return true;
+	k = col_index(r, key_col);
+	t = col_index(r, target_col);
+	if (k < 0 || t < 0 || k >= tup->ncols)
+		return err_set(err, ERR_INTERNAL,
+		               "a change of lookup table %s.%s lacks column %s or %s",
+		               schema, table, key_col, target_col);
+	key = &tup->values[k];
+	if (key->kind != 't')
+		return lookup_refuse(schema, table, "has no key", err);
+	if (kind == PGO_DELETE)
+		return !shard_lookup_has(a->task.shard, key->data, key->len, &was) ||
+		       lookup_refuse(schema, table,
+		                     "was deleted: new rows of its key would have no "
+		                     "target",
+		                     err);
+	/* an UPDATE that gave a routed key another key */
+	if (kind == PGO_UPDATE && ch->old_kind != 0 && k < ch->old_tuple.ncols &&
+	    ch->old_tuple.values[k].kind == 't' &&
+	    (ch->old_tuple.values[k].len != key->len ||
+	     memcmp(ch->old_tuple.values[k].data, key->data, key->len) != 0) &&
+	    shard_lookup_has(a->task.shard, ch->old_tuple.values[k].data,
+	                     ch->old_tuple.values[k].len, &was))
+		return lookup_refuse(schema, table, "changed its key", err);
+	if (t >= tup->ncols || tup->values[t].kind == 'u')
+		return true; /* the target column did not change */
+	target = &tup->values[t];
+	if (target->kind != 't' || target->len > SHARD_NAME_MAX)
+		return lookup_refuse(schema, table, "names no target", err);
+	memcpy(name, target->data, target->len);
+	name[target->len] = '\0';
+	now = shard_spec_target_index(a->task.shard, name);
+	if (now >= 0 &&
+	    shard_lookup_has(a->task.shard, key->data, key->len, &was) &&
+	    was != now)
+		return lookup_refuse(schema, table, "gave its key another target", err);
+	return shard_lookup_put(a->task.shard, key->data, key->len, name, err);
+}
+
 /* Whether the source's condition holds for the row version vals. */
 static bool
 filter_holds(Applier *a, Rel *r, const PgoValue *vals, int n, bool *inside,

@@ -243,6 +243,15 @@ bool apply_truncate(Applier *a, const PgoTruncate *t, Error *err);
 /* ---- apply_filter.c ---- */
 
 /*
+ * A change of shard.lookup's table (decision 0036), before it is applied
+ * as a reference table's: a new key joins the routing; a key whose target
+ * changes, or whose row goes, stops the stream (its rows would have to
+ * move between targets), naming the table.
+ */
+bool apply_lookup_change(Applier *a, const Rel *r, PgoKind kind,
+                         const PgoChange *ch, Error *err);
+
+/*
  * Applies an INSERT, UPDATE or DELETE of r, a table with a row filter, as
  * decision 0029 says: the source judges the new row version; the target
  * gets an INSERT, a DELETE of the old key, both, or nothing. Fails as the

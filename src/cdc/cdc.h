@@ -94,8 +94,10 @@ typedef struct CdcOptions
 	bool ignore_unknown;    /* count a change of a table the task does not
 	                        move, rather than stop */
 	const Renames *renames; /* the task's renames, or NULL; borrowed */
-	const ShardSpec *shard; /* several targets: the rules, borrowed; NULL */
-	int shard_target;       /* and the target this stream feeds */
+	/* several targets: the rules, borrowed (the stream adds the lookup
+	   table's new keys); NULL */
+	ShardSpec *shard;
+	int shard_target; /* and the target this stream feeds */
 	OnConflict policy;
 	int64_t memory_bytes;
 	const char *spill_dir;

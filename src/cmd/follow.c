@@ -350,6 +350,64 @@ stream_shard(const TaskConfig *cfg, ShardSpec **spec, CdcOptions *o, Error *err)
 	               cfg->shard_target);
 }
 
+/*
+ * The lookup method (decision 0036): the routing starts from the target's
+ * copy of the lookup table, which holds it as of the position the stream
+ * resumes at (it commits with the origin); the applier then follows the
+ * table's changes. Marks the lookup table among tables.
+ */
+static bool
+lookup_load(PgConn *tgt, ShardSpec *spec, ApplyTable *tables, int ntables,
+            Error *err)
+{
+	const char *schema, *table, *key, *target;
+	ApplyTable *t = NULL;
+	char *sql = NULL;
+	PGresult *res;
+	bool ok = true;
+
+	if (!shard_spec_lookup_table(spec, &schema, &table, &key, &target))
+		return true;
+	for (int i = 0; i < ntables; i++)
+		if (strcmp(tables[i].src_schema, schema) == 0 &&
+		    strcmp(tables[i].src_name, table) == 0)
+			t = &tables[i];
+	if (t == NULL)
+		return err_set(err, ERR_CONFIG,
+		               "lookup table %s.%s of shard.lookup is not one of the "
+		               "task's tables",
+		               schema, table);
+	t->lookup = true;
+	{
+		char *k = pg_quote_ident(key), *v = pg_quote_ident(target);
+
+		if (k == NULL || v == NULL ||
+		    asprintf(&sql, "SELECT %s::text, %s::text FROM %s", k, v,
+		             t->tgt_qname) < 0)
+			sql = NULL;
+		free(k);
+		free(v);
+	}
+	if (sql == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	ok = pg_query(tgt, sql, 0, NULL, &res, err);
+	free(sql);
+	if (!ok)
+		return err_prefix(err,
+		                  "reading the target's copy of lookup table "
+		                  "%s.%s: ",
+		                  schema, table);
+	for (int r = 0; ok && r < PQntuples(res); r++)
+		ok = PQgetisnull(res, r, 0) || PQgetisnull(res, r, 1) ||
+		     shard_lookup_put(spec, PQgetvalue(res, r, 0),
+		                      (size_t) PQgetlength(res, r, 0),
+		                      PQgetvalue(res, r, 1), err);
+	log_info("routing by lookup table %s.%s: %d keys", schema, table,
+	         PQntuples(res));
+	PQclear(res);
+	return ok;
+}
+
 /* The change stream of a task, under the lock its command holds. */
 static bool
 follow_run(const TaskConfig *cfg, atomic_int *stop, Surface *surface,
@@ -518,7 +576,9 @@ follow_run(const TaskConfig *cfg, atomic_int *stop, Surface *surface,
 	if (!rename_from_config(&renames, cfg, err))
 		goto out;
 	o.renames = &renames;
-	if (cfg->shard_target != NULL && !stream_shard(cfg, &shard, &o, err))
+	if (cfg->shard_target != NULL &&
+	    (!stream_shard(cfg, &shard, &o, err) ||
+	     !lookup_load(tgt, shard, tables, ntables, err)))
 		goto out;
 	o.policy = cfg->on_conflict;
 	o.ignore_unknown = cfg->cdc_ignore_unknown;

@@ -595,32 +595,59 @@ add_route_filter(TaskConfig *cfg, const CatTable *t, const char *cond,
 	return ok;
 }
 
+/*
+ * The lookup method under a change stream (decision 0036): each target's
+ * stream routes by its own copy of the lookup table, kept current by the
+ * table's own changes, so the table must be one of the task's, and keyed
+ * (its rows' changes name their key).
+ */
+static bool
+lookup_streamed(const ShardSpec *spec, const Catalog *cat, Error *err)
+{
+	const char *schema, *table, *key, *target;
+
+	if (!shard_spec_lookup_table(spec, &schema, &table, &key, &target))
+		return true;
+	for (int i = 0; i < cat->ntables; i++)
+	{
+		const CatTable *t = &cat->tables[i];
+
+		if (strcmp(t->schema, schema) != 0 || strcmp(t->name, table) != 0)
+			continue;
+		if (t->selected && t->has_pk)
+			return true;
+		err_set(err, ERR_CONFIG,
+		        t->selected ? "lookup table %s.%s of shard.lookup has no "
+		                      "primary key"
+		                    : "lookup table %s.%s of shard.lookup is not one "
+		                      "of the task's tables",
+		        schema, table);
+		return err_hint(err, "the change stream routes by each target's copy "
+		                     "of it, kept current by its changes: select "
+		                     "it, with a primary key on its key column");
+	}
+	err_set(err, ERR_CONFIG,
+	        "lookup table %s.%s of shard.lookup does not exist on the source",
+	        schema, table);
+	return err_hint(err, "create it, or name another with shard.lookup");
+}
+
 bool
 shards_route_as_filters(TaskConfig *cfg, const ShardSpec *spec, int target,
                         Error *err)
 {
 	PgConn *src = NULL;
 	Catalog *cat = NULL;
-	const char *lookup[4];
 	bool ok;
 
-	if (shard_spec_lookup_table(spec, &lookup[0], &lookup[1], &lookup[2],
-	                            &lookup[3]))
-	{
-		err_set(err, ERR_CONFIG,
-		        "shard.method lookup cannot be used by migrate yet: the "
-		        "stream would route by the lookup table as it was at start, "
-		        "and the table may change while the task runs");
-		return err_hint(err, "use hash, list or range, or pgtide copy for a "
-		                     "one-time split by the lookup table");
-	}
 	/* the task file's own filters are checked as they are, before the
 	   routing joins them */
 	ok = open_session(cfg->source_uri, ERR_SOURCE, &src, err) &&
 	     catalog_read(src, cfg->state_schema, &cat, err) &&
 	     catalog_select(cat, cfg->include.items, cfg->include.count,
 	                    cfg->exclude.items, cfg->exclude.count, err) &&
-	     rowfilter_check_all(src, cat, &cfg->filters, err);
+	     rowfilter_check_all(src, cat, &cfg->filters, err) &&
+	     lookup_streamed(spec, cat, err);
 	for (int i = 0; ok && i < cat->ntables; i++)
 	{
 		const CatTable *t = &cat->tables[i];

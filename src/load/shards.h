@@ -58,8 +58,9 @@ bool shards_where(const ShardSpec *spec, int target, const CatTable *t,
  * share (ANDed with the table's own filter), so that its load, stream,
  * validation and cutover move exactly that share, as they do for any
  * filtered table: an UPDATE that moves a row's key to another target
- * deletes it here and inserts it there. Refuses (ERR_CONFIG) the lookup
- * method, whose table may change while the stream runs, and a routed table
+ * deletes it here and inserts it there. Refuses (ERR_CONFIG) a lookup
+ * table that is not one of the task's or has no primary key (the stream
+ * routes by each target's copy of it, decision 0036), and a routed table
  * without a primary key or replica identity, whose rows could not be
  * deleted when their key moves.
  */

@@ -518,6 +518,23 @@ shard_lookup_put(ShardSpec *s, const char *key, size_t len,
 }
 
 bool
+shard_lookup_has(const ShardSpec *s, const char *key, size_t len, int *target)
+{
+	const LookupSlot *slot = lookup_find(s, key, len);
+
+	if (slot == NULL || slot->key == NULL)
+		return false;
+	*target = slot->target;
+	return true;
+}
+
+int
+shard_spec_target_index(const ShardSpec *s, const char *name)
+{
+	return find_target(s, name);
+}
+
+bool
 shard_spec_lookup_table(const ShardSpec *s, const char **schema,
                         const char **table, const char **key_column,
                         const char **target_column)
@@ -734,6 +751,13 @@ shard_table_route(const ShardSpec *s, const char *schema, const char *table,
                   ShardTableRoute *out, Error *err)
 {
 	memset(out, 0, sizeof(*out));
+	if (s->method == SHARD_LOOKUP && strcmp(schema, s->lookup_schema) == 0 &&
+	    strcmp(table, s->lookup_table) == 0)
+	{
+		out->kind = SHARD_TABLE_ALL;
+		out->rule = "shard.lookup";
+		return true;
+	}
 	for (int i = 0; i < s->nrules; i++)
 	{
 		const ShardRule *r = &s->rules[i];

@@ -22,7 +22,9 @@
  * A table is routed by the first shard.tables pattern it matches ("key
  * COLUMN": routed by that column; "target NAME": every row to that target;
  * "all": every row to every target), else by shard.key when it has that
- * column, else it is a reference table and goes to every target.
+ * column, else it is a reference table and goes to every target. The
+ * lookup table itself goes to every target, whatever the rules say: each
+ * target's stream routes by its own copy (decision 0036).
  */
 #ifndef PGTIDE_SHARD_H
 #define PGTIDE_SHARD_H
@@ -137,5 +139,12 @@ bool shard_spec_lookup_table(const ShardSpec *spec, const char **schema,
  */
 bool shard_lookup_put(ShardSpec *spec, const char *key, size_t len,
                       const char *target_name, Error *err);
+
+/* Whether the lookup rules hold key[0..len); *target is then its target. */
+bool shard_lookup_has(const ShardSpec *spec, const char *key, size_t len,
+                      int *target);
+
+/* The index of the target named name, or -1. */
+int shard_spec_target_index(const ShardSpec *spec, const char *name);
 
 #endif

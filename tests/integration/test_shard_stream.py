@@ -319,3 +319,71 @@ def test_one_target_down_then_back_while_the_others_follow(
     finally:
         w.stop()
     assert_caught_up_exactly(source_db, dbs, p)
+
+
+def test_lookup_routes_the_stream_and_follows_the_tables_new_keys(
+        pgtide, source_db, targets, tmp_path):
+    """By a lookup table (decision 0036): every target gets the whole table,
+    and each target's stream routes by its own copy of it, kept current by
+    the table's changes. A new account placed in the same transaction as
+    its first rows reaches its target; after kill -9 the routing starts
+    again from each target's copy. A key given another target stops the
+    stream, naming the table, and no target loses or gains a row."""
+    source_db.execute("""
+        CREATE TABLE placement (account_id bigint PRIMARY KEY,
+                                shard text NOT NULL);
+        INSERT INTO placement SELECT g, 'shard' || (g % 3 + 1)
+          FROM generate_series(1, 30) g;
+        CREATE TABLE orders (id int PRIMARY KEY, account_id bigint NOT NULL,
+                             total int);
+        INSERT INTO orders SELECT g, g % 30 + 1, g FROM generate_series(1, 600) g;
+    """)
+    path = task_file(tmp_path, source_db, targets,
+                     "  key: account_id\n  method: lookup\n"
+                     "  lookup: public.placement(account_id, shard)\n")
+    p = pgtide.start("migrate", "--config", path)
+    wait_streaming(p)
+
+    def assert_placed():
+        where = dict(source_db.query("SELECT account_id, shard FROM placement"))
+        every = rows(source_db, "orders")
+        for i, db in enumerate(targets):
+            assert rows(db, "placement") == rows(source_db, "placement"), i
+            assert rows(db, "orders") == [
+                r for r in every if where[r[1]] == f"shard{i + 1}"], i
+
+    source_db.execute("""
+        BEGIN;
+        INSERT INTO placement VALUES (31, 'shard2'), (32, 'shard3');
+        INSERT INTO orders SELECT g, 31 + g % 2, g FROM generate_series(601, 640) g;
+        COMMIT;
+        UPDATE orders SET account_id = 31 WHERE id % 9 = 0;
+        DELETE FROM orders WHERE id % 10 = 0;
+    """)
+    wait_caught_up(source_db, p)
+    assert_placed()
+
+    kids = children_of(p.pid)
+    for pid in kids + [p.pid]:
+        os.kill(pid, signal.SIGKILL)
+    p.wait(30)
+    source_db.execute("""
+        INSERT INTO placement VALUES (33, 'shard1');
+        INSERT INTO orders SELECT g, 33, g FROM generate_series(641, 660) g;
+    """)
+    p = pgtide.start("migrate", "--config", path)
+    wait_streaming(p)
+    wait_caught_up(source_db, p)
+    assert "routing by lookup table public.placement: 32 keys" \
+        in p.read_stderr(), p.read_stderr()
+    assert_placed()
+
+    before = [rows(db, "orders") for db in targets]
+    source_db.execute("UPDATE placement SET shard = 'shard3'"
+                      " WHERE account_id = 1")
+    rc = p.wait(120)
+    err = p.read_stderr()
+    assert rc == 2, err
+    assert "a row of lookup table public.placement gave its key another " \
+        "target" in err, err
+    assert [rows(db, "orders") for db in targets] == before
