@@ -14,6 +14,7 @@
 
 #include "base/config.h"
 #include "base/err.h"
+#include "base/json.h"
 #include "base/log.h"
 #include "cmd/task.h"
 #include "cutover/cutover.h"
@@ -665,13 +666,6 @@ check_targets(const Command *c, const TaskConfig *cfg, ShardSpec **run_spec,
 	}
 	if (cfg->targets.keys.count == 0)
 		return true;
-	if (cfg->output_json && strcmp(c->name, "status") == 0)
-	{
-		err_set(err, ERR_CONFIG,
-		        "pgtide status --json cannot show several targets yet");
-		return err_hint(err, "run it with --target for one target's "
-		                     "state");
-	}
 	if (!shard_spec_new(cfg, &spec, err))
 		return false;
 	if (preflight && !shards_preflight(cfg, spec, &plan, err))
@@ -835,6 +829,53 @@ cutover_shards(const TaskConfig *cfg, const ShardSpec *spec, atomic_int *stop,
 	return ok;
 }
 
+/*
+ * status --json with several targets: one document, each target's status
+ * document under its name in "targets"; a target that cannot be read gets
+ * {"error": MESSAGE} there, and the first failure is the command's.
+ */
+static bool
+status_json_targets(const Command *c, const TaskConfig *cfg,
+                    const ShardSpec *spec, atomic_int *stop, Error *err)
+{
+	bool ok = true;
+
+	printf("{\"task\":");
+	json_write_string(stdout, cfg->task);
+	printf(",\"targets\":{");
+	for (int i = 0; i < shard_spec_ntargets(spec); i++)
+	{
+		TaskConfig one;
+		Error terr = ERR_INIT;
+		const char *name = shard_spec_target_name(spec, i);
+
+		if (!task_target_config(cfg, spec, i, &one, err))
+			return false;
+		printf("%s", i > 0 ? "," : "");
+		json_write_string(stdout, name);
+		printf(":");
+		fflush(stdout);
+		if (!c->run(&one, stop, &terr))
+		{
+			printf("{\"error\":");
+			json_write_string(stdout, terr.message);
+			printf("}");
+			log_error("target %s: %s", name, terr.message);
+			if (ok)
+			{
+				*err = terr;
+				err_prefix(err, "target %s: ", name);
+			}
+			ok = false;
+		}
+		fflush(stdout);
+		task_target_config_free(&one);
+	}
+	printf("}}\n");
+	fflush(stdout);
+	return ok;
+}
+
 /* A command of a task with several targets. */
 static bool
 run_on_targets(const Command *c, const TaskConfig *cfg, const ShardSpec *spec,
@@ -848,6 +889,8 @@ run_on_targets(const Command *c, const TaskConfig *cfg, const ShardSpec *spec,
 		return task_copy_shards(cfg, spec, stop, err);
 	if (strcmp(c->name, "cutover") == 0)
 		return cutover_shards(cfg, spec, stop, err);
+	if (strcmp(c->name, "status") == 0 && cfg->output_json)
+		return status_json_targets(c, cfg, spec, stop, err);
 	return each_target(c, cfg, spec, stop, err);
 }
 

@@ -9,6 +9,7 @@ doubled on any target; with one target's server down for a while, the
 others follow and it catches up once back; status and clean act on each
 target's slot."""
 import contextlib
+import json
 import os
 import signal
 import threading
@@ -86,6 +87,14 @@ def test_migrate_routes_every_change_then_status_and_clean(
     assert r.returncode == 0, r.stderr
     for name in SLOTS:
         assert name in r.stdout, r.stdout
+    r = pgtide.run("status", "--config", path, "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["task"] == "split"
+    assert sorted(doc["targets"]) == ["shard1", "shard2", "shard3"]
+    for name, slot in zip(sorted(doc["targets"]), SLOTS):
+        assert doc["targets"][name]["slot_name"] == slot, doc
+        assert doc["targets"][name]["slot"]["active"] is False, doc
     r = pgtide.run("clean", "--config", path)
     assert r.returncode == 0, r.stderr
     assert source_db.query_one("SELECT count(*) FROM pg_replication_slots") == 0
