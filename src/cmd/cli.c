@@ -767,14 +767,22 @@ one_target(TaskConfig *cfg, const ShardSpec *spec, const char *name, Error *err)
 /*
  * status and clean with several targets: the command on each target in
  * turn, each under a "target NAME:" line; a target that fails does not
- * stop the others, and the first failure is the command's.
+ * stop the others, and the first failure is the command's. status --json
+ * prints one document, each target's status document under its name in
+ * "targets" ({"error": MESSAGE} for one that cannot be read).
  */
 static bool
 each_target(const Command *c, const TaskConfig *cfg, const ShardSpec *spec,
             atomic_int *stop, Error *err)
 {
-	bool ok = true;
+	bool ok = true, json = cfg->output_json && strcmp(c->name, "status") == 0;
 
+	if (json)
+	{
+		printf("{\"task\":");
+		json_write_string(stdout, cfg->task);
+		printf(",\"targets\":{");
+	}
 	for (int i = 0; i < shard_spec_ntargets(spec); i++)
 	{
 		TaskConfig one;
@@ -783,10 +791,23 @@ each_target(const Command *c, const TaskConfig *cfg, const ShardSpec *spec,
 
 		if (!task_target_config(cfg, spec, i, &one, err))
 			return false;
-		printf("target %s:\n", name);
+		if (json)
+		{
+			printf("%s", i > 0 ? "," : "");
+			json_write_string(stdout, name);
+			printf(":");
+		}
+		else
+			printf("target %s:\n", name);
 		fflush(stdout);
 		if (!c->run(&one, stop, &terr))
 		{
+			if (json)
+			{
+				printf("{\"error\":");
+				json_write_string(stdout, terr.message);
+				printf("}");
+			}
 			log_error("target %s: %s", name, terr.message);
 			if (ok)
 			{
@@ -798,6 +819,9 @@ each_target(const Command *c, const TaskConfig *cfg, const ShardSpec *spec,
 		fflush(stdout);
 		task_target_config_free(&one);
 	}
+	if (json)
+		printf("}}\n");
+	fflush(stdout);
 	return ok;
 }
 
@@ -829,53 +853,6 @@ cutover_shards(const TaskConfig *cfg, const ShardSpec *spec, atomic_int *stop,
 	return ok;
 }
 
-/*
- * status --json with several targets: one document, each target's status
- * document under its name in "targets"; a target that cannot be read gets
- * {"error": MESSAGE} there, and the first failure is the command's.
- */
-static bool
-status_json_targets(const Command *c, const TaskConfig *cfg,
-                    const ShardSpec *spec, atomic_int *stop, Error *err)
-{
-	bool ok = true;
-
-	printf("{\"task\":");
-	json_write_string(stdout, cfg->task);
-	printf(",\"targets\":{");
-	for (int i = 0; i < shard_spec_ntargets(spec); i++)
-	{
-		TaskConfig one;
-		Error terr = ERR_INIT;
-		const char *name = shard_spec_target_name(spec, i);
-
-		if (!task_target_config(cfg, spec, i, &one, err))
-			return false;
-		printf("%s", i > 0 ? "," : "");
-		json_write_string(stdout, name);
-		printf(":");
-		fflush(stdout);
-		if (!c->run(&one, stop, &terr))
-		{
-			printf("{\"error\":");
-			json_write_string(stdout, terr.message);
-			printf("}");
-			log_error("target %s: %s", name, terr.message);
-			if (ok)
-			{
-				*err = terr;
-				err_prefix(err, "target %s: ", name);
-			}
-			ok = false;
-		}
-		fflush(stdout);
-		task_target_config_free(&one);
-	}
-	printf("}}\n");
-	fflush(stdout);
-	return ok;
-}
-
 /* A command of a task with several targets. */
 static bool
 run_on_targets(const Command *c, const TaskConfig *cfg, const ShardSpec *spec,
@@ -889,8 +866,6 @@ run_on_targets(const Command *c, const TaskConfig *cfg, const ShardSpec *spec,
 		return task_copy_shards(cfg, spec, stop, err);
 	if (strcmp(c->name, "cutover") == 0)
 		return cutover_shards(cfg, spec, stop, err);
-	if (strcmp(c->name, "status") == 0 && cfg->output_json)
-		return status_json_targets(c, cfg, spec, stop, err);
 	return each_target(c, cfg, spec, stop, err);
 }
 
