@@ -647,7 +647,8 @@ check_targets(const Command *c, const TaskConfig *cfg, ShardSpec **run_spec,
 	bool built =
 	    strcmp(c->name, "copy") == 0 || strcmp(c->name, "validate") == 0 ||
 	    strcmp(c->name, "status") == 0 || strcmp(c->name, "clean") == 0 ||
-	    strcmp(c->name, "migrate") == 0 || strcmp(c->name, "cutover") == 0;
+	    strcmp(c->name, "migrate") == 0 || strcmp(c->name, "cutover") == 0 ||
+	    strcmp(c->name, "check") == 0;
 	/* a process of one target runs after its parent's preflight */
 	bool preflight =
 	    (strcmp(c->name, "copy") == 0 || strcmp(c->name, "validate") == 0 ||
@@ -673,7 +674,7 @@ check_targets(const Command *c, const TaskConfig *cfg, ShardSpec **run_spec,
 		shard_spec_free(spec);
 		return false;
 	}
-	if (plan != NULL && strcmp(c->name, "check") == 0)
+	if (plan != NULL && strcmp(c->name, "check") == 0 && !cfg->output_json)
 		shards_plan_print(plan, spec, stdout);
 	shards_plan_free(plan);
 	if (built)
@@ -765,17 +766,20 @@ one_target(TaskConfig *cfg, const ShardSpec *spec, const char *name, Error *err)
 }
 
 /*
- * status and clean with several targets: the command on each target in
- * turn, each under a "target NAME:" line; a target that fails does not
- * stop the others, and the first failure is the command's. status --json
- * prints one document, each target's status document under its name in
- * "targets" ({"error": MESSAGE} for one that cannot be read).
+ * check, status and clean with several targets: the command on each target
+ * in turn, each under a "target NAME:" line; a target that fails does not
+ * stop the others, and the first failure is the command's. With --json,
+ * check and status print one document, each target's document under its
+ * name in "targets" ({"error": MESSAGE} for one that could not print
+ * its own).
  */
 static bool
 each_target(const Command *c, const TaskConfig *cfg, const ShardSpec *spec,
             atomic_int *stop, Error *err)
 {
-	bool ok = true, json = cfg->output_json && strcmp(c->name, "status") == 0;
+	bool ok = true,
+	     json = cfg->output_json && (strcmp(c->name, "status") == 0 ||
+	                                 strcmp(c->name, "check") == 0);
 
 	if (json)
 	{
@@ -802,7 +806,8 @@ each_target(const Command *c, const TaskConfig *cfg, const ShardSpec *spec,
 		fflush(stdout);
 		if (!c->run(&one, stop, &terr))
 		{
-			if (json)
+			/* a check that found blockers printed its document */
+			if (json && terr.kind != ERR_BLOCKED)
 			{
 				printf("{\"error\":");
 				json_write_string(stdout, terr.message);
