@@ -31,6 +31,10 @@ OUT=$OUT_DIR/shard-$STAMP.txt
 start_servers
 q "$SRC_ADMIN" "CREATE DATABASE bench"
 build_dataset "$size_mb"
+# pgbench_history's keys to tellers and accounts name tid and aid, not the
+# routing key bid: no split by bid can keep them (check refuses them), so
+# both runs load the dataset without them
+q "$SRC" "ALTER TABLE pgbench_history DROP CONSTRAINT IF EXISTS pgbench_history_tid_fkey, DROP CONSTRAINT IF EXISTS pgbench_history_aid_fkey"
 SRC_ROWS=$(q "$SRC" "SELECT (SELECT count(*) FROM pgbench_accounts) + (SELECT count(*) FROM docs) + (SELECT count(*) FROM events)")
 TGT_BASE="postgresql://postgres@127.0.0.1:$TGT_PORT"
 

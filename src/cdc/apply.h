@@ -46,10 +46,10 @@ typedef struct ApplyTable
 	/* with several targets: the column that routes each row (ApplyTask's
 	   shard), or NULL for a table not routed by a key (decision 0032) */
 	const char *route_key;
-	/* the task file's whole filter (the routing's too), which names this
-	   task's rows of tgt_qname: a DELETE or TRUNCATE touches only those,
-	   for another task may write the table too (load/share.h); NULL for a
-	   table without one */
+	/* the task file's own filter (filter_own: not the routing), which names
+	   this task's rows of tgt_qname: a DELETE or TRUNCATE touches only
+	   those, for another task may write the table too (load/share.h); NULL
+	   for a table without one */
 	const char *share_filter;
 	/* shard.lookup's table: its changes change the routing (decision
 	   0036) */

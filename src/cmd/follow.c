@@ -278,10 +278,10 @@ record_progress(const CdcProgress *p, void *ctx)
 
 /* Reads where cutover wants the stream to stop, on a session of its own. */
 /*
- * t->share_filter: the task file's whole filter for t, this task's rows of
- * its target table, which another task may write too, now or later
- * (load/share.h). Without one, while another task writes it, the stream
- * stops.
+ * t->share_filter: the task file's own filter for t (filter_own), this
+ * task's rows of its target table, which another task may write too, now
+ * or later (load/share.h). Without one, while another task writes it, the
+ * stream stops.
  */
 static bool
 shared_filter(const State *state, const TaskConfig *cfg, ApplyTable *t,
@@ -290,8 +290,7 @@ shared_filter(const State *state, const TaskConfig *cfg, ApplyTable *t,
 	StateSharer *sh = NULL;
 	int n = 0;
 
-	t->share_filter =
-	    filter_find(&cfg->filters, t->src_schema, t->src_name, NULL);
+	t->share_filter = filter_own(cfg, t->src_schema, t->src_name);
 	if (t->share_filter != NULL)
 		return true;
 	if (!state_table_sharers(state, t->tgt_qname, &sh, &n, err))

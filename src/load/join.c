@@ -220,13 +220,11 @@ publish(Join *j, const char *publication, Error *err)
 		const Joining *it = &j->items[i];
 
 		names[i] = it->t->qname;
-		ok =
-		    it->registered ||
-		    state_table_register(
-		        &j->state, it->t->schema, it->t->name, it->t->relid,
-		        it->tgt_qname,
-		        filter_find(&j->cfg->filters, it->t->schema, it->t->name, NULL),
-		        config_on_conflict_name(j->cfg->on_conflict), err);
+		ok = it->registered ||
+		     state_table_register(
+		         &j->state, it->t->schema, it->t->name, it->t->relid,
+		         it->tgt_qname, filter_own(j->cfg, it->t->schema, it->t->name),
+		         config_on_conflict_name(j->cfg->on_conflict), err);
 	}
 	fault_point("join.registered");
 	ok = ok &&

@@ -680,11 +680,11 @@ read_done(Load *l, Error *err)
 	{
 		const CatTable *t = &l->cat->tables[l->tables[i].cat];
 
-		if (!state_table_register(
-		        &l->state, t->schema, t->name, t->relid,
-		        l->tables[i].final_qname,
-		        filter_find(&l->cfg->filters, t->schema, t->name, NULL),
-		        config_on_conflict_name(l->cfg->on_conflict), err) ||
+		if (!state_table_register(&l->state, t->schema, t->name, t->relid,
+		                          l->tables[i].final_qname,
+		                          filter_own(l->cfg, t->schema, t->name),
+		                          config_on_conflict_name(l->cfg->on_conflict),
+		                          err) ||
 		    !state_table_done(&l->state, t->schema, t->name, &l->tables[i].done,
 		                      err))
 			return false;

@@ -255,7 +255,7 @@ bool
 share_check(PgConn *src, PgConn *tgt, const TaskConfig *cfg, const CatTable *t,
             const char *tgt_qname, Error *err)
 {
-	const char *filter = filter_find(&cfg->filters, t->schema, t->name, NULL);
+	const char *filter = filter_own(cfg, t->schema, t->name);
 	PGresult *key = NULL;
 	int64_t n = 0;
 	char first[256] = "";
@@ -326,7 +326,7 @@ share_find(PgConn *tgt, const TaskConfig *cfg, const char *schema,
 	bool exists;
 
 	*shared = false;
-	*filter = filter_find(&cfg->filters, schema, name, NULL);
+	*filter = filter_own(cfg, schema, name);
 	if (!state_attach(&st, tgt, cfg->state_schema, cfg->task, &exists, err) ||
 	    (exists && !state_table_sharers(&st, tgt_qname, &sh, &n, err)))
 		return false;

@@ -7,6 +7,14 @@
 
 #include "route/mapping.h"
 
+const char *
+filter_own(const TaskConfig *cfg, const char *schema, const char *name)
+{
+	if (filter_find(&cfg->shard_routes, schema, name, NULL) != NULL)
+		return filter_find(&cfg->shard_own_filters, schema, name, NULL);
+	return filter_find(&cfg->filters, schema, name, NULL);
+}
+
 bool
 filter_key_names(const StrMap *filters, int i, const char *schema,
                  const char *name)

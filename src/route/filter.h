@@ -32,6 +32,15 @@
 const char *filter_find(const StrMap *filters, const char *schema,
                         const char *name, int *line);
 
+/*
+ * The condition that names the task's own rows of schema.name among those
+ * of other tasks writing the same target table (load/share.h): the task
+ * file's filter, without the routing a task with several targets adds to
+ * it (cfg->shard_routes); NULL when it has none. A view into cfg.
+ */
+const char *filter_own(const TaskConfig *cfg, const char *schema,
+                       const char *name);
+
 /* Whether key i of filters names schema.name. */
 bool filter_key_names(const StrMap *filters, int i, const char *schema,
                       const char *name);
