@@ -2,7 +2,9 @@
 # Sharded full load and change stream: the benchmark dataset copied into
 # one target, then split by hash into three targets, one run after the
 # other on the same servers; then one backlog of pgbench transactions
-# drained by migrate into one target, and the same into three. The three targets are three databases of the target server, so
+# drained by migrate into one target, and the same into three, each then
+# cut over (the write-unavailability window of one fence over one target,
+# and over three). The three targets are three databases of the target server, so
 # both runs write through the same server and disks: the ratio is what
 # routing costs (each target's rows read from the source with the routing
 # condition on every chunk), not what three machines would gain.
@@ -132,8 +134,14 @@ stream_run() { # stream_run NAME N SLOT_PATTERN ARGS...: the drain's seconds int
 		sleep 0.05
 	done
 	t1=$(now)
-	kill -INT "$pid"
-	wait "$pid" || die "$name: migrate did not stop cleanly"
+	# the hand-over of every target; the bench has no application to
+	# fence, so the fence is a command that does nothing
+	"$PGTIDE_BIN" cutover "$@" --fence command --fence-command true \
+		--unfence-command true >"$WORK/logs/$name-cutover.log" 2>&1 ||
+		die "$name: cutover failed (log: $WORK/logs/$name-cutover.log)"
+	sed -n 's/.*write-unavailability window: \([0-9.]*\) s.*/\1/p' \
+		"$WORK/logs/$name-cutover.log" >"$WORK/res/$name.window"
+	wait "$pid" || die "$name: migrate did not stop at the cutover"
 	"$PGTIDE_BIN" clean "$@" >>"$WORK/logs/$name-stream.log" 2>&1 || die "$name: clean failed"
 	elapsed "$t0" "$t1" >"$WORK/res/$name.drain"
 	log "$name: drained $BENCH_TXNS transactions in $(cat "$WORK/res/$name.drain") s"
@@ -169,5 +177,8 @@ changes=$((BENCH_TXNS * 4))
 	printf '%-34s %10s %8s %12s\n' "into 3 targets by bid" "$d3" \
 		"$(awk -v a="$d3" -v b="$d1" 'BEGIN { printf "%.2f", a / b }')" \
 		"$(awk -v c="$changes" -v t="$d3" 'BEGIN { printf "%.0f", c / t }')"
+	printf '%-34s %10s\n' "cutover (counts validation)" "window (s)"
+	printf '%-34s %10s\n' "1 target" "$(cat "$WORK/res/stream1.window")"
+	printf '%-34s %10s\n' "3 targets, one fence" "$(cat "$WORK/res/stream3.window")"
 } | tee "$OUT"
 log "written to $OUT"

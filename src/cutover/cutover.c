@@ -22,6 +22,7 @@
  */
 #include "cutover/cutover.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,24 +56,33 @@ cutover_wall_text(char *buf, size_t cap)
 	         tm.tm_min, tm.tm_sec, (int) (us / 1000 % 1000));
 }
 
+/* the report's lines, written by the targets settling side by side */
+static pthread_mutex_t steps_lock = PTHREAD_MUTEX_INITIALIZER;
+
 void
-cutover_step_done(Cutover *c, const CutoverTarget *t, const char *fmt, ...)
+cutover_step_done(Cutover *c, CutoverTarget *t, const char *fmt, ...)
 {
 	char what[320];
 	size_t len;
 	va_list ap;
-	int64_t now = clock_ms();
+	int64_t now = clock_ms(), since;
 
 	len = (size_t) snprintf(what, sizeof(what), "%s", t != NULL ? t->name : "");
 	va_start(ap, fmt);
 	vsnprintf(what + len, sizeof(what) - len, fmt, ap);
 	va_end(ap);
-	log_info("cutover: %s (%.2f s)", what, (double) (now - c->step_ms) / 1e3);
+	pthread_mutex_lock(&steps_lock);
+	since = t != NULL && t->step_ms != 0 ? t->step_ms : c->step_ms;
+	log_info("cutover: %s (%.2f s)", what, (double) (now - since) / 1e3);
 	if (c->steps_len < sizeof(c->steps))
 		c->steps_len += (size_t) snprintf(
 		    c->steps + c->steps_len, sizeof(c->steps) - c->steps_len,
-		    "  %-44s %6.2f s\n", what, (double) (now - c->step_ms) / 1e3);
-	c->step_ms = now;
+		    "  %-44s %6.2f s\n", what, (double) (now - since) / 1e3);
+	if (t != NULL && t->step_ms != 0)
+		t->step_ms = now;
+	else
+		c->step_ms = now;
+	pthread_mutex_unlock(&steps_lock);
 }
 
 static bool
@@ -378,7 +388,7 @@ origin_flushed(const CutoverTarget *t, Lsn *lsn, Error *err)
 
 /* Waits until target t's stream has applied the marker. */
 static bool
-wait_marker(Cutover *c, const CutoverTarget *t, int64_t start, Error *err)
+wait_marker(Cutover *c, CutoverTarget *t, int64_t start, Error *err)
 {
 	for (;;)
 	{
@@ -507,7 +517,7 @@ sync_sequences(Cutover *c, CutoverTarget *t, Error *err)
 		         spacing.n);
 	}
 	rename_init(&renames);
-	ok = catalog_read(c->src, t->cfg->state_schema, &cat, err);
+	ok = catalog_read(t->src, t->cfg->state_schema, &cat, err);
 	/* the task's tables are the selection: the identity sequences of the
 	   others were left out with their tables */
 	for (int i = 0; ok && i < cat->ntables; i++)
@@ -515,14 +525,14 @@ sync_sequences(Cutover *c, CutoverTarget *t, Error *err)
 			if (strcmp(cat->tables[i].qname, t->tables[k]) == 0)
 				cat->tables[i].selected = true;
 	ok = ok && rename_from_config(&renames, t->cfg, err) &&
-	     catalog_rename(c->src, cat, &renames, false, err) &&
-	     sequences_sync(c->src, t->tgt, cat, true,
+	     catalog_rename(t->src, cat, &renames, false, err) &&
+	     sequences_sync(t->src, t->tgt, cat, true,
 	                    c->cfg->cutover_sequence_margin, spacing, &r, err);
 	catalog_free(cat);
 	rename_free(&renames);
 	if (!ok)
 		return err_prefix(err, "sequences: ");
-	c->sequences += r.set;
+	t->sequences = r.set;
 	if (r.clamped > 0)
 		log_warn("cutover: %s%d sequences were closer to their bound than the "
 		         "margin and were set to it (the target's next nextval "
@@ -551,34 +561,28 @@ sync_sequences(Cutover *c, CutoverTarget *t, Error *err)
 	return true;
 }
 
-/* Target t against its share of the fenced source, added to *total. */
+/* Target t against its share of the fenced source, into *sum. */
 static bool
-final_validation(Cutover *c, const CutoverTarget *t, ValidateSummary *total,
-                 Error *err)
+final_validation(Cutover *c, CutoverTarget *t, ValidateSummary *sum, Error *err)
 {
-	ValidateSummary sum;
 	FinalValidation how = c->cfg->cutover_validate;
 
+	memset(sum, 0, sizeof(*sum));
 	if (how == FINAL_VALIDATION_NONE)
 		return true;
 	/* fenced and drained: nothing moves on either side */
 	if (!validate_run(t->cfg,
 	                  how == FINAL_VALIDATION_FULL ? VALIDATE_FULL
 	                                               : VALIDATE_COUNTS,
-	                  true, c->stop, &sum, err))
-		return err_prefix(err, "%sfinal validation: ", t->name);
-	total->tables += sum.tables;
-	total->tables_differing += sum.tables_differing;
-	total->rows_source += sum.rows_source;
-	total->rows_target += sum.rows_target;
-	total->differences += sum.differences;
-	if (sum.tables_differing > 0 || sum.differences > 0)
+	                  true, c->stop, sum, err))
+		return err_prefix(err, "final validation: ");
+	if (sum->tables_differing > 0 || sum->differences > 0)
 	{
 		err_set(err, ERR_DIFFERENT,
-		        "%sfinal validation found differences (%d tables differ, %lld "
+		        "final validation found differences (%d tables differ, %lld "
 		        "rows on the source, %lld on the target)",
-		        t->name, sum.tables_differing, (long long) sum.rows_source,
-		        (long long) sum.rows_target);
+		        sum->tables_differing, (long long) sum->rows_source,
+		        (long long) sum->rows_target);
 		return err_hint(err, "run pgtide validate for the rows; fix the "
 		                     "cause, then run cutover again");
 	}
@@ -587,31 +591,114 @@ final_validation(Cutover *c, const CutoverTarget *t, ValidateSummary *total,
 	return true;
 }
 
+/* One target's settling (settle_targets), on a thread of its own. */
+typedef struct Settling
+{
+	Cutover *c;
+	CutoverTarget *t;
+	ValidateSummary sum;
+	Error err;
+	bool ok;
+} Settling;
+
 /*
- * Everything that happens to each target under the fence, once it holds
- * the marker; then the final validation of every target. A failure names
- * its target; the caller undoes the fence for all.
+ * Everything that happens to target t under the fence once it holds the
+ * marker, then its final validation; its errors name it.
+ */
+static bool
+settle_one(Cutover *c, CutoverTarget *t, ValidateSummary *sum, Error *err)
+{
+	bool ok = dropped_settle(c, t, err) && resync_tables(c, t, err) &&
+	          resync_large_objects(c, t, err) && sync_sequences(c, t, err) &&
+	          cutover_refresh_matviews(c, t, err) &&
+	          final_validation(c, t, sum, err);
+
+	if (!ok)
+		err_prefix(err, "%s", t->name);
+	return ok;
+}
+
+/* A settling target's thread: the source through a session of its own. */
+static void *
+settle_thread(void *arg)
+{
+	Settling *s = arg;
+	CutoverTarget *t = s->t;
+
+	bool connected;
+
+	t->step_ms = clock_ms();
+	/* read-only fences must not stop this session either (cutover_run) */
+	connected =
+	    pg_connect(s->c->cfg->source_uri, ERR_SOURCE, PG_CONN_SQL,
+	               "pgtide cutover", 5000, &t->src, &s->err) &&
+	    pg_keep_session(t->src, "SET default_transaction_read_only = off",
+	                    s->c->cfg->cutover_timeout_s * 1000, &s->err);
+	s->ok = connected && settle_one(s->c, t, &s->sum, &s->err);
+	if (!connected)
+		err_prefix(&s->err, "%s", t->name);
+	pg_close(t->src);
+	t->src = s->c->src;
+	t->step_ms = 0;
+	return NULL;
+}
+
+/*
+ * Every target settles under the fence, side by side, each on a thread
+ * with its own source session: the window grows with the slowest target,
+ * not with their number. The first failure in target order is the
+ * cutover's; the caller undoes the fence for all.
  */
 static bool
 settle_targets(Cutover *c, Error *err)
 {
+	size_t n = c->ntargets > 0 ? (size_t) c->ntargets : 1;
+	Settling *s = calloc(n, sizeof(Settling));
+	pthread_t *threads = calloc(n, sizeof(pthread_t));
 	ValidateSummary total;
 	FinalValidation how = c->cfg->cutover_validate;
-	bool ok = true;
+	bool ok = s != NULL && threads != NULL;
 
 	memset(&total, 0, sizeof(total));
-	for (int i = 0; ok && i < c->ntargets; i++)
+	if (!ok)
+		err_set(err, ERR_INTERNAL, "out of memory");
+	else if (c->ntargets == 1)
 	{
-		CutoverTarget *t = &c->targets[i];
-
-		ok = dropped_settle(c, t, err) && resync_tables(c, t, err) &&
-		     resync_large_objects(c, t, err) && sync_sequences(c, t, err) &&
-		     cutover_refresh_matviews(c, t, err);
-		if (!ok)
-			err_prefix(err, "%s", t->name);
+		ok = settle_one(c, &c->targets[0], &total, err);
 	}
-	for (int i = 0; ok && i < c->ntargets; i++)
-		ok = final_validation(c, &c->targets[i], &total, err);
+	else
+	{
+		int started = 0;
+
+		for (; started < c->ntargets; started++)
+		{
+			s[started] = (Settling){.c = c, .t = &c->targets[started]};
+			s[started].err = (Error) ERR_INIT;
+			if (pthread_create(&threads[started], NULL, settle_thread,
+			                   &s[started]) != 0)
+				break;
+		}
+		for (int i = 0; i < started; i++)
+			pthread_join(threads[i], NULL);
+		if (started < c->ntargets)
+			ok = err_set(err, ERR_INTERNAL, "could not start a thread");
+		for (int i = 0; ok && i < c->ntargets; i++)
+		{
+			ok = s[i].ok;
+			if (!ok)
+				*err = s[i].err;
+			total.tables += s[i].sum.tables;
+			total.tables_differing += s[i].sum.tables_differing;
+			total.rows_source += s[i].sum.rows_source;
+			total.rows_target += s[i].sum.rows_target;
+			total.differences += s[i].sum.differences;
+		}
+	}
+	for (int i = 0; i < c->ntargets; i++)
+		c->sequences += c->targets[i].sequences;
+	c->step_ms = clock_ms(); /* each target timed its own steps */
+	free(s);
+	free(threads);
 	if (how == FINAL_VALIDATION_NONE)
 		snprintf(c->validation, sizeof(c->validation), "skipped");
 	else
@@ -1025,7 +1112,10 @@ cutover_run(const TaskConfig *cfg, const TaskConfig *targets, int ntargets,
 		return false;
 	}
 	for (int i = 0; i < ntargets; i++)
+	{
 		cut_over += c.targets[i].cut_over;
+		c.targets[i].src = c.src;
+	}
 	if (cut_over == ntargets && !fence_kept(&c, &kept, err))
 	{
 		cutover_free(&c);

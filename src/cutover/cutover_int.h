@@ -36,6 +36,9 @@ typedef struct CutoverTarget
 	char label[96];   /* what name points to with several targets */
 	int index;        /* in the task file's order, from 0 */
 	PgConn *tgt;
+	/* the source as this target's steps read it: the cutover's session, or
+	   one of the target's own while the targets settle side by side */
+	PgConn *src;
 	State state; /* on tgt */
 	char slot[64];
 	char origin[80];
@@ -43,8 +46,10 @@ typedef struct CutoverTarget
 	int ntables;
 	StateTable *dropped; /* tables of the task the source no longer has */
 	int ndropped;
-	bool cut_over; /* its stream had stopped at the marker when we began */
-	bool stopped;  /* its stream stopped at this cutover's marker */
+	bool cut_over;   /* its stream had stopped at the marker when we began */
+	bool stopped;    /* its stream stopped at this cutover's marker */
+	int64_t step_ms; /* while it settles: the start of its current step */
+	int sequences;   /* set on it by this cutover */
 } CutoverTarget;
 
 typedef struct Cutover
@@ -81,9 +86,11 @@ void cutover_wall_text(char *buf, size_t cap);
 
 /*
  * Ends the current step: one line of the report, and the next step's start.
- * t names the target the step was on; NULL for a step on the source.
+ * t names the target the step was on; NULL for a step on the source. Safe
+ * from the threads of targets settling side by side (each has its own
+ * step clock then).
  */
-void cutover_step_done(Cutover *c, const CutoverTarget *t, const char *fmt, ...)
+void cutover_step_done(Cutover *c, CutoverTarget *t, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* ---- resync.c ---- */

@@ -40,7 +40,7 @@ names_of(const CutoverTarget *t, char *buf, size_t cap)
  * registered without one cannot be told apart, and is not dropped.
  */
 static bool
-not_renamed(Cutover *c, const StateTable *t, Error *err)
+not_renamed(Cutover *c, PgConn *src, const StateTable *t, Error *err)
 {
 	char relid[16];
 	const char *params[1] = {relid};
@@ -61,7 +61,7 @@ not_renamed(Cutover *c, const StateTable *t, Error *err)
 	}
 	snprintf(relid, sizeof(relid), "%u", t->src_relid);
 	if (!pg_query(
-	        c->src,
+	        src,
 	        "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)"
 	        " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
 	        " WHERE c.oid = $1::oid",
@@ -131,7 +131,7 @@ dropped_find(Cutover *c, CutoverTarget *t, Error *err)
 	if (!buf_add_str(&names_array, "}", err))
 		goto out;
 	params[0] = buf_str(&names_array);
-	if (!pg_query(c->src,
+	if (!pg_query(t->src,
 	              "SELECT i - 1 FROM unnest($1::text[]) WITH ORDINALITY"
 	              " AS u(q, i) WHERE to_regclass(q) IS NULL ORDER BY i",
 	              1, params, &res, err))
@@ -141,7 +141,7 @@ dropped_find(Cutover *c, CutoverTarget *t, Error *err)
 		int i = (int) strtol(PQgetvalue(res, r, 0), NULL, 10);
 		char *qname = pg_qualify(tables[i].src_schema, tables[i].src_name);
 
-		if (qname == NULL || !not_renamed(c, &tables[i], err))
+		if (qname == NULL || !not_renamed(c, t->src, &tables[i], err))
 		{
 			if (qname == NULL)
 				err_set(err, ERR_INTERNAL, "out of memory");

@@ -19,7 +19,7 @@ cutover_refresh_matviews(Cutover *c, CutoverTarget *t, Error *err)
 	MatviewList mvs;
 	char **names;
 	int refreshed = 0, missing = 0;
-	bool ok = matviews_read(c->src, t->cfg->state_schema, &mvs, err);
+	bool ok = matviews_read(t->src, t->cfg->state_schema, &mvs, err);
 
 	names = mvs.names.items;
 	for (size_t i = 0; ok && i < mvs.names.count; i++)

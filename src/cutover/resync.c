@@ -53,7 +53,7 @@ resync_precheck(Cutover *c, CutoverTarget *t, Error *err)
 	int64_t nlo;
 	bool ok;
 
-	if (!lobjects_count(c->src, &nlo, err))
+	if (!lobjects_count(t->src, &nlo, err))
 		return false;
 	if (nlo > 0 && t->cfg->cutover_fence == FENCE_REVOKE)
 	{
@@ -65,7 +65,7 @@ resync_precheck(Cutover *c, CutoverTarget *t, Error *err)
 		return err_hint(err, "run cutover with --fence read_only, or with a "
 		                     "fence command (--fence command)");
 	}
-	if (!insert_only_watch(c->src, &t->state, true, &w, err))
+	if (!insert_only_watch(t->src, &t->state, true, &w, err))
 		return false;
 	ok = refuse_diverged(t, &w, err);
 	if (ok && w.n > 0)
@@ -152,8 +152,8 @@ resync_free(Resync *r)
 /* The task's renames (decision 0028) on its tables of cat: a table copied
  * again goes under its target's names, as the load put it there. */
 static bool
-rename_task_tables(Cutover *c, const CutoverTarget *t, Catalog *cat,
-                   const StateTable *st, int nst, Error *err)
+rename_task_tables(const CutoverTarget *t, Catalog *cat, const StateTable *st,
+                   int nst, Error *err)
 {
 	Renames renames;
 	bool ok;
@@ -162,7 +162,7 @@ rename_task_tables(Cutover *c, const CutoverTarget *t, Catalog *cat,
 		cat->tables[i].selected = target_of(st, nst, &cat->tables[i]) != NULL;
 	rename_init(&renames);
 	ok = rename_from_config(&renames, t->cfg, err) &&
-	     catalog_rename(c->src, cat, &renames, false, err);
+	     catalog_rename(t->src, cat, &renames, false, err);
 	rename_free(&renames);
 	return ok;
 }
@@ -236,7 +236,7 @@ resync_tables(Cutover *c, CutoverTarget *t, Error *err)
 	bool lost, ok;
 
 	memset(&r, 0, sizeof(r));
-	if (!insert_only_watch(c->src, &t->state, true, &w, err))
+	if (!insert_only_watch(t->src, &t->state, true, &w, err))
 		return false;
 	/* a keyless table's UPDATE just before the fence reaches the
 	   statistics a moment later: look again once it must be there */
@@ -245,13 +245,13 @@ resync_tables(Cutover *c, CutoverTarget *t, Error *err)
 	{
 		insert_only_watch_free(&w);
 		clock_sleep_ms(INSERT_ONLY_STATS_DELAY_MS - waited);
-		if (!insert_only_watch(c->src, &t->state, true, &w, err))
+		if (!insert_only_watch(t->src, &t->state, true, &w, err))
 			return false;
 	}
 	ok = refuse_diverged(t, &w, err) &&
-	     catalog_read(c->src, t->cfg->state_schema, &cat, err) &&
+	     catalog_read(t->src, t->cfg->state_schema, &cat, err) &&
 	     state_tables_load(&t->state, &st, &nst, err) &&
-	     rename_task_tables(c, t, cat, st, nst, err) &&
+	     rename_task_tables(t, cat, st, nst, err) &&
 	     pick(t, cat, &w, st, nst, &r, err);
 	if (ok && r.n > 0)
 	{
@@ -292,13 +292,13 @@ resync_large_objects(Cutover *c, CutoverTarget *t, Error *err)
 	bool ok;
 
 	/* one view of the fenced source for the whole pass */
-	ok = pg_exec(c->src, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+	ok = pg_exec(t->src, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
 	             err) &&
-	     lobjects_sync(c->src, t->tgt, &t->state, c->stop, &r, err);
+	     lobjects_sync(t->src, t->tgt, &t->state, c->stop, &r, err);
 	{
 		Error ignored = ERR_INIT;
 
-		pg_exec(c->src, ok ? "COMMIT" : "ROLLBACK", &ignored);
+		pg_exec(t->src, ok ? "COMMIT" : "ROLLBACK", &ignored);
 	}
 	if (!ok)
 		return err_prefix(err, "large objects: ");
