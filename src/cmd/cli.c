@@ -648,7 +648,7 @@ check_targets(const Command *c, const TaskConfig *cfg, ShardSpec **run_spec,
 	    strcmp(c->name, "copy") == 0 || strcmp(c->name, "validate") == 0 ||
 	    strcmp(c->name, "status") == 0 || strcmp(c->name, "clean") == 0 ||
 	    strcmp(c->name, "migrate") == 0 || strcmp(c->name, "cutover") == 0 ||
-	    strcmp(c->name, "check") == 0;
+	    strcmp(c->name, "check") == 0 || strcmp(c->name, "follow") == 0;
 	/* a process of one target runs after its parent's preflight */
 	bool preflight =
 	    (strcmp(c->name, "copy") == 0 || strcmp(c->name, "validate") == 0 ||
@@ -863,8 +863,8 @@ static bool
 run_on_targets(const Command *c, const TaskConfig *cfg, const ShardSpec *spec,
                atomic_int *stop, Error *err)
 {
-	if (strcmp(c->name, "migrate") == 0)
-		return task_migrate_shards(cfg, spec, running.program_argv, stop, err);
+	if (strcmp(c->name, "migrate") == 0 || strcmp(c->name, "follow") == 0)
+		return task_fan_out(cfg, spec, running.program_argv, stop, err);
 	if (strcmp(c->name, "validate") == 0)
 		return validate_shards(cfg, spec, stop, err);
 	if (strcmp(c->name, "copy") == 0)
@@ -916,7 +916,8 @@ run_command(const Command *c, int argc, char **argv, atomic_int *stop)
 		running.argv = argv;
 		running.command = c;
 		running.longopts = longopts;
-		if (shards != NULL && one != NULL && strcmp(c->name, "migrate") == 0)
+		if (shards != NULL && one != NULL &&
+		    (strcmp(c->name, "migrate") == 0 || strcmp(c->name, "follow") == 0))
 		{
 			/* a process of one target: from here on, that target's task */
 			log_set_scope(one);

@@ -1,10 +1,10 @@
 /*
- * fanout: pgtide migrate with several targets (docs/sharding.md). One
- * process per target, each this same program run again with the same
- * arguments and SHARD_TARGET_ENV naming its target: each is a whole
- * single-target migrate of that target's share (its own lock, state, slot,
- * publication, origin, load and stream), so every guarantee of one target
- * holds for each. This process only starts them, passes signals on, and
+ * fanout: pgtide migrate and follow with several targets
+ * (docs/sharding.md). One process per target, each this same program run
+ * again with the same arguments and SHARD_TARGET_ENV naming its target:
+ * each is a whole single-target migrate (or follow) of that target's share
+ * (its own lock, state, slot, publication, origin, load and stream), so
+ * every guarantee of one target holds for each. This process only starts them, passes signals on, and
  * stops them all when one fails. It never connects to a server, and never
  * puts anything on a child's command line that its own did not hold.
  */
@@ -196,8 +196,8 @@ task_target_config_free(TaskConfig *one)
 }
 
 bool
-task_migrate_shards(const TaskConfig *cfg, const ShardSpec *spec, char **argv,
-                    atomic_int *stop, Error *err)
+task_fan_out(const TaskConfig *cfg, const ShardSpec *spec, char **argv,
+             atomic_int *stop, Error *err)
 {
 	int n = shard_spec_ntargets(spec);
 	Child *children = calloc((size_t) n, sizeof(Child));

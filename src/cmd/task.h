@@ -76,13 +76,13 @@ void task_target_config_free(TaskConfig *one);
 #define SHARD_TARGET_ENV "PGTIDE_SHARD_TARGET"
 
 /*
- * migrate with several targets: runs this program again (argv) once per
- * target of spec, each migrating that target's share, until *stop is set
- * or one of them stops (ERR_* of its exit code; the others are stopped
- * then). fanout.c.
+ * migrate or follow with several targets: runs this program again (argv)
+ * once per target of spec, each running the command on that target's
+ * share, until *stop is set or one of them stops (ERR_* of its exit code;
+ * the others are stopped then). fanout.c.
  */
-bool task_migrate_shards(const TaskConfig *cfg, const ShardSpec *spec,
-                         char **argv, atomic_int *stop, Error *err);
+bool task_fan_out(const TaskConfig *cfg, const ShardSpec *spec, char **argv,
+                  atomic_int *stop, Error *err);
 
 /*
  * Prints the task's state (the process running it, phase, tables, post-data steps, change-stream lag

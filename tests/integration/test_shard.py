@@ -138,27 +138,24 @@ def test_names_and_targets_that_clash_are_refused(
     assert_nothing_touched(source_db, targets)
 
 
-def test_valid_rules_are_refused_by_commands_not_built_yet(
+def test_commands_before_the_task_exists_name_the_target(
         pgtide, source_db, targets, tmp_path):
-    """The commands not built for several targets yet each say so, rather
-    than run against one target and ignore the others."""
+    """cutover and follow before any migrate name the first target without
+    the task, changing nothing; spacing sequences needs several targets."""
     source_db.execute(SOURCE)
     path = task_file(tmp_path, source_db, targets,
                      "  key: account_id\n  method: hash\n"
                      "  tables:\n    public.plans: all\n")
-    for command in ("follow",):
-        r = pgtide.run(command, "--config", path)
-        assert r.returncode == 2, (command, r.stderr)
-        assert error_lines(r.stderr) == [
-            f"pgtide: error: pgtide {command} cannot use several targets "
-            "yet"], command
-    # cutover is built: before migrate, it names the first target without
-    # the task
     r = pgtide.run("cutover", "--config", path, "--fence-role", "postgres")
     assert r.returncode == 2, r.stderr
     assert error_lines(r.stderr) == [
         "pgtide: error: target shard1: no task \"split\" on the target"]
     assert_nothing_touched(source_db, targets)
+    # follow runs a process per target, each refusing a task never loaded
+    r = pgtide.run("follow", "--config", path)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.count("task \"split\" has no full load to follow") == 3
+    assert "target shard1 stopped with exit code 2" in r.stderr, r.stderr
     # spacing sequences needs several targets
     r = pgtide.run("cutover", "--source", source_db.uri, "--target",
                    targets[0].uri, "--sequence-spacing", "modulo")

@@ -396,3 +396,20 @@ def test_lookup_routes_the_stream_and_follows_the_tables_new_keys(
     assert "a row of lookup table public.placement gave its key another " \
         "target" in err, err
     assert [rows(db, "orders") for db in targets] == before
+
+
+def test_follow_resumes_every_targets_stream(pgtide, source_db, targets,
+                                            tmp_path):
+    """migrate stopped, the source written, then follow with the same task
+    file: a process per target resumes its stream, and every target holds
+    exactly its share."""
+    source_db.execute(LOADED)
+    path = task_file(tmp_path, source_db, targets, HASHED)
+    p = pgtide.start("migrate", "--config", path)
+    wait_streaming(p)
+    assert p.stop() == 0, p.read_stderr()
+    workload(source_db, 30000)
+    f = pgtide.start("follow", "--config", path)
+    wait_streaming(f)
+    workload(source_db, 40000)
+    assert_caught_up_exactly(source_db, targets, f)
