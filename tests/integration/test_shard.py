@@ -11,6 +11,7 @@ against one of them; and the documented hash is what SQL on the source
 computes."""
 import hashlib
 import json
+import re
 import signal
 
 import pytest
@@ -155,7 +156,9 @@ def test_commands_before_the_task_exists_name_the_target(
     r = pgtide.run("follow", "--config", path)
     assert r.returncode == 2, r.stderr
     assert r.stderr.count("task \"split\" has no full load to follow") == 3
-    assert "target shard1 stopped with exit code 2" in r.stderr, r.stderr
+    # whichever process exits first is named
+    assert re.search(r"target shard[123] stopped with exit code 2", r.stderr), \
+        r.stderr
     # spacing sequences needs several targets
     r = pgtide.run("cutover", "--source", source_db.uri, "--target",
                    targets[0].uri, "--sequence-spacing", "modulo")
