@@ -249,14 +249,11 @@ copy_tables(Applier *a, const ApplyTable *tables, int ntables, Error *err)
 		t->load_point = tables[i].load_point;
 		t->filter = tables[i].filter ? strdup(tables[i].filter) : NULL;
 		t->route_key = tables[i].route_key ? strdup(tables[i].route_key) : NULL;
-		t->share_filter =
-		    tables[i].share_filter ? strdup(tables[i].share_filter) : NULL;
 		t->lookup = tables[i].lookup;
 		a->ntables++;
 		if (!t->src_schema || !t->src_name || !t->tgt_qname ||
 		    (tables[i].filter && !t->filter) ||
-		    (tables[i].route_key && !t->route_key) ||
-		    (tables[i].share_filter && !t->share_filter))
+		    (tables[i].route_key && !t->route_key))
 			return err_set(err, ERR_INTERNAL, "out of memory");
 	}
 	return true;
@@ -422,7 +419,6 @@ apply_free(Applier *a)
 		free((char *) (uintptr_t) a->tables[i].tgt_qname);
 		free((char *) (uintptr_t) a->tables[i].filter);
 		free((char *) (uintptr_t) a->tables[i].route_key);
-		free((char *) (uintptr_t) a->tables[i].share_filter);
 	}
 	free(a->tables);
 	forget_target_tables(a);

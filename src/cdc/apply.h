@@ -41,16 +41,14 @@ typedef struct ApplyTable
 	const char *tgt_qname; /* "schema"."name" on the target */
 	Lsn load_point; /* skip changes of transactions committed before it */
 	/* the task file's row filter (an SQL condition on the source's columns),
-	   or NULL: every change applies (decision 0029) */
+	   or NULL: every change applies (decision 0029). It also names this
+	   task's rows of tgt_qname, which another task may write too: a DELETE
+	   or TRUNCATE there touches only those (load/share.h). With several
+	   targets, the routing is not part of it (filter_own) */
 	const char *filter;
 	/* with several targets: the column that routes each row (ApplyTask's
 	   shard), or NULL for a table not routed by a key (decision 0032) */
 	const char *route_key;
-	/* the task file's own filter (filter_own: not the routing), which names
-	   this task's rows of tgt_qname: a DELETE or TRUNCATE touches only
-	   those, for another task may write the table too (load/share.h); NULL
-	   for a table without one */
-	const char *share_filter;
 	/* shard.lookup's table: its changes change the routing (decision
 	   0036) */
 	bool lookup;

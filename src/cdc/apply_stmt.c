@@ -1009,12 +1009,12 @@ apply_update(Applier *a, Rel *r, const PgoChange *ch, Error *err)
 static const char *
 own_rows(const Rel *r)
 {
-	if (r->table->share_filter == NULL)
+	if (r->table->filter == NULL)
 		return NULL;
 	for (int i = 0; i < r->ncols; i++)
 		if (r->cols[i].removed || strcmp(r->cols[i].name, r->cols[i].tgt_name))
 			return NULL;
-	return r->table->share_filter;
+	return r->table->filter;
 }
 
 bool

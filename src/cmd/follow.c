@@ -276,22 +276,18 @@ record_progress(const CdcProgress *p, void *ctx)
 	watch_insert_only(ps, &on_sink);
 }
 
-/* Reads where cutover wants the stream to stop, on a session of its own. */
 /*
- * t->share_filter: the task file's own filter for t (filter_own), this
- * task's rows of its target table, which another task may write too, now
- * or later (load/share.h). Without one, while another task writes it, the
- * stream stops.
+ * A table without a filter of its own (t->filter, filter_own) may not
+ * stream into a target table another task writes too (load/share.h): its
+ * deletes could not tell this task's rows from the other's.
  */
 static bool
-shared_filter(const State *state, const TaskConfig *cfg, ApplyTable *t,
-              Error *err)
+shared_filter(const State *state, ApplyTable *t, Error *err)
 {
 	StateSharer *sh = NULL;
 	int n = 0;
 
-	t->share_filter = filter_own(cfg, t->src_schema, t->src_name);
-	if (t->share_filter != NULL)
+	if (t->filter != NULL)
 		return true;
 	if (!state_table_sharers(state, t->tgt_qname, &sh, &n, err))
 		return false;
@@ -306,6 +302,7 @@ shared_filter(const State *state, const TaskConfig *cfg, ApplyTable *t,
 	                     "(docs/merging.md)");
 }
 
+/* Reads where cutover wants the stream to stop, on a session of its own. */
 static bool
 read_cutover_stop(Lsn *lsn, void *ctx, Error *err)
 {
@@ -526,17 +523,13 @@ follow_run(const TaskConfig *cfg, atomic_int *stop, Surface *surface,
 		tables[i].src_name = st_tables[i].src_name;
 		tables[i].tgt_qname = st_tables[i].tgt_qname;
 		tables[i].load_point = st_tables[i].snapshot_lsn;
-		tables[i].filter = filter_find(&cfg->filters, tables[i].src_schema,
-		                               tables[i].src_name, NULL);
 		/* several targets: a routed table's routing is decided in pgtide,
 		   and the source asked only the task file's own filter */
 		tables[i].route_key = filter_find(
 		    &cfg->shard_routes, tables[i].src_schema, tables[i].src_name, NULL);
-		if (tables[i].route_key != NULL)
-			tables[i].filter =
-			    filter_find(&cfg->shard_own_filters, tables[i].src_schema,
-			                tables[i].src_name, NULL);
-		if (!shared_filter(&state, cfg, &tables[i], err))
+		tables[i].filter =
+		    filter_own(cfg, tables[i].src_schema, tables[i].src_name);
+		if (!shared_filter(&state, &tables[i], err))
 			goto out;
 	}
 	if (!state_task_set_phase(&state, STATE_PHASE_CDC, err))
