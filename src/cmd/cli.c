@@ -669,7 +669,12 @@ check_targets(const Command *c, const TaskConfig *cfg, ShardSpec **run_spec,
 		return true;
 	if (!shard_spec_new(cfg, &spec, err))
 		return false;
-	if (preflight && !shards_preflight(cfg, spec, &plan, err))
+	/* copy and migrate route every row themselves, and stop at one of no
+	   target: only check and validate read the rows for them first */
+	if (preflight && !shards_preflight(cfg, spec,
+	                                   strcmp(c->name, "check") == 0 ||
+	                                       strcmp(c->name, "validate") == 0,
+	                                   &plan, err))
 	{
 		shard_spec_free(spec);
 		return false;
@@ -863,7 +868,11 @@ static bool
 run_on_targets(const Command *c, const TaskConfig *cfg, const ShardSpec *spec,
                atomic_int *stop, Error *err)
 {
-	if (strcmp(c->name, "migrate") == 0 || strcmp(c->name, "follow") == 0)
+	if (strcmp(c->name, "migrate") == 0)
+		return task_shard_names_fit(cfg, spec, err) &&
+		       task_migrate_load_shards(cfg, spec, stop, err) &&
+		       task_fan_out(cfg, spec, running.program_argv, stop, err);
+	if (strcmp(c->name, "follow") == 0)
 		return task_fan_out(cfg, spec, running.program_argv, stop, err);
 	if (strcmp(c->name, "validate") == 0)
 		return validate_shards(cfg, spec, stop, err);

@@ -196,6 +196,29 @@ task_target_config_free(TaskConfig *one)
 }
 
 bool
+task_shard_names_fit(const TaskConfig *cfg, const ShardSpec *spec, Error *err)
+{
+	for (int i = 0; i < shard_spec_ntargets(spec); i++)
+	{
+		const char *name = shard_spec_target_name(spec, i);
+
+		/* pgtide_TASK_TARGET_inserts must fit a name on the source */
+		if (strlen("pgtide__") + strlen(cfg->task) + strlen(name) +
+		        strlen("_inserts") >=
+		    CONFIG_SOURCE_NAME_MAX)
+		{
+			err_set(err, ERR_CONFIG,
+			        "task \"%s\" and target \"%s\" make names too long for "
+			        "the source's slot and publications",
+			        cfg->task, name);
+			return err_hint(err, "the task's name and each target's may "
+			                     "hold 46 characters together");
+		}
+	}
+	return true;
+}
+
+bool
 task_fan_out(const TaskConfig *cfg, const ShardSpec *spec, char **argv,
              atomic_int *stop, Error *err)
 {
@@ -206,23 +229,10 @@ task_fan_out(const TaskConfig *cfg, const ShardSpec *spec, char **argv,
 
 	if (children == NULL)
 		return err_set(err, ERR_INTERNAL, "out of memory");
-	for (int i = 0; i < n; i++)
+	if (!task_shard_names_fit(cfg, spec, err))
 	{
-		const char *name = shard_spec_target_name(spec, i);
-
-		/* pgtide_TASK_TARGET_inserts must fit a name on the source */
-		if (strlen("pgtide__") + strlen(cfg->task) + strlen(name) +
-		        strlen("_inserts") >=
-		    CONFIG_SOURCE_NAME_MAX)
-		{
-			free(children);
-			err_set(err, ERR_CONFIG,
-			        "task \"%s\" and target \"%s\" make names too long for "
-			        "the source's slot and publications",
-			        cfg->task, name);
-			return err_hint(err, "the task's name and each target's may "
-			                     "hold 46 characters together");
-		}
+		free(children);
+		return false;
 	}
 	if (cfg->http_listen != NULL)
 		log_warn("http.listen is not served with several targets yet: each "

@@ -27,6 +27,7 @@
 #include "load/join.h"
 #include "load/load.h"
 #include "load/newtables.h"
+#include "load/shards.h"
 #include "load/throttle.h"
 #include "pg/pg.h"
 #include "route/filter.h"
@@ -358,9 +359,7 @@ lookup_load(PgConn *tgt, ShardSpec *spec, ApplyTable *tables, int ntables,
 {
 	const char *schema, *table, *key, *target;
 	ApplyTable *t = NULL;
-	char *sql = NULL;
-	PGresult *res;
-	bool ok = true;
+	int nkeys;
 
 	if (!shard_spec_lookup_table(spec, &schema, &table, &key, &target))
 		return true;
@@ -374,34 +373,10 @@ lookup_load(PgConn *tgt, ShardSpec *spec, ApplyTable *tables, int ntables,
 		               "task's tables",
 		               schema, table);
 	t->lookup = true;
-	{
-		char *k = pg_quote_ident(key), *v = pg_quote_ident(target);
-
-		if (k == NULL || v == NULL ||
-		    asprintf(&sql, "SELECT %s::text, %s::text FROM %s", k, v,
-		             t->tgt_qname) < 0)
-			sql = NULL;
-		free(k);
-		free(v);
-	}
-	if (sql == NULL)
-		return err_set(err, ERR_INTERNAL, "out of memory");
-	ok = pg_query(tgt, sql, 0, NULL, &res, err);
-	free(sql);
-	if (!ok)
-		return err_prefix(err,
-		                  "reading the target's copy of lookup table "
-		                  "%s.%s: ",
-		                  schema, table);
-	for (int r = 0; ok && r < PQntuples(res); r++)
-		ok = PQgetisnull(res, r, 0) || PQgetisnull(res, r, 1) ||
-		     shard_lookup_put(spec, PQgetvalue(res, r, 0),
-		                      (size_t) PQgetlength(res, r, 0),
-		                      PQgetvalue(res, r, 1), err);
-	log_info("routing by lookup table %s.%s: %d keys", schema, table,
-	         PQntuples(res));
-	PQclear(res);
-	return ok;
+	if (!shards_lookup_read(tgt, t->tgt_qname, spec, &nkeys, err))
+		return err_prefix(err, "the target's copy: ");
+	log_info("routing by lookup table %s.%s: %d keys", schema, table, nkeys);
+	return true;
 }
 
 /* The change stream of a task, under the lock its command holds. */
@@ -697,21 +672,55 @@ static const ThrottleReload reload = {
 /*
  * The load with its throttle (the caps of throttle.*, adaptive mode,
  * SIGHUP), which runs only while the load does: the stream that follows
- * does not pass through the gate.
+ * does not pass through the gate. With several targets (targets[0..n),
+ * each one's share of cfg), one load fills them all.
  */
 static bool
-throttled_load(const TaskConfig *cfg, const ShardSpec *spec, int target,
+throttled_load(const TaskConfig *cfg, const TaskConfig *targets, int n,
                atomic_int *stop, Gate *gate, bool for_stream, Error *err)
 {
 	Throttle *throttle;
 	bool ok;
 
-	if (!throttle_start(cfg, gate, stop, &reload, &throttle, err))
+	if (!throttle_start(targets != NULL ? &targets[0] : cfg, gate, stop,
+	                    &reload, &throttle, err))
 		return false;
-	ok = for_stream     ? load_for_stream(cfg, stop, gate, err)
-	     : spec != NULL ? load_run_shard(cfg, spec, target, stop, gate, err)
-	                    : load_run(cfg, stop, gate, err);
+	ok = targets != NULL
+	         ? load_run_split(cfg, targets, n, stop, gate, for_stream, err)
+	     : for_stream ? load_for_stream(cfg, stop, gate, err)
+	                  : load_run(cfg, stop, gate, err);
 	throttle_stop(throttle);
+	return ok;
+}
+
+/* Each target's lock (locks[0..*taken)), or cfg's alone without targets. */
+static bool
+take_locks(const TaskConfig *cfg, const TaskConfig *targets, int n,
+           const char *command, atomic_int *stop, TaskLock **locks, int *taken,
+           Error *err)
+{
+	for (*taken = 0; *taken < n; (*taken)++)
+		if (!task_lock_take(targets != NULL ? &targets[*taken] : cfg, command,
+		                    stop, &locks[*taken], err))
+			return targets == NULL ||
+			       err_prefix(err, "target %s: ", targets[*taken].shard_target);
+	return true;
+}
+
+static bool
+hold_locks(TaskLock **locks, int n, Error *err)
+{
+	for (int k = 0; k < n; k++)
+		if (!task_lock_hold(locks[k], err))
+			return false;
+	return true;
+}
+
+static bool
+release_locks(TaskLock **locks, int n, bool ok, Error *err)
+{
+	for (int k = n - 1; k >= 0; k--)
+		ok = task_lock_release(locks[k], ok, err);
 	return ok;
 }
 
@@ -719,87 +728,150 @@ throttled_load(const TaskConfig *cfg, const ShardSpec *spec, int target,
  * copy, migrate and follow run under the task's lock, taken before
  * anything is checked, created or changed: a second process of the task is
  * refused at once. migrate records itself only once check found no
- * blocker, since a blocker must leave the target as it was.
+ * blocker, since a blocker must leave the target as it was. With several
+ * targets (targets[0..n)), copy takes every target's lock and one load
+ * fills them all.
  */
 static bool
-copy_into(const TaskConfig *cfg, const ShardSpec *spec, int target,
+copy_into(const TaskConfig *cfg, const TaskConfig *targets, int n,
           atomic_int *stop, Error *err)
 {
-	TaskLock *lock;
+	const TaskConfig *first = targets != NULL ? &targets[0] : cfg;
+	TaskLock **locks = calloc((size_t) n, sizeof(TaskLock *));
 	Surface *surface = NULL;
 	Guard *guard = NULL;
 	GuardOptions go;
 	Gate gate;
+	int taken = 0;
 	bool ok;
 
-	if (!task_lock_take(cfg, "copy", stop, &lock, err))
-		return false;
+	if (locks == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
 	gate_init(&gate);
 	/* copy keeps no slot: its guard watches the xmin horizon alone */
-	ok = serve(cfg, "copy", &surface, err) && task_lock_hold(lock, err) &&
-	     guard_begin(cfg, false, &gate, stop, surface, &go, &guard, err);
+	ok = take_locks(cfg, targets, n, "copy", stop, locks, &taken, err) &&
+	     (targets != NULL || serve(cfg, "copy", &surface, err)) &&
+	     hold_locks(locks, taken, err) &&
+	     guard_begin(first, false, &gate, stop, surface, &go, &guard, err);
 	if (ok)
 	{
 		/* copy's work is the load, and it starts now; migrate and follow
 		   are ready once their stream runs (cdc) */
 		notify_ready();
-		ok = throttled_load(cfg, spec, target, stop, &gate, false, err);
+		ok = throttled_load(cfg, targets, n, stop, &gate, false, err);
 	}
 	ok = guard_end(guard, ok, err);
 	surface_stop(surface);
 	gate_destroy(&gate);
-	return task_lock_release(lock, ok, err);
+	ok = release_locks(locks, taken, ok, err);
+	free(locks);
+	return ok;
 }
 
 bool
 task_copy(const TaskConfig *cfg, atomic_int *stop, Error *err)
 {
-	return copy_into(cfg, NULL, 0, stop, err);
+	return copy_into(cfg, NULL, 1, stop, err);
+}
+
+/* Each target's share of cfg, as its own task (task_target_config). */
+static TaskConfig *
+target_configs(const TaskConfig *cfg, const ShardSpec *spec, int *made,
+               Error *err)
+{
+	int n = shard_spec_ntargets(spec);
+	TaskConfig *ones = calloc((size_t) n, sizeof(TaskConfig));
+
+	*made = 0;
+	if (ones == NULL)
+	{
+		err_set(err, ERR_INTERNAL, "out of memory");
+		return NULL;
+	}
+	for (; *made < n; (*made)++)
+		if (!task_target_config(cfg, spec, *made, &ones[*made], err))
+			break;
+	return ones;
+}
+
+static void
+target_configs_free(TaskConfig *ones, int made)
+{
+	for (int k = 0; ones != NULL && k < made; k++)
+		task_target_config_free(&ones[k]);
+	free(ones);
 }
 
 bool
 task_copy_shards(const TaskConfig *cfg, const ShardSpec *spec, atomic_int *stop,
                  Error *err)
 {
-	TaskConfig fresh; /* the task file as a SIGHUP last read it */
-	bool ok = true;
+	int n = shard_spec_ntargets(spec), made;
+	TaskConfig *ones = target_configs(cfg, spec, &made, err);
+	bool ok = ones != NULL && made == n;
 
-	config_init(&fresh);
-	for (int i = 0; i < shard_spec_ntargets(spec) && ok; i++)
+	if (cfg->http_listen != NULL)
+		log_warn("http.listen is not served with several targets yet: the "
+		         "load's progress is in its log lines and pgtide status");
+	/* a SIGHUP rereads the task file as the first target's share: the
+	   throttle's caps are the task's */
+	if (ok)
+		cli_running_target(ones[0].target_uri);
+	ok = ok && copy_into(cfg, ones, n, stop, err);
+	cli_running_target(NULL);
+	target_configs_free(ones, made);
+	return ok;
+}
+
+bool
+task_migrate_load_shards(const TaskConfig *cfg, const ShardSpec *spec,
+                         atomic_int *stop, Error *err)
+{
+	int n = shard_spec_ntargets(spec), made = 0, rmade = 0, taken = 0,
+	    guarded = 0;
+	TaskConfig *ones = target_configs(cfg, spec, &made, err);
+	TaskConfig *routed = ones != NULL && made == n
+	                         ? target_configs(cfg, spec, &rmade, err)
+	                         : NULL;
+	TaskLock **locks = calloc((size_t) n, sizeof(TaskLock *));
+	Guard **guards = calloc((size_t) n, sizeof(Guard *));
+	GuardOptions *gos = calloc((size_t) n, sizeof(GuardOptions));
+	Gate gate;
+	bool ok = routed != NULL && rmade == n;
+
+	if (ok && (locks == NULL || guards == NULL || gos == NULL))
+		ok = err_set(err, ERR_INTERNAL, "out of memory");
+	gate_init(&gate);
+	ok = ok && take_locks(cfg, ones, n, "migrate", stop, locks, &taken, err);
+	/* each target's check sees its share as its process will */
+	for (int k = 0; ok && k < n; k++)
 	{
-		/* cfg with this target as the one worked on: the lock, the state
-		   and every session below reach it alone */
-		TaskConfig one;
-		Error rerr = ERR_INIT;
-
-		if (!task_target_config(cfg, spec, i, &one, err))
-		{
-			ok = false;
-			break;
-		}
-		cli_running_target(one.target_uri);
-		/* caps a SIGHUP changed during an earlier target hold for the
-		   next ones: read the file again as that SIGHUP did */
-		if (cli_rereads() > 0)
-		{
-			config_free(&fresh);
-			config_init(&fresh);
-			if (cli_reread(&fresh, &rerr))
-				one.throttle = fresh.throttle;
-			else
-				log_error("could not reread the task file: %s; target %s "
-				          "loads with the caps it started with",
-				          rerr.message, shard_spec_target_name(spec, i));
-		}
-		log_info("target %s (%d of %d)", shard_spec_target_name(spec, i), i + 1,
-		         shard_spec_ntargets(spec));
-		ok = copy_into(&one, spec, i, stop, err);
-		cli_running_target(NULL);
-		task_target_config_free(&one);
-		if (!ok)
-			err_prefix(err, "target %s: ", shard_spec_target_name(spec, i));
+		log_set_role(shard_spec_target_name(spec, k));
+		ok = (shards_route_as_filters(&routed[k], spec, k, err) &&
+		      check_before_migrate(&routed[k], err)) ||
+		     err_prefix(err, "target %s: ", shard_spec_target_name(spec, k));
+		log_set_role("main");
 	}
-	config_free(&fresh);
+	ok = ok && hold_locks(locks, taken, err);
+	/* each target's slot is watched once it exists, as with one target */
+	for (; ok && guarded < n; guarded++)
+		ok = guard_begin(&ones[guarded], true, &gate, stop, NULL, &gos[guarded],
+		                 &guards[guarded], err);
+	if (ok)
+	{
+		cli_running_target(ones[0].target_uri);
+		ok = throttled_load(cfg, ones, n, stop, &gate, true, err);
+		cli_running_target(NULL);
+	}
+	for (int k = guarded - 1; k >= 0; k--)
+		ok = guard_end(guards[k], ok, err);
+	gate_destroy(&gate);
+	ok = release_locks(locks, taken, ok, err);
+	free(locks);
+	free(guards);
+	free(gos);
+	target_configs_free(routed, rmade);
+	target_configs_free(ones, made);
 	return ok;
 }
 
@@ -838,7 +910,7 @@ task_migrate(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	ok = serve(cfg, "migrate", &surface, err) &&
 	     check_before_migrate(cfg, err) && task_lock_hold(lock, err) &&
 	     guard_begin(cfg, true, &gate, stop, surface, &go, &guard, err) &&
-	     throttled_load(cfg, NULL, 0, stop, &gate, true, err) &&
+	     throttled_load(cfg, NULL, 1, stop, &gate, true, err) &&
 	     follow_run(cfg, stop, surface, guard, err);
 	ok = guard_end(guard, ok, err);
 	surface_stop(surface);

@@ -37,13 +37,23 @@
 bool task_copy(const TaskConfig *cfg, atomic_int *stop, Error *err);
 
 /*
- * The full load into each of spec's targets in turn, each under its own
- * lock and with its own state (docs/sharding.md); stops at the first
- * target that fails, naming it. Running it again resumes: a loaded target
- * has nothing to do.
+ * The full load of every one of spec's targets at once, under every
+ * target's lock, each with its own state (docs/sharding.md): each chunk is
+ * read once and its rows sent to their targets (load_run_split). Running
+ * it again resumes each target: a loaded one has nothing to do.
  */
 bool task_copy_shards(const TaskConfig *cfg, const ShardSpec *spec,
                       atomic_int *stop, Error *err);
+
+/*
+ * migrate's load with several targets, before each target's process
+ * starts (task_fan_out): every target's check (a blocker stops it before
+ * anything is created), then under every target's lock one load that
+ * creates each target's slot and fills them all, each chunk read once.
+ * Each target's process then finds its load done and streams.
+ */
+bool task_migrate_load_shards(const TaskConfig *cfg, const ShardSpec *spec,
+                              atomic_int *stop, Error *err);
 
 /*
  * Follows the task's slot and applies its changes to the target until *stop
@@ -83,6 +93,11 @@ void task_target_config_free(TaskConfig *one);
  */
 bool task_fan_out(const TaskConfig *cfg, const ShardSpec *spec, char **argv,
                   atomic_int *stop, Error *err);
+
+/* Whether each target's names on the source (pgtide_TASK_TARGET...) fit:
+ * fails (ERR_CONFIG) naming the task and the target that do not. */
+bool task_shard_names_fit(const TaskConfig *cfg, const ShardSpec *spec,
+                          Error *err);
 
 /*
  * Prints the task's state (the process running it, phase, tables, post-data steps, change-stream lag

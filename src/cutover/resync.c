@@ -98,10 +98,11 @@ diverged(const InsertOnlyWatch *w, const CatTable *t)
 }
 
 static bool
-chunk_done(PgConn *tgt, const PlanChunk *chunk, int64_t rows, int64_t bytes,
-           void *ctx, Error *err)
+chunk_done(PgConn *tgt, int target, const PlanChunk *chunk, int64_t rows,
+           int64_t bytes, void *ctx, Error *err)
 {
 	(void) tgt;
+	(void) target;
 	(void) chunk;
 	(void) rows;
 	(void) bytes;
@@ -113,10 +114,11 @@ chunk_done(PgConn *tgt, const PlanChunk *chunk, int64_t rows, int64_t bytes,
 
 /* A retried copy empties the table again: nothing to look up. */
 static bool
-chunk_check(PgConn *tgt, const PlanChunk *chunk, bool *done, void *ctx,
-            Error *err)
+chunk_check(PgConn *tgt, int target, const PlanChunk *chunk, bool *done,
+            void *ctx, Error *err)
 {
 	(void) tgt;
+	(void) target;
 	(void) chunk;
 	(void) ctx;
 	(void) err;

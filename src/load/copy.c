@@ -13,6 +13,13 @@
  * Any failure before COMMIT rolls everything back; the worker reconnects,
  * re-imports the snapshot and redoes that one chunk. A failure during COMMIT
  * leaves the outcome unknown, so the retry first asks chunk_check.
+ *
+ * With several targets a worker holds a session on each, and a chunk is
+ * that transaction on every target whose load of the table is unfinished:
+ * the source's rows are read once and each row is sent, unchanged, to the
+ * COPY of the target its key names (copyrow reads the key). Each target
+ * commits its share with its own record; a retry asks every target and
+ * redoes the chunk for those that lack it, dropping the rows of the others.
  */
 #include "load/copy.h"
 
@@ -26,6 +33,7 @@
 #include "base/gate.h"
 #include "base/log.h"
 #include "base/pool.h"
+#include "load/copyrow.h"
 #include "pg/stream.h"
 
 typedef struct CopyShared
@@ -41,8 +49,9 @@ typedef struct Worker
 	CopyShared *shared;
 	int id;
 	PgConn *src;
-	PgConn *tgt;
-	int lost_tgt_pid; /* the target session a failed attempt left behind */
+	PgConn *tgt[COPY_TARGETS_MAX]; /* one per target */
+	/* the target sessions a failed attempt left behind */
+	int lost_tgt_pid[COPY_TARGETS_MAX];
 } Worker;
 
 static bool
@@ -51,13 +60,24 @@ stopping(const CopyShared *sh)
 	return pool_stopping(&sh->pool);
 }
 
+static int
+ntargets(const CopyRun *run)
+{
+	return run->ntargets > 1 ? run->ntargets : 1;
+}
+
 static void
 close_conns(Worker *w)
 {
 	pg_close(w->src);
-	pg_close(w->tgt);
 	w->src = NULL;
-	w->tgt = NULL;
+	for (int i = 0; i < ntargets(w->shared->run); i++)
+	{
+		if (w->tgt[i] != NULL)
+			w->lost_tgt_pid[i] = pg_backend_pid(w->tgt[i]);
+		pg_close(w->tgt[i]);
+		w->tgt[i] = NULL;
+	}
 }
 
 static bool
@@ -80,19 +100,20 @@ open_source(Worker *w, bool *lost, Error *err)
 }
 
 static bool
-open_target(Worker *w, Error *err)
+open_target(Worker *w, int i, Error *err)
 {
 	const CopyRun *run = w->shared->run;
 
-	if (!pg_connect(run->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide copy",
-	                10000, &w->tgt, err))
+	if (!pg_connect(run->ntargets > 1 ? run->target_uris[i] : run->target_uri,
+	                ERR_TARGET, PG_CONN_SQL, "pgtide copy", 10000, &w->tgt[i],
+	                err))
 		return false;
 	/*
 	 * replica: user triggers and FK checks stay silent during the load. The
 	 * chunk record commits with the rows, so a target crash loses both
 	 * together: synchronous_commit can be off.
 	 */
-	if (!pg_exec(w->tgt,
+	if (!pg_exec(w->tgt[i],
 	             "SET session_replication_role = replica;"
 	             " SET synchronous_commit = off",
 	             err))
@@ -161,8 +182,7 @@ source_copy_sql(const CopyTable *t, const PlanChunk *c)
 	char *sql = NULL;
 	int n;
 
-	if (c->start_block < 0 && c->end_block < 0 && t->filter == NULL &&
-	    t->where == NULL)
+	if (c->start_block < 0 && c->end_block < 0 && t->filter == NULL)
 		n = asprintf(&sql, "COPY %s %s TO STDOUT (FORMAT %s)", t->src_qname,
 		             cols, fmt);
 	else
@@ -180,14 +200,12 @@ source_copy_sql(const CopyTable *t, const PlanChunk *c)
 		 * ("SELECT FROM" selects rows of no columns) */
 		/* the filter last, on a line of its own: a comment that ends it
 		   cannot swallow the parenthesis */
-		n = asprintf(
-		    &sql,
-		    "COPY (SELECT %.*s FROM ONLY %s WHERE true%s%s%s%s%s%s%s%s)"
-		    " TO STDOUT (FORMAT %s)",
-		    (int) strlen(t->columns) - 2, t->columns + 1, t->src_qname, lo, hi,
-		    t->where != NULL ? " AND (" : "", t->where != NULL ? t->where : "",
-		    t->where != NULL ? ")" : "", t->filter ? " AND (" : "",
-		    t->filter ? t->filter : "", t->filter ? "\n)" : "", fmt);
+		n = asprintf(&sql,
+		             "COPY (SELECT %.*s FROM ONLY %s WHERE true%s%s%s%s%s)"
+		             " TO STDOUT (FORMAT %s)",
+		             (int) strlen(t->columns) - 2, t->columns + 1, t->src_qname,
+		             lo, hi, t->filter ? " AND (" : "",
+		             t->filter ? t->filter : "", t->filter ? "\n)" : "", fmt);
 	}
 	return n < 0 ? NULL : sql;
 }
@@ -200,58 +218,100 @@ typedef bool (*StoppingFn)(const void *ctx);
 #define GATE_BATCH_MSGS  128
 #define GATE_BATCH_BYTES (128 * 1024)
 
+/* What a chunk's copy passes between messages: the gate, the stop. */
+typedef struct Pace
+{
+	Gate *gate;
+	const atomic_int *stop;
+	StoppingFn stopping;
+	const void *ctx;
+	int64_t msgs;
+	int64_t gate_msgs, gate_bytes; /* not yet passed through the gate */
+} Pace;
+
+/* After each message of len bytes; false (interrupted) when stopping. */
+static bool
+pace_step(Pace *p, int len, Error *err)
+{
+	p->msgs++;
+	p->gate_msgs++;
+	p->gate_bytes += len;
+	if (p->gate != NULL &&
+	    (p->gate_msgs >= GATE_BATCH_MSGS || p->gate_bytes >= GATE_BATCH_BYTES))
+	{
+		gate_pass(p->gate, p->gate_msgs, p->gate_bytes, p->stop);
+		p->gate_msgs = p->gate_bytes = 0;
+	}
+	fault_point("copy.row");
+	if ((p->msgs & 255) == 0 && p->stopping(p->ctx))
+		return !err_set(err, ERR_INTERRUPTED, "interrupted");
+	return true;
+}
+
+/* Opens COPY FROM STDIN of t on tgt. */
+static bool
+start_target_copy(PgConn *tgt, const CopyTable *t, Error *err)
+{
+	char *sql = NULL;
+	PGresult *res;
+	bool ok;
+
+	if (asprintf(&sql, "COPY %s %s FROM STDIN (FORMAT %s%s)", t->tgt_qname,
+	             t->tgt_columns != NULL && strcmp(t->tgt_columns, "()") != 0
+	                 ? t->tgt_columns
+	                 : copy_columns(t),
+	             t->binary ? "binary" : "text",
+	             t->freeze ? ", FREEZE" : "") < 0)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	res = PQexec(pg_raw(tgt), sql);
+	free(sql);
+	ok = PQresultStatus(res) == PGRES_COPY_IN;
+	if (!ok)
+		pg_error(tgt, res, err);
+	PQclear(res);
+	return ok;
+}
+
+/* Opens COPY TO STDOUT of chunk c of t on src. */
+static bool
+start_source_copy(PgConn *src, const CopyTable *t, const PlanChunk *c,
+                  Error *err)
+{
+	char *sql = source_copy_sql(t, c);
+	PGresult *res;
+	bool ok;
+
+	if (sql == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	res = PQexec(pg_raw(src), sql);
+	free(sql);
+	ok = PQresultStatus(res) == PGRES_COPY_OUT;
+	if (!ok)
+		pg_error(src, res, err);
+	PQclear(res);
+	return ok;
+}
+
 /*
  * Streams one chunk's rows from src (inside its snapshot's transaction) into
  * tgt, inside the caller's open transaction.
  */
 static bool
 pipe_rows(PgConn *src, PgConn *tgt, CopyTable *t, const PlanChunk *c,
-          Gate *gate, const atomic_int *stop, StoppingFn stopping_fn,
-          const void *ctx, int64_t *rows, int64_t *bytes, Error *err)
+          Pace *pace, int64_t *rows, int64_t *bytes, Error *err)
 {
 	PGconn *in = pg_raw(src);
 	PGconn *out = pg_raw(tgt);
-	char *src_sql = source_copy_sql(t, c);
-	char *tgt_sql = NULL;
-	PGresult *res;
-	int64_t msgs = 0;
-	int64_t gate_msgs = 0, gate_bytes = 0; /* not yet passed through gate */
 	bool ok = false;
 
 	*rows = *bytes = 0;
-	if (src_sql == NULL)
-	{
-		err_set(err, ERR_INTERNAL, "out of memory");
+	if (!start_target_copy(tgt, t, err))
 		goto out;
-	}
-	if (asprintf(&tgt_sql, "COPY %s %s FROM STDIN (FORMAT %s%s)", t->tgt_qname,
-	             t->tgt_columns != NULL && strcmp(t->tgt_columns, "()") != 0
-	                 ? t->tgt_columns
-	                 : copy_columns(t),
-	             t->binary ? "binary" : "text",
-	             t->freeze ? ", FREEZE" : "") < 0)
+	if (!start_source_copy(src, t, c, err))
 	{
-		tgt_sql = NULL;
-		err_set(err, ERR_INTERNAL, "out of memory");
-		goto out;
-	}
-	res = PQexec(out, tgt_sql);
-	if (PQresultStatus(res) != PGRES_COPY_IN)
-	{
-		pg_error(tgt, res, err);
-		PQclear(res);
-		goto out;
-	}
-	PQclear(res);
-	res = PQexec(in, src_sql);
-	if (PQresultStatus(res) != PGRES_COPY_OUT)
-	{
-		pg_error(src, res, err);
-		PQclear(res);
 		finish_target(tgt, "source failed", err);
 		goto out;
 	}
-	PQclear(res);
 	for (;;)
 	{
 		char *buf = NULL;
@@ -275,20 +335,11 @@ pipe_rows(PgConn *src, PgConn *tgt, CopyTable *t, const PlanChunk *c,
 		*bytes += len;
 		atomic_fetch_add(&t->bytes_done, len);
 		atomic_fetch_add(&t->rows_done, 1);
-		msgs++;
-		gate_msgs++;
-		gate_bytes += len;
-		if (gate != NULL &&
-		    (gate_msgs >= GATE_BATCH_MSGS || gate_bytes >= GATE_BATCH_BYTES))
+		if (!pace_step(pace, len, err))
 		{
-			gate_pass(gate, gate_msgs, gate_bytes, stop);
-			gate_msgs = gate_bytes = 0;
-		}
-		fault_point("copy.row");
-		if ((msgs & 255) == 0 && stopping_fn(ctx))
-		{
-			finish_target(tgt, "pgtide is stopping", err);
-			err_set(err, ERR_INTERRUPTED, "interrupted");
+			Error ignored = ERR_INIT;
+
+			finish_target(tgt, "pgtide is stopping", &ignored);
 			goto out;
 		}
 	}
@@ -298,7 +349,7 @@ pipe_rows(PgConn *src, PgConn *tgt, CopyTable *t, const PlanChunk *c,
 		goto out;
 	}
 	/* messages counted as rows include the binary trailer; settle to exact */
-	atomic_fetch_add(&t->rows_done, *rows - msgs);
+	atomic_fetch_add(&t->rows_done, *rows - pace->msgs);
 	if (!finish_target(tgt, NULL, err))
 		goto out;
 	ok = true;
@@ -306,10 +357,153 @@ out:
 	if (!ok)
 	{
 		atomic_fetch_sub(&t->bytes_done, *bytes);
-		atomic_fetch_sub(&t->rows_done, msgs);
+		atomic_fetch_sub(&t->rows_done, pace->msgs);
 	}
-	free(src_sql);
-	free(tgt_sql);
+	return ok;
+}
+
+/* One chunk's rows and bytes on each target it goes to. */
+typedef struct Routed
+{
+	uint64_t need; /* the targets taking this chunk (bit i: target i) */
+	int64_t rows[COPY_TARGETS_MAX];
+	int64_t bytes[COPY_TARGETS_MAX];
+} Routed;
+
+static bool
+takes(const Routed *r, int i)
+{
+	return (r->need >> i & 1) != 0;
+}
+
+/* Sends buf[0..len) to target i (-1: to every target taking the chunk). */
+static bool
+send_to(Worker *w, Routed *r, int i, const char *buf, int len, bool row,
+        Error *err)
+{
+	for (int k = 0; k < ntargets(w->shared->run); k++)
+	{
+		if ((i >= 0 && k != i) || !takes(r, k))
+			continue;
+		if (PQputCopyData(pg_raw(w->tgt[k]), buf, len) != 1)
+			return pg_error(w->tgt[k], NULL, err);
+		if (row)
+		{
+			r->rows[k]++;
+			r->bytes[k] += len;
+		}
+	}
+	return true;
+}
+
+/* The target of one row of t: -1 for every target taking the chunk. */
+static bool
+row_target(const CopyRun *run, const CopyTable *t, const char *row, int len,
+           int *target, Error *err)
+{
+	char key[COPYROW_KEY_MAX];
+	size_t klen;
+	bool null;
+
+	if (t->key_col < 0)
+	{
+		*target = t->whole_target;
+		return true;
+	}
+	if (!copyrow_key(row, (size_t) len, t->binary, t->key_col, t->key_type, key,
+	                 sizeof(key), &klen, &null))
+		return err_set(err, ERR_SOURCE,
+		               "a row's routing key could not be read from the "
+		               "source's COPY (longer than %d bytes, or the row is "
+		               "cut short)",
+		               COPYROW_KEY_MAX);
+	return run->route(t, null ? NULL : key, klen, target, run->ctx, err);
+}
+
+/*
+ * Reads chunk c of t from the source once and sends each row to the target
+ * its key names, among those taking the chunk (the others' rows are
+ * dropped: their share is already there). A binary COPY's header and
+ * trailer go to every target taking it.
+ */
+static bool
+route_rows(Worker *w, CopyTable *t, const PlanChunk *c, Routed *r, Pace *pace,
+           Error *err)
+{
+	const CopyRun *run = w->shared->run;
+	PGconn *in = pg_raw(w->src);
+	int64_t rows = 0, bytes = 0, src_rows;
+	bool first = true, ok = false;
+
+	for (int k = 0; k < ntargets(run); k++)
+		if (takes(r, k) &&
+		    !start_target_copy(w->tgt[k], &run->target_tables[k][c->table],
+		                       err))
+			return false;
+	if (!start_source_copy(w->src, t, c, err))
+		return false;
+	for (;;)
+	{
+		char *buf = NULL;
+		int len = PQgetCopyData(in, &buf, 0), at = 0, target;
+		bool sent;
+
+		if (len == -1)
+			break;
+		if (len < 0)
+		{
+			pg_error(w->src, NULL, err);
+			goto out;
+		}
+		if (t->binary && first)
+		{
+			long h = copyrow_binary_header(buf, (size_t) len);
+
+			at = (int) h;
+			if (h < 0 || !send_to(w, r, -1, buf, at, false, err))
+			{
+				PQfreemem(buf);
+				if (h < 0)
+					err_set(err, ERR_SOURCE,
+					        "table %s: the source's binary COPY did not "
+					        "begin with its header",
+					        t->src_qname);
+				goto out;
+			}
+		}
+		first = false;
+		if (len == at)
+			sent = true;
+		else if (t->binary && copyrow_binary_trailer(buf + at, len - at))
+			sent = send_to(w, r, -1, buf + at, len - at, false, err);
+		else
+		{
+			sent = row_target(run, t, buf + at, len - at, &target, err) &&
+			       send_to(w, r, target, buf + at, len - at, true, err);
+			rows++;
+		}
+		PQfreemem(buf);
+		if (!sent)
+			goto out;
+		bytes += len;
+		atomic_fetch_add(&t->bytes_done, len);
+		atomic_fetch_add(&t->rows_done, 1);
+		if (!pace_step(pace, len, err))
+			goto out;
+	}
+	if (!finish_source(w->src, &src_rows, err))
+		goto out;
+	atomic_fetch_add(&t->rows_done, rows - pace->msgs);
+	for (int k = 0; k < ntargets(run); k++)
+		if (takes(r, k) && !finish_target(w->tgt[k], NULL, err))
+			goto out;
+	ok = true;
+out:
+	if (!ok)
+	{
+		atomic_fetch_sub(&t->bytes_done, bytes);
+		atomic_fetch_sub(&t->rows_done, pace->msgs);
+	}
 	return ok;
 }
 
@@ -317,21 +511,6 @@ static bool
 worker_stopping(const void *ctx)
 {
 	return stopping(ctx);
-}
-
-/* Streams one chunk. Leaves tgt inside its transaction on success. */
-static bool
-stream_chunk(Worker *w, CopyTable *t, const PlanChunk *c, int64_t *rows,
-             int64_t *bytes, Error *err)
-{
-	*rows = *bytes = 0;
-	if (!pg_exec(w->tgt, "BEGIN", err))
-		return false;
-	if (t->freeze && !pg_execf(w->tgt, err, "TRUNCATE ONLY %s", t->tgt_qname))
-		return false;
-	return pipe_rows(w->src, w->tgt, t, c, w->shared->run->gate,
-	                 w->shared->run->stop, worker_stopping, w->shared, rows,
-	                 bytes, err);
 }
 
 static bool
@@ -348,30 +527,65 @@ copy_table_within(PgConn *src, PgConn *tgt, CopyTable *t, atomic_int *stop,
 {
 	PlanChunk whole = {
 	    .chunk = 0, .nchunks = 1, .start_block = -1, .end_block = -1};
+	Pace pace = {.stop = stop, .stopping = stop_set, .ctx = stop};
 	int64_t bytes;
 
-	return pipe_rows(src, tgt, t, &whole, NULL, stop, stop_set, stop, rows,
-	                 &bytes, err);
+	return pipe_rows(src, tgt, t, &whole, &pace, rows, &bytes, err);
 }
 
+/*
+ * Copies chunk c into every target of need, each in one transaction with
+ * its record, and commits them.
+ */
 static bool
-copy_chunk(Worker *w, const PlanChunk *c, Error *err)
+copy_chunk(Worker *w, const PlanChunk *c, uint64_t need, Error *err)
 {
 	CopyRun *run = w->shared->run;
 	CopyTable *t = &run->tables[c->table];
-	int64_t rows, bytes;
+	Pace pace = {.gate = run->gate,
+	             .stop = run->stop,
+	             .stopping = worker_stopping,
+	             .ctx = w->shared};
+	Routed r;
+	int n = ntargets(run);
 
-	if (!stream_chunk(w, t, c, &rows, &bytes, err))
+	memset(&r, 0, sizeof(r));
+	r.need = need;
+	for (int k = 0; k < n; k++)
+	{
+		const CopyTable *tt =
+		    run->ntargets > 1 ? &run->target_tables[k][c->table] : t;
+
+		if (takes(&r, k) &&
+		    (!pg_exec(w->tgt[k], "BEGIN", err) ||
+		     (tt->freeze &&
+		      !pg_execf(w->tgt[k], err, "TRUNCATE ONLY %s", tt->tgt_qname))))
+			return false;
+	}
+	if (!(run->ntargets > 1 ? route_rows(w, t, c, &r, &pace, err)
+	                        : pipe_rows(w->src, w->tgt[0], t, c, &pace,
+	                                    &r.rows[0], &r.bytes[0], err)))
 		return false;
-	if (!run->chunk_done(w->tgt, c, rows, bytes, run->ctx, err))
-		return false;
+	for (int k = 0; k < n; k++)
+		if (takes(&r, k) && !run->chunk_done(w->tgt[k], k, c, r.rows[k],
+		                                     r.bytes[k], run->ctx, err))
+			return false;
 	fault_point("copy.chunk.before_commit");
-	if (!pg_exec(w->tgt, "COMMIT", err))
-		return false;
+	for (int k = 0; k < n; k++)
+	{
+		if (!takes(&r, k))
+			continue;
+		if (!pg_exec(w->tgt[k], "COMMIT", err))
+			return false;
+		/* with several targets: on some, not yet on others */
+		if (n > 1)
+			fault_point("copy.chunk.target_committed");
+	}
 	atomic_fetch_sub(&t->chunks_left, 1);
 	fault_point("copy.chunk.after_commit");
 	log_debug("%s chunk %d/%d: %lld rows, %lld bytes", t->src_qname,
-	          c->chunk + 1, c->nchunks, (long long) rows, (long long) bytes);
+	          c->chunk + 1, c->nchunks, (long long) r.rows[0],
+	          (long long) r.bytes[0]);
 	return true;
 }
 
@@ -383,6 +597,37 @@ fail(Worker *w, Error *err, bool lost)
 	if (lost)
 		atomic_store(&sh->snapshot_lost, true);
 	pool_fail(&sh->pool, err);
+}
+
+/*
+ * One attempt at chunk c: the sessions it needs, and after a failed attempt
+ * the targets that already committed it left out.
+ */
+static bool
+attempt_chunk(Worker *w, const PlanChunk *c, int attempt, bool *lost,
+              Error *err)
+{
+	CopyRun *run = w->shared->run;
+	uint64_t need = run->ntargets > 1 ? run->tables[c->table].wanted : 1;
+
+	if (w->src == NULL && !open_source(w, lost, err))
+		return false;
+	for (int k = 0; k < ntargets(run); k++)
+	{
+		bool done = false;
+
+		if (!(need >> k & 1))
+			continue;
+		if (w->tgt[k] == NULL && !open_target(w, k, err))
+			return false;
+		if (attempt > 0 &&
+		    (!pg_end_lost_session(w->tgt[k], w->lost_tgt_pid[k], err) ||
+		     !run->chunk_check(w->tgt[k], k, c, &done, run->ctx, err)))
+			return false;
+		if (done)
+			need &= ~(UINT64_C(1) << k);
+	}
+	return need == 0 || copy_chunk(w, c, need, err);
 }
 
 static void *
@@ -416,17 +661,9 @@ worker_main(void *arg)
 		{
 			Error err = ERR_INIT;
 			bool lost = false;
-			bool done = false;
 
-			if ((w->src != NULL || open_source(w, &lost, &err)) &&
-			    (w->tgt != NULL || open_target(w, &err)) &&
-			    (attempt == 0 ||
-			     (pg_end_lost_session(w->tgt, w->lost_tgt_pid, &err) &&
-			      run->chunk_check(w->tgt, c, &done, run->ctx, &err))) &&
-			    (done || copy_chunk(w, c, &err)))
+			if (attempt_chunk(w, c, attempt, &lost, &err))
 				break;
-			if (w->tgt != NULL)
-				w->lost_tgt_pid = pg_backend_pid(w->tgt);
 			close_conns(w);
 			if (stopping(sh) && !err_is_set(&err))
 				break;
@@ -468,6 +705,10 @@ copy_run(CopyRun *run, bool *snapshot_lost, Error *err)
 	bool ok;
 
 	*snapshot_lost = false;
+	if (run->ntargets > COPY_TARGETS_MAX)
+		return err_set(err, ERR_CONFIG,
+		               "%d targets: one load sends rows to at most %d",
+		               run->ntargets, COPY_TARGETS_MAX);
 	if (run->nchunks == 0)
 		return true;
 	if (n > run->nchunks)

@@ -35,32 +35,58 @@ typedef struct CopyTable
 	/* the task file's row filter, read on the source: only rows for which
 	   it is true are copied (decision 0029); NULL: every row */
 	const char *filter;
-	/* a condition on the source's rows, ANDed to every chunk's (the rows
-	 * of one of several targets, load/shards), or NULL for every row */
-	const char *where;
 	/* the same columns by their target names (renamed ones differ), or NULL
 	 * when they are the same */
 	const char *tgt_columns;
 	bool binary;
 	bool freeze; /* one chunk into a table pgtide created: TRUNCATE + FREEZE */
+	/* Several targets (CopyRun.ntargets > 1): the targets whose load of the
+	 * table is unfinished (bit i: target i), the only ones its rows reach;
+	 * the position of the routing column among the copied columns and its
+	 * type OID, or -1 when the table is not routed row by row; then
+	 * whole_target: the one target every row goes to, or -1 for each
+	 * target in wanted (a reference table). */
+	uint64_t wanted;
+	int key_col;
+	uint32_t key_type;
+	int whole_target;
 	_Atomic int64_t rows_done; /* committed and in flight, for progress */
 	_Atomic int64_t bytes_done;
 	_Atomic int chunks_left;
 } CopyTable;
 
-/* Records a chunk as done in tgt's open transaction. */
-typedef bool (*CopyChunkDoneFn)(PgConn *tgt, const PlanChunk *chunk,
+/* The most targets one load sends rows to (CopyTable.wanted's bits). */
+#define COPY_TARGETS_MAX 64
+
+/* Records a chunk as done in the open transaction of tgt, the session of
+ * target number target (0 with one target). */
+typedef bool (*CopyChunkDoneFn)(PgConn *tgt, int target, const PlanChunk *chunk,
                                 int64_t rows, int64_t bytes, void *ctx,
                                 Error *err);
 
 /* Whether a chunk is already recorded as done (asked after a lost commit). */
-typedef bool (*CopyChunkCheckFn)(PgConn *tgt, const PlanChunk *chunk,
-                                 bool *done, void *ctx, Error *err);
+typedef bool (*CopyChunkCheckFn)(PgConn *tgt, int target,
+                                 const PlanChunk *chunk, bool *done, void *ctx,
+                                 Error *err);
+
+/* The target of a row of table t whose routing column holds key[0..len)
+ * (key NULL for SQL NULL); fails for a key of no target. */
+typedef bool (*CopyRouteFn)(const CopyTable *t, const char *key, size_t len,
+                            int *target, void *ctx, Error *err);
 
 typedef struct CopyRun
 {
 	const char *source_uri;
-	const char *target_uri;
+	const char *target_uri; /* with one target */
+	/* with several (ntargets > 1): each one's connection string, and the
+	 * routing of each keyed table's rows; each chunk is read once from the
+	 * source and each row sent to its target's COPY */
+	int ntargets;
+	const char *const *target_uris;
+	/* target k's own CopyTable array, for its side of each COPY (its table
+	 * names, FREEZE); tables is the source side */
+	CopyTable *const *target_tables;
+	CopyRouteFn route;
 	const char *snapshot; /* exported snapshot to import; NULL when the
 	                         source holds still (cutover, fenced) */
 	CopyTable *tables;

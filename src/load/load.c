@@ -35,6 +35,7 @@
 #include "base/log.h"
 #include "base/units.h"
 #include "load/copy.h"
+#include "load/copyrow.h"
 #include "load/insert_only.h"
 #include "load/lobjects.h"
 #include "load/matviews.h"
@@ -70,7 +71,10 @@ typedef struct LoadTable
 	char *final_qname;
 	char *columns;     /* owned */
 	char *tgt_columns; /* owned */
-	char *where;       /* this target's share of the rows, or NULL; owned */
+	/* several targets: how its rows are routed (CopyTable's fields) */
+	int key_col;
+	uint32_t key_type;
+	int whole_target;
 	bool done;
 	int nchunks;
 } LoadTable;
@@ -83,6 +87,9 @@ typedef struct Load
 	bool keep_slot; /* migrate: the stream needs the slot; copy: it does not */
 	const ShardSpec *spec; /* several targets: the rules, or NULL */
 	int target;            /* with spec: which target this load fills */
+	bool finished;         /* its load was done before this run */
+	/* its snapshot is another load's, which it reads and never replaces */
+	bool borrowed_snap;
 	PgConn *src;
 	PgConn *tgt;
 	Catalog *cat;
@@ -91,10 +98,34 @@ typedef struct Load
 	LoadTable *tables; /* the selected tables */
 	int ntables;
 	CopyTable *copy; /* parallel to tables */
+	/* whose chunks_left says that a table's data is in: copy, or with
+	   several targets the source side they share */
+	const CopyTable *counted;
 	Subset subset;   /* what the selection leaves out of the schema */
 	Renames renames; /* the task's (route/rename) */
 	int64_t start_ms;
 } Load;
+
+/*
+ * The loads one copy run fills: one target's, or with several targets the
+ * loads of them all, each chunk read once from the source and each row sent
+ * to the target its key names (loads[k] is target k's; a load already
+ * finished takes no rows).
+ */
+typedef struct Split
+{
+	Load **loads;
+	int n;
+	const TaskConfig *task; /* several targets: the task file's */
+	ShardSpec *spec;        /* several targets: owned; else NULL */
+	/* lookup: the rules the rows are routed by, owned, the lookup table's
+	   map as of the round's snapshot; else NULL (spec routes) */
+	ShardSpec *routing;
+	CopyTable *tables; /* the source side: one target's copy, or shared */
+	CopyTable **target_tables; /* several targets: each load's copy */
+	const char **uris;         /* several targets: each one's */
+	Load *lead; /* the first unfinished load: its catalog plans */
+} Split;
 
 static bool
 interrupted(const Load *l, Error *err)
@@ -155,8 +186,10 @@ build_tables(Load *l, Error *err)
 		if (lt->columns == NULL || lt->tgt_qname == NULL ||
 		    lt->tgt_columns == NULL || lt->final_qname == NULL)
 			return err_set(err, ERR_INTERNAL, "out of memory");
+		lt->key_col = lt->whole_target = -1;
 		if (l->spec != NULL &&
-		    !shards_where(l->spec, l->target, t, &lt->where, err))
+		    !shards_copy_route(l->spec, t, &lt->key_col, &lt->key_type,
+		                       &lt->whole_target, err))
 			return false;
 	}
 	return true;
@@ -406,7 +439,11 @@ fresh_snapshot(Load *l, SlotSnapshot *snap, Error *err)
 	         (int) getpid());
 	if (!create_slot_retrying(l, name, true, snap, err))
 		return false;
-	if (l->st.consistent_lsn != LSN_INVALID)
+	if (l->spec != NULL)
+		log_info("loading every target's unfinished tables from one "
+		         "snapshot at " LSN_FMT,
+		         LSN_ARGS(snap->consistent_lsn));
+	else if (l->st.consistent_lsn != LSN_INVALID)
 		log_info(
 		    "reloading unfinished tables from a fresh snapshot at " LSN_FMT,
 		    LSN_ARGS(snap->consistent_lsn));
@@ -421,7 +458,8 @@ fresh_snapshot(Load *l, SlotSnapshot *snap, Error *err)
 static bool
 copy_only_snapshot(Load *l, SlotSnapshot *snap, Error *err)
 {
-	if (!fresh_snapshot(l, snap, err))
+	/* several targets of one copy share the first one's snapshot */
+	if (snap->conn == NULL && !fresh_snapshot(l, snap, err))
 		return false;
 	fault_point("task.after_slot");
 	if (!state_task_set_copy_only(&l->state, snap->consistent_lsn, err) ||
@@ -722,7 +760,6 @@ static bool
 start_tables(Load *l, const SlotSnapshot *snap, Error *err)
 {
 	const TaskConfig *cfg = l->cfg;
-	int v = pg_server_version(l->src);
 	char txids[SOURCE_TXIDS_MAX];
 
 	if (!source_snapshot_txids(l->src, snap->snapshot, txids, sizeof(txids),
@@ -734,16 +771,16 @@ start_tables(Load *l, const SlotSnapshot *snap, Error *err)
 		LoadTable *lt = &l->tables[i];
 		const CatTable *t = &l->cat->tables[lt->cat];
 		CopyTable *ct = &l->copy[i];
-		PlanTable pt = {t->bytes, t->blocks, v >= 140000};
 		bool first_of_target = true;
 
-		ct->binary = copy_use_binary(l->cfg, t);
+		/* a routing key is read from binary rows only for its types */
+		ct->binary = copy_use_binary(l->cfg, t) &&
+		             (lt->key_col < 0 || copyrow_binary_decodes(lt->key_type));
 		if (lt->done)
 		{
 			atomic_store(&ct->chunks_left, 0);
 			continue;
 		}
-		lt->nchunks = plan_table_chunks(&pt, split_bytes(l));
 		ct->freeze = cfg->schema_mode == SCHEMA_MODE_CREATE &&
 		             lt->nchunks == 1 && strcmp(lt->tgt_qname, t->qname) == 0;
 		atomic_store(&ct->chunks_left, lt->nchunks);
@@ -772,23 +809,31 @@ fail:
 }
 
 static bool
-hook_chunk_done(PgConn *tgt, const PlanChunk *c, int64_t rows, int64_t bytes,
-                void *ctx, Error *err)
+hook_chunk_done(PgConn *tgt, int target, const PlanChunk *c, int64_t rows,
+                int64_t bytes, void *ctx, Error *err)
 {
-	Load *l = ctx;
+	const Split *sp = ctx;
+	Load *l = sp->loads[target];
 	const CatTable *t = &l->cat->tables[l->tables[c->table].cat];
 	State on_worker = state_on(&l->state, tgt);
 
+	/* one target's copy counts its own rows as they pass */
+	if (sp->n > 1)
+	{
+		atomic_fetch_add(&l->copy[c->table].rows_done, rows);
+		atomic_fetch_add(&l->copy[c->table].bytes_done, bytes);
+	}
 	return state_chunk_done(&on_worker, t->schema, t->name, c->chunk,
 	                        c->start_block, c->end_block, rows, bytes,
 	                        l->st.run, err);
 }
 
 static bool
-hook_chunk_check(PgConn *tgt, const PlanChunk *c, bool *done, void *ctx,
-                 Error *err)
+hook_chunk_check(PgConn *tgt, int target, const PlanChunk *c, bool *done,
+                 void *ctx, Error *err)
 {
-	Load *l = ctx;
+	const Split *sp = ctx;
+	Load *l = sp->loads[target];
 	const CatTable *t = &l->cat->tables[l->tables[c->table].cat];
 	State on_worker = state_on(&l->state, tgt);
 	bool *bits = calloc((size_t) c->nchunks, sizeof(bool));
@@ -801,6 +846,23 @@ hook_chunk_check(PgConn *tgt, const PlanChunk *c, bool *done, void *ctx,
 	*done = ok && bits[c->chunk];
 	free(bits);
 	return ok;
+}
+
+/* CopyRouteFn: the target a row's key names, by the task's rules */
+static bool
+route_row(const CopyTable *t, const char *key, size_t len, int *target,
+          void *ctx, Error *err)
+{
+	const Split *sp = ctx;
+
+	(void) t;
+	if (shard_route(sp->routing != NULL ? sp->routing : sp->spec, key, len,
+	                target, err))
+		return true;
+	return err_hint(err, "route the key (shard.values, shard.bounds, the "
+	                     "lookup table, or a shard.tables rule), or give the "
+	                     "row a key that has a target; then run the command "
+	                     "again: each target keeps what it committed");
 }
 
 /*
@@ -825,10 +887,85 @@ retry_step(Load *l, const SlotSnapshot *snap, const char *what,
 	}
 }
 
+/* Whether load l takes part in this copy: its load was not done before. */
+static bool
+taking(const Split *sp, int k)
+{
+	return !sp->loads[k]->finished;
+}
+
+/*
+ * The source side of table i for this round, with several targets: the
+ * targets whose load of it is unfinished, and its format, as each target
+ * recorded it in start_tables.
+ */
+static void
+share_table(Split *sp, int i)
+{
+	CopyTable *st = &sp->tables[i];
+	const LoadTable *lt = &sp->lead->tables[i];
+	uint64_t wanted = 0;
+
+	for (int k = 0; k < sp->n; k++)
+		if (taking(sp, k) && !sp->loads[k]->tables[i].done)
+		{
+			wanted |= UINT64_C(1) << k;
+			st->binary = sp->loads[k]->copy[i].binary;
+		}
+	st->wanted = wanted;
+	st->key_col = lt->key_col;
+	st->key_type = lt->key_type;
+	st->whole_target = lt->whole_target;
+	atomic_store(&st->chunks_left, wanted != 0 ? lt->nchunks : 0);
+}
+
+/*
+ * The lookup table's map as of snap: rows are routed by the lookup table
+ * as the snapshot holds it, as they are read.
+ */
+static bool
+lookup_at(Split *sp, const SlotSnapshot *snap, Error *err)
+{
+	const char *schema, *table, *key, *col;
+	PgConn *src = NULL;
+	ShardSpec *fresh = NULL;
+	char *qs, *qt, *q = NULL;
+	int nkeys;
+	bool ok;
+
+	if (!shard_spec_lookup_table(sp->spec, &schema, &table, &key, &col))
+		return true;
+	qs = pg_quote_ident(schema);
+	qt = pg_quote_ident(table);
+	if (qs == NULL || qt == NULL || asprintf(&q, "%s.%s", qs, qt) < 0)
+		q = NULL;
+	free(qs);
+	free(qt);
+	ok = (q != NULL || err_set(err, ERR_INTERNAL, "out of memory")) &&
+	     shard_spec_new(sp->task, &fresh, err) &&
+	     pg_connect(sp->lead->cfg->source_uri, ERR_SOURCE, PG_CONN_SQL,
+	                "pgtide copy", 10000, &src, err) &&
+	     stream_begin_snapshot(src, snap->snapshot, err) &&
+	     shards_lookup_read(src, q, fresh, &nkeys, err);
+	pg_close(src);
+	free(q);
+	if (!ok)
+	{
+		shard_spec_free(fresh);
+		return false;
+	}
+	shard_spec_free(sp->routing);
+	sp->routing = fresh;
+	log_info("routing by lookup table %s.%s: %d keys", schema, table, nkeys);
+	return true;
+}
+
 /* Copies the unfinished tables under snap; *lost when the snapshot died. */
 static bool
-load_tables(Load *l, const SlotSnapshot *snap, bool *lost, Error *err)
+load_tables(Split *sp, const SlotSnapshot *snap, bool *lost, Error *err)
 {
+	Load *l = sp->lead;
+	int v = pg_server_version(l->src);
 	PlanTable *pts = calloc((size_t) l->ntables + 1, sizeof(PlanTable));
 	int *map = calloc((size_t) l->ntables + 1, sizeof(int));
 	PlanChunk *chunks = NULL;
@@ -842,17 +979,44 @@ load_tables(Load *l, const SlotSnapshot *snap, bool *lost, Error *err)
 		err_set(err, ERR_INTERNAL, "out of memory");
 		goto out;
 	}
-	if (!retry_step(l, snap, "starting the tables' load", start_tables, err))
+	/* each table's chunks, planned once: every target records the same */
+	for (int i = 0; i < l->ntables; i++)
 	{
-		/* the snapshot could not be imported: its session is gone */
+		const CatTable *t = &l->cat->tables[l->tables[i].cat];
+		PlanTable pt = {t->bytes, t->blocks, v >= 140000};
+
+		for (int k = 0; k < sp->n; k++)
+			if (taking(sp, k))
+				sp->loads[k]->tables[i].nchunks =
+				    plan_table_chunks(&pt, split_bytes(l));
+	}
+	for (int k = 0; k < sp->n; k++)
+		if (taking(sp, k) &&
+		    !retry_step(sp->loads[k], snap, "starting the tables' load",
+		                start_tables, err))
+		{
+			/* the snapshot could not be imported: its session is gone */
+			*lost = stream_snapshot_gone(err);
+			if (sp->n > 1)
+				err_prefix(err,
+				           "target %s: ", shard_spec_target_name(sp->spec, k));
+			goto out;
+		}
+	if (sp->n > 1 && !lookup_at(sp, snap, err))
+	{
 		*lost = stream_snapshot_gone(err);
 		goto out;
 	}
 	for (int i = 0; i < l->ntables; i++)
 	{
 		const CatTable *t = &l->cat->tables[l->tables[i].cat];
+		bool todo = false;
 
-		if (l->tables[i].done)
+		if (sp->n > 1)
+			share_table(sp, i);
+		for (int k = 0; k < sp->n; k++)
+			todo |= taking(sp, k) && !sp->loads[k]->tables[i].done;
+		if (!todo)
 			continue;
 		pts[nplan].bytes = t->bytes;
 		pts[nplan].blocks = t->blocks;
@@ -869,19 +1033,31 @@ load_tables(Load *l, const SlotSnapshot *snap, bool *lost, Error *err)
 	memset(&run, 0, sizeof(run));
 	run.source_uri = l->cfg->source_uri;
 	run.target_uri = l->cfg->target_uri;
+	if (sp->n > 1)
+	{
+		run.ntargets = sp->n;
+		run.target_uris = sp->uris;
+		run.target_tables = sp->target_tables;
+		run.route = route_row;
+	}
 	run.snapshot = snap->snapshot;
-	run.tables = l->copy;
+	run.tables = sp->tables;
 	run.chunks = chunks;
 	run.nchunks = nchunks;
 	run.workers = l->cfg->copy_jobs;
 	run.max_retries = TASK_CHUNK_RETRIES;
 	run.chunk_done = hook_chunk_done;
 	run.chunk_check = hook_chunk_check;
-	run.ctx = l;
+	run.ctx = sp;
 	run.stop = l->stop;
 	run.gate = l->gate;
-	log_info("copying %d tables in %d chunks with %d workers", nplan, nchunks,
-	         run.workers);
+	if (sp->n > 1)
+		log_info("copying %d tables in %d chunks with %d workers, each chunk "
+		         "read once and its rows sent to %d targets",
+		         nplan, nchunks, run.workers, sp->n);
+	else
+		log_info("copying %d tables in %d chunks with %d workers", nplan,
+		         nchunks, run.workers);
 	ok = copy_run(&run, lost, err);
 out:
 	free(chunks);
@@ -1025,7 +1201,6 @@ load_free(Load *l)
 		free(l->tables[i].final_qname);
 		free(l->tables[i].tgt_columns);
 		free(l->tables[i].columns);
-		free(l->tables[i].where);
 	}
 	free(l->tables);
 	free(l->copy);
@@ -1046,7 +1221,7 @@ table_loaded(const char *schema, const char *name, void *ctx)
 		const CatTable *t = &l->cat->tables[l->tables[i].cat];
 
 		if (strcmp(t->schema, schema) == 0 && strcmp(t->name, name) == 0)
-			return atomic_load(&l->copy[i].chunks_left) == 0;
+			return atomic_load(&l->counted[i].chunks_left) == 0;
 	}
 	return true; /* not loaded by pgtide: a partitioned parent, say */
 }
@@ -1137,45 +1312,78 @@ load_durable(Load *l, int *lost_tables, Error *err)
 	return true;
 }
 
+/* Tables done, counted over every target taking part. */
 static int
-tables_done(const Load *l)
+tables_done(const Split *sp)
 {
 	int n = 0;
 
-	for (int i = 0; i < l->ntables; i++)
-		n += l->tables[i].done;
+	for (int k = 0; k < sp->n; k++)
+		for (int i = 0; taking(sp, k) && i < sp->loads[k]->ntables; i++)
+			n += sp->loads[k]->tables[i].done;
 	return n;
+}
+
+static int
+tables_total(const Split *sp)
+{
+	int n = 0;
+
+	for (int k = 0; k < sp->n; k++)
+		n += taking(sp, k) ? sp->loads[k]->ntables : 0;
+	return n;
+}
+
+/* load_durable on every target taking part; read_done on them when !sync */
+static bool
+each_durable(Split *sp, bool sync, int *lost_tables, Error *err)
+{
+	*lost_tables = 0;
+	for (int k = 0; k < sp->n; k++)
+	{
+		int lost = 0;
+
+		if (!taking(sp, k))
+			continue;
+		if (sync ? !load_durable(sp->loads[k], &lost, err)
+		         : !read_done(sp->loads[k], err))
+			return sp->n == 1 ||
+			       err_prefix(
+			           err, "target %s: ", shard_spec_target_name(sp->spec, k));
+		*lost_tables += lost;
+	}
+	return true;
 }
 
 /*
  * Loads the unfinished tables, taking a fresh snapshot when one is lost,
- * and again when the target lost committed chunks (each such table is
+ * and again when a target lost committed chunks (each such table is
  * emptied and loaded anew from the fresh snapshot, as after a restart). It
  * gives up after TASK_LOAD_ROUNDS rounds in a row that finished no table:
  * a network that drops the snapshot's connection every few seconds still
  * lets a load through, one table at a time.
  */
 static bool
-run_load_rounds(Load *l, SlotSnapshot *snap, Error *err)
+run_load_rounds(Split *sp, SlotSnapshot *snap, Error *err)
 {
-	int done_before = tables_done(l);
+	int done_before = tables_done(sp);
 
 	for (int round = 0;; round++)
 	{
 		bool lost = false, ok;
 		int lost_tables = 0;
 
-		if (tables_done(l) == l->ntables)
+		if (tables_done(sp) == tables_total(sp))
 			return true;
 		/* a round that finished a table starts the count again */
-		if (tables_done(l) > done_before)
+		if (tables_done(sp) > done_before)
 			round = 0;
-		done_before = tables_done(l);
-		if (snap->conn == NULL && !fresh_snapshot(l, snap, err))
+		done_before = tables_done(sp);
+		if (snap->conn == NULL && !fresh_snapshot(sp->lead, snap, err))
 			return false;
-		ok = load_tables(l, snap, &lost, err);
+		ok = load_tables(sp, snap, &lost, err);
 		stream_release(snap);
-		if (ok && !load_durable(l, &lost_tables, err))
+		if (ok && !each_durable(sp, true, &lost_tables, err))
 			return false;
 		if (ok && lost_tables == 0)
 			return true;
@@ -1197,7 +1405,7 @@ run_load_rounds(Load *l, SlotSnapshot *snap, Error *err)
 		         "unfinished ones are reloaded",
 		         err->message);
 		err_clear(err);
-		if (!read_done(l, err))
+		if (!each_durable(sp, false, &lost_tables, err))
 			return false;
 	}
 }
@@ -1242,164 +1450,225 @@ finish_load(Load *l, Error *err)
 	return false;
 }
 
-static bool
-run_load(const TaskConfig *cfg, const ShardSpec *spec, int target,
-         atomic_int *stop, Gate *gate, bool keep_slot, Error *err)
+static void
+load_init(Load *l, const TaskConfig *cfg, const ShardSpec *spec, int target,
+          atomic_int *stop, Gate *gate, bool keep_slot)
 {
-	Load l;
-	SlotSnapshot snap;
+	memset(l, 0, sizeof(*l));
+	l->cfg = cfg;
+	l->stop = stop;
+	l->gate = gate;
+	l->keep_slot = keep_slot;
+	l->spec = spec;
+	l->target = target;
+	l->start_ms = clock_ms();
+}
+
+/*
+ * The steps before any row moves: sessions, checks, the task's state, its
+ * slot, the schema, and which tables are done. *snap gets the slot's
+ * snapshot on a first run (or the one given is used, for a copy-only
+ * task). l->finished when the load was done before this run.
+ */
+static bool
+load_prepare(Load *l, SlotSnapshot *snap, Error *err)
+{
+	const TaskConfig *cfg = l->cfg;
 	char source_name[CONFIG_SOURCE_NAME_MAX];
-	int64_t copy_start_ms = 0;
-	bool ok = false;
 
 	config_source_name(cfg, source_name, sizeof(source_name));
-	memset(&l, 0, sizeof(l));
-	memset(&snap, 0, sizeof(snap));
-	l.cfg = cfg;
-	l.stop = stop;
-	l.gate = gate;
-	l.keep_slot = keep_slot;
-	l.spec = spec;
-	l.target = target;
-	l.start_ms = clock_ms();
 	if (!pg_connect(cfg->source_uri, ERR_SOURCE, PG_CONN_SQL, "pgtide", 5000,
-	                &l.src, err) ||
+	                &l->src, err) ||
 	    !pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide", 5000,
-	                &l.tgt, err) ||
-	    !pg_keep_session(l.src, NULL, PG_RECONNECT_MS, err) ||
-	    !pg_keep_session(l.tgt, NULL, PG_RECONNECT_MS, err) ||
-	    !preflight(&l, err) ||
+	                &l->tgt, err) ||
+	    !pg_keep_session(l->src, NULL, PG_RECONNECT_MS, err) ||
+	    !pg_keep_session(l->tgt, NULL, PG_RECONNECT_MS, err) ||
+	    !preflight(l, err) ||
 	    /* the selection and its renames are checked before the task's
 	       state exists: a bad rule changes nothing */
-	    !catalog_read(l.src, cfg->state_schema, &l.cat, err) ||
-	    !catalog_select(l.cat, cfg->include.items, cfg->include.count,
+	    !catalog_read(l->src, cfg->state_schema, &l->cat, err) ||
+	    !catalog_select(l->cat, cfg->include.items, cfg->include.count,
 	                    cfg->exclude.items, cfg->exclude.count, err) ||
-	    !rename_from_config(&l.renames, cfg, err) ||
-	    !catalog_rename(l.src, l.cat, &l.renames,
+	    !rename_from_config(&l->renames, cfg, err) ||
+	    !catalog_rename(l->src, l->cat, &l->renames,
 	                    cfg->schema_mode == SCHEMA_MODE_CREATE, err) ||
-	    !state_open(&l.state, l.tgt, cfg->state_schema, cfg->task, err) ||
-	    !state_task_begin(&l.state, source_name, &l.st, err))
-		goto out;
-	if (keep_slot && l.st.copy_only)
-	{
-		refuse_copy_only(&l, err);
-		goto out;
-	}
+	    !state_open(&l->state, l->tgt, cfg->state_schema, cfg->task, err) ||
+	    !state_task_begin(&l->state, source_name, &l->st, err))
+		return false;
+	if (l->keep_slot && l->st.copy_only)
+		return refuse_copy_only(l, err);
 	/* cdc, cutover: the load is done and the stream started since */
-	if (l.st.phase >= STATE_PHASE_LOADED)
+	if (l->st.phase >= STATE_PHASE_LOADED)
 	{
 		printf("pgtide copy: task \"%s\" has already finished its full load; "
 		       "nothing to do\n",
 		       cfg->task);
-		ok = true;
-		goto out;
+		l->finished = true;
+		return true;
 	}
-	if (!source_refuse_row_security(l.src, l.cat, err) ||
-	    !build_tables(&l, err) ||
-	    !rowfilter_check_all(l.src, l.cat, &cfg->filters, err))
-		goto out;
+	if (!source_refuse_row_security(l->src, l->cat, err) ||
+	    !build_tables(l, err) ||
+	    !rowfilter_check_all(l->src, l->cat, &cfg->filters, err))
+		return false;
 	if (cfg->schema_mode == SCHEMA_MODE_EXISTING &&
-	    (!resolve_existing_targets(&l, err) ||
-	     !match_existing_columns(&l, err)))
-		goto out;
-	if (l.st.consistent_lsn == LSN_INVALID && !check_target_tables(&l, err))
-		goto out;
-	if (!l.st.schema_done && cfg->schema_mode == SCHEMA_MODE_CREATE &&
-	    !decide_subset(&l, err))
-		goto out;
-	if (interrupted(&l, err) || !ensure_slot(&l, &snap, err))
-		goto out;
-	if (!l.st.schema_done && cfg->schema_mode == SCHEMA_MODE_CREATE)
+	    (!resolve_existing_targets(l, err) || !match_existing_columns(l, err)))
+		return false;
+	if (l->st.consistent_lsn == LSN_INVALID && !check_target_tables(l, err))
+		return false;
+	if (!l->st.schema_done && cfg->schema_mode == SCHEMA_MODE_CREATE &&
+	    !decide_subset(l, err))
+		return false;
+	if (interrupted(l, err) || !ensure_slot(l, snap, err))
+		return false;
+	if (!l->st.schema_done && cfg->schema_mode == SCHEMA_MODE_CREATE)
 	{
 		for (int round = 1;; round++)
 		{
-			if (snap.conn == NULL && !fresh_snapshot(&l, &snap, err))
-				goto out;
-			if (retry_step(&l, &snap, "creating the schema", create_schema,
-			               err))
+			if (snap->conn == NULL && !fresh_snapshot(l, snap, err))
+				return false;
+			if (retry_step(l, snap, "creating the schema", create_schema, err))
 				break;
-			/* 22023: pg_dump could not import it; its session is gone */
-			if (!pg_err_is(err, "22023") || round >= TASK_LOAD_ROUNDS)
-				goto out;
+			/* 22023: pg_dump could not import it; its session is gone
+			   (a borrowed one is gone for its owner too: the next run
+			   takes another) */
+			if (!pg_err_is(err, "22023") || round >= TASK_LOAD_ROUNDS ||
+			    l->borrowed_snap)
+				return false;
 			log_warn("the exported snapshot was lost (%s); the schema and "
 			         "the tables come from a fresh one",
 			         err->message);
 			err_clear(err);
-			stream_release(&snap);
+			stream_release(snap);
 		}
 	}
-	if (interrupted(&l, err) || !read_done(&l, err))
-		goto out;
+	if (interrupted(l, err) || !read_done(l, err))
+		return false;
+	/* set once, before the progress thread reads them */
+	for (int i = 0; i < l->ntables; i++)
 	{
-		int64_t *est = calloc((size_t) l.ntables + 1, sizeof(int64_t));
-		Progress *prog;
-		EarlyBuild early;
-		bool loaded;
+		const CatTable *t = &l->cat->tables[l->tables[i].cat];
 
-		if (est == NULL)
-		{
-			err_set(err, ERR_INTERNAL, "out of memory");
-			goto out;
-		}
-		/* set once, before the progress thread reads them */
-		for (int i = 0; i < l.ntables; i++)
-		{
-			est[i] = l.cat->tables[l.tables[i].cat].bytes;
-			l.copy[i].src_qname = l.cat->tables[l.tables[i].cat].qname;
-			l.copy[i].tgt_qname = l.tables[i].tgt_qname;
-			l.copy[i].columns = l.tables[i].columns;
-			l.copy[i].filter = filter_find(
-			    &cfg->filters, l.cat->tables[l.tables[i].cat].schema,
-			    l.cat->tables[l.tables[i].cat].name, NULL);
-			l.copy[i].where = l.tables[i].where;
-			l.copy[i].tgt_columns = l.tables[i].tgt_columns;
-		}
-		prog = progress_start(l.copy, est, l.ntables, cfg->progress_interval_s,
-		                      /* JSON lines are for machines, even on a
-		                         terminal: never a redrawn block */
-		                      isatty(STDERR_FILENO) && !log_is_json());
-		free(est);
-		memset(&early, 0, sizeof(early));
-		/* the data copy starts here: connections, slot and schema are done */
-		copy_start_ms = clock_ms();
-		if (cfg->schema_mode == SCHEMA_MODE_CREATE)
-			early_build_start(&l, &early);
-		loaded = run_load_rounds(&l, &snap, err);
-		progress_stop(prog);
-		/* the load's error first; a build error only when the load went fine */
-		if (!loaded)
-		{
-			Error ignored = ERR_INIT;
-
-			early_build_finish(&early, &ignored);
-			goto out;
-		}
-		if (!early_build_finish(&early, err))
-			goto out;
+		l->copy[i].src_qname = t->qname;
+		l->copy[i].tgt_qname = l->tables[i].tgt_qname;
+		l->copy[i].columns = l->tables[i].columns;
+		l->copy[i].filter =
+		    filter_find(&cfg->filters, t->schema, t->name, NULL);
+		l->copy[i].tgt_columns = l->tables[i].tgt_columns;
 	}
-	if (interrupted(&l, err) || !copy_large_objects(&l, &snap, err))
-		goto out;
+	l->counted = l->copy;
+	return true;
+}
+
+/*
+ * The copy of every unfinished table of sp's loads, with its progress
+ * lines, and in create mode each target's index builds as its tables land.
+ */
+static bool
+load_copy(Split *sp, SlotSnapshot *snap, Error *err)
+{
+	Load *l = sp->lead;
+	int64_t *est = calloc((size_t) l->ntables + 1, sizeof(int64_t));
+	EarlyBuild *early = calloc((size_t) sp->n, sizeof(EarlyBuild));
+	Progress *prog;
+	bool loaded, built = true;
+
+	if (est == NULL || early == NULL)
+	{
+		free(est);
+		free(early);
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	}
+	for (int i = 0; i < l->ntables; i++)
+		est[i] = l->cat->tables[l->tables[i].cat].bytes;
+	prog =
+	    progress_start(sp->tables, est, l->ntables, l->cfg->progress_interval_s,
+	                   /* JSON lines are for machines, even on a
+	                         terminal: never a redrawn block */
+	                   isatty(STDERR_FILENO) && !log_is_json());
+	free(est);
+	for (int k = 0; k < sp->n; k++)
+		if (taking(sp, k) && l->cfg->schema_mode == SCHEMA_MODE_CREATE)
+			early_build_start(sp->loads[k], &early[k]);
+	loaded = run_load_rounds(sp, snap, err);
+	progress_stop(prog);
+	/* the load's error first; a build error only when the load went fine */
+	for (int k = 0; k < sp->n; k++)
+	{
+		Error berr = ERR_INIT;
+
+		if (!early_build_finish(&early[k], &berr) && built)
+		{
+			built = false;
+			if (loaded)
+			{
+				*err = berr;
+				if (sp->n > 1)
+					err_prefix(err, "target %s: ",
+					           shard_spec_target_name(sp->spec, k));
+			}
+		}
+	}
+	free(early);
+	return loaded && built;
+}
+
+/* The steps after the rows: large objects, indexes, sequences, the end. */
+static bool
+load_finish(Load *l, const SlotSnapshot *snap, int64_t copy_start_ms,
+            Error *err)
+{
+	const TaskConfig *cfg = l->cfg;
+
+	if (interrupted(l, err) || !copy_large_objects(l, snap, err))
+		return false;
 	log_info("copy phase done in %.1f s (%.1f s since start)",
 	         (double) (clock_ms() - copy_start_ms) / 1000.0,
-	         (double) (clock_ms() - l.start_ms) / 1000.0);
+	         (double) (clock_ms() - l->start_ms) / 1000.0);
 	if (cfg->schema_mode == SCHEMA_MODE_CREATE)
 	{
 		int64_t t0 = clock_ms();
 		SchemaBuild rest;
 
-		build_args(&l, 1, 5, &rest);
-		if (!state_task_set_phase(&l.state, STATE_PHASE_POSTDATA, err) ||
+		build_args(l, 1, 5, &rest);
+		if (!state_task_set_phase(&l->state, STATE_PHASE_POSTDATA, err) ||
 		    !schema_build_postdata(&rest, err))
-			goto out;
+			return false;
 		log_info("indexes and constraints done in %.1f s",
 		         (double) (clock_ms() - t0) / 1000.0);
 	}
-	if (interrupted(&l, err) || !copy_sequences(&l, err) ||
-	    !refresh_matviews(&l, err) || !finish_load(&l, err))
-		goto out;
-	print_summary(&l);
-	ok = true;
-out:
+	if (interrupted(l, err) || !copy_sequences(l, err) ||
+	    !refresh_matviews(l, err) || !finish_load(l, err))
+		return false;
+	print_summary(l);
+	return true;
+}
+
+static bool
+run_load(const TaskConfig *cfg, atomic_int *stop, Gate *gate, bool keep_slot,
+         Error *err)
+{
+	Load l;
+	Load *one = &l;
+	SlotSnapshot snap;
+	Split sp;
+	int64_t copy_start_ms;
+	bool ok;
+
+	memset(&snap, 0, sizeof(snap));
+	load_init(&l, cfg, NULL, 0, stop, gate, keep_slot);
+	ok = load_prepare(&l, &snap, err);
+	if (ok && !l.finished)
+	{
+		memset(&sp, 0, sizeof(sp));
+		sp.loads = &one;
+		sp.n = 1;
+		sp.tables = l.copy;
+		sp.lead = &l;
+		/* the data copy starts here: connections, slot and schema are done */
+		copy_start_ms = clock_ms();
+		ok = load_copy(&sp, &snap, err) &&
+		     load_finish(&l, &snap, copy_start_ms, err);
+	}
 	stream_release(&snap);
 	load_free(&l);
 	return ok;
@@ -1408,18 +1677,217 @@ out:
 bool
 load_run(const TaskConfig *cfg, atomic_int *stop, Gate *gate, Error *err)
 {
-	return run_load(cfg, NULL, 0, stop, gate, false, err);
-}
-
-bool
-load_run_shard(const TaskConfig *cfg, const ShardSpec *spec, int target,
-               atomic_int *stop, Gate *gate, Error *err)
-{
-	return run_load(cfg, spec, target, stop, gate, false, err);
+	return run_load(cfg, stop, gate, false, err);
 }
 
 bool
 load_for_stream(const TaskConfig *cfg, atomic_int *stop, Gate *gate, Error *err)
 {
-	return run_load(cfg, NULL, 0, stop, gate, true, err);
+	return run_load(cfg, stop, gate, true, err);
+}
+
+/*
+ * Every unfinished load reads the same tables, in the same order, since
+ * chunk i of table t is sent to each of them: the catalog each read must
+ * agree with the lead's.
+ */
+static bool
+same_tables(const Split *sp, Error *err)
+{
+	const Load *a = sp->lead;
+
+	for (int k = 0; k < sp->n; k++)
+	{
+		const Load *b = sp->loads[k];
+		bool same = !taking(sp, k) || b->ntables == a->ntables;
+
+		for (int i = 0; same && taking(sp, k) && i < a->ntables; i++)
+			same = a->cat->tables[a->tables[i].cat].relid ==
+			       b->cat->tables[b->tables[i].cat].relid;
+		if (!same)
+			return err_set(err, ERR_SOURCE,
+			               "the source's tables changed while the targets' "
+			               "loads were prepared (target %s)",
+			               shard_spec_target_name(sp->spec, k));
+	}
+	return true;
+}
+
+/* The source side shared by every target, and each target's side. */
+static bool
+split_tables(Split *sp, Error *err)
+{
+	Load *l = sp->lead;
+
+	sp->tables = calloc((size_t) l->ntables + 1, sizeof(CopyTable));
+	sp->target_tables = calloc((size_t) sp->n, sizeof(CopyTable *));
+	sp->uris = calloc((size_t) sp->n, sizeof(char *));
+	if (sp->tables == NULL || sp->target_tables == NULL || sp->uris == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	for (int i = 0; i < l->ntables; i++)
+	{
+		sp->tables[i] = l->copy[i];
+		atomic_init(&sp->tables[i].rows_done, 0);
+		atomic_init(&sp->tables[i].bytes_done, 0);
+		atomic_init(&sp->tables[i].chunks_left, -1);
+	}
+	for (int k = 0; k < sp->n; k++)
+	{
+		sp->uris[k] = sp->loads[k]->cfg->target_uri;
+		sp->target_tables[k] = sp->loads[k]->copy;
+		sp->loads[k]->counted = sp->tables;
+	}
+	return true;
+}
+
+/* One target's first or last steps, on a thread of its own. */
+typedef struct Step
+{
+	Load *l;
+	const char *name;
+	SlotSnapshot *snap; /* the shared one, or NULL: a snapshot of its own */
+	int64_t copy_start_ms;
+	bool finish; /* load_finish, else load_prepare */
+	pthread_t thread;
+	bool started;
+	bool ok;
+	Error err;
+} Step;
+
+static void *
+step_main(void *arg)
+{
+	Step *st = arg;
+	SlotSnapshot own;
+
+	log_set_role(st->name);
+	log_info(st->finish ? "finishing its load" : "preparing its load");
+	memset(&own, 0, sizeof(own));
+	st->ok =
+	    st->finish
+	        ? load_finish(st->l, st->snap, st->copy_start_ms, &st->err)
+	        : load_prepare(st->l, st->snap != NULL ? st->snap : &own, &st->err);
+	stream_release(&own);
+	if (!st->ok)
+		err_prefix(&st->err, "target %s: ", st->name);
+	return NULL;
+}
+
+/*
+ * The steps of targets from..n side by side, each target's on its own
+ * sessions: one target's schema, slot or index builds need not wait for
+ * another's. snap is the snapshot they share (a prepare only reads it), or
+ * NULL for a prepare that takes its slot's own. The first failure, in the
+ * order of the targets, is the error.
+ */
+static bool
+each_target(Split *sp, int from, bool finish, SlotSnapshot *snap,
+            int64_t copy_start_ms, Error *err)
+{
+	Step *steps = calloc((size_t) sp->n, sizeof(Step));
+	bool ok = true;
+
+	if (steps == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	for (int k = from; k < sp->n; k++)
+	{
+		Step *st = &steps[k];
+
+		st->l = sp->loads[k];
+		st->name = shard_spec_target_name(sp->spec, k);
+		st->snap = snap;
+		st->copy_start_ms = copy_start_ms;
+		st->finish = finish;
+		st->ok = true;
+		err_clear(&st->err);
+		if (finish && !taking(sp, k))
+			continue;
+		st->started = pthread_create(&st->thread, NULL, step_main, st) == 0;
+		if (!st->started)
+			st->ok = err_set(&st->err, ERR_INTERNAL,
+			                 "target %s: could not start a thread", st->name);
+	}
+	for (int k = from; k < sp->n; k++)
+	{
+		if (steps[k].started)
+			pthread_join(steps[k].thread, NULL);
+		if (!steps[k].ok && ok)
+		{
+			*err = steps[k].err;
+			ok = false;
+		}
+	}
+	free(steps);
+	return ok;
+}
+
+bool
+load_run_split(const TaskConfig *task, const TaskConfig *targets, int n,
+               atomic_int *stop, Gate *gate, bool keep_slot, Error *err)
+{
+	Load *ls = calloc((size_t) n, sizeof(Load));
+	Load **lp = calloc((size_t) n, sizeof(Load *));
+	SlotSnapshot shared;
+	Split sp;
+	int64_t copy_start_ms;
+	bool ok = ls != NULL && lp != NULL;
+
+	memset(&shared, 0, sizeof(shared));
+	memset(&sp, 0, sizeof(sp));
+	if (!ok)
+	{
+		err_set(err, ERR_INTERNAL, "out of memory");
+		goto out;
+	}
+	sp.task = task;
+	sp.loads = lp;
+	sp.n = n;
+	ok = shard_spec_new(task, &sp.spec, err);
+	for (int k = 0; k < n; k++)
+	{
+		lp[k] = &ls[k];
+		load_init(&ls[k], &targets[k], sp.spec, k, stop, gate, keep_slot);
+	}
+	/*
+	 * Each target's slot first (migrate): the rows come from one snapshot
+	 * taken after them all, so each stream finds every change the rows
+	 * lack, and skips those they hold (each table records the snapshot's
+	 * point). pgtide copy's targets share one snapshot from the start: the
+	 * first target's prepare takes it, the others only read it.
+	 */
+	if (ok && !keep_slot)
+	{
+		log_set_role(shard_spec_target_name(sp.spec, 0));
+		log_info("preparing its load");
+		ok = load_prepare(&ls[0], &shared, err) ||
+		     err_prefix(err, "target %s: ", shard_spec_target_name(sp.spec, 0));
+		log_set_role("main");
+		if (ok && shared.conn == NULL)
+			ok = fresh_snapshot(&ls[0], &shared, err);
+		for (int k = 1; k < n; k++)
+			ls[k].borrowed_snap = true;
+	}
+	ok = ok && each_target(&sp, keep_slot ? 0 : 1, false,
+	                       keep_slot ? NULL : &shared, 0, err);
+	for (int k = 0; ok && k < n; k++)
+		if (!ls[k].finished && sp.lead == NULL)
+			sp.lead = &ls[k];
+	if (!ok || sp.lead == NULL)
+		goto out;
+	copy_start_ms = clock_ms();
+	ok = same_tables(&sp, err) && split_tables(&sp, err) &&
+	     load_copy(&sp, &shared, err);
+	ok = ok && each_target(&sp, 0, true, &shared, copy_start_ms, err);
+out:
+	stream_release(&shared);
+	for (int k = 0; ls != NULL && k < n; k++)
+		load_free(&ls[k]);
+	shard_spec_free(sp.spec);
+	shard_spec_free(sp.routing);
+	free(sp.tables);
+	free(sp.target_tables);
+	free(sp.uris);
+	free(ls);
+	free(lp);
+	return ok;
 }

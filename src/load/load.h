@@ -34,13 +34,17 @@
 bool load_run(const TaskConfig *cfg, atomic_int *stop, Gate *gate, Error *err);
 
 /*
- * pgtide copy into one of several targets: load_run with cfg's target_uri
- * set to target's, each table's COPY reading only the source rows that
- * spec routes to it (docs/sharding.md). The target keeps its own state, so
- * a crash costs at most its chunks in flight, as for one target.
+ * The load of several targets (docs/sharding.md, the full load): task is
+ * the task file's, targets[k] target k's share of it (its target_uri, the
+ * task file's own filters). Each target keeps its own state, lock-free
+ * here (the caller holds each target's lock), slot (keep_slot: migrate's,
+ * else none) and schema, as load_run gives it; then every chunk is read
+ * once from the source, from one snapshot taken after every slot, and
+ * each row is sent to the target its key names. A crash costs each target
+ * at most its chunks in flight.
  */
-bool load_run_shard(const TaskConfig *cfg, const ShardSpec *spec, int target,
-                    atomic_int *stop, Gate *gate, Error *err);
+bool load_run_split(const TaskConfig *task, const TaskConfig *targets, int n,
+                    atomic_int *stop, Gate *gate, bool keep_slot, Error *err);
 
 /*
  * migrate's load: the same, from the snapshot of the task's slot, which it

@@ -176,6 +176,67 @@ shards_where(const ShardSpec *spec, int target, const CatTable *t, char **out,
 	return ok;
 }
 
+bool
+shards_copy_route(const ShardSpec *spec, const CatTable *t, int *key_col,
+                  uint32_t *key_type, int *whole_target, Error *err)
+{
+	ShardTableRoute r;
+
+	*key_col = -1;
+	*key_type = 0;
+	*whole_target = -1;
+	if (!table_route(spec, t, &r, err))
+		return false;
+	if (r.kind == SHARD_TABLE_ONE)
+		*whole_target = r.target;
+	if (r.kind != SHARD_TABLE_KEYED)
+		return true;
+	for (int c = 0; c < t->ncols; c++)
+		if (strcmp(t->cols[c].name, r.key) == 0)
+		{
+			*key_col = c;
+			*key_type = t->cols[c].type_oid;
+			return true;
+		}
+	return err_set(err, ERR_CONFIG, "table %s has no column %s to route by",
+	               t->qname, r.key);
+}
+
+bool
+shards_lookup_read(PgConn *conn, const char *qtable, ShardSpec *spec,
+                   int *nkeys, Error *err)
+{
+	const char *schema, *table, *key, *target;
+	char *k, *v, *sql = NULL;
+	PGresult *res;
+	bool ok;
+
+	*nkeys = 0;
+	if (!shard_spec_lookup_table(spec, &schema, &table, &key, &target))
+		return true;
+	k = pg_quote_ident(key);
+	v = pg_quote_ident(target);
+	if (k == NULL || v == NULL ||
+	    asprintf(&sql, "SELECT %s::text, %s::text FROM %s", k, v, qtable) < 0)
+		sql = NULL;
+	free(k);
+	free(v);
+	if (sql == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	ok = pg_query(conn, sql, 0, NULL, &res, err);
+	free(sql);
+	if (!ok)
+		return err_prefix(err, "reading lookup table %s.%s: ", schema, table);
+	for (int r = 0; ok && r < PQntuples(res); r++)
+		ok = PQgetisnull(res, r, 0) || PQgetisnull(res, r, 1) ||
+		     shard_lookup_put(spec, PQgetvalue(res, r, 0),
+		                      (size_t) PQgetlength(res, r, 0),
+		                      PQgetvalue(res, r, 1), err);
+	*nkeys = PQntuples(res);
+	PQclear(res);
+	return ok;
+}
+
 /*
  * Rows whose key routes to no target (NULL, a list value or range no
  * target has, a key the lookup table lacks) would be loaded nowhere: the
@@ -485,8 +546,8 @@ check_targets(const ShardSpec *spec, const Reached *source, Error *err)
 }
 
 bool
-shards_preflight(const TaskConfig *cfg, const ShardSpec *spec, ShardsPlan **out,
-                 Error *err)
+shards_preflight(const TaskConfig *cfg, const ShardSpec *spec, bool read_rows,
+                 ShardsPlan **out, Error *err)
 {
 	Reached source;
 	PgConn *src;
@@ -506,7 +567,7 @@ shards_preflight(const TaskConfig *cfg, const ShardSpec *spec, ShardsPlan **out,
 	     route_tables(spec, cat, plan, err) &&
 	     check_foreign_keys(src, cat, plan, err) &&
 	     check_lookup(spec, src, err) &&
-	     check_tables_unrouted(spec, src, cat, plan, err);
+	     (!read_rows || check_tables_unrouted(spec, src, cat, plan, err));
 	catalog_free(cat);
 	if (ok)
 		ok = check_targets(spec, &source, err);

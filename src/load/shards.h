@@ -17,6 +17,7 @@
 #include "base/config.h"
 #include "base/err.h"
 #include "pg/catalog.h"
+#include "pg/pg.h"
 #include "route/shard.h"
 
 typedef struct ShardsTable
@@ -33,13 +34,17 @@ typedef struct ShardsPlan
 } ShardsPlan;
 
 /*
- * Runs the preflight of cfg's targets under spec. On success *out is a new
- * plan (shards_plan_free); on failure *out is NULL and err names the table,
+ * Runs the preflight of cfg's targets under spec. With read_rows it also
+ * reads each routed table for a row whose key routes to no target: a scan
+ * of every routed table, for the commands that would otherwise miss such a
+ * row (check, validate); the load and the stream route every row
+ * themselves and stop at one. On success *out is a new plan
+ * (shards_plan_free); on failure *out is NULL and err names the table,
  * rule, column or target (ERR_CONFIG for a rule or a type, ERR_SOURCE or
  * ERR_TARGET for a server).
  */
 bool shards_preflight(const TaskConfig *cfg, const ShardSpec *spec,
-                      ShardsPlan **out, Error *err);
+                      bool read_rows, ShardsPlan **out, Error *err);
 
 /* Writes one line per table: where its rows go. */
 void shards_plan_print(const ShardsPlan *plan, const ShardSpec *spec, FILE *f);
@@ -51,6 +56,24 @@ void shards_plan_print(const ShardsPlan *plan, const ShardSpec *spec, FILE *f);
  */
 bool shards_where(const ShardSpec *spec, int target, const CatTable *t,
                   char **out, Error *err);
+
+/*
+ * How a load that reads each chunk once routes t's rows (CopyTable): the
+ * routing column's position among t's columns and its type OID, or
+ * *key_col -1 for a table not routed row by row; then *whole_target, the
+ * one target its rows all go to, or -1 for every target.
+ */
+bool shards_copy_route(const ShardSpec *spec, const CatTable *t, int *key_col,
+                       uint32_t *key_type, int *whole_target, Error *err);
+
+/*
+ * Reads spec's lookup table, as conn sees it in the table qtable (quoted:
+ * the source's, or a target's copy), into spec's routing map; *nkeys gets
+ * its rows. Nothing to do when the method is not lookup. Fails as
+ * shard_lookup_put, or naming the lookup table.
+ */
+bool shards_lookup_read(PgConn *conn, const char *qtable, ShardSpec *spec,
+                        int *nkeys, Error *err);
 
 /*
  * For the process working on one target of several under migrate: adds to

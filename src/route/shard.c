@@ -632,6 +632,10 @@ shard_spec_new(const TaskConfig *cfg, ShardSpec **out, Error *err)
 		return err_hint(err, "name the column that routes a row, e.g. "
 		                     "shard: {key: account_id, method: hash}");
 	}
+	if (cfg->targets.keys.count > SHARD_TARGETS_MAX)
+		return fail_at(err, cfg, cfg->targets.line[SHARD_TARGETS_MAX],
+		               "targets", "%d targets: a task has at most %d",
+		               cfg->targets.keys.count, SHARD_TARGETS_MAX);
 	if (cfg->shard_method != SHARD_LIST && listy)
 		return fail_at(err, cfg, cfg->shard_values.line[0], "shard.values",
 		               "only method list takes values");

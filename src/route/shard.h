@@ -40,6 +40,10 @@
 /* Target names: [a-z_][a-z0-9_]*, so that they can name state and origins. */
 #define SHARD_NAME_MAX 32
 
+/* The most targets a task has: the load sends a chunk's rows to each of
+   them from one worker (load/copy's COPY_TARGETS_MAX). */
+#define SHARD_TARGETS_MAX 64
+
 /* The most entries a lookup table may hold in memory. */
 #define SHARD_LOOKUP_MAX 10000000
 

@@ -455,31 +455,55 @@ def test_list_range_and_lookup_route_each_row(
     assert_routed(source_db, targets, "placement", lambda row, i: True)
 
 
-def test_rows_of_no_target_stop_the_copy_before_it_starts(
+def test_rows_of_no_target_are_named_by_check_and_stop_the_copy(
         pgtide, source_db, targets, tmp_path):
+    """check reads every routed row and names a table with a key of no
+    target before anything moves; copy, which routes every row itself,
+    stops at it, naming the table, with no row of that table anywhere, and
+    once the row has a key the same command finishes the load exactly."""
     source_db.execute("""
         CREATE TABLE stores (id int PRIMARY KEY, region text);
         INSERT INTO stores VALUES (1, 'eu'), (2, 'us'), (3, 'mars');
+        CREATE TABLE plans (id int PRIMARY KEY);
+        INSERT INTO plans VALUES (1), (2);
     """)
     path = task_file(tmp_path, source_db, targets,
                      "  key: region\n  method: list\n  values:\n"
                      "    shard1: eu\n    shard2: us\n    shard3: apac\n")
-    r = pgtide.run("copy", "--config", path)
+    r = pgtide.run("check", "--config", path)
     assert r.returncode == 2, r.stderr
     assert error_lines(r.stderr) == [
         'pgtide: error: table "public"."stores" has rows whose region '
         "routes to no target"]
+    assert_nothing_touched(source_db, targets)
+    r = pgtide.run("copy", "--config", path)
+    assert r.returncode == 2, r.stderr
+    assert error_lines(r.stderr) == [
+        'pgtide: error: table "public"."stores", chunk 1 of 1: a row\'s key '
+        "is in no target's shard.values"], r.stderr
+    for db in targets:
+        assert db.query_one("SELECT count(*) FROM stores") == 0
     # a NULL key routes nowhere either
     source_db.execute("UPDATE stores SET region = NULL WHERE id = 3")
     r = pgtide.run("copy", "--config", path)
     assert r.returncode == 2, r.stderr
-    assert_nothing_touched(source_db, targets)
+    assert "a row's key is NULL, which names no target" in r.stderr
+    source_db.execute("UPDATE stores SET region = 'apac' WHERE id = 3")
+    r = pgtide.run("copy", "--config", path)
+    assert r.returncode == 0, r.stderr
+    regions = {0: {"eu"}, 1: {"us"}, 2: {"apac"}}
+    assert_routed(source_db, targets, "stores",
+                  lambda row, i: row[1] in regions[i])
+    assert_routed(source_db, targets, "plans", lambda row, i: True)
 
 
+@pytest.mark.parametrize("fault", ["copy.chunk.before_commit",
+                                   "copy.chunk.target_committed"])
 def test_kill_during_the_sharded_load_then_resume(
-        pgtide, source_db, targets, tmp_path):
-    """Killed in the middle of the second target's load: the first stays as
-    it was, the second resumes its unfinished chunks, the third is loaded,
+        pgtide, source_db, targets, tmp_path, fault):
+    """Every chunk is read once and committed on each target in turn: killed
+    before a chunk commits anywhere, or after it committed on one target
+    and not the others, every target resumes its own unfinished chunks,
     nothing lost or doubled anywhere."""
     source_db.execute(LOADED + """
         INSERT INTO orders SELECT g, g % 300 + 1, g * 1.5
@@ -488,20 +512,24 @@ def test_kill_during_the_sharded_load_then_resume(
     path = task_file(tmp_path, source_db, targets, HASHED)
     split = ["--split-tables-larger-than", "128kB", "--jobs", "2"]
     r = pgtide.run("copy", "--config", path, *split)
-    # how many chunks one target's load commits
-    per_target = targets[0].query_one("SELECT count(*) FROM pgtide.chunks")
+    assert r.returncode == 0, r.stderr
+    assert "each chunk read once and its rows sent to 3 targets" in r.stderr
+    # every target records every chunk (its share of it)
+    chunks = targets[0].query_one("SELECT count(*) FROM pgtide.chunks")
+    assert chunks > 6
     for db in targets:
+        assert db.query_one("SELECT count(*) FROM pgtide.chunks") == chunks
         db.execute("DROP SCHEMA pgtide CASCADE;"
                    " DROP TABLE accounts, orders, plans, audit, users")
-    assert per_target > 6
     r = pgtide.run("copy", "--config", path, *split, env={
-        "PGTIDE_FAULT": f"copy.chunk.before_commit@{per_target + 4}"})
+        "PGTIDE_FAULT": f"{fault}@{chunks // 2 + 1}"})
     assert r.returncode == -9, r.stderr
-    assert targets[0].query_one("SELECT phase FROM pgtide.task") == "loaded"
-    assert 0 < targets[1].query_one(
-        "SELECT count(*) FROM pgtide.chunks") < per_target
-    assert targets[2].query_one(
-        "SELECT count(*) FROM pg_namespace WHERE nspname = 'pgtide'") == 0
+    recorded = [db.query_one("SELECT count(*) FROM pgtide.chunks")
+                for db in targets]
+    assert all(0 < n < chunks for n in recorded), recorded
+    if fault == "copy.chunk.target_committed":
+        # the chunk in flight is on some targets and not on the others
+        assert len(set(recorded)) > 1, recorded
 
     r = pgtide.run("copy", "--config", path, *split)
     assert r.returncode == 0, r.stderr
@@ -538,9 +566,9 @@ def validate_each_target_against_its_share(pgtide, source_db, targets, path):
 
 def test_sighup_during_the_sharded_load_rereads_only_the_caps(
         pgtide, source_db, targets, tmp_path):
-    """The task file names several targets while each target's load runs
-    with one: a SIGHUP applies the new caps and calls nothing else
-    changed."""
+    """The task file names several targets while the load runs as the
+    first target's share of it: a SIGHUP applies the new caps and calls
+    nothing else changed."""
     source_db.execute("""
         CREATE TABLE t (id int PRIMARY KEY, pad text);
         INSERT INTO t SELECT g, 'p' FROM generate_series(1, 3000) g;
@@ -549,7 +577,7 @@ def test_sighup_during_the_sharded_load_rereads_only_the_caps(
     path = task_file(tmp_path, source_db, targets, "  key: id\n",
                      extra=throttled)
     p = pgtide.start("copy", "--config", path)
-    p.wait_for_output(r"target shard1 \(1 of 3\)", timeout=60)
+    p.wait_for_output(r"each chunk read once", timeout=60)
     with open(path) as f:
         text = f.read()
     with open(path, "w") as f:
@@ -560,7 +588,6 @@ def test_sighup_during_the_sharded_load_rereads_only_the_caps(
     assert p.wait(120) == 0, p.read_stderr()
     log = p.read_stderr()
     assert "takes a restart" not in log and "take a restart" not in log, log
-    # the new caps hold for the targets loaded after the SIGHUP too
     assert log.count("throttle: 100 rows/s") == 1, log
     assert sum(db.query_one("SELECT count(*) FROM t") for db in targets) \
         == 3000

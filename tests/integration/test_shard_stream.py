@@ -270,9 +270,9 @@ def test_list_routing_streams_and_a_key_of_no_target_stops_the_stream(
 
 def test_sighup_reaches_every_target_and_changes_only_the_caps(
         pgtide, source_db, targets, tmp_path):
-    """A SIGHUP to migrate reaches each target's process; each rereads the
-    task file as its own share of it (its routing among its filters) and
-    finds only the caps changed."""
+    """A SIGHUP to migrate during the load, which fills every target at
+    once, rereads the task file as the load's and finds only the caps
+    changed; each target's process then streams."""
     source_db.execute("""
         CREATE TABLE t (id int PRIMARY KEY, pad text);
         INSERT INTO t SELECT g, 'p' FROM generate_series(1, 3000) g;
@@ -280,16 +280,15 @@ def test_sighup_reaches_every_target_and_changes_only_the_caps(
     path = task_file(tmp_path, source_db, targets, "  key: id\n",
                      extra="throttle:\n  rows_per_second: 100\n")
     p = pgtide.start("migrate", "--config", path)
-    wait_for(lambda: p.read_stderr().count("copying 1 tables") >= 3, 60, 0.2,
-             "not every target's load started")
+    wait_for(lambda: "each chunk read once and its rows sent to 3 targets"
+             in p.read_stderr(), 60, 0.2, "the load did not start")
     with open(path) as f:
         text = f.read()
     with open(path, "w") as f:
         f.write(text.replace("rows_per_second: 100", "rows_per_second: 0"))
     p.send_signal(signal.SIGHUP)
-    wait_for(lambda: p.read_stderr().count(
-        "SIGHUP: throttle.rows_per_second now in force") >= 3, 30, 0.2,
-        "not every target took the new cap")
+    wait_for(lambda: "SIGHUP: throttle.rows_per_second now in force"
+             in p.read_stderr(), 30, 0.2, "the load did not take the new cap")
     wait_streaming(p)
     log = p.read_stderr()
     assert "takes a restart" not in log and "take a restart" not in log, log

@@ -292,6 +292,20 @@ test_bad_configurations(void **state)
 	                             &err),
 	                    "split.yaml:4: key targets: target two has the "
 	                    "source's connection string");
+	{
+		/* 65 targets: the load sends a chunk to at most 64 */
+		char many[8192];
+		size_t len =
+		    (size_t) snprintf(many, sizeof(many), "source: s\ntargets:\n");
+
+		for (int i = 1; i <= SHARD_TARGETS_MAX + 1; i++)
+			len += (size_t) snprintf(many + len, sizeof(many) - len,
+			                         "  t%d: postgresql://h%d/db\n", i, i);
+		snprintf(many + len, sizeof(many) - len, "shard:\n  key: k\n");
+		assert_string_equal(error_of(many, &err),
+		                    "split.yaml:67: key targets: 65 targets: a task "
+		                    "has at most 64");
+	}
 	assert_string_equal(
 	    error_of(TARGETS "shard:\n  key: k\n  method: list\n", &err),
 	    "split.yaml: key shard.method: method list needs "
