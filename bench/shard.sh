@@ -6,8 +6,9 @@
 # cut over (the write-unavailability window of one fence over one target,
 # and over three). The three targets are three databases of the target server, so
 # both runs write through the same server and disks: the ratio is what
-# routing costs (each target's rows read from the source with the routing
-# condition on every chunk), not what three machines would gain.
+# routing costs (each chunk read once, each row sent to its target's COPY,
+# every target prepared and finished on its own), not what three machines
+# would gain.
 #
 # pgbench's tables are routed by bid, docs and events by account_id; the
 # pgbench_* tables without bid (none) would be reference tables. See
