@@ -571,10 +571,13 @@ final_validation(Cutover *c, CutoverTarget *t, ValidateSummary *sum, Error *err)
 	if (how == FINAL_VALIDATION_NONE)
 		return true;
 	/* fenced and drained: nothing moves on either side */
-	if (!validate_run(t->cfg,
-	                  how == FINAL_VALIDATION_FULL ? VALIDATE_FULL
-	                                               : VALIDATE_COUNTS,
-	                  true, c->stop, sum, err))
+	if (!(c->shares.counts != NULL
+	          ? validate_run_shares(t->cfg, &c->shares, (int) (t - c->targets),
+	                                c->stop, sum, err)
+	          : validate_run(t->cfg,
+	                         how == FINAL_VALIDATION_FULL ? VALIDATE_FULL
+	                                                      : VALIDATE_COUNTS,
+	                         true, c->stop, sum, err)))
 		return err_prefix(err, "final validation: ");
 	if (sum->tables_differing > 0 || sum->differences > 0)
 	{
@@ -627,6 +630,7 @@ settle_thread(void *arg)
 
 	bool connected;
 
+	log_set_role(t->cfg->shard_target != NULL ? t->cfg->shard_target : "main");
 	t->step_ms = clock_ms();
 	/* read-only fences must not stop this session either (cutover_run) */
 	connected =
@@ -670,6 +674,14 @@ settle_targets(Cutover *c, Error *err)
 	{
 		int started = 0;
 
+		/* the counts each target's validation compares, read once */
+		if (how == FINAL_VALIDATION_COUNTS &&
+		    !cutover_count_shares(c, &c->shares, err))
+		{
+			free(s);
+			free(threads);
+			return false;
+		}
 		for (; started < c->ntargets; started++)
 		{
 			s[started] = (Settling){.c = c, .t = &c->targets[started]};
@@ -966,6 +978,7 @@ cutover_free(Cutover *c)
 		pg_close(t->tgt);
 	}
 	free(c->targets);
+	cutover_shares_free(&c->shares);
 	pg_close(c->src);
 }
 

@@ -16,6 +16,7 @@
 #include "base/lsn.h"
 #include "pg/pg.h"
 #include "state/state.h"
+#include "verify/validate.h"
 
 #define CUTOVER_POLL_MS    100
 #define CUTOVER_LOG_EVERY  5000
@@ -72,6 +73,9 @@ typedef struct Cutover
 	int64_t late_txns; /* committed after the fence, before the marker */
 	int sequences;
 	char validation[256];
+	/* several targets, counts: every target's share of each table, counted
+	   once over the fenced source (shares.c); empty otherwise */
+	ValidateShares shares;
 
 	int64_t step_ms; /* start of the current step */
 	int64_t fence_ms;
@@ -138,6 +142,14 @@ bool dropped_settle(Cutover *c, CutoverTarget *t, Error *err);
  * each after those it reads; one line of the report.
  */
 bool cutover_refresh_matviews(Cutover *c, CutoverTarget *t, Error *err);
+
+/*
+ * shares.c: every target's share of each selected table of the fenced
+ * source, counted in one pass, into *out (cutover_shares_free); a table
+ * whose share is cheaper counted by each target is left out of it.
+ */
+bool cutover_count_shares(Cutover *c, ValidateShares *out, Error *err);
+void cutover_shares_free(ValidateShares *s);
 
 /* ---- fence.c ---- */
 

@@ -934,6 +934,26 @@ add_ident(Buf *out, const char *name, Error *err)
 	return buf_printf(out, err, "\"%s\"", name);
 }
 
+/* The hash method's target index of col: docs/sharding.md's expression,
+ * written once here. */
+static bool
+hash_index(const ShardSpec *s, const char *col, Buf *out, Error *err)
+{
+	return buf_printf(out, err,
+	                  "(('x' || lpad(substr(md5(%s::text), 1, 8), 16, "
+	                  "'0'))::bit(64)::bigint %% %d)",
+	                  col, s->n);
+}
+
+bool
+shard_sql_hash_index(const ShardSpec *s, const char *qcolumn, Buf *out,
+                     Error *err)
+{
+	if (s->method != SHARD_HASH)
+		return err_set(err, ERR_INTERNAL, "not the hash method");
+	return hash_index(s, qcolumn, out, err);
+}
+
 static bool
 target_condition(const ShardSpec *s, int target, const char *col, Buf *out,
                  Error *err)
@@ -943,11 +963,8 @@ target_condition(const ShardSpec *s, int target, const char *col, Buf *out,
 	switch (s->method)
 	{
 		case SHARD_HASH:
-			/* docs/sharding.md's expression, written once here */
-			return buf_printf(out, err,
-			                  "(('x' || lpad(substr(md5(%s::text), 1, 8), "
-			                  "16, '0'))::bit(64)::bigint %% %d) = %d",
-			                  col, s->n, target);
+			return hash_index(s, col, out, err) &&
+			       buf_printf(out, err, " = %d", target);
 		case SHARD_LIST:
 			if (!buf_printf(out, err, "%s::text IN (", col))
 				return false;

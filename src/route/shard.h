@@ -128,6 +128,15 @@ bool shard_route(const ShardSpec *spec, const char *key, size_t len,
 bool shard_sql_condition(const ShardSpec *spec, int target, const char *qcolumn,
                          Buf *out, Error *err);
 
+/*
+ * With the hash method, appends to out the SQL expression of the target
+ * index (0..n-1) of the key in column qcolumn (already quoted), as
+ * shard_route computes it; NULL for a NULL key. Fails (ERR_INTERNAL) for
+ * another method, or as buf_add.
+ */
+bool shard_sql_hash_index(const ShardSpec *spec, const char *qcolumn, Buf *out,
+                          Error *err);
+
 /* The lookup table named by shard.lookup, as written there, parsed:
  * schema, table, its key column and its target-name column (views); false
  * when the method is not lookup. */

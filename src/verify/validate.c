@@ -215,9 +215,10 @@ run_init(VRun *r, const TaskConfig *cfg, ValidateMode mode, atomic_int *stop)
 	return true;
 }
 
-bool
-validate_run(const TaskConfig *cfg, ValidateMode mode, bool still,
-             atomic_int *stop, ValidateSummary *out, Error *err)
+static bool
+run_summarized(const TaskConfig *cfg, ValidateMode mode, bool still,
+               const ValidateShares *shares, int target, atomic_int *stop,
+               ValidateSummary *out, Error *err)
 {
 	VRun r;
 	int64_t ranges, checked;
@@ -225,6 +226,8 @@ validate_run(const TaskConfig *cfg, ValidateMode mode, bool still,
 
 	run_init(&r, cfg, mode, stop);
 	r.still = still;
+	r.shares = shares;
+	r.shard_target = target;
 	ok = run_validation(&r, err);
 	if (ok)
 	{
@@ -238,6 +241,22 @@ validate_run(const TaskConfig *cfg, ValidateMode mode, bool still,
 	}
 	run_free(&r);
 	return ok;
+}
+
+bool
+validate_run(const TaskConfig *cfg, ValidateMode mode, bool still,
+             atomic_int *stop, ValidateSummary *out, Error *err)
+{
+	return run_summarized(cfg, mode, still, NULL, 0, stop, out, err);
+}
+
+bool
+validate_run_shares(const TaskConfig *cfg, const ValidateShares *shares,
+                    int target, atomic_int *stop, ValidateSummary *out,
+                    Error *err)
+{
+	return run_summarized(cfg, VALIDATE_COUNTS, true, shares, target, stop, out,
+	                      err);
 }
 
 static bool

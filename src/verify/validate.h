@@ -36,6 +36,21 @@ typedef struct ValidateSummary
 } ValidateSummary;
 
 /*
+ * Each table's source row count on each of several targets, counted once
+ * for them all while the source holds still (cutover's final validation):
+ * table i (schemas[i], names[i]) holds counts[i * ntargets + k] rows of
+ * target k's share. A table it lacks is counted the usual way.
+ */
+typedef struct ValidateShares
+{
+	int ntables;
+	int ntargets;
+	char **schemas;
+	char **names;
+	int64_t *counts;
+} ValidateShares;
+
+/*
  * Compares the task's tables (cfg->validate_tables and cfg->validate_sample
  * apply), with cfg->copy_jobs workers: counts only, or full ranged hashes.
  * Records the run in the state schema and logs one line per differing table
@@ -47,6 +62,15 @@ typedef struct ValidateSummary
  */
 bool validate_run(const TaskConfig *cfg, ValidateMode mode, bool still,
                   atomic_int *stop, ValidateSummary *out, Error *err);
+
+/*
+ * validate_run in VALIDATE_COUNTS mode with both sides held still, against
+ * target number target of several: the source's count of a table shares
+ * has is taken from it, and only the target is read.
+ */
+bool validate_run_shares(const TaskConfig *cfg, const ValidateShares *shares,
+                         int target, atomic_int *stop, ValidateSummary *out,
+                         Error *err);
 
 /*
  * pgtide validate: a full run that prints the result on stdout (text, or

@@ -140,6 +140,9 @@ typedef struct VRun
 	bool still;    /* the caller holds both sides still: read tables whole */
 	const ShardSpec *spec; /* several targets: the rules, or NULL */
 	int shard_target;      /* with spec: the target compared */
+	/* several targets, held still: source counts of this target's share
+	   counted once for all, or NULL */
+	const ValidateShares *shares;
 	char slot[128];
 	int64_t run_id; /* validation_runs.id, or -1 */
 	int64_t started_ms;

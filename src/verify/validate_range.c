@@ -145,12 +145,56 @@ range_agg(VWorker *w, const VTable *t, char *const *lo, char *const *hi,
 	return ok;
 }
 
+/* The source's count of t from the run's shares, when it has one. */
+static bool
+shared_count(const VRun *r, const VTable *t, int64_t *count)
+{
+	const ValidateShares *sh = r->shares;
+
+	if (sh == NULL || t->nsrc != 1 || r->shard_target >= sh->ntargets)
+		return false;
+	for (int i = 0; i < sh->ntables; i++)
+		if (strcmp(sh->schemas[i], t->src_schema) == 0 &&
+		    strcmp(sh->names[i], t->src_table) == 0)
+		{
+			*count = sh->counts[i * sh->ntargets + r->shard_target];
+			return true;
+		}
+	return false;
+}
+
+/* The target's count of t, beside a source count already known. */
+static bool
+target_count(VWorker *w, const VTable *t, int64_t src_rows, VAgg *a, Error *err)
+{
+	char *sql = NULL;
+	PGresult *res = NULL;
+	bool ok;
+
+	memset(a, 0, sizeof(*a));
+	if (asprintf(&sql, "SELECT count(*) FROM %s", t->tgt_from) < 0)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	ok = query_send(w->tgt, sql, 0, NULL, false, err) &&
+	     query_result(w->run, w->tgt, &res, err);
+	free(sql);
+	if (ok)
+	{
+		a->src_rows = src_rows;
+		a->tgt_rows = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	}
+	PQclear(res);
+	return ok;
+}
+
 bool
 range_compare_counts(VWorker *w, const VTable *t, VResult *res, Error *err)
 {
 	VAgg a;
+	int64_t known;
 
-	if (!range_agg(w, t, NULL, NULL, true, &a, err))
+	if (shared_count(w->run, t, &known)
+	        ? !target_count(w, t, known, &a, err)
+	        : !range_agg(w, t, NULL, NULL, true, &a, err))
 		return false;
 	res->rows_src += a.src_rows;
 	res->rows_tgt += a.tgt_rows;

@@ -186,6 +186,59 @@ def test_one_target_failing_undoes_the_fence_for_every_target(
     assert_events_routed(source_db, targets)
 
 
+def test_final_counts_read_the_source_once_and_name_a_target_that_differs(
+        pgtide, source_db, targets, tmp_path):
+    """The final validation's counts of every target's share come from one
+    pass over the fenced source: orders (ten rows a key) counted per key
+    and routed in pgtide, accounts and events (about a row a key) by the
+    target index the source computes, plans whole, audit to one target. A
+    row moved to a target its key does not name, and a row missing, each
+    fail the cutover naming a target, with the fence undone; put back,
+    the cutover succeeds."""
+    role = "app_split_counts"
+    path, p = streaming(pgtide, source_db, targets, tmp_path, role)
+    source_db.execute("ANALYZE")
+    order = source_db.query("SELECT id, account_id, total FROM orders"
+                            " WHERE id = 7")[0]
+    home = target_index(str(order[1]), 3)
+    away = (home + 1) % 3
+    targets[home].execute("DELETE FROM orders WHERE id = 7")
+    targets[away].execute("INSERT INTO orders VALUES (%s, %s, %s)", order)
+    r = pgtide.run("cutover", "--config", path, "--fence-role", role)
+    assert r.returncode == 7, r.stderr
+    assert "counted every target's share of 6 tables in one pass" \
+        in r.stderr, r.stderr
+    named = min(home, away) + 1
+    assert f"target shard{named}: final validation: " not in r.stderr
+    assert f"target shard{named}: final validation found differences" \
+        in r.stderr, r.stderr
+    assert "the fence is undone" in r.stderr, r.stderr
+    assert can_write(source_db, role)
+    assert phases(targets) == ["cdc"] * 3
+    targets[away].execute("DELETE FROM orders WHERE id = 7")
+    targets[home].execute("INSERT INTO orders VALUES (%s, %s, %s)", order)
+
+    # an event missing where its key lives (the hashed pass)
+    event = source_db.query("SELECT id, account_id, v FROM events"
+                            " ORDER BY id LIMIT 1")[0]
+    where = target_index(str(event[1]), 3)
+    targets[where].execute("DELETE FROM events WHERE id = %s", (event[0],))
+    r = pgtide.run("cutover", "--config", path, "--fence-role", role)
+    assert r.returncode == 7, r.stderr
+    assert f"target shard{where + 1}: final validation found differences" \
+        in r.stderr, r.stderr
+    assert can_write(source_db, role)
+    targets[where].execute("INSERT INTO events VALUES (%s, %s, %s)", event)
+
+    r = pgtide.run("cutover", "--config", path, "--fence-role", role)
+    assert r.returncode == 0, r.stderr
+    assert p.wait(60) == 0, p.read_stderr()
+    for name in ("shard1", "shard2", "shard3"):
+        assert f"target {name}: final validation (counts)" in r.stdout
+    assert_hashed_image(source_db, targets)
+    assert_events_routed(source_db, targets)
+
+
 def child_of_target(parent, name):
     for pid in children_of(parent):
         with open(f"/proc/{pid}/environ", "rb") as f:
