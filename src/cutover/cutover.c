@@ -571,7 +571,7 @@ final_validation(Cutover *c, CutoverTarget *t, ValidateSummary *sum, Error *err)
 	if (how == FINAL_VALIDATION_NONE)
 		return true;
 	/* fenced and drained: nothing moves on either side */
-	if (!(c->shares.counts != NULL
+	if (!(c->shares_used
 	          ? validate_run_shares(t->cfg, &c->shares, (int) (t - c->targets),
 	                                c->stop, sum, err)
 	          : validate_run(t->cfg,
@@ -674,14 +674,13 @@ settle_targets(Cutover *c, Error *err)
 	{
 		int started = 0;
 
-		/* the counts each target's validation compares, read once */
-		if (how == FINAL_VALIDATION_COUNTS &&
-		    !cutover_count_shares(c, &c->shares, err))
-		{
-			free(s);
-			free(threads);
-			return false;
-		}
+		Error counting = ERR_INIT;
+
+		/* the counts each target's validation compares, read once on this
+		   thread while the targets settle and count their side (a range
+		   condition costs less than any count of shares) */
+		c->shares_used = how == FINAL_VALIDATION_COUNTS &&
+		                 c->cfg->shard_method != SHARD_RANGE;
 		for (; started < c->ntargets; started++)
 		{
 			s[started] = (Settling){.c = c, .t = &c->targets[started]};
@@ -690,9 +689,13 @@ settle_targets(Cutover *c, Error *err)
 			                   &s[started]) != 0)
 				break;
 		}
+		if (c->shares_used && !cutover_count_shares(c, &c->shares, &counting))
+			ok = false;
 		for (int i = 0; i < started; i++)
 			pthread_join(threads[i], NULL);
-		if (started < c->ntargets)
+		if (!ok)
+			*err = counting;
+		else if (started < c->ntargets)
 			ok = err_set(err, ERR_INTERNAL, "could not start a thread");
 		for (int i = 0; ok && i < c->ntargets; i++)
 		{
@@ -979,6 +982,8 @@ cutover_free(Cutover *c)
 	}
 	free(c->targets);
 	cutover_shares_free(&c->shares);
+	pthread_cond_destroy(&c->shares.cond);
+	pthread_mutex_destroy(&c->shares.lock);
 	pg_close(c->src);
 }
 
@@ -1102,6 +1107,8 @@ cutover_run(const TaskConfig *cfg, const TaskConfig *targets, int ntargets,
 	int cut_over = 0;
 
 	memset(&c, 0, sizeof(c));
+	pthread_mutex_init(&c.shares.lock, NULL);
+	pthread_cond_init(&c.shares.cond, NULL);
 	buf_init(&c.undo, CUTOVER_SQL_MAX);
 	c.cfg = cfg;
 	c.stop = stop;

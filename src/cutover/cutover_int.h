@@ -74,8 +74,9 @@ typedef struct Cutover
 	int sequences;
 	char validation[256];
 	/* several targets, counts: every target's share of each table, counted
-	   once over the fenced source (shares.c); empty otherwise */
+	   once over the fenced source (shares.c) while the targets settle */
 	ValidateShares shares;
+	bool shares_used;
 
 	int64_t step_ms; /* start of the current step */
 	int64_t fence_ms;
@@ -145,8 +146,10 @@ bool cutover_refresh_matviews(Cutover *c, CutoverTarget *t, Error *err);
 
 /*
  * shares.c: every target's share of each selected table of the fenced
- * source, counted in one pass, into *out (cutover_shares_free); a table
- * whose share is cheaper counted by each target is left out of it.
+ * source, counted in one pass, into *out (its lock and cond initialized by
+ * the caller; cutover_shares_free), which is then ready (or failed) for
+ * the targets' validations waiting on it; a table whose share is cheaper
+ * counted by each target is left out of it.
  */
 bool cutover_count_shares(Cutover *c, ValidateShares *out, Error *err);
 void cutover_shares_free(ValidateShares *s);

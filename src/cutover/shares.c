@@ -10,11 +10,12 @@
  * statistics) is counted per key and each key routed here, by
  * route/shard; one with many,
  * under the hash method, is counted per target index computed by the
- * source, once per row. A range method's table, or a lookup or list table
- * with many keys, is left to each target's own count, whose condition is
- * cheap for ranges. Reads only; the counts are the fenced source's, so
+ * source, once per row. A lookup or list table with many keys is left to
+ * each target's own count (the range method is never counted here: its
+ * condition costs less than any count of shares). Reads only; the counts are the fenced source's, so
  * they hold for every target.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,8 +110,7 @@ count_table(Cutover *c, const ShardSpec *spec, const CatTable *t,
 		/* a row per key costs more than a hash per row once keys are
 		   not much fewer than rows */
 		by_key = ok && keys >= 0 && keys <= SHARES_KEYS_MAX &&
-		         keys * SHARES_ROWS_PER_KEY <= rows &&
-		         c->cfg->shard_method != SHARD_RANGE;
+		         keys * SHARES_ROWS_PER_KEY <= rows;
 		if (ok && by_key)
 		{
 			Buf what = BUF_INIT(1024);
@@ -176,45 +176,26 @@ cutover_shares_free(ValidateShares *s)
 	free(s->schemas);
 	free(s->names);
 	free(s->counts);
-	memset(s, 0, sizeof(*s));
+	s->schemas = s->names = NULL;
+	s->counts = NULL;
+	s->ntables = 0;
 }
 
-/* The lookup table's map, as the fenced source holds it. */
+/* Counts into out, which no reader sees until it is ready. */
 static bool
-read_lookup(Cutover *c, ShardSpec *spec, Error *err)
-{
-	const char *schema, *table, *key, *col;
-	char *qs, *qt, *q = NULL;
-	int nkeys;
-	bool ok;
-
-	if (!shard_spec_lookup_table(spec, &schema, &table, &key, &col))
-		return true;
-	qs = pg_quote_ident(schema);
-	qt = pg_quote_ident(table);
-	if (qs == NULL || qt == NULL || asprintf(&q, "%s.%s", qs, qt) < 0)
-		q = NULL;
-	free(qs);
-	free(qt);
-	ok = q != NULL ? shards_lookup_read(c->src, q, spec, &nkeys, err)
-	               : err_set(err, ERR_INTERNAL, "out of memory");
-	free(q);
-	return ok;
-}
-
-bool
-cutover_count_shares(Cutover *c, ValidateShares *out, Error *err)
+count_shares(Cutover *c, ValidateShares *out, Error *err)
 {
 	ShardSpec *spec = NULL;
 	Catalog *cat = NULL;
 	int64_t t0 = clock_ms();
-	bool ok;
+	int nkeys;
+	/* the lookup table's map, as the fenced source holds it */
+	bool ok = shard_spec_new(c->cfg, &spec, err) &&
+	          shards_lookup_read(c->src, NULL, spec, &nkeys, err) &&
+	          catalog_read(c->src, c->cfg->state_schema, &cat, err) &&
+	          catalog_select(cat, c->cfg->include.items, c->cfg->include.count,
+	                         c->cfg->exclude.items, c->cfg->exclude.count, err);
 
-	memset(out, 0, sizeof(*out));
-	ok = shard_spec_new(c->cfg, &spec, err) && read_lookup(c, spec, err) &&
-	     catalog_read(c->src, c->cfg->state_schema, &cat, err) &&
-	     catalog_select(cat, c->cfg->include.items, c->cfg->include.count,
-	                    c->cfg->exclude.items, c->cfg->exclude.count, err);
 	if (ok)
 	{
 		out->ntargets = c->ntargets;
@@ -250,9 +231,22 @@ cutover_count_shares(Cutover *c, ValidateShares *out, Error *err)
 		log_info("counted every target's share of %d tables in one pass over "
 		         "the source (%.2f s)",
 		         out->ntables, (double) (clock_ms() - t0) / 1000.0);
-	else
-		cutover_shares_free(out);
 	catalog_free(cat);
 	shard_spec_free(spec);
+	return ok;
+}
+
+bool
+cutover_count_shares(Cutover *c, ValidateShares *out, Error *err)
+{
+	bool ok = count_shares(c, out, err);
+
+	pthread_mutex_lock(&out->lock);
+	if (!ok)
+		cutover_shares_free(out);
+	out->failed = !ok;
+	out->ready = true;
+	pthread_cond_broadcast(&out->cond);
+	pthread_mutex_unlock(&out->lock);
 	return ok;
 }

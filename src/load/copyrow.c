@@ -1,7 +1,8 @@
 /*
  * copyrow: a routing key read out of a COPY row (copyrow.h). The binary
  * format's integers are big-endian; the text format escapes backslash and
- * the control characters, which this undoes for the key alone.
+ * the control characters COPY TO writes as \b \f \n \r \t \v (never an
+ * octal or hex escape), which this undoes for the key alone.
  */
 #include "load/copyrow.h"
 
@@ -161,18 +162,6 @@ binary_key(const char *buf, size_t len, int col, uint32_t type_oid, char *out,
 	return binary_text(buf + at, (size_t) flen, type_oid, out, cap, outlen);
 }
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* one text-format field f[0..flen), its escapes undone, into out */
 static bool
 text_unescape(const char *f, size_t flen, char *out, size_t cap, size_t *outlen)
@@ -206,27 +195,8 @@ text_unescape(const char *f, size_t flen, char *out, size_t cap, size_t *outlen)
 				case 'v':
 					c = '\v';
 					break;
-				case 'x':
-					if (i + 1 < flen && hexval(f[i + 1]) >= 0)
-					{
-						int v = hexval(f[++i]);
-
-						if (i + 1 < flen && hexval(f[i + 1]) >= 0)
-							v = v * 16 + hexval(f[++i]);
-						c = (char) v;
-					}
-					break;
 				default:
-					if (c >= '0' && c <= '7')
-					{
-						int v = c - '0';
-
-						for (int k = 0; k < 2 && i + 1 < flen &&
-						                f[i + 1] >= '0' && f[i + 1] <= '7';
-						     k++)
-							v = v * 8 + (f[++i] - '0');
-						c = (char) v;
-					}
+					/* a backslash or a character as it is */
 					break;
 			}
 		}

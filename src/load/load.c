@@ -929,26 +929,17 @@ lookup_at(Split *sp, const SlotSnapshot *snap, Error *err)
 	const char *schema, *table, *key, *col;
 	PgConn *src = NULL;
 	ShardSpec *fresh = NULL;
-	char *qs, *qt, *q = NULL;
 	int nkeys;
 	bool ok;
 
 	if (!shard_spec_lookup_table(sp->spec, &schema, &table, &key, &col))
 		return true;
-	qs = pg_quote_ident(schema);
-	qt = pg_quote_ident(table);
-	if (qs == NULL || qt == NULL || asprintf(&q, "%s.%s", qs, qt) < 0)
-		q = NULL;
-	free(qs);
-	free(qt);
-	ok = (q != NULL || err_set(err, ERR_INTERNAL, "out of memory")) &&
-	     shard_spec_new(sp->task, &fresh, err) &&
+	ok = shard_spec_new(sp->task, &fresh, err) &&
 	     pg_connect(sp->lead->cfg->source_uri, ERR_SOURCE, PG_CONN_SQL,
 	                "pgtide copy", 10000, &src, err) &&
 	     stream_begin_snapshot(src, snap->snapshot, err) &&
-	     shards_lookup_read(src, q, fresh, &nkeys, err);
+	     shards_lookup_read(src, NULL, fresh, &nkeys, err);
 	pg_close(src);
-	free(q);
 	if (!ok)
 	{
 		shard_spec_free(fresh);

@@ -207,7 +207,7 @@ shards_lookup_read(PgConn *conn, const char *qtable, ShardSpec *spec,
                    int *nkeys, Error *err)
 {
 	const char *schema, *table, *key, *target;
-	char *k, *v, *sql = NULL;
+	char *k, *v, *qs, *qt, *sql = NULL;
 	PGresult *res;
 	bool ok;
 
@@ -216,11 +216,18 @@ shards_lookup_read(PgConn *conn, const char *qtable, ShardSpec *spec,
 		return true;
 	k = pg_quote_ident(key);
 	v = pg_quote_ident(target);
-	if (k == NULL || v == NULL ||
-	    asprintf(&sql, "SELECT %s::text, %s::text FROM %s", k, v, qtable) < 0)
+	qs = pg_quote_ident(schema);
+	qt = pg_quote_ident(table);
+	if (k == NULL || v == NULL || qs == NULL || qt == NULL ||
+	    (qtable != NULL
+	         ? asprintf(&sql, "SELECT %s::text, %s::text FROM %s", k, v, qtable)
+	         : asprintf(&sql, "SELECT %s::text, %s::text FROM %s.%s", k, v, qs,
+	                    qt)) < 0)
 		sql = NULL;
 	free(k);
 	free(v);
+	free(qs);
+	free(qt);
 	if (sql == NULL)
 		return err_set(err, ERR_INTERNAL, "out of memory");
 	ok = pg_query(conn, sql, 0, NULL, &res, err);

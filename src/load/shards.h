@@ -67,9 +67,9 @@ bool shards_copy_route(const ShardSpec *spec, const CatTable *t, int *key_col,
                        uint32_t *key_type, int *whole_target, Error *err);
 
 /*
- * Reads spec's lookup table, as conn sees it in the table qtable (quoted:
- * the source's, or a target's copy), into spec's routing map; *nkeys gets
- * its rows. Nothing to do when the method is not lookup. Fails as
+ * Reads spec's lookup table into spec's routing map, as conn sees it in
+ * the table qtable (quoted: a target's copy), or with qtable NULL in the
+ * table shard.lookup names (the source's); *nkeys gets its rows. Nothing to do when the method is not lookup. Fails as
  * shard_lookup_put, or naming the lookup table.
  */
 bool shards_lookup_read(PgConn *conn, const char *qtable, ShardSpec *spec,

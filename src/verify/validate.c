@@ -217,7 +217,7 @@ run_init(VRun *r, const TaskConfig *cfg, ValidateMode mode, atomic_int *stop)
 
 static bool
 run_summarized(const TaskConfig *cfg, ValidateMode mode, bool still,
-               const ValidateShares *shares, int target, atomic_int *stop,
+               ValidateShares *shares, int target, atomic_int *stop,
                ValidateSummary *out, Error *err)
 {
 	VRun r;
@@ -251,9 +251,8 @@ validate_run(const TaskConfig *cfg, ValidateMode mode, bool still,
 }
 
 bool
-validate_run_shares(const TaskConfig *cfg, const ValidateShares *shares,
-                    int target, atomic_int *stop, ValidateSummary *out,
-                    Error *err)
+validate_run_shares(const TaskConfig *cfg, ValidateShares *shares, int target,
+                    atomic_int *stop, ValidateSummary *out, Error *err)
 {
 	return run_summarized(cfg, VALIDATE_COUNTS, true, shares, target, stop, out,
 	                      err);

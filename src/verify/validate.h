@@ -10,6 +10,7 @@
 #ifndef PGTIDE_VALIDATE_H
 #define PGTIDE_VALIDATE_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -39,10 +40,16 @@ typedef struct ValidateSummary
  * Each table's source row count on each of several targets, counted once
  * for them all while the source holds still (cutover's final validation):
  * table i (schemas[i], names[i]) holds counts[i * ntargets + k] rows of
- * target k's share. A table it lacks is counted the usual way.
+ * target k's share. A table it lacks is counted the usual way. It may be
+ * filled while the targets are read: a reader reads its target's count,
+ * then waits until ready (under lock); failed when it could not be filled.
  */
 typedef struct ValidateShares
 {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool ready;
+	bool failed;
 	int ntables;
 	int ntargets;
 	char **schemas;
@@ -68,7 +75,7 @@ bool validate_run(const TaskConfig *cfg, ValidateMode mode, bool still,
  * target number target of several: the source's count of a table shares
  * has is taken from it, and only the target is read.
  */
-bool validate_run_shares(const TaskConfig *cfg, const ValidateShares *shares,
+bool validate_run_shares(const TaskConfig *cfg, ValidateShares *shares,
                          int target, atomic_int *stop, ValidateSummary *out,
                          Error *err);
 

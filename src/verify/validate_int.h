@@ -142,7 +142,7 @@ typedef struct VRun
 	int shard_target;      /* with spec: the target compared */
 	/* several targets, held still: source counts of this target's share
 	   counted once for all, or NULL */
-	const ValidateShares *shares;
+	ValidateShares *shares;
 	char slot[128];
 	int64_t run_id; /* validation_runs.id, or -1 */
 	int64_t started_ms;

@@ -145,56 +145,80 @@ range_agg(VWorker *w, const VTable *t, char *const *lo, char *const *hi,
 	return ok;
 }
 
-/* The source's count of t from the run's shares, when it has one. */
-static bool
+/*
+ * The source's count of t from the run's shares, waiting until they are
+ * counted: 1 when they hold it, 0 when t is left to its own count, -1 when
+ * they could not be counted.
+ */
+static int
 shared_count(const VRun *r, const VTable *t, int64_t *count)
 {
-	const ValidateShares *sh = r->shares;
+	ValidateShares *sh = r->shares;
+	int found = 0;
 
-	if (sh == NULL || t->nsrc != 1 || r->shard_target >= sh->ntargets)
-		return false;
-	for (int i = 0; i < sh->ntables; i++)
-		if (strcmp(sh->schemas[i], t->src_schema) == 0 &&
+	if (sh == NULL || t->nsrc != 1)
+		return 0;
+	pthread_mutex_lock(&sh->lock);
+	while (!sh->ready)
+		pthread_cond_wait(&sh->cond, &sh->lock);
+	pthread_mutex_unlock(&sh->lock);
+	if (sh->failed)
+		return -1;
+	for (int i = 0; found == 0 && i < sh->ntables; i++)
+		if (r->shard_target < sh->ntargets &&
+		    strcmp(sh->schemas[i], t->src_schema) == 0 &&
 		    strcmp(sh->names[i], t->src_table) == 0)
 		{
 			*count = sh->counts[i * sh->ntargets + r->shard_target];
-			return true;
+			found = 1;
 		}
-	return false;
+	return found;
 }
 
-/* The target's count of t, beside a source count already known. */
+/*
+ * t's count on the target, then on the source from the run's shares
+ * (counted meanwhile); *shared false when the shares leave t to its own
+ * count.
+ */
 static bool
-target_count(VWorker *w, const VTable *t, int64_t src_rows, VAgg *a, Error *err)
+shared_counts(VWorker *w, const VTable *t, VAgg *a, bool *shared, Error *err)
 {
 	char *sql = NULL;
 	PGresult *res = NULL;
 	bool ok;
+	int found;
 
 	memset(a, 0, sizeof(*a));
+	*shared = false;
+	if (w->run->shares == NULL || t->nsrc != 1)
+		return true;
 	if (asprintf(&sql, "SELECT count(*) FROM %s", t->tgt_from) < 0)
 		return err_set(err, ERR_INTERNAL, "out of memory");
 	ok = query_send(w->tgt, sql, 0, NULL, false, err) &&
 	     query_result(w->run, w->tgt, &res, err);
 	free(sql);
 	if (ok)
-	{
-		a->src_rows = src_rows;
 		a->tgt_rows = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	}
 	PQclear(res);
-	return ok;
+	if (!ok)
+		return false;
+	found = shared_count(w->run, t, &a->src_rows);
+	if (found < 0)
+		return err_set(err, ERR_SOURCE,
+		               "the source's counts of every target's share could "
+		               "not be read");
+	*shared = found == 1;
+	return true;
 }
 
 bool
 range_compare_counts(VWorker *w, const VTable *t, VResult *res, Error *err)
 {
 	VAgg a;
-	int64_t known;
+	bool shared;
 
-	if (shared_count(w->run, t, &known)
-	        ? !target_count(w, t, known, &a, err)
-	        : !range_agg(w, t, NULL, NULL, true, &a, err))
+	if (!shared_counts(w, t, &a, &shared, err) ||
+	    (!shared && !range_agg(w, t, NULL, NULL, true, &a, err)))
 		return false;
 	res->rows_src += a.src_rows;
 	res->rows_tgt += a.tgt_rows;

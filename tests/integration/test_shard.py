@@ -536,6 +536,19 @@ def test_kill_during_the_sharded_load_then_resume(
     assert_hashed_image(source_db, targets)
 
 
+def move_order_away(source_db, targets, back=False):
+    """Moves order 7 from the target its key names to the next one (or,
+    back, returns it): returns both targets' indexes."""
+    order = source_db.query("SELECT id, account_id, total FROM orders"
+                            " WHERE id = 7")[0]
+    home = target_index(str(order[1]), 3)
+    away = (home + 1) % 3
+    frm, to = (away, home) if back else (home, away)
+    targets[frm].execute("DELETE FROM orders WHERE id = 7")
+    targets[to].execute("INSERT INTO orders VALUES (%s, %s, %s)", order)
+    return home, away
+
+
 def validate_each_target_against_its_share(pgtide, source_db, targets, path):
     r = pgtide.run("validate", "--config", path)
     assert r.returncode == 0, r.stderr
@@ -544,12 +557,7 @@ def validate_each_target_against_its_share(pgtide, source_db, targets, path):
 
     # a row moved to a target its key does not name: missing on one
     # target, extra on the other; a reference row lost on one target
-    order = source_db.query("SELECT id, account_id, total FROM orders"
-                            " WHERE id = 7")[0]
-    home = target_index(str(order[1]), 3)
-    away = (home + 1) % 3
-    targets[home].execute("DELETE FROM orders WHERE id = 7")
-    targets[away].execute("INSERT INTO orders VALUES (%s, %s, %s)", order)
+    home, away = move_order_away(source_db, targets)
     targets[2].execute("DELETE FROM plans WHERE id = 2")
     r = pgtide.run("validate", "--config", path)
     assert r.returncode == 7, r.stderr

@@ -15,7 +15,8 @@ import psycopg
 from conftest import wait_for
 from test_cutover import make_role
 from test_shard import (HASHED, LOADED, assert_hashed_image,  # noqa: F401
-                        assert_routed, target_index, targets, task_file)
+                        assert_routed, move_order_away, target_index, targets,
+                        task_file)
 from test_shard_stream import children_of, wait_caught_up, wait_streaming
 
 EVENTS = """
@@ -198,12 +199,7 @@ def test_final_counts_read_the_source_once_and_name_a_target_that_differs(
     role = "app_split_counts"
     path, p = streaming(pgtide, source_db, targets, tmp_path, role)
     source_db.execute("ANALYZE")
-    order = source_db.query("SELECT id, account_id, total FROM orders"
-                            " WHERE id = 7")[0]
-    home = target_index(str(order[1]), 3)
-    away = (home + 1) % 3
-    targets[home].execute("DELETE FROM orders WHERE id = 7")
-    targets[away].execute("INSERT INTO orders VALUES (%s, %s, %s)", order)
+    home, away = move_order_away(source_db, targets)
     r = pgtide.run("cutover", "--config", path, "--fence-role", role)
     assert r.returncode == 7, r.stderr
     assert "counted every target's share of 6 tables in one pass" \
@@ -215,8 +211,7 @@ def test_final_counts_read_the_source_once_and_name_a_target_that_differs(
     assert "the fence is undone" in r.stderr, r.stderr
     assert can_write(source_db, role)
     assert phases(targets) == ["cdc"] * 3
-    targets[away].execute("DELETE FROM orders WHERE id = 7")
-    targets[home].execute("INSERT INTO orders VALUES (%s, %s, %s)", order)
+    move_order_away(source_db, targets, back=True)
 
     # an event missing where its key lives (the hashed pass)
     event = source_db.query("SELECT id, account_id, v FROM events"
