@@ -135,7 +135,11 @@ def migrate_validate_cutover(pgtide, source_db, target_db, cfg,
             "SELECT id, comment, extra FROM store.purchases")) == \
             sorted(source_db.query(
                 "SELECT id, note, extra FROM shop.orders"))
-    r = pgtide.run("validate", "--config", cfg)
+    # the unlogged table writes no WAL: its writes since the load reach the
+    # target only when cutover copies it again, so only the streamed tables
+    # are equal now
+    r = pgtide.run("validate", "--config", cfg, "--tables",
+                   "shop.orders,shop.items,public.plain")
     assert r.returncode == 0, r.stdout + r.stderr
     source_db.execute("CREATE ROLE app_rn LOGIN; GRANT SELECT, INSERT, UPDATE,"
                       " DELETE ON ALL TABLES IN SCHEMA shop, public TO app_rn")
