@@ -702,8 +702,11 @@ take_locks(const TaskConfig *cfg, const TaskConfig *targets, int n,
 	for (*taken = 0; *taken < n; (*taken)++)
 		if (!task_lock_take(targets != NULL ? &targets[*taken] : cfg, command,
 		                    stop, &locks[*taken], err))
-			return targets == NULL ||
-			       err_prefix(err, "target %s: ", targets[*taken].shard_target);
+		{
+			if (targets != NULL)
+				err_prefix(err, "target %s: ", targets[*taken].shard_target);
+			return false;
+		}
 	return true;
 }
 

@@ -1338,9 +1338,12 @@ each_durable(Split *sp, bool sync, int *lost_tables, Error *err)
 			continue;
 		if (sync ? !load_durable(sp->loads[k], &lost, err)
 		         : !read_done(sp->loads[k], err))
-			return sp->n == 1 ||
-			       err_prefix(
-			           err, "target %s: ", shard_spec_target_name(sp->spec, k));
+		{
+			if (sp->n > 1)
+				err_prefix(err,
+				           "target %s: ", shard_spec_target_name(sp->spec, k));
+			return false;
+		}
 		*lost_tables += lost;
 	}
 	return true;

@@ -536,6 +536,27 @@ def test_kill_during_the_sharded_load_then_resume(
     assert_hashed_image(source_db, targets)
 
 
+def test_a_second_sharded_copy_is_refused_at_once(
+        pgtide, source_db, targets, tmp_path):
+    """The load of several targets holds every target's lock: a second
+    copy of the task is refused (exit 8) naming the target whose lock it
+    could not take, and changes nothing; the first finishes exactly."""
+    source_db.execute(LOADED + """
+        INSERT INTO orders SELECT g, g % 300 + 1, g * 1.5
+          FROM generate_series(3001, 20000) g;
+    """)
+    path = task_file(tmp_path, source_db, targets, HASHED)
+    first = pgtide.start("copy", "--config", path,
+                         env={"PGTIDE_FAULT": "copy.row@5000:sleep=4000"})
+    first.wait_for_output(r"fault point copy.row: sleeping", timeout=60)
+    r = pgtide.run("copy", "--config", path)
+    assert r.returncode == 8, r.stderr
+    assert error_lines(r.stderr)[0].startswith(
+        "pgtide: error: target shard1: "), r.stderr
+    assert first.wait(120) == 0, first.read_stderr()
+    assert_hashed_image(source_db, targets)
+
+
 def move_order_away(source_db, targets, back=False):
     """Moves order 7 from the target its key names to the next one (or,
     back, returns it): returns both targets' indexes."""
