@@ -248,13 +248,30 @@ pace_step(Pace *p, int len, Error *err)
 	return true;
 }
 
+/* Runs sql (malloc'd, freed here; NULL: out of memory) on conn, which
+ * must answer with want: COPY IN on a target, COPY OUT on the source. */
+static bool
+start_copy(PgConn *conn, char *sql, ExecStatusType want, Error *err)
+{
+	PGresult *res;
+	bool ok;
+
+	if (sql == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	res = PQexec(pg_raw(conn), sql);
+	free(sql);
+	ok = PQresultStatus(res) == want;
+	if (!ok)
+		pg_error(conn, res, err);
+	PQclear(res);
+	return ok;
+}
+
 /* Opens COPY FROM STDIN of t on tgt. */
 static bool
 start_target_copy(PgConn *tgt, const CopyTable *t, Error *err)
 {
 	char *sql = NULL;
-	PGresult *res;
-	bool ok;
 
 	if (asprintf(&sql, "COPY %s %s FROM STDIN (FORMAT %s%s)", t->tgt_qname,
 	             t->tgt_columns != NULL && strcmp(t->tgt_columns, "()") != 0
@@ -262,14 +279,8 @@ start_target_copy(PgConn *tgt, const CopyTable *t, Error *err)
 	                 : copy_columns(t),
 	             t->binary ? "binary" : "text",
 	             t->freeze ? ", FREEZE" : "") < 0)
-		return err_set(err, ERR_INTERNAL, "out of memory");
-	res = PQexec(pg_raw(tgt), sql);
-	free(sql);
-	ok = PQresultStatus(res) == PGRES_COPY_IN;
-	if (!ok)
-		pg_error(tgt, res, err);
-	PQclear(res);
-	return ok;
+		sql = NULL;
+	return start_copy(tgt, sql, PGRES_COPY_IN, err);
 }
 
 /* Opens COPY TO STDOUT of chunk c of t on src. */
@@ -277,19 +288,7 @@ static bool
 start_source_copy(PgConn *src, const CopyTable *t, const PlanChunk *c,
                   Error *err)
 {
-	char *sql = source_copy_sql(t, c);
-	PGresult *res;
-	bool ok;
-
-	if (sql == NULL)
-		return err_set(err, ERR_INTERNAL, "out of memory");
-	res = PQexec(pg_raw(src), sql);
-	free(sql);
-	ok = PQresultStatus(res) == PGRES_COPY_OUT;
-	if (!ok)
-		pg_error(src, res, err);
-	PQclear(res);
-	return ok;
+	return start_copy(src, source_copy_sql(t, c), PGRES_COPY_OUT, err);
 }
 
 /*

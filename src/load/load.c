@@ -86,7 +86,6 @@ typedef struct Load
 	Gate *gate;     /* the copy workers pass through it; may be NULL */
 	bool keep_slot; /* migrate: the stream needs the slot; copy: it does not */
 	const ShardSpec *spec; /* several targets: the rules, or NULL */
-	int target;            /* with spec: which target this load fills */
 	bool finished;         /* its load was done before this run */
 	/* its snapshot is another load's, which it reads and never replaces */
 	bool borrowed_snap;
@@ -975,11 +974,11 @@ load_tables(Split *sp, const SlotSnapshot *snap, bool *lost, Error *err)
 	{
 		const CatTable *t = &l->cat->tables[l->tables[i].cat];
 		PlanTable pt = {t->bytes, t->blocks, v >= 140000};
+		int table_chunks = plan_table_chunks(&pt, split_bytes(l));
 
 		for (int k = 0; k < sp->n; k++)
 			if (taking(sp, k))
-				sp->loads[k]->tables[i].nchunks =
-				    plan_table_chunks(&pt, split_bytes(l));
+				sp->loads[k]->tables[i].nchunks = table_chunks;
 	}
 	for (int k = 0; k < sp->n; k++)
 		if (taking(sp, k) &&
@@ -1445,7 +1444,7 @@ finish_load(Load *l, Error *err)
 }
 
 static void
-load_init(Load *l, const TaskConfig *cfg, const ShardSpec *spec, int target,
+load_init(Load *l, const TaskConfig *cfg, const ShardSpec *spec,
           atomic_int *stop, Gate *gate, bool keep_slot)
 {
 	memset(l, 0, sizeof(*l));
@@ -1454,7 +1453,6 @@ load_init(Load *l, const TaskConfig *cfg, const ShardSpec *spec, int target,
 	l->gate = gate;
 	l->keep_slot = keep_slot;
 	l->spec = spec;
-	l->target = target;
 	l->start_ms = clock_ms();
 }
 
@@ -1649,7 +1647,7 @@ run_load(const TaskConfig *cfg, atomic_int *stop, Gate *gate, bool keep_slot,
 	bool ok;
 
 	memset(&snap, 0, sizeof(snap));
-	load_init(&l, cfg, NULL, 0, stop, gate, keep_slot);
+	load_init(&l, cfg, NULL, stop, gate, keep_slot);
 	ok = load_prepare(&l, &snap, err);
 	if (ok && !l.finished)
 	{
@@ -1840,7 +1838,7 @@ load_run_split(const TaskConfig *task, const TaskConfig *targets, int n,
 	for (int k = 0; k < n; k++)
 	{
 		lp[k] = &ls[k];
-		load_init(&ls[k], &targets[k], sp.spec, k, stop, gate, keep_slot);
+		load_init(&ls[k], &targets[k], sp.spec, stop, gate, keep_slot);
 	}
 	/*
 	 * Each target's slot first (migrate): the rows come from one snapshot

@@ -50,8 +50,9 @@ bool shards_preflight(const TaskConfig *cfg, const ShardSpec *spec,
 void shards_plan_print(const ShardsPlan *plan, const ShardSpec *spec, FILE *f);
 
 /*
- * The condition on t's source rows that selects target's share, for the
- * load's COPY: *out is malloc'd (the caller frees it), or NULL for every
+ * The condition on t's source rows that selects target's share, for what
+ * reads one target's share on the source (its stream's row filter,
+ * validate, cutover's copies): *out is malloc'd (the caller frees it), or NULL for every
  * row (a reference table). Fails as shard_table_route, or out of memory.
  */
 bool shards_where(const ShardSpec *spec, int target, const CatTable *t,
