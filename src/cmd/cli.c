@@ -843,23 +843,11 @@ static bool
 cutover_shards(const TaskConfig *cfg, const ShardSpec *spec, atomic_int *stop,
                Error *err)
 {
-	int n = shard_spec_ntargets(spec), made = 0;
-	TaskConfig *ones = calloc((size_t) n, sizeof(TaskConfig));
-	bool ok = ones != NULL || err_set(err, ERR_INTERNAL, "out of memory");
+	int made = 0;
+	TaskConfig *ones = task_target_configs(cfg, spec, true, &made, err);
+	bool ok = ones != NULL && cutover_run(cfg, ones, made, stop, err);
 
-	for (; ok && made < n; made++)
-	{
-		ok = task_target_config(cfg, spec, made, &ones[made], err);
-		if (!ok)
-			break;
-		ok = shards_route_as_filters(&ones[made], spec, made, err);
-		if (!ok)
-			err_prefix(err, "target %s: ", shard_spec_target_name(spec, made));
-	}
-	ok = ok && cutover_run(cfg, ones, n, stop, err);
-	for (int i = 0; i < made; i++)
-		task_target_config_free(&ones[i]);
-	free(ones);
+	task_target_configs_free(ones, made);
 	return ok;
 }
 
@@ -868,12 +856,9 @@ static bool
 run_on_targets(const Command *c, const TaskConfig *cfg, const ShardSpec *spec,
                atomic_int *stop, Error *err)
 {
-	if (strcmp(c->name, "migrate") == 0)
-		return task_shard_names_fit(cfg, spec, err) &&
-		       task_migrate_load_shards(cfg, spec, stop, err) &&
-		       task_fan_out(cfg, spec, running.program_argv, stop, err);
-	if (strcmp(c->name, "follow") == 0)
-		return task_fan_out(cfg, spec, running.program_argv, stop, err);
+	if (strcmp(c->name, "migrate") == 0 || strcmp(c->name, "follow") == 0)
+		return task_shards(cfg, spec, strcmp(c->name, "migrate") == 0,
+		                   running.program_argv, stop, err);
 	if (strcmp(c->name, "validate") == 0)
 		return validate_shards(cfg, spec, stop, err);
 	if (strcmp(c->name, "copy") == 0)

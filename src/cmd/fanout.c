@@ -23,6 +23,7 @@
 #include "base/log.h"
 #include "base/notify.h"
 #include "cmd/cli.h"
+#include "load/shards.h"
 
 extern char **environ;
 
@@ -195,6 +196,45 @@ task_target_config_free(TaskConfig *one)
 	config_strmap_free(&one->shard_own_filters);
 }
 
+TaskConfig *
+task_target_configs(const TaskConfig *cfg, const ShardSpec *spec, bool routed,
+                    int *made, Error *err)
+{
+	int n = shard_spec_ntargets(spec);
+	TaskConfig *ones = calloc((size_t) n, sizeof(TaskConfig));
+
+	*made = 0;
+	if (ones == NULL)
+	{
+		err_set(err, ERR_INTERNAL, "out of memory");
+		return NULL;
+	}
+	for (; *made < n; (*made)++)
+	{
+		if (!task_target_config(cfg, spec, *made, &ones[*made], err))
+			break;
+		if (routed && !shards_route_as_filters(&ones[*made], spec, *made, err))
+		{
+			err_prefix(err, "target %s: ", shard_spec_target_name(spec, *made));
+			task_target_config_free(&ones[*made]);
+			break;
+		}
+	}
+	if (*made == n)
+		return ones;
+	task_target_configs_free(ones, *made);
+	*made = 0;
+	return NULL;
+}
+
+void
+task_target_configs_free(TaskConfig *ones, int made)
+{
+	for (int k = 0; ones != NULL && k < made; k++)
+		task_target_config_free(&ones[k]);
+	free(ones);
+}
+
 bool
 task_shard_names_fit(const TaskConfig *cfg, const ShardSpec *spec, Error *err)
 {
@@ -234,9 +274,6 @@ task_fan_out(const TaskConfig *cfg, const ShardSpec *spec, char **argv,
 		free(children);
 		return false;
 	}
-	if (cfg->http_listen != NULL)
-		log_warn("http.listen is not served with several targets yet: each "
-		         "target's progress is in its log lines and pgtide status");
 	for (int i = 0; i < n && ok; i++)
 	{
 		children[i].name = shard_spec_target_name(spec, i);

@@ -655,12 +655,17 @@ guard_end(Guard *guard, bool ok, Error *err)
 	return false;
 }
 
-/* --http: the surface of the command, while it runs */
+/* --http: the surface of the command, while it runs; with several
+   targets (targets[0..n)), every target's */
 static bool
-serve(const TaskConfig *cfg, const char *command, Surface **out, Error *err)
+serve(const TaskConfig *cfg, const TaskConfig *targets, int n,
+      const char *command, Surface **out, Error *err)
 {
-	return surface_start(cfg, command, PGTIDE_VERSION, task_status_json, out,
-	                     err);
+	return targets != NULL
+	           ? surface_start_targets(cfg, targets, n, command, PGTIDE_VERSION,
+	                                   task_status_json, out, err)
+	           : surface_start(cfg, command, PGTIDE_VERSION, task_status_json,
+	                           out, err);
 }
 
 /* SIGHUP reaches the load's throttle through the command line's reader */
@@ -753,7 +758,7 @@ copy_into(const TaskConfig *cfg, const TaskConfig *targets, int n,
 	gate_init(&gate);
 	/* copy keeps no slot: its guard watches the xmin horizon alone */
 	ok = take_locks(cfg, targets, n, "copy", stop, locks, &taken, err) &&
-	     (targets != NULL || serve(cfg, "copy", &surface, err)) &&
+	     serve(cfg, targets, n, "copy", &surface, err) &&
 	     hold_locks(locks, taken, err) &&
 	     guard_begin(first, false, &gate, stop, surface, &go, &guard, err);
 	if (ok)
@@ -777,70 +782,36 @@ task_copy(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	return copy_into(cfg, NULL, 1, stop, err);
 }
 
-/* Each target's share of cfg, as its own task (task_target_config). */
-static TaskConfig *
-target_configs(const TaskConfig *cfg, const ShardSpec *spec, int *made,
-               Error *err)
-{
-	int n = shard_spec_ntargets(spec);
-	TaskConfig *ones = calloc((size_t) n, sizeof(TaskConfig));
-
-	*made = 0;
-	if (ones == NULL)
-	{
-		err_set(err, ERR_INTERNAL, "out of memory");
-		return NULL;
-	}
-	for (; *made < n; (*made)++)
-		if (!task_target_config(cfg, spec, *made, &ones[*made], err))
-			break;
-	return ones;
-}
-
-static void
-target_configs_free(TaskConfig *ones, int made)
-{
-	for (int k = 0; ones != NULL && k < made; k++)
-		task_target_config_free(&ones[k]);
-	free(ones);
-}
-
 bool
 task_copy_shards(const TaskConfig *cfg, const ShardSpec *spec, atomic_int *stop,
                  Error *err)
 {
 	int n = shard_spec_ntargets(spec), made;
-	TaskConfig *ones = target_configs(cfg, spec, &made, err);
-	bool ok = ones != NULL && made == n;
+	TaskConfig *ones = task_target_configs(cfg, spec, false, &made, err);
+	bool ok = ones != NULL;
 
-	if (cfg->http_listen != NULL)
-		log_warn("http.listen is not served with several targets yet: the "
-		         "load's progress is in its log lines and pgtide status");
 	/* a SIGHUP rereads the task file as the first target's share: the
 	   throttle's caps are the task's */
 	if (ok)
 		cli_running_target(ones[0].target_uri);
 	ok = ok && copy_into(cfg, ones, n, stop, err);
 	cli_running_target(NULL);
-	target_configs_free(ones, made);
+	task_target_configs_free(ones, made);
 	return ok;
 }
 
-bool
-task_migrate_load_shards(const TaskConfig *cfg, const ShardSpec *spec,
-                         atomic_int *stop, Error *err)
+/* migrate's one load of every target (ones[0..n)), before their processes */
+static bool
+migrate_load_shards(const TaskConfig *cfg, const ShardSpec *spec,
+                    const TaskConfig *ones, int n, atomic_int *stop, Error *err)
 {
-	int n = shard_spec_ntargets(spec), made = 0, rmade = 0, taken = 0,
-	    guarded = 0;
-	TaskConfig *ones = target_configs(cfg, spec, &made, err);
-	TaskConfig *routed = ones != NULL && made == n
-	                         ? target_configs(cfg, spec, &rmade, err)
-	                         : NULL;
+	int rmade = 0, taken = 0, guarded = 0;
+	TaskConfig *routed = task_target_configs(cfg, spec, true, &rmade, err);
 	TaskLock **locks = calloc((size_t) n, sizeof(TaskLock *));
 	Guard **guards = calloc((size_t) n, sizeof(Guard *));
 	GuardOptions *gos = calloc((size_t) n, sizeof(GuardOptions));
 	Gate gate;
-	bool ok = routed != NULL && rmade == n;
+	bool ok = routed != NULL;
 
 	if (ok && (locks == NULL || guards == NULL || gos == NULL))
 		ok = err_set(err, ERR_INTERNAL, "out of memory");
@@ -850,8 +821,7 @@ task_migrate_load_shards(const TaskConfig *cfg, const ShardSpec *spec,
 	for (int k = 0; ok && k < n; k++)
 	{
 		log_set_role(shard_spec_target_name(spec, k));
-		ok = (shards_route_as_filters(&routed[k], spec, k, err) &&
-		      check_before_migrate(&routed[k], err)) ||
+		ok = check_before_migrate(&routed[k], err) ||
 		     err_prefix(err, "target %s: ", shard_spec_target_name(spec, k));
 		log_set_role("main");
 	}
@@ -873,8 +843,24 @@ task_migrate_load_shards(const TaskConfig *cfg, const ShardSpec *spec,
 	free(locks);
 	free(guards);
 	free(gos);
-	target_configs_free(routed, rmade);
-	target_configs_free(ones, made);
+	task_target_configs_free(routed, rmade);
+	return ok;
+}
+
+bool
+task_shards(const TaskConfig *cfg, const ShardSpec *spec, bool load,
+            char **argv, atomic_int *stop, Error *err)
+{
+	int n = shard_spec_ntargets(spec), made = 0;
+	TaskConfig *ones = task_target_configs(cfg, spec, false, &made, err);
+	Surface *surface = NULL;
+	bool ok = ones != NULL && task_shard_names_fit(cfg, spec, err) &&
+	          serve(cfg, ones, n, load ? "migrate" : "follow", &surface, err);
+
+	ok = ok && (!load || migrate_load_shards(cfg, spec, ones, n, stop, err)) &&
+	     task_fan_out(cfg, spec, argv, stop, err);
+	surface_stop(surface);
+	task_target_configs_free(ones, made);
 	return ok;
 }
 
@@ -889,7 +875,8 @@ task_follow(const TaskConfig *cfg, atomic_int *stop, Error *err)
 
 	if (!task_lock_take(cfg, "follow", stop, &lock, err))
 		return false;
-	ok = serve(cfg, "follow", &surface, err) && task_lock_hold(lock, err) &&
+	ok = serve(cfg, NULL, 1, "follow", &surface, err) &&
+	     task_lock_hold(lock, err) &&
 	     guard_begin(cfg, true, NULL, stop, surface, &go, &guard, err) &&
 	     follow_run(cfg, stop, surface, guard, err);
 	ok = guard_end(guard, ok, err);
@@ -910,7 +897,7 @@ task_migrate(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	if (!task_lock_take(cfg, "migrate", stop, &lock, err))
 		return false;
 	gate_init(&gate);
-	ok = serve(cfg, "migrate", &surface, err) &&
+	ok = serve(cfg, NULL, 1, "migrate", &surface, err) &&
 	     check_before_migrate(cfg, err) && task_lock_hold(lock, err) &&
 	     guard_begin(cfg, true, &gate, stop, surface, &go, &guard, err) &&
 	     throttled_load(cfg, NULL, 1, stop, &gate, true, err) &&

@@ -46,14 +46,15 @@ bool task_copy_shards(const TaskConfig *cfg, const ShardSpec *spec,
                       atomic_int *stop, Error *err);
 
 /*
- * migrate's load with several targets, before each target's process
- * starts (task_fan_out): every target's check (a blocker stops it before
- * anything is created), then under every target's lock one load that
- * creates each target's slot and fills them all, each chunk read once.
- * Each target's process then finds its load done and streams.
+ * migrate and follow with several targets. migrate first loads them all:
+ * every target's check (a blocker stops it before anything is created),
+ * then under every target's lock one load that creates each target's slot
+ * and fills them all, each chunk read once. Then a process per target
+ * (task_fan_out) finds its load done and streams. This process serves
+ * --http for every target meanwhile.
  */
-bool task_migrate_load_shards(const TaskConfig *cfg, const ShardSpec *spec,
-                              atomic_int *stop, Error *err);
+bool task_shards(const TaskConfig *cfg, const ShardSpec *spec, bool load,
+                 char **argv, atomic_int *stop, Error *err);
 
 /*
  * Follows the task's slot and applies its changes to the target until *stop
@@ -78,6 +79,15 @@ bool task_migrate(const TaskConfig *cfg, atomic_int *stop, Error *err);
 bool task_target_config(const TaskConfig *cfg, const ShardSpec *spec, int i,
                         TaskConfig *one, Error *err);
 void task_target_config_free(TaskConfig *one);
+
+/*
+ * Every target's task_target_config, spec's order, routed: with each
+ * one's routing as its row filters (shards_route_as_filters), as its
+ * process sees its share. NULL on a failure, naming the target.
+ */
+TaskConfig *task_target_configs(const TaskConfig *cfg, const ShardSpec *spec,
+                                bool routed, int *made, Error *err);
+void task_target_configs_free(TaskConfig *ones, int made);
 
 /*
  * The environment variable that makes a pgtide process the one working on

@@ -620,15 +620,16 @@ status_task(const State *s, StateStatus *out, bool *oom, Error *err)
 	PGresult *res;
 	bool ok;
 
-	if (!state_run(
-	        s,
-	        "SELECT " TASK_COLUMNS ", updated_at::text,"
-	        " cdc_applied_lsn::text, cdc_flushed_lsn::text,"
-	        " cdc_source_lsn::text, cdc_lag_bytes, cdc_lag_seconds,"
-	        " cdc_txns, cdc_changes, cdc_txns_per_s, cdc_changes_per_s,"
-	        " cdc_updated_at::text, last_error, last_error_at::text,"
-	        " cdc_outage, cdc_ignored, guard FROM @S.task WHERE task = $1",
-	        1, params, &res, err))
+	if (!state_run(s,
+	               "SELECT " TASK_COLUMNS ", updated_at::text,"
+	               " cdc_applied_lsn::text, cdc_flushed_lsn::text,"
+	               " cdc_source_lsn::text, cdc_lag_bytes, cdc_lag_seconds,"
+	               " cdc_txns, cdc_changes, cdc_txns_per_s, cdc_changes_per_s,"
+	               " cdc_updated_at::text, last_error, last_error_at::text,"
+	               " cdc_outage, cdc_ignored, guard,"
+	               " extract(epoch FROM now() - cdc_updated_at)::float8"
+	               " FROM @S.task WHERE task = $1",
+	               1, params, &res, err))
 		return false;
 	if (PQntuples(res) != 1)
 	{
@@ -659,6 +660,7 @@ status_task(const State *s, StateStatus *out, bool *oom, Error *err)
 	           sizeof(out->cdc.outage));
 	out->cdc.ignored = int_field(res, 0, TASK_NCOLUMNS + 14);
 	out->guard = state_dup(res, 0, TASK_NCOLUMNS + 15, oom);
+	out->cdc_age_s = float_field(res, 0, TASK_NCOLUMNS + 16);
 	PQclear(res);
 	return ok;
 }

@@ -203,6 +203,7 @@ typedef struct StateStatus
 	bool has_cdc; /* the stream has reported progress */
 	StateCdc cdc;
 	char cdc_updated_at[64];
+	double cdc_age_s; /* seconds since then, by the target's clock */
 	char *last_error; /* owned; NULL when none */
 	char *guard;      /* owned JSON object; NULL before the guard wrote */
 	char last_error_at[64];

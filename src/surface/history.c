@@ -14,7 +14,10 @@
  *             "message": "..."}, ...]}   oldest first, at most 20
  *
  * The stream's thread only copies four numbers here; the JSON is written on
- * the HTTP thread from a copy taken under the lock. It reads no database.
+ * the HTTP thread from a copy taken under the lock. With several targets no
+ * stream reports to this process: their states are read (surface_refresh)
+ * before the answer, and each new record becomes a sample, so the chart
+ * holds the samples of while the page or a scraper was reading.
  */
 #include "surface/surface_int.h"
 
@@ -40,11 +43,13 @@ surface_history_keep(Surface *s, const CdcProgress *p)
 		h->n++;
 }
 
-/* Adds src as a quoted JSON string (a log line: at most a few kB). */
-static bool
-add_string(Buf *out, const char *src, Error *err)
+bool
+surface_json_string(Buf *out, const char *src, Error *err)
 {
-	char esc[LOG_RECENT_MSG_MAX * 6];
+	/* every \u escape is 6 bytes */
+	char esc[(LOG_RECENT_MSG_MAX > ERR_MSG_MAX ? LOG_RECENT_MSG_MAX
+	                                           : ERR_MSG_MAX) *
+	         6];
 
 	json_escape(esc, sizeof(esc), src);
 	return buf_printf(out, err, "\"%s\"", esc);
@@ -65,9 +70,9 @@ write_log(Buf *out, Error *err)
 		                "\"thread\":",
 		                i ? "," : "", lines[i].time,
 		                log_level_name(lines[i].level)) ||
-		    !add_string(out, lines[i].thread, err) ||
+		    !surface_json_string(out, lines[i].thread, err) ||
 		    !buf_add_str(out, ",\"message\":", err) ||
-		    !add_string(out, lines[i].message, err) ||
+		    !surface_json_string(out, lines[i].message, err) ||
 		    !buf_add_str(out, "}", err))
 			return false;
 	}
@@ -84,6 +89,9 @@ surface_history(Surface *s, Buf *out, Error *err)
 
 	if (copy == NULL)
 		return err_set(err, ERR_INTERNAL, "out of memory");
+	/* several targets: their records are sampled as they are read */
+	if (s->several)
+		surface_refresh(s, false);
 	pthread_mutex_lock(&s->lock);
 	*copy = s->history;
 	pthread_mutex_unlock(&s->lock);

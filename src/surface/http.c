@@ -111,15 +111,21 @@ serve_history(Surface *s, struct MHD_Connection *conn)
 static enum MHD_Result
 serve_status(Surface *s, struct MHD_Connection *conn)
 {
+	Buf out = BUF_INIT(SURFACE_BODY_CAP);
+	char why[ERR_MSG_MAX];
 	char body[ERR_MSG_MAX + 32];
+	enum MHD_Result ret;
 
-	surface_refresh(s, true);
-	if (buf_len(&s->read.status) > 0)
-		return respond(conn, MHD_HTTP_OK, "application/json",
-		               buf_str(&s->read.status), buf_len(&s->read.status),
-		               false);
-	snprintf(body, sizeof(body), "status unavailable: %s\n", s->read.why);
-	return text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, body);
+	if (!surface_status(s, &out, why, sizeof(why)))
+	{
+		buf_free(&out);
+		snprintf(body, sizeof(body), "status unavailable: %s\n", why);
+		return text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, body);
+	}
+	ret = respond(conn, MHD_HTTP_OK, "application/json", buf_str(&out),
+	              buf_len(&out), false);
+	buf_free(&out);
+	return ret;
 }
 
 static enum MHD_Result

@@ -9,7 +9,10 @@
  */
 #include "surface/surface_int.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+#include "base/clock.h"
 
 #include "load/throttle.h"
 
@@ -24,14 +27,45 @@ task_metric(Buf *out, const char *name, PromType type, const char *help,
 	       prom_sample(out, name, l, 1, value, err);
 }
 
+/*
+ * What the samples of one target are made of: its labels (the task's, and
+ * the target's name with several targets), its state as last read, and its
+ * stream (live: the process's own report, with the numbers only that report
+ * has: conflicts, the buffer, retries).
+ */
+typedef struct View
+{
+	PromLabel l[2];
+	int nl;
+	const SurfaceRead *r;
+	SurfaceCdc c;
+	bool live;
+	bool following;
+} View;
+
+/* One sample of v, with one more label when lname is not NULL. */
+static bool
+sample(Buf *out, const char *name, const View *v, const char *lname,
+       const char *lvalue, double value, Error *err)
+{
+	PromLabel l[3];
+	int n = v->nl;
+
+	memcpy(l, v->l, sizeof(PromLabel) * (size_t) n);
+	if (lname != NULL)
+		l[n++] = (PromLabel){lname, lvalue};
+	return prom_sample(out, name, l, n, value, err);
+}
+
 /* The phases a task moves through, in order, for pgtide_phase. */
 static const StatePhase phases[] = {
     STATE_PHASE_NEW,    STATE_PHASE_LOAD, STATE_PHASE_POSTDATA,
     STATE_PHASE_LOADED, STATE_PHASE_CDC,  STATE_PHASE_CUTOVER,
 };
 
+/* Each family once, with the samples of every view whose state was read. */
 static bool
-load_metrics(const SurfaceRead *r, const char *task, Buf *out, Error *err)
+load_metrics(const View *views, int n, Buf *out, Error *err)
 {
 	static const struct
 	{
@@ -48,128 +82,220 @@ load_metrics(const SurfaceRead *r, const char *task, Buf *out, Error *err)
 	     "Chunks of the table copied and committed."},
 	    {"pgtide_table_chunks_planned", PROM_GAUGE,
 	     "Chunks the table is cut into (0 before its load is planned)."},
+	    {"pgtide_postdata_steps_done", PROM_GAUGE,
+	     "Post-data steps (indexes, constraints, triggers) built on the "
+	     "target."},
+	    {"pgtide_postdata_steps_planned", PROM_GAUGE,
+	     "Post-data steps the load has to build."},
+	    {"pgtide_phase", PROM_GAUGE,
+	     "1 for the phase the task is in, 0 for the others."},
 	};
-	const StateStatus *st = &r->st;
+	bool any = false;
 
-	for (size_t f = 0; f < sizeof(fam) / sizeof(fam[0]); f++)
+	for (int k = 0; k < n; k++)
+		any = any || views[k].r->state_ok;
+	for (size_t f = 0; any && f < sizeof(fam) / sizeof(fam[0]); f++)
 	{
 		if (!prom_family(out, fam[f].name, fam[f].type, fam[f].help, err))
 			return false;
-		for (int i = 0; i < st->ntables; i++)
+		for (int k = 0; k < n; k++)
 		{
-			const StateTableStatus *t = &st->tables[i];
-			PromLabel l[2] = {{"task", task}, {"table", t->name}};
-			double v = f == 0   ? (double) t->rows
-			           : f == 1 ? (double) t->bytes
-			           : f == 2 ? (double) t->chunks_done
-			                    : (double) t->chunks;
+			const View *v = &views[k];
+			const StateStatus *st = &v->r->st;
+			bool ok = true;
 
-			if (!prom_sample(out, fam[f].name, l, 2, v, err))
+			if (!v->r->state_ok)
+				continue;
+			for (int i = 0; ok && f < 4 && i < st->ntables; i++)
+			{
+				const StateTableStatus *t = &st->tables[i];
+				double x = f == 0   ? (double) t->rows
+				           : f == 1 ? (double) t->bytes
+				           : f == 2 ? (double) t->chunks_done
+				                    : (double) t->chunks;
+
+				ok = sample(out, fam[f].name, v, "table", t->name, x, err);
+			}
+			if (f == 4 || f == 5)
+				ok = sample(out, fam[f].name, v, NULL, NULL,
+				            f == 4 ? st->postdata_done : st->postdata_steps,
+				            err);
+			for (size_t i = 0;
+			     ok && f == 6 && i < sizeof(phases) / sizeof(phases[0]); i++)
+				ok = sample(out, fam[f].name, v, "phase",
+				            state_phase_name(phases[i]),
+				            st->task.phase == phases[i] ? 1 : 0, err);
+			if (!ok)
 				return false;
 		}
 	}
-	if (!task_metric(out, "pgtide_postdata_steps_done", PROM_GAUGE,
-	                 "Post-data steps (indexes, constraints, triggers) built "
-	                 "on the target.",
-	                 task, st->postdata_done, err) ||
-	    !task_metric(out, "pgtide_postdata_steps_planned", PROM_GAUGE,
-	                 "Post-data steps the load has to build.", task,
-	                 st->postdata_steps, err) ||
-	    !prom_family(out, "pgtide_phase", PROM_GAUGE,
-	                 "1 for the phase the task is in, 0 for the others.", err))
-		return false;
-	for (size_t i = 0; i < sizeof(phases) / sizeof(phases[0]); i++)
-	{
-		PromLabel l[2] = {{"task", task},
-		                  {"phase", state_phase_name(phases[i])}};
+	return true;
+}
 
-		if (!prom_sample(out, "pgtide_phase", l, 2,
-		                 st->task.phase == phases[i] ? 1 : 0, err))
-			return false;
+enum
+{
+	M_TXNS,
+	M_CHANGES,
+	M_IGNORED,
+	M_RATE_CHANGES,
+	M_RATE_TXNS,
+	M_CONFLICTS,
+	M_LAG_BYTES,
+	M_LAG_SECONDS,
+	M_BUFFERED,
+	M_SPILLED,
+	M_RETRIES,
+	M_FOLLOWING
+};
+
+static const struct
+{
+	const char *name;
+	PromType type;
+	const char *help;
+	bool live_only; /* only the process's own report has it */
+} cdc_fam[] = {
+    [M_TXNS] = {"pgtide_cdc_transactions_applied_total", PROM_COUNTER,
+                "Source transactions applied to the target since the "
+                "stream's process started.",
+                false},
+    [M_CHANGES] = {"pgtide_cdc_changes_applied_total", PROM_COUNTER,
+                   "Row changes applied to the target since the stream's "
+                   "process started.",
+                   false},
+    [M_IGNORED] = {"pgtide_cdc_changes_ignored_total", PROM_COUNTER,
+                   "Changes of tables the task does not move, ignored as "
+                   "cdc.unknown_tables = ignore says.",
+                   false},
+    [M_RATE_CHANGES] = {"pgtide_cdc_apply_rate_changes_per_second", PROM_GAUGE,
+                        "Row changes applied per second over the stream's "
+                        "last progress interval.",
+                        false},
+    [M_RATE_TXNS] = {"pgtide_cdc_apply_rate_transactions_per_second",
+                     PROM_GAUGE,
+                     "Source transactions applied per second over the "
+                     "stream's last progress interval.",
+                     false},
+    /* one sample per kind: a missing row and a row already there call for
+       different looks at the target */
+    [M_CONFLICTS] = {"pgtide_cdc_conflicts_total", PROM_COUNTER,
+                     "Rows missing or already there on the target, met under "
+                     "cdc.on_conflict skip or upsert, by kind.",
+                     true},
+    [M_LAG_BYTES] = {"pgtide_cdc_lag_bytes", PROM_GAUGE,
+                     "Source WAL not yet flushed on the target (0 when caught "
+                     "up).",
+                     false},
+    [M_LAG_SECONDS] = {"pgtide_cdc_lag_seconds", PROM_GAUGE,
+                       "Now minus the source commit time of the last applied "
+                       "transaction (0 when idle).",
+                       false},
+    [M_BUFFERED] = {"pgtide_cdc_buffered_bytes", PROM_GAUGE,
+                    "Memory held by transactions buffered for the applier.",
+                    true},
+    [M_SPILLED] = {"pgtide_cdc_spilled_bytes_total", PROM_COUNTER,
+                   "Bytes of buffered transactions written to spill files.",
+                   true},
+    [M_RETRIES] = {"pgtide_cdc_retries_total", PROM_COUNTER,
+                   "Times the stream found a side unreachable or broken and "
+                   "connected again.",
+                   true},
+    [M_FOLLOWING] = {"pgtide_cdc_following", PROM_GAUGE,
+                     "1 while the change stream reports (with one target: "
+                     "once it has reported in this process), 0 before.",
+                     false},
+};
+
+static bool
+cdc_sample(Buf *out, int m, const View *v, Error *err)
+{
+	const CdcProgress *p = &v->c.p;
+	const char *name = cdc_fam[m].name;
+
+	switch (m)
+	{
+		case M_CONFLICTS:
+			for (int k = 0; k < APPLY_NCONFLICTS; k++)
+				if (!sample(out, name, v, "kind", apply_conflict_name(k),
+				            (double) p->conflicts_by[k], err))
+					return false;
+			return true;
+		case M_RETRIES:
+			return sample(out, name, v, "side", "source",
+			              (double) p->source_retries, err) &&
+			       sample(out, name, v, "side", "target",
+			              (double) p->target_retries, err);
+		default:
+			break;
+	}
+	return sample(out, name, v, NULL, NULL,
+	              m == M_TXNS           ? (double) p->txns
+	              : m == M_CHANGES      ? (double) p->changes
+	              : m == M_IGNORED      ? (double) p->ignored
+	              : m == M_RATE_CHANGES ? p->changes_per_s
+	              : m == M_RATE_TXNS    ? p->txns_per_s
+	              : m == M_LAG_BYTES    ? (double) p->lag_bytes
+	              : m == M_LAG_SECONDS  ? p->lag_seconds
+	              : m == M_BUFFERED     ? (double) p->buffered_bytes
+	              : m == M_SPILLED      ? (double) p->spilled_bytes
+	                                    : (v->following ? 1 : 0),
+	              err);
+}
+
+/*
+ * The stream's families. With one target, from the process's own report
+ * (zeros before it reports); with several, from each target's state, left
+ * out for a target whose state could not be read.
+ */
+static bool
+cdc_metrics(const View *views, int n, Buf *out, Error *err)
+{
+	for (int m = 0; m < (int) (sizeof(cdc_fam) / sizeof(cdc_fam[0])); m++)
+	{
+		bool family = false;
+
+		for (int k = 0; k < n; k++)
+		{
+			const View *v = &views[k];
+
+			if ((!v->live && (cdc_fam[m].live_only || !v->r->state_ok)))
+				continue;
+			if (!family && !prom_family(out, cdc_fam[m].name, cdc_fam[m].type,
+			                            cdc_fam[m].help, err))
+				return false;
+			family = true;
+			if (!cdc_sample(out, m, v, err))
+				return false;
+		}
 	}
 	return true;
 }
 
-/* One sample per kind: a missing row and a row already there call for
- * different looks at the target. */
+/* Each slot's retained WAL, where its target's state and the source told. */
 static bool
-conflict_metrics(const CdcProgress *p, const char *task, Buf *out, Error *err)
+slot_metrics(const View *views, int n, Buf *out, Error *err)
 {
-	if (!prom_family(out, "pgtide_cdc_conflicts_total", PROM_COUNTER,
-	                 "Rows missing or already there on the target, met under "
-	                 "cdc.on_conflict skip or upsert, by kind.",
-	                 err))
-		return false;
-	for (int k = 0; k < APPLY_NCONFLICTS; k++)
-	{
-		PromLabel l[2] = {{"task", task}, {"kind", apply_conflict_name(k)}};
+	const char *name = "pgtide_slot_retained_wal_bytes";
+	bool family = false;
 
-		if (!prom_sample(out, "pgtide_cdc_conflicts_total", l, 2,
-		                 (double) p->conflicts_by[k], err))
+	for (int k = 0; k < n; k++)
+	{
+		const SurfaceRead *r = views[k].r;
+
+		if (r->retained_wal < 0 || !r->state_ok)
+			continue;
+		if (!family &&
+		    !prom_family(out, name, PROM_GAUGE,
+		                 "WAL the task's replication slot holds on the "
+		                 "source (its restart_lsn to the current WAL end).",
+		                 err))
+			return false;
+		family = true;
+		if (!sample(out, name, &views[k], "slot", r->st.task.slot_name,
+		            (double) r->retained_wal, err))
 			return false;
 	}
 	return true;
-}
-
-static bool
-cdc_metrics(const SurfaceCdc *c, const char *task, Buf *out, Error *err)
-{
-	const CdcProgress *p = &c->p;
-	PromLabel src[2] = {{"task", task}, {"side", "source"}};
-	PromLabel tgt[2] = {{"task", task}, {"side", "target"}};
-
-	return task_metric(out, "pgtide_cdc_transactions_applied_total",
-	                   PROM_COUNTER,
-	                   "Source transactions applied to the target since the "
-	                   "stream started in this process.",
-	                   task, (double) p->txns, err) &&
-	       task_metric(out, "pgtide_cdc_changes_applied_total", PROM_COUNTER,
-	                   "Row changes applied to the target since the stream "
-	                   "started in this process.",
-	                   task, (double) p->changes, err) &&
-	       task_metric(out, "pgtide_cdc_changes_ignored_total", PROM_COUNTER,
-	                   "Changes of tables the task does not move, ignored as "
-	                   "cdc.unknown_tables = ignore says.",
-	                   task, (double) p->ignored, err) &&
-	       task_metric(out, "pgtide_cdc_apply_rate_changes_per_second",
-	                   PROM_GAUGE,
-	                   "Row changes applied per second over the stream's last "
-	                   "progress interval.",
-	                   task, p->changes_per_s, err) &&
-	       task_metric(out, "pgtide_cdc_apply_rate_transactions_per_second",
-	                   PROM_GAUGE,
-	                   "Source transactions applied per second over the "
-	                   "stream's last progress interval.",
-	                   task, p->txns_per_s, err) &&
-	       conflict_metrics(p, task, out, err) &&
-	       task_metric(out, "pgtide_cdc_lag_bytes", PROM_GAUGE,
-	                   "Source WAL not yet flushed on the target (0 when "
-	                   "caught up).",
-	                   task, (double) p->lag_bytes, err) &&
-	       task_metric(out, "pgtide_cdc_lag_seconds", PROM_GAUGE,
-	                   "Now minus the source commit time of the last applied "
-	                   "transaction (0 when idle).",
-	                   task, p->lag_seconds, err) &&
-	       task_metric(out, "pgtide_cdc_buffered_bytes", PROM_GAUGE,
-	                   "Memory held by transactions buffered for the "
-	                   "applier.",
-	                   task, (double) p->buffered_bytes, err) &&
-	       task_metric(out, "pgtide_cdc_spilled_bytes_total", PROM_COUNTER,
-	                   "Bytes of buffered transactions written to spill "
-	                   "files.",
-	                   task, (double) p->spilled_bytes, err) &&
-	       prom_family(out, "pgtide_cdc_retries_total", PROM_COUNTER,
-	                   "Times the stream found a side unreachable or broken "
-	                   "and connected again.",
-	                   err) &&
-	       prom_sample(out, "pgtide_cdc_retries_total", src, 2,
-	                   (double) p->source_retries, err) &&
-	       prom_sample(out, "pgtide_cdc_retries_total", tgt, 2,
-	                   (double) p->target_retries, err) &&
-	       task_metric(out, "pgtide_cdc_following", PROM_GAUGE,
-	                   "1 once the change stream has reported in this "
-	                   "process, 0 before.",
-	                   task, c->have ? 1 : 0, err);
 }
 
 /* The load's throttle, while one runs in this process. */
@@ -369,31 +495,36 @@ surface_metrics(Surface *s, Buf *out, Error *err)
 {
 	const char *task = s->cfg->task;
 	PromLabel build[2] = {{"version", s->version}, {"command", s->command}};
-	SurfaceCdc c;
+	View *views = calloc((size_t) s->ntargets, sizeof(View));
 	SurfaceGuard g;
+	bool ok;
 
+	if (views == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
 	surface_refresh(s, false);
-	surface_cdc_copy(s, &c);
-	surface_guard_copy(s, &g);
-	if (g.have && !guard_metrics(&g.r, task, out, err))
-		return false;
-	if (!prom_family(out, "pgtide_build_info", PROM_GAUGE,
-	                 "Always 1; the labels say which pgtide serves.", err) ||
-	    !prom_sample(out, "pgtide_build_info", build, 2, 1, err) ||
-	    (s->read.state_ok && !load_metrics(&s->read, task, out, err)) ||
-	    !cdc_metrics(&c, task, out, err) || !throttle_metrics(task, out, err))
-		return false;
-	if (s->read.retained_wal >= 0 && s->read.state_ok)
+	for (int k = 0; k < s->ntargets; k++)
 	{
-		PromLabel l[2] = {{"task", task}, {"slot", s->read.st.task.slot_name}};
+		View *v = &views[k];
 
-		if (!prom_family(out, "pgtide_slot_retained_wal_bytes", PROM_GAUGE,
-		                 "WAL the task's replication slot holds on the "
-		                 "source (its restart_lsn to the current WAL end).",
-		                 err) ||
-		    !prom_sample(out, "pgtide_slot_retained_wal_bytes", l, 2,
-		                 (double) s->read.retained_wal, err))
-			return false;
+		v->l[0] = (PromLabel){"task", task};
+		v->nl = 1;
+		if (s->several)
+			v->l[v->nl++] =
+			    (PromLabel){"target", s->targets[k].cfg->shard_target};
+		v->r = &s->targets[k].read;
+		surface_target_cdc(s, k, &v->c, &v->live);
+		v->following = v->c.have && (v->live || clock_ms() - v->c.at_ms <=
+		                                            surface_stale_ms(s));
 	}
-	return true;
+	surface_guard_copy(s, &g);
+	ok = (!g.have || guard_metrics(&g.r, task, out, err)) &&
+	     prom_family(out, "pgtide_build_info", PROM_GAUGE,
+	                 "Always 1; the labels say which pgtide serves.", err) &&
+	     prom_sample(out, "pgtide_build_info", build, 2, 1, err) &&
+	     load_metrics(views, s->ntargets, out, err) &&
+	     cdc_metrics(views, s->ntargets, out, err) &&
+	     throttle_metrics(task, out, err) &&
+	     slot_metrics(views, s->ntargets, out, err);
+	free(views);
+	return ok;
 }

@@ -82,6 +82,14 @@ typedef struct SurfaceRead
 	char why[ERR_MSG_MAX]; /* why status is empty */
 } SurfaceRead;
 
+/* A target the surface reads: the task's one, or each of its several. */
+typedef struct SurfaceTarget
+{
+	const TaskConfig *cfg; /* its task: the surface's, or a target's share */
+	PgConn *tgt;           /* the HTTP thread's session on it */
+	SurfaceRead read;
+} SurfaceTarget;
+
 struct Surface
 {
 	const TaskConfig *cfg;
@@ -93,23 +101,49 @@ struct Surface
 	SurfaceCdc cdc;
 	SurfaceHistory history;
 	SurfaceGuard guard;
+	/*
+	 * Several targets: each target's stream runs in a process of its own,
+	 * which publishes nothing here; what the surface shows of it is what
+	 * that process last recorded in the target's state.
+	 */
+	bool several;
+	int ntargets;
 	/* the HTTP thread's: sessions and what it read on them */
-	PgConn *tgt;
+	SurfaceTarget *targets;
 	PgConn *src;
 	int64_t src_failed_ms; /* the source failed then: wait before again */
-	SurfaceRead read;
+	int64_t sampled_ms;    /* several: the newest record in the history */
 };
 
 /* the most /status and /metrics may grow to */
 #define SURFACE_BODY_CAP (8 * 1024 * 1024)
 
 /*
- * Refreshes s->read's status document (status) or its numbers (!status)
- * when older than a second, on the HTTP thread's sessions (opened or
- * replaced here). Never fails: what it could not read is marked unknown,
- * and why in s->read.why.
+ * Refreshes every target's status document (status) or its numbers
+ * (!status) when older than a second, on the HTTP thread's sessions (opened
+ * or replaced here). Never fails: what it could not read is marked unknown,
+ * and why in its read.why.
  */
 void surface_refresh(Surface *s, bool status);
+
+/*
+ * The /status body into out: the command's document, or with several
+ * targets {"task": NAME, "targets": {TARGET: document or {"error": WHY}}},
+ * as pgtide status --json prints them. False, with why (cap bytes), when
+ * there is nothing to serve (one target whose state could not be read).
+ */
+bool surface_status(Surface *s, Buf *out, char *why, size_t cap);
+
+/*
+ * A target's stream as the surface knows it: the process's own report with
+ * one target (*live true), else what the target's process last recorded in
+ * its state, as of the last read of the numbers (have false when it has not
+ * recorded, or stopped recording).
+ */
+void surface_target_cdc(Surface *s, int k, SurfaceCdc *out, bool *live);
+
+/* How long a stream may go unreported before it counts as stalled. */
+int64_t surface_stale_ms(const Surface *s);
 
 /* A copy of the guard's latest report (the mutex held for the copy). */
 void surface_guard_copy(Surface *s, SurfaceGuard *out);
@@ -134,6 +168,12 @@ void surface_history_keep(Surface *s, const CdcProgress *p);
  * log's last warnings and errors. Fails as buf_add.
  */
 bool surface_history(Surface *s, Buf *out, Error *err);
+
+/*
+ * Adds src as a quoted JSON string (a log line or an error message: at
+ * most a few kB, longer is cut). Fails as buf_add.
+ */
+bool surface_json_string(Buf *out, const char *src, Error *err);
 
 /* The dashboard page (a static string) and its length. */
 const char *surface_dashboard(size_t *len);
