@@ -89,6 +89,9 @@ typedef struct Load
 	bool finished;         /* its load was done before this run */
 	/* its snapshot is another load's, which it reads and never replaces */
 	bool borrowed_snap;
+	/* copy with several targets: the schema as the first target's load
+	   dumped it, which the others, reading its snapshot, take as it is */
+	struct Dumped *dumped;
 	PgConn *src;
 	PgConn *tgt;
 	Catalog *cat;
@@ -104,6 +107,14 @@ typedef struct Load
 	Renames renames; /* the task's (route/rename) */
 	int64_t start_ms;
 } Load;
+
+/* pg_dump's scripts of one snapshot (create_schema). */
+typedef struct Dumped
+{
+	char snapshot[64];
+	char *pre;  /* owned; NULL until dumped */
+	char *post; /* owned */
+} Dumped;
 
 /*
  * The loads one copy run fills: one target's, or with several targets the
@@ -622,6 +633,21 @@ create_schema(Load *l, const SlotSnapshot *snap, Error *err)
 		l->st.schema_done = true;
 		return true;
 	}
+	/* the same tables of the same snapshot: the first target's scripts */
+	if (l->dumped != NULL && l->borrowed_snap && l->dumped->pre != NULL &&
+	    strcmp(l->dumped->snapshot, snap->snapshot) == 0)
+	{
+		pre = strdup(l->dumped->pre);
+		post = strdup(l->dumped->post);
+		if (pre == NULL || post == NULL)
+		{
+			free(pre);
+			free(post);
+			return err_set(err, ERR_INTERNAL, "out of memory");
+		}
+		excl = NULL;
+		goto apply;
+	}
 	excl = dump_exclusions(l, &nexcl);
 	if (excl == NULL)
 		return err_set(err, ERR_INTERNAL, "out of memory");
@@ -641,6 +667,21 @@ create_schema(Load *l, const SlotSnapshot *snap, Error *err)
 	args.clean = false;
 	if (!schema_dump(&args, "post-data", &post, err))
 		goto out;
+	if (l->dumped != NULL && !l->borrowed_snap)
+	{
+		free(l->dumped->pre);
+		free(l->dumped->post);
+		snprintf(l->dumped->snapshot, sizeof(l->dumped->snapshot), "%s",
+		         snap->snapshot);
+		l->dumped->pre = strdup(pre);
+		l->dumped->post = strdup(post);
+		if (l->dumped->pre == NULL || l->dumped->post == NULL)
+		{
+			err_set(err, ERR_INTERNAL, "out of memory");
+			goto out;
+		}
+	}
+apply:
 	/* pre-data, the post-data steps and "schema done" commit together */
 	if (!pg_exec(l->tgt, "BEGIN", err))
 		goto out;
@@ -660,8 +701,9 @@ create_schema(Load *l, const SlotSnapshot *snap, Error *err)
 	if (!pg_exec(l->tgt, "COMMIT", err) || !pg_reset(l->tgt, err))
 		goto out;
 	l->st.schema_done = true;
-	log_info("created the schema on the target (pre-data); indexes and "
-	         "constraints follow the load");
+	log_info("created the schema on the target (pre-data%s); indexes and "
+	         "constraints follow the load",
+	         excl == NULL ? ", as dumped for the first target" : "");
 	ok = true;
 out:
 	free(excl);
@@ -1820,6 +1862,7 @@ load_run_split(const TaskConfig *task, const TaskConfig *targets, int n,
 	Load *ls = calloc((size_t) n, sizeof(Load));
 	Load **lp = calloc((size_t) n, sizeof(Load *));
 	SlotSnapshot shared;
+	Dumped dumped = {"", NULL, NULL};
 	Split sp;
 	int64_t copy_start_ms;
 	bool ok = ls != NULL && lp != NULL;
@@ -1839,6 +1882,9 @@ load_run_split(const TaskConfig *task, const TaskConfig *targets, int n,
 	{
 		lp[k] = &ls[k];
 		load_init(&ls[k], &targets[k], sp.spec, stop, gate, keep_slot);
+		/* copy: one snapshot, so one dump; migrate's targets each dump
+		   their own slot's */
+		ls[k].dumped = keep_slot ? NULL : &dumped;
 	}
 	/*
 	 * Each target's slot first (migrate): the rows come from one snapshot
@@ -1876,6 +1922,8 @@ out:
 		load_free(&ls[k]);
 	shard_spec_free(sp.spec);
 	shard_spec_free(sp.routing);
+	free(dumped.pre);
+	free(dumped.post);
 	free(sp.tables);
 	free(sp.target_tables);
 	free(sp.uris);

@@ -2,7 +2,8 @@
  * metrics: the /metrics body (docs/metrics.md lists each metric). Counts
  * of the load come from the task's state as the HTTP thread last read it
  * (what status shows: committed chunks), the stream's from its latest
- * report; nothing here waits on a thread that does the work.
+ * report, or with several targets from what each target's process last
+ * recorded in its state; nothing here waits on a thread that does the work.
  *
  * It must never invent a number: a value nobody could read (the source
  * unreachable, no state yet) is left out, not written as 0.

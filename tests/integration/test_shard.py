@@ -366,6 +366,8 @@ def test_copy_loads_each_target_with_exactly_its_rows(
         r = pgtide.run("copy", "--config", path)
         assert r.returncode == 0, r.stderr
         assert_hashed_image(source_db, targets)
+    # one snapshot, one schema dump: the other targets take the first's
+    assert r.stderr.count("as dumped for the first target") == 2, r.stderr
     # every row somewhere: the shares add up to the source
     assert sum(db.query_one("SELECT count(*) FROM orders")
                for db in targets) == 3000
