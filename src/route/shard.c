@@ -934,14 +934,18 @@ add_ident(Buf *out, const char *name, Error *err)
 	return buf_printf(out, err, "\"%s\"", name);
 }
 
-/* The hash method's target index of col: docs/sharding.md's expression,
- * written once here. */
+/*
+ * The hash method's target index of col: docs/sharding.md's expression,
+ * written once here. The md5 of the key's UTF-8 bytes, as shard_hash takes
+ * them from a session in UTF8: md5(text) would hash the database's own
+ * encoding, another target for a non-ASCII key of a LATIN1 database.
+ */
 static bool
 hash_index(const ShardSpec *s, const char *col, Buf *out, Error *err)
 {
 	return buf_printf(out, err,
-	                  "(('x' || lpad(substr(md5(%s::text), 1, 8), 16, "
-	                  "'0'))::bit(64)::bigint %% %d)",
+	                  "(('x' || lpad(substr(md5(convert_to(%s::text, "
+	                  "'UTF8')), 1, 8), 16, '0'))::bit(64)::bigint %% %d)",
 	                  col, s->n);
 }
 

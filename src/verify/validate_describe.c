@@ -169,7 +169,8 @@ describe_table(const VRun *r, PgConn *src, PgConn *tgt, VTable *t, Error *err)
 		free(id);
 	}
 	if (!buf_check(&cols, err) ||
-	    !rowhash_expr(r->hash_ext, sc, nsc, tc, ntc, &expr, err) ||
+	    !rowhash_expr(r->hash_ext, r->text_as_utf8, sc, nsc, tc, ntc, &expr,
+	                  err) ||
 	    !buf_take(&expr, &t->hash_expr, err))
 		goto out;
 	buf_printf(&expr, err, "left(ROW(%s)::text, %d)", buf_str(&cols),

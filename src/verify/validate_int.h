@@ -135,9 +135,10 @@ typedef struct VRun
 	int ntables;
 	int src_version;
 	int tgt_version;
-	bool hash_ext; /* typed extended hashes (11+ on both sides), else md5 */
-	bool cdc;      /* the task's slot is active: recheck what differs */
-	bool still;    /* the caller holds both sides still: read tables whole */
+	bool hash_ext;     /* typed extended hashes (11+ on both sides), else md5 */
+	bool text_as_utf8; /* the two databases' encodings differ */
+	bool cdc;          /* the task's slot is active: recheck what differs */
+	bool still; /* the caller holds both sides still: read tables whole */
 	const ShardSpec *spec; /* several targets: the rules, or NULL */
 	int shard_target;      /* with spec: the target compared */
 	/* several targets, held still: source counts of this target's share
@@ -287,8 +288,8 @@ bool columns_read_key(PgConn *c, const char *rel, char ***names, int *n,
  * of them is among the target's tc. Fails only when out of memory or past
  * sql's cap.
  */
-bool rowhash_expr(bool hash_ext, const VColumn *sc, int nsc, const VColumn *tc,
-                  int ntc, Buf *sql, Error *err);
+bool rowhash_expr(bool hash_ext, bool text_as_utf8, const VColumn *sc, int nsc,
+                  const VColumn *tc, int ntc, Buf *sql, Error *err);
 
 /* ---- validate_describe.c ---- */
 

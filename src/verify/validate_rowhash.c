@@ -10,6 +10,7 @@
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/buf.h"
 #include "pg/pg.h"
@@ -75,8 +76,8 @@ geometric_send(uint32_t root)
  * an 11 server and a newer one disagree on it.
  */
 static bool
-column_hash(const VColumn *s, const VColumn *tc, int position, Buf *sql,
-            Error *err)
+column_hash(const VColumn *s, const VColumn *tc, int position,
+            bool text_as_utf8, Buf *sql, Error *err)
 {
 	static const struct
 	{
@@ -143,8 +144,20 @@ column_hash(const VColumn *s, const VColumn *tc, int position, Buf *sql,
 			fn = typed[i].fn;
 			cast = typed[i].cast;
 		}
-	ok = buf_printf(sql, err, "coalesce(%s(%s::%s, %d), %" PRId64 ")", fn, id,
-	                cast, position, null_marker(position));
+	if (text_as_utf8 && strcmp(fn, "hashtextextended") == 0)
+		ok = buf_printf(sql, err,
+		                "coalesce(hashtextextended(encode(convert_to(%s::text, "
+		                "'UTF8'), 'escape'), %d), %" PRId64 ")",
+		                id, position, null_marker(position));
+	else if (text_as_utf8 && strcmp(fn, "hashbpcharextended") == 0)
+		/* bpchar's hash leaves out its trailing spaces; so does rtrim */
+		ok = buf_printf(sql, err,
+		                "coalesce(hashtextextended(encode(convert_to(rtrim(%s::"
+		                "text), 'UTF8'), 'escape'), %d), %" PRId64 ")",
+		                id, position, null_marker(position));
+	else
+		ok = buf_printf(sql, err, "coalesce(%s(%s::%s, %d), %" PRId64 ")", fn,
+		                id, cast, position, null_marker(position));
 	free(id);
 	return ok;
 }
@@ -197,8 +210,8 @@ column_text(const VColumn *s, const VColumn *tc, Buf *sql, Error *err)
  * by column_text.
  */
 bool
-rowhash_expr(bool hash_ext, const VColumn *sc, int nsc, const VColumn *tc,
-             int ntc, Buf *sql, Error *err)
+rowhash_expr(bool hash_ext, bool text_as_utf8, const VColumn *sc, int nsc,
+             const VColumn *tc, int ntc, Buf *sql, Error *err)
 {
 	bool ok = true;
 
@@ -208,13 +221,18 @@ rowhash_expr(bool hash_ext, const VColumn *sc, int nsc, const VColumn *tc,
 		for (int i = 0; ok && i < nsc; i++)
 			ok = buf_add_str(sql, " # ", err) &&
 			     column_hash(&sc[i], &tc[columns_find(tc, ntc, sc[i].name)],
-			                 i + 1, sql, err);
+			                 i + 1, text_as_utf8, sql, err);
 		return ok && buf_add_str(sql, ")", err);
 	}
-	buf_add_str(sql, "('x' || left(md5(ROW(", err);
+	buf_add_str(sql, "('x' || left(md5(", err);
+	if (text_as_utf8)
+		buf_add_str(sql, "convert_to(", err);
+	buf_add_str(sql, "ROW(", err);
 	for (int i = 0; ok && i < nsc; i++)
 		ok = (i == 0 || buf_add_str(sql, ", ", err)) &&
 		     column_text(&sc[i], &tc[columns_find(tc, ntc, sc[i].name)], sql,
 		                 err);
-	return ok && buf_add_str(sql, ")::text), 16))::bit(64)::bigint", err);
+	return ok && buf_add_str(sql, ")::text", err) &&
+	       (!text_as_utf8 || buf_add_str(sql, ", 'UTF8')", err)) &&
+	       buf_add_str(sql, "), 16))::bit(64)::bigint", err);
 }
