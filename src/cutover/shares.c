@@ -22,6 +22,7 @@
 
 #include "base/buf.h"
 #include "base/clock.h"
+#include "base/fault.h"
 #include "base/log.h"
 #include "cutover/cutover_int.h"
 #include "load/shards.h"
@@ -215,6 +216,7 @@ count_shares(Cutover *c, ValidateShares *out, Error *err)
 		if (!t->selected || t->relkind != 'r')
 			continue;
 		ok = count_table(c, spec, t, counts, &counted, err);
+		fault_point("cutover.counting");
 		if (!ok)
 			err_prefix(err, "counting the targets' shares of %s: ", t->qname);
 		else if (counted)

@@ -321,3 +321,46 @@ def test_cutover_killed_fenced_or_stopping_is_finished_by_the_next(
     again = pgtide.run(*args)
     assert again.returncode == 2 and "already cut over" in again.stderr, \
         again.stderr
+
+
+def test_a_count_pass_killed_or_cut_off_is_finished_by_the_next(
+        pgtide, source_db, targets, tmp_path):
+    """The one pass that counts every target's share runs on the fenced
+    source. kill -9 in the middle of it: the fence's undo is on every
+    target, every stream runs, and the next cutover lifts the fence first.
+    That one's source sessions cut off in the middle of its count: they
+    connect again, the count goes on over the still fenced source, and the
+    cutover hands over exactly."""
+    role = "app_split_count_kill"
+    path, p = streaming(pgtide, source_db, targets, tmp_path, role)
+    source_db.execute("ANALYZE")
+    args = ["cutover", "--config", path, "--fence-role", role]
+    killed = pgtide.run(*args, env={"PGTIDE_FAULT": "cutover.counting@2"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert not can_write(source_db, role)
+    for db in targets:
+        assert db.query_one("SELECT cutover_undo IS NOT NULL"
+                            " FROM pgtide.task") is True
+    assert phases(targets) == ["cdc"] * 3
+    assert p.poll() is None, p.read_stderr()
+
+    c = pgtide.start(*args, env={"PGTIDE_FAULT": "cutover.counting@2:sleep=4000"})
+    try:
+        c.wait_for_output("lifting that fence first", timeout=60)
+        c.wait_for_output("fault point cutover.counting: sleeping", timeout=60)
+        assert not can_write(source_db, role)
+        source_db.execute("SELECT pg_terminate_backend(pid)"
+                          " FROM pg_stat_activity"
+                          " WHERE application_name = 'pgtide cutover'")
+        assert c.wait(120) == 0, c.read_stderr()
+    finally:
+        if c.poll() is None:
+            c.kill()
+    err = c.read_stderr()
+    assert "source: reconnected" in err, err
+    assert "counted every target's share of 6 tables in one pass" in err, err
+    assert p.wait(60) == 0, p.read_stderr()
+    assert phases(targets) == ["cutover"] * 3
+    assert not can_write(source_db, role)
+    assert_hashed_image(source_db, targets)
+    assert_events_routed(source_db, targets)
