@@ -461,6 +461,7 @@ apply_counters(const Applier *a, ApplyCounters *out)
 		out->conflicts_by[k] = atomic_load(&a->conflicts_by[k]);
 	out->skipped = atomic_load(&a->skipped);
 	out->ignored = atomic_load(&a->ignored);
+	out->filtered = atomic_load(&a->filtered);
 	out->applied_end = atomic_load(&a->applied_end);
 	out->applied_commit_time_us = atomic_load(&a->applied_time_us);
 }

@@ -72,10 +72,13 @@ typedef struct ApplyCounters
 	int64_t changes;   /* row changes applied */
 	int64_t conflicts; /* missing or duplicate rows met (skip/upsert) */
 	int64_t conflicts_by[APPLY_NCONFLICTS]; /* the same, by kind */
-	int64_t skipped; /* changes skipped: before the table's load point */
-	int64_t ignored; /* changes of tables the task does not move, with
+	int64_t skipped;  /* changes skipped: before the table's load point */
+	int64_t ignored;  /* changes of tables the task does not move, with
 	                      ignore_unknown */
-	Lsn applied_end; /* end LSN of the last committed source transaction */
+	int64_t filtered; /* row versions a row filter or the routing left out
+	                     (an INSERT dropped, an UPDATE applied as the old
+	                     row's DELETE) */
+	Lsn applied_end;  /* end LSN of the last committed source transaction */
 	int64_t applied_commit_time_us; /* its commit time (Unix microseconds) */
 } ApplyCounters;
 

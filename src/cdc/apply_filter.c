@@ -418,6 +418,8 @@ apply_filtered(Applier *a, Rel *r, PgoKind kind, const PgoChange *ch,
 	}
 	if (ok && inside)
 		ok = apply_run_add(a, r, &full, err);
+	else if (ok && present)
+		atomic_fetch_add(&a->filtered, 1);
 	PQclear(read);
 	free(vals);
 	return ok;

@@ -181,7 +181,7 @@ struct Applier
 	const char **params;
 	int params_cap;
 
-	_Atomic int64_t txns, changes, conflicts, skipped, ignored;
+	_Atomic int64_t txns, changes, conflicts, skipped, ignored, filtered;
 	_Atomic int64_t conflicts_by[APPLY_NCONFLICTS];
 	_Atomic uint64_t applied_end;
 	_Atomic int64_t applied_time_us;

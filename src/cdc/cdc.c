@@ -71,6 +71,7 @@ typedef struct Cdc
 	_Atomic int64_t applied_txns;
 	_Atomic int64_t applied_changes;
 	_Atomic int64_t ignored_changes;
+	_Atomic int64_t filtered_changes;
 	_Atomic int64_t conflicts;
 	_Atomic int64_t conflicts_by[APPLY_NCONFLICTS];
 	_Atomic int64_t retries[2];      /* [0] source, [1] target */
@@ -536,6 +537,7 @@ applier_main(void *arg)
 			atomic_store(&c->applied_txns, k.txns);
 			atomic_store(&c->applied_changes, k.changes);
 			atomic_store(&c->ignored_changes, k.ignored);
+			atomic_store(&c->filtered_changes, k.filtered);
 			atomic_store(&c->conflicts, k.conflicts);
 			for (int kind = 0; kind < APPLY_NCONFLICTS; kind++)
 				atomic_store(&c->conflicts_by[kind], k.conflicts_by[kind]);
@@ -809,6 +811,7 @@ log_progress(Receiver *rv)
 	p.txns = atomic_load(&c->applied_txns);
 	p.changes = atomic_load(&c->applied_changes);
 	p.ignored = atomic_load(&c->ignored_changes);
+	p.filtered = atomic_load(&c->filtered_changes);
 	p.txns_per_s = (double) (p.txns - rv->last_txns) / secs;
 	p.changes_per_s = (double) (p.changes - rv->last_changes) / secs;
 	p.applied_lsn = atomic_load(&c->applied_end);

@@ -34,10 +34,12 @@
 /* What the change stream has done, for status reporting. */
 typedef struct CdcProgress
 {
-	int64_t txns;    /* source transactions applied since start */
-	int64_t changes; /* row changes applied since start */
-	int64_t ignored; /* changes of tables the task does not move, dropped as
+	int64_t txns;     /* source transactions applied since start */
+	int64_t changes;  /* row changes applied since start */
+	int64_t ignored;  /* changes of tables the task does not move, dropped as
 	                    cdc.unknown_tables = ignore says, since start */
+	int64_t filtered; /* new row versions a row filter or the routing left
+	                     out (not this target's rows), since start */
 	double txns_per_s;
 	double changes_per_s;
 	Lsn applied_lsn; /* end of the last applied transaction */

@@ -256,6 +256,7 @@ record_progress(const CdcProgress *p, void *ctx)
 	c.txns = p->txns;
 	c.changes = p->changes;
 	c.ignored = p->ignored;
+	c.filtered = p->filtered;
 	c.txns_per_s = p->txns_per_s;
 	c.changes_per_s = p->changes_per_s;
 	snprintf(c.outage, sizeof(c.outage), "%s", p->outage);

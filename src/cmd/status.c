@@ -273,6 +273,7 @@ status_json(FILE *out, const TaskConfig *cfg, const StateStatus *st,
 	json_number(out, "cdc_txns", (double) c->txns, cdc);
 	json_number(out, "cdc_changes", (double) c->changes, cdc);
 	json_number(out, "cdc_ignored_changes", (double) c->ignored, cdc);
+	json_number(out, "cdc_filtered_changes", (double) c->filtered, cdc);
 	json_text(out, "cdc_updated_at", st->cdc_updated_at);
 	json_text(out, "cdc_outage", st->cdc.outage);
 	/* the guard's report, written as one JSON object by the guard */
@@ -449,6 +450,13 @@ status_text(FILE *out, const TaskConfig *cfg, const StateStatus *st,
 		        "cdc: %lld changes of tables the task does not move were "
 		        "ignored (--unknown-tables=ignore)\n",
 		        (long long) st->cdc.ignored);
+	if (st->has_cdc && st->cdc.filtered > 0)
+		fprintf(out,
+		        "cdc: %lld new row versions were not this target's (row "
+		        "filters%s): inserts left out, updates applied as "
+		        "deletes\n",
+		        (long long) st->cdc.filtered,
+		        cfg->shard_target != NULL ? ", routing" : "");
 	if (st->guard != NULL)
 		print_guard(out, st->guard);
 	if (st->has_cdc && st->cdc.outage[0])

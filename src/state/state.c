@@ -95,6 +95,7 @@ static const char *const state_ddl =
     " ADD COLUMN IF NOT EXISTS cutover_undo text,"
     " ADD COLUMN IF NOT EXISTS insert_publication text,"
     " ADD COLUMN IF NOT EXISTS cdc_ignored bigint,"
+    " ADD COLUMN IF NOT EXISTS cdc_filtered bigint,"
     /* copy loads from temporary slots and keeps none (load/load.c) */
     " ADD COLUMN IF NOT EXISTS copy_only boolean NOT NULL DEFAULT false,"
     " ADD COLUMN IF NOT EXISTS slot_created_at timestamptz,"
@@ -509,8 +510,8 @@ bool
 state_task_set_cdc(const State *s, const StateCdc *c, Error *err)
 {
 	char a[LSN_TEXT_MAX], f[LSN_TEXT_MAX], src[LSN_TEXT_MAX];
-	char lb[24], ls[32], tx[24], ch[24], tps[32], cps[32], ig[24];
-	const char *params[12] = {s->task,
+	char lb[24], ls[32], tx[24], ch[24], tps[32], cps[32], ig[24], fi[24];
+	const char *params[13] = {s->task,
 	                          lsn_format(c->applied_lsn, a),
 	                          lsn_format(c->flushed_lsn, f),
 	                          lsn_format(c->source_lsn, src),
@@ -521,9 +522,11 @@ state_task_set_cdc(const State *s, const StateCdc *c, Error *err)
 	                          tps,
 	                          cps,
 	                          c->outage[0] ? c->outage : NULL,
-	                          ig};
+	                          ig,
+	                          fi};
 
 	snprintf(ig, sizeof(ig), "%lld", (long long) c->ignored);
+	snprintf(fi, sizeof(fi), "%lld", (long long) c->filtered);
 	snprintf(lb, sizeof(lb), "%lld", (long long) c->lag_bytes);
 	snprintf(ls, sizeof(ls), "%.3f", c->lag_seconds);
 	snprintf(tx, sizeof(tx), "%lld", (long long) c->txns);
@@ -538,8 +541,9 @@ state_task_set_cdc(const State *s, const StateCdc *c, Error *err)
 	    " cdc_txns = $7::bigint, cdc_changes = $8::bigint,"
 	    " cdc_txns_per_s = $9::float8,"
 	    " cdc_changes_per_s = $10::float8, cdc_outage = $11,"
-	    " cdc_ignored = $12::bigint, cdc_updated_at = now() WHERE task = $1",
-	    12, params, NULL, err);
+	    " cdc_ignored = $12::bigint, cdc_filtered = $13::bigint,"
+	    " cdc_updated_at = now() WHERE task = $1",
+	    13, params, NULL, err);
 }
 
 bool
@@ -627,7 +631,8 @@ status_task(const State *s, StateStatus *out, bool *oom, Error *err)
 	               " cdc_txns, cdc_changes, cdc_txns_per_s, cdc_changes_per_s,"
 	               " cdc_updated_at::text, last_error, last_error_at::text,"
 	               " cdc_outage, cdc_ignored, guard,"
-	               " extract(epoch FROM now() - cdc_updated_at)::float8"
+	               " extract(epoch FROM now() - cdc_updated_at)::float8,"
+	               " cdc_filtered"
 	               " FROM @S.task WHERE task = $1",
 	               1, params, &res, err))
 		return false;
@@ -661,6 +666,7 @@ status_task(const State *s, StateStatus *out, bool *oom, Error *err)
 	out->cdc.ignored = int_field(res, 0, TASK_NCOLUMNS + 14);
 	out->guard = state_dup(res, 0, TASK_NCOLUMNS + 15, oom);
 	out->cdc_age_s = float_field(res, 0, TASK_NCOLUMNS + 16);
+	out->cdc.filtered = int_field(res, 0, TASK_NCOLUMNS + 17);
 	PQclear(res);
 	return ok;
 }

@@ -145,7 +145,8 @@ typedef struct StateCdc
 	double lag_seconds;
 	int64_t txns;
 	int64_t changes;
-	int64_t ignored; /* of tables the task does not move, on purpose */
+	int64_t ignored;  /* of tables the task does not move, on purpose */
+	int64_t filtered; /* row versions a row filter or the routing left out */
 	double txns_per_s;
 	double changes_per_s;
 	char outage[512]; /* which side is down and since when; "" when none */

@@ -138,6 +138,7 @@ enum
 	M_TXNS,
 	M_CHANGES,
 	M_IGNORED,
+	M_FILTERED,
 	M_RATE_CHANGES,
 	M_RATE_TXNS,
 	M_CONFLICTS,
@@ -168,6 +169,10 @@ static const struct
                    "Changes of tables the task does not move, ignored as "
                    "cdc.unknown_tables = ignore says.",
                    false},
+    [M_FILTERED] = {"pgtide_cdc_changes_filtered_total", PROM_COUNTER,
+                    "New row versions a row filter or the routing left out "
+                    "(an INSERT dropped, an UPDATE applied as a DELETE).",
+                    false},
     [M_RATE_CHANGES] = {"pgtide_cdc_apply_rate_changes_per_second", PROM_GAUGE,
                         "Row changes applied per second over the stream's "
                         "last progress interval.",
@@ -233,6 +238,7 @@ cdc_sample(Buf *out, int m, const View *v, Error *err)
 	              m == M_TXNS           ? (double) p->txns
 	              : m == M_CHANGES      ? (double) p->changes
 	              : m == M_IGNORED      ? (double) p->ignored
+	              : m == M_FILTERED     ? (double) p->filtered
 	              : m == M_RATE_CHANGES ? p->changes_per_s
 	              : m == M_RATE_TXNS    ? p->txns_per_s
 	              : m == M_LAG_BYTES    ? (double) p->lag_bytes

@@ -165,6 +165,7 @@ surface_target_cdc(Surface *s, int k, SurfaceCdc *out, bool *live)
 	out->p.txns = r->st.cdc.txns;
 	out->p.changes = r->st.cdc.changes;
 	out->p.ignored = r->st.cdc.ignored;
+	out->p.filtered = r->st.cdc.filtered;
 	out->p.txns_per_s = r->st.cdc.txns_per_s;
 	out->p.changes_per_s = r->st.cdc.changes_per_s;
 	out->p.applied_lsn = r->st.cdc.applied_lsn;

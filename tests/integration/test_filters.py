@@ -173,6 +173,41 @@ def test_filtered_table_loads_and_streams_its_filtered_image(
         assert actual(target_db) == expected(source_db)
 
 
+def test_changes_a_filter_leaves_out_are_counted(pgtide, source_db,
+                                                 target_db, tmp_path):
+    """Nothing is left out silently: status counts the new row versions the
+    filter kept from the target (inserts outside it, updates out of it)."""
+    source_db.execute(SOURCE)
+    cfg = task_file(tmp_path, source_db, target_db,
+                    [("public.orders", quoted(CONDITION))])
+    p = pgtide.start("migrate", "--config", cfg, "--progress-interval", "1")
+    p.wait_for_output(r"streaming from slot", timeout=120)
+    source_db.execute("""
+        -- five inserts outside (too early, or region test), three inside
+        INSERT INTO orders SELECT 800000 + g, '2024-01-01 00:00+00', 'eu', g, 'o'
+          FROM generate_series(1, 3) g;
+        INSERT INTO orders SELECT 800010 + g, '2025-01-01 00:00+00', 'test', g, 'o'
+          FROM generate_series(1, 2) g;
+        INSERT INTO orders SELECT 800020 + g, '2025-01-01 00:00+00', 'eu', g, 'i'
+          FROM generate_series(1, 3) g;
+        -- two updates out of it, one inside it, and a table without a filter
+        UPDATE orders SET region = 'test' WHERE id IN (800021, 800022);
+        UPDATE orders SET total = 0 WHERE id = 800023;
+        UPDATE plain SET v = 'x' WHERE id <= 4;
+    """)
+    wait_caught_up(source_db, target_db)
+    assert actual(target_db) == expected(source_db)
+
+    def counted():
+        doc = json.loads(pgtide.run("status", "--config", cfg, "--json").stdout)
+        return doc["cdc_filtered_changes"] == 7
+    wait_for(counted, 30, 0.3, "status never counted the 7 left out")
+    r = pgtide.run("status", "--config", cfg)
+    assert "cdc: 7 new row versions were not this target's (row filters)" \
+        in r.stdout, r.stdout
+    assert p.stop() == 0
+
+
 BAD = [
     ("public.orders", "no_such_column > 1", 'column "no_such_column" does '
      "not exist"),
