@@ -620,7 +620,7 @@ create_schema(Load *l, const SlotSnapshot *snap, Error *err)
 	char *pre = NULL, *post = NULL;
 	SchemaDumpArgs args;
 	StateTask task;
-	bool ok = false;
+	bool ok = false, reused;
 	int nexcl;
 	char **excl;
 
@@ -634,8 +634,9 @@ create_schema(Load *l, const SlotSnapshot *snap, Error *err)
 		return true;
 	}
 	/* the same tables of the same snapshot: the first target's scripts */
-	if (l->dumped != NULL && l->borrowed_snap && l->dumped->pre != NULL &&
-	    strcmp(l->dumped->snapshot, snap->snapshot) == 0)
+	reused = l->dumped != NULL && l->borrowed_snap && l->dumped->pre != NULL &&
+	         strcmp(l->dumped->snapshot, snap->snapshot) == 0;
+	if (reused)
 	{
 		pre = strdup(l->dumped->pre);
 		post = strdup(l->dumped->post);
@@ -703,7 +704,7 @@ apply:
 	l->st.schema_done = true;
 	log_info("created the schema on the target (pre-data%s); indexes and "
 	         "constraints follow the load",
-	         excl == NULL ? ", as dumped for the first target" : "");
+	         reused ? ", as dumped for the first target" : "");
 	ok = true;
 out:
 	free(excl);

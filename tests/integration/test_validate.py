@@ -141,9 +141,20 @@ def test_a_latin1_source_compares_by_characters(pgtide, pg_source_server,
                     (w, w.upper(), w[:8], [w, "à"], json.dumps({w: "ß"}),
                      "été" if i % 2 else "hiver", w, i))
                 conn.execute("INSERT INTO journal VALUES (%s)", (f"ligne {w}",))
-        r = pgtide.run("copy", "--source", source.uri, "--target", target_db.uri)
-        assert r.returncode == 0, r.stderr
+        # loaded, then streamed: pgoutput's text reaches pgtide in UTF-8 too
+        p = pgtide.start("migrate", "--source", source.uri, "--target",
+                         target_db.uri)
+        p.wait_for_output(r"streaming from slot", timeout=120)
+        with source.connect() as conn:
+            conn.execute("INSERT INTO noms VALUES ('crème', 'brûlée', 'ø', "
+                         "'{ü}', '{\"ñ\": 1}', 'été', ROW('Malmö', 9))")
+            conn.execute("UPDATE noms SET vc = 'DÉJÀ' WHERE k = 'naïve'")
+            conn.execute("INSERT INTO journal VALUES ('ligne crème')")
+        wait_caught_up(source, target_db)
+        assert p.stop() == 0
         assert target_db.query_one("SELECT vc FROM noms WHERE k = 'café'") == "CAFÉ"
+        assert target_db.query_one("SELECT (l).ville FROM noms"
+                                   " WHERE k = 'crème'") == "Malmö"
 
         for env in (None, {"PGTIDE_VALIDATE_PORTABLE": "1"}):
             r, out = run_validate(pgtide, source, target_db, env=env)
@@ -156,7 +167,7 @@ def test_a_latin1_source_compares_by_characters(pgtide, pg_source_server,
         r, out = run_validate(pgtide, source, target_db)
         assert r.returncode == EXIT_DIFFERENT, r.stderr
         assert named(table_result(out, "public.noms")) == {("different", ("café",))}
-        assert table_result(out, "public.journal")["rows_target"] == 6
+        assert table_result(out, "public.journal")["rows_target"] == 7
         assert out["tables_differing"] == 2
     finally:
         source.drop()
