@@ -508,7 +508,10 @@ follow_run(const TaskConfig *cfg, atomic_int *stop, Surface *surface,
 		if (!shared_filter(&state, &tables[i], err))
 			goto out;
 	}
-	if (!state_task_set_phase(&state, STATE_PHASE_CDC, err))
+	/* the patterns this follower runs with are the task's, for status and
+	   cutover run without them */
+	if (!state_selection_save(&state, &cfg->include, &cfg->exclude, err) ||
+	    !state_task_set_phase(&state, STATE_PHASE_CDC, err))
 		goto out;
 	config_source_name(cfg, origin, sizeof(origin));
 	o.source_uri = cfg->source_uri;

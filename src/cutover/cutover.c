@@ -1161,6 +1161,7 @@ cutover_run(const TaskConfig *cfg, const TaskConfig *targets, int ntargets,
 	ok = fence_undo_leftover(&c, err);
 	for (int i = 0; ok && i < ntargets; i++)
 		ok = dropped_find(&c, &c.targets[i], err) &&
+		     leftout_refuse(&c.targets[i], err) &&
 		     require_following(&c, &c.targets[i], err) &&
 		     state_task_set_cutover_stop(&c.targets[i].state, LSN_INVALID,
 		                                 err) &&

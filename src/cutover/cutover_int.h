@@ -136,6 +136,15 @@ bool dropped_find(Cutover *c, CutoverTarget *t, Error *err);
  */
 bool dropped_settle(Cutover *c, CutoverTarget *t, Error *err);
 
+/* ---- leftout.c ---- */
+
+/*
+ * Refuses, naming them, the tables the task's patterns select on the
+ * source that the task does not move (load/newtables): a cutover would
+ * leave them behind. Before anything is fenced.
+ */
+bool leftout_refuse(CutoverTarget *t, Error *err);
+
 /* ---- refresh.c ---- */
 
 /*

@@ -44,20 +44,50 @@ newtables_signature(PgConn *src, char *buf, size_t len, Error *err)
 	    0, NULL, buf, len, err);
 }
 
+/*
+ * The patterns that say what the task moves: those its follower recorded,
+ * plus the command's own exclusions; else, before any follower recorded
+ * some, the command's. *inc and *exc borrow from sel and cfg; *exc is
+ * owned (free it).
+ */
+static bool
+task_patterns(const TaskConfig *cfg, const StateSelection *sel,
+              char *const **inc, int *ninc, char ***exc, int *nexc, Error *err)
+{
+	int n = cfg->exclude.count + (sel->recorded ? sel->nexclude : 0);
+
+	*inc = sel->recorded ? sel->include : cfg->include.items;
+	*ninc = sel->recorded ? sel->ninclude : cfg->include.count;
+	*exc = calloc((size_t) n + 1, sizeof(char *));
+	if (*exc == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	*nexc = 0;
+	for (int i = 0; sel->recorded && i < sel->nexclude; i++)
+		(*exc)[(*nexc)++] = sel->exclude[i];
+	for (int i = 0; i < cfg->exclude.count; i++)
+		(*exc)[(*nexc)++] = cfg->exclude.items[i];
+	return true;
+}
+
 bool
 newtables_find(PgConn *src, const State *st, const TaskConfig *cfg,
                NewTables *out, Error *err)
 {
 	Catalog *cat = NULL;
 	StateTable *tables = NULL;
-	int ntables = 0;
+	StateSelection sel;
+	char *const *inc = NULL;
+	char **exc = NULL;
+	int ntables = 0, ninc = 0, nexc = 0;
 	bool ok;
 
 	memset(out, 0, sizeof(*out));
+	memset(&sel, 0, sizeof(sel));
 	ok = state_tables_load(st, &tables, &ntables, err) &&
+	     state_selection_read(st, &sel, err) &&
+	     task_patterns(cfg, &sel, &inc, &ninc, &exc, &nexc, err) &&
 	     catalog_read(src, cfg->state_schema, &cat, err) &&
-	     catalog_select(cat, cfg->include.items, cfg->include.count,
-	                    cfg->exclude.items, cfg->exclude.count, err);
+	     catalog_select_any(cat, inc, ninc, exc, nexc, err);
 	/* a task without tables follows a slot the user named: nothing to miss */
 	for (int i = 0; ok && ntables > 0 && i < cat->ntables; i++)
 	{
@@ -83,6 +113,8 @@ newtables_find(PgConn *src, const State *st, const TaskConfig *cfg,
 	}
 	catalog_free(cat);
 	state_tables_free(tables, ntables);
+	state_selection_free(&sel);
+	free(exc);
 	if (!ok)
 		newtables_free(out);
 	return ok;

@@ -418,9 +418,9 @@ lineage_matches(const Catalog *cat, int idx, const PatternSet *set, bool *used)
 	return hit;
 }
 
-bool
-catalog_select(Catalog *cat, char *const *include, int ninclude,
-               char *const *exclude, int nexclude, Error *err)
+static bool
+select_tables(Catalog *cat, char *const *include, int ninclude,
+              char *const *exclude, int nexclude, bool strict, Error *err)
 {
 	TablePattern *inc = calloc((size_t) ninclude + 1, sizeof(TablePattern));
 	TablePattern *exc = calloc((size_t) nexclude + 1, sizeof(TablePattern));
@@ -458,7 +458,7 @@ catalog_select(Catalog *cat, char *const *include, int ninclude,
 		t->selected =
 		    t->relkind == 'r' && in && !lineage_matches(cat, i, &excset, NULL);
 	}
-	for (int p = 0; p < ninclude; p++)
+	for (int p = 0; strict && p < ninclude; p++)
 		if (!used[p])
 		{
 			if (inc[p].syntax == PATTERN_GLOB)
@@ -493,6 +493,20 @@ out:
 	free(exc);
 	free(used);
 	return ok;
+}
+
+bool
+catalog_select(Catalog *cat, char *const *include, int ninclude,
+               char *const *exclude, int nexclude, Error *err)
+{
+	return select_tables(cat, include, ninclude, exclude, nexclude, true, err);
+}
+
+bool
+catalog_select_any(Catalog *cat, char *const *include, int ninclude,
+                   char *const *exclude, int nexclude, Error *err)
+{
+	return select_tables(cat, include, ninclude, exclude, nexclude, false, err);
 }
 
 bool

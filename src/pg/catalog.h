@@ -110,6 +110,14 @@ bool catalog_select(Catalog *cat, char *const *include, int ninclude,
                     char *const *exclude, int nexclude, Error *err);
 
 /*
+ * The same marks, where an include pattern that matches no table is no
+ * error: for a look at the source long after the task chose its tables
+ * (one of them may be gone since; cutover decides about that).
+ */
+bool catalog_select_any(Catalog *cat, char *const *include, int ninclude,
+                        char *const *exclude, int nexclude, Error *err);
+
+/*
  * Applies rules (route/rename: the task's rename.*, remove_columns and
  * table-mapping transformations) to the selected tables: each table's and column's target
  * names, and its removed columns taken out of cols into removed. Reads on

@@ -96,6 +96,9 @@ static const char *const state_ddl =
     " ADD COLUMN IF NOT EXISTS insert_publication text,"
     " ADD COLUMN IF NOT EXISTS cdc_ignored bigint,"
     " ADD COLUMN IF NOT EXISTS cdc_filtered bigint,"
+    /* the patterns the follower last ran with (selection.c) */
+    " ADD COLUMN IF NOT EXISTS selection_include text[],"
+    " ADD COLUMN IF NOT EXISTS selection_exclude text[],"
     /* copy loads from temporary slots and keeps none (load/load.c) */
     " ADD COLUMN IF NOT EXISTS copy_only boolean NOT NULL DEFAULT false,"
     " ADD COLUMN IF NOT EXISTS slot_created_at timestamptz,"

@@ -35,6 +35,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/config.h"
 #include "base/err.h"
 #include "base/lsn.h"
 #include "pg/catalog.h"
@@ -311,6 +312,30 @@ typedef struct StateInsertOnly
 	char diverged_at[40]; /* "" while not diverged */
 	char reason[200];
 } StateInsertOnly;
+
+/* ---- the task's table patterns (selection.c) ---- */
+
+/* The patterns the task's follower last ran with. */
+typedef struct StateSelection
+{
+	bool recorded; /* false: no follower recorded any (an older pgtide) */
+	char **include;
+	int ninclude;
+	char **exclude;
+	int nexclude;
+} StateSelection;
+
+/*
+ * Records the patterns the task runs with (tables.include, tables.exclude),
+ * replacing those of an earlier run: what status and cutover take for the
+ * task's when their own command names none.
+ */
+bool state_selection_save(const State *s, const StrList *include,
+                          const StrList *exclude, Error *err);
+
+/* Reads them; free with state_selection_free. */
+bool state_selection_read(const State *s, StateSelection *out, Error *err);
+void state_selection_free(StateSelection *sel);
 
 /*
  * Records the task's insert-only publication (NULL: none) and its tables

@@ -382,3 +382,38 @@ def test_a_table_dropped_on_the_source_is_decided_not_stuck(pgtide, source_db,
     assert target_db.query_one("SELECT to_regclass('public.m_2023')") is None
     assert_same_content(source_db, target_db)
     assert migrate.wait(60) == 0
+
+
+def test_a_table_the_task_left_out_is_refused_before_the_fence(
+        pgtide, source_db, target_db):
+    """A table the task's patterns select, created while the stream runs,
+    that cannot join (unlogged: its changes are not in the WAL): cutover
+    refuses before anything is fenced, naming it, rather than hand over a
+    target without it; excluded on purpose (-T), the cutover goes ahead. A
+    table the follower's own patterns leave out is never named."""
+    role = "app_left_out"
+    source_db.execute(EVENTS + "INSERT INTO events (v) SELECT generate_series(1, 50);"
+                      "CREATE TABLE legacy (id int PRIMARY KEY);")
+    make_role(source_db, role)
+    # the follower's patterns are the task's: a cutover (or status) run
+    # without them takes legacy as left out on purpose
+    migrate = start_migrate(pgtide, source_db, target_db, "-T", "public.legacy")
+    wait_caught_up(source_db, target_db)
+    source_db.execute("CREATE UNLOGGED TABLE scratch (id int PRIMARY KEY);"
+                      "INSERT INTO scratch SELECT generate_series(1, 5)")
+    base = ["cutover", "--source", source_db.uri, "--target", target_db.uri,
+            "--fence-role", role]
+    r = pgtide.run(*base)
+    assert r.returncode == 2, r.stderr
+    assert ("1 table the task's patterns select is on the source but not in "
+            'the task: "public"."scratch"') in r.stderr, r.stderr
+    assert "tables.exclude" in r.stderr
+    assert "legacy" not in r.stderr
+    assert can_write(source_db, role)
+    assert target_db.query_one("SELECT phase FROM pgtide.task") == "cdc"
+    assert migrate.poll() is None, migrate.read_stderr()
+
+    r = pgtide.run(*base, "-T", "public.scratch")
+    assert r.returncode == 0, r.stderr
+    assert migrate.wait(60) == 0
+    assert target_db.query_one("SELECT to_regclass('public.scratch')") is None
