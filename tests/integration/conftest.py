@@ -1060,6 +1060,19 @@ def source_db(pg_source_server, request):
 
 
 @pytest.fixture
+def latin1_source(pg_source_server, request):
+    """A fresh LATIN1 database (C locale) on the session source server,
+    dropped afterwards: its texts are other bytes than a UTF-8 target's."""
+    name = f"latin1_{abs(hash(request.node.name)) % 10**8}"
+    pg_source_server.execute(
+        "postgres", f"CREATE DATABASE {name} ENCODING 'LATIN1'"
+        " LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
+    db = Database(pg_source_server, name)
+    yield db
+    db.drop()
+
+
+@pytest.fixture
 def target_db(pg_target_server, request):
     """A fresh database on the session target server, dropped afterwards."""
     yield from _make_db(pg_target_server, "tgt", request)

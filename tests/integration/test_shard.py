@@ -625,48 +625,42 @@ def test_sighup_during_the_sharded_load_rereads_only_the_caps(
 
 
 def test_a_latin1_source_hashes_non_ascii_keys_as_utf8(
-        pgtide, pg_source_server, targets, tmp_path, request):
+        pgtide, latin1_source, targets, tmp_path):
     """The hash reads a key's UTF-8 bytes whatever the source's encoding:
     the load's router, validate's condition and the documented SQL agree on
     where a non-ASCII key of a LATIN1 database lives (md5(text) alone would
     hash its LATIN1 bytes and name another target)."""
-    name = f"latin1_{abs(hash(request.node.name)) % 10**8}"
-    pg_source_server.execute(
-        "postgres", f"CREATE DATABASE {name} ENCODING 'LATIN1'"
-        " LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
-    source = Database(pg_source_server, name)
-    try:
-        keys = ["café", "Zürich", "naïve", "ÆØÅ", "señor", "plain", "über",
-                "façade", "smørrebrød", "crème"]
-        # the keys whose LATIN1 and UTF-8 bytes name different targets
-        moved = [k for k in keys if target_index(k, 3) != int(hashlib.md5(
-            k.encode("latin-1")).hexdigest()[:8], 16) % 3]
-        assert len(moved) >= 3, moved
-        source.execute("CREATE TABLE places (region text PRIMARY KEY, n int);"
-                       "CREATE TABLE visits (id int PRIMARY KEY,"
-                       " region text NOT NULL, note text)")
-        with source.connect() as conn:
-            for i, k in enumerate(keys):
-                conn.execute("INSERT INTO places VALUES (%s, %s)", (k, i))
-                for j in range(5):
-                    conn.execute("INSERT INTO visits VALUES (%s, %s, %s)",
-                                 (i * 10 + j, k, f"{k} {j}"))
-        path = task_file(tmp_path, source, targets,
-                         "  key: region\n  method: hash\n")
-        r = pgtide.run("copy", "--config", path)
-        assert r.returncode == 0, r.stderr
-        for i, db in enumerate(targets):
-            want = sorted(k for k in keys if target_index(k, 3) == i)
-            assert sorted(db.query("SELECT region FROM places")) == \
-                [(k,) for k in want], i
-            assert db.query_one("SELECT count(*) FROM visits") == 5 * len(want)
-        # validate's condition is the router's
-        r = pgtide.run("validate", "--config", path)
-        assert r.returncode == 0, r.stdout + r.stderr
-        # the SQL docs/sharding.md gives, run on the source
-        got = dict(source.query(
-            "SELECT region, ('x' || lpad(substr(md5(convert_to(region::text,"
-            " 'UTF8')), 1, 8), 16, '0'))::bit(64)::bigint % 3 FROM places"))
-        assert got == {k: target_index(k, 3) for k in keys}
-    finally:
-        source.drop()
+    source = latin1_source
+    keys = ["café", "Zürich", "naïve", "ÆØÅ", "señor", "plain", "über",
+            "façade", "smørrebrød", "crème"]
+    # the keys whose LATIN1 and UTF-8 bytes name different targets
+    moved = [k for k in keys if target_index(k, 3) != int(hashlib.md5(
+        k.encode("latin-1")).hexdigest()[:8], 16) % 3]
+    assert len(moved) >= 3, moved
+    source.execute("CREATE TABLE places (region text PRIMARY KEY, n int);"
+                   "CREATE TABLE visits (id int PRIMARY KEY,"
+                   " region text NOT NULL, note text)")
+    with source.connect() as conn:
+        for i, k in enumerate(keys):
+            conn.execute("INSERT INTO places VALUES (%s, %s)", (k, i))
+            for j in range(5):
+                conn.execute("INSERT INTO visits VALUES (%s, %s, %s)",
+                             (i * 10 + j, k, f"{k} {j}"))
+    path = task_file(tmp_path, source, targets,
+                     "  key: region\n  method: hash\n")
+    r = pgtide.run("copy", "--config", path)
+    assert r.returncode == 0, r.stderr
+    for i, db in enumerate(targets):
+        want = sorted(k for k in keys if target_index(k, 3) == i)
+        assert sorted(db.query("SELECT region FROM places")) == \
+            [(k,) for k in want], i
+        assert db.query_one("SELECT count(*) FROM visits") == 5 * len(want)
+    # validate's condition is the router's
+    r = pgtide.run("validate", "--config", path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    # the SQL docs/sharding.md gives, run on the source
+    got = dict(source.query(
+        "SELECT region, ('x' || lpad(substr(md5(convert_to(region::text,"
+        " 'UTF8')), 1, 8), 16, '0'))::bit(64)::bigint % 3 FROM places"))
+    assert got == {k: target_index(k, 3) for k in keys}
+

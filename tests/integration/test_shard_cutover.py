@@ -284,6 +284,18 @@ def test_a_stream_that_does_not_stop_leaves_the_source_fenced_until_finished(
         again.stderr
 
 
+def killed_while_fenced(pgtide, args, fault, source_db, targets, role):
+    """kill -9 of the cutover at fault: the source stays fenced, with the
+    fence's undo on every target, and every target still streams."""
+    killed = pgtide.run(*args, env={"PGTIDE_FAULT": fault})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert not can_write(source_db, role)
+    for db in targets:
+        assert db.query_one("SELECT cutover_undo IS NOT NULL"
+                            " FROM pgtide.task") is True
+    assert phases(targets) == ["cdc"] * 3
+
+
 def test_cutover_killed_fenced_or_stopping_is_finished_by_the_next(
         pgtide, source_db, targets, tmp_path):
     """kill -9 of the cutover once the fence is up: the fence's undo is on
@@ -294,13 +306,8 @@ def test_cutover_killed_fenced_or_stopping_is_finished_by_the_next(
     role = "app_split_kill"
     path, p = streaming(pgtide, source_db, targets, tmp_path, role)
     args = ["cutover", "--config", path, "--fence-role", role]
-    killed = pgtide.run(*args, env={"PGTIDE_FAULT": "cutover.fenced"})
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
-    assert not can_write(source_db, role)
-    for db in targets:
-        assert db.query_one("SELECT cutover_undo IS NOT NULL"
-                            " FROM pgtide.task") is True
-    assert phases(targets) == ["cdc"] * 3
+    killed_while_fenced(pgtide, args, "cutover.fenced", source_db, targets,
+                        role)
     # the next cutover lifts that fence first, then fences again and is
     # killed once every stream was told to stop
     killed = pgtide.run(*args, env={"PGTIDE_FAULT": "cutover.stop_set"})
@@ -335,13 +342,8 @@ def test_a_count_pass_killed_or_cut_off_is_finished_by_the_next(
     path, p = streaming(pgtide, source_db, targets, tmp_path, role)
     source_db.execute("ANALYZE")
     args = ["cutover", "--config", path, "--fence-role", role]
-    killed = pgtide.run(*args, env={"PGTIDE_FAULT": "cutover.counting@2"})
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
-    assert not can_write(source_db, role)
-    for db in targets:
-        assert db.query_one("SELECT cutover_undo IS NOT NULL"
-                            " FROM pgtide.task") is True
-    assert phases(targets) == ["cdc"] * 3
+    killed_while_fenced(pgtide, args, "cutover.counting@2", source_db,
+                        targets, role)
     assert p.poll() is None, p.read_stderr()
 
     c = pgtide.start(*args, env={"PGTIDE_FAULT": "cutover.counting@2:sleep=4000"})

@@ -113,64 +113,56 @@ def test_equal_awkward_values_report_nothing(pgtide, source_db, target_db):
     assert out["differences"] == 0
 
 
-def test_a_latin1_source_compares_by_characters(pgtide, pg_source_server,
-                                                target_db, request):
+def test_a_latin1_source_compares_by_characters(pgtide, latin1_source,
+                                                target_db):
     """A LATIN1 source and a UTF-8 target store the same characters as other
     bytes: every text a row hashes (text, varchar, char, arrays, jsonb, an
     enum's label, a composite, a keyless row) compares by its characters,
     in both hash forms, and a changed character is still named."""
-    from conftest import Database
-    name = f"latin1_{abs(hash(request.node.name)) % 10**8}"
-    pg_source_server.execute(
-        "postgres", f"CREATE DATABASE {name} ENCODING 'LATIN1'"
-        " LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
-    source = Database(pg_source_server, name)
-    try:
-        source.execute("""
-            CREATE TYPE saison AS ENUM ('été', 'hiver');
-            CREATE TYPE lieu AS (ville text, n int);
-            CREATE TABLE noms (k text PRIMARY KEY, vc varchar(20), ch char(8),
-                               ta text[], j jsonb, s saison, l lieu);
-            CREATE TABLE journal (ligne text);
-        """)
-        with source.connect() as conn:
-            for i, w in enumerate(["café", "Zürich", "smørrebrød", "naïve",
-                                   "façade", "plain"]):
-                conn.execute(
-                    "INSERT INTO noms VALUES (%s, %s, %s, %s, %s, %s, ROW(%s, %s))",
-                    (w, w.upper(), w[:8], [w, "à"], json.dumps({w: "ß"}),
-                     "été" if i % 2 else "hiver", w, i))
-                conn.execute("INSERT INTO journal VALUES (%s)", (f"ligne {w}",))
-        # loaded, then streamed: pgoutput's text reaches pgtide in UTF-8 too
-        p = pgtide.start("migrate", "--source", source.uri, "--target",
-                         target_db.uri)
-        p.wait_for_output(r"streaming from slot", timeout=120)
-        with source.connect() as conn:
-            conn.execute("INSERT INTO noms VALUES ('crème', 'brûlée', 'ø', "
-                         "'{ü}', '{\"ñ\": 1}', 'été', ROW('Malmö', 9))")
-            conn.execute("UPDATE noms SET vc = 'DÉJÀ' WHERE k = 'naïve'")
-            conn.execute("INSERT INTO journal VALUES ('ligne crème')")
-        wait_caught_up(source, target_db)
-        assert p.stop() == 0
-        assert target_db.query_one("SELECT vc FROM noms WHERE k = 'café'") == "CAFÉ"
-        assert target_db.query_one("SELECT (l).ville FROM noms"
-                                   " WHERE k = 'crème'") == "Malmö"
+    source = latin1_source
+    source.execute("""
+        CREATE TYPE saison AS ENUM ('été', 'hiver');
+        CREATE TYPE lieu AS (ville text, n int);
+        CREATE TABLE noms (k text PRIMARY KEY, vc varchar(20), ch char(8),
+                           ta text[], j jsonb, s saison, l lieu);
+        CREATE TABLE journal (ligne text);
+    """)
+    with source.connect() as conn:
+        for i, w in enumerate(["café", "Zürich", "smørrebrød", "naïve",
+                               "façade", "plain"]):
+            conn.execute(
+                "INSERT INTO noms VALUES (%s, %s, %s, %s, %s, %s, ROW(%s, %s))",
+                (w, w.upper(), w[:8], [w, "à"], json.dumps({w: "ß"}),
+                 "été" if i % 2 else "hiver", w, i))
+            conn.execute("INSERT INTO journal VALUES (%s)", (f"ligne {w}",))
+    # loaded, then streamed: pgoutput's text reaches pgtide in UTF-8 too
+    p = pgtide.start("migrate", "--source", source.uri, "--target",
+                     target_db.uri)
+    p.wait_for_output(r"streaming from slot", timeout=120)
+    with source.connect() as conn:
+        conn.execute("INSERT INTO noms VALUES ('crème', 'brûlée', 'ø', "
+                     "'{ü}', '{\"ñ\": 1}', 'été', ROW('Malmö', 9))")
+        conn.execute("UPDATE noms SET vc = 'DÉJÀ' WHERE k = 'naïve'")
+        conn.execute("INSERT INTO journal VALUES ('ligne crème')")
+    wait_caught_up(source, target_db)
+    assert p.stop() == 0
+    assert target_db.query_one("SELECT vc FROM noms WHERE k = 'café'") == "CAFÉ"
+    assert target_db.query_one("SELECT (l).ville FROM noms"
+                               " WHERE k = 'crème'") == "Malmö"
 
-        for env in (None, {"PGTIDE_VALIDATE_PORTABLE": "1"}):
-            r, out = run_validate(pgtide, source, target_db, env=env)
-            assert r.returncode == 0, (env, r.stdout, r.stderr)
-            assert out["differences"] == 0
+    for env in (None, {"PGTIDE_VALIDATE_PORTABLE": "1"}):
+        r, out = run_validate(pgtide, source, target_db, env=env)
+        assert r.returncode == 0, (env, r.stdout, r.stderr)
+        assert out["differences"] == 0
 
-        target_db.execute("UPDATE noms SET vc = 'CAFE' WHERE k = 'café';"
-                          "UPDATE journal SET ligne = 'ligne Zurich'"
-                          " WHERE ligne = 'ligne Zürich'")
-        r, out = run_validate(pgtide, source, target_db)
-        assert r.returncode == EXIT_DIFFERENT, r.stderr
-        assert named(table_result(out, "public.noms")) == {("different", ("café",))}
-        assert table_result(out, "public.journal")["rows_target"] == 7
-        assert out["tables_differing"] == 2
-    finally:
-        source.drop()
+    target_db.execute("UPDATE noms SET vc = 'CAFE' WHERE k = 'café';"
+                      "UPDATE journal SET ligne = 'ligne Zurich'"
+                      " WHERE ligne = 'ligne Zürich'")
+    r, out = run_validate(pgtide, source, target_db)
+    assert r.returncode == EXIT_DIFFERENT, r.stderr
+    assert named(table_result(out, "public.noms")) == {("different", ("café",))}
+    assert table_result(out, "public.journal")["rows_target"] == 7
+    assert out["tables_differing"] == 2
 
 
 def test_target_server_settings_do_not_matter(pgtide, source_db, make_server):
