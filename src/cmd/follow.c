@@ -665,11 +665,8 @@ static bool
 serve(const TaskConfig *cfg, const TaskConfig *targets, int n,
       const char *command, Surface **out, Error *err)
 {
-	return targets != NULL
-	           ? surface_start_targets(cfg, targets, n, command, PGTIDE_VERSION,
-	                                   task_status_json, out, err)
-	           : surface_start(cfg, command, PGTIDE_VERSION, task_status_json,
-	                           out, err);
+	return surface_start(cfg, targets, n, command, PGTIDE_VERSION,
+	                     task_status_json, out, err);
 }
 
 /* SIGHUP reaches the load's throttle through the command line's reader */

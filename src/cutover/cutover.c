@@ -56,6 +56,21 @@ cutover_wall_text(char *buf, size_t cap)
 	         tm.tm_min, tm.tm_sec, (int) (us / 1000 % 1000));
 }
 
+void
+cutover_name_list(char *buf, size_t cap, int i, int n, const char *name)
+{
+	size_t used;
+
+	if (i == 0)
+		buf[0] = '\0';
+	used = strlen(buf);
+	if (i < CUTOVER_NAMES_SHOWN)
+		snprintf(buf + used, cap - used, "%s%s", i > 0 ? ", " : "", name);
+	else if (i == CUTOVER_NAMES_SHOWN)
+		snprintf(buf + used, cap - used, " and %d more",
+		         n - CUTOVER_NAMES_SHOWN);
+}
+
 /* the report's lines, written by the targets settling side by side */
 static pthread_mutex_t steps_lock = PTHREAD_MUTEX_INITIALIZER;
 

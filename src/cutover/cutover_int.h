@@ -89,6 +89,15 @@ typedef struct Cutover
 /* The wall clock as timestamptz text (UTC, milliseconds), into buf. */
 void cutover_wall_text(char *buf, size_t cap);
 
+/* tables a message names; the rest are counted */
+#define CUTOVER_NAMES_SHOWN 5
+
+/*
+ * Adds name, the i-th of n, to the list of names buf holds (cap bytes;
+ * i = 0 starts it): "a, b, c", and past CUTOVER_NAMES_SHOWN " and N more".
+ */
+void cutover_name_list(char *buf, size_t cap, int i, int n, const char *name);
+
 /*
  * Ends the current step: one line of the report, and the next step's start.
  * t names the target the step was on; NULL for a step on the source. Safe

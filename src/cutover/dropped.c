@@ -15,22 +15,18 @@
 #include "base/log.h"
 #include "cutover/cutover_int.h"
 
-/* names shown in one message; the rest are counted */
-#define DROPPED_SHOWN 5
-
 static void
 names_of(const CutoverTarget *t, char *buf, size_t cap)
 {
-	size_t used = 0;
+	for (int i = 0; i < t->ndropped && i <= CUTOVER_NAMES_SHOWN; i++)
+	{
+		/* two names of at most 63 bytes, a dot */
+		char name[130];
 
-	buf[0] = '\0';
-	for (int i = 0; i < t->ndropped && i < DROPPED_SHOWN && used < cap; i++)
-		used += (size_t) snprintf(buf + used, cap - used, "%s%s.%s",
-		                          i > 0 ? ", " : "", t->dropped[i].src_schema,
-		                          t->dropped[i].src_name);
-	if (t->ndropped > DROPPED_SHOWN && used < cap)
-		snprintf(buf + used, cap - used, " and %d more",
-		         t->ndropped - DROPPED_SHOWN);
+		snprintf(name, sizeof(name), "%s.%s", t->dropped[i].src_schema,
+		         t->dropped[i].src_name);
+		cutover_name_list(buf, cap, i, t->ndropped, name);
+	}
 }
 
 /*

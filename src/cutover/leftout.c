@@ -6,32 +6,21 @@
  * application a target without them. Cutover refuses, naming them, before
  * anything is fenced. It reads only; it changes nothing on either side.
  */
-#include <stdio.h>
-
 #include "cutover/cutover_int.h"
 #include "load/newtables.h"
-
-/* names shown in one message; the rest are counted */
-#define LEFTOUT_SHOWN 5
 
 bool
 leftout_refuse(CutoverTarget *t, Error *err)
 {
 	NewTables nt;
 	char names[1024];
-	size_t used = 0;
 
 	if (!newtables_find(t->src, &t->state, t->cfg, &nt, err))
 		return false;
 	if (nt.n == 0)
 		return true;
-	names[0] = '\0';
-	for (int i = 0; i < nt.n && i < LEFTOUT_SHOWN && used < sizeof(names); i++)
-		used += (size_t) snprintf(names + used, sizeof(names) - used, "%s%s",
-		                          i > 0 ? ", " : "", nt.names[i]);
-	if (nt.n > LEFTOUT_SHOWN && used < sizeof(names))
-		snprintf(names + used, sizeof(names) - used, " and %d more",
-		         nt.n - LEFTOUT_SHOWN);
+	for (int i = 0; i < nt.n && i <= CUTOVER_NAMES_SHOWN; i++)
+		cutover_name_list(names, sizeof(names), i, nt.n, nt.names[i]);
 	err_set(err, ERR_CONFIG,
 	        "%s%d table%s the task's patterns select %s on the source but "
 	        "not in the task: %s",

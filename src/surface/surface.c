@@ -23,9 +23,9 @@
 #define SURFACE_SOURCE_PAUSE_MS 10000
 
 bool
-surface_start_targets(const TaskConfig *cfg, const TaskConfig *targets, int n,
-                      const char *command, const char *version,
-                      SurfaceStatusFn status, Surface **out, Error *err)
+surface_start(const TaskConfig *cfg, const TaskConfig *targets, int n,
+              const char *command, const char *version, SurfaceStatusFn status,
+              Surface **out, Error *err)
 {
 	Surface *s;
 	char addr[64];
@@ -66,14 +66,6 @@ surface_start_targets(const TaskConfig *cfg, const TaskConfig *targets, int n,
 	         port, s->several ? " (every target's)" : "");
 	*out = s;
 	return true;
-}
-
-bool
-surface_start(const TaskConfig *cfg, const char *command, const char *version,
-              SurfaceStatusFn status, Surface **out, Error *err)
-{
-	return surface_start_targets(cfg, NULL, 1, command, version, status, out,
-	                             err);
 }
 
 void

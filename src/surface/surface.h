@@ -44,23 +44,18 @@ typedef bool (*SurfaceStatusFn)(const TaskConfig *cfg, PgConn *tgt, PgConn *src,
  * Fails with ERR_CONFIG when it cannot be bound (in use, not an address of this
  * machine). cfg must outlive the surface. On success *out is the caller's,
  * ended with surface_stop().
+ *
+ * With several targets (targets[0..n), each target's share of cfg, as
+ * task_target_config makes them; borrowed for the surface's life; NULL and
+ * 1 for the task's one target), served by the process that starts their
+ * processes: /status and /metrics show every target, each by its name;
+ * /readyz is ready once every target is. Their streams run in processes of
+ * their own, so the stream's numbers are what each last recorded in its
+ * target's state (every progress interval).
  */
-bool surface_start(const TaskConfig *cfg, const char *command,
-                   const char *version, SurfaceStatusFn status, Surface **out,
-                   Error *err);
-
-/*
- * The same for a task of several targets (targets[0..n), each target's
- * share of cfg, as task_target_config makes them; borrowed for the
- * surface's life), served by the process that starts their processes:
- * /status and /metrics show every target, each by its name; /readyz is
- * ready once every target is. Their streams run in processes of their own,
- * so the stream's numbers are what each last recorded in its target's
- * state (every progress interval).
- */
-bool surface_start_targets(const TaskConfig *cfg, const TaskConfig *targets,
-                           int n, const char *command, const char *version,
-                           SurfaceStatusFn status, Surface **out, Error *err);
+bool surface_start(const TaskConfig *cfg, const TaskConfig *targets, int n,
+                   const char *command, const char *version,
+                   SurfaceStatusFn status, Surface **out, Error *err);
 
 /* Stops serving and frees s, closing its sessions. NULL is a no-op. */
 void surface_stop(Surface *s);

@@ -144,16 +144,13 @@ column_hash(const VColumn *s, const VColumn *tc, int position,
 			fn = typed[i].fn;
 			cast = typed[i].cast;
 		}
-	if (text_as_utf8 && strcmp(fn, "hashtextextended") == 0)
+	/* bpchar's hash leaves out its trailing spaces, as its cast to text
+	   does */
+	if (text_as_utf8 && (strcmp(fn, "hashtextextended") == 0 ||
+	                     strcmp(fn, "hashbpcharextended") == 0))
 		ok = buf_printf(sql, err,
 		                "coalesce(hashtextextended(encode(convert_to(%s::text, "
 		                "'UTF8'), 'escape'), %d), %" PRId64 ")",
-		                id, position, null_marker(position));
-	else if (text_as_utf8 && strcmp(fn, "hashbpcharextended") == 0)
-		/* bpchar's hash leaves out its trailing spaces; so does rtrim */
-		ok = buf_printf(sql, err,
-		                "coalesce(hashtextextended(encode(convert_to(rtrim(%s::"
-		                "text), 'UTF8'), 'escape'), %d), %" PRId64 ")",
 		                id, position, null_marker(position));
 	else
 		ok = buf_printf(sql, err, "coalesce(%s(%s::%s, %d), %" PRId64 ")", fn,

@@ -81,9 +81,9 @@ def test_one_surface_serves_every_target(pgtide, source_db, targets, tmp_path):
                       target=name, slot=f"pgtide_split_{name}") >= 0
         copied += metric(samples, "pgtide_table_rows_copied_total",
                          task="split", target=name, table="public.orders")
-        # the stream's own buffer is not in a target's state: left out,
-        # not written as 0
-        assert not [k for k in samples if k[0] == "pgtide_cdc_buffered_bytes"]
+    # the stream's own buffer is not in a target's state: left out, not
+    # written as 0
+    assert not [k for k in samples if k[0] == "pgtide_cdc_buffered_bytes"]
     # the load's rows, each on one target
     assert copied == loaded_orders
 
