@@ -9,6 +9,7 @@ each target with its share of the source; a command that cannot
 route rows to several targets yet refuses the file instead of running
 against one of them; and the documented hash is what SQL on the source
 computes."""
+import contextlib
 import hashlib
 import json
 import re
@@ -629,8 +630,15 @@ def test_a_latin1_source_hashes_non_ascii_keys_as_utf8(
     """The hash reads a key's UTF-8 bytes whatever the source's encoding:
     the load's router, validate's condition and the documented SQL agree on
     where a non-ASCII key of a LATIN1 database lives (md5(text) alone would
-    hash its LATIN1 bytes and name another target)."""
-    source = latin1_source
+    hash its LATIN1 bytes and name another target); under hostile
+    settings on the source and every target."""
+    with contextlib.ExitStack() as hostile:
+        for db in targets:
+            hostile.enter_context(hostile_settings(latin1_source, db))
+        hashed_as_utf8(pgtide, latin1_source, targets, tmp_path)
+
+
+def hashed_as_utf8(pgtide, source, targets, tmp_path):
     keys = ["café", "Zürich", "naïve", "ÆØÅ", "señor", "plain", "über",
             "façade", "smørrebrød", "crème"]
     # the keys whose LATIN1 and UTF-8 bytes name different targets

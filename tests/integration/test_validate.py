@@ -10,6 +10,7 @@ import time
 import pytest
 
 from cdc_helpers import ServerDb, start_migrate, wait_caught_up
+from helpers import hostile_settings
 
 EXIT_DIFFERENT = 7
 
@@ -118,8 +119,13 @@ def test_a_latin1_source_compares_by_characters(pgtide, latin1_source,
     """A LATIN1 source and a UTF-8 target store the same characters as other
     bytes: every text a row hashes (text, varchar, char, arrays, jsonb, an
     enum's label, a composite, a keyless row) compares by its characters,
-    in both hash forms, and a changed character is still named."""
-    source = latin1_source
+    in both hash forms, and a changed character is still named; under
+    hostile settings on both sides."""
+    with hostile_settings(latin1_source, target_db):
+        compared_by_characters(pgtide, latin1_source, target_db)
+
+
+def compared_by_characters(pgtide, source, target_db):
     source.execute("""
         CREATE TYPE saison AS ENUM ('été', 'hiver');
         CREATE TYPE lieu AS (ville text, n int);
