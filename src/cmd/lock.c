@@ -154,7 +154,8 @@ record(TaskLock *l, Error *err)
 /*
  * After the lock's session was lost: a new session and the lock taken
  * again (the caller writes the record again). ERR_BUSY when another
- * process has it now.
+ * process has it now; ERR_TARGET, for the next look, while the lost
+ * session's backend still has it or let it go only just now.
  */
 static bool
 relock(TaskLock *l, int retry_ms, Error *err)
@@ -193,6 +194,12 @@ relock(TaskLock *l, int retry_ms, Error *err)
 			               "task's lock",
 			               p.backend_pid);
 		}
+		/* nobody holds it now: the lost session's backend ended between
+		   the try and this look; the next look takes it */
+		if (!p.running)
+			return err_set(err, ERR_TARGET,
+			               "the task's lock was let go while being taken "
+			               "again");
 		busy(l, err);
 		err_prefix(err, "lost the task's lock while its session on the "
 		                "target was down: ");
