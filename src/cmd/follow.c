@@ -136,9 +136,8 @@ joiner_run(Joiner *jn, Error *err)
 		jn->tables[i].src_name = jn->last.tables[i].src_name;
 		jn->tables[i].tgt_qname = jn->last.tables[i].tgt_qname;
 		jn->tables[i].load_point = jn->last.tables[i].load_point;
-		jn->tables[i].filter =
-		    filter_find(&jn->cfg->filters, jn->tables[i].src_schema,
-		                jn->tables[i].src_name, NULL);
+		jn->tables[i].route_key = jn->last.tables[i].route_key;
+		jn->tables[i].filter = jn->last.tables[i].filter;
 	}
 	return true;
 }
@@ -323,29 +322,6 @@ read_cutover_stop(Lsn *lsn, void *ctx, Error *err)
 		return false;
 	}
 	return true;
-}
-
-/*
- * A process of one target of several: the rules its stream routes by
- * (*spec, which the caller frees), and which target is its own, into o.
- */
-static bool
-stream_shard(const TaskConfig *cfg, ShardSpec **spec, CdcOptions *o, Error *err)
-{
-	/* the task file's own view: its targets, no single target */
-	TaskConfig file = *cfg;
-
-	file.target_uri = NULL;
-	if (!shard_spec_new(&file, spec, err))
-		return false;
-	o->shard = *spec;
-	for (o->shard_target = 0; o->shard_target < shard_spec_ntargets(*spec);
-	     o->shard_target++)
-		if (strcmp(shard_spec_target_name(*spec, o->shard_target),
-		           cfg->shard_target) == 0)
-			return true;
-	return err_set(err, ERR_INTERNAL, "target %s is not in the task file",
-	               cfg->shard_target);
 }
 
 /*
@@ -548,9 +524,10 @@ follow_run(const TaskConfig *cfg, atomic_int *stop, Surface *surface,
 		goto out;
 	o.renames = &renames;
 	if (cfg->shard_target != NULL &&
-	    (!stream_shard(cfg, &shard, &o, err) ||
+	    (!shards_own_spec(cfg, &shard, &o.shard_target, err) ||
 	     !lookup_load(tgt, shard, tables, ntables, err)))
 		goto out;
+	o.shard = shard;
 	o.policy = cfg->on_conflict;
 	o.ignore_unknown = cfg->cdc_ignore_unknown;
 	o.memory_bytes = cfg->cdc_memory_bytes;

@@ -5,6 +5,7 @@
  */
 #include "load/join.h"
 
+#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +15,9 @@
 #include "base/log.h"
 #include "load/copy.h"
 #include "load/insert_only.h"
+#include "load/renames.h"
 #include "load/schema.h"
+#include "load/shards.h"
 #include "load/source.h"
 #include "load/target.h"
 #include "pg/catalog.h"
@@ -26,10 +29,13 @@
 typedef struct Joining
 {
 	const CatTable *t;
-	char *tgt_qname; /* owned */
+	char *tgt_qname; /* owned; its final name on the target */
 	bool registered; /* an earlier run began its join */
 	CopyTable copy;
-	char *columns; /* owned; copy.columns */
+	char *columns;     /* owned; copy.columns */
+	char *tgt_columns; /* owned; copy.tgt_columns */
+	/* several targets: its share of this one; else the filter alone */
+	ShardsShare share;
 } Joining;
 
 typedef struct Join
@@ -38,6 +44,8 @@ typedef struct Join
 	atomic_int *stop;
 	PgConn *src;
 	PgConn *tgt;
+	ShardSpec *spec; /* several targets: their rules; else NULL */
+	int target;      /* and this process's target in them */
 	State state;
 	Catalog *cat;
 	StateTable *known;
@@ -55,12 +63,20 @@ join_result_free(JoinResult *r)
 		free(r->tables[i].src_schema);
 		free(r->tables[i].src_name);
 		free(r->tables[i].tgt_qname);
+		free(r->tables[i].route_key);
+		free(r->tables[i].filter);
 	}
 	free(r->tables);
 	for (int i = 0; i < r->nleft; i++)
 		free(r->left[i]);
 	free(r->left);
 	memset(r, 0, sizeof(*r));
+}
+
+static char *
+dup_or_null(const char *s)
+{
+	return s != NULL ? strdup(s) : NULL;
 }
 
 static const StateTable *
@@ -88,6 +104,54 @@ leave(Join *j, const CatTable *t, const char *why, Error *err)
 	return true;
 }
 
+/*
+ * A foreign key of t that references a table or a column the task renames
+ * (*why, else NULL): pg_dump writes it under the source's names, which the
+ * target no longer has.
+ */
+static bool
+references_renamed(Join *j, const CatTable *t, const char **why, Error *err)
+{
+	char relid[16];
+	const char *params[1] = {relid};
+	PGresult *res;
+	bool ok;
+
+	*why = NULL;
+	snprintf(relid, sizeof(relid), "%u", t->relid);
+	ok = pg_query(j->src,
+	              "SELECT n.nspname, r.relname, a.attname"
+	              " FROM pg_catalog.pg_constraint c"
+	              " JOIN pg_catalog.pg_class r ON r.oid = c.confrelid"
+	              " JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace"
+	              " JOIN pg_catalog.pg_attribute a ON a.attrelid = c.confrelid"
+	              " AND a.attnum = ANY (c.confkey)"
+	              " WHERE c.contype = 'f' AND c.conrelid = $1::oid",
+	              1, params, &res, err);
+	for (int r = 0; ok && *why == NULL && r < PQntuples(res); r++)
+	{
+		int i =
+		    catalog_find(j->cat, PQgetvalue(res, r, 0), PQgetvalue(res, r, 1));
+		const CatTable *ref = i >= 0 ? &j->cat->tables[i] : NULL;
+
+		if (ref == NULL || !ref->selected)
+			continue;
+		if (ref->tgt_qname != NULL)
+			*why = "a foreign key of it references a table the task "
+			       "renames, and pg_dump writes the key under the source's "
+			       "names; move it with a task of its own";
+		for (int c = 0; *why == NULL && c < ref->ncols; c++)
+			if (ref->cols[c].tgt_name != NULL &&
+			    strcmp(ref->cols[c].name, PQgetvalue(res, r, 2)) == 0)
+				*why = "a foreign key of it references a column the task "
+				       "renames, and pg_dump writes the key under the "
+				       "source's names; move it with a task of its own";
+	}
+	if (ok)
+		PQclear(res);
+	return ok;
+}
+
 /* Why t cannot join, or NULL when it can. */
 static bool
 why_not(Join *j, const CatTable *t, const char **why, Error *err)
@@ -96,24 +160,26 @@ why_not(Join *j, const CatTable *t, const char **why, Error *err)
 	bool create = j->cfg->schema_mode == SCHEMA_MODE_CREATE;
 
 	*why = NULL;
-	if (j->cfg->shard_target != NULL)
-		*why = "the task has several targets, and a table joining a running "
-		       "task is not routed to them yet; move it with a task of its "
-		       "own";
-	else if (t->persistence != 'p')
+	if (t->persistence != 'p')
 		*why = "it is unlogged, and its changes are not in the WAL the "
 		       "stream reads; move it with a task of its own";
 	else if (insert_only_table(t))
 		*why = "it has no primary key or replica identity, so its updates "
 		       "could not be streamed; give it a key, or move it with a "
 		       "task of its own";
-	else if (t->tgt_qname != NULL || t->nremoved > 0)
-		*why = "the task renames it or removes columns of it, which a "
-		       "table joining a running task does not follow yet; move it "
-		       "with a task of its own";
+	/* pg_dump attaches it to its parent by the source's names */
+	else if (create && t->parent >= 0 && t->tgt_qname != NULL)
+		*why = "it is a partition the task renames, and pg_dump attaches "
+		       "it to its parent under the source's names; move it with a "
+		       "task of its own";
 	if (*why != NULL)
 		return true;
-	if (!target_examine(j->tgt, j->cfg, false, t->qname, false, &v, err))
+	if (create && !references_renamed(j, t, why, err))
+		return false;
+	if (*why != NULL)
+		return true;
+	if (!target_examine(j->tgt, j->cfg, false, catalog_tgt_qname(t), false, &v,
+	                    err))
 		return false;
 	if (create && v.exists)
 		*why = "a table of that name already exists on the target; drop "
@@ -128,6 +194,52 @@ why_not(Join *j, const CatTable *t, const char **why, Error *err)
 	else if (!create && v.action == TARGET_REFUSE)
 		*why = "its target table holds rows; empty it, or run with "
 		       "--on-existing=truncate, and it joins";
+	/* create mode makes it under the source's name, then renames it */
+	if (*why == NULL && create && t->tgt_qname != NULL &&
+	    !target_examine(j->tgt, j->cfg, false, t->qname, false, &v, err))
+		return false;
+	if (*why == NULL && create && t->tgt_qname != NULL && v.exists)
+		*why = "the target has a table of its source name, under which "
+		       "it is created before it is renamed; drop or rename that "
+		       "one, and it joins";
+	return true;
+}
+
+/*
+ * Where it->t's rows go: in create mode, the table pg_dump makes under the
+ * source's names (renamed once its indexes are built, load/renames.h);
+ * else the target's own table. Which rows: its share of this target, or
+ * the task's filter.
+ */
+static bool
+plan_copy(Join *j, Joining *it, Error *err)
+{
+	const CatTable *t = it->t;
+	bool create = j->cfg->schema_mode == SCHEMA_MODE_CREATE;
+	const char *own = filter_own(j->cfg, t->schema, t->name);
+
+	it->columns = copy_column_list(t);
+	it->tgt_columns = create ? copy_column_list(t) : copy_target_column_list(t);
+	if (it->columns == NULL || it->tgt_columns == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	/* a table that began joining in an earlier run was routed at this
+	   process's start too: a table routed by its key then has its own
+	   filter aside, one routed whole has its routing in own already (and
+	   ANDed twice is the same condition) */
+	if (j->spec != NULL)
+	{
+		if (!shards_share(j->spec, j->target, t, own, &it->share, err))
+			return false;
+	}
+	else if (own != NULL && ((it->share.filter = strdup(own)) == NULL ||
+	                         (it->share.stream_filter = strdup(own)) == NULL))
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	it->copy.src_qname = t->qname;
+	it->copy.tgt_qname = create ? t->qname : it->tgt_qname;
+	it->copy.columns = it->columns;
+	it->copy.tgt_columns = it->tgt_columns;
+	it->copy.filter = it->share.filter;
+	it->copy.binary = copy_use_binary(j->cfg, t);
 	return true;
 }
 
@@ -174,17 +286,12 @@ pick(Join *j, Error *err)
 		}
 		it->t = t;
 		it->registered = k != NULL;
-		it->tgt_qname = strdup(k != NULL ? k->tgt_qname : t->qname);
-		it->columns = copy_column_list(t);
-		if (it->tgt_qname == NULL || it->columns == NULL)
-			return err_set(err, ERR_INTERNAL, "out of memory");
-		it->copy.src_qname = t->qname;
-		it->copy.tgt_qname = it->tgt_qname;
-		it->copy.columns = it->columns;
-		it->copy.filter =
-		    filter_find(&j->cfg->filters, t->schema, t->name, NULL);
-		it->copy.binary = copy_use_binary(j->cfg, t);
+		it->tgt_qname = strdup(k != NULL ? k->tgt_qname : catalog_tgt_qname(t));
 		j->n++;
+		if (it->tgt_qname == NULL)
+			return err_set(err, ERR_INTERNAL, "out of memory");
+		if (!plan_copy(j, it, err))
+			return false;
 	}
 	/* a table that began joining and is gone from the selection would
 	   leave its changes in the stream with nowhere to go */
@@ -223,7 +330,7 @@ publish(Join *j, const char *publication, Error *err)
 		ok = it->registered ||
 		     state_table_register(
 		         &j->state, it->t->schema, it->t->name, it->t->relid,
-		         it->tgt_qname, filter_own(j->cfg, it->t->schema, it->t->name),
+		         it->tgt_qname, it->share.stream_filter,
 		         config_on_conflict_name(j->cfg->on_conflict), err);
 	}
 	fault_point("join.registered");
@@ -270,7 +377,7 @@ dump(Join *j, const SlotSnapshot *snap, const char *section, char **out,
 static bool
 empty_target(Join *j, const Joining *it, Error *err)
 {
-	const char *params[1] = {it->tgt_qname};
+	const char *params[1] = {it->copy.tgt_qname};
 	char parted[8];
 
 	return pg_query_value(j->tgt,
@@ -278,13 +385,14 @@ empty_target(Join *j, const Joining *it, Error *err)
 	                      " WHERE oid = $1::regclass",
 	                      1, params, parted, sizeof(parted), err) &&
 	       pg_execf(j->tgt, err, "TRUNCATE %s%s",
-	                parted[0] == 't' ? "" : "ONLY ", it->tgt_qname);
+	                parted[0] == 't' ? "" : "ONLY ", it->copy.tgt_qname);
 }
 
 /*
  * The target's side, in one transaction: the tables' schema (create mode),
- * their rows at the snapshot, their indexes and constraints, and their
- * records with the snapshot's point.
+ * their rows at the snapshot, their indexes and constraints, their renames
+ * (create mode, as the load does them: load/renames.h), and their records
+ * with the snapshot's point.
  */
 static bool
 load_joining(Join *j, const SlotSnapshot *snap, const char *pre,
@@ -306,6 +414,7 @@ load_joining(Join *j, const SlotSnapshot *snap, const char *pre,
 		int64_t rows = 0;
 
 		ok =
+		    (pre == NULL || renames_drop_removed_of(j->tgt, it->t, err)) &&
 		    empty_target(j, it, err) &&
 		    state_table_start(&j->state, it->t->schema, it->t->name,
 		                      snap->consistent_lsn, txids, 1,
@@ -321,6 +430,8 @@ load_joining(Join *j, const SlotSnapshot *snap, const char *pre,
 			         (long long) rows);
 	}
 	ok = ok && (post == NULL || schema_apply_postdata(j->tgt, post, &fks, err));
+	for (int i = 0; ok && pre != NULL && i < j->n; i++)
+		ok = renames_apply_to(j->tgt, j->items[i].t, false, err);
 	if (ok)
 		fault_point("join.before_commit");
 	ok = ok && pg_exec(j->tgt, "COMMIT", err) && pg_reset(j->tgt, err);
@@ -354,7 +465,11 @@ result(Join *j, const SlotSnapshot *snap, Error *err)
 		jt->src_name = strdup(j->items[i].t->name);
 		jt->tgt_qname = strdup(j->items[i].tgt_qname);
 		jt->load_point = snap->consistent_lsn;
-		if (!jt->src_schema || !jt->src_name || !jt->tgt_qname)
+		jt->route_key = dup_or_null(j->items[i].share.route_key);
+		jt->filter = dup_or_null(j->items[i].share.stream_filter);
+		if (!jt->src_schema || !jt->src_name || !jt->tgt_qname ||
+		    (j->items[i].share.route_key != NULL && jt->route_key == NULL) ||
+		    (j->items[i].share.stream_filter != NULL && jt->filter == NULL))
 			return err_set(err, ERR_INTERNAL, "out of memory");
 	}
 	return true;
@@ -418,8 +533,10 @@ join_tables(const TaskConfig *cfg, const char *publication, atomic_int *stop,
 	     catalog_select(j.cat, cfg->include.items, cfg->include.count,
 	                    cfg->exclude.items, cfg->exclude.count, err) &&
 	     rename_from_config(&renames, cfg, err) &&
-	     catalog_rename(j.src, j.cat, &renames, false, err) && pick(&j, err) &&
-	     (j.n == 0 || run_join(&j, publication, err));
+	     catalog_rename(j.src, j.cat, &renames, false, err) &&
+	     (cfg->shard_target == NULL ||
+	      shards_own_spec(cfg, &j.spec, &j.target, err)) &&
+	     pick(&j, err) && (j.n == 0 || run_join(&j, publication, err));
 	if (!ok)
 		err_prefix(err, "joining new tables: ");
 	rename_free(&renames);
@@ -427,8 +544,11 @@ join_tables(const TaskConfig *cfg, const char *publication, atomic_int *stop,
 	{
 		free(j.items[i].tgt_qname);
 		free(j.items[i].columns);
+		free(j.items[i].tgt_columns);
+		shards_share_free(&j.items[i].share);
 	}
 	free(j.items);
+	shard_spec_free(j.spec);
 	catalog_free(j.cat);
 	state_tables_free(j.known, j.nknown);
 	pg_close(j.src);

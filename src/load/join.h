@@ -33,6 +33,10 @@ typedef struct JoinedTable
 	char *src_name;   /* owned */
 	char *tgt_qname;  /* owned */
 	Lsn load_point;   /* changes committed before it are in its copy */
+	/* several targets: the column its changes are routed by, or NULL;
+	   owned */
+	char *route_key;
+	char *filter; /* the row filter its changes pass, or NULL; owned */
 } JoinedTable;
 
 typedef struct JoinResult
@@ -48,7 +52,8 @@ typedef struct JoinResult
  * Joins every table cfg's patterns select that the task (whose change
  * stream reads publication) does not hold or holds unfinished, and lists
  * in out->left those that cannot join: without a key, unlogged, or without
- * a target table they may load into. Fails with the error that stopped a
+ * a target table they may load into. With several targets (cfg's
+ * shard_target), each joins with its share of that target. Fails with the error that stopped a
  * join (the table stays registered, unfinished); ERR_INTERRUPTED when *stop
  * was set. Free out with join_result_free().
  */

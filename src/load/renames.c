@@ -7,27 +7,32 @@
 #include <string.h>
 
 bool
+renames_drop_removed_of(PgConn *tgt, const CatTable *t, Error *err)
+{
+	for (int c = 0; c < t->nremoved; c++)
+	{
+		char *col = pg_quote_ident(t->removed[c]);
+		bool ok;
+
+		if (col == NULL)
+			return err_set(err, ERR_INTERNAL, "out of memory");
+		ok = pg_execf(tgt, err, "ALTER TABLE %s DROP COLUMN %s", t->qname, col);
+		free(col);
+		if (!ok)
+			return err_prefix(err,
+			                  "removing column %s of table %s: ", t->removed[c],
+			                  t->qname);
+	}
+	return true;
+}
+
+bool
 renames_drop_removed(PgConn *tgt, const Catalog *cat, Error *err)
 {
 	for (int i = 0; i < cat->ntables; i++)
-	{
-		const CatTable *t = &cat->tables[i];
-
-		for (int c = 0; t->selected && c < t->nremoved; c++)
-		{
-			char *col = pg_quote_ident(t->removed[c]);
-			bool ok;
-
-			if (col == NULL)
-				return err_set(err, ERR_INTERNAL, "out of memory");
-			ok = pg_execf(tgt, err, "ALTER TABLE %s DROP COLUMN %s", t->qname,
-			              col);
-			free(col);
-			if (!ok)
-				return err_prefix(err, "removing column %s of table %s: ",
-				                  t->removed[c], t->qname);
-		}
-	}
+		if (cat->tables[i].selected &&
+		    !renames_drop_removed_of(tgt, &cat->tables[i], err))
+			return false;
 	return true;
 }
 
@@ -87,18 +92,18 @@ move_table(PgConn *tgt, const CatTable *t, bool with_drop, Error *err)
 }
 
 bool
+renames_apply_to(PgConn *tgt, const CatTable *t, bool with_drop, Error *err)
+{
+	return rename_columns(tgt, t, err) &&
+	       (t->tgt_qname == NULL || move_table(tgt, t, with_drop, err));
+}
+
+bool
 renames_apply(PgConn *tgt, const Catalog *cat, bool with_drop, Error *err)
 {
 	for (int i = 0; i < cat->ntables; i++)
-	{
-		const CatTable *t = &cat->tables[i];
-
-		if (!t->selected)
-			continue;
-		if (!rename_columns(tgt, t, err))
+		if (cat->tables[i].selected &&
+		    !renames_apply_to(tgt, &cat->tables[i], with_drop, err))
 			return false;
-		if (t->tgt_qname != NULL && !move_table(tgt, t, with_drop, err))
-			return false;
-	}
 	return true;
 }

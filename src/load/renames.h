@@ -25,8 +25,9 @@
 #include "pg/pg.h"
 
 /* ALTER TABLE ... DROP COLUMN for every removed column of the selected
- * tables, named by the source's names. */
+ * tables (of t), named by the source's names. */
 bool renames_drop_removed(PgConn *tgt, const Catalog *cat, Error *err);
+bool renames_drop_removed_of(PgConn *tgt, const CatTable *t, Error *err);
 
 /*
  * Renames the selected tables' columns, moves each renamed table to its
@@ -35,5 +36,9 @@ bool renames_drop_removed(PgConn *tgt, const Catalog *cat, Error *err);
  * first, as pg_dump's --clean did for the source's names.
  */
 bool renames_apply(PgConn *tgt, const Catalog *cat, bool with_drop, Error *err);
+
+/* The same for t alone. */
+bool renames_apply_to(PgConn *tgt, const CatTable *t, bool with_drop,
+                      Error *err);
 
 #endif

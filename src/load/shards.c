@@ -622,43 +622,127 @@ map_add(StrMap *map, const char *key, const char *value, Error *err)
 	                         FILTER_LINE_ROUTING, err);
 }
 
+bool
+shards_own_spec(const TaskConfig *cfg, ShardSpec **spec, int *target,
+                Error *err)
+{
+	/* the task file's own view: its targets, no single target */
+	TaskConfig file = *cfg;
+
+	file.target_uri = NULL;
+	if (!shard_spec_new(&file, spec, err))
+		return false;
+	for (*target = 0; *target < shard_spec_ntargets(*spec); (*target)++)
+		if (strcmp(shard_spec_target_name(*spec, *target), cfg->shard_target) ==
+		    0)
+			return true;
+	shard_spec_free(*spec);
+	*spec = NULL;
+	return err_set(err, ERR_INTERNAL, "target %s is not in the task file",
+	               cfg->shard_target);
+}
+
+void
+shards_share_free(ShardsShare *sh)
+{
+	free(sh->filter);
+	free(sh->stream_filter);
+	free(sh->route_key);
+	memset(sh, 0, sizeof(*sh));
+}
+
+static char *
+dup_or_null(const char *s)
+{
+	return s != NULL ? strdup(s) : NULL;
+}
+
+bool
+shards_share(const ShardSpec *spec, int target, const CatTable *t,
+             const char *own, ShardsShare *out, Error *err)
+{
+	ShardTableRoute r;
+	char *cond = NULL;
+	bool keyed;
+
+	memset(out, 0, sizeof(*out));
+	if (!table_route(spec, t, &r, err) ||
+	    !shards_where(spec, target, t, &cond, err))
+		return false;
+	keyed = r.kind == SHARD_TABLE_KEYED;
+	out->routing = cond != NULL;
+	if (keyed && !t->has_identity)
+	{
+		free(cond);
+		err_set(err, ERR_CONFIG,
+		        "table %s is routed by its key and has no primary key "
+		        "or replica identity: the change stream could not "
+		        "delete a row whose key moves to another target",
+		        t->qname);
+		return err_hint(err, "add a primary key, or route the table whole "
+		                     "with a shard.tables rule (target NAME, or all)");
+	}
+	if (cond != NULL && own != NULL &&
+	    asprintf(&out->filter, "(%s) AND (%s)", own, cond) < 0)
+		out->filter = NULL;
+	else if (cond == NULL || own == NULL)
+		out->filter = cond != NULL ? strdup(cond) : dup_or_null(own);
+	/* a table routed by its key is routed in pgtide: its stream asks the
+	   source only the table's own filter */
+	out->stream_filter = dup_or_null(keyed ? own : out->filter);
+	out->route_key = keyed ? strdup(r.key) : NULL;
+	if ((out->filter == NULL && (cond != NULL || own != NULL)) ||
+	    (out->stream_filter == NULL && (keyed ? own : out->filter) != NULL) ||
+	    (out->route_key == NULL && keyed))
+	{
+		free(cond);
+		shards_share_free(out);
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	}
+	free(cond);
+	return true;
+}
+
 /*
- * Puts cond into t's filter, ANDed with the one the task file gives; for a
- * table routed by a key (key_column not NULL), records the column and that
- * own filter for the stream.
+ * Puts sh's filter in place of t's own in cfg; for a table routed by a
+ * key, records the column and that own filter for the stream.
  */
 static bool
-add_route_filter(TaskConfig *cfg, const CatTable *t, const char *cond,
-                 const char *key_column, Error *err)
+add_share(TaskConfig *cfg, const CatTable *t, const ShardsShare *sh, Error *err)
 {
 	StrMap *filters = &cfg->filters;
-	char *key = filter_key(t), *both = NULL;
+	char *key = filter_key(t);
 	int i = 0;
 	bool ok;
 
+	if (!sh->routing)
+	{
+		free(key);
+		return true;
+	}
 	if (key == NULL)
 		return err_set(err, ERR_INTERNAL, "out of memory");
 	while (i < filters->keys.count &&
 	       !filter_key_names(filters, i, t->schema, t->name))
 		i++;
-	ok =
-	    key_column == NULL || map_add(&cfg->shard_routes, key, key_column, err);
+	ok = sh->route_key == NULL ||
+	     (map_add(&cfg->shard_routes, key, sh->route_key, err) &&
+	      (sh->stream_filter == NULL ||
+	       map_add(&cfg->shard_own_filters, key, sh->stream_filter, err)));
 	if (ok && i < filters->keys.count)
 	{
-		ok = (key_column == NULL || map_add(&cfg->shard_own_filters, key,
-		                                    filters->values.items[i], err)) &&
-		     (asprintf(&both, "(%s) AND (%s)", filters->values.items[i],
-		               cond) >= 0 ||
-		      err_set(err, ERR_INTERNAL, "out of memory"));
+		char *f = strdup(sh->filter);
+
+		ok = f != NULL || err_set(err, ERR_INTERNAL, "out of memory");
 		if (ok)
 		{
 			free(filters->values.items[i]);
-			filters->values.items[i] = both;
+			filters->values.items[i] = f;
 			filters->line[i] = FILTER_LINE_ROUTING;
 		}
 	}
-	else if (ok)
-		ok = map_add(filters, key, cond, err);
+	else if (ok && sh->filter != NULL)
+		ok = map_add(filters, key, sh->filter, err);
 	free(key);
 	return ok;
 }
@@ -719,28 +803,15 @@ shards_route_as_filters(TaskConfig *cfg, const ShardSpec *spec, int target,
 	for (int i = 0; ok && i < cat->ntables; i++)
 	{
 		const CatTable *t = &cat->tables[i];
-		ShardTableRoute r;
-		char *cond = NULL;
+		ShardsShare sh;
 
 		if (!t->selected)
 			continue;
-		ok = table_route(spec, t, &r, err) &&
-		     shards_where(spec, target, t, &cond, err);
-		if (ok && r.kind == SHARD_TABLE_KEYED && !t->has_identity)
-		{
-			err_set(err, ERR_CONFIG,
-			        "table %s is routed by its key and has no primary key "
-			        "or replica identity: the change stream could not "
-			        "delete a row whose key moves to another target",
-			        t->qname);
-			err_hint(err, "add a primary key, or route the table whole "
-			              "with a shard.tables rule (target NAME, or all)");
-			ok = false;
-		}
-		if (ok && cond != NULL)
-			ok = add_route_filter(
-			    cfg, t, cond, r.kind == SHARD_TABLE_KEYED ? r.key : NULL, err);
-		free(cond);
+		ok = shards_share(spec, target, t,
+		                  filter_find(&cfg->filters, t->schema, t->name, NULL),
+		                  &sh, err) &&
+		     add_share(cfg, t, &sh, err);
+		shards_share_free(&sh);
 	}
 	catalog_free(cat);
 	pg_close(src);

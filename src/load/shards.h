@@ -76,17 +76,48 @@ bool shards_copy_route(const ShardSpec *spec, const CatTable *t, int *key_col,
 bool shards_lookup_read(PgConn *conn, const char *qtable, ShardSpec *spec,
                         int *nkeys, Error *err);
 
+/* One table's share of one target, as its load and its stream read it. */
+typedef struct ShardsShare
+{
+	/* the condition on its source rows that keeps the share (the table's
+	   own filter ANDed with its routing), or NULL for every row */
+	char *filter;
+	/* what the stream evaluates: the own filter when the table is routed
+	   by a key (route_key; routed in pgtide), else filter */
+	char *stream_filter;
+	char *route_key; /* the routing column, or NULL */
+	bool routing;    /* filter holds a routing condition */
+} ShardsShare;
+
+/*
+ * t's share of target, given t's own filter (NULL: none). Refuses
+ * (ERR_CONFIG) a table routed by its key without a primary key or replica
+ * identity, whose rows could not be deleted when their key moves; fails as
+ * shards_where. Free *out with shards_share_free.
+ */
+bool shards_share(const ShardSpec *spec, int target, const CatTable *t,
+                  const char *own, ShardsShare *out, Error *err);
+
+void shards_share_free(ShardsShare *sh);
+
+/*
+ * The rules of the process working on one target of several (cfg names it
+ * in shard_target): *spec (free it with shard_spec_free) and the target's
+ * index in it.
+ */
+bool shards_own_spec(const TaskConfig *cfg, ShardSpec **spec, int *target,
+                     Error *err);
+
 /*
  * For the process working on one target of several under migrate: adds to
  * cfg->filters, for each selected table, the condition that keeps target's
  * share (ANDed with the table's own filter), so that its load, stream,
  * validation and cutover move exactly that share, as they do for any
  * filtered table: an UPDATE that moves a row's key to another target
- * deletes it here and inserts it there. Refuses (ERR_CONFIG) a lookup
- * table that is not one of the task's or has no primary key (the stream
- * routes by each target's copy of it, decision 0036), and a routed table
- * without a primary key or replica identity, whose rows could not be
- * deleted when their key moves.
+ * deletes it here and inserts it there (shards_share). Refuses
+ * (ERR_CONFIG) a lookup table that is not one of the task's or has no
+ * primary key (the stream routes by each target's copy of it, decision
+ * 0036), and what shards_share refuses.
  */
 bool shards_route_as_filters(TaskConfig *cfg, const ShardSpec *spec, int target,
                              Error *err);

@@ -8,6 +8,8 @@ before anything moves."""
 import json
 import random
 
+import pytest
+
 from cdc_helpers import Workload, start_migrate, wait_caught_up
 from conftest import wait_for
 from helpers import hostile_settings
@@ -377,3 +379,60 @@ def test_existing_mode_names_each_mismatch_by_both_names(
     assert '(into "store"."purchases"): column "comment" ("note" on the ' \
         'source) (text) is not on the target' in r.stderr, r.stderr
     assert target_db.query_one("SELECT count(*) FROM store.purchases") == 0
+
+
+JOINING = """
+    CREATE TABLE shop.returns (id int PRIMARY KEY, order_ref bigint,
+                               reason text);
+    CREATE INDEX returns_reason ON shop.returns (reason);
+    INSERT INTO shop.returns SELECT g, g, 'r' || g FROM generate_series(1, 80) g;
+    CREATE TABLE shop.gifts (id int PRIMARY KEY,
+                             item int REFERENCES shop.items (id));
+    INSERT INTO shop.gifts VALUES (1, 1), (2, 2);
+"""
+
+
+@pytest.mark.parametrize("mode", ["create", "existing"])
+def test_a_table_created_while_streaming_joins_under_its_renamed_names(
+        pgtide, source_db, target_db, tmp_path, mode):
+    """A table created in a renamed schema while the task streams joins
+    under the target's names, and its changes follow it there. In create
+    mode, one whose foreign key references a renamed table is named, not
+    joined: pg_dump writes the key under the source's names."""
+    source_db.execute(SOURCE)
+    extra = ""
+    if mode == "existing":
+        target_db.execute(TARGET + """
+            CREATE TABLE store.returns (id int PRIMARY KEY, order_ref bigint,
+                                        reason text);
+            CREATE TABLE store.gifts (id int PRIMARY KEY, item int);
+        """)
+        extra = "schema:\n  mode: existing\n"
+    cfg = write_task(tmp_path, source_db, target_db, extra)
+    p = start_migrate(pgtide, source_db, target_db, "--config", cfg)
+    with hostile_settings(source_db, target_db):
+        source_db.execute(JOINING)
+        p.wait_for_output(r'table "shop"."returns" joins with 80 rows',
+                          timeout=60)
+        source_db.execute("""
+            UPDATE shop.returns SET reason = reason || '!' WHERE id % 3 = 0;
+            DELETE FROM shop.returns WHERE id < 5;
+            INSERT INTO shop.returns VALUES (100, 7, 'late');
+            INSERT INTO shop.gifts VALUES (3, 3);
+        """)
+        wait_caught_up(source_db, target_db)
+        assert sorted(target_db.query(
+            "SELECT id, order_ref, reason FROM store.returns")) == \
+            sorted(source_db.query("SELECT * FROM shop.returns"))
+    assert target_db.query_one("SELECT to_regclass('shop.returns')") is None
+    if mode == "create":
+        assert "(reason)" in target_db.query_one(
+            "SELECT pg_get_indexdef('store.returns_reason'::regclass)")
+        p.wait_for_output(r'"shop"."gifts": a foreign key of it references '
+                          r'a table the task renames', timeout=30)
+        assert target_db.query_one("SELECT to_regclass('store.gifts')") is None
+    else:
+        wait_caught_up(source_db, target_db)
+        assert sorted(target_db.query("SELECT * FROM store.gifts")) == \
+            sorted(source_db.query("SELECT * FROM shop.gifts"))
+    assert p.stop() == 0, p.read_stderr()

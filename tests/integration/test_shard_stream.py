@@ -16,13 +16,14 @@ import threading
 import time
 
 import psycopg
+import pytest
 
 from cdc_helpers import ServerDb
 from conftest import wait_for
 from faults import crash
 from helpers import hostile_settings
-from test_shard import (HASHED, LOADED, assert_hashed_image, rows,  # noqa: F401
-                        targets, task_file)
+from test_shard import (HASHED, LOADED, assert_hashed_image,  # noqa: F401
+                        assert_routed, rows, target_index, targets, task_file)
 
 SLOTS = ["pgtide_split_shard1", "pgtide_split_shard2", "pgtide_split_shard3"]
 
@@ -74,7 +75,8 @@ def workload(source_db, first):
 def test_migrate_routes_every_change_then_status_and_clean(
         pgtide, source_db, targets, tmp_path):
     source_db.execute(LOADED)
-    path = task_file(tmp_path, source_db, targets, HASHED)
+    path = task_file(tmp_path, source_db, targets,
+                     HASHED + "    public.late_one: target shard3\n")
     # hostile settings on the source and every target: the key's text form,
     # which the stream routes by, must not change with them
     hostile = contextlib.ExitStack()
@@ -110,20 +112,95 @@ def routed_under_hostile_settings(pgtide, source_db, targets, path):
         assert f"[{name}/main] streaming from slot \"pgtide_split_{name}\"" \
             in err, err
     workload(source_db, 10000)
-    # a table created while the task runs is not routed yet: each target
-    # says so and leaves it out, rather than copy all of it everywhere
-    source_db.execute("CREATE TABLE late (id int PRIMARY KEY, account_id"
-                      " bigint); INSERT INTO late VALUES (1, 1), (2, 2)")
-    wait_for(lambda: p.read_stderr().count("not routed to them yet") >= 3,
-             60, 0.5, "the new table was not left out by every target")
+    # tables created while the task runs join every target with its share:
+    # one routed by its key, a reference table, one a rule sends whole
+    source_db.execute("""
+        CREATE TABLE late (id int PRIMARY KEY, account_id bigint NOT NULL,
+                           note text);
+        INSERT INTO late SELECT g, g % 50 + 1, 'l' || g
+          FROM generate_series(1, 200) g;
+        CREATE TABLE late_ref (id int PRIMARY KEY, v text);
+        INSERT INTO late_ref SELECT g, 'r' || g FROM generate_series(1, 20) g;
+        CREATE TABLE late_one (id int PRIMARY KEY, account_id bigint);
+        INSERT INTO late_one SELECT g, g FROM generate_series(1, 30) g;
+    """)
+    for table in ("late", "late_ref", "late_one"):
+        wait_for(lambda: p.read_stderr().count(
+            f'table "public"."{table}" joins with') >= 3 or p.poll() is not None,
+            90, 0.5, f"{table} did not join every target")
+    assert p.poll() is None, p.read_stderr()
+    source_db.execute("""
+        INSERT INTO late SELECT g, g % 70 + 1, 'w' || g
+          FROM generate_series(201, 260) g;
+        -- keys move between targets, in one transaction with other rows
+        BEGIN;
+        UPDATE late SET account_id = account_id + 1 WHERE id % 3 = 0;
+        DELETE FROM late WHERE id % 10 = 1;
+        UPDATE late_ref SET v = v || '!' WHERE id < 5;
+        INSERT INTO late_one VALUES (31, 31);
+        COMMIT;
+    """)
     workload(source_db, 20000)
     wait_caught_up(source_db, p)
-    for db in targets:
-        assert db.query_one("SELECT to_regclass('public.late')") is None
     assert_hashed_image(source_db, targets)
+    assert_routed(source_db, targets, "late",
+                  lambda row, i: target_index(str(row[1]), 3) == i)
+    assert_routed(source_db, targets, "late_ref", lambda row, i: True)
+    assert_routed(source_db, targets, "late_one", lambda row, i: i == 2)
     # every row somewhere, once
     assert sum(db.query_one("SELECT count(*) FROM orders") for db in targets) \
         == source_db.query_one("SELECT count(*) FROM orders")
+    r = pgtide.run("validate", "--config", path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "late_one" in r.stdout, r.stdout
+    assert p.stop() == 0, p.read_stderr()
+
+
+LATE = """
+    CREATE TABLE late (id int PRIMARY KEY, account_id bigint NOT NULL,
+                       note text);
+    INSERT INTO late SELECT g, g % 50 + 1, 'l' || g
+      FROM generate_series(1, 200) g;
+    CREATE TABLE late_one (id int PRIMARY KEY, account_id bigint);
+    INSERT INTO late_one SELECT g, g FROM generate_series(1, 30) g;
+"""
+
+
+@pytest.mark.parametrize("point", ["join.registered", "join.before_commit"])
+def test_a_join_of_several_targets_killed_is_finished_by_the_next_run(
+        pgtide, source_db, targets, tmp_path, point):
+    """Every target's process killed while new tables join it, registered
+    (not yet published) or with its share in the open target transaction:
+    the next run joins them from a fresh snapshot, each target with exactly
+    its share, while the source is written."""
+    source_db.execute(LOADED)
+    path = task_file(tmp_path, source_db, targets,
+                     HASHED + "    public.late_one: target shard3\n")
+    p = pgtide.start("migrate", "--config", path, env={"PGTIDE_FAULT": point})
+    wait_streaming(p)
+    source_db.execute(LATE)
+    assert p.wait(90) not in (0, None), p.read_stderr()
+    assert "its process was killed by signal 9" in p.read_stderr()
+    wait_for(lambda: not children_of(p.pid), 30, 0.1,
+             "a target's process outlived its parent")
+    for db in targets:
+        # nothing of the join committed
+        assert db.query_one("SELECT to_regclass('public.late')") is None
+    source_db.execute("UPDATE late SET account_id = account_id + 1"
+                      " WHERE id % 4 = 0; DELETE FROM late WHERE id < 10")
+    p = pgtide.start("migrate", "--config", path)
+    wait_streaming(p)
+    source_db.execute("""
+        INSERT INTO late SELECT g, g % 70 + 1, 'w' FROM generate_series(201, 240) g;
+        UPDATE late SET account_id = account_id + 2 WHERE id % 5 = 0;
+        UPDATE late_one SET account_id = 0 WHERE id = 3;
+    """)
+    wait_caught_up(source_db, p)
+    assert p.read_stderr().count('table "public"."late" joins with') == 3
+    assert_routed(source_db, targets, "late",
+                  lambda row, i: target_index(str(row[1]), 3) == i)
+    assert_routed(source_db, targets, "late_one", lambda row, i: i == 2)
+    assert_hashed_image(source_db, targets)
     assert p.stop() == 0, p.read_stderr()
 
 
