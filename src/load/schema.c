@@ -295,7 +295,8 @@ schema_dump(const SchemaDumpArgs *args, const char *section, char **out,
             Error *err)
 {
 	int n = 0, status = 0;
-	int cap = 16 + 2 * args->nexclude + 2 * args->ninclude;
+	/* the fixed arguments below, and the NULL that ends them */
+	int cap = 17 + 2 * args->nexclude + 2 * args->ninclude;
 	char **argv = calloc((size_t) cap, sizeof(char *));
 	char **owned = calloc((size_t) cap, sizeof(char *));
 	int nowned = 0;
@@ -312,6 +313,9 @@ schema_dump(const SchemaDumpArgs *args, const char *section, char **out,
 	}
 	argv[n++] = (char *) (uintptr_t) args->pg_dump;
 	argv[n++] = "--schema-only";
+	/* the scripts are read for names that pgtide's own UTF-8 sessions
+	   then use: in the source's encoding they would be other bytes */
+	argv[n++] = "--encoding=UTF8";
 	argv[n++] = "--no-owner";
 	argv[n++] = "--no-privileges";
 	argv[n++] = "--no-publications";
