@@ -99,6 +99,26 @@ rename_source(const VRun *r, const VTable *t, VColumn *sc, int *nsc, char **key,
  * and index) and builds its SQL pieces. A table the target lacks, or whose
  * columns it lacks, becomes a table-level difference.
  */
+/*
+ * Whether a key of the type whose root (after domains) is oid orders alike
+ * in every encoding. Two encodings order even C-collated texts by other
+ * bytes, and so whatever holds a text (arrays, records, jsonb).
+ */
+static bool
+orders_without_text(uint32_t oid)
+{
+	/* bool, bytea, int8, int2, int4, oid, float4, float8, date, time,
+	   timestamp, timestamptz, interval, timetz, numeric, uuid */
+	static const uint32_t types[] = {16,   17,   20,   21,   23,   26,
+	                                 700,  701,  1082, 1083, 1114, 1184,
+	                                 1186, 1266, 1700, 2950};
+
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		if (types[i] == oid)
+			return true;
+	return false;
+}
+
 bool
 describe_table(const VRun *r, PgConn *src, PgConn *tgt, VTable *t, Error *err)
 {
@@ -251,7 +271,9 @@ describe_table(const VRun *r, PgConn *src, PgConn *tgt, VTable *t, Error *err)
 			buf_printf(&list, err, "%s%s", k ? ", " : "", t->key_idents[k]);
 			buf_printf(&text, err, "%s%s::text", k ? ", " : "",
 			           t->key_idents[k]);
-			if (si < 0 || ti < 0 || !sc[si].c_collation || !tc[ti].c_collation)
+			if (si < 0 || ti < 0 || !sc[si].c_collation ||
+			    !tc[ti].c_collation ||
+			    (r->text_as_utf8 && !orders_without_text(sc[si].root)))
 				t->key_sensitive = true;
 			if (ti >= 0 && !tc[ti].not_null)
 				t->tgt_key_nullable = true;

@@ -102,13 +102,15 @@ typedef struct VTable
 	char *row_expr;  /* a row's text, truncated, for people */
 	bool keyed;
 	int nkeys;
-	char **key_names;   /* unquoted, for output */
-	char **key_idents;  /* quoted */
-	char **key_types;   /* format_type() on the source */
-	char *key_list;     /* "k1", "k2" */
-	char *key_text;     /* "k1"::text, "k2"::text */
-	bool key_sensitive; /* a key collation other than C on either side */
-	bool tgt_indexed;   /* the target has an index led by the first key */
+	char **key_names;  /* unquoted, for output */
+	char **key_idents; /* quoted */
+	char **key_types;  /* format_type() on the source */
+	char *key_list;    /* "k1", "k2" */
+	char *key_text;    /* "k1"::text, "k2"::text */
+	/* the two sides may order keys otherwise: a key collation other than C
+	   on either side, or two encodings */
+	bool key_sensitive;
+	bool tgt_indexed; /* the target has an index led by the first key */
 	bool tgt_key_nullable;
 
 	/* planned: set by the plan job under the lock */
@@ -390,6 +392,15 @@ bool keyed_compare(VWorker *w, const VTable *t, char *const *lo,
 /* Adds the target's rows with a NULL key column to res, as extra. */
 bool keyed_null_keys(VWorker *w, const VTable *t, VResult *res, Error *err);
 
+/*
+ * Compares a keyed table whose two sides may order its keys otherwise
+ * (key_sensitive) whole, then by buckets of a hash of its key, which both
+ * sides compute alike, and names the rows of the differing buckets by key:
+ * key ranges would hold other rows on each side.
+ */
+bool keyed_bucket_compare(VWorker *w, const VTable *t, VResult *res,
+                          Error *err);
+
 /* ---- validate_keymap.c ---- */
 
 /*
@@ -414,6 +425,18 @@ int keymap_get(const KeyMap *m, const char *key);
 
 /* Compares a table without a key whole and adds its differing rows to res. */
 bool keyless_compare(VWorker *w, const VTable *t, VResult *res, Error *err);
+
+/*
+ * The buckets where the two sides differ, level by level: by the row hash,
+ * or with key_hash (an SQL expression of the row, named kh in the reads), by
+ * it. On return *parents is the last level's differing buckets as a
+ * bigint[] literal (malloc'd), to read at *level; NULL when none differ.
+ */
+bool bucket_drill(VWorker *w, const VTable *t, const char *key_hash, int *level,
+                  char **parents, Error *err);
+
+/* SQL: whether hash column col's bucket at level is in $1 (a bigint[]). */
+void bucket_where(const char *col, int level, char *buf, size_t cap);
 
 /* ---- validate_query.c ---- */
 

@@ -3,7 +3,9 @@
  * of rows: hashed whole, then grouped by the leading bits of the row hash
  * level by level (only differing buckets descended), and the rows of the
  * last buckets merged in hash order from both sides; duplicates count.
- * Never relies on ctids or row order, which differ between servers.
+ * Never relies on ctids or row order, which differ between servers. The
+ * same drill-down, by a hash of the key, serves keyed tables whose two
+ * sides order their keys otherwise (validate_keyed.c).
  */
 #include "verify/validate_int.h"
 
@@ -22,14 +24,24 @@
 #define VALIDATE_BUCKET_LEVELS     3
 #define VALIDATE_KEYLESS_LEAF_ROWS 100000
 
-/* Bucket id of hash h at `level` (1 = its leading VALIDATE_BUCKET_BITS). */
+/* Bucket id of hash column col at `level` (1 = its leading
+   VALIDATE_BUCKET_BITS). */
 static void
-bucket_expr(int level, char *buf, size_t cap)
+bucket_expr(const char *col, int level, char *buf, size_t cap)
 {
 	int bits = VALIDATE_BUCKET_BITS * level;
 
-	snprintf(buf, cap, "((h >> %d) & %" PRId64 ")", 64 - bits,
+	snprintf(buf, cap, "((%s >> %d) & %" PRId64 ")", col, 64 - bits,
 	         (int64_t) ((UINT64_C(1) << bits) - 1));
+}
+
+void
+bucket_where(const char *col, int level, char *buf, size_t cap)
+{
+	char b[64];
+
+	bucket_expr(col, level, b, sizeof(b));
+	snprintf(buf, cap, "%s = ANY ($1::bigint[])", b);
 }
 
 typedef struct Bucket
@@ -41,14 +53,16 @@ typedef struct Bucket
 
 /*
  * Buckets of `level` under the differing buckets `parents` of level - 1
- * (NULL at level 1) whose count or hash differ. *out is malloc'd.
+ * (NULL at level 1) whose count or hash differ: buckets of the row hash h,
+ * or with key_hash, of that expression's value kh. *out is malloc'd.
  */
 static bool
-differing_buckets(VWorker *w, const VTable *t, int level, const char *parents,
-                  Bucket **out, int *n, Error *err)
+differing_buckets(VWorker *w, const VTable *t, const char *key_hash, int level,
+                  const char *parents, Bucket **out, int *n, Error *err)
 {
-	char b[64], pb[64];
-	char *sql[2] = {NULL, NULL}, *filter = NULL;
+	const char *col = key_hash != NULL ? "kh" : "h";
+	char b[64], pb[128];
+	char *sql[2] = {NULL, NULL};
 	const char *rel[2] = {t->src_from, t->tgt_from};
 	const char *params[1] = {parents};
 	PGresult *rs = NULL, *rt = NULL;
@@ -57,16 +71,15 @@ differing_buckets(VWorker *w, const VTable *t, int level, const char *parents,
 
 	*out = NULL;
 	*n = 0;
-	bucket_expr(level, b, sizeof(b));
-	bucket_expr(level - 1, pb, sizeof(pb));
-	if (asprintf(&filter, "WHERE %s = ANY ($1::bigint[])", pb) < 0)
-		filter = NULL;
+	bucket_expr(col, level, b, sizeof(b));
+	bucket_where(col, level - 1, pb, sizeof(pb));
 	for (int side = 0; side < 2; side++)
-		if (filter == NULL ||
-		    asprintf(&sql[side],
+		if (asprintf(&sql[side],
 		             "SELECT %s, count(*), sum(h)::text FROM (SELECT %s AS h"
-		             " FROM %s OFFSET 0) x %s GROUP BY 1 ORDER BY 1",
-		             b, t->hash_expr, rel[side], parents ? filter : "") < 0)
+		             "%s%s FROM %s OFFSET 0) x %s%s GROUP BY 1 ORDER BY 1",
+		             b, t->hash_expr, key_hash != NULL ? ", " : "",
+		             key_hash != NULL ? key_hash : "", rel[side],
+		             parents ? "WHERE " : "", parents ? pb : "") < 0)
 			sql[side] = NULL;
 	if (!query_send(w->src, sql[0], parents ? 1 : 0, params, false, err) ||
 	    !query_send(w->tgt, sql[1], parents ? 1 : 0, params, false, err) ||
@@ -115,7 +128,6 @@ out:
 	PQclear(rt);
 	free(sql[0]);
 	free(sql[1]);
-	free(filter);
 	return ok;
 }
 
@@ -141,19 +153,19 @@ static bool
 keyless_leaf(VWorker *w, const VTable *t, int level, const char *buckets,
              VResult *res, Error *err)
 {
-	char b[64];
+	char b[128];
 	char *sql[2] = {NULL, NULL};
 	const char *rel[2] = {t->src_from, t->tgt_from};
 	const char *params[1] = {buckets};
 	VStream ss = {.r = w->run, .c = w->src}, ts = {.r = w->run, .c = w->tgt};
 	bool ok = false;
 
-	bucket_expr(level, b, sizeof(b));
+	bucket_where("h", level, b, sizeof(b));
 	for (int side = 0; side < 2; side++)
 		if (asprintf(&sql[side],
 		             "SELECT h, count(*), min(r COLLATE \"C\") FROM"
 		             " (SELECT %s AS h, %s AS r FROM %s OFFSET 0) x"
-		             " WHERE %s = ANY ($1::bigint[]) GROUP BY h ORDER BY h",
+		             " WHERE %s GROUP BY h ORDER BY h",
 		             t->hash_expr, t->row_expr, rel[side], b) < 0)
 			sql[side] = NULL;
 	if (!query_send(w->src, sql[0], 1, params, true, err) ||
@@ -192,38 +204,49 @@ out:
 	return ok;
 }
 
-/* Finds the differing rows of a keyless table, bucket level by level. */
-static bool
-keyless_drill(VWorker *w, const VTable *t, VResult *res, Error *err)
+bool
+bucket_drill(VWorker *w, const VTable *t, const char *key_hash, int *level,
+             char **parents, Error *err)
 {
 	Bucket *d = NULL;
-	char *parents = NULL;
 	int n = 0;
 	bool ok = true;
 
-	for (int level = 1; ok; level++)
+	*parents = NULL;
+	for (*level = 1; ok; (*level)++)
 	{
 		int64_t rows = 0;
 
-		ok = differing_buckets(w, t, level, parents, &d, &n, err);
-		free(parents);
-		parents = NULL;
+		ok = differing_buckets(w, t, key_hash, *level, *parents, &d, &n, err);
+		free(*parents);
+		*parents = NULL;
 		if (!ok || n == 0)
 			break;
 		for (int i = 0; i < n; i++)
 			rows +=
 			    d[i].src_rows > d[i].tgt_rows ? d[i].src_rows : d[i].tgt_rows;
-		ok = bucket_array(d, n, &parents, err);
-		if (ok && (rows <= VALIDATE_KEYLESS_LEAF_ROWS ||
-		           level >= VALIDATE_BUCKET_LEVELS || n > 256))
-		{
-			ok = keyless_leaf(w, t, level, parents, res, err);
-			break;
-		}
+		ok = bucket_array(d, n, parents, err);
 		free(d);
 		d = NULL;
+		if (ok && (rows <= VALIDATE_KEYLESS_LEAF_ROWS ||
+		           *level >= VALIDATE_BUCKET_LEVELS || n > 256))
+			return true;
 	}
 	free(d);
+	free(*parents);
+	*parents = NULL;
+	return ok;
+}
+
+/* Finds the differing rows of a keyless table, bucket level by level. */
+static bool
+keyless_drill(VWorker *w, const VTable *t, VResult *res, Error *err)
+{
+	char *parents = NULL;
+	int level;
+	bool ok = bucket_drill(w, t, NULL, &level, &parents, err) &&
+	          (parents == NULL || keyless_leaf(w, t, level, parents, res, err));
+
 	free(parents);
 	return ok;
 }

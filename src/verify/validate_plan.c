@@ -172,6 +172,11 @@ plan_ranges(VWorker *w, VTable *t, int index, char ***bounds, int *nbounds,
 		return true;
 	if (t->tgt_key_nullable && !keyed_null_keys(w, t, res, err))
 		return false;
+	/* ranges cut at the source's keys would hold other rows on a target
+	   that orders them otherwise: such a table is compared whole, then by
+	   buckets of its key's hash */
+	if (t->key_sensitive)
+		return true;
 	if (!t->tgt_indexed)
 	{
 		log_info("table %s: no index on the key on the target; compared as "

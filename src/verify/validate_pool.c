@@ -150,6 +150,8 @@ run_job(VWorker *w, const VJob *job, VResult *res, Error *err)
 			return range_compare_counts(w, t, res, err);
 		if (!t->keyed)
 			return keyless_compare(w, t, res, err);
+		if (t->key_sensitive)
+			return keyed_bucket_compare(w, t, res, err);
 		return keyed_compare(w, t, lo, hi, 0, true, res, err);
 	}
 }
