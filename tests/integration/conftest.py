@@ -1060,16 +1060,27 @@ def source_db(pg_source_server, request):
 
 
 @pytest.fixture
-def latin1_source(pg_source_server, request):
-    """A fresh LATIN1 database (C locale) on the session source server,
-    dropped afterwards: its texts are other bytes than a UTF-8 target's."""
-    name = f"latin1_{abs(hash(request.node.name)) % 10**8}"
-    pg_source_server.execute(
-        "postgres", f"CREATE DATABASE {name} ENCODING 'LATIN1'"
-        " LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
-    db = Database(pg_source_server, name)
-    yield db
-    db.drop()
+def encoded_source(pg_source_server, request):
+    """Factory: encoded_source('LATIN1') -> a fresh database of that
+    encoding (C locale) on the session source server, dropped afterwards:
+    its texts are other bytes than a UTF-8 target's."""
+    made = []
+
+    def make(encoding: str) -> Database:
+        name = f"{encoding.lower()}_{abs(hash(request.node.name)) % 10**8}"
+        pg_source_server.execute(
+            "postgres", f"CREATE DATABASE {name} ENCODING '{encoding}'"
+            " LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
+        made.append(Database(pg_source_server, name))
+        return made[-1]
+    yield make
+    for db in made:
+        db.drop()
+
+
+@pytest.fixture
+def latin1_source(encoded_source):
+    return encoded_source("LATIN1")
 
 
 @pytest.fixture
