@@ -375,6 +375,11 @@ bool range_agg(VWorker *w, const VTable *t, char *const *lo, char *const *hi,
 /* Both sides read the same count and hash sum. */
 bool range_agg_equal(const VAgg *a);
 
+/* Compares t whole (count and hash on both sides) and adds its row counts
+ * to res; *equal when they match. */
+bool range_whole(VWorker *w, const VTable *t, VResult *res, bool *equal,
+                 Error *err);
+
 /* Counts the whole table on both sides into res (VALIDATE_COUNTS). */
 bool range_compare_counts(VWorker *w, const VTable *t, VResult *res,
                           Error *err);

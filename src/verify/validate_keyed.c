@@ -561,19 +561,15 @@ out:
 bool
 keyed_bucket_compare(VWorker *w, const VTable *t, VResult *res, Error *err)
 {
-	VAgg a;
 	DiffSet ds = {0};
 	char *key_hash = NULL, *parents = NULL;
 	Lsn lsn = LSN_INVALID;
 	int level;
-	bool ok;
+	bool equal, ok;
 
-	if (!range_agg(w, t, NULL, NULL, false, &a, err))
+	if (!range_whole(w, t, res, &equal, err))
 		return false;
-	res->rows_src += a.src_rows;
-	res->rows_tgt += a.tgt_rows;
-	atomic_fetch_add(&w->run->rows_done, a.src_rows);
-	if (range_agg_equal(&a))
+	if (equal)
 		return true;
 	key_hash = key_hash_sql(t);
 	ok = key_hash != NULL || err_set(err, ERR_INTERNAL, "out of memory");

@@ -52,6 +52,21 @@ range_pred(const VTable *t, char *const *lo, char *const *hi, int first,
 }
 
 bool
+range_whole(VWorker *w, const VTable *t, VResult *res, bool *equal, Error *err)
+{
+	VAgg a;
+
+	*equal = false;
+	if (!range_agg(w, t, NULL, NULL, false, &a, err))
+		return false;
+	res->rows_src += a.src_rows;
+	res->rows_tgt += a.tgt_rows;
+	atomic_fetch_add(&w->run->rows_done, a.src_rows);
+	*equal = range_agg_equal(&a);
+	return true;
+}
+
+bool
 range_agg_equal(const VAgg *a)
 {
 	return a->src_rows == a->tgt_rows && strcmp(a->src_sum, a->tgt_sum) == 0;
