@@ -394,10 +394,11 @@ run_checks(Check *c, Error *err)
 	    !check_with_oids(c, err) || check_interrupted(c, err))
 		return false;
 	check_target_version(c);
-	if (!check_extensions(c, err) || !check_types(c, err) ||
-	    !check_collations(c, err) || !check_tablespaces(c, err) ||
-	    !check_target_tables(c, err) || !check_target_columns(c, err) ||
-	    !check_target_privileges(c, err) || !check_target_row_security(c, err))
+	if (!check_encodings(c, err) || !check_extensions(c, err) ||
+	    !check_types(c, err) || !check_collations(c, err) ||
+	    !check_tablespaces(c, err) || !check_target_tables(c, err) ||
+	    !check_target_columns(c, err) || !check_target_privileges(c, err) ||
+	    !check_target_row_security(c, err))
 		return false;
 	check_pg_dump(c);
 	if (!check_subset(c, err))

@@ -73,6 +73,7 @@ static const struct
     [CHECK_ID_SUBSET_DEPENDENCY] = {"subset_dependency", false},
     [CHECK_ID_PGTIDE_SLOT] = {"pgtide_slot", true},
     [CHECK_ID_ROW_SECURITY] = {"row_security", true},
+    [CHECK_ID_ENCODING] = {"encoding", true},
 };
 
 static const char *const severity_names[] = {"info", "warning", "blocker"};

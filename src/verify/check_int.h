@@ -79,6 +79,7 @@ typedef enum CheckId
 	CHECK_ID_SUBSET_DEPENDENCY,
 	CHECK_ID_PGTIDE_SLOT,
 	CHECK_ID_ROW_SECURITY,
+	CHECK_ID_ENCODING,
 	CHECK_ID_COUNT,
 } CheckId;
 
@@ -284,6 +285,9 @@ bool check_with_oids(Check *c, Error *err);
  * of the user's target tables (here and in check_source.c) read */
 bool check_resolve_targets(Check *c, Error *err);
 void check_target_version(Check *c);
+
+/* The two databases' encodings, where they differ. */
+bool check_encodings(Check *c, Error *err);
 bool check_extensions(Check *c, Error *err);
 bool check_types(Check *c, Error *err);
 bool check_collations(Check *c, Error *err);

@@ -890,6 +890,56 @@ check_pg_dump(Check *c)
 		          e.hint, "%s", e.message);
 }
 
+bool
+check_encodings(Check *c, Error *err)
+{
+	const char *sql = "SELECT current_setting('server_encoding')";
+	char src[64], tgt[64];
+
+	if (!pg_query_value(c->src, sql, 0, NULL, src, sizeof(src), err) ||
+	    !pg_query_value(c->tgt, sql, 0, NULL, tgt, sizeof(tgt), err))
+		return false;
+	if (strcmp(src, tgt) == 0)
+		return true;
+	if (strcmp(src, "SQL_ASCII") == 0)
+		check_add(c, CHECK_ID_ENCODING, CHECK_WARNING, "source",
+		          "SQL_ASCII stores bytes without saying what they encode: "
+		          "they reach the target as they are, and a text whose bytes "
+		          "are not valid in the target's encoding stops the load (or "
+		          "the stream) at its table",
+		          "make sure the application wrote its texts in the target's "
+		          "encoding, and convert those it did not on the source "
+		          "first; or migrate into a SQL_ASCII target",
+		          "the source database's encoding is SQL_ASCII, the "
+		          "target's %s",
+		          tgt);
+	else if (strcmp(tgt, "SQL_ASCII") == 0)
+		check_add(c, CHECK_ID_ENCODING, CHECK_WARNING, "target",
+		          "pgtide's sessions write the texts as UTF-8, which a "
+		          "SQL_ASCII target keeps as bytes without saying so: an "
+		          "application reading with another client_encoding gets "
+		          "them unconverted",
+		          "a target in UTF8 or in the source's encoding",
+		          "the target database's encoding is SQL_ASCII, the "
+		          "source's %s",
+		          src);
+	else if (strcmp(tgt, "UTF8") != 0)
+		check_add(c, CHECK_ID_ENCODING, CHECK_WARNING, "target",
+		          "a character the target's encoding cannot hold stops the "
+		          "load (or the stream) at its table",
+		          "a target in UTF8, or in the source's encoding",
+		          "the target database's encoding is %s, the source's %s", tgt,
+		          src);
+	else
+		check_add(c, CHECK_ID_ENCODING, CHECK_INFO, "source",
+		          "texts are converted to UTF-8 on their way; validate "
+		          "compares them by their characters, and a table whose key "
+		          "holds text by buckets of its key's hash (decision 0041)",
+		          NULL, "the source database's encoding is %s, the target's %s",
+		          src, tgt);
+	return true;
+}
+
 void
 check_target_version(Check *c)
 {

@@ -560,3 +560,18 @@ def test_full_identity_without_index_is_a_warning(pgtide, source_db,
         "public.log_indexed"}
     assert "on the target table" in \
         findings(report, "full_identity_no_index")[0]["fix"]
+
+
+def test_two_encodings_are_named(pgtide, encoded_source, target_db):
+    """A SQL_ASCII source carries bytes of no declared encoding: a warning
+    says what reaches the UTF-8 target and what stops the load; a WIN1251
+    source is converted, which an info says. Neither blocks."""
+    for encoding, severity in (("SQL_ASCII", "warning"), ("WIN1251", "info")):
+        source = encoded_source(encoding)
+        source.execute("CREATE TABLE t (id int PRIMARY KEY, s text)")
+        r, report = run_check(pgtide, source.uri, target_db.uri)
+        assert r.returncode == 0, r.stderr
+        [f] = findings(report, "encoding")
+        assert f["severity"] == severity, f
+        assert f["message"] == (f"the source database's encoding is "
+                                f"{encoding}, the target's UTF8"), f
