@@ -74,6 +74,8 @@ apply_message(Applier *a, const PgoMessage *m, Error *err)
 				atomic_fetch_add(&a->skipped, 1);
 				return true;
 			}
+			if (r->rename_pending && !apply_rel_follow_rename(a, r, err))
+				return false;
 			if (r->follow_pending && !apply_rel_follow(a, r, err))
 				return false;
 			if (r->table->lookup &&
@@ -246,6 +248,7 @@ copy_tables(Applier *a, const ApplyTable *tables, int ntables, Error *err)
 		t->src_schema = strdup(tables[i].src_schema);
 		t->src_name = strdup(tables[i].src_name);
 		t->tgt_qname = strdup(tables[i].tgt_qname);
+		t->src_relid = tables[i].src_relid;
 		t->load_point = tables[i].load_point;
 		t->filter = tables[i].filter ? strdup(tables[i].filter) : NULL;
 		t->route_key = tables[i].route_key ? strdup(tables[i].route_key) : NULL;
@@ -289,11 +292,14 @@ apply_new(const char *target_uri, const char *origin, const ApplyTable *tables,
 	{
 		a->task.sql = strdup(task->sql);
 		a->task.task = strdup(task->task);
+		if (task->rename_sql != NULL)
+			a->task.rename_sql = strdup(task->rename_sql);
 	}
 	if (a->origin == NULL || a->target_uri == NULL || a->pend == NULL ||
 	    a->tables == NULL ||
 	    (task != NULL && task->sql != NULL &&
-	     (a->task.sql == NULL || a->task.task == NULL)))
+	     (a->task.sql == NULL || a->task.task == NULL ||
+	      (task->rename_sql != NULL && a->task.rename_sql == NULL))))
 	{
 		apply_free(a);
 		return err_set(err, ERR_INTERNAL, "out of memory");
@@ -323,6 +329,7 @@ apply_reconnect(Applier *a, Error *err)
 	a->run.rel = NULL;
 	a->run.nrows = 0;
 	buf_reset(&a->run.data);
+	apply_renames_end(a, false);
 	/* the lost batch may have held a table's follow statement: the batch
 	 * is applied again, and each table's description is checked again */
 	for (int i = 0; i < a->nrels; i++)
@@ -420,6 +427,7 @@ apply_free(Applier *a)
 		free((char *) (uintptr_t) a->tables[i].filter);
 		free((char *) (uintptr_t) a->tables[i].route_key);
 	}
+	apply_renames_end(a, true);
 	free(a->tables);
 	forget_target_tables(a);
 	PQclear(a->kept);
@@ -427,6 +435,7 @@ apply_free(Applier *a)
 	free(a->target_uri);
 	free((char *) (uintptr_t) a->task.sql);
 	free((char *) (uintptr_t) a->task.task);
+	free((char *) (uintptr_t) a->task.rename_sql);
 	buf_free(&a->run.data);
 	free(a->run.offs);
 	buf_free(&a->sql);

@@ -39,6 +39,9 @@ typedef struct ApplyTable
 	const char *src_schema;
 	const char *src_name;
 	const char *tgt_qname; /* "schema"."name" on the target */
+	/* the source table's oid as registered, or 0 (an older pgtide's): a
+	   change of it under another name is of the table renamed */
+	uint32_t src_relid;
 	Lsn load_point; /* skip changes of transactions committed before it */
 	/* the task file's row filter (an SQL condition on the source's columns),
 	   or NULL: every change applies (decision 0029). It also names this
@@ -104,6 +107,10 @@ typedef struct ApplyTask
 	   keys current, apply_filter.c), and this stream's target */
 	ShardSpec *shard;
 	int shard_target;
+	/* the task's statement that renames a table in its state
+	   (state_table_rename_sql), or NULL: a table renamed on the source is
+	   not followed */
+	const char *rename_sql;
 } ApplyTask;
 
 /*

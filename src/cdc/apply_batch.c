@@ -442,6 +442,7 @@ apply_batch_abort(Applier *a)
 	a->run.rel = NULL;
 	a->run.nrows = 0;
 	buf_reset(&a->run.data);
+	apply_renames_end(a, false);
 	if (!a->in_batch)
 		return;
 	a->in_batch = false;
@@ -495,6 +496,7 @@ apply_batch_commit(Applier *a, Lsn end_lsn, int64_t commit_time_us, Error *err)
 		return false;
 	}
 	a->in_batch = false;
+	apply_renames_end(a, true);
 	atomic_fetch_add(&a->txns, a->batch_txns);
 	atomic_store(&a->applied_end, end_lsn);
 	atomic_store(&a->applied_time_us, commit_time_us + PGO_EPOCH_UNIX_US);

@@ -69,6 +69,10 @@ typedef struct Rel
 	/* a new description the target has not been made to follow yet (in
 	 * this batch): checked before the next change that is applied */
 	bool follow_pending;
+	/* table is the task's table by its oid under another name: renamed on
+	 * the source, which the target and the state follow before the next
+	 * change that is applied */
+	bool rename_pending;
 	bool changed; /* this process saw an earlier, different description */
 	/* the source's question on a row version for a filtered table
 	   (apply_filter.c), built at its first change; owned */
@@ -153,6 +157,17 @@ struct Applier
 	char **parted_tables; /* "schema"."name", as tgt_qname writes it */
 	int nparted;
 
+	/* tables renamed in the open batch (apply_rel_follow_rename): their
+	   names before, given back if the batch does not commit */
+	struct RenameUndo
+	{
+		ApplyTable *table;
+		char *src_schema;
+		char *src_name;
+		char *tgt_qname;
+	} * undo;
+	int nundo;
+
 	Rel **rels; /* relation cache, small: a linear scan; each Rel is
 	               allocated alone so pending statements may point to it */
 	int nrels;
@@ -221,6 +236,19 @@ bool apply_unknown(Applier *a, const Rel *r, Error *err);
  * the send fails.
  */
 bool apply_rel_follow(Applier *a, Rel *r, Error *err);
+
+/*
+ * The task's table r->table renamed on the source (rename_pending): in the
+ * batch, its target table takes the new name and its state row too. Fails,
+ * naming both names, for a table the task's rules name (a rename, a row
+ * filter, routing) or whose target has another name than its source.
+ */
+bool apply_rel_follow_rename(Applier *a, Rel *r, Error *err);
+
+/* The batch committed: its renames stay (kept = true); or it did not:
+ * each table renamed in it takes its names before back, and every
+ * relation finds its table again. */
+void apply_renames_end(Applier *a, bool kept);
 
 /* Adds an inserted row to the run of inserts, sending the run first when
  * the row cannot join it. Fails when out of memory or a send fails. */

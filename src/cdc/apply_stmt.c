@@ -13,6 +13,7 @@
  */
 #include "cdc/apply_int.h"
 
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -291,10 +292,21 @@ void
 apply_rel_targets(Applier *a, Rel *r)
 {
 	r->table = NULL;
+	r->rename_pending = false;
+	/* by name, unless the name is now another table's (the task's was
+	   renamed, and a new one took its name) */
 	for (int i = 0; i < a->ntables; i++)
 		if (strcmp(a->tables[i].src_schema, r->schema_name) == 0 &&
-		    strcmp(a->tables[i].src_name, r->table_name) == 0)
+		    strcmp(a->tables[i].src_name, r->table_name) == 0 &&
+		    (a->tables[i].src_relid == 0 || a->tables[i].src_relid == r->relid))
 			r->table = &a->tables[i];
+	/* the same table (its oid) under another name: renamed on the source */
+	for (int i = 0; r->table == NULL && i < a->ntables; i++)
+		if (a->tables[i].src_relid != 0 && a->tables[i].src_relid == r->relid)
+		{
+			r->table = &a->tables[i];
+			r->rename_pending = true;
+		}
 	/* no task tables (follow from a slot the user names): every table goes
 	 * to the target table of the same name, every change applies */
 	if (a->ntables == 0)
@@ -544,6 +556,188 @@ apply_rel_follow(Applier *a, Rel *r, Error *err)
 		fault_point("apply.follow.changed");
 	r->follow_pending = false;
 	return true;
+}
+
+/* apply_send_plain of a statement printed from fmt. */
+static bool send_printf(Applier *a, Error *err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static bool
+send_printf(Applier *a, Error *err, const char *fmt, ...)
+{
+	Buf sql = BUF_INIT(APPLY_SQL_MAX);
+	va_list ap;
+	bool ok;
+
+	va_start(ap, fmt);
+	ok = buf_vprintf(&sql, fmt, ap, err);
+	va_end(ap);
+	ok = ok && apply_send_plain(a, buf_str(&sql), 0, NULL, err);
+	buf_free(&sql);
+	return ok;
+}
+
+/* Replaces each of the n names that is from by a copy of to. */
+static bool
+rename_in(char **names, int n, const char *from, const char *to, Error *err)
+{
+	for (int i = 0; i < n; i++)
+		if (strcmp(names[i], from) == 0)
+		{
+			char *copy = strdup(to);
+
+			if (copy == NULL)
+				return err_set(err, ERR_INTERNAL, "out of memory");
+			free(names[i]);
+			names[i] = copy;
+		}
+	return true;
+}
+
+/* Why the stream cannot follow t renamed on the source, or NULL. */
+static const char *
+rename_refused(const Applier *a, const ApplyTable *t, const char *old_q)
+{
+	if (a->task.rename_sql == NULL)
+		return "the stream keeps no task state to follow it in";
+	if (strcmp(t->tgt_qname, old_q) != 0)
+		return "its target table has another name than its source's (a "
+		       "rename rule, or loaded through another table)";
+	if (t->filter != NULL || t->route_key != NULL)
+		return "a row filter or the routing of the task names it by its "
+		       "old name";
+	if (a->task.renames != NULL && !rename_none(a->task.renames))
+		return "the task's rename rules name tables by their source names";
+	return NULL;
+}
+
+bool
+apply_rel_follow_rename(Applier *a, Rel *r, Error *err)
+{
+	ApplyTable *t = &a->tables[r->table - a->tables];
+	char *old_q = pg_qualify(t->src_schema, t->src_name);
+	char *moved = pg_qualify(r->schema_name, t->src_name);
+	char *qschema = pg_quote_ident(r->schema_name);
+	char *qname = pg_quote_ident(r->table_name);
+	char *schema = strdup(r->schema_name), *name = strdup(r->table_name);
+	char *tgt = strdup(r->src_qname);
+	const char *why;
+	bool ok = old_q != NULL && moved != NULL && qschema != NULL &&
+	          qname != NULL && schema != NULL && name != NULL && tgt != NULL;
+
+	if (!ok)
+		err_set(err, ERR_INTERNAL, "out of memory");
+	why = ok ? rename_refused(a, t, old_q) : NULL;
+	if (why != NULL)
+	{
+		err_set(err, ERR_SOURCE,
+		        "table %s of task \"%s\" was renamed on the source to %s (the "
+		        "same table, oid %u; transaction %u, committed at " LSN_FMT
+		        "), and the stream cannot follow it: %s",
+		        old_q, a->task.task ? a->task.task : "", r->src_qname, r->relid,
+		        a->xid, LSN_ARGS(a->final_lsn), why);
+		err_hint(err, "its changes under the new name stop the stream here, "
+		              "none applied or dropped, and they stay in the "
+		              "source's WAL: the task cannot go on past them. Name "
+		              "the table by its new name in the task file and "
+		              "start the task again (pgtide clean, then migrate)");
+		ok = false;
+	}
+	/* inserts waiting for the old name go there first */
+	ok = ok && apply_run_flush(a, err);
+	if (ok && strcmp(t->src_schema, r->schema_name) != 0)
+		ok = send_printf(a, err, "CREATE SCHEMA IF NOT EXISTS %s", qschema) &&
+		     send_printf(a, err, "ALTER TABLE IF EXISTS %s SET SCHEMA %s",
+		                 old_q, qschema);
+	/* IF EXISTS: a batch whose commit answer was lost is not known to
+	   have renamed it (decision 0033), and goes through here again */
+	if (ok && strcmp(t->src_name, r->table_name) != 0)
+		ok = send_printf(a, err, "ALTER TABLE IF EXISTS %s RENAME TO %s", moved,
+		                 qname);
+	if (ok)
+	{
+		const char *params[6] = {a->task.task, t->src_schema, t->src_name,
+		                         schema,       name,          tgt};
+
+		ok = apply_send_plain(a, a->task.rename_sql, 6, params, err);
+	}
+	if (ok)
+		fault_point("apply.follow.renamed");
+	/* what the session read of the target by the table's name (identity
+	   columns, partitioning) follows it too */
+	ok = ok && rename_in(a->always_tables, a->nalways, old_q, tgt, err) &&
+	     rename_in(a->parted_tables, a->nparted, old_q, tgt, err);
+	if (ok)
+	{
+		struct RenameUndo *grown =
+		    realloc(a->undo, sizeof(*grown) * (size_t) (a->nundo + 1));
+
+		ok = grown != NULL || err_set(err, ERR_INTERNAL, "out of memory");
+		if (ok)
+			a->undo = grown;
+	}
+	if (ok)
+	{
+		log_info("table %s was renamed on the source to %s: its target "
+		         "table and the task's state follow it",
+		         old_q, tgt);
+		a->undo[a->nundo++] =
+		    (struct RenameUndo){t, (char *) (uintptr_t) t->src_schema,
+		                        (char *) (uintptr_t) t->src_name,
+		                        (char *) (uintptr_t) t->tgt_qname};
+		t->src_schema = schema;
+		t->src_name = name;
+		t->tgt_qname = tgt;
+		schema = name = tgt = NULL;
+		apply_rel_targets(a, r);
+		atomic_fetch_add(&a->changes, 1);
+	}
+	free(old_q);
+	free(moved);
+	free(qschema);
+	free(qname);
+	free(schema);
+	free(name);
+	free(tgt);
+	return ok;
+}
+
+void
+apply_renames_end(Applier *a, bool kept)
+{
+	Error ignored = ERR_INIT;
+
+	for (int i = a->nundo - 1; i >= 0; i--)
+	{
+		struct RenameUndo *u = &a->undo[i];
+		ApplyTable *t = u->table;
+
+		if (!kept)
+		{
+			rename_in(a->always_tables, a->nalways, t->tgt_qname, u->tgt_qname,
+			          &ignored);
+			rename_in(a->parted_tables, a->nparted, t->tgt_qname, u->tgt_qname,
+			          &ignored);
+			free((char *) (uintptr_t) t->src_schema);
+			free((char *) (uintptr_t) t->src_name);
+			free((char *) (uintptr_t) t->tgt_qname);
+			t->src_schema = u->src_schema;
+			t->src_name = u->src_name;
+			t->tgt_qname = u->tgt_qname;
+		}
+		else
+		{
+			free(u->src_schema);
+			free(u->src_name);
+			free(u->tgt_qname);
+		}
+	}
+	if (!kept && a->nundo > 0)
+		for (int i = 0; i < a->nrels; i++)
+			apply_rel_targets(a, a->rels[i]);
+	free(a->undo);
+	a->undo = NULL;
+	a->nundo = 0;
 }
 
 /* ---- statements ---- */

@@ -355,9 +355,9 @@ connect_applier(ApplierThread *at, Error *err)
 
 	if (at->ap == NULL)
 	{
-		ApplyTask task = {o->follow_sql,     o->task,    NULL,
-		                  o->ignore_unknown, o->renames, o->shard,
-		                  o->shard_target};
+		ApplyTask task = {o->follow_sql,     o->task,      NULL,
+		                  o->ignore_unknown, o->renames,   o->shard,
+		                  o->shard_target,   o->rename_sql};
 
 		/* connects at its first question: a schema change, or a row of a
 		   filtered table */

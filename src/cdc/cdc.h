@@ -93,6 +93,9 @@ typedef struct CdcOptions
 	 * target follows its tables' schema changes; NULL: it does not */
 	const char *follow_sql;
 	const char *task;
+	/* state_table_rename_sql: a table renamed on the source is followed
+	 * (apply_rel_follow_rename); NULL: it stops the stream */
+	const char *rename_sql;
 	bool ignore_unknown;    /* count a change of a table the task does not
 	                        move, rather than stop */
 	const Renames *renames; /* the task's renames, or NULL; borrowed */

@@ -135,6 +135,7 @@ joiner_run(Joiner *jn, Error *err)
 		jn->tables[i].src_schema = jn->last.tables[i].src_schema;
 		jn->tables[i].src_name = jn->last.tables[i].src_name;
 		jn->tables[i].tgt_qname = jn->last.tables[i].tgt_qname;
+		jn->tables[i].src_relid = jn->last.tables[i].src_relid;
 		jn->tables[i].load_point = jn->last.tables[i].load_point;
 		jn->tables[i].route_key = jn->last.tables[i].route_key;
 		jn->tables[i].filter = jn->last.tables[i].filter;
@@ -373,7 +374,7 @@ follow_run(const TaskConfig *cfg, atomic_int *stop, Surface *surface,
 	Joiner joiner;
 	char origin[80];
 	char source_name[CONFIG_SOURCE_NAME_MAX];
-	char *follow_sql = NULL;
+	char *follow_sql = NULL, *rename_sql = NULL;
 	Renames renames;
 	ShardSpec *shard = NULL;
 	bool ok = false;
@@ -474,6 +475,7 @@ follow_run(const TaskConfig *cfg, atomic_int *stop, Surface *surface,
 		tables[i].src_schema = st_tables[i].src_schema;
 		tables[i].src_name = st_tables[i].src_name;
 		tables[i].tgt_qname = st_tables[i].tgt_qname;
+		tables[i].src_relid = st_tables[i].src_relid;
 		tables[i].load_point = st_tables[i].snapshot_lsn;
 		/* several targets: a routed table's routing is decided in pgtide,
 		   and the source asked only the task file's own filter */
@@ -510,12 +512,14 @@ follow_run(const TaskConfig *cfg, atomic_int *stop, Surface *surface,
 	if (cfg->cdc_publication == NULL && ntables > 0)
 	{
 		follow_sql = state_follow_columns_sql(&state);
-		if (follow_sql == NULL)
+		rename_sql = state_table_rename_sql(&state);
+		if (follow_sql == NULL || rename_sql == NULL)
 		{
 			err_set(err, ERR_INTERNAL, "out of memory");
 			goto out;
 		}
 		o.follow_sql = follow_sql;
+		o.rename_sql = rename_sql;
 		o.task = cfg->task;
 	}
 	/* the load checked the rules against the tables; the stream only reads
@@ -589,6 +593,7 @@ out:
 	joiner_free(&joiner);
 	free(tables);
 	free(follow_sql);
+	free(rename_sql);
 	rename_free(&renames);
 	shard_spec_free(shard);
 	state_tables_free(st_tables, ntables);

@@ -74,10 +74,14 @@ not_renamed(Cutover *c, PgConn *src, const StateTable *t, Error *err)
 	        "table %s.%s was renamed on the source since the load: it is %s "
 	        "now",
 	        t->src_schema, t->src_name, now);
-	err_detail(err, "the task follows a table by its name; its changes "
-	                "since the rename are not on the target");
-	return err_hint(err, "rename it back on the source, or start a task that "
-	                     "moves it under its new name");
+	err_detail(err, "the change stream follows a renamed table (its target "
+	                "table and the task's state take the new name) at its "
+	                "first change under that name, and has seen none yet, "
+	                "or stopped there because the task's rules name it");
+	return err_hint(err, "write one row of it on the source (an UPDATE that "
+	                     "sets a column to itself will do) and run cutover "
+	                     "again once the stream has applied it; if the "
+	                     "stream stopped on it, its error says what to do");
 }
 
 /* Takes the table at t->tables[i] out of the list the fence works on. */

@@ -79,12 +79,16 @@ dup_or_null(const char *s)
 	return s != NULL ? strdup(s) : NULL;
 }
 
+/* The task's table t is: by its oid, or by its name when the state has
+   no oid (an older pgtide's). */
 static const StateTable *
 known_table(const Join *j, const CatTable *t)
 {
 	for (int i = 0; i < j->nknown; i++)
-		if (strcmp(j->known[i].src_schema, t->schema) == 0 &&
-		    strcmp(j->known[i].src_name, t->name) == 0)
+		if (j->known[i].src_relid != 0
+		        ? j->known[i].src_relid == t->relid
+		        : strcmp(j->known[i].src_schema, t->schema) == 0 &&
+		              strcmp(j->known[i].src_name, t->name) == 0)
 			return &j->known[i];
 	return NULL;
 }
@@ -464,6 +468,7 @@ result(Join *j, const SlotSnapshot *snap, Error *err)
 		jt->src_schema = strdup(j->items[i].t->schema);
 		jt->src_name = strdup(j->items[i].t->name);
 		jt->tgt_qname = strdup(j->items[i].tgt_qname);
+		jt->src_relid = j->items[i].t->relid;
 		jt->load_point = snap->consistent_lsn;
 		jt->route_key = dup_or_null(j->items[i].share.route_key);
 		jt->filter = dup_or_null(j->items[i].share.stream_filter);

@@ -32,7 +32,8 @@ typedef struct JoinedTable
 	char *src_schema; /* owned */
 	char *src_name;   /* owned */
 	char *tgt_qname;  /* owned */
-	Lsn load_point;   /* changes committed before it are in its copy */
+	uint32_t src_relid;
+	Lsn load_point; /* changes committed before it are in its copy */
 	/* several targets: the column its changes are routed by, or NULL;
 	   owned */
 	char *route_key;

@@ -250,6 +250,17 @@ state_columns_record(const State *s, const CatTable *t, Error *err)
 }
 
 char *
+state_table_rename_sql(const State *s)
+{
+	return state_sql(s, "WITH io AS (UPDATE @S.insert_only SET src_schema = $4,"
+	                    " src_name = $5 WHERE task = $1 AND src_schema = $2"
+	                    " AND src_name = $3)"
+	                    " UPDATE @S.tables SET src_schema = $4, src_name = $5,"
+	                    " tgt_qname = $6 WHERE task = $1 AND src_schema = $2"
+	                    " AND src_name = $3");
+}
+
+char *
 state_follow_columns_sql(const State *s)
 {
 	return state_sql(s, "SELECT * FROM @S.follow_columns($1, $2, $3, $4,"

@@ -63,7 +63,16 @@ static const char *const state_ddl =
     " done_at timestamptz NOT NULL DEFAULT now(),"
     " PRIMARY KEY (task, src_schema, src_name, chunk),"
     " FOREIGN KEY (task, src_schema, src_name)"
-    "   REFERENCES @S.tables ON DELETE CASCADE);"
+    "   REFERENCES @S.tables ON UPDATE CASCADE ON DELETE CASCADE);"
+    /* a table renamed on the source renames its row (cdc/apply): chunks of
+       states made before follow it too */
+    "DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_constraint"
+    " WHERE conrelid = '@S.chunks'::regclass AND contype = 'f'"
+    " AND confupdtype <> 'c') THEN ALTER TABLE @S.chunks"
+    " DROP CONSTRAINT chunks_task_src_schema_src_name_fkey,"
+    " ADD CONSTRAINT chunks_task_src_schema_src_name_fkey"
+    " FOREIGN KEY (task, src_schema, src_name) REFERENCES @S.tables"
+    " ON UPDATE CASCADE ON DELETE CASCADE; END IF; END $$;"
     "CREATE TABLE IF NOT EXISTS @S.ddl ("
     " task text NOT NULL REFERENCES @S.task ON DELETE CASCADE,"
     " entry int NOT NULL,"

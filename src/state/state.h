@@ -482,6 +482,14 @@ bool state_columns_record(const State *s, const CatTable *t, Error *err);
  */
 char *state_follow_columns_sql(const State *s);
 
+/*
+ * The statement that renames a table of the task in its state, to run on
+ * the target in the stream's transaction: $1 the task, $2 and $3 its old
+ * source schema and name, $4 and $5 its new ones, $6 its new target name.
+ * Malloc'd, or NULL when out of memory.
+ */
+char *state_table_rename_sql(const State *s);
+
 /* fmt with @S replaced by the quoted state schema; malloc'd, or NULL. */
 char *state_sql(const State *s, const char *fmt);
 

@@ -234,3 +234,114 @@ def test_with_existing_schema_a_new_table_joins_the_target_table_of_its_name(
     assert len(target_db.query(rows)) == 91
     assert target_db.query_one("SELECT count(*) FROM ONLY fresh_1") > 0
     assert migrate.stop() == 0, migrate.read_stderr()
+
+
+RENAMED = """
+    UPDATE orders SET amount = amount + 1000 WHERE id <= 10;
+    CREATE SCHEMA archive;
+    ALTER TABLE orders RENAME TO "Orders v2";
+    INSERT INTO "Orders v2" (amount) VALUES (7);
+    ALTER TABLE "Orders v2" SET SCHEMA archive;
+    INSERT INTO archive."Orders v2" (amount) VALUES (8);
+    UPDATE archive."Orders v2" SET amount = -amount WHERE id = 20;
+    DELETE FROM archive."Orders v2" WHERE id = 21;
+"""
+
+
+@pytest.mark.parametrize("point", [None, "apply.follow.renamed"])
+def test_a_table_renamed_on_the_source_is_followed(
+        pgtide, source_db, target_db, point):
+    """A table of the task renamed, then moved to another schema, on the
+    source while it streams and is written is the same table, not a new one:
+    it does not join under its new name; at its first change under each new
+    name the target table and the task's state take it, in the transaction
+    of that change, so a kill there changes nothing; every change arrives
+    once, and validate compares it under its new name."""
+    source_db.execute(BASE)
+    migrate = start_migrate(pgtide, source_db, target_db,
+                            env={"PGTIDE_FAULT": point} if point else None)
+    source_db.execute(RENAMED)
+    if point:
+        assert migrate.wait(60) == -9, migrate.read_stderr()
+        assert target_db.query_one("SELECT to_regclass('public.orders')") \
+            is not None
+        migrate = start_migrate(pgtide, source_db, target_db)
+    wait_caught_up(source_db, target_db)
+    err = migrate.read_stderr()
+    assert 'table "public"."orders" was renamed on the source to ' \
+        '"public"."Orders v2"' in err, err
+    assert 'table "public"."Orders v2" was renamed on the source to ' \
+        '"archive"."Orders v2"' in err, err
+    assert "joins" not in err, err
+    assert status_new_tables(pgtide, source_db, target_db) == []
+    assert target_db.query_one("SELECT to_regclass('public.orders')") is None
+    assert_same_content(source_db, target_db, ['archive."Orders v2"'])
+    source_db.execute('UPDATE archive."Orders v2" SET amount = 0 WHERE id < 5')
+    wait_caught_up(source_db, target_db)
+    assert_same_content(source_db, target_db, ['archive."Orders v2"'])
+    r = pgtide.run("validate", "--source", source_db.uri, "--target",
+                   target_db.uri)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert migrate.stop() == 0, migrate.read_stderr()
+
+
+def test_a_renamed_table_the_rules_name_stops_the_stream(
+        pgtide, source_db, target_db, tmp_path):
+    """A row filter names the table by its old name: the stream cannot
+    follow it, and stops at its first change under the new name, naming
+    both names and why, with nothing of it applied."""
+    source_db.execute(BASE)
+    path = tmp_path / "task.yaml"
+    path.write_text(f"task: default\nsource: {source_db.uri}\n"
+                    f"target: {target_db.uri}\n"
+                    "filters:\n  public.orders: amount > 0\n")
+    migrate = start_migrate(pgtide, source_db, target_db, "--config",
+                            str(path))
+    source_db.execute('ALTER TABLE orders RENAME TO "Orders v2";'
+                      ' INSERT INTO "Orders v2" (amount) VALUES (7)')
+    assert migrate.wait(60) not in (0, None)
+    err = migrate.read_stderr()
+    assert 'table "public"."orders" of task "default" was renamed on the ' \
+        'source to "public"."Orders v2"' in err, err
+    assert "a row filter or the routing of the task names it" in err, err
+    assert target_db.query_one("SELECT count(*) FROM orders") == 200
+
+
+@pytest.mark.parametrize("lost", ["answer", "commit"])
+def test_a_rename_whose_batch_may_not_have_committed_is_followed_once(
+        pgtide, make_server, lost):
+    """The batch that renames the target table loses its COMMIT's answer
+    (the commit happened) or its COMMIT (it did not): the stream reconnects,
+    finds out which from the origin, and follows the rename once, whatever
+    it had noted in memory."""
+    from cdc_helpers import ServerDb
+    from faults import TcpProxy
+
+    source, target = make_server("src"), make_server("tgt")
+    src, tgt = ServerDb(source), ServerDb(target)
+    src.execute(BASE)
+    with TcpProxy(target, "tgt") as tp:
+        p = pgtide.start("migrate", "--source", src.uri, "--target", tp.uri(),
+                         "--progress-interval", "1")
+        p.wait_for_output(r"streaming from slot", timeout=120)
+        if lost == "answer":
+            # the applier's COMMIT goes as an extended-protocol Parse
+            tp.lose_answer("pgtide apply", after=b"RENAME TO",
+                           message=b"\x00COMMIT\x00")
+        src.execute(RENAMED)
+        if lost == "commit":
+            # the batch is cut before its COMMIT arrives
+            p.wait_for_output(r'was renamed on the source to "public"', 60)
+            tp.cut()
+        wait_caught_up(src, tgt)
+        if lost == "answer":
+            assert tp.answers_lost == 1, tp.log
+        src.execute('INSERT INTO archive."Orders v2" (amount) VALUES (9)')
+        wait_caught_up(src, tgt)
+        assert p.poll() is None, p.read_stderr()
+        assert_same_content(src, tgt, ['archive."Orders v2"'])
+        assert tgt.query_one("SELECT to_regclass('public.orders')") is None
+        names = {r[0] for r in tgt.query(
+            "SELECT src_schema || '.' || src_name FROM pgtide.tables")}
+        assert "archive.Orders v2" in names and "public.orders" not in names
+        assert p.stop() == 0, p.read_stderr()
