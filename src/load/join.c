@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "load/copy.h"
 #include "load/insert_only.h"
+#include "load/newtables.h"
 #include "load/renames.h"
 #include "load/schema.h"
 #include "load/shards.h"
@@ -77,20 +78,6 @@ static char *
 dup_or_null(const char *s)
 {
 	return s != NULL ? strdup(s) : NULL;
-}
-
-/* The task's table t is: by its oid, or by its name when the state has
-   no oid (an older pgtide's). */
-static const StateTable *
-known_table(const Join *j, const CatTable *t)
-{
-	for (int i = 0; i < j->nknown; i++)
-		if (j->known[i].src_relid != 0
-		        ? j->known[i].src_relid == t->relid
-		        : strcmp(j->known[i].src_schema, t->schema) == 0 &&
-		              strcmp(j->known[i].src_name, t->name) == 0)
-			return &j->known[i];
-	return NULL;
 }
 
 static bool
@@ -259,7 +246,7 @@ pick(Join *j, Error *err)
 	for (int i = 0; i < j->cat->ntables; i++)
 	{
 		const CatTable *t = &j->cat->tables[i];
-		const StateTable *k = known_table(j, t);
+		const StateTable *k = newtables_known(j->known, j->nknown, t);
 		Joining *it = &j->items[j->n];
 		const char *why;
 

@@ -19,18 +19,15 @@ newtables_free(NewTables *nt)
 	nt->n = 0;
 }
 
-/* By oid, or by name when the state has none (an older pgtide's): a table
-   of the task renamed on the source is not new, and a new one under a
-   renamed table's old name is. */
-static bool
-known(const StateTable *t, int n, const CatTable *c)
+const StateTable *
+newtables_known(const StateTable *t, int n, const CatTable *c)
 {
 	for (int i = 0; i < n; i++)
 		if (t[i].src_relid != 0 ? t[i].src_relid == c->relid
 		                        : strcmp(t[i].src_schema, c->schema) == 0 &&
 		                              strcmp(t[i].src_name, c->name) == 0)
-			return true;
-	return false;
+			return &t[i];
+	return NULL;
 }
 
 bool
@@ -97,7 +94,7 @@ newtables_find(PgConn *src, const State *st, const TaskConfig *cfg,
 	{
 		const CatTable *c = &cat->tables[i];
 
-		if (!c->selected || known(tables, ntables, c))
+		if (!c->selected || newtables_known(tables, ntables, c) != NULL)
 			continue;
 		if (out->n % 16 == 0)
 		{

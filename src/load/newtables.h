@@ -32,6 +32,15 @@ bool newtables_find(PgConn *src, const State *st, const TaskConfig *cfg,
 void newtables_free(NewTables *nt);
 
 /*
+ * Which of the task's n tables t (the state's) is the source's table c: by
+ * oid, or by name when the state has none (an older pgtide's). A table of
+ * the task renamed on the source is its own, and a new table under a
+ * renamed one's old name is not. NULL when none is.
+ */
+const StateTable *newtables_known(const StateTable *t, int n,
+                                  const CatTable *c);
+
+/*
  * A cheap reading that changes when a table is created, dropped or
  * attached on the source, or gains a key or the WAL (counts and the newest
  * OID), so a watcher reads the whole catalog only then. Into buf (at least
