@@ -50,10 +50,14 @@
  *      │              small), the target's streamed row by row: missing,
  *      │              extra, different
  *      ▼
- *   recheck_keys      while CDC runs, or when the key's collation may sort
+ *   settle_keys       while CDC runs, or when the key's collation may sort
  *                     differently on the two servers: the named keys read
- *                     again by equality on both sides; only what still
- *                     differs is reported
+ *                     again by equality on both sides; under CDC source,
+ *                     target (once the slot passed the first read), source
+ *                     again, and a row is reported only when the source held
+ *                     it still around a differing target twice in a row;
+ *                     rows the source changed at every read are counted as
+ *                     unsettled, not as differences
  *
  * A table without such a key has no ranges that mean the same rows on both
  * sides (ctids differ), so keyless_compare hashes it whole, then groups rows

@@ -34,6 +34,7 @@ typedef struct ValidateSummary
 	int64_t differences; /* rows named (full), or |count difference| summed
 	                        over tables (counts), plus one per table missing
 	                        on the target */
+	int64_t unsettled;   /* rows changing throughout their rechecks */
 } ValidateSummary;
 
 /*

@@ -52,6 +52,9 @@ typedef struct VDiff
 	char *row;          /* keyless: the row's text, truncated; owned */
 	int64_t src_copies; /* keyless: copies on each side */
 	int64_t tgt_copies;
+	/* keyed, under a running stream: reads in a row that found the row
+	   differing while the source held it still (validate_keyed.c) */
+	int settled;
 } VDiff;
 
 /* Findings of one job (or of a table, once merged). */
@@ -60,7 +63,11 @@ typedef struct VResult
 	int64_t rows_src;
 	int64_t rows_tgt;
 	int64_t differences;
-	VDiff *shown; /* at most VALIDATE_SHOWN */
+	/* rows the source changed between every pair of reads of a recheck:
+	   not compared, and not counted as differences */
+	int64_t unsettled;
+	char *unsettled_key; /* the first one's key text, for people; owned */
+	VDiff *shown;        /* at most VALIDATE_SHOWN */
 	int nshown;
 } VResult;
 
@@ -314,9 +321,9 @@ bool slot_source_lsn(VWorker *w, Lsn *lsn, Error *err);
 /*
  * Returns once the slot has confirmed lsn, is inactive, or the wait timed
  * out (a difference is still reported then); fails on a server error or
- * ERR_INTERRUPTED.
+ * ERR_INTERRUPTED. *reached (may be NULL): whether the slot confirmed it.
  */
-bool slot_wait_applied(VWorker *w, Lsn lsn, Error *err);
+bool slot_wait_applied(VWorker *w, Lsn lsn, bool *reached, Error *err);
 
 /* ---- validate_record.c ---- */
 

@@ -279,7 +279,7 @@ keyless_compare(VWorker *w, const VTable *t, VResult *res, Error *err)
 			return true;
 		}
 		result_free(&found, 0);
-		if (!slot_wait_applied(w, lsn, err))
+		if (!slot_wait_applied(w, lsn, NULL, err))
 			return false;
 		atomic_fetch_add(&w->run->rereads, 1);
 	}

@@ -30,10 +30,11 @@ print_json(const VRun *r, FILE *out)
 	        "\"tables_differing\":%d,\"ranges\":%" PRId64
 	        ",\"ranges_checked\":%" PRId64 ",\"rows_source\":%" PRId64
 	        ",\"rows_target\":%" PRId64 ",\"differences\":%" PRId64
-	        ",\"rereads\":%" PRId64 ",\"seconds\":%.3f,\"results\":[",
+	        ",\"unsettled\":%" PRId64 ",\"rereads\":%" PRId64
+	        ",\"seconds\":%.3f,\"results\":[",
 	        r->cfg->validate_sample, r->cdc ? "true" : "false", s.tables,
 	        s.tables_differing, ranges, checked, s.rows_source, s.rows_target,
-	        s.differences, atomic_load(&r->rereads),
+	        s.differences, s.unsettled, atomic_load(&r->rereads),
 	        (double) (clock_ms() - r->started_ms) / 1000.0);
 	for (int i = 0; i < r->ntables; i++)
 	{
@@ -69,9 +70,11 @@ print_json(const VRun *r, FILE *out)
 		fprintf(out,
 		        ",\"ranges\":%d,\"ranges_checked\":%d,\"rows_source\":%" PRId64
 		        ",\"rows_target\":%" PRId64 ",\"differences\":%" PRId64
-		        ",\"rows\":[",
+		        ",\"unsettled\":%" PRId64 ",\"unsettled_key\":",
 		        result_ranges(t), t->checks_done, t->res.rows_src,
-		        t->res.rows_tgt, t->res.differences);
+		        t->res.rows_tgt, t->res.differences, t->res.unsettled);
+		json_write_string(out, t->res.unsettled_key);
+		fputs(",\"rows\":[", out);
 		for (int j = 0; j < t->res.nshown; j++)
 		{
 			const VDiff *d = &t->res.shown[j];
@@ -146,6 +149,12 @@ print_text(const VRun *r, FILE *out)
 			fprintf(out, "  %-40s %-9s %s\n", t->name, "DIFFERENT", t->problem);
 			continue;
 		}
+		if (t->res.unsettled > 0)
+			fprintf(out,
+			        "  %-40s %-9s %" PRId64 " rows the source changed at "
+			        "every read, such as %s: not compared\n",
+			        t->name, "changing", t->res.unsettled,
+			        t->res.unsettled_key ? t->res.unsettled_key : "?");
 		if (t->status == VS_EQUAL)
 		{
 			fprintf(out, "  %-40s %-9s %" PRId64 " rows%s\n", t->name, "equal",
@@ -190,6 +199,12 @@ print_text(const VRun *r, FILE *out)
 		snprintf(name, sizeof(name), "%s.%s", t->src_schema, t->src_name);
 		fprintf(out, "  %-40s %-9s %s\n", name, "DIVERGED", t->reason);
 	}
+	if (s.unsettled > 0)
+		fprintf(out,
+		        "not compared: %" PRId64 " rows the application changed at "
+		        "every read; validate again when it writes less, or at "
+		        "cutover, where the source holds still\n",
+		        s.unsettled);
 	if (s.tables_differing == 0 && r->run_id < 0)
 		fprintf(out, "equal: %" PRId64 " rows on each side\n", s.rows_source);
 	else if (s.tables_differing == 0)

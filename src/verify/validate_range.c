@@ -153,7 +153,7 @@ range_agg(VWorker *w, const VTable *t, char *const *lo, char *const *hi,
 		if (!ok || range_agg_equal(a) || !w->run->cdc ||
 		    attempt + 1 >= VALIDATE_RECHECKS)
 			break;
-		ok = slot_wait_applied(w, a->lsn, err);
+		ok = slot_wait_applied(w, a->lsn, NULL, err);
 		atomic_fetch_add(&w->run->rereads, 1);
 	}
 	buf_free(&pred);

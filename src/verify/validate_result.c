@@ -31,6 +31,7 @@ result_free(VResult *res, int nkeys)
 	for (int i = 0; i < res->nshown; i++)
 		result_diff_free(&res->shown[i], nkeys);
 	free(res->shown);
+	free(res->unsettled_key);
 	memset(res, 0, sizeof(*res));
 }
 
@@ -65,6 +66,13 @@ result_merge(VResult *dst, VResult *src, int nkeys)
 	for (int i = 0; i < src->nshown; i++)
 		result_add(dst, &src->shown[i], 0, nkeys);
 	dst->differences += src->differences;
+	dst->unsettled += src->unsettled;
+	if (dst->unsettled_key == NULL)
+	{
+		dst->unsettled_key = src->unsettled_key;
+		src->unsettled_key = NULL;
+	}
+	free(src->unsettled_key);
 	free(src->shown);
 	memset(src, 0, sizeof(*src));
 }
@@ -126,6 +134,7 @@ result_summarize(const VRun *r, ValidateSummary *s, int64_t *ranges,
 		s->rows_source += t->res.rows_src;
 		s->rows_target += t->res.rows_tgt;
 		s->differences += t->res.differences;
+		s->unsettled += t->res.unsettled;
 		*ranges += result_ranges(t);
 		*checked += t->checks_done;
 	}

@@ -44,13 +44,17 @@ slot_source_lsn(VWorker *w, Lsn *lsn, Error *err)
  * difference must be reported even when the applier stalls.
  */
 bool
-slot_wait_applied(VWorker *w, Lsn lsn, Error *err)
+slot_wait_applied(VWorker *w, Lsn lsn, bool *reached, Error *err)
 {
 	VRun *r = w->run;
 	const char *params[1] = {r->slot};
 	int64_t deadline;
+	bool ignored;
 
-	if (lsn == LSN_INVALID || lsn <= atomic_load(&r->confirmed))
+	if (reached == NULL)
+		reached = &ignored;
+	*reached = lsn == LSN_INVALID || lsn <= atomic_load(&r->confirmed);
+	if (*reached)
 		return true;
 	deadline = clock_ms() + atomic_load(&r->wait_ms);
 	for (;;)
@@ -75,7 +79,7 @@ slot_wait_applied(VWorker *w, Lsn lsn, Error *err)
 			if (atomic_compare_exchange_weak(&r->confirmed, &seen, confirmed))
 				break;
 		if (confirmed >= lsn)
-			return true;
+			return *reached = true;
 		if (!active)
 		{
 			if (log_every(&r->last_wait_log_ms, 60000))
