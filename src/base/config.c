@@ -292,6 +292,15 @@ config_source_name(const TaskConfig *cfg, char *out, size_t cap)
 		snprintf(out, cap, "pgtide_%s", cfg->task);
 }
 
+void
+config_slot_name(const TaskConfig *cfg, char *out, size_t cap)
+{
+	if (cfg->shard_target != NULL && cfg->shard_slot == SHARD_SLOT_ONE)
+		snprintf(out, cap, "pgtide_%s", cfg->task);
+	else
+		config_source_name(cfg, out, cap);
+}
+
 bool
 config_validate(const TaskConfig *cfg, Error *err)
 {

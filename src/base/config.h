@@ -91,6 +91,14 @@ typedef enum ShardMethod
 	SHARD_LOOKUP,
 } ShardMethod;
 
+/* shard.slot: the source's slots of a task of several targets (decision
+   0043) */
+typedef enum ShardSlot
+{
+	SHARD_SLOT_ONE = 0,    /* one slot, read once, fed to every target */
+	SHARD_SLOT_PER_TARGET, /* a slot per target (tasks before 0043) */
+} ShardSlot;
+
 /*
  * copy.split_tables_larger_than = auto: split only a table larger than a
  * fair share of the load (all selected tables / copy.jobs), into about that
@@ -217,6 +225,7 @@ typedef struct TaskConfig
 	StrMap shard_bounds; /* target name -> "LOW..HIGH" (range) */
 	char *shard_lookup;  /* "schema.table(key, target)" (lookup), or NULL */
 	StrMap shard_tables; /* table pattern -> "key COL", "target NAME", "all" */
+	ShardSlot shard_slot;
 	/* several targets: the one this process works on (a name of targets),
 	   not read from any file; NULL otherwise */
 	char *shard_target;
@@ -279,6 +288,13 @@ bool config_set(TaskConfig *cfg, const char *key, const char *value,
  */
 #define CONFIG_SOURCE_NAME_MAX 64
 void config_source_name(const TaskConfig *cfg, char *out, size_t cap);
+
+/*
+ * The name of the task's slot on the source: config_source_name's, but
+ * "pgtide_TASK" for every target of several under shard.slot one, whose
+ * targets read one slot (decision 0043).
+ */
+void config_slot_name(const TaskConfig *cfg, char *out, size_t cap);
 
 /* Checks cross-key rules (source and target present, mode/on_existing pairs). */
 bool config_validate(const TaskConfig *cfg, Error *err);

@@ -32,6 +32,7 @@ static const char *const on_conflict_names[] = {"stop", "skip", "upsert", NULL};
 static const char *const unknown_tables_names[] = {"stop", "ignore", NULL};
 static const char *const shard_method_names[] = {"hash", "list", "range",
                                                  "lookup", NULL};
+static const char *const shard_slot_names[] = {"one", "per_target", NULL};
 static const char *const fence_names[] = {"revoke", "read_only", "command",
                                           NULL};
 static const char *const final_validation_names[] = {"none", "counts", "full",
@@ -60,6 +61,8 @@ _Static_assert(FINAL_VALIDATION_NONE == 0 && FINAL_VALIDATION_COUNTS == 1 &&
 _Static_assert(SHARD_HASH == 0 && SHARD_LIST == 1 && SHARD_RANGE == 2 &&
                    SHARD_LOOKUP == 3,
                "shard_method_names follows ShardMethod");
+_Static_assert(SHARD_SLOT_ONE == 0 && SHARD_SLOT_PER_TARGET == 1,
+               "shard_slot_names follows ShardSlot");
 _Static_assert(DIVERGED_REFUSE == 0 && DIVERGED_RECOPY == 1,
                "diverged_names follows DivergedPolicy");
 _Static_assert(DROPPED_REFUSE == 0 && DROPPED_DROP == 1 && DROPPED_KEEP == 2,
@@ -299,6 +302,10 @@ static const KeyDef config_keys[] = {
     {.name = "shard.tables",
      .id = CONFIG_KEY_SHARD_TABLES,
      .type = CONFIG_KEY_TYPE_MAP},
+    {.name = "shard.slot",
+     .id = CONFIG_KEY_SHARD_SLOT,
+     .type = CONFIG_KEY_TYPE_CHOICE,
+     .choices = shard_slot_names},
 };
 
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -760,6 +767,9 @@ key_store(TaskConfig *cfg, const KeyDef *key, const char *text, size_t len,
 			return config_replace_string(&cfg->shard_lookup, text, len, err);
 		case CONFIG_KEY_SHARD_METHOD:
 			cfg->shard_method = (ShardMethod) num;
+			return true;
+		case CONFIG_KEY_SHARD_SLOT:
+			cfg->shard_slot = (ShardSlot) num;
 			return true;
 		case CONFIG_KEY_COPY_JOBS:
 			cfg->copy_jobs = (int) num;
@@ -1346,6 +1356,8 @@ key_same(const TaskConfig *a, const TaskConfig *b, KeyId id)
 			return same_text(a->shard_lookup, b->shard_lookup);
 		case CONFIG_KEY_SHARD_TABLES:
 			return same_map(&a->shard_tables, &b->shard_tables);
+		case CONFIG_KEY_SHARD_SLOT:
+			return a->shard_slot == b->shard_slot;
 	}
 	return false;
 }

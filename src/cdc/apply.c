@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/log.h"
 #include "pg/pg.h"
 
 /* ---- public ---- */
@@ -29,6 +30,18 @@ apply_unknown(Applier *a, const Rel *r, Error *err)
 	if (a->task.ignore_unknown)
 	{
 		atomic_fetch_add(&a->ignored, 1);
+		return true;
+	}
+	/* published for another target's join: this target's own join, at
+	   its next look, copies the table from a snapshot taken after this
+	   change (decision 0043) */
+	if (a->task.shared_slot)
+	{
+		atomic_fetch_add(&a->ignored, 1);
+		if (log_every(&a->last_joining_log_ms, 10000))
+			log_info("table %s is streamed for another target's join; "
+			         "this target joins it at its next look for new tables",
+			         r->src_qname);
 		return true;
 	}
 	err_set(err, ERR_SOURCE,

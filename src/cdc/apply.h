@@ -111,6 +111,11 @@ typedef struct ApplyTask
 	   (state_table_rename_sql), or NULL: a table renamed on the source is
 	   not followed */
 	const char *rename_sql;
+	/* the stream is a task's one slot, fed to several targets (decision
+	   0043): a table another target joined reaches this one first, and is
+	   waited for (its changes until this target joins it are in its copy,
+	   counted as ignored) */
+	bool shared_slot;
 } ApplyTask;
 
 /*

@@ -197,6 +197,7 @@ struct Applier
 	int params_cap;
 
 	_Atomic int64_t txns, changes, conflicts, skipped, ignored, filtered;
+	_Atomic int64_t last_joining_log_ms; /* apply_unknown, shared slot */
 	_Atomic int64_t conflicts_by[APPLY_NCONFLICTS];
 	_Atomic uint64_t applied_end;
 	_Atomic int64_t applied_time_us;

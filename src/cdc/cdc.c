@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/buf.h"
 #include "base/clock.h"
 #include "base/fault.h"
 #include "base/log.h"
@@ -21,9 +22,11 @@
 #include "pg/stream.h"
 
 #define CDC_STATUS_INTERVAL_MS 1000
-#define CDC_BATCH_MAX_TXNS     500
-#define CDC_RETRY_MAX_MS       10000
-#define CDC_FLUSH_POLL_MS      100
+/* relation descriptions carried past skipped transactions (Receiver) */
+#define CDC_CARRY_MAX      ((size_t) 64 << 20)
+#define CDC_BATCH_MAX_TXNS 500
+#define CDC_RETRY_MAX_MS   10000
+#define CDC_FLUSH_POLL_MS  100
 /* how long a stop waits for the applier's statement before cancelling it */
 #define CDC_STOP_GRACE_MS 2000
 /* a position that moved is confirmed this soon, so the slot's WAL and the
@@ -355,9 +358,9 @@ connect_applier(ApplierThread *at, Error *err)
 
 	if (at->ap == NULL)
 	{
-		ApplyTask task = {o->follow_sql,     o->task,      NULL,
-		                  o->ignore_unknown, o->renames,   o->shard,
-		                  o->shard_target,   o->rename_sql};
+		ApplyTask task = {o->follow_sql,     o->task,       NULL,
+		                  o->ignore_unknown, o->renames,    o->shard,
+		                  o->shard_target,   o->rename_sql, o->shared_slot};
 
 		/* connects at its first question: a schema change, or a row of a
 		   filtered table */
@@ -638,6 +641,18 @@ typedef struct Receiver
 	int64_t last_progress_ms;
 	int64_t last_txns; /* counters at the last progress line */
 	int64_t last_changes;
+	/*
+	 * Transactions committed before this position are not this stream's:
+	 * fed by a task's one slot (pg/feed), the stream starts where the
+	 * target furthest behind asked, and the source sends each relation's
+	 * description once, in whichever transaction first needs it. A skipped
+	 * transaction's descriptions (and a streamed one's, which a skip may
+	 * drop) are carried into the next plain transaction applied, in order.
+	 * A source's own stream never sends such a transaction.
+	 */
+	Lsn skip_below;
+	bool skipping; /* the plain transaction between Begin and Commit */
+	Buf carry;     /* [length (4)][message], plain form */
 } Receiver;
 
 static void
@@ -669,8 +684,9 @@ open_stream_note(Receiver *rv, uint32_t xid, Error *err)
 static void
 drop_partial(Receiver *rv)
 {
-	if (rv->in_txn)
+	if (rv->in_txn && !rv->skipping)
 		txnbuf_discard(rv->c->buf, rv->cur.xid);
+	rv->skipping = false;
 	for (int i = 0; i < rv->nopen; i++)
 		txnbuf_discard(rv->c->buf, rv->open_streams[i]);
 	rv->nopen = 0;
@@ -707,6 +723,51 @@ send_status(Receiver *rv, bool reply, Error *err)
 	                          reply, err);
 }
 
+/* Keeps a Relation or Type message for the next plain transaction. */
+static bool
+carry_add(Receiver *rv, const uint8_t *data, size_t len, bool in_stream,
+          Error *err)
+{
+	uint8_t head[5];
+	size_t skip = in_stream ? 4 : 0; /* a stream block's xid */
+
+	if (len < 1 + skip)
+		return err_set(err, ERR_SOURCE, "a message of %zu bytes", len);
+	len -= skip;
+	for (int i = 0; i < 4; i++)
+		head[i] = (uint8_t) (len >> (24 - 8 * i));
+	head[4] = data[0];
+	return buf_add(&rv->carry, head, sizeof(head), err) &&
+	       buf_add(&rv->carry, data + 1 + skip, len - 1, err);
+}
+
+/* Puts the carried descriptions at the start of the current transaction. */
+static bool
+carry_into(Receiver *rv, Error *err)
+{
+	const uint8_t *p = (const uint8_t *) rv->carry.data;
+	size_t at = 0;
+
+	while (at + 4 <= rv->carry.len)
+	{
+		size_t len = (size_t) p[at] << 24 | (size_t) p[at + 1] << 16 |
+		             (size_t) p[at + 2] << 8 | p[at + 3];
+
+		if (!txnbuf_append(rv->c->buf, rv->cur.xid, rv->cur.xid, p + at + 4,
+		                   len, err))
+			return false;
+		at += 4 + len;
+	}
+	buf_reset(&rv->carry);
+	return true;
+}
+
+static bool
+is_description(PgoKind kind)
+{
+	return kind == PGO_RELATION || kind == PGO_TYPE;
+}
+
 static bool
 on_data(Receiver *rv, const uint8_t *data, size_t len, Error *err)
 {
@@ -721,6 +782,12 @@ on_data(Receiver *rv, const uint8_t *data, size_t len, Error *err)
 	 * applier decodes (and checks) them.
 	 */
 	if (!pgoutput_peek(data, len, rv->in_stream, &kind, &subxid, err))
+		return false;
+	if (rv->skipping && !rv->in_stream && kind != PGO_COMMIT)
+		return !is_description(kind) || carry_add(rv, data, len, false, err);
+	if (rv->in_stream && is_description(kind) &&
+	    (rv->skip_below != LSN_INVALID || rv->carry.len > 0) &&
+	    !carry_add(rv, data, len, true, err))
 		return false;
 	if (kind == PGO_INSERT || kind == PGO_UPDATE || kind == PGO_DELETE)
 	{
@@ -740,10 +807,20 @@ on_data(Receiver *rv, const uint8_t *data, size_t len, Error *err)
 			memset(&rv->cur, 0, sizeof(rv->cur));
 			rv->cur.xid = m.xid;
 			rv->cur.final_lsn = m.u.begin.final_lsn;
-			return true;
+			rv->skipping = m.u.begin.final_lsn < rv->skip_below;
+			if (rv->skipping)
+				return true;
+			/* every commit from here on is past the position asked for */
+			rv->skip_below = LSN_INVALID;
+			return carry_into(rv, err);
 		case PGO_COMMIT:
 			if (!rv->in_txn)
 				return err_set(err, ERR_SOURCE, "Commit without Begin");
+			if (rv->skipping)
+			{
+				rv->in_txn = rv->skipping = false;
+				return true;
+			}
 			rv->cur.end_lsn = m.u.commit.end_lsn;
 			rv->cur.commit_time_us = m.u.commit.commit_time_us;
 			rv->in_txn = false;
@@ -762,6 +839,12 @@ on_data(Receiver *rv, const uint8_t *data, size_t len, Error *err)
 			return true;
 		case PGO_STREAM_COMMIT:
 			open_stream_forget(rv, m.xid);
+			if (m.u.commit.commit_lsn < rv->skip_below)
+			{
+				txnbuf_discard(c->buf, m.xid);
+				return true;
+			}
+			rv->skip_below = LSN_INVALID;
 			memset(&t, 0, sizeof(t));
 			t.xid = m.xid;
 			t.streamed = true;
@@ -907,6 +990,7 @@ cdc_run(const CdcOptions *o, Error *err)
 	memset(&c, 0, sizeof(c));
 	memset(&at, 0, sizeof(at));
 	memset(&rv, 0, sizeof(rv));
+	buf_init(&rv.carry, CDC_CARRY_MAX);
 	c.o = o;
 	pthread_mutex_init(&c.lock, NULL);
 	clock_cond_init(&c.nonempty);
@@ -942,6 +1026,7 @@ cdc_run(const CdcOptions *o, Error *err)
 		                  o->insert_publication != NULL ? 2 : 1, start,
 		                  &c.proto_version, &rv.s, err))
 			goto retry;
+		rv.skip_below = start;
 		if (!reported)
 			log_info("streaming from slot \"%s\" at " LSN_FMT " (protocol %d)",
 			         o->slot, LSN_ARGS(start), c.proto_version);
@@ -1037,6 +1122,7 @@ out:
 		ok = err_set(err, ERR_INTERRUPTED, "interrupted");
 	stream_close(rv.s);
 	drop_partial(&rv);
+	buf_free(&rv.carry);
 	pgoutput_decoder_free(rv.dec);
 	pgoutput_decoder_free(at.plain);
 	pgoutput_decoder_free(at.stream);

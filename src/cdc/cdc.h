@@ -98,6 +98,7 @@ typedef struct CdcOptions
 	const char *rename_sql;
 	bool ignore_unknown;    /* count a change of a table the task does not
 	                        move, rather than stop */
+	bool shared_slot;       /* ApplyTask's */
 	const Renames *renames; /* the task's renames, or NULL; borrowed */
 	/* several targets: the rules, borrowed (the stream adds the lookup
 	   table's new keys); NULL */

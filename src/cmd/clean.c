@@ -48,7 +48,7 @@ task_clean(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	TaskLock *lock = NULL;
 	bool have_state = false, ok = false;
 
-	config_source_name(cfg, slot, sizeof(slot));
+	config_slot_name(cfg, slot, sizeof(slot));
 	config_source_name(cfg, publication, sizeof(publication));
 	config_source_name(cfg, origin, sizeof(origin));
 	/* the task's lock first: while clean holds it no copy, migrate or follow
@@ -83,6 +83,7 @@ task_clean(const TaskConfig *cfg, atomic_int *stop, Error *err)
 		{
 			snprintf(slot, sizeof(slot), "%s", task.slot_name);
 			snprintf(publication, sizeof(publication), "%s", task.publication);
+			snprintf(origin, sizeof(origin), "%s", task.origin_name);
 		}
 	}
 	sp[0] = slot;

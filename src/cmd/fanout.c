@@ -3,19 +3,25 @@
  * (docs/sharding.md). One process per target, each this same program run
  * again with the same arguments and SHARD_TARGET_ENV naming its target:
  * each is a whole single-target migrate (or follow) of that target's share
- * (its own lock, state, slot, publication, origin, load and stream), so
- * every guarantee of one target holds for each. This process only starts them, passes signals on, and
- * stops them all when one fails. It never connects to a server, and never
- * puts anything on a child's command line that its own did not hold.
+ * (its own lock, state, publication, origin, load and stream), so every
+ * guarantee of one target holds for each. Under shard.slot one each reads
+ * its stream from this process (FEED_FD_ENV: its end of a socket pair),
+ * where the feeder reads the task's one slot (decision 0043); under
+ * per_target each reads a slot of its own. This process starts them,
+ * passes signals on, and stops them all when one fails, or when the
+ * feeder fails for good. It never puts anything on a child's command line
+ * that its own did not hold.
  */
 #include "cmd/task.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,6 +30,7 @@
 #include "base/notify.h"
 #include "cmd/cli.h"
 #include "load/shards.h"
+#include "pg/feed.h"
 
 extern char **environ;
 
@@ -32,31 +39,36 @@ typedef struct Child
 	const char *name; /* the target's; a view into the spec */
 	pid_t pid;        /* 0 once it exited */
 	int code;         /* its exit code, once it exited */
+	int feed[2];      /* shard.slot one: [0] the feeder's end, [1] its own */
 } Child;
 
+static bool
+starts_with(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
 /* environ without NOTIFY_SOCKET (the service manager hears this process
-   alone), plus SHARD_TARGET_ENV=name; NULL out of memory */
+   alone) or this process's own target and feed, plus target and feed
+   (may be NULL), which stay the caller's; NULL out of memory */
 static char **
-child_env(const char *name)
+child_env(char *target, char *feed)
 {
 	size_t n = 0, k = 0;
 	char **env;
 
 	while (environ[n] != NULL)
 		n++;
-	env = calloc(n + 2, sizeof(char *));
+	env = calloc(n + 3, sizeof(char *));
 	if (env == NULL)
 		return NULL;
 	for (size_t i = 0; i < n; i++)
-		if (strncmp(environ[i], "NOTIFY_SOCKET=", 14) != 0 &&
-		    strncmp(environ[i], SHARD_TARGET_ENV "=",
-		            strlen(SHARD_TARGET_ENV) + 1) != 0)
+		if (!starts_with(environ[i], "NOTIFY_SOCKET=") &&
+		    !starts_with(environ[i], SHARD_TARGET_ENV "=") &&
+		    !starts_with(environ[i], FEED_FD_ENV "="))
 			env[k++] = environ[i];
-	if (asprintf(&env[k], "%s=%s", SHARD_TARGET_ENV, name) < 0)
-	{
-		free(env);
-		return NULL;
-	}
+	env[k++] = target;
+	env[k] = feed;
 	return env;
 }
 
@@ -69,28 +81,38 @@ child_env(const char *name)
 static bool
 start_child(Child *c, char **argv, Error *err)
 {
-	char **env = child_env(c->name);
+	char *target = NULL, *feed = NULL, **env = NULL;
 	pid_t parent = getpid();
 	pid_t pid;
 
-	if (env == NULL)
+	/* asprintf leaves its pointer undefined when it fails */
+	if (asprintf(&target, "%s=%s", SHARD_TARGET_ENV, c->name) < 0)
+		target = NULL;
+	if (c->feed[1] >= 0 &&
+	    asprintf(&feed, "%s=%d", FEED_FD_ENV, c->feed[1]) < 0)
+		feed = NULL;
+	if (target == NULL || (c->feed[1] >= 0 && feed == NULL) ||
+	    (env = child_env(target, feed)) == NULL)
+	{
+		free(target);
+		free(feed);
 		return err_set(err, ERR_INTERNAL, "out of memory");
+	}
 	pid = fork();
 	if (pid == 0)
 	{
 		/* only async-signal-safe calls until execve: other threads may
 		   hold locks this copy of them will never release */
 		if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent ||
-		    setpgid(0, 0) != 0)
+		    setpgid(0, 0) != 0 ||
+		    (c->feed[1] >= 0 && fcntl(c->feed[1], F_SETFD, 0) != 0))
 			_exit(CLI_EXIT_INTERNAL);
 		execve("/proc/self/exe", argv, env);
 		_exit(CLI_EXIT_INTERNAL);
 	}
-	for (size_t i = 0; env[i] != NULL; i++)
-		if (strncmp(env[i], SHARD_TARGET_ENV "=",
-		            strlen(SHARD_TARGET_ENV) + 1) == 0)
-			free(env[i]);
 	free(env);
+	free(target);
+	free(feed);
 	if (pid < 0)
 		return err_set(err, ERR_INTERNAL,
 		               "could not start the process of target %s: %s", c->name,
@@ -258,27 +280,93 @@ task_shard_names_fit(const TaskConfig *cfg, const ShardSpec *spec, Error *err)
 	return true;
 }
 
+/*
+ * shard.slot one: a socket pair per target, and the reader of the task's
+ * one slot feeding them, once every target's process holds its end.
+ */
+static bool
+open_feeds(Child *children, int n, Error *err)
+{
+	for (int i = 0; i < n; i++)
+	{
+		int bytes = 4 << 20; /* a target busy for a moment does not stall
+		                        the others at once */
+
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
+		               children[i].feed) != 0)
+			return err_set(err, ERR_INTERNAL,
+			               "could not make the feed of target %s: %s",
+			               children[i].name, strerror(errno));
+		(void) setsockopt(children[i].feed[0], SOL_SOCKET, SO_SNDBUF, &bytes,
+		                  sizeof(bytes));
+	}
+	return true;
+}
+
+static bool
+start_feeder(const TaskConfig *cfg, const ShardSpec *spec, Child *children,
+             int n, atomic_int *stop, Feeder **feeder, Error *err)
+{
+	int fds[SHARD_TARGETS_MAX];
+	char slot[CONFIG_SOURCE_NAME_MAX];
+	TaskConfig one;
+
+	if (n > SHARD_TARGETS_MAX)
+		return err_set(err, ERR_CONFIG, "more than %d targets",
+		               SHARD_TARGETS_MAX);
+	for (int i = 0; i < n; i++)
+	{
+		/* the process holds its end now: only its exit closes it */
+		close(children[i].feed[1]);
+		children[i].feed[1] = -1;
+		fds[i] = children[i].feed[0];
+	}
+	if (!task_target_config(cfg, spec, 0, &one, err))
+		return false;
+	config_slot_name(&one, slot, sizeof(slot));
+	task_target_config_free(&one);
+	return feeder_start(cfg->source_uri, slot, fds, n, stop, feeder, err);
+}
+
+static void
+close_feeds(Child *children, int n)
+{
+	for (int i = 0; i < n; i++)
+		for (int k = 0; k < 2; k++)
+			if (children[i].feed[k] >= 0)
+				close(children[i].feed[k]);
+}
+
 bool
 task_fan_out(const TaskConfig *cfg, const ShardSpec *spec, char **argv,
              atomic_int *stop, Error *err)
 {
 	int n = shard_spec_ntargets(spec);
 	Child *children = calloc((size_t) n, sizeof(Child));
+	Feeder *feeder = NULL;
+	Error ferr = ERR_INIT;
 	int failed = -1, running;
+	bool fed = cfg->shard_slot == SHARD_SLOT_ONE;
 	bool stopping = false, ok = true;
 
 	if (children == NULL)
 		return err_set(err, ERR_INTERNAL, "out of memory");
-	if (!task_shard_names_fit(cfg, spec, err))
+	for (int i = 0; i < n; i++)
 	{
+		children[i].name = shard_spec_target_name(spec, i);
+		children[i].feed[0] = children[i].feed[1] = -1;
+	}
+	if (!task_shard_names_fit(cfg, spec, err) ||
+	    (fed && !open_feeds(children, n, err)))
+	{
+		close_feeds(children, n);
 		free(children);
 		return false;
 	}
 	for (int i = 0; i < n && ok; i++)
-	{
-		children[i].name = shard_spec_target_name(spec, i);
 		ok = start_child(&children[i], argv, err);
-	}
+	ok = ok &&
+	     (!fed || start_feeder(cfg, spec, children, n, stop, &feeder, err));
 	if (ok)
 		notify_ready();
 	stopping = !ok;
@@ -290,6 +378,13 @@ task_fan_out(const TaskConfig *cfg, const ShardSpec *spec, char **argv,
 
 		if (f >= 0 && failed < 0)
 			failed = f;
+		if (!stopping && feeder_failed(feeder, &ferr))
+		{
+			log_error("the reader of the task's slot stopped: %s",
+			          ferr.message);
+			stopping = true;
+			signal_all(children, n, SIGTERM);
+		}
 		if (!stopping && (failed >= 0 || atomic_load(stop)))
 		{
 			/* one target that stopped stops the task: the others would
@@ -305,6 +400,13 @@ task_fan_out(const TaskConfig *cfg, const ShardSpec *spec, char **argv,
 		if (running > 0)
 			clock_sleep_ms(100);
 	} while (running > 0);
+	/* every target's end is closed: the reader ends */
+	if (!feeder_stop(feeder, &ferr) && ok)
+	{
+		*err = ferr;
+		ok = false;
+	}
+	close_feeds(children, n);
 	if (ok && failed >= 0 && children[failed].code != CLI_EXIT_INTERRUPTED)
 	{
 		err_set(err, kind_of_exit(children[failed].code),

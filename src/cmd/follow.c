@@ -29,6 +29,7 @@
 #include "load/newtables.h"
 #include "load/shards.h"
 #include "load/throttle.h"
+#include "pg/feed.h"
 #include "pg/pg.h"
 #include "route/filter.h"
 #include "route/rename.h"
@@ -373,13 +374,11 @@ follow_run(const TaskConfig *cfg, atomic_int *stop, Surface *surface,
 	CdcOptions o;
 	Joiner joiner;
 	char origin[80];
-	char source_name[CONFIG_SOURCE_NAME_MAX];
 	char *follow_sql = NULL, *rename_sql = NULL;
 	Renames renames;
 	ShardSpec *shard = NULL;
 	bool ok = false;
 
-	config_source_name(cfg, source_name, sizeof(source_name));
 	rename_init(&renames);
 	memset(&o, 0, sizeof(o));
 	memset(&joiner, 0, sizeof(joiner));
@@ -391,7 +390,7 @@ follow_run(const TaskConfig *cfg, atomic_int *stop, Surface *surface,
 	                &tgt, err) ||
 	    !pg_keep_session(tgt, NULL, PG_RECONNECT_MS, err) ||
 	    !state_open(&state, tgt, cfg->state_schema, cfg->task, err) ||
-	    !state_task_begin(&state, source_name, &st, err) ||
+	    !load_task_begin(cfg, &state, &st, err) ||
 	    !state_tables_load(&state, &st_tables, &ntables, err))
 		goto out;
 	if (st.phase == STATE_PHASE_CUTOVER)
@@ -491,7 +490,7 @@ follow_run(const TaskConfig *cfg, atomic_int *stop, Surface *surface,
 	if (!state_selection_save(&state, &cfg->include, &cfg->exclude, err) ||
 	    !state_task_set_phase(&state, STATE_PHASE_CDC, err))
 		goto out;
-	config_source_name(cfg, origin, sizeof(origin));
+	snprintf(origin, sizeof(origin), "%s", st.origin_name);
 	o.source_uri = cfg->source_uri;
 	o.target_uri = cfg->target_uri;
 	o.slot = cfg->cdc_slot ? cfg->cdc_slot : st.slot_name;
@@ -534,6 +533,7 @@ follow_run(const TaskConfig *cfg, atomic_int *stop, Surface *surface,
 	o.shard = shard;
 	o.policy = cfg->on_conflict;
 	o.ignore_unknown = cfg->cdc_ignore_unknown;
+	o.shared_slot = feed_fd() >= 0;
 	o.memory_bytes = cfg->cdc_memory_bytes;
 	o.spill_dir = cfg->cdc_spill_dir;
 	o.progress_interval_s = cfg->progress_interval_s;

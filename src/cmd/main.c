@@ -16,6 +16,7 @@
 #include "base/fault.h"
 #include "base/notify.h"
 #include "cmd/cli.h"
+#include "pg/feed.h"
 
 /*
  * Set by the handler, read by every thread: a lock-free atomic is safe for
@@ -63,5 +64,8 @@ main(int argc, char **argv)
 	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	fault_init();
+	/* a target's process of a task under one slot reads its stream from
+	   the process that started it */
+	feed_attach_from_env(&stop_requested);
 	exit(cli_main(argc, argv, &stop_requested, &reload_requested));
 }

@@ -229,7 +229,7 @@ task_slot_notice(const TaskConfig *cfg, const char *command, bool failed,
 
 	if (cfg->source_uri == NULL || cfg->task == NULL)
 		return;
-	config_source_name(cfg, slot, sizeof(slot));
+	config_slot_name(cfg, slot, sizeof(slot));
 	/* best effort, no retry: the source may be what failed */
 	if (!pg_connect(cfg->source_uri, ERR_SOURCE, PG_CONN_SQL, "pgtide", 0, &src,
 	                &err) ||

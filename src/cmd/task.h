@@ -104,6 +104,21 @@ void task_target_configs_free(TaskConfig *ones, int made);
 bool task_fan_out(const TaskConfig *cfg, const ShardSpec *spec, char **argv,
                   atomic_int *stop, Error *err);
 
+/*
+ * Under shard.slot one: the reader of the task's one slot, on a thread of
+ * its own, feeding each target's process over fds[k] (feeder.c). It runs
+ * until *stop is set or no target is left.
+ */
+typedef struct Feeder Feeder;
+bool feeder_start(const char *source_uri, const char *slot, const int *fds,
+                  int n, atomic_int *stop, Feeder **out, Error *err);
+
+/* Whether the reader ended with an error it cannot retry (then in *err). */
+bool feeder_failed(Feeder *f, Error *err);
+
+/* Waits for the reader to end (stop it first); its error, if any. */
+bool feeder_stop(Feeder *f, Error *err);
+
 /* Whether each target's names on the source (pgtide_TASK_TARGET...) fit:
  * fails (ERR_CONFIG) naming the task and the target that do not. */
 bool task_shard_names_fit(const TaskConfig *cfg, const ShardSpec *spec,

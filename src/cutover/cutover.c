@@ -134,6 +134,7 @@ load_task(Cutover *c, CutoverTarget *t, Error *err)
 		                     "task with --task");
 	}
 	snprintf(t->slot, sizeof(t->slot), "%s", task.slot_name);
+	snprintf(t->origin, sizeof(t->origin), "%s", task.origin_name);
 	if (task.phase == STATE_PHASE_CUTOVER && c->ntargets > 1)
 	{
 		t->cut_over = true;
@@ -1014,7 +1015,6 @@ open_targets(Cutover *c, const TaskConfig *targets, Error *err)
 
 		t->cfg = &targets[i];
 		t->index = i;
-		config_source_name(t->cfg, t->origin, sizeof(t->origin));
 		snprintf(t->label, sizeof(t->label), "target %s: ",
 		         t->cfg->shard_target ? t->cfg->shard_target : "");
 		t->name = c->ntargets > 1 ? t->label : "";

@@ -573,7 +573,7 @@ guard_start(const GuardOptions *o, Guard **out, Error *err)
 	if (o->cfg->cdc_slot != NULL)
 		snprintf(g->slot, sizeof(g->slot), "%s", o->cfg->cdc_slot);
 	else
-		config_source_name(o->cfg, g->slot, sizeof(g->slot));
+		config_slot_name(o->cfg, g->slot, sizeof(g->slot));
 	if (!thresholds(g, err))
 	{
 		free(g);

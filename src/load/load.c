@@ -89,6 +89,9 @@ typedef struct Load
 	bool finished;         /* its load was done before this run */
 	/* its snapshot is another load's, which it reads and never replaces */
 	bool borrowed_snap;
+	/* shard.slot one: the consistent point of the slot the first target
+	   created, which every target's stream starts from */
+	Lsn slot_lsn;
 	/* copy with several targets: the schema as the first target's load
 	   dumped it, which the others, reading its snapshot, take as it is */
 	struct Dumped *dumped;
@@ -485,6 +488,77 @@ copy_only_snapshot(Load *l, SlotSnapshot *snap, Error *err)
 }
 
 /*
+ * A task that records its slot's point starts its stream there: a
+ * replication origin of its name already on the target (the task's state
+ * dropped without pgtide clean) holds another stream's position, from
+ * which this one would skip every change before it. One in use is
+ * another process's.
+ */
+static bool
+forget_old_origin(Load *l, Error *err)
+{
+	const char *params[1] = {l->st.origin_name};
+	char left[32] = "", dropped[8];
+
+	/* the drop only when there is one: a role may stream without the
+	   right to drop origins, which only clean needs otherwise */
+	if (!pg_query_value(l->tgt,
+	                    "SELECT coalesce((SELECT coalesce(pg_catalog."
+	                    "pg_replication_origin_progress(roname, false)::text,"
+	                    " '0/0') FROM pg_catalog.pg_replication_origin"
+	                    " WHERE roname = $1), '')",
+	                    1, params, left, sizeof(left), err))
+		return false;
+	if (left[0] == '\0')
+		return true;
+	if (!pg_query_value(l->tgt,
+	                    "SELECT pg_catalog.pg_replication_origin_drop($1)", 1,
+	                    params, dropped, sizeof(dropped), err))
+	{
+		if (!pg_err_is(err, "55006"))
+			return false;
+		err_clear(err);
+		err_set(err, ERR_TARGET,
+		        "replication origin \"%s\" is in use on the target by "
+		        "another process",
+		        l->st.origin_name);
+		return err_hint(err,
+		                "another pgtide of task \"%s\" streams into "
+		                "this database: stop it, or choose another "
+		                "--task",
+		                l->cfg->task);
+	}
+	log_warn("dropped replication origin \"%s\" on the target, left at %s "
+	         "by an earlier task of this name: the stream starts at the new "
+	         "slot's point",
+	         l->st.origin_name, left);
+	return true;
+}
+
+/*
+ * shard.slot one, a target after the first: the slot the first target
+ * created is this target's too (decision 0043).
+ */
+static bool
+adopt_slot(Load *l, bool exists, Error *err)
+{
+	if (!exists || l->slot_lsn == LSN_INVALID)
+		return err_set(err, ERR_INTERNAL,
+		               "the task's replication slot \"%s\" is not there for "
+		               "this target to share",
+		               l->st.slot_name);
+	if (!create_publications(l, err) || !forget_old_origin(l, err) ||
+	    !state_task_set_slot(&l->state, l->slot_lsn, err) ||
+	    !state_task_set_phase(&l->state, STATE_PHASE_LOAD, err))
+		return false;
+	l->st.consistent_lsn = l->slot_lsn;
+	log_info("streams from replication slot \"%s\", which every target "
+	         "shares, from " LSN_FMT,
+	         l->st.slot_name, LSN_ARGS(l->slot_lsn));
+	return true;
+}
+
+/*
  * Makes sure the task's slot exists with a recorded consistent point. On a
  * first run the slot's own exported snapshot is returned in *snap.
  */
@@ -510,6 +584,8 @@ ensure_slot(Load *l, SlotSnapshot *snap, Error *err)
 		                "lost; drop the target's copy and the state schema "
 		                "and start again");
 	}
+	if (l->keep_slot && l->borrowed_snap)
+		return adopt_slot(l, exists, err);
 	if (exists)
 	{
 		/* No consistent point recorded: a first run stopped while creating
@@ -545,7 +621,8 @@ ensure_slot(Load *l, SlotSnapshot *snap, Error *err)
 	if (!create_slot_retrying(l, l->st.slot_name, false, snap, err))
 		return false;
 	fault_point("task.after_slot");
-	if (!state_task_set_slot(&l->state, snap->consistent_lsn, err) ||
+	if (!forget_old_origin(l, err) ||
+	    !state_task_set_slot(&l->state, snap->consistent_lsn, err) ||
 	    !state_task_set_phase(&l->state, STATE_PHASE_LOAD, err))
 		return false;
 	l->st.consistent_lsn = snap->consistent_lsn;
@@ -1499,6 +1576,30 @@ load_init(Load *l, const TaskConfig *cfg, const ShardSpec *spec,
 	l->start_ms = clock_ms();
 }
 
+bool
+load_task_begin(const TaskConfig *cfg, const State *state, StateTask *st,
+                Error *err)
+{
+	char slot[CONFIG_SOURCE_NAME_MAX], publication[CONFIG_SOURCE_NAME_MAX];
+
+	config_slot_name(cfg, slot, sizeof(slot));
+	config_source_name(cfg, publication, sizeof(publication));
+	if (!state_task_begin(state, slot, publication, st, err))
+		return false;
+	if (cfg->shard_target == NULL || cfg->cdc_slot != NULL ||
+	    strcmp(st->slot_name, slot) == 0)
+		return true;
+	err_set(err, ERR_CONFIG,
+	        "task \"%s\" reads the source through slot \"%s\", not \"%s\" "
+	        "as shard.slot %s says",
+	        cfg->task, st->slot_name, slot,
+	        cfg->shard_slot == SHARD_SLOT_ONE ? "one" : "per_target");
+	return err_hint(err,
+	                "a task keeps the slots it began with: set shard.slot "
+	                "to %s in its task file",
+	                cfg->shard_slot == SHARD_SLOT_ONE ? "per_target" : "one");
+}
+
 /*
  * The steps before any row moves: sessions, checks, the task's state, its
  * slot, the schema, and which tables are done. *snap gets the slot's
@@ -1509,9 +1610,7 @@ static bool
 load_prepare(Load *l, SlotSnapshot *snap, Error *err)
 {
 	const TaskConfig *cfg = l->cfg;
-	char source_name[CONFIG_SOURCE_NAME_MAX];
 
-	config_source_name(cfg, source_name, sizeof(source_name));
 	if (!pg_connect(cfg->source_uri, ERR_SOURCE, PG_CONN_SQL, "pgtide", 5000,
 	                &l->src, err) ||
 	    !pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide", 5000,
@@ -1528,7 +1627,7 @@ load_prepare(Load *l, SlotSnapshot *snap, Error *err)
 	    !catalog_rename(l->src, l->cat, &l->renames,
 	                    cfg->schema_mode == SCHEMA_MODE_CREATE, err) ||
 	    !state_open(&l->state, l->tgt, cfg->state_schema, cfg->task, err) ||
-	    !state_task_begin(&l->state, source_name, &l->st, err))
+	    !load_task_begin(cfg, &l->state, &l->st, err))
 		return false;
 	if (l->keep_slot && l->st.copy_only)
 		return refuse_copy_only(l, err);
@@ -1856,6 +1955,35 @@ each_target(Split *sp, int from, bool finish, SlotSnapshot *snap,
 	return ok;
 }
 
+/*
+ * shard.slot one: every target's task row names the one slot before the
+ * first target creates it, so that a crash between the two leaves no slot
+ * that a target's check would take for another task's.
+ */
+static bool
+name_the_slot(const TaskConfig *targets, int n, Error *err)
+{
+	for (int k = 0; k < n; k++)
+	{
+		const TaskConfig *cfg = &targets[k];
+		char slot[CONFIG_SOURCE_NAME_MAX], publication[CONFIG_SOURCE_NAME_MAX];
+		PgConn *tgt = NULL;
+		State state;
+		bool ok;
+
+		config_slot_name(cfg, slot, sizeof(slot));
+		config_source_name(cfg, publication, sizeof(publication));
+		ok = pg_connect(cfg->target_uri, ERR_TARGET, PG_CONN_SQL, "pgtide",
+		                5000, &tgt, err) &&
+		     state_open(&state, tgt, cfg->state_schema, cfg->task, err) &&
+		     state_task_ensure(&state, slot, publication, err);
+		pg_close(tgt);
+		if (!ok)
+			return err_prefix(err, "target %s: ", cfg->shard_target);
+	}
+	return true;
+}
+
 bool
 load_run_split(const TaskConfig *task, const TaskConfig *targets, int n,
                atomic_int *stop, Gate *gate, bool keep_slot, Error *err)
@@ -1866,7 +1994,7 @@ load_run_split(const TaskConfig *task, const TaskConfig *targets, int n,
 	Dumped dumped = {"", NULL, NULL};
 	Split sp;
 	int64_t copy_start_ms;
-	bool ok = ls != NULL && lp != NULL;
+	bool one, ok = ls != NULL && lp != NULL;
 
 	memset(&shared, 0, sizeof(shared));
 	memset(&sp, 0, sizeof(sp));
@@ -1878,23 +2006,26 @@ load_run_split(const TaskConfig *task, const TaskConfig *targets, int n,
 	sp.task = task;
 	sp.loads = lp;
 	sp.n = n;
-	ok = shard_spec_new(task, &sp.spec, err);
+	one = keep_slot && targets[0].shard_slot == SHARD_SLOT_ONE;
+	ok = shard_spec_new(task, &sp.spec, err) &&
+	     (!one || name_the_slot(targets, n, err));
 	for (int k = 0; k < n; k++)
 	{
 		lp[k] = &ls[k];
 		load_init(&ls[k], &targets[k], sp.spec, stop, gate, keep_slot);
-		/* copy: one snapshot, so one dump; migrate's targets each dump
-		   their own slot's */
-		ls[k].dumped = keep_slot ? NULL : &dumped;
+		/* one snapshot, so one dump; migrate's targets with a slot each
+		   dump their own slot's */
+		ls[k].dumped = keep_slot && !one ? NULL : &dumped;
 	}
 	/*
-	 * Each target's slot first (migrate): the rows come from one snapshot
-	 * taken after them all, so each stream finds every change the rows
-	 * lack, and skips those they hold (each table records the snapshot's
-	 * point). pgtide copy's targets share one snapshot from the start: the
-	 * first target's prepare takes it, the others only read it.
+	 * Each target's slot first (migrate, shard.slot per_target): the rows
+	 * come from one snapshot taken after them all, so each stream finds
+	 * every change the rows lack, and skips those they hold (each table
+	 * records the snapshot's point). pgtide copy's targets, and migrate's
+	 * under one slot, share one snapshot from the start: the first target's
+	 * prepare takes it (creating the one slot), the others only read it.
 	 */
-	if (ok && !keep_slot)
+	if (ok && (!keep_slot || one))
 	{
 		log_set_role(shard_spec_target_name(sp.spec, 0));
 		log_info("preparing its load");
@@ -1904,10 +2035,13 @@ load_run_split(const TaskConfig *task, const TaskConfig *targets, int n,
 		if (ok && shared.conn == NULL)
 			ok = fresh_snapshot(&ls[0], &shared, err);
 		for (int k = 1; k < n; k++)
+		{
 			ls[k].borrowed_snap = true;
+			ls[k].slot_lsn = ls[0].st.consistent_lsn;
+		}
 	}
-	ok = ok && each_target(&sp, keep_slot ? 0 : 1, false,
-	                       keep_slot ? NULL : &shared, 0, err);
+	ok = ok && each_target(&sp, keep_slot && !one ? 0 : 1, false,
+	                       keep_slot && !one ? NULL : &shared, 0, err);
 	for (int k = 0; ok && k < n; k++)
 		if (!ls[k].finished && sp.lead == NULL)
 			sp.lead = &ls[k];

@@ -21,6 +21,7 @@
 #include "base/err.h"
 #include "base/gate.h"
 #include "route/shard.h"
+#include "state/state.h"
 
 /*
  * pgtide copy: runs the full load for cfg from snapshots of TEMPORARY slots,
@@ -52,6 +53,14 @@ bool load_run_split(const TaskConfig *task, const TaskConfig *targets, int n,
  * task.
  */
 bool load_for_stream(const TaskConfig *cfg, atomic_int *stop, Gate *gate,
+                     Error *err);
+
+/*
+ * state_task_begin with the task's names on the source (a new task's slot
+ * by shard.slot). A task begun under the other shard.slot is refused
+ * (ERR_CONFIG) before anything changes: its slot is the one it has.
+ */
+bool load_task_begin(const TaskConfig *cfg, const State *state, StateTask *st,
                      Error *err);
 
 #endif

@@ -11,14 +11,16 @@
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "pg/feed.h"
 
 /* Microseconds between the Unix epoch and PostgreSQL's (2000-01-01). */
 #define PG_EPOCH_OFFSET_US INT64_C(946684800000000)
 
 struct StreamConn
 {
-	PgConn *conn;
+	PgConn *conn;  /* NULL: read from this process's feed (pg/feed) */
 	char *copybuf; /* the last message from PQgetCopyData, PQfreemem'd */
+	FeedFrame frame;
 };
 
 /*
@@ -390,6 +392,63 @@ stream_free_slots(PgConn *src, int *free_slots, Error *err)
 	return true;
 }
 
+/*
+ * A feed's stream: asks the reader of the task's one slot to start at
+ * start_lsn (it starts at the lowest position every target asked for, once
+ * each has) and waits for its answer, or for a stop.
+ */
+static bool
+feed_start(const char *const *publications, int npublications, Lsn start_lsn,
+           int *proto_version, StreamConn **out, Error *err)
+{
+	Buf names = BUF_INIT(STREAM_PUBLICATION_SQL_MAX);
+	uint8_t lsn[8];
+	StreamConn *s;
+	bool ok;
+
+	for (int i = 0; i < npublications; i++)
+		buf_add(&names, publications[i], strlen(publications[i]) + 1, NULL);
+	if (!buf_check(&names, err))
+		return false;
+	feed_put_u64(lsn, start_lsn);
+	s = calloc(1, sizeof(*s));
+	ok = s != NULL || err_set(err, ERR_INTERNAL, "out of memory");
+	ok = ok && feed_send(feed_fd(), 'S', lsn, sizeof(lsn), names.data,
+	                     names.len, err);
+	buf_free(&names);
+	while (ok)
+	{
+		const atomic_int *stop = feed_stop_flag();
+
+		if (stop != NULL && atomic_load(stop))
+		{
+			ok = err_set(err, ERR_INTERRUPTED, "interrupted");
+			break;
+		}
+		if (!feed_recv(feed_fd(), 200, &s->frame, err))
+		{
+			ok = false;
+			break;
+		}
+		if (s->frame.type == 'A' && s->frame.len == 1)
+		{
+			*proto_version = s->frame.data[0];
+			*out = s;
+			return true;
+		}
+		if (s->frame.type == 'X' && s->frame.len >= 1)
+		{
+			err_set(err, ERR_SOURCE, "%s", (const char *) s->frame.data + 1);
+			err->retryable = s->frame.data[0] != 0;
+			ok = false;
+		}
+		/* anything else is from before this start: a restart asked of
+		   every target, or data that was on its way */
+	}
+	stream_close(s);
+	return false;
+}
+
 bool
 stream_start(const char *source_uri, const char *slot,
              const char *const *publications, int npublications, Lsn start_lsn,
@@ -402,6 +461,9 @@ stream_start(const char *source_uri, const char *slot,
 	int v, proto;
 
 	*out = NULL;
+	if (feed_fd() >= 0)
+		return feed_start(publications, npublications, start_lsn, proto_version,
+		                  out, err);
 	/* identifiers inside a string: quoted as both, so no name can end the
 	   literal */
 	for (int i = 0; i < npublications; i++)
@@ -515,6 +577,8 @@ parse_copy_message(const uint8_t *m, size_t len, StreamEvent *ev, Error *err)
 			               "replication stream: XLogData message of %zu bytes",
 			               len);
 		ev->kind = STREAM_EVENT_DATA;
+		ev->raw = m;
+		ev->raw_len = len;
 		ev->wal_start = get_u64(m + 1);
 		ev->wal_end = get_u64(m + 9);
 		ev->data = m + 25;
@@ -528,6 +592,8 @@ parse_copy_message(const uint8_t *m, size_t len, StreamEvent *ev, Error *err)
 			               "replication stream: keepalive message of %zu bytes",
 			               len);
 		ev->kind = STREAM_EVENT_KEEPALIVE;
+		ev->raw = m;
+		ev->raw_len = len;
 		ev->wal_end = get_u64(m + 1);
 		ev->reply_requested = m[17] != 0;
 		return true;
@@ -537,12 +603,45 @@ parse_copy_message(const uint8_t *m, size_t len, StreamEvent *ev, Error *err)
 	               len ? m[0] : 0);
 }
 
+/* A feed's next message: what the source sent, or a restart or error. */
+static bool
+feed_read(StreamConn *s, int timeout_ms, StreamEvent *ev, Error *err)
+{
+	if (!feed_recv(feed_fd(), timeout_ms, &s->frame, err))
+		return false;
+	switch (s->frame.type)
+	{
+		case 0:
+			return true;
+		case 'D':
+			return parse_copy_message(s->frame.data, s->frame.len, ev, err);
+		case 'R':
+			err_set(err, ERR_SOURCE,
+			        "the stream of the task's one slot starts again "
+			        "(the source, or another target's stream, broke)");
+			err->retryable = true;
+			return false;
+		case 'X':
+			err_set(err, ERR_SOURCE, "%s",
+			        s->frame.len >= 1 ? (const char *) s->frame.data + 1
+			                          : "the slot's reader stopped");
+			err->retryable = s->frame.len >= 1 && s->frame.data[0] != 0;
+			return false;
+		default:
+			return err_set(err, ERR_INTERNAL, "a feed frame of type 0x%02x",
+			               (unsigned char) s->frame.type);
+	}
+}
+
 bool
 stream_read(StreamConn *s, int timeout_ms, StreamEvent *ev, Error *err)
 {
-	PGconn *c = pg_raw(s->conn);
+	PGconn *c;
 
 	memset(ev, 0, sizeof(*ev));
+	if (s->conn == NULL)
+		return feed_read(s, timeout_ms, ev, err);
+	c = pg_raw(s->conn);
 	if (s->copybuf != NULL)
 	{
 		PQfreemem(s->copybuf);
@@ -592,8 +691,16 @@ stream_send_status(StreamConn *s, Lsn written, Lsn flushed, bool reply,
                    Error *err)
 {
 	uint8_t msg[34];
-	PGconn *c = pg_raw(s->conn);
+	PGconn *c;
 
+	if (s->conn == NULL)
+	{
+		feed_put_u64(msg, written);
+		feed_put_u64(msg + 8, flushed);
+		(void) reply; /* the slot's reader answers the source itself */
+		return feed_send(feed_fd(), 'F', msg, 16, NULL, 0, err);
+	}
+	c = pg_raw(s->conn);
 	msg[0] = 'r';
 	put_u64(msg + 1, written);
 	put_u64(msg + 9, flushed);
@@ -618,6 +725,7 @@ stream_close(StreamConn *s)
 	if (s->copybuf != NULL)
 		PQfreemem(s->copybuf);
 	pg_close(s->conn);
+	feed_frame_free(&s->frame);
 	free(s);
 }
 

@@ -157,6 +157,8 @@ typedef struct StreamEvent
 	bool reply_requested; /* KEEPALIVE: answer at once */
 	const uint8_t *data;  /* DATA: view, valid until the next stream_read */
 	size_t len;
+	const uint8_t *raw; /* the whole message as the source sent it (a view) */
+	size_t raw_len;
 } StreamEvent;
 
 /*
@@ -165,6 +167,11 @@ typedef struct StreamEvent
  * protocol version is the highest the server supports up to 2 (2 streams
  * large in-progress transactions); *proto_version receives it. On success
  * *out is the stream, closed with stream_close().
+ *
+ * A process given a feed (pg/feed: a target of a task of several under one
+ * slot) reads that instead, and its stream may begin before start_lsn: it
+ * begins where the target furthest behind asked. The caller skips what
+ * committed before the position it asked for.
  */
 bool stream_start(const char *source_uri, const char *slot,
                   const char *const *publications, int npublications,

@@ -111,7 +111,10 @@ static const char *const state_ddl =
     /* copy loads from temporary slots and keeps none (load/load.c) */
     " ADD COLUMN IF NOT EXISTS copy_only boolean NOT NULL DEFAULT false,"
     " ADD COLUMN IF NOT EXISTS slot_created_at timestamptz,"
-    " ADD COLUMN IF NOT EXISTS guard text;"
+    " ADD COLUMN IF NOT EXISTS guard text,"
+    /* the replication origin on the target (NULL: a task begun before it
+       was recorded, whose origin is named as its publication) */
+    " ADD COLUMN IF NOT EXISTS origin_name text;"
     /* the source table's oid: a table gone by name may have been renamed */
     "ALTER TABLE @S.tables ADD COLUMN IF NOT EXISTS src_relid oid;"
     /* what a task writes into a target table it may share with another
@@ -365,12 +368,24 @@ phase_parse(const char *text, StatePhase *out, Error *err)
 	               text);
 }
 
+/*
+ * A new task's replication origin: its publication's name and the target
+ * database's oid. Origins live in the cluster, not the database: two tasks
+ * of one name into two databases of one cluster, or one whose database
+ * was dropped without pgtide clean, would otherwise share one, and a
+ * stream would start at the other's position.
+ */
+#define ORIGIN_NAME_SQL                                                \
+	"$3::text || '_' || (SELECT oid::text FROM pg_catalog.pg_database" \
+	" WHERE datname = pg_catalog.current_database())"
+
 /* The task row's columns in the order task_from_row reads them. */
 #define TASK_COLUMNS                                                     \
 	"slot_name, publication, coalesce(consistent_lsn::text, ''), phase," \
 	" schema_done, runs, coalesce(insert_publication, ''), copy_only,"   \
-	" coalesce(slot_created_at::text, '')"
-#define TASK_NCOLUMNS 9
+	" coalesce(slot_created_at::text, ''),"                              \
+	" coalesce(origin_name, publication)"
+#define TASK_NCOLUMNS 10
 
 static bool
 task_from_row(const PGresult *res, int col, StateTask *out, Error *err)
@@ -389,30 +404,45 @@ task_from_row(const PGresult *res, int col, StateTask *out, Error *err)
 	out->copy_only = PQgetvalue(res, 0, col + 7)[0] == 't';
 	snprintf(out->slot_created_at, sizeof(out->slot_created_at), "%s",
 	         PQgetvalue(res, 0, col + 8));
+	snprintf(out->origin_name, sizeof(out->origin_name), "%s",
+	         PQgetvalue(res, 0, col + 9));
 	return phase_parse(PQgetvalue(res, 0, col + 3), &out->phase, err);
 }
 
 bool
-state_task_begin(const State *s, const char *source_name, StateTask *out,
-                 Error *err)
+state_task_begin(const State *s, const char *slot, const char *publication,
+                 StateTask *out, Error *err)
 {
-	const char *params[2] = {s->task, source_name};
+	const char *params[3] = {s->task, slot, publication};
 	PGresult *res;
 	bool ok;
 
 	memset(out, 0, sizeof(*out));
 	if (!state_run(
 	        s,
-	        "INSERT INTO @S.task AS t (task, slot_name, publication, runs)"
-	        " VALUES ($1, $2, $2, 1)"
+	        "INSERT INTO @S.task AS t (task, slot_name, publication, runs,"
+	        " origin_name) VALUES ($1, $2, $3, 1, " ORIGIN_NAME_SQL ")"
 	        " ON CONFLICT (task) DO UPDATE SET runs = t.runs + 1,"
 	        " updated_at = now()"
 	        " RETURNING " TASK_COLUMNS,
-	        2, params, &res, err))
+	        3, params, &res, err))
 		return false;
 	ok = task_from_row(res, 0, out, err);
 	PQclear(res);
 	return ok;
+}
+
+bool
+state_task_ensure(const State *s, const char *slot, const char *publication,
+                  Error *err)
+{
+	const char *params[3] = {s->task, slot, publication};
+
+	return state_run(s,
+	                 "INSERT INTO @S.task (task, slot_name, publication, runs,"
+	                 " origin_name) VALUES ($1, $2, $3, 0, " ORIGIN_NAME_SQL
+	                 ") ON CONFLICT (task) DO NOTHING",
+	                 3, params, NULL, err);
 }
 
 bool

@@ -108,14 +108,24 @@ typedef struct StateTask
 	 * change stream has no start that matches the load */
 	bool copy_only;
 	char slot_created_at[64]; /* when the kept slot was made; "" unknown */
+	char origin_name[80];     /* the replication origin on the target */
 } StateTask;
 
 /*
- * Loads the task row into *out, creating it when missing, and starts a new
- * run (run = runs + 1). Commits on its own.
+ * Loads the task row into *out, creating it when missing (with the names of
+ * its slot and publications on the source), and starts a new run (run =
+ * runs + 1). Commits on its own.
  */
-bool state_task_begin(const State *s, const char *source_name, StateTask *out,
-                      Error *err);
+bool state_task_begin(const State *s, const char *slot, const char *publication,
+                      StateTask *out, Error *err);
+
+/*
+ * Creates the task row with those names unless it exists, without starting
+ * a run (state_task_begin does, and counts the first), so that a target
+ * whose preparation has not begun already names the slot it will share.
+ */
+bool state_task_ensure(const State *s, const char *slot,
+                       const char *publication, Error *err);
 
 /* Reads the task row; out->exists is false when there is none. */
 bool state_task_read(const State *s, StateTask *out, Error *err);

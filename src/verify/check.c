@@ -246,7 +246,7 @@ read_state(Check *c, Error *err)
 	int n = 0;
 	bool have = false, ok = false;
 
-	config_source_name(cfg, c->slot, sizeof(c->slot));
+	config_slot_name(cfg, c->slot, sizeof(c->slot));
 	config_source_name(cfg, c->publication, sizeof(c->publication));
 	/* attached, never opened: check does not create the state schema */
 	if (!state_attach(&state, c->tgt, cfg->state_schema, cfg->task, &have,

@@ -109,7 +109,7 @@ slot_detect(VRun *r, PgConn *src, PgConn *tgt, Error *err)
 	PGresult *res;
 	bool cut_over = false;
 
-	config_source_name(r->cfg, r->slot, sizeof(r->slot));
+	config_slot_name(r->cfg, r->slot, sizeof(r->slot));
 	if (r->cfg->cdc_slot != NULL)
 		snprintf(r->slot, sizeof(r->slot), "%s", r->cfg->cdc_slot);
 	else

@@ -37,10 +37,17 @@ def slot_confirmed(source_db, slot="pgtide_default"):
         " WHERE slot_name = %s", (slot,))
 
 
+def origin_name(target_db, task_name="pgtide_default"):
+    """A task's replication origin on target_db: its name on the source and
+    the database's oid (origins are the cluster's, not the database's)."""
+    return task_name + "_" + str(target_db.query_one(
+        "SELECT oid FROM pg_database WHERE datname = current_database()"))
+
+
 def origin_flushed(target_db, origin="pgtide_default"):
     return target_db.query_one(
         "SELECT coalesce(pg_replication_origin_progress(%s, true)::text, '0/0')",
-        (origin,))
+        (origin_name(target_db, origin),))
 
 
 def lsn(text):

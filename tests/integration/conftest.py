@@ -602,14 +602,16 @@ class PgServer:
                         raise
                     time.sleep(0.1)
 
-    def drop_replication_origins(self):
-        """Drop replication origins that no subscription owns (pgtide's own), so a
-        test cannot inherit a previous test's apply position. Origins in use are
-        skipped."""
+    def drop_replication_origins(self, db_oid):
+        """Drop the replication origins of the database whose oid is db_oid
+        (pgtide names a task's origin after its target database's oid), so
+        that a later database of that oid cannot inherit their position;
+        those of the databases other tests still use stay. Origins in use
+        are skipped."""
         with self.connect("postgres") as conn:
             origins = conn.execute(
                 "SELECT roname FROM pg_replication_origin "
-                "WHERE roname NOT IN (SELECT 'pg_' || oid FROM pg_subscription)").fetchall()
+                "WHERE roname LIKE %s", (f"%\\_{db_oid}",)).fetchall()
             for (ro,) in origins:
                 try:
                     conn.execute("SELECT pg_replication_origin_drop(%s)", (ro,))
@@ -1049,8 +1051,11 @@ def _make_db(server: PgServer, prefix: str, request):
         yield db
     finally:
         if server.running:   # not when the session is being torn down by force
+            oid = server.query_one(
+                "postgres", "SELECT oid FROM pg_database WHERE datname = %s",
+                (db.name,))
             db.drop()
-            server.drop_replication_origins()
+            server.drop_replication_origins(oid)
 
 
 @pytest.fixture

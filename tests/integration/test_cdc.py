@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from cdc_helpers import start_migrate, wait_caught_up
-from conftest import _free_port, assert_same_content, wait_for
+from cdc_helpers import ServerDb, origin_name, start_migrate, wait_caught_up
+from conftest import Database, _free_port, assert_same_content, wait_for
 from test_http import metric, scrape
 
 
@@ -259,8 +259,10 @@ def test_clean_leaves_nothing_behind_and_is_safe_twice(pgtide, source_db,
     for _ in range(2):  # and a second time finds nothing to do
         assert source_db.query_one("SELECT count(*) FROM pg_replication_slots") == 0
         assert source_db.query_one("SELECT count(*) FROM pg_publication") == 0
+        # origins are the cluster's: this database's only
         assert target_db.query_one(
-            "SELECT count(*) FROM pg_replication_origin") == 0
+            "SELECT count(*) FROM pg_replication_origin WHERE roname = %s",
+            (origin_name(target_db),)) == 0
         assert target_db.query_one(
             "SELECT count(*) FROM pg_namespace WHERE nspname = 'pgtide'") == 0
         r = pgtide.run(*args)
@@ -293,4 +295,76 @@ def test_stop_while_the_applier_waits_on_a_lock(pgtide, source_db, target_db):
     p = start_migrate(pgtide, source_db, target_db)
     wait_caught_up(source_db, target_db)
     assert target_db.query_one("SELECT v FROM t") == "b"
+    assert p.stop() == 0
+
+
+def test_tasks_of_one_name_into_two_databases_of_one_cluster(
+        pgtide, make_server, target_db):
+    """Two migrations under the default task name, from two source servers
+    into two databases of one target cluster, where replication origins
+    live: each has its own origin (named after its database's oid), both
+    stream at once, and each target holds exactly its source's rows. Before,
+    the two shared one origin: the second could not set it up while the
+    first ran, and once the first had stopped it started at the first's
+    position, skipping every change of its own before it."""
+    sources = [ServerDb(make_server(f"src{i}")) for i in (1, 2)]
+    other = Database(target_db.server, target_db.name + "_b")
+    target_db.server.create_database(other.name)
+    other_oid = target_db.server.query_one(
+        "postgres", "SELECT oid FROM pg_database WHERE datname = %s",
+        (other.name,))
+    try:
+        # the first source's positions run far ahead of the second's
+        sources[0].execute("CREATE TABLE pad (v text)")
+        for _ in range(3):
+            sources[0].execute("INSERT INTO pad VALUES ('x');"
+                               " SELECT pg_switch_wal()")
+        runs = []
+        for source, target in zip(sources, (other, target_db)):
+            source.execute("CREATE TABLE t (id int PRIMARY KEY, v text);"
+                           " INSERT INTO t SELECT g, 'a' FROM"
+                           " generate_series(1, 100) g")
+            runs.append(start_migrate(pgtide, source, target))
+        for i, source in enumerate(sources):
+            source.execute(f"INSERT INTO t SELECT g, 's{i}' FROM"
+                           " generate_series(101, 150) g;"
+                           " UPDATE t SET v = 'u' WHERE id % 10 = 0")
+        for source, target in zip(sources, (other, target_db)):
+            wait_caught_up(source, target)
+            assert target.query("SELECT * FROM t ORDER BY id") == \
+                source.query("SELECT * FROM t ORDER BY id")
+        assert runs[0].stop() == 0
+        # the first task's database dropped without pgtide clean: its
+        # origin, far ahead, is not the second task's
+        other.drop()
+        sources[1].execute("INSERT INTO t VALUES (151, 'after')")
+        wait_caught_up(sources[1], target_db)
+        assert target_db.query("SELECT * FROM t ORDER BY id") == \
+            sources[1].query("SELECT * FROM t ORDER BY id")
+        assert runs[1].stop() == 0
+    finally:
+        if other.name in target_db.server.databases():
+            other.drop()
+        target_db.server.drop_replication_origins(other_oid)
+
+
+def test_an_origin_left_by_an_earlier_task_of_the_name_is_dropped(
+        pgtide, source_db, target_db):
+    """An origin of the task's name already on the target (its state
+    dropped by hand, without pgtide clean) holds another stream's position:
+    the task that creates its slot drops it and says so, and its stream
+    starts at the new slot's point. Before, it started at the old position
+    and skipped every change before it."""
+    source_db.execute("CREATE TABLE t (id int PRIMARY KEY);"
+                      " INSERT INTO t SELECT generate_series(1, 10)")
+    name = origin_name(target_db)
+    target_db.execute(f"SELECT pg_replication_origin_create('{name}');"
+                      f" SELECT pg_replication_origin_advance('{name}', 'FF/0')")
+    p = start_migrate(pgtide, source_db, target_db)
+    source_db.execute("INSERT INTO t SELECT generate_series(11, 20)")
+    wait_caught_up(source_db, target_db)
+    assert target_db.query_one("SELECT count(*) FROM t") == 20
+    err = p.read_stderr()
+    assert f'dropped replication origin "{name}" on the target, left at FF/0' \
+        in err, err
     assert p.stop() == 0

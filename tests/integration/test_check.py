@@ -59,7 +59,11 @@ def server_state(db):
     return {
         "slots": db.query("SELECT slot_name FROM pg_replication_slots ORDER BY 1"),
         "publications": db.query("SELECT pubname FROM pg_publication ORDER BY 1"),
-        "origins": db.query("SELECT roname FROM pg_replication_origin ORDER BY 1"),
+        # the cluster's origins: this database's (named after its oid)
+        "origins": db.query(
+            "SELECT roname FROM pg_replication_origin WHERE roname LIKE"
+            " '%%\\_' || (SELECT oid FROM pg_database"
+            " WHERE datname = current_database()) ORDER BY 1"),
         "schemas": db.query("SELECT nspname FROM pg_namespace"
                             " WHERE nspname NOT LIKE 'pg\\_temp\\_%%'"
                             " AND nspname NOT LIKE 'pg\\_toast\\_temp\\_%%'"

@@ -18,14 +18,16 @@ import time
 import psycopg
 import pytest
 
-from cdc_helpers import ServerDb
+from cdc_helpers import ServerDb, origin_name
 from conftest import wait_for
-from faults import crash
+from faults import crash, crash_and_restart
 from helpers import hostile_settings
 from test_shard import (HASHED, LOADED, assert_hashed_image,  # noqa: F401
                         assert_routed, rows, target_index, targets, task_file)
 
-SLOTS = ["pgtide_split_shard1", "pgtide_split_shard2", "pgtide_split_shard3"]
+# the task's one slot (shard.slot one, decision 0043), or one per target
+SLOT = "pgtide_split"
+NAMES = ["shard1", "shard2", "shard3"]
 
 
 def wait_streaming(p, n=3, timeout=120):
@@ -37,17 +39,29 @@ def wait_streaming(p, n=3, timeout=120):
 
 
 def wait_caught_up(source_db, p=None, timeout=120):
-    """Every target's slot confirms the source's WAL position taken now."""
+    """The task's slots (one, or one per target) confirm the source's WAL
+    position taken now: every target holds what came before it."""
     goal = source_db.query_one("SELECT pg_current_wal_lsn()::text")
 
     def done():
         if p is not None and p.poll() is not None:
             raise AssertionError(f"pgtide exited ({p.returncode}):\n"
                                  f"{p.read_stderr()[-4000:]}")
-        return source_db.query_one(
-            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = ANY(%s)"
-            " AND confirmed_flush_lsn >= %s::pg_lsn", (SLOTS, goal)) == 3
+        behind = source_db.query(
+            "SELECT slot_name FROM pg_replication_slots"
+            " WHERE slot_name LIKE 'pgtide\\_split%%' AND NOT temporary"
+            " AND (confirmed_flush_lsn IS NULL"
+            " OR confirmed_flush_lsn < %s::pg_lsn)", (goal,))
+        return behind == []
     wait_for(done, timeout, 0.2, f"the targets never caught up with {goal}")
+
+
+def applied_past(db, name, goal):
+    """Whether target `name`'s replication origin passed goal."""
+    return db.query_one(
+        "SELECT count(*) FROM pg_replication_origin_status"
+        " WHERE external_id = %s AND remote_lsn >= %s::pg_lsn",
+        (origin_name(db, f"{SLOT}_{name}"), goal)) == 1
 
 
 def workload(source_db, first):
@@ -87,15 +101,14 @@ def test_migrate_routes_every_change_then_status_and_clean(
 
     r = pgtide.run("status", "--config", path)
     assert r.returncode == 0, r.stderr
-    for name in SLOTS:
-        assert name in r.stdout, r.stdout
+    assert f"slot {SLOT}," in r.stdout, r.stdout
     r = pgtide.run("status", "--config", path, "--json")
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["task"] == "split"
     assert sorted(doc["targets"]) == ["shard1", "shard2", "shard3"]
-    for name, slot in zip(sorted(doc["targets"]), SLOTS):
-        assert doc["targets"][name]["slot_name"] == slot, doc
+    for name in NAMES:
+        assert doc["targets"][name]["slot_name"] == SLOT, doc
         assert doc["targets"][name]["slot"]["active"] is False, doc
     r = pgtide.run("clean", "--config", path)
     assert r.returncode == 0, r.stderr
@@ -107,10 +120,15 @@ def routed_under_hostile_settings(pgtide, source_db, targets, path):
     p = pgtide.start("migrate", "--config", path, "--progress-interval", "1")
     wait_streaming(p)
     err = p.read_stderr()
-    # each target's lines say which target they are of
+    # each target's lines say which target they are of; one slot on the
+    # source, read once, feeds them all (decision 0043)
+    assert '[feeder] streaming from slot "pgtide_split"' in err, err
     for name in ("shard1", "shard2", "shard3"):
-        assert f"[{name}/main] streaming from slot \"pgtide_split_{name}\"" \
+        assert f"[{name}/main] streaming from slot \"pgtide_split\"" \
             in err, err
+    assert source_db.query(
+        "SELECT slot_name FROM pg_replication_slots WHERE NOT temporary") == [
+            ("pgtide_split",)]
     workload(source_db, 10000)
     # tables created while the task runs join every target with its share:
     # one routed by its key, a reference table, one a rule sends whole
@@ -248,6 +266,12 @@ class Writer(threading.Thread):
         self.n = 0
 
     def run(self):
+        try:
+            self.write()
+        except psycopg.OperationalError:
+            pass  # the source crashed: a test that crashes it starts another
+
+    def write(self):
         with psycopg.connect(self.source_db.uri, autocommit=True) as c:
             while not self.stop_event.is_set():
                 i = 100000 + self.n
@@ -264,10 +288,13 @@ class Writer(threading.Thread):
         self.join(30)
 
 
-def streaming_under_writer(pgtide, source_db, targets, tmp_path):
-    """LOADED split by HASHED, migrate streaming, a Writer started."""
+def streaming_under_writer(pgtide, source_db, targets, tmp_path,
+                           slot="one"):
+    """LOADED split by HASHED (under shard.slot `slot`), migrate streaming,
+    a Writer started."""
     source_db.execute(LOADED)
-    path = task_file(tmp_path, source_db, targets, HASHED)
+    path = task_file(tmp_path, source_db, targets,
+                     HASHED + f"  slot: {slot}\n")
     p = pgtide.start("migrate", "--config", path)
     wait_streaming(p)
     w = Writer(source_db)
@@ -288,15 +315,29 @@ def assert_caught_up_exactly(source_db, targets, p):
 
 def test_kill_9_of_every_process_while_streaming_loses_and_doubles_nothing(
         pgtide, source_db, targets, tmp_path):
+    """kill -9 of the first process and every target's, twice, under a
+    writer. The first time shard2 is held behind (a lock on its table): on
+    the next run the one slot's stream starts where shard2 is, and the two
+    others skip what their origins hold, keeping the descriptions of the
+    tables those transactions carried (the source sends each once)."""
     path, p, w = streaming_under_writer(pgtide, source_db, targets, tmp_path)
     try:
-        for _ in range(2):
+        for behind in (True, False):
             wait_for(lambda: w.n > 300, 60, 0.1, "the writer is stuck")
+            if behind:
+                lock = psycopg.connect(targets[1].uri)
+                lock.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
+                mark = w.n
+                wait_for(lambda: w.n > mark + 200, 60, 0.1,
+                         "the writer is stuck")
             kids = children_of(p.pid)
             assert len(kids) == 3, kids
             for pid in kids + [p.pid]:
                 os.kill(pid, signal.SIGKILL)
             p.wait(30)
+            if behind:
+                lock.rollback()
+                lock.close()
             wait_for(lambda: not any(os.path.exists(f"/proc/{k}")
                                      and open(f"/proc/{k}/stat").read()
                                      .rsplit(")", 1)[1].split()[0] != "Z"
@@ -391,28 +432,38 @@ def test_sighup_reaches_every_target_and_changes_only_the_caps(
         == 3000
 
 
+@pytest.mark.parametrize("slot", ["one", "per_target"])
 def test_one_target_down_then_back_while_the_others_follow(
-        pgtide, make_server, tmp_path):
+        pgtide, make_server, tmp_path, slot):
     """Three targets on servers of their own. One crashes and stays down
-    while the source is written: the other two keep following (their slots
-    move on), the task keeps running, and once the server is back its target
-    catches up; every target then holds exactly its share, nothing lost or
-    doubled anywhere."""
+    while the source is written: the other two keep following (their
+    replication origins move on; under a slot per target, their slots too,
+    and under one slot it holds at the target that is down), the task keeps
+    running, and once the server is back its target catches up; every
+    target then holds exactly its share, nothing lost or doubled
+    anywhere."""
     source_db = ServerDb(make_server("src"))
     servers = [make_server(f"tgt{i + 1}") for i in range(3)]
     dbs = [ServerDb(s) for s in servers]
-    _, p, w = streaming_under_writer(pgtide, source_db, dbs, tmp_path)
+    _, p, w = streaming_under_writer(pgtide, source_db, dbs, tmp_path, slot)
     try:
         wait_for(lambda: w.n > 200, 60, 0.1, "the writer is stuck")
         crash(servers[1])
         goal = source_db.query_one("SELECT pg_current_wal_lsn()::text")
         wait_for(lambda: w.n > 600, 60, 0.1, "the writer is stuck")
         # the two others follow past the crash while shard2 is down
-        wait_for(lambda: source_db.query_one(
-            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = ANY(%s)"
-            " AND confirmed_flush_lsn >= %s::pg_lsn",
-            ([SLOTS[0], SLOTS[2]], goal)) == 2, 60, 0.2,
-            "the targets still up stopped following")
+        wait_for(lambda: applied_past(dbs[0], "shard1", goal)
+                 and applied_past(dbs[2], "shard3", goal), 60, 0.2,
+                 "the targets still up stopped following")
+        slots = dict(source_db.query(
+            "SELECT slot_name, confirmed_flush_lsn >= %s::pg_lsn"
+            " FROM pg_replication_slots WHERE NOT temporary", (goal,)))
+        if slot == "one":
+            # what the target that is down lacks stays on the source
+            assert slots == {SLOT: False}, slots
+        else:
+            assert slots == {f"{SLOT}_shard1": True, f"{SLOT}_shard2": False,
+                             f"{SLOT}_shard3": True}, slots
         assert p.poll() is None, p.read_stderr()
         time.sleep(5)   # down for a while, with the stream retrying
         servers[1].start()
@@ -421,6 +472,35 @@ def test_one_target_down_then_back_while_the_others_follow(
     finally:
         w.stop()
     assert_caught_up_exactly(source_db, dbs, p)
+
+
+def test_source_crash_under_one_slot_loses_and_doubles_nothing(
+        pgtide, make_server, targets, tmp_path):
+    """The source crashes while its one slot feeds three targets. The slot
+    comes back at its last persisted position, behind what the targets
+    hold, and each target holds a different amount: the reader starts
+    again at the lowest position asked, each target skips what it holds
+    (keeping the descriptions of the tables those transactions carried,
+    which the source does not send again), and every target ends with
+    exactly its share, nothing lost or doubled."""
+    source = make_server("src")
+    source_db = ServerDb(source)
+    _, p, w = streaming_under_writer(pgtide, source_db, targets, tmp_path)
+    wait_for(lambda: w.n > 300, 60, 0.1, "the writer is stuck")
+    crash_and_restart(source, down_s=1.0)
+    w.stop()
+    # numbered on from the last one that may have committed
+    start = w.n + 1
+    w = Writer(source_db)
+    w.n = start
+    w.start()
+    try:
+        wait_for(lambda: w.n > start + 300, 60, 0.1, "the writer is stuck")
+    finally:
+        w.stop()
+    assert "the stream of slot \"pgtide_split\" starts again" \
+        in p.read_stderr(), p.read_stderr()
+    assert_caught_up_exactly(source_db, targets, p)
 
 
 def test_lookup_routes_the_stream_and_follows_the_tables_new_keys(
