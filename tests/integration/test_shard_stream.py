@@ -432,7 +432,11 @@ def test_sighup_reaches_every_target_and_changes_only_the_caps(
         == 3000
 
 
-@pytest.mark.parametrize("slot", ["one", "per_target"])
+@pytest.mark.parametrize("slot", ["one", pytest.param(
+    "per_target", marks=pytest.mark.skipif(
+        bool(os.environ.get("PGTIDE_SANITIZED")),
+        reason="the slots per target are the code tasks had before one slot,"
+               " already run under the sanitizers before: CI time"))])
 def test_one_target_down_then_back_while_the_others_follow(
         pgtide, make_server, tmp_path, slot):
     """Three targets on servers of their own. One crashes and stays down
