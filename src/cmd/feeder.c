@@ -286,13 +286,11 @@ feeder_main(void *arg)
 			backoff_ms = 500;
 			if (stream(f, s, &err) && !err_is_set(&err))
 			{
-				/* a target asked to start anew: every target does */
+				/* a target asked to start anew: every target does (the
+				   one that asked waits for its answer, and is counted) */
 				stream_close(s);
 				s = NULL;
 				tell(f, 'R', NULL, 0, NULL, 0, false);
-				for (int i = 0; i < f->n; i++)
-					f->t[i].waiting = false;
-				hear_targets(f, 0);
 				continue;
 			}
 			stream_close(s);

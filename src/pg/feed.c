@@ -13,6 +13,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+/* the largest frame buffer kept between frames */
+#define FEED_FRAME_KEEP ((size_t) 16 << 20)
+
 static int attached_fd = -1;
 static const atomic_int *attached_stop;
 
@@ -144,6 +147,14 @@ feed_recv(int fd, int timeout_ms, FeedFrame *f, Error *err)
 
 	f->type = 0;
 	f->len = 0;
+	/* the last frame is no longer read: one far larger than usual (a huge
+	   value's message) does not stay allocated */
+	if (f->cap > FEED_FRAME_KEEP)
+	{
+		free(f->data);
+		f->data = NULL;
+		f->cap = 0;
+	}
 	if (poll(&pfd, 1, timeout_ms) <= 0)
 		return true; /* nothing yet, or EINTR: the caller looks at its flags */
 	if (!read_full(fd, head, sizeof(head), err))

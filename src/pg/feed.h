@@ -58,9 +58,9 @@ bool feed_send(int fd, char type, const void *a, size_t alen, const void *b,
                size_t blen, Error *err);
 
 /*
- * Waits up to timeout_ms for one frame into f (f->type 0 when none came).
- * The other end closed is an error (ERR_SOURCE). A frame begun is read
- * whole.
+ * Waits up to timeout_ms for one frame into f (f->type 0 when none came);
+ * the frame read before is gone then. The other end closed is an error
+ * (ERR_SOURCE). A frame begun is read whole.
  */
 bool feed_recv(int fd, int timeout_ms, FeedFrame *f, Error *err);
 

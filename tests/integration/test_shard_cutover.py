@@ -83,11 +83,11 @@ def assert_events_routed(source_db, targets):
                   lambda row, i: target_index(str(row[1]), 3) == i)
 
 
-def streaming(pgtide, source_db, targets, tmp_path, role):
+def streaming(pgtide, source_db, targets, tmp_path, role, env=None):
     source_db.execute(LOADED + EVENTS)
     make_role(source_db, role)
     path = task_file(tmp_path, source_db, targets, HASHED)
-    p = pgtide.start("migrate", "--config", path)
+    p = pgtide.start("migrate", "--config", path, env=env)
     wait_streaming(p)
     return path, p
 
@@ -232,6 +232,36 @@ def test_final_counts_read_the_source_once_and_name_a_target_that_differs(
         assert f"target {name}: final validation (counts)" in r.stdout
     assert_hashed_image(source_db, targets)
     assert_events_routed(source_db, targets)
+
+
+def test_a_cutover_that_gives_up_leaves_every_target_following(
+        pgtide, source_db, targets, tmp_path):
+    """Every target's stream stops at the marker but records the end late,
+    past cutover's timeout: cutover takes its request back and lifts the
+    fence. Each target then asks the task's one slot for its stream again,
+    one after the other, while the reader still streams for the others:
+    the stream starts again for all, and the writes made after the failed
+    cutover reach every target."""
+    role = "app_split_giveup"
+    path, p = streaming(pgtide, source_db, targets, tmp_path, role,
+                        env={"PGTIDE_FAULT":
+                             "follow.stopped_at_marker:sleep=6000"})
+    r = pgtide.run("cutover", "--config", path, "--fence-role", role,
+                   "--timeout", "3")
+    assert r.returncode != 0, r.stdout
+    assert "the fence is undone" in r.stderr or can_write(source_db, role), \
+        r.stderr
+    assert can_write(source_db, role)
+    wait_for(lambda: p.read_stderr().count("took back its request") >= 3
+             or p.poll() is not None, 60, 0.2,
+             "not every target took the stop request back")
+    source_db.execute("INSERT INTO events (account_id, v)"
+                      " SELECT g % 50 + 1, 4242 FROM generate_series(1, 60) g")
+    wait_caught_up(source_db, p)
+    assert phases(targets) == ["cdc"] * 3
+    assert_events_routed(source_db, targets)
+    assert p.poll() is None, p.read_stderr()
+    assert p.stop() == 0, p.read_stderr()
 
 
 def child_of_target(parent, name):
