@@ -32,8 +32,9 @@
 #define FEEDER_RETRY_MAX_MS 10000
 /* the most targets a task has (load/shards' bit set of targets) */
 #define FEEDER_TARGETS_MAX SHARD_TARGETS_MAX
-/* a publication list: the targets' names, each ended by a NUL */
-#define FEEDER_PUBS_MAX 4096
+/* each target streams at most two publications, each a name of at most
+   63 bytes (NAMEDATALEN) */
+#define FEEDER_PUBS_MAX (FEEDER_TARGETS_MAX * 2)
 
 typedef struct FeedTarget
 {
@@ -55,10 +56,11 @@ struct Feeder
 	pthread_t thread;
 	atomic_bool done;
 	Error err; /* set before done, when it failed */
-	char *pubs[FEEDER_PUBS_MAX / 2];
+	char *pubs[FEEDER_PUBS_MAX];
 	int npubs;
-	char pub_text[FEEDER_PUBS_MAX];
+	char pub_text[FEEDER_PUBS_MAX * 64];
 	size_t pub_used;
+	bool pubs_overflow; /* a name past the room: the stream is refused */
 };
 
 static bool
@@ -81,8 +83,11 @@ note_publications(Feeder *f, const FeedFrame *fr)
 
 		for (int i = 0; i < f->npubs && !known; i++)
 			known = strcmp(f->pubs[i], name) == 0;
-		if (!known && len > 0 && f->pub_used + len + 1 <= sizeof(f->pub_text) &&
-		    f->npubs < (int) (sizeof(f->pubs) / sizeof(f->pubs[0])))
+		if (!known && len > 0 &&
+		    (f->pub_used + len + 1 > sizeof(f->pub_text) ||
+		     f->npubs == FEEDER_PUBS_MAX))
+			f->pubs_overflow = true;
+		else if (!known && len > 0)
 		{
 			memcpy(f->pub_text + f->pub_used, name, len + 1);
 			f->pubs[f->npubs++] = f->pub_text + f->pub_used;
@@ -217,6 +222,12 @@ start_stream(Feeder *f, StreamConn **s, Error *err)
 	for (int i = 0; i < f->n; i++)
 		if (f->t[i].alive && (from == LSN_INVALID || f->t[i].start < from))
 			from = f->t[i].start;
+	/* a stream without one of the targets' publications would drop its
+	   tables' changes: refused, never narrowed */
+	if (f->pubs_overflow)
+		return err_set(err, ERR_INTERNAL,
+		               "the targets ask for more than %d publications",
+		               FEEDER_PUBS_MAX);
 	if (!stream_start(f->source_uri, f->slot, (const char *const *) f->pubs,
 	                  f->npubs, from, &version, s, err))
 		return false;
