@@ -567,8 +567,9 @@ class PgServer:
         slots), its replication slots (terminating walsenders using them), then the
         database itself WITH (FORCE), which terminates its backends."""
         with self.connect("postgres") as conn:
-            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
-                                (name,)).fetchone():
+            row = conn.execute("SELECT oid FROM pg_database WHERE datname = %s",
+                               (name,)).fetchone()
+            if not row:
                 return
             subs = conn.execute(
                 "SELECT s.subname FROM pg_subscription s JOIN pg_database d "
@@ -596,11 +597,13 @@ class PgServer:
                     for (slot,) in slots:
                         conn.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
                     conn.execute(f"DROP DATABASE IF EXISTS {_quote_ident(name)} WITH (FORCE)")
-                    return
+                    break
                 except psycopg.errors.Error:
                     if time.monotonic() > deadline:
                         raise
                     time.sleep(0.1)
+        # origins are the cluster's: the database's go with it
+        self.drop_replication_origins(row[0])
 
     def drop_replication_origins(self, db_oid):
         """Drop the replication origins of the database whose oid is db_oid
@@ -1051,11 +1054,7 @@ def _make_db(server: PgServer, prefix: str, request):
         yield db
     finally:
         if server.running:   # not when the session is being torn down by force
-            oid = server.query_one(
-                "postgres", "SELECT oid FROM pg_database WHERE datname = %s",
-                (db.name,))
             db.drop()
-            server.drop_replication_origins(oid)
 
 
 @pytest.fixture

@@ -310,9 +310,6 @@ def test_tasks_of_one_name_into_two_databases_of_one_cluster(
     sources = [ServerDb(make_server(f"src{i}")) for i in (1, 2)]
     other = Database(target_db.server, target_db.name + "_b")
     target_db.server.create_database(other.name)
-    other_oid = target_db.server.query_one(
-        "postgres", "SELECT oid FROM pg_database WHERE datname = %s",
-        (other.name,))
     try:
         # the first source's positions run far ahead of the second's
         sources[0].execute("CREATE TABLE pad (v text)")
@@ -345,7 +342,6 @@ def test_tasks_of_one_name_into_two_databases_of_one_cluster(
     finally:
         if other.name in target_db.server.databases():
             other.drop()
-        target_db.server.drop_replication_origins(other_oid)
 
 
 def test_an_origin_left_by_an_earlier_task_of_the_name_is_dropped(
