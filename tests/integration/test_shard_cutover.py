@@ -11,6 +11,7 @@ import threading
 import time
 
 import psycopg
+import pytest
 
 from conftest import wait_for
 from test_cutover import make_role
@@ -234,6 +235,10 @@ def test_final_counts_read_the_source_once_and_name_a_target_that_differs(
     assert_events_routed(source_db, targets)
 
 
+@pytest.mark.skipif(bool(os.environ.get("PGTIDE_SANITIZED")),
+                    reason="the reader's start again for every target runs"
+                           " under the sanitizers in test_shard_stream.py's"
+                           " source crash: CI time")
 def test_a_cutover_that_gives_up_leaves_every_target_following(
         pgtide, source_db, targets, tmp_path):
     """Every target's stream stops at the marker but records the end late,
