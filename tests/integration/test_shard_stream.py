@@ -352,6 +352,35 @@ def test_kill_9_of_every_process_while_streaming_loses_and_doubles_nothing(
     assert_caught_up_exactly(source_db, targets, p)
 
 
+@pytest.mark.skipif(bool(os.environ.get("PGTIDE_SANITIZED")),
+                    reason="a refusal before anything moves: CI time")
+def test_a_task_keeps_the_slots_it_began_with(pgtide, source_db, targets,
+                                              tmp_path):
+    """A task begun with a slot per target (a task file with shard.slot
+    per_target, or one begun before one slot) run with shard.slot one: one
+    clear error naming the setting to write, nothing created or dropped on
+    the source, and the task goes on once the file says per_target."""
+    source_db.execute(LOADED)
+    old = task_file(tmp_path, source_db, targets,
+                    HASHED + "  slot: per_target\n")
+    p = pgtide.start("migrate", "--config", old)
+    wait_streaming(p)
+    assert p.stop() == 0, p.read_stderr()
+    slots = source_db.query("SELECT slot_name FROM pg_replication_slots"
+                            " ORDER BY 1")
+    new = task_file(tmp_path, source_db, targets, HASHED, name="one.yaml")
+    r = pgtide.run("migrate", "--config", new)
+    assert r.returncode == 2, r.stderr
+    assert 'task "split" reads the source through slot "pgtide_split_shard1"' \
+        ', not "pgtide_split" as shard.slot one says' in r.stderr, r.stderr
+    assert "set shard.slot to per_target in its task file" in r.stderr
+    assert source_db.query("SELECT slot_name FROM pg_replication_slots"
+                           " ORDER BY 1") == slots
+    p = pgtide.start("migrate", "--config", old)
+    wait_streaming(p)
+    assert p.stop() == 0, p.read_stderr()
+
+
 def test_list_routing_streams_and_a_key_of_no_target_stops_the_stream(
         pgtide, source_db, targets, tmp_path):
     """By list, with a filter of the task file's own on the same table: the
