@@ -300,6 +300,7 @@ apply_new(const char *target_uri, const char *origin, const ApplyTable *tables,
 		a->task.renames = task->renames;
 		a->task.shard = task->shard;
 		a->task.shard_target = task->shard_target;
+		a->task.shared_slot = task->shared_slot;
 	}
 	if (task != NULL && task->sql != NULL)
 	{
