@@ -275,6 +275,21 @@ copy_tables(Applier *a, const ApplyTable *tables, int ntables, Error *err)
 	return true;
 }
 
+/* The statements of a key's handover over the task's state (a->task.task
+ * set), and the schema they name for the giving side. */
+static bool
+handover_sql(Applier *a, const char *schema, Error *err)
+{
+	State s;
+
+	if (!state_bind(&s, NULL, schema, a->task.task, err))
+		return false;
+	if ((a->task.state_schema = strdup(schema)) == NULL ||
+	    !state_handover_sql(&s, &a->hsql))
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	return true;
+}
+
 bool
 apply_new(const char *target_uri, const char *origin, const ApplyTable *tables,
           int ntables, OnConflict policy, const ApplyTask *task, Applier **out,
@@ -301,6 +316,8 @@ apply_new(const char *target_uri, const char *origin, const ApplyTable *tables,
 		a->task.shard = task->shard;
 		a->task.shard_target = task->shard_target;
 		a->task.shared_slot = task->shared_slot;
+		a->task.stopping = task->stopping;
+		a->task.stopping_ctx = task->stopping_ctx;
 	}
 	if (task != NULL && task->sql != NULL)
 	{
@@ -308,6 +325,12 @@ apply_new(const char *target_uri, const char *origin, const ApplyTable *tables,
 		a->task.task = strdup(task->task);
 		if (task->rename_sql != NULL)
 			a->task.rename_sql = strdup(task->rename_sql);
+		if (task->state_schema != NULL &&
+		    !handover_sql(a, task->state_schema, err))
+		{
+			apply_free(a);
+			return false;
+		}
 	}
 	if (a->origin == NULL || a->target_uri == NULL || a->pend == NULL ||
 	    a->tables == NULL ||
@@ -449,6 +472,8 @@ apply_free(Applier *a)
 	free(a->target_uri);
 	free((char *) (uintptr_t) a->task.sql);
 	free((char *) (uintptr_t) a->task.task);
+	free((char *) (uintptr_t) a->task.state_schema);
+	state_handover_sql_free(&a->hsql);
 	free((char *) (uintptr_t) a->task.rename_sql);
 	buf_free(&a->run.data);
 	free(a->run.offs);

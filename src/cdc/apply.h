@@ -13,8 +13,9 @@
  * batch and its origin advance together.
  *
  * It never talks to the source, except through relcols for the catalog
- * facts of a schema change, and never decides what to apply: the caller
- * hands it decoded messages in source commit order.
+ * facts of a schema change, nor to another target, except to stage a moved
+ * key's rows in its state (apply_handover.c); and it never decides what to
+ * apply: the caller hands it decoded messages in source commit order.
  */
 #ifndef PGTIDE_APPLY_H
 #define PGTIDE_APPLY_H
@@ -116,6 +117,14 @@ typedef struct ApplyTask
 	   waited for (its changes until this target joins it are in its copy,
 	   counted as ignored) */
 	bool shared_slot;
+	/* the task's state schema on every target: a key the lookup table
+	   moves hands its rows over through the taking target's (decision
+	   0045); NULL: such a key stops the stream */
+	const char *state_schema;
+	/* whether the stream is stopping: a wait for another target's
+	   handover gives up (optional) */
+	bool (*stopping)(void *ctx);
+	void *stopping_ctx;
 } ApplyTask;
 
 /*

@@ -426,6 +426,7 @@ apply_txn_begin(Applier *a, uint32_t xid, Lsn final_lsn)
 	a->xid = xid;
 	a->final_lsn = final_lsn;
 	a->batch_txns++;
+	a->handovers_in_txn = 0;
 }
 
 int

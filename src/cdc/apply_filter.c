@@ -275,19 +275,18 @@ col_index(const Rel *r, const char *name)
 	return -1;
 }
 
-/* Stops the stream at a change of the lookup table that would move rows. */
+/* Stops the stream at a change of the lookup table it cannot follow. */
 static bool
 lookup_refuse(const char *schema, const char *table, const char *what,
               Error *err)
 {
 	err_set(err, ERR_CONFIG, "a row of lookup table %s.%s %s", schema, table,
 	        what);
-	err_detail(err, "the rows already routed by the key stay on their "
-	                "target: pgtide does not move a key's rows between "
-	                "targets while the task runs");
-	return err_hint(err, "the stream resumes at this change: undo it on the "
-	                     "source and run migrate again; move the key's rows "
-	                     "yourself after the cutover");
+	err_detail(err, "the rows already routed by the key stay where they "
+	                "are");
+	return err_hint(err, "the stream stops at this change on every run: "
+	                     "start the task again (pgtide clean, then migrate), "
+	                     "which routes by the lookup table as it is then");
 }
 
 bool
@@ -338,7 +337,27 @@ apply_lookup_change(Applier *a, const Rel *r, PgoKind kind, const PgoChange *ch,
 	if (now >= 0 &&
 	    shard_lookup_has(a->task.shard, key->data, key->len, &was) &&
 	    was != now)
-		return lookup_refuse(schema, table, "gave its key another target", err);
+	{
+		/* every target must meet the change from one snapshot's copy: a
+		   slot per target loaded each from its own (decision 0045) */
+		if (!a->task.shared_slot || a->hsql.find == NULL)
+		{
+			lookup_refuse(schema, table, "gave its key another target", err);
+			return err_hint(err, "the stream resumes at this change: a key "
+			                     "moves its rows between targets under "
+			                     "shard.slot one (the default), where every "
+			                     "target loads from one snapshot; start the "
+			                     "task again under it (pgtide clean, then "
+			                     "migrate), or move the key's rows yourself "
+			                     "after the cutover");
+		}
+		/* every target's stream numbers the moves of a transaction alike,
+		   the two it names among them */
+		a->handovers_in_txn++;
+		if ((was == a->task.shard_target || now == a->task.shard_target) &&
+		    !apply_handover(a, key->data, key->len, was, now, err))
+			return false;
+	}
 	return shard_lookup_put(a->task.shard, key->data, key->len, name, err);
 }
 

@@ -9,6 +9,9 @@
  *                  each column's target name, or its removal: route/rename),
  *                  the SQL of each change (INSERT runs, UPDATE, DELETE,
  *                  TRUNCATE) and its parameter values
+ *   apply_handover.c
+ *                  a key the lookup table moves: its rows handed between
+ *                  the giving and the taking target's streams
  *   apply_batch.c  the pipeline and the batch: prepared statements, the ring
  *                  of statements waiting for results, the conflicts those
  *                  results reveal, the commit with the origin advance
@@ -32,6 +35,7 @@
 #include "cdc/apply.h"
 #include "cdc/pgoutput.h"
 #include "pg/pg.h"
+#include "state/state.h"
 
 #define APPLY_INFLIGHT_MAX 512
 
@@ -187,9 +191,12 @@ struct Applier
 	bool batch_has_ud; /* an UPDATE or DELETE is in the batch */
 	uint32_t xid;      /* current source transaction */
 	Lsn final_lsn;
-	int batch_txns; /* source transactions in the open batch */
-	Error conflict; /* first conflict under the stop policy */
-	PGresult *kept; /* the rows of the last APPLY_PEND_RESULT read */
+	int batch_txns;        /* source transactions in the open batch */
+	int handovers_in_txn;  /* keys moved so far in this source transaction,
+	                          by any target */
+	StateHandoverSql hsql; /* with task.state_schema; else empty */
+	Error conflict;        /* first conflict under the stop policy */
+	PGresult *kept;        /* the rows of the last APPLY_PEND_RESULT read */
 
 	Buf sql;    /* statement text being built; at most APPLY_SQL_MAX */
 	Buf values; /* NUL-terminated parameter values, at most APPLY_VALUES_MAX */
@@ -287,6 +294,20 @@ bool apply_lookup_change(Applier *a, const Rel *r, PgoKind kind,
  * source's answer or the statements' sends fail.
  */
 bool apply_filtered(Applier *a, Rel *r, PgoKind kind, const PgoChange *ch,
+                    Error *err);
+
+/* ---- apply_handover.c ---- */
+
+/*
+ * The lookup table gave key[0..len) target `to` instead of `from`, in the
+ * open source transaction, and this stream feeds one of the two (decision
+ * 0045): the giving target's rows of the key are staged on the taking
+ * target and leave this batch, or the taking target waits for them and
+ * takes them in this batch. Fails as the statements, the taking target's
+ * session or a stop do; a table the giving target loaded after the change
+ * and the taking one before fails naming it.
+ */
+bool apply_handover(Applier *a, const char *key, size_t len, int from, int to,
                     Error *err);
 
 /* ---- apply_batch.c ---- */

@@ -95,6 +95,12 @@ stopping(Cdc *c)
 	       (c->o->stop != NULL && *c->o->stop);
 }
 
+static bool
+applier_stopping(void *c)
+{
+	return stopping(c);
+}
+
 static void
 set_fatal(Cdc *c, const Error *e)
 {
@@ -358,9 +364,17 @@ connect_applier(ApplierThread *at, Error *err)
 
 	if (at->ap == NULL)
 	{
-		ApplyTask task = {o->follow_sql,     o->task,       NULL,
-		                  o->ignore_unknown, o->renames,    o->shard,
-		                  o->shard_target,   o->rename_sql, o->shared_slot};
+		ApplyTask task = {.sql = o->follow_sql,
+		                  .task = o->task,
+		                  .ignore_unknown = o->ignore_unknown,
+		                  .renames = o->renames,
+		                  .shard = o->shard,
+		                  .shard_target = o->shard_target,
+		                  .rename_sql = o->rename_sql,
+		                  .shared_slot = o->shared_slot,
+		                  .state_schema = o->state_schema,
+		                  .stopping = applier_stopping,
+		                  .stopping_ctx = at->c};
 
 		/* connects at its first question: a schema change, or a row of a
 		   filtered table */

@@ -96,10 +96,11 @@ typedef struct CdcOptions
 	/* state_table_rename_sql: a table renamed on the source is followed
 	 * (apply_rel_follow_rename); NULL: it stops the stream */
 	const char *rename_sql;
-	bool ignore_unknown;    /* count a change of a table the task does not
+	bool ignore_unknown;      /* count a change of a table the task does not
 	                        move, rather than stop */
-	bool shared_slot;       /* ApplyTask's */
-	const Renames *renames; /* the task's renames, or NULL; borrowed */
+	bool shared_slot;         /* ApplyTask's */
+	const char *state_schema; /* ApplyTask's */
+	const Renames *renames;   /* the task's renames, or NULL; borrowed */
 	/* several targets: the rules, borrowed (the stream adds the lookup
 	   table's new keys); NULL */
 	ShardSpec *shard;

@@ -520,6 +520,7 @@ follow_run(const TaskConfig *cfg, atomic_int *stop, Surface *surface,
 		o.follow_sql = follow_sql;
 		o.rename_sql = rename_sql;
 		o.task = cfg->task;
+		o.state_schema = cfg->state_schema;
 	}
 	/* the load checked the rules against the tables; the stream only reads
 	   the names they give */

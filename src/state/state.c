@@ -192,7 +192,29 @@ static const char *const state_ddl =
     " started_at timestamptz NOT NULL,"
     " backend_pid int NOT NULL);"
     /* what the load's throttle does now (JSON), for status */
-    "ALTER TABLE @S.processes ADD COLUMN IF NOT EXISTS throttle text;";
+    "ALTER TABLE @S.processes ADD COLUMN IF NOT EXISTS throttle text;"
+    /* a key's rows handed to this target by another (handover.c) */
+    "CREATE TABLE IF NOT EXISTS @S.handovers ("
+    " task text NOT NULL REFERENCES @S.task ON DELETE CASCADE,"
+    " change text NOT NULL,"
+    " key text NOT NULL,"
+    " giver text NOT NULL,"
+    " staged text[] NOT NULL,"
+    " loaded_after text[] NOT NULL,"
+    " taken boolean NOT NULL DEFAULT false,"
+    " staged_at timestamptz NOT NULL DEFAULT now(),"
+    " PRIMARY KEY (task, change, key));"
+    "CREATE TABLE IF NOT EXISTS @S.handover_rows ("
+    " task text NOT NULL,"
+    " change text NOT NULL,"
+    " key text NOT NULL,"
+    " tbl text NOT NULL,"
+    " cols text[] NOT NULL,"
+    " vals text[] NOT NULL,"
+    " FOREIGN KEY (task, change, key) REFERENCES @S.handovers"
+    "  ON DELETE CASCADE);"
+    "CREATE INDEX IF NOT EXISTS handover_rows_of ON @S.handover_rows"
+    " (task, change, key, tbl);";
 
 /*
  * Statements name the state schema as @S; it is substituted quoted, so the
@@ -271,10 +293,9 @@ state_dup(const PGresult *res, int row, int col, bool *oom)
 	return d;
 }
 
-/* Fills the handle; the schema name must fit a quoted identifier. */
-static bool
-handle_init(State *s, PgConn *tgt, const char *schema, const char *task,
-            Error *err)
+bool
+state_bind(State *s, PgConn *tgt, const char *schema, const char *task,
+           Error *err)
 {
 	char *q = pg_quote_ident(schema);
 	size_t n;
@@ -303,7 +324,7 @@ bool
 state_open(State *s, PgConn *tgt, const char *schema, const char *task,
            Error *err)
 {
-	if (!handle_init(s, tgt, schema, task, err))
+	if (!state_bind(s, tgt, schema, task, err))
 		return false;
 	if (!run_sql(s, "CREATE SCHEMA IF NOT EXISTS @S;", 0, NULL, NULL, err) ||
 	    !run_sql(s, state_ddl, 0, NULL, NULL, err) ||
@@ -322,7 +343,7 @@ state_attach(State *s, PgConn *tgt, const char *schema, const char *task,
 	char qname[STATE_QSCHEMA_MAX + 8];
 
 	*exists = false;
-	if (!handle_init(s, tgt, schema, task, err))
+	if (!state_bind(s, tgt, schema, task, err))
 		return false;
 	snprintf(qname, sizeof(qname), "%s.task", s->qschema);
 	if (!pg_relation_exists(tgt, qname, exists, err))

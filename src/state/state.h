@@ -18,12 +18,15 @@
  *   cutovers    one row per cutover attempt, as reported
  *   processes   the process running the task (host, pid, command, since)
  *               and its lock's session on the target (process.c)
+ *   handovers, handover_rows
+ *               a key's rows another target handed to this one (handover.c)
  *   validation_runs, validation_tables, validation_differences
  *               pgtide validate's results
  *
  * Every statement over these tables is in this module (state.c: the schema,
  * the task row and cutover; steps.c: tables, chunks and post-data steps;
- * validation.c: validation results; process.c: the task's lock). It never touches the source and never
+ * validation.c: validation results; process.c: the task's lock;
+ * handover.c: keys' rows moved between targets). It never touches the source and never
  * decides what to do next: the commands do. Functions run on the handle's
  * connection, inside whatever transaction the caller has open; none commits
  * on its own except state_open and state_task_begin. On failure each fills
@@ -74,6 +77,14 @@ bool state_open(State *s, PgConn *tgt, const char *schema, const char *task,
  */
 bool state_attach(State *s, PgConn *tgt, const char *schema, const char *task,
                   bool *exists, Error *err);
+
+/*
+ * Fills the handle without reading or creating anything: for a session that
+ * only runs statements over a state another process opened. Fails
+ * (ERR_CONFIG) on a schema name too long for PostgreSQL.
+ */
+bool state_bind(State *s, PgConn *tgt, const char *schema, const char *task,
+                Error *err);
 
 /* The same state reached through another session (a copy worker's). */
 State state_on(const State *s, PgConn *conn);
@@ -620,6 +631,64 @@ bool state_validation_end(const State *s, int64_t run_id,
 /* A run that failed or was interrupted, with the message that ended it. */
 bool state_validation_fail(const State *s, int64_t run_id, bool interrupted,
                            const char *message, Error *err);
+
+/* ---- handovers (handover.c) ---- */
+
+/*
+ * A key the lookup table gives another target moves its rows between the
+ * two targets' streams (decision 0045). The giving target's stream stages
+ * the rows, as its target holds them at the change, in the taking target's
+ * state, in a transaction of its own on the taking target's server; the
+ * taking target's stream takes them into its tables in its batch. A
+ * handover is named by its change (the source transaction's commit position
+ * and the change's order among the transaction's handovers) and the key.
+ *
+ *   handovers       one row per handover: the giving target, the tables it
+ *                   staged and those it loaded after the change, whether
+ *                   the rows were taken
+ *   handover_rows   the staged rows, each column as its text, until taken
+ */
+
+/* On the taking target, from the giving target's session: whether the
+ * handover is staged already (a giver that crashed after staging). */
+bool state_handover_staged(const State *s, const char *change, const char *key,
+                           bool *staged, Error *err);
+
+/*
+ * On the taking target, in the giver's open transaction: records the
+ * handover, then (state_handover_add_rows, any number of times) its rows:
+ * tbl the giver's target table, cols a text[] literal of its column names,
+ * rows a text[] literal of rows, each a text[] literal of the columns'
+ * texts. staged and loaded_after are text[] literals of tables.
+ */
+bool state_handover_begin(const State *s, const char *change, const char *key,
+                          const char *giver, const char *staged,
+                          const char *loaded_after, Error *err);
+bool state_handover_add_rows(const State *s, const char *change,
+                             const char *key, const char *tbl, const char *cols,
+                             const char *rows, Error *err);
+
+/*
+ * The statements the taking target's stream runs in its batch (malloc'd,
+ * NULL when out of memory), each with $1 task, $2 change, $3 key:
+ *   find   nothing until staged; then rows (table, kind, taken): kind 'h'
+ *          once (table NULL), 's' per table staged, 'a' per table the
+ *          giving target loaded after the change
+ *   cols   ($4 a table) the column names of its staged rows, in order; no
+ *          row when none was staged
+ *   rows   ($4 a table) a subquery of its staged rows' texts, vals text[]
+ *   take   the staged rows deleted, the handover marked taken
+ */
+typedef struct StateHandoverSql
+{
+	char *find;
+	char *cols;
+	char *rows;
+	char *take;
+} StateHandoverSql;
+
+bool state_handover_sql(const State *s, StateHandoverSql *out);
+void state_handover_sql_free(StateHandoverSql *sql);
 
 /* ---- cutover ---- */
 
