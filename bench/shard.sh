@@ -71,7 +71,7 @@ fresh one
 timed one --target "$TGT_BASE/one"
 [ "$(rows one)" = "$SRC_ROWS" ] || die "one target: $(rows one) rows, the source has $SRC_ROWS"
 
-split_file() { # split_file FILE [TASK]: three targets s1..s3, routed by hash
+split_file() { # split_file FILE [TASK [SLOT]]: three targets s1..s3, routed by hash
 	{
 		[ -z "${2:-}" ] || echo "task: $2"
 		cat <<YAML
@@ -85,6 +85,7 @@ shard:
   tables:
     public.pgbench_*: key bid
 YAML
+		[ -z "${3:-}" ] || echo "  slot: $3"
 	} >"$1"
 }
 
@@ -156,14 +157,20 @@ q "$SRC" "ALTER TABLE pgbench_history DROP CONSTRAINT IF EXISTS pgbench_history_
 	ADD COLUMN hid bigserial PRIMARY KEY"
 fresh one
 stream_run stream1 1 "pgtide_stream1" --source "$SRC" --target "$TGT_BASE/one" --task stream1 --jobs "$JOBS"
+# three targets from the task's one slot (the default, decision 0043), then
+# from a slot per target
 fresh s1 s2 s3
-split_file "$WORK/split3.yaml" stream3
-stream_run stream3 3 "pgtide_stream3_%" --config "$WORK/split3.yaml" --source "$SRC" --jobs "$JOBS"
+split_file "$WORK/split3.yaml" stream3 one
+stream_run stream3 3 "pgtide_stream3" --config "$WORK/split3.yaml" --source "$SRC" --jobs "$JOBS"
+fresh s1 s2 s3
+split_file "$WORK/split3p.yaml" stream3p per_target
+stream_run stream3p 3 "pgtide_stream3p_%" --config "$WORK/split3p.yaml" --source "$SRC" --jobs "$JOBS"
 
 one=$(cat "$WORK/res/one.secs")
 three=$(cat "$WORK/res/three.secs")
 d1=$(cat "$WORK/res/stream1.drain")
 d3=$(cat "$WORK/res/stream3.drain")
+d3p=$(cat "$WORK/res/stream3p.drain")
 changes=$((BENCH_TXNS * 4))
 {
 	echo "pgtide sharded load: $(date -u +%Y-%m-%dT%H:%MZ), PostgreSQL $PG_VERSION, dataset ${size_mb} MB, JOBS=$JOBS, $(nproc) cores"
@@ -175,11 +182,15 @@ changes=$((BENCH_TXNS * 4))
 	printf '%-34s %10s %8s %12s\n' "change stream ($BENCH_TXNS pgbench txns)" "drain (s)" ratio "changes/s"
 	printf '%-34s %10s %8s %12s\n' "into 1 target" "$d1" "1.00" \
 		"$(awk -v c="$changes" -v t="$d1" 'BEGIN { printf "%.0f", c / t }')"
-	printf '%-34s %10s %8s %12s\n' "into 3 targets by bid" "$d3" \
+	printf '%-34s %10s %8s %12s\n' "into 3 targets by bid, one slot" "$d3" \
 		"$(awk -v a="$d3" -v b="$d1" 'BEGIN { printf "%.2f", a / b }')" \
 		"$(awk -v c="$changes" -v t="$d3" 'BEGIN { printf "%.0f", c / t }')"
+	printf '%-34s %10s %8s %12s\n' "  with a slot per target" "$d3p" \
+		"$(awk -v a="$d3p" -v b="$d1" 'BEGIN { printf "%.2f", a / b }')" \
+		"$(awk -v c="$changes" -v t="$d3p" 'BEGIN { printf "%.0f", c / t }')"
 	printf '%-34s %10s\n' "cutover (counts validation)" "window (s)"
 	printf '%-34s %10s\n' "1 target" "$(cat "$WORK/res/stream1.window")"
 	printf '%-34s %10s\n' "3 targets, one fence" "$(cat "$WORK/res/stream3.window")"
+	printf '%-34s %10s\n' "  with a slot per target" "$(cat "$WORK/res/stream3p.window")"
 } | tee "$OUT"
 log "written to $OUT"

@@ -354,8 +354,8 @@ take(Applier *a, const char *change, const char *key, int from, Error *err)
 {
 	const char *giver = shard_spec_target_name(a->task.shard, from);
 	const char *params[3] = {a->task.task, change, key};
-	PGresult *found = NULL;
-	int64_t since = clock_ms(), logged = since;
+	PGresult *found = NULL, *done = NULL;
+	int64_t since = clock_ms(), logged = 0;
 	bool ok = true;
 
 	while (ok)
@@ -372,7 +372,7 @@ take(Applier *a, const char *change, const char *key, int from, Error *err)
 			             "stopped while waiting for target %s", giver);
 		else
 		{
-			if (clock_ms() - logged >= 10000)
+			if (logged == 0 || clock_ms() - logged >= 10000)
 			{
 				logged = clock_ms();
 				log_info("waiting %llds for target %s to hand over the rows "
@@ -410,20 +410,27 @@ take(Applier *a, const char *change, const char *key, int from, Error *err)
 			        giver, change, t->tgt_qname, giver);
 			err_hint(err, "the stream stops at this change on every run: "
 			              "start the task again (pgtide clean, then "
-			              "migrate), or copy the key's rows of the table "
-			              "into this target by hand and mark the handover "
-			              "taken in the state schema's handovers table");
+			              "migrate)");
 			ok = false;
 			break;
 		}
 		ok = take_table(a, &a->hsql, t, params, err);
 	}
-	ok = ok && apply_send_plain(a, a->hsql.take, 3, params, err);
+	/* read back here, so that a conflict of the rows names the handover */
+	ok = ok && apply_send_plain(a, a->hsql.take, 3, params, err) &&
+	     apply_query(a, "SELECT 1", 0, NULL, &done, err);
+	PQclear(done);
+	PQclear(found);
+	fault_point("handover.taken");
 	if (ok)
 		log_info("a key the lookup table moved here from target %s: its "
 		         "rows join this target in this batch (change %s)",
 		         giver, change);
-	PQclear(found);
+	if (!ok && err->kind != ERR_INTERRUPTED)
+		err_prefix(err,
+		           "taking the rows of a key moved here from target %s "
+		           "(change %s): ",
+		           giver, change);
 	return ok;
 }
 

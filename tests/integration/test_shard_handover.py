@@ -5,8 +5,10 @@ the batch that applies the change; the taking target's stream inserts them
 in its batch. Under a writer and hostile settings on every side, each
 target ends holding exactly the rows the source's lookup table places
 there, whatever the move's transaction did before and after it; keys
-swapped in one transaction do not deadlock; and kill -9 between staging and
-the giving batch's commit neither loses nor doubles a row."""
+swapped in one transaction do not deadlock; a taking stream waits for a
+giving one held behind, and stops when asked; and a giving process stopped
+between staging and its batch's commit, with the taking one killed -9
+after inserting the rows, neither loses nor doubles a row."""
 import contextlib
 import threading
 import time
@@ -99,6 +101,18 @@ class Writer(threading.Thread):
         self.join(30)
 
 
+def killed(pgtide, path, point, target):
+    """migrate run until `point` kills target's process."""
+    p = pgtide.start("migrate", "--config", path,
+                     env={"PGTIDE_FAULT": point})
+    assert p.wait(90) not in (0, None), p.read_stderr()
+    assert f"target {target}: its process was killed by signal 9" \
+        in p.read_stderr(), p.read_stderr()
+    wait_for(lambda: not children_of(p.pid), 30, 0.1,
+             "a target's process outlived its parent")
+    return p
+
+
 def handovers(db):
     return sorted(db.query("SELECT giver, taken FROM pgtide.handovers"))
 
@@ -158,27 +172,41 @@ def test_a_key_the_lookup_table_moves_takes_its_rows_to_its_new_target(
         assert "[shard2/apply] a key the lookup table moved here from " \
             "target shard1" in err, err
 
-        # kill -9 of the giving target's process once the rows are staged,
-        # before its batch commits: the next run stages nothing again
+        # the taking target's stream waits at the change while the giving
+        # one is held behind (a lock on its table), and stops when asked
         assert p.stop() == 0, p.read_stderr()
-        p = pgtide.start("migrate", "--config", path,
-                         env={"PGTIDE_FAULT": "handover.staged"})
-        wait_streaming(p)
-        source_db.execute("""
-            UPDATE orders SET total = -total WHERE account_id = 7;
-            UPDATE placement SET shard = 'shard1' WHERE account_id = 7;
-            INSERT INTO orders VALUES (5004, 7, 4);
-        """)
-        assert p.wait(90) not in (0, None), p.read_stderr()
-        assert "its process was killed by signal 9" in p.read_stderr()
-        wait_for(lambda: not children_of(p.pid), 30, 0.1,
-                 "a target's process outlived its parent")
+        with psycopg.connect(targets[1].uri) as hold:
+            hold.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
+            p = pgtide.start("migrate", "--config", path)
+            wait_streaming(p)
+            source_db.execute("""
+                UPDATE orders SET total = -total WHERE account_id = 7;
+                UPDATE placement SET shard = 'shard1' WHERE account_id = 7;
+                INSERT INTO orders VALUES (5004, 7, 4);
+            """)
+            wait_for(lambda: "[shard1/apply] waiting 0s for target shard2 to "
+                     "hand over the rows of a key" in p.read_stderr(), 60,
+                     0.2, "shard1 does not wait for shard2")
+            assert p.stop() == 0, p.read_stderr()
+            assert handovers(targets[0]) == [("shard3", True)]
+
+        # kill -9 of the giving target's process once the rows are staged,
+        # before its batch commits (the taking one held behind): the next
+        # run stages nothing again
+        with psycopg.connect(targets[0].uri) as hold:
+            hold.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
+            p = killed(pgtide, path, "handover.staged", "shard2")
+        assert handovers(targets[0]) == [("shard2", False), ("shard3", True)]
+        # kill -9 of the taking target's process once it inserted the
+        # rows, before its batch commits: the next run takes them again
+        p = killed(pgtide, path, "handover.taken", "shard1")
+        assert "[shard2/apply] a key the lookup table moved to target shard1 " \
+            "was staged there by an earlier run" in p.read_stderr()
         p = pgtide.start("migrate", "--config", path)
         wait_streaming(p)
         wait_caught_up(source_db, p)
         assert_placed(source_db, targets)
-        assert "was staged there by an earlier run" in p.read_stderr()
-        assert ("shard2", True) in handovers(targets[0])
+        assert handovers(targets[0]) == [("shard2", True), ("shard3", True)]
 
         r = pgtide.run("validate", "--config", path)
         assert r.returncode == 0, r.stdout + r.stderr
