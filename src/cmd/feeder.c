@@ -44,6 +44,7 @@ typedef struct FeedTarget
 	Lsn start;    /* asked for */
 	Lsn flushed;  /* durable on the target, as last reported */
 	FeedFrame frame;
+	FeedOut out; /* stream messages not yet written to it */
 } FeedTarget;
 
 struct Feeder
@@ -163,7 +164,11 @@ confirmable(const Feeder *f)
 	return low;
 }
 
-/* Sends a frame to every target still fed (and waiting, when asked). */
+/*
+ * Sends a frame to every target still fed (and waiting, when asked), after
+ * the stream messages queued for it. A stream message ('D') is queued
+ * (flush_all writes them), every other frame is written at once.
+ */
 static void
 tell(Feeder *f, char type, const void *a, size_t alen, const void *b,
      size_t blen, bool only_waiting)
@@ -174,7 +179,22 @@ tell(Feeder *f, char type, const void *a, size_t alen, const void *b,
 		Error err = ERR_INIT;
 
 		if (t->alive && (!only_waiting || t->waiting) &&
-		    !feed_send(t->fd, type, a, alen, b, blen, &err))
+		    (!feed_queue(t->fd, &t->out, type, a, alen, b, blen, &err) ||
+		     (type != 'D' && !feed_flush(t->fd, &t->out, &err))))
+			t->alive = false;
+	}
+}
+
+/* Writes the stream messages queued for every target. */
+static void
+flush_all(Feeder *f)
+{
+	for (int i = 0; i < f->n; i++)
+	{
+		FeedTarget *t = &f->t[i];
+		Error err = ERR_INIT;
+
+		if (t->alive && !feed_flush(t->fd, &t->out, &err))
 			t->alive = false;
 	}
 }
@@ -249,6 +269,8 @@ stream(Feeder *f, StreamConn *s, Error *err)
 {
 	int64_t last_status = clock_ms();
 	Lsn confirmed = LSN_INVALID, wal_end = LSN_INVALID;
+	bool queued = false;
+	int unheard = 0;
 
 	while (!stopping(f) && any_alive(f))
 	{
@@ -256,14 +278,26 @@ stream(Feeder *f, StreamConn *s, Error *err)
 		bool reply = false;
 		Lsn low;
 
-		if (!stream_read(s, 50, &ev, err))
+		/* messages wait in the targets' buffers only while more are there
+		   to read at once */
+		if (!stream_read(s, queued ? 0 : 50, &ev, err))
 			return false;
 		if (ev.kind != STREAM_EVENT_NONE)
+		{
 			tell(f, 'D', ev.raw, ev.raw_len, NULL, 0, false);
+			queued = true;
+		}
+		else if (queued)
+		{
+			flush_all(f);
+			queued = false;
+		}
 		if (ev.wal_end > wal_end)
 			wal_end = ev.wal_end;
 		reply = ev.kind == STREAM_EVENT_KEEPALIVE && ev.reply_requested;
-		if (hear_targets(f, 0) > 0)
+		/* the targets are heard between bursts, and every 256 messages */
+		if ((ev.kind == STREAM_EVENT_NONE || reply || ++unheard >= 256) &&
+		    (unheard = 0, hear_targets(f, 0) > 0))
 			return true;
 		low = confirmable(f);
 		if (reply || clock_ms() - last_status >= FEEDER_STATUS_MS ||
@@ -393,7 +427,10 @@ feeder_stop(Feeder *f, Error *err)
 	if (!ok)
 		*err = f->err;
 	for (int i = 0; i < f->n; i++)
+	{
 		feed_frame_free(&f->t[i].frame);
+		feed_out_free(&f->t[i].out);
+	}
 	free(f->t);
 	free(f);
 	return ok;

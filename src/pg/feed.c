@@ -70,32 +70,21 @@ feed_get_u64(const uint8_t *p)
 	return v;
 }
 
-bool
-feed_send(int fd, char type, const void *a, size_t alen, const void *b,
-          size_t blen, Error *err)
+/* Writes the iov whole, waiting as long as it takes. */
+static bool
+send_all(int fd, struct iovec *iov, int niov, Error *err)
 {
-	uint8_t head[5];
-	size_t len = alen + blen;
 	struct msghdr msg;
-	struct iovec iov[3] = {
-	    {head, sizeof(head)},
-	    {(void *) (uintptr_t) a, alen}, /* writev reads them */
-	    {(void *) (uintptr_t) b, blen}};
 	int first = 0;
 
-	if (len > FEED_FRAME_MAX)
-		return err_set(err, ERR_INTERNAL, "a feed frame of %zu bytes", len);
-	head[0] = (uint8_t) type;
-	for (int i = 0; i < 4; i++)
-		head[1 + i] = (uint8_t) (len >> (24 - 8 * i));
-	while (first < 3)
+	while (first < niov)
 	{
 		ssize_t n;
 
 		/* a closed end is an error here, not a SIGPIPE for the process */
 		memset(&msg, 0, sizeof(msg));
 		msg.msg_iov = iov + first;
-		msg.msg_iovlen = (size_t) (3 - first);
+		msg.msg_iovlen = (size_t) (niov - first);
 		n = sendmsg(fd, &msg, MSG_NOSIGNAL);
 
 		if (n < 0 && errno == EINTR)
@@ -104,9 +93,9 @@ feed_send(int fd, char type, const void *a, size_t alen, const void *b,
 			return err_set(err, ERR_SOURCE,
 			               "the change stream's feed broke: %s",
 			               strerror(errno));
-		while (first < 3 && (size_t) n >= iov[first].iov_len)
+		while (first < niov && (size_t) n >= iov[first].iov_len)
 			n -= (ssize_t) iov[first++].iov_len;
-		if (first < 3)
+		if (first < niov)
 		{
 			iov[first].iov_base = (uint8_t *) iov[first].iov_base + n;
 			iov[first].iov_len -= (size_t) n;
@@ -115,7 +104,108 @@ feed_send(int fd, char type, const void *a, size_t alen, const void *b,
 	return true;
 }
 
-/* Reads exactly len bytes, waiting as long as it takes. */
+/* A frame's head: its type and its payload's length, big-endian. */
+static bool
+frame_head(uint8_t head[5], char type, size_t len, Error *err)
+{
+	if (len > FEED_FRAME_MAX)
+		return err_set(err, ERR_INTERNAL, "a feed frame of %zu bytes", len);
+	head[0] = (uint8_t) type;
+	for (int i = 0; i < 4; i++)
+		head[1 + i] = (uint8_t) (len >> (24 - 8 * i));
+	return true;
+}
+
+bool
+feed_send(int fd, char type, const void *a, size_t alen, const void *b,
+          size_t blen, Error *err)
+{
+	uint8_t head[5];
+	struct iovec iov[3] = {
+	    {head, sizeof(head)},
+	    {(void *) (uintptr_t) a, alen}, /* sendmsg reads them */
+	    {(void *) (uintptr_t) b, blen}};
+
+	return frame_head(head, type, alen + blen, err) &&
+	       send_all(fd, iov, 3, err);
+}
+
+bool
+feed_flush(int fd, FeedOut *o, Error *err)
+{
+	struct iovec iov[1] = {{o->buf, o->len}};
+
+	if (o->len == 0)
+		return true;
+	o->len = 0;
+	return send_all(fd, iov, 1, err);
+}
+
+bool
+feed_queue(int fd, FeedOut *o, char type, const void *a, size_t alen,
+           const void *b, size_t blen, Error *err)
+{
+	size_t need = 5 + alen + blen;
+
+	if (o->len + need > FEED_BUFFER && !feed_flush(fd, o, err))
+		return false;
+	if (need > FEED_BUFFER)
+		return feed_send(fd, type, a, alen, b, blen, err);
+	if (o->buf == NULL && (o->buf = malloc(FEED_BUFFER)) == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	if (!frame_head(o->buf + o->len, type, alen + blen, err))
+		return false;
+	if (alen > 0)
+		memcpy(o->buf + o->len + 5, a, alen);
+	if (blen > 0)
+		memcpy(o->buf + o->len + 5 + alen, b, blen);
+	o->len += need;
+	return true;
+}
+
+void
+feed_out_free(FeedOut *o)
+{
+	free(o->buf);
+	memset(o, 0, sizeof(*o));
+}
+
+/*
+ * Reads what the socket holds into f's buffer, at least one byte, waiting
+ * up to timeout_ms (-1: as long as it takes). *got false: nothing came.
+ */
+static bool
+fill(int fd, FeedFrame *f, int timeout_ms, bool *got, Error *err)
+{
+	struct pollfd pfd = {fd, POLLIN, 0};
+	ssize_t n;
+
+	*got = false;
+	if (f->in == NULL && (f->in = malloc(FEED_BUFFER)) == NULL)
+		return err_set(err, ERR_INTERNAL, "out of memory");
+	if (f->in_pos > 0)
+	{
+		memmove(f->in, f->in + f->in_pos, f->in_len - f->in_pos);
+		f->in_len -= f->in_pos;
+		f->in_pos = 0;
+	}
+	if (timeout_ms >= 0 && poll(&pfd, 1, timeout_ms) <= 0)
+		return true; /* nothing yet, or EINTR: the caller looks at its flags */
+	do
+		n = read(fd, f->in + f->in_len, FEED_BUFFER - f->in_len);
+	while (n < 0 && errno == EINTR);
+	if (n == 0)
+		return err_set(err, ERR_SOURCE,
+		               "the process reading the source's slot stopped");
+	if (n < 0)
+		return err_set(err, ERR_SOURCE, "the change stream's feed broke: %s",
+		               strerror(errno));
+	f->in_len += (size_t) n;
+	*got = true;
+	return true;
+}
+
+/* Reads exactly len bytes past the buffer, waiting as long as it takes. */
 static bool
 read_full(int fd, uint8_t *p, size_t len, Error *err)
 {
@@ -141,9 +231,9 @@ read_full(int fd, uint8_t *p, size_t len, Error *err)
 bool
 feed_recv(int fd, int timeout_ms, FeedFrame *f, Error *err)
 {
-	struct pollfd pfd = {fd, POLLIN, 0};
-	uint8_t head[5];
-	size_t len = 0;
+	const uint8_t *head;
+	size_t len = 0, have;
+	bool got = true;
 
 	f->type = 0;
 	f->len = 0;
@@ -155,10 +245,15 @@ feed_recv(int fd, int timeout_ms, FeedFrame *f, Error *err)
 		f->data = NULL;
 		f->cap = 0;
 	}
-	if (poll(&pfd, 1, timeout_ms) <= 0)
-		return true; /* nothing yet, or EINTR: the caller looks at its flags */
-	if (!read_full(fd, head, sizeof(head), err))
+	if (f->in_pos == f->in_len && !fill(fd, f, timeout_ms, &got, err))
 		return false;
+	if (!got)
+		return true;
+	/* a frame begun is read whole */
+	while (f->in_len - f->in_pos < 5)
+		if (!fill(fd, f, -1, &got, err))
+			return false;
+	head = f->in + f->in_pos;
 	for (int i = 0; i < 4; i++)
 		len = (len << 8) | head[1 + i];
 	if (len > FEED_FRAME_MAX)
@@ -172,10 +267,18 @@ feed_recv(int fd, int timeout_ms, FeedFrame *f, Error *err)
 		f->data = p;
 		f->cap = len + 1;
 	}
-	if (!read_full(fd, f->data, len, err))
-		return false;
-	f->data[len] = '\0'; /* texts in frames are read as C strings */
 	f->type = (char) head[0];
+	f->in_pos += 5;
+	have = f->in_len - f->in_pos < len ? f->in_len - f->in_pos : len;
+	memcpy(f->data, f->in + f->in_pos, have);
+	f->in_pos += have;
+	/* the rest of a frame past the buffer comes straight into it */
+	if (have < len && !read_full(fd, f->data + have, len - have, err))
+	{
+		f->type = 0;
+		return false;
+	}
+	f->data[len] = '\0'; /* texts in frames are read as C strings */
 	f->len = len;
 	return true;
 }
@@ -184,5 +287,6 @@ void
 feed_frame_free(FeedFrame *f)
 {
 	free(f->data);
+	free(f->in);
 	memset(f, 0, sizeof(*f));
 }

@@ -32,13 +32,29 @@
 /* A frame's payload is at most a CopyData message: PostgreSQL's 1 GB. */
 #define FEED_FRAME_MAX ((size_t) 1 << 30)
 
+/*
+ * Frames are read and written through buffers of this size, so that a
+ * stream of small messages costs a system call per buffer, not per message.
+ */
+#define FEED_BUFFER ((size_t) 256 << 10)
+
 typedef struct FeedFrame
 {
 	char type; /* 0: nothing arrived before the timeout */
 	uint8_t *data;
 	size_t len;
 	size_t cap; /* of data, kept between frames */
+	/* read from the socket, not yet framed: in[in_pos..in_len) */
+	uint8_t *in;
+	size_t in_pos, in_len;
 } FeedFrame;
+
+/* Frames queued for one end, in order, not yet written. */
+typedef struct FeedOut
+{
+	uint8_t *buf; /* FEED_BUFFER bytes once used */
+	size_t len;
+} FeedOut;
 
 /*
  * Called once at start: when FEED_FD_ENV names a descriptor, this process
@@ -56,6 +72,19 @@ const atomic_int *feed_stop_flag(void);
 /* Sends one frame: type, then a and b one after the other. */
 bool feed_send(int fd, char type, const void *a, size_t alen, const void *b,
                size_t blen, Error *err);
+
+/*
+ * Queues one frame like feed_send, writing what was queued first when it
+ * would not fit; a frame larger than the buffer is written at once. The
+ * frames reach the other end in order, once flushed.
+ */
+bool feed_queue(int fd, FeedOut *o, char type, const void *a, size_t alen,
+                const void *b, size_t blen, Error *err);
+
+/* Writes what o holds, waiting as long as it takes. */
+bool feed_flush(int fd, FeedOut *o, Error *err);
+
+void feed_out_free(FeedOut *o);
 
 /*
  * Waits up to timeout_ms for one frame into f (f->type 0 when none came);

@@ -1,7 +1,9 @@
 /*
  * Unit tests of feed: frames over a socket pair arrive whole and in order,
- * a frame larger than the socket's buffer included; a wait with nothing
- * sent times out empty; the other end closed is an error, not a frame.
+ * a frame larger than the socket's buffer included; queued frames too,
+ * across the buffers' edges and with a frame larger than a buffer among
+ * them; a wait with nothing sent times out empty; the other end closed is
+ * an error, not a frame.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -94,11 +96,84 @@ test_frames_arrive_whole_and_in_order(void **state)
 	free(s.big);
 }
 
+/* Frame i's length and bytes: small ones of every size, and one larger
+   than a buffer. */
+#define QUEUED     5000
+#define QUEUED_BIG 2500
+
+static size_t
+queued_len(int i)
+{
+	return i == QUEUED_BIG ? FEED_BUFFER + 1000 : (size_t) (i * 37 % 1500);
+}
+
+static uint8_t
+queued_byte(int i, size_t k)
+{
+	return (uint8_t) (i + k * 13);
+}
+
+static void *
+queue_frames(void *arg)
+{
+	Sender *s = arg;
+	Error err = ERR_INIT;
+	FeedOut out = {0};
+	uint8_t *body = malloc(FEED_BUFFER + 1000);
+
+	s->ok = body != NULL;
+	for (int i = 0; s->ok && i < QUEUED; i++)
+	{
+		for (size_t k = 0; k < queued_len(i); k++)
+			body[k] = queued_byte(i, k);
+		/* a frame of two parts, as the reader's 'X' is */
+		s->ok = feed_queue(s->fd, &out, 'D', body, queued_len(i) / 2,
+		                   body + queued_len(i) / 2,
+		                   queued_len(i) - queued_len(i) / 2, &err);
+	}
+	s->ok = s->ok && feed_flush(s->fd, &out, &err);
+	feed_out_free(&out);
+	free(body);
+	return NULL;
+}
+
+static void
+test_queued_frames_arrive_whole_and_in_order(void **state)
+{
+	int sv[2];
+	Sender s = {0};
+	pthread_t th;
+	FeedFrame f = {0};
+	Error err = ERR_INIT;
+
+	(void) state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	s.fd = sv[0];
+	assert_int_equal(pthread_create(&th, NULL, queue_frames, &s), 0);
+	for (int i = 0; i < QUEUED; i++)
+	{
+		assert_true(feed_recv(sv[1], 5000, &f, &err));
+		assert_int_equal(f.type, 'D');
+		assert_int_equal(f.len, queued_len(i));
+		for (size_t k = 0; k < f.len; k++)
+			if (f.data[k] != queued_byte(i, k))
+				fail_msg("frame %d, byte %zu", i, k);
+	}
+	pthread_join(th, NULL);
+	assert_true(s.ok);
+	assert_true(feed_recv(sv[1], 10, &f, &err));
+	assert_int_equal(f.type, 0);
+	close(sv[0]);
+	close(sv[1]);
+	feed_frame_free(&f);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_frames_arrive_whole_and_in_order),
+	    cmocka_unit_test(test_queued_frames_arrive_whole_and_in_order),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
