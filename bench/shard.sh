@@ -116,9 +116,9 @@ drained() { # drained SLOT_PATTERN N LSN: N slots like the pattern confirm LSN
 	[ "$(q "$SRC" "SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE '$1' AND confirmed_flush_lsn >= '$3'")" = "$2" ]
 }
 
-stream_run() { # stream_run NAME N SLOT_PATTERN ARGS...: the drain's seconds into res/NAME.drain
-	local name=$1 n=$2 slots=$3 pid end t0 t1
-	shift 3
+stream_run() { # stream_run NAME N SLOT_PATTERN NSLOTS ARGS...: N targets, the drain's seconds into res/NAME.drain
+	local name=$1 n=$2 slots=$3 nslots=$4 pid end t0 t1
+	shift 4
 	"$PGTIDE_BIN" migrate "$@" >"$WORK/logs/$name-load.log" 2>&1 &
 	pid=$!
 	wait_streams "$WORK/logs/$name-load.log" "$n"
@@ -131,7 +131,7 @@ stream_run() { # stream_run NAME N SLOT_PATTERN ARGS...: the drain's seconds int
 	pid=$!
 	wait_streams "$WORK/logs/$name-stream.log" "$n"
 	t0=$(now)
-	until drained "$slots" "$n" "$end"; do
+	until drained "$slots" "$nslots" "$end"; do
 		kill -0 "$pid" 2>/dev/null || die "$name: migrate exited (log: $WORK/logs/$name-stream.log)"
 		sleep 0.05
 	done
@@ -156,15 +156,15 @@ q "$SRC" "ALTER TABLE pgbench_history DROP CONSTRAINT IF EXISTS pgbench_history_
 	DROP CONSTRAINT IF EXISTS pgbench_history_bid_fkey, DROP CONSTRAINT IF EXISTS pgbench_history_tid_fkey,
 	ADD COLUMN hid bigserial PRIMARY KEY"
 fresh one
-stream_run stream1 1 "pgtide_stream1" --source "$SRC" --target "$TGT_BASE/one" --task stream1 --jobs "$JOBS"
+stream_run stream1 1 "pgtide_stream1" 1 --source "$SRC" --target "$TGT_BASE/one" --task stream1 --jobs "$JOBS"
 # three targets from the task's one slot (the default, decision 0043), then
 # from a slot per target
 fresh s1 s2 s3
 split_file "$WORK/split3.yaml" stream3 one
-stream_run stream3 3 "pgtide_stream3" --config "$WORK/split3.yaml" --source "$SRC" --jobs "$JOBS"
+stream_run stream3 3 "pgtide_stream3" 1 --config "$WORK/split3.yaml" --source "$SRC" --jobs "$JOBS"
 fresh s1 s2 s3
 split_file "$WORK/split3p.yaml" stream3p per_target
-stream_run stream3p 3 "pgtide_stream3p_%" --config "$WORK/split3p.yaml" --source "$SRC" --jobs "$JOBS"
+stream_run stream3p 3 "pgtide_stream3p_%" 3 --config "$WORK/split3p.yaml" --source "$SRC" --jobs "$JOBS"
 
 one=$(cat "$WORK/res/one.secs")
 three=$(cat "$WORK/res/three.secs")

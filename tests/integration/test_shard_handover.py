@@ -10,11 +10,10 @@ giving one held behind, and stops when asked; and a giving process stopped
 between staging and its batch's commit, with the taking one killed -9
 after inserting the rows, neither loses nor doubles a row."""
 import contextlib
-import threading
-import time
 
 import psycopg
 
+import test_shard_stream
 from conftest import wait_for
 from helpers import hostile_settings
 from test_shard import targets, task_file  # noqa: F401
@@ -72,33 +71,16 @@ def assert_placed(source_db, targets):
         assert texts(db, "placement") == texts(source_db, "placement")
 
 
-class Writer(threading.Thread):
+class Writer(test_shard_stream.Writer):
     """Inserts orders and updates the rows of every account, the moved
     ones too, one small transaction each, until stopped."""
 
-    def __init__(self, source_db):
-        super().__init__(daemon=True)
-        self.source_db = source_db
-        self.stop_event = threading.Event()
-        self.n = 0
-
-    def run(self):
-        with psycopg.connect(self.source_db.uri, autocommit=True) as c:
-            while not self.stop_event.is_set():
-                i = 100000 + self.n
-                with c.transaction():
-                    c.execute("INSERT INTO orders VALUES (%s, %s, %s)",
-                              (i, i % 30 + 1, i))
-                    c.execute("UPDATE orders SET total = total + 1"
-                              " WHERE account_id = %s", (self.n % 8 + 1,))
-                    c.execute(f"UPDATE {NOTES} SET ratio = ratio + 1"
-                              " WHERE account_id = %s", (self.n % 8 + 1,))
-                self.n += 1
-                time.sleep(0.002)
-
-    def stop(self):
-        self.stop_event.set()
-        self.join(30)
+    def step(self, c, i):
+        c.execute("INSERT INTO orders VALUES (%s, %s, %s)", (i, i % 30 + 1, i))
+        c.execute("UPDATE orders SET total = total + 1 WHERE account_id = %s",
+                  (self.n % 8 + 1,))
+        c.execute(f"UPDATE {NOTES} SET ratio = ratio + 1"
+                  " WHERE account_id = %s", (self.n % 8 + 1,))
 
 
 def killed(pgtide, path, point, target):

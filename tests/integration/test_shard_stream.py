@@ -274,14 +274,15 @@ class Writer(threading.Thread):
     def write(self):
         with psycopg.connect(self.source_db.uri, autocommit=True) as c:
             while not self.stop_event.is_set():
-                i = 100000 + self.n
                 with c.transaction():
-                    c.execute("INSERT INTO orders VALUES (%s, %s, %s)",
-                              (i, i % 300 + 1, i))
-                    c.execute("UPDATE orders SET account_id = account_id %% 300"
-                              " + 1 WHERE id = %s", (i - 50,))
+                    self.step(c, 100000 + self.n)
                 self.n += 1
                 time.sleep(0.002)
+
+    def step(self, c, i):
+        c.execute("INSERT INTO orders VALUES (%s, %s, %s)", (i, i % 300 + 1, i))
+        c.execute("UPDATE orders SET account_id = account_id %% 300"
+                  " + 1 WHERE id = %s", (i - 50,))
 
     def stop(self):
         self.stop_event.set()
