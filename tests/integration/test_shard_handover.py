@@ -17,16 +17,11 @@ import test_shard_stream
 from conftest import wait_for
 from helpers import hostile_settings
 from test_shard import targets, task_file  # noqa: F401
-from test_shard_stream import children_of, wait_caught_up, wait_streaming
+from test_shard_stream import (LOOKUP, children_of, wait_caught_up,
+                               wait_streaming)
 
-PLACED = r'''
-    CREATE TABLE placement (account_id bigint PRIMARY KEY,
-                            shard text NOT NULL);
-    INSERT INTO placement SELECT g, 'shard' || (g % 3 + 1)
-      FROM generate_series(1, 30) g;
-    CREATE TABLE orders (id int PRIMARY KEY, account_id bigint NOT NULL,
-                         total int);
-    INSERT INTO orders SELECT g, g % 30 + 1, g FROM generate_series(1, 600) g;
+# test_shard_stream's accounts and orders, and notes of every type's text
+PLACED = test_shard_stream.PLACED + r'''
     CREATE TABLE "Notes of ""acct""" (
         n int GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         account_id bigint NOT NULL, body text, raw bytea, at timestamptz,
@@ -45,8 +40,6 @@ PLACED = r'''
     UPDATE "Notes of ""acct""" SET body = repeat('big', 200000) WHERE n = 5;
 '''
 NOTES = '"Notes of ""acct"""'
-LOOKUP = ("  key: account_id\n  method: lookup\n"
-          "  lookup: public.placement(account_id, shard)\n")
 
 # every value's text the same on every side, whatever the databases set
 PIN = ("SET DateStyle = ISO, MDY; SET IntervalStyle = postgres;"

@@ -542,6 +542,20 @@ def test_source_crash_under_one_slot_loses_and_doubles_nothing(
     assert_caught_up_exactly(source_db, targets, p)
 
 
+# 30 accounts placed on the three targets by a lookup table, their orders
+PLACED = """
+    CREATE TABLE placement (account_id bigint PRIMARY KEY,
+                            shard text NOT NULL);
+    INSERT INTO placement SELECT g, 'shard' || (g % 3 + 1)
+      FROM generate_series(1, 30) g;
+    CREATE TABLE orders (id int PRIMARY KEY, account_id bigint NOT NULL,
+                         total int);
+    INSERT INTO orders SELECT g, g % 30 + 1, g FROM generate_series(1, 600) g;
+"""
+LOOKUP = ("  key: account_id\n  method: lookup\n"
+          "  lookup: public.placement(account_id, shard)\n")
+
+
 @pytest.mark.skipif(bool(os.environ.get("PGTIDE_SANITIZED")),
                     reason="the lookup's routing, from each target's copy and "
                     "after kill -9, runs under the sanitizers in "
@@ -555,18 +569,8 @@ def test_lookup_routes_the_stream_and_follows_the_tables_new_keys(
     again from each target's copy. A placed key deleted stops the stream,
     naming the table, and no target loses or gains a row (a key given
     another target moves its rows: test_shard_handover)."""
-    source_db.execute("""
-        CREATE TABLE placement (account_id bigint PRIMARY KEY,
-                                shard text NOT NULL);
-        INSERT INTO placement SELECT g, 'shard' || (g % 3 + 1)
-          FROM generate_series(1, 30) g;
-        CREATE TABLE orders (id int PRIMARY KEY, account_id bigint NOT NULL,
-                             total int);
-        INSERT INTO orders SELECT g, g % 30 + 1, g FROM generate_series(1, 600) g;
-    """)
-    path = task_file(tmp_path, source_db, targets,
-                     "  key: account_id\n  method: lookup\n"
-                     "  lookup: public.placement(account_id, shard)\n")
+    source_db.execute(PLACED)
+    path = task_file(tmp_path, source_db, targets, LOOKUP)
     p = pgtide.start("migrate", "--config", path)
     wait_streaming(p)
 
