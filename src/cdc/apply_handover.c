@@ -81,16 +81,6 @@ key_column(const Applier *a, const ApplyTable *t, char **qcol, Error *err)
 	return ok;
 }
 
-/* "ONLY " unless tgt_qname is partitioned on this target. */
-static const char *
-only(const Applier *a, const char *tgt_qname)
-{
-	for (int k = 0; k < a->nparted; k++)
-		if (strcmp(a->parted_tables[k], tgt_qname) == 0)
-			return "";
-	return "ONLY ";
-}
-
 /* One column of res per row as a text[] literal, into b (reset first). */
 static bool
 column_literal(Buf *b, const PGresult *res, int col, Error *err)
@@ -115,21 +105,20 @@ stage_table(Applier *a, const State *s, const ApplyTable *t, const char *qkey,
 	const char *keyp[1] = {key};
 	PGresult *cols = NULL, *got = NULL;
 	Buf sql, names, row, batch;
-	bool ok, generated = PQserverVersion(pg_raw(a->conn)) >= 120000;
+	bool ok;
 
 	buf_init(&sql, APPLY_SQL_MAX);
 	buf_init(&names, APPLY_SQL_MAX);
 	buf_init(&row, HANDOVER_ROWS_CAP);
 	buf_init(&batch, HANDOVER_ROWS_CAP);
-	/* generated columns are computed again where the rows land */
+	/* generated columns are computed again where the rows land;
+	   attgenerated is 12+, read through to_jsonb as load/target does */
 	ok = apply_query(a,
-	                 generated ? "SELECT attname FROM pg_catalog.pg_attribute"
-	                             " WHERE attrelid = $1::regclass AND attnum > 0"
-	                             " AND NOT attisdropped AND attgenerated = ''"
-	                             " ORDER BY attnum"
-	                           : "SELECT attname FROM pg_catalog.pg_attribute"
-	                             " WHERE attrelid = $1::regclass AND attnum > 0"
-	                             " AND NOT attisdropped ORDER BY attnum",
+	                 "SELECT a.attname FROM pg_catalog.pg_attribute a"
+	                 " WHERE a.attrelid = $1::regclass AND a.attnum > 0"
+	                 " AND NOT a.attisdropped"
+	                 " AND coalesce(to_jsonb(a)->>'attgenerated', '') = ''"
+	                 " ORDER BY a.attnum",
 	                 1, param, &cols, err) &&
 	     column_literal(&names, cols, 0, err) &&
 	     buf_add_str(
@@ -144,7 +133,7 @@ stage_table(Applier *a, const State *s, const ApplyTable *t, const char *qkey,
 	}
 	ok = ok &&
 	     buf_printf(&sql, err, " FROM %s%s WHERE %s = $1",
-	                only(a, t->tgt_qname), t->tgt_qname, qkey) &&
+	                apply_only(a, t->tgt_qname), t->tgt_qname, qkey) &&
 	     apply_send_plain(a, buf_str(&sql), 1, keyp, err);
 	while (ok)
 	{
@@ -226,45 +215,35 @@ give(Applier *a, const char *change, const char *key, int to, Error *err)
 	     state_bind(&s, conn, a->task.state_schema, a->task.task, err) &&
 	     pg_exec(conn, "BEGIN", err) &&
 	     state_handover_staged(&s, change, key, &done, err);
-	if (ok && !done)
+	ok = ok && (done ||
+	            state_handover_begin(
+	                &s, change, key,
+	                shard_spec_target_name(a->task.shard, a->task.shard_target),
+	                buf_str(&staged), buf_str(&after), err));
+	/* each table's rows staged (unless an earlier run did), then deleted
+	   in the batch that applies the change: the batch commits after the
+	   staging, or not at all */
+	for (int i = 0; ok && i < a->ntables; i++)
 	{
-		ok = state_handover_begin(
-		    &s, change, key,
-		    shard_spec_target_name(a->task.shard, a->task.shard_target),
-		    buf_str(&staged), buf_str(&after), err);
-		for (int i = 0; ok && i < a->ntables; i++)
-		{
-			char *qkey = NULL;
+		const ApplyTable *t = &a->tables[i];
+		char *qkey = NULL;
 
-			if (!moves(&a->tables[i]) || !applies(a, &a->tables[i]))
-				continue;
-			ok = key_column(a, &a->tables[i], &qkey, err) &&
-			     stage_table(a, &s, &a->tables[i], qkey, change, key, &rows,
-			                 err);
-			ntables++;
-			free(qkey);
-		}
-		ok = ok && pg_exec(conn, "COMMIT", err);
+		if (!moves(t) || !applies(a, t))
+			continue;
+		buf_reset(&sql);
+		ok = key_column(a, t, &qkey, err) &&
+		     (done || stage_table(a, &s, t, qkey, change, key, &rows, err)) &&
+		     buf_printf(&sql, err, "DELETE FROM %s%s WHERE %s = $1",
+		                apply_only(a, t->tgt_qname), t->tgt_qname, qkey) &&
+		     apply_send_plain(a, buf_str(&sql), 1, keyp, err);
+		ntables++;
+		free(qkey);
 	}
+	ok = ok && (done || pg_exec(conn, "COMMIT", err));
 	if (!ok)
 		err->retryable = err->retryable || err->kind == ERR_TARGET;
 	pg_close(conn);
 	fault_point("handover.staged");
-	/* the rows leave this target in the batch that applies the change */
-	for (int i = 0; ok && i < a->ntables; i++)
-	{
-		char *qkey = NULL;
-
-		if (!moves(&a->tables[i]) || !applies(a, &a->tables[i]))
-			continue;
-		buf_reset(&sql);
-		ok = key_column(a, &a->tables[i], &qkey, err) &&
-		     buf_printf(&sql, err, "DELETE FROM %s%s WHERE %s = $1",
-		                only(a, a->tables[i].tgt_qname), a->tables[i].tgt_qname,
-		                qkey) &&
-		     apply_send_plain(a, buf_str(&sql), 1, keyp, err);
-		free(qkey);
-	}
 	if (ok && !done)
 		log_info("a key the lookup table moved to target %s: %lld rows of "
 		         "%d tables staged there, leaving this target in this batch "

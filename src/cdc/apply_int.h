@@ -231,6 +231,11 @@ bool apply_rel_update(Applier *a, const PgoRelation *m, Error *err);
  */
 void apply_rel_targets(Applier *a, Rel *r);
 
+/* "ONLY " before the target table tgt_qname in UPDATE, DELETE, TRUNCATE or
+ * a read of its own rows, or "" when it is partitioned on the target (its
+ * rows are in its partitions). */
+const char *apply_only(const Applier *a, const char *tgt_qname);
+
 /*
  * A change of r, a table the task does not move: counted when the task
  * ignores such tables, else the error that stops the stream.

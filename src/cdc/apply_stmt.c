@@ -288,6 +288,15 @@ apply_rel_update(Applier *a, const PgoRelation *m, Error *err)
 	return true;
 }
 
+const char *
+apply_only(const Applier *a, const char *tgt_qname)
+{
+	for (int k = 0; k < a->nparted; k++)
+		if (strcmp(a->parted_tables[k], tgt_qname) == 0)
+			return "";
+	return "ONLY ";
+}
+
 void
 apply_rel_targets(Applier *a, Rel *r)
 {
@@ -315,10 +324,7 @@ apply_rel_targets(Applier *a, Rel *r)
 		r->same_name.load_point = LSN_INVALID;
 		r->table = &r->same_name;
 	}
-	r->only = "ONLY ";
-	for (int k = 0; r->table != NULL && k < a->nparted; k++)
-		if (strcmp(a->parted_tables[k], r->table->tgt_qname) == 0)
-			r->only = "";
+	r->only = r->table != NULL ? apply_only(a, r->table->tgt_qname) : "ONLY ";
 	for (int i = 0; i < r->ncols; i++)
 		r->cols[i].always = false;
 	for (int k = 0; r->table != NULL && k < a->nalways; k++)

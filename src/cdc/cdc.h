@@ -97,7 +97,7 @@ typedef struct CdcOptions
 	 * (apply_rel_follow_rename); NULL: it stops the stream */
 	const char *rename_sql;
 	bool ignore_unknown;      /* count a change of a table the task does not
-	                        move, rather than stop */
+	                          move, rather than stop */
 	bool shared_slot;         /* ApplyTask's */
 	const char *state_schema; /* ApplyTask's */
 	const Renames *renames;   /* the task's renames, or NULL; borrowed */

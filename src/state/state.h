@@ -26,8 +26,8 @@
  * Every statement over these tables is in this module (state.c: the schema,
  * the task row and cutover; steps.c: tables, chunks and post-data steps;
  * validation.c: validation results; process.c: the task's lock;
- * handover.c: keys' rows moved between targets). It never touches the source and never
- * decides what to do next: the commands do. Functions run on the handle's
+ * handover.c: keys' rows moved between targets). It never touches the
+ * source and never decides what to do next: the commands do. Functions run on the handle's
  * connection, inside whatever transaction the caller has open; none commits
  * on its own except state_open and state_task_begin. On failure each fills
  * err, prefixed "state: ", and returns false.
