@@ -329,8 +329,12 @@ feeder_main(void *arg)
 		if (start_stream(f, &s, &err))
 		{
 			backoff_ms = 500;
-			if (stream(f, s, &err) && !err_is_set(&err))
+			if (stream(f, s, &err))
 			{
+				/* stopped: the targets stop too, with nothing to start
+				   again (the final status is sent below) */
+				if (stopping(f))
+					break;
 				/* a target asked to start anew: every target does (the
 				   one that asked waits for its answer, and is counted) */
 				stream_close(s);
@@ -340,8 +344,6 @@ feeder_main(void *arg)
 			}
 			stream_close(s);
 			s = NULL;
-			if (!err_is_set(&err))
-				break; /* stopped */
 			if (err.retryable)
 				tell(f, 'R', NULL, 0, NULL, 0, false);
 		}
