@@ -1076,7 +1076,14 @@ cdc_run(const CdcOptions *o, Error *err)
 		stream_close(rv.s);
 		rv.s = NULL;
 		drop_partial(&rv);
-		if (!err->retryable || stopping(&c))
+		/* a break while stopping is part of the stop (under the one slot,
+		   the reader's process may stop first): the stop decides the end */
+		if (err->retryable && stopping(&c))
+		{
+			err_clear(err);
+			break;
+		}
+		if (!err->retryable)
 			goto out;
 		if (!reported)
 			log_warn("source: %s; reconnecting", err->message);

@@ -171,6 +171,22 @@ feed_out_free(FeedOut *o)
 }
 
 /*
+ * A read that got n <= 0 bytes: the other end closed (a break of the
+ * stream, as the source's connection closing is: a process stopping sees
+ * it as part of its stop), or the read failed.
+ */
+static bool
+read_failed(ssize_t n, Error *err)
+{
+	if (n < 0)
+		return err_set(err, ERR_SOURCE, "the change stream's feed broke: %s",
+		               strerror(errno));
+	err_set(err, ERR_SOURCE, "the process reading the source's slot stopped");
+	err->retryable = true;
+	return false;
+}
+
+/*
  * Reads what the socket holds into f's buffer, at least one byte, waiting
  * up to timeout_ms (-1: as long as it takes). *got false: nothing came.
  */
@@ -194,12 +210,8 @@ fill(int fd, FeedFrame *f, int timeout_ms, bool *got, Error *err)
 	do
 		n = read(fd, f->in + f->in_len, FEED_BUFFER - f->in_len);
 	while (n < 0 && errno == EINTR);
-	if (n == 0)
-		return err_set(err, ERR_SOURCE,
-		               "the process reading the source's slot stopped");
-	if (n < 0)
-		return err_set(err, ERR_SOURCE, "the change stream's feed broke: %s",
-		               strerror(errno));
+	if (n <= 0)
+		return read_failed(n, err);
 	f->in_len += (size_t) n;
 	*got = true;
 	return true;
@@ -215,13 +227,8 @@ read_full(int fd, uint8_t *p, size_t len, Error *err)
 
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n == 0)
-			return err_set(err, ERR_SOURCE,
-			               "the process reading the source's slot stopped");
-		if (n < 0)
-			return err_set(err, ERR_SOURCE,
-			               "the change stream's feed broke: %s",
-			               strerror(errno));
+		if (n <= 0)
+			return read_failed(n, err);
 		p += n;
 		len -= (size_t) n;
 	}
