@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
+#include "base/fault.h"
 #include "base/log.h"
 #include "load/throttle.h"
 #include "pg/pg.h"
@@ -341,6 +342,7 @@ task_lock_hold(TaskLock *l, Error *err)
 {
 	State opened;
 
+	fault_point("task.checked");
 	/* the session may have been lost since the lock was taken (migrate's
 	   check runs in between): take it again, or find who has it */
 	for (int attempt = 1;; attempt++)

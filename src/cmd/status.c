@@ -522,6 +522,18 @@ status_insert_only(const State *state, PgConn *src, InsertOnlyWatch *io,
 	return true;
 }
 
+/* Whether the task has its row in the state. */
+static bool
+task_recorded(const State *state, bool *found, Error *err)
+{
+	StateTask task;
+
+	if (!state_task_read(state, &task, err))
+		return false;
+	*found = task.exists;
+	return true;
+}
+
 /* The task slot's state on the source, or NULL when it cannot be read. */
 static PGresult *
 status_slot(PgConn *src, const char *slot_name)
@@ -543,11 +555,13 @@ status_slot(PgConn *src, const char *slot_name)
 /*
  * Reads the task's state on tgt (and its slots on src, when not NULL) and
  * writes it to out, as JSON or text. The one writer of status, for the
- * command and for the HTTP surface's /status.
+ * command and for the HTTP surface's /status. serving: written for the
+ * process that runs the task, which creates its state only once its checks
+ * pass: until then the task is new, not missing.
  */
 static bool
 status_write(const TaskConfig *cfg, PgConn *tgt, PgConn *src, bool json,
-             FILE *out, Error *err)
+             bool serving, FILE *out, Error *err)
 {
 	PGresult *slot = NULL;
 	State state;
@@ -557,12 +571,20 @@ status_write(const TaskConfig *cfg, PgConn *tgt, PgConn *src, bool json,
 	NewTables nt = {NULL, 0};
 	Error serr = ERR_INIT;
 	StatusSlots ss = {false, NULL, 0};
-	bool exists = false, ok = false;
+	bool exists = false, found = false, ok = false;
 
 	memset(&st, 0, sizeof(st));
 	memset(&io, 0, sizeof(io));
 	if (!state_attach(&state, tgt, cfg->state_schema, cfg->task, &exists, err))
 		goto out;
+	if (serving && !(exists && task_recorded(&state, &found, err) && found))
+	{
+		if (err_is_set(err) || !state_process_read(&state, exists, &proc, err))
+			goto out;
+		status_json(out, cfg, &st, &proc, NULL, &ss, &io, &nt);
+		ok = true;
+		goto out;
+	}
 	if (!exists)
 	{
 		err_set(err, ERR_CONFIG, "the target has no pgtide state schema \"%s\"",
@@ -605,7 +627,7 @@ bool
 task_status_json(const TaskConfig *cfg, PgConn *tgt, PgConn *src, FILE *out,
                  Error *err)
 {
-	return status_write(cfg, tgt, src, true, out, err);
+	return status_write(cfg, tgt, src, true, true, out, err);
 }
 
 bool
@@ -623,7 +645,7 @@ task_status(const TaskConfig *cfg, atomic_int *stop, Error *err)
 	    !pg_connect(cfg->source_uri, ERR_SOURCE, PG_CONN_SQL, "pgtide status",
 	                2000, &src, &serr))
 		log_warn("source: %s", serr.message);
-	ok = status_write(cfg, tgt, src, cfg->output_json, stdout, err);
+	ok = status_write(cfg, tgt, src, cfg->output_json, false, stdout, err);
 out:
 	pg_close(src);
 	pg_close(tgt);

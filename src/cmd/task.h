@@ -134,7 +134,9 @@ bool task_status(const TaskConfig *cfg, atomic_int *stop, Error *err);
 /*
  * Writes the JSON document pgtide status --json prints, read on tgt (and
  * src, which may be NULL), to out: the one writer for the command and for
- * --http's /status. Fails as status does (no state schema, the target).
+ * --http's /status, which serves the process running the task: a task
+ * whose state that process has not created yet is written as phase "new".
+ * Fails as status does otherwise (the target).
  */
 bool task_status_json(const TaskConfig *cfg, PgConn *tgt, PgConn *src,
                       FILE *out, Error *err);

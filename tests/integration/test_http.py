@@ -100,14 +100,23 @@ def scrape(port):
 def test_http_surface_of_a_running_migrate(pgtide, source_db, target_db):
     source_db.execute(SCHEMA)
     port = _free_port()
-    # the first chunk waits, so the surface is seen while the load runs
+    # the process waits before it creates the task's state, and the first
+    # chunk waits, so the surface is seen before the task has a state and
+    # while the load runs
     p = pgtide.start("migrate", "--source", source_db.uri, "--target",
                      target_db.uri, "--progress-interval", "1", "--jobs", "1",
                      "--http", str(port),
-                     env={"PGTIDE_FAULT": "copy.chunk.before_commit@1:sleep=4000"})
+                     env={"PGTIDE_FAULT": "task.checked:sleep=3000,"
+                                          "copy.chunk.before_commit@1:sleep=4000"})
     p.wait_for_output(rf"serving metrics, status and a dashboard on "
                       rf"http://127\.0\.0\.1:{port}/", timeout=60)
 
+    # the task is new, not missing: its state comes once its checks pass
+    status, _, body = get(port, "/status")
+    assert status == 200, body
+    new = json.loads(body)
+    assert new["phase"] == "new" and new["tables"] == [], new
+    assert new["process"] is not None, new
     assert get(port, "/healthz")[:3:2] == (200, "ok\n")
     status, _, body = get(port, "/readyz")
     assert status == 503 and body.startswith("not ready: not following yet"), body
@@ -176,7 +185,7 @@ def test_http_surface_of_a_running_migrate(pgtide, source_db, target_db):
     served = json.loads(body)
     printed = json.loads(pgtide.run("status", "--source", source_db.uri,
                                     "--target", target_db.uri, "--json").stdout)
-    assert served.keys() == printed.keys()
+    assert served.keys() == printed.keys() == new.keys()
     assert served["task"] == "default" and served["phase"] == "cdc"
     assert [t["table"] for t in served["tables"]] == \
         [t["table"] for t in printed["tables"]]

@@ -31,11 +31,8 @@ def start_throttled_copy(pgtide, source_db, target_db, cfg):
 
 
 def throttle_of(port):
-    """The "throttle" member of /status (None when no load runs, or before
-    the task's state exists)."""
+    """The "throttle" member of /status (None when no load runs)."""
     status, _, body = get(port, "/status")
-    if status == 503 and ("no task" in body or "no pgtide state" in body):
-        return None
     assert status == 200, body
     return json.loads(body)["throttle"]
 
