@@ -234,6 +234,7 @@ config_init(TaskConfig *cfg)
 	cfg->http_ready_lag_s = 10;
 	cfg->throttle.probe_latency_ms = 100;
 	cfg->throttle.probe_interval_ms = 1000;
+	cfg->check_wal_sample_ms = 1000;
 	cfg->guard_interval_s = 5;
 	cfg->guard_xmin_age_s = 3600;
 	cfg->guard_xid_age = 1000000000;

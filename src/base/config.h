@@ -185,6 +185,7 @@ typedef struct TaskConfig
 	char *cdc_publication; /* follow: NULL = the task's (pgtide_TASK) */
 	StrList check_skip;    /* finding ids that do not block migrate */
 	int64_t check_wal_free_bytes; /* source disk free for WAL; 0 unknown */
+	int check_wal_sample_ms;      /* the source's WAL rate measured so long */
 	StrList validate_tables;      /* patterns; empty = the task's tables */
 	double validate_sample;       /* fraction of ranges checked, (0, 1] */
 	FenceMethod cutover_fence;

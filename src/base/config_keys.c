@@ -149,6 +149,11 @@ static const KeyDef config_keys[] = {
     {.name = "check.wal_free_space",
      .id = CONFIG_KEY_CHECK_WAL_FREE,
      .type = CONFIG_KEY_TYPE_SIZE},
+    {.name = "check.wal_sample",
+     .id = CONFIG_KEY_CHECK_WAL_SAMPLE,
+     .type = CONFIG_KEY_TYPE_INT,
+     .min = 100,
+     .max = 600000},
     {.name = "validate.tables",
      .id = CONFIG_KEY_VALIDATE_TABLES,
      .type = CONFIG_KEY_TYPE_LIST},
@@ -812,6 +817,9 @@ key_store(TaskConfig *cfg, const KeyDef *key, const char *text, size_t len,
 		case CONFIG_KEY_CHECK_WAL_FREE:
 			cfg->check_wal_free_bytes = num;
 			return true;
+		case CONFIG_KEY_CHECK_WAL_SAMPLE:
+			cfg->check_wal_sample_ms = (int) num;
+			return true;
 		case CONFIG_KEY_VALIDATE_SAMPLE:
 			/* stored as parts per million to keep key_store integral */
 			cfg->validate_sample = (double) num / 1e6;
@@ -1269,6 +1277,8 @@ key_same(const TaskConfig *a, const TaskConfig *b, KeyId id)
 			return same_list(&a->check_skip, &b->check_skip);
 		case CONFIG_KEY_CHECK_WAL_FREE:
 			return a->check_wal_free_bytes == b->check_wal_free_bytes;
+		case CONFIG_KEY_CHECK_WAL_SAMPLE:
+			return a->check_wal_sample_ms == b->check_wal_sample_ms;
 		case CONFIG_KEY_VALIDATE_TABLES:
 			return same_list(&a->validate_tables, &b->validate_tables);
 		case CONFIG_KEY_VALIDATE_SAMPLE:

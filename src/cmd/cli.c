@@ -192,6 +192,9 @@ usage_command(const Command *c, FILE *out)
 	    "migrate;\n"
 	    "                            repeatable\n"
 	    "      --wal-free-space=SIZE check: disk free for WAL on the source\n"
+	    "      --wal-sample=MS       check: measure the source's WAL rate over "
+	    "MS\n"
+	    "                            milliseconds (default: 1000)\n"
 	    "      --tables=PATTERNS     validate: only these tables "
 	    "(comma-separated)\n"
 	    "      --sample=FRACTION     validate: check this fraction of each "
@@ -331,6 +334,7 @@ enum
 	OPT_FORCE,
 	OPT_SKIP_CHECK,
 	OPT_WAL_FREE,
+	OPT_WAL_SAMPLE,
 	OPT_TABLES,
 	OPT_SAMPLE,
 	OPT_FENCE,
@@ -390,6 +394,8 @@ static const OptionKey options[] = {
     {{"skip-check", required_argument, NULL, OPT_SKIP_CHECK}, "check.skip"},
     {{"wal-free-space", required_argument, NULL, OPT_WAL_FREE},
      "check.wal_free_space"},
+    {{"wal-sample", required_argument, NULL, OPT_WAL_SAMPLE},
+     "check.wal_sample"},
     {{"tables", required_argument, NULL, OPT_TABLES}, "validate.tables"},
     {{"sample", required_argument, NULL, OPT_SAMPLE}, "validate.sample"},
     {{"fence", required_argument, NULL, OPT_FENCE}, "cutover.fence"},

@@ -16,11 +16,11 @@
  *   open both sessions, read the task's state (resume or first run)
  *   sample the source's WAL position and next txid        (t0)
  *   catalog and settings checks, source then target
- *   wait until CHECK_SAMPLE_MS have passed, sample again  (t1)
+ *   wait until check.wal_sample has passed, sample again (t1)
  *   WAL findings: the rate between t0 and t1 times the load's time
  *
  * The checks run while the clock between t0 and t1 runs, so the sampling
- * costs at most CHECK_SAMPLE_MS in all.
+ * costs at most check.wal_sample in all.
  */
 #include "verify/check.h"
 

@@ -300,7 +300,7 @@ void check_pg_dump(Check *c);
 bool check_subset(Check *c, Error *err);
 
 /* check_wal.c: check_sample_begin samples at t0; check_sample_end waits
- * for t1 (CHECK_SAMPLE_MS after t0) and samples again; the two checks after
+ * for t1 (check.wal_sample after t0) and samples again; the two checks after
  * it read the rate */
 bool check_sample_begin(Check *c, Error *err);
 bool check_sample_end(Check *c, Error *err);

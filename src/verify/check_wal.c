@@ -6,7 +6,7 @@
  * sizes, the WAL the task's slot would retain meanwhile against the space
  * declared free and max_slot_wal_keep_size, and track_commit_timestamp's
  * cost on a busy source. It must never write to the source, and never wait
- * longer than CHECK_SAMPLE_MS in all.
+ * longer than check.wal_sample in all.
  */
 #include "verify/check_int.h"
 
@@ -32,9 +32,6 @@
  * step, the start of the change stream and its catch-up.
  */
 #define CHECK_LOAD_MARGIN_S 60
-
-/* The WAL rate is measured over at least this long. */
-#define CHECK_SAMPLE_MS 1000
 
 /* Writing transactions per second above which a source counts as busy. */
 #define CHECK_BUSY_XACTS_PER_S 100.0
@@ -81,7 +78,7 @@ check_sample_end(Check *c, Error *err)
 
 	if (!c->sampled)
 		return true;
-	while (clock_ms() - c->t0_ms < CHECK_SAMPLE_MS)
+	while (clock_ms() - c->t0_ms < c->cfg->check_wal_sample_ms)
 	{
 		if (check_interrupted(c, err))
 			return false;

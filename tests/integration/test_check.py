@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -108,6 +109,22 @@ def test_clean_pair_reports_no_blocker_or_warning(pgtide, source_db, target_db):
     assert r.returncode == 0, r.stderr
     assert re.search(r"^pgtide check: source .*: 0 blockers, 0 warnings, \d+ infos$",
                      r.stdout, re.M), r.stdout
+
+    # the WAL rate is measured as long as check.wal_sample says (the
+    # tests' runs say 200 ms), and no less
+    [ret] = findings(report, "wal_retention")
+    sampled = float(re.search(r"measured over ([0-9.]+) s", ret["message"])[1])
+    assert 0.2 <= sampled < 1.0, ret["message"]
+    t0 = time.monotonic()
+    r, report = run_check(pgtide, source_db.uri, target_db.uri,
+                          "--wal-sample", "2500")
+    assert r.returncode == 0 and time.monotonic() - t0 >= 2.5, r.stderr
+    [ret] = findings(report, "wal_retention")
+    assert "measured over 2.5 s" in ret["message"], ret["message"]
+    r, _ = run_check(pgtide, source_db.uri, target_db.uri, "--wal-sample", "50",
+                     json_out=False)
+    assert r.returncode == 2 and "--wal-sample" in r.stderr and \
+        "100 to 600000" in r.stderr, r.stderr
     assert (server_state(source_db), server_state(target_db)) == before
 
 
