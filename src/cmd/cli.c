@@ -747,6 +747,21 @@ validate_shards(const TaskConfig *cfg, const ShardSpec *spec, atomic_int *stop,
 }
 
 /*
+ * Whether this process names the task's slot left on the source: a slot
+ * per target by its target's process; the one slot of several targets
+ * (decision 0043) once, by the first process, after its targets' ended.
+ */
+static bool
+names_slot(const TaskConfig *cfg, bool several)
+{
+	bool one_slot = cfg->shard_slot == SHARD_SLOT_ONE;
+
+	if (several)
+		return one_slot;
+	return cfg->shard_target == NULL || !one_slot;
+}
+
+/*
  * This process works on the target of spec named `name`, for its parent
  * (fanout.c): cfg becomes that target's single-target task, its tables
  * filtered to its share. At start, and on each reread (SIGHUP), so that the
@@ -937,7 +952,7 @@ run_command(const Command *c, int argc, char **argv, atomic_int *stop)
 		code = ok ? CLI_EXIT_OK : report(c, &err);
 		/* last: nothing may hide a slot that holds the source's WAL (copy
 		   keeps none, with one target or several) */
-		if (c->announces_slot && shards == NULL)
+		if (c->announces_slot && names_slot(&cfg, shards != NULL))
 			task_slot_notice(&cfg, c->name, !ok, *stop != 0,
 			                 err.kind == ERR_GUARD, argc, argv);
 	}

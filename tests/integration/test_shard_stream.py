@@ -306,12 +306,17 @@ def streaming_under_writer(pgtide, source_db, targets, tmp_path,
 def assert_caught_up_exactly(source_db, targets, p):
     """Once every slot confirms the source's end: each target holds exactly
     its share of HASHED, every order once somewhere; migrate then stops
-    cleanly."""
+    cleanly, naming each slot it leaves on the source once."""
     wait_caught_up(source_db, p)
     assert_hashed_image(source_db, targets)
     assert sum(db.query_one("SELECT count(*) FROM orders") for db in targets) \
         == source_db.query_one("SELECT count(*) FROM orders")
     assert p.stop() == 0, p.read_stderr()
+    err = p.read_stderr()
+    for (slot,) in source_db.query("SELECT slot_name FROM pg_replication_slots"
+                                   " WHERE NOT temporary"):
+        assert err.count(f'replication slot "{slot}" is left on the source') \
+            == 1, err
 
 
 def test_kill_9_of_every_process_while_streaming_loses_and_doubles_nothing(

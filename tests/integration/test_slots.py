@@ -9,7 +9,7 @@ import re
 import shlex
 import signal
 
-from conftest import PW_USER, wait_for
+from conftest import PW_USER, WAL_SAMPLE_MS, wait_for
 
 PASSWORD = "secret"
 
@@ -148,6 +148,10 @@ def test_copy_killed_leaves_no_slot(pgtide, source_db, target_db):
     no_slot_left(source_db)
 
 
+# the resume command repeats the run's options, the test harness's
+# check.wal_sample among them
+SAMPLED = f"--wal-sample={WAL_SAMPLE_MS}"
+
 NOTICE = re.compile(
     r'pgtide: replication slot "pgtide_default" is left on the source and '
     r"holds (\d+(?:\.\d)? (?:B|kB|MB|GB|TB)) of WAL there; resume with: "
@@ -169,8 +173,8 @@ def test_failed_migrate_names_its_slot_and_status_check_list_slots(
     assert PASSWORD not in r.stderr
     bare_src = source_db.uri_as(PW_USER)
     bare_tgt = target_db.uri_as(PW_USER)
-    assert m.group(2) == (f"pgtide migrate --source {bare_src} --target "
-                          f"{bare_tgt} --schema existing -j 1")
+    assert m.group(2) == (f"pgtide migrate {SAMPLED} --source {bare_src} "
+                          f"--target {bare_tgt} --schema existing -j 1")
     assert m.group(3) == (f"pgtide clean --source {bare_src} --target "
                           f"{bare_tgt}")
     assert pgtide_slots(source_db) == {"pgtide_default": False}
@@ -191,7 +195,7 @@ def test_failed_migrate_names_its_slot_and_status_check_list_slots(
                    f"dbname={source_db.name} user={PW_USER}")
     bare_tgt_ci = (f"host={target_db.server.host} port={target_db.server.port}"
                    f" dbname={target_db.name} user={PW_USER}")
-    assert m2.group(2) == (f"pgtide migrate -s '{bare_src_ci}' "
+    assert m2.group(2) == (f"pgtide migrate {SAMPLED} -s '{bare_src_ci}' "
                            f"'--target={bare_tgt_ci}' --schema existing")
     assert m2.group(3) == (f"pgtide clean -s '{bare_src_ci}' "
                            f"'--target={bare_tgt_ci}'")
@@ -259,8 +263,8 @@ def test_interrupted_migrate_names_its_slot(pgtide, source_db, target_db):
     assert p.stop() == 0, p.read_stderr()
     m = NOTICE.fullmatch(last_line(p.read_stderr()))
     assert m, p.read_stderr()
-    assert m.group(2) == f"pgtide migrate --source {source_db.uri} " \
-                         f"--target {target_db.uri}"
+    assert m.group(2) == f"pgtide migrate {SAMPLED} --source " \
+                         f"{source_db.uri} --target {target_db.uri}"
     assert m.group(3) == f"pgtide clean --source {source_db.uri} " \
                          f"--target {target_db.uri}"
     # a copy of a task migrate started keeps the stream's slot, and says so
@@ -270,7 +274,8 @@ def test_interrupted_migrate_names_its_slot(pgtide, source_db, target_db):
         'pgtide: replication slot "pgtide_default" is left on the source and '
         "holds "), r.stderr
     assert last_line(r.stderr).endswith(
-        f" of WAL there; stream from it with: pgtide migrate {' '.join(args)}"
+        f" of WAL there; stream from it with: pgtide migrate {SAMPLED} "
+        f"{' '.join(args)}"
         f"; or drop it with: pgtide clean {' '.join(args)}"), r.stderr
 
 
@@ -293,7 +298,8 @@ def test_a_task_file_is_named_as_given(pgtide, source_db, target_db, tmp_path):
         r"and holds \S+ \S+ of WAL there; resume with: (.*); or drop it "
         r"with: (.*)", line)
     assert m, line
-    assert m.group(1) == f"pgtide migrate --config {task_file} --jobs 1"
+    assert m.group(1) == \
+        f"pgtide migrate {SAMPLED} --config {task_file} --jobs 1"
     assert m.group(2) == f"pgtide clean --config {task_file}"
     r = pgtide.run(*shlex.split(m.group(2))[1:])
     assert r.returncode == 0, r.stderr
