@@ -522,18 +522,6 @@ status_insert_only(const State *state, PgConn *src, InsertOnlyWatch *io,
 	return true;
 }
 
-/* Whether the task has its row in the state. */
-static bool
-task_recorded(const State *state, bool *found, Error *err)
-{
-	StateTask task;
-
-	if (!state_task_read(state, &task, err))
-		return false;
-	*found = task.exists;
-	return true;
-}
-
 /* The task slot's state on the source, or NULL when it cannot be read. */
 static PGresult *
 status_slot(PgConn *src, const char *slot_name)
@@ -571,15 +559,19 @@ status_write(const TaskConfig *cfg, PgConn *tgt, PgConn *src, bool json,
 	NewTables nt = {NULL, 0};
 	Error serr = ERR_INIT;
 	StatusSlots ss = {false, NULL, 0};
-	bool exists = false, found = false, ok = false;
+	StateTask task;
+	bool exists = false, ok = false;
 
 	memset(&st, 0, sizeof(st));
 	memset(&io, 0, sizeof(io));
-	if (!state_attach(&state, tgt, cfg->state_schema, cfg->task, &exists, err))
+	memset(&task, 0, sizeof(task));
+	if (!state_attach(&state, tgt, cfg->state_schema, cfg->task, &exists,
+	                  err) ||
+	    (serving && exists && !state_task_read(&state, &task, err)))
 		goto out;
-	if (serving && !(exists && task_recorded(&state, &found, err) && found))
+	if (serving && !task.exists)
 	{
-		if (err_is_set(err) || !state_process_read(&state, exists, &proc, err))
+		if (!state_process_read(&state, exists, &proc, err))
 			goto out;
 		status_json(out, cfg, &st, &proc, NULL, &ss, &io, &nt);
 		ok = true;

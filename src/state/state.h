@@ -27,10 +27,10 @@
  * the task row and cutover; steps.c: tables, chunks and post-data steps;
  * validation.c: validation results; process.c: the task's lock;
  * handover.c: keys' rows moved between targets). It never touches the
- * source and never decides what to do next: the commands do. Functions run on the handle's
- * connection, inside whatever transaction the caller has open; none commits
- * on its own except state_open and state_task_begin. On failure each fills
- * err, prefixed "state: ", and returns false.
+ * source and never decides what to do next: the commands do. Functions run
+ * on the handle's connection, inside whatever transaction the caller has
+ * open; none commits on its own except state_open and state_task_begin. On
+ * failure each fills err, prefixed "state: ", and returns false.
  */
 #ifndef PGTIDE_STATE_H
 #define PGTIDE_STATE_H

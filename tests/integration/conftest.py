@@ -705,6 +705,7 @@ def load_sql_file(db: Database, path) -> subprocess.CompletedProcess:
 # measure the source's WAL rate (check.wal_sample)
 SAMPLED_COMMANDS = ("check", "copy", "migrate")
 WAL_SAMPLE_MS = 200
+WAL_SAMPLE_ARG = f"--wal-sample={WAL_SAMPLE_MS}"
 
 
 class PgTideProcess(subprocess.Popen):
@@ -794,7 +795,7 @@ class PgTide:
         args = [str(a) for a in args]
         if args and args[0] in SAMPLED_COMMANDS and \
                 not any(a.startswith("--wal-sample") for a in args):
-            args.insert(1, f"--wal-sample={WAL_SAMPLE_MS}")
+            args.insert(1, WAL_SAMPLE_ARG)
         return args
 
     def run(self, *args, timeout: float = 300, env: dict | None = None,

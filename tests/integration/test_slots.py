@@ -9,7 +9,7 @@ import re
 import shlex
 import signal
 
-from conftest import PW_USER, WAL_SAMPLE_MS, wait_for
+from conftest import PW_USER, WAL_SAMPLE_ARG, wait_for
 
 PASSWORD = "secret"
 
@@ -150,7 +150,7 @@ def test_copy_killed_leaves_no_slot(pgtide, source_db, target_db):
 
 # the resume command repeats the run's options, the test harness's
 # check.wal_sample among them
-SAMPLED = f"--wal-sample={WAL_SAMPLE_MS}"
+SAMPLED = WAL_SAMPLE_ARG
 
 NOTICE = re.compile(
     r'pgtide: replication slot "pgtide_default" is left on the source and '
